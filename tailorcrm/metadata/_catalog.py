@@ -1,0 +1,143 @@
+"""The catalog: an immutable, compiled snapshot of all metadata at one revision."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import marshmallow as ma
+import sqlalchemy as sa
+
+from ..errors import NotFound
+from ._fields import ID_TYPE, column_type
+from ._schemas import build_schema
+
+USER_TABLE = "tc_user"
+
+
+@dataclass(frozen=True)
+class StoredEntity:
+    """An entity document as the metadata store keeps it."""
+
+    document: dict[str, Any]
+    hidden_fields: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    removed: bool = False
+
+
+@dataclass(frozen=True)
+class EntityDef:
+    """One compiled entity: its document, fields, table and record schema."""
+
+    name: str
+    document: dict[str, Any]
+    fields: Mapping[str, dict[str, Any]]
+    hidden_fields: Mapping[str, dict[str, Any]]
+    table: sa.Table
+    schema: ma.Schema
+    removed: bool
+
+    @property
+    def label(self) -> str:
+        return str(self.document.get("label", self.name))
+
+    @property
+    def display_field(self) -> str | None:
+        return self.document.get("display_field")
+
+    def field(self, name: str) -> dict[str, Any]:
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise NotFound(f"Entity {self.name!r} has no field {name!r}.") from None
+
+    def lookups(self) -> list[dict[str, Any]]:
+        return [spec for spec in self.fields.values() if spec["type"] == "lookup"]
+
+    def external_ids(self) -> list[str]:
+        return [name for name, spec in self.fields.items() if spec.get("external_id")]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All entities at one metadata revision. Never changed once built."""
+
+    revision: int
+    entities: Mapping[str, EntityDef]
+    metadata: sa.MetaData
+
+    def entity(self, name: str) -> EntityDef:
+        """Return a live entity.
+
+        :raises NotFound: no entity of that name, or it was removed.
+        """
+        entity = self.entities.get(name)
+        if entity is None or entity.removed:
+            raise NotFound(f"There is no entity named {name!r}.")
+        return entity
+
+    def live(self) -> list[EntityDef]:
+        return [entity for entity in self.entities.values() if not entity.removed]
+
+    def referrers(self, target: str) -> list[tuple[EntityDef, dict[str, Any]]]:
+        """Return every live lookup field that points at ``target``."""
+        return [
+            (entity, spec)
+            for entity in self.live()
+            for spec in entity.lookups()
+            if spec["target"] == target
+        ]
+
+
+def system_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("created_by", ID_TYPE, nullable=True),
+        sa.Column("owner_id", ID_TYPE, nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False, server_default="1"),
+    ]
+
+
+def field_column(spec: dict[str, Any]) -> sa.Column[Any]:
+    return sa.Column(spec["name"], column_type(spec), nullable=True)
+
+
+def index_name(prefix: str, table: str, column: str) -> str:
+    """Return an index name that fits PostgreSQL's 63-character limit."""
+    name = f"{prefix}_{table}_{column}"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+    return f"{name[:52]}_{digest}"
+
+
+def compile_entity(stored: StoredEntity, metadata: sa.MetaData) -> EntityDef:
+    """Compile one stored entity into ``metadata``."""
+    document = stored.document
+    fields = {spec["name"]: spec for spec in document["fields"]}
+    hidden = {spec["name"]: spec for spec in stored.hidden_fields}
+    columns = [field_column(spec) for spec in [*fields.values(), *hidden.values()]]
+    table = sa.Table(document["name"], metadata, *system_columns(), *columns)
+    return EntityDef(
+        name=document["name"],
+        document=document,
+        fields=fields,
+        hidden_fields=hidden,
+        table=table,
+        schema=build_schema(document["name"], list(fields.values())),
+        removed=stored.removed,
+    )
+
+
+def build_catalog(revision: int, stored: Iterable[StoredEntity]) -> Catalog:
+    """Compile stored entities into a new catalog."""
+    metadata = sa.MetaData()
+    entities = {}
+    for item in stored:
+        entity = compile_entity(item, metadata)
+        entities[entity.name] = entity
+    return Catalog(revision=revision, entities=entities, metadata=metadata)

@@ -1,0 +1,296 @@
+"""Field types: how each type is stored, checked and written out as JSON.
+
+A :class:`FieldType` knows the column type a field needs, the options that make sense
+for it, and how to turn an incoming JSON value into the Python value stored in the
+column. The record schemas in :mod:`._schemas` wrap these checks in marshmallow fields.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+ID_TYPE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+TEXT_TYPES = frozenset({"text", "textarea", "email", "phone", "url"})
+NUMBER_TYPES = frozenset({"integer", "decimal", "currency", "percent"})
+DECIMAL_TYPES = frozenset({"decimal", "currency", "percent"})
+CHOICE_TYPES = frozenset({"picklist", "multi_picklist"})
+ALL_TYPES = frozenset(
+    TEXT_TYPES
+    | NUMBER_TYPES
+    | CHOICE_TYPES
+    | {"boolean", "date", "datetime", "lookup", "autonumber"}
+)
+
+DEFAULT_MAX_LENGTH = {
+    "text": 255,
+    "textarea": 32000,
+    "email": 254,
+    "phone": 40,
+    "url": 2048,
+}
+DEFAULT_PRECISION = {"decimal": (15, 4), "currency": (14, 2), "percent": (5, 2)}
+INTEGER_LIMIT = 2**63 - 1
+
+# Options that only make sense for some types; anything else is refused so that a
+# misplaced option is never silently ignored.
+OPTION_TYPES: dict[str, frozenset[str]] = {
+    "max_length": TEXT_TYPES,
+    "min": NUMBER_TYPES,
+    "max": NUMBER_TYPES,
+    "precision": DECIMAL_TYPES,
+    "scale": DECIMAL_TYPES,
+    "options": CHOICE_TYPES,
+    "target": frozenset({"lookup"}),
+    "on_delete": frozenset({"lookup"}),
+    "prefix": frozenset({"autonumber"}),
+    "digits": frozenset({"autonumber"}),
+}
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 ().\-/]*(\s*(x|ext\.?)\s*[0-9]+)?$", re.IGNORECASE)
+_DECIMAL_TEXT = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+class FieldValueError(ValueError):
+    """A value that does not fit its field; ``code`` says which rule it broke."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def column_type(spec: dict[str, Any]) -> sa.types.TypeEngine[Any]:
+    """Return the SQLAlchemy column type for a field document."""
+    kind = spec["type"]
+    if kind in TEXT_TYPES or kind in ("picklist", "autonumber"):
+        return sa.Text()
+    if kind == "integer":
+        return sa.BigInteger()
+    if kind in DECIMAL_TYPES:
+        precision, scale = precision_scale(spec)
+        return sa.Numeric(precision, scale, asdecimal=True)
+    if kind == "boolean":
+        return sa.Boolean()
+    if kind == "date":
+        return sa.Date()
+    if kind == "datetime":
+        return sa.DateTime()
+    if kind == "multi_picklist":
+        return sa.JSON()
+    if kind == "lookup":
+        return ID_TYPE
+    raise ValueError(f"unknown field type {kind!r}")
+
+
+def precision_scale(spec: dict[str, Any]) -> tuple[int, int]:
+    default_precision, default_scale = DEFAULT_PRECISION[spec["type"]]
+    precision = spec.get("precision", default_precision)
+    return precision, spec.get("scale", min(default_scale, precision))
+
+
+def max_length(spec: dict[str, Any]) -> int | None:
+    if spec["type"] not in TEXT_TYPES:
+        return None
+    return int(spec.get("max_length", DEFAULT_MAX_LENGTH[spec["type"]]))
+
+
+def option_values(spec: dict[str, Any]) -> list[str]:
+    return [option["value"] for option in spec.get("options", ())]
+
+
+def convert(spec: dict[str, Any], value: Any) -> Any:
+    """Turn a JSON value into the value stored for the field, or raise.
+
+    ``None`` is returned unchanged; required-ness is checked by the caller.
+
+    :raises FieldValueError: the value has the wrong type or breaks a limit.
+    """
+    if value is None:
+        return None
+    kind = spec["type"]
+    if kind in TEXT_TYPES:
+        return _convert_text(spec, value)
+    if kind == "integer":
+        return _check_range(spec, _convert_integer(value))
+    if kind in DECIMAL_TYPES:
+        return _check_range(spec, _convert_decimal(spec, value))
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            raise FieldValueError("invalid_boolean", "Enter true or false.")
+        return value
+    if kind == "date":
+        return convert_date(value)
+    if kind == "datetime":
+        return convert_datetime(value)
+    if kind == "picklist":
+        return _convert_choice(spec, value)
+    if kind == "multi_picklist":
+        return _convert_choices(spec, value)
+    if kind == "lookup":
+        return _convert_reference(value)
+    raise FieldValueError("read_only", "This field is set by the system.")
+
+
+def to_json(spec: dict[str, Any], value: Any) -> Any:
+    """Return the JSON form of a stored value."""
+    if value is None:
+        return None
+    kind = spec["type"]
+    if kind in DECIMAL_TYPES:
+        # Precision is capped at 15 digits, so a float carries the value exactly.
+        number = Decimal(value)
+        return int(number) if number == number.to_integral_value() else float(number)
+    if kind == "date":
+        return value.isoformat()
+    if kind == "datetime":
+        return value.replace(tzinfo=None).isoformat() + "Z"
+    return value
+
+
+def _convert_text(spec: dict[str, Any], value: Any) -> str:
+    if not isinstance(value, str):
+        raise FieldValueError("invalid_text", "Enter text.")
+    limit = max_length(spec)
+    if limit is not None and len(value) > limit:
+        raise FieldValueError(
+            "too_long",
+            f"Enter at most {limit} characters (this value has {len(value)}).",
+        )
+    kind = spec["type"]
+    if not value:
+        return value
+    if kind == "email" and not _EMAIL.match(value):
+        raise FieldValueError("invalid_email", f"{value!r} is not an email address.")
+    if kind == "phone" and not _PHONE.match(value):
+        raise FieldValueError("invalid_phone", f"{value!r} is not a phone number.")
+    if kind == "url":
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise FieldValueError(
+                "invalid_url", f"{value!r} is not an http or https address."
+            )
+    return value
+
+
+def _convert_integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise FieldValueError("invalid_integer", "Enter a whole number.")
+    if abs(value) > INTEGER_LIMIT:
+        raise FieldValueError("out_of_range", "This number is too large.")
+    return value
+
+
+def _convert_decimal(spec: dict[str, Any], value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise FieldValueError("invalid_decimal", "Enter a number.")
+    if isinstance(value, str):
+        if not _DECIMAL_TEXT.match(value.strip()):
+            raise FieldValueError("invalid_decimal", f"{value!r} is not a number.")
+        number = Decimal(value.strip())
+    elif isinstance(value, int | float | Decimal):
+        try:
+            number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+        except InvalidOperation:
+            raise FieldValueError("invalid_decimal", "Enter a number.") from None
+        if not number.is_finite():
+            raise FieldValueError("invalid_decimal", "Enter a finite number.")
+    else:
+        raise FieldValueError("invalid_decimal", "Enter a number.")
+    precision, scale = precision_scale(spec)
+    exponent = number.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > scale:
+        raise FieldValueError(
+            "too_many_decimals", f"Enter at most {scale} digits after the point."
+        )
+    if abs(number) >= Decimal(10) ** (precision - scale):
+        raise FieldValueError(
+            "out_of_range",
+            f"Enter at most {precision - scale} digits before the point.",
+        )
+    return number.quantize(Decimal(1).scaleb(-scale)) if scale else number
+
+
+def _check_range(spec: dict[str, Any], number: int | Decimal) -> Any:
+    low, high = spec.get("min"), spec.get("max")
+    if low is not None and number < Decimal(str(low)):
+        raise FieldValueError("too_small", f"Enter a value of at least {low}.")
+    if high is not None and number > Decimal(str(high)):
+        raise FieldValueError("too_large", f"Enter a value of at most {high}.")
+    return number
+
+
+def convert_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        raise FieldValueError("invalid_date", "Enter a date without a time.")
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise FieldValueError("invalid_date", "Enter a date as YYYY-MM-DD.")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise FieldValueError(
+            "invalid_date", f"{value} is not a date that exists."
+        ) from None
+
+
+def convert_datetime(value: Any) -> dt.datetime:
+    """Return a naive UTC datetime; naive input is taken as UTC."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not _ISO_DATE.match(text[:10]) or len(text) < 16:
+            raise FieldValueError(
+                "invalid_datetime", "Enter a date and time as YYYY-MM-DDTHH:MM:SSZ."
+            )
+        try:
+            value = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise FieldValueError(
+                "invalid_datetime", f"{text} is not a date and time that exists."
+            ) from None
+    if not isinstance(value, dt.datetime):
+        raise FieldValueError(
+            "invalid_datetime", "Enter a date and time as YYYY-MM-DDTHH:MM:SSZ."
+        )
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def _convert_choice(spec: dict[str, Any], value: Any) -> str:
+    allowed = option_values(spec)
+    if not isinstance(value, str) or value not in allowed:
+        raise FieldValueError(
+            "invalid_choice",
+            f"{value!r} is not one of the choices: {', '.join(allowed)}.",
+        )
+    return value
+
+
+def _convert_choices(spec: dict[str, Any], value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise FieldValueError("invalid_choice", "Enter a list of choices.")
+    chosen = [_convert_choice(spec, item) for item in value]
+    if len(set(chosen)) != len(chosen):
+        raise FieldValueError("duplicate_choice", "Choose each value only once.")
+    return chosen
+
+
+def _convert_reference(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise FieldValueError("invalid_reference", "Enter the id of a record.")
+    if value > INTEGER_LIMIT:
+        raise FieldValueError("invalid_reference", "Enter the id of a record.")
+    return value

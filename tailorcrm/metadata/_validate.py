@@ -1,0 +1,204 @@
+"""Checks of entity documents: the JSON Schema first, then the rules it cannot say.
+
+Every problem is collected with the JSON path where it occurs, so that an admin sees
+all of them at once; a document with any problem is refused whole.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from ..errors import Problem
+from ._fields import (
+    OPTION_TYPES,
+    FieldValueError,
+    convert,
+)
+from ._reserved import RESERVED_WORDS
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+MAX_NAME_LENGTH = 48
+MAX_FIELDS = 500
+SYSTEM_COLUMNS = frozenset(
+    {"id", "created_at", "updated_at", "created_by", "owner_id", "version"}
+)
+# Entity names that would clash with the API's own paths or the system tables.
+RESERVED_ENTITY_NAMES = frozenset({"meta", "auth", "users", "tokens"})
+SYSTEM_TABLE_PREFIX = "tc_"
+UNIQUE_TYPES = frozenset(
+    {"text", "email", "phone", "url", "integer", "decimal", "currency", "date"}
+)
+EXTERNAL_ID_TYPES = frozenset({"text", "email", "integer"})
+
+
+@cache
+def entity_schema() -> dict[str, Any]:
+    """Return the JSON Schema (Draft 2020-12) of entity documents."""
+    text = resources.files(__package__).joinpath("schemas/entity.schema.json")
+    schema: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
+    return schema
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(entity_schema())
+
+
+def json_path(parts: Iterable[str | int]) -> str:
+    """Render ``["fields", 3, "name"]`` as ``fields[3].name``."""
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "$"
+
+
+def check_name(name: Any, path: str, *, what: str) -> list[Problem]:
+    """Return the problems with an entity or field API name."""
+    if not isinstance(name, str):
+        return []
+    if not NAME_PATTERN.match(name):
+        message = (
+            f"{what} name {name!r} must start with a lowercase letter and hold only "
+            "lowercase letters, digits and underscores."
+        )
+        return [Problem(path, "invalid_name", message)]
+    if len(name) > MAX_NAME_LENGTH:
+        message = f"{what} name {name!r} is longer than {MAX_NAME_LENGTH} characters."
+        return [Problem(path, "name_too_long", message)]
+    if name in RESERVED_WORDS:
+        message = f"{what} name {name!r} is an SQL reserved word; choose another."
+        return [Problem(path, "reserved_name", message)]
+    return []
+
+
+def check_entity_document(
+    document: Any, *, known_entities: Sequence[str] = ()
+) -> list[Problem]:
+    """Return every problem of an entity document, each with its JSON path.
+
+    :param known_entities: names of the entities a lookup may target besides the
+        document's own entity.
+    """
+    problems = [
+        Problem(json_path(error.absolute_path), "schema", error.message)
+        for error in sorted(_validator().iter_errors(document), key=str)
+    ]
+    if not isinstance(document, dict):
+        return problems
+    name = document.get("name")
+    problems += check_name(name, "name", what="Entity")
+    if isinstance(name, str) and (
+        name in RESERVED_ENTITY_NAMES or name.startswith(SYSTEM_TABLE_PREFIX)
+    ):
+        message = f"Entity name {name!r} is used by the platform itself."
+        problems.append(Problem("name", "reserved_name", message))
+    fields = document.get("fields")
+    if not isinstance(fields, list):
+        return problems
+    if len(fields) > MAX_FIELDS:
+        message = (
+            f"An entity holds at most {MAX_FIELDS} fields; this has {len(fields)}."
+        )
+        problems.append(Problem("fields", "too_many_fields", message))
+    targets = {*known_entities, name}
+    seen: dict[str, int] = {}
+    for index, field in enumerate(fields):
+        if not isinstance(field, dict):
+            continue
+        path = f"fields[{index}]"
+        field_name = field.get("name")
+        if isinstance(field_name, str):
+            if field_name in seen:
+                message = (
+                    f"Field name {field_name!r} is already used by "
+                    f"fields[{seen[field_name]}]."
+                )
+                problems.append(Problem(f"{path}.name", "duplicate_name", message))
+            seen.setdefault(field_name, index)
+        problems += _check_field(field, path, targets)
+    display = document.get("display_field")
+    if isinstance(display, str) and display not in seen:
+        message = f"display_field {display!r} is not one of the entity's fields."
+        problems.append(Problem("display_field", "unknown_field", message))
+    return problems
+
+
+def _check_field(field: dict[str, Any], path: str, targets: set[Any]) -> list[Problem]:
+    problems = check_name(field.get("name"), f"{path}.name", what="Field")
+    if field.get("name") in SYSTEM_COLUMNS:
+        message = f"Field name {field['name']!r} is a system column."
+        problems.append(Problem(f"{path}.name", "reserved_name", message))
+    kind = field.get("type")
+    if not isinstance(kind, str):
+        return problems
+    for option, types in OPTION_TYPES.items():
+        if option in field and kind not in types:
+            message = f"A {kind} field takes no {option!r}."
+            problems.append(Problem(f"{path}.{option}", "not_applicable", message))
+    if field.get("unique") and kind not in UNIQUE_TYPES:
+        message = f"A {kind} field cannot be unique."
+        problems.append(Problem(f"{path}.unique", "not_applicable", message))
+    if field.get("external_id") and kind not in EXTERNAL_ID_TYPES:
+        message = "Only text, email and integer fields can be external ids."
+        problems.append(Problem(f"{path}.external_id", "not_applicable", message))
+    target = field.get("target")
+    if kind == "lookup" and isinstance(target, str) and target not in targets:
+        message = f"Lookup target {target!r} is not a known entity."
+        problems.append(Problem(f"{path}.target", "unknown_entity", message))
+    problems += _check_limits(field, path)
+    if isinstance(field.get("options"), list):
+        problems += _check_options(field["options"], f"{path}.options")
+    if "default" in field and not problems:
+        problems += _check_default(field, path)
+    return problems
+
+
+def _check_limits(field: dict[str, Any], path: str) -> list[Problem]:
+    problems = []
+    low, high = field.get("min"), field.get("max")
+    if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
+        message = f"min ({low}) is greater than max ({high})."
+        problems.append(Problem(f"{path}.min", "invalid_range", message))
+    precision, scale = field.get("precision"), field.get("scale")
+    if isinstance(precision, int) and isinstance(scale, int) and scale > precision:
+        message = f"scale ({scale}) is greater than precision ({precision})."
+        problems.append(Problem(f"{path}.scale", "invalid_range", message))
+    return problems
+
+
+def _check_options(options: list[Any], path: str) -> list[Problem]:
+    problems = []
+    seen: set[str] = set()
+    for index, option in enumerate(options):
+        value = option.get("value") if isinstance(option, dict) else None
+        if not isinstance(value, str):
+            continue
+        if value in seen:
+            message = f"Picklist value {value!r} appears more than once."
+            problems.append(
+                Problem(f"{path}[{index}].value", "duplicate_value", message)
+            )
+        seen.add(value)
+    return problems
+
+
+def _check_default(field: dict[str, Any], path: str) -> list[Problem]:
+    if field["type"] in ("lookup", "autonumber"):
+        message = f"A {field['type']} field takes no default."
+        return [Problem(f"{path}.default", "not_applicable", message)]
+    try:
+        convert(field, field["default"])
+    except FieldValueError as error:
+        message = f"Default {field['default']!r} is not valid: {error.message}"
+        return [Problem(f"{path}.default", "invalid_default", message)]
+    return []

@@ -1,0 +1,94 @@
+"""The Flask app factory and the per-process platform object."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+from flask.json.provider import DefaultJSONProvider
+
+from ..metadata import Catalog
+from .config import Settings, ensure_sqlite_directory
+from .db import create_engine, create_system_tables
+from .metastore import CatalogCache, MetadataStore
+from .records import Actor, RecordService
+
+log = logging.getLogger(__name__)
+
+
+class Platform:
+    """Everything one process shares between requests: engine, catalog cache, store."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        ensure_sqlite_directory(settings.database_url)
+        self.engine = create_engine(settings.database_url)
+        create_system_tables(self.engine)
+        self.catalogs = CatalogCache()
+        self.store = MetadataStore(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[tuple[sa.Connection, Catalog]]:
+        """Open a transaction and give it with the catalog of the current revision."""
+        with self.engine.begin() as connection:
+            yield connection, self.catalogs.get(connection)
+
+    @contextmanager
+    def records(self, actor: Actor) -> Iterator[RecordService]:
+        with self.transaction() as (connection, catalog):
+            yield RecordService(connection, catalog, actor)
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Reads JSON numbers with a fraction as ``Decimal`` so money stays exact."""
+
+    sort_keys = False
+
+    @staticmethod
+    def default(o: Any) -> Any:
+        if isinstance(o, Decimal):
+            return int(o) if o == o.to_integral_value() else float(o)
+        return DefaultJSONProvider.default(o)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        kwargs.setdefault("parse_float", Decimal)
+        kwargs.setdefault("parse_constant", _refuse_constant)
+        return json.loads(s, **kwargs)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Create the Tailor CRM web application.
+
+    :param config: overrides of the ``TAILORCRM_*`` settings, e.g.
+        ``{"database_url": "sqlite:///crm.db"}``.
+    """
+    from .api import api
+
+    settings = Settings.load(config)
+    app = Flask(__name__)
+    app.json = JSONProvider(app)
+    app.config["SECRET_KEY"] = settings.secret_key
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
+    app.extensions["tailorcrm"] = Platform(settings)
+    app.register_blueprint(api)
+    if not app.debug and not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        )
+    return app
+
+
+def platform() -> Platform:
+    """Return the platform object of the current Flask app."""
+    found: Platform = current_app.extensions["tailorcrm"]
+    return found

@@ -1,0 +1,273 @@
+"""REST API v1: records of every entity, and entity metadata.
+
+Every endpoint needs ``Authorization: Bearer <token>``. Errors are RFC 9457 problem
+documents (``application/problem+json``) with an ``errors`` list of
+``{field, code, message}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, g, jsonify, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from ..errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    TailorError,
+    Unauthorized,
+)
+from ..metadata import entity_schema
+from ._app import platform
+from .auth import User, user_for_token
+from .query import parse_list_args, run_list
+
+log = logging.getLogger(__name__)
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+PROBLEM_TYPE = "urn:tailorcrm:problem:"
+_ETAG = re.compile(r'^(W/)?"?([0-9]+)"?$')
+
+
+# -- errors ----------------------------------------------------------------------
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    code: str,
+    errors: list[Any] = (),  # type: ignore[assignment]
+) -> Response:
+    body = {
+        "type": PROBLEM_TYPE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "errors": list(errors),
+    }
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = "application/problem+json"
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="tailorcrm"'
+    return response
+
+
+@api.errorhandler(TailorError)
+def _tailor_error(error: TailorError) -> Response:
+    return problem_response(
+        error.status,
+        error.title,
+        error.message,
+        code=error.code,
+        errors=[problem.as_dict() for problem in error.problems],
+    )
+
+
+@api.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    code = (error.name or "error").lower().replace(" ", "_")
+    return problem_response(
+        status, error.name or "Error", error.description or "", code=code
+    )
+
+
+@api.errorhandler(Exception)
+def _unexpected(error: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return problem_response(
+        500, "Internal error", "Something went wrong on our side.", code="internal"
+    )
+
+
+# -- authentication ----------------------------------------------------------------
+
+
+@api.before_request
+def _authenticate() -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Send an API token as 'Authorization: Bearer <token>'.")
+    with platform().engine.connect() as connection:
+        g.user = user_for_token(connection, token.strip())
+
+
+def current_user() -> User:
+    user: User = g.user
+    return user
+
+
+def _require_admin() -> User:
+    user = current_user()
+    if not user.is_admin:
+        raise Forbidden("Only administrators may change metadata.")
+    return user
+
+
+def _json_body() -> Any:
+    if not request.is_json:
+        raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.")
+    data = request.get_data(cache=False)
+    try:
+        return platform_json_loads(data)
+    except ValueError as error:
+        raise BadRequest(f"The body is not valid JSON: {error}.") from None
+
+
+def platform_json_loads(data: bytes) -> Any:
+    from flask import current_app
+
+    return current_app.json.loads(data)
+
+
+def _flag(name: str) -> bool:
+    return request.args.get(name, "").lower() in ("1", "true", "yes")
+
+
+def _expected_version() -> int | None:
+    header = request.headers.get("If-Match")
+    if header is None or header.strip() == "*":
+        return None
+    match = _ETAG.match(header.strip())
+    if match is None:
+        raise BadRequest('If-Match: give the record\'s version, e.g. If-Match: "3".')
+    return int(match.group(2))
+
+
+def _with_etag(response: Response, record: dict[str, Any]) -> Response:
+    response.headers["ETag"] = f'"{record["version"]}"'
+    return response
+
+
+# -- metadata ----------------------------------------------------------------------
+
+
+@api.get("/meta/schemas/entity")
+def entity_json_schema() -> Response:
+    return jsonify(entity_schema())
+
+
+@api.get("/meta/entities")
+def list_entities() -> Response:
+    with platform().transaction() as (_, catalog):
+        documents = [entity.document for entity in catalog.live()]
+        return jsonify({"revision": catalog.revision, "data": documents})
+
+
+@api.get("/meta/entities/<name>")
+def get_entity(name: str) -> Response:
+    with platform().transaction() as (_, catalog):
+        entity = catalog.entity(name)
+        response = jsonify(entity.document)
+        response.headers["X-Tailorcrm-Revision"] = str(catalog.revision)
+        return response
+
+
+@api.get("/meta/entities/<name>/history")
+def entity_history(name: str) -> Response:
+    _require_admin()
+    history = platform().store.history(name)
+    if not history:
+        raise NotFound(f"There is no entity named {name!r}.")
+    return jsonify({"data": history})
+
+
+@api.put("/meta/entities/<name>")
+def put_entity(name: str) -> Response:
+    user = _require_admin()
+    document = _json_body()
+    if isinstance(document, dict):
+        document.setdefault("name", name)
+        if document["name"] != name:
+            raise BadRequest(
+                f"The document is named {document['name']!r} but was sent to {name!r}."
+            )
+    with platform().transaction() as (_, catalog):
+        existed = name in catalog.entities and not catalog.entities[name].removed
+    result = platform().store.apply(
+        [("", document)], actor=user.username, dry_run=_flag("dry_run")
+    )
+    body = result.as_dict()
+    if result.applied:
+        with platform().transaction() as (_, catalog):
+            body["document"] = catalog.entity(name).document
+    response = jsonify(body)
+    response.status_code = 201 if result.applied and not existed else 200
+    return response
+
+
+@api.delete("/meta/entities/<name>")
+def delete_entity(name: str) -> Response:
+    user = _require_admin()
+    result = platform().store.remove_entity(name, actor=user.username)
+    return jsonify(result.as_dict())
+
+
+# -- records -----------------------------------------------------------------------
+
+
+@api.get("/<entity_name>")
+def list_records(entity_name: str) -> Response:
+    with platform().transaction() as (connection, catalog):
+        entity = catalog.entity(entity_name)
+        args = {key: request.args.getlist(key) for key in request.args}
+        query = parse_list_args(entity, args)
+        page = run_list(connection, entity, query)
+    body: dict[str, Any] = {"data": page.records, "next": None}
+    if page.next_cursor:
+        params = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"]
+        params.append(("cursor", page.next_cursor))
+        body["next"] = (
+            url_for("api.list_records", entity_name=entity_name, _external=True)
+            + "?"
+            + urlencode(params)
+        )
+    if page.total is not None:
+        body["count"] = page.total
+    return jsonify(body)
+
+
+@api.post("/<entity_name>")
+def create_record(entity_name: str) -> Response:
+    data = _json_body()
+    with platform().records(current_user().actor()) as service:
+        record = service.create(entity_name, data)
+    response = jsonify(record)
+    response.status_code = 201
+    response.headers["Location"] = url_for(
+        "api.get_record", entity_name=entity_name, record_id=record["id"]
+    )
+    return _with_etag(response, record)
+
+
+@api.get("/<entity_name>/<int:record_id>")
+def get_record(entity_name: str, record_id: int) -> Response:
+    with platform().records(current_user().actor()) as service:
+        record = service.get(entity_name, record_id)
+    return _with_etag(jsonify(record), record)
+
+
+@api.patch("/<entity_name>/<int:record_id>")
+def update_record(entity_name: str, record_id: int) -> Response:
+    data = _json_body()
+    expected = _expected_version()
+    with platform().records(current_user().actor()) as service:
+        record = service.update(entity_name, record_id, data, expected_version=expected)
+    return _with_etag(jsonify(record), record)
+
+
+@api.delete("/<entity_name>/<int:record_id>")
+def delete_record(entity_name: str, record_id: int) -> Response:
+    expected = _expected_version()
+    with platform().records(current_user().actor()) as service:
+        service.delete(entity_name, record_id, expected_version=expected)
+    return Response(status=204)

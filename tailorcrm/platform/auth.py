@@ -1,0 +1,147 @@
+"""Users and API tokens.
+
+Passwords are hashed with scrypt (through werkzeug). API tokens are random, shown once
+and stored only as a SHA-256 digest, so a copy of the database reveals none of them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..errors import Conflict, NotFound, Problem, Unauthorized, ValidationFailed
+from .db import api_tokens, users, utcnow
+from .records import Actor
+
+TOKEN_PREFIX = "tcrm_"
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,149}$")
+MIN_PASSWORD_LENGTH = 10
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    is_admin: bool
+
+    def actor(self) -> Actor:
+        return Actor(user_id=self.id, username=self.username, is_admin=self.is_admin)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def create_user(
+    connection: sa.Connection,
+    username: str,
+    password: str,
+    *,
+    is_admin: bool = False,
+) -> User:
+    """Create a user.
+
+    :raises ValidationFailed: the name or password is not acceptable.
+    :raises Conflict: the name is taken.
+    """
+    problems = []
+    if not USERNAME.match(username):
+        message = "Use letters, digits and . _ @ - (at most 150 characters)."
+        problems.append(Problem("username", "invalid_username", message))
+    if len(password) < MIN_PASSWORD_LENGTH:
+        message = f"Use at least {MIN_PASSWORD_LENGTH} characters."
+        problems.append(Problem("password", "password_too_short", message))
+    if problems:
+        raise ValidationFailed("The user cannot be created.", problems=problems)
+    taken = connection.execute(
+        sa.select(users.c.id).where(users.c.username == username)
+    ).first()
+    if taken is not None:
+        raise Conflict(f"There is already a user named {username!r}.")
+    new_id = connection.execute(
+        users.insert()
+        .values(
+            username=username,
+            password_hash=generate_password_hash(password),
+            is_admin=is_admin,
+            active=True,
+            created_at=utcnow(),
+        )
+        .returning(users.c.id)
+    ).scalar_one()
+    return User(int(new_id), username, is_admin)
+
+
+def find_user(connection: sa.Connection, username: str) -> User:
+    row = connection.execute(
+        sa.select(users).where(users.c.username == username, users.c.active)
+    ).first()
+    if row is None:
+        raise NotFound(f"There is no active user named {username!r}.")
+    return User(int(row.id), row.username, bool(row.is_admin))
+
+
+def check_password(connection: sa.Connection, username: str, password: str) -> User:
+    """Return the user if the password is right.
+
+    :raises Unauthorized: unknown user or wrong password (the same message for both).
+    """
+    row = connection.execute(
+        sa.select(users).where(users.c.username == username, users.c.active)
+    ).first()
+    if row is None or not check_password_hash(row.password_hash or "", password):
+        raise Unauthorized("The user name or password is wrong.")
+    return User(int(row.id), row.username, bool(row.is_admin))
+
+
+def create_token(
+    connection: sa.Connection,
+    user: User,
+    *,
+    name: str = "",
+    expires_in: dt.timedelta | None = None,
+) -> str:
+    """Create an API token for ``user`` and return it; only its digest is stored."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
+    connection.execute(
+        api_tokens.insert().values(
+            user_id=user.id,
+            token_hash=hash_token(token),
+            name=name,
+            created_at=now,
+            expires_at=now + expires_in if expires_in else None,
+        )
+    )
+    return token
+
+
+def user_for_token(connection: sa.Connection, token: str) -> User:
+    """Return the user a bearer token belongs to.
+
+    :raises Unauthorized: unknown, revoked or expired token, or inactive user.
+    """
+    row = connection.execute(
+        sa.select(
+            users.c.id, users.c.username, users.c.is_admin, api_tokens.c.expires_at
+        )
+        .join(api_tokens, api_tokens.c.user_id == users.c.id)
+        .where(
+            api_tokens.c.token_hash == hash_token(token),
+            api_tokens.c.revoked_at.is_(None),
+            users.c.active,
+        )
+    ).first()
+    if row is None or (row.expires_at is not None and row.expires_at <= utcnow()):
+        raise Unauthorized("The API token is not valid.")
+    return User(int(row.id), row.username, bool(row.is_admin))

@@ -1,0 +1,437 @@
+"""The ``tailorcrm`` command line.
+
+The database comes from ``TAILORCRM_DATABASE_URL`` (default: SQLite in ``instance/``).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from ..errors import TailorError
+from ..metadata import Catalog, EntityDef
+from ._app import Platform, create_app
+from .auth import create_token, create_user, find_user, generate_password
+from .config import Settings
+from .db import users
+from .importer import ImportFailed, ImportReport, import_csv
+from .query import ListQuery, run_list
+from .records import SYSTEM_ACTOR, Actor, RecordService
+
+SAMPLE_PACK = Path(__file__).resolve().parents[2] / "sample_schemas" / "sales"
+EXPORT_PAGE = 1000
+
+
+def _platform() -> Platform:
+    return Platform(Settings.load())
+
+
+def _fail(error: TailorError) -> None:
+    click.echo(f"Error: {error.message}", err=True)
+    for problem in error.problems:
+        click.echo(f"  {problem}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+def main() -> None:
+    """Tailor CRM: a metadata-driven CRM platform."""
+
+
+# -- init and serve ------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Install the sales pack and demo data.")
+def init(demo: bool) -> None:
+    """Create the database and the first admin user, 'admin'."""
+    platform = _platform()
+    password = os.environ.get("TAILORCRM_ADMIN_PASSWORD") or generate_password()
+    with platform.engine.begin() as connection:
+        existing = connection.execute(
+            users.select().where(users.c.username == "admin")
+        ).first()
+        if existing is not None and not demo:
+            click.echo("The database is already initialized; nothing was changed.")
+            return
+        if existing is None:
+            admin = create_user(connection, "admin", password, is_admin=True)
+        else:
+            admin = find_user(connection, "admin")
+            _reset_password(connection, admin.id, password)
+    try:
+        if demo:
+            _install_demo(platform, admin.actor())
+    except TailorError as error:
+        _fail(error)
+    with platform.engine.begin() as connection:
+        token = create_token(connection, admin, name="demo" if demo else "init")
+    click.echo(f"Database: {platform.settings.database_url}")
+    click.echo("Admin user: admin")
+    click.echo(f"Admin password: {password}")
+    click.echo(f"API token: {token}")
+    click.echo(
+        "Try: curl -H 'Authorization: Bearer <token>' "
+        "http://127.0.0.1:5000/api/v1/meta/entities"
+    )
+
+
+def _reset_password(connection: Any, user_id: int, password: str) -> None:
+    from werkzeug.security import generate_password_hash
+
+    connection.execute(
+        users.update()
+        .where(users.c.id == user_id)
+        .values(password_hash=generate_password_hash(password))
+    )
+
+
+def _install_demo(platform: Platform, actor: Actor) -> None:
+    from .demo import populate
+
+    documents = load_documents(SAMPLE_PACK)
+    result = platform.store.apply(documents, actor=actor.username)
+    if result.applied:
+        click.echo(f"Installed the sales pack (revision {result.revision}).")
+    with platform.transaction() as (connection, catalog):
+        service = RecordService(connection, catalog, actor)
+        if _has_records(connection, catalog.entity("account")):
+            click.echo("Demo data is already there.")
+            return
+
+        def create(entity: str, rows: list[dict[str, Any]]) -> list[int]:
+            ids, _ = service.create_many(entity, rows)
+            return [int(i) for i in ids if i is not None]
+
+        counts = populate(create)
+    click.echo(
+        "Demo data: " + ", ".join(f"{count} {name}" for name, count in counts.items())
+    )
+
+
+def _has_records(connection: Any, entity: EntityDef) -> bool:
+    import sqlalchemy as sa
+
+    return connection.execute(sa.select(entity.table.c.id).limit(1)).first() is not None
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Serve the web application and the API."""
+    app = create_app()
+    click.echo(f"Serving Tailor CRM on http://{host}:{port}")
+    app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+# -- metadata ------------------------------------------------------------------------
+
+
+@main.group()
+def meta() -> None:
+    """Apply, export and purge metadata documents."""
+
+
+def load_documents(path: Path) -> list[tuple[str, Any]]:
+    """Read one document file, or every ``*.json`` document of a folder.
+
+    A folder's ``pack.json`` manifest is not an entity document and is skipped.
+    """
+    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    documents = []
+    for file in files:
+        if path.is_dir() and file.name == "pack.json":
+            continue
+        try:
+            documents.append((file.name, json.loads(file.read_text(encoding="utf-8"))))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise click.ClickException(
+                f"{file.name}: cannot read it: {error}"
+            ) from None
+    if not documents:
+        raise click.ClickException(f"No JSON documents in {path}.")
+    return documents
+
+
+@meta.command("apply")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Print the plan without applying it.")
+def meta_apply(path: Path, dry_run: bool) -> None:
+    """Create or change entities from a document file or a folder of them."""
+    documents = load_documents(path)
+    platform = _platform()
+    try:
+        result = platform.store.apply(documents, actor="cli", dry_run=dry_run)
+    except TailorError as error:
+        _fail(error)
+    if not result.plan.operations:
+        click.echo("Nothing to change.")
+        return
+    heading = "Plan (dry run, nothing applied):" if dry_run else "Applied plan:"
+    click.echo(heading)
+    for step in result.plan.describe():
+        click.echo(f"  {step}")
+    if not dry_run:
+        click.echo(f"Revision {result.revision}.")
+
+
+@meta.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def meta_export(directory: Path) -> None:
+    """Write every entity document to DIRECTORY, one file each."""
+    platform = _platform()
+    directory.mkdir(parents=True, exist_ok=True)
+    with platform.transaction() as (_, catalog):
+        for entity in catalog.live():
+            target = directory / f"{entity.name}.json"
+            text = json.dumps(entity.document, indent=2, ensure_ascii=False)
+            target.write_text(text + "\n", encoding="utf-8")
+            click.echo(f"wrote {target}")
+
+
+@meta.command("purge")
+@click.argument("target")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def meta_purge(target: str, yes: bool) -> None:
+    """Drop the data of a removed field (ENTITY.FIELD) or entity (ENTITY)."""
+    entity, _, field = target.partition(".")
+    what = f"column {entity}.{field}" if field else f"table {entity}"
+    if not yes:
+        click.confirm(
+            f"This drops the {what} and all its data for good. Continue?", abort=True
+        )
+    try:
+        result = _platform().store.purge(entity, field or None, actor="cli")
+    except TailorError as error:
+        _fail(error)
+    click.echo(f"Dropped the {what} (revision {result.revision}).")
+
+
+# -- records -------------------------------------------------------------------------
+
+
+def _actor(platform: Platform, username: str | None) -> Actor:
+    if username is None:
+        return SYSTEM_ACTOR
+    with platform.engine.connect() as connection:
+        return find_user(connection, username).actor()
+
+
+@main.command("import")
+@click.argument("entity")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN")
+@click.option("--key", help="Upsert on this external-id field.")
+@click.option("--dry-run", is_flag=True, help="Check every row; import nothing.")
+@click.option("--skip-bad-rows", is_flag=True, help="Import the good rows only.")
+@click.option("--user", "username", default="admin", show_default=True)
+def import_command(
+    entity: str,
+    file: Path,
+    maps: tuple[str, ...],
+    key: str | None,
+    dry_run: bool,
+    skip_bad_rows: bool,
+    username: str,
+) -> None:
+    """Import records of ENTITY from a CSV file."""
+    mapping = {}
+    for item in maps:
+        field, sep, column = item.partition("=")
+        if not sep or not field or not column:
+            raise click.BadParameter(
+                f"{item!r} is not FIELD=COLUMN.", param_hint="--map"
+            )
+        mapping[field.strip()] = column
+    platform = _platform()
+    try:
+        actor = _actor(platform, username)
+        with file.open("rb") as stream, _progress(file) as advance:
+            report = import_csv(
+                platform,
+                entity,
+                stream,
+                actor=actor,
+                mapping=mapping,
+                key=key,
+                dry_run=dry_run,
+                skip_bad_rows=skip_bad_rows,
+                progress=advance,
+            )
+    except ImportFailed as error:
+        _print_report(error.report, sys.stderr)
+        click.echo("Nothing was imported.", err=True)
+        sys.exit(1)
+    except TailorError as error:
+        _fail(error)
+    _print_report(report, sys.stdout)
+
+
+class _Progress:
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def __call__(self, rows: int) -> None:
+        self.bar.update(rows)
+
+
+def _progress(file: Path) -> Any:
+    from contextlib import contextmanager
+
+    @contextmanager
+    def bar() -> Iterator[Any]:
+        # Rows are estimated from the file size; the bar only shows on large files.
+        size = file.stat().st_size
+        if size < 1_000_000:
+            yield None
+            return
+        with file.open("rb") as probe:
+            sample = probe.read(65536)
+        per_row = max(1, len(sample) // max(1, sample.count(b"\n")))
+        with click.progressbar(
+            length=size // per_row, label="Importing", file=sys.stderr
+        ) as progress:
+            yield _Progress(progress)
+
+    return bar()
+
+
+def _print_report(report: ImportReport, stream: TextIO) -> None:
+    prefix = "Dry run: " if report.dry_run else ""
+    print(
+        f"{prefix}{report.rows} rows read, {report.created} created, "
+        f"{report.updated} updated, {report.failed_rows} failed.",
+        file=stream,
+    )
+    for field, column in report.columns.items():
+        print(f"  column {column!r} -> {field}", file=stream)
+    if report.ignored_columns:
+        print(f"  ignored columns: {', '.join(report.ignored_columns)}", file=stream)
+    for error in report.errors:
+        print(f"  {error}", file=stream)
+
+
+@main.command("export")
+@click.argument("entity")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
+def export_command(entity: str, fmt: str, output: Path | None) -> None:
+    """Write every record of ENTITY as CSV or JSON (standard output by default)."""
+    platform = _platform()
+    try:
+        with platform.transaction() as (connection, catalog):
+            definition = catalog.entity(entity)
+            stream = output.open("w", encoding="utf-8", newline="") if output else None
+            try:
+                _write_export(
+                    connection, catalog, definition, fmt, stream or sys.stdout
+                )
+            finally:
+                if stream:
+                    stream.close()
+    except TailorError as error:
+        _fail(error)
+
+
+def export_records(connection: Any, entity: EntityDef) -> Iterator[dict[str, Any]]:
+    """Yield every record through the query builder, a page at a time."""
+    query = ListQuery(limit=EXPORT_PAGE)
+    while True:
+        page = run_list(connection, entity, query)
+        yield from page.records
+        if page.next_cursor is None:
+            return
+        query.cursor = page.next_cursor
+
+
+def _write_export(
+    connection: Any, catalog: Catalog, entity: EntityDef, fmt: str, stream: TextIO
+) -> None:
+    del catalog
+    columns = ["id", *entity.fields, "created_at", "updated_at", "owner_id"]
+    if fmt == "json":
+        stream.write("[")
+        for index, record in enumerate(export_records(connection, entity)):
+            stream.write(",\n" if index else "\n")
+            stream.write(
+                json.dumps({c: record[c] for c in columns}, ensure_ascii=False)
+            )
+        stream.write("\n]\n")
+        return
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(columns)
+    for record in export_records(connection, entity):
+        writer.writerow([_csv_cell(record[column]) for column in columns])
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ";".join(str(item) for item in value)
+    return str(value)
+
+
+# -- users and tokens ----------------------------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("create")
+@click.argument("username")
+@click.option("--admin", is_flag=True, help="Make the user an administrator.")
+@click.option(
+    "--password",
+    envvar="TAILORCRM_USER_PASSWORD",
+    help="Password (default: generated and printed).",
+)
+def user_create(username: str, admin: bool, password: str | None) -> None:
+    """Create a user."""
+    platform = _platform()
+    generated = password is None
+    password = password or generate_password()
+    try:
+        with platform.engine.begin() as connection:
+            create_user(connection, username, password, is_admin=admin)
+    except TailorError as error:
+        _fail(error)
+    click.echo(f"Created user {username}" + (" (admin)." if admin else "."))
+    if generated:
+        click.echo(f"Password: {password}")
+
+
+@main.group()
+def token() -> None:
+    """Manage API tokens."""
+
+
+@token.command("create")
+@click.argument("username")
+@click.option("--name", default="", help="What the token is for.")
+@click.option("--expires-days", type=click.IntRange(min=1), help="Expire after N days.")
+def token_create(username: str, name: str, expires_days: int | None) -> None:
+    """Create an API token for USERNAME and print it (it is shown only once)."""
+    platform = _platform()
+    expires = dt.timedelta(days=expires_days) if expires_days else None
+    try:
+        with platform.engine.begin() as connection:
+            found = find_user(connection, username)
+            secret = create_token(connection, found, name=name, expires_in=expires)
+    except TailorError as error:
+        _fail(error)
+    click.echo(f"API token for {username} (shown once, store it safely):")
+    click.echo(secret)

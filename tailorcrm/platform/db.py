@@ -1,0 +1,121 @@
+"""Database engines and the platform's own tables (users, tokens, metadata)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ..metadata import ID_TYPE, USER_TABLE
+
+system_metadata = sa.MetaData()
+
+users = sa.Table(
+    USER_TABLE,
+    system_metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(150), nullable=False, unique=True),
+    sa.Column("password_hash", sa.Text(), nullable=True),
+    sa.Column("is_admin", sa.Boolean(), nullable=False, default=False),
+    sa.Column("active", sa.Boolean(), nullable=False, default=True),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+)
+
+api_tokens = sa.Table(
+    "tc_api_token",
+    system_metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("user_id", ID_TYPE, sa.ForeignKey(f"{USER_TABLE}.id"), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False, default=""),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("expires_at", sa.DateTime(), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(), nullable=True),
+)
+
+meta_documents = sa.Table(
+    "tc_meta_document",
+    system_metadata,
+    sa.Column("kind", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("body", sa.JSON(), nullable=False),
+    sa.Column("hidden_fields", sa.JSON(), nullable=False),
+    sa.Column("removed", sa.Boolean(), nullable=False, default=False),
+    sa.Column("revision", sa.Integer(), nullable=False),
+)
+
+meta_revisions = sa.Table(
+    "tc_meta_revision",
+    system_metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("actor", sa.String(150), nullable=False),
+    sa.Column("at", sa.DateTime(), nullable=False),
+    sa.Column("summary", sa.Text(), nullable=False),
+    sa.Column("plan", sa.JSON(), nullable=False),
+)
+
+meta_history = sa.Table(
+    "tc_meta_history",
+    system_metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column(
+        "revision", sa.Integer(), sa.ForeignKey("tc_meta_revision.id"), nullable=False
+    ),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("before", sa.JSON(), nullable=True),
+    sa.Column("after", sa.JSON(), nullable=True),
+)
+
+sequences = sa.Table(
+    "tc_sequence",
+    system_metadata,
+    sa.Column("entity", sa.String(100), primary_key=True),
+    sa.Column("field", sa.String(100), primary_key=True),
+    sa.Column("value", sa.BigInteger(), nullable=False),
+)
+
+
+def utcnow() -> dt.datetime:
+    """Return the current time as naive UTC, the form every timestamp is kept in."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+def create_engine(url: str, **kwargs: Any) -> Engine:
+    """Return an engine for ``url`` on which DDL is transactional.
+
+    Python's ``sqlite3`` driver commits implicitly before DDL, so a rolled-back plan
+    would leave tables behind. The driver is put in autocommit mode and SQLAlchemy
+    emits ``BEGIN`` itself, as SQLAlchemy's pysqlite notes describe.
+    """
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = sa.create_engine(
+        url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def create_system_tables(engine: Engine) -> None:
+    """Create the platform's own tables if they do not exist yet."""
+    system_metadata.create_all(engine)
+
+
+def is_sqlite(connection: sa.Connection | Engine) -> bool:
+    return connection.dialect.name == "sqlite"

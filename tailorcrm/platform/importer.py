@@ -1,0 +1,448 @@
+"""CSV import through the record service, in batches, all-or-nothing by default.
+
+Columns are matched to fields by name or label (case-insensitively) unless mapped.
+Each cell is parsed strictly for its field type; lookups are resolved by the target's
+external ids, then its display field, then its record id. Self-references (an account
+whose parent is another account of the same file) are set in a second pass, once every
+row of the file exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import sqlalchemy as sa
+
+from ..errors import BadRequest, NotFound, Problem, TailorError
+from ..metadata import Catalog, EntityDef
+from .csvio import CellError, CsvFormatError, parse_cell, read_csv
+from .records import Actor, RecordService
+
+BATCH_SIZE = 1000
+ERRORS_KEPT = 10_000
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int
+    field: str | None
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        where = f"row {self.row}" + (f", {self.field}" if self.field else "")
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    """What an import did, or would do for a dry run."""
+
+    entity: str
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    failed_rows: int = 0
+    errors: list[RowError] = dataclasses.field(default_factory=list)
+    columns: dict[str, str] = dataclasses.field(default_factory=dict)
+    ignored_columns: list[str] = dataclasses.field(default_factory=list)
+    dry_run: bool = False
+    committed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        body = dataclasses.asdict(self)
+        body["errors"] = [error.as_dict() for error in self.errors]
+        return body
+
+
+class ImportFailed(TailorError):
+    """An all-or-nothing import met bad rows; nothing was imported."""
+
+    status = 422
+    code = "import_failed"
+    title = "Import failed"
+
+    def __init__(self, report: ImportReport) -> None:
+        super().__init__(
+            f"{report.failed_rows} of {report.rows} rows are bad; "
+            "nothing was imported.",
+            problems=[
+                Problem(
+                    f"row {e.row}" + (f".{e.field}" if e.field else ""),
+                    e.code,
+                    e.message,
+                )
+                for e in report.errors
+            ],
+        )
+        self.report = report
+
+
+def match_columns(
+    entity: EntityDef, header: Sequence[str], mapping: Mapping[str, str]
+) -> tuple[dict[str, int], list[str]]:
+    """Return ``{field: column index}`` and the names of unused columns.
+
+    :raises BadRequest: a mapping names an unknown field or a missing column.
+    """
+    positions = {name.strip().lower(): index for index, name in enumerate(header)}
+    writable = {
+        name: spec
+        for name, spec in entity.fields.items()
+        if spec["type"] != "autonumber"
+    }
+    matched: dict[str, int] = {}
+    problems = []
+    for field, column in mapping.items():
+        if field not in writable:
+            message = f"{entity.label} has no writable field {field!r}."
+            problems.append(Problem(f"--map {field}", "unknown_field", message))
+        elif column.strip().lower() not in positions:
+            message = f"The file has no column {column!r}."
+            problems.append(Problem(f"--map {field}", "unknown_column", message))
+        else:
+            matched[field] = positions[column.strip().lower()]
+    if problems:
+        raise BadRequest("The column mapping is wrong.", problems=problems)
+    used = set(matched.values())
+    for name, spec in writable.items():
+        if name in matched:
+            continue
+        for candidate in (name, spec.get("label", "")):
+            index = positions.get(candidate.strip().lower())
+            if index is not None and index not in used:
+                matched[name] = index
+                used.add(index)
+                break
+    ignored = [column for index, column in enumerate(header) if index not in used]
+    return matched, ignored
+
+
+class _LookupResolver:
+    """Finds target record ids for the texts of a lookup column."""
+
+    def __init__(self, connection: sa.Connection, target: EntityDef) -> None:
+        self.connection = connection
+        self.target = target
+        table = target.table
+        self.columns = [table.c[name] for name in target.external_ids()]
+        display = target.display_field
+        if (
+            display
+            and display in target.fields
+            and table.c[display] not in self.columns
+        ):
+            self.columns.append(table.c[display])
+
+    def resolve(self, texts: set[str]) -> dict[str, int | str]:
+        """Map each text to an id, or to an error message when it cannot be."""
+        found: dict[str, int | str] = {}
+        table = self.target.table
+        for column in self.columns:
+            pending = [text for text in texts if text not in found]
+            if not pending:
+                break
+            rows = self.connection.execute(
+                sa.select(sa.cast(column, sa.Text), table.c.id).where(
+                    sa.cast(column, sa.Text).in_(pending)
+                )
+            ).all()
+            ids: dict[str, list[int]] = {}
+            for text, record_id in rows:
+                ids.setdefault(text, []).append(int(record_id))
+            for text, matches in ids.items():
+                found[text] = (
+                    matches[0]
+                    if len(matches) == 1
+                    else f"{len(matches)} {self.target.label} records are named "
+                    f"{text!r}; use an external id."
+                )
+        numeric = [t for t in texts if t not in found and t.isdigit()]
+        if numeric:
+            existing = self.connection.execute(
+                sa.select(table.c.id).where(table.c.id.in_([int(t) for t in numeric]))
+            ).scalars()
+            found.update({str(record_id): int(record_id) for record_id in existing})
+        for text in texts:
+            found.setdefault(text, f"There is no {self.target.label} {text!r}.")
+        return found
+
+
+class Importer:
+    """Runs one import on an open transaction (the caller commits or rolls back)."""
+
+    def __init__(
+        self,
+        connection: sa.Connection,
+        catalog: Catalog,
+        actor: Actor,
+        entity_name: str,
+    ) -> None:
+        self.connection = connection
+        self.entity = catalog.entity(entity_name)
+        self.service = RecordService(connection, catalog, actor)
+        self.resolvers = {
+            spec["name"]: _LookupResolver(connection, catalog.entity(spec["target"]))
+            for spec in self.entity.lookups()
+        }
+        self.deferred: list[tuple[int, int, dict[str, str]]] = []
+
+    def run(
+        self,
+        stream: BinaryIO,
+        *,
+        mapping: Mapping[str, str] | None = None,
+        key: str | None = None,
+        skip_bad_rows: bool = False,
+        batch_size: int = BATCH_SIZE,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportReport:
+        report = ImportReport(self.entity.name)
+        if key is not None:
+            self._check_key(key)
+        try:
+            reader = read_csv(stream)
+        except CsvFormatError as error:
+            raise BadRequest(str(error)) from None
+        columns, report.ignored_columns = match_columns(
+            self.entity, reader.header, mapping or {}
+        )
+        if key is not None and key not in columns:
+            raise BadRequest(f"--key {key}: the file has no column for {key!r}.")
+        report.columns = {field: reader.header[i] for field, i in columns.items()}
+        batch: list[tuple[int, list[str]]] = []
+        try:
+            for row_number, values in reader:
+                batch.append((row_number, values))
+                if len(batch) >= batch_size:
+                    self._batch(batch, columns, key, report)
+                    if progress:
+                        progress(len(batch))
+                    batch = []
+        except CsvFormatError as error:
+            report.errors.append(
+                RowError(error.row or 0, None, "unreadable_file", str(error))
+            )
+            report.failed_rows += 1
+        if batch:
+            self._batch(batch, columns, key, report)
+            if progress:
+                progress(len(batch))
+        self._resolve_deferred(report)
+        if report.errors and not skip_bad_rows:
+            raise ImportFailed(report)
+        return report
+
+    def _check_key(self, key: str) -> None:
+        spec = self.entity.fields.get(key)
+        if spec is None or not spec.get("external_id"):
+            raise BadRequest(
+                f"--key {key}: upserts need an external-id field of "
+                f"{self.entity.label}."
+            )
+
+    def _batch(
+        self,
+        batch: list[tuple[int, list[str]]],
+        columns: dict[str, int],
+        key: str | None,
+        report: ImportReport,
+    ) -> None:
+        report.rows += len(batch)
+        parsed = [self._parse_row(number, values, columns) for number, values in batch]
+        self._resolve_lookups(parsed)
+        creates: list[tuple[int, dict[str, Any], dict[str, str]]] = []
+        existing = self._existing_keys(key, parsed)
+        for number, data, problems, deferred in parsed:
+            if problems:
+                self._fail(report, number, problems)
+            elif key is not None and data.get(key) in existing:
+                self._update(report, number, existing[data[key]], data, deferred)
+            else:
+                creates.append((number, data, deferred))
+        if not creates:
+            return
+        ids, bad = self.service.create_many(
+            self.entity.name, [data for _, data, _ in creates], skip_bad_rows=True
+        )
+        for index, (number, _, deferred) in enumerate(creates):
+            if index in bad:
+                self._fail(report, number, bad[index])
+                continue
+            report.created += 1
+            record_id = ids[index]
+            if deferred and record_id is not None:
+                self.deferred.append((number, record_id, deferred))
+
+    def _parse_row(
+        self, number: int, values: list[str], columns: dict[str, int]
+    ) -> tuple[int, dict[str, Any], list[Problem], dict[str, str]]:
+        width = max(columns.values(), default=-1) + 1
+        if len(values) < width:
+            message = f"This row has {len(values)} values; the header has more columns."
+            return number, {}, [Problem(None, "short_row", message)], {}
+        data: dict[str, Any] = {}
+        problems: list[Problem] = []
+        deferred: dict[str, str] = {}
+        for field, index in columns.items():
+            spec = self.entity.fields[field]
+            try:
+                value = parse_cell(
+                    spec["type"], values[index], options=spec.get("options")
+                )
+            except CellError as error:
+                problems.append(Problem(field, error.code, error.message))
+                continue
+            if (
+                spec["type"] == "lookup"
+                and value is not None
+                and spec["target"] == self.entity.name
+            ):
+                deferred[field] = str(value)
+                continue
+            data[field] = value
+        return number, data, problems, deferred
+
+    def _resolve_lookups(
+        self, parsed: list[tuple[int, dict[str, Any], list[Problem], dict[str, str]]]
+    ) -> None:
+        for field, resolver in self.resolvers.items():
+            texts = {
+                data[field]
+                for _, data, _, _ in parsed
+                if isinstance(data.get(field), str)
+            }
+            if not texts:
+                continue
+            found = resolver.resolve(texts)
+            for _, data, problems, _ in parsed:
+                text = data.get(field)
+                if not isinstance(text, str):
+                    continue
+                result = found[text]
+                if isinstance(result, int):
+                    data[field] = result
+                else:
+                    del data[field]
+                    problems.append(Problem(field, "not_found", result))
+
+    def _existing_keys(
+        self,
+        key: str | None,
+        parsed: list[tuple[int, dict[str, Any], list[Problem], dict[str, str]]],
+    ) -> dict[Any, int]:
+        if key is None:
+            return {}
+        wanted = [data[key] for _, data, _, _ in parsed if data.get(key) is not None]
+        if not wanted:
+            return {}
+        table = self.entity.table
+        rows = self.connection.execute(
+            sa.select(table.c[key], table.c.id).where(table.c[key].in_(wanted))
+        ).all()
+        return {value: int(record_id) for value, record_id in rows}
+
+    def _update(
+        self,
+        report: ImportReport,
+        number: int,
+        record_id: int,
+        data: dict[str, Any],
+        deferred: dict[str, str],
+    ) -> None:
+        try:
+            with self.connection.begin_nested():
+                self.service.update(self.entity.name, record_id, data)
+        except TailorError as error:
+            self._fail(
+                report,
+                number,
+                error.problems or [Problem(None, error.code, error.message)],
+            )
+            return
+        report.updated += 1
+        if deferred:
+            self.deferred.append((number, record_id, deferred))
+
+    def _resolve_deferred(self, report: ImportReport) -> None:
+        for field in {name for _, _, fields in self.deferred for name in fields}:
+            texts = {fields[field] for _, _, fields in self.deferred if field in fields}
+            found = self.resolvers[field].resolve(texts)
+            for number, record_id, fields in self.deferred:
+                if field not in fields:
+                    continue
+                result = found[fields[field]]
+                if not isinstance(result, int):
+                    self._fail(report, number, [Problem(field, "not_found", result)])
+                    continue
+                try:
+                    with self.connection.begin_nested():
+                        self.service.update(
+                            self.entity.name, record_id, {field: result}
+                        )
+                except TailorError as error:
+                    problems = error.problems or [
+                        Problem(field, error.code, error.message)
+                    ]
+                    self._fail(report, number, problems)
+
+    def _fail(self, report: ImportReport, number: int, problems: list[Problem]) -> None:
+        report.failed_rows += 1
+        for problem in problems:
+            if len(report.errors) < ERRORS_KEPT:
+                report.errors.append(
+                    RowError(number, problem.field, problem.code, problem.message)
+                )
+
+
+def import_csv(
+    platform: Any,
+    entity_name: str,
+    stream: BinaryIO,
+    *,
+    actor: Actor,
+    mapping: Mapping[str, str] | None = None,
+    key: str | None = None,
+    dry_run: bool = False,
+    skip_bad_rows: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import a CSV file into ``entity_name`` in one transaction.
+
+    Without ``skip_bad_rows`` any bad row makes the whole import change nothing; the
+    report (in :class:`ImportFailed`) lists every bad row. A dry run reports what
+    would happen and changes nothing.
+
+    :raises ImportFailed: bad rows in an all-or-nothing import.
+    :raises BadRequest: the file cannot be read or the mapping is wrong.
+    """
+    with platform.engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            catalog = platform.catalogs.get(connection)
+            if entity_name not in catalog.entities:
+                raise NotFound(f"There is no entity named {entity_name!r}.")
+            importer = Importer(connection, catalog, actor, entity_name)
+            report = importer.run(
+                stream,
+                mapping=mapping,
+                key=key,
+                skip_bad_rows=skip_bad_rows,
+                progress=progress,
+            )
+            report.dry_run = dry_run
+        except BaseException:
+            transaction.rollback()
+            raise
+        if dry_run:
+            transaction.rollback()
+        else:
+            transaction.commit()
+            report.committed = True
+        return report

@@ -1,0 +1,380 @@
+"""The metadata store: documents with revisions and history, and the catalog cache.
+
+Every change runs in one transaction: check the documents, plan the schema change,
+check the plan against the data, apply it, and write the new documents with a new
+revision number and the before/after of each. Processes notice a new revision on
+their next request and swap in a freshly compiled catalog.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ..errors import Conflict, InvalidMetadata, NotFound, Problem, TailorError
+from ..metadata import (
+    Catalog,
+    Plan,
+    StoredEntity,
+    build_catalog,
+    check_entity_document,
+    plan_entity,
+)
+from .db import (
+    is_sqlite,
+    meta_documents,
+    meta_history,
+    meta_revisions,
+    utcnow,
+)
+from .migrate import apply_plan, check_plan, drop_table, purge_column
+
+log = logging.getLogger(__name__)
+
+ENTITY = "entity"
+# Any constant works; it names the lock that serializes metadata changes.
+_METADATA_LOCK = 7_320_104
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """What a metadata change did (or, for a dry run, would do)."""
+
+    revision: int
+    plan: Plan
+    applied: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "revision": self.revision,
+            "applied": self.applied,
+            "plan": self.plan.as_list(),
+            "steps": self.plan.describe(),
+        }
+
+
+def current_revision(connection: sa.Connection) -> int:
+    return int(
+        connection.execute(sa.select(sa.func.max(meta_revisions.c.id))).scalar() or 0
+    )
+
+
+def _stored_entities(connection: sa.Connection) -> dict[str, StoredEntity]:
+    rows = connection.execute(
+        sa.select(meta_documents).where(meta_documents.c.kind == ENTITY)
+    )
+    return {
+        row.name: StoredEntity(row.body, list(row.hidden_fields), bool(row.removed))
+        for row in rows
+    }
+
+
+def load_catalog(connection: sa.Connection) -> Catalog:
+    """Compile the catalog from what the database holds now."""
+    revision = current_revision(connection)
+    return build_catalog(revision, _stored_entities(connection).values())
+
+
+class CatalogCache:
+    """Keeps one compiled catalog per process and swaps it when the revision moves."""
+
+    def __init__(self) -> None:
+        self._catalog: Catalog | None = None
+        self._lock = threading.Lock()
+
+    def get(self, connection: sa.Connection) -> Catalog:
+        """Return the catalog for the database's current revision.
+
+        One cheap query per call; the catalog is rebuilt only after a change.
+        """
+        revision = current_revision(connection)
+        catalog = self._catalog
+        if catalog is not None and catalog.revision == revision:
+            return catalog
+        with self._lock:
+            catalog = self._catalog
+            if catalog is None or catalog.revision != revision:
+                catalog = load_catalog(connection)
+                self._catalog = catalog
+                log.info("loaded catalog at revision %s", catalog.revision)
+        return catalog
+
+
+class MetadataStore:
+    """Changes metadata documents and the tables they describe, atomically."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def apply(
+        self,
+        documents: Sequence[tuple[str, Any]],
+        *,
+        actor: str,
+        dry_run: bool = False,
+    ) -> ChangeResult:
+        """Create or change entities from ``(source, document)`` pairs.
+
+        ``source`` prefixes the problem paths of its document when several are
+        applied together (a file name, say); pass ``""`` for a single document.
+
+        :raises InvalidMetadata: a document fails its schema or a semantic check.
+        :raises UnsupportedChange: a change needs a conversion not supported yet.
+        :raises Conflict: existing data would break a new constraint.
+        """
+        with self.engine.begin() as connection:
+            self._lock(connection)
+            stored = _stored_entities(connection)
+            current = build_catalog(current_revision(connection), stored.values())
+            _check_documents(documents, current)
+            plan = Plan()
+            after: dict[str, StoredEntity] = {}
+            for _, document in _creation_order(documents):
+                entity, entity_plan = plan_entity(
+                    stored.get(document["name"]), document
+                )
+                plan.extend(entity_plan)
+                if entity_plan.operations:
+                    after[document["name"]] = entity
+            revision = current.revision + (1 if after else 0)
+            target = build_catalog(revision, {**stored, **after}.values())
+            check_plan(connection, plan, current)
+            if dry_run or not after:
+                connection.rollback()
+                return ChangeResult(revision, plan, applied=False)
+            apply_plan(connection, plan, target)
+            self._write(connection, stored, after, revision, plan, actor=actor)
+        log.info("applied plan r%s: %s", revision, "; ".join(plan.describe()))
+        return ChangeResult(revision, plan, applied=True)
+
+    def remove_entity(self, name: str, *, actor: str) -> ChangeResult:
+        """Hide an entity; its table and records stay until it is purged.
+
+        :raises Conflict: other entities still look up to it.
+        """
+        with self.engine.begin() as connection:
+            self._lock(connection)
+            stored = _stored_entities(connection)
+            current = build_catalog(current_revision(connection), stored.values())
+            current.entity(name)
+            referrers = [
+                Problem(f"{entity.name}.{spec['name']}", "referenced", "")
+                for entity, spec in current.referrers(name)
+                if entity.name != name
+            ]
+            if referrers:
+                raise Conflict(
+                    f"Other entities look up to {name!r}; remove those fields first.",
+                    problems=[
+                        Problem(p.field, p.code, f"{p.field} looks up to {name}.")
+                        for p in referrers
+                    ],
+                )
+            old = stored[name]
+            after = {name: StoredEntity(old.document, old.hidden_fields, removed=True)}
+            plan = Plan()
+            plan.add("hide_entity", name)
+            revision = current.revision + 1
+            self._write(connection, stored, after, revision, plan, actor=actor)
+        return ChangeResult(revision, plan, applied=True)
+
+    def purge(self, name: str, field: str | None, *, actor: str) -> ChangeResult:
+        """Drop a removed field's column, or a removed entity's table, for good."""
+        with self.engine.begin() as connection:
+            self._lock(connection)
+            stored = _stored_entities(connection)
+            current = build_catalog(current_revision(connection), stored.values())
+            entity = current.entities.get(name)
+            if entity is None:
+                raise NotFound(f"There is no entity named {name!r}.")
+            plan = Plan()
+            old = stored[name]
+            if field is None:
+                _check_purge_entity(current, name)
+                drop_table(connection, entity)
+                plan.add("drop_table", name)
+                after = None
+            else:
+                if field not in entity.hidden_fields:
+                    raise NotFound(
+                        f"{name}.{field} is not a removed field; remove it from the "
+                        "entity first."
+                    )
+                purge_column(connection, entity, field)
+                plan.add("drop_column", name, field)
+                hidden = [s for s in old.hidden_fields if s["name"] != field]
+                after = StoredEntity(old.document, hidden, old.removed)
+            revision = current.revision + 1
+            self._write(connection, stored, {name: after}, revision, plan, actor=actor)
+        log.info("applied plan r%s: %s", revision, "; ".join(plan.describe()))
+        return ChangeResult(revision, plan, applied=True)
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        """Return every revision of one entity document, newest first."""
+        query = (
+            sa.select(meta_history, meta_revisions.c.actor, meta_revisions.c.at)
+            .join(meta_revisions, meta_revisions.c.id == meta_history.c.revision)
+            .where(meta_history.c.kind == ENTITY, meta_history.c.name == name)
+            .order_by(meta_history.c.revision.desc())
+        )
+        with self.engine.connect() as connection:
+            return [
+                {
+                    "revision": row.revision,
+                    "actor": row.actor,
+                    "at": row.at.isoformat() + "Z",
+                    "before": row.before,
+                    "after": row.after,
+                }
+                for row in connection.execute(query)
+            ]
+
+    def _lock(self, connection: sa.Connection) -> None:
+        if not is_sqlite(connection):
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _METADATA_LOCK}
+            )
+
+    def _write(
+        self,
+        connection: sa.Connection,
+        before: dict[str, StoredEntity],
+        after: Mapping[str, StoredEntity | None],
+        revision: int,
+        plan: Plan,
+        *,
+        actor: str,
+    ) -> None:
+        try:
+            connection.execute(
+                meta_revisions.insert().values(
+                    id=revision,
+                    actor=actor,
+                    at=utcnow(),
+                    summary="; ".join(plan.describe())[:2000],
+                    plan=plan.as_list(),
+                )
+            )
+        except sa.exc.IntegrityError:
+            raise Conflict(
+                "Metadata was changed by someone else at the same time; try again."
+            ) from None
+        for name, entity in after.items():
+            old = before.get(name)
+            key = (meta_documents.c.kind == ENTITY, meta_documents.c.name == name)
+            if entity is None:
+                connection.execute(meta_documents.delete().where(*key))
+            else:
+                values = {
+                    "body": entity.document,
+                    "hidden_fields": entity.hidden_fields,
+                    "removed": entity.removed,
+                    "revision": revision,
+                }
+                if old is None:
+                    connection.execute(
+                        meta_documents.insert().values(kind=ENTITY, name=name, **values)
+                    )
+                else:
+                    connection.execute(
+                        meta_documents.update().where(*key).values(values)
+                    )
+            connection.execute(
+                meta_history.insert().values(
+                    revision=revision,
+                    kind=ENTITY,
+                    name=name,
+                    before=_history_body(old),
+                    after=_history_body(entity),
+                )
+            )
+
+
+def _history_body(entity: StoredEntity | None) -> dict[str, Any] | None:
+    if entity is None:
+        return None
+    return {
+        "document": entity.document,
+        "hidden_fields": entity.hidden_fields,
+        "removed": entity.removed,
+    }
+
+
+def _check_documents(documents: Sequence[tuple[str, Any]], current: Catalog) -> None:
+    names = [doc.get("name") for _, doc in documents if isinstance(doc, dict)]
+    known = [entity.name for entity in current.live()]
+    known += [name for name in names if isinstance(name, str)]
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for source, document in documents:
+        prefix = f"{source}: " if source else ""
+        for problem in check_entity_document(document, known_entities=known):
+            problems.append(
+                Problem(f"{prefix}{problem.field}", problem.code, problem.message)
+            )
+        name = document.get("name") if isinstance(document, dict) else None
+        if isinstance(name, str) and name in seen:
+            message = f"Entity {name!r} is defined more than once."
+            problems.append(Problem(f"{prefix}name", "duplicate_name", message))
+        if isinstance(name, str):
+            seen.add(name)
+    if problems:
+        raise InvalidMetadata(
+            "The metadata document was refused; nothing was changed.",
+            problems=problems,
+        )
+
+
+def _creation_order(
+    documents: Sequence[tuple[str, Any]],
+) -> list[tuple[str, dict[str, Any]]]:
+    """Order documents so that a lookup's target is planned before the lookup."""
+    by_name = {doc["name"]: (source, doc) for source, doc in documents}
+    ordered: list[tuple[str, dict[str, Any]]] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name not in by_name or name in visiting or by_name[name] in ordered:
+            return
+        visiting.add(name)
+        for spec in by_name[name][1]["fields"]:
+            if spec["type"] == "lookup":
+                visit(spec["target"])
+        ordered.append(by_name[name])
+
+    for name in by_name:
+        visit(name)
+    return ordered
+
+
+def _check_purge_entity(current: Catalog, name: str) -> None:
+    entity = current.entities[name]
+    if not entity.removed:
+        raise Conflict(f"Entity {name!r} is live; delete it before purging it.")
+    problems = [
+        Problem(f"{other.name}.{spec['name']}", "referenced", "")
+        for other in current.entities.values()
+        for spec in [*other.fields.values(), *other.hidden_fields.values()]
+        if other.name != name and spec["type"] == "lookup" and spec["target"] == name
+    ]
+    if problems:
+        raise Conflict(
+            f"Columns of other entities still refer to {name!r}; purge them first.",
+            problems=problems,
+        )
+
+
+__all__ = [
+    "CatalogCache",
+    "ChangeResult",
+    "MetadataStore",
+    "TailorError",
+    "current_revision",
+    "load_catalog",
+]

@@ -1,0 +1,242 @@
+"""Runtime schema migration: checks a plan against the data, then applies it.
+
+Both steps run on the caller's connection, inside the transaction that also writes
+the metadata revision, so a failure anywhere leaves tables and metadata as they were.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+
+from ..errors import Conflict, Problem
+from ..metadata import (
+    USER_TABLE,
+    Catalog,
+    EntityDef,
+    Operation,
+    Plan,
+    field_column,
+    index_name,
+    system_columns,
+)
+from .db import is_sqlite, sequences
+
+log = logging.getLogger(__name__)
+
+DUPLICATES_SHOWN = 20
+
+
+def check_plan(connection: sa.Connection, plan: Plan, current: Catalog) -> None:
+    """Refuse a plan that existing data would break, listing the records.
+
+    :raises Conflict: a new unique constraint meets duplicate values.
+    """
+    problems = []
+    for operation in plan.operations:
+        if operation.kind != "add_unique" or operation.entity not in current.entities:
+            continue
+        entity = current.entities[operation.entity]
+        column_name = str(operation.detail.get("old", operation.field))
+        if column_name not in entity.table.c:
+            continue
+        problems += _duplicates(connection, entity, column_name, operation)
+    if problems:
+        raise Conflict(
+            "Existing records hold duplicate values, so the fields cannot be made "
+            "unique. Fix the records, then try again.",
+            problems=problems,
+        )
+
+
+def _duplicates(
+    connection: sa.Connection, entity: EntityDef, column_name: str, op: Operation
+) -> list[Problem]:
+    column = entity.table.c[column_name]
+    query = (
+        sa.select(column, sa.func.count(), sa.func.min(entity.table.c.id))
+        .where(column.is_not(None))
+        .group_by(column)
+        .having(sa.func.count() > 1)
+        .order_by(sa.func.count().desc())
+        .limit(DUPLICATES_SHOWN)
+    )
+    problems = []
+    for value, count, first_id in connection.execute(query):
+        message = (
+            f"{count} records share the value {value!r} (the first is record "
+            f"{first_id})."
+        )
+        problems.append(Problem(f"{op.entity}.{op.field}", "duplicate_value", message))
+    return problems
+
+
+def apply_plan(connection: sa.Connection, plan: Plan, target: Catalog) -> None:
+    """Run every operation of ``plan`` on ``connection``.
+
+    :param target: the catalog as it will be once the plan is applied; it gives the
+        column definitions.
+    """
+    operations = Operations(MigrationContext.configure(connection))
+    sqlite = is_sqlite(connection)
+    created = {op.entity for op in plan.operations if op.kind == "create_table"}
+    # Tables first, so that a foreign key never names a table the plan has not
+    # created yet (two entities may look up to each other).
+    ordered = sorted(plan.operations, key=lambda op: op.kind != "create_table")
+    for operation in ordered:
+        handler = _HANDLERS.get(operation.kind)
+        if handler is not None:
+            handler(operations, operation, target, sqlite, created)
+        log.info("applied %s", operation.describe())
+
+
+def _create_table(
+    ops: Operations, op: Operation, target: Catalog, sqlite: bool, _new: set[str]
+) -> None:
+    entity = target.entities[op.entity]
+    columns: list[Any] = system_columns()
+    for column in columns:
+        if column.name in ("created_by", "owner_id"):
+            column.append_foreign_key(sa.ForeignKey(f"{USER_TABLE}.id"))
+    for spec in entity.fields.values():
+        column = field_column(spec)
+        # SQLite checks references only when rows change, so lookups can be declared
+        # with the table even when the target table is created later in the plan.
+        if sqlite and spec["type"] == "lookup":
+            column.append_foreign_key(sa.ForeignKey(f"{spec['target']}.id"))
+        columns.append(column)
+    ops.create_table(op.entity, *columns)
+    ops.create_index(index_name("ix", op.entity, "owner_id"), op.entity, ["owner_id"])
+    ops.create_index(
+        index_name("ix", op.entity, "updated_at"), op.entity, ["updated_at"]
+    )
+
+
+def _add_column(
+    ops: Operations, op: Operation, target: Catalog, sqlite: bool, _new: set[str]
+) -> None:
+    spec = target.entities[op.entity].fields[str(op.field)]
+    column = field_column(spec)
+    if sqlite and spec["type"] == "lookup":
+        # alembic refuses constraints on SQLite outside batch mode, but SQLite itself
+        # accepts a REFERENCES clause on a nullable added column without a rebuild.
+        column_sql = sa.schema.CreateColumn(column).compile(
+            dialect=ops.get_bind().dialect
+        )
+        ops.execute(
+            f'ALTER TABLE "{op.entity}" ADD COLUMN {column_sql} '
+            f'REFERENCES "{spec["target"]}" (id)'
+        )
+        return
+    ops.add_column(op.entity, column)
+
+
+def _add_foreign_key(
+    ops: Operations, op: Operation, target: Catalog, sqlite: bool, _new: set[str]
+) -> None:
+    field = str(op.field)
+    ops.create_index(index_name("ix", op.entity, field), op.entity, [field])
+    if sqlite:
+        return
+    ops.create_foreign_key(
+        index_name("fk", op.entity, field),
+        op.entity,
+        str(op.detail["target"]),
+        [field],
+        ["id"],
+    )
+
+
+def _add_unique(
+    ops: Operations, op: Operation, target: Catalog, sqlite: bool, _new: set[str]
+) -> None:
+    field = str(op.field)
+    ops.create_index(
+        index_name("uq", op.entity, field), op.entity, [field], unique=True
+    )
+
+
+def _drop_unique(
+    ops: Operations, op: Operation, target: Catalog, sqlite: bool, _new: set[str]
+) -> None:
+    ops.drop_index(index_name("uq", op.entity, str(op.field)), table_name=op.entity)
+
+
+def _rename_field(
+    ops: Operations, op: Operation, target: Catalog, sqlite: bool, _new: set[str]
+) -> None:
+    old, new = str(op.detail["old"]), str(op.field)
+    ops.execute(f'ALTER TABLE "{op.entity}" RENAME COLUMN "{old}" TO "{new}"')
+    spec = target.entities[op.entity].fields[new]
+    renames = []
+    if spec["type"] == "lookup":
+        renames.append("ix")
+    if spec.get("unique") or spec.get("external_id"):
+        renames.append("uq")
+    for prefix in renames:
+        unique = prefix == "uq"
+        ops.drop_index(index_name(prefix, op.entity, old), table_name=op.entity)
+        ops.create_index(
+            index_name(prefix, op.entity, new), op.entity, [new], unique=unique
+        )
+    ops.execute(
+        sequences.update()
+        .where(sequences.c.entity == op.entity, sequences.c.field == old)
+        .values(field=new)
+    )
+
+
+def _backfill_autonumber(
+    ops: Operations, op: Operation, target: Catalog, sqlite: bool, _new: set[str]
+) -> None:
+    from .numbering import backfill
+
+    backfill(ops.get_bind(), target.entities[op.entity], str(op.field))
+
+
+_Handler = Callable[[Operations, Operation, Catalog, bool, set[str]], None]
+_HANDLERS: dict[str, _Handler] = {
+    "create_table": _create_table,
+    "add_column": _add_column,
+    "add_foreign_key": _add_foreign_key,
+    "add_unique": _add_unique,
+    "drop_unique": _drop_unique,
+    "rename_field": _rename_field,
+    "backfill_autonumber": _backfill_autonumber,
+}
+
+
+def purge_column(connection: sa.Connection, entity: EntityDef, field: str) -> None:
+    """Drop a hidden field's column, with its indexes and constraints."""
+    spec = entity.hidden_fields[field]
+    ops = Operations(MigrationContext.configure(connection))
+    inspector = sa.inspect(connection)
+    for index in inspector.get_indexes(entity.name):
+        if field in index["column_names"] and index["name"]:
+            ops.drop_index(index["name"], table_name=entity.name)
+    if is_sqlite(connection) and spec["type"] == "lookup":
+        # SQLite cannot drop a column that a foreign key names: rebuild the table.
+        with ops.batch_alter_table(entity.name, recreate="always") as batch:
+            batch.drop_column(field)
+        return
+    for foreign_key in inspector.get_foreign_keys(entity.name):
+        if field in foreign_key["constrained_columns"] and foreign_key["name"]:
+            ops.drop_constraint(foreign_key["name"], entity.name, type_="foreignkey")
+    ops.execute(f'ALTER TABLE "{entity.name}" DROP COLUMN "{field}"')
+    ops.execute(
+        sequences.delete().where(
+            sequences.c.entity == entity.name, sequences.c.field == field
+        )
+    )
+
+
+def drop_table(connection: sa.Connection, entity: EntityDef) -> None:
+    """Drop a removed entity's table and its sequences."""
+    ops = Operations(MigrationContext.configure(connection))
+    ops.drop_table(entity.name)
+    ops.execute(sequences.delete().where(sequences.c.entity == entity.name))

@@ -1,0 +1,333 @@
+"""The query builder: every list of records is read through here (principle 7).
+
+It turns list parameters (filters, sort, cursor, field selection) into one SQL query,
+so that pages and counts are computed by the database. Record access will be added to
+the same query when permissions arrive.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import BadRequest
+from ..metadata import (
+    DECIMAL_TYPES,
+    TEXT_TYPES,
+    EntityDef,
+    FieldValueError,
+    convert_date,
+    convert_datetime,
+)
+from .records import record_json
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 50
+OPERATORS = (
+    "eq",
+    "ne",
+    "lt",
+    "lte",
+    "gt",
+    "gte",
+    "in",
+    "contains",
+    "startswith",
+    "isnull",
+)
+RESERVED_PARAMS = frozenset({"sort", "limit", "cursor", "fields", "count", "filter"})
+SYSTEM_SPECS: dict[str, dict[str, Any]] = {
+    "id": {"name": "id", "type": "integer", "label": "Id"},
+    "created_at": {"name": "created_at", "type": "datetime", "label": "Created"},
+    "updated_at": {"name": "updated_at", "type": "datetime", "label": "Updated"},
+    "created_by": {"name": "created_by", "type": "integer", "label": "Created by"},
+    "owner_id": {"name": "owner_id", "type": "integer", "label": "Owner"},
+    "version": {"name": "version", "type": "integer", "label": "Version"},
+}
+_ORDERED_TYPES = frozenset(
+    {"integer", "decimal", "currency", "percent", "date", "datetime", "lookup"}
+    | TEXT_TYPES
+    | {"picklist", "autonumber"}
+)
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_DECIMAL = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+
+@dataclass
+class ListQuery:
+    """A parsed list request."""
+
+    filters: list[tuple[dict[str, Any], str, Any]] = field(default_factory=list)
+    sort: list[tuple[dict[str, Any], bool]] = field(default_factory=list)
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+    fields: list[str] | None = None
+    count: bool = False
+
+
+@dataclass
+class Page:
+    records: list[dict[str, Any]]
+    next_cursor: str | None
+    total: int | None
+
+
+def _spec(entity: EntityDef, name: str, param: str) -> dict[str, Any]:
+    spec = entity.fields.get(name) or SYSTEM_SPECS.get(name)
+    if spec is None:
+        raise BadRequest(f"{param}: {entity.label} has no field {name!r}.")
+    return spec
+
+
+def parse_list_args(entity: EntityDef, args: Mapping[str, list[str]]) -> ListQuery:
+    """Parse query-string parameters (each name with its list of values).
+
+    :raises BadRequest: naming the parameter that is wrong.
+    """
+    query = ListQuery()
+    for param, values in args.items():
+        if param in RESERVED_PARAMS:
+            continue
+        name, _, op = param.partition("__")
+        op = op or "eq"
+        if op not in OPERATORS:
+            raise BadRequest(
+                f"{param}: unknown operator {op!r}; use one of {', '.join(OPERATORS)}."
+            )
+        spec = _spec(entity, name, param)
+        for raw in values:
+            query.filters.append((spec, op, _filter_value(spec, op, raw, param)))
+    query.sort = _parse_sort(entity, _single(args, "sort"))
+    query.limit = _parse_limit(_single(args, "limit"))
+    query.cursor = _single(args, "cursor")
+    selection = _single(args, "fields")
+    if selection:
+        query.fields = [
+            _spec(entity, name.strip(), "fields")["name"]
+            for name in selection.split(",")
+            if name.strip()
+        ]
+    count = _single(args, "count")
+    query.count = count is not None and _parse_bool(count or "true", "count")
+    return query
+
+
+def _single(args: Mapping[str, list[str]], name: str) -> str | None:
+    values = args.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BadRequest(f"{name}: give this parameter only once.")
+    return values[0]
+
+
+def _parse_sort(
+    entity: EntityDef, text: str | None
+) -> list[tuple[dict[str, Any], bool]]:
+    if not text:
+        return []
+    keys = []
+    for item in text.split(","):
+        item = item.strip()
+        descending = item.startswith("-")
+        spec = _spec(entity, item.lstrip("-+"), "sort")
+        if spec["type"] not in _ORDERED_TYPES and spec["type"] != "boolean":
+            raise BadRequest(f"sort: {spec['name']!r} cannot be sorted.")
+        keys.append((spec, descending))
+    return keys
+
+
+def _parse_limit(text: str | None) -> int:
+    if text is None:
+        return DEFAULT_LIMIT
+    if not _INTEGER.match(text) or not 1 <= int(text) <= MAX_LIMIT:
+        raise BadRequest(f"limit: enter a whole number from 1 to {MAX_LIMIT}.")
+    return int(text)
+
+
+def _parse_bool(text: str, param: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise BadRequest(f"{param}: enter true or false, not {text!r}.")
+
+
+def _filter_value(spec: dict[str, Any], op: str, raw: str, param: str) -> Any:
+    kind = spec["type"]
+    if op == "isnull":
+        return _parse_bool(raw, param)
+    if op in ("contains", "startswith"):
+        if kind not in TEXT_TYPES and kind not in ("multi_picklist", "autonumber"):
+            raise BadRequest(f"{param}: {op} works on text fields only.")
+        if kind == "multi_picklist" and op == "startswith":
+            raise BadRequest(f"{param}: startswith does not apply to multi-picklists.")
+        return raw
+    if kind == "multi_picklist":
+        raise BadRequest(f"{param}: use contains or isnull on a multi-picklist.")
+    if op in ("lt", "lte", "gt", "gte") and kind not in _ORDERED_TYPES:
+        raise BadRequest(f"{param}: {op} does not apply to a {kind} field.")
+    if op == "in":
+        return [parse_value(spec, part, param) for part in raw.split(",")]
+    return parse_value(spec, raw, param)
+
+
+def parse_value(spec: dict[str, Any], raw: str, param: str) -> Any:
+    """Turn a query-string value into a value comparable with the column."""
+    kind = spec["type"]
+    try:
+        if kind in ("integer", "lookup"):
+            if not _INTEGER.match(raw.strip()):
+                raise FieldValueError("invalid", f"{raw!r} is not a whole number.")
+            return int(raw)
+        if kind in DECIMAL_TYPES:
+            if not _DECIMAL.match(raw.strip()):
+                raise FieldValueError("invalid", f"{raw!r} is not a number.")
+            return Decimal(raw.strip())
+        if kind == "boolean":
+            return _parse_bool(raw, param)
+        if kind == "date":
+            return convert_date(raw)
+        if kind == "datetime":
+            return convert_datetime(raw)
+    except FieldValueError as error:
+        raise BadRequest(f"{param}: {error.message}") from None
+    return raw
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _condition(
+    table: sa.Table, spec: dict[str, Any], op: str, value: Any
+) -> sa.ColumnElement[bool]:
+    column = table.c[spec["name"]]
+    if op == "isnull":
+        return column.is_(None) if value else column.is_not(None)
+    if op == "contains" and spec["type"] == "multi_picklist":
+        needle = "%" + _escape_like(json.dumps(value)) + "%"
+        return sa.cast(column, sa.Text).like(needle, escape="\\")
+    if op == "contains":
+        return column.ilike("%" + _escape_like(value) + "%", escape="\\")
+    if op == "startswith":
+        return column.ilike(_escape_like(value) + "%", escape="\\")
+    if op == "in":
+        return column.in_(value)
+    if op == "ne":
+        # Blank values are "not equal" to anything, as a user reads the filter.
+        return sa.or_(column != value, column.is_(None))
+    comparisons = {
+        "eq": column.__eq__,
+        "lt": column.__lt__,
+        "lte": column.__le__,
+        "gt": column.__gt__,
+        "gte": column.__ge__,
+    }
+    result: sa.ColumnElement[bool] = comparisons[op](value)
+    return result
+
+
+def _sort_signature(query: ListQuery) -> str:
+    return ",".join(("-" if desc else "") + spec["name"] for spec, desc in query.sort)
+
+
+def _encode_cursor(query: ListQuery, row: Mapping[Any, Any]) -> str:
+    keys = [_cursor_value(row[spec["name"]]) for spec, _ in query.sort]
+    body = {"s": _sort_signature(query), "k": keys, "id": row["id"]}
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _decode_cursor(query: ListQuery, text: str) -> tuple[list[Any], int]:
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        body = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        keys, last_id = body["k"], body["id"]
+        valid = (
+            body["s"] == _sort_signature(query)
+            and isinstance(last_id, int)
+            and isinstance(keys, list)
+            and len(keys) == len(query.sort)
+        )
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        valid = False
+    if not valid:
+        raise BadRequest("cursor: this cursor is not valid for this list; start over.")
+    values = [
+        None if key is None else parse_value(spec, str(key), "cursor")
+        for key, (spec, _) in zip(keys, query.sort, strict=True)
+    ]
+    return values, last_id
+
+
+def _after(
+    table: sa.Table, query: ListQuery, values: list[Any], last_id: int
+) -> sa.ColumnElement[bool]:
+    """Rows strictly after the cursor in (sort keys..., id) order, nulls last."""
+    alternatives = []
+    equal: list[sa.ColumnElement[bool]] = []
+    for (spec, descending), value in zip(query.sort, values, strict=True):
+        column = table.c[spec["name"]]
+        if value is not None:
+            beyond = column < value if descending else column > value
+            alternatives.append(sa.and_(*equal, sa.or_(beyond, column.is_(None))))
+            equal.append(column == value)
+        else:
+            equal.append(column.is_(None))
+    alternatives.append(sa.and_(*equal, table.c.id > last_id))
+    return sa.or_(*alternatives)
+
+
+def run_list(connection: sa.Connection, entity: EntityDef, query: ListQuery) -> Page:
+    """Run a list query and return one page, its next cursor and the total."""
+    table = entity.table
+    where = [_condition(table, spec, op, value) for spec, op, value in query.filters]
+    statement = sa.select(table).where(*where)
+    if query.cursor:
+        values, last_id = _decode_cursor(query, query.cursor)
+        statement = statement.where(_after(table, query, values, last_id))
+    order = [
+        (
+            table.c[spec["name"]].desc() if desc else table.c[spec["name"]].asc()
+        ).nulls_last()
+        for spec, desc in query.sort
+    ]
+    statement = statement.order_by(*order, table.c.id.asc()).limit(query.limit + 1)
+    rows = connection.execute(statement).mappings().all()
+    next_cursor = None
+    if len(rows) > query.limit:
+        rows = rows[: query.limit]
+        next_cursor = _encode_cursor(query, rows[-1])
+    total = None
+    if query.count:
+        total = connection.execute(
+            sa.select(sa.func.count()).select_from(table).where(*where)
+        ).scalar_one()
+    records = [record_json(entity, row) for row in rows]
+    if query.fields is not None:
+        keep = ["id", *query.fields]
+        records = [{name: record[name] for name in keep} for record in records]
+    return Page(records, next_cursor, total)

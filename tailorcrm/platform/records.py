@@ -1,0 +1,468 @@
+"""The record service: the only way records are created, changed and deleted.
+
+Every path that writes records (the API, forms, CSV import, demo data) comes here, so
+validation, defaults, system columns and optimistic locking have one implementation.
+Every problem with the input is collected before anything is refused.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import marshmallow as ma
+import sqlalchemy as sa
+
+from ..errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    Problem,
+    ValidationFailed,
+)
+from ..metadata import (
+    SYSTEM_COLUMNS,
+    Catalog,
+    EntityDef,
+    is_unique,
+    problems_from,
+    to_json,
+)
+from .db import users, utcnow
+from .numbering import allocate, format_number
+
+WRITABLE_SYSTEM_COLUMNS = frozenset({"owner_id"})
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: the user whose name goes into ``created_by`` and history."""
+
+    user_id: int | None
+    username: str
+    is_admin: bool = False
+
+
+SYSTEM_ACTOR = Actor(user_id=None, username="system", is_admin=True)
+
+
+class BatchFailed(ValidationFailed):
+    """Rows of a batch failed; ``rows`` maps each bad row's index to its problems."""
+
+    def __init__(self, rows: dict[int, list[Problem]]) -> None:
+        super().__init__(f"{len(rows)} rows failed validation.")
+        self.rows = rows
+
+
+def record_json(entity: EntityDef, row: Mapping[Any, Any]) -> dict[str, Any]:
+    """Return the API form of a stored row: id, the live fields, system columns."""
+    record: dict[str, Any] = {"id": row["id"]}
+    for name, spec in entity.fields.items():
+        record[name] = to_json(spec, row.get(name))
+    record["created_at"] = _timestamp(row.get("created_at"))
+    record["updated_at"] = _timestamp(row.get("updated_at"))
+    record["created_by"] = row.get("created_by")
+    record["owner_id"] = row.get("owner_id")
+    record["version"] = row.get("version")
+    return record
+
+
+def _timestamp(value: Any) -> str | None:
+    return None if value is None else value.isoformat() + "Z"
+
+
+class RecordService:
+    """Creates, changes and deletes records of any entity in one transaction.
+
+    The caller owns the transaction: nothing is committed here.
+    """
+
+    def __init__(
+        self, connection: sa.Connection, catalog: Catalog, actor: Actor
+    ) -> None:
+        self.connection = connection
+        self.catalog = catalog
+        self.actor = actor
+
+    # -- reading ---------------------------------------------------------------
+
+    def get(self, entity_name: str, record_id: Any) -> dict[str, Any]:
+        """Return one record.
+
+        :raises NotFound: no such entity or record.
+        """
+        entity = self.catalog.entity(entity_name)
+        return record_json(entity, self._row(entity, record_id))
+
+    def _row(
+        self, entity: EntityDef, record_id: Any, *, lock: bool = False
+    ) -> Mapping[Any, Any]:
+        if isinstance(record_id, bool) or not isinstance(record_id, int):
+            raise NotFound(f"There is no {entity.label} with id {record_id!r}.")
+        query = sa.select(entity.table).where(entity.table.c.id == record_id)
+        if lock and self.connection.dialect.name != "sqlite":
+            query = query.with_for_update()
+        row = self.connection.execute(query).mappings().first()
+        if row is None:
+            raise NotFound(f"There is no {entity.label} with id {record_id}.")
+        return row
+
+    # -- creating --------------------------------------------------------------
+
+    def create(self, entity_name: str, data: Any) -> dict[str, Any]:
+        """Validate and insert one record; return it as the API shows it.
+
+        :raises ValidationFailed: with every field problem at once.
+        :raises Conflict: only unique values clash with stored records.
+        """
+        entity = self.catalog.entity(entity_name)
+        values, problems = self._prepare_new(entity, data)
+        problems += self._check_references(entity, [values])[0]
+        problems += self._check_unique(entity, [values])[0]
+        _raise_for(problems)
+        row = self._insert(entity, [values])[0]
+        return record_json(entity, row)
+
+    def create_many(
+        self, entity_name: str, rows: Sequence[Any], *, skip_bad_rows: bool = False
+    ) -> tuple[list[int | None], dict[int, list[Problem]]]:
+        """Validate and insert many records with one statement.
+
+        Returns the new ids in row order (``None`` for a bad row) and the problems
+        of each bad row by its index.
+
+        :raises BatchFailed: some rows are bad and ``skip_bad_rows`` is false; then
+            nothing of the batch is inserted.
+        """
+        entity = self.catalog.entity(entity_name)
+        prepared = [self._prepare_new(entity, data) for data in rows]
+        values = [item[0] for item in prepared]
+        problems = [item[1] for item in prepared]
+        for checker in (self._check_references, self._check_unique):
+            for index, found in enumerate(checker(entity, values)):
+                problems[index] += found
+        bad = {index: found for index, found in enumerate(problems) if found}
+        if bad and not skip_bad_rows:
+            raise BatchFailed(bad)
+        good = [item for index, item in enumerate(values) if index not in bad]
+        inserted = iter(self._insert(entity, good) if good else [])
+        ids = [
+            None if index in bad else int(next(inserted)["id"])
+            for index in range(len(values))
+        ]
+        return ids, bad
+
+    def _prepare_new(
+        self, entity: EntityDef, data: Any
+    ) -> tuple[dict[str, Any], list[Problem]]:
+        key_problems = _check_keys(entity, data)
+        incoming = _known(entity, data)
+        for name, spec in entity.fields.items():
+            if name not in incoming and "default" in spec:
+                incoming[name] = copy.deepcopy(spec["default"])
+        values, problems = self._load(entity, incoming, partial=False)
+        return values, key_problems + problems
+
+    def _load(
+        self, entity: EntityDef, incoming: dict[str, Any], *, partial: bool
+    ) -> tuple[dict[str, Any], list[Problem]]:
+        owner = incoming.pop("owner_id", None)
+        problems = []
+        try:
+            values: dict[str, Any] = entity.schema.load(incoming, partial=partial)
+        except ma.ValidationError as error:
+            values = dict(error.valid_data or {})
+            problems = problems_from(_as_dict(error.messages))
+        if owner is not None:
+            problems += self._check_owner(owner)
+            values["owner_id"] = owner
+        return values, problems
+
+    def _check_owner(self, owner: Any) -> list[Problem]:
+        if isinstance(owner, bool) or not isinstance(owner, int):
+            return [Problem("owner_id", "invalid_reference", "Enter a user id.")]
+        found = self.connection.execute(
+            sa.select(users.c.id).where(users.c.id == owner, users.c.active)
+        ).first()
+        if found is None:
+            return [Problem("owner_id", "not_found", f"There is no user {owner}.")]
+        return []
+
+    def _insert(
+        self, entity: EntityDef, batch: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        now = utcnow()
+        rows: list[dict[str, Any]] = []
+        numbered = [s for s in entity.fields.values() if s["type"] == "autonumber"]
+        firsts = {
+            spec["name"]: allocate(
+                self.connection, entity.name, spec["name"], len(batch)
+            )
+            for spec in numbered
+        }
+        for index, values in enumerate(batch):
+            row: dict[str, Any] = dict.fromkeys(entity.fields)
+            row.update(values)
+            for spec in numbered:
+                row[spec["name"]] = format_number(spec, firsts[spec["name"]] + index)
+            row.setdefault("owner_id", None)
+            if row["owner_id"] is None:
+                row["owner_id"] = self.actor.user_id
+            row.update(
+                created_at=now, updated_at=now, created_by=self.actor.user_id, version=1
+            )
+            rows.append(row)
+        table = entity.table
+        statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+        try:
+            ids = self.connection.execute(statement, rows).scalars().all()
+        except sa.exc.IntegrityError as error:
+            raise Conflict(_integrity_message(error)) from None
+        for row, new_id in zip(rows, ids, strict=True):
+            row["id"] = new_id
+        return rows
+
+    # -- changing --------------------------------------------------------------
+
+    def update(
+        self,
+        entity_name: str,
+        record_id: Any,
+        data: Any,
+        *,
+        expected_version: int | None = None,
+    ) -> dict[str, Any]:
+        """Validate and apply a partial change; return the record after it.
+
+        :raises NotFound: no such record.
+        :raises PreconditionFailed: ``expected_version`` is not the stored version.
+        :raises ValidationFailed: with every field problem at once.
+        """
+        entity = self.catalog.entity(entity_name)
+        current = self._row(entity, record_id, lock=True)
+        if isinstance(data, dict) and "version" in data:
+            data = dict(data)
+            body_version = data.pop("version")
+            if expected_version is None:
+                expected_version = body_version
+        _check_version(entity, current, expected_version)
+        key_problems = _check_keys(entity, data)
+        values, problems = self._load(entity, _known(entity, data), partial=True)
+        problems = key_problems + problems
+        merged = {**current, **values}
+        changed = {k: v for k, v in values.items() if current.get(k) != v}
+        probe = {k: merged[k] for k in changed}
+        probe["id"] = current["id"]
+        problems += self._check_references(entity, [probe])[0]
+        problems += self._check_unique(entity, [probe])[0]
+        _raise_for(problems)
+        if not changed:
+            return record_json(entity, current)
+        table = entity.table
+        now = utcnow()
+        statement = (
+            table.update()
+            .where(table.c.id == current["id"], table.c.version == current["version"])
+            .values(**changed, updated_at=now, version=current["version"] + 1)
+        )
+        try:
+            result = self.connection.execute(statement)
+        except sa.exc.IntegrityError as error:
+            raise Conflict(_integrity_message(error)) from None
+        if result.rowcount != 1:
+            raise PreconditionFailed(
+                f"{entity.label} {record_id} was changed by someone else; reload it."
+            )
+        merged.update(updated_at=now, version=current["version"] + 1)
+        return record_json(entity, merged)
+
+    def delete(
+        self, entity_name: str, record_id: Any, *, expected_version: int | None = None
+    ) -> None:
+        """Delete a record, honouring each lookup's ``on_delete``.
+
+        :raises Conflict: a restricting lookup still points at the record.
+        """
+        entity = self.catalog.entity(entity_name)
+        current = self._row(entity, record_id, lock=True)
+        _check_version(entity, current, expected_version)
+        self._release_references(entity, current["id"])
+        self.connection.execute(
+            entity.table.delete().where(entity.table.c.id == current["id"])
+        )
+
+    def _release_references(self, entity: EntityDef, record_id: int) -> None:
+        problems = []
+        now = utcnow()
+        for other in self.catalog.entities.values():
+            specs = [*other.fields.values(), *other.hidden_fields.values()]
+            for spec in specs:
+                if spec["type"] != "lookup" or spec["target"] != entity.name:
+                    continue
+                column = other.table.c[spec["name"]]
+                visible = spec["name"] in other.fields and not other.removed
+                if visible and spec.get("on_delete", "restrict") == "restrict":
+                    count = self.connection.execute(
+                        sa.select(sa.func.count()).where(column == record_id)
+                    ).scalar()
+                    if count:
+                        message = (
+                            f"{count} {other.label} record(s) refer to it through "
+                            f"{spec['label']}."
+                        )
+                        problems.append(
+                            Problem(
+                                f"{other.name}.{spec['name']}", "referenced", message
+                            )
+                        )
+                    continue
+                self.connection.execute(
+                    other.table.update()
+                    .where(column == record_id, other.table.c.id != record_id)
+                    .values(
+                        {
+                            spec["name"]: None,
+                            "updated_at": now,
+                            "version": other.table.c.version + 1,
+                        }
+                    )
+                )
+        if problems:
+            raise Conflict(
+                f"This {entity.label} cannot be deleted while other records refer to "
+                "it.",
+                problems=problems,
+            )
+
+    # -- checks against stored data --------------------------------------------
+
+    def _check_references(
+        self, entity: EntityDef, batch: list[dict[str, Any]]
+    ) -> list[list[Problem]]:
+        problems: list[list[Problem]] = [[] for _ in batch]
+        for spec in entity.lookups():
+            name = spec["name"]
+            wanted = {v[name] for v in batch if v.get(name) is not None}
+            if not wanted:
+                continue
+            target = self.catalog.entity(spec["target"])
+            found = set(
+                self.connection.execute(
+                    sa.select(target.table.c.id).where(target.table.c.id.in_(wanted))
+                ).scalars()
+            )
+            # A record may refer to one created earlier in the same batch only
+            # through the database; ids not stored yet are reported.
+            for index, values in enumerate(batch):
+                value = values.get(name)
+                if value is not None and value not in found:
+                    message = f"There is no {target.label} with id {value}."
+                    problems[index].append(Problem(name, "not_found", message))
+        return problems
+
+    def _check_unique(
+        self, entity: EntityDef, batch: list[dict[str, Any]]
+    ) -> list[list[Problem]]:
+        problems: list[list[Problem]] = [[] for _ in batch]
+        for spec in entity.fields.values():
+            name = spec["name"]
+            if not is_unique(spec):
+                continue
+            positions: dict[Any, list[int]] = defaultdict(list)
+            for index, values in enumerate(batch):
+                if values.get(name) is not None:
+                    positions[values[name]].append(index)
+            if not positions:
+                continue
+            table = entity.table
+            stored = self.connection.execute(
+                sa.select(table.c[name], table.c.id).where(
+                    table.c[name].in_(list(positions))
+                )
+            ).all()
+            taken = {value: record_id for value, record_id in stored}
+            for value, indexes in positions.items():
+                for index in indexes:
+                    owner = taken.get(value)
+                    if owner is not None and owner != batch[index].get("id"):
+                        message = (
+                            f"{spec['label']} {value!r} is already used by record "
+                            f"{owner}."
+                        )
+                        problems[index].append(Problem(name, "unique", message))
+                for index in indexes[1:]:
+                    message = f"{spec['label']} {value!r} appears twice in this batch."
+                    problems[index].append(Problem(name, "unique", message))
+        return problems
+
+
+def _check_keys(entity: EntityDef, data: Any) -> list[Problem]:
+    if not isinstance(data, dict):
+        raise BadRequest("A record must be a JSON object of field names and values.")
+    problems = []
+    for key in data:
+        if not isinstance(key, str):
+            problems.append(Problem(str(key), "unknown_field", "Unknown field."))
+        elif key in WRITABLE_SYSTEM_COLUMNS:
+            continue
+        elif key in SYSTEM_COLUMNS or (
+            key in entity.fields and entity.fields[key]["type"] == "autonumber"
+        ):
+            message = "This field is set by the system and cannot be written."
+            problems.append(Problem(key, "read_only", message))
+        elif key not in entity.fields:
+            message = f"{entity.label} has no field {key!r}."
+            problems.append(Problem(key, "unknown_field", message))
+    return problems
+
+
+def _known(entity: EntityDef, data: dict[str, Any]) -> dict[str, Any]:
+    """Keep the keys a record may be written with; the rest are reported apart."""
+    return {
+        key: value
+        for key, value in data.items()
+        if key in WRITABLE_SYSTEM_COLUMNS
+        or (key in entity.fields and entity.fields[key]["type"] != "autonumber")
+    }
+
+
+def _check_version(
+    entity: EntityDef, current: Mapping[Any, Any], expected: Any
+) -> None:
+    if expected is None:
+        return
+    if isinstance(expected, bool) or not isinstance(expected, int):
+        raise BadRequest("The expected version must be a whole number.")
+    if expected != current["version"]:
+        raise PreconditionFailed(
+            f"{entity.label} {current['id']} is at version {current['version']}, not "
+            f"{expected}; reload it and apply your change again."
+        )
+
+
+def _raise_for(problems: list[Problem]) -> None:
+    if not problems:
+        return
+    if all(problem.code == "unique" for problem in problems):
+        raise Conflict(
+            "A record with the same value already exists.", problems=problems
+        )
+    raise ValidationFailed("The record has invalid values.", problems=problems)
+
+
+def _as_dict(messages: Any) -> dict[str, Any]:
+    return messages if isinstance(messages, dict) else {"_schema": messages}
+
+
+def _integrity_message(error: sa.exc.IntegrityError) -> str:
+    # The driver's text may contain values; keep the user's message generic.
+    del error
+    return "The change clashes with stored records (a unique value or a reference)."
+
+
+def ids_of(rows: Iterable[Mapping[Any, Any]]) -> list[int]:
+    return [int(row["id"]) for row in rows]

@@ -1,0 +1,3 @@
+"""Rules engine: JSON conditions and formulas (the rules issue fills this in)."""
+
+from __future__ import annotations
