@@ -79,7 +79,9 @@ class Api:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         headers = {**self.headers, **kwargs.pop("headers", {})}
-        return self.client.open(f"/api/v1{path}", method=method, headers=headers, **kwargs)
+        return self.client.open(
+            f"/api/v1{path}", method=method, headers=headers, **kwargs
+        )
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)

@@ -17,7 +17,7 @@ SCALE_ONE_COUNTS = {
     "product": 7,
     "account": 40,
     "contact": 80,
-    "lead": 30,
+    "sales_lead": 30,
     "opportunity": 120,
     "activity": 150,
 }
@@ -129,7 +129,14 @@ def test_entities_are_created_in_dependency_order() -> None:
 
     order = list(dict.fromkeys(entity for entity, _, _ in recorder.batches))
 
-    assert order == ["product", "account", "contact", "lead", "opportunity", "activity"]
+    assert order == [
+        "product",
+        "account",
+        "contact",
+        "sales_lead",
+        "opportunity",
+        "activity",
+    ]
 
 
 def test_lookups_point_to_records_created_earlier_for_their_target() -> None:

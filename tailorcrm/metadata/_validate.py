@@ -158,7 +158,7 @@ def _check_field(field: dict[str, Any], path: str, targets: set[Any]) -> list[Pr
     problems += _check_limits(field, path)
     if isinstance(field.get("options"), list):
         problems += _check_options(field["options"], f"{path}.options")
-    if "default" in field and not problems:
+    if "default" in field:
         problems += _check_default(field, path)
     return problems
 
@@ -201,4 +201,7 @@ def _check_default(field: dict[str, Any], path: str) -> list[Problem]:
     except FieldValueError as error:
         message = f"Default {field['default']!r} is not valid: {error.message}"
         return [Problem(f"{path}.default", "invalid_default", message)]
+    except (TypeError, KeyError, AttributeError, ValueError):
+        # The field's own options are malformed; the schema problems say so.
+        return []
     return []

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import HTTPException
 
 from ..metadata import Catalog
 from .config import Settings, ensure_sqlite_directory
@@ -81,11 +82,23 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
     app.extensions["tailorcrm"] = Platform(settings)
     app.register_blueprint(api)
+    app.register_error_handler(HTTPException, _http_error)
     if not app.debug and not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
         )
     return app
+
+
+def _http_error(error: HTTPException) -> Any:
+    """Answer API paths that match no route with a problem document too."""
+    from flask import request
+
+    from .api import http_problem
+
+    if request.path.startswith("/api/"):
+        return http_problem(error)
+    return error
 
 
 def platform() -> Platform:

@@ -72,7 +72,7 @@ def _tailor_error(error: TailorError) -> Response:
 
 
 @api.errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> Response:
+def http_problem(error: HTTPException) -> Response:
     status = error.code or 500
     code = (error.name or "error").lower().replace(" ", "_")
     return problem_response(

@@ -278,7 +278,7 @@ def populate(
         if row["account"] is not None:
             people.setdefault(row["account"], []).append((contact_id, row["full_name"]))
 
-    save("lead", [_lead_row(rng, names.new()) for _ in range(30 * scale)])
+    save("sales_lead", [_lead_row(rng, names.new()) for _ in range(30 * scale)])
 
     catalogue = list(zip(product_ids, products, strict=True))
     deal_rows = [

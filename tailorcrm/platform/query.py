@@ -56,8 +56,9 @@ SYSTEM_SPECS: dict[str, dict[str, Any]] = {
 _ORDERED_TYPES = frozenset(
     {"integer", "decimal", "currency", "percent", "date", "datetime", "lookup"}
     | TEXT_TYPES
-    | {"picklist", "autonumber"}
+    | {"autonumber"}
 )
+_SORTABLE_TYPES = _ORDERED_TYPES | {"picklist", "boolean"}
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 _DECIMAL = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 _TRUE = frozenset({"true", "1", "yes"})
@@ -142,7 +143,7 @@ def _parse_sort(
         item = item.strip()
         descending = item.startswith("-")
         spec = _spec(entity, item.lstrip("-+"), "sort")
-        if spec["type"] not in _ORDERED_TYPES and spec["type"] != "boolean":
+        if spec["type"] not in _SORTABLE_TYPES:
             raise BadRequest(f"sort: {spec['name']!r} cannot be sorted.")
         keys.append((spec, descending))
     return keys

@@ -1,0 +1,353 @@
+"""REST API v1: authentication, problem documents, lists, locking and deletes."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from tailorcrm.platform import Platform
+from tailorcrm.platform.auth import create_token, create_user
+from tests.conftest import Api
+
+
+def test_no_token_is_401_problem(app: Flask, crm: Api) -> None:
+    client = app.test_client()
+
+    for path in ("/api/v1/opportunity", "/api/v1/meta/entities", "/api/v1/account/1"):
+        response = client.get(path)
+        assert response.status_code == 401
+        assert response.mimetype == "application/problem+json"
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert response.json["status"] == 401
+
+
+def test_wrong_token_is_401(app: Flask, crm: Api) -> None:
+    response = app.test_client().get(
+        "/api/v1/opportunity", headers={"Authorization": "Bearer tcrm_guess"}
+    )
+
+    assert response.status_code == 401
+
+
+def test_non_admin_cannot_change_metadata(
+    app: Flask, platform: Platform, crm: Api
+) -> None:
+    with platform.engine.begin() as connection:
+        user = create_user(connection, "seller", "seller-password")
+        token = create_token(connection, user)
+    seller = Api(app.test_client(), token)
+
+    assert seller.get("/meta/entities").status_code == 200
+    response = seller.put(
+        "/meta/entities/thing",
+        json={"name": "thing", "label": "Thing", "fields": []},
+    )
+    assert response.status_code == 403
+    assert seller.post("/account", json={"name": "Orbit Ltd"}).status_code == 201
+
+
+def test_create_returns_201_with_location_and_etag(crm: Api) -> None:
+    response = crm.post("/account", json={"name": "Orbit Ltd"})
+
+    assert response.status_code == 201
+    assert response.headers["Location"].endswith(
+        f"/api/v1/account/{response.json['id']}"
+    )
+    assert response.headers["ETag"] == '"1"'
+
+
+def test_unknown_entity_and_record_are_404(crm: Api) -> None:
+    assert crm.get("/nothing").status_code == 404
+    assert crm.get("/account/12345").status_code == 404
+    assert crm.patch("/account/12345", json={"name": "x"}).status_code == 404
+    assert crm.delete("/account/12345").status_code == 404
+    response = crm.get("/account/not-a-number")
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        ("{not json", "application/json", 400),
+        ('{"name": NaN}', "application/json", 400),
+        ('["a list"]', "application/json", 400),
+        ('"text"', "application/json", 400),
+        ("name=x", "application/x-www-form-urlencoded", 400),
+    ],
+)
+def test_bad_bodies_are_4xx_never_500(
+    crm: Api, body: str, content_type: str, status: int
+) -> None:
+    response = crm.post("/account", data=body, headers={"Content-Type": content_type})
+
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+
+
+def test_problem_document_shape(crm: Api) -> None:
+    response = crm.post("/opportunity", json={"amount": -1})
+
+    assert response.status_code == 422
+    body = response.json
+    assert body["type"].startswith("urn:tailorcrm:problem:")
+    assert body["title"] == "Validation failed"
+    assert body["status"] == 422
+    assert sorted((e["field"], e["code"]) for e in body["errors"]) == [
+        ("amount", "too_small"),
+        ("title", "required"),
+    ]
+    assert all(e["message"] for e in body["errors"])
+
+
+def test_stale_version_is_412(crm: Api) -> None:
+    record = crm.post("/account", json={"name": "Orbit Ltd"}).json
+    first = crm.patch(
+        f"/account/{record['id']}", json={"name": "Orbit"}, headers={"If-Match": '"1"'}
+    )
+
+    stale = crm.patch(
+        f"/account/{record['id']}", json={"name": "Other"}, headers={"If-Match": '"1"'}
+    )
+
+    assert first.status_code == 200
+    assert first.headers["ETag"] == '"2"'
+    assert stale.status_code == 412
+    assert crm.get(f"/account/{record['id']}").json["name"] == "Orbit"
+    body_version = crm.patch(
+        f"/account/{record['id']}", json={"name": "Other", "version": 1}
+    )
+    assert body_version.status_code == 412
+    assert (
+        crm.delete(f"/account/{record['id']}", headers={"If-Match": "1"}).status_code
+        == 412
+    )
+
+
+def test_patch_validates_only_what_changes(crm: Api) -> None:
+    record = crm.post("/opportunity", json={"title": "Renewal", "amount": 10}).json
+
+    ok = crm.patch(f"/opportunity/{record['id']}", json={"amount": 20.25})
+    cleared = crm.patch(f"/opportunity/{record['id']}", json={"title": None})
+    blank = crm.patch(f"/opportunity/{record['id']}", json={"title": ""})
+
+    assert ok.status_code == 200
+    assert ok.json["version"] == 2
+    assert cleared.status_code == 422
+    assert cleared.json["errors"][0]["code"] == "required"
+    assert blank.status_code == 422
+
+
+def test_unique_clash_is_409(crm: Api) -> None:
+    crm.post("/opportunity", json={"title": "A", "erp_code": "E-1"})
+
+    response = crm.post("/opportunity", json={"title": "B", "erp_code": "E-1"})
+
+    assert response.status_code == 409
+    assert response.json["errors"][0]["field"] == "erp_code"
+    assert response.json["errors"][0]["code"] == "unique"
+
+
+def test_delete_restricts_or_clears_lookups(crm: Api) -> None:
+    parent = crm.post("/account", json={"name": "Parent Co"}).json
+    child = crm.post("/account", json={"name": "Child Co", "parent": parent["id"]}).json
+    deal = crm.post("/opportunity", json={"title": "Deal", "account": child["id"]}).json
+
+    restricted = crm.delete(f"/account/{child['id']}")
+    cleared = crm.delete(f"/account/{parent['id']}")
+
+    assert restricted.status_code == 409
+    assert restricted.json["errors"][0]["field"] == "opportunity.account"
+    assert cleared.status_code == 204
+    assert crm.get(f"/account/{child['id']}").json["parent"] is None
+    assert crm.delete(f"/opportunity/{deal['id']}").status_code == 204
+    assert crm.delete(f"/account/{child['id']}").status_code == 204
+
+
+@pytest.fixture
+def deals(crm: Api) -> Api:
+    account = crm.post("/account", json={"name": "Acme Widgets"}).json["id"]
+    rows = [
+        ("Alpha", 500, "won", "2026-01-10", account),
+        ("Bravo", 1500, "prospecting", "2026-02-10", None),
+        ("Charlie", None, "won", None, account),
+        ("delta_1", 1500, "prospecting", "2026-03-10", None),
+        ("Echo 100%", 0, "won", "2026-04-10", account),
+    ]
+    for title, amount, stage, close, acc in rows:
+        response = crm.post(
+            "/opportunity",
+            json={
+                "title": title,
+                "amount": amount,
+                "stage": stage,
+                "close_date": close,
+                "account": acc,
+            },
+        )
+        assert response.status_code == 201, response.json
+    return crm
+
+
+def titles(api: Api, query: str) -> list[str]:
+    response = api.get(f"/opportunity?{query}")
+    assert response.status_code == 200, response.json
+    return [record["title"] for record in response.json["data"]]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("stage=won", ["Alpha", "Charlie", "Echo 100%"]),
+        ("stage__ne=won", ["Bravo", "delta_1"]),
+        ("amount__ne=1500", ["Alpha", "Charlie", "Echo 100%"]),
+        ("amount__gt=500", ["Bravo", "delta_1"]),
+        ("amount__gte=500", ["Alpha", "Bravo", "delta_1"]),
+        ("amount__lt=500", ["Echo 100%"]),
+        ("amount__lte=0", ["Echo 100%"]),
+        ("amount__isnull=true", ["Charlie"]),
+        ("close_date__isnull=false&stage=won", ["Alpha", "Echo 100%"]),
+        ("close_date__gte=2026-02-10&close_date__lt=2026-04-10", ["Bravo", "delta_1"]),
+        ("title__in=Alpha,Bravo,Zulu", ["Alpha", "Bravo"]),
+        ("title__contains=ha", ["Alpha", "Charlie"]),
+        ("title__contains=100%25", ["Echo 100%"]),
+        ("title__contains=_", ["delta_1"]),
+        ("title__startswith=d", ["delta_1"]),
+        ("title__startswith=D", ["delta_1"]),
+        ("account__isnull=true", ["Bravo", "delta_1"]),
+        ("id__in=1,2", ["Alpha", "Bravo"]),
+        ("sort=-amount,title", ["Bravo", "delta_1", "Alpha", "Echo 100%", "Charlie"]),
+        ("sort=amount,-title", ["Echo 100%", "Alpha", "delta_1", "Bravo", "Charlie"]),
+        ("sort=close_date", ["Alpha", "Bravo", "delta_1", "Echo 100%", "Charlie"]),
+    ],
+)
+def test_list_filters_and_sort(deals: Api, query: str, expected: list[str]) -> None:
+    result = titles(deals, query)
+
+    if "sort=" in query:
+        assert result == expected
+    else:
+        assert sorted(result) == sorted(expected)
+
+
+@pytest.mark.parametrize(
+    "sort", ["", "sort=-amount,title", "sort=close_date", "sort=-close_date,-title"]
+)
+def test_cursor_pagination_visits_every_record_once(deals: Api, sort: str) -> None:
+    everything = titles(deals, f"{sort}&limit=1000")
+    seen: list[str] = []
+    response = deals.get(f"/opportunity?{sort}&limit=2&count=1")
+
+    while True:
+        assert response.status_code == 200, response.json
+        assert response.json["count"] == 5
+        seen += [record["title"] for record in response.json["data"]]
+        if response.json["next"] is None:
+            break
+        response = deals.client.get(response.json["next"], headers=deals.headers)
+
+    assert seen == everything
+    assert len(seen) == 5
+
+
+def test_fields_selection_and_count(deals: Api) -> None:
+    response = deals.get(
+        "/opportunity?fields=title,amount&stage=won&count=true&limit=1"
+    )
+
+    assert response.json["count"] == 3
+    assert list(response.json["data"][0]) == ["id", "title", "amount"]
+    assert response.json["next"] is not None
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "nothing=1",
+        "amount__between=1",
+        "amount=abc",
+        "amount__gt=1,2,3",
+        "close_date=2026-02-30",
+        "stage__lt=won",
+        "amount__contains=5",
+        "sort=nothing",
+        "limit=0",
+        "limit=1001",
+        "limit=ten",
+        "fields=title,nothing",
+        "cursor=garbage",
+        "amount__isnull=maybe",
+        "count=maybe",
+    ],
+)
+def test_bad_list_parameters_are_400(deals: Api, query: str) -> None:
+    response = deals.get(f"/opportunity?{query}")
+
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert response.json["detail"]
+
+
+def test_cursor_of_another_sort_is_refused(deals: Api) -> None:
+    first = deals.get("/opportunity?limit=2&sort=title").json
+    cursor = first["next"].split("cursor=")[1]
+
+    response = deals.get(f"/opportunity?limit=2&sort=-amount&cursor={cursor}")
+
+    assert response.status_code == 400
+
+
+def test_meta_endpoints(crm: Api) -> None:
+    listed = crm.get("/meta/entities").json
+    one = crm.get("/meta/entities/opportunity")
+    schema = crm.get("/meta/schemas/entity").json
+
+    assert [doc["name"] for doc in listed["data"]] == ["account", "opportunity"]
+    assert listed["revision"] == 2
+    assert one.json["id"].startswith("ent_")
+    assert all(field["id"].startswith("fld_") for field in one.json["fields"])
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert crm.get("/meta/entities/nothing").status_code == 404
+
+
+def test_put_with_mismatched_name_is_400(crm: Api) -> None:
+    response = crm.put(
+        "/meta/entities/account", json={"name": "other", "label": "X", "fields": []}
+    )
+
+    assert response.status_code == 400
+
+
+def test_invalid_document_is_422_with_paths_and_changes_nothing(crm: Api) -> None:
+    document = crm.get("/meta/entities/opportunity").json
+    document["fields"].append({"name": "Bad Name", "type": "text", "label": "Bad"})
+    document["fields"].append({"name": "ok_field", "type": "lookup", "label": "X"})
+
+    response = crm.put("/meta/entities/opportunity", json=document)
+
+    assert response.status_code == 422
+    assert {(e["field"], e["code"]) for e in response.json["errors"]} == {
+        ("fields[6].name", "invalid_name"),
+        ("fields[7]", "schema"),
+    }
+    assert crm.get("/meta/entities").json["revision"] == 2
+
+
+def test_delete_entity_hides_it_and_keeps_data(crm: Api, platform: Platform) -> None:
+    crm.post("/opportunity", json={"title": "Kept"})
+
+    refused = crm.delete("/meta/entities/account")
+    removed = crm.delete("/meta/entities/opportunity")
+    restored = crm.put("/meta/entities/opportunity", json=crm_document())
+
+    assert refused.status_code == 409
+    assert removed.status_code == 200
+    assert restored.status_code == 201
+    assert restored.json["steps"] == ["restore_entity opportunity"]
+    assert titles(crm, "") == ["Kept"]
+
+
+def crm_document() -> dict:
+    from tests.conftest import OPPORTUNITY
+
+    return OPPORTUNITY

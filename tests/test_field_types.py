@@ -1,0 +1,184 @@
+"""Every field type makes the round trip through the API, and bad values are refused."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api
+
+EVERYTHING = {
+    "name": "sample",
+    "label": "Sample",
+    "display_field": "text_value",
+    "fields": [
+        {"name": "text_value", "type": "text", "label": "Text", "max_length": 5},
+        {"name": "long_text", "type": "textarea", "label": "Notes"},
+        {"name": "whole", "type": "integer", "label": "Whole", "min": -5, "max": 10},
+        {
+            "name": "ratio",
+            "type": "decimal",
+            "label": "Ratio",
+            "precision": 6,
+            "scale": 3,
+        },
+        {"name": "price", "type": "currency", "label": "Price"},
+        {"name": "share", "type": "percent", "label": "Share", "max": 100},
+        {"name": "flag", "type": "boolean", "label": "Flag"},
+        {"name": "due_on", "type": "date", "label": "Due on"},
+        {"name": "moment", "type": "datetime", "label": "Moment"},
+        {"name": "mail", "type": "email", "label": "Mail"},
+        {"name": "phone_number", "type": "phone", "label": "Phone"},
+        {"name": "site", "type": "url", "label": "Site"},
+        {
+            "name": "colour",
+            "type": "picklist",
+            "label": "Colour",
+            "options": [
+                {"value": "red", "label": "Red"},
+                {"value": "blue", "label": "Blue"},
+            ],
+        },
+        {
+            "name": "tags",
+            "type": "multi_picklist",
+            "label": "Tags",
+            "options": [
+                {"value": "new", "label": "New"},
+                {"value": "vip", "label": "VIP"},
+            ],
+        },
+        {"name": "parent", "type": "lookup", "target": "sample", "label": "Parent"},
+        {
+            "name": "number",
+            "type": "autonumber",
+            "label": "Number",
+            "prefix": "S-",
+            "digits": 4,
+        },
+    ],
+}
+
+GOOD = {
+    "text_value": "Zoë",
+    "long_text": "line one\nline two — ünïcode ✓",
+    "whole": -5,
+    "ratio": 123.456,
+    "price": 999999999999.99,
+    "share": 12.5,
+    "flag": False,
+    "due_on": "2024-02-29",
+    "moment": "2026-03-01T10:15:30+02:00",
+    "mail": "zoe.example@example.org",
+    "phone_number": "+44 20 7946 0000",
+    "site": "https://example.org/a?b=c",
+    "colour": "blue",
+    "tags": ["vip", "new"],
+}
+
+
+@pytest.fixture
+def samples(api: Api) -> Api:
+    response = api.put("/meta/entities/sample", json=EVERYTHING)
+    assert response.status_code == 201, response.json
+    return api
+
+
+def test_every_type_round_trips(samples: Api) -> None:
+    created = samples.post("/sample", json=GOOD)
+
+    assert created.status_code == 201, created.json
+    fetched = json.loads(samples.get(f"/sample/{created.json['id']}").get_data())
+    expected = {**GOOD, "moment": "2026-03-01T08:15:30Z"}
+    assert {key: fetched[key] for key in GOOD} == expected
+    assert fetched["number"] == "S-0001"
+    assert fetched["parent"] is None
+    assert fetched["version"] == 1
+
+
+def test_values_come_back_as_json_types(samples: Api) -> None:
+    created = samples.post("/sample", json=GOOD)
+
+    raw = created.get_data(as_text=True)
+    assert '"price":999999999999.99' in raw
+    assert '"ratio":123.456' in raw
+    assert '"flag":false' in raw
+
+
+def test_lookup_and_autonumber_sequence(samples: Api) -> None:
+    first = samples.post("/sample", json={"text_value": "a"}).json
+    second = samples.post("/sample", json={"text_value": "b", "parent": first["id"]})
+
+    assert second.status_code == 201
+    assert second.json["parent"] == first["id"]
+    assert second.json["number"] == "S-0002"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("text_value", "toolong", "too_long"),
+        ("text_value", 5, "invalid_text"),
+        ("whole", 11, "too_large"),
+        ("whole", -6, "too_small"),
+        ("whole", "3", "invalid_integer"),
+        ("whole", True, "invalid_integer"),
+        ("whole", 1.5, "invalid_integer"),
+        ("ratio", 1.2345, "too_many_decimals"),
+        ("ratio", 1000, "out_of_range"),
+        ("ratio", "1,2,3", "invalid_decimal"),
+        ("price", 1e20, "out_of_range"),
+        ("share", 100.01, "too_large"),
+        ("flag", "no", "invalid_boolean"),
+        ("flag", 0, "invalid_boolean"),
+        ("due_on", "2023-02-29", "invalid_date"),
+        ("due_on", "29/02/2024", "invalid_date"),
+        ("moment", "2026-13-01T00:00:00Z", "invalid_datetime"),
+        ("moment", "yesterday", "invalid_datetime"),
+        ("mail", "not-an-address", "invalid_email"),
+        ("phone_number", "call me", "invalid_phone"),
+        ("site", "javascript:alert(1)", "invalid_url"),
+        ("colour", "green", "invalid_choice"),
+        ("colour", "Blue", "invalid_choice"),
+        ("tags", "vip", "invalid_choice"),
+        ("tags", ["vip", "vip"], "duplicate_choice"),
+        ("tags", ["gold"], "invalid_choice"),
+        ("parent", 999, "not_found"),
+        ("parent", "1", "invalid_reference"),
+        ("number", "S-9999", "read_only"),
+        ("id", 5, "read_only"),
+        ("nonsense", 1, "unknown_field"),
+    ],
+)
+def test_bad_values_are_refused(
+    samples: Api, field: str, value: Any, code: str
+) -> None:
+    response = samples.post("/sample", json={field: value})
+
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert [(e["field"], e["code"]) for e in response.json["errors"]] == [(field, code)]
+    assert samples.get("/sample?count=1").json["count"] == 0
+
+
+def test_lengths_count_characters_not_bytes(samples: Api) -> None:
+    response = samples.post("/sample", json={"text_value": "ééééé"})
+
+    assert response.status_code == 201
+    assert response.json["text_value"] == "ééééé"
+
+
+def test_all_field_errors_come_together(samples: Api) -> None:
+    response = samples.post(
+        "/sample", json={"whole": 99, "colour": "green", "due_on": "x", "bogus": 1}
+    )
+
+    assert response.status_code == 422
+    assert {e["field"] for e in response.json["errors"]} == {
+        "whole",
+        "colour",
+        "due_on",
+        "bogus",
+    }

@@ -1,0 +1,349 @@
+"""Schema changes are plans: applied atomically, seen by every process, never lossy."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from flask import Flask
+
+from tailorcrm.errors import TailorError
+from tailorcrm.platform import Platform, create_app, migrate
+from tailorcrm.platform.cli import main
+from tests.conftest import OPPORTUNITY, Api
+
+
+def document(api: Api, name: str = "opportunity") -> dict[str, Any]:
+    body: dict[str, Any] = api.get(f"/meta/entities/{name}").json
+    return body
+
+
+def columns(platform: Platform, table: str) -> list[str]:
+    with platform.engine.connect() as connection:
+        return [column["name"] for column in sa.inspect(connection).get_columns(table)]
+
+
+def tables(platform: Platform) -> set[str]:
+    with platform.engine.connect() as connection:
+        return set(sa.inspect(connection).get_table_names())
+
+
+def revision(api: Api) -> int:
+    value: int = api.get("/meta/entities").json["revision"]
+    return value
+
+
+def test_field_added_while_serving_is_seen_by_another_process(
+    crm: Api, database_url: str, admin_token: str
+) -> None:
+    other_app = create_app({"database_url": database_url, "secret_key": "other"})
+    other = Api(other_app.test_client(), admin_token)
+    existing = crm.post("/opportunity", json={"title": "Before"}).json
+    assert (
+        other.post("/opportunity", json={"title": "x", "loss_reason": "y"}).status_code
+        == 422
+    )
+
+    changed = document(crm)
+    changed["fields"].append(
+        {"name": "loss_reason", "type": "textarea", "label": "Loss reason"}
+    )
+    response = crm.put("/meta/entities/opportunity", json=changed)
+    created = other.post(
+        "/opportunity", json={"title": "After", "loss_reason": "Price"}
+    )
+
+    assert response.status_code == 200
+    assert response.json["steps"] == [
+        "add_column opportunity.loss_reason type=textarea"
+    ]
+    assert created.status_code == 201, created.json
+    assert other.get(f"/opportunity/{existing['id']}").json["loss_reason"] is None
+    assert crm.get(f"/opportunity/{created.json['id']}").json["loss_reason"] == "Price"
+    other_app.extensions["tailorcrm"].engine.dispose()
+
+
+def test_dry_run_returns_the_plan_and_changes_nothing(
+    crm: Api, platform: Platform
+) -> None:
+    changed = document(crm)
+    changed["fields"].append({"name": "region", "type": "text", "label": "Region"})
+
+    response = crm.put("/meta/entities/opportunity?dry_run=1", json=changed)
+
+    assert response.status_code == 200
+    assert response.json["applied"] is False
+    assert response.json["plan"] == [
+        {"op": "add_column", "entity": "opportunity", "field": "region", "type": "text"}
+    ]
+    assert "region" not in columns(platform, "opportunity")
+    assert revision(crm) == 2
+
+
+def test_new_unique_with_duplicates_is_refused_with_the_values(
+    crm: Api, platform: Platform
+) -> None:
+    changed = document(crm)
+    changed["fields"].append({"name": "region", "type": "text", "label": "Region"})
+    crm.put("/meta/entities/opportunity", json=changed)
+    for title, region in [("A", "North"), ("B", "North"), ("C", "South"), ("D", None)]:
+        crm.post("/opportunity", json={"title": title, "region": region})
+    changed = document(crm)
+    changed["fields"][-1]["unique"] = True
+
+    refused = crm.put("/meta/entities/opportunity", json=changed)
+
+    assert refused.status_code == 409
+    assert [e["field"] for e in refused.json["errors"]] == ["opportunity.region"]
+    assert "'North'" in refused.json["errors"][0]["message"]
+    assert revision(crm) == 3
+    assert (
+        crm.post("/opportunity", json={"title": "E", "region": "North"}).status_code
+        == 201
+    )
+
+    crm.patch("/opportunity/2", json={"region": "East"})
+    crm.patch("/opportunity/5", json={"region": "West"})
+    accepted = crm.put("/meta/entities/opportunity", json=changed)
+    assert accepted.status_code == 200
+    assert accepted.json["steps"] == ["add_unique opportunity.region"]
+    assert (
+        crm.post("/opportunity", json={"title": "F", "region": "North"}).status_code
+        == 409
+    )
+
+
+def test_removing_a_field_hides_it_and_keeps_the_data(
+    crm: Api, platform: Platform
+) -> None:
+    record = crm.post("/opportunity", json={"title": "Deal", "erp_code": "E-7"}).json
+    changed = document(crm)
+    changed["fields"] = [f for f in changed["fields"] if f["name"] != "erp_code"]
+
+    response = crm.put("/meta/entities/opportunity", json=changed)
+
+    assert response.json["steps"] == ["hide_field opportunity.erp_code"]
+    assert "erp_code" not in crm.get(f"/opportunity/{record['id']}").json
+    assert crm.get("/opportunity?erp_code=E-7").status_code == 400
+    assert (
+        crm.post("/opportunity", json={"title": "x", "erp_code": "y"}).status_code
+        == 422
+    )
+    assert "erp_code" in columns(platform, "opportunity")
+
+    restored = crm.put("/meta/entities/opportunity", json=OPPORTUNITY)
+    assert restored.json["steps"] == ["restore_field opportunity.erp_code"]
+    assert crm.get(f"/opportunity/{record['id']}").json["erp_code"] == "E-7"
+
+
+def test_purge_drops_a_removed_column_after_confirmation(
+    crm: Api, platform: Platform, database_url: str
+) -> None:
+    crm.post("/opportunity", json={"title": "Deal", "erp_code": "E-7"})
+    changed = document(crm)
+    changed["fields"] = [
+        f for f in changed["fields"] if f["name"] not in ("erp_code", "account")
+    ]
+    crm.put("/meta/entities/opportunity", json=changed)
+    runner = CliRunner()
+    env = {"TAILORCRM_DATABASE_URL": database_url}
+
+    declined = runner.invoke(
+        main, ["meta", "purge", "opportunity.erp_code"], input="n\n", env=env
+    )
+    live = runner.invoke(main, ["meta", "purge", "opportunity.title", "--yes"], env=env)
+    purged = runner.invoke(
+        main, ["meta", "purge", "opportunity.erp_code"], input="y\n", env=env
+    )
+    lookup = runner.invoke(
+        main, ["meta", "purge", "opportunity.account", "--yes"], env=env
+    )
+
+    assert declined.exit_code != 0
+    assert live.exit_code == 1
+    assert "not a removed field" in live.output
+    assert purged.exit_code == 0, purged.output
+    assert lookup.exit_code == 0, lookup.output
+    assert "erp_code" not in columns(platform, "opportunity")
+    assert "account" not in columns(platform, "opportunity")
+    assert crm.get("/opportunity/1").json["title"] == "Deal"
+    readded = crm.put("/meta/entities/opportunity", json=OPPORTUNITY)
+    assert readded.json["steps"] == [
+        "add_column opportunity.account type=lookup",
+        "add_foreign_key opportunity.account target=account",
+        "add_column opportunity.erp_code type=text",
+        "add_unique opportunity.erp_code",
+    ]
+    assert crm.get("/opportunity/1").json["erp_code"] is None
+
+
+@pytest.mark.parametrize(
+    ("index", "option", "value"),
+    [(3, "type", "integer"), (3, "precision", 16), (1, "target", "opportunity")],
+)
+def test_storage_changes_are_refused_with_a_clear_error(
+    crm: Api, index: int, option: str, value: Any
+) -> None:
+    changed = document(crm)
+    changed["fields"][index][option] = value
+    if option == "type":
+        changed["fields"][index].pop("precision")
+        changed["fields"][index].pop("scale")
+
+    response = crm.put("/meta/entities/opportunity", json=changed)
+
+    assert response.status_code == 422, response.json
+    if option == "precision":
+        assert response.json["errors"][0]["code"] == "schema"
+        return
+    assert response.json["type"].endswith("unsupported_change")
+    assert response.json["errors"][0]["field"] == f"fields[{index}].{option}"
+    assert "not supported yet" in response.json["errors"][0]["message"]
+
+
+def test_renaming_a_field_by_id_keeps_its_data(crm: Api, platform: Platform) -> None:
+    crm.post("/opportunity", json={"title": "Deal", "erp_code": "E-1"})
+    changed = document(crm)
+    changed["fields"][5]["name"] = "external_code"
+
+    response = crm.put("/meta/entities/opportunity", json=changed)
+
+    assert response.json["steps"] == [
+        "rename_field opportunity.external_code old=erp_code"
+    ]
+    assert crm.get("/opportunity/1").json["external_code"] == "E-1"
+    assert (
+        crm.post(
+            "/opportunity", json={"title": "x", "external_code": "E-1"}
+        ).status_code
+        == 409
+    )
+
+
+def test_unknown_field_id_is_refused(crm: Api) -> None:
+    changed = document(crm)
+    changed["fields"][0]["id"] = "fld_0000000000000000"
+
+    response = crm.put("/meta/entities/opportunity", json=changed)
+
+    assert response.status_code == 422
+    assert response.json["errors"][0]["field"] == "fields[0].id"
+
+
+def test_autonumber_added_later_numbers_existing_records(crm: Api) -> None:
+    for title in ("A", "B", "C"):
+        crm.post("/opportunity", json={"title": title})
+    changed = document(crm)
+    changed["fields"].append(
+        {
+            "name": "deal_number",
+            "type": "autonumber",
+            "label": "No.",
+            "prefix": "D-",
+            "digits": 3,
+        }
+    )
+
+    crm.put("/meta/entities/opportunity", json=changed)
+    new = crm.post("/opportunity", json={"title": "D"}).json
+
+    numbers = [
+        r["deal_number"] for r in crm.get("/opportunity?sort=title").json["data"]
+    ]
+    assert numbers == ["D-001", "D-002", "D-003", "D-004"]
+    assert new["deal_number"] == "D-004"
+
+
+def test_metadata_history_records_who_when_before_after(crm: Api) -> None:
+    changed = document(crm)
+    changed["label"] = "Deal"
+    crm.put("/meta/entities/opportunity", json=changed)
+
+    history = crm.get("/meta/entities/opportunity/history").json["data"]
+
+    assert [entry["revision"] for entry in history] == [3, 2]
+    assert history[0]["actor"] == "admin"
+    assert history[0]["before"]["document"]["label"] == "Opportunity"
+    assert history[0]["after"]["document"]["label"] == "Deal"
+    assert history[1]["before"] is None
+
+
+def test_an_unchanged_document_makes_no_revision(crm: Api) -> None:
+    response = crm.put("/meta/entities/opportunity", json=document(crm))
+
+    assert response.json["applied"] is False
+    assert response.json["plan"] == []
+    assert revision(crm) == 2
+
+
+class InjectedFailure(Exception):
+    pass
+
+
+def test_failure_mid_plan_leaves_tables_and_metadata_as_before(
+    crm: Api, platform: Platform, app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crm.post("/opportunity", json={"title": "Deal"})
+    before_columns = columns(platform, "opportunity")
+    before_tables = tables(platform)
+    real_add_unique = migrate._HANDLERS["add_unique"]
+
+    def add_unique_then_fail(*args: Any) -> None:
+        real_add_unique(*args)
+        raise InjectedFailure("disk full")
+
+    monkeypatch.setitem(migrate._HANDLERS, "add_unique", add_unique_then_fail)
+    changed = document(crm)
+    changed["fields"].append({"name": "region", "type": "text", "label": "Region"})
+    changed["fields"].append(
+        {"name": "code", "type": "text", "label": "Code", "unique": True}
+    )
+    invoice = {
+        "name": "invoice",
+        "label": "Invoice",
+        "fields": [
+            {
+                "name": "deal",
+                "type": "lookup",
+                "target": "opportunity",
+                "label": "Deal",
+            },
+            {"name": "reference", "type": "text", "label": "Ref", "unique": True},
+        ],
+    }
+
+    with pytest.raises(InjectedFailure):
+        platform.store.apply(
+            [("opportunity.json", changed), ("invoice.json", invoice)], actor="test"
+        )
+
+    assert columns(platform, "opportunity") == before_columns
+    assert tables(platform) == before_tables
+    assert revision(crm) == 2
+    assert [f["name"] for f in document(crm)["fields"]] == [
+        f["name"] for f in OPPORTUNITY["fields"]
+    ]
+    assert crm.get("/opportunity/1").json["title"] == "Deal"
+    monkeypatch.undo()
+    applied = platform.store.apply(
+        [("opportunity.json", changed), ("invoice.json", invoice)], actor="test"
+    )
+    assert applied.applied
+    assert "invoice" in tables(platform)
+
+
+def test_batch_with_one_bad_document_applies_nothing(
+    crm: Api, platform: Platform
+) -> None:
+    good = {"name": "region_office", "label": "Office", "fields": []}
+    bad = copy.deepcopy(good)
+    bad["name"] = "Bad"
+
+    with pytest.raises(TailorError) as excinfo:
+        platform.store.apply([("good.json", good), ("bad.json", bad)], actor="test")
+
+    assert [p.field for p in excinfo.value.problems] == ["bad.json: name"]
+    assert "region_office" not in tables(platform)
