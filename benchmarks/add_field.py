@@ -11,6 +11,7 @@ from __future__ import annotations
 import cProfile
 import datetime as dt
 import gc
+import itertools
 import pstats
 import time
 from collections.abc import Iterator
@@ -93,7 +94,7 @@ def fill(platform: Platform, count: int) -> None:
     )
     rows = _rows(count)
     with platform.engine.begin() as connection:
-        while chunk := [row for _, row in zip(range(CHUNK), rows)]:
+        while chunk := list(itertools.islice(rows, CHUNK)):
             connection.exec_driver_sql(statement, chunk)
 
 

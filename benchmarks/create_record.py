@@ -39,6 +39,8 @@ from ._support import (
 
 PATH = "/api/v1/opportunity"
 TARGET_RATIO = 2.0
+# The baseline stores its rows as made by this user, as ours does for the token's.
+USER_ID = 1
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ def our_app(url: str) -> tuple[Flask, _Post]:
     with platform.engine.begin() as connection:
         user = create_user(connection, "bench", "bench-password-1")
         token = create_token(connection, user)
+    if user.id != USER_ID:
+        raise RuntimeError(f"The first user should have id {USER_ID}.")
     with platform.records(SYSTEM_ACTOR) as service:
         account = service.create("account", {"name": "Tidewater Supply"})
     if account["id"] != 1:
@@ -105,6 +109,7 @@ def baseline_app(url: str) -> tuple[Flask, _Post]:
     table = tables.opportunities
     with engine.begin() as connection:
         now = _utcnow()
+        connection.execute(tables.users.insert().values(id=USER_ID, username="bench"))
         connection.execute(
             tables.accounts.insert().values(
                 id=1, name="Tidewater Supply", created_at=now, updated_at=now
@@ -117,14 +122,23 @@ def baseline_app(url: str) -> tuple[Flask, _Post]:
     @app.post(PATH)
     def create() -> tuple[Response, int]:
         data = request.get_json()
+        if not isinstance(data, dict):
+            return jsonify({"error": "Send a JSON object."}), 400
         row = {name: data.get(name) for name in FIELD_NAMES}
         if row["close_date"] is not None:
             row["close_date"] = dt.date.fromisoformat(row["close_date"])
         now = _utcnow()
-        row.update(created_at=now, updated_at=now, version=1)
+        row.update(
+            created_at=now,
+            updated_at=now,
+            created_by=USER_ID,
+            owner_id=USER_ID,
+            version=1,
+        )
         with engine.begin() as connection:
-            result = connection.execute(table.insert().values(row))
-        return jsonify({"id": result.inserted_primary_key[0], **data}), 201
+            statement = table.insert().values(row).returning(table.c.id)
+            new_id = connection.execute(statement).scalar_one()
+        return jsonify({"id": new_id, **data}), 201
 
     return app, _poster(app.test_client(), {})
 
@@ -159,9 +173,7 @@ def measure(*, quick: bool = False) -> Result:
                 for body in bodies(sizes.warmup, prefix="W", account_id=1):
                     post(body)
             for number, order in enumerate(sides_in_turn(sizes.rounds)):
-                round_bodies = bodies(
-                    sizes.requests, prefix=f"R{number}", account_id=1
-                )
+                round_bodies = bodies(sizes.requests, prefix=f"R{number}", account_id=1)
                 for side in order:
                     taken = _timed(apps[side][1], round_bodies)
                     per_request[side] += taken
@@ -170,7 +182,9 @@ def measure(*, quick: bool = False) -> Result:
             _dispose(apps["ours"][0], apps["baseline"][0])
     ours, baseline = median(per_request["ours"]), median(per_request["baseline"])
     ratio = ours / baseline
-    paired = [o / b for o, b in zip(per_round["ours"], per_round["baseline"])]
+    paired = [
+        o / b for o, b in zip(per_round["ours"], per_round["baseline"], strict=True)
+    ]
     return Result(
         benchmark="(a) create a record through the API",
         measured=f"{ours:,.0f} µs/request",

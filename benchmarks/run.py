@@ -18,9 +18,9 @@ import platform as host
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from types import ModuleType
 
-import flask
 import sqlalchemy
 
 from . import add_field, create_record, csv_import
@@ -61,7 +61,7 @@ def environment() -> str:
     return (
         f"{dt.date.today().isoformat()}, Python {host.python_version()}, "
         f"SQLite {sqlite3.sqlite_version}, SQLAlchemy {sqlalchemy.__version__}, "
-        f"Flask {flask.__version__}, {host.machine()}"
+        f"Flask {version('flask')}, {host.machine()}"
     )
 
 

@@ -33,7 +33,8 @@ REQUIRE_POSTGRES = os.environ.get("TAILORCRM_TEST_REQUIRE_POSTGRES") == "1"
 def pytest_sessionstart(session: pytest.Session) -> None:
     if REQUIRE_POSTGRES and not POSTGRES_URL:
         raise pytest.UsageError(
-            "TAILORCRM_TEST_REQUIRE_POSTGRES=1 but TAILORCRM_TEST_POSTGRES_URL is unset."
+            "TAILORCRM_TEST_REQUIRE_POSTGRES=1 but TAILORCRM_TEST_POSTGRES_URL "
+            "is unset."
         )
 
 

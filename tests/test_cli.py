@@ -1,0 +1,177 @@
+"""The tailorcrm command line: init, metadata, users and tokens."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+
+from tailorcrm.platform import create_app
+from tailorcrm.platform.cli import main
+from tests.conftest import ACCOUNT, OPPORTUNITY, SALES_PACK, Api
+
+
+@pytest.fixture
+def run(database_url: str) -> CliRunner:
+    runner = CliRunner(env={"TAILORCRM_DATABASE_URL": database_url})
+    return runner
+
+
+def test_init_creates_admin_with_given_password(
+    run: CliRunner, database_url: str
+) -> None:
+    result = run.invoke(
+        main, ["init"], env={"TAILORCRM_ADMIN_PASSWORD": "chosen-password"}
+    )
+    again = run.invoke(main, ["init"])
+
+    assert result.exit_code == 0, result.output
+    assert "Admin password: chosen-password" in result.output
+    token = result.output.split("API token: ")[1].split()[0]
+    app = create_app({"database_url": database_url})
+    api = Api(app.test_client(), token)
+    assert api.get("/meta/entities").status_code == 200
+    assert again.exit_code == 0
+    assert "already initialized" in again.output
+
+
+def test_init_generates_a_password_when_none_is_given(run: CliRunner) -> None:
+    result = run.invoke(main, ["init"], env={"TAILORCRM_ADMIN_PASSWORD": ""})
+
+    password = result.output.split("Admin password: ")[1].split()[0]
+    assert len(password) >= 12
+
+
+def test_init_demo_installs_the_sales_pack_and_data(
+    run: CliRunner, database_url: str
+) -> None:
+    result = run.invoke(main, ["init", "--demo"])
+
+    assert result.exit_code == 0, result.output
+    token = result.output.split("API token: ")[1].split()[0]
+    api = Api(create_app({"database_url": database_url}).test_client(), token)
+    names = [doc["name"] for doc in api.get("/meta/entities").json["data"]]
+    assert sorted(names) == [
+        "account",
+        "activity",
+        "contact",
+        "opportunity",
+        "product",
+        "sales_lead",
+    ]
+    assert api.get("/opportunity?count=1&limit=1").json["count"] == 120
+    first = api.get("/account?sort=account_number&limit=1").json["data"][0]
+    assert first["account_number"] == "ACC-000001"
+
+
+def write(path: Path, document: dict) -> Path:
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_meta_apply_dry_run_then_apply_then_export(
+    run: CliRunner, tmp_path: Path, app: Flask
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write(folder / "account.json", ACCOUNT)
+    write(folder / "opportunity.json", OPPORTUNITY)
+
+    dry = run.invoke(main, ["meta", "apply", str(folder), "--dry-run"])
+    applied = run.invoke(main, ["meta", "apply", str(folder)])
+    again = run.invoke(main, ["meta", "apply", str(folder)])
+    exported = run.invoke(main, ["meta", "export", str(tmp_path / "out")])
+
+    assert dry.exit_code == 0, dry.output
+    assert "Plan (dry run, nothing applied):" in dry.output
+    assert "  create_table opportunity" in dry.output
+    assert applied.exit_code == 0, applied.output
+    assert "Revision 1." in applied.output
+    assert "Nothing to change." in again.output
+    saved = json.loads((tmp_path / "out" / "opportunity.json").read_text())
+    assert saved["fields"][0]["id"].startswith("fld_")
+    assert [f["name"] for f in saved["fields"]] == [
+        f["name"] for f in OPPORTUNITY["fields"]
+    ]
+    assert run.invoke(
+        main, ["meta", "apply", str(tmp_path / "out")]
+    ).output.strip() == ("Nothing to change.")
+
+
+def test_meta_apply_reports_every_problem_and_fails(
+    run: CliRunner, tmp_path: Path
+) -> None:
+    bad = dict(OPPORTUNITY, fields=[{"name": "Bad", "type": "text", "label": "B"}])
+    path = write(tmp_path / "opportunity.json", bad)
+
+    result = run.invoke(main, ["meta", "apply", str(path)])
+
+    assert result.exit_code == 1
+    assert "opportunity.json: fields[0].name" in result.output
+    assert "opportunity.json: display_field" in result.output
+
+
+def test_meta_apply_unreadable_file(run: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text("{nope")
+
+    result = run.invoke(main, ["meta", "apply", str(path)])
+
+    assert result.exit_code != 0
+    assert "broken.json" in result.output
+
+
+def test_sales_pack_applies_from_the_cli(run: CliRunner) -> None:
+    result = run.invoke(main, ["meta", "apply", str(SALES_PACK)])
+
+    assert result.exit_code == 0, result.output
+    assert "create_table sales_lead" in result.output
+
+
+def test_user_and_token_create(run: CliRunner, database_url: str) -> None:
+    run.invoke(main, ["init"])
+
+    created = run.invoke(
+        main, ["user", "create", "seller", "--password", "seller-password"]
+    )
+    duplicate = run.invoke(
+        main, ["user", "create", "seller", "--password", "seller-password"]
+    )
+    short = run.invoke(main, ["user", "create", "other", "--password", "short"])
+    token = run.invoke(main, ["token", "create", "seller", "--name", "laptop"])
+    missing = run.invoke(main, ["token", "create", "nobody"])
+
+    assert created.exit_code == 0, created.output
+    assert duplicate.exit_code == 1
+    assert short.exit_code == 1
+    assert "password" in short.output
+    assert token.exit_code == 0
+    secret = token.output.strip().splitlines()[-1]
+    assert secret.startswith("tcrm_")
+    api = Api(create_app({"database_url": database_url}).test_client(), secret)
+    assert api.get("/meta/entities").status_code == 200
+    assert missing.exit_code == 1
+
+
+def test_expired_token_is_refused(run: CliRunner, database_url: str) -> None:
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from tailorcrm.platform.db import api_tokens
+
+    run.invoke(main, ["init"])
+    secret = run.invoke(main, ["token", "create", "admin", "--expires-days", "1"])
+    app = create_app({"database_url": database_url})
+    api = Api(app.test_client(), secret.output.strip().splitlines()[-1])
+    assert api.get("/meta/entities").status_code == 200
+
+    with app.extensions["tailorcrm"].engine.begin() as connection:
+        connection.execute(
+            sa.update(api_tokens).values(expires_at=dt.datetime(2000, 1, 1))
+        )
+
+    assert api.get("/meta/entities").status_code == 401
