@@ -12,6 +12,7 @@ import re
 from typing import Any
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
@@ -77,6 +78,16 @@ def http_problem(error: HTTPException) -> Response:
     code = (error.name or "error").lower().replace(" ", "_")
     return problem_response(
         status, error.name or "Error", error.description or "", code=code
+    )
+
+
+@api.errorhandler(sa.exc.DataError)
+def _data_error(error: sa.exc.DataError) -> Response:
+    # A value got past validation but not past the database (a number out of the
+    # column's range, say): the request is at fault, not the server.
+    log.warning("database refused a value on %s %s", request.method, request.path)
+    return problem_response(
+        400, "Bad request", "A value is out of range for its field.", code="bad_value"
     )
 
 

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from ..errors import BadRequest
 from ..metadata import (
     DECIMAL_TYPES,
+    INTEGER_LIMIT,
     TEXT_TYPES,
     EntityDef,
     FieldValueError,
@@ -190,7 +191,7 @@ def parse_value(spec: dict[str, Any], raw: str, param: str) -> Any:
     kind = spec["type"]
     try:
         if kind in ("integer", "lookup"):
-            if not _INTEGER.match(raw.strip()):
+            if not _INTEGER.match(raw.strip()) or abs(int(raw)) > INTEGER_LIMIT:
                 raise FieldValueError("invalid", f"{raw!r} is not a whole number.")
             return int(raw)
         if kind in DECIMAL_TYPES:

@@ -25,6 +25,7 @@ from ..errors import (
     ValidationFailed,
 )
 from ..metadata import (
+    INTEGER_LIMIT,
     SYSTEM_COLUMNS,
     Catalog,
     EntityDef,
@@ -101,7 +102,11 @@ class RecordService:
     def _row(
         self, entity: EntityDef, record_id: Any, *, lock: bool = False
     ) -> Mapping[Any, Any]:
-        if isinstance(record_id, bool) or not isinstance(record_id, int):
+        if (
+            isinstance(record_id, bool)
+            or not isinstance(record_id, int)
+            or not 0 < record_id <= INTEGER_LIMIT
+        ):
             raise NotFound(f"There is no {entity.label} with id {record_id!r}.")
         query = sa.select(entity.table).where(entity.table.c.id == record_id)
         if lock and self.connection.dialect.name != "sqlite":
