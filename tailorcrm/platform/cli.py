@@ -435,3 +435,7 @@ def token_create(username: str, name: str, expires_days: int | None) -> None:
         _fail(error)
     click.echo(f"API token for {username} (shown once, store it safely):")
     click.echo(secret)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""`tailorcrm serve` answers real HTTP requests on the loopback interface."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tailorcrm.platform.cli import main
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def fetch(url: str, token: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_serve_answers_the_api(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    init = CliRunner().invoke(main, ["init"], env={"TAILORCRM_DATABASE_URL": url})
+    token = init.output.split("API token: ")[1].split()[0]
+    port = free_port()
+    env = {**os.environ, "TAILORCRM_DATABASE_URL": url}
+    command = [
+        sys.executable,
+        "-m",
+        "tailorcrm.platform.cli",
+        "serve",
+        "--port",
+        str(port),
+    ]
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        for _ in range(100):
+            try:
+                status, body = fetch(f"{base}/meta/entities", token)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the server did not start")
+
+        anonymous = fetch(f"{base}/meta/entities")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+    assert status == 200
+    assert body == {"revision": 0, "data": []}
+    assert anonymous[0] == 401
