@@ -91,6 +91,7 @@ def test_meta_apply_dry_run_then_apply_then_export(
     assert applied.exit_code == 0, applied.output
     assert "Revision 1." in applied.output
     assert "Nothing to change." in again.output
+    assert exported.exit_code == 0, exported.output
     saved = json.loads((tmp_path / "out" / "opportunity.json").read_text())
     assert saved["fields"][0]["id"].startswith("fld_")
     assert [f["name"] for f in saved["fields"]] == [

@@ -191,7 +191,9 @@ class Importer:
             spec["name"]: _LookupResolver(connection, catalog.entity(spec["target"]))
             for spec in self.entity.lookups()
         }
-        self.deferred: list[tuple[int, int, dict[str, str]]] = []
+        # (row number, record id, self-lookup texts, created by this import)
+        self.deferred: list[tuple[int, int, dict[str, str], bool]] = []
+        self.width = 0
 
     def run(
         self,
@@ -200,7 +202,7 @@ class Importer:
         mapping: Mapping[str, str] | None = None,
         key: str | None = None,
         skip_bad_rows: bool = False,
-        batch_size: int = BATCH_SIZE,
+        batch_size: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> ImportReport:
         report = ImportReport(self.entity.name)
@@ -216,6 +218,8 @@ class Importer:
         if key is not None and key not in columns:
             raise BadRequest(f"--key {key}: the file has no column for {key!r}.")
         report.columns = {field: reader.header[i] for field, i in columns.items()}
+        batch_size = batch_size or BATCH_SIZE
+        self.width = len(reader.header)
         batch: list[tuple[int, list[str]]] = []
         try:
             for row_number, values in reader:
@@ -258,14 +262,16 @@ class Importer:
         parsed = [self._parse_row(number, values, columns) for number, values in batch]
         self._resolve_lookups(parsed)
         creates: list[tuple[int, dict[str, Any], dict[str, str]]] = []
+        failing: list[tuple[int, dict[str, Any], list[Problem]]] = []
         existing = self._existing_keys(key, parsed)
         for number, data, problems, deferred in parsed:
             if problems:
-                self._fail(report, number, problems)
+                failing.append((number, data, problems))
             elif key is not None and data.get(key) in existing:
                 self._update(report, number, existing[data[key]], data, deferred)
             else:
                 creates.append((number, data, deferred))
+        self._report_failing(report, failing)
         if not creates:
             return
         ids, bad = self.service.create_many(
@@ -278,15 +284,46 @@ class Importer:
             report.created += 1
             record_id = ids[index]
             if deferred and record_id is not None:
-                self.deferred.append((number, record_id, deferred))
+                self.deferred.append((number, record_id, deferred, True))
+
+    def _report_failing(
+        self,
+        report: ImportReport,
+        failing: list[tuple[int, dict[str, Any], list[Problem]]],
+    ) -> None:
+        """Report bad rows with every problem, not only the cells that failed first.
+
+        The cells that could be read still go through the record service's checks,
+        so one attempt shows all that is wrong with a row.
+        """
+        # A row that could not be split into cells has nothing more to check.
+        readable = [item for item in failing if all(p.field for p in item[2])]
+        _, more = self.service.check_new(
+            self.entity.name, [data for _, data, _ in readable]
+        )
+        extra = {
+            number: found for (number, _, _), found in zip(readable, more, strict=True)
+        }
+        for number, _, problems in failing:
+            reported = {problem.field for problem in problems}
+            found = [p for p in extra.get(number, []) if p.field not in reported]
+            self._fail(report, number, problems + found)
 
     def _parse_row(
         self, number: int, values: list[str], columns: dict[str, int]
     ) -> tuple[int, dict[str, Any], list[Problem], dict[str, str]]:
-        width = max(columns.values(), default=-1) + 1
-        if len(values) < width:
-            message = f"This row has {len(values)} values; the header has more columns."
+        if len(values) < self.width:
+            message = (
+                f"This row has {len(values)} values but the header has {self.width} "
+                "columns."
+            )
             return number, {}, [Problem(None, "short_row", message)], {}
+        if any(value.strip() for value in values[self.width :]):
+            message = (
+                f"This row has {len(values)} values but the header has {self.width} "
+                "columns; quote values that hold the delimiter."
+            )
+            return number, {}, [Problem(None, "long_row", message)], {}
         data: dict[str, Any] = {}
         problems: list[Problem] = []
         deferred: dict[str, str] = {}
@@ -299,11 +336,11 @@ class Importer:
             except CellError as error:
                 problems.append(Problem(field, error.code, error.message))
                 continue
-            if (
-                spec["type"] == "lookup"
-                and value is not None
-                and spec["target"] == self.entity.name
-            ):
+            if value is None:
+                # A blank cell gives no value: a new record takes the field's
+                # default, an updated record keeps what it has.
+                continue
+            if spec["type"] == "lookup" and spec["target"] == self.entity.name:
                 deferred[field] = str(value)
                 continue
             data[field] = value
@@ -368,29 +405,72 @@ class Importer:
             return
         report.updated += 1
         if deferred:
-            self.deferred.append((number, record_id, deferred))
+            self.deferred.append((number, record_id, deferred, False))
 
     def _resolve_deferred(self, report: ImportReport) -> None:
-        for field in {name for _, _, fields in self.deferred for name in fields}:
-            texts = {fields[field] for _, _, fields in self.deferred if field in fields}
+        """Set self-references once every row of the file exists.
+
+        A row whose reference cannot be resolved fails; so does a row that refers to
+        a failed row. Failed rows created by this import are taken out again, so a
+        skipped row is never half imported.
+        """
+        targets: dict[int, dict[str, int]] = {}
+        errors: dict[int, list[Problem]] = {}
+        for field in {name for _, _, fields, _ in self.deferred for name in fields}:
+            texts = {
+                fields[field] for _, _, fields, _ in self.deferred if field in fields
+            }
             found = self.resolvers[field].resolve(texts)
-            for number, record_id, fields in self.deferred:
+            for number, _, fields, _ in self.deferred:
                 if field not in fields:
                     continue
                 result = found[fields[field]]
-                if not isinstance(result, int):
-                    self._fail(report, number, [Problem(field, "not_found", result)])
-                    continue
-                try:
-                    with self.connection.begin_nested():
-                        self.service.update(
-                            self.entity.name, record_id, {field: result}
-                        )
-                except TailorError as error:
-                    problems = error.problems or [
-                        Problem(field, error.code, error.message)
-                    ]
-                    self._fail(report, number, problems)
+                if isinstance(result, int):
+                    targets.setdefault(number, {})[field] = result
+                else:
+                    errors.setdefault(number, []).append(
+                        Problem(field, "not_found", result)
+                    )
+        self._spread_failures(targets, errors)
+        for number, record_id, _, created in self.deferred:
+            if number in errors:
+                self._fail(report, number, errors[number])
+                if created:
+                    self.service.delete(self.entity.name, record_id)
+                    report.created -= 1
+                continue
+            try:
+                with self.connection.begin_nested():
+                    self.service.update(self.entity.name, record_id, targets[number])
+            except TailorError as error:
+                problems = error.problems or [Problem(None, error.code, error.message)]
+                self._fail(report, number, problems)
+
+    def _spread_failures(
+        self, targets: dict[int, dict[str, int]], errors: dict[int, list[Problem]]
+    ) -> None:
+        """Fail every row that refers to a record of a failed new row."""
+        record_rows = {
+            record_id: number
+            for number, record_id, _, created in self.deferred
+            if created
+        }
+        while True:
+            failed_ids = {
+                rid for rid, number in record_rows.items() if number in errors
+            }
+            spread = {
+                number: field
+                for number, fields in targets.items()
+                if number not in errors
+                for field, target in fields.items()
+                if target in failed_ids
+            }
+            if not spread:
+                return
+            for number, field in spread.items():
+                message = "It refers to a row of this file that was not imported."
+                errors[number] = [Problem(field, "not_imported", message)]
 
     def _fail(self, report: ImportReport, number: int, problems: list[Problem]) -> None:
         report.failed_rows += 1
@@ -437,6 +517,10 @@ def import_csv(
                 progress=progress,
             )
             report.dry_run = dry_run
+        except ImportFailed as error:
+            error.report.dry_run = dry_run
+            transaction.rollback()
+            raise
         except BaseException:
             transaction.rollback()
             raise

@@ -144,12 +144,7 @@ class RecordService:
             nothing of the batch is inserted.
         """
         entity = self.catalog.entity(entity_name)
-        prepared = [self._prepare_new(entity, data) for data in rows]
-        values = [item[0] for item in prepared]
-        problems = [item[1] for item in prepared]
-        for checker in (self._check_references, self._check_unique):
-            for index, found in enumerate(checker(entity, values)):
-                problems[index] += found
+        values, problems = self.check_new(entity_name, rows)
         bad = {index: found for index, found in enumerate(problems) if found}
         if bad and not skip_bad_rows:
             raise BatchFailed(bad)
@@ -160,6 +155,22 @@ class RecordService:
             for index in range(len(values))
         ]
         return ids, bad
+
+    def check_new(
+        self, entity_name: str, rows: Sequence[Any]
+    ) -> tuple[list[dict[str, Any]], list[list[Problem]]]:
+        """Validate new records without saving them.
+
+        Returns the converted values and the problems of each row, in row order.
+        """
+        entity = self.catalog.entity(entity_name)
+        prepared = [self._prepare_new(entity, data) for data in rows]
+        values = [item[0] for item in prepared]
+        problems = [item[1] for item in prepared]
+        for checker in (self._check_references, self._check_unique):
+            for index, found in enumerate(checker(entity, values)):
+                problems[index] += found
+        return values, problems
 
     def _prepare_new(
         self, entity: EntityDef, data: Any

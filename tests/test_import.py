@@ -1,0 +1,951 @@
+"""CSV import through ``import_csv`` and the ``tailorcrm import`` command.
+
+Every test here runs on SQLite and on PostgreSQL through the ``database_url``
+fixture behind ``platform``, ``crm`` and ``sales``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+
+from tailorcrm.errors import BadRequest
+from tailorcrm.platform import Platform
+from tailorcrm.platform.cli import main
+from tailorcrm.platform.importer import (
+    Importer,
+    ImportFailed,
+    ImportReport,
+    RowError,
+    import_csv,
+)
+from tailorcrm.platform.records import SYSTEM_ACTOR
+
+# Invented names; the accents are the point, so they must survive byte for byte.
+ACCENTED = "Zoë Ångström-Núñez"
+# The same letters written with combining marks: an import must not normalize them.
+DECOMPOSED = "Zoe\u0308 A\u030angstro\u0308m-Nu\u0301n\u0303ez"
+
+Invoke = Callable[..., Result]
+
+
+def csv_text(
+    header: list[str],
+    *rows: list[str],
+    delimiter: str = ",",
+    newline: str = "\n",
+) -> str:
+    """Write a header and rows as CSV, quoting only where the format needs it."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator=newline)
+    writer.writerows([header, *rows])
+    return buffer.getvalue()
+
+
+def load(
+    platform: Platform, entity: str, data: str | bytes, **options: Any
+) -> ImportReport:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return import_csv(platform, entity, io.BytesIO(raw), actor=SYSTEM_ACTOR, **options)
+
+
+def stored(platform: Platform, entity: str, *fields: str) -> list[tuple[Any, ...]]:
+    """Return the stored values of ``fields`` in the order the records were made."""
+    with platform.transaction() as (connection, catalog):
+        table = catalog.entity(entity).table
+        query = sa.select(*(table.c[name] for name in fields)).order_by(table.c.id)
+        return [tuple(row) for row in connection.execute(query)]
+
+
+def count(platform: Platform, entity: str) -> int:
+    with platform.transaction() as (connection, catalog):
+        table = catalog.entity(entity).table
+        return int(connection.execute(sa.select(sa.func.count(table.c.id))).scalar())
+
+
+def parents(platform: Platform, field: str) -> dict[str, str | None]:
+    """Return each account's name with the name of the account it points at."""
+    with platform.transaction() as (connection, catalog):
+        child = catalog.entity("account").table
+        parent = child.alias("parent_account_row")
+        query = sa.select(child.c.name, parent.c.name).outerjoin(
+            parent, child.c[field] == parent.c.id
+        )
+        return {name: parent_name for name, parent_name in connection.execute(query)}
+
+
+def located(errors: Iterable[RowError]) -> list[tuple[int, str | None, str]]:
+    return [(error.row, error.field, error.code) for error in errors]
+
+
+@pytest.fixture
+def cli(sales: Platform, database_url: str) -> Invoke:
+    """Run ``tailorcrm`` commands on the test database, after ``tailorcrm init``."""
+    runner = CliRunner(env={"TAILORCRM_DATABASE_URL": database_url})
+
+    def invoke(*args: str | Path) -> Result:
+        return runner.invoke(main, [str(arg) for arg in args])
+
+    initialized = invoke("init")
+    assert initialized.exit_code == 0, initialized.output
+    return invoke
+
+
+# -- matching columns to fields ------------------------------------------------------
+
+
+@pytest.mark.usefixtures("crm")
+def test_columns_match_field_names_and_labels_in_any_letter_case(
+    platform: Platform,
+) -> None:
+    data = csv_text(
+        ["TITLE", "Amount", "close date", "ERP CODE", "Stage", "Notes"],
+        ["Harbour refit", "1200.50", "2017-03-31", "E-1", "won", "call back"],
+    )
+
+    report = load(platform, "opportunity", data)
+
+    assert report.columns == {
+        "title": "TITLE",
+        "stage": "Stage",
+        "amount": "Amount",
+        "close_date": "close date",
+        "erp_code": "ERP CODE",
+    }
+    assert report.ignored_columns == ["Notes"]
+    assert stored(platform, "opportunity", "title", "amount", "stage", "erp_code") == [
+        ("Harbour refit", Decimal("1200.50"), "won", "E-1")
+    ]
+
+
+@pytest.mark.usefixtures("crm")
+def test_mapping_matches_a_field_to_any_column(platform: Platform) -> None:
+    data = csv_text(
+        ["Deal name", "Value", "amount"], ["Harbour refit", "75.25", "999.99"]
+    )
+
+    report = load(
+        platform, "opportunity", data, mapping={"title": "deal NAME", "amount": "Value"}
+    )
+
+    assert report.columns == {"title": "Deal name", "amount": "Value"}
+    assert report.ignored_columns == ["amount"]
+    assert stored(platform, "opportunity", "title", "amount") == [
+        ("Harbour refit", Decimal("75.25"))
+    ]
+
+
+@pytest.mark.usefixtures("crm")
+def test_mapping_to_an_unknown_field_or_column_is_refused(platform: Platform) -> None:
+    data = csv_text(["Deal name"], ["Harbour refit"])
+
+    with pytest.raises(BadRequest) as excinfo:
+        load(
+            platform,
+            "opportunity",
+            data,
+            mapping={"colour": "Deal name", "title": "Headline"},
+        )
+
+    assert [(p.field, p.code) for p in excinfo.value.problems] == [
+        ("--map colour", "unknown_field"),
+        ("--map title", "unknown_column"),
+    ]
+    assert count(platform, "opportunity") == 0
+
+
+def test_an_autonumber_column_is_ignored(sales: Platform) -> None:
+    data = csv_text(["Account name", "Account number"], ["Pellham Freight", "X-1"])
+
+    report = load(sales, "account", data)
+
+    assert report.ignored_columns == ["Account number"]
+    assert stored(sales, "account", "name", "account_number") == [
+        ("Pellham Freight", "ACC-000001")
+    ]
+
+
+# -- reading the file ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "newline", "bom"),
+    [
+        (",", "\n", False),
+        (",", "\r\n", True),
+        (";", "\r\n", True),
+        ("\t", "\n", False),
+        ("\t", "\r\n", True),
+        ("|", "\r\n", False),
+    ],
+)
+@pytest.mark.usefixtures("crm")
+def test_delimiters_line_endings_and_byte_order_mark_are_read(
+    platform: Platform, delimiter: str, newline: str, bom: bool
+) -> None:
+    text = csv_text(
+        ["title", "amount", "erp_code"],
+        [ACCENTED, "1.5", "E-1"],
+        [DECOMPOSED, "20", "E-2"],
+        delimiter=delimiter,
+        newline=newline,
+    )
+    data = (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8")
+
+    report = load(platform, "opportunity", data)
+
+    assert list(report.columns) == ["title", "amount", "erp_code"]
+    assert stored(platform, "opportunity", "title", "amount", "erp_code") == [
+        (ACCENTED, Decimal("1.5"), "E-1"),
+        (DECOMPOSED, Decimal("20"), "E-2"),
+    ]
+
+
+@pytest.mark.usefixtures("crm")
+def test_accents_are_kept_exactly(platform: Platform) -> None:
+    data = csv_text(["name"], [ACCENTED], [DECOMPOSED], [f"  {ACCENTED}  "])
+
+    load(platform, "account", data)
+
+    names = [name for (name,) in stored(platform, "account", "name")]
+    assert names == [ACCENTED, DECOMPOSED, ACCENTED]
+    assert [name.encode("utf-8") for name in names] == [
+        ACCENTED.encode("utf-8"),
+        DECOMPOSED.encode("utf-8"),
+        ACCENTED.encode("utf-8"),
+    ]
+
+
+@pytest.mark.usefixtures("crm")
+def test_row_numbers_after_a_value_with_line_breaks_are_right(
+    platform: Platform,
+) -> None:
+    data = (
+        "title,amount\n"
+        '"Harbour refit\nphase two",10\n'
+        "Quay lights,12\n"
+        "Dock cranes,twelve\n"
+    )
+
+    with pytest.raises(ImportFailed) as excinfo:
+        load(platform, "opportunity", data)
+    report = load(platform, "opportunity", data, skip_bad_rows=True)
+
+    assert located(excinfo.value.report.errors) == [(4, "amount", "invalid_decimal")]
+    assert located(report.errors) == [(4, "amount", "invalid_decimal")]
+    assert stored(platform, "opportunity", "title") == [
+        ("Harbour refit\nphase two",),
+        ("Quay lights",),
+    ]
+
+
+@pytest.mark.usefixtures("crm")
+def test_an_unreadable_file_is_refused(platform: Platform) -> None:
+    with pytest.raises(BadRequest) as excinfo:
+        load(platform, "opportunity", b"")
+
+    assert "empty" in excinfo.value.message
+    assert count(platform, "opportunity") == 0
+
+
+@pytest.mark.usefixtures("crm")
+def test_a_row_that_is_not_utf8_fails_with_its_row_number(platform: Platform) -> None:
+    data = b"title\nQuay lights\n" + "Zoë\n".encode("latin-1")
+
+    with pytest.raises(ImportFailed) as excinfo:
+        load(platform, "opportunity", data)
+
+    assert located(excinfo.value.report.errors) == [(3, None, "unreadable_file")]
+    assert count(platform, "opportunity") == 0
+
+
+# -- strict parsing ------------------------------------------------------------------
+
+
+def test_boolean_words_are_read_strictly(sales: Platform) -> None:
+    words = {
+        "no": False,
+        "OFF": False,
+        "false": False,
+        "0": False,
+        "n": False,
+        "Yes": True,
+        "on": True,
+        "TRUE": True,
+        "1": True,
+    }
+    data = csv_text(
+        ["name", "product_code", "active"],
+        *([f"Lamp {word}", f"P-{index}", word] for index, word in enumerate(words)),
+    )
+
+    load(sales, "product", data)
+
+    assert stored(sales, "product", "active") == [(value,) for value in words.values()]
+
+
+@pytest.mark.parametrize(
+    ("column", "cell", "code"),
+    [
+        ("amount", "1,2,3", "invalid_decimal"),
+        ("amount", "1.234,50", "invalid_decimal"),
+        ("amount", "1e3", "invalid_decimal"),
+        ("amount", "$12", "invalid_decimal"),
+        ("amount", "12.345", "too_many_decimals"),
+        ("amount", "-5", "too_small"),
+        ("close_date", "2017-02-30", "invalid_date"),
+        ("close_date", "28/02/2017", "invalid_date"),
+        ("close_date", "2017-2-28", "invalid_date"),
+        ("stage", "Lost", "invalid_choice"),
+        ("title", "x" * 201, "too_long"),
+        ("title", "  ", "required"),
+        ("account", "Nobody Anywhere Ltd", "not_found"),
+    ],
+)
+@pytest.mark.usefixtures("crm")
+def test_a_cell_that_does_not_fit_its_field_is_a_row_error(
+    platform: Platform, column: str, cell: str, code: str
+) -> None:
+    row = {"title": "Harbour refit", "amount": "10", "close_date": "", "stage": ""}
+    row[column] = cell
+    data = csv_text(list(row), list(row.values()))
+
+    with pytest.raises(ImportFailed) as excinfo:
+        load(platform, "opportunity", data)
+
+    assert located(excinfo.value.report.errors) == [(2, column, code)]
+    assert count(platform, "opportunity") == 0
+
+
+@pytest.mark.parametrize("cell", ["1,2,3", "1 000", "12.0", "+-3", "٣"])
+def test_an_integer_cell_must_hold_only_digits(sales: Platform, cell: str) -> None:
+    data = csv_text(["name", "employees"], ["Pellham Freight", cell])
+
+    with pytest.raises(ImportFailed) as excinfo:
+        load(sales, "account", data)
+
+    assert located(excinfo.value.report.errors) == [(2, "employees", "invalid_integer")]
+
+
+@pytest.mark.usefixtures("crm")
+def test_text_longer_than_its_maximum_is_an_error_and_never_cut(
+    platform: Platform,
+) -> None:
+    fits, too_long = "a" * 199 + "é", "b" * 200 + "é"
+    data = csv_text(["title"], [fits], [too_long])
+
+    report = load(platform, "opportunity", data, skip_bad_rows=True)
+
+    assert located(report.errors) == [(3, "title", "too_long")]
+    assert stored(platform, "opportunity", "title") == [(fits,)]
+
+
+# -- all or nothing ------------------------------------------------------------------
+
+BAD_ROWS = csv_text(
+    ["title", "amount", "close_date", "erp_code"],
+    ["Harbour refit", "10", "2017-01-31", "E-1"],
+    ["Quay lights", "1,5", "2017-02-28", "E-2"],
+    ["Dock cranes", "30", "2017-03-31", "E-3"],
+    ["Pier paint", "abc", "2017-02-30", "E-4"],
+    ["Buoy chains", "50", "2017-05-31", "E-1"],
+)
+
+
+@pytest.mark.usefixtures("crm")
+def test_one_bad_row_imports_nothing_and_every_bad_row_is_reported(
+    platform: Platform,
+) -> None:
+    with pytest.raises(ImportFailed) as excinfo:
+        load(platform, "opportunity", BAD_ROWS)
+
+    report = excinfo.value.report
+    assert (report.rows, report.failed_rows, report.committed) == (5, 3, False)
+    assert located(report.errors) == [
+        (3, "amount", "invalid_decimal"),
+        (5, "amount", "invalid_decimal"),
+        (5, "close_date", "invalid_date"),
+        (6, "erp_code", "unique"),
+    ]
+    assert "'1,5'" in report.errors[0].message
+    assert excinfo.value.message == "3 of 5 rows are bad; nothing was imported."
+    assert [problem.field for problem in excinfo.value.problems] == [
+        "row 3.amount",
+        "row 5.amount",
+        "row 5.close_date",
+        "row 6.erp_code",
+    ]
+    assert count(platform, "opportunity") == 0
+
+
+@pytest.mark.usefixtures("crm")
+def test_skip_bad_rows_imports_the_good_rows(platform: Platform) -> None:
+    report = load(platform, "opportunity", BAD_ROWS, skip_bad_rows=True)
+
+    assert (report.rows, report.created, report.failed_rows) == (5, 2, 3)
+    assert report.committed
+    assert [error.row for error in report.errors] == [3, 5, 5, 6]
+    assert stored(platform, "opportunity", "title", "erp_code") == [
+        ("Harbour refit", "E-1"),
+        ("Dock cranes", "E-3"),
+    ]
+
+
+@pytest.mark.usefixtures("crm")
+def test_dry_run_changes_nothing_and_reports(platform: Platform) -> None:
+    good = csv_text(
+        ["name", "parent"], ["Willowmere Retail", "Willowmere"], ["Willowmere", ""]
+    )
+
+    report = load(platform, "account", good, dry_run=True)
+    skipped = load(platform, "opportunity", BAD_ROWS, dry_run=True, skip_bad_rows=True)
+    with pytest.raises(ImportFailed):
+        load(platform, "opportunity", BAD_ROWS, dry_run=True)
+
+    assert (report.dry_run, report.committed, report.created) == (True, False, 2)
+    assert (skipped.created, skipped.failed_rows, skipped.committed) == (2, 3, False)
+    assert count(platform, "account") == 0
+    assert count(platform, "opportunity") == 0
+
+
+# -- upserts and lookups -------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("crm")
+def test_key_updates_the_records_it_finds_and_creates_the_rest(
+    platform: Platform,
+) -> None:
+    header = ["erp_code", "title", "amount"]
+    load(platform, "opportunity", csv_text(header, ["E-1", "Harbour refit", "10"]))
+    load(platform, "opportunity", csv_text(header, ["E-2", "Quay lights", "20"]))
+    again = csv_text(
+        header,
+        ["E-2", "Quay lights, phase two", "25.50"],
+        ["E-3", "Dock cranes", "30"],
+        ["E-1", "Harbour refit", "10"],
+    )
+
+    report = load(platform, "opportunity", again, key="erp_code")
+
+    assert (report.created, report.updated, report.failed_rows) == (1, 2, 0)
+    assert stored(platform, "opportunity", "erp_code", "title", "amount") == [
+        ("E-1", "Harbour refit", Decimal("10")),
+        ("E-2", "Quay lights, phase two", Decimal("25.50")),
+        ("E-3", "Dock cranes", Decimal("30")),
+    ]
+
+
+@pytest.mark.usefixtures("crm")
+def test_key_must_be_an_external_id_with_a_column(platform: Platform) -> None:
+    data = csv_text(["title"], ["Harbour refit"])
+
+    with pytest.raises(BadRequest) as not_external:
+        load(platform, "opportunity", data, key="title")
+    with pytest.raises(BadRequest) as no_column:
+        load(platform, "opportunity", data, key="erp_code")
+
+    assert "external-id" in not_external.value.message
+    assert "no column for 'erp_code'" in no_column.value.message
+
+
+def test_lookups_are_resolved_by_external_id_and_display_field(
+    sales: Platform,
+) -> None:
+    accounts = csv_text(
+        ["name", "erp_code"],
+        ["Nordvik Traders", "ERP-100"],
+        ["Kestrel Works", "ERP-200"],
+        ["Kestrel Works", "ERP-201"],
+    )
+    load(sales, "account", accounts)
+    opportunities = csv_text(
+        ["title", "account"],
+        ["By name", "Nordvik Traders"],
+        ["By external id", "ERP-201"],
+        ["Unknown name", "Quillfeather Ltd"],
+        ["Ambiguous name", "Kestrel Works"],
+        ["No account", ""],
+    )
+
+    report = load(sales, "opportunity", opportunities, skip_bad_rows=True)
+
+    assert located(report.errors) == [
+        (4, "account", "not_found"),
+        (5, "account", "not_found"),
+    ]
+    assert "Quillfeather Ltd" in report.errors[0].message
+    assert "external id" in report.errors[1].message
+    with sales.transaction() as (connection, catalog):
+        opportunity = catalog.entity("opportunity").table
+        account = catalog.entity("account").table
+        query = (
+            sa.select(opportunity.c.title, account.c.erp_code)
+            .outerjoin(account, opportunity.c.account == account.c.id)
+            .order_by(opportunity.c.id)
+        )
+        assert [tuple(row) for row in connection.execute(query)] == [
+            ("By name", "ERP-100"),
+            ("By external id", "ERP-201"),
+            ("No account", None),
+        ]
+
+
+@pytest.mark.usefixtures("crm")
+def test_a_lookup_to_a_later_row_of_the_same_file_is_resolved(
+    platform: Platform,
+) -> None:
+    data = csv_text(
+        ["name", "parent"],
+        ["Willowmere Retail", "Willowmere Europe"],
+        ["Willowmere Europe", "Willowmere Holdings"],
+        ["Willowmere Holdings", ""],
+        ["Ashgrove Mills", "Willowmere Holdings"],
+    )
+
+    report = load(platform, "account", data)
+
+    assert (report.created, report.failed_rows) == (4, 0)
+    assert parents(platform, "parent") == {
+        "Willowmere Retail": "Willowmere Europe",
+        "Willowmere Europe": "Willowmere Holdings",
+        "Willowmere Holdings": None,
+        "Ashgrove Mills": "Willowmere Holdings",
+    }
+
+
+@pytest.mark.usefixtures("crm")
+def test_an_unknown_self_reference_fails_the_whole_import(platform: Platform) -> None:
+    data = csv_text(
+        ["name", "parent"],
+        ["Willowmere Retail", "Willowmere Holdings"],
+        ["Willowmere Holdings", ""],
+        ["Ashgrove Mills", "Ashgrove Group"],
+    )
+
+    with pytest.raises(ImportFailed) as excinfo:
+        load(platform, "account", data)
+
+    assert located(excinfo.value.report.errors) == [(4, "parent", "not_found")]
+    assert "Ashgrove Group" in excinfo.value.report.errors[0].message
+    assert count(platform, "account") == 0
+
+
+@pytest.mark.usefixtures("crm")
+def test_skip_bad_rows_leaves_out_a_row_with_an_unknown_self_reference(
+    platform: Platform,
+) -> None:
+    data = csv_text(
+        ["name", "parent"],
+        ["Willowmere Retail", "Willowmere Holdings"],
+        ["Willowmere Holdings", ""],
+        ["Ashgrove Mills", "Ashgrove Group"],
+    )
+
+    report = load(platform, "account", data, skip_bad_rows=True)
+
+    assert (report.created, report.failed_rows) == (2, 1)
+    assert parents(platform, "parent") == {
+        "Willowmere Retail": "Willowmere Holdings",
+        "Willowmere Holdings": None,
+    }
+
+
+@pytest.mark.usefixtures("crm")
+def test_every_problem_of_a_bad_row_is_reported(platform: Platform) -> None:
+    data = csv_text(["title", "close_date"], ["x" * 201, "2017-02-30"])
+
+    with pytest.raises(ImportFailed) as excinfo:
+        load(platform, "opportunity", data)
+
+    assert sorted(located(excinfo.value.report.errors)) == [
+        (2, "close_date", "invalid_date"),
+        (2, "title", "too_long"),
+    ]
+
+
+def test_picklist_cells_match_values_and_labels(sales: Platform) -> None:
+    data = csv_text(
+        ["title", "stage"],
+        ["Harbour refit", "Closed won"],
+        ["Quay lights", "closed LOST"],
+        ["Dock cranes", "NEGOTIATION"],
+        ["Pier paint", "proposal"],
+        ["Buoy chains", "Closed"],
+    )
+
+    report = load(sales, "opportunity", data, skip_bad_rows=True)
+
+    assert located(report.errors) == [(6, "stage", "invalid_choice")]
+    assert stored(sales, "opportunity", "stage") == [
+        ("won",),
+        ("lost",),
+        ("negotiation",),
+        ("proposal",),
+    ]
+
+
+# -- batches -------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("crm")
+def test_a_file_of_many_batches_imports_every_row(platform: Platform) -> None:
+    # Each account points at the next one, so most parents sit in a later batch.
+    names = [f"Ridgeway Branch {number:02}" for number in range(1, 26)]
+    rows = [
+        [name, following]
+        for name, following in zip(names, [*names[1:], ""], strict=True)
+    ]
+    stream = io.BytesIO(csv_text(["name", "parent"], *rows).encode("utf-8"))
+    batches: list[int] = []
+
+    with platform.transaction() as (connection, catalog):
+        importer = Importer(connection, catalog, SYSTEM_ACTOR, "account")
+        report = importer.run(stream, batch_size=10, progress=batches.append)
+
+    assert batches == [10, 10, 5]
+    assert (report.rows, report.created, report.failed_rows) == (25, 25, 0)
+    assert [name for (name,) in stored(platform, "account", "name")] == names
+    assert parents(platform, "parent") == dict(
+        zip(names, [*names[1:], None], strict=True)
+    )
+
+
+@pytest.mark.usefixtures("crm")
+def test_row_errors_keep_their_numbers_across_batches(platform: Platform) -> None:
+    load(platform, "account", csv_text(["name"], ["Ridgeway Haulage"]))
+    rows = [
+        [f"Deal {number}", f"E-{number}", "Ridgeway Haulage"] for number in range(12)
+    ]
+    rows[7][1] = "E-0"
+    rows[11][2] = "Nobody Anywhere Ltd"
+    stream = io.BytesIO(csv_text(["title", "erp_code", "account"], *rows).encode())
+
+    with platform.transaction() as (connection, catalog):
+        importer = Importer(connection, catalog, SYSTEM_ACTOR, "opportunity")
+        report = importer.run(stream, batch_size=5, skip_bad_rows=True)
+
+    assert located(report.errors) == [
+        (9, "erp_code", "unique"),
+        (13, "account", "not_found"),
+    ]
+    assert (report.created, report.failed_rows) == (10, 2)
+    assert count(platform, "opportunity") == 10
+
+
+@pytest.mark.usefixtures("crm")
+def test_key_finds_records_created_by_an_earlier_batch(platform: Platform) -> None:
+    data = csv_text(
+        ["erp_code", "title", "amount"],
+        ["E-1", "Harbour refit", "10"],
+        ["E-2", "Quay lights", "20"],
+        ["E-1", "Harbour refit", "11"],
+        ["E-2", "Quay lights", "22"],
+        ["E-3", "Dock cranes", "30"],
+    )
+    stream = io.BytesIO(data.encode("utf-8"))
+
+    with platform.transaction() as (connection, catalog):
+        importer = Importer(connection, catalog, SYSTEM_ACTOR, "opportunity")
+        report = importer.run(stream, key="erp_code", batch_size=2)
+
+    assert (report.created, report.updated) == (3, 2)
+    assert stored(platform, "opportunity", "erp_code", "amount") == [
+        ("E-1", Decimal("11")),
+        ("E-2", Decimal("22")),
+        ("E-3", Decimal("30")),
+    ]
+
+
+# -- the command line ----------------------------------------------------------------
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+def test_cli_import_maps_columns_and_reports(
+    cli: Invoke, sales: Platform, tmp_path: Path
+) -> None:
+    file = write(
+        tmp_path / "accounts.csv",
+        csv_text(
+            ["Company", "Staff", "Holding"],
+            [ACCENTED, "12", "Ridgeway Holdings"],
+            ["Ridgeway Holdings", "340", ""],
+        ),
+    )
+
+    result = cli(
+        "import",
+        "account",
+        file,
+        "--map",
+        "name=company",
+        "--map",
+        "employees=STAFF",
+        "--map",
+        "parent_account=Holding",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "2 rows read, 2 created, 0 updated, 0 failed.",
+        "  column 'Company' -> name",
+        "  column 'Staff' -> employees",
+        "  column 'Holding' -> parent_account",
+    ]
+    assert stored(sales, "account", "name", "employees") == [
+        (ACCENTED, 12),
+        ("Ridgeway Holdings", 340),
+    ]
+    assert parents(sales, "parent_account")[ACCENTED] == "Ridgeway Holdings"
+
+
+def test_cli_map_option_needs_field_and_column(cli: Invoke, tmp_path: Path) -> None:
+    file = write(tmp_path / "accounts.csv", csv_text(["name"], ["Ridgeway Holdings"]))
+
+    result = cli("import", "account", file, "--map", "name")
+
+    assert result.exit_code == 2
+    assert "FIELD=COLUMN" in result.stderr
+
+
+def test_cli_import_lists_every_bad_row_and_imports_nothing(
+    cli: Invoke, sales: Platform, tmp_path: Path
+) -> None:
+    file = write(
+        tmp_path / "accounts.csv",
+        csv_text(
+            ["name", "employees", "annual_revenue"],
+            ["Ridgeway Holdings", "340", "1200000"],
+            ["Ashgrove Mills", "1,200", "5"],
+            ["Pellham Freight", "40", "12.345"],
+        ),
+    )
+
+    result = cli("import", "account", file)
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0] == "3 rows read, 1 created, 0 updated, 2 failed."
+    assert lines[-1] == "Nothing was imported."
+    assert [line for line in lines if line.startswith("  row ")] == [
+        "  row 3, employees: '1,200' is not a whole number; write only digits, "
+        "without separators.",
+        "  row 4, annual_revenue: Enter at most 2 digits after the point.",
+    ]
+    assert count(sales, "account") == 0
+
+
+def test_cli_skip_bad_rows_imports_the_good_rows(
+    cli: Invoke, sales: Platform, tmp_path: Path
+) -> None:
+    file = write(
+        tmp_path / "accounts.csv",
+        csv_text(
+            ["name", "employees"],
+            ["Ridgeway Holdings", "340"],
+            ["Ashgrove Mills", "1,200"],
+            ["Pellham Freight", "40"],
+        ),
+    )
+
+    result = cli("import", "account", file, "--skip-bad-rows")
+
+    assert result.exit_code == 0, result.output
+    assert (
+        result.stdout.splitlines()[0] == "3 rows read, 2 created, 0 updated, 1 failed."
+    )
+    assert stored(sales, "account", "name") == [
+        ("Ridgeway Holdings",),
+        ("Pellham Freight",),
+    ]
+
+
+def test_cli_dry_run_changes_nothing(
+    cli: Invoke, sales: Platform, tmp_path: Path
+) -> None:
+    file = write(
+        tmp_path / "accounts.csv",
+        csv_text(["name"], ["Ridgeway Holdings"], ["Ashgrove Mills"]),
+    )
+
+    result = cli("import", "account", file, "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == (
+        "Dry run: 2 rows read, 2 created, 0 updated, 0 failed."
+    )
+    assert count(sales, "account") == 0
+
+
+def test_cli_key_upserts_without_new_records(
+    cli: Invoke, sales: Platform, tmp_path: Path
+) -> None:
+    header = ["erp_code", "name", "employees"]
+    first = write(
+        tmp_path / "first.csv",
+        csv_text(
+            header, ["ERP-1", "Ridgeway Holdings", "340"], ["ERP-2", ACCENTED, ""]
+        ),
+    )
+    second = write(
+        tmp_path / "second.csv",
+        csv_text(header, ["ERP-2", ACCENTED, "12"], ["ERP-1", "Ridgeway Group", "350"]),
+    )
+    cli("import", "account", first, "--key", "erp_code")
+
+    result = cli("import", "account", second, "--key", "erp_code")
+
+    assert result.exit_code == 0, result.output
+    assert (
+        result.stdout.splitlines()[0] == "2 rows read, 0 created, 2 updated, 0 failed."
+    )
+    assert stored(sales, "account", "erp_code", "name", "employees") == [
+        ("ERP-1", "Ridgeway Group", 350),
+        ("ERP-2", ACCENTED, 12),
+    ]
+
+
+def test_cli_key_must_be_an_external_id(cli: Invoke, tmp_path: Path) -> None:
+    file = write(tmp_path / "accounts.csv", csv_text(["name"], ["Ridgeway Holdings"]))
+
+    result = cli("import", "account", file, "--key", "name")
+
+    assert result.exit_code == 1
+    assert "external-id" in result.stderr
+
+
+# -- export --------------------------------------------------------------------------
+
+EXPORT_ACCOUNTS = csv_text(
+    ["name", "erp_code", "industry", "annual_revenue", "parent_account"],
+    [ACCENTED, "ERP-1", "Retail", "1250.50", "Ridgeway Holdings"],
+    ["Ridgeway Holdings", "ERP-2", "", "", ""],
+)
+
+
+def account_columns(sales: Platform) -> list[str]:
+    with sales.transaction() as (_, catalog):
+        fields = list(catalog.entity("account").fields)
+    return ["id", *fields, "created_at", "updated_at", "owner_id"]
+
+
+def test_cli_export_csv_has_a_header_of_field_names(
+    cli: Invoke, sales: Platform, tmp_path: Path
+) -> None:
+    cli("import", "account", write(tmp_path / "in.csv", EXPORT_ACCOUNTS))
+
+    result = cli("export", "account", "--format", "csv")
+
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert list(rows[0]) == account_columns(sales)
+    assert [
+        (row["name"], row["erp_code"], row["industry"], row["annual_revenue"])
+        for row in rows
+    ] == [
+        (ACCENTED, "ERP-1", "retail", "1250.5"),
+        ("Ridgeway Holdings", "ERP-2", "", ""),
+    ]
+    assert rows[0]["parent_account"] == rows[1]["id"]
+    assert rows[0]["account_number"] == "ACC-000001"
+
+
+def test_cli_export_writes_csv_and_json_to_a_file(
+    cli: Invoke, sales: Platform, tmp_path: Path
+) -> None:
+    cli("import", "account", write(tmp_path / "in.csv", EXPORT_ACCOUNTS))
+
+    as_csv = cli("export", "account", "-o", tmp_path / "out.csv")
+    as_json = cli("export", "account", "--format", "json", "-o", tmp_path / "out.json")
+
+    assert (as_csv.exit_code, as_csv.stdout) == (0, "")
+    assert (as_json.exit_code, as_json.stdout) == (0, "")
+    exported_csv = (tmp_path / "out.csv").read_text(encoding="utf-8")
+    assert exported_csv.splitlines()[0] == ",".join(account_columns(sales))
+    records = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    assert [list(record) for record in records] == [account_columns(sales)] * 2
+    assert [(r["name"], r["annual_revenue"], r["industry"]) for r in records] == [
+        (ACCENTED, 1250.5, "retail"),
+        ("Ridgeway Holdings", None, None),
+    ]
+    assert records[0]["parent_account"] == records[1]["id"]
+
+
+def test_an_exported_file_imports_back_as_updates(
+    cli: Invoke, sales: Platform, tmp_path: Path
+) -> None:
+    cli("import", "account", write(tmp_path / "in.csv", EXPORT_ACCOUNTS))
+    cli("export", "account", "-o", tmp_path / "out.csv")
+    before = stored(
+        sales, "account", "name", "industry", "annual_revenue", "parent_account"
+    )
+
+    result = cli("import", "account", tmp_path / "out.csv", "--key", "erp_code")
+
+    assert result.exit_code == 0, result.output
+    assert (
+        result.stdout.splitlines()[0] == "2 rows read, 0 created, 2 updated, 0 failed."
+    )
+    assert (
+        "  ignored columns: id, account_number, created_at, updated_at, owner_id"
+        in (result.stdout.splitlines())
+    )
+    after = stored(
+        sales, "account", "name", "industry", "annual_revenue", "parent_account"
+    )
+    assert after == before
+
+
+@pytest.mark.usefixtures("crm")
+def test_a_row_with_more_values_than_the_header_is_an_error(platform: Platform) -> None:
+    data = "title,erp_code\nHarbour refit, phase two,E-1\nQuay lights,E-2,\n"
+
+    report = load(platform, "opportunity", data, skip_bad_rows=True)
+
+    assert located(report.errors) == [(2, None, "long_row")]
+    assert stored(platform, "opportunity", "title", "erp_code") == [
+        ("Quay lights", "E-2")
+    ]
+
+
+@pytest.mark.usefixtures("crm")
+def test_a_blank_cell_takes_the_default_and_keeps_stored_values(
+    platform: Platform,
+) -> None:
+    load(platform, "opportunity", "title,stage,erp_code\nHarbour refit,won,E-1\n")
+
+    created = load(platform, "opportunity", "title,stage,erp_code\nQuay lights,,E-2\n")
+    updated = load(
+        platform, "opportunity", "title,stage,erp_code\n,,E-1\n", key="erp_code"
+    )
+
+    assert (created.created, updated.updated) == (1, 1)
+    assert stored(platform, "opportunity", "title", "stage") == [
+        ("Harbour refit", "won"),
+        ("Quay lights", "prospecting"),
+    ]
+
+
+@pytest.mark.usefixtures("crm")
+def test_a_failed_dry_run_says_it_was_a_dry_run(platform: Platform) -> None:
+    with pytest.raises(ImportFailed) as excinfo:
+        load(platform, "opportunity", "title,amount\n,-1\n", dry_run=True)
+
+    assert excinfo.value.report.dry_run is True
+    assert sorted(located(excinfo.value.report.errors)) == [
+        (2, "amount", "too_small"),
+        (2, "title", "required"),
+    ]
