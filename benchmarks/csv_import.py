@@ -56,7 +56,7 @@ class Sizes:
     repetitions: int
 
 
-FULL = Sizes(rows=100_000, repetitions=3)
+FULL = Sizes(rows=100_000, repetitions=5)
 QUICK = Sizes(rows=2_000, repetitions=2)
 
 

@@ -642,25 +642,32 @@ def test_row_errors_keep_their_numbers_across_batches(platform: Platform) -> Non
 
 
 @pytest.mark.usefixtures("crm")
-def test_key_finds_records_created_by_an_earlier_batch(platform: Platform) -> None:
+def test_a_key_repeated_in_the_file_is_an_error_in_any_batch(
+    platform: Platform,
+) -> None:
     data = csv_text(
         ["erp_code", "title", "amount"],
         ["E-1", "Harbour refit", "10"],
         ["E-2", "Quay lights", "20"],
         ["E-1", "Harbour refit", "11"],
-        ["E-2", "Quay lights", "22"],
         ["E-3", "Dock cranes", "30"],
+        ["E-3", "Dock cranes", "33"],
     )
     stream = io.BytesIO(data.encode("utf-8"))
 
     with platform.transaction() as (connection, catalog):
         importer = Importer(connection, catalog, SYSTEM_ACTOR, "opportunity")
-        report = importer.run(stream, key="erp_code", batch_size=2)
+        report = importer.run(stream, key="erp_code", batch_size=2, skip_bad_rows=True)
 
-    assert (report.created, report.updated) == (3, 2)
+    assert (report.created, report.updated) == (3, 0)
+    assert located(report.errors) == [
+        (4, "erp_code", "duplicate_key"),
+        (6, "erp_code", "duplicate_key"),
+    ]
+    assert "row 2" in report.errors[0].message
     assert stored(platform, "opportunity", "erp_code", "amount") == [
-        ("E-1", Decimal("11")),
-        ("E-2", Decimal("22")),
+        ("E-1", Decimal("10")),
+        ("E-2", Decimal("20")),
         ("E-3", Decimal("30")),
     ]
 
@@ -738,7 +745,7 @@ def test_cli_import_lists_every_bad_row_and_imports_nothing(
     assert result.exit_code == 1
     assert result.stdout == ""
     lines = result.stderr.splitlines()
-    assert lines[0] == "3 rows read, 1 created, 0 updated, 2 failed."
+    assert lines[0] == "3 rows read, 2 bad."
     assert lines[-1] == "Nothing was imported."
     assert [line for line in lines if line.startswith("  row ")] == [
         "  row 3, employees: '1,200' is not a whole number; write only digits, "
@@ -785,7 +792,7 @@ def test_cli_dry_run_changes_nothing(
 
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == (
-        "Dry run: 2 rows read, 2 created, 0 updated, 0 failed."
+        "Dry run: 2 rows read, 2 would be created, 0 would be updated, 0 failed."
     )
     assert count(sales, "account") == 0
 

@@ -108,7 +108,9 @@ def field_column(spec: dict[str, Any]) -> sa.Column[Any]:
 
 def index_name(prefix: str, table: str, column: str) -> str:
     """Return an index name that fits PostgreSQL's 63-character limit."""
-    name = f"{prefix}_{table}_{column}"
+    # Names cannot hold "__", so the double underscore keeps (a_b, c) and (a, b_c)
+    # apart.
+    name = f"{prefix}_{table}__{column}"
     if len(name) <= 63:
         return name
     digest = hashlib.sha1(name.encode()).hexdigest()[:10]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,6 +37,7 @@ DEFAULT_MAX_LENGTH = {
 }
 DEFAULT_PRECISION = {"decimal": (15, 4), "currency": (14, 2), "percent": (5, 2)}
 INTEGER_LIMIT = 2**63 - 1
+_MAX_DIGITS = 15
 
 # Options that only make sense for some types; anything else is refused so that a
 # misplaced option is never silently ignored.
@@ -156,9 +157,15 @@ def to_json(spec: dict[str, Any], value: Any) -> Any:
     return value
 
 
-def _convert_text(spec: dict[str, Any], value: Any) -> str:
+def _convert_text(spec: dict[str, Any], value: Any) -> str | None:
     if not isinstance(value, str):
         raise FieldValueError("invalid_text", "Enter text.")
+    if not value:
+        # Blank is blank: an empty string is stored as null, so that "no value" has
+        # one meaning for filters, unique fields and required checks.
+        return None
+    if "\x00" in value:
+        raise FieldValueError("invalid_text", "Text cannot hold the NUL character.")
     limit = max_length(spec)
     if limit is not None and len(value) > limit:
         raise FieldValueError(
@@ -166,8 +173,6 @@ def _convert_text(spec: dict[str, Any], value: Any) -> str:
             f"Enter at most {limit} characters (this value has {len(value)}).",
         )
     kind = spec["type"]
-    if not value:
-        return value
     if kind == "email" and not _EMAIL.match(value):
         raise FieldValueError("invalid_email", f"{value!r} is not an email address.")
     if kind == "phone" and not _PHONE.match(value):
@@ -209,17 +214,22 @@ def _convert_decimal(spec: dict[str, Any], value: Any) -> Decimal:
     else:
         raise FieldValueError("invalid_decimal", "Enter a number.")
     precision, scale = precision_scale(spec)
-    exponent = number.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > scale:
-        raise FieldValueError(
-            "too_many_decimals", f"Enter at most {scale} digits after the point."
-        )
-    if abs(number) >= Decimal(10) ** (precision - scale):
+    # Magnitude first, from the exponent alone: arithmetic on a number such as
+    # 1e9999999 would overflow the decimal context.
+    if number and number.adjusted() >= precision - scale:
         raise FieldValueError(
             "out_of_range",
             f"Enter at most {precision - scale} digits before the point.",
         )
-    return number.quantize(Decimal(1).scaleb(-scale)) if scale else number
+    with localcontext() as context:
+        context.prec = 2 * _MAX_DIGITS
+        context.Emin = -(10**9)
+        exact = number.quantize(Decimal(1).scaleb(-scale))
+        if exact != number:
+            raise FieldValueError(
+                "too_many_decimals", f"Enter at most {scale} digits after the point."
+            )
+    return exact
 
 
 def _check_range(spec: dict[str, Any], number: int | Decimal) -> Any:
@@ -265,7 +275,12 @@ def convert_datetime(value: Any) -> dt.datetime:
             "invalid_datetime", "Enter a date and time as YYYY-MM-DDTHH:MM:SSZ."
         )
     if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        try:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError:
+            raise FieldValueError(
+                "invalid_datetime", "This date and time is out of range."
+            ) from None
     return value
 
 

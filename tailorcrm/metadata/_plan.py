@@ -18,6 +18,12 @@ from ._catalog import StoredEntity
 # Options whose change would need the column converted; refused until safe
 # conversions exist.
 _STORAGE_OPTIONS = ("type", "precision", "scale", "target")
+# Live fields plus removed fields that still keep their columns; well below the
+# column limits of PostgreSQL (1,600) and SQLite (2,000).
+MAX_COLUMNS = 1000
+# Details worth a reader's eye in a plan's one-line steps; the rest are for the
+# code that applies the plan.
+_DESCRIBED = ("old", "type", "target")
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,9 @@ class Operation:
 
     def describe(self) -> str:
         where = f"{self.entity}.{self.field}" if self.field else self.entity
-        extra = "".join(f" {key}={value}" for key, value in self.detail.items())
+        extra = "".join(
+            f" {key}={value}" for key, value in self.detail.items() if key in _DESCRIBED
+        )
         return f"{self.kind} {where}{extra}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -77,18 +85,21 @@ def plan_entity(
 ) -> tuple[StoredEntity, Plan]:
     """Return the entity to store and the plan that takes the database there.
 
-    ``document`` must already have passed :func:`check_entity_document`.
+    ``document`` must already have passed :func:`check_entity_document`. Ids in the
+    document are kept when they are new here (a document exported from another
+    installation keeps its identity) and matched when they are known.
 
     :raises UnsupportedChange: the change needs a conversion not supported yet,
-        such as a new field type or a renamed entity.
+        such as a new field type or a renamed entity, or the ids do not fit.
     """
     document = _copy(document)
     name = document["name"]
     plan = Plan()
     if old is None:
-        document["id"] = _check_new_id(document.get("id"), "id", "ent")
-        for index, spec in enumerate(document["fields"]):
-            spec["id"] = _check_new_id(spec.get("id"), f"fields[{index}].id", "fld")
+        document.setdefault("id", new_id("ent"))
+        _check_ids(document["fields"])
+        for spec in document["fields"]:
+            spec.setdefault("id", new_id("fld"))
         plan.add("create_table", name)
         for spec in document["fields"]:
             _plan_new_column(plan, name, spec, new_table=True)
@@ -96,47 +107,74 @@ def plan_entity(
 
     old_doc = old.document
     if document.get("id", old_doc["id"]) != old_doc["id"]:
+        message = f"This entity's id is {old_doc['id']!r}; an id never changes."
         raise UnsupportedChange(
             "An entity's id cannot change.",
-            problems=[Problem("id", "immutable", "Ids are assigned by the platform.")],
+            problems=[Problem("id", "immutable", message)],
         )
     document["id"] = old_doc["id"]
     if old.removed:
         plan.add("restore_entity", name)
     hidden, field_plan = _plan_fields(name, old, document["fields"])
     plan.extend(field_plan)
+    if len(document["fields"]) + len(hidden) > MAX_COLUMNS:
+        message = (
+            f"The entity would keep {len(document['fields']) + len(hidden)} columns "
+            f"(removed fields keep theirs); at most {MAX_COLUMNS} are allowed. Purge "
+            "removed fields first."
+        )
+        raise UnsupportedChange(
+            "Too many columns.",
+            problems=[Problem("fields", "too_many_columns", message)],
+        )
     if document != old_doc and not plan.operations:
         plan.add("update_metadata", name)
     return StoredEntity(document, hidden), plan
 
 
+def _check_ids(specs: list[dict[str, Any]]) -> None:
+    problems = []
+    seen: dict[str, int] = {}
+    for index, spec in enumerate(specs):
+        if "id" not in spec:
+            continue
+        if spec["id"] in seen:
+            message = f"fields[{seen[spec['id']]}] already has the id {spec['id']!r}."
+            problems.append(Problem(f"fields[{index}].id", "duplicate_id", message))
+        seen.setdefault(spec["id"], index)
+    if problems:
+        raise UnsupportedChange("Field ids must be unique.", problems=problems)
+
+
 def _plan_fields(
     entity: str, old: StoredEntity, specs: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], Plan]:
+    _check_ids(specs)
     plan = Plan()
     problems: list[Problem] = []
     visible = {spec["id"]: spec for spec in old.document["fields"]}
     hidden = {spec["id"]: spec for spec in old.hidden_fields}
-    by_name = {spec["name"]: spec for spec in [*hidden.values(), *visible.values()]}
-    kept: set[str] = set()
+    known = {**hidden, **visible}
+    by_name = {spec["name"]: spec for spec in known.values()}
+    kept: dict[str, int] = {}
     for index, spec in enumerate(specs):
         path = f"fields[{index}]"
-        previous = _match_field(spec, path, visible, hidden, by_name, problems)
+        previous = _match_field(spec, path, known, by_name, problems)
         if previous is None:
-            spec["id"] = new_id("fld")
+            spec.setdefault("id", new_id("fld"))
             _plan_new_column(plan, entity, spec, new_table=False)
             continue
+        if previous["id"] in kept:
+            message = f"fields[{kept[previous['id']]}] already stands for this field."
+            problems.append(Problem(f"{path}.id", "duplicate_id", message))
+            continue
         spec["id"] = previous["id"]
-        kept.add(previous["id"])
+        kept[previous["id"]] = index
         problems += _storage_changes(previous, spec, path)
-        if previous["id"] in hidden:
-            plan.add("restore_field", entity, spec["name"])
-        if previous["name"] != spec["name"]:
-            plan.add("rename_field", entity, spec["name"], old=previous["name"])
-        if is_unique(spec) and not is_unique(previous):
-            plan.add("add_unique", entity, spec["name"])
-        elif is_unique(previous) and not is_unique(spec):
-            plan.add("drop_unique", entity, spec["name"])
+        _plan_kept_field(
+            plan, entity, previous, spec, restored=previous["id"] in hidden
+        )
+    problems += _column_clashes(known, specs, kept)
     if problems:
         raise UnsupportedChange(
             f"Entity {entity!r} asks for changes that are not supported yet.",
@@ -150,24 +188,72 @@ def _plan_fields(
     return still_hidden, plan
 
 
+def _plan_kept_field(
+    plan: Plan,
+    entity: str,
+    previous: dict[str, Any],
+    spec: dict[str, Any],
+    *,
+    restored: bool,
+) -> None:
+    name = spec["name"]
+    if restored:
+        plan.add("restore_field", entity, name)
+    if previous["name"] != name:
+        plan.add(
+            "rename_field",
+            entity,
+            name,
+            old=previous["name"],
+            unique=is_unique(previous),
+            lookup=previous["type"] == "lookup",
+        )
+    if is_unique(spec) and not is_unique(previous):
+        renamed = {"column": previous["name"]} if previous["name"] != name else {}
+        plan.add("add_unique", entity, name, **renamed)
+    elif is_unique(previous) and not is_unique(spec):
+        plan.add("drop_unique", entity, name)
+
+
+def _column_clashes(
+    known: dict[str, dict[str, Any]],
+    specs: list[dict[str, Any]],
+    kept: dict[str, int],
+) -> list[Problem]:
+    """Refuse a name still used by the column of another field that keeps its data."""
+    problems = []
+    staying = {spec["name"]: spec for key, spec in known.items() if key not in kept}
+    for index, spec in enumerate(specs):
+        other = staying.get(spec["name"])
+        if other is None or other["id"] == spec.get("id"):
+            continue
+        message = (
+            f"The removed field {other['name']!r} still holds data under this name; "
+            f"keep it, or purge it with 'tailorcrm meta purge ENTITY.{other['name']}'."
+        )
+        problems.append(Problem(f"fields[{index}].name", "name_in_use", message))
+    return problems
+
+
 def _match_field(
     spec: dict[str, Any],
     path: str,
-    visible: dict[str, dict[str, Any]],
-    hidden: dict[str, dict[str, Any]],
+    known: dict[str, dict[str, Any]],
     by_name: dict[str, dict[str, Any]],
     problems: list[Problem],
 ) -> dict[str, Any] | None:
-    if "id" in spec:
-        previous = visible.get(spec["id"]) or hidden.get(spec["id"])
-        if previous is None:
-            message = f"{spec['id']!r} is not the id of one of this entity's fields."
-            problems.append(Problem(f"{path}.id", "unknown_id", message))
-        return previous
-    previous = by_name.get(spec["name"])
-    if previous is not None and previous["id"] in hidden:
-        return previous
-    return visible.get(previous["id"]) if previous else None
+    if "id" not in spec:
+        return by_name.get(spec["name"])
+    if spec["id"] in known:
+        return known[spec["id"]]
+    same_name = by_name.get(spec["name"])
+    if same_name is not None:
+        message = (
+            f"The field {spec['name']!r} has the id {same_name['id']!r} here, not "
+            f"{spec['id']!r}."
+        )
+        problems.append(Problem(f"{path}.id", "id_mismatch", message))
+    return None
 
 
 def _storage_changes(
@@ -196,15 +282,6 @@ def _plan_new_column(
         plan.add("add_unique", entity, spec["name"])
     if spec["type"] == "autonumber" and not new_table:
         plan.add("backfill_autonumber", entity, spec["name"])
-
-
-def _check_new_id(value: Any, path: str, prefix: str) -> str:
-    if value is None:
-        return new_id(prefix)
-    raise UnsupportedChange(
-        "Ids are assigned by the platform when a document is first saved.",
-        problems=[Problem(path, "unknown_id", f"{value!r} is not a known id.")],
-    )
 
 
 def _copy(document: dict[str, Any]) -> dict[str, Any]:

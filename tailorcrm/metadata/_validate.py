@@ -72,6 +72,15 @@ def check_name(name: Any, path: str, *, what: str) -> list[Problem]:
             "lowercase letters, digits and underscores."
         )
         return [Problem(path, "invalid_name", message)]
+    if "__" in name or name.endswith("_"):
+        message = (
+            f"{what} name {name!r} may not hold a double underscore or end with one "
+            "(the API uses '__' to separate a field from a filter operator)."
+        )
+        return [Problem(path, "invalid_name", message)]
+    if name.startswith(SYSTEM_TABLE_PREFIX) or name.startswith("sqlite_"):
+        message = f"{what} names starting with {name.split('_')[0]}_ are reserved."
+        return [Problem(path, "reserved_name", message)]
     if len(name) > MAX_NAME_LENGTH:
         message = f"{what} name {name!r} is longer than {MAX_NAME_LENGTH} characters."
         return [Problem(path, "name_too_long", message)]
@@ -97,9 +106,7 @@ def check_entity_document(
         return problems
     name = document.get("name")
     problems += check_name(name, "name", what="Entity")
-    if isinstance(name, str) and (
-        name in RESERVED_ENTITY_NAMES or name.startswith(SYSTEM_TABLE_PREFIX)
-    ):
+    if isinstance(name, str) and name in RESERVED_ENTITY_NAMES:
         message = f"Entity name {name!r} is used by the platform itself."
         problems.append(Problem("name", "reserved_name", message))
     fields = document.get("fields")

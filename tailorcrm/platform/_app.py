@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..metadata import Catalog
 from .config import Settings, ensure_sqlite_directory
-from .db import create_engine, create_system_tables
+from .db import READ_ONLY, create_engine, create_system_tables
 from .metastore import CatalogCache, MetadataStore
 from .records import Actor, RecordService
 
@@ -36,9 +36,17 @@ class Platform:
 
     @contextmanager
     def transaction(self) -> Iterator[tuple[sa.Connection, Catalog]]:
-        """Open a transaction and give it with the catalog of the current revision."""
+        """Open a write transaction with the catalog of the current revision."""
         with self.engine.begin() as connection:
             yield connection, self.catalogs.get(connection)
+
+    @contextmanager
+    def reading(self) -> Iterator[tuple[sa.Connection, Catalog]]:
+        """Open a transaction that only reads (it takes no write lock on SQLite)."""
+        with self.engine.connect() as connection:
+            connection.execution_options(**READ_ONLY)
+            with connection.begin():
+                yield connection, self.catalogs.get(connection)
 
     @contextmanager
     def records(self, actor: Actor) -> Iterator[RecordService]:

@@ -13,13 +13,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from ..errors import (
     BadRequest,
     Forbidden,
     NotFound,
+    PreconditionFailed,
     TailorError,
     Unauthorized,
 )
@@ -27,6 +28,7 @@ from ..metadata import entity_schema
 from ._app import platform
 from .auth import User, user_for_token
 from .query import parse_list_args, run_list
+from .records import RecordService
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,7 @@ def _authenticate() -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Send an API token as 'Authorization: Bearer <token>'.")
-    with platform().engine.connect() as connection:
+    with platform().reading() as (connection, _):
         g.user = user_for_token(connection, token.strip())
 
 
@@ -117,27 +119,29 @@ def current_user() -> User:
     return user
 
 
-def _require_admin() -> User:
+def _require_admin(action: str = "change metadata") -> User:
     user = current_user()
     if not user.is_admin:
-        raise Forbidden("Only administrators may change metadata.")
+        raise Forbidden(f"Only administrators may {action}.")
     return user
 
 
-def _json_body() -> Any:
+def _json_body(*, exact_numbers: bool = True) -> Any:
+    """Return the request's JSON body.
+
+    Record values read numbers with a fraction as ``Decimal`` (money stays exact);
+    metadata documents read them as floats, since they are stored as JSON.
+    """
     if not request.is_json:
         raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.")
     data = request.get_data(cache=False)
+    options = {} if exact_numbers else {"parse_float": float}
     try:
-        return platform_json_loads(data)
+        return current_app.json.loads(data, **options)
+    except RecursionError:
+        raise BadRequest("The body is nested too deeply.") from None
     except ValueError as error:
         raise BadRequest(f"The body is not valid JSON: {error}.") from None
-
-
-def platform_json_loads(data: bytes) -> Any:
-    from flask import current_app
-
-    return current_app.json.loads(data)
 
 
 def _flag(name: str) -> bool:
@@ -145,12 +149,21 @@ def _flag(name: str) -> bool:
 
 
 def _expected_version() -> int | None:
+    """Read ``If-Match``; RFC 9110 compares entity tags strongly there."""
     header = request.headers.get("If-Match")
     if header is None or header.strip() == "*":
         return None
-    match = _ETAG.match(header.strip())
-    if match is None:
+    tags = [tag.strip() for tag in header.split(",") if tag.strip()]
+    if len(tags) != 1:
+        raise BadRequest('If-Match: give one version, e.g. If-Match: "3".')
+    match = _ETAG.match(tags[0])
+    if match is None or len(match.group(2)) > 18:
         raise BadRequest('If-Match: give the record\'s version, e.g. If-Match: "3".')
+    if match.group(1):
+        raise PreconditionFailed(
+            'If-Match needs the strong entity tag of the record, e.g. "3", not a '
+            "weak one."
+        )
     return int(match.group(2))
 
 
@@ -169,14 +182,14 @@ def entity_json_schema() -> Response:
 
 @api.get("/meta/entities")
 def list_entities() -> Response:
-    with platform().transaction() as (_, catalog):
+    with platform().reading() as (_, catalog):
         documents = [entity.document for entity in catalog.live()]
         return jsonify({"revision": catalog.revision, "data": documents})
 
 
 @api.get("/meta/entities/<name>")
 def get_entity(name: str) -> Response:
-    with platform().transaction() as (_, catalog):
+    with platform().reading() as (_, catalog):
         entity = catalog.entity(name)
         response = jsonify(entity.document)
         response.headers["X-Tailorcrm-Revision"] = str(catalog.revision)
@@ -185,7 +198,7 @@ def get_entity(name: str) -> Response:
 
 @api.get("/meta/entities/<name>/history")
 def entity_history(name: str) -> Response:
-    _require_admin()
+    _require_admin("read metadata history")
     history = platform().store.history(name)
     if not history:
         raise NotFound(f"There is no entity named {name!r}.")
@@ -195,21 +208,21 @@ def entity_history(name: str) -> Response:
 @api.put("/meta/entities/<name>")
 def put_entity(name: str) -> Response:
     user = _require_admin()
-    document = _json_body()
+    document = _json_body(exact_numbers=False)
     if isinstance(document, dict):
         document.setdefault("name", name)
         if document["name"] != name:
             raise BadRequest(
                 f"The document is named {document['name']!r} but was sent to {name!r}."
             )
-    with platform().transaction() as (_, catalog):
+    with platform().reading() as (_, catalog):
         existed = name in catalog.entities and not catalog.entities[name].removed
     result = platform().store.apply(
         [("", document)], actor=user.username, dry_run=_flag("dry_run")
     )
     body = result.as_dict()
     if result.applied:
-        with platform().transaction() as (_, catalog):
+        with platform().reading() as (_, catalog):
             body["document"] = catalog.entity(name).document
     response = jsonify(body)
     response.status_code = 201 if result.applied and not existed else 200
@@ -228,7 +241,7 @@ def delete_entity(name: str) -> Response:
 
 @api.get("/<entity_name>")
 def list_records(entity_name: str) -> Response:
-    with platform().transaction() as (connection, catalog):
+    with platform().reading() as (connection, catalog):
         entity = catalog.entity(entity_name)
         args = {key: request.args.getlist(key) for key in request.args}
         query = parse_list_args(entity, args)
@@ -262,7 +275,8 @@ def create_record(entity_name: str) -> Response:
 
 @api.get("/<entity_name>/<int:record_id>")
 def get_record(entity_name: str, record_id: int) -> Response:
-    with platform().records(current_user().actor()) as service:
+    with platform().reading() as (connection, catalog):
+        service = RecordService(connection, catalog, current_user().actor())
         record = service.get(entity_name, record_id)
     return _with_etag(jsonify(record), record)
 

@@ -268,7 +268,7 @@ def import_command(
                 progress=advance,
             )
     except ImportFailed as error:
-        _print_report(error.report, sys.stderr)
+        _print_report(error.report, sys.stderr, failed=True)
         click.echo("Nothing was imported.", err=True)
         sys.exit(1)
     except TailorError as error:
@@ -301,17 +301,25 @@ def _progress(file: Path) -> Any:
             length=size // per_row, label="Importing", file=sys.stderr
         ) as progress:
             yield _Progress(progress)
+            # The length was an estimate; a finished import shows a full bar.
+            progress.update(max(0, (progress.length or 0) - progress.pos))
 
     return bar()
 
 
-def _print_report(report: ImportReport, stream: TextIO) -> None:
+def _print_report(
+    report: ImportReport, stream: TextIO, *, failed: bool = False
+) -> None:
     prefix = "Dry run: " if report.dry_run else ""
-    print(
-        f"{prefix}{report.rows} rows read, {report.created} created, "
-        f"{report.updated} updated, {report.failed_rows} failed.",
-        file=stream,
-    )
+    if failed:
+        summary = f"{report.rows} rows read, {report.failed_rows} bad."
+    else:
+        would = "would be " if report.dry_run else ""
+        summary = (
+            f"{report.rows} rows read, {report.created} {would}created, "
+            f"{report.updated} {would}updated, {report.failed_rows} failed."
+        )
+    print(prefix + summary, file=stream)
     for field, column in report.columns.items():
         print(f"  column {column!r} -> {field}", file=stream)
     if report.ignored_columns:
@@ -330,7 +338,14 @@ def export_command(entity: str, fmt: str, output: Path | None) -> None:
     try:
         with platform.transaction() as (connection, catalog):
             definition = catalog.entity(entity)
-            stream = output.open("w", encoding="utf-8", newline="") if output else None
+            try:
+                stream = (
+                    output.open("w", encoding="utf-8", newline="") if output else None
+                )
+            except OSError as error:
+                raise click.ClickException(
+                    f"Cannot write {output}: {error.strerror}."
+                ) from None
             try:
                 _write_export(
                     connection, catalog, definition, fmt, stream or sys.stdout

@@ -78,6 +78,10 @@ sequences = sa.Table(
 )
 
 
+SQLITE_BEGIN = "tailorcrm_sqlite_begin"
+READ_ONLY = {SQLITE_BEGIN: "DEFERRED"}
+
+
 def utcnow() -> dt.datetime:
     """Return the current time as naive UTC, the form every timestamp is kept in."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
@@ -99,6 +103,7 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA journal_mode = WAL")
@@ -107,9 +112,17 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # A write transaction takes SQLite's write lock at once, so concurrent
+        # writers wait for each other (up to the busy timeout) instead of failing
+        # with "database is locked" when a deferred read lock cannot be upgraded.
+        mode = connection.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def create_system_tables(engine: Engine) -> None:

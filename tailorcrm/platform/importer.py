@@ -10,6 +10,7 @@ row of the file exists.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -17,11 +18,12 @@ from typing import Any, BinaryIO
 import sqlalchemy as sa
 
 from ..errors import BadRequest, NotFound, Problem, TailorError
-from ..metadata import Catalog, EntityDef
+from ..metadata import INTEGER_LIMIT, Catalog, EntityDef
 from .csvio import CellError, CsvFormatError, parse_cell, read_csv
 from .records import Actor, RecordService
 
 BATCH_SIZE = 1000
+_DIGITS = re.compile(r"^[0-9]{1,19}$")
 ERRORS_KEPT = 10_000
 
 
@@ -163,7 +165,11 @@ class _LookupResolver:
                     else f"{len(matches)} {self.target.label} records are named "
                     f"{text!r}; use an external id."
                 )
-        numeric = [t for t in texts if t not in found and t.isdigit()]
+        numeric = [
+            t
+            for t in texts
+            if t not in found and _DIGITS.match(t) and int(t) <= INTEGER_LIMIT
+        ]
         if numeric:
             existing = self.connection.execute(
                 sa.select(table.c.id).where(table.c.id.in_([int(t) for t in numeric]))
@@ -194,6 +200,7 @@ class Importer:
         # (row number, record id, self-lookup texts, created by this import)
         self.deferred: list[tuple[int, int, dict[str, str], bool]] = []
         self.width = 0
+        self.keys_seen: dict[Any, int] = {}
 
     def run(
         self,
@@ -239,6 +246,7 @@ class Importer:
             if progress:
                 progress(len(batch))
         self._resolve_deferred(report)
+        report.errors.sort(key=lambda error: error.row)
         if report.errors and not skip_bad_rows:
             raise ImportFailed(report)
         return report
@@ -265,6 +273,8 @@ class Importer:
         failing: list[tuple[int, dict[str, Any], list[Problem]]] = []
         existing = self._existing_keys(key, parsed)
         for number, data, problems, deferred in parsed:
+            if key is not None and data.get(key) is not None and not problems:
+                problems += self._repeated_key(key, data[key], number)
             if problems:
                 failing.append((number, data, problems))
             elif key is not None and data.get(key) in existing:
@@ -285,6 +295,14 @@ class Importer:
             record_id = ids[index]
             if deferred and record_id is not None:
                 self.deferred.append((number, record_id, deferred, True))
+
+    def _repeated_key(self, key: str, value: Any, number: int) -> list[Problem]:
+        """With ``--key`` a file names each record once; a repeat is an error."""
+        first = self.keys_seen.setdefault(value, number)
+        if first == number:
+            return []
+        message = f"{key} {value!r} already appears in row {first} of this file."
+        return [Problem(key, "duplicate_key", message)]
 
     def _report_failing(
         self,

@@ -142,12 +142,13 @@ class MetadataStore:
                 plan.extend(entity_plan)
                 if entity_plan.operations:
                     after[document["name"]] = entity
-            revision = current.revision + (1 if after else 0)
+            revision = current.revision + 1
             target = build_catalog(revision, {**stored, **after}.values())
             check_plan(connection, plan, current)
             if dry_run or not after:
+                # Nothing was written: the answer names the revision still current.
                 connection.rollback()
-                return ChangeResult(revision, plan, applied=False)
+                return ChangeResult(current.revision, plan, applied=False)
             apply_plan(connection, plan, target)
             self._write(connection, stored, after, revision, plan, actor=actor)
         log.info("applied plan r%s: %s", revision, "; ".join(plan.describe()))
@@ -312,6 +313,7 @@ def _check_documents(documents: Sequence[tuple[str, Any]], current: Catalog) -> 
     known += [name for name in names if isinstance(name, str)]
     problems: list[Problem] = []
     seen: set[str] = set()
+    ids = {entity.document["id"]: entity.name for entity in current.entities.values()}
     for source, document in documents:
         prefix = f"{source}: " if source else ""
         for problem in check_entity_document(document, known_entities=known):
@@ -319,6 +321,13 @@ def _check_documents(documents: Sequence[tuple[str, Any]], current: Catalog) -> 
                 Problem(f"{prefix}{problem.field}", problem.code, problem.message)
             )
         name = document.get("name") if isinstance(document, dict) else None
+        owner = ids.get(document.get("id")) if isinstance(document, dict) else None
+        if owner is not None and owner != name:
+            message = (
+                f"This id belongs to the entity {owner!r}; renaming an entity is not "
+                "supported yet."
+            )
+            problems.append(Problem(f"{prefix}id", "id_in_use", message))
         if isinstance(name, str) and name in seen:
             message = f"Entity {name!r} is defined more than once."
             problems.append(Problem(f"{prefix}name", "duplicate_name", message))

@@ -42,7 +42,7 @@ def check_plan(connection: sa.Connection, plan: Plan, current: Catalog) -> None:
         if operation.kind != "add_unique" or operation.entity not in current.entities:
             continue
         entity = current.entities[operation.entity]
-        column_name = str(operation.detail.get("old", operation.field))
+        column_name = str(operation.detail.get("column", operation.field))
         if column_name not in entity.table.c:
             continue
         problems += _duplicates(connection, entity, column_name, operation)
@@ -86,12 +86,19 @@ def apply_plan(connection: sa.Connection, plan: Plan, target: Catalog) -> None:
     sqlite = is_sqlite(connection)
     created = {op.entity for op in plan.operations if op.kind == "create_table"}
     # Tables first, so that a foreign key never names a table the plan has not
-    # created yet (two entities may look up to each other).
-    ordered = sorted(plan.operations, key=lambda op: op.kind != "create_table")
+    # created yet (two entities may look up to each other); then renames, so that
+    # later steps find the columns under their new names.
+    phases = {"create_table": 0, "rename_field": 1}
+    ordered = sorted(plan.operations, key=lambda op: phases.get(op.kind, 2))
+    renames = [op for op in ordered if op.kind == "rename_field"]
     for operation in ordered:
-        handler = _HANDLERS.get(operation.kind)
-        if handler is not None:
-            handler(operations, operation, target, sqlite, created)
+        if operation.kind == "rename_field":
+            if operation is renames[0]:
+                _rename_fields(operations, renames)
+        else:
+            handler = _HANDLERS.get(operation.kind)
+            if handler is not None:
+                handler(operations, operation, target, sqlite, created)
         log.info("applied %s", operation.describe())
 
 
@@ -167,28 +174,46 @@ def _drop_unique(
     ops.drop_index(index_name("uq", op.entity, str(op.field)), table_name=op.entity)
 
 
-def _rename_field(
-    ops: Operations, op: Operation, target: Catalog, sqlite: bool, _new: set[str]
-) -> None:
-    old, new = str(op.detail["old"]), str(op.field)
-    ops.execute(f'ALTER TABLE "{op.entity}" RENAME COLUMN "{old}" TO "{new}"')
-    spec = target.entities[op.entity].fields[new]
-    renames = []
-    if spec["type"] == "lookup":
-        renames.append("ix")
-    if spec.get("unique") or spec.get("external_id"):
-        renames.append("uq")
-    for prefix in renames:
-        unique = prefix == "uq"
-        ops.drop_index(index_name(prefix, op.entity, old), table_name=op.entity)
-        ops.create_index(
-            index_name(prefix, op.entity, new), op.entity, [new], unique=unique
+def _rename_fields(ops: Operations, renames: list[Operation]) -> None:
+    """Rename columns in two steps, so that names may be swapped or passed on."""
+    for number, op in enumerate(renames):
+        old = str(op.detail["old"])
+        for prefix in _index_prefixes(op):
+            ops.drop_index(index_name(prefix, op.entity, old), table_name=op.entity)
+        ops.execute(
+            f'ALTER TABLE "{op.entity}" RENAME COLUMN "{old}" TO "tc_rename_{number}"'
         )
+        _rename_sequence(ops, op.entity, old, f"tc_rename_{number}")
+    for number, op in enumerate(renames):
+        new = str(op.field)
+        ops.execute(
+            f'ALTER TABLE "{op.entity}" RENAME COLUMN "tc_rename_{number}" TO "{new}"'
+        )
+        for prefix in _index_prefixes(op):
+            ops.create_index(
+                index_name(prefix, op.entity, new),
+                op.entity,
+                [new],
+                unique=prefix == "uq",
+            )
+        _rename_sequence(ops, op.entity, f"tc_rename_{number}", new)
+
+
+def _rename_sequence(ops: Operations, entity: str, old: str, new: str) -> None:
     ops.execute(
         sequences.update()
-        .where(sequences.c.entity == op.entity, sequences.c.field == old)
+        .where(sequences.c.entity == entity, sequences.c.field == old)
         .values(field=new)
     )
+
+
+def _index_prefixes(op: Operation) -> list[str]:
+    prefixes = []
+    if op.detail.get("lookup"):
+        prefixes.append("ix")
+    if op.detail.get("unique"):
+        prefixes.append("uq")
+    return prefixes
 
 
 def _backfill_autonumber(
@@ -206,7 +231,6 @@ _HANDLERS: dict[str, _Handler] = {
     "add_foreign_key": _add_foreign_key,
     "add_unique": _add_unique,
     "drop_unique": _drop_unique,
-    "rename_field": _rename_field,
     "backfill_autonumber": _backfill_autonumber,
 }
 

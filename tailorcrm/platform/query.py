@@ -98,6 +98,11 @@ def parse_list_args(entity: EntityDef, args: Mapping[str, list[str]]) -> ListQue
     :raises BadRequest: naming the parameter that is wrong.
     """
     query = ListQuery()
+    if "filter" in args:
+        # Reserved for JSON conditions, which arrive with the rules engine.
+        raise BadRequest(
+            "filter: JSON conditions are not supported yet; use field=value."
+        )
     for param, values in args.items():
         if param in RESERVED_PARAMS:
             continue
@@ -143,7 +148,7 @@ def _parse_sort(
     for item in text.split(","):
         item = item.strip()
         descending = item.startswith("-")
-        spec = _spec(entity, item.lstrip("-+"), "sort")
+        spec = _spec(entity, item[1:] if item[:1] in "-+" else item, "sort")
         if spec["type"] not in _SORTABLE_TYPES:
             raise BadRequest(f"sort: {spec['name']!r} cannot be sorted.")
         keys.append((spec, descending))
@@ -171,6 +176,8 @@ def _filter_value(spec: dict[str, Any], op: str, raw: str, param: str) -> Any:
     kind = spec["type"]
     if op == "isnull":
         return _parse_bool(raw, param)
+    if "\x00" in raw:
+        raise BadRequest(f"{param}: a value cannot hold the NUL character.")
     if op in ("contains", "startswith"):
         if kind not in TEXT_TYPES and kind not in ("multi_picklist", "autonumber"):
             raise BadRequest(f"{param}: {op} works on text fields only.")
@@ -223,9 +230,11 @@ def _condition(
         needle = "%" + _escape_like(json.dumps(value)) + "%"
         return sa.cast(column, sa.Text).like(needle, escape="\\")
     if op == "contains":
-        return column.ilike("%" + _escape_like(value) + "%", escape="\\")
+        return _folded(column).like(
+            "%" + _escape_like(value.lower()) + "%", escape="\\"
+        )
     if op == "startswith":
-        return column.ilike(_escape_like(value) + "%", escape="\\")
+        return _folded(column).like(_escape_like(value.lower()) + "%", escape="\\")
     if op == "in":
         return column.in_(value)
     if op == "ne":
@@ -240,6 +249,16 @@ def _condition(
     }
     result: sa.ColumnElement[bool] = comparisons[op](value)
     return result
+
+
+def _folded(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    """Lower-case a text column the same way on every database.
+
+    SQLite's own ``lower`` folds ASCII letters only, so the engine replaces it with
+    Python's ``str.lower`` on each connection (see :func:`.db.create_engine`);
+    PostgreSQL's ``lower`` folds every letter.
+    """
+    return sa.func.lower(column)
 
 
 def _sort_signature(query: ListQuery) -> str:
@@ -271,6 +290,7 @@ def _decode_cursor(query: ListQuery, text: str) -> tuple[list[Any], int]:
         valid = (
             body["s"] == _sort_signature(query)
             and isinstance(last_id, int)
+            and 0 <= last_id <= INTEGER_LIMIT
             and isinstance(keys, list)
             and len(keys) == len(query.sort)
         )
@@ -292,7 +312,11 @@ def _after(
     alternatives = []
     equal: list[sa.ColumnElement[bool]] = []
     for (spec, descending), value in zip(query.sort, values, strict=True):
-        column = table.c[spec["name"]]
+        column: sa.ColumnElement[Any] = table.c[spec["name"]]
+        if spec["type"] == "boolean":
+            # Booleans sort false before true everywhere; compare them as 0 and 1.
+            column = sa.cast(column, sa.Integer)
+            value = None if value is None else int(value)
         if value is not None:
             beyond = column < value if descending else column > value
             alternatives.append(sa.and_(*equal, sa.or_(beyond, column.is_(None))))

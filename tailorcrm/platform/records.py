@@ -199,7 +199,11 @@ class RecordService:
         return values, problems
 
     def _check_owner(self, owner: Any) -> list[Problem]:
-        if isinstance(owner, bool) or not isinstance(owner, int):
+        if (
+            isinstance(owner, bool)
+            or not isinstance(owner, int)
+            or not 0 < owner <= INTEGER_LIMIT
+        ):
             return [Problem("owner_id", "invalid_reference", "Enter a user id.")]
         found = self.connection.execute(
             sa.select(users.c.id).where(users.c.id == owner, users.c.active)
@@ -320,10 +324,14 @@ class RecordService:
                 if spec["type"] != "lookup" or spec["target"] != entity.name:
                     continue
                 column = other.table.c[spec["name"]]
+                # A record that refers to itself does not hold itself back.
+                pointing = column == record_id
+                if other.name == entity.name:
+                    pointing = sa.and_(pointing, other.table.c.id != record_id)
                 visible = spec["name"] in other.fields and not other.removed
                 if visible and spec.get("on_delete", "restrict") == "restrict":
                     count = self.connection.execute(
-                        sa.select(sa.func.count()).where(column == record_id)
+                        sa.select(sa.func.count()).where(pointing)
                     ).scalar()
                     if count:
                         message = (
@@ -338,7 +346,7 @@ class RecordService:
                     continue
                 self.connection.execute(
                     other.table.update()
-                    .where(column == record_id, other.table.c.id != record_id)
+                    .where(pointing)
                     .values(
                         {
                             spec["name"]: None,
