@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -46,6 +47,20 @@ class EntityDef:
     @property
     def display_field(self) -> str | None:
         return self.document.get("display_field")
+
+    @functools.cached_property
+    def writable(self) -> frozenset[str]:
+        """Names a record may be written with: fields set by people, and the owner."""
+        names = [n for n, spec in self.fields.items() if spec["type"] != "autonumber"]
+        return frozenset([*names, "owner_id"])
+
+    @functools.cached_property
+    def defaults(self) -> tuple[tuple[str, Any], ...]:
+        return tuple(
+            (name, spec["default"])
+            for name, spec in self.fields.items()
+            if "default" in spec
+        )
 
     def field(self, name: str) -> dict[str, Any]:
         try:

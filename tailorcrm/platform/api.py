@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,10 +27,9 @@ from ..errors import (
     Unauthorized,
 )
 from ..metadata import entity_schema
-from ._app import platform
-from .auth import User, user_for_token
+from ._app import Session, platform
+from .auth import User
 from .query import parse_list_args, run_list
-from .records import RecordService
 
 log = logging.getLogger(__name__)
 
@@ -105,25 +106,26 @@ def _unexpected(error: Exception) -> Response:
 
 
 @api.before_request
-def _authenticate() -> None:
+def _read_token() -> None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Send an API token as 'Authorization: Bearer <token>'.")
-    with platform().reading() as (connection, _):
-        g.user = user_for_token(connection, token.strip())
+    g.token = token.strip()
 
 
-def current_user() -> User:
-    user: User = g.user
-    return user
+@contextmanager
+def _session(*, write: bool = False) -> Iterator[Session]:
+    """Authenticate the request and give its one transaction."""
+    with platform().session(g.token, write=write) as session:
+        yield session
 
 
-def _require_admin(action: str = "change metadata") -> User:
-    user = current_user()
-    if not user.is_admin:
-        raise Forbidden(f"Only administrators may {action}.")
-    return user
+def _admin(action: str = "change metadata") -> User:
+    with _session() as session:
+        if not session.user.is_admin:
+            raise Forbidden(f"Only administrators may {action}.")
+        return session.user
 
 
 def _json_body(*, exact_numbers: bool = True) -> Any:
@@ -177,28 +179,29 @@ def _with_etag(response: Response, record: dict[str, Any]) -> Response:
 
 @api.get("/meta/schemas/entity")
 def entity_json_schema() -> Response:
-    return jsonify(entity_schema())
+    with _session():
+        return jsonify(entity_schema())
 
 
 @api.get("/meta/entities")
 def list_entities() -> Response:
-    with platform().reading() as (_, catalog):
-        documents = [entity.document for entity in catalog.live()]
-        return jsonify({"revision": catalog.revision, "data": documents})
+    with _session() as session:
+        documents = [entity.document for entity in session.catalog.live()]
+        return jsonify({"revision": session.catalog.revision, "data": documents})
 
 
 @api.get("/meta/entities/<name>")
 def get_entity(name: str) -> Response:
-    with platform().reading() as (_, catalog):
-        entity = catalog.entity(name)
+    with _session() as session:
+        entity = session.catalog.entity(name)
         response = jsonify(entity.document)
-        response.headers["X-Tailorcrm-Revision"] = str(catalog.revision)
+        response.headers["X-Tailorcrm-Revision"] = str(session.catalog.revision)
         return response
 
 
 @api.get("/meta/entities/<name>/history")
 def entity_history(name: str) -> Response:
-    _require_admin("read metadata history")
+    _admin("read metadata history")
     history = platform().store.history(name)
     if not history:
         raise NotFound(f"There is no entity named {name!r}.")
@@ -207,7 +210,7 @@ def entity_history(name: str) -> Response:
 
 @api.put("/meta/entities/<name>")
 def put_entity(name: str) -> Response:
-    user = _require_admin()
+    user = _admin()
     document = _json_body(exact_numbers=False)
     if isinstance(document, dict):
         document.setdefault("name", name)
@@ -231,7 +234,7 @@ def put_entity(name: str) -> Response:
 
 @api.delete("/meta/entities/<name>")
 def delete_entity(name: str) -> Response:
-    user = _require_admin()
+    user = _admin()
     result = platform().store.remove_entity(name, actor=user.username)
     return jsonify(result.as_dict())
 
@@ -241,11 +244,11 @@ def delete_entity(name: str) -> Response:
 
 @api.get("/<entity_name>")
 def list_records(entity_name: str) -> Response:
-    with platform().reading() as (connection, catalog):
-        entity = catalog.entity(entity_name)
+    with _session() as session:
+        entity = session.catalog.entity(entity_name)
         args = {key: request.args.getlist(key) for key in request.args}
         query = parse_list_args(entity, args)
-        page = run_list(connection, entity, query)
+        page = run_list(session.connection, entity, query)
     body: dict[str, Any] = {"data": page.records, "next": None}
     if page.next_cursor:
         params = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"]
@@ -263,8 +266,8 @@ def list_records(entity_name: str) -> Response:
 @api.post("/<entity_name>")
 def create_record(entity_name: str) -> Response:
     data = _json_body()
-    with platform().records(current_user().actor()) as service:
-        record = service.create(entity_name, data)
+    with _session(write=True) as session:
+        record = session.records().create(entity_name, data)
     response = jsonify(record)
     response.status_code = 201
     response.headers["Location"] = url_for(
@@ -275,9 +278,8 @@ def create_record(entity_name: str) -> Response:
 
 @api.get("/<entity_name>/<int:record_id>")
 def get_record(entity_name: str, record_id: int) -> Response:
-    with platform().reading() as (connection, catalog):
-        service = RecordService(connection, catalog, current_user().actor())
-        record = service.get(entity_name, record_id)
+    with _session() as session:
+        record = session.records().get(entity_name, record_id)
     return _with_etag(jsonify(record), record)
 
 
@@ -285,14 +287,16 @@ def get_record(entity_name: str, record_id: int) -> Response:
 def update_record(entity_name: str, record_id: int) -> Response:
     data = _json_body()
     expected = _expected_version()
-    with platform().records(current_user().actor()) as service:
-        record = service.update(entity_name, record_id, data, expected_version=expected)
+    with _session(write=True) as session:
+        record = session.records().update(
+            entity_name, record_id, data, expected_version=expected
+        )
     return _with_etag(jsonify(record), record)
 
 
 @api.delete("/<entity_name>/<int:record_id>")
 def delete_record(entity_name: str, record_id: int) -> Response:
     expected = _expected_version()
-    with platform().records(current_user().actor()) as service:
-        service.delete(entity_name, record_id, expected_version=expected)
+    with _session(write=True) as session:
+        session.records().delete(entity_name, record_id, expected_version=expected)
     return Response(status=204)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import Conflict, NotFound, Problem, Unauthorized, ValidationFailed
-from .db import api_tokens, users, utcnow
+from .db import api_tokens, meta_revisions, users, utcnow
 from .records import Actor
 
 TOKEN_PREFIX = "tcrm_"
@@ -126,22 +126,33 @@ def create_token(
     return token
 
 
-def user_for_token(connection: sa.Connection, token: str) -> User:
-    """Return the user a bearer token belongs to.
+# Built once: constructing a statement costs more than running it on every request.
+_TOKEN_QUERY = (
+    sa.select(
+        users.c.id,
+        users.c.username,
+        users.c.is_admin,
+        api_tokens.c.expires_at,
+        sa.select(sa.func.max(meta_revisions.c.id)).scalar_subquery().label("revision"),
+    )
+    .join(api_tokens, api_tokens.c.user_id == users.c.id)
+    .where(
+        api_tokens.c.token_hash == sa.bindparam("token_hash"),
+        api_tokens.c.revoked_at.is_(None),
+        users.c.active,
+    )
+)
+
+
+def authenticate(connection: sa.Connection, token: str) -> tuple[User, int]:
+    """Return the user a bearer token belongs to and the metadata revision.
+
+    Both come from one statement: every API request needs the two.
 
     :raises Unauthorized: unknown, revoked or expired token, or inactive user.
     """
-    row = connection.execute(
-        sa.select(
-            users.c.id, users.c.username, users.c.is_admin, api_tokens.c.expires_at
-        )
-        .join(api_tokens, api_tokens.c.user_id == users.c.id)
-        .where(
-            api_tokens.c.token_hash == hash_token(token),
-            api_tokens.c.revoked_at.is_(None),
-            users.c.active,
-        )
-    ).first()
+    row = connection.execute(_TOKEN_QUERY, {"token_hash": hash_token(token)}).first()
     if row is None or (row.expires_at is not None and row.expires_at <= utcnow()):
         raise Unauthorized("The API token is not valid.")
-    return User(int(row.id), row.username, bool(row.is_admin))
+    user = User(int(row.id), row.username, bool(row.is_admin))
+    return user, int(row.revision or 0)

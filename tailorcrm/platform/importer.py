@@ -201,6 +201,7 @@ class Importer:
         self.deferred: list[tuple[int, int, dict[str, str], bool]] = []
         self.width = 0
         self.keys_seen: dict[Any, int] = {}
+        self.cells: list[tuple[str, int, str, Any, bool]] | None = None
 
     def run(
         self,
@@ -345,12 +346,9 @@ class Importer:
         data: dict[str, Any] = {}
         problems: list[Problem] = []
         deferred: dict[str, str] = {}
-        for field, index in columns.items():
-            spec = self.entity.fields[field]
+        for field, index, kind, options, later in self._cells(columns):
             try:
-                value = parse_cell(
-                    spec["type"], values[index], options=spec.get("options")
-                )
+                value = parse_cell(kind, values[index], options=options)
             except CellError as error:
                 problems.append(Problem(field, error.code, error.message))
                 continue
@@ -358,11 +356,27 @@ class Importer:
                 # A blank cell gives no value: a new record takes the field's
                 # default, an updated record keeps what it has.
                 continue
-            if spec["type"] == "lookup" and spec["target"] == self.entity.name:
+            if later:
                 deferred[field] = str(value)
                 continue
             data[field] = value
         return number, data, problems, deferred
+
+    def _cells(self, columns: dict[str, int]) -> list[tuple[str, int, str, Any, bool]]:
+        """Return, once per import, how to read each mapped column."""
+        if self.cells is None:
+            self.cells = [
+                (
+                    field,
+                    index,
+                    spec["type"],
+                    spec.get("options"),
+                    spec["type"] == "lookup" and spec["target"] == self.entity.name,
+                )
+                for field, index in columns.items()
+                for spec in [self.entity.fields[field]]
+            ]
+        return self.cells
 
     def _resolve_lookups(
         self, parsed: list[tuple[int, dict[str, Any], list[Problem], dict[str, str]]]

@@ -88,12 +88,14 @@ class CatalogCache:
         self._catalog: Catalog | None = None
         self._lock = threading.Lock()
 
-    def get(self, connection: sa.Connection) -> Catalog:
+    def get(self, connection: sa.Connection, *, revision: int | None = None) -> Catalog:
         """Return the catalog for the database's current revision.
 
-        One cheap query per call; the catalog is rebuilt only after a change.
+        One cheap query per call (none when the caller read ``revision`` in its own
+        transaction); the catalog is rebuilt only after a change.
         """
-        revision = current_revision(connection)
+        if revision is None:
+            revision = current_revision(connection)
         catalog = self._catalog
         if catalog is not None and catalog.revision == revision:
             return catalog

@@ -8,6 +8,7 @@ Every problem with the input is collected before anything is refused.
 from __future__ import annotations
 
 import copy
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -177,9 +178,9 @@ class RecordService:
     ) -> tuple[dict[str, Any], list[Problem]]:
         key_problems = _check_keys(entity, data)
         incoming = _known(entity, data)
-        for name, spec in entity.fields.items():
-            if name not in incoming and "default" in spec:
-                incoming[name] = copy.deepcopy(spec["default"])
+        for name, default in entity.defaults:
+            if name not in incoming:
+                incoming[name] = copy.deepcopy(default)
         values, problems = self._load(entity, incoming, partial=False)
         return values, key_problems + problems
 
@@ -236,15 +237,27 @@ class RecordService:
                 created_at=now, updated_at=now, created_by=self.actor.user_id, version=1
             )
             rows.append(row)
-        table = entity.table
-        statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
         try:
-            ids = self.connection.execute(statement, rows).scalars().all()
+            ids = self._execute_insert(entity.table, rows)
         except sa.exc.IntegrityError as error:
             raise Conflict(_integrity_message(error)) from None
         for row, new_id in zip(rows, ids, strict=True):
             row["id"] = new_id
         return rows
+
+    def _execute_insert(self, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
+        if len(rows) == 1 or self.connection.dialect.name != "sqlite":
+            return list(self.connection.execute(_insert(table), rows).scalars())
+        # SQLite cannot match RETURNING rows to an executemany's rows, so SQLAlchemy
+        # would fall back to one INSERT per row. A write transaction on SQLite holds
+        # the database's write lock (see db.create_engine), so the next ids are
+        # known: the ones SQLite itself would give.
+        last = self.connection.execute(sa.select(sa.func.max(table.c.id))).scalar()
+        first = int(last or 0) + 1
+        for offset, row in enumerate(rows):
+            row["id"] = first + offset
+        self.connection.execute(table.insert(), rows)
+        return [first + offset for offset in range(len(rows))]
 
     # -- changing --------------------------------------------------------------
 
@@ -376,7 +389,7 @@ class RecordService:
             target = self.catalog.entity(spec["target"])
             found = set(
                 self.connection.execute(
-                    sa.select(target.table.c.id).where(target.table.c.id.in_(wanted))
+                    _ids_among(target.table), {"ids": list(wanted)}
                 ).scalars()
             )
             # A record may refer to one created earlier in the same batch only
@@ -402,11 +415,8 @@ class RecordService:
                     positions[values[name]].append(index)
             if not positions:
                 continue
-            table = entity.table
             stored = self.connection.execute(
-                sa.select(table.c[name], table.c.id).where(
-                    table.c[name].in_(list(positions))
-                )
+                _holders_of(entity.table, name), {"values": list(positions)}
             ).all()
             taken = {value: record_id for value, record_id in stored}
             for value, indexes in positions.items():
@@ -427,6 +437,8 @@ class RecordService:
 def _check_keys(entity: EntityDef, data: Any) -> list[Problem]:
     if not isinstance(data, dict):
         raise BadRequest("A record must be a JSON object of field names and values.")
+    if entity.writable.issuperset(data):
+        return []
     problems = []
     for key in data:
         if not isinstance(key, str):
@@ -444,8 +456,33 @@ def _check_keys(entity: EntityDef, data: Any) -> list[Problem]:
     return problems
 
 
+# Statements are built once per table of a catalog: building one costs more than
+# running it. The caches hold tables of recent catalogs only.
+
+
+@functools.lru_cache(maxsize=2048)
+def _ids_among(table: sa.Table) -> sa.Select[Any]:
+    return sa.select(table.c.id).where(
+        table.c.id.in_(sa.bindparam("ids", expanding=True))
+    )
+
+
+@functools.lru_cache(maxsize=2048)
+def _holders_of(table: sa.Table, column: str) -> sa.Select[Any]:
+    return sa.select(table.c[column], table.c.id).where(
+        table.c[column].in_(sa.bindparam("values", expanding=True))
+    )
+
+
+@functools.lru_cache(maxsize=2048)
+def _insert(table: sa.Table) -> sa.Insert:
+    return table.insert().returning(table.c.id, sort_by_parameter_order=True)
+
+
 def _known(entity: EntityDef, data: dict[str, Any]) -> dict[str, Any]:
     """Keep the keys a record may be written with; the rest are reported apart."""
+    if entity.writable.issuperset(data):
+        return dict(data)
     return {
         key: value
         for key, value in data.items()
