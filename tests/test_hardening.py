@@ -1,0 +1,408 @@
+"""Bad input found by trying to break the engine: 4xx answers, nothing changed."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from tailorcrm.platform import Platform, create_app
+from tests.conftest import ACCOUNT, OPPORTUNITY, Api
+
+
+def document(api: Api, name: str = "opportunity") -> dict[str, Any]:
+    body: dict[str, Any] = api.get(f"/meta/entities/{name}").json
+    return body
+
+
+def revision(api: Api) -> int:
+    value: int = api.get("/meta/entities").json["revision"]
+    return value
+
+
+# -- metadata ------------------------------------------------------------------------
+
+
+def test_two_fields_with_one_id_are_refused(crm: Api) -> None:
+    changed = document(crm)
+    copied = dict(changed["fields"][0], name="title_copy")
+    changed["fields"].append(copied)
+
+    response = crm.put("/meta/entities/opportunity", json=changed)
+
+    assert response.status_code == 422
+    assert [(e["field"], e["code"]) for e in response.json["errors"]] == [
+        ("fields[6].id", "duplicate_id")
+    ]
+    assert crm.get("/opportunity").status_code == 200
+
+
+def test_two_fields_can_swap_names(crm: Api) -> None:
+    crm.post("/opportunity", json={"title": "Deal", "erp_code": "E-1"})
+    changed = document(crm)
+    changed["fields"][0]["name"] = "erp_code"
+    changed["fields"][5]["name"] = "title"
+    changed["display_field"] = "erp_code"
+
+    response = crm.put("/meta/entities/opportunity", json=changed)
+
+    assert response.status_code == 200, response.json
+    record = crm.get("/opportunity/1").json
+    assert (record["title"], record["erp_code"]) == ("E-1", "Deal")
+    assert (
+        crm.post("/opportunity", json={"erp_code": "x", "title": "E-1"}).status_code
+        == 409
+    )
+
+
+def test_rename_with_unique_changes(crm: Api) -> None:
+    for title in ("Same", "Same"):
+        crm.post("/opportunity", json={"title": title})
+    renamed_unique = document(crm)
+    renamed_unique["fields"][0].update(name="headline", unique=True)
+    renamed_unique["display_field"] = "headline"
+    renamed_plain = document(crm)
+    renamed_plain["fields"][5].update(name="code")
+    renamed_plain["fields"][5].pop("unique")
+    renamed_plain["fields"][5].pop("external_id")
+
+    refused = crm.put("/meta/entities/opportunity", json=renamed_unique)
+    dropped = crm.put("/meta/entities/opportunity", json=renamed_plain)
+
+    assert refused.status_code == 409
+    assert "'Same'" in refused.json["errors"][0]["message"]
+    assert dropped.status_code == 200, dropped.json
+    assert crm.patch("/opportunity/1", json={"code": "C"}).status_code == 200
+    assert crm.patch("/opportunity/2", json={"code": "C"}).status_code == 200
+
+
+def test_a_name_held_by_a_removed_field_cannot_be_taken(crm: Api) -> None:
+    changed = document(crm)
+    changed["fields"] = [f for f in changed["fields"] if f["name"] != "erp_code"]
+    crm.put("/meta/entities/opportunity", json=changed)
+    changed = document(crm)
+    changed["fields"][4]["name"] = "erp_code"
+
+    response = crm.put("/meta/entities/opportunity", json=changed)
+
+    assert response.status_code == 422
+    assert response.json["errors"][0]["field"] == "fields[4].name"
+    assert "purge" in response.json["errors"][0]["message"]
+
+
+def test_index_names_do_not_clash_between_entities(api: Api) -> None:
+    first = {
+        "name": "proj_x",
+        "label": "P",
+        "fields": [{"name": "b", "type": "text", "label": "B", "unique": True}],
+    }
+    second = {
+        "name": "proj",
+        "label": "Q",
+        "fields": [
+            {"name": "x_b", "type": "text", "label": "B", "unique": True},
+            {"name": "x_owner", "type": "lookup", "target": "proj_x", "label": "O"},
+        ],
+    }
+
+    assert api.put("/meta/entities/proj_x", json=first).status_code == 201
+    assert api.put("/meta/entities/proj", json=second).status_code == 201
+
+
+@pytest.mark.parametrize("name", ["a__b", "trailing_", "sqlite_stat", "tc_thing"])
+def test_names_the_platform_needs_are_refused(api: Api, name: str) -> None:
+    response = api.put(
+        f"/meta/entities/{name}", json={"name": name, "label": "X", "fields": []}
+    )
+
+    assert response.status_code == 422
+    assert response.json["errors"][0]["field"] == "name"
+
+
+def test_fractional_numbers_in_a_document_sent_over_the_api(api: Api) -> None:
+    document = {
+        "name": "score",
+        "label": "Score",
+        "fields": [
+            {
+                "name": "rate",
+                "type": "percent",
+                "label": "Rate",
+                "min": 0.5,
+                "default": 1.5,
+            }
+        ],
+    }
+
+    response = api.put("/meta/entities/score", json=document)
+
+    assert response.status_code == 201, response.json
+    assert api.post("/score", json={}).json["rate"] == 1.5
+    assert api.post("/score", json={"rate": 0.25}).status_code == 422
+
+
+def test_exported_documents_install_elsewhere_with_their_ids(
+    crm: Api, platform: Platform, tmp_path: Any
+) -> None:
+    exported = [document(crm, "account"), document(crm, "opportunity")]
+    other = create_app({"database_url": f"sqlite:///{tmp_path / 'other.db'}"})
+
+    result = other.extensions["tailorcrm"].store.apply(
+        [("account.json", exported[0]), ("opportunity.json", exported[1])], actor="t"
+    )
+
+    assert result.applied
+    with other.extensions["tailorcrm"].reading() as (_, catalog):
+        assert catalog.entity("opportunity").document == exported[1]
+
+
+def test_an_entity_id_cannot_move_to_another_name(crm: Api) -> None:
+    taken = document(crm, "account")
+    taken["name"] = "client"
+
+    response = crm.put("/meta/entities/client", json=taken)
+
+    assert response.status_code == 422
+    assert response.json["errors"][0]["code"] == "id_in_use"
+
+
+def test_removed_fields_count_towards_the_column_limit(api: Api) -> None:
+    fields = [{"name": f"f{i}", "type": "text", "label": "F"} for i in range(500)]
+    api.put(
+        "/meta/entities/wide", json={"name": "wide", "label": "W", "fields": fields}
+    )
+    renamed = [{"name": f"g{i}", "type": "text", "label": "G"} for i in range(500)]
+
+    first = api.put(
+        "/meta/entities/wide", json={"name": "wide", "label": "W", "fields": renamed}
+    )
+    more = [{"name": f"h{i}", "type": "text", "label": "H"} for i in range(500)]
+    second = api.put(
+        "/meta/entities/wide", json={"name": "wide", "label": "W", "fields": more}
+    )
+
+    assert first.status_code == 200
+    assert second.status_code == 422
+    assert second.json["errors"][0]["code"] == "too_many_columns"
+
+
+# -- records ---------------------------------------------------------------------------
+
+
+def test_set_null_clears_references_whatever_their_ids(api: Api) -> None:
+    alpha = {"name": "alpha", "label": "A", "fields": []}
+    beta = {
+        "name": "beta",
+        "label": "B",
+        "fields": [
+            {
+                "name": "alpha",
+                "type": "lookup",
+                "target": "alpha",
+                "label": "A",
+                "on_delete": "set_null",
+            }
+        ],
+    }
+    api.put("/meta/entities/alpha", json=alpha)
+    api.put("/meta/entities/beta", json=beta)
+    for _ in range(3):
+        api.post("/alpha", json={})
+    for target in (3, 3, 3):
+        api.post("/beta", json={"alpha": target})
+
+    response = api.delete("/alpha/3")
+
+    assert response.status_code == 204
+    assert [r["alpha"] for r in api.get("/beta").json["data"]] == [None, None, None]
+
+
+def test_paging_a_list_sorted_by_a_boolean(sales: Platform, api: Api) -> None:
+    for index in range(5):
+        api.post("/activity", json={"subject": f"Call {index}", "done": index % 2 == 0})
+
+    seen = []
+    response = api.get("/activity?sort=done,-subject&limit=2")
+    while True:
+        assert response.status_code == 200, response.json
+        seen += [record["subject"] for record in response.json["data"]]
+        if not response.json["next"]:
+            break
+        response = api.client.get(response.json["next"], headers=api.headers)
+
+    assert seen == ["Call 3", "Call 1", "Call 4", "Call 2", "Call 0"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/opportunity", {"title": "x", "owner_id": 99999999999999999999}),
+        ("/opportunity", {"title": "x", "amount": Exception}),
+        ("/opportunity", {"title": "x", "close_date": "0001-01-01T00:00:00+01:00"}),
+    ],
+)
+def test_out_of_range_values_are_422(crm: Api, path: str, body: dict[str, Any]) -> None:
+    if body.get("amount") is Exception:
+        raw = '{"title": "x", "amount": 1e9999999}'
+    else:
+        raw = json.dumps(body)
+
+    response = crm.post(path, data=raw, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 422
+
+
+def test_tiny_decimals_are_not_rounded_away(crm: Api) -> None:
+    response = crm.post(
+        "/opportunity",
+        data='{"title": "x", "amount": 1e-9999999}',
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 422
+    assert response.json["errors"][0]["code"] == "too_many_decimals"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "id=99999999999999999999",
+        "account=9223372036854775808",
+        "created_at__gt=9999-12-31T23:59:00-01:00",
+        "title=a%00b",
+        "filter=%7B%7D",
+        "sort=--title",
+        "sort=%2B-title",
+    ],
+)
+def test_out_of_range_filters_are_400(crm: Api, query: str) -> None:
+    response = crm.get(f"/opportunity?{query}")
+
+    assert response.status_code == 400
+
+
+def test_a_cursor_with_a_huge_id_is_400(crm: Api) -> None:
+    import base64
+
+    raw = json.dumps({"s": "", "k": [], "id": 10**20}).encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    assert crm.get(f"/opportunity?cursor={cursor}").status_code == 400
+
+
+def test_a_huge_record_id_is_404(crm: Api) -> None:
+    assert crm.get("/opportunity/99999999999999999999").status_code == 404
+
+
+def test_deeply_nested_json_is_400(crm: Api) -> None:
+    body = "[" * 100_000 + "]" * 100_000
+
+    response = crm.post(
+        "/opportunity", data=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400
+
+
+def test_nul_characters_are_refused(crm: Api) -> None:
+    response = crm.post("/opportunity", json={"title": "a\u0000b"})
+
+    assert response.status_code == 422
+    assert response.json["errors"][0]["code"] == "invalid_text"
+
+
+def test_blank_text_is_null_for_unique_fields(crm: Api) -> None:
+    first = crm.post("/opportunity", json={"title": "A", "erp_code": ""})
+    second = crm.post("/opportunity", json={"title": "B", "erp_code": ""})
+
+    assert first.status_code == second.status_code == 201
+    assert second.json["erp_code"] is None
+    assert crm.get("/opportunity?erp_code__isnull=true&count=1").json["count"] == 2
+
+
+def test_weak_or_several_if_match_tags(crm: Api) -> None:
+    record = crm.post("/account", json={"name": "Orbit"}).json
+    path = f"/account/{record['id']}"
+
+    weak = crm.patch(path, json={"name": "x"}, headers={"If-Match": 'W/"1"'})
+    several = crm.patch(path, json={"name": "x"}, headers={"If-Match": '"1", "2"'})
+    strong = crm.patch(path, json={"name": "x"}, headers={"If-Match": '"1"'})
+
+    assert weak.status_code == 412
+    assert several.status_code == 400
+    assert strong.status_code == 200
+
+
+def test_contains_ignores_case_of_accented_letters(crm: Api) -> None:
+    crm.post("/account", json={"name": "HÉLÈNE Électrique"})
+
+    found = crm.get("/account?name__contains=élec").json["data"]
+    started = crm.get("/account?name__startswith=hélène").json["data"]
+
+    assert [r["name"] for r in found] == ["HÉLÈNE Électrique"]
+    assert [r["name"] for r in started] == ["HÉLÈNE Électrique"]
+
+
+def test_multi_picklist_contains_on_every_database(api: Api) -> None:
+    doc = {
+        "name": "thing",
+        "label": "Thing",
+        "fields": [
+            {
+                "name": "tags",
+                "type": "multi_picklist",
+                "label": "Tags",
+                "options": [
+                    {"value": "red", "label": "Red"},
+                    {"value": "reddish", "label": "Reddish"},
+                ],
+            }
+        ],
+    }
+    api.put("/meta/entities/thing", json=doc)
+    api.post("/thing", json={"tags": ["red"]})
+    api.post("/thing", json={"tags": ["reddish"]})
+
+    found = api.get("/thing?tags__contains=red").json["data"]
+
+    assert [r["tags"] for r in found] == [["red"]]
+
+
+def test_concurrent_writers_wait_for_each_other(
+    app: Flask, crm: Api, database_url: str, admin_token: str
+) -> None:
+    second = create_app({"database_url": database_url})
+    apis = [crm, Api(second.test_client(), admin_token)]
+    statuses: list[int] = []
+
+    def write(api: Api, worker: int) -> None:
+        for number in range(15):
+            response = api.post("/account", json={"name": f"Firm {worker}-{number}"})
+            statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=write, args=(apis[i % 2], i)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [201] * 60
+    assert crm.get("/account?count=1").json["count"] == 60
+    second.extensions["tailorcrm"].engine.dispose()
+
+
+def test_the_documents_given_are_not_changed(platform: Platform) -> None:
+    account = copy.deepcopy(ACCOUNT)
+    opportunity = copy.deepcopy(OPPORTUNITY)
+
+    platform.store.apply([("a", account), ("o", opportunity)], actor="t")
+
+    assert account == ACCOUNT
+    assert opportunity == OPPORTUNITY
+    with platform.engine.connect() as connection:
+        assert "opportunity" in sa.inspect(connection).get_table_names()
