@@ -164,7 +164,7 @@ def test_purge_drops_a_removed_column_after_confirmation(
 
     assert declined.exit_code != 0
     assert live.exit_code == 1
-    assert "not a removed field" in live.output
+    assert "is a live field" in live.output
     assert purged.exit_code == 0, purged.output
     assert lookup.exit_code == 0, lookup.output
     assert "erp_code" not in columns(platform, "opportunity")

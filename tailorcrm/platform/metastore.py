@@ -204,10 +204,15 @@ class MetadataStore:
                 plan.add("drop_table", name)
                 after = None
             else:
+                if field in entity.fields:
+                    raise Conflict(
+                        f"{name}.{field} is a live field; remove it from the entity "
+                        "first, then purge it."
+                    )
                 if field not in entity.hidden_fields:
                     raise NotFound(
-                        f"{name}.{field} is not a removed field; remove it from the "
-                        "entity first."
+                        f"{name} has no removed field {field!r} holding data (it may "
+                        "have been purged already)."
                     )
                 purge_column(connection, entity, field)
                 plan.add("drop_column", name, field)
