@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import functools
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -523,7 +523,3 @@ def _integrity_message(error: sa.exc.IntegrityError) -> str:
     # The driver's text may contain values; keep the user's message generic.
     del error
     return "The change clashes with stored records (a unique value or a reference)."
-
-
-def ids_of(rows: Iterable[Mapping[Any, Any]]) -> list[int]:
-    return [int(row["id"]) for row in rows]

@@ -1,0 +1,27 @@
+"""The benchmarks keep working: a quick run finishes and reports every comparison.
+
+This checks that the benchmark code runs, not how fast anything is; the figures are
+measured by `make bench` and reported in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_quick_benchmark_run_reports_all_three() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "all", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| (")]
+    assert [row.split("|")[1].strip()[:3] for row in rows] == ["(a)", "(b)", "(c)"]
