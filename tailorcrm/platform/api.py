@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
@@ -47,7 +47,7 @@ def problem_response(
     detail: str,
     *,
     code: str,
-    errors: list[Any] = (),  # type: ignore[assignment]
+    errors: Sequence[Any] = (),
 ) -> Response:
     body = {
         "type": PROBLEM_TYPE + code,
