@@ -176,3 +176,57 @@ def test_expired_token_is_refused(run: CliRunner, database_url: str) -> None:
         )
 
     assert api.get("/meta/entities").status_code == 401
+
+
+def test_init_refuses_a_short_admin_password(run: CliRunner) -> None:
+    result = run.invoke(main, ["init"], env={"TAILORCRM_ADMIN_PASSWORD": "short"})
+
+    assert result.exit_code == 1
+    assert "at least 10 characters" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_init_demo_again_keeps_the_admins_changes(
+    run: CliRunner, database_url: str
+) -> None:
+    first = run.invoke(main, ["init", "--demo"])
+    token = first.output.split("API token: ")[1].split()[0]
+    api = Api(create_app({"database_url": database_url}).test_client(), token)
+    account = api.get("/meta/entities/account").json
+    account["fields"].append({"name": "tier", "type": "text", "label": "Tier"})
+    api.put("/meta/entities/account", json=account)
+
+    again = run.invoke(main, ["init", "--demo"])
+
+    assert again.exit_code == 0, again.output
+    assert "already installed" in again.output
+    names = [f["name"] for f in api.get("/meta/entities/account").json["fields"]]
+    assert "tier" in names
+
+
+def test_export_writes_decimals_in_fixed_point(
+    run: CliRunner, database_url: str, tmp_path: Path
+) -> None:
+    run.invoke(main, ["init"])
+    document = {
+        "name": "measure",
+        "label": "Measure",
+        "fields": [
+            {
+                "name": "ratio",
+                "type": "decimal",
+                "label": "R",
+                "precision": 12,
+                "scale": 8,
+            }
+        ],
+    }
+    run.invoke(main, ["meta", "apply", str(write(tmp_path / "m.json", document))])
+    (tmp_path / "in.csv").write_text("ratio\n0.00006629\n")
+    run.invoke(main, ["import", "measure", str(tmp_path / "in.csv")])
+
+    exported = run.invoke(main, ["export", "measure"])
+    again = run.invoke(main, ["import", "measure", str(tmp_path / "in.csv")])
+
+    assert exported.output.splitlines()[1].split(",")[1] == "0.00006629"
+    assert again.exit_code == 0

@@ -406,3 +406,178 @@ def test_the_documents_given_are_not_changed(platform: Platform) -> None:
     assert opportunity == OPPORTUNITY
     with platform.engine.connect() as connection:
         assert "opportunity" in sa.inspect(connection).get_table_names()
+
+
+# -- second round --------------------------------------------------------------------
+
+
+def test_paging_by_a_decimal_that_ends_on_zero(api: Api) -> None:
+    doc = {
+        "name": "measure",
+        "label": "Measure",
+        "fields": [
+            {
+                "name": "ratio",
+                "type": "decimal",
+                "label": "Ratio",
+                "precision": 12,
+                "scale": 8,
+            }
+        ],
+    }
+    api.put("/meta/entities/measure", json=doc)
+    for value in ("0", "0.00000001", "0.5", "0"):
+        api.post("/measure", json={"ratio": value})
+
+    ids = []
+    response = api.get("/measure?sort=ratio&limit=1")
+    while True:
+        assert response.status_code == 200, response.json
+        ids += [record["id"] for record in response.json["data"]]
+        if not response.json["next"]:
+            break
+        response = api.client.get(response.json["next"], headers=api.headers)
+
+    assert ids == [1, 4, 2, 3]
+
+
+def test_an_empty_multi_picklist_is_null(sales: Platform, api: Api) -> None:
+    people = [
+        {"full_name": "Ada Quill", "interests": None},
+        {"full_name": "Bo Rune"},
+        {"full_name": "Cy Vale", "interests": ["training"]},
+    ]
+    for person in people:
+        response = api.post("/sales_lead", json={"company": "Quill Works", **person})
+        assert response.status_code == 201, response.json
+
+    blank = api.get("/sales_lead?interests__isnull=true&count=1").json["count"]
+    filled = api.get("/sales_lead?interests__isnull=false&count=1").json["count"]
+
+    assert (blank, filled) == (2, 1)
+
+
+def test_renamed_lookup_frees_its_old_name(crm: Api) -> None:
+    changed = document(crm)
+    changed["fields"][1]["name"] = "customer"
+    crm.put("/meta/entities/opportunity", json=changed)
+    changed = document(crm)
+    changed["fields"].append(
+        {"name": "account", "type": "lookup", "target": "account", "label": "Account"}
+    )
+
+    response = crm.put("/meta/entities/opportunity", json=changed)
+
+    assert response.status_code == 200, response.json
+
+
+def test_lone_surrogates_are_refused(crm: Api) -> None:
+    response = crm.post(
+        "/account",
+        data='{"name": "\\ud800x"}',
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 422
+    assert response.json["errors"][0]["field"] == "name"
+
+
+def test_an_infinite_number_in_a_document_is_refused(api: Api) -> None:
+    raw = (
+        '{"name": "score", "label": "S", "fields": [{"name": "n", "type": "integer",'
+        ' "label": "N", "max": 1e309}]}'
+    )
+
+    response = api.put(
+        "/meta/entities/score", data=raw, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400
+    assert api.get("/meta/entities").json["data"] == []
+
+
+def test_purging_a_removed_self_lookup_keeps_other_references(
+    sales: Platform, api: Api
+) -> None:
+    parent = api.post("/account", json={"name": "Parent Co"}).json["id"]
+    child = api.post("/account", json={"name": "Child Co", "parent_account": parent})
+    deal = api.post("/opportunity", json={"title": "Deal", "account": parent}).json
+    changed = document(api, "account")
+    changed["fields"] = [f for f in changed["fields"] if f["name"] != "parent_account"]
+    api.put("/meta/entities/account", json=changed)
+
+    sales.store.purge("account", "parent_account", actor="test")
+
+    assert child.status_code == 201
+    assert api.get(f"/opportunity/{deal['id']}").json["account"] == parent
+    assert "parent_account" not in api.get(f"/account/{parent}").json
+
+
+def test_ids_of_deleted_records_are_never_reused(crm: Api) -> None:
+    first = crm.post("/account", json={"name": "Temporary"}).json["id"]
+    crm.delete(f"/account/{first}")
+
+    second = crm.post("/account", json={"name": "Lasting"}).json["id"]
+
+    assert second > first
+    assert crm.get(f"/account/{first}").status_code == 404
+
+
+def test_a_stale_metadata_write_is_412(crm: Api) -> None:
+    read = crm.get("/meta/entities/opportunity")
+    etag = read.headers["ETag"]
+    first = copy.deepcopy(read.json)
+    first["fields"].append({"name": "region", "type": "text", "label": "Region"})
+    second = copy.deepcopy(read.json)
+    second["fields"].append({"name": "channel", "type": "text", "label": "Channel"})
+
+    applied = crm.put(
+        "/meta/entities/opportunity", json=first, headers={"If-Match": etag}
+    )
+    stale = crm.put(
+        "/meta/entities/opportunity", json=second, headers={"If-Match": etag}
+    )
+
+    assert applied.status_code == 200
+    assert applied.headers["ETag"] != etag
+    assert stale.status_code == 412
+    names = [f["name"] for f in document(crm)["fields"]]
+    assert "region" in names
+    assert "channel" not in names
+
+
+def test_removed_entities_hold_their_references(crm: Api) -> None:
+    account = crm.post("/account", json={"name": "Held"}).json["id"]
+    crm.post("/opportunity", json={"title": "Deal", "account": account})
+    crm.delete("/meta/entities/opportunity")
+
+    refused = crm.delete(f"/account/{account}")
+    crm.put("/meta/entities/opportunity", json=OPPORTUNITY)
+
+    assert refused.status_code == 409
+    assert "removed" in refused.json["errors"][0]["message"]
+    assert crm.get("/opportunity/1").json["account"] == account
+
+
+def test_a_restored_autonumber_numbers_records_made_while_hidden(crm: Api) -> None:
+    with_number = document(crm)
+    with_number["fields"].append(
+        {
+            "name": "num",
+            "type": "autonumber",
+            "label": "No.",
+            "prefix": "N-",
+            "digits": 2,
+        }
+    )
+    crm.put("/meta/entities/opportunity", json=with_number)
+    crm.post("/opportunity", json={"title": "A"})
+    without = document(crm)
+    without["fields"] = [f for f in without["fields"] if f["name"] != "num"]
+    crm.put("/meta/entities/opportunity", json=without)
+    crm.post("/opportunity", json={"title": "B"})
+
+    crm.put("/meta/entities/opportunity", json=with_number)
+
+    numbers = [r["num"] for r in crm.get("/opportunity?sort=title").json["data"]]
+    assert numbers == ["N-01", "N-02"]

@@ -956,3 +956,42 @@ def test_a_failed_dry_run_says_it_was_a_dry_run(platform: Platform) -> None:
         (2, "amount", "too_small"),
         (2, "title", "required"),
     ]
+
+
+@pytest.mark.usefixtures("crm")
+def test_with_a_key_every_row_needs_one(platform: Platform) -> None:
+    data = csv_text(
+        ["erp_code", "title"], ["E-1", "Harbour refit"], ["", "Quay lights"]
+    )
+
+    report = load(platform, "opportunity", data, key="erp_code", skip_bad_rows=True)
+
+    assert located(report.errors) == [(3, "erp_code", "missing_key")]
+    assert count(platform, "opportunity") == 1
+
+
+@pytest.mark.usefixtures("crm")
+def test_a_lookup_cell_is_an_id_before_it_is_a_name(platform: Platform) -> None:
+    load(platform, "account", csv_text(["name"], ["Orbit Ltd"], ["1"]))
+
+    load(platform, "opportunity", csv_text(["title", "account"], ["Deal", "1"]))
+
+    assert stored(platform, "opportunity", "account") == [(1,)]
+
+
+@pytest.mark.usefixtures("crm")
+def test_a_column_named_like_a_field_beats_a_label(platform: Platform) -> None:
+    document = {
+        "name": "gadget",
+        "label": "Gadget",
+        "fields": [
+            {"name": "code", "type": "text", "label": "Name"},
+            {"name": "name", "type": "text", "label": "Title"},
+        ],
+    }
+    platform.store.apply([("gadget", document)], actor="test")
+
+    report = load(platform, "gadget", csv_text(["name", "code"], ["Widget", "W-1"]))
+
+    assert report.columns == {"name": "name", "code": "code"}
+    assert stored(platform, "gadget", "name", "code") == [("Widget", "W-1")]

@@ -26,6 +26,8 @@ class StoredEntity:
     document: dict[str, Any]
     hidden_fields: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     removed: bool = False
+    #: The metadata revision that last changed this document (0 until stored).
+    revision: int = 0
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class EntityDef:
     table: sa.Table
     schema: ma.Schema
     removed: bool
+    revision: int
 
     @property
     def label(self) -> str:
@@ -147,6 +150,7 @@ def compile_entity(stored: StoredEntity, metadata: sa.MetaData) -> EntityDef:
         table=table,
         schema=build_schema(document["name"], list(fields.values())),
         removed=stored.removed,
+        revision=stored.revision,
     )
 
 

@@ -57,6 +57,7 @@ OPTION_TYPES: dict[str, frozenset[str]] = {
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ().\-/]*(\s*(x|ext\.?)\s*[0-9]+)?$", re.IGNORECASE)
 _DECIMAL_TEXT = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
@@ -86,7 +87,9 @@ def column_type(spec: dict[str, Any]) -> sa.types.TypeEngine[Any]:
     if kind == "datetime":
         return sa.DateTime()
     if kind == "multi_picklist":
-        return sa.JSON()
+        # A missing value is SQL NULL, not the JSON text 'null', so that isnull
+        # filters see it.
+        return sa.JSON(none_as_null=True)
     if kind == "lookup":
         return ID_TYPE
     raise ValueError(f"unknown field type {kind!r}")
@@ -166,6 +169,10 @@ def _convert_text(spec: dict[str, Any], value: Any) -> str | None:
         return None
     if "\x00" in value:
         raise FieldValueError("invalid_text", "Text cannot hold the NUL character.")
+    if _SURROGATE.search(value):
+        raise FieldValueError(
+            "invalid_text", "Text holds a broken character (a lone UTF-16 surrogate)."
+        )
     limit = max_length(spec)
     if limit is not None and len(value) > limit:
         raise FieldValueError(

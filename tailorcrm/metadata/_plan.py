@@ -174,7 +174,7 @@ def _plan_fields(
         _plan_kept_field(
             plan, entity, previous, spec, restored=previous["id"] in hidden
         )
-    problems += _column_clashes(known, specs, kept)
+    problems += _column_clashes(entity, known, specs, kept)
     if problems:
         raise UnsupportedChange(
             f"Entity {entity!r} asks for changes that are not supported yet.",
@@ -199,6 +199,9 @@ def _plan_kept_field(
     name = spec["name"]
     if restored:
         plan.add("restore_field", entity, name)
+        if spec["type"] == "autonumber":
+            # Records made while the field was hidden get their numbers now.
+            plan.add("backfill_autonumber", entity, name)
     if previous["name"] != name:
         plan.add(
             "rename_field",
@@ -216,6 +219,7 @@ def _plan_kept_field(
 
 
 def _column_clashes(
+    entity: str,
     known: dict[str, dict[str, Any]],
     specs: list[dict[str, Any]],
     kept: dict[str, int],
@@ -229,7 +233,8 @@ def _column_clashes(
             continue
         message = (
             f"The removed field {other['name']!r} still holds data under this name; "
-            f"keep it, or purge it with 'tailorcrm meta purge ENTITY.{other['name']}'."
+            "keep it, or purge it with "
+            f"'tailorcrm meta purge {entity}.{other['name']}'."
         )
         problems.append(Problem(f"fields[{index}].name", "name_in_use", message))
     return problems

@@ -19,7 +19,7 @@ from ..metadata import Catalog
 from .auth import User, authenticate
 from .config import Settings, ensure_sqlite_directory
 from .db import READ_ONLY, create_engine, create_system_tables
-from .metastore import CatalogCache, MetadataStore
+from .metastore import CatalogCache, MetadataStore, hold_metadata
 from .records import Actor, RecordService
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class Platform:
     def transaction(self) -> Iterator[tuple[sa.Connection, Catalog]]:
         """Open a write transaction with the catalog of the current revision."""
         with self.engine.begin() as connection:
+            hold_metadata(connection)
             yield connection, self.catalogs.get(connection)
 
     @contextmanager
@@ -48,6 +49,7 @@ class Platform:
         with self.engine.connect() as connection:
             connection.execution_options(**READ_ONLY)
             with connection.begin():
+                hold_metadata(connection)
                 yield connection, self.catalogs.get(connection)
 
     @contextmanager
@@ -68,6 +70,7 @@ class Platform:
             if not write:
                 connection.execution_options(**READ_ONLY)
             with connection.begin():
+                hold_metadata(connection)
                 user, revision = authenticate(connection, token)
                 catalog = self.catalogs.get(connection, revision=revision)
                 yield Session(connection, catalog, user)

@@ -94,6 +94,22 @@ def _data_error(error: sa.exc.DataError) -> Response:
     )
 
 
+@api.errorhandler(sa.exc.OperationalError)
+def _busy(error: sa.exc.OperationalError) -> Response:
+    if "locked" not in str(error.orig).lower():
+        return _unexpected(error)
+    # SQLite has one writer at a time; this write waited its whole turn in vain.
+    log.warning("database busy on %s %s", request.method, request.path)
+    response = problem_response(
+        503,
+        "Busy",
+        "The database is busy with another change; try again in a moment.",
+        code="busy",
+    )
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 @api.errorhandler(Exception)
 def _unexpected(error: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.path)
@@ -137,13 +153,20 @@ def _json_body(*, exact_numbers: bool = True) -> Any:
     if not request.is_json:
         raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.")
     data = request.get_data(cache=False)
-    options = {} if exact_numbers else {"parse_float": float}
+    options = {} if exact_numbers else {"parse_float": _finite_float}
     try:
         return current_app.json.loads(data, **options)
     except RecursionError:
         raise BadRequest("The body is nested too deeply.") from None
     except ValueError as error:
         raise BadRequest(f"The body is not valid JSON: {error}.") from None
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is too large a number")
+    return number
 
 
 def _flag(name: str) -> bool:
@@ -196,6 +219,7 @@ def get_entity(name: str) -> Response:
         entity = session.catalog.entity(name)
         response = jsonify(entity.document)
         response.headers["X-Tailorcrm-Revision"] = str(session.catalog.revision)
+        response.headers["ETag"] = f'"{entity.revision}"'
         return response
 
 
@@ -220,14 +244,23 @@ def put_entity(name: str) -> Response:
             )
     with platform().reading() as (_, catalog):
         existed = name in catalog.entities and not catalog.entities[name].removed
+    expected = _expected_version()
     result = platform().store.apply(
-        [("", document)], actor=user.username, dry_run=_flag("dry_run")
+        [("", document)],
+        actor=user.username,
+        dry_run=_flag("dry_run"),
+        expected={name: expected} if expected is not None else None,
     )
     body = result.as_dict()
+    revision = None
     if result.applied:
         with platform().reading() as (_, catalog):
             body["document"] = catalog.entity(name).document
+            revision = catalog.entity(name).revision
     response = jsonify(body)
+    if revision is not None:
+        response.headers["ETag"] = f'"{revision}"'
+
     response.status_code = 201 if result.applied and not existed else 200
     return response
 

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -19,7 +20,13 @@ import click
 from ..errors import TailorError
 from ..metadata import Catalog, EntityDef
 from ._app import Platform, create_app
-from .auth import create_token, create_user, find_user, generate_password
+from .auth import (
+    MIN_PASSWORD_LENGTH,
+    create_token,
+    create_user,
+    find_user,
+    generate_password,
+)
 from .config import Settings
 from .db import users
 from .importer import ImportFailed, ImportReport, import_csv
@@ -53,8 +60,13 @@ def main() -> None:
 @click.option("--demo", is_flag=True, help="Install the sales pack and demo data.")
 def init(demo: bool) -> None:
     """Create the database and the first admin user, 'admin'."""
-    platform = _platform()
     password = os.environ.get("TAILORCRM_ADMIN_PASSWORD") or generate_password()
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise click.ClickException(
+            f"TAILORCRM_ADMIN_PASSWORD must have at least {MIN_PASSWORD_LENGTH} "
+            "characters; nothing was created."
+        )
+    platform = _platform()
     with platform.engine.begin() as connection:
         existing = connection.execute(
             users.select().where(users.c.username == "admin")
@@ -98,9 +110,16 @@ def _install_demo(platform: Platform, actor: Actor) -> None:
     from .demo import populate
 
     documents = load_documents(SAMPLE_PACK)
-    result = platform.store.apply(documents, actor=actor.username)
-    if result.applied:
+    with platform.reading() as (_, catalog):
+        installed = {entity.name for entity in catalog.live()}
+    missing = [(n, doc) for n, doc in documents if doc["name"] not in installed]
+    if missing:
+        result = platform.store.apply(documents, actor=actor.username)
         click.echo(f"Installed the sales pack (revision {result.revision}).")
+    else:
+        # Upgrading a pack over local changes needs the packs feature; until then
+        # a re-run leaves the admin's changes alone.
+        click.echo("The sales pack is already installed; its entities were kept.")
     with platform.transaction() as (connection, catalog):
         service = RecordService(connection, catalog, actor)
         if _has_records(connection, catalog.entity("account")):
@@ -190,7 +209,9 @@ def meta_export(directory: Path) -> None:
     """Write every entity document to DIRECTORY, one file each."""
     platform = _platform()
     directory.mkdir(parents=True, exist_ok=True)
-    with platform.transaction() as (_, catalog):
+    with platform.reading() as (_, catalog):
+        if not catalog.live():
+            click.echo("There are no entities to export.")
         for entity in catalog.live():
             target = directory / f"{entity.name}.json"
             text = json.dumps(entity.document, indent=2, ensure_ascii=False)
@@ -395,6 +416,9 @@ def _csv_cell(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return ";".join(str(item) for item in value)
+    if isinstance(value, float):
+        # Fixed-point, never '6.629e-05': the importer reads plain decimals only.
+        return format(Decimal(repr(value)), "f")
     return str(value)
 
 

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from ..errors import BadRequest, NotFound, Problem, TailorError
 from ..metadata import INTEGER_LIMIT, Catalog, EntityDef
 from .csvio import CellError, CsvFormatError, parse_cell, read_csv
+from .metastore import hold_metadata
 from .records import Actor, RecordService
 
 BATCH_SIZE = 1000
@@ -113,71 +114,85 @@ def match_columns(
     if problems:
         raise BadRequest("The column mapping is wrong.", problems=problems)
     used = set(matched.values())
-    for name, spec in writable.items():
-        if name in matched:
-            continue
-        for candidate in (name, spec.get("label", "")):
+    # Every field's name first, then labels: a column called like a field's name
+    # belongs to that field even when another field carries it as its label.
+    for by_label in (False, True):
+        for name, spec in writable.items():
+            candidate = spec.get("label", "") if by_label else name
             index = positions.get(candidate.strip().lower())
-            if index is not None and index not in used:
+            if name not in matched and index is not None and index not in used:
                 matched[name] = index
                 used.add(index)
-                break
     ignored = [column for index, column in enumerate(header) if index not in used]
     return matched, ignored
 
 
 class _LookupResolver:
-    """Finds target record ids for the texts of a lookup column."""
+    """Finds target record ids for the texts of a lookup column.
+
+    A text is tried as an external id first (made for matching), then as a record
+    id (what an export writes), and last as the display field (names may repeat).
+    """
 
     def __init__(self, connection: sa.Connection, target: EntityDef) -> None:
         self.connection = connection
         self.target = target
         table = target.table
-        self.columns = [table.c[name] for name in target.external_ids()]
+        self.external = [table.c[name] for name in target.external_ids()]
         display = target.display_field
-        if (
-            display
-            and display in target.fields
-            and table.c[display] not in self.columns
-        ):
-            self.columns.append(table.c[display])
+        self.display: sa.Column[Any] | None = None
+        if display is not None and display in target.fields:
+            column = table.c[display]
+            self.display = None if any(column is c for c in self.external) else column
 
     def resolve(self, texts: set[str]) -> dict[str, int | str]:
         """Map each text to an id, or to an error message when it cannot be."""
         found: dict[str, int | str] = {}
-        table = self.target.table
-        for column in self.columns:
-            pending = [text for text in texts if text not in found]
-            if not pending:
-                break
-            rows = self.connection.execute(
-                sa.select(sa.cast(column, sa.Text), table.c.id).where(
-                    sa.cast(column, sa.Text).in_(pending)
-                )
-            ).all()
-            ids: dict[str, list[int]] = {}
-            for text, record_id in rows:
-                ids.setdefault(text, []).append(int(record_id))
-            for text, matches in ids.items():
-                found[text] = (
-                    matches[0]
-                    if len(matches) == 1
-                    else f"{len(matches)} {self.target.label} records are named "
-                    f"{text!r}; use an external id."
-                )
-        numeric = [
-            t
-            for t in texts
-            if t not in found and _DIGITS.match(t) and int(t) <= INTEGER_LIMIT
-        ]
-        if numeric:
-            existing = self.connection.execute(
-                sa.select(table.c.id).where(table.c.id.in_([int(t) for t in numeric]))
-            ).scalars()
-            found.update({str(record_id): int(record_id) for record_id in existing})
+        for column in self.external:
+            self._match(column, texts, found)
+        self._match_ids(texts, found)
+        if self.display is not None:
+            self._match(self.display, texts, found)
         for text in texts:
             found.setdefault(text, f"There is no {self.target.label} {text!r}.")
         return found
+
+    def _match(
+        self, column: sa.Column[Any], texts: set[str], found: dict[str, int | str]
+    ) -> None:
+        pending = [text for text in texts if text not in found]
+        if not pending:
+            return
+        table = self.target.table
+        rows = self.connection.execute(
+            sa.select(sa.cast(column, sa.Text), table.c.id).where(
+                sa.cast(column, sa.Text).in_(pending)
+            )
+        ).all()
+        ids: dict[str, list[int]] = {}
+        for text, record_id in rows:
+            ids.setdefault(text, []).append(int(record_id))
+        for text, matches in ids.items():
+            found[text] = (
+                matches[0]
+                if len(matches) == 1
+                else f"{len(matches)} {self.target.label} records are named "
+                f"{text!r}; use an external id."
+            )
+
+    def _match_ids(self, texts: set[str], found: dict[str, int | str]) -> None:
+        numeric = [
+            int(text)
+            for text in texts
+            if text not in found and _DIGITS.match(text) and int(text) <= INTEGER_LIMIT
+        ]
+        if not numeric:
+            return
+        table = self.target.table
+        existing = self.connection.execute(
+            sa.select(table.c.id).where(table.c.id.in_(numeric))
+        ).scalars()
+        found.update({str(record_id): int(record_id) for record_id in existing})
 
 
 class Importer:
@@ -202,6 +217,7 @@ class Importer:
         self.width = 0
         self.keys_seen: dict[Any, int] = {}
         self.cells: list[tuple[str, int, str, Any, bool]] | None = None
+        self.key: str | None = None
 
     def run(
         self,
@@ -216,6 +232,7 @@ class Importer:
         report = ImportReport(self.entity.name)
         if key is not None:
             self._check_key(key)
+        self.key = key
         try:
             reader = read_csv(stream)
         except CsvFormatError as error:
@@ -274,8 +291,8 @@ class Importer:
         failing: list[tuple[int, dict[str, Any], list[Problem]]] = []
         existing = self._existing_keys(key, parsed)
         for number, data, problems, deferred in parsed:
-            if key is not None and data.get(key) is not None and not problems:
-                problems += self._repeated_key(key, data[key], number)
+            if key is not None and not problems:
+                problems += self._repeated_key(key, data.get(key), number)
             if problems:
                 failing.append((number, data, problems))
             elif key is not None and data.get(key) in existing:
@@ -298,7 +315,10 @@ class Importer:
                 self.deferred.append((number, record_id, deferred, True))
 
     def _repeated_key(self, key: str, value: Any, number: int) -> list[Problem]:
-        """With ``--key`` a file names each record once; a repeat is an error."""
+        """With ``--key`` each row names its record once, and only once."""
+        if value is None:
+            message = f"The row has no {key}, which --key needs to find its record."
+            return [Problem(key, "missing_key", message)]
         first = self.keys_seen.setdefault(value, number)
         if first == number:
             return []
@@ -324,7 +344,8 @@ class Importer:
             number: found for (number, _, _), found in zip(readable, more, strict=True)
         }
         for number, _, problems in failing:
-            reported = {problem.field for problem in problems}
+            # The key field is allowed to match a stored record: that is an upsert.
+            reported = {problem.field for problem in problems} | {self.key}
             found = [p for p in extra.get(number, []) if p.field not in reported]
             self._fail(report, number, problems + found)
 
@@ -537,6 +558,7 @@ def import_csv(
     with platform.engine.connect() as connection:
         transaction = connection.begin()
         try:
+            hold_metadata(connection)
             catalog = platform.catalogs.get(connection)
             if entity_name not in catalog.entities:
                 raise NotFound(f"There is no entity named {entity_name!r}.")

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ..errors import Conflict, InvalidMetadata, NotFound, Problem, TailorError
+from ..errors import (
+    Conflict,
+    InvalidMetadata,
+    NotFound,
+    PreconditionFailed,
+    Problem,
+    TailorError,
+)
 from ..metadata import (
     Catalog,
     Plan,
@@ -70,7 +78,9 @@ def _stored_entities(connection: sa.Connection) -> dict[str, StoredEntity]:
         sa.select(meta_documents).where(meta_documents.c.kind == ENTITY)
     )
     return {
-        row.name: StoredEntity(row.body, list(row.hidden_fields), bool(row.removed))
+        row.name: StoredEntity(
+            row.body, list(row.hidden_fields), bool(row.removed), int(row.revision)
+        )
         for row in rows
     }
 
@@ -120,6 +130,7 @@ class MetadataStore:
         *,
         actor: str,
         dry_run: bool = False,
+        expected: Mapping[str, int] | None = None,
     ) -> ChangeResult:
         """Create or change entities from ``(source, document)`` pairs.
 
@@ -129,10 +140,13 @@ class MetadataStore:
         :raises InvalidMetadata: a document fails its schema or a semantic check.
         :raises UnsupportedChange: a change needs a conversion not supported yet.
         :raises Conflict: existing data would break a new constraint.
+        :raises PreconditionFailed: a document changed since the revision given for
+            it in ``expected`` (name -> the document's revision, its ETag).
         """
         with self.engine.begin() as connection:
             self._lock(connection)
             stored = _stored_entities(connection)
+            _check_expected(stored, expected or {})
             current = build_catalog(current_revision(connection), stored.values())
             _check_documents(documents, current)
             plan = Plan()
@@ -189,7 +203,7 @@ class MetadataStore:
 
     def purge(self, name: str, field: str | None, *, actor: str) -> ChangeResult:
         """Drop a removed field's column, or a removed entity's table, for good."""
-        with self.engine.begin() as connection:
+        with _table_rebuilds(self.engine) as connection:
             self._lock(connection)
             stored = _stored_entities(connection)
             current = build_catalog(current_revision(connection), stored.values())
@@ -304,6 +318,65 @@ class MetadataStore:
             )
 
 
+def _check_expected(
+    stored: Mapping[str, StoredEntity], expected: Mapping[str, int]
+) -> None:
+    for name, revision in expected.items():
+        current = stored[name].revision if name in stored else 0
+        if current != revision:
+            raise PreconditionFailed(
+                f"Entity {name!r} was changed at revision {current} since you read "
+                f"it (revision {revision}); reload it and apply your change again."
+            )
+
+
+@contextmanager
+def _table_rebuilds(engine: Engine) -> Iterator[sa.Connection]:
+    """A transaction in which SQLite tables may be rebuilt.
+
+    SQLite drops a column that a foreign key names only by rebuilding its table,
+    and dropping the old table would trip the references of other tables to it.
+    SQLite's own procedure for this turns foreign keys off outside the transaction
+    and checks every reference before committing; this does the same. PostgreSQL
+    needs nothing of the kind.
+    """
+    with engine.connect() as connection:
+        if not is_sqlite(connection):
+            with connection.begin():
+                yield connection
+            return
+        raw = connection.connection.driver_connection
+        if raw is None:
+            raise RuntimeError("a checked-out connection has no driver connection")
+        raw.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with connection.begin():
+                yield connection
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    raise Conflict(
+                        f"The change would leave {len(broken)} broken references; "
+                        "nothing was changed."
+                    )
+        finally:
+            raw.execute("PRAGMA foreign_keys = ON")
+
+
+def hold_metadata(connection: sa.Connection) -> None:
+    """Keep metadata from changing until the caller's transaction ends.
+
+    Every transaction that reads the catalog takes this shared lock first, so a
+    schema change (which takes it exclusively) never lands between reading the
+    revision and using its tables. SQLite needs nothing: its writers already take
+    turns and its readers see one snapshot.
+    """
+    if not is_sqlite(connection):
+        connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock_shared(:key)"),
+            {"key": _METADATA_LOCK},
+        )
+
+
 def _history_body(entity: StoredEntity | None) -> dict[str, Any] | None:
     if entity is None:
         return None
@@ -392,5 +465,6 @@ __all__ = [
     "MetadataStore",
     "TailorError",
     "current_revision",
+    "hold_metadata",
     "load_catalog",
 ]

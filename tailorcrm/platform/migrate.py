@@ -117,7 +117,9 @@ def _create_table(
         if sqlite and spec["type"] == "lookup":
             column.append_foreign_key(sa.ForeignKey(f"{spec['target']}.id"))
         columns.append(column)
-    ops.create_table(op.entity, *columns)
+    # AUTOINCREMENT keeps SQLite from giving a deleted record's id to a new one, as
+    # PostgreSQL's identity columns never do.
+    ops.create_table(op.entity, *columns, sqlite_autoincrement=True)
     ops.create_index(index_name("ix", op.entity, "owner_id"), op.entity, ["owner_id"])
     ops.create_index(
         index_name("ix", op.entity, "updated_at"), op.entity, ["updated_at"]
@@ -176,10 +178,18 @@ def _drop_unique(
 
 def _rename_fields(ops: Operations, renames: list[Operation]) -> None:
     """Rename columns in two steps, so that names may be swapped or passed on."""
+    sqlite = is_sqlite(ops.get_bind())
     for number, op in enumerate(renames):
         old = str(op.detail["old"])
         for prefix in _index_prefixes(op):
             ops.drop_index(index_name(prefix, op.entity, old), table_name=op.entity)
+        if op.detail.get("lookup") and not sqlite:
+            _rename_constraint(
+                ops,
+                op.entity,
+                index_name("fk", op.entity, old),
+                f"tc_rename_fk_{number}",
+            )
         ops.execute(
             f'ALTER TABLE "{op.entity}" RENAME COLUMN "{old}" TO "tc_rename_{number}"'
         )
@@ -189,6 +199,13 @@ def _rename_fields(ops: Operations, renames: list[Operation]) -> None:
         ops.execute(
             f'ALTER TABLE "{op.entity}" RENAME COLUMN "tc_rename_{number}" TO "{new}"'
         )
+        if op.detail.get("lookup") and not sqlite:
+            _rename_constraint(
+                ops,
+                op.entity,
+                f"tc_rename_fk_{number}",
+                index_name("fk", op.entity, new),
+            )
         for prefix in _index_prefixes(op):
             ops.create_index(
                 index_name(prefix, op.entity, new),
@@ -197,6 +214,10 @@ def _rename_fields(ops: Operations, renames: list[Operation]) -> None:
                 unique=prefix == "uq",
             )
         _rename_sequence(ops, op.entity, f"tc_rename_{number}", new)
+
+
+def _rename_constraint(ops: Operations, table: str, old: str, new: str) -> None:
+    ops.execute(f'ALTER TABLE "{table}" RENAME CONSTRAINT "{old}" TO "{new}"')
 
 
 def _rename_sequence(ops: Operations, entity: str, old: str, new: str) -> None:
@@ -244,7 +265,8 @@ def purge_column(connection: sa.Connection, entity: EntityDef, field: str) -> No
         if field in index["column_names"] and index["name"]:
             ops.drop_index(index["name"], table_name=entity.name)
     if is_sqlite(connection) and spec["type"] == "lookup":
-        # SQLite cannot drop a column that a foreign key names: rebuild the table.
+        # SQLite cannot drop a column that a foreign key names: rebuild the table
+        # (the caller has turned foreign keys off for it, see metastore).
         with ops.batch_alter_table(entity.name, recreate="always") as batch:
             batch.drop_column(field)
         return

@@ -279,6 +279,9 @@ def _cursor_value(value: Any) -> str | None:
         return "true" if value else "false"
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        # Fixed-point: str() would give '0E-8', which the parser rightly refuses.
+        return format(value, "f")
     return str(value)
 
 

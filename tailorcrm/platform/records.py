@@ -252,7 +252,13 @@ class RecordService:
         # would fall back to one INSERT per row. A write transaction on SQLite holds
         # the database's write lock (see db.create_engine), so the next ids are
         # known: the ones SQLite itself would give.
-        last = self.connection.execute(sa.select(sa.func.max(table.c.id))).scalar()
+        last = self.connection.execute(
+            sa.text(
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = :t),"
+                ' 0), coalesce((SELECT max(id) FROM "' + table.name + '"), 0))'
+            ),
+            {"t": table.name},
+        ).scalar()
         first = int(last or 0) + 1
         for offset, row in enumerate(rows):
             row["id"] = first + offset
@@ -329,8 +335,13 @@ class RecordService:
         )
 
     def _release_references(self, entity: EntityDef, record_id: int) -> None:
+        """Apply each lookup's ``on_delete`` to the records that point here.
+
+        A removed field or entity keeps its data, so its references hold the record
+        back as a restricting lookup would: clearing them would lose data no one
+        can see.
+        """
         problems = []
-        now = utcnow()
         for other in self.catalog.entities.values():
             specs = [*other.fields.values(), *other.hidden_fields.values()]
             for spec in specs:
@@ -342,38 +353,39 @@ class RecordService:
                 if other.name == entity.name:
                     pointing = sa.and_(pointing, other.table.c.id != record_id)
                 visible = spec["name"] in other.fields and not other.removed
-                if visible and spec.get("on_delete", "restrict") == "restrict":
-                    count = self.connection.execute(
-                        sa.select(sa.func.count()).where(pointing)
-                    ).scalar()
-                    if count:
-                        message = (
-                            f"{count} {other.label} record(s) refer to it through "
-                            f"{spec['label']}."
-                        )
-                        problems.append(
-                            Problem(
-                                f"{other.name}.{spec['name']}", "referenced", message
-                            )
-                        )
+                if visible and spec.get("on_delete", "restrict") == "set_null":
+                    self._clear(other, spec["name"], pointing)
                     continue
-                self.connection.execute(
-                    other.table.update()
-                    .where(pointing)
-                    .values(
-                        {
-                            spec["name"]: None,
-                            "updated_at": now,
-                            "version": other.table.c.version + 1,
-                        }
+                count = self.connection.execute(
+                    sa.select(sa.func.count()).where(pointing)
+                ).scalar()
+                if count:
+                    where = spec["label"] if visible else f"the removed {spec['label']}"
+                    message = (
+                        f"{count} {other.label} record(s) refer to it through {where}."
                     )
-                )
+                    if not visible:
+                        message += " Restore or purge that field to go on."
+                    field = f"{other.name}.{spec['name']}"
+                    problems.append(Problem(field, "referenced", message))
         if problems:
             raise Conflict(
                 f"This {entity.label} cannot be deleted while other records refer to "
                 "it.",
                 problems=problems,
             )
+
+    def _clear(
+        self, entity: EntityDef, field: str, where: sa.ColumnElement[bool]
+    ) -> None:
+        table = entity.table
+        self.connection.execute(
+            table.update()
+            .where(where)
+            .values(
+                {field: None, "updated_at": utcnow(), "version": table.c.version + 1}
+            )
+        )
 
     # -- checks against stored data --------------------------------------------
 
