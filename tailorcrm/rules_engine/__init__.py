@@ -1,3 +1,42 @@
-"""Rules engine: JSON conditions and formulas (the rules issue fills this in)."""
+"""Rules engine: one JSON condition language, compiled once, evaluated per record.
+
+Conditions are JSON Logic (https://jsonlogic.com) with the CRM operations that
+OPERATIONS.md documents. :func:`compile_condition` turns a condition into a Python
+callable; :func:`evaluate` is the one-off form; :func:`check_condition` reports
+what is wrong with a condition before it is saved.
+"""
 
 from __future__ import annotations
+
+from types import MappingProxyType
+
+from ._checks import ConditionProblem, check_condition
+from ._compiler import (
+    MAX_DEPTH,
+    MAX_SIZE,
+    CompiledCondition,
+    compile_condition,
+    evaluate,
+)
+from ._errors import ConditionError, EvaluationError, RuleError
+from ._registry import OPERATORS as _OPERATORS
+from ._values import is_blank, truthy
+
+#: Every operator the language knows, by name (read-only).
+OPERATORS = MappingProxyType(_OPERATORS)
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_SIZE",
+    "OPERATORS",
+    "CompiledCondition",
+    "ConditionError",
+    "ConditionProblem",
+    "EvaluationError",
+    "RuleError",
+    "check_condition",
+    "compile_condition",
+    "evaluate",
+    "is_blank",
+    "truthy",
+]

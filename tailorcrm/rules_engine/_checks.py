@@ -1,0 +1,475 @@
+"""Static checks of a condition against the fields it will read.
+
+:func:`check_condition` runs when metadata is saved. It knows the entity's fields
+and, through its lookups, the related entities' fields, and reports every problem
+at once, each with the JSON path of the expression at fault (``and[1].>[0]``: the
+first operand of the ``>`` that is the second operand of the ``and``; empty for the
+whole condition). It never evaluates anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import _dates
+from ._compiler import MAX_DEPTH, MAX_SIZE, compile_condition, condition_size
+from ._errors import ConditionError
+from ._registry import LIST, OPERATORS, SINGLE, Operands, is_operation
+from ._values import looks_numeric
+
+#: How each field type of the platform behaves in a condition.
+FIELD_KINDS: dict[str, str] = {
+    **dict.fromkeys(("text", "textarea", "email", "phone", "url"), "text"),
+    **dict.fromkeys(("picklist", "autonumber"), "text"),
+    **dict.fromkeys(("integer", "decimal", "currency", "percent"), "number"),
+    "boolean": "boolean",
+    "date": "date",
+    "datetime": "datetime",
+    "multi_picklist": "list",
+    "lookup": "record",
+}
+
+#: What ``$user`` offers to conditions.
+USER_KINDS: dict[str, str] = {
+    "id": "number",
+    "name": "text",
+    "email": "text",
+    "roles": "list",
+}
+
+_TEXT = frozenset({"text"})
+_TEMPORAL = frozenset({"date", "datetime"})
+_NUMERIC = frozenset({"number", "boolean"})
+_TEXT_OR_LIST = frozenset({"text", "list"})
+
+# Operand index (or -1 for every operand) -> the kinds it accepts.
+_EXPECTED: dict[str, dict[int, frozenset[str]]] = {
+    "date_add": {0: _TEMPORAL, 1: frozenset({"number"})},
+    "date_diff": {0: _TEMPORAL, 1: _TEMPORAL},
+    "lower": {0: _TEXT},
+    "upper": {0: _TEXT},
+    "starts_with": {0: _TEXT},
+    "matches": {0: _TEXT},
+    "contains": {0: _TEXT_OR_LIST},
+    "length": {0: _TEXT_OR_LIST},
+    "round": {0: frozenset({"number"}), 1: frozenset({"number"})},
+    **dict.fromkeys(("+", "-", "*", "/", "%", "min", "max"), {-1: _NUMERIC}),
+}
+_ORDERINGS = frozenset({"<", "<=", ">", ">="})
+_ITERATIONS = frozenset({"map", "filter", "reduce", "all", "some", "none"})
+_KIND_TEXT = {
+    "text": "text",
+    "number": "a number",
+    "boolean": "a boolean",
+    "date": "a date",
+    "datetime": "a datetime",
+    "list": "a list",
+    "record": "a related record",
+    "object": "an object",
+}
+
+
+@dataclass(frozen=True)
+class ConditionProblem:
+    """One problem in a condition: where (``path``), what (``code``) and why."""
+
+    path: str
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "code": self.code, "message": self.message}
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+def check_condition(
+    condition: Any,
+    *,
+    fields: Mapping[str, str],
+    relations: Mapping[str, Mapping[str, str]] | None = None,
+    allow_prior: bool = False,
+) -> list[ConditionProblem]:
+    """Every problem :func:`compile_condition` or the fields would find, in order.
+
+    :param fields: the entity's field names and their types (``"amount":
+        "currency"``).
+    :param relations: for each lookup field, the related entity's field names and
+        types, so that ``account.industry`` can be checked.
+    :param allow_prior: whether the rule runs on updates, where ``changed``,
+        ``prior`` and ``$prior`` have a previous value to read.
+    :returns: problems with codes ``unknown_operator``, ``invalid_arguments``,
+        ``invalid_unit``, ``invalid_pattern``, ``unknown_field``,
+        ``unknown_relation``, ``wrong_type``, ``prior_not_available``,
+        ``too_deep`` and ``too_large``; empty when the condition is fine.
+    """
+    checker = _Checker(fields, relations or {}, allow_prior)
+    size = condition_size(condition)
+    if size > MAX_SIZE:
+        checker.report(
+            "", "too_large", f"The condition is {size} bytes; at most {MAX_SIZE}."
+        )
+    checker.visit(condition, "", 0, in_item=False)
+
+    if not checker.problems:
+        # The walk mirrors the compiler; compiling as well guarantees that a
+        # condition reported as fine also compiles.
+        try:
+            compile_condition(condition)
+        except ConditionError as error:
+            checker.report(error.path, error.code, error.message)
+    return checker.problems
+
+
+class _Checker:
+    def __init__(
+        self,
+        fields: Mapping[str, str],
+        relations: Mapping[str, Mapping[str, str]],
+        allow_prior: bool,
+    ) -> None:
+        self.fields = fields
+        self.relations = relations
+        self.allow_prior = allow_prior
+        self.problems: list[ConditionProblem] = []
+        self.too_deep = False
+
+    def report(self, path: str, code: str, message: str) -> None:
+        problem = ConditionProblem(path, code, message)
+        if problem not in self.problems:
+            self.problems.append(problem)
+
+    # -- the walk ----------------------------------------------------------------
+
+    def visit(self, node: Any, path: str, depth: int, *, in_item: bool) -> str:
+        """Check ``node`` and return the kind of value it gives."""
+        if not isinstance(node, (dict, list)):
+            return _literal_kind(node)
+
+        depth += 1
+        if depth > MAX_DEPTH:
+            if not self.too_deep:
+                self.too_deep = True
+                self.report(
+                    path, "too_deep", f"Conditions nest at most {MAX_DEPTH} deep."
+                )
+            return "any"
+
+        if isinstance(node, list):
+            for index, item in enumerate(node):
+                self.visit(item, f"{path}[{index}]", depth, in_item=in_item)
+            return "list"
+        if len(node) != 1:
+            return "object"
+
+        ((name, operand),) = node.items()
+        return self.operation(name, operand, path, depth, in_item=in_item)
+
+    def operation(
+        self, name: str, operand: Any, path: str, depth: int, *, in_item: bool
+    ) -> str:
+        operator = OPERATORS.get(name)
+        if operator is None:
+            self.report(path, "unknown_operator", f"There is no operator {name!r}.")
+            return "any"
+
+        prefix = f"{path}.{name}" if path else name
+        if name == "preserve":
+            return _literal_kind(operand) if not isinstance(operand, list) else "list"
+
+        if isinstance(operand, list):
+            raw: list[Any] | None = operand
+            paths = [f"{prefix}[{index}]" for index in range(len(operand))]
+        elif operator.form == LIST:
+            self.report(path, "invalid_arguments", f"{name} needs a list of operands.")
+            return "any"
+        elif operator.form != SINGLE and is_operation(operand):
+            self.visit(operand, prefix, depth, in_item=in_item)
+            raw, paths = None, []
+        else:
+            raw, paths = [operand], [prefix]
+
+        if raw is not None and not self.count_fits(name, len(raw), path):
+            return "any"
+
+        kinds = [
+            self.visit(
+                item,
+                paths[index],
+                depth,
+                in_item=in_item or _reads_other_data(name, index),
+            )
+            for index, item in enumerate(raw or ())
+        ]
+
+        self.shape(name, raw, path)
+        if raw is None:
+            return operator.result
+        self.operand_types(name, raw, kinds, paths, path)
+        return (
+            self.fields_used(name, raw, kinds, paths, path, in_item=in_item)
+            or operator.result
+        )
+
+    def count_fits(self, name: str, count: int, path: str) -> bool:
+        operator = OPERATORS[name]
+        low, high = operator.min_args, operator.max_args
+        if count >= low and (high is None or count <= high):
+            return True
+        expected = (
+            f"{low}" if low == high else f"{low} to {high}" if high else f"{low}+"
+        )
+        self.report(
+            path,
+            "invalid_arguments",
+            f"{name} takes {expected} operands, not {count}.",
+        )
+        return False
+
+    def shape(self, name: str, raw: Sequence[Any] | None, path: str) -> None:
+        """The operator's own checks of its literal operands (units, patterns…)."""
+        count = len(raw) if raw is not None else 0
+        fns = tuple(_placeholder for _ in range(count))
+        dynamic = _placeholder if raw is None else None
+        try:
+            OPERATORS[name].build(Operands(name, raw, fns, dynamic, path))
+        except ConditionError as error:
+            self.report(error.path, error.code, error.message)
+
+    # -- types -------------------------------------------------------------------
+
+    def operand_types(
+        self, name: str, raw: list[Any], kinds: list[str], paths: list[str], path: str
+    ) -> None:
+        expected = _EXPECTED.get(name, {})
+        for index, kind in enumerate(kinds):
+            allowed = expected.get(index, expected.get(-1))
+            if allowed is None or _fits(raw[index], kind, allowed):
+                continue
+            self.report(
+                paths[index],
+                "wrong_type",
+                f"{name} needs {_describe(allowed)} here, but {_subject(raw[index])} "
+                f"is {_KIND_TEXT.get(kind, kind)}.",
+            )
+
+        if name in _ORDERINGS:
+            temporal = [k for k in kinds if k in _TEMPORAL]
+            numeric = [k for k in kinds if k in _NUMERIC]
+            if temporal and numeric:
+                self.report(
+                    path, "wrong_type", f"{name} compares a date with a number."
+                )
+
+    # -- fields ------------------------------------------------------------------
+
+    def fields_used(
+        self,
+        name: str,
+        raw: list[Any],
+        kinds: list[str],
+        paths: list[str],
+        path: str,
+        *,
+        in_item: bool,
+    ) -> str | None:
+        """Check the field names an operation reads; return the kind it gives."""
+        literal = raw[0] if raw and not is_operation(raw[0]) else None
+        if name == "var":
+            if not raw:
+                return "record"
+            if isinstance(literal, (str, int)):
+                return self.path_kind(str(literal).split("."), path, in_item=in_item)
+            return None
+        if (
+            name == "val"
+            and raw
+            and not any(isinstance(key, (dict, list)) for key in raw)
+        ):
+            keys = [str(key) for key in raw]
+            return self.path_kind(keys, path, in_item=in_item)
+        if name in ("missing", "missing_some") and not in_item:
+            for key, key_path in _missing_keys(name, raw, paths):
+                self.path_kind(key.split("."), key_path, in_item=False)
+            return None
+        if name in ("changed", "prior"):
+            return self.prior_kind(name, literal, path)
+        if name == "date_add" and kinds and kinds[0] in _TEMPORAL:
+            return kinds[0]
+        if name in ("if", "?:") and len(kinds) > 1:
+            branches = {kinds[i] for i in range(1, len(kinds), 2)}
+            if len(kinds) % 2:
+                branches.add(kinds[-1])
+            return branches.pop() if len(branches) == 1 else "any"
+        if name == "log" and kinds:
+            return kinds[0]
+        return None
+
+    def prior_kind(self, name: str, field: Any, path: str) -> str:
+        if not self.allow_prior:
+            self.report(
+                path,
+                "prior_not_available",
+                f"{name} reads the value before the change, which only updates have.",
+            )
+            return "any"
+        if not isinstance(field, str):
+            return "any"
+        if field not in self.fields:
+            self.report(path, "unknown_field", f"There is no field {field!r}.")
+            return "any"
+        return FIELD_KINDS.get(self.fields[field], "any")
+
+    def path_kind(self, keys: list[str], path: str, *, in_item: bool) -> str:
+        if not keys or keys == [""]:
+            return "record"
+        head = keys[0]
+        if head.startswith("$"):
+            return self.special_kind(keys, path)
+        if in_item:
+            # Inside map, filter and the like, var reads the current item.
+            return "any"
+        return self.field_kind(keys, path, self.fields, self.relations)
+
+    def special_kind(self, keys: list[str], path: str) -> str:
+        head, rest = keys[0], keys[1:]
+        if head == "$now" and not rest:
+            return "datetime"
+        if head == "$user":
+            if not rest:
+                return "object"
+            if rest[0] in USER_KINDS and len(rest) == 1:
+                return USER_KINDS[rest[0]]
+            self.report(
+                path,
+                "unknown_field",
+                f"$user has {', '.join(sorted(USER_KINDS))}, not {'.'.join(rest)!r}.",
+            )
+            return "any"
+        if head == "$prior":
+            if not self.allow_prior:
+                self.report(
+                    path, "prior_not_available", "$prior only exists on updates."
+                )
+                return "any"
+            if not rest:
+                return "object"
+            return self.field_kind(rest, path, self.fields, {})
+        self.report(path, "unknown_field", f"There is no value named {head!r}.")
+        return "any"
+
+    def field_kind(
+        self,
+        keys: list[str],
+        path: str,
+        fields: Mapping[str, str],
+        relations: Mapping[str, Mapping[str, str]],
+    ) -> str:
+        head = keys[0]
+        if head not in fields:
+            self.report(path, "unknown_field", f"There is no field {head!r}.")
+            return "any"
+        if len(keys) == 1:
+            return FIELD_KINDS.get(fields[head], "any")
+
+        dotted = ".".join(keys)
+        if fields[head] != "lookup" or head not in relations:
+            self.report(
+                path,
+                "unknown_relation",
+                f"{dotted!r} reads through {head!r}, which is not a lookup field.",
+            )
+            return "any"
+        related = relations[head]
+        if len(keys) > 2:
+            self.report(
+                path,
+                "unknown_relation",
+                f"{dotted!r} goes through two relations; conditions reach one.",
+            )
+            return "any"
+        if keys[1] not in related:
+            self.report(
+                path,
+                "unknown_field",
+                f"The record that {head!r} points to has no field {keys[1]!r}.",
+            )
+            return "any"
+        return FIELD_KINDS.get(related[keys[1]], "any")
+
+
+def _missing_keys(name: str, raw: list[Any], paths: list[str]) -> list[tuple[str, str]]:
+    """The literal field names of ``missing`` or ``missing_some``, with their paths."""
+    if name == "missing_some":
+        keys = raw[1] if isinstance(raw[1], list) else []
+        key_paths = [f"{paths[1]}[{index}]" for index in range(len(keys))]
+    elif isinstance(raw[0], list):
+        keys = raw[0]
+        key_paths = [f"{paths[0]}[{index}]" for index in range(len(keys))]
+    else:
+        keys, key_paths = raw, paths
+    return [
+        (key, key_path)
+        for key, key_path in zip(keys, key_paths, strict=True)
+        if isinstance(key, str)
+    ]
+
+
+def _reads_other_data(name: str, index: int) -> bool:
+    """Whether operand ``index`` runs on other data than the record.
+
+    The expression of ``map``, ``filter``, ``reduce``, ``all``, ``some`` and
+    ``none`` runs on each item, and the fallbacks of ``try`` on the error.
+    """
+    if name == "try":
+        return index > 0
+    return name in _ITERATIONS and index == 1
+
+
+def _placeholder(data: Any, scope: Any) -> Any:
+    return None
+
+
+def _literal_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "list"
+    return "object"
+
+
+def _fits(raw: Any, kind: str, allowed: frozenset[str]) -> bool:
+    if kind in ("any", "null") or kind in allowed:
+        return True
+    if isinstance(raw, str):
+        # Text written into the condition may be a date or a number in disguise.
+        parsed = _dates.parse(raw)
+        if parsed is not None and allowed & _TEMPORAL:
+            return True
+        return bool(allowed & {"number"}) and looks_numeric(raw)
+    return False
+
+
+def _describe(allowed: frozenset[str]) -> str:
+    if allowed == _TEMPORAL:
+        return "a date or datetime"
+    if allowed == _NUMERIC:
+        return "a number"
+    return " or ".join(_KIND_TEXT[kind] for kind in sorted(allowed))
+
+
+def _subject(raw: Any) -> str:
+    if is_operation(raw) and "var" in raw and isinstance(raw["var"], str):
+        return f"field {raw['var']!r}"
+    if isinstance(raw, (dict, list)):
+        return "this operand"
+    return f"{raw!r}"

@@ -1,0 +1,652 @@
+"""The JSON Logic operators: the classic set and the community's additions.
+
+Semantics follow json-logic-js where the official suite pins them, and the JSON
+Logic community specification (https://github.com/json-logic) where it goes
+further: chained comparisons, ``val`` with scopes, ``??``, ``exists``, ``try`` and
+``throw``, and failures instead of ``NaN``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from ._access import has_key, scope_at, step, var_keys, walk
+from ._errors import EvaluationError, invalid_arguments, nan
+from ._registry import (
+    LIST,
+    SINGLE,
+    Fn,
+    Operands,
+    child_scope,
+    is_operation,
+    register,
+    register_eager,
+    root_of,
+)
+from ._values import (
+    Number,
+    check_finite,
+    greater,
+    greater_equal,
+    is_blank,
+    less,
+    less_equal,
+    loose_equal,
+    same_scale,
+    strict_equal,
+    to_number,
+    to_text,
+    truthy,
+)
+
+# -- data access -------------------------------------------------------------------
+
+
+@register("var", form=SINGLE, max_args=2)
+def _build_var(operands: Operands) -> Fn:
+    is_literal, path = operands.literal(0)
+    if operands.raw is not None and (is_literal or not operands.raw):
+        default = operands.fns[1] if len(operands.fns) > 1 else None
+        return _var_reader(var_keys(path), default)
+
+    fns = operands.fns
+
+    def computed(data: Any, scope: Any) -> Any:
+        path = fns[0](data, scope) if fns else None
+        value = _read_var(data, scope, var_keys(path))
+        if value is None and len(fns) > 1:
+            return fns[1](data, scope)
+        return value
+
+    return computed
+
+
+def _read_var(data: Any, scope: Any, keys: list[str]) -> Any:
+    # Names that start with "$" ($user, $prior, $now) belong to the record being
+    # saved, so they read from the top even inside map, filter and the like.
+    if keys and keys[0].startswith("$") and scope is not None:
+        data = root_of(data, scope)
+    return walk(data, keys)
+
+
+def _var_reader(keys: list[str], default: Fn | None) -> Fn:
+    if not keys:
+        return lambda data, scope: data
+    if len(keys) == 1 and not keys[0].startswith("$"):
+        (key,) = keys
+
+        def read_key(data: Any, scope: Any) -> Any:
+            value = data.get(key) if type(data) is dict else step(data, key)
+            if value is None and default is not None:
+                return default(data, scope)
+            return value
+
+        return read_key
+
+    def read_path(data: Any, scope: Any) -> Any:
+        value = _read_var(data, scope, keys)
+        if value is None and default is not None:
+            return default(data, scope)
+        return value
+
+    return read_path
+
+
+def _val_keys(path: Any) -> list[Any]:
+    if path is None:
+        return []
+    if isinstance(path, (list, tuple)):
+        return list(path)
+    return [path]
+
+
+def _read_val(data: Any, scope: Any, keys: list[Any]) -> Any:
+    if keys and isinstance(keys[0], list):
+        levels = keys[0][0] if keys[0] else 0
+        if isinstance(levels, bool) or not isinstance(levels, (int, float)):
+            raise invalid_arguments("A val scope must be a number of levels.")
+        data = scope_at(data, scope, abs(int(levels)))
+        keys = keys[1:]
+    return walk(data, keys)
+
+
+@register("val", form=SINGLE)
+def _build_val(operands: Operands) -> Fn:
+    raw = operands.raw
+    if raw is not None and not any(is_operation(item) for item in raw):
+        keys = list(raw)
+        if len(keys) == 1 and not isinstance(keys[0], list):
+            keys = _val_keys(keys[0])
+        if keys and isinstance(keys[0], list):
+            return lambda data, scope: _read_val(data, scope, keys)
+        return lambda data, scope: walk(data, keys)
+
+    fns = operands.fns
+
+    def computed(data: Any, scope: Any) -> Any:
+        values = [fn(data, scope) for fn in fns]
+        keys = _val_keys(values[0]) if len(values) == 1 else values
+        return _read_val(data, scope, keys)
+
+    return computed
+
+
+@register("exists", form=SINGLE, result="boolean")
+def _build_exists(operands: Operands) -> Fn:
+    fns = operands.fns
+
+    def exists(data: Any, scope: Any) -> bool:
+        values = [fn(data, scope) for fn in fns]
+        keys = _val_keys(values[0]) if len(values) == 1 else values
+        for key in keys:
+            if not has_key(data, key):
+                return False
+            data = step(data, key)
+        return True
+
+    return exists
+
+
+def _missing_keys(data: Any, keys: list[Any]) -> list[Any]:
+    return [key for key in keys if is_blank(walk(data, var_keys(key)))]
+
+
+@register("missing", result="list")
+def _build_missing(operands: Operands) -> Fn:
+    fns, dynamic = operands.fns, operands.dynamic
+
+    def missing(data: Any, scope: Any) -> list[Any]:
+        if dynamic is not None:
+            values = dynamic(data, scope)
+        else:
+            values = [fn(data, scope) for fn in fns]
+        if isinstance(values, list) and values and isinstance(values[0], list):
+            values = values[0]
+        elif not isinstance(values, list):
+            values = [values]
+        return _missing_keys(data, values)
+
+    return missing
+
+
+@register("missing_some", min_args=2, max_args=2, result="list")
+def _build_missing_some(operands: Operands) -> Fn:
+    fns = operands.fns
+
+    def missing_some(data: Any, scope: Any) -> list[Any]:
+        if operands.dynamic is not None:
+            values = operands.dynamic(data, scope)
+            if not isinstance(values, list) or len(values) != 2:
+                raise invalid_arguments("missing_some needs [count, keys].")
+        else:
+            values = [fn(data, scope) for fn in fns]
+        need, keys = to_number(values[0]), values[1]
+        keys = keys if isinstance(keys, list) else [keys]
+        absent = _missing_keys(data, keys)
+        return [] if len(keys) - len(absent) >= need else absent
+
+    return missing_some
+
+
+# -- logic ---------------------------------------------------------------------------
+
+
+def _build_if(operands: Operands) -> Fn:
+    fns = operands.fns
+    if not fns:
+        return lambda data, scope: None
+    if len(fns) == 1:
+        return fns[0]
+    if len(fns) == 3:
+        condition, then, otherwise = fns
+        return lambda data, scope: (
+            then(data, scope)
+            if truthy(condition(data, scope))
+            else otherwise(data, scope)
+        )
+
+    pairs = [(fns[index], fns[index + 1]) for index in range(0, len(fns) - 1, 2)]
+    otherwise_fn = fns[-1] if len(fns) % 2 else None
+
+    def chain(data: Any, scope: Any) -> Any:
+        for condition, then in pairs:
+            if truthy(condition(data, scope)):
+                return then(data, scope)
+        return otherwise_fn(data, scope) if otherwise_fn is not None else None
+
+    return chain
+
+
+register("if", form=LIST)(_build_if)
+register("?:", form=LIST)(_build_if)
+
+
+@register("and", form=LIST)
+def _build_and(operands: Operands) -> Fn:
+    fns = operands.fns
+    if not fns:
+        # An empty group matches nothing, so a filter built without conditions never
+        # selects every record by accident.
+        return lambda data, scope: False
+
+    def all_of(data: Any, scope: Any) -> Any:
+        value = None
+        for fn in fns:
+            value = fn(data, scope)
+            if not truthy(value):
+                return value
+        return value
+
+    return all_of
+
+
+@register("or", form=LIST)
+def _build_or(operands: Operands) -> Fn:
+    fns = operands.fns
+    if not fns:
+        return lambda data, scope: False
+
+    def any_of(data: Any, scope: Any) -> Any:
+        value = None
+        for fn in fns:
+            value = fn(data, scope)
+            if truthy(value):
+                return value
+        return value
+
+    return any_of
+
+
+@register("!", form=SINGLE, result="boolean")
+def _build_not(operands: Operands) -> Fn:
+    if not operands.fns:
+        return lambda data, scope: True
+    first = operands.fns[0]
+    return lambda data, scope: not truthy(first(data, scope))
+
+
+@register("!!", form=SINGLE, result="boolean")
+def _build_truthy(operands: Operands) -> Fn:
+    if not operands.fns:
+        return lambda data, scope: False
+    first = operands.fns[0]
+    return lambda data, scope: truthy(first(data, scope))
+
+
+@register("??", form=LIST)
+def _build_first_present(operands: Operands) -> Fn:
+    fns = operands.fns
+
+    def first_present(data: Any, scope: Any) -> Any:
+        for fn in fns:
+            value = fn(data, scope)
+            if value is not None:
+                return value
+        return None
+
+    return first_present
+
+
+@register("throw", form=SINGLE, min_args=1, max_args=1)
+def _build_throw(operands: Operands) -> Fn:
+    (error_fn,) = operands.fns
+
+    def throw(data: Any, scope: Any) -> Any:
+        error = error_fn(data, scope)
+        if isinstance(error, Mapping) and "type" in error:
+            raise EvaluationError(to_text(error["type"]), value=dict(error))
+        raise EvaluationError(to_text(error))
+
+    return throw
+
+
+@register("try", form=SINGLE)
+def _build_try(operands: Operands) -> Fn:
+    fns = operands.fns
+
+    def attempt(data: Any, scope: Any) -> Any:
+        error: EvaluationError | None = None
+        for fn in fns:
+            try:
+                if error is None:
+                    return fn(data, scope)
+                # A fallback sees the error as its data, and the outer data two
+                # levels up, as inside map.
+                return fn(error.value, child_scope({}, data, scope))
+            except EvaluationError as caught:
+                error = caught
+        if error is not None:
+            raise error
+        return None
+
+    return attempt
+
+
+@register("preserve", form=SINGLE, max_args=1)
+def _build_preserve(operands: Operands) -> Fn:
+    # The compiler hands preserve its operand as written, without compiling it.
+    return literal_copy(operands.raw[0] if operands.raw else None)
+
+
+# -- comparisons ---------------------------------------------------------------------
+
+
+def _register_comparison(name: str, test: Callable[[Any, Any], bool]) -> None:
+    def build(operands: Operands) -> Fn:
+        fns = operands.fns
+        if len(fns) == 2:
+            left, right = fns
+            return lambda data, scope: test(left(data, scope), right(data, scope))
+
+        def chained(data: Any, scope: Any) -> bool:
+            previous = fns[0](data, scope)
+            for fn in fns[1:]:
+                current = fn(data, scope)
+                if not test(previous, current):
+                    return False
+                previous = current
+            return True
+
+        return chained
+
+    register(name, form=LIST, min_args=2, result="boolean")(build)
+
+
+_register_comparison("==", loose_equal)
+_register_comparison("!=", lambda left, right: not loose_equal(left, right))
+_register_comparison("===", strict_equal)
+_register_comparison("!==", lambda left, right: not strict_equal(left, right))
+_register_comparison("<", less)
+_register_comparison("<=", less_equal)
+_register_comparison(">", greater)
+_register_comparison(">=", greater_equal)
+
+
+# -- arithmetic ----------------------------------------------------------------------
+
+
+def _plus(values: list[Any]) -> Number:
+    total: Number = 0
+    for value in values:
+        left, right = same_scale(total, to_number(value))
+        total = left + right  # type: ignore[operator]
+    return check_finite(total)
+
+
+def _times(values: list[Any]) -> Number:
+    product: Number = 1
+    for value in values:
+        left, right = same_scale(product, to_number(value))
+        product = left * right  # type: ignore[operator]
+    return check_finite(product)
+
+
+def _minus(values: list[Any]) -> Number:
+    if len(values) == 1:
+        return -to_number(values[0])
+    result = to_number(values[0])
+    for value in values[1:]:
+        left, right = same_scale(result, to_number(value))
+        result = left - right  # type: ignore[operator]
+    return check_finite(result)
+
+
+def _divide_pair(dividend: Number, divisor: Number) -> Number:
+    dividend, divisor = same_scale(dividend, divisor)
+    if divisor == 0:
+        raise nan("Division by zero.")
+    try:
+        return check_finite(dividend / divisor)  # type: ignore[operator]
+    except ArithmeticError:
+        raise nan("The quotient is out of range.") from None
+
+
+def _divide(values: list[Any]) -> Number:
+    if len(values) == 1:
+        return _divide_pair(1, to_number(values[0]))
+    result = to_number(values[0])
+    for value in values[1:]:
+        result = _divide_pair(result, to_number(value))
+    return result
+
+
+def _remainder_pair(dividend: Number, divisor: Number) -> Number:
+    # JavaScript's remainder takes the sign of the dividend; Python's % takes the
+    # divisor's, so -1 % 2 would be 1 instead of -1.
+    dividend, divisor = same_scale(dividend, divisor)
+    if divisor == 0:
+        raise nan("Remainder of a division by zero.")
+    if isinstance(dividend, Decimal) or isinstance(divisor, Decimal):
+        try:
+            return Decimal(dividend) % Decimal(divisor)
+        except ArithmeticError:
+            raise nan("The remainder is out of range.") from None
+    if isinstance(dividend, int) and isinstance(divisor, int):
+        remainder = abs(dividend) % abs(divisor)
+        return -remainder if dividend < 0 else remainder
+    return math.fmod(dividend, divisor)
+
+
+def _modulo(values: list[Any]) -> Number:
+    result = to_number(values[0])
+    for value in values[1:]:
+        result = _remainder_pair(result, to_number(value))
+    return result
+
+
+def _extreme(pick_greater: bool) -> Callable[[list[Any]], Number | None]:
+    def extreme(values: list[Any]) -> Number | None:
+        best: Number | None = None
+        for value in values:
+            number = to_number(value)
+            if best is None:
+                best = number
+                continue
+            left, right = same_scale(number, best)
+            if (left > right) if pick_greater else (left < right):  # type: ignore[operator]
+                best = number
+        return best
+
+    return extreme
+
+
+register_eager("+", _plus, result="number")
+register_eager("*", _times, result="number")
+register_eager("-", _minus, min_args=1, result="number")
+register_eager("/", _divide, min_args=1, result="number")
+register_eager("%", _modulo, min_args=2, result="number")
+register_eager("max", _extreme(True), result="number")
+register_eager("min", _extreme(False), result="number")
+
+
+# -- text and lists ------------------------------------------------------------------
+
+
+def membership(values: list[Any]) -> bool:
+    """``in``: text within text, or an item (by ``===``) within a list."""
+    if len(values) < 2 or values[0] is None:
+        return False
+    needle, haystack = values[0], values[1]
+    if isinstance(haystack, str):
+        return to_text(needle) in haystack
+    if isinstance(haystack, (list, tuple)):
+        return any(strict_equal(needle, item) for item in haystack)
+    return False
+
+
+def _cat(values: list[Any]) -> str:
+    return "".join(to_text(value) for value in values)
+
+
+def _whole(value: Any) -> int:
+    # JavaScript truncates toward zero, as int() does.
+    return int(to_number(value))
+
+
+def _substr(values: list[Any]) -> str:
+    text = to_text(values[0]) if values else ""
+    start = _whole(values[1]) if len(values) > 1 else 0
+    if start < 0:
+        start = max(len(text) + start, 0)
+    rest = text[start:]
+    if len(values) < 3 or values[2] is None:
+        return rest
+    length = _whole(values[2])
+    if length < 0:
+        return rest[: max(len(rest) + length, 0)]
+    return rest[:length]
+
+
+def _merge(values: list[Any]) -> list[Any]:
+    merged: list[Any] = []
+    for value in values:
+        if isinstance(value, (list, tuple)):
+            merged.extend(value)
+        else:
+            merged.append(value)
+    return merged
+
+
+register_eager("in", membership, result="boolean")
+register_eager("cat", _cat, result="text")
+register_eager("substr", _substr, result="text")
+register_eager("merge", _merge, result="list")
+
+
+@register("log", form=SINGLE, max_args=1)
+def _build_log(operands: Operands) -> Fn:
+    # Rule values can hold personal data, which never goes to the server's log
+    # (STYLE.md), so log only hands its operand through.
+    if not operands.fns:
+        return lambda data, scope: None
+    return operands.fns[0]
+
+
+# -- iteration -----------------------------------------------------------------------
+
+
+def _iteration(
+    name: str, *, min_args: int = 2, max_args: int = 2, null_expression: bool = False
+) -> Callable[[Callable[[Operands], Fn]], Callable[[Operands], Fn]]:
+    """Register an operator over a list, with the shape checks they share."""
+
+    def decorate(build: Callable[[Operands], Fn]) -> Callable[[Operands], Fn]:
+        def checked(operands: Operands) -> Fn:
+            raw = operands.raw or []
+            if raw and raw[0] is None:
+                raise operands.fail(
+                    f"{name} needs a list to work on, not null.",
+                    index=0,
+                    code="invalid_arguments",
+                )
+            if not null_expression and len(raw) > 1 and raw[1] is None:
+                raise operands.fail(
+                    f"{name} needs an expression, not null.",
+                    index=1,
+                    code="invalid_arguments",
+                )
+            return build(operands)
+
+        result = {"map": "list", "filter": "list", "reduce": "any"}.get(name, "boolean")
+        register(name, form=LIST, min_args=min_args, max_args=max_args, result=result)(
+            checked
+        )
+        return build
+
+    return decorate
+
+
+def _items(value: Any) -> list[Any] | tuple[Any, ...]:
+    return value if isinstance(value, (list, tuple)) else ()
+
+
+def _items_or_fail(value: Any, name: str) -> list[Any] | tuple[Any, ...]:
+    if isinstance(value, (list, tuple)):
+        return value
+    raise invalid_arguments(f"{name} needs a list, not {to_text(value)[:40]!r}.")
+
+
+@_iteration("map")
+def _build_map(operands: Operands) -> Fn:
+    source, expression = operands.fns
+
+    def map_items(data: Any, scope: Any) -> list[Any]:
+        items = _items(source(data, scope))
+        return [
+            expression(item, ({"index": index}, data, scope))
+            for index, item in enumerate(items)
+        ]
+
+    return map_items
+
+
+@_iteration("filter")
+def _build_filter(operands: Operands) -> Fn:
+    source, predicate = operands.fns
+
+    def filter_items(data: Any, scope: Any) -> list[Any]:
+        items = _items(source(data, scope))
+        return [
+            item
+            for index, item in enumerate(items)
+            if truthy(predicate(item, ({"index": index}, data, scope)))
+        ]
+
+    return filter_items
+
+
+@_iteration("reduce", max_args=3)
+def _build_reduce(operands: Operands) -> Fn:
+    source, expression = operands.fns[0], operands.fns[1]
+    initial = operands.fns[2] if len(operands.fns) > 2 else None
+
+    def reduce_items(data: Any, scope: Any) -> Any:
+        accumulator = initial(data, scope) if initial is not None else None
+        for index, item in enumerate(_items(source(data, scope))):
+            context = {"current": item, "accumulator": accumulator}
+            accumulator = expression(context, ({"index": index}, data, scope))
+        return accumulator
+
+    return reduce_items
+
+
+def _register_quantifier(name: str, *, stop_on: bool, found: bool) -> None:
+    """Register ``all``, ``some`` or ``none``.
+
+    Each walks the items until one whose truthiness is ``stop_on`` and then answers
+    ``found``; otherwise (an empty list included, except for ``none``) the opposite.
+    """
+    empty = name == "none"
+
+    @_iteration(name, null_expression=True)
+    def build(operands: Operands) -> Fn:
+        source, predicate = operands.fns
+
+        def quantify(data: Any, scope: Any) -> bool:
+            items = _items_or_fail(source(data, scope), name)
+            if not items:
+                return empty
+            for index, item in enumerate(items):
+                if truthy(predicate(item, ({"index": index}, data, scope))) is stop_on:
+                    return found
+            return not found
+
+        return quantify
+
+
+# An empty list has no item that passes, so "all" is false for it, as in the
+# official suite.
+_register_quantifier("all", stop_on=False, found=False)
+_register_quantifier("some", stop_on=True, found=True)
+_register_quantifier("none", stop_on=True, found=False)
+
+
+def literal_copy(value: Any) -> Fn:
+    """A closure giving a fresh copy of a literal, so no caller can change the rule."""
+    if isinstance(value, (dict, list)):
+        return lambda data, scope: copy.deepcopy(value)
+    return lambda data, scope: value
