@@ -228,6 +228,10 @@ def _convert_decimal(spec: dict[str, Any], value: Any) -> Decimal:
             "out_of_range",
             f"Enter at most {precision - scale} digits before the point.",
         )
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= -scale:
+        # No more decimals than the scale: nothing to check further.
+        return number
     with localcontext() as context:
         context.prec = 2 * _MAX_DIGITS
         context.Emin = -(10**9)
