@@ -971,12 +971,19 @@ def test_with_a_key_every_row_needs_one(platform: Platform) -> None:
 
 
 @pytest.mark.usefixtures("crm")
-def test_a_lookup_cell_is_an_id_before_it_is_a_name(platform: Platform) -> None:
-    load(platform, "account", csv_text(["name"], ["Orbit Ltd"], ["1"]))
+def test_a_lookup_cell_naming_two_records_is_an_error(platform: Platform) -> None:
+    load(platform, "account", csv_text(["name"], ["Orbit Ltd"], ["1"], ["Vega"]))
 
-    load(platform, "opportunity", csv_text(["title", "account"], ["Deal", "1"]))
+    report = load(
+        platform,
+        "opportunity",
+        csv_text(["title", "account"], ["Deal", "1"], ["Other", "3"]),
+        skip_bad_rows=True,
+    )
 
-    assert stored(platform, "opportunity", "account") == [(1,)]
+    assert located(report.errors) == [(2, "account", "not_found")]
+    assert "ids 1, 2" in report.errors[0].message
+    assert stored(platform, "opportunity", "title", "account") == [("Other", 3)]
 
 
 @pytest.mark.usefixtures("crm")

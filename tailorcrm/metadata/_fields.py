@@ -185,7 +185,12 @@ def _convert_text(spec: dict[str, Any], value: Any) -> str | None:
     if kind == "phone" and not _PHONE.match(value):
         raise FieldValueError("invalid_phone", f"{value!r} is not a phone number.")
     if kind == "url":
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            raise FieldValueError(
+                "invalid_url", f"{value!r} is not an http or https address."
+            ) from None
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise FieldValueError(
                 "invalid_url", f"{value!r} is not an http or https address."
@@ -305,9 +310,12 @@ def _convert_choice(spec: dict[str, Any], value: Any) -> str:
     return value
 
 
-def _convert_choices(spec: dict[str, Any], value: Any) -> list[str]:
+def _convert_choices(spec: dict[str, Any], value: Any) -> list[str] | None:
     if not isinstance(value, list):
         raise FieldValueError("invalid_choice", "Enter a list of choices.")
+    if not value:
+        # An empty choice is blank, and blank is stored as null.
+        return None
     chosen = [_convert_choice(spec, item) for item in value]
     if len(set(chosen)) != len(chosen):
         raise FieldValueError("duplicate_choice", "Choose each value only once.")

@@ -157,9 +157,15 @@ def _plan_fields(
     known = {**hidden, **visible}
     by_name = {spec["name"]: spec for spec in known.values()}
     kept: dict[str, int] = {}
+    # A field sent with its id is that field, whatever its name; a field sent
+    # without one only takes over a name that no such field claims.
+    claimed = {spec["id"] for spec in specs if "id" in spec}
+    unclaimed = {
+        name: spec for name, spec in by_name.items() if spec["id"] not in claimed
+    }
     for index, spec in enumerate(specs):
         path = f"fields[{index}]"
-        previous = _match_field(spec, path, known, by_name, problems)
+        previous = _match_field(spec, path, known, unclaimed, problems)
         if previous is None:
             spec.setdefault("id", new_id("fld"))
             _plan_new_column(plan, entity, spec, new_table=False)

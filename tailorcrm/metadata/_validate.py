@@ -17,7 +17,9 @@ from jsonschema import Draft202012Validator
 
 from ..errors import Problem
 from ._fields import (
+    DEFAULT_MAX_LENGTH,
     OPTION_TYPES,
+    TEXT_TYPES,
     FieldValueError,
     convert,
 )
@@ -36,6 +38,9 @@ UNIQUE_TYPES = frozenset(
     {"text", "email", "phone", "url", "integer", "decimal", "currency", "date"}
 )
 EXTERNAL_ID_TYPES = frozenset({"text", "email", "integer"})
+# PostgreSQL's b-tree entries must stay under about 2,700 bytes; 500 characters of up
+# to four bytes each keep well within it.
+MAX_UNIQUE_LENGTH = 500
 
 
 @cache
@@ -78,7 +83,7 @@ def check_name(name: Any, path: str, *, what: str) -> list[Problem]:
             "(the API uses '__' to separate a field from a filter operator)."
         )
         return [Problem(path, "invalid_name", message)]
-    if name.startswith(SYSTEM_TABLE_PREFIX) or name.startswith("sqlite_"):
+    if name.startswith((SYSTEM_TABLE_PREFIX, "sqlite_", "pg_")):
         message = f"{what} names starting with {name.split('_')[0]}_ are reserved."
         return [Problem(path, "reserved_name", message)]
     if len(name) > MAX_NAME_LENGTH:
@@ -102,6 +107,11 @@ def check_entity_document(
         Problem(json_path(error.absolute_path), "schema", error.message)
         for error in sorted(_validator().iter_errors(document), key=str)
     ]
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, TypeError, ValueError):
+        message = "The document holds text that is not valid Unicode."
+        problems.append(Problem("$", "invalid_text", message))
     if not isinstance(document, dict):
         return problems
     name = document.get("name")
@@ -142,7 +152,7 @@ def check_entity_document(
 
 def _check_field(field: dict[str, Any], path: str, targets: set[Any]) -> list[Problem]:
     problems = check_name(field.get("name"), f"{path}.name", what="Field")
-    if field.get("name") in SYSTEM_COLUMNS:
+    if isinstance(field.get("name"), str) and field["name"] in SYSTEM_COLUMNS:
         message = f"Field name {field['name']!r} is a system column."
         problems.append(Problem(f"{path}.name", "reserved_name", message))
     kind = field.get("type")
@@ -155,6 +165,15 @@ def _check_field(field: dict[str, Any], path: str, targets: set[Any]) -> list[Pr
     if field.get("unique") and kind not in UNIQUE_TYPES:
         message = f"A {kind} field cannot be unique."
         problems.append(Problem(f"{path}.unique", "not_applicable", message))
+    if (field.get("unique") or field.get("external_id")) and kind in TEXT_TYPES:
+        limit = field.get("max_length", DEFAULT_MAX_LENGTH[kind])
+        if isinstance(limit, int) and limit > MAX_UNIQUE_LENGTH:
+            message = (
+                f"A unique text field holds at most {MAX_UNIQUE_LENGTH} characters "
+                f"(an index entry has a size limit); set max_length to "
+                f"{MAX_UNIQUE_LENGTH} or less."
+            )
+            problems.append(Problem(f"{path}.max_length", "too_long", message))
     if field.get("external_id") and kind not in EXTERNAL_ID_TYPES:
         message = "Only text, email and integer fields can be external ids."
         problems.append(Problem(f"{path}.external_id", "not_applicable", message))
@@ -164,7 +183,7 @@ def _check_field(field: dict[str, Any], path: str, targets: set[Any]) -> list[Pr
         problems.append(Problem(f"{path}.target", "unknown_entity", message))
     problems += _check_limits(field, path)
     if isinstance(field.get("options"), list):
-        problems += _check_options(field["options"], f"{path}.options")
+        problems += _check_options(field["options"], f"{path}.options", kind)
     if "default" in field:
         problems += _check_default(field, path)
     return problems
@@ -183,12 +202,20 @@ def _check_limits(field: dict[str, Any], path: str) -> list[Problem]:
     return problems
 
 
-def _check_options(options: list[Any], path: str) -> list[Problem]:
+def _check_options(options: list[Any], path: str, kind: str) -> list[Problem]:
     problems = []
     seen: set[str] = set()
     for index, option in enumerate(options):
         value = option.get("value") if isinstance(option, dict) else None
         if not isinstance(value, str):
+            continue
+        if value != value.strip() or (kind == "multi_picklist" and ";" in value):
+            message = f"Picklist value {value!r} may not start or end with spaces" + (
+                " nor hold ';', which separates choices in files."
+                if kind == "multi_picklist"
+                else "."
+            )
+            problems.append(Problem(f"{path}[{index}].value", "invalid_value", message))
             continue
         if value in seen:
             message = f"Picklist value {value!r} appears more than once."

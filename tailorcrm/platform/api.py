@@ -253,10 +253,12 @@ def put_entity(name: str) -> Response:
     )
     body = result.as_dict()
     revision = None
-    if result.applied:
-        with platform().reading() as (_, catalog):
-            body["document"] = catalog.entity(name).document
-            revision = catalog.entity(name).revision
+    with platform().reading() as (_, catalog):
+        entity = catalog.entities.get(name)
+        if entity is not None and not entity.removed:
+            revision = entity.revision
+            if result.applied:
+                body["document"] = entity.document
     response = jsonify(body)
     if revision is not None:
         response.headers["ETag"] = f'"{revision}"'
@@ -268,7 +270,12 @@ def put_entity(name: str) -> Response:
 @api.delete("/meta/entities/<name>")
 def delete_entity(name: str) -> Response:
     user = _admin()
-    result = platform().store.remove_entity(name, actor=user.username)
+    expected = _expected_version()
+    result = platform().store.remove_entity(
+        name,
+        actor=user.username,
+        expected={name: expected} if expected is not None else None,
+    )
     return jsonify(result.as_dict())
 
 

@@ -111,15 +111,24 @@ def _install_demo(platform: Platform, actor: Actor) -> None:
 
     documents = load_documents(SAMPLE_PACK)
     with platform.reading() as (_, catalog):
-        installed = {entity.name for entity in catalog.live()}
-    missing = [(n, doc) for n, doc in documents if doc["name"] not in installed]
+        known = set(catalog.entities)
+    # Only entities the database has never had are installed: upgrading a pack
+    # over local changes (or over an entity the admin removed) needs the packs
+    # feature, so until then a re-run leaves the admin's work alone.
+    missing = [(n, doc) for n, doc in documents if doc["name"] not in known]
     if missing:
-        result = platform.store.apply(documents, actor=actor.username)
-        click.echo(f"Installed the sales pack (revision {result.revision}).")
+        result = platform.store.apply(missing, actor=actor.username)
+        names = ", ".join(doc["name"] for _, doc in missing)
+        click.echo(
+            f"Installed from the sales pack: {names} (revision {result.revision})."
+        )
     else:
-        # Upgrading a pack over local changes needs the packs feature; until then
-        # a re-run leaves the admin's changes alone.
         click.echo("The sales pack is already installed; its entities were kept.")
+    with platform.reading() as (_, catalog):
+        live = {entity.name for entity in catalog.live()}
+    if any(doc["name"] not in live for _, doc in documents):
+        click.echo("Some sales pack entities were removed; no demo data was added.")
+        return
     with platform.transaction() as (connection, catalog):
         service = RecordService(connection, catalog, actor)
         if _has_records(connection, catalog.entity("account")):

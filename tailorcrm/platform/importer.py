@@ -130,69 +130,73 @@ def match_columns(
 class _LookupResolver:
     """Finds target record ids for the texts of a lookup column.
 
-    A text is tried as an external id first (made for matching), then as a record
-    id (what an export writes), and last as the display field (names may repeat).
+    A text may name a record by an external id, by its record id (what an export
+    writes) or by its display field. When these point at different records the
+    cell is ambiguous and reported, never guessed.
     """
 
     def __init__(self, connection: sa.Connection, target: EntityDef) -> None:
         self.connection = connection
         self.target = target
         table = target.table
-        self.external = [table.c[name] for name in target.external_ids()]
+        self.columns = [table.c[name] for name in target.external_ids()]
         display = target.display_field
-        self.display: sa.Column[Any] | None = None
         if display is not None and display in target.fields:
             column = table.c[display]
-            self.display = None if any(column is c for c in self.external) else column
+            if not any(column is known for known in self.columns):
+                self.columns.append(column)
 
     def resolve(self, texts: set[str]) -> dict[str, int | str]:
         """Map each text to an id, or to an error message when it cannot be."""
+        candidates: dict[str, set[int]] = {text: set() for text in texts}
+        for column in self.columns:
+            for text, record_id in self._matches(column, texts):
+                candidates[text].add(record_id)
+        for record_id in self._existing_ids(texts):
+            candidates[str(record_id)].add(record_id)
         found: dict[str, int | str] = {}
-        for column in self.external:
-            self._match(column, texts, found)
-        self._match_ids(texts, found)
-        if self.display is not None:
-            self._match(self.display, texts, found)
-        for text in texts:
-            found.setdefault(text, f"There is no {self.target.label} {text!r}.")
+        label = self.target.label
+        for text, ids in candidates.items():
+            if len(ids) == 1:
+                found[text] = next(iter(ids))
+            elif ids:
+                listed = ", ".join(str(i) for i in sorted(ids))
+                found[text] = (
+                    f"{text!r} names {len(ids)} {label} records (ids {listed}) by "
+                    "id, external id or name; use a value that names one."
+                )
+            else:
+                found[text] = f"There is no {label} {text!r}."
         return found
 
-    def _match(
-        self, column: sa.Column[Any], texts: set[str], found: dict[str, int | str]
-    ) -> None:
-        pending = [text for text in texts if text not in found]
-        if not pending:
-            return
+    def _matches(
+        self, column: sa.Column[Any], texts: set[str]
+    ) -> list[tuple[str, int]]:
         table = self.target.table
         rows = self.connection.execute(
             sa.select(sa.cast(column, sa.Text), table.c.id).where(
-                sa.cast(column, sa.Text).in_(pending)
+                sa.cast(column, sa.Text).in_(list(texts))
             )
         ).all()
-        ids: dict[str, list[int]] = {}
-        for text, record_id in rows:
-            ids.setdefault(text, []).append(int(record_id))
-        for text, matches in ids.items():
-            found[text] = (
-                matches[0]
-                if len(matches) == 1
-                else f"{len(matches)} {self.target.label} records are named "
-                f"{text!r}; use an external id."
-            )
+        return [(text, int(record_id)) for text, record_id in rows]
 
-    def _match_ids(self, texts: set[str], found: dict[str, int | str]) -> None:
+    def _existing_ids(self, texts: set[str]) -> list[int]:
         numeric = [
             int(text)
             for text in texts
-            if text not in found and _DIGITS.match(text) and int(text) <= INTEGER_LIMIT
+            if _DIGITS.match(text)
+            and int(text) <= INTEGER_LIMIT
+            and str(int(text)) == text
         ]
         if not numeric:
-            return
+            return []
         table = self.target.table
-        existing = self.connection.execute(
-            sa.select(table.c.id).where(table.c.id.in_(numeric))
-        ).scalars()
-        found.update({str(record_id): int(record_id) for record_id in existing})
+        return [
+            int(record_id)
+            for record_id in self.connection.execute(
+                sa.select(table.c.id).where(table.c.id.in_(numeric))
+            ).scalars()
+        ]
 
 
 class Importer:

@@ -170,14 +170,18 @@ class MetadataStore:
         log.info("applied plan r%s: %s", revision, "; ".join(plan.describe()))
         return ChangeResult(revision, plan, applied=True)
 
-    def remove_entity(self, name: str, *, actor: str) -> ChangeResult:
+    def remove_entity(
+        self, name: str, *, actor: str, expected: Mapping[str, int] | None = None
+    ) -> ChangeResult:
         """Hide an entity; its table and records stay until it is purged.
 
         :raises Conflict: other entities still look up to it.
+        :raises PreconditionFailed: it changed since the revision in ``expected``.
         """
         with self.engine.begin() as connection:
             self._lock(connection)
             stored = _stored_entities(connection)
+            _check_expected(stored, expected or {})
             current = build_catalog(current_revision(connection), stored.values())
             current.entity(name)
             referrers = [
@@ -401,7 +405,8 @@ def _check_documents(documents: Sequence[tuple[str, Any]], current: Catalog) -> 
                 Problem(f"{prefix}{problem.field}", problem.code, problem.message)
             )
         name = document.get("name") if isinstance(document, dict) else None
-        owner = ids.get(document.get("id")) if isinstance(document, dict) else None
+        given = document.get("id") if isinstance(document, dict) else None
+        owner = ids.get(given) if isinstance(given, str) else None
         if owner is not None and owner != name:
             message = (
                 f"This id belongs to the entity {owner!r}; renaming an entity is not "

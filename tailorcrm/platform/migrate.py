@@ -267,8 +267,22 @@ def purge_column(connection: sa.Connection, entity: EntityDef, field: str) -> No
     if is_sqlite(connection) and spec["type"] == "lookup":
         # SQLite cannot drop a column that a foreign key names: rebuild the table
         # (the caller has turned foreign keys off for it, see metastore).
-        with ops.batch_alter_table(entity.name, recreate="always") as batch:
+        last = connection.execute(
+            sa.text("SELECT seq FROM sqlite_sequence WHERE name = :t"),
+            {"t": entity.name},
+        ).scalar()
+        with ops.batch_alter_table(
+            entity.name,
+            recreate="always",
+            table_kwargs={"sqlite_autoincrement": True},
+        ) as batch:
             batch.drop_column(field)
+        # The copy starts a new counter at the highest id left; keep the old one so
+        # that the ids of deleted records stay unused.
+        connection.execute(
+            sa.text("UPDATE sqlite_sequence SET seq = max(seq, :seq) WHERE name = :t"),
+            {"seq": int(last or 0), "t": entity.name},
+        )
         return
     for foreign_key in inspector.get_foreign_keys(entity.name):
         if field in foreign_key["constrained_columns"] and foreign_key["name"]:

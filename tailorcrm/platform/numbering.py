@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..metadata import EntityDef
 from .db import sequences
@@ -23,17 +24,25 @@ def allocate(connection: sa.Connection, entity: str, field: str, count: int) -> 
     get the same numbers.
     """
     where = (sequences.c.entity == entity, sequences.c.field == field)
-    last = connection.execute(
+    step = (
         sequences.update()
         .where(*where)
         .values(value=sequences.c.value + count)
         .returning(sequences.c.value)
-    ).scalar()
+    )
+    last = connection.execute(step).scalar()
     if last is None:
-        connection.execute(
-            sequences.insert().values(entity=entity, field=field, value=count)
+        # The first number of this field: create the counter at zero, letting a
+        # transaction that raced us to it win, then take numbers as usual.
+        insert = (
+            postgresql.insert(sequences)
+            if connection.dialect.name == "postgresql"
+            else sqlite.insert(sequences)
         )
-        last = count
+        connection.execute(
+            insert.values(entity=entity, field=field, value=0).on_conflict_do_nothing()
+        )
+        last = connection.execute(step).scalar_one()
     return int(last) - count + 1
 
 
