@@ -581,3 +581,186 @@ def test_a_restored_autonumber_numbers_records_made_while_hidden(crm: Api) -> No
 
     numbers = [r["num"] for r in crm.get("/opportunity?sort=title").json["data"]]
     assert numbers == ["N-01", "N-02"]
+
+
+# -- third round ---------------------------------------------------------------------
+
+
+def test_first_autonumbers_taken_at_once_are_all_distinct(
+    crm: Api, database_url: str, admin_token: str
+) -> None:
+    changed = document(crm)
+    changed["fields"].append(
+        {
+            "name": "num",
+            "type": "autonumber",
+            "label": "No.",
+            "prefix": "N-",
+            "digits": 3,
+        }
+    )
+    crm.put("/meta/entities/opportunity", json=changed)
+    apps = [create_app({"database_url": database_url}) for _ in range(4)]
+    statuses: list[int] = []
+
+    def create(app: Flask, worker: int) -> None:
+        api = Api(app.test_client(), admin_token)
+        for number in range(4):
+            response = api.post("/opportunity", json={"title": f"D{worker}-{number}"})
+            statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=create, args=(a, i)) for i, a in enumerate(apps)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    numbers = [r["num"] for r in crm.get("/opportunity?limit=100").json["data"]]
+    assert statuses == [201] * 16
+    assert sorted(numbers) == [f"N-{n:03d}" for n in range(1, 17)]
+    for app in apps:
+        app.extensions["tailorcrm"].engine.dispose()
+
+
+def test_purging_a_lookup_keeps_ids_of_deleted_records_unused(
+    sales: Platform, api: Api
+) -> None:
+    first = api.post("/account", json={"name": "Gone Co"}).json["id"]
+    api.delete(f"/account/{first}")
+    changed = document(api, "account")
+    changed["fields"] = [f for f in changed["fields"] if f["name"] != "parent_account"]
+    api.put("/meta/entities/account", json=changed)
+
+    sales.store.purge("account", "parent_account", actor="test")
+    second = api.post("/account", json={"name": "New Co"}).json["id"]
+    third = api.post("/account", json={"name": "Newer Co"}).json["id"]
+    api.delete(f"/account/{third}")
+    fourth = api.post("/account", json={"name": "Newest Co"}).json["id"]
+
+    assert second > first
+    assert fourth > third
+
+
+def test_a_malformed_url_is_422_and_not_a_default(crm: Api) -> None:
+    doc = {
+        "name": "site",
+        "label": "Site",
+        "fields": [{"name": "home", "type": "url", "label": "Home"}],
+    }
+    crm.put("/meta/entities/site", json=doc)
+    bad_default = copy.deepcopy(doc)
+    bad_default["fields"][0]["default"] = "http://[x"
+
+    value = crm.post("/site", json={"home": "https://[::1"})
+    default = crm.put("/meta/entities/site", json=bad_default)
+
+    assert value.status_code == 422
+    assert value.json["errors"][0]["code"] == "invalid_url"
+    assert default.status_code == 422
+    assert default.json["errors"][0]["field"] == "fields[0].default"
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"label": "M", "fields": [{"name": [], "type": "text", "label": "T"}]},
+        {"label": "M", "id": {}, "fields": []},
+        {"label": "M\ud800", "fields": []},
+    ],
+)
+def test_malformed_documents_are_422(api: Api, doc: dict[str, Any]) -> None:
+    response = api.put("/meta/entities/mf", json=doc)
+
+    assert response.status_code == 422
+
+
+def test_names_starting_with_pg_are_reserved(api: Api) -> None:
+    response = api.put(
+        "/meta/entities/pg_class", json={"name": "pg_class", "label": "X", "fields": []}
+    )
+
+    assert response.status_code == 422
+
+
+def test_unique_text_is_short_enough_to_index(api: Api) -> None:
+    doc = {
+        "name": "coded",
+        "label": "Coded",
+        "fields": [
+            {
+                "name": "code",
+                "type": "text",
+                "label": "Code",
+                "unique": True,
+                "max_length": 20000,
+            }
+        ],
+    }
+
+    response = api.put("/meta/entities/coded", json=doc)
+
+    assert response.status_code == 422
+    assert response.json["errors"][0]["field"] == "fields[0].max_length"
+
+
+def test_picklist_values_must_survive_a_file(api: Api) -> None:
+    doc = {
+        "name": "tagged",
+        "label": "Tagged",
+        "fields": [
+            {
+                "name": "tags",
+                "type": "multi_picklist",
+                "label": "Tags",
+                "options": [
+                    {"value": "b;c", "label": "B or C"},
+                    {"value": " a ", "label": "A"},
+                ],
+            }
+        ],
+    }
+
+    response = api.put("/meta/entities/tagged", json=doc)
+
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json["errors"]] == [
+        "fields[0].options[0].value",
+        "fields[0].options[1].value",
+    ]
+
+
+def test_an_empty_multi_picklist_list_is_stored_as_null(
+    sales: Platform, api: Api
+) -> None:
+    created = api.post(
+        "/sales_lead",
+        json={"company": "Quill Works", "full_name": "Ada Quill", "interests": []},
+    )
+
+    assert created.json["interests"] is None
+    assert api.get("/sales_lead?interests__isnull=true&count=1").json["count"] == 1
+
+
+def test_removing_an_entity_honours_if_match(crm: Api) -> None:
+    etag = crm.get("/meta/entities/opportunity").headers["ETag"]
+    changed = document(crm)
+    changed["label"] = "Deal"
+    crm.put("/meta/entities/opportunity", json=changed)
+
+    stale = crm.delete("/meta/entities/opportunity", headers={"If-Match": etag})
+
+    assert stale.status_code == 412
+    assert crm.get("/meta/entities/opportunity").status_code == 200
+
+
+def test_rename_and_reuse_the_old_name_in_one_change(crm: Api) -> None:
+    crm.post("/opportunity", json={"title": "Deal", "erp_code": "E-1"})
+    changed = document(crm)
+    changed["fields"][5]["name"] = "legacy_code"
+    changed["fields"].append({"name": "erp_code", "type": "text", "label": "ERP code"})
+
+    response = crm.put("/meta/entities/opportunity", json=changed)
+
+    assert response.status_code == 200, response.json
+    record = crm.get("/opportunity/1").json
+    assert (record["legacy_code"], record["erp_code"]) == ("E-1", None)

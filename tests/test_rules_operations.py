@@ -793,8 +793,9 @@ def test_the_public_surface() -> None:
     assert sorted(rules_engine.__all__) == sorted(
         [
             "MAX_DEPTH", "MAX_SIZE", "OPERATORS", "CompiledCondition", "ConditionError",
-            "ConditionProblem", "EvaluationError", "RuleError", "check_condition",
-            "compile_condition", "evaluate", "is_blank", "truthy",
+            "ConditionProblem", "EvaluationError", "RuleError", "SqlTranslationError",
+            "check_condition", "compile_condition", "compile_sql", "evaluate",
+            "is_blank", "truthy",
         ]
     )  # fmt: skip
     assert callable(compile_condition({"var": "x"}))

@@ -11,6 +11,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -32,6 +33,11 @@ class User:
 
     def actor(self) -> Actor:
         return Actor(user_id=self.id, username=self.username, is_admin=self.is_admin)
+
+    def condition_data(self) -> dict[str, Any]:
+        """What ``$user`` reads in a condition (roles arrive with permissions)."""
+        roles = ["admin"] if self.is_admin else []
+        return {"id": self.id, "username": self.username, "roles": roles}
 
 
 def hash_token(token: str) -> str:

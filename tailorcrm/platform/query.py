@@ -29,6 +29,7 @@ from ..metadata import (
     convert_date,
     convert_datetime,
 )
+from ..rules_engine import ConditionError, check_condition, compile_sql
 from .records import record_json
 
 MAX_LIMIT = 1000
@@ -76,6 +77,7 @@ class ListQuery:
     cursor: str | None = None
     fields: list[str] | None = None
     count: bool = False
+    condition: sa.ColumnElement[bool] | None = None
 
 
 @dataclass
@@ -92,17 +94,21 @@ def _spec(entity: EntityDef, name: str, param: str) -> dict[str, Any]:
     return spec
 
 
-def parse_list_args(entity: EntityDef, args: Mapping[str, list[str]]) -> ListQuery:
+def parse_list_args(
+    entity: EntityDef,
+    args: Mapping[str, list[str]],
+    *,
+    user: Mapping[str, Any] | None = None,
+) -> ListQuery:
     """Parse query-string parameters (each name with its list of values).
 
+    :param user: the caller, for ``$user`` in a ``filter`` condition.
     :raises BadRequest: naming the parameter that is wrong.
     """
     query = ListQuery()
-    if "filter" in args:
-        # Reserved for JSON conditions, which arrive with the rules engine.
-        raise BadRequest(
-            "filter: JSON conditions are not supported yet; use field=value."
-        )
+    text = _single(args, "filter")
+    if text is not None:
+        query.condition = parse_condition(entity, text, user=user)
     for param, values in args.items():
         if param in RESERVED_PARAMS:
             continue
@@ -128,6 +134,42 @@ def parse_list_args(entity: EntityDef, args: Mapping[str, list[str]]) -> ListQue
     count = _single(args, "count")
     query.count = count is not None and _parse_bool(count or "true", "count")
     return query
+
+
+def parse_condition(
+    entity: EntityDef, text: str, *, user: Mapping[str, Any] | None = None
+) -> sa.ColumnElement[bool]:
+    """Turn ``filter=<JSON condition>`` into a WHERE clause for the entity's table.
+
+    :raises BadRequest: naming ``filter`` and what is wrong: the JSON, a field the
+        entity does not have, an operation with no SQL form, a failed static check.
+    """
+    try:
+        condition = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as error:
+        raise BadRequest(
+            f"filter: the condition is not valid JSON ({error})."
+        ) from None
+
+    types = {name: spec["type"] for name, spec in entity.fields.items()}
+    types.update({name: spec["type"] for name, spec in SYSTEM_SPECS.items()})
+    problems = check_condition(condition, fields=types)
+    if problems:
+        details = "; ".join(
+            f"{problem.path}: {problem.message}" if problem.path else problem.message
+            for problem in problems[:5]
+        )
+        raise BadRequest(f"filter: {details}")
+
+    columns = {name: (entity.table.c[name], kind) for name, kind in types.items()}
+    try:
+        return compile_sql(condition, columns, user=user)
+    except ConditionError as error:
+        raise BadRequest(f"filter: {error}") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
 
 
 def _single(args: Mapping[str, list[str]], name: str) -> str | None:
@@ -293,6 +335,7 @@ def _decode_cursor(query: ListQuery, text: str) -> tuple[list[Any], int]:
         valid = (
             body["s"] == _sort_signature(query)
             and isinstance(last_id, int)
+            and not isinstance(last_id, bool)
             and 0 <= last_id <= INTEGER_LIMIT
             and isinstance(keys, list)
             and len(keys) == len(query.sort)
@@ -334,6 +377,8 @@ def run_list(connection: sa.Connection, entity: EntityDef, query: ListQuery) -> 
     """Run a list query and return one page, its next cursor and the total."""
     table = entity.table
     where = [_condition(table, spec, op, value) for spec, op, value in query.filters]
+    if query.condition is not None:
+        where.append(query.condition)
     statement = sa.select(table).where(*where)
     if query.cursor:
         values, last_id = _decode_cursor(query, query.cursor)

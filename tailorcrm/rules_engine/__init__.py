@@ -3,7 +3,8 @@
 Conditions are JSON Logic (https://jsonlogic.com) with the CRM operations that
 OPERATIONS.md documents. :func:`compile_condition` turns a condition into a Python
 callable; :func:`evaluate` is the one-off form; :func:`check_condition` reports
-what is wrong with a condition before it is saved.
+what is wrong with a condition before it is saved; :func:`compile_sql` turns it into
+a SQLAlchemy expression that selects the records Python evaluation accepts.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ._compiler import (
 )
 from ._errors import ConditionError, EvaluationError, RuleError
 from ._registry import OPERATORS as _OPERATORS
+from ._sql import SqlTranslationError, compile_sql
 from ._values import is_blank, truthy
 
 #: Every operator the language knows, by name (read-only).
@@ -34,8 +36,10 @@ __all__ = [
     "ConditionProblem",
     "EvaluationError",
     "RuleError",
+    "SqlTranslationError",
     "check_condition",
     "compile_condition",
+    "compile_sql",
     "evaluate",
     "is_blank",
     "truthy",

@@ -1,0 +1,115 @@
+"""``filter=<JSON condition>`` on lists: combined with filters, counts and cursors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api
+
+
+def seed(crm: Api) -> None:
+    rows = [
+        ("Alpha", "won", "1500.00", "2024-05-01"),
+        ("Beta", "won", "200.00", None),
+        ("Gamma", "prospecting", "3000.00", "2024-07-01"),
+        ("Delta", "won", None, "2024-06-15"),
+        ("Epsilon", "won", "5000.50", "2024-06-20"),
+    ]
+    for title, stage, amount, close_date in rows:
+        body = {"title": title, "stage": stage, "amount": amount}
+        body["close_date"] = close_date
+        assert crm.post("/opportunity", json=body).status_code == 201
+
+
+def titles(response: Any) -> list[str]:
+    return [record["title"] for record in response.json["data"]]
+
+
+def query(condition: Any, **params: str) -> dict[str, str]:
+    return {"filter": json.dumps(condition), **params}
+
+
+def test_filter_selects_with_other_filters_and_count(crm: Api) -> None:
+    seed(crm)
+    condition = {">": [{"var": "amount"}, 1000]}
+
+    response = crm.get(
+        "/opportunity", query_string=query(condition, stage="won", count="true")
+    )
+
+    assert response.status_code == 200
+    assert titles(response) == ["Alpha", "Epsilon"]
+    assert response.json["count"] == 2
+
+
+def test_filter_pages_with_cursor(crm: Api) -> None:
+    seed(crm)
+    condition = {"==": [{"var": "stage"}, "won"]}
+
+    first = crm.get(
+        "/opportunity", query_string=query(condition, sort="title", limit="2")
+    )
+    cursor = first.json["next"].split("cursor=")[1]
+    second = crm.get(
+        "/opportunity",
+        query_string=query(condition, sort="title", limit="2", cursor=cursor),
+    )
+
+    assert titles(first) == ["Alpha", "Beta"]
+    assert titles(second) == ["Delta", "Epsilon"]
+    assert second.json["next"] is None
+
+
+def test_null_field_and_empty_group_never_select_everything(crm: Api) -> None:
+    seed(crm)
+
+    empty = crm.get("/opportunity", query_string=query({"and": []}, count="1"))
+    before = crm.get(
+        "/opportunity",
+        query_string=query({"<": [{"var": "close_date"}, "2024-06-16"]}),
+    )
+
+    assert titles(empty) == []
+    assert empty.json["count"] == 0
+    assert titles(before) == ["Alpha", "Delta"]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"==": [{"var": "amount"}, NaN]}', "not valid JSON"),
+        ('{"==": [{"var": "amont"}, 1]}', "amont"),
+        ('{"matches": [{"var": "title"}, "^A"]}', "no SQL translation"),
+        ('{"frobnicate": [1]}', "frobnicate"),
+        ('{"and": 5}', "and"),
+    ],
+)
+def test_bad_filter_is_400_naming_filter(crm: Api, text: str, reason: str) -> None:
+    response = crm.get("/opportunity", query_string={"filter": text})
+
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert response.json["detail"].startswith("filter:")
+    assert reason in response.json["detail"]
+
+
+def test_filter_reads_the_caller_as_user(crm: Api, platform: Any, app: Any) -> None:
+    from tailorcrm.platform.auth import create_token, create_user
+
+    with platform.engine.begin() as connection:
+        seller = create_user(connection, "seller", "seller-password")
+        token = create_token(connection, seller)
+    other = Api(app.test_client(), token)
+    crm.post("/opportunity", json={"title": "Admin's"})
+    other.post("/opportunity", json={"title": "Seller's"})
+    mine = {"==": [{"var": "owner_id"}, {"var": "$user.id"}]}
+
+    admin_view = crm.get("/opportunity", query_string=query(mine))
+    seller_view = other.get("/opportunity", query_string=query(mine))
+
+    assert titles(admin_view) == ["Admin's"]
+    assert titles(seller_view) == ["Seller's"]

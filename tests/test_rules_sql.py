@@ -1,0 +1,351 @@
+"""Conditions compiled to SQL select exactly the records Python evaluation accepts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tailorcrm.platform.db import create_engine
+from tailorcrm.rules_engine import (
+    SqlTranslationError,
+    compile_condition,
+    compile_sql,
+    truthy,
+)
+
+NOW = dt.datetime(2024, 5, 31, 12, 0, tzinfo=dt.UTC)
+USER = {"id": 3, "name": "ab", "email": "ab@example.com", "roles": ["sales"]}
+
+METADATA = sa.MetaData()
+DEAL = sa.Table(
+    "deal",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("qty", sa.BigInteger),
+    sa.Column("amount", sa.Numeric(14, 2, asdecimal=True)),
+    sa.Column("active", sa.Boolean),
+    sa.Column("due", sa.Date),
+    sa.Column("stage", sa.Text),
+)
+TYPES = {
+    "id": "integer",
+    "name": "text",
+    "qty": "integer",
+    "amount": "currency",
+    "active": "boolean",
+    "due": "date",
+    "stage": "picklist",
+}
+COLUMNS = {name: (DEAL.c[name], kind) for name, kind in TYPES.items()}
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = create_engine(database_url)
+    METADATA.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+def load(engine: sa.Engine, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Replace the table's rows; return them as the database gives them back."""
+    with engine.begin() as connection:
+        connection.execute(DEAL.delete())
+        if records:
+            rows = [{"id": index + 1, **record} for index, record in enumerate(records)]
+            connection.execute(DEAL.insert(), rows)
+        result = connection.execute(sa.select(DEAL).order_by(DEAL.c.id))
+        return [dict(row) for row in result.mappings()]
+
+
+def python_ids(condition: Any, rows: list[dict[str, Any]]) -> set[int]:
+    rule = compile_condition(condition)
+    return {
+        row["id"] for row in rows if truthy(rule({**row, "$user": USER, "$now": NOW}))
+    }
+
+
+def sql_ids(engine: sa.Engine, condition: Any) -> set[int]:
+    where = compile_sql(condition, COLUMNS, user=USER, now=NOW)
+    with engine.connect() as connection:
+        return set(connection.execute(sa.select(DEAL.c.id).where(where)).scalars())
+
+
+# -- random records and conditions -------------------------------------------------
+
+TEXTS = ["", "a", "ab", "Ab", "abc", "B", "ab c", "won", "5", "2024-05-31"]
+STAGES = ["", "won", "lost", "prospecting"]
+AMOUNTS = ["0", "0.10", "1.50", "-2.25", "3", "10.00"]
+
+records = st.lists(
+    st.fixed_dictionaries(
+        {
+            "name": st.none() | st.sampled_from(TEXTS),
+            "qty": st.none() | st.integers(-4, 6),
+            "amount": st.none() | st.sampled_from(AMOUNTS).map(Decimal),
+            "active": st.none() | st.booleans(),
+            "due": st.none() | st.dates(dt.date(2024, 5, 26), dt.date(2024, 6, 5)),
+            "stage": st.none() | st.sampled_from(STAGES),
+        }
+    ),
+    min_size=2,
+    max_size=7,
+)
+
+# Text literals that read neither as a number nor as a date.
+WORDS = st.sampled_from(["a", "ab", "Ab", "abc", "b", "won", "lost", "zz"])
+INT_LITERALS = st.integers(-3, 6)
+
+
+def var(name: str) -> dict[str, Any]:
+    return {"var": name}
+
+
+def integers() -> st.SearchStrategy[Any]:
+    leaves = (
+        st.sampled_from([var("qty"), var("$user.id"), {"var": ["qty", 1]}])
+        | INT_LITERALS
+        | st.builds(lambda t: {"length": t}, texts())
+    )
+
+    def extend(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return (
+            st.builds(
+                lambda op, args: {op: args},
+                st.sampled_from(["+", "-", "*", "min", "max"]),
+                st.lists(inner, min_size=1, max_size=3),
+            )
+            | st.builds(lambda a, b: {"%": [a, b]}, inner, inner)
+            | st.builds(lambda a: {"round": [a, 0]}, inner)
+            | st.builds(lambda a, b: {"coalesce": [a, b]}, inner, inner)
+        )
+
+    return st.recursive(leaves, extend, max_leaves=4)
+
+
+def fractions() -> st.SearchStrategy[Any]:
+    return st.builds(
+        lambda op, a, b: {op: [a, b]},
+        st.sampled_from(["/", "*", "+"]),
+        integers(),
+        st.sampled_from([0, 2, 0.5, 1.5, -0.25]) | integers(),
+    )
+
+
+def decimals() -> st.SearchStrategy[Any]:
+    leaf = st.sampled_from([var("amount"), {"var": ["amount", 0]}]) | st.sampled_from(
+        [0.1, 1.5, -2.25, 3, 0, 10]
+    )
+    return leaf | st.builds(
+        lambda op, a, b: {op: [a, b]},
+        st.sampled_from(["min", "max", "coalesce"]),
+        leaf,
+        leaf,
+    )
+
+
+def texts() -> st.SearchStrategy[Any]:
+    fields = st.sampled_from([var("name"), var("stage")])
+    return fields | st.builds(
+        lambda op, a: {op: a}, st.sampled_from(["lower", "upper"]), fields
+    )
+
+
+def dates() -> st.SearchStrategy[Any]:
+    return st.sampled_from([var("due"), {"date_add": [var("due"), 3, "days"]}])
+
+
+DATE_LITERALS = st.sampled_from(
+    [
+        "2024-05-31",
+        "2024-06-01",
+        {"today": []},
+        {"date_add": [{"today": []}, -2, "days"]},
+    ]
+)
+ORDER = st.sampled_from(["<", "<=", ">", ">="])
+EQUALITY = st.sampled_from(["==", "!=", "===", "!=="])
+
+
+def pair(op: str, a: Any, b: Any, flip: bool) -> dict[str, Any]:
+    return {op: [b, a] if flip else [a, b]}
+
+
+def comparisons() -> st.SearchStrategy[Any]:
+    numbers = integers() | fractions()
+    return st.one_of(
+        st.builds(pair, ORDER | EQUALITY, numbers, numbers, st.booleans()),
+        st.builds(
+            pair, ORDER | EQUALITY, decimals(), decimals() | integers(), st.booleans()
+        ),
+        st.builds(pair, ORDER | EQUALITY, texts(), WORDS, st.booleans()),
+        st.builds(pair, EQUALITY, texts(), texts(), st.booleans()).filter(
+            lambda c: next(iter(c)) in ("===", "!==")
+        ),
+        st.builds(
+            pair, ORDER | EQUALITY, dates(), DATE_LITERALS | dates(), st.booleans()
+        ),
+        st.builds(
+            pair,
+            EQUALITY,
+            st.just(var("active")),
+            st.booleans() | st.none(),
+            st.booleans(),
+        ),
+        st.builds(
+            pair, EQUALITY, numbers | texts() | dates(), st.none(), st.booleans()
+        ),
+        st.builds(
+            lambda a, b, c: {"<": [a, b, c]}, INT_LITERALS, integers(), INT_LITERALS
+        ),
+        st.builds(
+            lambda a, b: {"<=": [a, var("due"), b]}, DATE_LITERALS, DATE_LITERALS
+        ),
+        st.builds(lambda t, w: {"in": [w, t]}, texts(), WORDS | st.just("")),
+        st.builds(lambda t, w: {"contains": [t, w]}, texts(), WORDS),
+        st.builds(lambda t, w: {"starts_with": [t, w]}, texts(), WORDS | st.just("")),
+        st.builds(
+            lambda f, items: {"in": [f, items]},
+            st.sampled_from([var("stage"), var("qty"), var("amount"), var("active")]),
+            st.lists(st.sampled_from(["won", "", 1, 1.5, 0.1, True, 3]), max_size=3),
+        ),
+        st.builds(
+            lambda f: {"is_blank": f},
+            st.sampled_from([var(name) for name in TYPES]) | texts() | dates(),
+        ),
+    )
+
+
+def values() -> st.SearchStrategy[Any]:
+    """Values used directly as conditions, for their truthiness."""
+    return st.sampled_from([var(name) for name in TYPES]) | integers() | fractions()
+
+
+conditions = st.recursive(
+    st.one_of(
+        comparisons(),
+        values(),
+        st.builds(pair, ORDER, dates(), dates(), st.booleans()),
+        st.builds(pair, ORDER | EQUALITY, texts(), WORDS, st.booleans()),
+    ),
+    lambda inner: st.one_of(
+        st.builds(
+            lambda op, args: {op: args},
+            st.sampled_from(["and", "or"]),
+            st.lists(inner, max_size=3),
+        ),
+        st.builds(lambda op, a: {op: [a]}, st.sampled_from(["!", "!!"]), inner),
+        st.builds(lambda c, a, b: {"if": [c, a, b]}, inner, inner, inner),
+    ),
+    max_leaves=5,
+)
+
+
+# Derandomized: CI replays the same examples every run, so a red build always
+# means a change broke parity; to hunt for new counterexamples, run it locally
+# with derandomize=False.
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(rows=records, condition=conditions)
+def test_sql_selects_the_records_python_accepts(
+    engine: sa.Engine, rows: list[dict[str, Any]], condition: Any
+) -> None:
+    stored = load(engine, rows)
+
+    expected = python_ids(condition, stored)
+
+    assert sql_ids(engine, condition) == expected
+
+
+# -- the cases that must hold ------------------------------------------------------
+
+CASE_ROWS: list[dict[str, Any]] = [
+    {"name": "Acme", "qty": 0, "amount": Decimal("0.10"), "due": dt.date(2024, 5, 1)},
+    {"name": None, "qty": None, "amount": None, "due": None},
+    {"name": "", "qty": 4, "amount": Decimal("2.50"), "due": dt.date(2024, 6, 9)},
+]
+
+
+@pytest.mark.parametrize(
+    ("condition", "ids"),
+    [
+        ({"and": []}, set()),
+        ({"or": []}, set()),
+        ({"!": {"and": []}}, {1, 2, 3}),
+        ({"and": [{"or": []}, {"var": "qty"}]}, set()),
+        ({"==": [{"var": "qty"}, 0]}, {1}),
+        ({"==": [{"var": "qty"}, None]}, {2}),
+        ({"!=": [{"var": "qty"}, 0]}, {2, 3}),
+        ({"<": [{"var": "qty"}, 1]}, {1, 2}),
+        ({"<": [{"var": "due"}, {"today": []}]}, {1}),
+        ({">=": [{"var": "due"}, "2024-05-01"]}, {1, 3}),
+        ({"!": {"<": [{"var": "due"}, {"today": []}]}}, {3}),
+        ({"is_blank": {"var": "name"}}, {2, 3}),
+        ({"==": [{"var": "amount"}, 0.1]}, {1}),
+        ({">": [{"var": "amount"}, 2.4]}, {3}),
+        ({">": [{"/": [10, {"var": "qty"}]}, 1]}, {3}),
+        ({"!": {">": [{"/": [10, {"var": "qty"}]}, 100]}}, {3}),
+        ({"==": [{"coalesce": [{"/": [10, {"var": "qty"}]}, -1]}, -1]}, {1, 2}),
+        ({"or": [{"==": [{"var": "qty"}, 0]}, {"/": [1, {"var": "qty"}]}]}, {1, 3}),
+        ({"contains": [{"var": "name"}, "cm"]}, {1}),
+        ({"contains": [{"var": "name"}, "CM"]}, set()),
+        ({"in": [{"var": "qty"}, [4, 5]]}, {3}),
+        ({"var": "name"}, {1}),
+        ({"<=": [{"var": "due"}, {"var": "due"}]}, {1, 2, 3}),
+        ({"<": [{"var": "due"}, {"var": "due"}]}, set()),
+        (
+            {"!": {"<": [{"var": "due"}, {"date_add": [{"var": "due"}, 1, "days"]}]}},
+            {2},
+        ),
+    ],
+)
+def test_cases_that_must_hold(engine: sa.Engine, condition: Any, ids: set[int]) -> None:
+    stored = load(engine, CASE_ROWS)
+
+    selected = sql_ids(engine, condition)
+
+    assert selected == ids
+    assert python_ids(condition, stored) == ids
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"var": "missing_field"},
+        {"var": "account.industry"},
+        {"matches": [{"var": "name"}, "^a"]},
+        {"some": [{"var": "tags"}, {"==": [{"var": ""}, 1]}]},
+        {"==": [{"var": "name"}, 5]},
+        {"==": [{"var": "name"}, {"var": "stage"}]},
+        {"<": [{"var": "name"}, "2024-01-01"]},
+        {"<": [{"var": "active"}, True]},
+        {"+": [{"var": "amount"}, 1]},
+        {"date_add": [{"var": "due"}, 1, "months"]},
+        {"changed": "qty"},
+    ],
+)
+def test_conditions_without_sql_form_are_refused(condition: Any) -> None:
+    with pytest.raises(SqlTranslationError) as excinfo:
+        compile_sql(condition, COLUMNS, user=USER, now=NOW)
+
+    assert excinfo.value.code in ("unsupported_in_sql", "unknown_field")
+
+
+def test_user_without_caller_is_refused() -> None:
+    with pytest.raises(SqlTranslationError) as excinfo:
+        compile_sql({"==": [{"var": "qty"}, {"var": "$user.id"}]}, COLUMNS)
+
+    assert "$user" in str(excinfo.value)
