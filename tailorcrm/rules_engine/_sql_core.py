@@ -1,0 +1,373 @@
+"""Core of the SQL translation: node kinds, translated nodes and the walker.
+
+Operators are translated by handlers that :func:`_handles` registers; the modules
+holding them must be imported for their operators to be known.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+
+from . import _dates
+from ._compiler import compile_condition
+from ._errors import ConditionError, EvaluationError
+from ._values import truthy
+
+NUMBER, TEXT, BOOLEAN, DATE, DATETIME = "number", "text", "boolean", "date", "datetime"
+NULL, LOGIC, LIST = "null", "logic", "list"
+INT, DEC, FLOAT = "int", "decimal", "float"
+
+#: Field types a filter can read, and the kind (and number kind) each gives.
+FIELD_KINDS: dict[str, tuple[str, str]] = {
+    **{
+        name: (TEXT, "")
+        for name in (
+            "text",
+            "textarea",
+            "email",
+            "phone",
+            "url",
+            "picklist",
+            "autonumber",
+        )
+    },
+    "integer": (NUMBER, INT),
+    "lookup": (NUMBER, INT),
+    "decimal": (NUMBER, DEC),
+    "currency": (NUMBER, DEC),
+    "percent": (NUMBER, DEC),
+    "boolean": (BOOLEAN, ""),
+    "date": (DATE, ""),
+    "datetime": (DATETIME, ""),
+}
+
+_DATA_OPERATORS = frozenset({"val", "missing", "missing_some", "exists", "changed"})
+_BIGGEST = 2**63 - 1
+_NO_CONSTANT = object()
+
+Columns = Mapping[str, tuple[ColumnElement[Any], str]]
+
+
+class SqlTranslationError(ConditionError):
+    """A condition, valid for Python evaluation, that has no SQL translation.
+
+    ``code`` is ``unsupported_in_sql`` (or ``unknown_field``); ``path`` names the
+    expression at fault, as :class:`ConditionError` does.
+    """
+
+
+# -- SQL pieces that differ between SQLite and PostgreSQL ---------------------------
+
+
+class _CodepointText(FunctionElement[str]):
+    """Text compared by code point: Python's order, whatever the database collation."""
+
+    name = "codepoint_text"
+    inherit_cache = True
+    type = sa.Text()
+
+
+@compiles(_CodepointText)
+def _codepoint_default(element: Any, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite's default BINARY collation compares UTF-8 bytes: code point order.
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(_CodepointText, "postgresql")
+def _codepoint_postgresql(element: Any, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+
+
+class _Position(FunctionElement[int]):
+    """Where the second text starts in the first (1-based), 0 when absent."""
+
+    name = "text_position"
+    inherit_cache = True
+    type = sa.Integer()
+
+
+@compiles(_Position)
+def _position_default(element: Any, compiler: SQLCompiler, **kw: Any) -> str:
+    # instr and strpos are case-sensitive; LIKE is not on SQLite.
+    return str(compiler.process(sa.func.instr(*element.clauses.clauses), **kw))
+
+
+@compiles(_Position, "postgresql")
+def _position_postgresql(element: Any, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(sa.func.strpos(*element.clauses.clauses), **kw))
+
+
+class _AddDays(FunctionElement[dt.date]):
+    """A date moved by a whole number of days (the second argument)."""
+
+    name = "add_days"
+    inherit_cache = True
+    type = sa.Date()
+
+
+@compiles(_AddDays)
+def _add_days_default(element: Any, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite's date() takes a modifier such as "-3 days".
+    date, days = element.clauses.clauses
+    modifier = sa.cast(days, sa.Text) + sa.literal(" days", sa.Text)
+    return str(compiler.process(sa.func.date(date, modifier), **kw))
+
+
+@compiles(_AddDays, "postgresql")
+def _add_days_postgresql(element: Any, compiler: SQLCompiler, **kw: Any) -> str:
+    date, days = element.clauses.clauses
+    return f"({compiler.process(date, **kw)} + {compiler.process(days, **kw)})"
+
+
+# -- compiled nodes -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Node:
+    """One translated sub-expression.
+
+    ``sql`` gives the value (SQL NULL for Python's ``None``); for ``LOGIC`` nodes it
+    is the truthiness itself, never NULL. ``fails`` is true where Python evaluation
+    fails (``None``: never). ``constant`` holds the Python value of a constant.
+    """
+
+    sql: ColumnElement[Any]
+    kind: str
+    num: str = ""
+    fails: ColumnElement[bool] | None = None
+    nullable: bool = True
+    constant: Any = _NO_CONSTANT
+
+    @property
+    def is_constant(self) -> bool:
+        return self.constant is not _NO_CONSTANT
+
+
+def _either(*fails: ColumnElement[bool] | None) -> ColumnElement[bool] | None:
+    present = [fail for fail in fails if fail is not None]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else sa.or_(*present)
+
+
+def _when(
+    condition: ColumnElement[bool], fails: ColumnElement[bool] | None
+) -> ColumnElement[bool] | None:
+    return None if fails is None else sa.and_(condition, fails)
+
+
+def _is_null(node: _Node) -> ColumnElement[bool]:
+    if node.is_constant:
+        return sa.true() if node.constant is None else sa.false()
+    return node.sql.is_(None) if node.nullable else sa.false()
+
+
+def _not_null(node: _Node) -> ColumnElement[bool]:
+    if node.is_constant:
+        return sa.false() if node.constant is None else sa.true()
+    return node.sql.is_not(None) if node.nullable else sa.true()
+
+
+def _nonnull(expression: ColumnElement[Any]) -> ColumnElement[bool]:
+    result: ColumnElement[bool] = sa.func.coalesce(
+        expression, sa.false(), type_=sa.Boolean
+    )
+    return result
+
+
+def _truth(node: _Node) -> ColumnElement[bool]:
+    """The node's JSON Logic truthiness as a SQL boolean that is never NULL."""
+    if node.is_constant:
+        return sa.true() if truthy(node.constant) else sa.false()
+    if node.kind == LOGIC:
+        return node.sql
+    if node.kind == BOOLEAN:
+        return _nonnull(node.sql) if node.nullable else node.sql
+    if node.kind == NUMBER:
+        return _nonnull(node.sql != 0) if node.nullable else node.sql != 0
+    if node.kind == TEXT:
+        return _nonnull(node.sql != "")
+    return _not_null(node)
+
+
+def _literal(value: Any, path: str) -> _Node:
+    if value is None:
+        return _Node(sa.null(), NULL, constant=None)
+    if isinstance(value, bool):
+        return _Node(
+            sa.literal(value, sa.Boolean), BOOLEAN, nullable=False, constant=value
+        )
+    if isinstance(value, int):
+        if abs(value) > _BIGGEST:
+            raise _unsupported(f"{value} is too large for a filter.", path)
+        return _Node(
+            sa.literal(value, sa.BigInteger),
+            NUMBER,
+            INT,
+            nullable=False,
+            constant=value,
+        )
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _unsupported("The number is not finite.", path)
+        return _Node(
+            sa.literal(value, sa.Float), NUMBER, FLOAT, nullable=False, constant=value
+        )
+    if isinstance(value, Decimal):
+        return _Node(
+            sa.literal(value, sa.Numeric), NUMBER, DEC, nullable=False, constant=value
+        )
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise _unsupported("Text in a filter cannot hold the NUL character.", path)
+        return _Node(sa.literal(value, sa.Text), TEXT, nullable=False, constant=value)
+    if isinstance(value, dt.datetime):
+        moment = _dates.instant(value).astimezone(dt.UTC).replace(tzinfo=None)
+        return _Node(
+            sa.literal(moment, sa.DateTime), DATETIME, nullable=False, constant=moment
+        )
+    if isinstance(value, dt.date):
+        return _Node(sa.literal(value, sa.Date), DATE, nullable=False, constant=value)
+    if isinstance(value, (list, tuple)):
+        return _Node(sa.null(), LIST, nullable=False, constant=list(value))
+    raise _unsupported("An object cannot be used in a filter.", path)
+
+
+def _failed() -> _Node:
+    return _Node(sa.null(), NULL, fails=sa.true(), constant=None)
+
+
+def _unsupported(message: str, path: str) -> SqlTranslationError:
+    return SqlTranslationError(message, path=path, code="unsupported_in_sql")
+
+
+# -- the translator -------------------------------------------------------------------
+
+
+class _Translator:
+    def __init__(
+        self, columns: Columns, user: Mapping[str, Any] | None, now: dt.datetime
+    ) -> None:
+        self.columns = columns
+        self.user = user
+        self.data: dict[str, Any] = {"$user": dict(user or {}), "$now": now}
+
+    # -- walking ---------------------------------------------------------------------
+
+    def node(self, expression: Any, path: str) -> _Node:
+        if self._is_constant(expression, path):
+            try:
+                value = compile_condition(expression, strict=True)(self.data)
+            except EvaluationError:
+                return _failed()
+            return _literal(value, path)
+
+        if isinstance(expression, list):
+            raise _unsupported("A list that reads fields has no SQL form.", path)
+
+        ((name, operand),) = expression.items()
+        prefix = f"{path}.{name}" if path else name
+        operands = operand if isinstance(operand, list) else [operand]
+        if name == "var":
+            return self._field(operands, path)
+
+        handler = _HANDLERS.get(name)
+        if handler is None:
+            raise _unsupported(f"{name} has no SQL translation.", path)
+        return handler(self, name, operands, prefix, path)
+
+    def operands(self, operands: list[Any], prefix: str) -> list[_Node]:
+        return [self.node(item, f"{prefix}[{i}]") for i, item in enumerate(operands)]
+
+    def _is_constant(self, expression: Any, path: str) -> bool:
+        if isinstance(expression, list):
+            return all(self._is_constant(item, path) for item in expression)
+        if not isinstance(expression, dict) or len(expression) != 1:
+            return True
+
+        ((name, operand),) = expression.items()
+        if name in _DATA_OPERATORS or name == "prior":
+            return False
+        if name == "var":
+            operands = operand if isinstance(operand, list) else [operand]
+            key = operands[0] if operands else ""
+            if not (isinstance(key, str) and key.startswith("$")):
+                return False
+            if key.startswith("$user") and self.user is None:
+                raise _unsupported("$user is not known where this filter runs.", path)
+            if key.startswith("$prior"):
+                raise _unsupported("$prior has no meaning in a filter.", path)
+        return self._is_constant(operand, path)
+
+    def _field(self, operands: list[Any], path: str) -> _Node:
+        name = operands[0] if operands else None
+        if not isinstance(name, str) or not name:
+            raise _unsupported("var needs a field name in a filter.", path)
+        if name not in self.columns:
+            raise SqlTranslationError(
+                f"There is no field {name!r}.", path=path, code="unknown_field"
+            )
+
+        column, field_type = self.columns[name]
+        if field_type not in FIELD_KINDS:
+            raise _unsupported(f"A {field_type} field cannot be filtered on.", path)
+        kind, num = FIELD_KINDS[field_type]
+        node = _Node(column, kind, num)
+        if len(operands) < 2 or operands[1] is None:
+            return node
+
+        default = self.node(operands[1], f"{path}.var[1]")
+        if not default.is_constant or not _same_kind(node, default):
+            raise _unsupported(
+                "A var default must be a value of the field's type.", path
+            )
+        value = sa.func.coalesce(column, _aligned_number(default, num).sql)
+        return _Node(value, kind, num, nullable=False)
+
+
+def _same_kind(first: _Node, second: _Node) -> bool:
+    if first.kind != second.kind:
+        return False
+    if first.kind != NUMBER:
+        return True
+    return FLOAT not in {first.num, second.num} or first.num == second.num
+
+
+def _aligned_number(node: _Node, num: str) -> _Node:
+    """A float constant met by a decimal is read through its shortest text."""
+    if num == DEC and node.is_constant and isinstance(node.constant, float):
+        return _literal(Decimal(repr(node.constant)), "")
+    return node
+
+
+def _zero_if_null(node: _Node) -> _Node:
+    if node.constant is None:
+        # A failed constant is None too: keep its failure with the zero.
+        return replace(_literal(0, ""), fails=node.fails)
+    if not node.nullable:
+        return node
+    return replace(node, sql=sa.func.coalesce(node.sql, 0), nullable=False)
+
+
+Handler = Callable[[_Translator, str, list[Any], str, str], _Node]
+_HANDLERS: dict[str, Handler] = {}
+
+
+def _handles(*names: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        for name in names:
+            _HANDLERS[name] = handler
+        return handler
+
+    return register
