@@ -113,3 +113,53 @@ def test_filter_reads_the_caller_as_user(crm: Api, platform: Any, app: Any) -> N
 
     assert titles(admin_view) == ["Admin's"]
     assert titles(seller_view) == ["Seller's"]
+
+
+def nested_coalesce(depth: int) -> Any:
+    condition: Any = {"var": "title"}
+    for _ in range(depth):
+        condition = {"coalesce": [condition, {"var": "title"}]}
+    return {"==": [condition, "x"]}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps(nested_coalesce(12)),
+        '{"<": [{"var": "close_date"}, "0001-01-01"]}'.replace(
+            "0001-01-01", "0001-01-01T01:00:00+02:00"
+        ),
+        '{"==": [{"var": "title"}, "\\ud800"]}',
+        "[" * 2000 + "]" * 2000,
+        '{">": [{"*": [{"var": "id"}, 1e308]}, 1e308]}',
+        '{">": [{"/": [{"var": "id"}, 1e-320]}, 1]}',
+    ],
+)
+def test_filters_that_cannot_run_are_400(crm: Api, raw: str) -> None:
+    seed(crm)
+
+    response = crm.get("/opportunity", query_string={"filter": raw})
+
+    assert response.status_code == 400
+    assert response.json["detail"].startswith("filter:")
+
+
+def test_upper_and_lower_fold_every_letter(crm: Api) -> None:
+    crm.post("/opportunity", json={"title": "émile"})
+
+    upper = crm.get(
+        "/opportunity",
+        query_string=query({"==": [{"upper": {"var": "title"}}, "ÉMILE"]}),
+    )
+
+    assert titles(upper) == ["émile"]
+
+
+def test_user_name_is_known_to_filters(crm: Api) -> None:
+    seed(crm)
+    condition = {"==": [{"var": "$user.username"}, "admin"]}
+
+    response = crm.get("/opportunity", query_string=query(condition, count="1"))
+
+    assert response.status_code == 200, response.json
+    assert response.json["count"] == 5

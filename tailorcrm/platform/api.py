@@ -90,7 +90,10 @@ def _data_error(error: sa.exc.DataError) -> Response:
     # column's range, say): the request is at fault, not the server.
     log.warning("database refused a value on %s %s", request.method, request.path)
     return problem_response(
-        400, "Bad request", "A value is out of range for its field.", code="bad_value"
+        400,
+        "Bad request",
+        "A value, or a number computed from one, is out of the database's range.",
+        code="bad_value",
     )
 
 

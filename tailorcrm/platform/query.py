@@ -146,6 +146,11 @@ def parse_condition(
     """
     try:
         condition = json.loads(text, parse_constant=_refuse_constant)
+        json.dumps(condition, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise BadRequest("filter: the condition is nested too deeply.") from None
+    except UnicodeEncodeError:
+        raise BadRequest("filter: the condition holds a broken character.") from None
     except ValueError as error:
         raise BadRequest(
             f"filter: the condition is not valid JSON ({error})."
@@ -166,6 +171,10 @@ def parse_condition(
         return compile_sql(condition, columns, user=user)
     except ConditionError as error:
         raise BadRequest(f"filter: {error}") from None
+    except (OverflowError, ValueError, RecursionError):
+        # A literal outside what the database can hold, such as a moment before
+        # year 1 once taken to UTC.
+        raise BadRequest("filter: a value in the condition is out of range.") from None
 
 
 def _refuse_constant(name: str) -> Any:

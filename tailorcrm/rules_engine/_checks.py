@@ -34,8 +34,7 @@ FIELD_KINDS: dict[str, str] = {
 #: What ``$user`` offers to conditions.
 USER_KINDS: dict[str, str] = {
     "id": "number",
-    "name": "text",
-    "email": "text",
+    "username": "text",
     "roles": "list",
 }
 

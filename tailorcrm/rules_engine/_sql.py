@@ -61,6 +61,28 @@ def compile_sql(
     translator = _Translator(columns, user, now or dt.datetime.now(dt.UTC))
     root = translator.node(condition, "")
     selected = _truth(root)
-    if root.fails is None:
-        return selected
-    return sa.and_(selected, sa.not_(root.fails))
+    if root.fails is not None:
+        selected = sa.and_(selected, sa.not_(root.fails))
+    _check_size(selected)
+    return selected
+
+
+#: Nodes of the generated SQL expression a filter may have. Some operators repeat
+#: their operands in SQL (``coalesce`` tests each one twice), so a short condition
+#: can grow without bound; this stops it before the database sees it.
+MAX_SQL_NODES = 20_000
+
+
+def _check_size(expression: ColumnElement[bool]) -> None:
+    pending: list[Any] = [expression]
+    seen = 0
+    while pending:
+        node = pending.pop()
+        seen += 1
+        if seen > MAX_SQL_NODES:
+            raise SqlTranslationError(
+                "The condition is too complex to run as a filter; simplify it.",
+                path="",
+                code="too_complex",
+            )
+        pending.extend(node.get_children())

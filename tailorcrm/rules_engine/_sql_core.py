@@ -54,6 +54,8 @@ FIELD_KINDS: dict[str, tuple[str, str]] = {
 
 _DATA_OPERATORS = frozenset({"val", "missing", "missing_some", "exists", "changed"})
 _BIGGEST = 2**63 - 1
+_FLOAT_BIGGEST = 1e15
+_FLOAT_SMALLEST = 1e-12
 _NO_CONSTANT = object()
 
 Columns = Mapping[str, tuple[ColumnElement[Any], str]]
@@ -210,7 +212,7 @@ def _literal(value: Any, path: str) -> _Node:
         )
     if isinstance(value, int):
         if abs(value) > _BIGGEST:
-            raise _unsupported(f"{value} is too large for a filter.", path)
+            raise _unsupported("The number is too large for a filter.", path)
         return _Node(
             sa.literal(value, sa.BigInteger),
             NUMBER,
@@ -219,8 +221,16 @@ def _literal(value: Any, path: str) -> _Node:
             constant=value,
         )
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise _unsupported("The number is not finite.", path)
+        # Within these bounds products and quotients of field values stay finite
+        # and non-zero in SQL's doubles, as they do in Python's.
+        if (
+            not math.isfinite(value)
+            or abs(value) > _FLOAT_BIGGEST
+            or (value and abs(value) < _FLOAT_SMALLEST)
+        ):
+            raise _unsupported(
+                "Fractions in a filter must lie between 1e-12 and 1e15.", path
+            )
         return _Node(
             sa.literal(value, sa.Float), NUMBER, FLOAT, nullable=False, constant=value
         )
