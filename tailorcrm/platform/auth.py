@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import generate_password_hash
 
 from ..errors import Conflict, NotFound, Problem, Unauthorized, ValidationFailed
 from .db import api_tokens, meta_revisions, users, utcnow
@@ -94,19 +94,6 @@ def find_user(connection: sa.Connection, username: str) -> User:
     ).first()
     if row is None:
         raise NotFound(f"There is no active user named {username!r}.")
-    return User(int(row.id), row.username, bool(row.is_admin))
-
-
-def check_password(connection: sa.Connection, username: str, password: str) -> User:
-    """Return the user if the password is right.
-
-    :raises Unauthorized: unknown user or wrong password (the same message for both).
-    """
-    row = connection.execute(
-        sa.select(users).where(users.c.username == username, users.c.active)
-    ).first()
-    if row is None or not check_password_hash(row.password_hash or "", password):
-        raise Unauthorized("The user name or password is wrong.")
     return User(int(row.id), row.username, bool(row.is_admin))
 
 

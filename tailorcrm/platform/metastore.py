@@ -24,7 +24,6 @@ from ..errors import (
     NotFound,
     PreconditionFailed,
     Problem,
-    TailorError,
 )
 from ..metadata import (
     Catalog,
@@ -185,7 +184,7 @@ class MetadataStore:
             current = build_catalog(current_revision(connection), stored.values())
             current.entity(name)
             referrers = [
-                Problem(f"{entity.name}.{spec['name']}", "referenced", "")
+                f"{entity.name}.{spec['name']}"
                 for entity, spec in current.referrers(name)
                 if entity.name != name
             ]
@@ -193,8 +192,8 @@ class MetadataStore:
                 raise Conflict(
                     f"Other entities look up to {name!r}; remove those fields first.",
                     problems=[
-                        Problem(p.field, p.code, f"{p.field} looks up to {name}.")
-                        for p in referrers
+                        Problem(field, "referenced", f"{field} looks up to {name}.")
+                        for field in referrers
                     ],
                 )
             old = stored[name]
@@ -468,7 +467,6 @@ __all__ = [
     "CatalogCache",
     "ChangeResult",
     "MetadataStore",
-    "TailorError",
     "current_revision",
     "hold_metadata",
     "load_catalog",
