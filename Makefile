@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test test-browser browser-deps lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,17 @@ format: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q
+
+# The browser tests alone (they also run in `make test`).
+test-browser: $(STAMP)
+	$(BIN)/pytest -q tests/browser
+
+# Debian's Chromium, which the browser tests drive (needs root); Playwright's own
+# browser downloads are never used.
+# Debian's Chromium for the browser tests, Node.js for the rules parity tests.
+browser-deps:
+	command -v chromium >/dev/null && command -v node >/dev/null || \
+		{ apt-get update && apt-get install -y chromium nodejs; }
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -181,6 +181,9 @@ def baseline_tables(metadata: sa.MetaData) -> BaselineTables:
     for table in (accounts, opportunities):
         sa.Index(f"ix_{table.name}_owner_id", table.c.owner_id)
         sa.Index(f"ix_{table.name}_updated_at", table.c.updated_at)
+    # The type-ahead index the platform keeps on each display field.
+    sa.Index("sx_account", accounts.c.name.collate("NOCASE"))
+    sa.Index("sx_opportunity", opportunities.c.title.collate("NOCASE"))
     return BaselineTables(users, accounts, opportunities)
 
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.run [a|b|c|all] [--quick] [--profile]
+    python -m benchmarks.run [a|b|c|d|e|all] [--quick] [--profile]
 
 ``--quick`` shrinks every size so that a run takes seconds; its figures only show
 that the benchmarks work. ``--profile`` runs our side of each chosen benchmark under
@@ -23,13 +23,15 @@ from types import ModuleType
 
 import sqlalchemy
 
-from . import add_field, create_record, csv_import
+from . import add_field, create_record, csv_import, list_page, rules_eval
 from ._support import Result
 
 BENCHMARKS: dict[str, ModuleType] = {
     "a": create_record,
     "b": csv_import,
     "c": add_field,
+    "d": list_page,
+    "e": rules_eval,
 }
 PROFILE_LINES = 30
 
@@ -75,7 +77,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         nargs="?",
         default="all",
         choices=[*BENCHMARKS, "all"],
-        help="a: create via the API, b: CSV import, c: add a field (default: all)",
+        help=(
+            "a: create via the API, b: CSV import, c: add a field, d: list page, "
+            "e: rule evaluation (default: all)"
+        ),
     )
     parser.add_argument(
         "--quick", action="store_true", help="small sizes, for a smoke run"

@@ -795,7 +795,7 @@ def test_the_public_surface() -> None:
             "MAX_DEPTH", "MAX_SIZE", "OPERATORS", "CompiledCondition", "ConditionError",
             "ConditionProblem", "EvaluationError", "RuleError", "SqlTranslationError",
             "check_condition", "compile_condition", "compile_sql", "evaluate",
-            "is_blank", "truthy",
+            "field_names", "is_blank", "rename_fields", "truthy",
         ]
     )  # fmt: skip
     assert callable(compile_condition({"var": "x"}))
@@ -845,3 +845,21 @@ def test_lenient_evaluation_never_raises_on_any_data() -> None:
             evaluated += 1
 
     assert evaluated > 5_000
+
+
+def test_repeat_counts_are_ascii_digits_only() -> None:
+    # Superscript and other scripts' digits start no quantifier, as in JavaScript.
+    assert evaluate({"matches": ["a{²}", "a{²}"]}) is True
+    assert evaluate({"matches": ["aa", "a{٢}"]}) is False
+    assert evaluate({"matches": ["aa", "a{2}"]}) is True
+
+
+def test_decimal_arithmetic_out_of_range_is_a_failure_not_a_crash() -> None:
+    huge = {"a": Decimal("9E+999999")}
+
+    lenient = evaluate({"*": [{"var": "a"}, 10]}, huge)
+    with pytest.raises(EvaluationError) as excinfo:
+        compile_condition({"*": [{"var": "a"}, 10]}, strict=True)(huge)
+
+    assert lenient is None
+    assert "out of range" in str(excinfo.value)

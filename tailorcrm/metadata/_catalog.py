@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 
 from ..errors import NotFound
 from ._fields import ID_TYPE, column_type
+from ._layouts import effective_layout
 from ._schemas import build_schema
 
 USER_TABLE = "tc_user"
@@ -85,6 +87,12 @@ class Catalog:
     revision: int
     entities: Mapping[str, EntityDef]
     metadata: sa.MetaData
+    #: Stored layout documents by entity name; an entity missing here has the
+    #: generated layout.
+    layouts: Mapping[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    _effective: dict[str, dict[str, Any]] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def entity(self, name: str) -> EntityDef:
         """Return a live entity.
@@ -107,6 +115,27 @@ class Catalog:
             for spec in entity.lookups()
             if spec["target"] == target
         ]
+
+    def layout(self, name: str) -> dict[str, Any]:
+        """Return the layout pages show for a live entity: form and list, complete.
+
+        It is the stored layout with its missing parts generated and anything no
+        longer live left out, or the generated layout when none is stored (see
+        :func:`effective_layout`). The caller gets its own copy.
+
+        :raises NotFound: no live entity of that name.
+        """
+        entity = self.entity(name)
+        found = self._effective.get(name)
+        if found is None:
+            found = effective_layout(self.layouts.get(name), entity, self)
+            # The catalog never changes, so neither does what is computed from it.
+            self._effective[name] = found
+        return copy.deepcopy(found)
+
+    def effective_layout(self, name: str) -> dict[str, Any]:
+        """The same as :meth:`layout`."""
+        return self.layout(name)
 
 
 def system_columns() -> list[sa.Column[Any]]:
@@ -154,11 +183,20 @@ def compile_entity(stored: StoredEntity, metadata: sa.MetaData) -> EntityDef:
     )
 
 
-def build_catalog(revision: int, stored: Iterable[StoredEntity]) -> Catalog:
-    """Compile stored entities into a new catalog."""
+def build_catalog(
+    revision: int,
+    stored: Iterable[StoredEntity],
+    layouts: Mapping[str, dict[str, Any]] | None = None,
+) -> Catalog:
+    """Compile stored entities (and their stored layouts) into a new catalog."""
     metadata = sa.MetaData()
     entities = {}
     for item in stored:
         entity = compile_entity(item, metadata)
         entities[entity.name] = entity
-    return Catalog(revision=revision, entities=entities, metadata=metadata)
+    return Catalog(
+        revision=revision,
+        entities=entities,
+        metadata=metadata,
+        layouts=dict(layouts or {}),
+    )

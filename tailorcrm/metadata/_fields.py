@@ -27,6 +27,8 @@ ALL_TYPES = frozenset(
     | CHOICE_TYPES
     | {"boolean", "date", "datetime", "lookup", "autonumber"}
 )
+#: Types a list can be sorted by: all but multi-picklists.
+SORTABLE_TYPES = ALL_TYPES - {"multi_picklist"}
 
 DEFAULT_MAX_LENGTH = {
     "text": 255,
@@ -52,6 +54,7 @@ OPTION_TYPES: dict[str, frozenset[str]] = {
     "on_delete": frozenset({"lookup"}),
     "prefix": frozenset({"autonumber"}),
     "digits": frozenset({"autonumber"}),
+    "currency_code": frozenset({"currency"}),
 }
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import Problem, UnsupportedChange
 from ._catalog import StoredEntity
+from ._fields import TEXT_TYPES
 
 # Options whose change would need the column converted; refused until safe
 # conversions exist.
@@ -21,6 +22,9 @@ _STORAGE_OPTIONS = ("type", "precision", "scale", "target")
 # Live fields plus removed fields that still keep their columns; well below the
 # column limits of PostgreSQL (1,600) and SQLite (2,000).
 MAX_COLUMNS = 1000
+# Types whose column holds text: a display field of one of them gets the search index
+# that lookups' type-ahead uses.
+_TEXT_STORED = TEXT_TYPES | {"picklist", "autonumber"}
 # Details worth a reader's eye in a plan's one-line steps; the rest are for the
 # code that applies the plan.
 _DESCRIBED = ("old", "type", "target")
@@ -80,6 +84,42 @@ def is_unique(spec: dict[str, Any]) -> bool:
     return bool(spec.get("unique") or spec.get("external_id"))
 
 
+def search_field(document: dict[str, Any]) -> str | None:
+    """Return the field whose prefix lookups search through an index, if any.
+
+    It is the display field when its column holds text; other entities have no
+    search index, and their lookups scan.
+    """
+    name = document.get("display_field")
+    for spec in document.get("fields", ()):
+        if spec["name"] == name and spec["type"] in _TEXT_STORED:
+            return str(name)
+    return None
+
+
+def _search_field_id(document: dict[str, Any]) -> str | None:
+    name = search_field(document)
+    found = [spec for spec in document["fields"] if spec["name"] == name]
+    return str(found[0].get("id")) if found else None
+
+
+def _plan_search_index(
+    plan: Plan, old: dict[str, Any] | None, document: dict[str, Any]
+) -> None:
+    """Add or move the display field's search index (one per entity).
+
+    A renamed display field keeps its index: the index follows the column.
+    """
+    if old is not None and _search_field_id(old) == _search_field_id(document):
+        return
+    name = document["name"]
+    if old is not None and search_field(old) is not None:
+        plan.add("drop_search_index", name, search_field(old))
+    field = search_field(document)
+    if field is not None:
+        plan.add("add_search_index", name, field)
+
+
 def plan_entity(
     old: StoredEntity | None, document: dict[str, Any]
 ) -> tuple[StoredEntity, Plan]:
@@ -103,6 +143,7 @@ def plan_entity(
         plan.add("create_table", name)
         for spec in document["fields"]:
             _plan_new_column(plan, name, spec, new_table=True)
+        _plan_search_index(plan, None, document)
         return StoredEntity(document), plan
 
     old_doc = old.document
@@ -117,6 +158,7 @@ def plan_entity(
         plan.add("restore_entity", name)
     hidden, field_plan = _plan_fields(name, old, document["fields"])
     plan.extend(field_plan)
+    _plan_search_index(plan, old_doc, document)
     if len(document["fields"]) + len(hidden) > MAX_COLUMNS:
         message = (
             f"The entity would keep {len(document['fields']) + len(hidden)} columns "

@@ -16,7 +16,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from ..metadata import Catalog
-from .auth import User, authenticate
+from .auth import User, authenticate, load_user
 from .config import Settings, ensure_sqlite_directory
 from .db import READ_ONLY, create_engine, create_system_tables
 from .metastore import CatalogCache, MetadataStore, hold_metadata
@@ -35,6 +35,7 @@ class Platform:
         create_system_tables(self.engine)
         self.catalogs = CatalogCache()
         self.store = MetadataStore(self.engine)
+        self.store.ensure_search_indexes()
 
     @contextmanager
     def transaction(self) -> Iterator[tuple[sa.Connection, Catalog]]:
@@ -72,6 +73,21 @@ class Platform:
             with connection.begin():
                 hold_metadata(connection)
                 user, revision = authenticate(connection, token)
+                catalog = self.catalogs.get(connection, revision=revision)
+                yield Session(connection, catalog, user)
+
+    @contextmanager
+    def user_session(self, user_id: int, *, write: bool) -> Iterator[Session]:
+        """Like :meth:`session`, for a user signed in to the web pages.
+
+        :raises Unauthorized: the user was deactivated or removed.
+        """
+        with self.engine.connect() as connection:
+            if not write:
+                connection.execution_options(**READ_ONLY)
+            with connection.begin():
+                hold_metadata(connection)
+                user, revision = load_user(connection, user_id)
                 catalog = self.catalogs.get(connection, revision=revision)
                 yield Session(connection, catalog, user)
 
@@ -116,14 +132,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         ``{"database_url": "sqlite:///crm.db"}``.
     """
     from .api import api
+    from .web import init_web
 
     settings = Settings.load(config)
-    app = Flask(__name__)
+    # The web blueprint serves the renderer's assets at /static; an app-level
+    # static route would shadow it.
+    app = Flask(__name__, static_folder=None)
     app.json = JSONProvider(app)
     app.config["SECRET_KEY"] = settings.secret_key
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
     app.extensions["tailorcrm"] = Platform(settings)
     app.register_blueprint(api)
+    init_web(app, production=settings.production)
     app.register_error_handler(HTTPException, _http_error)
     if not app.debug and not logging.getLogger().handlers:
         logging.basicConfig(
@@ -140,7 +160,9 @@ def _http_error(error: HTTPException) -> Any:
 
     if request.path.startswith("/api/"):
         return http_problem(error)
-    return error
+    from .web import error_page
+
+    return error_page(error)
 
 
 def platform() -> Platform:

@@ -1,4 +1,4 @@
-"""REST API v1: records of every entity, and entity metadata.
+"""REST API v1: records of every entity, entity and layout metadata, saved views.
 
 Every endpoint needs ``Authorization: Bearer <token>``. Errors are RFC 9457 problem
 documents (``application/problem+json``) with an ``errors`` list of
@@ -21,15 +21,19 @@ from werkzeug.exceptions import HTTPException
 from ..errors import (
     BadRequest,
     Forbidden,
+    InvalidMetadata,
     NotFound,
     PreconditionFailed,
+    Problem,
     TailorError,
     Unauthorized,
 )
-from ..metadata import entity_schema
+from ..metadata import LAYOUT, entity_schema, layout_schema, view_schema
 from ._app import Session, platform
 from .auth import User
+from .layoutstore import stored_layouts
 from .query import parse_list_args, run_list
+from .views import delete_view, get_view, list_views, save_view
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +284,156 @@ def delete_entity(name: str) -> Response:
         expected={name: expected} if expected is not None else None,
     )
     return jsonify(result.as_dict())
+
+
+# -- layouts -----------------------------------------------------------------------
+
+
+@api.get("/meta/schemas/layout")
+def layout_json_schema() -> Response:
+    with _session():
+        return jsonify(layout_schema())
+
+
+@api.get("/meta/layouts/<name>")
+def get_layout(name: str) -> Response:
+    """The stored layout, or the generated one when none is stored.
+
+    ``X-Tailorcrm-Layout-Generated`` says which; the ETag is the revision that
+    stored the layout, ``"0"`` for a generated one. ``?effective=1`` answers with
+    the layout pages show: the stored one completed from the generated one.
+    """
+    with _session() as session:
+        catalog = session.catalog
+        catalog.entity(name)
+        stored = stored_layouts(session.connection).get(name)
+        if _flag("effective"):
+            document = catalog.layout(name)
+        elif stored is not None:
+            document = stored.document
+        else:
+            document = catalog.layout(name)
+    response = jsonify(document)
+    response.headers["X-Tailorcrm-Layout-Generated"] = (
+        "false" if stored is not None else "true"
+    )
+    response.headers["X-Tailorcrm-Revision"] = str(catalog.revision)
+    response.headers["ETag"] = f'"{stored.revision if stored else 0}"'
+    return response
+
+
+@api.get("/meta/layouts/<name>/history")
+def layout_history(name: str) -> Response:
+    _admin("read metadata history")
+    history = platform().store.history(name, kind=LAYOUT)
+    if not history:
+        raise NotFound(f"No layout was ever stored for {name!r}.")
+    return jsonify({"data": history})
+
+
+@api.put("/meta/layouts/<name>")
+def put_layout(name: str) -> Response:
+    user = _admin()
+    document = _json_body(exact_numbers=False)
+    if not isinstance(document, dict):
+        raise InvalidMetadata(
+            "The layout document was refused; nothing was changed.",
+            problems=[Problem("$", "schema", "A layout document is a JSON object.")],
+        )
+    document.setdefault("kind", LAYOUT)
+    document.setdefault("entity", name)
+    if document["entity"] != name:
+        raise BadRequest(
+            f"The layout is for {document['entity']!r} but was sent to {name!r}."
+        )
+    with platform().reading() as (connection, _):
+        existed = name in stored_layouts(connection)
+    expected = _expected_version()
+    result = platform().store.apply(
+        [("", document)],
+        actor=user.username,
+        dry_run=_flag("dry_run"),
+        expected_layouts={name: expected} if expected is not None else None,
+    )
+    body = result.as_dict()
+    with platform().reading() as (connection, _):
+        stored = stored_layouts(connection).get(name)
+    if stored is not None and result.applied:
+        body["document"] = stored.document
+    response = jsonify(body)
+    if stored is not None:
+        response.headers["ETag"] = f'"{stored.revision}"'
+    response.status_code = 201 if result.applied and not existed else 200
+    return response
+
+
+@api.delete("/meta/layouts/<name>")
+def delete_layout(name: str) -> Response:
+    user = _admin()
+    expected = _expected_version()
+    result = platform().store.remove_layout(
+        name, actor=user.username, expected=expected
+    )
+    return jsonify(result.as_dict())
+
+
+# -- saved views -------------------------------------------------------------------
+
+
+@api.get("/meta/schemas/view")
+def view_json_schema() -> Response:
+    with _session():
+        return jsonify(view_schema())
+
+
+@api.get("/meta/views")
+def list_saved_views() -> Response:
+    entity = request.args.get("entity") or None
+    with _session() as session:
+        data = list_views(session.connection, session.catalog, session.user, entity)
+    return jsonify({"data": data})
+
+
+@api.post("/meta/views")
+def create_saved_view() -> Response:
+    document = _json_body(exact_numbers=False)
+    entity = request.args.get("entity")
+    if entity and isinstance(document, dict):
+        document.setdefault("entity", entity)
+    with _session(write=True) as session:
+        view = save_view(session.connection, session.catalog, session.user, document)
+    response = jsonify(view)
+    response.status_code = 201
+    response.headers["Location"] = url_for("api.get_saved_view", view_id=view["id"])
+    return response
+
+
+@api.get("/meta/views/<int:view_id>")
+def get_saved_view(view_id: int) -> Response:
+    with _session() as session:
+        view = get_view(session.connection, session.catalog, session.user, view_id)
+    return jsonify(view)
+
+
+@api.put("/meta/views/<int:view_id>")
+def put_saved_view(view_id: int) -> Response:
+    document = _json_body(exact_numbers=False)
+    with _session(write=True) as session:
+        view = save_view(
+            session.connection,
+            session.catalog,
+            session.user,
+            document,
+            view_id=view_id,
+        )
+    return jsonify(view)
+
+
+@api.delete("/meta/views/<int:view_id>")
+def delete_saved_view(view_id: int) -> Response:
+    with _session(write=True) as session:
+        delete_view(session.connection, session.catalog, session.user, view_id)
+    return Response(status=204)
 
 
 # -- records -----------------------------------------------------------------------

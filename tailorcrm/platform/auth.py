@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from werkzeug.security import generate_password_hash
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import Conflict, NotFound, Problem, Unauthorized, ValidationFailed
 from .db import api_tokens, meta_revisions, users, utcnow
@@ -117,6 +117,45 @@ def create_token(
         )
     )
     return token
+
+
+def check_password(connection: sa.Connection, username: str, password: str) -> User:
+    """Return the active user with this name and password.
+
+    :raises Unauthorized: unknown name, wrong password or inactive user; the
+        message does not say which, so it tells an attacker nothing.
+    """
+    row = connection.execute(
+        sa.select(users).where(users.c.username == username, users.c.active)
+    ).first()
+    # Hash even for an unknown name, so the answer takes as long either way.
+    stored = row.password_hash if row is not None else _DUMMY_HASH
+    valid = check_password_hash(stored or _DUMMY_HASH, password)
+    if row is None or not row.password_hash or not valid:
+        raise Unauthorized("The user name or password is not right.")
+    return User(int(row.id), row.username, bool(row.is_admin))
+
+
+_DUMMY_HASH = generate_password_hash("not-a-password-anyone-has")
+
+_USER_QUERY = sa.select(
+    users.c.id,
+    users.c.username,
+    users.c.is_admin,
+    sa.select(sa.func.max(meta_revisions.c.id)).scalar_subquery().label("revision"),
+).where(users.c.id == sa.bindparam("user_id"), users.c.active)
+
+
+def load_user(connection: sa.Connection, user_id: int) -> tuple[User, int]:
+    """Return a signed-in user and the metadata revision, in one statement.
+
+    :raises Unauthorized: the user no longer exists or was deactivated.
+    """
+    row = connection.execute(_USER_QUERY, {"user_id": user_id}).first()
+    if row is None:
+        raise Unauthorized("Your account is not active; sign in again.")
+    user = User(int(row.id), row.username, bool(row.is_admin))
+    return user, int(row.revision or 0)
 
 
 # Built once: constructing a statement costs more than running it on every request.

@@ -11,14 +11,13 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
 import click
 
 from ..errors import TailorError
-from ..metadata import Catalog, EntityDef
+from ..metadata import LAYOUT, Catalog, EntityDef, check_layout_document
 from ._app import Platform, create_app
 from .auth import (
     MIN_PASSWORD_LENGTH,
@@ -29,12 +28,14 @@ from .auth import (
 )
 from .config import Settings
 from .db import users
+from .exporting import csv_cell, export_columns, export_records
 from .importer import ImportFailed, ImportReport, import_csv
-from .query import ListQuery, run_list
+from .layoutstore import stored_layouts
 from .records import SYSTEM_ACTOR, Actor, RecordService
 
 SAMPLE_PACK = Path(__file__).resolve().parents[2] / "sample_schemas" / "sales"
-EXPORT_PAGE = 1000
+#: The subfolder of a metadata folder that holds layouts, one ``<entity>.json`` each.
+LAYOUTS_FOLDER = "layouts"
 
 
 def _platform() -> Platform:
@@ -109,7 +110,8 @@ def _reset_password(connection: Any, user_id: int, password: str) -> None:
 def _install_demo(platform: Platform, actor: Actor) -> None:
     from .demo import populate
 
-    documents = load_documents(SAMPLE_PACK)
+    everything = load_documents(SAMPLE_PACK)
+    documents = [(n, doc) for n, doc in everything if "kind" not in doc]
     with platform.reading() as (_, catalog):
         known = set(catalog.entities)
     # Only entities the database has never had are installed: upgrading a pack
@@ -124,6 +126,8 @@ def _install_demo(platform: Platform, actor: Actor) -> None:
         )
     else:
         click.echo("The sales pack is already installed; its entities were kept.")
+    layouts = [(n, doc) for n, doc in everything if doc.get("kind") == LAYOUT]
+    _install_demo_layouts(platform, layouts, actor)
     with platform.reading() as (_, catalog):
         live = {entity.name for entity in catalog.live()}
     if any(doc["name"] not in live for _, doc in documents):
@@ -143,6 +147,37 @@ def _install_demo(platform: Platform, actor: Actor) -> None:
     click.echo(
         "Demo data: " + ", ".join(f"{count} {name}" for name, count in counts.items())
     )
+
+
+def _install_demo_layouts(
+    platform: Platform, documents: list[tuple[str, Any]], actor: Actor
+) -> None:
+    # As with entities, only layouts the database never had are installed, so a
+    # layout the admin changed or deleted stays as the admin left it.
+    fresh = [
+        (source, document)
+        for source, document in documents
+        if not platform.store.history(document["entity"], kind=LAYOUT)
+    ]
+    with platform.reading() as (_, catalog):
+        fitting = [
+            (n, doc) for n, doc in fresh if not check_layout_document(doc, catalog)
+        ]
+    skipped = sorted(
+        {doc["entity"] for _, doc in fresh} - {doc["entity"] for _, doc in fitting}
+    )
+    if fitting:
+        result = platform.store.apply(fitting, actor=actor.username)
+        names = ", ".join(doc["entity"] for _, doc in fitting)
+        click.echo(
+            f"Installed sales pack layouts: {names} (revision {result.revision})."
+        )
+    if skipped:
+        click.echo(
+            "Kept the generated layouts of "
+            + ", ".join(skipped)
+            + ": the pack's layouts do not fit those entities as changed here."
+        )
 
 
 def _has_records(connection: Any, entity: EntityDef) -> bool:
@@ -170,21 +205,27 @@ def meta() -> None:
 
 
 def load_documents(path: Path) -> list[tuple[str, Any]]:
-    """Read one document file, or every ``*.json`` document of a folder.
+    """Read one document file, or a folder's documents.
 
-    A folder's ``pack.json`` manifest is not an entity document and is skipped.
+    A folder holds entity documents as ``*.json`` and layouts in its ``layouts/``
+    subfolder, as ``meta export`` writes them; a document is a layout when its
+    ``kind`` is ``"layout"``, wherever it lies. A folder's ``pack.json``
+    manifest is not a metadata document and is skipped.
     """
-    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    if path.is_dir():
+        files = sorted(path.glob("*.json"))
+        files += sorted((path / LAYOUTS_FOLDER).glob("*.json"))
+    else:
+        files = [path]
     documents = []
     for file in files:
-        if path.is_dir() and file.name == "pack.json":
+        if path.is_dir() and file == path / "pack.json":
             continue
+        name = file.relative_to(path).as_posix() if path.is_dir() else file.name
         try:
-            documents.append((file.name, json.loads(file.read_text(encoding="utf-8"))))
+            documents.append((name, json.loads(file.read_text(encoding="utf-8"))))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise click.ClickException(
-                f"{file.name}: cannot read it: {error}"
-            ) from None
+            raise click.ClickException(f"{name}: cannot read it: {error}") from None
     if not documents:
         raise click.ClickException(f"No JSON documents in {path}.")
     return documents
@@ -194,7 +235,7 @@ def load_documents(path: Path) -> list[tuple[str, Any]]:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Print the plan without applying it.")
 def meta_apply(path: Path, dry_run: bool) -> None:
-    """Create or change entities from a document file or a folder of them."""
+    """Create or change entities and layouts from a file or a folder of them."""
     documents = load_documents(path)
     platform = _platform()
     try:
@@ -215,17 +256,29 @@ def meta_apply(path: Path, dry_run: bool) -> None:
 @meta.command("export")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def meta_export(directory: Path) -> None:
-    """Write every entity document to DIRECTORY, one file each."""
+    """Write every entity document to DIRECTORY, one file each.
+
+    Stored layouts go to DIRECTORY/layouts/ENTITY.json; an entity showing the
+    generated layout has none. 'meta apply DIRECTORY' reads both back.
+    """
     platform = _platform()
     directory.mkdir(parents=True, exist_ok=True)
-    with platform.reading() as (_, catalog):
+    with platform.reading() as (connection, catalog):
         if not catalog.live():
             click.echo("There are no entities to export.")
         for entity in catalog.live():
-            target = directory / f"{entity.name}.json"
-            text = json.dumps(entity.document, indent=2, ensure_ascii=False)
-            target.write_text(text + "\n", encoding="utf-8")
-            click.echo(f"wrote {target}")
+            _write_json(directory / f"{entity.name}.json", entity.document)
+        layouts = stored_layouts(connection)
+        if layouts:
+            (directory / LAYOUTS_FOLDER).mkdir(exist_ok=True)
+        for name, layout in sorted(layouts.items()):
+            _write_json(directory / LAYOUTS_FOLDER / f"{name}.json", layout.document)
+
+
+def _write_json(target: Path, document: Any) -> None:
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    target.write_text(text + "\n", encoding="utf-8")
+    click.echo(f"wrote {target}")
 
 
 @meta.command("purge")
@@ -387,22 +440,11 @@ def export_command(entity: str, fmt: str, output: Path | None) -> None:
         _fail(error)
 
 
-def export_records(connection: Any, entity: EntityDef) -> Iterator[dict[str, Any]]:
-    """Yield every record through the query builder, a page at a time."""
-    query = ListQuery(limit=EXPORT_PAGE)
-    while True:
-        page = run_list(connection, entity, query)
-        yield from page.records
-        if page.next_cursor is None:
-            return
-        query.cursor = page.next_cursor
-
-
 def _write_export(
     connection: Any, catalog: Catalog, entity: EntityDef, fmt: str, stream: TextIO
 ) -> None:
     del catalog
-    columns = ["id", *entity.fields, "created_at", "updated_at", "owner_id"]
+    columns = export_columns(entity)
     if fmt == "json":
         stream.write("[")
         for index, record in enumerate(export_records(connection, entity)):
@@ -415,20 +457,7 @@ def _write_export(
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(columns)
     for record in export_records(connection, entity):
-        writer.writerow([_csv_cell(record[column]) for column in columns])
-
-
-def _csv_cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ";".join(str(item) for item in value)
-    if isinstance(value, float):
-        # Fixed-point, never '6.629e-05': the importer reads plain decimals only.
-        return format(Decimal(repr(value)), "f")
-    return str(value)
+        writer.writerow([csv_cell(record[column]) for column in columns])
 
 
 # -- users and tokens ----------------------------------------------------------------

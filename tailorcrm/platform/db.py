@@ -69,12 +69,37 @@ meta_history = sa.Table(
     sa.Column("after", sa.JSON(), nullable=True),
 )
 
+# Saved views are user data, not revisioned metadata: saving one must not make
+# every process rebuild its catalog. ``body`` holds the view document.
+saved_views = sa.Table(
+    "tc_view",
+    system_metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("entity", sa.String(100), nullable=False, index=True),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("owner_id", ID_TYPE, sa.ForeignKey(f"{USER_TABLE}.id"), nullable=False),
+    sa.Column("shared", sa.Boolean(), nullable=False, default=False),
+    sa.Column("body", sa.JSON(), nullable=False),
+    sa.Column("notice", sa.Text(), nullable=True),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+)
+
 sequences = sa.Table(
     "tc_sequence",
     system_metadata,
     sa.Column("entity", sa.String(100), primary_key=True),
     sa.Column("field", sa.String(100), primary_key=True),
     sa.Column("value", sa.BigInteger(), nullable=False),
+)
+
+recent_records = sa.Table(
+    "tc_recent",
+    system_metadata,
+    sa.Column("user_id", ID_TYPE, sa.ForeignKey(f"{USER_TABLE}.id"), primary_key=True),
+    sa.Column("entity", sa.String(100), primary_key=True),
+    sa.Column("record_id", ID_TYPE, primary_key=True),
+    sa.Column("viewed_at", sa.DateTime(), nullable=False),
 )
 
 

@@ -88,9 +88,16 @@ class ImportFailed(TailorError):
 
 
 def match_columns(
-    entity: EntityDef, header: Sequence[str], mapping: Mapping[str, str]
+    entity: EntityDef,
+    header: Sequence[str],
+    mapping: Mapping[str, str],
+    *,
+    auto: bool = True,
 ) -> tuple[dict[str, int], list[str]]:
     """Return ``{field: column index}`` and the names of unused columns.
+
+    :param auto: match the fields ``mapping`` leaves out by name or label; without
+        it only ``mapping`` counts (a person chose every column).
 
     :raises BadRequest: a mapping names an unknown field or a missing column.
     """
@@ -116,7 +123,7 @@ def match_columns(
     used = set(matched.values())
     # Every field's name first, then labels: a column called like a field's name
     # belongs to that field even when another field carries it as its label.
-    for by_label in (False, True):
+    for by_label in (False, True) if auto else ():
         for name, spec in writable.items():
             candidate = spec.get("label", "") if by_label else name
             index = positions.get(candidate.strip().lower())
@@ -232,6 +239,7 @@ class Importer:
         skip_bad_rows: bool = False,
         batch_size: int | None = None,
         progress: Callable[[int], None] | None = None,
+        auto_match: bool = True,
     ) -> ImportReport:
         report = ImportReport(self.entity.name)
         if key is not None:
@@ -242,7 +250,7 @@ class Importer:
         except CsvFormatError as error:
             raise BadRequest(str(error)) from None
         columns, report.ignored_columns = match_columns(
-            self.entity, reader.header, mapping or {}
+            self.entity, reader.header, mapping or {}, auto=auto_match
         )
         if key is not None and key not in columns:
             raise BadRequest(f"--key {key}: the file has no column for {key!r}.")
@@ -549,6 +557,7 @@ def import_csv(
     dry_run: bool = False,
     skip_bad_rows: bool = False,
     progress: Callable[[int], None] | None = None,
+    auto_match: bool = True,
 ) -> ImportReport:
     """Import a CSV file into ``entity_name`` in one transaction.
 
@@ -573,6 +582,7 @@ def import_csv(
                 key=key,
                 skip_bad_rows=skip_bad_rows,
                 progress=progress,
+                auto_match=auto_match,
             )
             report.dry_run = dry_run
         except ImportFailed as error:

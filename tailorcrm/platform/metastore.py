@@ -4,6 +4,11 @@ Every change runs in one transaction: check the documents, plan the schema chang
 check the plan against the data, apply it, and write the new documents with a new
 revision number and the before/after of each. Processes notice a new revision on
 their next request and swap in a freshly compiled catalog.
+
+Layout documents (kind ``layout``, one per entity, named after it) live beside the
+entity documents. A change that renames or removes fields rewrites the stored
+layouts and saved views that name them in the same transaction, so neither is
+ever left pointing at a field that is gone.
 """
 
 from __future__ import annotations
@@ -40,7 +45,20 @@ from .db import (
     meta_revisions,
     utcnow,
 )
+from .layoutstore import (
+    bodies,
+    check_expected_layouts,
+    check_layouts,
+    entity_field_changes,
+    given_layouts,
+    rewritten_layouts,
+    split_kinds,
+    stored_layouts,
+    write_layouts,
+)
 from .migrate import apply_plan, check_plan, drop_table, purge_column
+from .search_index import create_missing_indexes, missing_indexes
+from .views import drop_views, plan_view_rewrites, write_view_rewrites
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +105,11 @@ def _stored_entities(connection: sa.Connection) -> dict[str, StoredEntity]:
 def load_catalog(connection: sa.Connection) -> Catalog:
     """Compile the catalog from what the database holds now."""
     revision = current_revision(connection)
-    return build_catalog(revision, _stored_entities(connection).values())
+    return build_catalog(
+        revision,
+        _stored_entities(connection).values(),
+        bodies(stored_layouts(connection)),
+    )
 
 
 class CatalogCache:
@@ -130,8 +152,15 @@ class MetadataStore:
         actor: str,
         dry_run: bool = False,
         expected: Mapping[str, int] | None = None,
+        expected_layouts: Mapping[str, int] | None = None,
     ) -> ChangeResult:
-        """Create or change entities from ``(source, document)`` pairs.
+        """Create or change entities and layouts from ``(source, document)`` pairs.
+
+        A document whose ``kind`` is ``"layout"`` is a layout; one without a kind
+        is an entity. Entities are planned first and layouts checked against the
+        entities as they will be, so a layout may name a field added by the same
+        change. Stored layouts and saved views that name fields this change
+        renames or removes are rewritten in the same revision.
 
         ``source`` prefixes the problem paths of its document when several are
         applied together (a file name, say); pass ``""`` for a single document.
@@ -140,17 +169,24 @@ class MetadataStore:
         :raises UnsupportedChange: a change needs a conversion not supported yet.
         :raises Conflict: existing data would break a new constraint.
         :raises PreconditionFailed: a document changed since the revision given for
-            it in ``expected`` (name -> the document's revision, its ETag).
+            it in ``expected`` (entity name -> the document's revision, its ETag)
+            or ``expected_layouts`` (entity name -> its layout's revision, 0 for
+            none stored).
         """
+        entity_documents, layout_documents = split_kinds(documents)
         with self.engine.begin() as connection:
             self._lock(connection)
             stored = _stored_entities(connection)
+            layouts = stored_layouts(connection)
             _check_expected(stored, expected or {})
-            current = build_catalog(current_revision(connection), stored.values())
-            _check_documents(documents, current)
+            check_expected_layouts(layouts, expected_layouts or {})
+            current = build_catalog(
+                current_revision(connection), stored.values(), bodies(layouts)
+            )
+            _check_documents(entity_documents, current)
             plan = Plan()
             after: dict[str, StoredEntity] = {}
-            for _, document in _creation_order(documents):
+            for _, document in _creation_order(entity_documents):
                 entity, entity_plan = plan_entity(
                     stored.get(document["name"]), document
                 )
@@ -159,13 +195,51 @@ class MetadataStore:
                     after[document["name"]] = entity
             revision = current.revision + 1
             target = build_catalog(revision, {**stored, **after}.values())
+            check_layouts(layout_documents, target)
+            changes = entity_field_changes(current, after)
+            new_layouts = given_layouts(layout_documents, layouts, plan)
+            new_layouts.update(
+                rewritten_layouts(layouts, changes, plan, skip=new_layouts)
+            )
+            view_updates = plan_view_rewrites(connection, current, changes)
+            for name in sorted({update.entity for update in view_updates}):
+                count = sum(update.entity == name for update in view_updates)
+                plan.add("update_views", name, count=count)
             check_plan(connection, plan, current)
-            if dry_run or not after:
+            if dry_run or not (after or new_layouts):
                 # Nothing was written: the answer names the revision still current.
                 connection.rollback()
                 return ChangeResult(current.revision, plan, applied=False)
             apply_plan(connection, plan, target)
             self._write(connection, stored, after, revision, plan, actor=actor)
+            write_layouts(connection, layouts, new_layouts, revision)
+            write_view_rewrites(connection, view_updates)
+        log.info("applied plan r%s: %s", revision, "; ".join(plan.describe()))
+        return ChangeResult(revision, plan, applied=True)
+
+    def remove_layout(
+        self, entity: str, *, actor: str, expected: int | None = None
+    ) -> ChangeResult:
+        """Delete an entity's stored layout; its pages show the generated one.
+
+        :raises NotFound: no layout is stored for ``entity``.
+        :raises PreconditionFailed: it changed since revision ``expected``.
+        """
+        with self.engine.begin() as connection:
+            self._lock(connection)
+            layouts = stored_layouts(connection)
+            if expected is not None:
+                check_expected_layouts(layouts, {entity: expected})
+            if entity not in layouts:
+                raise NotFound(
+                    f"No layout is stored for {entity!r}; it already shows the "
+                    "generated one."
+                )
+            plan = Plan()
+            plan.add("remove_layout", entity)
+            revision = current_revision(connection) + 1
+            self._write(connection, {}, {}, revision, plan, actor=actor)
+            write_layouts(connection, layouts, {entity: None}, revision)
         log.info("applied plan r%s: %s", revision, "; ".join(plan.describe()))
         return ChangeResult(revision, plan, applied=True)
 
@@ -200,8 +274,21 @@ class MetadataStore:
             after = {name: StoredEntity(old.document, old.hidden_fields, removed=True)}
             plan = Plan()
             plan.add("hide_entity", name)
+            # Its layout goes, and so do the related lists of it in other layouts;
+            # its saved views stay, hidden with it, until it is purged.
+            layouts = stored_layouts(connection)
+            new_layouts: dict[str, dict[str, Any] | None] = {}
+            if name in layouts:
+                plan.add("remove_layout", name)
+                new_layouts[name] = None
+            new_layouts.update(
+                rewritten_layouts(
+                    layouts, {}, plan, skip=new_layouts, removed_entities={name}
+                )
+            )
             revision = current.revision + 1
             self._write(connection, stored, after, revision, plan, actor=actor)
+            write_layouts(connection, layouts, new_layouts, revision)
         return ChangeResult(revision, plan, applied=True)
 
     def purge(self, name: str, field: str | None, *, actor: str) -> ChangeResult:
@@ -219,6 +306,9 @@ class MetadataStore:
                 _check_purge_entity(current, name)
                 drop_table(connection, entity)
                 plan.add("drop_table", name)
+                count = drop_views(connection, name)
+                if count:
+                    plan.add("drop_views", name, count=count)
                 after = None
             else:
                 if field in entity.fields:
@@ -240,12 +330,29 @@ class MetadataStore:
         log.info("applied plan r%s: %s", revision, "; ".join(plan.describe()))
         return ChangeResult(revision, plan, applied=True)
 
-    def history(self, name: str) -> list[dict[str, Any]]:
-        """Return every revision of one entity document, newest first."""
+    def ensure_search_indexes(self) -> list[str]:
+        """Create the lookup search index of each entity that lacks one.
+
+        Databases made before lookups searched through an index get theirs the
+        first time the platform starts on them; after that this is one query.
+        Returns the entities that got an index.
+        """
+        with self.engine.begin() as connection:
+            if not missing_indexes(connection, load_catalog(connection)):
+                return []
+            self._lock(connection)
+            return create_missing_indexes(connection, load_catalog(connection))
+
+    def history(self, name: str, *, kind: str = ENTITY) -> list[dict[str, Any]]:
+        """Return every revision of one document, newest first.
+
+        :param kind: ``"entity"``, or ``"layout"`` for the layout of entity
+            ``name``.
+        """
         query = (
             sa.select(meta_history, meta_revisions.c.actor, meta_revisions.c.at)
             .join(meta_revisions, meta_revisions.c.id == meta_history.c.revision)
-            .where(meta_history.c.kind == ENTITY, meta_history.c.name == name)
+            .where(meta_history.c.kind == kind, meta_history.c.name == name)
             .order_by(meta_history.c.revision.desc())
         )
         with self.engine.connect() as connection:

@@ -23,8 +23,10 @@ from ..metadata import (
     Plan,
     field_column,
     index_name,
+    search_field,
     system_columns,
 )
+from . import search_index
 from .db import is_sqlite, sequences
 
 log = logging.getLogger(__name__)
@@ -245,6 +247,18 @@ def _backfill_autonumber(
     backfill(ops.get_bind(), target.entities[op.entity], str(op.field))
 
 
+def _add_search_index(
+    ops: Operations, op: Operation, target: Catalog, sqlite: bool, _new: set[str]
+) -> None:
+    search_index.create_index(ops.get_bind(), op.entity, str(op.field))
+
+
+def _drop_search_index(
+    ops: Operations, op: Operation, target: Catalog, sqlite: bool, _new: set[str]
+) -> None:
+    search_index.drop_index(ops.get_bind(), op.entity)
+
+
 _Handler = Callable[[Operations, Operation, Catalog, bool, set[str]], None]
 _HANDLERS: dict[str, _Handler] = {
     "create_table": _create_table,
@@ -253,6 +267,8 @@ _HANDLERS: dict[str, _Handler] = {
     "add_unique": _add_unique,
     "drop_unique": _drop_unique,
     "backfill_autonumber": _backfill_autonumber,
+    "add_search_index": _add_search_index,
+    "drop_search_index": _drop_search_index,
 }
 
 
@@ -282,6 +298,11 @@ def purge_column(connection: sa.Connection, entity: EntityDef, field: str) -> No
         connection.execute(
             sa.text("UPDATE sqlite_sequence SET seq = max(seq, :seq) WHERE name = :t"),
             {"seq": int(last or 0), "t": entity.name},
+        )
+        # The copy's indexes are reflected ones, and reflection drops the NOCASE
+        # collation of the search index.
+        search_index.rebuild_index(
+            connection, entity.name, search_field(entity.document)
         )
         return
     for foreign_key in inspector.get_foreign_keys(entity.name):

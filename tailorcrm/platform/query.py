@@ -12,7 +12,7 @@ import binascii
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -23,7 +23,9 @@ from ..errors import BadRequest
 from ..metadata import (
     DECIMAL_TYPES,
     INTEGER_LIMIT,
+    SORTABLE_TYPES,
     TEXT_TYPES,
+    Catalog,
     EntityDef,
     FieldValueError,
     convert_date,
@@ -31,6 +33,7 @@ from ..metadata import (
 )
 from ..rules_engine import ConditionError, check_condition, compile_sql
 from .records import record_json
+from .search_index import name_conditions, name_order
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
@@ -60,7 +63,8 @@ _ORDERED_TYPES = frozenset(
     | TEXT_TYPES
     | {"autonumber"}
 )
-_SORTABLE_TYPES = _ORDERED_TYPES | {"picklist", "boolean"}
+# The layouts and saved views check their sort keys against the same set.
+_SORTABLE_TYPES = SORTABLE_TYPES
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 _DECIMAL = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 _TRUE = frozenset({"true", "1", "yes"})
@@ -414,3 +418,151 @@ def run_list(connection: sa.Connection, entity: EntityDef, query: ListQuery) -> 
         keep = ["id", *query.fields]
         records = [{name: record[name] for name in keep} for record in records]
     return Page(records, next_cursor, total)
+
+
+SEARCH_TYPES = frozenset({"text", "email", "phone", "url", "autonumber"})
+
+
+def search_condition(entity: EntityDef, text: str) -> sa.ColumnElement[bool] | None:
+    """Quick search: every word appears in one of the entity's short text fields.
+
+    Case is ignored the same way on every database (see :func:`_folded`); blank
+    text searches nothing and returns ``None``.
+    """
+    words = text.split()
+    names = [
+        name for name, spec in entity.fields.items() if spec["type"] in SEARCH_TYPES
+    ]
+    if not words or not names:
+        return None
+    table = entity.table
+    clauses = []
+    for word in words[:10]:
+        needle = "%" + _escape_like(word.lower()) + "%"
+        clauses.append(
+            sa.or_(
+                *(_folded(table.c[name]).like(needle, escape="\\") for name in names)
+            )
+        )
+    return sa.and_(*clauses)
+
+
+def display_names(
+    connection: sa.Connection,
+    catalog: Catalog,
+    entity: EntityDef,
+    records: Sequence[Mapping[str, Any]],
+    fields: Sequence[str] | None = None,
+) -> dict[str, dict[int, str]]:
+    """Return the display name of every record the lookups of ``records`` point to.
+
+    One query per target entity, whatever the number of records, so a page costs
+    the same number of statements for 5 rows or 500.
+
+    :param fields: the lookup fields to resolve (default: all of them).
+    """
+    wanted: dict[str, set[int]] = {}
+    for name in fields if fields is not None else list(entity.fields):
+        spec = entity.fields.get(name)
+        if spec is None or spec["type"] != "lookup":
+            continue
+        ids = {record[name] for record in records if record.get(name) is not None}
+        if ids:
+            wanted.setdefault(spec["target"], set()).update(ids)
+    names: dict[str, dict[int, str]] = {}
+    for target_name, ids in wanted.items():
+        target = catalog.entities.get(target_name)
+        if target is None or target.removed:
+            continue
+        names[target_name] = names_of(connection, target, ids)
+    return names
+
+
+def names_of(
+    connection: sa.Connection, target: EntityDef, ids: Iterable[int]
+) -> dict[int, str]:
+    """Display names of some records of one entity, by id."""
+    table = target.table
+    shown = target.display_field
+    column = table.c[shown] if shown and shown in target.fields else table.c.id
+    rows = connection.execute(
+        sa.select(table.c.id, column).where(table.c.id.in_(list(ids)))
+    ).all()
+    label = target.label
+    return {
+        int(record_id): str(value)
+        if value not in (None, "")
+        else f"{label} #{record_id}"
+        for record_id, value in rows
+    }
+
+
+LOOKUP_LIMIT = 10
+
+
+def _name_column(entity: EntityDef) -> sa.ColumnElement[Any]:
+    shown = entity.display_field
+    if shown and shown in entity.fields:
+        column = entity.table.c[shown]
+        return column if isinstance(column.type, sa.Text) else sa.cast(column, sa.Text)
+    return sa.cast(entity.table.c.id, sa.Text)
+
+
+def lookup_query(
+    connection: sa.Connection,
+    entity: EntityDef,
+    text: str,
+    *,
+    limit: int = LOOKUP_LIMIT,
+) -> sa.Select[Any]:
+    """Return the statement :func:`lookup_matches` runs (``id``, ``name``)."""
+    column = _name_column(entity)
+    select = sa.select(entity.table.c.id, column.label("name"))
+    order = [name_order(connection, column), entity.table.c.id]
+    if not text.strip():
+        return select.order_by(*order).limit(limit)
+    parts = name_conditions(connection, column, text.strip())
+    if len(parts) == 1:
+        return select.where(parts[0]).order_by(*order).limit(limit)
+    # Each part is one index range read in order; the first ``limit`` of all of
+    # them are among the first ``limit`` of each.
+    found = sa.union_all(
+        *(
+            sa.select(select.where(part).order_by(*order).limit(limit).subquery())
+            for part in parts
+        )
+    ).subquery()
+    return (
+        sa.select(found.c.id, found.c.name)
+        .order_by(name_order(connection, found.c.name), found.c.id)
+        .limit(limit)
+    )
+
+
+def lookup_matches(
+    connection: sa.Connection,
+    entity: EntityDef,
+    text: str,
+    *,
+    limit: int = LOOKUP_LIMIT,
+) -> list[tuple[int, str]]:
+    """Return ``(id, display name)`` of the records whose name starts with ``text``.
+
+    Case is ignored; the first ``limit`` are returned by name. A display field that
+    holds text is searched through its index (see :mod:`.search_index`); blank
+    text lists the first records by name.
+    """
+    statement = lookup_query(connection, entity, text, limit=limit)
+    return [
+        (int(record_id), str(value) if value else f"{entity.label} #{record_id}")
+        for record_id, value in connection.execute(statement).all()
+    ]
+
+
+def records_named(connection: sa.Connection, entity: EntityDef, name: str) -> list[int]:
+    """Return the ids of up to two records whose display name is ``name``, any case."""
+    conditions = name_conditions(
+        connection, _name_column(entity), name.strip(), exact=True
+    )
+    statement = sa.select(entity.table.c.id).where(sa.or_(*conditions)).limit(2)
+    return [int(record_id) for record_id in connection.execute(statement).scalars()]

@@ -1,3 +1,117 @@
-"""Renderer: metadata, records and permissions become page models and HTML."""
+"""Renderer: metadata, records and permissions become page models and HTML.
+
+It knows nothing of HTTP or the database: the web layer fetches records and passes
+a :class:`Links` object for addresses.
+"""
 
 from __future__ import annotations
+
+from ._env import STATIC_DIR, Renderer
+from ._format import (
+    DEFAULT_LOCALE,
+    Shown,
+    format_value,
+    option_label,
+    pick_locale,
+)
+from ._forms import FormPage, FormValue, Widget, form_page, form_values, read_form
+from ._imports import (
+    ImportColumn,
+    ImportPage,
+    ImportSummary,
+    RowProblem,
+    import_summary,
+    importable_fields,
+    key_fields,
+)
+from ._lists import (
+    BLANK,
+    NOT_BLANK,
+    PAGE_SIZES,
+    Chip,
+    ColumnChoice,
+    FilterBuilder,
+    FilterField,
+    ListPage,
+    ViewBar,
+    ViewChoice,
+    builder_operators,
+    filter_fields,
+    filter_label,
+    filter_operators,
+    operator_label,
+)
+from ._pages import (
+    SORTABLE,
+    Column,
+    DetailPage,
+    Links,
+    Names,
+    RelatedList,
+    RelatedRows,
+    Row,
+    Section,
+    Tab,
+    Table,
+    columns_of,
+    detail_page,
+    field_spec,
+    related_key,
+    table,
+    title_of,
+)
+
+__all__ = [
+    "BLANK",
+    "DEFAULT_LOCALE",
+    "NOT_BLANK",
+    "PAGE_SIZES",
+    "SORTABLE",
+    "STATIC_DIR",
+    "Chip",
+    "Column",
+    "ColumnChoice",
+    "DetailPage",
+    "FilterBuilder",
+    "FilterField",
+    "FormPage",
+    "FormValue",
+    "ImportColumn",
+    "ImportPage",
+    "ImportSummary",
+    "Links",
+    "ListPage",
+    "Names",
+    "RelatedList",
+    "RelatedRows",
+    "Renderer",
+    "Row",
+    "RowProblem",
+    "Section",
+    "Shown",
+    "Tab",
+    "Table",
+    "ViewBar",
+    "ViewChoice",
+    "Widget",
+    "builder_operators",
+    "columns_of",
+    "detail_page",
+    "field_spec",
+    "filter_fields",
+    "filter_label",
+    "filter_operators",
+    "form_page",
+    "form_values",
+    "format_value",
+    "import_summary",
+    "importable_fields",
+    "key_fields",
+    "operator_label",
+    "option_label",
+    "pick_locale",
+    "read_form",
+    "related_key",
+    "table",
+    "title_of",
+]

@@ -4,7 +4,9 @@ Conditions are JSON Logic (https://jsonlogic.com) with the CRM operations that
 OPERATIONS.md documents. :func:`compile_condition` turns a condition into a Python
 callable; :func:`evaluate` is the one-off form; :func:`check_condition` reports
 what is wrong with a condition before it is saved; :func:`compile_sql` turns it into
-a SQLAlchemy expression that selects the records Python evaluation accepts.
+a SQLAlchemy expression that selects the records Python evaluation accepts;
+:func:`field_names` and :func:`rename_fields` find and rename the fields a
+condition reads.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ._compiler import (
     evaluate,
 )
 from ._errors import ConditionError, EvaluationError, RuleError
+from ._references import field_names, rename_fields
 from ._registry import OPERATORS as _OPERATORS
 from ._sql import SqlTranslationError, compile_sql
 from ._values import is_blank, truthy
@@ -41,6 +44,8 @@ __all__ = [
     "compile_condition",
     "compile_sql",
     "evaluate",
+    "field_names",
     "is_blank",
+    "rename_fields",
     "truthy",
 ]

@@ -145,6 +145,39 @@ def _compile(node: Any, path: str, depth: int) -> Fn:
     return _compile_operation(name, operand, path, depth)
 
 
+# Operations that read the record, the scope or the clock: never folded.
+_READERS = frozenset(
+    {"var", "val", "exists", "missing", "missing_some", "today", "now", "changed",
+     "prior"}
+)  # fmt: skip
+
+
+def _reads_nothing(node: Any) -> bool:
+    """Whether ``node`` gives the same value for any data at any time."""
+    if isinstance(node, list):
+        return all(_reads_nothing(item) for item in node)
+    if not isinstance(node, dict) or len(node) != 1:
+        return True
+    ((name, operand),) = node.items()
+    return name not in _READERS and _reads_nothing(operand)
+
+
+def _folded(fn: Fn, node: dict[str, Any]) -> Fn:
+    """Evaluate at compile time an operation that reads nothing (constant folding).
+
+    An operation that fails is left to fail at run time, where lenient and strict
+    evaluation treat the failure as they do; a list or object result is still a
+    fresh copy for each caller.
+    """
+    if not _reads_nothing(node):
+        return fn
+    try:
+        value = fn(None, None)
+    except EvaluationError:
+        return fn
+    return literal_copy(value)
+
+
 def _constant(value: Any) -> Fn:
     return lambda data, scope: value
 
@@ -158,6 +191,7 @@ def _compile_list(node: list[Any], path: str, depth: int) -> Fn:
 
 
 def _compile_operation(name: str, operand: Any, path: str, depth: int) -> Fn:
+    node = {name: operand}
     operator = OPERATORS.get(name)
     if operator is None:
         raise ConditionError(
@@ -175,17 +209,21 @@ def _compile_operation(name: str, operand: Any, path: str, depth: int) -> Fn:
             )
         if operator.form != SINGLE and is_operation(operand):
             dynamic = _compile(operand, prefix, depth)
-            return operator.build(Operands(name, None, (), dynamic, path))
+            return _folded(
+                operator.build(Operands(name, None, (), dynamic, path)), node
+            )
         _check_count(name, 1, path)
         single = (_compile(operand, prefix, depth),)
-        return operator.build(Operands(name, [operand], single, None, path))
+        return _folded(
+            operator.build(Operands(name, [operand], single, None, path)), node
+        )
 
     _check_count(name, len(operand), path)
     fns = tuple(
         _compile(item, f"{prefix}[{index}]", depth)
         for index, item in enumerate(operand)
     )
-    return operator.build(Operands(name, operand, fns, None, path))
+    return _folded(operator.build(Operands(name, operand, fns, None, path)), node)
 
 
 def _check_count(name: str, count: int, path: str) -> None:

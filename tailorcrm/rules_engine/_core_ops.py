@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import operator
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -22,10 +23,12 @@ from ._registry import (
     Fn,
     Operands,
     child_scope,
+    eager,
     is_operation,
     register,
     register_eager,
     root_of,
+    scalar_operand,
 )
 from ._values import (
     Number,
@@ -152,12 +155,25 @@ def _build_exists(operands: Operands) -> Fn:
 
 
 def _missing_keys(data: Any, keys: list[Any]) -> list[Any]:
-    return [key for key in keys if is_blank(walk(data, var_keys(key)))]
+    absent = []
+    for key in keys:
+        if type(data) is dict and type(key) is str and key and "." not in key:
+            value = data.get(key)
+        else:
+            value = walk(data, var_keys(key))
+        if is_blank(value):
+            absent.append(key)
+    return absent
 
 
 @register("missing", result="list")
 def _build_missing(operands: Operands) -> Fn:
     fns, dynamic = operands.fns, operands.dynamic
+    raw = operands.raw
+    if raw and all(scalar_operand(operands, index)[0] for index in range(len(raw))):
+        # Names written in the rule, the usual case, are read once.
+        names = list(raw)
+        return lambda data, scope: _missing_keys(data, names)
 
     def missing(data: Any, scope: Any) -> list[Any]:
         if dynamic is not None:
@@ -340,6 +356,10 @@ def _register_comparison(name: str, test: Callable[[Any, Any], bool]) -> None:
         fns = operands.fns
         if len(fns) == 2:
             left, right = fns
+            # Most rules compare a field with a value written in the rule.
+            is_value, value = scalar_operand(operands, 1)
+            if is_value:
+                return lambda data, scope: test(left(data, scope), value)
             return lambda data, scope: test(left(data, scope), right(data, scope))
 
         def chained(data: Any, scope: Any) -> bool:
@@ -369,19 +389,35 @@ _register_comparison(">=", greater_equal)
 # -- arithmetic ----------------------------------------------------------------------
 
 
+_INF = math.inf
+
+
 def _plus(values: list[Any]) -> Number:
     total: Number = 0
     for value in values:
+        # Ints and finite floats are their own numbers: skip the general path.
+        kind = type(value)
+        if (kind is int or (kind is float and -_INF < value < _INF)) and type(
+            total
+        ) is not Decimal:
+            total += value
+            continue
         left, right = same_scale(total, to_number(value))
-        total = left + right  # type: ignore[operator]
+        total = _exact(operator.add, left, right)
     return check_finite(total)
 
 
 def _times(values: list[Any]) -> Number:
     product: Number = 1
     for value in values:
+        kind = type(value)
+        if (kind is int or (kind is float and -_INF < value < _INF)) and type(
+            product
+        ) is not Decimal:
+            product *= value
+            continue
         left, right = same_scale(product, to_number(value))
-        product = left * right  # type: ignore[operator]
+        product = _exact(operator.mul, left, right)
     return check_finite(product)
 
 
@@ -391,8 +427,21 @@ def _minus(values: list[Any]) -> Number:
     result = to_number(values[0])
     for value in values[1:]:
         left, right = same_scale(result, to_number(value))
-        result = left - right  # type: ignore[operator]
+        result = _exact(operator.sub, left, right)
     return check_finite(result)
+
+
+def _exact(operation: Callable[[Any, Any], Any], left: Any, right: Any) -> Number:
+    """Run one step of decimal arithmetic; a result out of range is a NaN failure.
+
+    ``decimal`` raises ``Overflow`` for exponents past its context's limits, which
+    only absurd inputs such as ``9E+999999`` reach.
+    """
+    try:
+        result: Number = operation(left, right)
+    except ArithmeticError:
+        raise nan("The result is out of range.") from None
+    return result
 
 
 def _divide_pair(dividend: Number, divisor: Number) -> Number:
@@ -474,8 +523,21 @@ def membership(values: list[Any]) -> bool:
     if isinstance(haystack, str):
         return to_text(needle) in haystack
     if isinstance(haystack, (list, tuple)):
+        if type(needle) is str:
+            # Text is strictly equal to exactly the equal texts.
+            return needle in haystack
         return any(strict_equal(needle, item) for item in haystack)
     return False
+
+
+@register("in", result="boolean")
+def _build_in(operands: Operands) -> Fn:
+    is_literal, haystack = operands.literal(1)
+    if is_literal and isinstance(haystack, list) and len(operands.fns) == 2:
+        # A list written in the rule ("stage in [won, lost]") is read once.
+        items, needle_fn = tuple(haystack), operands.fns[0]
+        return lambda data, scope: membership([needle_fn(data, scope), items])
+    return eager(membership, operands, 0, None)
 
 
 def _cat(values: list[Any]) -> str:
@@ -511,7 +573,6 @@ def _merge(values: list[Any]) -> list[Any]:
     return merged
 
 
-register_eager("in", membership, result="boolean")
 register_eager("cat", _cat, result="text")
 register_eager("substr", _substr, result="text")
 register_eager("merge", _merge, result="list")

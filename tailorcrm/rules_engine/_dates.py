@@ -41,6 +41,46 @@ def parse(value: Any) -> dt.date | None:
     if not isinstance(value, str) or not looks_temporal(value):
         return None
 
+    known = _parsed.get(value, _UNSEEN)
+    if known is not _UNSEEN:
+        return known[0]
+    return _remember(value)[0]
+
+
+def text_instant(text: str) -> dt.datetime | None:
+    """``instant(parse(text))`` for text, or ``None`` when it is not a date."""
+    if not looks_temporal(text):
+        return None
+    known = _parsed.get(text, _UNSEEN)
+    if known is _UNSEEN:
+        known = _remember(text)
+    return known[1]
+
+
+# Rules compare the same few date texts over and over (a record's fields, the
+# dates written in rules), so what each text stands for is kept. Values are
+# immutable; the table starts afresh when full.
+_parsed: dict[str, tuple[dt.date | None, dt.datetime | None]] = {}
+_UNSEEN: Any = object()
+_PARSED_LIMIT = 4096
+
+
+# 2024-05-31T14:30:00.123456+02:00: no ISO text is longer, so no longer text is kept.
+_LONGEST_ISO = 32
+
+
+def _remember(text: str) -> tuple[dt.date | None, dt.datetime | None]:
+    if len(text) > _LONGEST_ISO:
+        return None, None
+    value = _parse_text(text)
+    entry = (value, instant(value) if value is not None else None)
+    if len(_parsed) >= _PARSED_LIMIT:
+        _parsed.clear()
+    _parsed[text] = entry
+    return entry
+
+
+def _parse_text(value: str) -> dt.date | None:
     if not _ISO.fullmatch(value):
         return None
 

@@ -157,7 +157,7 @@ class _Parser:
         end = self.pattern.find("}", self.pos)
         body = self.pattern[self.pos + 1 : end] if end > 0 else ""
         low_text, comma, high_text = body.partition(",")
-        if not low_text.isdigit() or (high_text and not high_text.isdigit()):
+        if not _digits(low_text) or (high_text and not _digits(high_text)):
             # JavaScript reads a brace that starts no quantifier as a literal.
             return None
         low = int(low_text)
@@ -220,7 +220,7 @@ class _Parser:
             ranges = classes[char.lower()]
             return list(ranges if char.islower() else _complement(ranges))
         if char in _CONTROL_ESCAPES:
-            if char == "0" and (self.peek() or "").isdigit():
+            if char == "0" and _digits(self.peek() or ""):
                 raise self.fail("Octal escapes are not supported")
             point = ord(_CONTROL_ESCAPES[char])
         elif char == "b" and in_class:
@@ -234,7 +234,7 @@ class _Parser:
                 raise self.fail(f"Invalid \\{char} escape")
             self.pos += width
             point = int(digits, 16)
-        elif char.isdigit() or char == "k":
+        elif _digits(char) or char == "k":
             raise self.fail("Backreferences are not supported")
         elif char.isalnum() or char == "_":
             raise self.fail(f"Unknown escape \\{char}")
@@ -471,3 +471,9 @@ class Pattern:
         if len(state.steps) < _MAX_CACHE:
             state.steps[char] = following
         return following
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes superscripts and other scripts'
+    digits, which JavaScript reads as literal text and ``int`` may refuse."""
+    return text.isascii() and text.isdigit()

@@ -138,8 +138,23 @@ def eager(impl: Impl, operands: Operands, min_args: int, max_args: int | None) -
         return lambda data, scope: impl([first(data, scope)])
     if len(fns) == 2:
         first, second = fns
+        is_value, value = scalar_operand(operands, 1)
+        if is_value:
+            return lambda data, scope: impl([first(data, scope), value])
         return lambda data, scope: impl([first(data, scope), second(data, scope)])
     return lambda data, scope: impl([fn(data, scope) for fn in fns])
+
+
+_SCALAR_TYPES = (str, int, float, bool, type(None))
+
+
+def scalar_operand(operands: Operands, index: int) -> tuple[bool, Any]:
+    """``(True, value)`` when operand ``index`` is a text, number, boolean or null
+    written in the rule: the value itself can stand in for its compiled closure."""
+    is_literal, value = operands.literal(index)
+    if is_literal and isinstance(value, _SCALAR_TYPES):
+        return True, value
+    return False, None
 
 
 def root_of(data: Any, scope: Any) -> Any:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -205,9 +206,10 @@ def _temporal_pair(left: Any, right: Any) -> tuple[Any, Any] | None:
     right_is_object = isinstance(right, dt.date)
     if not (left_is_object or right_is_object):
         if type(left) is str and type(right) is str:
-            first, second = _dates.parse(left), _dates.parse(right)
-            if first is not None and second is not None:
-                return _dates.instant(first), _dates.instant(second)
+            start = _dates.text_instant(left)
+            end = _dates.text_instant(right) if start is not None else None
+            if start is not None and end is not None:
+                return start, end
         return None
 
     first, second = _dates.parse(left), _dates.parse(right)
@@ -227,8 +229,10 @@ def loose_equal(left: Any, right: Any) -> bool:
 
     kind = type(left)
     if kind is type(right) and (kind is str or kind is int):
-        if kind is str and _dates.looks_temporal(left):
+        if kind is str and len(left) >= 10 and _dates.looks_temporal(left):
             return _ordered(left, right, _EQ)
+        return bool(left == right)
+    if _plain_numbers(left, right):
         return bool(left == right)
     return _ordered(left, right, _EQ)
 
@@ -302,20 +306,44 @@ def comparable(left: Any, right: Any) -> tuple[Any, Any]:
     return same_scale(to_number(left), to_number(right))
 
 
-def less(left: Any, right: Any) -> bool:
-    return _ordered(left, right, _LT)
+_INF = math.inf
 
 
-def less_equal(left: Any, right: Any) -> bool:
-    return _ordered(left, right, _LE)
+def _plain_numbers(left: Any, right: Any) -> bool:
+    """Two ints or finite floats (not booleans), which order as JavaScript's."""
+    kind_left, kind_right = type(left), type(right)
+    return (
+        (kind_left is int or (kind_left is float and -_INF < left < _INF))
+        and (kind_right is int or (kind_right is float and -_INF < right < _INF))
+    )  # fmt: skip
 
 
-def greater(left: Any, right: Any) -> bool:
-    return _ordered(left, right, _GT)
+def _order_test(test: int, compare: Callable[[Any, Any], bool]) -> Callable[..., bool]:
+    """An ordering test that skips :func:`comparable` for the common operands.
+
+    Two ints or finite floats, and two texts that are not both ISO dates, are
+    what :func:`comparable` hands back unchanged, so they are compared directly.
+    """
+
+    def ordered(left: Any, right: Any) -> bool:
+        if type(left) is str:
+            if type(right) is str and (
+                len(left) < 10
+                or len(right) < 10
+                or not (_dates.looks_temporal(left) and _dates.looks_temporal(right))
+            ):
+                return compare(left, right)
+        elif _plain_numbers(left, right):
+            return compare(left, right)
+        return _ordered(left, right, test)
+
+    return ordered
 
 
-def greater_equal(left: Any, right: Any) -> bool:
-    return _ordered(left, right, _GE)
+less = _order_test(_LT, operator.lt)
+less_equal = _order_test(_LE, operator.le)
+greater = _order_test(_GT, operator.gt)
+greater_equal = _order_test(_GE, operator.ge)
 
 
 def same_value(left: Any, right: Any) -> bool:

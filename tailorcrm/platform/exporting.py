@@ -1,0 +1,100 @@
+"""CSV export, shared by ``tailorcrm export`` and the web pages' export links.
+
+Records are read through the query builder a page at a time, so an export of any
+size holds one page in memory and sees the same records a list shows. Each value is
+written the way the importer reads it back: blank for null, ``true``/``false``,
+multi-picklist values joined by ``;``, numbers in fixed-point notation. An exported
+file therefore imports again unchanged.
+
+Cells that start with ``=``, ``+``, ``-`` or ``@`` are written as they are. A
+spreadsheet may read such a cell as a formula ("CSV injection"); prefixing it with
+a quote, the usual guard, would change the value and break the round trip through
+the importer (a phone number ``+49 30 1234`` would come back as ``'+49 30 1234``).
+Whoever opens an export in a spreadsheet should import it as text there.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..metadata import EntityDef
+from .query import ListQuery, run_list
+
+#: Records read per statement while exporting.
+EXPORT_PAGE = 1000
+#: Characters of CSV text handed on at a time while streaming.
+CHUNK_SIZE = 64 * 1024
+#: System columns written after the entity's fields.
+SYSTEM_COLUMNS = ("created_at", "updated_at", "owner_id")
+
+
+def export_columns(entity: EntityDef) -> list[str]:
+    """Return the columns of an export: ``id``, every field, then system columns."""
+    return ["id", *entity.fields, *SYSTEM_COLUMNS]
+
+
+def export_records(
+    connection: sa.Connection, entity: EntityDef, query: ListQuery | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield the records ``query`` selects (every record by default), page by page.
+
+    The query's filters, condition and sort apply; its limit, cursor and count are
+    replaced, so the whole selection is read from its start.
+    """
+    query = query or ListQuery()
+    query.limit = EXPORT_PAGE
+    query.cursor = None
+    query.count = False
+    query.fields = None
+    while True:
+        page = run_list(connection, entity, query)
+        yield from page.records
+        if page.next_cursor is None:
+            return
+        query.cursor = page.next_cursor
+
+
+def csv_cell(value: Any) -> str:
+    """Return a value of a record (in its API form) as the text of one CSV cell."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ";".join(str(item) for item in value)
+    if isinstance(value, float):
+        # Fixed-point, never '6.629e-05': the importer reads plain decimals only.
+        return format(Decimal(repr(value)), "f")
+    return str(value)
+
+
+def csv_lines(
+    columns: Sequence[str], records: Iterable[dict[str, Any]]
+) -> Iterator[str]:
+    """Yield CSV text: the header line first, then the records in chunks.
+
+    Chunks of about :data:`CHUNK_SIZE` characters suit a streamed response.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    yield _take(buffer)
+    for record in records:
+        writer.writerow([csv_cell(record[column]) for column in columns])
+        if buffer.tell() >= CHUNK_SIZE:
+            yield _take(buffer)
+    if buffer.tell():
+        yield _take(buffer)
+
+
+def _take(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text

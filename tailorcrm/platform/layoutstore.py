@@ -1,0 +1,204 @@
+"""Layout documents in the metadata store: reading, checking, rewriting, writing.
+
+The metadata store keeps layouts (kind ``layout``, one per entity, named after it)
+in the same table, revisions and history as entity documents. These helpers are
+the layout half of its changes: they run inside the store's transaction, under
+its lock, and add their steps to its plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import InvalidMetadata, PreconditionFailed, Problem
+from ..metadata import (
+    LAYOUT,
+    Catalog,
+    FieldChanges,
+    Plan,
+    StoredEntity,
+    check_layout_document,
+    field_changes,
+    rewrite_layout,
+)
+from .db import meta_documents, meta_history
+
+
+@dataclass(frozen=True)
+class StoredLayout:
+    """A layout document as the metadata store keeps it."""
+
+    document: dict[str, Any]
+    #: The metadata revision that last changed it: its ETag.
+    revision: int
+
+
+def stored_layouts(connection: sa.Connection) -> dict[str, StoredLayout]:
+    """Return every stored layout by entity name."""
+    rows = connection.execute(
+        sa.select(meta_documents).where(meta_documents.c.kind == LAYOUT)
+    )
+    return {row.name: StoredLayout(row.body, int(row.revision)) for row in rows}
+
+
+def check_expected_layouts(
+    stored: Mapping[str, StoredLayout], expected: Mapping[str, int]
+) -> None:
+    for name, revision in expected.items():
+        current = stored[name].revision if name in stored else 0
+        if current != revision:
+            raise PreconditionFailed(
+                f"The layout of {name!r} was changed at revision {current} since "
+                f"you read it (revision {revision}); reload it and apply your "
+                "change again."
+            )
+
+
+def bodies(layouts: Mapping[str, StoredLayout]) -> dict[str, dict[str, Any]]:
+    return {name: layout.document for name, layout in layouts.items()}
+
+
+def split_kinds(
+    documents: Sequence[tuple[str, Any]],
+) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+    """Sort documents into entities (no ``kind``) and layouts.
+
+    :raises InvalidMetadata: a document has a kind that cannot be applied here.
+    """
+    entities, layouts, problems = [], [], []
+    for source, document in documents:
+        kind = document.get("kind") if isinstance(document, dict) else None
+        if kind is None:
+            entities.append((source, document))
+        elif kind == LAYOUT:
+            layouts.append((source, document))
+        else:
+            prefix = f"{source}: " if source else ""
+            message = (
+                f"Documents of kind {kind!r} cannot be applied as metadata; entity "
+                "documents have no kind and layouts have the kind 'layout'."
+            )
+            problems.append(Problem(f"{prefix}kind", "unknown_kind", message))
+    if problems:
+        raise InvalidMetadata(
+            "The metadata document was refused; nothing was changed.",
+            problems=problems,
+        )
+    return entities, layouts
+
+
+def check_layouts(documents: Sequence[tuple[str, Any]], target: Catalog) -> None:
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for source, document in documents:
+        prefix = f"{source}: " if source else ""
+        for problem in check_layout_document(document, target):
+            problems.append(
+                Problem(f"{prefix}{problem.field}", problem.code, problem.message)
+            )
+        name = document.get("entity")
+        if isinstance(name, str) and name in seen:
+            message = f"The layout of {name!r} is given more than once."
+            problems.append(Problem(f"{prefix}entity", "duplicate_name", message))
+        if isinstance(name, str):
+            seen.add(name)
+    if problems:
+        raise InvalidMetadata(
+            "The metadata document was refused; nothing was changed.",
+            problems=problems,
+        )
+
+
+def entity_field_changes(
+    current: Catalog, after: Mapping[str, StoredEntity]
+) -> dict[str, dict[str, str | None]]:
+    changes = {}
+    for name, stored in after.items():
+        before = current.entities.get(name)
+        found = field_changes(before, stored.document) if before else {}
+        if found:
+            changes[name] = found
+    return changes
+
+
+def given_layouts(
+    documents: Sequence[tuple[str, Any]],
+    stored: Mapping[str, StoredLayout],
+    plan: Plan,
+) -> dict[str, dict[str, Any] | None]:
+    result: dict[str, dict[str, Any] | None] = {}
+    for _, document in documents:
+        name = document["entity"]
+        old = stored.get(name)
+        if old is None or old.document != document:
+            plan.add("set_layout", name)
+            result[name] = document
+    return result
+
+
+def rewritten_layouts(
+    stored: Mapping[str, StoredLayout],
+    changes: FieldChanges,
+    plan: Plan,
+    *,
+    skip: Mapping[str, Any],
+    removed_entities: set[str] | None = None,
+) -> dict[str, dict[str, Any] | None]:
+    """Rewrite the stored layouts that name renamed or removed fields or entities."""
+    result: dict[str, dict[str, Any] | None] = {}
+    if not changes and not removed_entities:
+        return result
+    for name in sorted(stored):
+        if name in skip:
+            continue
+        document = stored[name].document
+        rewritten = rewrite_layout(
+            document, changes, removed_entities=removed_entities or ()
+        )
+        if rewritten != document:
+            plan.add("update_layout", name)
+            result[name] = rewritten
+    return result
+
+
+def write_layouts(
+    connection: sa.Connection,
+    before: Mapping[str, StoredLayout],
+    after: Mapping[str, dict[str, Any] | None],
+    revision: int,
+) -> None:
+    for name, document in after.items():
+        old = before.get(name)
+        key = (meta_documents.c.kind == LAYOUT, meta_documents.c.name == name)
+        if document is None:
+            connection.execute(meta_documents.delete().where(*key))
+        elif old is None:
+            connection.execute(
+                meta_documents.insert().values(
+                    kind=LAYOUT,
+                    name=name,
+                    body=document,
+                    hidden_fields=[],
+                    removed=False,
+                    revision=revision,
+                )
+            )
+        else:
+            connection.execute(
+                meta_documents.update()
+                .where(*key)
+                .values(body=document, revision=revision)
+            )
+        connection.execute(
+            meta_history.insert().values(
+                revision=revision,
+                kind=LAYOUT,
+                name=name,
+                before=old.document if old is not None else None,
+                after=document,
+            )
+        )

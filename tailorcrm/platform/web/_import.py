@@ -1,0 +1,415 @@
+"""The CSV import page: upload a file, map its columns, check it, import it.
+
+The importer does the work, through the record service, exactly as
+``tailorcrm import`` does. Between the steps the uploaded file waits on the
+server under a random name that only the session which uploaded it knows; the
+address carries that name, never a path, and it is checked against the session
+before any file is opened. A file is removed once it is imported or discarded,
+and any left behind is removed after :data:`UPLOAD_LIFETIME` seconds. Several
+app processes share uploads only when they share the upload folder
+(``IMPORT_FOLDER`` in the app's config; a folder in the system's temporary
+directory by default).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import current_app, flash, redirect, request, session, url_for
+from flask_login import login_required
+from werkzeug.wrappers import Response
+
+from ...errors import BadRequest, NotFound
+from ...metadata import EntityDef
+from ...renderer import (
+    ImportColumn,
+    ImportPage,
+    import_summary,
+    importable_fields,
+    key_fields,
+)
+from .._app import Session, platform
+from ..csvio import CsvFormatError, read_csv
+from ..importer import ImportFailed, ImportReport, import_csv, match_columns
+from ._blueprint import web
+from ._context import LINKS, render, web_session
+from ._listing import plural
+
+#: The largest file the import page takes.
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+#: Seconds an upload waits for its import before it is removed.
+UPLOAD_LIFETIME = 2 * 60 * 60
+#: Uploads one session keeps at a time; an older one goes when a new one comes.
+UPLOADS_PER_SESSION = 3
+SAMPLE_ROWS = 3
+_SESSION_KEY = "tc_uploads"
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
+_CHUNK = 64 * 1024
+
+
+@web.route("/app/<entity_name>/import", methods=["GET", "POST"])
+@login_required
+def import_page(entity_name: str) -> Response:
+    """Show the upload form, or take the file and go on to its columns."""
+    with web_session() as found:
+        entity = found.catalog.entity(entity_name)
+        if request.method == "GET":
+            return _render(found, entity, step="upload")
+        try:
+            token = _receive(entity)
+        except BadRequest as error:
+            return _render(
+                found, entity, step="upload", errors=[error.message], status=422
+            )
+    return redirect(_mapping_href(entity_name, token), code=303)
+
+
+@web.route("/app/<entity_name>/import/<token>", methods=["GET", "POST"])
+@login_required
+def import_mapping(entity_name: str, token: str) -> Response:
+    """Map the columns; ``action`` ``check`` runs a dry run, ``import`` imports."""
+    path = _upload_path(entity_name, token)
+    action = request.form.get("action", "") if request.method == "POST" else ""
+    if action == "discard":
+        _forget(token)
+        flash("The uploaded file was discarded.", "success")
+        return redirect(LINKS.list(entity_name), code=303)
+    with web_session() as found:
+        entity = found.catalog.entity(entity_name)
+        header, samples = _preview(path)
+        actor = found.user.actor()
+        if request.method == "GET":
+            selected = _automatic(entity, header)
+            return _render_mapping(found, entity, token, header, samples, selected)
+        selected, key, skip = _chosen(header)
+        errors = _mapping_errors(entity, selected, key)
+        if errors or action not in ("check", "import"):
+            errors = errors or ["Choose to check the file or to import it."]
+            return _render_mapping(
+                found,
+                entity,
+                token,
+                header,
+                samples,
+                selected,
+                key=key,
+                skip=skip,
+                errors=errors,
+                status=422,
+            )
+    mapping = {field: header[index] for index, field in selected.items()}
+    # The import opens a write transaction of its own; the page's read
+    # transaction is closed first so that SQLite does not wait on itself.
+    report, errors = _run(
+        entity_name, path, mapping, key, skip, actor=actor, dry_run=action == "check"
+    )
+    filename = _name(token)
+    if report is not None and report.committed:
+        _forget(token)
+    with web_session() as found:
+        entity = found.catalog.entity(entity_name)
+        if report is not None and report.committed:
+            return _render(
+                found, entity, step="done", summary=report, filename=filename
+            )
+        return _render_mapping(
+            found,
+            entity,
+            token,
+            header,
+            samples,
+            selected,
+            key=key,
+            skip=skip,
+            errors=errors,
+            report=report,
+            status=422 if errors else 200,
+        )
+
+
+# -- the steps ---------------------------------------------------------------------
+
+
+def _run(
+    entity_name: str,
+    path: Path,
+    mapping: dict[str, str],
+    key: str,
+    skip: bool,
+    *,
+    actor: Any,
+    dry_run: bool,
+) -> tuple[ImportReport | None, list[str]]:
+    try:
+        with path.open("rb") as stream:
+            report = import_csv(
+                platform(),
+                entity_name,
+                stream,
+                actor=actor,
+                mapping=mapping,
+                key=key or None,
+                dry_run=dry_run,
+                skip_bad_rows=skip,
+                auto_match=False,
+            )
+    except ImportFailed as error:
+        return error.report, []
+    except BadRequest as error:
+        return None, [error.message]
+    except FileNotFoundError:
+        raise NotFound("The uploaded file is gone; upload it again.") from None
+    return report, []
+
+
+def _automatic(entity: EntityDef, header: list[str]) -> dict[int, str]:
+    """The field of each column by name or label, as ``tailorcrm import`` finds it."""
+    matched, _ = match_columns(entity, header, {})
+    return {index: field for field, index in matched.items()}
+
+
+def _chosen(header: list[str]) -> tuple[dict[int, str], str, bool]:
+    """What the form sent: the field of each column by index, the key, skip."""
+    selected = {
+        index: field
+        for index in range(len(header))
+        if (field := request.form.get(f"map_{index}", ""))
+    }
+    key = request.form.get("key", "")
+    return selected, key, request.form.get("skip_bad_rows") == "on"
+
+
+def _mapping_errors(entity: EntityDef, selected: dict[int, str], key: str) -> list[str]:
+    errors = []
+    fields = dict(importable_fields(entity))
+    chosen = list(selected.values())
+    for name in dict.fromkeys(chosen):
+        if name not in fields:
+            errors.append(f"{entity.label} has no field {name!r} to import into.")
+        elif chosen.count(name) > 1:
+            message = f"{fields[name]} is chosen for more than one column; keep one."
+            errors.append(message)
+    if not selected:
+        errors.append("Choose a field for at least one column.")
+    keys = dict(key_fields(entity))
+    if key and key not in keys:
+        errors.append("Choose an external-id field to update records by.")
+    elif key and key not in chosen:
+        errors.append(
+            f"Choose the column that holds {keys[key]} to update records by it."
+        )
+    return errors
+
+
+# -- uploads -----------------------------------------------------------------------
+
+
+def upload_dir() -> Path:
+    """The folder uploads wait in (created private to this user)."""
+    configured = current_app.config.get("IMPORT_FOLDER")
+    folder = Path(configured or Path(tempfile.gettempdir()) / "tailorcrm-imports")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder
+
+
+def _receive(entity: EntityDef) -> str:
+    """Store the uploaded file and remember it in the session.
+
+    :raises BadRequest: no file, a file too large, or one that is not CSV.
+    """
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise BadRequest("Choose a CSV file to upload.")
+    _sweep()
+    token = secrets.token_urlsafe(24)
+    path = upload_dir() / f"{token}.csv"
+    size = 0
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as target:
+        while chunk := upload.stream.read(_CHUNK):
+            size += len(chunk)
+            if size > MAX_UPLOAD_BYTES:
+                break
+            target.write(chunk)
+    if size > MAX_UPLOAD_BYTES:
+        path.unlink(missing_ok=True)
+        megabytes = MAX_UPLOAD_BYTES // (1024 * 1024)
+        raise BadRequest(
+            f"The file is larger than {megabytes} MB; split it and import the "
+            "parts one after another."
+        )
+    try:
+        _preview(path)
+    except BadRequest:
+        path.unlink(missing_ok=True)
+        raise
+    _remember(token, entity.name, upload.filename)
+    return token
+
+
+def _remember(token: str, entity: str, filename: str) -> None:
+    uploads = dict(session.get(_SESSION_KEY) or {})
+    while len(uploads) >= UPLOADS_PER_SESSION:
+        oldest = min(uploads, key=lambda t: uploads[t].get("at", 0))
+        _forget(oldest, uploads)
+    name = Path(filename.replace("\\", "/")).name[:200]
+    uploads[token] = {"entity": entity, "name": name, "at": int(time.time())}
+    session[_SESSION_KEY] = uploads
+
+
+def _forget(token: str, uploads: dict[str, Any] | None = None) -> None:
+    """Remove an upload's file and its entry in the session."""
+    kept = dict(session.get(_SESSION_KEY) or {}) if uploads is None else uploads
+    kept.pop(token, None)
+    if _TOKEN.match(token):
+        (upload_dir() / f"{token}.csv").unlink(missing_ok=True)
+    session[_SESSION_KEY] = kept
+
+
+def _upload_path(entity_name: str, token: str) -> Path:
+    """The file of an upload this session made for this entity.
+
+    :raises NotFound: the token is not one, or the upload expired.
+    """
+    uploads = session.get(_SESSION_KEY) or {}
+    entry = uploads.get(token) if _TOKEN.match(token) else None
+    path = upload_dir() / f"{token}.csv"
+    if not isinstance(entry, dict) or entry.get("entity") != entity_name:
+        raise NotFound("This upload expired or belongs to another session.")
+    if _age(entry) > UPLOAD_LIFETIME or not path.is_file():
+        _forget(token)
+        raise NotFound("This upload expired; upload the file again.")
+    return path
+
+
+def _age(entry: Mapping[str, Any]) -> float:
+    at = entry.get("at")
+    return time.time() - at if isinstance(at, int | float) else float("inf")
+
+
+def _name(token: str) -> str:
+    entry = (session.get(_SESSION_KEY) or {}).get(token) or {}
+    return str(entry.get("name", ""))
+
+
+def _sweep() -> None:
+    """Remove uploads older than :data:`UPLOAD_LIFETIME`, whoever left them."""
+    limit = time.time() - UPLOAD_LIFETIME
+    for path in upload_dir().glob("*.csv"):
+        try:
+            if path.stat().st_mtime < limit:
+                path.unlink(missing_ok=True)
+        except OSError:
+            continue
+
+
+def _preview(path: Path) -> tuple[list[str], list[list[str]]]:
+    """The header and the first rows of an uploaded file.
+
+    :raises BadRequest: it cannot be read as CSV.
+    """
+    try:
+        with path.open("rb") as stream:
+            reader = read_csv(stream)
+            samples = []
+            for _, values in reader:
+                samples.append(values)
+                if len(samples) >= SAMPLE_ROWS:
+                    break
+    except CsvFormatError as error:
+        raise BadRequest(error.message) from None
+    return reader.header, samples
+
+
+# -- pages -------------------------------------------------------------------------
+
+
+def _mapping_href(entity_name: str, token: str) -> str:
+    return url_for("web.import_mapping", entity_name=entity_name, token=token)
+
+
+def _render(
+    found: Session,
+    entity: EntityDef,
+    *,
+    step: str,
+    errors: list[str] | None = None,
+    summary: ImportReport | None = None,
+    filename: str = "",
+    status: int = 200,
+) -> Response:
+    page = ImportPage(
+        entity=entity.name,
+        entity_label=entity.label,
+        label_plural=plural(entity),
+        step=step,
+        action=LINKS.import_page(entity.name),
+        list_href=LINKS.list(entity.name),
+        filename=filename,
+        summary=import_summary(entity, summary) if summary is not None else None,
+        errors=errors or [],
+        max_megabytes=MAX_UPLOAD_BYTES // (1024 * 1024),
+    )
+    return _page(found, entity, page, status=status)
+
+
+def _render_mapping(
+    found: Session,
+    entity: EntityDef,
+    token: str,
+    header: list[str],
+    samples: list[list[str]],
+    selected: Mapping[int, str],
+    *,
+    key: str = "",
+    skip: bool = False,
+    errors: list[str] | None = None,
+    report: ImportReport | None = None,
+    status: int = 200,
+) -> Response:
+    columns = [
+        ImportColumn(
+            index=index,
+            name=name,
+            samples=tuple(row[index] if index < len(row) else "" for row in samples),
+            field=selected.get(index, ""),
+        )
+        for index, name in enumerate(header)
+    ]
+    page = ImportPage(
+        entity=entity.name,
+        entity_label=entity.label,
+        label_plural=plural(entity),
+        step="map",
+        action=_mapping_href(entity.name, token),
+        list_href=LINKS.list(entity.name),
+        filename=_name(token),
+        columns=columns,
+        fields=importable_fields(entity),
+        keys=key_fields(entity),
+        key=key,
+        skip_bad_rows=skip,
+        summary=import_summary(entity, report) if report is not None else None,
+        errors=errors or [],
+    )
+    return _page(found, entity, page, status=status)
+
+
+def _page(
+    found: Session, entity: EntityDef, page: ImportPage, *, status: int
+) -> Response:
+    return render(
+        "import.html",
+        title=f"Import {page.label_plural}",
+        session=found,
+        current=entity.name,
+        page=page,
+        status=status,
+    )

@@ -1,0 +1,535 @@
+"""The list page of an entity: sort, search, filters, saved views, pages.
+
+Everything a list shows is in its address, so a list can be bookmarked, shared and
+reloaded, and every control works as a plain link or GET form without scripts.
+Records are read through the query builder; a page costs the same number of SQL
+statements whatever its number of rows (the lookups' names come in one statement
+per target entity).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from babel import numbers as babel_numbers
+from flask import flash, redirect, request, url_for
+from flask_login import login_required
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response
+
+from ...errors import BadRequest, NotFound
+from ...metadata import EntityDef
+from ...renderer import (
+    Chip,
+    ColumnChoice,
+    FilterBuilder,
+    FilterField,
+    ListPage,
+    ViewBar,
+    ViewChoice,
+    filter_fields,
+    filter_label,
+    table,
+)
+from .._app import Session
+from ..query import (
+    SEARCH_TYPES,
+    ListQuery,
+    Page,
+    display_names,
+    names_of,
+    parse_list_args,
+    records_named,
+    run_list,
+    search_condition,
+)
+from ..views import get_view, list_views
+from ._blueprint import web
+from ._context import LINKS, locale, render, web_session
+from ._filters import (
+    PAGE_PARAMS,
+    Pairs,
+    builder_param,
+    condition_of,
+    field_filters,
+    filters_of,
+    parse_custom,
+    spec_of,
+    split_param,
+)
+
+#: Parameters that only place a page within a list.
+_POSITION = frozenset({"cursor", "start"})
+_BUILDER = frozenset({"add_field", "add_op", "add_value", "add_text", "add_id"})
+#: The longest condition a chip shows before it is cut.
+_CHIP_TEXT = 80
+
+
+def list_args(
+    entity: EntityDef,
+    layout: Mapping[str, Any],
+    params: MultiDict[str, str] | None = None,
+    *,
+    page_size: int | None = None,
+    sort: Sequence[str] | None = None,
+) -> dict[str, list[str]]:
+    """The query-builder parameters of a list page: its filters, sort and cursor.
+
+    :param params: the page's parameters (default: the request's).
+    :param page_size: rows per page (default: the layout's).
+    :param sort: the sort when the page names none (default: the layout's).
+    """
+    params = request.args if params is None else params
+    args = {
+        key: params.getlist(key)
+        for key in params
+        if key not in PAGE_PARAMS and key not in ("limit", "count", "fields")
+    }
+    default = layout["list"].get("sort") if sort is None else sort
+    args.setdefault("sort", [",".join(default or [])])
+    if not args["sort"][0]:
+        del args["sort"]
+    args["limit"] = [str(page_size or layout["list"].get("page_size", 25))]
+    args["count"] = ["true"]
+    return args
+
+
+def build_query(
+    session: Session,
+    entity: EntityDef,
+    args: dict[str, list[str]],
+    search: str | None = None,
+) -> ListQuery:
+    """Parse a list's parameters and add its quick search (default: ``q``).
+
+    :raises BadRequest: a parameter is wrong, named as the API would name it.
+    """
+    query = parse_list_args(entity, args, user=session.user.condition_data())
+    text = request.args.get("q", "") if search is None else search
+    found = search_condition(entity, text)
+    if found is not None:
+        query.condition = (
+            found if query.condition is None else sa.and_(query.condition, found)
+        )
+    return query
+
+
+def list_href(entity: str, pairs: Sequence[tuple[str, str]]) -> str:
+    query = urlencode(list(pairs))
+    return LINKS.list(entity) + (f"?{query}" if query else "")
+
+
+def state_of(params: MultiDict[str, str]) -> Pairs:
+    """A list's parameters without its position or a half-filled filter builder."""
+    return [
+        (key, value)
+        for key, value in params.items(multi=True)
+        if key not in _POSITION and key not in _BUILDER
+    ]
+
+
+def view_pairs(entity: EntityDef, view: Mapping[str, Any]) -> Pairs:
+    """The parameters of a list that shows ``view`` as saved."""
+    pairs = [("view", str(view["id"])), ("sort", ",".join(view["sort"]))]
+    filters = filters_of(entity, view["filter"])
+    if filters is None:
+        text = json.dumps(view["filter"], separators=(",", ":"), ensure_ascii=False)
+        return [*pairs, ("filter", text)]
+    return pairs + filters
+
+
+@web.get("/app/<entity_name>")
+@login_required
+def list_page(entity_name: str) -> Response:
+    params = request.args
+    with web_session() as session:
+        entity = session.catalog.entity(entity_name)
+        if "add_field" in params:
+            return _add_filter(session, entity, params)
+        try:
+            view = active_view(session, params)
+        except NotFound:
+            flash("That view no longer exists; the list shows all records.", "error")
+            return redirect(LINKS.list(entity_name), code=303)
+        if set(params) == {"view"} and not params["view"]:
+            return redirect(LINKS.list(entity_name), code=303)
+        if view is not None and set(params) == {"view"}:
+            # Opening a view spells out its sort and filters in the address, so
+            # each shows as a chip and can be changed like any other.
+            return redirect(list_href(entity_name, view_pairs(entity, view)), code=303)
+        return render_list(session, entity, params, view=view)
+
+
+def active_view(
+    session: Session, params: MultiDict[str, str]
+) -> Mapping[str, Any] | None:
+    """The saved view a list's parameters name, if any.
+
+    :raises NotFound: it is not a view this user sees (any more).
+    """
+    raw = params.get("view", "")
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound(f"There is no view {raw!r}.")
+    return get_view(session.connection, session.catalog, session.user, int(raw))
+
+
+def render_list(
+    session: Session,
+    entity: EntityDef,
+    params: MultiDict[str, str],
+    *,
+    view: Mapping[str, Any] | None,
+    builder: Mapping[str, Any] | None = None,
+    save: Mapping[str, Any] | None = None,
+    status: int = 200,
+) -> Response:
+    """Render a list page for ``params``.
+
+    :param builder: the filter builder's field, operator, value and error, to show
+        it again after a problem.
+    :param save: the errors and values of a refused "Save as view".
+    """
+    layout = session.catalog.layout(entity.name)
+    listing = view if view is not None else layout["list"]
+    columns = list(listing["columns"])
+    args = list_args(
+        entity,
+        layout,
+        params,
+        page_size=int(listing["page_size"]),
+        sort=listing["sort"],
+    )
+    error = ""
+    try:
+        query = build_query(session, entity, args, params.get("q", ""))
+        page = run_list(session.connection, entity, query)
+    except BadRequest as problem:
+        error = problem.message
+        page = Page([], None, 0)
+    names = display_names(
+        session.connection, session.catalog, entity, page.records, columns
+    )
+    state = state_of(params)
+    sort = [key for key in (args.get("sort") or [""])[0].split(",") if key]
+    start = _int(params.get("start"), 1)
+    total = int(page.total or 0)
+    model = ListPage(
+        entity=entity.name,
+        entity_label=entity.label,
+        label_plural=plural(entity),
+        table=table(
+            entity, columns, page.records, names, LINKS, sort=sort, locale=locale()
+        ),
+        total=total,
+        total_text=str(babel_numbers.format_decimal(total, locale=locale())),
+        first=start if page.records else 0,
+        last=start + len(page.records) - 1,
+        search=params.get("q", ""),
+        searchable=any(spec["type"] in SEARCH_TYPES for spec in entity.fields.values()),
+        sort_hrefs={
+            name: list_href(entity.name, _with(state, "sort", _toggled(sort, name)))
+            for name in columns
+        },
+        next_href=(
+            list_href(
+                entity.name,
+                [
+                    *state,
+                    ("cursor", page.next_cursor),
+                    ("start", str(start + len(page.records))),
+                ],
+            )
+            if page.next_cursor
+            else None
+        ),
+        first_href=list_href(entity.name, state) if "cursor" in params else None,
+        new_href=LINKS.new(entity.name),
+        export_href=LINKS.export(entity.name, _export_params(state)),
+        import_href=LINKS.import_page(entity.name),
+        active_filters=_chips(session, entity, state),
+        clear_href=_clear_href(entity, state),
+        filter_builder=_builder(session, entity, state, builder or {}),
+        views=_view_bar(session, entity, state, view, listing, save or {}),
+        state=urlencode(state),
+        error=error,
+        notice=str(view.get("notice") or "") if view is not None else "",
+    )
+    return render(
+        "list.html",
+        title=model.label_plural,
+        session=session,
+        current=entity.name,
+        page=model,
+        status=400 if error and status == 200 else status,
+    )
+
+
+def plural(entity: EntityDef) -> str:
+    return str(entity.document.get("label_plural") or entity.label)
+
+
+def _int(text: str | None, default: int) -> int:
+    return int(text) if text and text.isdigit() and len(text) < 12 else default
+
+
+def _with(pairs: Pairs, key: str, value: str) -> Pairs:
+    return [(k, v) for k, v in pairs if k != key] + [(key, value)]
+
+
+def _toggled(sort: list[str], name: str) -> str:
+    return f"-{name}" if sort[:1] == [name] else name
+
+
+def _export_params(state: Pairs) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for key, value in state:
+        if key != "view":
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def _clear_href(entity: EntityDef, state: Pairs) -> str | None:
+    kept = [(k, v) for k, v in state if k in ("view", "sort")]
+    return list_href(entity.name, kept) if len(kept) != len(state) else None
+
+
+# -- chips -------------------------------------------------------------------------
+
+
+def _chips(session: Session, entity: EntityDef, state: Pairs) -> list[Chip]:
+    names = _chip_names(session, entity, state)
+    chips = []
+    for index, (key, value) in enumerate(state):
+        without = state[:index] + state[index + 1 :]
+        href = list_href(entity.name, without)
+        if key == "q":
+            if value.strip():
+                chips.append(Chip(f"Search: “{value.strip()}”", href))
+            continue
+        if key == "filter":
+            shown = value if len(value) <= _CHIP_TEXT else value[:_CHIP_TEXT] + "…"
+            chips.append(Chip(f"Condition: {shown}", href))
+            continue
+        if key in PAGE_PARAMS or key in ("sort", "limit", "count", "fields"):
+            continue
+        name, op = split_param(key)
+        spec = spec_of(entity, name)
+        if spec is None:
+            chips.append(Chip(f"{key} = {value}", href))
+            continue
+        lookup_names = names.get(spec.get("target", ""), {})
+        text = filter_label(spec, op, value, lookup_names=lookup_names, locale=locale())
+        chips.append(Chip(text, href))
+    return chips
+
+
+def _chip_names(
+    session: Session, entity: EntityDef, state: Pairs
+) -> dict[str, dict[int, str]]:
+    """Names of the records that lookup filters name, one statement per target."""
+    wanted: dict[str, set[int]] = {}
+    for key, value in field_filters(MultiDict(state)):
+        name, _ = split_param(key)
+        spec = entity.fields.get(name)
+        if spec is None or spec["type"] != "lookup":
+            continue
+        ids = {int(part) for part in value.split(",") if part.strip().isdigit()}
+        wanted.setdefault(spec["target"], set()).update(i for i in ids if i < 2**63)
+    found: dict[str, dict[int, str]] = {}
+    for target_name, ids in wanted.items():
+        target = session.catalog.entities.get(target_name)
+        if target is not None and not target.removed and ids:
+            found[target_name] = names_of(session.connection, target, ids)
+    return found
+
+
+# -- the filter builder ------------------------------------------------------------
+
+
+def _fields(session: Session, entity: EntityDef) -> list[FilterField]:
+    def target_label(name: str) -> str:
+        target = session.catalog.entities.get(name)
+        return target.label if target is not None else name
+
+    return filter_fields(entity, lookup_href=LINKS.lookup, target_label=target_label)
+
+
+def _builder(
+    session: Session, entity: EntityDef, state: Pairs, sent: Mapping[str, Any]
+) -> FilterBuilder:
+    fields: list[FilterField] = sent.get("fields") or _fields(session, entity)
+    chosen = next((f for f in fields if f.name == sent.get("field")), None)
+    return FilterBuilder(
+        action=LINKS.list(entity.name),
+        fields=fields,
+        hidden=state,
+        field=chosen,
+        op=str(sent.get("op", "")),
+        value=str(sent.get("value", "")),
+        error=str(sent.get("error", "")),
+    )
+
+
+def _add_filter(
+    session: Session, entity: EntityDef, params: MultiDict[str, str]
+) -> Response:
+    """Add the filter the builder sent, then show the list with it (303).
+
+    Without scripts the builder may arrive with only a field chosen: the page
+    comes back with that field's operators and value input.
+    """
+    state = state_of(params)
+    fields = _fields(session, entity)
+    name = params.get("add_field", "")
+    code = params.get("add_op", "")
+    values = params.getlist("add_value")
+    sent: dict[str, Any] = {"fields": fields, "field": name, "op": code}
+    sent["value"] = ",".join(values)
+    chosen = next((f for f in fields if f.name == name), None)
+    try:
+        if chosen is None:
+            raise BadRequest("Choose a field to filter by.")
+        if not code:
+            return _again(session, entity, state, sent, status=200)
+        if chosen.type == "lookup" and code in ("eq", "ne"):
+            values = [str(_lookup_id(session, entity, chosen, params))]
+        param, raw = builder_param(entity, name, code, values)
+    except BadRequest as error:
+        sent["error"] = error.message
+        return _again(session, entity, state, sent, status=422)
+    return redirect(list_href(entity.name, [*state, (param, raw)]), code=303)
+
+
+def _again(
+    session: Session,
+    entity: EntityDef,
+    state: Pairs,
+    sent: dict[str, Any],
+    *,
+    status: int,
+) -> Response:
+    params = MultiDict(state)
+    try:
+        view = active_view(session, params)
+    except NotFound:
+        view = None
+    return render_list(session, entity, params, view=view, builder=sent, status=status)
+
+
+def _lookup_id(
+    session: Session,
+    entity: EntityDef,
+    chosen: FilterField,
+    params: MultiDict[str, str],
+) -> int:
+    """The record a lookup filter names: the one picked, else the name typed.
+
+    :raises BadRequest: no record, or several, go by the name typed.
+    """
+    picked = params.get("add_id", "").strip()
+    if picked.isdigit() and len(picked) < 19:
+        return int(picked)
+    typed = (params.get("add_text") or params.get("add_value") or "").strip()
+    if not typed:
+        raise BadRequest(f"Enter the name of a {chosen.target_label} record.")
+    target = session.catalog.entity(entity.fields[chosen.name]["target"])
+    found = records_named(session.connection, target, typed)
+    number = typed.removeprefix("#")
+    if not found and number.isdigit() and len(number) < 19:
+        # No record goes by that name: the text may be a record's number.
+        found = list(names_of(session.connection, target, [int(number)]))
+    if len(found) == 1:
+        return int(found[0])
+    many = "Several records" if found else "No record"
+    raise BadRequest(
+        f"{many} of {chosen.target_label} named “{typed}”; choose one from the list."
+    )
+
+
+# -- saved views -------------------------------------------------------------------
+
+
+def _view_bar(
+    session: Session,
+    entity: EntityDef,
+    state: Pairs,
+    view: Mapping[str, Any] | None,
+    listing: Mapping[str, Any],
+    save: Mapping[str, Any],
+) -> ViewBar:
+    views = list_views(session.connection, session.catalog, session.user, entity.name)
+    selected = int(view["id"]) if view is not None else None
+    choices = [
+        ViewChoice(
+            id=int(item["id"]),
+            label=str(item["label"]),
+            shared=bool(item["shared"]),
+            owner=str(item["owner"]),
+            selected=item["id"] == selected,
+        )
+        for item in views
+    ]
+    editable = view is not None and bool(view["editable"])
+    shown = list(save.get("columns") or listing["columns"])
+    return ViewBar(
+        choices=choices,
+        current=view,
+        changed=view is not None and _changed(entity, state, view),
+        may_share=session.user.is_admin,
+        manage_href=(
+            url_for("web.view_page", entity_name=entity.name, view_id=selected)
+            if editable
+            else None
+        ),
+        update_action=(
+            url_for("web.update_view", entity_name=entity.name, view_id=selected)
+            if editable
+            else None
+        ),
+        save_action=url_for("web.save_view_route", entity_name=entity.name),
+        columns=column_choices(entity, shown),
+        page_size=int(save.get("page_size") or listing["page_size"]),
+        errors=list(save.get("errors") or []),
+        label=str(save.get("label", "")),
+        shared=bool(save.get("shared", False)),
+        condition=_condition_text(entity, state),
+    )
+
+
+def _condition_text(entity: EntityDef, state: Pairs) -> str:
+    params = MultiDict(state)
+    try:
+        custom = parse_custom(params.get("filter"))
+        condition = condition_of(entity, field_filters(params), custom)
+    except BadRequest:
+        return ""
+    if condition is None:
+        return ""
+    return json.dumps(condition, ensure_ascii=False)
+
+
+def column_choices(entity: EntityDef, shown: Sequence[str]) -> list[ColumnChoice]:
+    """Every field as a column to tick: those shown first, in their order."""
+    order = [name for name in shown if name in entity.fields]
+    order += [name for name in entity.fields if name not in order]
+    return [
+        ColumnChoice(
+            name=name,
+            label=str(entity.fields[name].get("label", name)),
+            checked=name in shown,
+        )
+        for name in order
+    ]
+
+
+def _changed(entity: EntityDef, state: Pairs, view: Mapping[str, Any]) -> bool:
+    def comparable(pairs: Pairs) -> list[tuple[str, str]]:
+        return sorted((k, v) for k, v in pairs if k not in ("view", "q"))
+
+    return comparable(state) != comparable(view_pairs(entity, view))

@@ -1,0 +1,217 @@
+"""List actions: CSV export and actions on selected rows.
+
+Exports stream: records are read through the query builder a page at a time and
+written as they come, in the cell format of ``tailorcrm export`` (see
+:mod:`..exporting`), so an export of any size holds one page in memory. Deleting
+selected rows asks first, listing each record and what refers to it, then deletes
+all of them through the record service or none.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qsl
+
+import sqlalchemy as sa
+from flask import flash, redirect, request, stream_with_context
+from flask_login import login_required
+from werkzeug.wrappers import Response
+
+from ...errors import Conflict, NotFound, PreconditionFailed
+from ...metadata import EntityDef
+from .._app import Session
+from ..exporting import csv_lines, export_columns, export_records
+from ..query import ListQuery, names_of, parse_list_args
+from ._blueprint import web
+from ._context import LINKS, render, web_session
+from ._listing import build_query, list_args, list_href, plural
+
+#: The most rows one action on selected rows takes.
+MAX_SELECTED = 500
+
+
+@web.get("/app/<entity_name>/export.csv")
+@login_required
+def export_csv(entity_name: str) -> Response:
+    """The list as filtered, searched and sorted, every page of it, as CSV."""
+
+    def query_of(session: Session, entity: EntityDef) -> ListQuery:
+        layout = session.catalog.layout(entity.name)
+        args = list_args(entity, layout, request.args)
+        args.pop("cursor", None)
+        return build_query(session, entity, args, request.args.get("q", ""))
+
+    return _csv_response(entity_name, f"{entity_name}.csv", query_of)
+
+
+@web.post("/app/<entity_name>/bulk")
+@login_required
+def bulk_action(entity_name: str) -> Response:
+    """Act on the rows ticked on a list page.
+
+    ``export`` answers with their CSV; ``delete`` shows what deleting them would
+    do; ``delete_confirmed`` deletes them all, or none when one cannot go.
+    """
+    ids = _selected()
+    action = request.form.get("action", "")
+    back = _back(entity_name)
+    if not ids:
+        flash("Select at least one row first.", "error")
+        return redirect(back, code=303)
+    if len(ids) > MAX_SELECTED:
+        flash(f"Select at most {MAX_SELECTED} rows at a time.", "error")
+        return redirect(back, code=303)
+    if action == "export":
+        selection = {"id__in": [",".join(str(i) for i in ids)]}
+        return _csv_response(
+            entity_name,
+            f"{entity_name}-selected.csv",
+            lambda _, entity: parse_list_args(entity, selection),
+        )
+    if action == "delete":
+        return _confirm_delete(entity_name, ids, back)
+    if action == "delete_confirmed":
+        return _delete(entity_name, ids, back)
+    flash("Choose what to do with the selected rows.", "error")
+    return redirect(back, code=303)
+
+
+def _selected() -> list[int]:
+    found = request.form.getlist("ids")
+    return sorted({int(v) for v in found if v.isdigit() and len(v) < 19})
+
+
+def _back(entity_name: str) -> str:
+    """The list the rows were selected on, from the form's ``state``."""
+    text = request.form.get("state", "")[:16_000]
+    pairs = [
+        (key, value)
+        for key, value in parse_qsl(text, keep_blank_values=True)
+        if key not in ("cursor", "start")
+    ]
+    return list_href(entity_name, pairs)
+
+
+def _csv_response(
+    entity_name: str,
+    filename: str,
+    query_of: Callable[[Session, EntityDef], ListQuery],
+) -> Response:
+    def generate() -> Iterator[str]:
+        with web_session() as session:
+            entity = session.catalog.entity(entity_name)
+            query = query_of(session, entity)
+            records = export_records(session.connection, entity, query)
+            yield from csv_lines(export_columns(entity), records)
+
+    chunks = stream_with_context(generate())
+    # The first chunk is taken here, so a wrong filter or an unknown entity is
+    # answered with an error page before any CSV is sent.
+    first = next(chunks)
+    response = Response(itertools.chain([first], chunks), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# -- deleting selected rows --------------------------------------------------------
+
+
+def _confirm_delete(entity_name: str, ids: list[int], back: str) -> Response:
+    with web_session() as session:
+        entity = session.catalog.entity(entity_name)
+        names = names_of(session.connection, entity, ids)
+        found = [i for i in ids if i in names]
+        if not found:
+            flash("The selected records no longer exist.", "error")
+            return redirect(back, code=303)
+        dependents, blocked = _dependents(session, entity, found)
+        records = [
+            {
+                "id": record_id,
+                "title": names[record_id],
+                "href": LINKS.record(entity_name, record_id),
+                "dependents": dependents.get(record_id, []),
+            }
+            for record_id in found
+        ]
+        return render(
+            "bulk_delete.html",
+            title=f"Delete {len(found)} {_noun(entity, len(found))}",
+            session=session,
+            current=entity.name,
+            entity=entity.name,
+            noun=_noun(entity, len(found)),
+            records=records,
+            blocked=blocked,
+            state=request.form.get("state", ""),
+            action=LINKS.bulk(entity_name),
+            cancel_href=back,
+        )
+
+
+def _noun(entity: EntityDef, count: int) -> str:
+    return (entity.label if count == 1 else plural(entity)).lower()
+
+
+def _dependents(
+    session: Session, entity: EntityDef, ids: list[int]
+) -> tuple[dict[int, list[dict[str, Any]]], bool]:
+    """What refers to each record, and whether that blocks deleting them.
+
+    One statement per lookup that points at ``entity``, whatever the number of
+    records.
+    """
+    found: dict[int, list[dict[str, Any]]] = {}
+    blocked = False
+    for other, spec in session.catalog.referrers(entity.name):
+        column = other.table.c[spec["name"]]
+        where = column.in_(ids)
+        if other.name == entity.name:
+            # A record that refers to itself does not keep itself alive.
+            where = sa.and_(where, other.table.c.id != column)
+        rows = session.connection.execute(
+            sa.select(column, sa.func.count())
+            .select_from(other.table)
+            .where(where)
+            .group_by(column)
+        ).all()
+        restrict = spec.get("on_delete", "restrict") == "restrict"
+        for record_id, count in rows:
+            blocked = blocked or restrict
+            effect = (
+                f"they keep it from being deleted (through {spec['label']})"
+                if restrict
+                else f"their {spec['label']} will be cleared"
+            )
+            label = plural(other) if count != 1 else other.label
+            found.setdefault(int(record_id), []).append(
+                {"count": int(count), "label": label, "effect": effect}
+            )
+    return found, blocked
+
+
+def _delete(entity_name: str, ids: list[int], back: str) -> Response:
+    with web_session(write=True) as session:
+        entity = session.catalog.entity(entity_name)
+        service = session.records()
+        try:
+            # One savepoint for all: the first record that cannot go undoes the
+            # others, so the list is never left half deleted.
+            with session.connection.begin_nested():
+                for record_id in ids:
+                    service.delete(entity_name, record_id)
+        except (Conflict, PreconditionFailed) as error:
+            flash(f"Nothing was deleted: {error.message}", "error")
+            return redirect(back, code=303)
+        except NotFound:
+            flash(
+                "Nothing was deleted: one of the selected records no longer "
+                "exists. Select the rows again.",
+                "error",
+            )
+            return redirect(back, code=303)
+        flash(f"{len(ids)} {_noun(entity, len(ids))} deleted.", "success")
+    return redirect(back, code=303)

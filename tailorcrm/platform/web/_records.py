@@ -1,0 +1,634 @@
+"""Home, list, record, form and delete pages of every entity.
+
+Reads go through the query builder and the record service's ``get``; writes go
+through the record service, the same path as the API, so a form shows exactly the
+problems the API would answer with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from flask import flash, redirect, request
+from flask_login import login_required
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response
+
+from ...errors import (
+    Conflict,
+    PreconditionFailed,
+    TailorError,
+    ValidationFailed,
+)
+from ...metadata import Catalog, EntityDef
+from ...renderer import (
+    FormValue,
+    RelatedRows,
+    form_page,
+    form_values,
+    format_value,
+    read_form,
+    title_of,
+)
+from ...renderer import detail_page as build_detail
+from .._app import Session
+from ..db import recent_records
+from ..query import (
+    display_names,
+    names_of,
+    parse_list_args,
+    records_named,
+    run_list,
+)
+from ._blueprint import web
+from ._context import LINKS, locale, render, web_session
+
+RECENT_LIMIT = 10
+RELATED_ROWS = 5
+
+
+# -- home --------------------------------------------------------------------------
+
+
+@web.get("/")
+@login_required
+def home() -> Response:
+    with web_session() as session:
+        recent = _recent(session)
+        return render("home.html", title="Home", session=session, recent=recent)
+
+
+def _recent(session: Session) -> list[dict[str, Any]]:
+    rows = session.connection.execute(
+        sa.select(recent_records.c.entity, recent_records.c.record_id)
+        .where(recent_records.c.user_id == session.user.id)
+        .order_by(recent_records.c.viewed_at.desc())
+        .limit(RECENT_LIMIT * 2)
+    ).all()
+    by_entity: dict[str, list[int]] = {}
+    for entity_name, record_id in rows:
+        by_entity.setdefault(entity_name, []).append(int(record_id))
+    titles: dict[tuple[str, int], tuple[str, str]] = {}
+    for entity_name, ids in by_entity.items():
+        entity = session.catalog.entities.get(entity_name)
+        if entity is None or entity.removed:
+            continue
+        for record_id, name in names_of(session.connection, entity, ids).items():
+            titles[(entity_name, record_id)] = (name, entity.label)
+    found = []
+    for entity_name, record_id in rows:
+        key = (entity_name, int(record_id))
+        if key in titles:
+            name, label = titles[key]
+            href = LINKS.record(entity_name, int(record_id))
+            found.append({"title": name, "entity_label": label, "href": href})
+    return found[:RECENT_LIMIT]
+
+
+def _remember(session_user_id: int, entity: str, record_id: int) -> None:
+    """Note a record as recently viewed (a small write of its own)."""
+    from .._app import platform
+
+    table_ = recent_records
+    key = (
+        table_.c.user_id == session_user_id,
+        table_.c.entity == entity,
+        table_.c.record_id == record_id,
+    )
+    # To the microsecond, so that two records opened within a second keep their
+    # order.
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with platform().engine.begin() as connection:
+        updated = connection.execute(
+            table_.update().where(*key).values(viewed_at=now)
+        ).rowcount
+        if not updated:
+            connection.execute(
+                table_.insert().values(
+                    user_id=session_user_id,
+                    entity=entity,
+                    record_id=record_id,
+                    viewed_at=now,
+                )
+            )
+        old = (
+            sa.select(table_.c.viewed_at)
+            .where(table_.c.user_id == session_user_id)
+            .order_by(table_.c.viewed_at.desc())
+            .offset(RECENT_LIMIT * 3)
+            .limit(1)
+            .scalar_subquery()
+        )
+        connection.execute(
+            table_.delete().where(
+                table_.c.user_id == session_user_id, table_.c.viewed_at < old
+            )
+        )
+
+
+# -- helpers -----------------------------------------------------------------------
+
+
+def _int(text: str | None, default: int) -> int:
+    return int(text) if text and text.isdigit() and len(text) < 12 else default
+
+
+def _plural(entity: EntityDef) -> str:
+    return str(entity.document.get("label_plural") or entity.label)
+
+
+# -- record pages ------------------------------------------------------------------
+
+
+def _related_rows(
+    session: Session, entity: EntityDef, layout: Mapping[str, Any], record_id: int
+) -> tuple[dict[str, RelatedRows], dict[str, EntityDef], list[Mapping[str, Any]]]:
+    """The first rows and the total of each related list the layout shows."""
+    rows: dict[str, RelatedRows] = {}
+    entities: dict[str, EntityDef] = {}
+    fetched: list[Mapping[str, Any]] = []
+    items = [
+        item
+        for tab in layout["form"]["tabs"]
+        for section in tab["sections"]
+        for item in section["items"]
+        if "related" in item
+    ]
+    for item in items:
+        child_name = item["related"]["entity"]
+        lookup = item["related"]["field"]
+        child = session.catalog.entities.get(child_name)
+        if child is None or child.removed or lookup not in child.fields:
+            continue
+        args = {
+            lookup: [str(record_id)],
+            "limit": [str(RELATED_ROWS)],
+            "count": ["true"],
+        }
+        sort = session.catalog.layout(child_name)["list"].get("sort")
+        if sort:
+            args["sort"] = [",".join(sort)]
+        page = run_list(session.connection, child, parse_list_args(child, args))
+        rows[f"{child_name}.{lookup}"] = RelatedRows(page.records, int(page.total or 0))
+        entities[child_name] = child
+        columns = item.get("columns") or []
+        fetched.append({"entity": child, "records": page.records, "columns": columns})
+    return rows, entities, fetched
+
+
+@web.get("/app/<entity_name>/<int:record_id>")
+@login_required
+def detail_page(entity_name: str, record_id: int) -> Response:
+    with web_session() as session:
+        entity = session.catalog.entity(entity_name)
+        layout = session.catalog.layout(entity_name)
+        record = session.records().get(entity_name, record_id)
+        names = display_names(session.connection, session.catalog, entity, [record])
+        related, related_entities, fetched = _related_rows(
+            session, entity, layout, record_id
+        )
+        for item in fetched:
+            for target, found in display_names(
+                session.connection,
+                session.catalog,
+                item["entity"],
+                item["records"],
+                item["columns"],
+            ).items():
+                names.setdefault(target, {}).update(found)
+        model = build_detail(
+            entity,
+            layout,
+            record,
+            names,
+            related,
+            related_entities,
+            LINKS,
+            locale=locale(),
+        )
+        response = render(
+            "detail.html",
+            title=model.title,
+            session=session,
+            current=entity.name,
+            page=model,
+            entity_plural=_plural(entity),
+        )
+        user_id = session.user.id
+    _remember(user_id, entity_name, record_id)
+    return response
+
+
+# -- forms -------------------------------------------------------------------------
+
+SEARCH_SUFFIX = "__search"
+CONFLICT_MESSAGE = (
+    "Someone else saved this record while you were editing it. Your values are "
+    "kept below, and each field where the saved value differs from yours says "
+    "what it is now. Save again to keep your values, or cancel to keep theirs."
+)
+
+
+def _posted(entity: EntityDef) -> tuple[dict[str, FormValue], dict[str, str]]:
+    """What the form sent: each field's value, and the text typed in each lookup."""
+    form: MultiDict[str, str] = request.form
+    values: dict[str, FormValue] = {}
+    typed: dict[str, str] = {}
+    for name, spec in entity.fields.items():
+        if spec["type"] == "multi_picklist":
+            values[name] = [item for item in form.getlist(name) if item]
+            continue
+        # A checkbox posts a hidden "" first and "on" after it when ticked.
+        found = form.getlist(name)
+        values[name] = found[-1] if found else ""
+        if spec["type"] == "lookup" and name + SEARCH_SUFFIX in form:
+            typed[name] = form.get(name + SEARCH_SUFFIX, "")
+    return values, typed
+
+
+def _posted_version() -> int | None:
+    return _int(request.form.get("_version"), 0) or None
+
+
+def _placed(layout: Mapping[str, Any], entity: EntityDef) -> list[str]:
+    """Fields the form shows: only those are written when it is saved."""
+    return [
+        item["field"]
+        for tab in layout["form"]["tabs"]
+        for section in tab["sections"]
+        for item in section["items"]
+        if "field" in item
+        and item["field"] in entity.fields
+        and entity.fields[item["field"]]["type"] != "autonumber"
+    ]
+
+
+def _errors_of(error: TailorError, entity: EntityDef) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for problem in error.problems:
+        name = (problem.field or "").split(".")[0].split("[")[0]
+        key = name if name in entity.fields else "record"
+        message = problem.message
+        if key == "record" and problem.field and problem.field != "record":
+            message = f"{problem.field}: {message}"
+        errors.setdefault(key, []).append(message)
+    if not errors:
+        errors["record"] = [error.message]
+    return errors
+
+
+def _resolve_typed_lookups(
+    session: Session,
+    entity: EntityDef,
+    values: dict[str, FormValue],
+    typed: Mapping[str, str],
+    data: dict[str, Any],
+) -> dict[str, list[str]]:
+    """Decide which record each lookup means from the text in its box.
+
+    The text box is what the person sees, so it decides: blank clears the lookup;
+    the name of the record picked from the list (whose id lookup.js sets) keeps
+    it; any other text must be the exact display name of one record. That is
+    also how the form works without scripts. A lookup posted without a text box
+    (by a script) keeps its id.
+    """
+    errors: dict[str, list[str]] = {}
+    for name, text in typed.items():
+        spec = entity.fields[name]
+        target = session.catalog.entities.get(spec["target"])
+        if name not in data or target is None:
+            continue
+        text = text.strip()
+        chosen = data[name]
+        if not text:
+            data[name] = None
+            values[name] = ""
+            continue
+        if isinstance(chosen, int):
+            shown = names_of(session.connection, target, [chosen]).get(chosen, "")
+            if shown.strip().lower() == text.lower():
+                continue
+        found = records_named(session.connection, target, text)
+        if len(found) == 1:
+            data[name] = found[0]
+            values[name] = str(found[0])
+            continue
+        # The text goes on to the record service, which refuses it, so the record
+        # is not saved without the lookup the person meant to set.
+        data[name] = text
+        values[name] = ""
+        if found:
+            message = (
+                f"Several {_plural(target)} are named “{text}”; choose one from "
+                "the list."
+            )
+        else:
+            message = (
+                f"No {target.label} is named “{text}”; check the spelling, or "
+                "choose one from the list."
+            )
+        errors[name] = [message]
+    return errors
+
+
+def _render_form(
+    session: Session,
+    entity: EntityDef,
+    values: Mapping[str, FormValue],
+    errors: Mapping[str, list[str]],
+    *,
+    record: Mapping[str, Any] | None,
+    action: str,
+    typed: Mapping[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    layout = session.catalog.layout(entity.name)
+    ids = {
+        name: int(value)
+        for name, value in values.items()
+        if entity.fields[name]["type"] == "lookup"
+        and isinstance(value, str)
+        and value.isdigit()
+        and len(value) < 19
+    }
+    names = display_names(session.connection, session.catalog, entity, [ids])
+    model = form_page(
+        entity,
+        layout,
+        values,
+        errors,
+        names,
+        LINKS,
+        lambda target: _entity_label(session.catalog, target),
+        record=record,
+        typed=typed,
+        locale=locale(),
+    )
+    return render(
+        "form.html",
+        title=model.title,
+        session=session,
+        current=entity.name,
+        page=model,
+        action=action,
+        status=status,
+        entity_plural=_plural(entity),
+    )
+
+
+def _entity_label(catalog: Catalog, name: str) -> str:
+    entity = catalog.entities.get(name)
+    return entity.label if entity is not None else name
+
+
+def _differences(
+    session: Session,
+    entity: EntityDef,
+    stored: Mapping[str, Any],
+    sent: Mapping[str, Any],
+) -> dict[str, list[str]]:
+    """For an edit that lost a race: each field whose saved value differs from the
+    value sent, with a note saying what is saved now."""
+    notes: dict[str, list[str]] = {}
+    names = display_names(session.connection, session.catalog, entity, [stored])
+    for name, value in sent.items():
+        spec = entity.fields[name]
+        if _same(spec, stored.get(name), value):
+            continue
+        lookup_names = names.get(spec.get("target", ""), {})
+        now = format_value(
+            spec, stored.get(name), locale=locale(), lookup_names=lookup_names
+        ).text
+        saved = f"“{now}”" if now else "blank"
+        notes[name] = [f"Saved meanwhile as {saved}; saving again replaces it."]
+    return notes
+
+
+def _same(spec: Mapping[str, Any], stored: Any, sent: Any) -> bool:
+    if stored in (None, "", []) or sent in (None, "", []):
+        return stored in (None, "", []) and sent in (None, "", [])
+    if spec["type"] in ("integer", "decimal", "currency", "percent"):
+        try:
+            return Decimal(str(stored)) == Decimal(str(sent))
+        except (ArithmeticError, ValueError):
+            return False
+    if spec["type"] == "datetime":
+        return str(stored).removesuffix("Z")[:19] == str(sent)[:19].replace(" ", "T")
+    if spec["type"] == "multi_picklist":
+        return sorted(stored) == sorted(sent)
+    return bool(stored == sent)
+
+
+def _save(
+    session: Session,
+    entity: EntityDef,
+    record: Mapping[str, Any] | None,
+    action: str,
+) -> Response:
+    layout = session.catalog.layout(entity.name)
+    values, typed = _posted(entity)
+    data = read_form(entity, values, editable=_placed(layout, entity))
+    typed_errors = _resolve_typed_lookups(session, entity, values, typed, data)
+    service = session.records()
+    try:
+        # A savepoint: a refused save leaves the transaction usable for the page
+        # that shows the problems.
+        with session.connection.begin_nested():
+            if record is None:
+                saved = service.create(entity.name, data)
+            else:
+                saved = service.update(
+                    entity.name, record["id"], data, expected_version=_posted_version()
+                )
+    except PreconditionFailed:
+        if record is None:
+            raise
+        # The form comes back with the version saved now, so saving it again
+        # is a deliberate choice to replace the other change.
+        current = service.get(entity.name, record["id"])
+        errors = _differences(session, entity, current, data)
+        for name, messages in typed_errors.items():
+            errors[name] = [*messages, *errors.get(name, [])]
+        errors["record"] = [CONFLICT_MESSAGE]
+        return _render_form(
+            session,
+            entity,
+            values,
+            errors,
+            record=current,
+            action=action,
+            typed=typed,
+            status=409,
+        )
+    except (ValidationFailed, Conflict) as error:
+        errors = _errors_of(error, entity)
+        errors.update(typed_errors)
+        return _render_form(
+            session,
+            entity,
+            values,
+            errors,
+            record=record,
+            action=action,
+            typed=typed,
+            status=422,
+        )
+    flash(f"{entity.label} “{title_of(entity, saved)}” was saved.", "success")
+    return redirect(LINKS.record(entity.name, int(saved["id"])), code=303)
+
+
+def _prefilled(entity: EntityDef) -> dict[str, FormValue]:
+    """A new record's form: defaults, then values from the address.
+
+    A related list's New button links to ``?account=12``, so the new record
+    starts out pointing at the record the list belongs to.
+    """
+    defaults = {
+        name: value for name, value in entity.defaults if not isinstance(value, dict)
+    }
+    values = form_values(entity, defaults)
+    for name, spec in entity.fields.items():
+        if name not in request.args or spec["type"] == "autonumber":
+            continue
+        if spec["type"] == "multi_picklist":
+            values[name] = [v for v in request.args.getlist(name) if v]
+        else:
+            values[name] = request.args.get(name, "")
+    return values
+
+
+@web.route("/app/<entity_name>/new", methods=["GET", "POST"])
+@login_required
+def new_page(entity_name: str) -> Response:
+    action = LINKS.new(entity_name)
+    if request.method == "POST":
+        with web_session(write=True) as session:
+            entity = session.catalog.entity(entity_name)
+            return _save(session, entity, None, action)
+    with web_session() as session:
+        entity = session.catalog.entity(entity_name)
+        values = _prefilled(entity)
+        return _render_form(session, entity, values, {}, record=None, action=action)
+
+
+@web.route("/app/<entity_name>/<int:record_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit_page(entity_name: str, record_id: int) -> Response:
+    action = LINKS.edit(entity_name, record_id)
+    write = request.method == "POST"
+    with web_session(write=write) as session:
+        entity = session.catalog.entity(entity_name)
+        record = session.records().get(entity_name, record_id)
+        if write:
+            return _save(session, entity, record, action)
+        values = form_values(entity, record)
+        return _render_form(session, entity, values, {}, record=record, action=action)
+
+
+# -- deleting ----------------------------------------------------------------------
+
+
+def _dependents(
+    session: Session, entity: EntityDef, record_id: int
+) -> list[dict[str, Any]]:
+    """What refers to a record, and what deleting it would do to each of them.
+
+    It follows the record service's rules: a ``set_null`` lookup is cleared; a
+    ``restrict`` lookup, or one of a removed field or entity (whose data is kept
+    but cannot be seen), blocks the deletion.
+    """
+    found = []
+    for other in session.catalog.entities.values():
+        specs = [*other.fields.values(), *other.hidden_fields.values()]
+        for spec in specs:
+            if spec["type"] != "lookup" or spec["target"] != entity.name:
+                continue
+            column = other.table.c[spec["name"]]
+            where = column == record_id
+            if other.name == entity.name:
+                # A record that refers to itself does not hold itself back.
+                where = sa.and_(where, other.table.c.id != record_id)
+            count = session.connection.execute(
+                sa.select(sa.func.count()).select_from(other.table).where(where)
+            ).scalar_one()
+            if count:
+                found.append(_dependent(other, spec, record_id, int(count)))
+    return found
+
+
+def _dependent(
+    other: EntityDef, spec: Mapping[str, Any], record_id: int, count: int
+) -> dict[str, Any]:
+    visible = spec["name"] in other.fields and not other.removed
+    label = spec["label"]
+    if not visible:
+        return {
+            "count": count,
+            "label": other.label if count == 1 else _plural(other),
+            "through": f"the removed field {label}",
+            "blocks": True,
+            "effect": "blocks the deletion; an administrator must restore or purge "
+            "that field first.",
+            "href": None,
+        }
+    blocks = spec.get("on_delete", "restrict") == "restrict"
+    them = "it" if count == 1 else "them"
+    each = "" if count == 1 else " on each"
+    effect = (
+        f"blocks the deletion; delete {them} or change {label}{each} first."
+        if blocks
+        else f"{label} will be cleared{each}."
+    )
+    return {
+        "count": count,
+        "label": other.label if count == 1 else _plural(other),
+        "through": label,
+        "blocks": blocks,
+        "effect": effect,
+        "href": LINKS.list(other.name) + "?" + urlencode({spec["name"]: record_id}),
+    }
+
+
+@web.route("/app/<entity_name>/<int:record_id>/delete", methods=["GET", "POST"])
+@login_required
+def delete_page(entity_name: str, record_id: int) -> Response:
+    write = request.method == "POST"
+    with web_session(write=write) as session:
+        entity = session.catalog.entity(entity_name)
+        record = session.records().get(entity_name, record_id)
+        title = title_of(entity, record)
+        if write:
+            try:
+                with session.connection.begin_nested():
+                    session.records().delete(
+                        entity_name, record_id, expected_version=_posted_version()
+                    )
+            except (Conflict, PreconditionFailed) as error:
+                flash(error.message, "error")
+                return redirect(LINKS.delete(entity_name, record_id), code=303)
+            flash(f"{entity.label} “{title}” was deleted.", "success")
+            return redirect(LINKS.list(entity_name), code=303)
+        dependents = _dependents(session, entity, record_id)
+        how = (
+            "Open each list marked as blocking, then delete those records or point "
+            f"them at another {entity.label.lower()}; then come back here."
+        )
+        return render(
+            "delete.html",
+            title=f"Delete {title}",
+            session=session,
+            current=entity.name,
+            record_title=title,
+            entity_label=entity.label,
+            dependents=dependents,
+            blocked=any(item["blocks"] for item in dependents),
+            how_to_proceed=how,
+            version=record["version"],
+            action=LINKS.delete(entity_name, record_id),
+            cancel_href=LINKS.record(entity_name, record_id),
+        )

@@ -1,0 +1,394 @@
+"""Form models: one widget per field type, typed values kept, errors beside fields.
+
+A form moves values in two directions. :func:`form_values` turns a record (API form)
+into the text each widget shows; :func:`read_form` turns what a browser posted back
+into the JSON-like data the record service checks. The service is the only judge of
+what is valid: this module converts shapes, never decides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from ..metadata import EntityDef, max_length, precision_scale
+from ._format import DEFAULT_LOCALE, currency_unit
+from ._pages import Links, Names, Section, Tab, sections_of, title_of
+
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+NUMBER_TYPES = frozenset({"integer", "decimal", "currency", "percent"})
+INPUT_TYPES = {
+    "text": "text",
+    "email": "email",
+    "phone": "tel",
+    "url": "url",
+    "integer": "number",
+    "decimal": "number",
+    "currency": "number",
+    "percent": "number",
+    "date": "date",
+    "datetime": "datetime-local",
+}
+# What the browser may fill in for a field of each type.
+AUTOCOMPLETE = {"email": "email", "phone": "tel", "url": "url"}
+
+#: What a form field holds: one text, or several chosen values.
+FormValue = str | list[str]
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+    selected: bool
+
+
+@dataclass(frozen=True)
+class Widget:
+    """One field of a form, with everything its template needs."""
+
+    name: str
+    label: str
+    type: str
+    #: Which template macro draws it: input, textarea, select, checkboxes,
+    #: checkbox, lookup, readonly.
+    widget: str
+    value: FormValue
+    required: bool
+    errors: list[str]
+    help_text: str = ""
+    input_type: str = "text"
+    attrs: dict[str, str] = field(default_factory=dict)
+    choices: list[Choice] = field(default_factory=list)
+    #: For a lookup: the target entity, its label, and what the text box shows
+    #: (the chosen record's name, or what was typed).
+    target: str = ""
+    target_label: str = ""
+    search_text: str = ""
+    #: The unit shown after the input ("$ USD", "%", "UTC"); screen readers hear
+    #: it with the field's description.
+    suffix: str = ""
+
+    @property
+    def input_id(self) -> str:
+        return f"f-{self.name}"
+
+    @property
+    def described_by(self) -> str:
+        """The ids of the help text, unit and errors that describe the input."""
+        ids = []
+        if self.help_text:
+            ids.append(f"{self.input_id}-help")
+        if self.suffix:
+            ids.append(f"{self.input_id}-unit")
+        if self.errors:
+            ids.append(f"{self.input_id}-errors")
+        return " ".join(ids)
+
+
+@dataclass(frozen=True)
+class FormPage:
+    entity: str
+    entity_label: str
+    record_id: int | None
+    title: str
+    version: int | None
+    tabs: list[Tab]
+    #: Problems not tied to one field (``record``), shown in the summary only.
+    record_errors: list[str]
+    #: (widget id, label, message) for the summary at the top.
+    summary: list[tuple[str, str, str]]
+    cancel_href: str
+
+    @property
+    def problem_count(self) -> int:
+        return len(self.summary) + len(self.record_errors)
+
+
+def _step(scale: int) -> str:
+    return "1" if scale <= 0 else "0." + "0" * (scale - 1) + "1"
+
+
+def _number_text(value: Any) -> str:
+    if isinstance(value, float):
+        return format(Decimal(str(value)), "f")
+    return str(value)
+
+
+def form_values(entity: EntityDef, record: Mapping[str, Any]) -> dict[str, FormValue]:
+    """Return what each widget shows for a stored record (or a set of defaults)."""
+    values: dict[str, FormValue] = {}
+    for name, spec in entity.fields.items():
+        value = record.get(name)
+        kind = spec["type"]
+        if value is None:
+            values[name] = [] if kind == "multi_picklist" else ""
+        elif kind == "multi_picklist":
+            values[name] = [str(item) for item in value]
+        elif kind == "boolean":
+            values[name] = "on" if value else ""
+        elif kind == "datetime":
+            # datetime-local has no zone; values are shown and read as UTC.
+            values[name] = str(value).removesuffix("Z")[:19]
+        elif kind in NUMBER_TYPES:
+            values[name] = _number_text(value)
+        else:
+            values[name] = str(value)
+    return values
+
+
+def read_form(
+    entity: EntityDef,
+    form: Mapping[str, FormValue],
+    *,
+    editable: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Turn posted form values into record data for the record service.
+
+    Every editable field is sent (a blank one as null), so a cleared field is
+    cleared; a field not in ``editable`` is not sent, so it keeps its value. Text
+    that is not a number stays text: the record service then says what is wrong
+    with it, in the same words as for the API.
+    """
+    data: dict[str, Any] = {}
+    names = editable if editable is not None else list(entity.fields)
+    for name in names:
+        spec = entity.fields.get(name)
+        if spec is None or spec["type"] == "autonumber":
+            continue
+        raw = form.get(name, "")
+        kind = spec["type"]
+        if kind == "multi_picklist":
+            data[name] = [item for item in _as_list(raw) if item] or None
+            continue
+        text = raw[-1] if isinstance(raw, list) and raw else raw
+        text = text if isinstance(text, str) else ""
+        if kind == "boolean":
+            data[name] = text not in ("", "off", "false")
+        elif kind == "textarea":
+            data[name] = text.replace("\r\n", "\n") or None
+        elif not text.strip():
+            data[name] = None
+        elif kind in ("integer", "lookup") and _INTEGER.match(text.strip()):
+            data[name] = int(text.strip())
+        else:
+            data[name] = text.strip()
+    return data
+
+
+def _as_list(raw: FormValue) -> list[str]:
+    return raw if isinstance(raw, list) else ([raw] if raw else [])
+
+
+def _choices(spec: Mapping[str, Any], value: FormValue) -> list[Choice]:
+    chosen = set(_as_list(value))
+    return [
+        Choice(
+            str(option["value"]),
+            str(option.get("label") or option["value"]),
+            str(option["value"]) in chosen,
+        )
+        for option in spec.get("options", ())
+    ]
+
+
+def _input_attrs(spec: Mapping[str, Any], locale: str) -> tuple[dict[str, str], str]:
+    """The attributes of an ``<input>`` and the unit shown after it."""
+    kind = spec["type"]
+    attrs: dict[str, str] = {}
+    suffix = ""
+    limit = max_length(dict(spec))
+    if limit is not None:
+        attrs["maxlength"] = str(limit)
+    if kind in AUTOCOMPLETE:
+        attrs["autocomplete"] = AUTOCOMPLETE[kind]
+    if kind in NUMBER_TYPES:
+        scale = 0 if kind == "integer" else precision_scale(dict(spec))[1]
+        # The step lets the browser accept exactly the decimals the field keeps.
+        attrs["step"] = _step(scale)
+        attrs["inputmode"] = "numeric" if kind == "integer" else "decimal"
+        for key in ("min", "max"):
+            if key in spec:
+                attrs[key] = _number_text(spec[key])
+        if kind == "percent":
+            suffix = "%"
+        elif kind == "currency":
+            suffix = currency_unit(spec, locale)
+    if kind == "datetime":
+        attrs["step"] = "1"
+        suffix = "UTC"
+    return attrs, suffix
+
+
+def widget_for(
+    spec: Mapping[str, Any],
+    value: FormValue,
+    errors: list[str],
+    *,
+    search_text: str = "",
+    target_label: str = "",
+    locale: str = DEFAULT_LOCALE,
+) -> Widget:
+    """Return the widget of one field showing ``value`` (its form text)."""
+    kind = spec["type"]
+    common: dict[str, Any] = {
+        "name": spec["name"],
+        "label": str(spec.get("label", spec["name"])),
+        "type": kind,
+        "value": value,
+        "required": bool(spec.get("required")),
+        "errors": errors,
+        "help_text": str(spec.get("help_text", "")),
+    }
+    if kind == "autonumber":
+        return Widget(widget="readonly", **common)
+    if kind == "textarea":
+        attrs = {"maxlength": str(max_length(dict(spec))), "rows": "5"}
+        return Widget(widget="textarea", attrs=attrs, **common)
+    if kind == "boolean":
+        return Widget(widget="checkbox", **common)
+    if kind in ("picklist", "multi_picklist"):
+        widget = "select" if kind == "picklist" else "checkboxes"
+        return Widget(widget=widget, choices=_choices(spec, value), **common)
+    if kind == "lookup":
+        return Widget(
+            widget="lookup",
+            target=str(spec["target"]),
+            target_label=target_label,
+            search_text=search_text,
+            **common,
+        )
+    attrs, suffix = _input_attrs(spec, locale)
+    return Widget(
+        widget="input",
+        input_type=INPUT_TYPES.get(kind, "text"),
+        attrs=attrs,
+        suffix=suffix,
+        **common,
+    )
+
+
+def _lookup_text(
+    spec: Mapping[str, Any],
+    value: FormValue,
+    names: Names,
+    typed: Mapping[str, str],
+) -> str:
+    """What a lookup's text box shows: what was typed, else the chosen name."""
+    if spec["name"] in typed:
+        return typed[spec["name"]]
+    if not isinstance(value, str) or not value:
+        return ""
+    if value.isdigit():
+        found = names.get(spec["target"], {}).get(int(value))
+        if found:
+            return found
+    return f"#{value}"
+
+
+def _open_problems(tabs: list[Tab]) -> list[Tab]:
+    """Count each tab's problems, and open collapsed sections that hold one."""
+
+    def problems(section: Section) -> int:
+        return sum(len(w.errors) for w in section.items if isinstance(w, Widget))
+
+    found = []
+    for tab in tabs:
+        sections = [
+            dataclasses.replace(section, collapsed=False)
+            if section.collapsed and problems(section)
+            else section
+            for section in tab.sections
+        ]
+        count = sum(problems(section) for section in sections)
+        found.append(dataclasses.replace(tab, sections=sections, errors=count))
+    return found
+
+
+def form_page(
+    entity: EntityDef,
+    layout: Mapping[str, Any],
+    values: Mapping[str, FormValue],
+    errors: Mapping[str, list[str]],
+    names: Names,
+    links: Links,
+    catalog_labels: Callable[[str], str],
+    *,
+    record: Mapping[str, Any] | None = None,
+    typed: Mapping[str, str] | None = None,
+    locale: str = DEFAULT_LOCALE,
+) -> FormPage:
+    """Build a create or edit form.
+
+    :param values: what each widget shows (a record's values, or what was posted).
+    :param errors: messages per field name; ``record`` for the record as a whole.
+    :param names: display names of the records lookups point to.
+    :param catalog_labels: an entity name's label, for lookup placeholders.
+    :param record: the stored record when editing; its version goes with the form.
+    :param typed: what was typed in each lookup's text box, kept as typed.
+    """
+    widgets: list[Widget] = []
+    typed = typed or {}
+
+    def build(item: Mapping[str, Any]) -> Any:
+        spec = entity.fields.get(item.get("field", ""))
+        if spec is None:
+            return None
+        if spec["type"] == "autonumber" and record is None:
+            # Numbered when saved: nothing to show or type before.
+            return None
+        value = values.get(spec["name"], "")
+        widget = widget_for(
+            spec,
+            value,
+            list(errors.get(spec["name"], [])),
+            search_text=(
+                _lookup_text(spec, value, names, typed)
+                if spec["type"] == "lookup"
+                else ""
+            ),
+            target_label=catalog_labels(spec["target"]) if "target" in spec else "",
+            locale=locale,
+        )
+        widgets.append(widget)
+        return widget
+
+    tabs = _open_problems(sections_of(layout, build))
+    placed = {widget.name for widget in widgets}
+    summary = [
+        (widget.input_id, widget.label, message)
+        for widget in widgets
+        for message in widget.errors
+    ]
+    # A field the layout leaves out can still have a problem (a required field
+    # added after the layout was made): it goes to the summary by its label.
+    unplaced = [
+        f"{entity.fields[name].get('label', name)}: {message}"
+        for name, messages in errors.items()
+        if name in entity.fields and name not in placed
+        for message in messages
+    ]
+    if record is not None:
+        title = title_of(entity, record)
+        record_id: int | None = int(record["id"])
+        version: int | None = int(record.get("version") or 1)
+        cancel = links.record(entity.name, int(record["id"]))
+    else:
+        title = f"New {entity.label}"
+        record_id = version = None
+        cancel = links.list(entity.name)
+    return FormPage(
+        entity=entity.name,
+        entity_label=entity.label,
+        record_id=record_id,
+        title=title,
+        version=version,
+        tabs=tabs,
+        record_errors=[*errors.get("record", ()), *unplaced],
+        summary=summary,
+        cancel_href=cancel,
+    )

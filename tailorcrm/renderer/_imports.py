@@ -1,0 +1,127 @@
+"""The CSV import page: upload, map columns to fields, check, import.
+
+The web layer reads the file and runs the importer; these models say what each
+step shows. Field names in the importer's row errors become the fields' labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..metadata import EntityDef
+
+#: Row errors an import page lists; the rest are counted.
+ERRORS_SHOWN = 500
+
+
+@dataclass(frozen=True)
+class ImportColumn:
+    """One column of the uploaded file and the field it goes to (``""``: none)."""
+
+    index: int
+    name: str
+    samples: tuple[str, ...]
+    field: str
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    row: int
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What an import did, or a dry run found."""
+
+    dry_run: bool
+    committed: bool
+    rows: int
+    created: int
+    updated: int
+    failed_rows: int
+    problems: Sequence[RowProblem]
+    #: Row errors beyond those listed.
+    more: int
+
+    @property
+    def clean(self) -> bool:
+        return not self.failed_rows and not self.problems
+
+
+@dataclass(frozen=True)
+class ImportPage:
+    entity: str
+    entity_label: str
+    label_plural: str
+    #: ``upload``, ``map`` or ``done``.
+    step: str
+    action: str
+    list_href: str
+    filename: str = ""
+    columns: Sequence[ImportColumn] = ()
+    #: Fields a column may go to, and the external-id fields an update can use.
+    fields: Sequence[tuple[str, str]] = ()
+    keys: Sequence[tuple[str, str]] = ()
+    key: str = ""
+    skip_bad_rows: bool = False
+    summary: ImportSummary | None = None
+    errors: Sequence[str] = ()
+    max_megabytes: int = 0
+
+
+def importable_fields(entity: EntityDef) -> list[tuple[str, str]]:
+    """``(name, label)`` of every field an import may write, in label order."""
+    found = [
+        (name, str(spec.get("label", name)))
+        for name, spec in entity.fields.items()
+        if spec["type"] != "autonumber"
+    ]
+    return sorted(found, key=lambda item: item[1].lower())
+
+
+def key_fields(entity: EntityDef) -> list[tuple[str, str]]:
+    """``(name, label)`` of the external-id fields records can be updated by."""
+    return [
+        (name, str(spec.get("label", name)))
+        for name, spec in entity.fields.items()
+        if spec.get("external_id") and spec["type"] != "autonumber"
+    ]
+
+
+def import_summary(
+    entity: EntityDef, report: Any, *, shown: int = ERRORS_SHOWN
+) -> ImportSummary:
+    """Turn the importer's report into what the page lists.
+
+    :param report: an :class:`~tailorcrm.platform.importer.ImportReport`.
+    """
+    labels: Mapping[str, Any] = entity.fields
+    problems = [
+        RowProblem(
+            row=int(error.row),
+            field=_label(labels, error.field),
+            message=str(error.message),
+        )
+        for error in report.errors[:shown]
+    ]
+    return ImportSummary(
+        dry_run=bool(report.dry_run),
+        committed=bool(report.committed),
+        rows=int(report.rows),
+        created=int(report.created),
+        updated=int(report.updated),
+        failed_rows=int(report.failed_rows),
+        problems=problems,
+        more=max(0, len(report.errors) - shown),
+    )
+
+
+def _label(fields: Mapping[str, Any], name: str | None) -> str:
+    if not name:
+        return ""
+    spec = fields.get(name)
+    return str(spec.get("label", name)) if spec is not None else name

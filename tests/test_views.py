@@ -1,0 +1,392 @@
+"""Saved views: per user or shared, checked like metadata, kept in step with fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from tailorcrm.platform import Platform
+from tailorcrm.platform.auth import User, create_token, create_user
+from tailorcrm.platform.db import saved_views
+from tailorcrm.platform.query import run_list
+from tailorcrm.platform.views import get_view, save_view, view_query
+from tailorcrm.rules_engine import field_names, rename_fields
+from tests.conftest import Api
+
+OPEN_DEALS = {
+    "entity": "opportunity",
+    "label": "My open deals",
+    "columns": ["title", "stage", "amount", "close_date"],
+    "sort": ["-amount", "title"],
+    "page_size": 50,
+    "filter": {
+        "and": [
+            {"!=": [{"var": "stage"}, "won"]},
+            {"==": [{"var": "owner_id"}, {"var": "$user.id"}]},
+        ]
+    },
+}
+
+
+class People:
+    """The admin and two sellers, each with an API client and a user."""
+
+    def __init__(self, app: Flask, platform: Platform, admin: Api) -> None:
+        self.admin = admin
+        self.users: dict[str, User] = {}
+        clients = {}
+        with platform.engine.begin() as connection:
+            for name in ("seller", "buyer"):
+                user = create_user(connection, name, f"{name}-password-1")
+                self.users[name] = user
+                clients[name] = Api(app.test_client(), create_token(connection, user))
+        self.seller = clients["seller"]
+        self.buyer = clients["buyer"]
+
+
+@pytest.fixture
+def people(app: Flask, sales: Platform, api: Api) -> People:
+    return People(app, sales, api)
+
+
+def labels(client: Api, entity: str = "opportunity") -> list[str]:
+    return [
+        view["label"]
+        for view in client.get(f"/meta/views?entity={entity}").json["data"]
+    ]
+
+
+def entity_document(api: Api, name: str) -> dict[str, Any]:
+    body: dict[str, Any] = api.get(f"/meta/entities/{name}").json
+    return body
+
+
+# -- who sees and changes what -----------------------------------------------------
+
+
+def test_a_user_sees_shared_views_and_their_own(people: People) -> None:
+    people.admin.post(
+        "/meta/views", json={**OPEN_DEALS, "label": "Pipeline", "shared": True}
+    )
+    people.admin.post("/meta/views", json={**OPEN_DEALS, "label": "Admin's own"})
+    mine = people.seller.post("/meta/views", json=OPEN_DEALS)
+
+    assert mine.status_code == 201, mine.json
+    assert mine.headers["Location"].endswith(f"/api/v1/meta/views/{mine.json['id']}")
+    assert labels(people.seller) == ["My open deals", "Pipeline"]
+    assert labels(people.buyer) == ["Pipeline"]
+    assert labels(people.admin) == ["Admin's own", "Pipeline"]
+    assert people.buyer.get(f"/meta/views/{mine.json['id']}").status_code == 404
+    assert labels(people.seller, "account") == []
+
+
+def test_only_administrators_share_views(people: People) -> None:
+    refused = people.seller.post("/meta/views", json={**OPEN_DEALS, "shared": True})
+    shared = people.admin.post("/meta/views", json={**OPEN_DEALS, "shared": True})
+
+    assert refused.status_code == 403
+    assert shared.status_code == 201
+    assert shared.json["shared"] is True
+
+
+def test_users_change_and_delete_only_their_own_views(people: People) -> None:
+    shared = people.admin.post("/meta/views", json={**OPEN_DEALS, "shared": True}).json
+    own = people.seller.post("/meta/views", json=OPEN_DEALS).json
+    renamed = {**OPEN_DEALS, "label": "Renamed"}
+
+    seen_shared = people.seller.get(f"/meta/views/{shared['id']}").json
+    change_shared = people.seller.put(f"/meta/views/{shared['id']}", json=renamed)
+    delete_shared = people.seller.delete(f"/meta/views/{shared['id']}")
+    share_own = people.seller.put(
+        f"/meta/views/{own['id']}", json={**OPEN_DEALS, "shared": True}
+    )
+    others = people.buyer.put(f"/meta/views/{own['id']}", json=renamed)
+    admin_on_private = people.admin.put(f"/meta/views/{own['id']}", json=renamed)
+    change_own = people.seller.put(f"/meta/views/{own['id']}", json={**own, **renamed})
+    admin_change = people.admin.put(f"/meta/views/{shared['id']}", json=renamed)
+
+    assert seen_shared["editable"] is False
+    assert change_shared.status_code == 403
+    assert delete_shared.status_code == 403
+    assert share_own.status_code == 403
+    assert others.status_code == 404
+    assert admin_on_private.status_code == 404
+    assert change_own.status_code == 200, change_own.json
+    assert change_own.json["label"] == "Renamed"
+    assert change_own.json["editable"] is True
+    assert admin_change.status_code == 200
+    assert people.seller.delete(f"/meta/views/{own['id']}").status_code == 204
+    assert people.seller.get(f"/meta/views/{own['id']}").status_code == 404
+    assert people.admin.delete(f"/meta/views/{shared['id']}").status_code == 204
+
+
+# -- checks ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "code"),
+    [
+        ({"columns": ["title", "margin"]}, "columns[1]", "unknown_field"),
+        ({"sort": ["-margin"]}, "sort[0]", "unknown_field"),
+        ({"page_size": 500}, "page_size", "schema"),
+        ({"kind": "layout"}, "kind", "schema"),
+        ({"colour": "red"}, "$", "schema"),
+        ({"entity": "deal"}, "entity", "unknown_entity"),
+        ({"filter": {"==": [{"var": "margin"}, 1]}}, "filter.==[0]", "unknown_field"),
+        (
+            {"filter": {"==": [{"var": "$user.email"}, 1]}},
+            "filter.==[0]",
+            "unknown_field",
+        ),
+        (
+            {"filter": {"matches": [{"var": "title"}, "^A"]}},
+            "filter",
+            "unsupported_in_sql",
+        ),
+    ],
+)
+def test_bad_view_is_refused_with_the_path_of_the_problem(
+    people: People, change: dict[str, Any], path: str, code: str
+) -> None:
+    response = people.seller.post("/meta/views", json={**OPEN_DEALS, **change})
+
+    assert response.status_code == 422, response.json
+    assert (path, code) in [(e["field"], e["code"]) for e in response.json["errors"]]
+    assert labels(people.seller) == []
+
+
+def test_a_multi_picklist_cannot_sort_a_view(people: People) -> None:
+    view = {"entity": "sales_lead", "label": "Leads", "sort": ["interests"]}
+
+    response = people.seller.post("/meta/views", json=view)
+
+    assert [(e["field"], e["code"]) for e in response.json["errors"]] == [
+        ("sort[0]", "not_sortable")
+    ]
+
+
+def test_the_entity_of_a_view_cannot_change(people: People) -> None:
+    own = people.seller.post("/meta/views", json=OPEN_DEALS).json
+
+    response = people.seller.put(
+        f"/meta/views/{own['id']}", json={"entity": "account", "label": "Accounts"}
+    )
+
+    assert response.status_code == 422
+    assert [(e["field"], e["code"]) for e in response.json["errors"]] == [
+        ("entity", "immutable")
+    ]
+
+
+def test_left_out_list_settings_come_from_the_list_layout(people: People) -> None:
+    response = people.seller.post(
+        "/meta/views?entity=opportunity", json={"label": "Everything"}
+    )
+
+    assert response.status_code == 201, response.json
+    view = response.json
+    assert (view["columns"], view["sort"], view["page_size"], view["filter"]) == (
+        ["title", "account", "stage", "amount", "close_date", "erp_code"],
+        ["title"],
+        25,
+        None,
+    )
+    assert view["kind"] == "view"
+    assert view["owner"] == "seller"
+    assert view["notice"] is None
+
+
+def test_saving_a_view_leaves_the_metadata_revision_alone(people: People) -> None:
+    before = people.admin.get("/meta/entities").json["revision"]
+
+    people.seller.post("/meta/views", json=OPEN_DEALS)
+    people.admin.post("/meta/views", json={**OPEN_DEALS, "shared": True})
+
+    assert people.admin.get("/meta/entities").json["revision"] == before
+
+
+def test_view_query_lists_what_the_view_shows(people: People, sales: Platform) -> None:
+    for client, title, stage in [
+        (people.seller, "Small", "proposal"),
+        (people.seller, "Large", "negotiation"),
+        (people.seller, "Done", "won"),
+        (people.buyer, "Not mine", "proposal"),
+    ]:
+        amount = 500 if title == "Small" else 9000
+        client.post(
+            "/opportunity", json={"title": title, "stage": stage, "amount": amount}
+        )
+    seller = people.users["seller"]
+    with sales.transaction() as (connection, catalog):
+        saved = save_view(connection, catalog, seller, dict(OPEN_DEALS))
+
+    with sales.transaction() as (connection, catalog):
+        view = get_view(connection, catalog, seller, saved["id"])
+        query = view_query(catalog, view, user=seller)
+        page = run_list(connection, catalog.entity("opportunity"), query)
+
+    assert query.limit == 50
+    assert [record["title"] for record in page.records] == ["Large", "Small"]
+
+
+# -- following the entity's changes ------------------------------------------------
+
+
+def test_field_rename_rewrites_stored_views(people: People) -> None:
+    own = people.seller.post("/meta/views", json=OPEN_DEALS).json
+    document = entity_document(people.admin, "opportunity")
+    for field in document["fields"]:
+        if field["name"] == "stage":
+            field["name"] = "phase"
+
+    response = people.admin.put("/meta/entities/opportunity", json=document)
+    view = people.seller.get(f"/meta/views/{own['id']}").json
+
+    assert "update_views opportunity" in response.json["steps"]
+    assert view["columns"] == ["title", "phase", "amount", "close_date"]
+    assert view["filter"]["and"][0] == {"!=": [{"var": "phase"}, "won"]}
+    assert view["notice"] is None
+
+
+def test_field_removal_clears_the_filter_with_a_notice(people: People) -> None:
+    own = people.seller.post("/meta/views", json=OPEN_DEALS).json
+    unfiltered = people.seller.post(
+        "/meta/views", json={**OPEN_DEALS, "label": "All", "filter": None}
+    ).json
+    document = entity_document(people.admin, "opportunity")
+    document["fields"] = [
+        f for f in document["fields"] if f["name"] not in ("stage", "amount")
+    ]
+
+    people.admin.put("/meta/entities/opportunity", json=document)
+    view = people.seller.get(f"/meta/views/{own['id']}").json
+    other = people.seller.get(f"/meta/views/{unfiltered['id']}").json
+    saved = people.seller.put(f"/meta/views/{own['id']}", json=view).json
+
+    assert view["columns"] == ["title", "close_date"]
+    assert view["sort"] == ["title"]
+    assert view["filter"] is None
+    assert view["notice"] == (
+        'The filter was cleared because the field "Stage" was removed.'
+    )
+    assert other["notice"] is None
+    assert other["columns"] == ["title", "close_date"]
+    assert saved["notice"] is None
+
+
+def test_the_notice_names_every_removed_field(people: People, sales: Platform) -> None:
+    condition = {
+        "or": [{">": [{"var": "amount"}, 5]}, {"==": [{"var": "stage"}, "won"]}]
+    }
+    own = people.seller.post("/meta/views", json={**OPEN_DEALS, "filter": condition})
+    document = entity_document(people.admin, "opportunity")
+    document["fields"] = [
+        f for f in document["fields"] if f["name"] not in ("stage", "amount")
+    ]
+
+    people.admin.put("/meta/entities/opportunity", json=document)
+
+    with sales.engine.connect() as connection:
+        stored = connection.execute(
+            sa.select(saved_views.c.body, saved_views.c.notice).where(
+                saved_views.c.id == own.json["id"]
+            )
+        ).one()
+    assert stored.notice == (
+        'The filter was cleared because the fields "Amount" and "Stage" were removed.'
+    )
+    assert stored.body["filter"] is None
+    assert stored.body["sort"] == ["title"]
+
+
+def test_a_stale_view_is_cleaned_when_read(people: People, sales: Platform) -> None:
+    own = people.seller.post("/meta/views", json=OPEN_DEALS).json
+    body = {
+        **OPEN_DEALS,
+        "kind": "view",
+        "shared": False,
+        "columns": ["margin", "title"],
+        "sort": ["-margin"],
+        "filter": {">": [{"var": "margin"}, 3]},
+    }
+    with sales.engine.begin() as connection:
+        connection.execute(
+            saved_views.update().where(saved_views.c.id == own["id"]).values(body=body)
+        )
+
+    view = people.seller.get(f"/meta/views/{own['id']}").json
+
+    assert view["columns"] == ["title"]
+    assert view["sort"] == ["title"]
+    assert view["filter"] is None
+    assert view["notice"] == (
+        'The filter was cleared because the field "margin" was removed.'
+    )
+
+
+def test_views_of_a_removed_entity_are_hidden_until_it_returns(
+    people: People,
+) -> None:
+    view = {"entity": "activity", "label": "Open tasks"}
+    own = people.seller.post("/meta/views", json=view).json
+    document = entity_document(people.admin, "activity")
+
+    people.admin.delete("/meta/entities/activity")
+    hidden_list = people.seller.get("/meta/views?entity=activity")
+    hidden = people.seller.get(f"/meta/views/{own['id']}")
+    everything = people.seller.get("/meta/views").json["data"]
+    people.admin.put("/meta/entities/activity", json=document)
+    back = people.seller.get(f"/meta/views/{own['id']}")
+
+    assert hidden_list.status_code == 404
+    assert hidden.status_code == 404
+    assert everything == []
+    assert back.status_code == 200
+    assert back.json["label"] == "Open tasks"
+
+
+def test_purging_an_entity_deletes_its_views(people: People, sales: Platform) -> None:
+    people.seller.post("/meta/views", json={"entity": "activity", "label": "Tasks"})
+    people.admin.delete("/meta/entities/activity")
+
+    result = sales.store.purge("activity", None, actor="test")
+
+    assert "drop_views activity" in result.plan.describe()
+    with sales.engine.connect() as connection:
+        count = connection.execute(
+            sa.select(sa.func.count()).select_from(saved_views)
+        ).scalar_one()
+    assert count == 0
+
+
+def test_view_schema_is_published(people: People) -> None:
+    schema = people.seller.get("/meta/schemas/view").json
+
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["kind"] == {"const": "view"}
+
+
+def test_renaming_fields_in_a_condition_leaves_items_and_user_alone() -> None:
+    condition = {
+        "and": [
+            {"==": [{"var": "stage"}, "won"]},
+            {"some": [{"var": "tags"}, {"==": [{"var": ""}, {"var": "stage"}]}]},
+            {"==": [{"var": ["owner_id", 0]}, {"var": "$user.id"}]},
+            {"missing": ["stage", "account.name"]},
+        ]
+    }
+
+    renamed = rename_fields(condition, {"stage": "phase", "account": "client"})
+
+    assert field_names(condition) == {"stage", "tags", "owner_id", "account"}
+    assert renamed == {
+        "and": [
+            {"==": [{"var": "phase"}, "won"]},
+            {"some": [{"var": "tags"}, {"==": [{"var": ""}, {"var": "stage"}]}]},
+            {"==": [{"var": ["owner_id", 0]}, {"var": "$user.id"}]},
+            {"missing": ["phase", "client.name"]},
+        ]
+    }

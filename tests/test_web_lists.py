@@ -1,0 +1,830 @@
+"""List pages: sort, search, filters, pages, saved views, selected rows, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from werkzeug.test import TestResponse
+
+from tailorcrm.platform import Platform
+from tailorcrm.platform.auth import create_user, find_user
+from tailorcrm.platform.exporting import export_columns
+from tailorcrm.platform.records import SYSTEM_ACTOR
+from tailorcrm.platform.views import get_view, list_views, save_view
+from tailorcrm.platform.web._filters import condition_of, filters_of
+
+from .web_helpers import PASSWORD, Browser, elements, sign_in, text_of, token_of
+
+
+@pytest.fixture
+def browser(app: Flask, sales: Platform) -> Browser:
+    return sign_in(app, sales, "ada.admin")
+
+
+def _records(platform: Platform, entity: str, rows: list[dict[str, Any]]) -> list[int]:
+    with platform.records(SYSTEM_ACTOR) as service:
+        return [int(service.create(entity, row)["id"]) for row in rows]
+
+
+def _deals(platform: Platform, count: int = 6) -> list[int]:
+    [acme, globex] = _records(
+        platform, "account", [{"name": "Acme Tools"}, {"name": "Globex"}]
+    )
+    stages = ["won", "lost", "proposal"]
+    rows = [
+        {
+            "title": f"Deal {number:02d}",
+            "account": acme if number % 2 else globex,
+            "stage": stages[number % 3],
+            "amount": number * 100,
+            "close_date": f"2025-0{1 + number % 9}-15",
+            "next_step": "Call back" if number == 1 else None,
+        }
+        for number in range(1, count + 1)
+    ]
+    return _records(platform, "opportunity", rows)
+
+
+def _titles(response: TestResponse) -> list[str]:
+    return [
+        e.text.strip()
+        for e in elements(response.get_data(as_text=True))
+        if e.get("class") == "row-link"
+    ]
+
+
+def _params(location: str) -> list[tuple[str, str]]:
+    return parse_qsl(urlsplit(location).query, keep_blank_values=True)
+
+
+def _other(app: Flask, platform: Platform, name: str, *, admin: bool) -> Browser:
+    """Another signed-in user, with a browser of their own."""
+    with platform.engine.begin() as connection:
+        create_user(connection, name, PASSWORD, is_admin=admin)
+    client = app.test_client()
+    token = token_of(client.get("/login").get_data(as_text=True))
+    client.post(
+        "/login", data={"username": name, "password": PASSWORD, "csrf_token": token}
+    )
+    return Browser(client, platform)
+
+
+# -- sort, search, filters ---------------------------------------------------------
+
+
+def test_a_column_header_sorts_and_a_second_click_reverses(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales)
+
+    ascending = browser.get("/app/opportunity?sort=amount")
+    found = elements(ascending.get_data(as_text=True))
+    at = next(i for i, e in enumerate(found) if e.get("class") == "col-currency")
+    header, link = found[at], found[at + 1]
+    descending = browser.get(link["href"])
+
+    assert _titles(ascending) == [f"Deal {n:02d}" for n in range(1, 7)]
+    assert header.get("aria-sort") == "ascending"
+    assert ("sort", "-amount") in _params(link["href"])
+    assert _titles(descending) == [f"Deal {n:02d}" for n in range(6, 0, -1)]
+    assert 'aria-sort="descending"' in descending.get_data(as_text=True)
+
+
+def test_quick_search_finds_every_word_in_text_fields(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales)
+    _records(
+        sales, "opportunity", [{"title": "Renewal for Initech", "erp_code": "X-7"}]
+    )
+
+    by_title = browser.get("/app/opportunity?q=renewal+INITECH")
+    by_code = browser.get("/app/opportunity?q=x-7")
+    none = browser.get("/app/opportunity?q=renewal+globex")
+
+    assert _titles(by_title) == ["Renewal for Initech"]
+    assert _titles(by_code) == ["Renewal for Initech"]
+    assert _titles(none) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("title__contains=EAL 0", ["Deal 01", "Deal 02", "Deal 03", "Deal 04"]),
+        ("title__startswith=deal 03", ["Deal 03"]),
+        ("amount__gte=300&amount__lt=500", ["Deal 03", "Deal 04"]),
+        ("close_date__lte=2025-03-15", ["Deal 01", "Deal 02"]),
+        ("stage__in=won,lost", ["Deal 01", "Deal 03", "Deal 04"]),
+        ("stage__ne=won", ["Deal 01", "Deal 02", "Deal 04"]),
+        ("next_step__isnull=false", ["Deal 01"]),
+        ("next_step__isnull=true&amount__gt=300", ["Deal 04"]),
+    ],
+)
+def test_filters_of_each_type_narrow_the_list(
+    browser: Browser, sales: Platform, query: str, expected: list[str]
+) -> None:
+    _deals(sales, 4)
+
+    response = browser.get(f"/app/opportunity?sort=title&{query}")
+
+    assert _titles(response) == expected
+
+
+def test_boolean_and_lookup_filters(browser: Browser, sales: Platform) -> None:
+    [acme] = _records(sales, "account", [{"name": "Acme"}])
+    _records(
+        sales,
+        "contact",
+        [
+            {"full_name": "Mia Ito", "account": acme, "do_not_call": True},
+            {"full_name": "Obi Okafor", "do_not_call": False},
+        ],
+    )
+
+    no_calls = browser.get("/app/contact?do_not_call__eq=true")
+    of_acme = browser.get(f"/app/contact?account__eq={acme}")
+    without = browser.get("/app/contact?account__isnull=true")
+
+    assert _titles(no_calls) == ["Mia Ito"]
+    assert _titles(of_acme) == ["Mia Ito"]
+    assert _titles(without) == ["Obi Okafor"]
+
+
+def test_the_filter_form_works_without_scripts(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 4)
+
+    added = browser.get(
+        "/app/opportunity?sort=-amount&q=deal&add_field=amount&add_op=gte&add_value=300"
+    )
+    shown = browser.get(added.headers["Location"])
+
+    assert added.status_code == 303
+    assert _params(added.headers["Location"]) == [
+        ("sort", "-amount"),
+        ("q", "deal"),
+        ("amount__gte", "300"),
+    ]
+    assert _titles(shown) == ["Deal 04", "Deal 03"]
+
+
+def test_choosing_only_a_field_offers_the_operators_of_its_type(
+    browser: Browser,
+) -> None:
+    response = browser.get("/app/opportunity?add_field=stage&add_op=")
+
+    page = response.get_data(as_text=True)
+    found = elements(page)
+    start = next(i for i, e in enumerate(found) if e.get("id") == "add_op")
+    options = []
+    for element in found[start + 1 :]:
+        if element.tag != "option":
+            break
+        options.append(element["value"])
+    assert response.status_code == 200
+    assert options == ["eq", "ne", "in", "blank", "notblank"]
+    assert 'multiple size="5"' in page
+
+
+def test_the_filter_form_says_what_is_wrong(browser: Browser) -> None:
+    wrong_operator = browser.get(
+        "/app/opportunity?add_field=amount&add_op=contains&add_value=1"
+    )
+    not_a_number = browser.get(
+        "/app/opportunity?add_field=amount&add_op=gte&add_value=lots"
+    )
+    no_value = browser.get("/app/opportunity?add_field=title&add_op=eq&add_value=")
+
+    assert wrong_operator.status_code == 422
+    assert "Choose how to compare Amount." in text_of(
+        wrong_operator.get_data(as_text=True)
+    )
+    assert "Amount: 'lots' is not a number." in text_of(
+        not_a_number.get_data(as_text=True)
+    )
+    assert "Enter a value to compare Title with." in text_of(
+        no_value.get_data(as_text=True)
+    )
+
+
+def test_blank_and_lookup_by_name_in_the_filter_form(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 2)
+    with sales.reading() as (connection, catalog):
+        acme = connection.execute(
+            sa.text("SELECT id FROM account WHERE name = 'Acme Tools'")
+        ).scalar_one()
+
+    blank = browser.get("/app/opportunity?add_field=next_step&add_op=blank")
+    by_name = browser.get(
+        "/app/opportunity?add_field=account&add_op=eq&add_text=acme+tools"
+    )
+    unknown = browser.get(
+        "/app/opportunity?add_field=account&add_op=eq&add_text=Nobody"
+    )
+
+    assert _params(blank.headers["Location"]) == [("next_step__isnull", "true")]
+    assert _params(by_name.headers["Location"]) == [("account__eq", str(acme))]
+    assert unknown.status_code == 422
+    assert "No record of Account named “Nobody”" in text_of(
+        unknown.get_data(as_text=True)
+    )
+
+
+def test_chips_name_the_filters_and_each_removes_only_itself(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 4)
+    with sales.reading() as (connection, _):
+        acme = connection.execute(
+            sa.text("SELECT id FROM account WHERE name = 'Acme Tools'")
+        ).scalar_one()
+
+    response = browser.get(
+        f"/app/opportunity?stage__in=won,lost&amount__gte=200&account__eq={acme}"
+        "&q=deal&sort=title"
+    )
+
+    page = response.get_data(as_text=True)
+    chips = [e for e in elements(page) if e.get("class") == "chip"]
+    links = [e for e in elements(page) if e.tag == "a" and e.get("title")]
+    assert [chip.text.strip() for chip in chips] == [
+        "Stage is one of Closed won, Closed lost",
+        "Amount ≥ $200.00",
+        "Account is Acme Tools",
+        "Search: “deal”",
+    ]
+    assert _params(links[1]["href"]) == [
+        ("stage__in", "won,lost"),
+        ("account__eq", str(acme)),
+        ("q", "deal"),
+        ("sort", "title"),
+    ]
+    clear = next(e for e in elements(page) if e.get("class") == "clear-filters")
+    assert _params(clear["href"]) == [("sort", "title")]
+
+
+def test_a_filter_that_does_not_parse_is_shown_with_a_way_out(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 2)
+
+    response = browser.get("/app/opportunity?amount__gte=abc&sort=title")
+
+    text = text_of(response.get_data(as_text=True))
+    assert response.status_code == 400
+    assert "These filters cannot be applied: amount__gte: 'abc' is not a number." in (
+        text
+    )
+    assert "Amount ≥ abc" in text
+    assert _titles(response) == []
+
+
+# -- pages -------------------------------------------------------------------------
+
+
+def test_pages_show_the_range_and_total_and_follow_the_cursor(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 30)
+
+    first = browser.get("/app/opportunity?sort=title")
+    page = first.get_data(as_text=True)
+    next_link = next(e for e in elements(page) if e.get("rel") == "next")
+    second = browser.get(next_link["href"])
+    second_page = second.get_data(as_text=True)
+
+    assert "1–25 of 30" in text_of(page)
+    assert len(_titles(first)) == 25
+    assert "26–30 of 30" in text_of(second_page)
+    assert _titles(second) == [f"Deal {n:02d}" for n in range(26, 31)]
+    assert not any(e.get("rel") == "next" for e in elements(second_page))
+    first_link = next(e for e in elements(second_page) if e.text == "First page")
+    assert _params(first_link["href"]) == [("sort", "title")]
+
+
+def test_a_list_page_runs_as_many_statements_for_50_rows_as_for_5(
+    browser: Browser, sales: Platform
+) -> None:
+    layout = {
+        "kind": "layout",
+        "entity": "opportunity",
+        "list": {
+            "columns": ["title", "account", "product", "stage", "amount"],
+            "sort": ["title"],
+            "page_size": 50,
+        },
+    }
+    sales.store.apply([("opportunity.json", layout)], actor="test")
+    [product] = _records(sales, "product", [{"name": "Anvil", "product_code": "A1"}])
+    counted: list[str] = []
+
+    def count(*args: Any) -> None:
+        counted.append(str(args[2]))
+
+    def statements(address: str) -> tuple[int, TestResponse]:
+        browser.get(address)  # the catalog is cached from here on
+        counted.clear()
+        sa.event.listen(sales.engine, "before_cursor_execute", count)
+        try:
+            response = browser.get(address)
+        finally:
+            sa.event.remove(sales.engine, "before_cursor_execute", count)
+        return len(counted), response
+
+    address = "/app/opportunity?amount__gte=0&q=deal"
+    ids = _deals(sales, 5)
+    with sales.records(SYSTEM_ACTOR) as service:
+        for record_id in ids:
+            service.update("opportunity", record_id, {"product": product})
+    few, small = statements(address)
+    _deals(sales, 45)
+    many, big = statements(address)
+
+    assert len(_titles(small)) == 5
+    assert len(_titles(big)) == 50
+    assert "Anvil" in text_of(big.get_data(as_text=True))
+    assert few == many
+
+
+# -- saved views -------------------------------------------------------------------
+
+
+def _save_view(browser: Browser, state: str, **form: Any) -> TestResponse:
+    data = {"state": state, "page_size": "25", **form}
+    data.setdefault("label", "Big wins")
+    data.setdefault("columns", ["title", "amount"])
+    return browser.post("/app/opportunity/views", data)
+
+
+def _view_id(location: str) -> int:
+    return int(dict(_params(location))["view"])
+
+
+def _columns(response: TestResponse) -> list[str]:
+    return [
+        e["class"].removeprefix("col-")
+        for e in elements(response.get_data(as_text=True))
+        if e.tag == "th" and e.get("scope") == "col" and e["class"] != "select-col"
+    ]
+
+
+def test_save_as_view_keeps_the_filters_as_one_condition(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 6)
+
+    saved = _save_view(
+        browser,
+        "stage__in=won,lost&amount__gte=200&sort=-amount&q=deal&cursor=x&start=26",
+        page_size="10",
+    )
+
+    view_id = _view_id(saved.headers["Location"])
+    with sales.reading() as (connection, catalog):
+        admin = find_user(connection, "ada.admin")
+        view = get_view(connection, catalog, admin, view_id)
+    assert saved.status_code == 303
+    assert _params(saved.headers["Location"]) == [
+        ("view", str(view_id)),
+        ("sort", "-amount"),
+        ("stage__in", "won,lost"),
+        ("amount__gte", "200"),
+    ]
+    assert view["filter"] == {
+        "and": [
+            {"in": [{"var": "stage"}, ["won", "lost"]]},
+            {
+                "and": [
+                    {"!": {"is_blank": {"var": "amount"}}},
+                    {">=": [{"var": "amount"}, 200]},
+                ]
+            },
+        ]
+    }
+    assert (view["columns"], view["sort"], view["page_size"]) == (
+        ["title", "amount"],
+        ["-amount"],
+        10,
+    )
+    assert view["shared"] is False
+
+
+def test_opening_a_view_applies_its_columns_sort_filters_and_page_size(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 30)
+    saved = _save_view(browser, "stage__eq=won&sort=-amount", page_size="10")
+    view_id = _view_id(saved.headers["Location"])
+
+    opened = browser.get(f"/app/opportunity?view={view_id}")
+    shown = browser.get(opened.headers["Location"])
+
+    page = shown.get_data(as_text=True)
+    assert opened.status_code == 303
+    assert opened.headers["Location"] == saved.headers["Location"]
+    assert _columns(shown) == ["text", "currency"]
+    assert _titles(shown) == [f"Deal {n:02d}" for n in range(30, 0, -3)]
+    assert "1–10 of 10" in text_of(page)
+    selected = [
+        e for e in elements(page) if e.tag == "option" and "selected" in e.attrs
+    ]
+    assert any(e.text.strip() == "Big wins" for e in selected)
+    assert "Changed since saved" not in text_of(page)
+
+
+def test_a_changed_view_can_be_saved_again(browser: Browser, sales: Platform) -> None:
+    _deals(sales, 6)
+    saved = _save_view(browser, "stage__eq=won&amount__gte=200&sort=-amount")
+    view_id = _view_id(saved.headers["Location"])
+    changed = f"view={view_id}&sort=title&stage__eq=won"
+
+    page = browser.get(f"/app/opportunity?{changed}").get_data(as_text=True)
+    updated = browser.post(
+        f"/app/opportunity/views/{view_id}", {"action": "state", "state": changed}
+    )
+
+    with sales.reading() as (connection, catalog):
+        view = get_view(
+            connection, catalog, find_user(connection, "ada.admin"), view_id
+        )
+    assert "Changed since saved" in text_of(page)
+    assert "Save changes to “Big wins”" in text_of(page)
+    assert updated.status_code == 303
+    assert view["sort"] == ["title"]
+    assert view["filter"] == {"and": [{"==": [{"var": "stage"}, "won"]}]}
+    assert view["columns"] == ["title", "amount"]
+
+
+def test_the_views_service_problems_are_shown_next_to_the_form(
+    browser: Browser, sales: Platform
+) -> None:
+    unnamed = _save_view(browser, "stage__eq=won", label=" ")
+    no_columns = _save_view(browser, "stage__eq=won", columns=[])
+    too_long = _save_view(browser, "", label="x" * 101)
+    leads = browser.post(
+        "/app/sales_lead/views",
+        {
+            "state": "interests__contains=software",
+            "label": "Software leads",
+            "columns": ["last_name"],
+            "page_size": "25",
+        },
+    )
+
+    assert unnamed.status_code == 422
+    assert "Name: enter a name for the view." in text_of(unnamed.get_data(as_text=True))
+    assert "Columns: choose at least one column." in text_of(
+        no_columns.get_data(as_text=True)
+    )
+    assert too_long.status_code == 422
+    assert "Name: " in text_of(too_long.get_data(as_text=True))
+    assert leads.status_code == 422
+    assert "Filters: " in text_of(leads.get_data(as_text=True))
+    with sales.reading() as (connection, catalog):
+        admin = find_user(connection, "ada.admin")
+        assert list_views(connection, catalog, admin) == []
+
+
+def test_shared_views_are_for_everyone_and_changed_by_administrators_only(
+    app: Flask, browser: Browser, sales: Platform
+) -> None:
+    shared = _save_view(browser, "stage__eq=won", label="Team wins", shared="on")
+    shared_id = _view_id(shared.headers["Location"])
+    seller = _other(app, sales, "sam.seller", admin=False)
+
+    picker = seller.get("/app/opportunity").get_data(as_text=True)
+    sharing = _save_view(seller, "stage__eq=lost", label="Mine too", shared="on")
+    manage = seller.get(f"/app/opportunity/views/{shared_id}")
+    change = seller.post(
+        f"/app/opportunity/views/{shared_id}", {"action": "state", "state": ""}
+    )
+    delete = seller.post(f"/app/opportunity/views/{shared_id}/delete", {})
+
+    assert '<optgroup label="Shared views">' in picker
+    assert "Team wins" in text_of(picker)
+    assert "Share with everyone" not in text_of(picker)
+    assert sharing.status_code == 403
+    assert "Only administrators may share views." in text_of(
+        sharing.get_data(as_text=True)
+    )
+    assert (manage.status_code, change.status_code, delete.status_code) == (
+        403,
+        403,
+        403,
+    )
+    with sales.reading() as (connection, catalog):
+        admin = find_user(connection, "ada.admin")
+        assert get_view(connection, catalog, admin, shared_id)["label"] == "Team wins"
+
+
+def test_own_views_are_private_and_their_owner_renames_and_deletes_them(
+    app: Flask, browser: Browser, sales: Platform
+) -> None:
+    seller = _other(app, sales, "sam.seller", admin=False)
+    own = _save_view(seller, "stage__eq=lost", label="My losses")
+    own_id = _view_id(own.headers["Location"])
+
+    hidden = browser.get(f"/app/opportunity?view={own_id}")
+    admin_picker = browser.get("/app/opportunity").get_data(as_text=True)
+    manage = seller.get(f"/app/opportunity/views/{own_id}")
+    renamed = seller.post(
+        f"/app/opportunity/views/{own_id}",
+        {
+            "action": "edit",
+            "label": "Lost deals",
+            "columns": ["title", "stage"],
+            "page_size": "50",
+        },
+    )
+    picker = seller.get("/app/opportunity").get_data(as_text=True)
+    deleted = seller.post(f"/app/opportunity/views/{own_id}/delete", {})
+
+    assert hidden.status_code == 303
+    assert hidden.headers["Location"] == "/app/opportunity"
+    assert "My losses" not in admin_picker
+    assert manage.status_code == 200
+    assert 'value="My losses"' in manage.get_data(as_text=True)
+    assert renamed.status_code == 303
+    assert '<optgroup label="My views">' in picker
+    assert "Lost deals" in text_of(picker)
+    assert deleted.status_code == 303
+    with sales.reading() as (connection, catalog):
+        user = find_user(connection, "sam.seller")
+        assert list_views(connection, catalog, user) == []
+
+
+def test_a_view_whose_filter_lost_its_field_says_so(
+    api: Any, browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 3)
+    saved = _save_view(browser, "next_step__isnull=false&sort=title")
+    view_id = _view_id(saved.headers["Location"])
+    document = api.get("/meta/entities/opportunity").json
+    document["fields"] = [f for f in document["fields"] if f["name"] != "next_step"]
+    assert api.put("/meta/entities/opportunity", json=document).status_code == 200
+
+    opened = browser.get(f"/app/opportunity?view={view_id}")
+    shown = browser.get(opened.headers["Location"])
+
+    assert _params(opened.headers["Location"]) == [
+        ("view", str(view_id)),
+        ("sort", "title"),
+    ]
+    assert (
+        'The filter was cleared because the field "Next step" was removed.'
+        in text_of(shown.get_data(as_text=True))
+    )
+    assert len(_titles(shown)) == 3
+
+
+def test_a_view_with_a_condition_of_its_own_shows_it_as_one_chip(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 6)
+    condition = {
+        "or": [{"==": [{"var": "stage"}, "won"]}, {"<": [{"var": "amount"}, 150]}]
+    }
+    with sales.transaction() as (connection, catalog):
+        admin = find_user(connection, "ada.admin")
+        view = save_view(
+            connection,
+            catalog,
+            admin,
+            {"entity": "opportunity", "label": "Either", "filter": condition},
+        )
+
+    opened = browser.get(f"/app/opportunity?view={view['id']}")
+    shown = browser.get(opened.headers["Location"])
+
+    assert dict(_params(opened.headers["Location"]))["filter"] == json.dumps(
+        condition, separators=(",", ":")
+    )
+    assert "Condition: " in text_of(shown.get_data(as_text=True))
+    assert sorted(_titles(shown)) == ["Deal 01", "Deal 03", "Deal 06"]
+
+
+# -- selected rows and export ------------------------------------------------------
+
+
+def test_deleting_selected_rows_asks_first_then_deletes_them_all(
+    browser: Browser, sales: Platform
+) -> None:
+    ids = _deals(sales, 4)
+    state = "sort=title&amount__gte=100"
+
+    confirm = browser.post(
+        "/app/opportunity/bulk",
+        {"action": "delete", "ids": [str(ids[0]), str(ids[2])], "state": state},
+    )
+    page = confirm.get_data(as_text=True)
+    done = browser.post(
+        "/app/opportunity/bulk",
+        {
+            "action": "delete_confirmed",
+            "ids": [str(ids[0]), str(ids[2])],
+            "state": state,
+        },
+    )
+
+    assert confirm.status_code == 200
+    assert "Delete 2 opportunities?" in text_of(page)
+    assert "Deal 01" in text_of(page) and "Deal 03" in text_of(page)
+    assert done.status_code == 303
+    assert _params(done.headers["Location"]) == _params(f"?{state}")
+    listed = browser.get(done.headers["Location"])
+    assert _titles(listed) == ["Deal 02", "Deal 04"]
+    assert "2 opportunities deleted." in text_of(listed.get_data(as_text=True))
+
+
+def test_deleting_selected_rows_is_all_or_nothing(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 2)
+    [free] = _records(sales, "account", [{"name": "Initech"}])
+    with sales.reading() as (connection, _):
+        used = connection.execute(
+            sa.text("SELECT id FROM account WHERE name = 'Acme Tools'")
+        ).scalar_one()
+    chosen = [str(used), str(free)]
+
+    confirm = browser.post(
+        "/app/account/bulk", {"action": "delete", "ids": chosen, "state": ""}
+    )
+    refused = browser.post(
+        "/app/account/bulk", {"action": "delete_confirmed", "ids": chosen, "state": ""}
+    )
+
+    text = text_of(confirm.get_data(as_text=True))
+    assert "1 Opportunity: they keep it from being deleted (through Account)" in text
+    assert "Nothing can be deleted while" in text
+    assert "delete_confirmed" not in confirm.get_data(as_text=True)
+    assert refused.status_code == 303
+    listed = browser.get("/app/account?sort=name")
+    assert _titles(listed) == ["Acme Tools", "Globex", "Initech"]
+    assert "Nothing was deleted" in text_of(listed.get_data(as_text=True))
+
+
+def _csv(response: TestResponse) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+
+
+def test_export_of_selected_rows(browser: Browser, sales: Platform) -> None:
+    ids = _deals(sales, 4)
+
+    response = browser.post(
+        "/app/opportunity/bulk",
+        {"action": "export", "ids": [str(ids[1]), str(ids[3])], "state": ""},
+    )
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    assert "opportunity-selected.csv" in response.headers["Content-Disposition"]
+    assert [row["title"] for row in _csv(response)] == ["Deal 02", "Deal 04"]
+
+
+def test_export_follows_the_filters_search_and_sort_of_the_list(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 9)
+
+    response = browser.get(
+        "/app/opportunity/export.csv?stage__in=won,lost&amount__gte=300"
+        "&q=deal&sort=-amount&cursor=ignored&start=26"
+    )
+
+    rows = _csv(response)
+    with sales.reading() as (_, catalog):
+        columns = export_columns(catalog.entity("opportunity"))
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/csv")
+    assert response.get_data(as_text=True).splitlines()[0] == ",".join(columns)
+    assert [row["title"] for row in rows] == [
+        "Deal 09",
+        "Deal 07",
+        "Deal 06",
+        "Deal 04",
+        "Deal 03",
+    ]
+    assert rows[0]["amount"] == "900"
+    assert rows[0]["next_step"] == ""
+
+
+def test_a_wrong_export_filter_is_an_error_page_not_a_broken_file(
+    browser: Browser,
+) -> None:
+    response = browser.get("/app/opportunity/export.csv?amount__gte=lots")
+
+    assert response.status_code == 400
+    assert response.mimetype == "text/html"
+
+
+def test_state_changing_list_requests_need_the_csrf_token(
+    browser: Browser, sales: Platform
+) -> None:
+    ids = _deals(sales, 1)
+
+    requests = [
+        ("/app/opportunity/bulk", {"action": "delete_confirmed", "ids": str(ids[0])}),
+        ("/app/opportunity/views", {"label": "X", "columns": "title"}),
+    ]
+    answers = [
+        browser.post(path, data, csrf=False).status_code for path, data in requests
+    ]
+
+    assert answers == [400, 400]
+    assert len(_titles(browser.get("/app/opportunity"))) == 1
+
+
+def test_every_text_on_a_list_page_is_escaped(
+    browser: Browser, sales: Platform
+) -> None:
+    _records(sales, "opportunity", [{"title": "<script>alert(1)</script>"}])
+
+    response = browser.get(
+        "/app/opportunity?title__contains=<img src=x onerror=alert(2)>"
+        "&q=<b>&filter=" + '{"==":[{"var":"title"},"</code><i>"]}'
+    )
+
+    page = response.get_data(as_text=True)
+    assert "<script>alert(1)" not in page
+    assert "<img src=x" not in page
+    assert "<b>" not in page and "<i>" not in page
+    assert "&lt;img src=x onerror=alert(2)&gt;" in page
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+
+
+# -- filters as conditions ---------------------------------------------------------
+
+
+ROUND_TRIPS = [
+    "title__contains=DEAL 0",
+    "title__startswith=deal",
+    "title__eq=Deal 01",
+    "title__ne=Deal 01",
+    "next_step__isnull=true",
+    "next_step__isnull=false",
+    "amount__eq=200",
+    "amount__ne=200",
+    "amount__lt=250",
+    "amount__lte=200",
+    "amount__gt=150.5",
+    "amount__gte=0",
+    "close_date__lt=2025-04-01",
+    "close_date__gte=2025-03-15",
+    "stage__in=won,proposal",
+    "stage__ne=lost",
+    "account__isnull=false",
+]
+
+
+@pytest.mark.parametrize("pair", ROUND_TRIPS)
+def test_a_saved_filter_selects_what_the_page_filter_did_and_reads_back(
+    browser: Browser, sales: Platform, pair: str
+) -> None:
+    _deals(sales, 5)
+    _records(sales, "opportunity", [{"title": "No amount, no date"}])
+    param, raw = pair.split("=", 1)
+
+    with sales.reading() as (_, catalog):
+        entity = catalog.entity("opportunity")
+        condition = condition_of(entity, [(param, raw)], None)
+        back = filters_of(entity, condition)
+    by_param = browser.get(f"/app/opportunity?sort=title&{pair}")
+    by_condition = browser.get(
+        "/app/opportunity?sort=title&filter=" + json.dumps(condition)
+    )
+
+    folded = param.endswith(("__contains", "__startswith"))
+    assert back == [(param, raw.lower() if folded else raw)]
+    assert _titles(by_param) == _titles(by_condition)
+    assert _titles(by_param)
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"or": [{"==": [{"var": "stage"}, "won"]}]},
+        {"<": [{"var": "amount"}, 5]},
+        {"==": [{"var": "owner_id"}, {"var": "$user.id"}]},
+        {"contains": [{"var": "title"}, "Deal"]},
+        {"and": []},
+    ],
+)
+def test_conditions_a_page_cannot_show_as_filters_stay_whole(
+    sales: Platform, condition: Any
+) -> None:
+    with sales.reading() as (_, catalog):
+        found = filters_of(catalog.entity("opportunity"), condition)
+
+    assert found is None
