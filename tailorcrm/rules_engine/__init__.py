@@ -5,13 +5,22 @@ OPERATIONS.md documents. :func:`compile_condition` turns a condition into a Pyth
 callable; :func:`evaluate` is the one-off form; :func:`check_condition` reports
 what is wrong with a condition before it is saved; :func:`compile_sql` turns it into
 a SQLAlchemy expression that selects the records Python evaluation accepts.
+
+Rule kinds (validation, default, formula, roll-up, field state, automation) are
+compiled from their documents by :func:`compile_rule` and arranged per entity by
+:func:`build_rule_set`; RULES.md says when each runs.
 """
 
 from __future__ import annotations
 
 from types import MappingProxyType
 
-from ._checks import ConditionProblem, check_condition
+from ._checks import (
+    ConditionAnalysis,
+    ConditionProblem,
+    analyze_condition,
+    check_condition,
+)
 from ._compiler import (
     MAX_DEPTH,
     MAX_SIZE,
@@ -20,7 +29,32 @@ from ._compiler import (
     evaluate,
 )
 from ._errors import ConditionError, EvaluationError, RuleError
+from ._kinds import (
+    ACTION_TYPES,
+    ROLLUP_FUNCTIONS,
+    RULE_TYPES,
+    TRIGGERS,
+    Action,
+    AutomationRule,
+    DefaultRule,
+    EntityShape,
+    Expression,
+    FieldStateRule,
+    FormulaRule,
+    RollupRule,
+    Rule,
+    ValidationRule,
+    compile_rule,
+)
 from ._registry import OPERATORS as _OPERATORS
+from ._rule_set import (
+    MAX_RULES_PER_ENTITY,
+    Dependent,
+    EntityRules,
+    build_rule_set,
+    check_rule_set,
+    rule_uses,
+)
 from ._sql import SqlTranslationError, compile_sql
 from ._values import is_blank, truthy
 
@@ -28,19 +62,42 @@ from ._values import is_blank, truthy
 OPERATORS = MappingProxyType(_OPERATORS)
 
 __all__ = [
+    "ACTION_TYPES",
     "MAX_DEPTH",
+    "MAX_RULES_PER_ENTITY",
     "MAX_SIZE",
     "OPERATORS",
+    "ROLLUP_FUNCTIONS",
+    "RULE_TYPES",
+    "TRIGGERS",
+    "Action",
+    "AutomationRule",
     "CompiledCondition",
+    "ConditionAnalysis",
     "ConditionError",
     "ConditionProblem",
+    "DefaultRule",
+    "Dependent",
+    "EntityRules",
+    "EntityShape",
     "EvaluationError",
+    "Expression",
+    "FieldStateRule",
+    "FormulaRule",
+    "RollupRule",
+    "Rule",
     "RuleError",
     "SqlTranslationError",
+    "ValidationRule",
+    "analyze_condition",
+    "build_rule_set",
     "check_condition",
+    "check_rule_set",
     "compile_condition",
+    "compile_rule",
     "compile_sql",
     "evaluate",
     "is_blank",
+    "rule_uses",
     "truthy",
 ]
