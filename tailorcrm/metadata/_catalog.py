@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from ..errors import NotFound
 from ._fields import ID_TYPE, column_type
+from ._rules import EMPTY_RULES, RuleCatalog, StoredRule, build_rule_catalog
 from ._schemas import build_schema
 
 USER_TABLE = "tc_user"
@@ -85,6 +86,8 @@ class Catalog:
     revision: int
     entities: Mapping[str, EntityDef]
     metadata: sa.MetaData
+    #: Rule documents and the compiled rules of each entity.
+    rules: RuleCatalog = EMPTY_RULES
 
     def entity(self, name: str) -> EntityDef:
         """Return a live entity.
@@ -154,11 +157,21 @@ def compile_entity(stored: StoredEntity, metadata: sa.MetaData) -> EntityDef:
     )
 
 
-def build_catalog(revision: int, stored: Iterable[StoredEntity]) -> Catalog:
-    """Compile stored entities into a new catalog."""
+def build_catalog(
+    revision: int,
+    stored: Iterable[StoredEntity],
+    *,
+    rules: Iterable[StoredRule] = (),
+) -> Catalog:
+    """Compile stored entities, then the rules that apply to them, into a catalog."""
     metadata = sa.MetaData()
     entities = {}
     for item in stored:
         entity = compile_entity(item, metadata)
         entities[entity.name] = entity
-    return Catalog(revision=revision, entities=entities, metadata=metadata)
+    return Catalog(
+        revision=revision,
+        entities=entities,
+        metadata=metadata,
+        rules=build_rule_catalog(rules, entities) if rules else EMPTY_RULES,
+    )

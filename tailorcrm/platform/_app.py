@@ -115,6 +115,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     :param config: overrides of the ``TAILORCRM_*`` settings, e.g.
         ``{"database_url": "sqlite:///crm.db"}``.
     """
+    from . import api_rules  # noqa: F401  (adds the rule routes to the blueprint)
     from .api import api
 
     settings = Settings.load(config)

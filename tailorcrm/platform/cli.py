@@ -194,7 +194,11 @@ def load_documents(path: Path) -> list[tuple[str, Any]]:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Print the plan without applying it.")
 def meta_apply(path: Path, dry_run: bool) -> None:
-    """Create or change entities from a document file or a folder of them."""
+    """Create or change entities and rules from a document file or a folder.
+
+    Rule documents (with "kind": "rule") are applied after the entities, in the
+    same revision.
+    """
     documents = load_documents(path)
     platform = _platform()
     try:
@@ -215,7 +219,7 @@ def meta_apply(path: Path, dry_run: bool) -> None:
 @meta.command("export")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def meta_export(directory: Path) -> None:
-    """Write every entity document to DIRECTORY, one file each."""
+    """Write every entity and rule document to DIRECTORY, one file each."""
     platform = _platform()
     directory.mkdir(parents=True, exist_ok=True)
     with platform.reading() as (_, catalog):
@@ -226,6 +230,16 @@ def meta_export(directory: Path) -> None:
             text = json.dumps(entity.document, indent=2, ensure_ascii=False)
             target.write_text(text + "\n", encoding="utf-8")
             click.echo(f"wrote {target}")
+        _export_rules(catalog, directory)
+
+
+def _export_rules(catalog: Catalog, directory: Path) -> None:
+    """Write each rule document as NAME.rule.json; entity names hold no dot."""
+    for stored in catalog.rules.documents_of():
+        target = directory / f"{stored.name}.rule.json"
+        text = json.dumps(stored.document, indent=2, ensure_ascii=False)
+        target.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"wrote {target}")
 
 
 @meta.command("purge")

@@ -41,6 +41,14 @@ from .db import (
     utcnow,
 )
 from .migrate import apply_plan, check_plan, drop_table, purge_column
+from .rulestore import (
+    check_expected_rules,
+    plan_rules,
+    rules_using_entity,
+    split_documents,
+    stored_rules,
+    write_rules,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +95,11 @@ def _stored_entities(connection: sa.Connection) -> dict[str, StoredEntity]:
 def load_catalog(connection: sa.Connection) -> Catalog:
     """Compile the catalog from what the database holds now."""
     revision = current_revision(connection)
-    return build_catalog(revision, _stored_entities(connection).values())
+    return build_catalog(
+        revision,
+        _stored_entities(connection).values(),
+        rules=stored_rules(connection).values(),
+    )
 
 
 class CatalogCache:
@@ -130,23 +142,35 @@ class MetadataStore:
         actor: str,
         dry_run: bool = False,
         expected: Mapping[str, int] | None = None,
+        expected_rules: Mapping[str, int] | None = None,
     ) -> ChangeResult:
-        """Create or change entities from ``(source, document)`` pairs.
+        """Create or change entities and rules from ``(source, document)`` pairs.
 
         ``source`` prefixes the problem paths of its document when several are
         applied together (a file name, say); pass ``""`` for a single document.
+        Rule documents (``"kind": "rule"``) are checked against the entities as
+        the change leaves them and written in the same revision.
 
         :raises InvalidMetadata: a document fails its schema or a semantic check.
         :raises UnsupportedChange: a change needs a conversion not supported yet.
         :raises Conflict: existing data would break a new constraint.
         :raises PreconditionFailed: a document changed since the revision given for
-            it in ``expected`` (name -> the document's revision, its ETag).
+            it in ``expected`` (name -> the document's revision, its ETag), or a
+            rule since the one in ``expected_rules``.
+        :raises Conflict: stored rules use a field or entity the change removes.
         """
+        documents, rule_documents = split_documents(documents)
         with self.engine.begin() as connection:
             self._lock(connection)
             stored = _stored_entities(connection)
             _check_expected(stored, expected or {})
-            current = build_catalog(current_revision(connection), stored.values())
+            rules_before = stored_rules(connection)
+            check_expected_rules(rules_before, expected_rules or {})
+            current = build_catalog(
+                current_revision(connection),
+                stored.values(),
+                rules=rules_before.values(),
+            )
             _check_documents(documents, current)
             plan = Plan()
             after: dict[str, StoredEntity] = {}
@@ -159,13 +183,16 @@ class MetadataStore:
                     after[document["name"]] = entity
             revision = current.revision + 1
             target = build_catalog(revision, {**stored, **after}.values())
+            rules = plan_rules(current, target, rule_documents, rules_before)
+            plan.extend(rules.plan)
             check_plan(connection, plan, current)
-            if dry_run or not after:
+            if dry_run or not (after or rules.after):
                 # Nothing was written: the answer names the revision still current.
                 connection.rollback()
                 return ChangeResult(current.revision, plan, applied=False)
             apply_plan(connection, plan, target)
             self._write(connection, stored, after, revision, plan, actor=actor)
+            write_rules(connection, rules_before, rules, revision)
         log.info("applied plan r%s: %s", revision, "; ".join(plan.describe()))
         return ChangeResult(revision, plan, applied=True)
 
@@ -181,8 +208,17 @@ class MetadataStore:
             self._lock(connection)
             stored = _stored_entities(connection)
             _check_expected(stored, expected or {})
-            current = build_catalog(current_revision(connection), stored.values())
+            current = build_catalog(
+                current_revision(connection),
+                stored.values(),
+                rules=stored_rules(connection).values(),
+            )
             current.entity(name)
+            used = rules_using_entity(current, name)
+            if used:
+                raise Conflict(
+                    f"Rules use {name!r}; change or delete them first.", problems=used
+                )
             referrers = [
                 f"{entity.name}.{spec['name']}"
                 for entity, spec in current.referrers(name)
@@ -203,6 +239,31 @@ class MetadataStore:
             revision = current.revision + 1
             self._write(connection, stored, after, revision, plan, actor=actor)
         return ChangeResult(revision, plan, applied=True)
+
+    def remove_rule(
+        self, name: str, *, actor: str, expected: Mapping[str, int] | None = None
+    ) -> ChangeResult:
+        """Delete a rule document; its history stays.
+
+        :raises NotFound: there is no such rule.
+        :raises PreconditionFailed: it changed since the revision in ``expected``.
+        """
+        with self.engine.begin() as connection:
+            self._lock(connection)
+            stored = _stored_entities(connection)
+            rules_before = stored_rules(connection)
+            check_expected_rules(rules_before, expected or {})
+            current = build_catalog(
+                current_revision(connection),
+                stored.values(),
+                rules=rules_before.values(),
+            )
+            rules = plan_rules(current, current, [], rules_before, removing=[name])
+            revision = current.revision + 1
+            self._write(connection, stored, {}, revision, rules.plan, actor=actor)
+            write_rules(connection, rules_before, rules, revision)
+        log.info("applied plan r%s: %s", revision, "; ".join(rules.plan.describe()))
+        return ChangeResult(revision, rules.plan, applied=True)
 
     def purge(self, name: str, field: str | None, *, actor: str) -> ChangeResult:
         """Drop a removed field's column, or a removed entity's table, for good."""
@@ -240,12 +301,13 @@ class MetadataStore:
         log.info("applied plan r%s: %s", revision, "; ".join(plan.describe()))
         return ChangeResult(revision, plan, applied=True)
 
-    def history(self, name: str) -> list[dict[str, Any]]:
-        """Return every revision of one entity document, newest first."""
+    def history(self, name: str, *, kind: str = ENTITY) -> list[dict[str, Any]]:
+        """Return every revision of one document (an entity's, or ``kind``'s),
+        newest first."""
         query = (
             sa.select(meta_history, meta_revisions.c.actor, meta_revisions.c.at)
             .join(meta_revisions, meta_revisions.c.id == meta_history.c.revision)
-            .where(meta_history.c.kind == ENTITY, meta_history.c.name == name)
+            .where(meta_history.c.kind == kind, meta_history.c.name == name)
             .order_by(meta_history.c.revision.desc())
         )
         with self.engine.connect() as connection:

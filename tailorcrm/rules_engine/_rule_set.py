@@ -10,7 +10,7 @@ run: formulas after the formulas they read, everything else by ``order``, then n
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,9 +137,16 @@ def _read_nodes(
 
 
 def check_rule_set(
-    rules: Sequence[Rule], shapes: Mapping[str, EntityShape]
+    rules: Sequence[Rule],
+    shapes: Mapping[str, EntityShape],
+    *,
+    new: Collection[str] = (),
 ) -> list[tuple[str, ConditionProblem]]:
-    """Problems that rules cause together, each with the name of a rule at fault."""
+    """Problems that rules cause together, each with the name of a rule at fault.
+
+    :param new: names of rules being added or changed; when one of them clashes
+        with a rule already there, the problem is reported on the new one.
+    """
     problems: list[tuple[str, ConditionProblem]] = []
     per_entity: dict[str, int] = defaultdict(int)
     for rule in rules:
@@ -152,7 +159,9 @@ def check_rule_set(
             problems.append(
                 (rule.name, ConditionProblem("entity", "too_many_rules", message))
             )
-    active = sorted((r for r in rules if r.active), key=lambda r: r.sort_key)
+    active = sorted(
+        (r for r in rules if r.active), key=lambda r: (r.name in new, r.sort_key)
+    )
     computed = _computed(active, problems)
     for rule in active:
         problems += _writes_to_computed(rule, computed)
@@ -162,7 +171,7 @@ def check_rule_set(
     problems += _one_per_field(
         [rule for rule in active if isinstance(rule, FieldStateRule)], "field_state"
     )
-    problems += _cycles(active, shapes)
+    problems += _cycles(active, shapes, new)
     return problems
 
 
@@ -255,7 +264,7 @@ def dependency_graph(
 
 
 def _cycles(
-    active: Sequence[Rule], shapes: Mapping[str, EntityShape]
+    active: Sequence[Rule], shapes: Mapping[str, EntityShape], new: Collection[str]
 ) -> list[tuple[str, ConditionProblem]]:
     graph = dependency_graph(active, shapes)
     state: dict[Node, int] = {}
@@ -273,7 +282,7 @@ def _cycles(
                 loop = stack[stack.index(nxt) :]
                 if frozenset(loop) not in reported:
                     reported.add(frozenset(loop))
-                    found.append(_cycle_problem(loop + [nxt], graph))
+                    found.append(_cycle_problem(loop, graph, new))
             elif nxt not in state:
                 visit(nxt)
         stack.pop()
@@ -286,11 +295,14 @@ def _cycles(
 
 
 def _cycle_problem(
-    loop: list[Node], graph: Mapping[Node, tuple[Rule, set[Node]]]
+    loop: list[Node],
+    graph: Mapping[Node, tuple[Rule, set[Node]]],
+    new: Collection[str],
 ) -> tuple[str, ConditionProblem]:
-    names = " -> ".join(f"{entity}.{name}" for entity, name in loop)
-    rules = ", ".join(sorted({graph[node][0].name for node in loop[:-1]}))
-    rule = graph[loop[0]][0]
+    names = " -> ".join(f"{entity}.{name}" for entity, name in [*loop, loop[0]])
+    involved = [graph[node][0] for node in loop]
+    rules = ", ".join(sorted({rule.name for rule in involved}))
+    rule = next((r for r in involved if r.name in new), involved[0])
     path = "expression" if isinstance(rule, FormulaRule) else "field"
     message = (
         f"These fields would each need the other's value first: {names} "
