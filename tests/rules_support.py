@@ -83,6 +83,7 @@ TASK = {
             "on_delete": "set_null",
         },
         {"name": "done", "type": "boolean", "label": "Done"},
+        {"name": "about", "type": "text", "label": "About"},
     ],
 }
 

@@ -84,8 +84,17 @@ class Session:
     catalog: Catalog
     user: User
 
-    def records(self) -> RecordService:
-        return RecordService(self.connection, self.catalog, self.user.actor())
+    def records(self, *, bypass_automation: bool = False) -> RecordService:
+        """The record service for this request's user.
+
+        :raises Forbidden: ``bypass_automation`` for a user who is not an admin.
+        """
+        return RecordService(
+            self.connection,
+            self.catalog,
+            self.user.actor(),
+            bypass_automation=bypass_automation,
+        )
 
 
 class JSONProvider(DefaultJSONProvider):

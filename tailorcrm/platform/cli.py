@@ -277,6 +277,11 @@ def _actor(platform: Platform, username: str | None) -> Actor:
 @click.option("--key", help="Upsert on this external-id field.")
 @click.option("--dry-run", is_flag=True, help="Check every row; import nothing.")
 @click.option("--skip-bad-rows", is_flag=True, help="Import the good rows only.")
+@click.option(
+    "--bypass-automation",
+    is_flag=True,
+    help="Run no automations for these rows (the user must be an admin).",
+)
 @click.option("--user", "username", default="admin", show_default=True)
 def import_command(
     entity: str,
@@ -285,6 +290,7 @@ def import_command(
     key: str | None,
     dry_run: bool,
     skip_bad_rows: bool,
+    bypass_automation: bool,
     username: str,
 ) -> None:
     """Import records of ENTITY from a CSV file."""
@@ -309,6 +315,7 @@ def import_command(
                 key=key,
                 dry_run=dry_run,
                 skip_bad_rows=skip_bad_rows,
+                bypass_automation=bypass_automation,
                 progress=advance,
             )
     except ImportFailed as error:

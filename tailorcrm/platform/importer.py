@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -88,9 +88,16 @@ class ImportFailed(TailorError):
 
 
 def match_columns(
-    entity: EntityDef, header: Sequence[str], mapping: Mapping[str, str]
+    entity: EntityDef,
+    header: Sequence[str],
+    mapping: Mapping[str, str],
+    *,
+    computed: Collection[str] = (),
 ) -> tuple[dict[str, int], list[str]]:
     """Return ``{field: column index}`` and the names of unused columns.
+
+    Fields that rules compute are not written, like autonumbers: a column named
+    after one (as an export writes it) is ignored.
 
     :raises BadRequest: a mapping names an unknown field or a missing column.
     """
@@ -98,7 +105,7 @@ def match_columns(
     writable = {
         name: spec
         for name, spec in entity.fields.items()
-        if spec["type"] != "autonumber"
+        if spec["type"] != "autonumber" and name not in computed
     }
     matched: dict[str, int] = {}
     problems = []
@@ -208,10 +215,15 @@ class Importer:
         catalog: Catalog,
         actor: Actor,
         entity_name: str,
+        *,
+        bypass_automation: bool = False,
     ) -> None:
         self.connection = connection
         self.entity = catalog.entity(entity_name)
-        self.service = RecordService(connection, catalog, actor)
+        self.computed = frozenset(catalog.rules.for_entity(entity_name).computed)
+        self.service = RecordService(
+            connection, catalog, actor, bypass_automation=bypass_automation
+        )
         self.resolvers = {
             spec["name"]: _LookupResolver(connection, catalog.entity(spec["target"]))
             for spec in self.entity.lookups()
@@ -242,7 +254,7 @@ class Importer:
         except CsvFormatError as error:
             raise BadRequest(str(error)) from None
         columns, report.ignored_columns = match_columns(
-            self.entity, reader.header, mapping or {}
+            self.entity, reader.header, mapping or {}, computed=self.computed
         )
         if key is not None and key not in columns:
             raise BadRequest(f"--key {key}: the file has no column for {key!r}.")
@@ -548,16 +560,20 @@ def import_csv(
     key: str | None = None,
     dry_run: bool = False,
     skip_bad_rows: bool = False,
+    bypass_automation: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import a CSV file into ``entity_name`` in one transaction.
 
     Without ``skip_bad_rows`` any bad row makes the whole import change nothing; the
-    report (in :class:`ImportFailed`) lists every bad row. A dry run reports what
-    would happen and changes nothing.
+    report (in :class:`ImportFailed`) lists every bad row, rule failures included.
+    A dry run reports what would happen and changes nothing. With
+    ``bypass_automation`` (administrators only) no automation runs; defaults,
+    formulas, validation rules and roll-ups still do.
 
     :raises ImportFailed: bad rows in an all-or-nothing import.
     :raises BadRequest: the file cannot be read or the mapping is wrong.
+    :raises Forbidden: ``bypass_automation`` for an actor who is not an admin.
     """
     with platform.engine.connect() as connection:
         transaction = connection.begin()
@@ -566,7 +582,13 @@ def import_csv(
             catalog = platform.catalogs.get(connection)
             if entity_name not in catalog.entities:
                 raise NotFound(f"There is no entity named {entity_name!r}.")
-            importer = Importer(connection, catalog, actor, entity_name)
+            importer = Importer(
+                connection,
+                catalog,
+                actor,
+                entity_name,
+                bypass_automation=bypass_automation,
+            )
             report = importer.run(
                 stream,
                 mapping=mapping,

@@ -89,7 +89,7 @@ class EntityShape:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Expression:
     """A compiled condition or formula with what the checks learnt about it."""
 
@@ -102,9 +102,12 @@ class Expression:
         return self.fn(data)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class Rule:
-    """What every compiled rule has; the subclasses add their type's parts."""
+    """What every compiled rule has; the subclasses add their type's parts.
+
+    Rules compare and hash by identity: each is compiled once per catalog.
+    """
 
     name: str
     entity: str
@@ -118,26 +121,26 @@ class Rule:
         return (self.order, self.name)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class ValidationRule(Rule):
     condition: Expression
     message: str
     field: str | None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class DefaultRule(Rule):
     field: str
     expression: Expression
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class FormulaRule(Rule):
     field: str
     expression: Expression
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class RollupRule(Rule):
     field: str
     child: str
@@ -153,7 +156,7 @@ class RollupRule(Rule):
         return frozenset(names | (self.condition.reads if self.condition else set()))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class FieldStateRule(Rule):
     field: str
     visible_if: Expression | None
@@ -161,7 +164,7 @@ class FieldStateRule(Rule):
     readonly_if: Expression | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Action:
     """One step of an automation.
 
@@ -177,7 +180,7 @@ class Action:
     lookup: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class AutomationRule(Rule):
     triggers: frozenset[str]
     condition: Expression | None

@@ -71,6 +71,7 @@ class EntityRules:
             or self.formulas
             or self.field_states
             or self.automations
+            or self.rollup_fields
         )
 
     @property

@@ -1,0 +1,482 @@
+"""After a save: roll-ups, formulas that read the record through lookups, automation.
+
+They run in this order, in the save's transaction (RULES.md in the rules engine):
+
+1. roll-ups over the saved records are recomputed on their parent records;
+2. formulas of other records that read a changed field through a lookup
+   (``account.industry``) are recomputed; both steps repeat for the records they
+   change, until nothing changes (the rule checks refuse formulas and roll-ups that
+   depend on themselves, so this ends);
+3. automations run for every record the save changed, in the order of their
+   ``order``, then name. Their actions save through the record service one level
+   deeper; past :data:`MAX_AUTOMATION_DEPTH` levels the save is refused, naming the
+   automations of the loop.
+
+Recomputations bump the version of the records they change (their stored values
+changed), but run no validation rules: a change to an account cannot be refused
+because of a formula on one of its opportunities.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ..errors import Problem, TailorError, ValidationFailed
+from ..metadata import DECIMAL_TYPES, SYSTEM_TYPES, EntityDef
+from ..rules_engine import (
+    Action,
+    AutomationRule,
+    ConditionError,
+    RollupRule,
+    compile_sql,
+    truthy,
+)
+from .db import is_sqlite, utcnow
+from .rules import EMPTY_ROLLUP, RecordRules, RuleValueError, coerce, fit
+
+if TYPE_CHECKING:
+    from .records import RecordService
+
+#: How many levels of saves automations may cause, one inside the other.
+MAX_AUTOMATION_DEPTH = 5
+# Recomputation follows the dependency graph, which the rule checks keep free of
+# circles; this bound only turns a defect into an error instead of a hang.
+_MAX_ROUNDS = 100
+
+
+@dataclass(frozen=True)
+class Change:
+    """One record written by a save: the row before (not on create) and after."""
+
+    entity: EntityDef
+    trigger: str
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+
+    @property
+    def record(self) -> Mapping[str, Any]:
+        found = self.after if self.after is not None else self.before
+        if found is None:
+            raise ValueError("a change needs a row before or after it")
+        return found
+
+    @property
+    def record_id(self) -> int:
+        return int(self.record["id"])
+
+    def changed(self) -> set[str]:
+        """The fields (and owner) whose value differs; all of them on create/delete."""
+        names = [*self.entity.fields, "owner_id"]
+        if self.before is None or self.after is None:
+            return set(names)
+        return {n for n in names if self.before.get(n) != self.after.get(n)}
+
+
+class AutomationFailed(ValidationFailed):
+    """An automation's action could not save; the save that triggered it fails."""
+
+
+class AutomationLoop(AutomationFailed):
+    """Automations triggered each other more than :data:`MAX_AUTOMATION_DEPTH` deep."""
+
+    def __init__(self, chain: Sequence[str]) -> None:
+        path = " -> ".join(chain)
+        names = ", ".join(dict.fromkeys(chain))
+        message = (
+            f"Automations were stopped after {MAX_AUTOMATION_DEPTH} levels of saves "
+            f"that triggered each other: {path}. Check that the automations "
+            f"{names} do not keep setting each other's trigger fields."
+        )
+        super().__init__(message, problems=[Problem(None, "automation_loop", message)])
+        self.chain = tuple(chain)
+
+
+class Cascade:
+    """What follows the saves of one record service call."""
+
+    def __init__(self, service: RecordService) -> None:
+        self.service = service
+        self.connection = service.connection
+        self.catalog = service.catalog
+
+    def _rules(self, entity: EntityDef) -> RecordRules:
+        return RecordRules(
+            self.connection,
+            self.catalog,
+            entity,
+            user=self.service.user,
+            now=self.service.now,
+        )
+
+    def needed(self, entity: EntityDef) -> bool:
+        return self.catalog.rules.for_entity(entity.name).after_save
+
+    def run(self, changes: Sequence[Change]) -> bool:
+        """Recompute, then automate; return whether any other write happened."""
+        if not any(self.needed(change.entity) for change in changes):
+            return False
+        done: list[Change] = []
+        pending = list(changes)
+        for _ in range(_MAX_ROUNDS):
+            if not pending:
+                break
+            done += pending
+            pending = self._rollups(pending) + self._dependents(pending)
+        else:
+            raise ValidationFailed("Formulas and roll-ups kept changing each other.")
+        wrote = len(done) > len(changes)
+        if not self.service.bypass_automation:
+            wrote = self._automations(done) or wrote
+        return wrote
+
+    # -- roll-ups ------------------------------------------------------------------
+
+    def _rollups(self, changes: Sequence[Change]) -> list[Change]:
+        wanted: dict[str, dict[RollupRule, set[int]]] = defaultdict(
+            lambda: defaultdict(set)
+        )
+        for change in changes:
+            for rule in self.catalog.rules.for_entity(change.entity.name).rollups:
+                wanted[rule.entity][rule] |= _parents(rule, change)
+        written = []
+        for name, rules in wanted.items():
+            entity = self.catalog.entities.get(name)
+            ids = set().union(*rules.values())
+            if entity is None or entity.removed or not ids:
+                continue
+            rows = self._lock(entity, ids)
+            values: dict[int, dict[str, Any]] = defaultdict(dict)
+            for rule, parents in rules.items():
+                found = self._aggregate(rule, parents)
+                spec = entity.fields[rule.field]
+                for parent in parents & rows.keys():
+                    value = found.get(parent, EMPTY_ROLLUP[rule.function])
+                    try:
+                        values[parent][rule.field] = fit(spec, value)
+                    except RuleValueError as error:
+                        raise _rule_failed(
+                            rule.name, entity, rule.field, error
+                        ) from None
+            written += self.system_update(entity, rows, values, {})
+        return written
+
+    def _lock(self, entity: EntityDef, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """The parents' rows, locked so that concurrent saves add up one by one."""
+        table = entity.table
+        query = sa.select(table).where(table.c.id.in_(sorted(ids))).order_by(table.c.id)
+        if not is_sqlite(self.connection):
+            query = query.with_for_update()
+        return {
+            int(row["id"]): dict(row)
+            for row in self.connection.execute(query).mappings()
+        }
+
+    def _aggregate(self, rule: RollupRule, parents: set[int]) -> dict[int, Any]:
+        child = self.catalog.entity(rule.child)
+        table = child.table
+        lookup = table.c[rule.lookup]
+        where: list[sa.ColumnElement[bool]] = [lookup.in_(sorted(parents))]
+        if rule.condition is not None:
+            condition = self._sql_condition(rule, child)
+            if condition is None:
+                return self._aggregate_in_python(rule, child, parents)
+            where.append(condition)
+        value, scale = self._sql_value(rule, child)
+        query = sa.select(lookup, value).where(*where).group_by(lookup)
+        found = {}
+        for parent, result in self.connection.execute(query):
+            if scale is not None and result is not None:
+                result = Decimal(int(result)).scaleb(-scale)
+            found[int(parent)] = result
+        return found
+
+    def _sql_condition(
+        self, rule: RollupRule, child: EntityDef
+    ) -> sa.ColumnElement[bool] | None:
+        if rule.condition is None:
+            return None
+        types = {**SYSTEM_TYPES, **{n: s["type"] for n, s in child.fields.items()}}
+        columns = {name: (child.table.c[name], kind) for name, kind in types.items()}
+        try:
+            return compile_sql(
+                rule.condition.source,
+                columns,
+                user=self.service.user,
+                now=self.service.now,
+            )
+        except ConditionError:
+            # No exact SQL form (see OPERATIONS.md): the children are read and the
+            # condition runs in Python instead.
+            return None
+
+    def _sql_value(
+        self, rule: RollupRule, child: EntityDef
+    ) -> tuple[sa.ColumnElement[Any], int | None]:
+        """The aggregate, and the scale its integer result is in (exact SQLite sums)."""
+        if rule.function == "count" or rule.of is None:
+            return sa.func.count(), None
+        column = child.table.c[rule.of]
+        if rule.function == "min":
+            return sa.func.min(column), None
+        if rule.function == "max":
+            return sa.func.max(column), None
+        spec = child.fields[rule.of]
+        if spec["type"] in DECIMAL_TYPES and is_sqlite(self.connection):
+            # SQLite keeps decimals as binary floats; adding them as whole units of
+            # the field's scale keeps the sum exact.
+            scale = int(spec.get("scale", 2))
+            units = sa.func.round(column * (10**scale))
+            return sa.func.sum(sa.cast(units, sa.BigInteger)), scale
+        return sa.func.sum(column), None
+
+    def _aggregate_in_python(
+        self, rule: RollupRule, child: EntityDef, parents: set[int]
+    ) -> dict[int, Any]:
+        table = child.table
+        names = sorted({rule.lookup, *(rule.condition.reads if rule.condition else ())})
+        if rule.of:
+            names = sorted({*names, rule.of})
+        query = sa.select(*(table.c[n] for n in names)).where(
+            table.c[rule.lookup].in_(sorted(parents))
+        )
+        groups: dict[int, list[Any]] = defaultdict(list)
+        for row in self.connection.execute(query).mappings():
+            data = {**dict(row), "$user": self.service.user, "$now": self.service.now}
+            if rule.condition is not None and not truthy(rule.condition(data)):
+                continue
+            groups[int(row[rule.lookup])].append(row[rule.of] if rule.of else 1)
+        return {
+            parent: _combine(rule.function, items) for parent, items in groups.items()
+        }
+
+    # -- formulas through lookups ----------------------------------------------------
+
+    def _dependents(self, changes: Sequence[Change]) -> list[Change]:
+        wanted: dict[tuple[str, str], dict[int, set[str]]] = defaultdict(
+            lambda: defaultdict(set)
+        )
+        for change in changes:
+            if change.trigger != "update":
+                continue
+            changed = change.changed()
+            for dependent in self.catalog.rules.for_entity(
+                change.entity.name
+            ).dependents:
+                fields = dependent.reads & changed
+                if fields:
+                    key = (dependent.child, dependent.lookup)
+                    wanted[key][change.record_id] |= fields
+        written = []
+        for (name, lookup), parents in wanted.items():
+            child = self.catalog.entities.get(name)
+            if child is None or child.removed:
+                continue
+            rows = self._children(child, lookup, parents)
+            dirty = {
+                record_id: {f"{lookup}.{field}" for field in parents[row[lookup]]}
+                for record_id, row in rows.items()
+            }
+            written += self.system_update(child, rows, {}, dirty)
+        return written
+
+    def _children(
+        self, child: EntityDef, lookup: str, parents: Iterable[int]
+    ) -> dict[int, dict[str, Any]]:
+        table = child.table
+        query = (
+            sa.select(table)
+            .where(table.c[lookup].in_(sorted(parents)))
+            .order_by(table.c.id)
+        )
+        return {
+            int(row["id"]): dict(row)
+            for row in self.connection.execute(query).mappings()
+        }
+
+    def cleared(
+        self, entity: EntityDef, record_id: int
+    ) -> list[tuple[EntityDef, str, list[int]]]:
+        """Records whose formulas read ``entity`` through a lookup that its delete
+        clears (``set_null``): to be recomputed by :meth:`after_clearing`."""
+        found = []
+        for dependent in self.catalog.rules.for_entity(entity.name).dependents:
+            child = self.catalog.entities.get(dependent.child)
+            if child is None or child.removed:
+                continue
+            spec = child.fields.get(dependent.lookup, {})
+            if spec.get("on_delete") != "set_null":
+                continue
+            ids = sorted(self._children(child, dependent.lookup, [record_id]))
+            if ids:
+                found.append((child, dependent.lookup, ids))
+        return found
+
+    def after_clearing(
+        self, cleared: Sequence[tuple[EntityDef, str, list[int]]]
+    ) -> list[Change]:
+        written = []
+        for child, lookup, ids in cleared:
+            table = child.table
+            query = sa.select(table).where(table.c.id.in_(ids)).order_by(table.c.id)
+            rows = {
+                int(row["id"]): dict(row)
+                for row in self.connection.execute(query).mappings()
+            }
+            dirty = {record_id: {lookup} for record_id in rows}
+            written += self.system_update(child, rows, {}, dirty)
+        return written
+
+    # -- writing computed values -----------------------------------------------------
+
+    def system_update(
+        self,
+        entity: EntityDef,
+        rows: Mapping[int, Mapping[str, Any]],
+        values: Mapping[int, Mapping[str, Any]],
+        dirty: Mapping[int, set[str]],
+    ) -> list[Change]:
+        """Write computed ``values`` and recompute the formulas they feed.
+
+        :param dirty: per record, inputs that changed besides ``values`` (a related
+            record's fields, as ``lookup.field``).
+        """
+        rules = self._rules(entity)
+        rules.load_related(rows.values())
+        table = entity.table
+        written = []
+        for record_id, row in rows.items():
+            merged = {**row, **values.get(record_id, {})}
+            marks = set(dirty.get(record_id, ())) | {
+                name
+                for name in values.get(record_id, {})
+                if row.get(name) != merged[name]
+            }
+            if rules.rules.formulas and marks:
+                try:
+                    merged.update(rules.recompute(merged, marks))
+                except RuleValueError as error:
+                    raise ValidationFailed(
+                        f"A formula of {entity.label} {record_id} could not be "
+                        f"recomputed: {error}"
+                    ) from None
+            changes = {
+                name: merged[name]
+                for name in entity.fields
+                if merged.get(name) != row.get(name)
+            }
+            if not changes:
+                continue
+            now = utcnow()
+            self.connection.execute(
+                table.update()
+                .where(table.c.id == record_id)
+                .values(**changes, updated_at=now, version=table.c.version + 1)
+            )
+            after = {**merged, "updated_at": now, "version": row["version"] + 1}
+            written.append(Change(entity, "update", row, after))
+        return written
+
+    # -- automation ------------------------------------------------------------------
+
+    def _automations(self, changes: Sequence[Change]) -> bool:
+        acted = False
+        for change in changes:
+            automations = [
+                automation
+                for automation in self.catalog.rules.for_entity(
+                    change.entity.name
+                ).automations
+                if change.trigger in automation.triggers
+            ]
+            if not automations:
+                continue
+            rules = self._rules(change.entity)
+            prior = change.before if change.trigger == "update" else None
+            rules.load_related([change.record, *([prior] if prior else [])])
+            data = rules.data(change.record, prior=prior)
+            for automation in automations:
+                outcome = automation.condition(data) if automation.condition else True
+                actions = (
+                    automation.actions if truthy(outcome) else automation.else_actions
+                )
+                for action in actions:
+                    acted = self._act(automation, action, change, data) or acted
+        return acted
+
+    def _act(
+        self,
+        automation: AutomationRule,
+        action: Action,
+        change: Change,
+        data: Mapping[str, Any],
+    ) -> bool:
+        nested = self.service.nested(automation.name)
+        target = (
+            change.entity
+            if action.type == "set_field"
+            else self.catalog.entity(str(action.entity))
+        )
+        values = {
+            field: coerce(target.fields[field], expression(data))
+            for field, expression in action.values
+        }
+        try:
+            if action.type == "set_field":
+                nested.update(target.name, change.record_id, values)
+            elif action.type == "create_record":
+                values[str(action.lookup)] = change.record_id
+                nested.create(target.name, values)
+            else:
+                related = change.record.get(str(action.lookup))
+                if related is None:
+                    return False
+                nested.update(target.name, int(related), values)
+        except AutomationFailed:
+            raise
+        except TailorError as error:
+            raise AutomationFailed(
+                f"The automation {automation.name!r} could not save "
+                f"{target.label}: {error.message}",
+                problems=error.problems or [Problem(None, error.code, error.message)],
+            ) from None
+        return True
+
+
+def _parents(rule: RollupRule, change: Change) -> set[int]:
+    """The parent records whose roll-up a change of one child can move."""
+    before = change.before or {}
+    after = change.after or {}
+    old, new = before.get(rule.lookup), after.get(rule.lookup)
+    if change.trigger == "update" and old == new:
+        moved = any(before.get(name) != after.get(name) for name in rule.reads)
+        found = {new} if moved else set()
+    else:
+        found = {old, new}
+    return {int(parent) for parent in found if parent is not None}
+
+
+def _combine(function: str, items: list[Any]) -> Any:
+    present = [item for item in items if item is not None]
+    if function == "count":
+        return len(items)
+    if function == "sum":
+        return sum(present, Decimal(0)) if present else 0
+    if not present:
+        return None
+    return min(present) if function == "min" else max(present)
+
+
+def _rule_failed(
+    name: str, entity: EntityDef, field: str, error: RuleValueError
+) -> ValidationFailed:
+    message = f"The roll-up rule {name!r} gave a value that does not fit: {error}"
+    return ValidationFailed(
+        f"{entity.label} could not be updated.",
+        problems=[Problem(f"{entity.name}.{field}", "rule_value", message)],
+    )
