@@ -398,6 +398,22 @@ def test_a_rollup_condition_without_sql_form_runs_in_python(crm: Api) -> None:
     assert read(crm, "account", account["id"])["won_count"] == 2
 
 
+def test_a_new_formula_or_rollup_fills_the_records_already_there(crm: Api) -> None:
+    account = create(crm, "account", name="Old Mill", industry="energy")
+    deals = [
+        create(crm, "opportunity", title=f"D{n}", account=account["id"],
+               stage="won", amount=n)
+        for n in (5, 7)
+    ]  # fmt: skip
+    create(crm, "opportunity", title="Open", account=account["id"], amount=100)
+
+    define(crm, WON_TOTAL, OPPORTUNITY_INDUSTRY)
+
+    assert read(crm, "account", account["id"])["won_total"] == 12
+    assert {read(crm, "opportunity", d["id"])["industry"] for d in deals} == {"energy"}
+    assert read(crm, "opportunity", deals[0]["id"])["version"] == 2
+
+
 # -- field state -------------------------------------------------------------------
 
 

@@ -33,12 +33,21 @@ from ..rules_engine import (
     Action,
     AutomationRule,
     ConditionError,
+    FormulaRule,
     RollupRule,
+    Rule,
     compile_sql,
     truthy,
 )
 from .db import is_sqlite, utcnow
-from .rules import EMPTY_ROLLUP, RecordRules, RuleValueError, coerce, fit
+from .rules import (
+    EMPTY_ROLLUP,
+    EVERYTHING,
+    RecordRules,
+    RuleValueError,
+    coerce,
+    fit,
+)
 
 if TYPE_CHECKING:
     from .records import RecordService
@@ -48,6 +57,8 @@ MAX_AUTOMATION_DEPTH = 5
 # Recomputation follows the dependency graph, which the rule checks keep free of
 # circles; this bound only turns a defect into an error instead of a hang.
 _MAX_ROUNDS = 100
+# Records read at a time when a new formula or roll-up fills its field.
+_REFILL_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -381,6 +392,45 @@ class Cascade:
             after = {**merged, "updated_at": now, "version": row["version"] + 1}
             written.append(Change(entity, "update", row, after))
         return written
+
+    def refill(self, entity: EntityDef, rules: Sequence[Rule]) -> None:
+        """Compute the fields of new formulas and roll-ups for every stored record.
+
+        Runs when such a rule is added or changed, a chunk of records at a time;
+        what the new values feed is recomputed in turn. Automations do not run.
+        """
+        rollups = [rule for rule in rules if isinstance(rule, RollupRule)]
+        formulas = any(isinstance(rule, FormulaRule) for rule in rules)
+        table = entity.table
+        last = 0
+        while True:
+            query = (
+                sa.select(table)
+                .where(table.c.id > last)
+                .order_by(table.c.id)
+                .limit(_REFILL_CHUNK)
+            )
+            rows = {
+                int(row["id"]): dict(row)
+                for row in self.connection.execute(query).mappings()
+            }
+            if not rows:
+                return
+            last = max(rows)
+            values: dict[int, dict[str, Any]] = defaultdict(dict)
+            for rule in rollups:
+                found = self._aggregate(rule, set(rows))
+                spec = entity.fields[rule.field]
+                for record_id in rows:
+                    value = found.get(record_id, EMPTY_ROLLUP[rule.function])
+                    try:
+                        values[record_id][rule.field] = fit(spec, value)
+                    except RuleValueError as error:
+                        raise _rule_failed(
+                            rule.name, entity, rule.field, error
+                        ) from None
+            dirty = {record_id: {EVERYTHING} for record_id in rows} if formulas else {}
+            self.run(self.system_update(entity, rows, values, dirty))
 
     # -- automation ------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from .migrate import apply_plan, check_plan, drop_table, purge_column
 from .rulestore import (
     check_expected_rules,
     plan_rules,
+    refill_computed,
     rules_using_entity,
     split_documents,
     stored_rules,
@@ -193,6 +194,8 @@ class MetadataStore:
             apply_plan(connection, plan, target)
             self._write(connection, stored, after, revision, plan, actor=actor)
             write_rules(connection, rules_before, rules, revision)
+            if rules.after:
+                refill_computed(connection, load_catalog(connection), rules)
         log.info("applied plan r%s: %s", revision, "; ".join(plan.describe()))
         return ChangeResult(revision, plan, applied=True)
 

@@ -353,7 +353,13 @@ def _shown(visible_if: Any, data: Mapping[str, Any]) -> bool:
     return shown is None or truthy(shown)
 
 
+#: Marks every input as changed: every formula is computed again.
+EVERYTHING = "*"
+
+
 def _reads_dirty(rule: FormulaRule, dirty: set[str]) -> bool:
+    if EVERYTHING in dirty:
+        return True
     for name in rule.expression.reads:
         if name in dirty or name.split(".", 1)[0] in dirty:
             return True

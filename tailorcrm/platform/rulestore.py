@@ -27,7 +27,10 @@ from ..metadata import (
     is_rule_document,
     rule_problem_path,
 )
+from ..rules_engine import FormulaRule, RollupRule, Rule
+from .cascade import Cascade
 from .db import meta_documents, meta_history
+from .records import SYSTEM_ACTOR, RecordService
 
 
 @dataclass
@@ -209,6 +212,26 @@ def write_rules(
                 after=None if rule is None else {"document": rule.document},
             )
         )
+
+
+def refill_computed(
+    connection: sa.Connection, catalog: Catalog, change: RuleChange
+) -> None:
+    """Give stored records the values of the formulas and roll-ups a change adds.
+
+    :param catalog: the catalog as the change leaves it.
+    """
+    by_entity: dict[str, list[Rule]] = {}
+    for name, stored in change.after.items():
+        rule = catalog.rules.compiled.get(name) if stored is not None else None
+        if isinstance(rule, (FormulaRule, RollupRule)) and rule.active:
+            by_entity.setdefault(rule.entity, []).append(rule)
+    if not by_entity:
+        return
+    service = RecordService(connection, catalog, SYSTEM_ACTOR, bypass_automation=True)
+    cascade = Cascade(service)
+    for entity, rules in by_entity.items():
+        cascade.refill(catalog.entity(entity), rules)
 
 
 def rules_using_entity(catalog: Catalog, name: str) -> list[Problem]:
