@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import io
 from decimal import Decimal
-from decimal import Decimal as D
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from flask import Flask
 
 from tailorcrm.errors import Forbidden
 from tailorcrm.platform import Platform
 from tailorcrm.platform.auth import create_token, create_user, find_user
+from tailorcrm.platform.cli import main
 from tailorcrm.platform.importer import ImportFailed, import_csv
 from tailorcrm.platform.records import SYSTEM_ACTOR, RecordService
 from tests.conftest import Api
@@ -356,10 +358,13 @@ def test_a_rollup_is_right_after_create_update_delete_and_reparenting(
     crm.delete(f"/opportunity/{open_deal['id']}")
     after_delete = totals(crm, north, south)
 
-    assert after_create == [(D("0.1"), 1, "2026-05-01"), (0, 0, None)]
-    assert after_update == [(D("0.3"), 2, "2026-05-01"), (0, 0, None)]
-    assert after_move == [(D("0.2"), 1, "2026-05-01"), (D("0.1"), 1, "2026-03-01")]
-    assert after_delete == [(0, 0, None), (D("0.1"), 1, "2026-03-01")]
+    assert after_create == [(Decimal("0.1"), 1, "2026-05-01"), (0, 0, None)]
+    assert after_update == [(Decimal("0.3"), 2, "2026-05-01"), (0, 0, None)]
+    assert after_move == [
+        (Decimal("0.2"), 1, "2026-05-01"),
+        (Decimal("0.1"), 1, "2026-03-01"),
+    ]
+    assert after_delete == [(0, 0, None), (Decimal("0.1"), 1, "2026-03-01")]
 
 
 def test_a_rollup_is_kept_by_a_bulk_import(platform: Platform, crm: Api) -> None:
@@ -439,6 +444,9 @@ def test_field_state_requires_and_locks_fields_on_every_path(
     deal = create(crm, "opportunity", title="Bollard", amount=10)
 
     missing = crm.post("/opportunity", json={"title": "Cleat", "stage": "lost"})
+    born_won = crm.post(
+        "/opportunity", json={"title": "Cleat", "stage": "won", "amount": 3}
+    )
     won_now = crm.patch(
         f"/opportunity/{deal['id']}", json={"stage": "won", "amount": 12}
     )
@@ -450,6 +458,7 @@ def test_field_state_requires_and_locks_fields_on_every_path(
         load_csv(platform, "opportunity", "title,stage\nWharf,lost\n")
 
     assert problems(missing) == [("loss_reason", "required")]
+    assert born_won.status_code == 201
     assert won_now.status_code == 200
     assert problems(locked_now) == [("amount", "read_only")]
     assert problems(reopened) == [("amount", "read_only")]
@@ -670,6 +679,31 @@ def test_an_import_may_bypass_automation_for_admins_only(
         )
 
     assert report.created == 2
+    assert crm.get("/task").json["data"] == []
+
+
+def test_the_import_command_bypasses_automation_for_admins_only(
+    platform: Platform, crm: Api, database_url: str, tmp_path: Path
+) -> None:
+    define(crm, TOUCH)
+    with platform.engine.begin() as connection:
+        create_user(connection, "loader", "loader-password")
+    file = tmp_path / "deals.csv"
+    file.write_text("title\nKeel\n")
+    runner = CliRunner(env={"TAILORCRM_DATABASE_URL": database_url})
+
+    admin = runner.invoke(
+        main, ["import", "opportunity", str(file), "--bypass-automation"]
+    )
+    loader = runner.invoke(
+        main,
+        ["import", "opportunity", str(file), "--bypass-automation", "--user", "loader"],
+    )
+
+    assert admin.exit_code == 0, admin.output
+    assert "1 rows read, 1 created" in admin.output
+    assert loader.exit_code == 1
+    assert "Only administrators may bypass automation." in loader.output
     assert crm.get("/task").json["data"] == []
 
 

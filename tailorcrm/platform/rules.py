@@ -283,8 +283,8 @@ class RecordRules:
         """Validation rules, then what field state requires and forbids.
 
         :param prior: on an update, the record as stored (``readonly_if`` is
-            judged on it); ``None`` on a create.
-        :param written: the fields the caller changed (on a create: gave).
+            judged on it); ``None`` on a create, where nothing is read-only yet.
+        :param written: the fields the caller changed.
         """
         problems = [
             Problem(rule.field, "rule", rule.message)
@@ -299,12 +299,11 @@ class RecordRules:
             if visible and needed and is_blank(data.get(name)):
                 message = f"{label} is required here."
                 problems.append(Problem(name, "required", message))
-            if state.readonly_if is None or name not in written:
+            # Read-only protects a stored value: it is judged on the record as
+            # stored, and a new record has nothing stored to protect.
+            if state.readonly_if is None or prior is None or name not in written:
                 continue
-            judged = prior if prior is not None else data
-            if prior is None and is_blank(data.get(name)):
-                continue
-            if truthy(state.readonly_if(judged)):
+            if truthy(state.readonly_if(prior)):
                 message = f"{label} cannot be changed now."
                 problems.append(Problem(name, "read_only", message))
         return problems
