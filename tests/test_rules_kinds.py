@@ -7,6 +7,7 @@ Every test runs on SQLite and on PostgreSQL (the ``database_url`` fixture behind
 from __future__ import annotations
 
 import io
+import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from click.testing import CliRunner
 from flask import Flask
 
 from tailorcrm.errors import Forbidden
-from tailorcrm.platform import Platform
+from tailorcrm.platform import Platform, create_app
 from tailorcrm.platform.auth import create_token, create_user, find_user
 from tailorcrm.platform.cli import main
 from tailorcrm.platform.importer import ImportFailed, import_csv
@@ -733,3 +734,34 @@ def test_rollups_recomputed_by_the_database_match_a_fresh_sum(
         ).scalar()
 
     assert stored == sum(Decimal(amount) for amount in amounts)
+
+
+def test_concurrent_saves_add_up_in_a_rollup(
+    crm: Api, database_url: str, admin_token: str
+) -> None:
+    define(crm, WON_TOTAL, WON_COUNT)
+    account = create(crm, "account", name="Busy Quay")
+    apps = [create_app({"database_url": database_url}) for _ in range(4)]
+    statuses: list[int] = []
+
+    def sell(app: Flask, worker: int) -> None:
+        client = Api(app.test_client(), admin_token)
+        for number in range(5):
+            response = client.post(
+                "/opportunity",
+                json={"title": f"W{worker}-{number}", "account": account["id"],
+                      "stage": "won", "amount": worker + 1},
+            )  # fmt: skip
+            statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=sell, args=(a, i)) for i, a in enumerate(apps)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [201] * 20
+    stored = read(crm, "account", account["id"])
+    assert (stored["won_total"], stored["won_count"]) == (5 * (1 + 2 + 3 + 4), 20)
+    for app in apps:
+        app.extensions["tailorcrm"].engine.dispose()

@@ -178,11 +178,16 @@ class Cascade:
         return written
 
     def _lock(self, entity: EntityDef, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-        """The parents' rows, locked so that concurrent saves add up one by one."""
+        """The parents' rows, locked so that concurrent saves add up one by one.
+
+        ``FOR NO KEY UPDATE``, not ``FOR UPDATE``: each saved child already holds
+        the key-share lock that PostgreSQL takes on the parent for the foreign key,
+        and ``FOR UPDATE`` would wait for the other children's, a deadlock.
+        """
         table = entity.table
         query = sa.select(table).where(table.c.id.in_(sorted(ids))).order_by(table.c.id)
         if not is_sqlite(self.connection):
-            query = query.with_for_update()
+            query = query.with_for_update(key_share=True)
         return {
             int(row["id"]): dict(row)
             for row in self.connection.execute(query).mappings()
