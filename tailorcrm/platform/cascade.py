@@ -8,9 +8,7 @@ They run in this order, in the save's transaction (RULES.md in the rules engine)
    change, until nothing changes (the rule checks refuse formulas and roll-ups that
    depend on themselves, so this ends);
 3. automations run for every record the save changed, in the order of their
-   ``order``, then name. Their actions save through the record service one level
-   deeper; past :data:`MAX_AUTOMATION_DEPTH` levels the save is refused, naming the
-   automations of the loop.
+   ``order``, then name (see :mod:`.automation`).
 
 Recomputations bump the version of the records they change (their stored values
 changed), but run no validation rules: a change to an account cannot be refused
@@ -27,11 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..errors import Problem, TailorError, ValidationFailed
+from ..errors import Problem, ValidationFailed
 from ..metadata import DECIMAL_TYPES, SYSTEM_TYPES, EntityDef
 from ..rules_engine import (
-    Action,
-    AutomationRule,
     ConditionError,
     FormulaRule,
     RollupRule,
@@ -39,21 +35,19 @@ from ..rules_engine import (
     compile_sql,
     truthy,
 )
+from .automation import run_automations
 from .db import is_sqlite, utcnow
 from .rules import (
     EMPTY_ROLLUP,
     EVERYTHING,
     RecordRules,
     RuleValueError,
-    coerce,
     fit,
 )
 
 if TYPE_CHECKING:
     from .records import RecordService
 
-#: How many levels of saves automations may cause, one inside the other.
-MAX_AUTOMATION_DEPTH = 5
 # Recomputation follows the dependency graph, which the rule checks keep free of
 # circles; this bound only turns a defect into an error instead of a hang.
 _MAX_ROUNDS = 100
@@ -87,25 +81,6 @@ class Change:
         if self.before is None or self.after is None:
             return set(names)
         return {n for n in names if self.before.get(n) != self.after.get(n)}
-
-
-class AutomationFailed(ValidationFailed):
-    """An automation's action could not save; the save that triggered it fails."""
-
-
-class AutomationLoop(AutomationFailed):
-    """Automations triggered each other more than :data:`MAX_AUTOMATION_DEPTH` deep."""
-
-    def __init__(self, chain: Sequence[str]) -> None:
-        path = " -> ".join(chain)
-        names = ", ".join(dict.fromkeys(chain))
-        message = (
-            f"Automations were stopped after {MAX_AUTOMATION_DEPTH} levels of saves "
-            f"that triggered each other: {path}. Check that the automations "
-            f"{names} do not keep setting each other's trigger fields."
-        )
-        super().__init__(message, problems=[Problem(None, "automation_loop", message)])
-        self.chain = tuple(chain)
 
 
 class Cascade:
@@ -143,7 +118,7 @@ class Cascade:
             raise ValidationFailed("Formulas and roll-ups kept changing each other.")
         wrote = len(done) > len(changes)
         if not self.service.bypass_automation:
-            wrote = self._automations(done) or wrote
+            wrote = run_automations(self.service, done) or wrote
         return wrote
 
     # -- roll-ups ------------------------------------------------------------------
@@ -436,71 +411,6 @@ class Cascade:
                         ) from None
             dirty = {record_id: {EVERYTHING} for record_id in rows} if formulas else {}
             self.run(self.system_update(entity, rows, values, dirty))
-
-    # -- automation ------------------------------------------------------------------
-
-    def _automations(self, changes: Sequence[Change]) -> bool:
-        acted = False
-        for change in changes:
-            automations = [
-                automation
-                for automation in self.catalog.rules.for_entity(
-                    change.entity.name
-                ).automations
-                if change.trigger in automation.triggers
-            ]
-            if not automations:
-                continue
-            rules = self._rules(change.entity)
-            prior = change.before if change.trigger == "update" else None
-            rules.load_related([change.record, *([prior] if prior else [])])
-            data = rules.data(change.record, prior=prior)
-            for automation in automations:
-                outcome = automation.condition(data) if automation.condition else True
-                actions = (
-                    automation.actions if truthy(outcome) else automation.else_actions
-                )
-                for action in actions:
-                    acted = self._act(automation, action, change, data) or acted
-        return acted
-
-    def _act(
-        self,
-        automation: AutomationRule,
-        action: Action,
-        change: Change,
-        data: Mapping[str, Any],
-    ) -> bool:
-        nested = self.service.nested(automation.name)
-        target = (
-            change.entity
-            if action.type == "set_field"
-            else self.catalog.entity(str(action.entity))
-        )
-        values = {
-            field: coerce(target.fields[field], expression(data))
-            for field, expression in action.values
-        }
-        try:
-            if action.type == "set_field":
-                nested.update(target.name, change.record_id, values)
-            elif action.type == "create_record":
-                values[str(action.lookup)] = change.record_id
-                nested.create(target.name, values)
-            else:
-                related = change.record.get(str(action.lookup))
-                if related is None:
-                    return False
-                nested.update(target.name, int(related), values)
-        except AutomationFailed:
-            raise
-        except TailorError as error:
-            raise AutomationFailed(
-                f"The automation {automation.name!r} could not save "
-                f"{target.label}: {error.message}",
-                problems=error.problems or [Problem(None, error.code, error.message)],
-            ) from None
-        return True
 
 
 def _parents(rule: RollupRule, change: Change) -> set[int]:

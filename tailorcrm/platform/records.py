@@ -39,7 +39,8 @@ from ..metadata import (
     problems_from,
     to_json,
 )
-from .cascade import MAX_AUTOMATION_DEPTH, AutomationLoop, Cascade, Change
+from .automation import MAX_AUTOMATION_DEPTH, AutomationLoop
+from .cascade import Cascade, Change
 from .db import users, utcnow
 from .numbering import allocate, format_number
 from .rules import RecordRules, user_data

@@ -44,9 +44,9 @@ from ._kinds import (
     RollupRule,
     Rule,
     ValidationRule,
-    compile_rule,
 )
 from ._registry import OPERATORS as _OPERATORS
+from ._rule_build import compile_rule
 from ._rule_set import (
     MAX_RULES_PER_ENTITY,
     Dependent,
