@@ -286,6 +286,36 @@ def test_a_formula_through_a_lookup_follows_the_parent(crm: Api) -> None:
     assert moved.json["industry"] == "energy"
 
 
+def test_two_lookups_to_one_entity_each_read_their_fields(crm: Api) -> None:
+    transfer = {
+        "name": "transfer",
+        "label": "Transfer",
+        "fields": [
+            {"name": "source", "type": "lookup", "target": "account", "label": "From"},
+            {"name": "sink", "type": "lookup", "target": "account", "label": "To"},
+            {"name": "summary", "type": "text", "label": "Summary"},
+        ],
+    }
+    summary = rule(
+        "transfer_summary",
+        "transfer",
+        "formula",
+        field="summary",
+        expression={"cat": [{"var": "source.name"}, " to ", {"var": "sink.industry"}]},
+    )
+    define(crm, transfer, summary)
+    first = create(crm, "account", name="Tide Mill", industry="energy")
+    second = create(crm, "account", name="Salt Barn", industry="retail")
+
+    made = create(crm, "transfer", source=first["id"], sink=second["id"])
+    inside = create(crm, "transfer", source=first["id"], sink=first["id"])
+    crm.patch(f"/account/{second['id']}", json={"industry": "finance"})
+
+    assert made["summary"] == "Tide Mill to retail"
+    assert inside["summary"] == "Tide Mill to energy"
+    assert read(crm, "transfer", made["id"])["summary"] == "Tide Mill to finance"
+
+
 def test_clearing_a_lookup_on_delete_recomputes_the_formulas_reading_it(
     crm: Api,
 ) -> None:

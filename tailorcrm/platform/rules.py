@@ -113,6 +113,12 @@ class RecordRules:
         self.user = user
         self.now = now
         self._lookups = {spec["name"]: spec["target"] for spec in entity.lookups()}
+        # Two lookups may point at one entity: its records are loaded once, with
+        # every field that either is read for.
+        self._fields: dict[str, set[str]] = {}
+        for lookup, fields in self.rules.related_reads.items():
+            if lookup in self._lookups:
+                self._fields.setdefault(self._lookups[lookup], set()).update(fields)
         self._related: dict[tuple[str, int], dict[str, Any] | None] = {}
 
     # -- what conditions read ----------------------------------------------------
@@ -120,25 +126,25 @@ class RecordRules:
     def load_related(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Load, in one query per lookup, the related records the rules read."""
         records = list(records)
-        for lookup, fields in self.rules.related_reads.items():
+        wanted: dict[str, set[int]] = {}
+        for lookup in self.rules.related_reads:
             target = self._lookups.get(lookup)
             if target is None:
                 continue
-            wanted = {
-                record.get(lookup)
-                for record in records
-                if isinstance(record.get(lookup), int)
-                and (target, record.get(lookup)) not in self._related
-            }
-            if wanted:
-                self._fetch(target, fields, wanted)
+            for record in records:
+                value = record.get(lookup)
+                if isinstance(value, int) and (target, value) not in self._related:
+                    wanted.setdefault(target, set()).add(value)
+        for target, ids in wanted.items():
+            self._fetch(target, ids)
 
-    def _fetch(self, target: str, fields: Iterable[str], ids: set[Any]) -> None:
+    def _fetch(self, target: str, ids: set[int]) -> None:
         entity = self.catalog.entities.get(target)
         if entity is None:
             return
         table = entity.table
-        columns = [table.c[name] for name in sorted(fields) if name in table.c]
+        fields = sorted(self._fields.get(target, ()))
+        columns = [table.c[name] for name in fields if name in table.c]
         query = sa.select(table.c.id, *columns).where(table.c.id.in_(sorted(ids)))
         for row in self.connection.execute(query).mappings():
             self._related[(target, int(row["id"]))] = dict(row)
@@ -151,11 +157,10 @@ class RecordRules:
             return None
         target = self._lookups[lookup]
         key = (target, value)
+        if lookup not in self.rules.related_reads:
+            return {"id": value}
         if key not in self._related:
-            fields = self.rules.related_reads.get(lookup)
-            if fields is None:
-                return {"id": value}
-            self._fetch(target, fields, {value})
+            self._fetch(target, {value})
         return self._related.get(key)
 
     def data(
