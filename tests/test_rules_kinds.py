@@ -419,6 +419,36 @@ def test_a_rollup_is_kept_by_a_bulk_import(platform: Platform, crm: Api) -> None
     assert accounts["Forge"]["won_total"] == sum(forge) + Decimal("0.25") * len(forge)
 
 
+def test_an_import_with_rules_reads_related_records_per_batch_not_per_row(
+    platform: Platform, crm: Api
+) -> None:
+    define(crm, LOSS_REASON_REQUIRED, OPPORTUNITY_INDUSTRY, WON_TOTAL)
+    create(crm, "account", name="Mill", industry="retail")
+    create(crm, "account", name="Forge", industry="energy")
+
+    def reads(rows: int) -> int:
+        selects: list[str] = []
+
+        def seen(*args: Any) -> None:
+            if args[2].lstrip().upper().startswith("SELECT"):
+                selects.append(args[2])
+
+        lines = [f"D{n},{'Mill' if n % 2 else 'Forge'},won,{n}" for n in range(rows)]
+        text = "title,account,stage,amount\n" + "\n".join(lines) + "\n"
+        sa.event.listen(platform.engine, "before_cursor_execute", seen)
+        try:
+            load_csv(platform, "opportunity", text)
+        finally:
+            sa.event.remove(platform.engine, "before_cursor_execute", seen)
+        return len(selects)
+
+    assert reads(300) == reads(20)
+    industries = {
+        r["industry"] for r in crm.get("/opportunity?limit=1000").json["data"]
+    }
+    assert industries == {"retail", "energy"}
+
+
 def test_a_rollup_condition_without_sql_form_runs_in_python(crm: Api) -> None:
     matched = {
         **WON_COUNT,
