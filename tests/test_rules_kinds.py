@@ -528,8 +528,16 @@ def test_field_state_requires_and_locks_fields_on_every_path(
     ]
     with platform.reading() as (_, catalog):
         states = catalog.rules.for_entity("opportunity").field_states
+        forms = catalog.rules.form_states("opportunity")
     assert states["loss_reason"].visible_if is not None
     assert states["loss_reason"].visible_if({"stage": "won"}) is False
+    assert forms == {
+        "loss_reason": {
+            "visible_if": state["visible_if"],
+            "required_if": state["required_if"],
+        },
+        "amount": {"readonly_if": locked["readonly_if"]},
+    }
 
 
 # -- automation --------------------------------------------------------------------

@@ -797,11 +797,12 @@ def test_the_public_surface() -> None:
             "check_condition", "compile_condition", "compile_sql", "evaluate",
             "is_blank", "truthy",
             # Rule kinds.
-            "ACTION_TYPES", "MAX_RULES_PER_ENTITY", "ROLLUP_FUNCTIONS", "RULE_TYPES",
-            "TRIGGERS", "Action", "AutomationRule", "ConditionAnalysis", "DefaultRule",
-            "Dependent", "EntityRules", "EntityShape", "Expression", "FieldStateRule",
-            "FormulaRule", "RollupRule", "Rule", "ValidationRule", "analyze_condition",
-            "build_rule_set", "check_rule_set", "compile_rule", "rule_uses",
+            "ACTION_TYPES", "FIELD_STATES", "MAX_RULES_PER_ENTITY", "ROLLUP_FUNCTIONS",
+            "RULE_TYPES", "TRIGGERS", "Action", "AutomationRule", "ConditionAnalysis",
+            "DefaultRule", "Dependent", "EntityRules", "EntityShape", "Expression",
+            "FieldStateRule", "FormulaRule", "RollupRule", "Rule", "ValidationRule",
+            "analyze_condition", "build_rule_set", "check_rule_set", "compile_rule",
+            "rule_uses",
         ]
     )  # fmt: skip
     assert callable(compile_condition({"var": "x"}))

@@ -23,6 +23,7 @@ from jsonschema import Draft202012Validator
 
 from ..errors import Problem
 from ..rules_engine import (
+    FIELD_STATES,
     ConditionProblem,
     EntityRules,
     EntityShape,
@@ -195,6 +196,16 @@ class RuleCatalog:
         """The active rules of ``entity`` (empty when it has none)."""
         found = self.by_entity.get(entity)
         return found if found is not None else EntityRules(entity)
+
+    def form_states(self, entity: str) -> dict[str, dict[str, Any]]:
+        """For forms: each field's ``visible_if``, ``required_if`` and
+        ``readonly_if`` conditions, as written in its active field_state rule."""
+        states = {}
+        for field, rule in self.for_entity(entity).field_states.items():
+            states[field] = {
+                key: rule.document[key] for key in FIELD_STATES if key in rule.document
+            }
+        return states
 
     def documents_of(self, entity: str | None = None) -> list[StoredRule]:
         """Rule documents by name, all of them or those of one entity."""

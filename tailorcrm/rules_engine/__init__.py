@@ -31,6 +31,7 @@ from ._compiler import (
 from ._errors import ConditionError, EvaluationError, RuleError
 from ._kinds import (
     ACTION_TYPES,
+    FIELD_STATES,
     ROLLUP_FUNCTIONS,
     RULE_TYPES,
     TRIGGERS,
@@ -63,6 +64,7 @@ OPERATORS = MappingProxyType(_OPERATORS)
 
 __all__ = [
     "ACTION_TYPES",
+    "FIELD_STATES",
     "MAX_DEPTH",
     "MAX_RULES_PER_ENTITY",
     "MAX_SIZE",
