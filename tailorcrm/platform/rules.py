@@ -144,7 +144,7 @@ class RecordRules:
             return
         table = entity.table
         fields = sorted(self._fields.get(target, ()))
-        columns = [table.c[name] for name in fields if name in table.c]
+        columns = [table.c[name] for name in fields if name in table.c and name != "id"]
         query = sa.select(table.c.id, *columns).where(table.c.id.in_(sorted(ids)))
         for row in self.connection.execute(query).mappings():
             self._related[(target, int(row["id"]))] = dict(row)
