@@ -173,5 +173,5 @@ def build_catalog(
         revision=revision,
         entities=entities,
         metadata=metadata,
-        rules=build_rule_catalog(rules, entities) if rules else EMPTY_RULES,
+        rules=build_rule_catalog(rules, entities),
     )

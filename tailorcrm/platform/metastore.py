@@ -154,11 +154,11 @@ class MetadataStore:
 
         :raises InvalidMetadata: a document fails its schema or a semantic check.
         :raises UnsupportedChange: a change needs a conversion not supported yet.
-        :raises Conflict: existing data would break a new constraint.
+        :raises Conflict: existing data would break a new constraint, or stored
+            rules use a field or entity the change removes or renames.
         :raises PreconditionFailed: a document changed since the revision given for
             it in ``expected`` (name -> the document's revision, its ETag), or a
             rule since the one in ``expected_rules``.
-        :raises Conflict: stored rules use a field or entity the change removes.
         """
         documents, rule_documents = split_documents(documents)
         with self.engine.begin() as connection:

@@ -111,8 +111,7 @@ class RecordService:
         self.bypass_automation = bypass_automation
         self.user = user_data(actor.user_id, actor.username, actor.is_admin)
         self.now = dt.datetime.now(dt.UTC)
-        #: How many automations deep this service saves, and which ones led here.
-        self.depth = 0
+        #: The automations whose actions this service saves, outermost first.
         self.chain: tuple[str, ...] = ()
 
     def nested(self, automation: str) -> RecordService:
@@ -125,7 +124,6 @@ class RecordService:
             raise AutomationLoop(chain)
         nested = RecordService(self.connection, self.catalog, self.actor)
         nested.now = self.now
-        nested.depth = self.depth + 1
         nested.chain = chain
         return nested
 
