@@ -105,6 +105,28 @@ def test_a_validation_rule_fails_csv_rows_like_any_field_problem(
     assert titles == ["Mast", "Hull"]
 
 
+def test_rules_do_not_judge_csv_cells_that_could_not_be_read(
+    platform: Platform, crm: Api
+) -> None:
+    priced = rule(
+        "priced",
+        "opportunity",
+        "validation",
+        condition={"is_blank": {"var": "amount"}},
+        message="Give the amount.",
+    )
+    define(crm, priced)
+
+    with pytest.raises(ImportFailed) as excinfo:
+        load_csv(platform, "opportunity", "title,amount\nKelp,lots\nReef,\n")
+
+    assert [(e.row, e.field) for e in excinfo.value.report.errors] == [
+        (2, "amount"),
+        (3, None),
+    ]
+    assert excinfo.value.report.errors[1].message == "Give the amount."
+
+
 def test_a_validation_rule_refuses_what_an_automation_saves(crm: Api) -> None:
     give_up = rule(
         "give_up",

@@ -353,8 +353,9 @@ class Importer:
         """
         # A row that could not be split into cells has nothing more to check.
         readable = [item for item in failing if all(p.field for p in item[2])]
+        # Rules are left out: they would judge the cells that could not be read.
         _, more = self.service.check_new(
-            self.entity.name, [data for _, data, _ in readable]
+            self.entity.name, [data for _, data, _ in readable], rules=False
         )
         extra = {
             number: found for (number, _, _), found in zip(readable, more, strict=True)

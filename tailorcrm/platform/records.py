@@ -244,16 +244,20 @@ class RecordService:
         return ids, bad
 
     def check_new(
-        self, entity_name: str, rows: Sequence[Any]
+        self, entity_name: str, rows: Sequence[Any], *, rules: bool = True
     ) -> tuple[list[dict[str, Any]], list[list[Problem]]]:
         """Validate new records without saving them.
 
         Returns the converted values and the problems of each row, in row order.
+
+        :param rules: run defaults, formulas and validation rules; a caller that
+            knows some values could not be read turns them off, since rules would
+            judge values that are not there.
         """
         entity = self.catalog.entity(entity_name)
-        rules = self._rules(entity)
+        runner = self._rules(entity)
         problems = [_check_keys(entity, data) for data in rows]
-        computed = rules.rules.computed
+        computed = runner.rules.computed
         if computed:
             for data, found in zip(rows, problems, strict=True):
                 found += _computed_problems(entity, computed, data)
@@ -264,10 +268,10 @@ class RecordService:
                 if name not in record:
                     record[name] = copy.deepcopy(default)
         values = self._load_many(
-            entity, incoming, problems, partial=rules.relaxed() or False
+            entity, incoming, problems, partial=runner.relaxed() or False
         )
-        if rules.rules.on_records:
-            rules.prepare_new(values, given, problems)
+        if rules and runner.rules.on_records:
+            runner.prepare_new(values, given, problems)
         for checker in (self._check_references, self._check_unique):
             for index, found in enumerate(checker(entity, values)):
                 problems[index] += found
