@@ -118,7 +118,12 @@ def test_rules_do_not_judge_csv_cells_that_could_not_be_read(
     define(crm, priced)
 
     with pytest.raises(ImportFailed) as excinfo:
-        load_csv(platform, "opportunity", "title,amount\nKelp,lots\nReef,\n")
+        load_csv(
+            platform,
+            "opportunity",
+            "erp_code,title,amount\nE1,Kelp,lots\nE2,Reef,\n",
+            key="erp_code",
+        )
 
     assert [(e.row, e.field) for e in excinfo.value.report.errors] == [
         (2, "amount"),
