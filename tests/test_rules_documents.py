@@ -280,6 +280,26 @@ def _nested(depth: int) -> Any:
         ),
         (
             rule(
+                "owner_formula",
+                "opportunity",
+                "formula",
+                field="owner_id",
+                expression=1,
+            ),
+            ("owner_formula.field", "read_only"),
+        ),
+        (
+            rule(
+                "owner_action",
+                "opportunity",
+                "automation",
+                trigger="create",
+                actions=[{"type": "set_field", "field": "owner_id", "value": 1}],
+            ),
+            ("owner_action.actions[0].field", "read_only"),
+        ),
+        (
+            rule(
                 "stage_default",
                 "opportunity",
                 "default",

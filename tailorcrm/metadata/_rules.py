@@ -95,7 +95,9 @@ def entity_shapes(entities: Iterable[EntityDef]) -> dict[str, EntityShape]:
             name=entity.name,
             fields={**SYSTEM_TYPES, **fields},
             targets={spec["name"]: spec["target"] for spec in entity.lookups()},
-            writable=entity.writable,
+            # Rules fill fields; the owner and the other system columns are the
+            # platform's.
+            writable=frozenset(n for n in entity.writable if n in entity.fields),
             defaults=frozenset(name for name, _ in entity.defaults),
         )
     return shapes

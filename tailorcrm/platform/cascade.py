@@ -217,7 +217,7 @@ class Cascade:
             return sa.func.min(column), None
         if rule.function == "max":
             return sa.func.max(column), None
-        spec = child.fields[rule.of]
+        spec = child.fields.get(rule.of, {"type": "integer"})
         if spec["type"] in DECIMAL_TYPES and is_sqlite(self.connection):
             # SQLite keeps decimals as binary floats; adding them as whole units of
             # the field's scale keeps the sum exact.
