@@ -201,9 +201,10 @@ class Cascade:
                 user=self.service.user,
                 now=self.service.now,
             )
-        except ConditionError:
-            # No exact SQL form (see OPERATIONS.md): the children are read and the
-            # condition runs in Python instead.
+        except (ConditionError, OverflowError, ValueError, RecursionError):
+            # No exact SQL form (see OPERATIONS.md), or a literal out of the
+            # database's range: the children are read and the condition runs in
+            # Python instead.
             return None
 
     def _sql_value(
