@@ -290,6 +290,28 @@ def test_a_formula_value_that_does_not_fit_its_field_is_a_rule_error(crm: Api) -
     assert "stage_text" in response.json["errors"][0]["message"]
 
 
+@pytest.mark.parametrize(
+    "target", ["total", "touches", "close_date", "industry", "title"]
+)
+def test_any_value_a_formula_gives_is_stored_or_refused_never_a_500(
+    crm: Api, target: str
+) -> None:
+    # The formula's kind is unknown when it is saved, so only the save can tell.
+    copied = {"if": [True, {"var": "loss_reason"}, None]}
+    define(crm, rule("copy", "opportunity", "formula", field=target, expression=copied))
+    texts = ["abc", "2026-02-30", "2026-02-28", "12.345", "12.5", "", "won", "x" * 300]
+
+    statuses = {
+        text: crm.post(
+            "/opportunity", json={"title": "Tern", "loss_reason": text}
+        ).status_code
+        for text in texts
+    }
+
+    assert set(statuses.values()) <= {201, 422}, statuses
+    assert statuses[""] == (422 if target == "title" else 201)
+
+
 # -- formulas through lookups --------------------------------------------------------
 
 
