@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from ..errors import NotFound
 from ._fields import ID_TYPE, column_type
 from ._layouts import effective_layout
+from ._rules import EMPTY_RULES, RuleCatalog, StoredRule, build_rule_catalog
 from ._schemas import build_schema
 
 USER_TABLE = "tc_user"
@@ -93,6 +94,8 @@ class Catalog:
     _effective: dict[str, dict[str, Any]] = dataclasses.field(
         default_factory=dict, compare=False, repr=False
     )
+    #: Rule documents and the compiled rules of each entity.
+    rules: RuleCatalog = EMPTY_RULES
 
     def entity(self, name: str) -> EntityDef:
         """Return a live entity.
@@ -187,8 +190,11 @@ def build_catalog(
     revision: int,
     stored: Iterable[StoredEntity],
     layouts: Mapping[str, dict[str, Any]] | None = None,
+    *,
+    rules: Iterable[StoredRule] = (),
 ) -> Catalog:
-    """Compile stored entities (and their stored layouts) into a new catalog."""
+    """Compile stored entities, their stored layouts and the rules that apply to
+    them into a new catalog."""
     metadata = sa.MetaData()
     entities = {}
     for item in stored:
@@ -199,4 +205,5 @@ def build_catalog(
         entities=entities,
         metadata=metadata,
         layouts=dict(layouts or {}),
+        rules=build_rule_catalog(rules, entities),
     )

@@ -100,8 +100,17 @@ class Session:
     catalog: Catalog
     user: User
 
-    def records(self) -> RecordService:
-        return RecordService(self.connection, self.catalog, self.user.actor())
+    def records(self, *, bypass_automation: bool = False) -> RecordService:
+        """The record service for this request's user.
+
+        :raises Forbidden: ``bypass_automation`` for a user who is not an admin.
+        """
+        return RecordService(
+            self.connection,
+            self.catalog,
+            self.user.actor(),
+            bypass_automation=bypass_automation,
+        )
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -131,6 +140,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     :param config: overrides of the ``TAILORCRM_*`` settings, e.g.
         ``{"database_url": "sqlite:///crm.db"}``.
     """
+    from . import api_rules  # noqa: F401  (adds the rule routes to the blueprint)
     from .api import api
     from .web import init_web
 

@@ -180,6 +180,11 @@ def _flag(name: str) -> bool:
     return request.args.get(name, "").lower() in ("1", "true", "yes")
 
 
+def _bypass() -> bool:
+    """``?bypass_automation=true``: save without automations (admins only)."""
+    return _flag("bypass_automation")
+
+
 def _expected_version() -> int | None:
     """Read ``If-Match``; RFC 9110 compares entity tags strongly there."""
     header = request.headers.get("If-Match")
@@ -464,7 +469,8 @@ def list_records(entity_name: str) -> Response:
 def create_record(entity_name: str) -> Response:
     data = _json_body()
     with _session(write=True) as session:
-        record = session.records().create(entity_name, data)
+        records = session.records(bypass_automation=_bypass())
+        record = records.create(entity_name, data)
     response = jsonify(record)
     response.status_code = 201
     response.headers["Location"] = url_for(
@@ -485,7 +491,7 @@ def update_record(entity_name: str, record_id: int) -> Response:
     data = _json_body()
     expected = _expected_version()
     with _session(write=True) as session:
-        record = session.records().update(
+        record = session.records(bypass_automation=_bypass()).update(
             entity_name, record_id, data, expected_version=expected
         )
     return _with_etag(jsonify(record), record)
@@ -495,5 +501,7 @@ def update_record(entity_name: str, record_id: int) -> Response:
 def delete_record(entity_name: str, record_id: int) -> Response:
     expected = _expected_version()
     with _session(write=True) as session:
-        session.records().delete(entity_name, record_id, expected_version=expected)
+        session.records(bypass_automation=_bypass()).delete(
+            entity_name, record_id, expected_version=expected
+        )
     return Response(status=204)

@@ -235,7 +235,11 @@ def load_documents(path: Path) -> list[tuple[str, Any]]:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Print the plan without applying it.")
 def meta_apply(path: Path, dry_run: bool) -> None:
-    """Create or change entities and layouts from a file or a folder of them."""
+    """Create or change entities, layouts and rules from a file or a folder.
+
+    Layout and rule documents (with "kind": "layout" or "rule") are applied after
+    the entities, in the same revision.
+    """
     documents = load_documents(path)
     platform = _platform()
     try:
@@ -256,10 +260,11 @@ def meta_apply(path: Path, dry_run: bool) -> None:
 @meta.command("export")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def meta_export(directory: Path) -> None:
-    """Write every entity document to DIRECTORY, one file each.
+    """Write every entity, layout and rule document to DIRECTORY, one file each.
 
-    Stored layouts go to DIRECTORY/layouts/ENTITY.json; an entity showing the
-    generated layout has none. 'meta apply DIRECTORY' reads both back.
+    Stored layouts go to DIRECTORY/layouts/ENTITY.json (an entity showing the
+    generated layout has none), rules to DIRECTORY/NAME.rule.json. 'meta apply
+    DIRECTORY' reads them all back.
     """
     platform = _platform()
     directory.mkdir(parents=True, exist_ok=True)
@@ -273,6 +278,8 @@ def meta_export(directory: Path) -> None:
             (directory / LAYOUTS_FOLDER).mkdir(exist_ok=True)
         for name, layout in sorted(layouts.items()):
             _write_json(directory / LAYOUTS_FOLDER / f"{name}.json", layout.document)
+        for stored in catalog.rules.documents_of():
+            _write_json(directory / f"{stored.name}.rule.json", stored.document)
 
 
 def _write_json(target: Path, document: Any) -> None:
@@ -316,6 +323,11 @@ def _actor(platform: Platform, username: str | None) -> Actor:
 @click.option("--key", help="Upsert on this external-id field.")
 @click.option("--dry-run", is_flag=True, help="Check every row; import nothing.")
 @click.option("--skip-bad-rows", is_flag=True, help="Import the good rows only.")
+@click.option(
+    "--bypass-automation",
+    is_flag=True,
+    help="Run no automations for these rows (the user must be an admin).",
+)
 @click.option("--user", "username", default="admin", show_default=True)
 def import_command(
     entity: str,
@@ -324,6 +336,7 @@ def import_command(
     key: str | None,
     dry_run: bool,
     skip_bad_rows: bool,
+    bypass_automation: bool,
     username: str,
 ) -> None:
     """Import records of ENTITY from a CSV file."""
@@ -348,6 +361,7 @@ def import_command(
                 key=key,
                 dry_run=dry_run,
                 skip_bad_rows=skip_bad_rows,
+                bypass_automation=bypass_automation,
                 progress=advance,
             )
     except ImportFailed as error:

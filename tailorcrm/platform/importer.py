@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -93,11 +93,14 @@ def match_columns(
     mapping: Mapping[str, str],
     *,
     auto: bool = True,
+    computed: Collection[str] = (),
 ) -> tuple[dict[str, int], list[str]]:
     """Return ``{field: column index}`` and the names of unused columns.
 
     :param auto: match the fields ``mapping`` leaves out by name or label; without
         it only ``mapping`` counts (a person chose every column).
+    :param computed: fields that rules compute; like autonumbers they are not
+        written, so a column named after one (as an export writes it) is ignored.
 
     :raises BadRequest: a mapping names an unknown field or a missing column.
     """
@@ -105,7 +108,7 @@ def match_columns(
     writable = {
         name: spec
         for name, spec in entity.fields.items()
-        if spec["type"] != "autonumber"
+        if spec["type"] != "autonumber" and name not in computed
     }
     matched: dict[str, int] = {}
     problems = []
@@ -215,10 +218,15 @@ class Importer:
         catalog: Catalog,
         actor: Actor,
         entity_name: str,
+        *,
+        bypass_automation: bool = False,
     ) -> None:
         self.connection = connection
         self.entity = catalog.entity(entity_name)
-        self.service = RecordService(connection, catalog, actor)
+        self.computed = frozenset(catalog.rules.for_entity(entity_name).computed)
+        self.service = RecordService(
+            connection, catalog, actor, bypass_automation=bypass_automation
+        )
         self.resolvers = {
             spec["name"]: _LookupResolver(connection, catalog.entity(spec["target"]))
             for spec in self.entity.lookups()
@@ -250,7 +258,11 @@ class Importer:
         except CsvFormatError as error:
             raise BadRequest(str(error)) from None
         columns, report.ignored_columns = match_columns(
-            self.entity, reader.header, mapping or {}, auto=auto_match
+            self.entity,
+            reader.header,
+            mapping or {},
+            auto=auto_match,
+            computed=self.computed,
         )
         if key is not None and key not in columns:
             raise BadRequest(f"--key {key}: the file has no column for {key!r}.")
@@ -349,8 +361,9 @@ class Importer:
         """
         # A row that could not be split into cells has nothing more to check.
         readable = [item for item in failing if all(p.field for p in item[2])]
+        # Rules are left out: they would judge the cells that could not be read.
         _, more = self.service.check_new(
-            self.entity.name, [data for _, data, _ in readable]
+            self.entity.name, [data for _, data, _ in readable], rules=False
         )
         extra = {
             number: found for (number, _, _), found in zip(readable, more, strict=True)
@@ -556,17 +569,21 @@ def import_csv(
     key: str | None = None,
     dry_run: bool = False,
     skip_bad_rows: bool = False,
+    bypass_automation: bool = False,
     progress: Callable[[int], None] | None = None,
     auto_match: bool = True,
 ) -> ImportReport:
     """Import a CSV file into ``entity_name`` in one transaction.
 
     Without ``skip_bad_rows`` any bad row makes the whole import change nothing; the
-    report (in :class:`ImportFailed`) lists every bad row. A dry run reports what
-    would happen and changes nothing.
+    report (in :class:`ImportFailed`) lists every bad row, rule failures included.
+    A dry run reports what would happen and changes nothing. With
+    ``bypass_automation`` (administrators only) no automation runs; defaults,
+    formulas, validation rules and roll-ups still do.
 
     :raises ImportFailed: bad rows in an all-or-nothing import.
     :raises BadRequest: the file cannot be read or the mapping is wrong.
+    :raises Forbidden: ``bypass_automation`` for an actor who is not an admin.
     """
     with platform.engine.connect() as connection:
         transaction = connection.begin()
@@ -575,7 +592,13 @@ def import_csv(
             catalog = platform.catalogs.get(connection)
             if entity_name not in catalog.entities:
                 raise NotFound(f"There is no entity named {entity_name!r}.")
-            importer = Importer(connection, catalog, actor, entity_name)
+            importer = Importer(
+                connection,
+                catalog,
+                actor,
+                entity_name,
+                bypass_automation=bypass_automation,
+            )
             report = importer.run(
                 stream,
                 mapping=mapping,

@@ -80,7 +80,8 @@ def split_kinds(
             prefix = f"{source}: " if source else ""
             message = (
                 f"Documents of kind {kind!r} cannot be applied as metadata; entity "
-                "documents have no kind and layouts have the kind 'layout'."
+                "documents have no kind, layouts have the kind 'layout' and rules "
+                "the kind 'rule'."
             )
             problems.append(Problem(f"{prefix}kind", "unknown_kind", message))
     if problems:

@@ -57,6 +57,15 @@ from .layoutstore import (
     write_layouts,
 )
 from .migrate import apply_plan, check_plan, drop_table, purge_column
+from .rulestore import (
+    check_expected_rules,
+    plan_rules,
+    refill_computed,
+    rules_using_entity,
+    split_documents,
+    stored_rules,
+    write_rules,
+)
 from .search_index import create_missing_indexes, missing_indexes
 from .views import drop_views, plan_view_rewrites, write_view_rewrites
 
@@ -109,6 +118,7 @@ def load_catalog(connection: sa.Connection) -> Catalog:
         revision,
         _stored_entities(connection).values(),
         bodies(stored_layouts(connection)),
+        rules=stored_rules(connection).values(),
     )
 
 
@@ -153,26 +163,33 @@ class MetadataStore:
         dry_run: bool = False,
         expected: Mapping[str, int] | None = None,
         expected_layouts: Mapping[str, int] | None = None,
+        expected_rules: Mapping[str, int] | None = None,
     ) -> ChangeResult:
-        """Create or change entities and layouts from ``(source, document)`` pairs.
+        """Create or change entities, layouts and rules from ``(source, document)``
+        pairs.
 
-        A document whose ``kind`` is ``"layout"`` is a layout; one without a kind
-        is an entity. Entities are planned first and layouts checked against the
-        entities as they will be, so a layout may name a field added by the same
-        change. Stored layouts and saved views that name fields this change
-        renames or removes are rewritten in the same revision.
+        A document whose ``kind`` is ``"layout"`` is a layout, ``"rule"`` a rule;
+        one without a kind is an entity. Entities are planned first; layouts and
+        rules are checked against the entities as they will be, so they may name
+        a field added by the same change. Stored layouts and saved views that
+        name fields this change renames or removes are rewritten in the same
+        revision.
 
         ``source`` prefixes the problem paths of its document when several are
         applied together (a file name, say); pass ``""`` for a single document.
+        Rule documents (``"kind": "rule"``) are checked against the entities as
+        the change leaves them and written in the same revision.
 
         :raises InvalidMetadata: a document fails its schema or a semantic check.
         :raises UnsupportedChange: a change needs a conversion not supported yet.
-        :raises Conflict: existing data would break a new constraint.
+        :raises Conflict: existing data would break a new constraint, or stored
+            rules use a field or entity the change removes or renames.
         :raises PreconditionFailed: a document changed since the revision given for
-            it in ``expected`` (entity name -> the document's revision, its ETag)
-            or ``expected_layouts`` (entity name -> its layout's revision, 0 for
-            none stored).
+            it in ``expected`` (entity name -> the document's revision, its ETag),
+            ``expected_layouts`` (entity name -> its layout's revision, 0 for
+            none stored) or ``expected_rules`` (rule name -> its revision).
         """
+        documents, rule_documents = split_documents(documents)
         entity_documents, layout_documents = split_kinds(documents)
         with self.engine.begin() as connection:
             self._lock(connection)
@@ -180,8 +197,13 @@ class MetadataStore:
             layouts = stored_layouts(connection)
             _check_expected(stored, expected or {})
             check_expected_layouts(layouts, expected_layouts or {})
+            rules_before = stored_rules(connection)
+            check_expected_rules(rules_before, expected_rules or {})
             current = build_catalog(
-                current_revision(connection), stored.values(), bodies(layouts)
+                current_revision(connection),
+                stored.values(),
+                bodies(layouts),
+                rules=rules_before.values(),
             )
             _check_documents(entity_documents, current)
             plan = Plan()
@@ -205,8 +227,10 @@ class MetadataStore:
             for name in sorted({update.entity for update in view_updates}):
                 count = sum(update.entity == name for update in view_updates)
                 plan.add("update_views", name, count=count)
+            rules = plan_rules(current, target, rule_documents, rules_before)
+            plan.extend(rules.plan)
             check_plan(connection, plan, current)
-            if dry_run or not (after or new_layouts):
+            if dry_run or not (after or new_layouts or rules.after):
                 # Nothing was written: the answer names the revision still current.
                 connection.rollback()
                 return ChangeResult(current.revision, plan, applied=False)
@@ -214,6 +238,9 @@ class MetadataStore:
             self._write(connection, stored, after, revision, plan, actor=actor)
             write_layouts(connection, layouts, new_layouts, revision)
             write_view_rewrites(connection, view_updates)
+            write_rules(connection, rules_before, rules, revision)
+            if rules.after:
+                refill_computed(connection, load_catalog(connection), rules)
         log.info("applied plan r%s: %s", revision, "; ".join(plan.describe()))
         return ChangeResult(revision, plan, applied=True)
 
@@ -255,8 +282,17 @@ class MetadataStore:
             self._lock(connection)
             stored = _stored_entities(connection)
             _check_expected(stored, expected or {})
-            current = build_catalog(current_revision(connection), stored.values())
+            current = build_catalog(
+                current_revision(connection),
+                stored.values(),
+                rules=stored_rules(connection).values(),
+            )
             current.entity(name)
+            used = rules_using_entity(current, name)
+            if used:
+                raise Conflict(
+                    f"Rules use {name!r}; change or delete them first.", problems=used
+                )
             referrers = [
                 f"{entity.name}.{spec['name']}"
                 for entity, spec in current.referrers(name)
@@ -290,6 +326,31 @@ class MetadataStore:
             self._write(connection, stored, after, revision, plan, actor=actor)
             write_layouts(connection, layouts, new_layouts, revision)
         return ChangeResult(revision, plan, applied=True)
+
+    def remove_rule(
+        self, name: str, *, actor: str, expected: Mapping[str, int] | None = None
+    ) -> ChangeResult:
+        """Delete a rule document; its history stays.
+
+        :raises NotFound: there is no such rule.
+        :raises PreconditionFailed: it changed since the revision in ``expected``.
+        """
+        with self.engine.begin() as connection:
+            self._lock(connection)
+            stored = _stored_entities(connection)
+            rules_before = stored_rules(connection)
+            check_expected_rules(rules_before, expected or {})
+            current = build_catalog(
+                current_revision(connection),
+                stored.values(),
+                rules=rules_before.values(),
+            )
+            rules = plan_rules(current, current, [], rules_before, removing=[name])
+            revision = current.revision + 1
+            self._write(connection, stored, {}, revision, rules.plan, actor=actor)
+            write_rules(connection, rules_before, rules, revision)
+        log.info("applied plan r%s: %s", revision, "; ".join(rules.plan.describe()))
+        return ChangeResult(revision, rules.plan, applied=True)
 
     def purge(self, name: str, field: str | None, *, actor: str) -> ChangeResult:
         """Drop a removed field's column, or a removed entity's table, for good."""

@@ -1,16 +1,20 @@
 """The record service: the only way records are created, changed and deleted.
 
-Every path that writes records (the API, forms, CSV import, demo data) comes here, so
-validation, defaults, system columns and optimistic locking have one implementation.
-Every problem with the input is collected before anything is refused.
+Every path that writes records (the API, forms, CSV import, demo data, automation)
+comes here, so validation, defaults, rules, system columns and optimistic locking have
+one implementation. Every problem with the input is collected before anything is
+refused. The order is DESIGN.md principle 6: read the values, defaults, formulas,
+validation rules and field state, save, then roll-ups, formulas reached through
+lookups and automation (see :mod:`.rules` and :mod:`.cascade`).
 """
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import functools
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +24,7 @@ import sqlalchemy as sa
 from ..errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     NotFound,
     PreconditionFailed,
     Problem,
@@ -34,8 +39,11 @@ from ..metadata import (
     problems_from,
     to_json,
 )
+from .automation import MAX_AUTOMATION_DEPTH, AutomationLoop
+from .cascade import Cascade, Change
 from .db import users, utcnow
 from .numbering import allocate, format_number
+from .rules import RecordRules, user_data
 
 WRITABLE_SYSTEM_COLUMNS = frozenset({"owner_id"})
 
@@ -80,15 +88,49 @@ def _timestamp(value: Any) -> str | None:
 class RecordService:
     """Creates, changes and deletes records of any entity in one transaction.
 
-    The caller owns the transaction: nothing is committed here.
+    The caller owns the transaction: nothing is committed here. With
+    ``bypass_automation`` (administrators only, for data loads) saves run every
+    rule but automations.
+
+    :raises Forbidden: ``bypass_automation`` for an actor who is not an admin.
     """
 
     def __init__(
-        self, connection: sa.Connection, catalog: Catalog, actor: Actor
+        self,
+        connection: sa.Connection,
+        catalog: Catalog,
+        actor: Actor,
+        *,
+        bypass_automation: bool = False,
     ) -> None:
+        if bypass_automation and not actor.is_admin:
+            raise Forbidden("Only administrators may bypass automation.")
         self.connection = connection
         self.catalog = catalog
         self.actor = actor
+        self.bypass_automation = bypass_automation
+        self.user = user_data(actor.user_id, actor.username, actor.is_admin)
+        self.now = dt.datetime.now(dt.UTC)
+        #: The automations whose actions this service saves, outermost first.
+        self.chain: tuple[str, ...] = ()
+
+    def nested(self, automation: str) -> RecordService:
+        """The service that saves what ``automation`` does, one level deeper.
+
+        :raises AutomationLoop: past the depth limit, naming every automation.
+        """
+        chain = (*self.chain, automation)
+        if len(chain) > MAX_AUTOMATION_DEPTH:
+            raise AutomationLoop(chain)
+        nested = RecordService(self.connection, self.catalog, self.actor)
+        nested.now = self.now
+        nested.chain = chain
+        return nested
+
+    def _rules(self, entity: EntityDef) -> RecordRules:
+        return RecordRules(
+            self.connection, self.catalog, entity, user=self.user, now=self.now
+        )
 
     # -- reading ---------------------------------------------------------------
 
@@ -129,6 +171,8 @@ class RecordService:
         values, problems = self.check_new(entity_name, [data])
         _raise_for(problems[0])
         row = self._insert(entity, values)[0]
+        if Cascade(self).run([Change(entity, "create", None, row)]):
+            return record_json(entity, self._row(entity, row["id"]))
         return record_json(entity, row)
 
     def create_many(
@@ -147,29 +191,87 @@ class RecordService:
         bad = {index: found for index, found in enumerate(problems) if found}
         if bad and not skip_bad_rows:
             raise BatchFailed(bad)
+        if self._automates(entity):
+            return self._create_one_by_one(entity, values, bad, skip_bad_rows)
         good = [item for index, item in enumerate(values) if index not in bad]
-        inserted = iter(self._insert(entity, good) if good else [])
+        inserted = self._insert(entity, good) if good else []
+        Cascade(self).run([Change(entity, "create", None, row) for row in inserted])
+        rows_left = iter(inserted)
         ids = [
-            None if index in bad else int(next(inserted)["id"])
+            None if index in bad else int(next(rows_left)["id"])
             for index in range(len(values))
         ]
         return ids, bad
 
+    def _automates(self, entity: EntityDef) -> bool:
+        return not self.bypass_automation and bool(
+            self.catalog.rules.for_entity(entity.name).automations
+        )
+
+    def _create_one_by_one(
+        self,
+        entity: EntityDef,
+        values: list[dict[str, Any]],
+        bad: dict[int, list[Problem]],
+        skip_bad_rows: bool,
+    ) -> tuple[list[int | None], dict[int, list[Problem]]]:
+        """Insert rows one at a time, so that a failed automation fails its row only.
+
+        Automations save other records, and each row's must succeed or vanish with
+        it; a savepoint per row gives that.
+        """
+        ids: list[int | None] = [None] * len(values)
+        batch = self.connection.begin_nested()
+        for index, item in enumerate(values):
+            if index in bad:
+                continue
+            row_savepoint = self.connection.begin_nested()
+            try:
+                row = self._insert(entity, [item])[0]
+                Cascade(self).run([Change(entity, "create", None, row)])
+            except (ValidationFailed, Conflict) as error:
+                row_savepoint.rollback()
+                bad[index] = error.problems or [
+                    Problem(None, error.code, error.message)
+                ]
+                continue
+            row_savepoint.commit()
+            ids[index] = int(row["id"])
+        if bad and not skip_bad_rows:
+            batch.rollback()
+            raise BatchFailed(bad)
+        batch.commit()
+        return ids, bad
+
     def check_new(
-        self, entity_name: str, rows: Sequence[Any]
+        self, entity_name: str, rows: Sequence[Any], *, rules: bool = True
     ) -> tuple[list[dict[str, Any]], list[list[Problem]]]:
         """Validate new records without saving them.
 
         Returns the converted values and the problems of each row, in row order.
+
+        :param rules: run defaults, formulas and validation rules; a caller that
+            knows some values could not be read turns them off, since rules would
+            judge values that are not there.
         """
         entity = self.catalog.entity(entity_name)
+        runner = self._rules(entity)
         problems = [_check_keys(entity, data) for data in rows]
-        incoming = [_known(entity, data) for data in rows]
+        computed = runner.rules.computed
+        if computed:
+            for data, found in zip(rows, problems, strict=True):
+                found += _computed_problems(entity, computed, data)
+        incoming = [_known(entity, data, computed) for data in rows]
+        given = [frozenset(record) for record in incoming]
         for record in incoming:
             for name, default in entity.defaults:
                 if name not in record:
                     record[name] = copy.deepcopy(default)
-        values = self._load_many(entity, incoming, problems, partial=False)
+        values = self._load_many(
+            entity, incoming, problems, partial=runner.relaxed() or False
+        )
+        if rules and runner.rules.on_records:
+            runner.prepare_new(values, given, problems)
         for checker in (self._check_references, self._check_unique):
             for index, found in enumerate(checker(entity, values)):
                 problems[index] += found
@@ -181,7 +283,7 @@ class RecordService:
         incoming: list[dict[str, Any]],
         problems: list[list[Problem]],
         *,
-        partial: bool,
+        partial: bool | tuple[str, ...],
     ) -> list[dict[str, Any]]:
         """Check records with the entity's schema in one call; add their problems.
 
@@ -294,10 +396,16 @@ class RecordService:
             if expected_version is None:
                 expected_version = body_version
         _check_version(entity, current, expected_version)
+        rules = self._rules(entity)
         problems = _check_keys(entity, data)
+        computed = rules.rules.computed
+        if computed:
+            problems += _computed_problems(entity, computed, data)
         values = self._load_many(
-            entity, [_known(entity, data)], [problems], partial=True
+            entity, [_known(entity, data, computed)], [problems], partial=True
         )[0]
+        if rules.rules.on_records and not problems:
+            problems += rules.prepare_change(current, values)
         merged = {**current, **values}
         changed = {k: v for k, v in values.items() if current.get(k) != v}
         probe = {k: merged[k] for k in changed}
@@ -323,6 +431,8 @@ class RecordService:
                 f"{entity.label} {record_id} was changed by someone else; reload it."
             )
         merged.update(updated_at=now, version=current["version"] + 1)
+        if Cascade(self).run([Change(entity, "update", dict(current), merged)]):
+            merged = dict(self._row(entity, current["id"]))
         return record_json(entity, merged)
 
     def delete(
@@ -335,10 +445,14 @@ class RecordService:
         entity = self.catalog.entity(entity_name)
         current = self._row(entity, record_id, lock=True)
         _check_version(entity, current, expected_version)
+        cascade = Cascade(self)
+        cleared = cascade.cleared(entity, current["id"])
         self._release_references(entity, current["id"])
         self.connection.execute(
             entity.table.delete().where(entity.table.c.id == current["id"])
         )
+        recomputed = cascade.after_clearing(cleared)
+        cascade.run([Change(entity, "delete", dict(current), None), *recomputed])
 
     def _release_references(self, entity: EntityDef, record_id: int) -> None:
         """Apply each lookup's ``on_delete`` to the records that point here.
@@ -497,16 +611,40 @@ def _insert(table: sa.Table) -> sa.Insert:
     return table.insert().returning(table.c.id, sort_by_parameter_order=True)
 
 
-def _known(entity: EntityDef, data: dict[str, Any]) -> dict[str, Any]:
+def _known(
+    entity: EntityDef, data: dict[str, Any], computed: Collection[str] = ()
+) -> dict[str, Any]:
     """Keep the keys a record may be written with; the rest are reported apart."""
-    if entity.writable.issuperset(data):
+    if entity.writable.issuperset(data) and not computed:
         return dict(data)
     return {
         key: value
         for key, value in data.items()
         if key in WRITABLE_SYSTEM_COLUMNS
-        or (key in entity.fields and entity.fields[key]["type"] != "autonumber")
+        or (
+            key in entity.fields
+            and entity.fields[key]["type"] != "autonumber"
+            and key not in computed
+        )
     }
+
+
+def _computed_problems(
+    entity: EntityDef, computed: Mapping[str, Any], data: Any
+) -> list[Problem]:
+    """Fields a formula or roll-up computes are refused, never silently dropped."""
+    if not isinstance(data, dict):
+        return []
+    problems = []
+    for key in data:
+        rule = computed.get(key)
+        if rule is not None:
+            message = (
+                f"{entity.fields[key]['label']} is computed by the {rule.type} rule "
+                f"{rule.name!r} and cannot be written."
+            )
+            problems.append(Problem(key, "computed", message))
+    return problems
 
 
 def _check_version(

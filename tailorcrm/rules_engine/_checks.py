@@ -57,6 +57,9 @@ _EXPECTED: dict[str, dict[int, frozenset[str]]] = {
     **dict.fromkeys(("+", "-", "*", "/", "%", "min", "max"), {-1: _NUMERIC}),
 }
 _ORDERINGS = frozenset({"<", "<=", ">", ">="})
+_DATA_READERS = frozenset(
+    {"var", "val", "missing", "missing_some", "exists", "changed", "prior"}
+)
 _ITERATIONS = frozenset({"map", "filter", "reduce", "all", "some", "none"})
 _KIND_TEXT = {
     "text": "text",
@@ -68,6 +71,24 @@ _KIND_TEXT = {
     "record": "a related record",
     "object": "an object",
 }
+
+
+@dataclass(frozen=True)
+class ConditionAnalysis:
+    """What a static walk of a condition found.
+
+    ``kind`` is the kind of value the whole condition gives (``text``, ``number``,
+    ``boolean``, ``date``, ``datetime``, ``list``, ``record``, ``object``,
+    ``null`` or ``any`` when it cannot be told); ``reads`` holds the field names
+    it reads from the record, dotted for a related record's field
+    (``account.industry``); ``dynamic`` is true when it also reads names computed
+    at run time, which no static list can hold.
+    """
+
+    problems: list[ConditionProblem]
+    kind: str
+    reads: frozenset[str]
+    dynamic: bool
 
 
 @dataclass(frozen=True)
@@ -105,13 +126,30 @@ def check_condition(
         ``unknown_relation``, ``wrong_type``, ``prior_not_available``,
         ``too_deep`` and ``too_large``; empty when the condition is fine.
     """
+    return analyze_condition(
+        condition, fields=fields, relations=relations, allow_prior=allow_prior
+    ).problems
+
+
+def analyze_condition(
+    condition: Any,
+    *,
+    fields: Mapping[str, str],
+    relations: Mapping[str, Mapping[str, str]] | None = None,
+    allow_prior: bool = False,
+) -> ConditionAnalysis:
+    """Check ``condition`` as :func:`check_condition` does, and say what it reads.
+
+    Rules use the answer to know which related records to load, which fields a
+    formula depends on, and whether a formula can fill its field.
+    """
     checker = _Checker(fields, relations or {}, allow_prior)
     size = condition_size(condition)
     if size > MAX_SIZE:
         checker.report(
             "", "too_large", f"The condition is {size} bytes; at most {MAX_SIZE}."
         )
-    checker.visit(condition, "", 0, in_item=False)
+    kind = checker.visit(condition, "", 0, in_item=False)
 
     if not checker.problems:
         # The walk mirrors the compiler; compiling as well guarantees that a
@@ -120,7 +158,9 @@ def check_condition(
             compile_condition(condition)
         except ConditionError as error:
             checker.report(error.path, error.code, error.message)
-    return checker.problems
+    return ConditionAnalysis(
+        checker.problems, kind, frozenset(checker.reads), checker.dynamic
+    )
 
 
 class _Checker:
@@ -135,6 +175,8 @@ class _Checker:
         self.allow_prior = allow_prior
         self.problems: list[ConditionProblem] = []
         self.too_deep = False
+        self.reads: set[str] = set()
+        self.dynamic = False
 
     def report(self, path: str, code: str, message: str) -> None:
         problem = ConditionProblem(path, code, message)
@@ -206,6 +248,9 @@ class _Checker:
 
         self.shape(name, raw, path)
         if raw is None:
+            if name in _DATA_READERS and not in_item:
+                # The names it reads are computed while it runs.
+                self.dynamic = True
             return operator.result
         self.operand_types(name, raw, kinds, paths, path)
         return (
@@ -282,6 +327,7 @@ class _Checker:
                 return "record"
             if isinstance(literal, (str, int)):
                 return self.path_kind(str(literal).split("."), path, in_item=in_item)
+            self.dynamic = self.dynamic or not in_item
             return None
         if (
             name == "val"
@@ -291,9 +337,12 @@ class _Checker:
             keys = [str(key) for key in raw]
             return self.path_kind(keys, path, in_item=in_item)
         if name in ("missing", "missing_some") and not in_item:
+            self.dynamic = self.dynamic or _holds_operation(raw)
             for key, key_path in _missing_keys(name, raw, paths):
                 self.path_kind(key.split("."), key_path, in_item=False)
             return None
+        if name == "val" and not in_item:
+            self.dynamic = True
         if name in ("changed", "prior"):
             return self.prior_kind(name, literal, path)
         if name == "date_add" and kinds and kinds[0] in _TEMPORAL:
@@ -316,7 +365,9 @@ class _Checker:
             )
             return "any"
         if not isinstance(field, str):
+            self.dynamic = True
             return "any"
+        self.reads.add(field)
         if field not in self.fields:
             self.report(path, "unknown_field", f"There is no field {field!r}.")
             return "any"
@@ -324,6 +375,8 @@ class _Checker:
 
     def path_kind(self, keys: list[str], path: str, *, in_item: bool) -> str:
         if not keys or keys == [""]:
+            # The whole record: every field is read.
+            self.dynamic = self.dynamic or not in_item
             return "record"
         head = keys[0]
         if head.startswith("$"):
@@ -331,6 +384,7 @@ class _Checker:
         if in_item:
             # Inside map, filter and the like, var reads the current item.
             return "any"
+        self.reads.add(".".join(keys))
         return self.field_kind(keys, path, self.fields, self.relations)
 
     def special_kind(self, keys: list[str], path: str) -> str:
@@ -356,6 +410,7 @@ class _Checker:
                 return "any"
             if not rest:
                 return "object"
+            self.reads.add(".".join(rest))
             return self.field_kind(rest, path, self.fields, {})
         self.report(path, "unknown_field", f"There is no value named {head!r}.")
         return "any"
@@ -415,6 +470,16 @@ def _missing_keys(name: str, raw: list[Any], paths: list[str]) -> list[tuple[str
         for key, key_path in zip(keys, key_paths, strict=True)
         if isinstance(key, str)
     ]
+
+
+def _holds_operation(raw: list[Any]) -> bool:
+    """Whether an operand, or an item of a list operand, is computed."""
+    items = [
+        item
+        for operand in raw
+        for item in (operand if isinstance(operand, list) else [operand])
+    ]
+    return any(isinstance(item, dict) for item in items)
 
 
 def _reads_other_data(name: str, index: int) -> bool:

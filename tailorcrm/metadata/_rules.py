@@ -1,0 +1,316 @@
+"""Rule documents: their JSON Schema, their checks against the entities, their place
+in the catalog.
+
+A rule document is checked in three steps, and every problem names the rule and the
+JSON path inside it (``loss_reason_required.condition.and[1].>[0]``): the JSON
+Schema; the rule alone against the entities it touches (fields, relations, types of
+conditions and formulas); the rule next to every other rule (one formula per field,
+no formulas that need each other's result). Entity changes are checked the other way
+round: a field that a rule uses cannot be removed or renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from jsonschema import Draft202012Validator
+
+from ..errors import Problem
+from ..rules_engine import (
+    FIELD_STATES,
+    ConditionProblem,
+    EntityRules,
+    EntityShape,
+    Rule,
+    build_rule_set,
+    check_rule_set,
+    compile_rule,
+    rule_uses,
+)
+from ._fields import FieldValueError, convert
+from ._validate import json_path
+
+if TYPE_CHECKING:
+    from ._catalog import EntityDef
+
+log = logging.getLogger(__name__)
+
+RULE = "rule"
+#: The field types of the system columns, as conditions read them.
+SYSTEM_TYPES = {
+    "id": "integer",
+    "created_at": "datetime",
+    "updated_at": "datetime",
+    "created_by": "integer",
+    "owner_id": "integer",
+    "version": "integer",
+}
+
+
+@dataclass(frozen=True)
+class StoredRule:
+    """A rule document as the metadata store keeps it."""
+
+    document: dict[str, Any]
+    #: The metadata revision that last changed this document (0 until stored).
+    revision: int = 0
+
+    @property
+    def name(self) -> str:
+        return str(self.document["name"])
+
+
+@cache
+def rule_schema() -> dict[str, Any]:
+    """Return the JSON Schema (Draft 2020-12) of rule documents."""
+    text = resources.files(__package__).joinpath("schemas/rule.schema.json")
+    schema: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
+    return schema
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(rule_schema())
+
+
+def is_rule_document(document: Any) -> bool:
+    """Whether a document read from a file or a pack is a rule (``"kind": "rule"``)."""
+    return isinstance(document, dict) and document.get("kind") == RULE
+
+
+def entity_shapes(entities: Iterable[EntityDef]) -> dict[str, EntityShape]:
+    """What rules may know of each live entity."""
+    shapes = {}
+    for entity in entities:
+        if entity.removed:
+            continue
+        fields = {name: spec["type"] for name, spec in entity.fields.items()}
+        shapes[entity.name] = EntityShape(
+            name=entity.name,
+            fields={**SYSTEM_TYPES, **fields},
+            targets={spec["name"]: spec["target"] for spec in entity.lookups()},
+            # Rules fill fields; the owner and the other system columns are the
+            # platform's.
+            writable=frozenset(n for n in entity.writable if n in entity.fields),
+            defaults=frozenset(name for name, _ in entity.defaults),
+        )
+    return shapes
+
+
+def rule_problem_path(name: Any, path: str) -> str:
+    """``loss_reason_required.condition.and[1]``: the rule's name, then the path."""
+    label = name if isinstance(name, str) and name else "rule"
+    return f"{label}.{path}" if path and path != "$" else label
+
+
+def check_rule_document(document: Any) -> list[Problem]:
+    """The problems of a rule document against its JSON Schema only."""
+    name = document.get("name") if isinstance(document, dict) else None
+    problems = [
+        Problem(
+            rule_problem_path(name, json_path(error.absolute_path)),
+            "schema",
+            error.message,
+        )
+        for error in sorted(_validator().iter_errors(document), key=str)
+    ]
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, TypeError, ValueError):
+        message = "The document holds text that is not valid Unicode."
+        problems.append(Problem(rule_problem_path(name, ""), "invalid_text", message))
+    return problems
+
+
+def compile_rules(
+    documents: Mapping[str, dict[str, Any]],
+    entities: Mapping[str, EntityDef],
+    *,
+    new: Sequence[str] = (),
+) -> tuple[dict[str, Rule], list[Problem]]:
+    """Check rule documents (already valid for the schema) together, and compile them.
+
+    :param documents: every rule there will be, by name.
+    :param entities: the entities as they will be.
+    :param new: the rules being added or changed, blamed first for a clash.
+    :returns: the compiled rules by name, and every problem; a problem's field
+        starts with the name of the rule at fault.
+    """
+    shapes = entity_shapes(entities.values())
+    compiled: dict[str, Rule] = {}
+    problems: list[Problem] = []
+    for name, document in documents.items():
+        rule, found = compile_rule(document, shapes)
+        problems += [_problem(name, problem) for problem in found]
+        if rule is not None:
+            problems += _literal_values(document, entities)
+            compiled[name] = rule
+    for name, problem in check_rule_set(list(compiled.values()), shapes, new=new):
+        problems.append(_problem(name, problem))
+    return compiled, problems
+
+
+def _problem(name: str, problem: ConditionProblem) -> Problem:
+    return Problem(rule_problem_path(name, problem.path), problem.code, problem.message)
+
+
+def _literal_values(
+    document: Mapping[str, Any], entities: Mapping[str, EntityDef]
+) -> list[Problem]:
+    """``set_field`` values written into the rule must fit their field now."""
+    entity = entities.get(str(document.get("entity")))
+    if entity is None or document.get("type") != "automation":
+        return []
+    problems = []
+    for key in ("actions", "else_actions"):
+        for index, action in enumerate(document.get(key, [])):
+            if action.get("type") != "set_field" or "value" not in action:
+                continue
+            spec = entity.fields.get(action.get("field", ""))
+            if spec is None:
+                continue
+            try:
+                convert(spec, action["value"])
+            except FieldValueError as error:
+                path = rule_problem_path(document["name"], f"{key}[{index}].value")
+                message = (
+                    f"{action['value']!r} does not fit {spec['name']}: {error.message}"
+                )
+                problems.append(Problem(path, "invalid_value", message))
+    return problems
+
+
+@dataclass(frozen=True)
+class RuleCatalog:
+    """Every rule at one revision: the documents, and the compiled active ones."""
+
+    documents: Mapping[str, StoredRule]
+    by_entity: Mapping[str, EntityRules]
+    compiled: Mapping[str, Rule]
+
+    def for_entity(self, entity: str) -> EntityRules:
+        """The active rules of ``entity`` (empty when it has none)."""
+        found = self.by_entity.get(entity)
+        return found if found is not None else EntityRules(entity)
+
+    def form_states(self, entity: str) -> dict[str, dict[str, Any]]:
+        """For forms: each field's ``visible_if``, ``required_if`` and
+        ``readonly_if`` conditions, as written in its active field_state rule."""
+        states = {}
+        for field, rule in self.for_entity(entity).field_states.items():
+            states[field] = {
+                key: rule.document[key] for key in FIELD_STATES if key in rule.document
+            }
+        return states
+
+    def documents_of(self, entity: str | None = None) -> list[StoredRule]:
+        """Rule documents by name, all of them or those of one entity."""
+        return [
+            stored
+            for _, stored in sorted(self.documents.items())
+            if entity is None or stored.document.get("entity") == entity
+        ]
+
+    def users_of(
+        self, entities: Mapping[str, EntityDef]
+    ) -> dict[tuple[str, str], list[str]]:
+        """For each ``(entity, field)`` some rule names, the names of those rules."""
+        shapes = entity_shapes(entities.values())
+        users: dict[tuple[str, str], list[str]] = {}
+        for name, rule in sorted(self.compiled.items()):
+            for node in rule_uses(rule, shapes):
+                users.setdefault(node, []).append(name)
+        return users
+
+
+EMPTY_RULES = RuleCatalog({}, {}, {})
+
+
+def build_rule_catalog(
+    stored: Iterable[StoredRule], entities: Mapping[str, EntityDef]
+) -> RuleCatalog:
+    """Compile the stored rules for a catalog.
+
+    The store refuses rules that do not fit the entities, so every stored rule
+    should compile; one that does not (a database edited by hand) is left out and
+    logged, rather than keeping the whole system from starting.
+    """
+    documents = {item.name: item for item in stored}
+    if not documents:
+        return EMPTY_RULES
+    compiled, problems = compile_rules(
+        {name: item.document for name, item in documents.items()}, entities
+    )
+    for problem in problems:
+        log.error("rule left out of the catalog: %s", problem)
+    broken = {str(problem.field).split(".")[0] for problem in problems}
+    usable = [rule for name, rule in compiled.items() if name not in broken]
+    shapes = entity_shapes(entities.values())
+    return RuleCatalog(
+        documents=documents,
+        by_entity=build_rule_set(usable, shapes),
+        compiled={rule.name: rule for rule in usable},
+    )
+
+
+def fields_in_use(
+    rules: RuleCatalog,
+    before: Mapping[str, EntityDef],
+    after: Mapping[str, EntityDef],
+    *,
+    keep: Sequence[str] = (),
+) -> list[Problem]:
+    """Refuse to remove or rename a field, or remove an entity, that rules use.
+
+    :param keep: rules that are being replaced in the same change; their new
+        version is checked on its own.
+    """
+    users = rules.users_of(before)
+    problems = []
+    for name, old in before.items():
+        new = after.get(name)
+        if old.removed:
+            continue
+        if new is None or new.removed:
+            named = {
+                rule
+                for (entity, _), found in users.items()
+                if entity == name
+                for rule in found
+            }
+            named |= {r.name for r in rules.compiled.values() if r.entity == name}
+            using = sorted(named - set(keep))
+            if using:
+                message = (
+                    f"Rules use the entity {name!r}: {', '.join(using)}. Change or "
+                    "delete those rules first."
+                )
+                problems.append(Problem(name, "used_by_rules", message))
+            continue
+        for field, what in _gone_fields(old, new).items():
+            using = [r for r in users.get((name, field), []) if r not in keep]
+            if using:
+                message = (
+                    f"The field is {what}, but rules use it: {', '.join(using)}. "
+                    "Change or delete those rules first."
+                )
+                problems.append(Problem(f"{name}.{field}", "used_by_rules", message))
+    return problems
+
+
+def _gone_fields(old: EntityDef, new: EntityDef) -> dict[str, str]:
+    new_names = {spec.get("id"): spec["name"] for spec in new.fields.values()}
+    gone = {}
+    for field, spec in old.fields.items():
+        renamed = new_names.get(spec.get("id"))
+        if renamed is None:
+            gone[field] = "removed"
+        elif renamed != field:
+            gone[field] = f"renamed to {renamed!r}"
+    return gone

@@ -1,0 +1,116 @@
+"""Automation: what rules of type ``automation`` do after a save.
+
+For every record a save wrote, the automations its change triggers (``create``,
+``update`` or ``delete``) run in the order of their ``order``, then name. Each sees
+the record as the save left it (and ``$prior`` on updates); its condition picks
+``actions`` or ``else_actions``, and every action saves through the record service
+one level deeper, with all the rules of that save. A save that an action cannot make
+refuses the save that triggered it; past :data:`MAX_AUTOMATION_DEPTH` levels the
+save is refused, naming the automations of the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Problem, TailorError, ValidationFailed
+from ..metadata import EntityDef
+from ..rules_engine import Action, AutomationRule, truthy
+from .rules import RecordRules, coerce
+
+if TYPE_CHECKING:
+    from .cascade import Change
+    from .records import RecordService
+
+#: How many levels of saves automations may cause, one inside the other.
+MAX_AUTOMATION_DEPTH = 5
+
+
+class AutomationFailed(ValidationFailed):
+    """An automation's action could not save; the save that triggered it fails."""
+
+
+class AutomationLoop(AutomationFailed):
+    """Automations triggered each other more than :data:`MAX_AUTOMATION_DEPTH` deep."""
+
+    def __init__(self, chain: Sequence[str]) -> None:
+        path = " -> ".join(chain)
+        names = ", ".join(dict.fromkeys(chain))
+        message = (
+            f"Automations were stopped after {MAX_AUTOMATION_DEPTH} levels of saves "
+            f"that triggered each other: {path}. Check that the automations "
+            f"{names} do not keep setting each other's trigger fields."
+        )
+        super().__init__(message, problems=[Problem(None, "automation_loop", message)])
+        self.chain = tuple(chain)
+
+
+def _rules(service: RecordService, entity: EntityDef) -> RecordRules:
+    return RecordRules(
+        service.connection, service.catalog, entity, user=service.user, now=service.now
+    )
+
+
+def run_automations(service: RecordService, changes: Sequence[Change]) -> bool:
+    """Run the automations each change triggers; return whether any action ran."""
+    acted = False
+    for change in changes:
+        automations = [
+            automation
+            for automation in service.catalog.rules.for_entity(
+                change.entity.name
+            ).automations
+            if change.trigger in automation.triggers
+        ]
+        if not automations:
+            continue
+        rules = _rules(service, change.entity)
+        prior = change.before if change.trigger == "update" else None
+        rules.load_related([change.record, *([prior] if prior else [])])
+        data = rules.data(change.record, prior=prior)
+        for automation in automations:
+            outcome = automation.condition(data) if automation.condition else True
+            actions = automation.actions if truthy(outcome) else automation.else_actions
+            for action in actions:
+                acted = _act(service, automation, action, change, data) or acted
+    return acted
+
+
+def _act(
+    service: RecordService,
+    automation: AutomationRule,
+    action: Action,
+    change: Change,
+    data: Mapping[str, Any],
+) -> bool:
+    nested = service.nested(automation.name)
+    target = (
+        change.entity
+        if action.type == "set_field"
+        else service.catalog.entity(str(action.entity))
+    )
+    values = {
+        field: coerce(target.fields[field], expression(data))
+        for field, expression in action.values
+    }
+    try:
+        if action.type == "set_field":
+            nested.update(target.name, change.record_id, values)
+        elif action.type == "create_record":
+            values[str(action.lookup)] = change.record_id
+            nested.create(target.name, values)
+        else:
+            related = change.record.get(str(action.lookup))
+            if related is None:
+                return False
+            nested.update(target.name, int(related), values)
+    except AutomationFailed:
+        raise
+    except TailorError as error:
+        raise AutomationFailed(
+            f"The automation {automation.name!r} could not save "
+            f"{target.label}: {error.message}",
+            problems=error.problems or [Problem(None, error.code, error.message)],
+        ) from None
+    return True

@@ -1,0 +1,377 @@
+"""Rules on the write path, before a record is saved: defaults, formulas, validation
+rules and field state (DESIGN.md principle 6; RULES.md in the rules engine).
+
+The record service hands each batch of records here once their values are read.
+Conditions see a record as a mapping of its field names to stored values, plus
+``$user``, ``$now`` and, on updates, ``$prior``; a lookup field reads as the related
+record (``account.industry``; ``account.id`` is its id), or null when there is none.
+Related records are loaded once per batch, with one query per lookup, and only the
+fields that rules read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import Problem
+from ..metadata import (
+    DECIMAL_TYPES,
+    INTEGER_LIMIT,
+    SYSTEM_COLUMNS,
+    Catalog,
+    EntityDef,
+    FieldValueError,
+    convert,
+)
+from ..rules_engine import EntityRules, FormulaRule, Rule, is_blank, truthy
+
+#: What a roll-up gives over no records.
+EMPTY_ROLLUP = {"count": 0, "sum": 0, "min": None, "max": None}
+#: What a record of each entity reads as before it has system values.
+_NO_SYSTEM_VALUES = dict.fromkeys(sorted(SYSTEM_COLUMNS))
+
+
+def user_data(user_id: int | None, username: str, is_admin: bool) -> dict[str, Any]:
+    """What ``$user`` reads (roles arrive with permissions)."""
+    return {"id": user_id, "username": username, "roles": ["admin"] if is_admin else []}
+
+
+class RuleValueError(ValueError):
+    """A rule computed a value its field cannot hold."""
+
+
+def fit(spec: Mapping[str, Any], value: Any) -> Any:
+    """Turn a value computed by a rule into one the field stores.
+
+    Numbers are rounded to the field's scale (half away from zero), a date fills a
+    datetime field at midnight UTC, a related record fills a lookup with its id.
+
+    :raises RuleValueError: the value does not fit the field, with the reason.
+    """
+    value = coerce(spec, value)
+    try:
+        return convert(dict(spec), value)
+    except FieldValueError as error:
+        raise RuleValueError(error.message) from None
+    except (TypeError, ValueError, ArithmeticError):
+        raise RuleValueError("The value has the wrong type.") from None
+
+
+def coerce(spec: Mapping[str, Any], value: Any) -> Any:
+    """The JSON-like value that :func:`~tailorcrm.metadata.convert` takes for it."""
+    kind = spec["type"]
+    if value is None or (is_blank(value) and kind != "boolean"):
+        return None
+    if kind == "lookup" and isinstance(value, Mapping):
+        return value.get("id")
+    if kind in DECIMAL_TYPES or kind == "integer":
+        return _rounded(spec, value)
+    if kind == "datetime" and type(value) is dt.date:
+        return dt.datetime.combine(value, dt.time(), dt.UTC)
+    return value
+
+
+def _rounded(spec: Mapping[str, Any], value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return value
+    scale = 0 if spec["type"] == "integer" else int(spec.get("scale", 2))
+    try:
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        rounded = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+    except (InvalidOperation, ValueError):
+        return value
+    if spec["type"] == "integer":
+        whole = int(rounded)
+        return whole if abs(whole) <= INTEGER_LIMIT else value
+    return rounded
+
+
+class RecordRules:
+    """The rules of one entity, applied to records of one batch before they are saved.
+
+    One instance serves one batch: it keeps the related records it loaded.
+    """
+
+    def __init__(
+        self,
+        connection: sa.Connection,
+        catalog: Catalog,
+        entity: EntityDef,
+        *,
+        user: Mapping[str, Any],
+        now: dt.datetime,
+    ) -> None:
+        self.connection = connection
+        self.catalog = catalog
+        self.entity = entity
+        self.rules: EntityRules = catalog.rules.for_entity(entity.name)
+        self.user = user
+        self.now = now
+        self._lookups = {spec["name"]: spec["target"] for spec in entity.lookups()}
+        # Two lookups may point at one entity: its records are loaded once, with
+        # every field that either is read for.
+        self._fields: dict[str, set[str]] = {}
+        for lookup, fields in self.rules.related_reads.items():
+            if lookup in self._lookups:
+                self._fields.setdefault(self._lookups[lookup], set()).update(fields)
+        self._related: dict[tuple[str, int], dict[str, Any] | None] = {}
+
+    # -- what conditions read ----------------------------------------------------
+
+    def load_related(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Load, in one query per lookup, the related records the rules read."""
+        records = list(records)
+        wanted: dict[str, set[int]] = {}
+        for lookup in self.rules.related_reads:
+            target = self._lookups.get(lookup)
+            if target is None:
+                continue
+            for record in records:
+                value = record.get(lookup)
+                if isinstance(value, int) and (target, value) not in self._related:
+                    wanted.setdefault(target, set()).add(value)
+        for target, ids in wanted.items():
+            self._fetch(target, ids)
+
+    def _fetch(self, target: str, ids: set[int]) -> None:
+        entity = self.catalog.entities.get(target)
+        if entity is None:
+            return
+        table = entity.table
+        fields = sorted(self._fields.get(target, ()))
+        columns = [table.c[name] for name in fields if name in table.c and name != "id"]
+        query = sa.select(table.c.id, *columns).where(table.c.id.in_(sorted(ids)))
+        for row in self.connection.execute(query).mappings():
+            self._related[(target, int(row["id"]))] = dict(row)
+        for missing in ids:
+            self._related.setdefault((target, int(missing)), None)
+
+    def related(self, lookup: str, value: Any) -> dict[str, Any] | None:
+        """The related record as conditions read it: its id and the fields read."""
+        if not isinstance(value, int):
+            return None
+        target = self._lookups[lookup]
+        key = (target, value)
+        if lookup not in self.rules.related_reads:
+            return {"id": value}
+        if key not in self._related:
+            self._fetch(target, {value})
+        return self._related.get(key)
+
+    def data(
+        self, values: Mapping[str, Any], *, prior: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The record as conditions read it."""
+        record = self.record(values)
+        record["$user"] = self.user
+        record["$now"] = self.now
+        if prior is not None:
+            record["$prior"] = self.record(prior)
+        return record
+
+    def record(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        record = {name: values.get(name) for name in _NO_SYSTEM_VALUES}
+        for name in self.entity.fields:
+            value = values.get(name)
+            if name in self._lookups and value is not None:
+                value = self.related(name, value)
+            record[name] = value
+        return record
+
+    def _set(
+        self, values: dict[str, Any], data: dict[str, Any], name: str, value: Any
+    ) -> None:
+        values[name] = value
+        data[name] = self.related(name, value) if name in self._lookups else value
+
+    # -- before a create -----------------------------------------------------------
+
+    def prepare_new(
+        self,
+        batch: Sequence[dict[str, Any]],
+        given: Sequence[frozenset[str]],
+        problems: Sequence[list[Problem]],
+    ) -> None:
+        """Defaults, formulas and validation of new records, in that order.
+
+        ``batch`` holds each record's values as read (changed in place: defaults
+        and formulas are added); ``given`` the fields each caller wrote. Records
+        whose values could not be read are left alone: their rules would judge
+        values that are not there.
+        """
+        readable = [index for index, found in enumerate(problems) if not found]
+        self.load_related(batch[index] for index in readable)
+        for index in readable:
+            values = batch[index]
+            for rollup in self.rules.rollup_fields:
+                # A new record has no children yet.
+                spec = self.entity.fields[rollup.field]
+                values[rollup.field] = fit(spec, EMPTY_ROLLUP[rollup.function])
+            data = self.data(values)
+            found = self.defaults(values, data, given[index])
+            found += self.formulas(values, data, dirty=None)
+            found += self.required(values)
+            found += self.validate(data, prior=None, written=given[index])
+            problems[index].extend(found)
+
+    def defaults(
+        self, values: dict[str, Any], data: dict[str, Any], given: frozenset[str]
+    ) -> list[Problem]:
+        problems = []
+        for rule in self.rules.defaults:
+            if rule.field in given:
+                continue
+            try:
+                value = fit(self.entity.fields[rule.field], rule.expression(data))
+            except RuleValueError as error:
+                problems.append(_value_problem(rule, rule.field, error))
+                continue
+            self._set(values, data, rule.field, value)
+        return problems
+
+    def formulas(
+        self,
+        values: dict[str, Any],
+        data: dict[str, Any],
+        *,
+        dirty: set[str] | None,
+    ) -> list[Problem]:
+        """Compute the formulas whose inputs are ``dirty`` (all of them for None).
+
+        ``dirty`` names fields that changed, and ``lookup.field`` for a related
+        record's field; a formula's own change makes the formulas reading it dirty
+        in turn. Changes are written into ``values`` and ``data``.
+        """
+        problems = []
+        for rule in self.rules.formulas:
+            if dirty is not None and not _reads_dirty(rule, dirty):
+                continue
+            try:
+                value = fit(self.entity.fields[rule.field], rule.expression(data))
+            except RuleValueError as error:
+                problems.append(_value_problem(rule, rule.field, error))
+                continue
+            if dirty is not None and values.get(rule.field) != value:
+                dirty.add(rule.field)
+            self._set(values, data, rule.field, value)
+        return problems
+
+    def required(self, values: Mapping[str, Any]) -> list[Problem]:
+        """Required fields that a default rule or a formula was to fill."""
+        problems = []
+        for name in self.relaxed():
+            if is_blank(values.get(name)):
+                problems.append(Problem(name, "required", "This field is required."))
+        return problems
+
+    def relaxed(self) -> tuple[str, ...]:
+        """Required fields filled by rules, which callers need not give."""
+        filled = {rule.field for rule in self.rules.defaults} | set(self.rules.computed)
+        return tuple(
+            name
+            for name in sorted(filled)
+            if self.entity.fields.get(name, {}).get("required")
+        )
+
+    def validate(
+        self,
+        data: Mapping[str, Any],
+        *,
+        prior: Mapping[str, Any] | None,
+        written: Iterable[str],
+    ) -> list[Problem]:
+        """Validation rules, then what field state requires and forbids.
+
+        :param prior: on an update, the record as stored (``readonly_if`` is
+            judged on it); ``None`` on a create, where nothing is read-only yet.
+        :param written: the fields the caller changed.
+        """
+        problems = [
+            Problem(rule.field, "rule", rule.message)
+            for rule in self.rules.validations
+            if truthy(rule.condition(data))
+        ]
+        written = set(written)
+        for name, state in self.rules.field_states.items():
+            label = self.entity.fields[name]["label"]
+            visible = _shown(state.visible_if, data)
+            needed = state.required_if is not None and truthy(state.required_if(data))
+            if visible and needed and is_blank(data.get(name)):
+                message = f"{label} is required here."
+                problems.append(Problem(name, "required", message))
+            # Read-only protects a stored value: it is judged on the record as
+            # stored, and a new record has nothing stored to protect.
+            if state.readonly_if is None or prior is None or name not in written:
+                continue
+            if truthy(state.readonly_if(prior)):
+                message = f"{label} cannot be changed now."
+                problems.append(Problem(name, "read_only", message))
+        return problems
+
+    # -- before an update ----------------------------------------------------------
+
+    def prepare_change(
+        self, current: Mapping[str, Any], values: dict[str, Any]
+    ) -> list[Problem]:
+        """Formulas and validation of a change; formula results join ``values``."""
+        merged = {**current, **values}
+        written = {name for name, value in values.items() if current.get(name) != value}
+        self.load_related([merged, current])
+        data = self.data(merged, prior=current)
+        problems = self.formulas(merged, data, dirty=set(written))
+        for rule in self.rules.formulas:
+            values[rule.field] = merged[rule.field]
+        prior = self.data(current)
+        problems += self.validate(data, prior=prior, written=written)
+        return problems
+
+    # -- recomputing ---------------------------------------------------------------
+
+    def recompute(self, row: Mapping[str, Any], dirty: set[str]) -> dict[str, Any]:
+        """The formula values of a stored record after ``dirty`` inputs changed.
+
+        :raises RuleValueError: a formula's value does not fit its field.
+        """
+        merged = dict(row)
+        data = self.data(merged)
+        problems = self.formulas(merged, data, dirty=set(dirty))
+        if problems:
+            raise RuleValueError(str(problems[0]))
+        return {
+            rule.field: merged[rule.field]
+            for rule in self.rules.formulas
+            if merged[rule.field] != row.get(rule.field)
+        }
+
+
+def _shown(visible_if: Any, data: Mapping[str, Any]) -> bool:
+    """A field is shown unless its ``visible_if`` is false; null shows it."""
+    if visible_if is None:
+        return True
+    shown = visible_if(data)
+    return shown is None or truthy(shown)
+
+
+#: Marks every input as changed: every formula is computed again.
+EVERYTHING = "*"
+
+
+def _reads_dirty(rule: FormulaRule, dirty: set[str]) -> bool:
+    if EVERYTHING in dirty:
+        return True
+    for name in rule.expression.reads:
+        if name in dirty or name.split(".", 1)[0] in dirty:
+            return True
+    return False
+
+
+def _value_problem(rule: Rule, field: str, error: RuleValueError) -> Problem:
+    message = (
+        f"The {rule.type} rule {rule.name!r} gave a value that does not fit: {error}"
+    )
+    return Problem(field, "rule_value", message)

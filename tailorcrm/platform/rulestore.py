@@ -1,0 +1,240 @@
+"""Rule documents in the metadata store.
+
+Rules are stored like entities, in ``tc_meta_document`` with the kind ``rule``, and
+change under the same metadata lock, in the same revision and with the same history.
+The metadata store calls these functions inside its transaction: a change to
+entities and rules is checked as a whole (rules against the entities as they will
+be, entities against the rules that use them) and written as one revision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import Conflict, InvalidMetadata, NotFound, PreconditionFailed, Problem
+from ..metadata import (
+    RULE,
+    Catalog,
+    Plan,
+    StoredRule,
+    check_rule_document,
+    compile_rules,
+    fields_in_use,
+    is_rule_document,
+    rule_problem_path,
+)
+from ..rules_engine import FormulaRule, RollupRule, Rule
+from .cascade import Cascade
+from .db import meta_documents, meta_history
+from .records import SYSTEM_ACTOR, RecordService
+
+
+@dataclass
+class RuleChange:
+    """The rule documents a change writes (``None``: deleted) and its plan steps."""
+
+    after: dict[str, StoredRule | None] = field(default_factory=dict)
+    plan: Plan = field(default_factory=Plan)
+
+
+def split_documents(
+    documents: Sequence[tuple[str, Any]],
+) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+    """Separate rule documents (``"kind": "rule"``) from entity documents."""
+    entities = [(src, doc) for src, doc in documents if not is_rule_document(doc)]
+    rules = [(src, doc) for src, doc in documents if is_rule_document(doc)]
+    return entities, rules
+
+
+def stored_rules(connection: sa.Connection) -> dict[str, StoredRule]:
+    rows = connection.execute(
+        sa.select(meta_documents).where(meta_documents.c.kind == RULE)
+    )
+    return {row.name: StoredRule(row.body, int(row.revision)) for row in rows}
+
+
+def check_expected_rules(
+    stored: Mapping[str, StoredRule], expected: Mapping[str, int]
+) -> None:
+    for name, revision in expected.items():
+        current = stored[name].revision if name in stored else 0
+        if current != revision:
+            raise PreconditionFailed(
+                f"Rule {name!r} was changed at revision {current} since you read it "
+                f"(revision {revision}); reload it and apply your change again."
+            )
+
+
+def plan_rules(
+    current: Catalog,
+    target: Catalog,
+    documents: Sequence[tuple[str, Any]],
+    stored: Mapping[str, StoredRule],
+    *,
+    removing: Sequence[str] = (),
+) -> RuleChange:
+    """Check rule documents and the rules already stored against ``target``.
+
+    ``target`` holds the entities as the change leaves them. New and changed rule
+    documents must fit them; rules already stored must still fit them, so an
+    entity change that would break a rule is refused with the rule's name.
+
+    :raises InvalidMetadata: a rule document has problems; every one is listed,
+        with the rule's name and the JSON path.
+    :raises Conflict: the entity change removes or renames a field, or removes an
+        entity, that stored rules use (or breaks them otherwise).
+    """
+    sources = _check_documents(documents)
+    incoming = {doc["name"]: doc for _, doc in documents}
+    for name in removing:
+        if name not in stored:
+            raise NotFound(f"There is no rule named {name!r}.")
+
+    changed_names = [*incoming, *removing]
+    problems = fields_in_use(
+        current.rules, current.entities, target.entities, keep=changed_names
+    )
+    if problems:
+        raise Conflict(
+            "Rules use what this change removes or renames; nothing was changed.",
+            problems=problems,
+        )
+
+    every = {name: item.document for name, item in stored.items()}
+    every.update(incoming)
+    for name in removing:
+        every.pop(name, None)
+    _, found = compile_rules(every, target.entities, new=list(incoming))
+    _raise_for(found, sources)
+
+    change = RuleChange()
+    for name, document in incoming.items():
+        old = stored.get(name)
+        if old is not None and old.document == document:
+            continue
+        change.after[name] = StoredRule(document)
+        kind = "add_rule" if old is None else "change_rule"
+        change.plan.add(kind, str(document["entity"]), name)
+    for name in removing:
+        change.after[name] = None
+        change.plan.add("remove_rule", str(stored[name].document["entity"]), name)
+    return change
+
+
+def _check_documents(documents: Sequence[tuple[str, Any]]) -> dict[str, str]:
+    """Schema problems and names given twice; returns each rule's source."""
+    problems: list[Problem] = []
+    sources: dict[str, str] = {}
+    for source, document in documents:
+        prefix = f"{source}: " if source else ""
+        for problem in check_rule_document(document):
+            problems.append(
+                Problem(f"{prefix}{problem.field}", problem.code, problem.message)
+            )
+        name = document.get("name")
+        if not isinstance(name, str):
+            continue
+        if name in sources:
+            message = f"Rule {name!r} is defined more than once."
+            path = rule_problem_path(name, "name")
+            problems.append(Problem(f"{prefix}{path}", "duplicate_name", message))
+        sources.setdefault(name, source)
+    if problems:
+        raise InvalidMetadata(
+            "The rule document was refused; nothing was changed.", problems=problems
+        )
+    return sources
+
+
+def _raise_for(found: list[Problem], sources: Mapping[str, str]) -> None:
+    """Problems of the documents sent are invalid metadata; of stored rules, a clash."""
+    mine, theirs = [], []
+    for problem in found:
+        name = str(problem.field).split(".")[0]
+        if name in sources:
+            prefix = f"{sources[name]}: " if sources[name] else ""
+            mine.append(
+                Problem(f"{prefix}{problem.field}", problem.code, problem.message)
+            )
+        else:
+            theirs.append(problem)
+    if mine:
+        raise InvalidMetadata(
+            "The rule document was refused; nothing was changed.", problems=mine
+        )
+    if theirs:
+        raise Conflict(
+            "The change would break rules that are already stored; change or delete "
+            "them first. Nothing was changed.",
+            problems=theirs,
+        )
+
+
+def write_rules(
+    connection: sa.Connection,
+    before: Mapping[str, StoredRule],
+    change: RuleChange,
+    revision: int,
+) -> None:
+    """Write the rule documents of a change and their history, at ``revision``."""
+    for name, rule in change.after.items():
+        old = before.get(name)
+        key = (meta_documents.c.kind == RULE, meta_documents.c.name == name)
+        if rule is None:
+            connection.execute(meta_documents.delete().where(*key))
+        elif old is None:
+            connection.execute(
+                meta_documents.insert().values(
+                    kind=RULE,
+                    name=name,
+                    body=rule.document,
+                    hidden_fields=[],
+                    removed=False,
+                    revision=revision,
+                )
+            )
+        else:
+            connection.execute(
+                meta_documents.update()
+                .where(*key)
+                .values(body=rule.document, revision=revision)
+            )
+        connection.execute(
+            meta_history.insert().values(
+                revision=revision,
+                kind=RULE,
+                name=name,
+                before=None if old is None else {"document": old.document},
+                after=None if rule is None else {"document": rule.document},
+            )
+        )
+
+
+def refill_computed(
+    connection: sa.Connection, catalog: Catalog, change: RuleChange
+) -> None:
+    """Give stored records the values of the formulas and roll-ups a change adds.
+
+    :param catalog: the catalog as the change leaves it.
+    """
+    by_entity: dict[str, list[Rule]] = {}
+    for name, stored in change.after.items():
+        rule = catalog.rules.compiled.get(name) if stored is not None else None
+        if isinstance(rule, (FormulaRule, RollupRule)) and rule.active:
+            by_entity.setdefault(rule.entity, []).append(rule)
+    if not by_entity:
+        return
+    service = RecordService(connection, catalog, SYSTEM_ACTOR, bypass_automation=True)
+    cascade = Cascade(service)
+    for entity, rules in by_entity.items():
+        cascade.refill(catalog.entity(entity), rules)
+
+
+def rules_using_entity(catalog: Catalog, name: str) -> list[Problem]:
+    """Problems for removing entity ``name`` while rules use it."""
+    after = {key: value for key, value in catalog.entities.items() if key != name}
+    return fields_in_use(catalog.rules, catalog.entities, after)

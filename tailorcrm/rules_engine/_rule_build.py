@@ -1,0 +1,510 @@
+"""Building a compiled rule from its document, checking it on the way.
+
+Every problem found carries the JSON path of the part of the document at fault,
+down into its conditions (``condition.and[1].>[0]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._checks import ConditionAnalysis, ConditionProblem, analyze_condition
+from ._compiler import compile_condition
+from ._errors import ConditionError
+from ._kinds import (
+    ACTION_KEYS,
+    COMMON_KEYS,
+    FIELD_STATES,
+    ROLLUP_OF,
+    TYPE_KEYS,
+    Action,
+    AutomationRule,
+    DefaultRule,
+    EntityShape,
+    Expression,
+    FieldStateRule,
+    FormulaRule,
+    RollupRule,
+    Rule,
+    ValidationRule,
+    fills,
+)
+
+
+def compile_rule(
+    document: Mapping[str, Any], shapes: Mapping[str, EntityShape]
+) -> tuple[Rule | None, list[ConditionProblem]]:
+    """Check one rule document against the entities and compile it.
+
+    The document must already have passed the rule JSON Schema. Every problem
+    carries the JSON path of the part at fault, conditions included
+    (``condition.and[1].>[0]``).
+
+    :returns: the compiled rule, or ``None`` with every problem found.
+    """
+    builder = _Builder(document, shapes)
+    rule = builder.build()
+    if builder.problems:
+        return None, builder.problems
+    return rule, []
+
+
+class _Builder:
+    def __init__(
+        self, document: Mapping[str, Any], shapes: Mapping[str, EntityShape]
+    ) -> None:
+        self.document = document
+        self.shapes = shapes
+        self.problems: list[ConditionProblem] = []
+        self.type = str(document.get("type"))
+
+    def report(self, path: str, code: str, message: str) -> None:
+        self.problems.append(ConditionProblem(path, code, message))
+
+    def build(self) -> Rule | None:
+        document = self.document
+        for key in document:
+            if key not in COMMON_KEYS and key not in TYPE_KEYS.get(self.type, ()):
+                message = f"A {self.type} rule takes no {key!r}."
+                self.report(str(key), "not_applicable", message)
+        shape = self.shapes.get(str(document.get("entity")))
+        if shape is None:
+            message = f"There is no entity named {document.get('entity')!r}."
+            self.report("entity", "unknown_entity", message)
+            return None
+        common = {
+            "name": str(document["name"]),
+            "entity": shape.name,
+            "type": self.type,
+            "order": int(document.get("order", 0)),
+            "active": bool(document.get("active", True)),
+            "document": document,
+        }
+        build = getattr(self, f"_{self.type}")
+        rule: Rule | None = build(shape, common)
+        return rule
+
+    # -- the parts ---------------------------------------------------------------
+
+    def expression(
+        self,
+        path: str,
+        source: Any,
+        shape: EntityShape,
+        *,
+        allow_prior: bool,
+        fill: tuple[str, str] | None = None,
+        formula: bool = False,
+    ) -> Expression | None:
+        """Check and compile one expression; ``fill`` is (field, type) it fills."""
+        analysis = analyze_condition(
+            source,
+            fields=shape.fields,
+            relations=shape.relations(self.shapes),
+            allow_prior=allow_prior,
+        )
+        for problem in analysis.problems:
+            where = f"{path}.{problem.path}" if problem.path else path
+            self.report(where, problem.code, problem.message)
+        if fill is not None:
+            self.check_fill(path, analysis, fill, formula=formula)
+        if analysis.problems:
+            return None
+        try:
+            compiled = compile_condition(source)
+        except ConditionError as error:
+            where = f"{path}.{error.path}" if error.path else path
+            self.report(where, error.code, error.message)
+            return None
+        return Expression(source, compiled, analysis.reads, analysis.dynamic)
+
+    def check_fill(
+        self,
+        path: str,
+        analysis: ConditionAnalysis,
+        fill: tuple[str, str],
+        *,
+        formula: bool,
+    ) -> None:
+        field, field_type = fill
+        if analysis.problems or fills(field_type, analysis.kind, formula=formula):
+            return
+        message = (
+            f"The expression gives {_KIND_WORDS.get(analysis.kind, analysis.kind)}, "
+            f"which the {field_type} field {field!r} cannot hold."
+        )
+        self.report(path, "wrong_type", message)
+
+    def target_field(
+        self,
+        path: str,
+        shape: EntityShape,
+        field: Any,
+        *,
+        computed: bool = False,
+        writable: bool = True,
+    ) -> str | None:
+        """A field the rule fills: it must exist and hold what rules can give."""
+        if not isinstance(field, str) or field not in shape.fields:
+            message = f"{shape.name} has no field {field!r}."
+            self.report(path, "unknown_field", message)
+            return None
+        field_type = shape.fields[field]
+        if writable and field not in shape.writable:
+            message = f"The field {field!r} is set by the system; rules cannot set it."
+            self.report(path, "read_only", message)
+            return None
+        if computed and field_type in ("lookup", "autonumber"):
+            message = f"A formula cannot fill the {field_type} field {field!r}."
+            self.report(path, "wrong_type", message)
+            return None
+        if (computed or self.type == "default") and field in shape.defaults:
+            message = (
+                f"The field {field!r} has a default in its entity document; remove "
+                "that default or this rule."
+            )
+            self.report(path, "has_default", message)
+            return None
+        return field
+
+    # -- one builder per rule type -------------------------------------------------
+
+    def _validation(self, shape: EntityShape, common: dict[str, Any]) -> Rule | None:
+        field = self.document.get("field")
+        if field is not None and field not in shape.fields:
+            self.report(
+                "field", "unknown_field", f"{shape.name} has no field {field!r}."
+            )
+        condition = self.expression(
+            "condition", self.document["condition"], shape, allow_prior=True
+        )
+        if condition is None or self.problems:
+            return None
+        return ValidationRule(
+            **common,
+            condition=condition,
+            message=str(self.document["message"]),
+            field=field,
+        )
+
+    def _default(self, shape: EntityShape, common: dict[str, Any]) -> Rule | None:
+        field = self.target_field("field", shape, self.document["field"])
+        if field is None:
+            return None
+        expression = self.expression(
+            "expression",
+            self.document["expression"],
+            shape,
+            allow_prior=False,
+            fill=(field, shape.fields[field]),
+        )
+        if expression is None:
+            return None
+        return DefaultRule(**common, field=field, expression=expression)
+
+    def _formula(self, shape: EntityShape, common: dict[str, Any]) -> Rule | None:
+        field = self.target_field("field", shape, self.document["field"], computed=True)
+        if field is None:
+            return None
+        expression = self.expression(
+            "expression",
+            self.document["expression"],
+            shape,
+            allow_prior=False,
+            fill=(field, shape.fields[field]),
+            formula=True,
+        )
+        if expression is None:
+            return None
+        if expression.dynamic:
+            message = (
+                "A formula must name the fields it reads; a name computed while it "
+                "runs (or the whole record) cannot be followed when inputs change."
+            )
+            self.report("expression", "dynamic_field", message)
+            return None
+        return FormulaRule(**common, field=field, expression=expression)
+
+    def _rollup(self, shape: EntityShape, common: dict[str, Any]) -> Rule | None:
+        document = self.document
+        field = self.target_field("field", shape, document["field"], computed=True)
+        relation = document["relation"]
+        child = self.shapes.get(relation["entity"])
+        if child is None:
+            message = f"There is no entity named {relation['entity']!r}."
+            self.report("relation.entity", "unknown_entity", message)
+            return None
+        lookup = relation["lookup"]
+        if child.targets.get(lookup) != shape.name:
+            message = (
+                f"{child.name} has no lookup field {lookup!r} that points at "
+                f"{shape.name}."
+            )
+            self.report("relation.lookup", "unknown_relation", message)
+        function = document["function"]
+        of = self.rollup_of(child, function, document.get("of"))
+        condition = None
+        if document.get("condition") is not None:
+            condition = self.expression(
+                "condition", document["condition"], child, allow_prior=False
+            )
+            if condition is not None and condition.dynamic:
+                message = "A roll-up condition must name the fields it reads."
+                self.report("condition", "dynamic_field", message)
+            if condition is not None and any("." in name for name in condition.reads):
+                message = (
+                    f"A roll-up condition reads the fields of {child.name} itself, "
+                    "not those of records it looks up to."
+                )
+                self.report("condition", "unknown_relation", message)
+        if field is not None:
+            self.rollup_target(shape, field, function, child, of)
+        if self.problems or field is None:
+            return None
+        return RollupRule(
+            **common,
+            field=field,
+            child=child.name,
+            lookup=lookup,
+            function=function,
+            of=of,
+            condition=condition,
+        )
+
+    def rollup_of(self, child: EntityShape, function: str, of: Any) -> str | None:
+        if function == "count":
+            if of is not None:
+                self.report(
+                    "of", "not_applicable", "count counts records; it takes no 'of'."
+                )
+            return None
+        if not isinstance(of, str):
+            self.report(
+                "of", "required", f"{function} needs 'of', a field of {child.name}."
+            )
+            return None
+        if of not in child.fields:
+            self.report("of", "unknown_field", f"{child.name} has no field {of!r}.")
+            return None
+        if child.fields[of] not in ROLLUP_OF[function]:
+            message = (
+                f"{function} cannot be taken of the {child.fields[of]} field {of!r}."
+            )
+            self.report("of", "wrong_type", message)
+            return None
+        return of
+
+    def rollup_target(
+        self,
+        shape: EntityShape,
+        field: str,
+        function: str,
+        child: EntityShape,
+        of: str | None,
+    ) -> None:
+        field_type = shape.fields[field]
+        if function == "count" or of is None:
+            allowed = ROLLUP_OF["sum"]
+        elif child.fields[of] in ("date", "datetime"):
+            allowed = frozenset({child.fields[of]})
+        else:
+            allowed = ROLLUP_OF["sum"]
+        if field_type not in allowed:
+            message = (
+                f"The {field_type} field {field!r} cannot hold the {function} of "
+                f"{child.name}" + (f".{of}" if of else "") + "."
+            )
+            self.report("field", "wrong_type", message)
+
+    def _field_state(self, shape: EntityShape, common: dict[str, Any]) -> Rule | None:
+        field = self.document["field"]
+        if field not in shape.fields or field not in shape.writable:
+            message = (
+                f"{shape.name} has no field {field!r} that records are written with."
+            )
+            self.report("field", "unknown_field", message)
+        states: dict[str, Expression | None] = {}
+        for key in FIELD_STATES:
+            if key in self.document:
+                states[key] = self.expression(
+                    key, self.document[key], shape, allow_prior=False
+                )
+        if not states:
+            message = "Give at least one of visible_if, required_if and readonly_if."
+            self.report("", "required", message)
+        if self.problems:
+            return None
+        return FieldStateRule(
+            **common,
+            field=field,
+            visible_if=states.get("visible_if"),
+            required_if=states.get("required_if"),
+            readonly_if=states.get("readonly_if"),
+        )
+
+    def _automation(self, shape: EntityShape, common: dict[str, Any]) -> Rule | None:
+        document = self.document
+        trigger = document["trigger"]
+        triggers = frozenset([trigger] if isinstance(trigger, str) else trigger)
+        updates = "update" in triggers
+        condition = None
+        if document.get("condition") is not None:
+            condition = self.expression(
+                "condition", document["condition"], shape, allow_prior=updates
+            )
+        branches = []
+        for key in ("actions", "else_actions"):
+            actions = document.get(key, [])
+            branches.append(
+                tuple(
+                    self.action(f"{key}[{index}]", action, shape, triggers)
+                    for index, action in enumerate(actions)
+                )
+            )
+        if not document.get("actions") and not document.get("else_actions"):
+            self.report("actions", "required", "Give at least one action.")
+        if self.problems:
+            return None
+        actions, else_actions = branches
+        return AutomationRule(
+            **common,
+            triggers=triggers,
+            condition=condition,
+            actions=tuple(a for a in actions if a is not None),
+            else_actions=tuple(a for a in else_actions if a is not None),
+        )
+
+    def action(
+        self,
+        path: str,
+        action: Mapping[str, Any],
+        shape: EntityShape,
+        triggers: frozenset[str],
+    ) -> Action | None:
+        kind = action["type"]
+        for key in action:
+            if key not in ACTION_KEYS[kind]:
+                self.report(
+                    f"{path}.{key}", "not_applicable", f"{kind} takes no {key!r}."
+                )
+        if "delete" in triggers and kind != "update_related":
+            message = (
+                f"{kind} needs the record, which a delete has removed; use "
+                "update_related, or trigger on create or update."
+            )
+            self.report(f"{path}.type", "not_applicable", message)
+            return None
+        allow_prior = "update" in triggers
+        if kind == "set_field":
+            return self.set_field(path, action, shape, allow_prior)
+        if kind == "create_record":
+            return self.create_record(path, action, shape, allow_prior)
+        return self.update_related(path, action, shape, allow_prior)
+
+    def set_field(
+        self, path: str, action: Mapping[str, Any], shape: EntityShape, prior: bool
+    ) -> Action | None:
+        has_value, has_expression = "value" in action, "expression" in action
+        if has_value == has_expression:
+            message = "set_field takes either 'value' or 'expression'."
+            self.report(path, "invalid_arguments", message)
+            return None
+        field = self.target_field(f"{path}.field", shape, action["field"])
+        if field is None:
+            return None
+        key = "value" if has_value else "expression"
+        # A value is taken as it is written; an expression is evaluated.
+        source = {"preserve": action["value"]} if has_value else action["expression"]
+        expression = self.expression(
+            f"{path}.{key}",
+            source,
+            shape,
+            allow_prior=prior,
+            fill=(field, shape.fields[field]),
+        )
+        if expression is None:
+            return None
+        return Action("set_field", ((field, expression),))
+
+    def create_record(
+        self, path: str, action: Mapping[str, Any], shape: EntityShape, prior: bool
+    ) -> Action | None:
+        target = self.shapes.get(action["entity"])
+        if target is None:
+            message = f"There is no entity named {action['entity']!r}."
+            self.report(f"{path}.entity", "unknown_entity", message)
+            return None
+        lookup = action.get("lookup")
+        pointing = [name for name, to in target.targets.items() if to == shape.name]
+        if lookup is None and len(pointing) == 1:
+            lookup = pointing[0]
+        if lookup not in pointing:
+            message = (
+                f"Name the lookup field of {target.name} that points at {shape.name}"
+                + (
+                    f": one of {', '.join(sorted(pointing))}."
+                    if pointing
+                    else "; it has none."
+                )
+            )
+            self.report(f"{path}.lookup", "unknown_relation", message)
+            return None
+        values = self.values(f"{path}.values", action["values"], shape, target, prior)
+        if values is None:
+            return None
+        return Action("create_record", values, entity=target.name, lookup=lookup)
+
+    def update_related(
+        self, path: str, action: Mapping[str, Any], shape: EntityShape, prior: bool
+    ) -> Action | None:
+        lookup = action["lookup"]
+        target = self.shapes.get(shape.targets.get(lookup, ""))
+        if target is None:
+            message = f"{shape.name} has no lookup field {lookup!r}."
+            self.report(f"{path}.lookup", "unknown_relation", message)
+            return None
+        values = self.values(f"{path}.values", action["values"], shape, target, prior)
+        if values is None:
+            return None
+        return Action("update_related", values, entity=target.name, lookup=lookup)
+
+    def values(
+        self,
+        path: str,
+        values: Mapping[str, Any],
+        source: EntityShape,
+        target: EntityShape,
+        prior: bool,
+    ) -> tuple[tuple[str, Expression], ...] | None:
+        """Expressions on the triggering record that fill fields of ``target``."""
+        compiled = []
+        before = len(self.problems)
+        for field, expression in values.items():
+            name = self.target_field(f"{path}.{field}", target, field)
+            if name is None:
+                continue
+            found = self.expression(
+                f"{path}.{field}",
+                expression,
+                source,
+                allow_prior=prior,
+                fill=(name, target.fields[name]),
+            )
+            if found is not None:
+                compiled.append((name, found))
+        if len(self.problems) > before:
+            return None
+        return tuple(compiled)
+
+
+_KIND_WORDS = {
+    "text": "text",
+    "number": "a number",
+    "boolean": "a boolean",
+    "date": "a date",
+    "datetime": "a datetime",
+    "list": "a list",
+    "record": "a related record",
+    "object": "an object",
+}

@@ -1,0 +1,154 @@
+"""Entities and helpers shared by the rule tests (invented names throughout)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import Api
+
+
+def _picklist(name: str, label: str, *values: str, **extra: Any) -> dict[str, Any]:
+    options = [{"value": value, "label": value.title()} for value in values]
+    return {
+        "name": name,
+        "type": "picklist",
+        "label": label,
+        "options": options,
+        **extra,
+    }
+
+
+ACCOUNT = {
+    "name": "account",
+    "label": "Account",
+    "display_field": "name",
+    "fields": [
+        {"name": "name", "type": "text", "label": "Name", "required": True},
+        _picklist("industry", "Industry", "retail", "energy", "finance"),
+        {"name": "won_total", "type": "currency", "label": "Won total"},
+        {"name": "won_count", "type": "integer", "label": "Won deals"},
+        {"name": "last_close", "type": "date", "label": "Last close"},
+        _picklist("tier", "Tier", "standard", "gold"),
+        {"name": "notes", "type": "textarea", "label": "Notes"},
+        {
+            "name": "parent",
+            "type": "lookup",
+            "target": "account",
+            "label": "Parent",
+            "on_delete": "set_null",
+        },
+    ],
+}
+
+OPPORTUNITY = {
+    "name": "opportunity",
+    "label": "Opportunity",
+    "display_field": "title",
+    "fields": [
+        {"name": "title", "type": "text", "label": "Title", "required": True},
+        {"name": "account", "type": "lookup", "target": "account", "label": "Account"},
+        _picklist(
+            "stage",
+            "Stage",
+            "prospecting",
+            "negotiation",
+            "won",
+            "lost",
+            default="prospecting",
+        ),
+        {"name": "amount", "type": "currency", "label": "Amount"},
+        {"name": "quantity", "type": "integer", "label": "Quantity"},
+        {"name": "unit_price", "type": "currency", "label": "Unit price"},
+        {"name": "total", "type": "currency", "label": "Total"},
+        {"name": "loss_reason", "type": "textarea", "label": "Loss reason"},
+        {"name": "industry", "type": "text", "label": "Account industry"},
+        {"name": "close_date", "type": "date", "label": "Close date"},
+        {"name": "next_step", "type": "text", "label": "Next step"},
+        {"name": "touches", "type": "integer", "label": "Touches"},
+        {"name": "erp_code", "type": "text", "label": "ERP code", "external_id": True},
+    ],
+}
+
+TASK = {
+    "name": "task",
+    "label": "Task",
+    "display_field": "subject",
+    "fields": [
+        {"name": "subject", "type": "text", "label": "Subject", "required": True},
+        {
+            "name": "opportunity",
+            "type": "lookup",
+            "target": "opportunity",
+            "label": "Opportunity",
+            "on_delete": "set_null",
+        },
+        {"name": "done", "type": "boolean", "label": "Done"},
+        {"name": "about", "type": "text", "label": "About"},
+    ],
+}
+
+LOSS_REASON_REQUIRED = {
+    "kind": "rule",
+    "name": "loss_reason_required",
+    "entity": "opportunity",
+    "type": "validation",
+    "label": "Loss reason is required when the stage is lost",
+    "condition": {
+        "and": [
+            {"==": [{"var": "stage"}, "lost"]},
+            {"is_blank": {"var": "loss_reason"}},
+        ]
+    },
+    "message": "Say why the opportunity was lost.",
+    "field": "loss_reason",
+}
+
+WON_TOTAL = {
+    "kind": "rule",
+    "name": "won_total",
+    "entity": "account",
+    "type": "rollup",
+    "label": "Total of won opportunities",
+    "field": "won_total",
+    "relation": {"entity": "opportunity", "lookup": "account"},
+    "function": "sum",
+    "of": "amount",
+    "condition": {"==": [{"var": "stage"}, "won"]},
+}
+
+OPPORTUNITY_INDUSTRY = {
+    "kind": "rule",
+    "name": "opportunity_industry",
+    "entity": "opportunity",
+    "type": "formula",
+    "label": "Industry of the account",
+    "field": "industry",
+    "expression": {"var": "account.industry"},
+}
+
+
+def rule(name: str, entity: str, kind: str, **parts: Any) -> dict[str, Any]:
+    """A rule document with a label made up from its name."""
+    return {
+        "kind": "rule",
+        "name": name,
+        "entity": entity,
+        "type": kind,
+        "label": name.replace("_", " ").capitalize(),
+        **parts,
+    }
+
+
+def define(api: Api, *documents: dict[str, Any]) -> None:
+    """Create or change entity and rule documents; each must be accepted."""
+    for document in documents:
+        if document.get("kind") == "rule":
+            response = api.put(f"/meta/rules/{document['name']}", json=document)
+        else:
+            response = api.put(f"/meta/entities/{document['name']}", json=document)
+        assert response.status_code in (200, 201), response.json
+
+
+def problems(response: Any) -> list[tuple[str | None, str]]:
+    """The ``(field, code)`` pairs of a problem document."""
+    return [(error["field"], error["code"]) for error in response.json["errors"]]

@@ -1,0 +1,504 @@
+"""Rule documents: stored, versioned and checked like every metadata document."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+
+from tailorcrm.platform import Platform
+from tailorcrm.platform.auth import create_token, create_user
+from tailorcrm.platform.cli import main
+from tests.conftest import Api
+from tests.rules_support import (
+    ACCOUNT,
+    LOSS_REASON_REQUIRED,
+    OPPORTUNITY,
+    OPPORTUNITY_INDUSTRY,
+    TASK,
+    WON_TOTAL,
+    define,
+    problems,
+    rule,
+)
+
+
+@pytest.fixture
+def sales(api: Api) -> Api:
+    define(api, ACCOUNT, OPPORTUNITY, TASK)
+    return api
+
+
+def test_a_rule_is_created_read_listed_and_deleted(sales: Api) -> None:
+    created = sales.put("/meta/rules/loss_reason_required", json=LOSS_REASON_REQUIRED)
+    again = sales.put("/meta/rules/loss_reason_required", json=LOSS_REASON_REQUIRED)
+    read = sales.get("/meta/rules/loss_reason_required")
+    listed = sales.get("/meta/rules?entity=opportunity")
+    none = sales.get("/meta/rules?entity=account")
+    deleted = sales.delete("/meta/rules/loss_reason_required")
+    gone = sales.get("/meta/rules/loss_reason_required")
+
+    assert created.status_code == 201, created.json
+    assert created.json["steps"] == ["add_rule opportunity.loss_reason_required"]
+    assert again.status_code == 200
+    assert again.json["applied"] is False
+    assert read.json == LOSS_REASON_REQUIRED
+    assert read.headers["ETag"] == f'"{created.json["revision"]}"'
+    assert listed.json["data"] == [LOSS_REASON_REQUIRED]
+    assert none.json["data"] == []
+    assert deleted.status_code == 200
+    assert deleted.json["steps"] == ["remove_rule opportunity.loss_reason_required"]
+    assert gone.status_code == 404
+
+
+def test_a_rule_has_a_history_with_revisions(sales: Api) -> None:
+    changed = {**LOSS_REASON_REQUIRED, "message": "Tell us why."}
+    define(sales, LOSS_REASON_REQUIRED, changed)
+    sales.delete("/meta/rules/loss_reason_required")
+
+    history = sales.get("/meta/rules/loss_reason_required/history").json["data"]
+
+    assert [entry["after"] for entry in history] == [
+        None,
+        {"document": changed},
+        {"document": LOSS_REASON_REQUIRED},
+    ]
+    assert history[0]["before"] == {"document": changed}
+    revisions = [entry["revision"] for entry in history]
+    assert revisions == sorted(revisions, reverse=True)
+
+
+def test_a_stale_if_match_is_refused(sales: Api) -> None:
+    define(sales, LOSS_REASON_REQUIRED)
+    etag = sales.get("/meta/rules/loss_reason_required").headers["ETag"]
+    define(sales, {**LOSS_REASON_REQUIRED, "message": "Changed meanwhile."})
+
+    stale = sales.put(
+        "/meta/rules/loss_reason_required",
+        json={**LOSS_REASON_REQUIRED, "order": 5},
+        headers={"If-Match": etag},
+    )
+    stale_delete = sales.delete(
+        "/meta/rules/loss_reason_required", headers={"If-Match": etag}
+    )
+
+    assert stale.status_code == 412
+    assert stale_delete.status_code == 412
+
+
+def test_only_admins_change_rules(app: Flask, platform: Platform, sales: Api) -> None:
+    with platform.engine.begin() as connection:
+        seller = create_user(connection, "seller", "seller-password")
+        token = create_token(connection, seller)
+    client = Api(app.test_client(), token)
+
+    refused = client.put("/meta/rules/loss_reason_required", json=LOSS_REASON_REQUIRED)
+    schema = client.get("/meta/schemas/rule")
+
+    assert refused.status_code == 403
+    assert schema.status_code == 200
+    assert schema.json["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema.json["additionalProperties"] is False
+
+
+def test_a_dry_run_checks_and_saves_nothing(sales: Api) -> None:
+    response = sales.put(
+        "/meta/rules/loss_reason_required?dry_run=1", json=LOSS_REASON_REQUIRED
+    )
+
+    assert response.status_code == 200
+    assert response.json["applied"] is False
+    assert sales.get("/meta/rules/loss_reason_required").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (
+            {**LOSS_REASON_REQUIRED, "colour": "red"},
+            [("loss_reason_required", "schema")],
+        ),
+        (
+            {**LOSS_REASON_REQUIRED, "expression": 1},
+            [("loss_reason_required.expression", "not_applicable")],
+        ),
+        (
+            {key: v for key, v in LOSS_REASON_REQUIRED.items() if key != "message"},
+            [("loss_reason_required", "schema")],
+        ),
+        (
+            {**LOSS_REASON_REQUIRED, "entity": "nothing"},
+            [("loss_reason_required.entity", "unknown_entity")],
+        ),
+        (
+            {
+                **LOSS_REASON_REQUIRED,
+                "condition": {
+                    "and": [
+                        {"==": [{"var": "stag"}, "lost"]},
+                        {"is_blank": {"var": "account.nme"}},
+                    ]
+                },
+            },
+            [
+                ("loss_reason_required.condition.and[0].==[0]", "unknown_field"),
+                ("loss_reason_required.condition.and[1].is_blank", "unknown_field"),
+            ],
+        ),
+        (
+            {**LOSS_REASON_REQUIRED, "condition": {"lower": {"var": "amount"}}},
+            [("loss_reason_required.condition.lower", "wrong_type")],
+        ),
+        (
+            {**LOSS_REASON_REQUIRED, "field": "reason"},
+            [("loss_reason_required.field", "unknown_field")],
+        ),
+    ],
+)
+def test_a_bad_rule_names_the_rule_and_the_path_of_each_problem(
+    sales: Api, document: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    response = sales.put("/meta/rules/loss_reason_required", json=document)
+
+    assert response.status_code == 422, response.json
+    assert problems(response) == expected
+
+
+def _nested(depth: int) -> Any:
+    condition: Any = {"var": "amount"}
+    for _ in range(depth):
+        condition = {"+": [condition, 1]}
+    return condition
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (
+            rule(
+                "deep", "opportunity", "formula", field="total", expression=_nested(40)
+            ),
+            ("deep.expression", "too_deep"),
+        ),
+        (
+            rule(
+                "large",
+                "opportunity",
+                "validation",
+                condition={"in": [{"var": "title"}, ["x" * 100] * 120]},
+                message="Too large.",
+            ),
+            ("large.condition", "too_large"),
+        ),
+        (
+            rule(
+                "on_create",
+                "opportunity",
+                "automation",
+                trigger="create",
+                condition={"changed": "stage"},
+                actions=[{"type": "set_field", "field": "next_step", "value": "Call"}],
+            ),
+            ("on_create.condition", "prior_not_available"),
+        ),
+        (
+            rule(
+                "prior_default",
+                "opportunity",
+                "default",
+                field="next_step",
+                expression={"prior": "next_step"},
+            ),
+            ("prior_default.expression", "prior_not_available"),
+        ),
+        (
+            rule(
+                "text_total",
+                "opportunity",
+                "formula",
+                field="total",
+                expression={"cat": ["a", {"var": "title"}]},
+            ),
+            ("text_total.expression", "wrong_type"),
+        ),
+        (
+            rule(
+                "no_field",
+                "opportunity",
+                "formula",
+                field="grand_total",
+                expression={"var": "amount"},
+            ),
+            ("no_field.field", "unknown_field"),
+        ),
+        (
+            rule(
+                "lookup_formula",
+                "opportunity",
+                "formula",
+                field="account",
+                expression=1,
+            ),
+            ("lookup_formula.field", "wrong_type"),
+        ),
+        (
+            rule(
+                "bad_value",
+                "opportunity",
+                "automation",
+                trigger="update",
+                actions=[{"type": "set_field", "field": "stage", "value": "closed"}],
+            ),
+            ("bad_value.actions[0].value", "invalid_value"),
+        ),
+        (
+            rule(
+                "sum_of_text",
+                "account",
+                "rollup",
+                field="won_total",
+                relation={"entity": "opportunity", "lookup": "account"},
+                function="sum",
+                of="title",
+            ),
+            ("sum_of_text.of", "wrong_type"),
+        ),
+        (
+            rule(
+                "wrong_lookup",
+                "account",
+                "rollup",
+                field="won_count",
+                relation={"entity": "task", "lookup": "opportunity"},
+                function="count",
+            ),
+            ("wrong_lookup.relation.lookup", "unknown_relation"),
+        ),
+        (
+            rule(
+                "owner_formula",
+                "opportunity",
+                "formula",
+                field="owner_id",
+                expression=1,
+            ),
+            ("owner_formula.field", "read_only"),
+        ),
+        (
+            rule(
+                "owner_action",
+                "opportunity",
+                "automation",
+                trigger="create",
+                actions=[{"type": "set_field", "field": "owner_id", "value": 1}],
+            ),
+            ("owner_action.actions[0].field", "read_only"),
+        ),
+        (
+            rule(
+                "stage_default",
+                "opportunity",
+                "default",
+                field="stage",
+                expression="won",
+            ),
+            ("stage_default.field", "has_default"),
+        ),
+    ],
+)
+def test_static_checks_refuse_rules_that_cannot_work(
+    sales: Api, document: dict[str, Any], expected: tuple[str, str]
+) -> None:
+    response = sales.put(f"/meta/rules/{document['name']}", json=document)
+
+    assert response.status_code == 422, response.json
+    path, code = expected
+    assert any(
+        str(field).startswith(path) and found == code
+        for field, found in problems(response)
+    ), problems(response)
+
+
+def test_formulas_that_need_each_other_are_refused_across_lookups(sales: Api) -> None:
+    # account.won_total sums opportunity.total, which would read the account's total.
+    total = rule(
+        "total_from_account",
+        "opportunity",
+        "formula",
+        field="total",
+        expression={"*": [{"var": "account.won_total"}, 2]},
+    )
+    define(sales, total)
+
+    response = sales.put(
+        "/meta/rules/won_total", json={**WON_TOTAL, "of": "total", "condition": None}
+    )
+
+    assert response.status_code == 422
+    ((field, code),) = problems(response)
+    assert (field, code) == ("won_total.field", "dependency_cycle")
+    message = response.json["errors"][0]["message"]
+    assert "total_from_account" in message and "won_total" in message
+
+
+def test_a_field_is_computed_by_one_rule_and_written_by_none(sales: Api) -> None:
+    define(sales, OPPORTUNITY_INDUSTRY)
+    second = {**OPPORTUNITY_INDUSTRY, "name": "industry_again"}
+    writer = rule(
+        "set_industry",
+        "opportunity",
+        "automation",
+        trigger="update",
+        actions=[{"type": "set_field", "field": "industry", "value": "x"}],
+    )
+
+    twice = sales.put("/meta/rules/industry_again", json=second)
+    written = sales.put("/meta/rules/set_industry", json=writer)
+
+    assert problems(twice) == [("industry_again.field", "computed_twice")]
+    assert problems(written) == [("set_industry.actions[0].field", "computed")]
+
+
+def test_removing_or_renaming_a_used_field_is_refused_with_the_rules(
+    sales: Api,
+) -> None:
+    define(sales, LOSS_REASON_REQUIRED, OPPORTUNITY_INDUSTRY, WON_TOTAL)
+    document = sales.get("/meta/entities/opportunity").json
+    without = {
+        **document,
+        "fields": [f for f in document["fields"] if f["name"] != "loss_reason"],
+    }
+    renamed = {
+        **document,
+        "fields": [
+            {**f, "name": "deal_value"} if f["name"] == "amount" else f
+            for f in document["fields"]
+        ],
+    }
+    account = sales.get("/meta/entities/account").json
+    no_industry = {
+        **account,
+        "fields": [f for f in account["fields"] if f["name"] != "industry"],
+    }
+
+    removed = sales.put("/meta/entities/opportunity", json=without)
+    moved = sales.put("/meta/entities/opportunity", json=renamed)
+    related = sales.put("/meta/entities/account", json=no_industry)
+    entity = sales.delete("/meta/entities/opportunity")
+
+    assert removed.status_code == 409
+    assert problems(removed) == [("opportunity.loss_reason", "used_by_rules")]
+    assert "loss_reason_required" in removed.json["errors"][0]["message"]
+    assert problems(moved) == [("opportunity.amount", "used_by_rules")]
+    assert "won_total" in moved.json["errors"][0]["message"]
+    assert problems(related) == [("account.industry", "used_by_rules")]
+    assert "opportunity_industry" in related.json["errors"][0]["message"]
+    assert entity.status_code == 409
+    message = entity.json["errors"][0]["message"]
+    assert all(
+        name in message
+        for name in ("loss_reason_required", "opportunity_industry", "won_total")
+    )
+    assert sales.get("/meta/entities/opportunity").json == document
+
+
+def test_a_field_and_the_rule_using_it_can_go_in_one_change(
+    platform: Platform, sales: Api
+) -> None:
+    define(sales, LOSS_REASON_REQUIRED)
+    document = sales.get("/meta/entities/opportunity").json
+    without = {
+        **document,
+        "fields": [f for f in document["fields"] if f["name"] != "loss_reason"],
+    }
+    no_field = {
+        **LOSS_REASON_REQUIRED,
+        "condition": {"==": [{"var": "stage"}, "lost"]},
+        "field": "stage",
+    }
+
+    result = platform.store.apply(
+        [("opportunity.json", without), ("rule.json", no_field)], actor="test"
+    )
+
+    assert result.plan.describe() == [
+        "hide_field opportunity.loss_reason",
+        "change_rule opportunity.loss_reason_required",
+    ]
+    assert sales.get("/meta/rules/loss_reason_required").json == no_field
+
+
+def test_the_catalog_holds_compiled_rules_per_entity(
+    platform: Platform, sales: Api
+) -> None:
+    state = rule(
+        "loss_reason_state",
+        "opportunity",
+        "field_state",
+        field="loss_reason",
+        visible_if={"==": [{"var": "stage"}, "lost"]},
+        required_if={"==": [{"var": "stage"}, "lost"]},
+    )
+    define(sales, LOSS_REASON_REQUIRED, WON_TOTAL, OPPORTUNITY_INDUSTRY, state)
+
+    with platform.reading() as (_, catalog):
+        opportunity = catalog.rules.for_entity("opportunity")
+        account = catalog.rules.for_entity("account")
+        task = catalog.rules.for_entity("task")
+
+    assert [r.name for r in opportunity.validations] == ["loss_reason_required"]
+    assert opportunity.validations[0].condition({"stage": "lost"}) is True
+    assert set(opportunity.computed) == {"industry"}
+    assert opportunity.related_reads == {"account": frozenset({"industry"})}
+    assert [r.name for r in opportunity.rollups] == ["won_total"]
+    assert opportunity.field_states["loss_reason"].visible_if is not None
+    assert set(account.computed) == {"won_total"}
+    assert [(d.child, d.lookup, d.reads) for d in account.dependents] == [
+        ("opportunity", "account", frozenset({"industry"}))
+    ]
+    assert not task.on_records and not task.after_save
+
+
+def test_meta_apply_takes_rules_with_entities_and_export_writes_them(
+    database_url: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "pack"
+    source.mkdir()
+    for document in (ACCOUNT, OPPORTUNITY, LOSS_REASON_REQUIRED, WON_TOTAL):
+        name = document["name"] + (".rule" if "kind" in document else "")
+        (source / f"{name}.json").write_text(json.dumps(document))
+    runner = CliRunner(env={"TAILORCRM_DATABASE_URL": database_url})
+
+    applied = runner.invoke(main, ["meta", "apply", str(source)])
+    exported = runner.invoke(main, ["meta", "export", str(tmp_path / "out")])
+
+    assert applied.exit_code == 0, applied.output
+    assert "add_rule opportunity.loss_reason_required" in applied.output
+    assert "add_rule account.won_total" in applied.output
+    assert applied.output.count("Revision") == 1
+    assert exported.exit_code == 0, exported.output
+    written = json.loads((tmp_path / "out" / "won_total.rule.json").read_text())
+    assert written == WON_TOTAL
+    again = runner.invoke(main, ["meta", "apply", str(tmp_path / "out")])
+    assert "Nothing to change." in again.output
+
+
+def test_meta_apply_reports_bad_rules_with_file_and_path(
+    database_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "account.json").write_text(json.dumps(ACCOUNT))
+    (tmp_path / "opportunity.json").write_text(json.dumps(OPPORTUNITY))
+    broken = {**WON_TOTAL, "of": "amont"}
+    (tmp_path / "won.json").write_text(json.dumps(broken))
+    runner = CliRunner(env={"TAILORCRM_DATABASE_URL": database_url})
+
+    result = runner.invoke(main, ["meta", "apply", str(tmp_path)])
+
+    assert result.exit_code == 1
+    assert "won.json: won_total.of: opportunity has no field 'amont'." in result.output
+    listed = runner.invoke(main, ["meta", "export", str(tmp_path / "out")])
+    assert "There are no entities to export." in listed.output

@@ -1,0 +1,884 @@
+"""Rule kinds on the write path: every save, from any path, runs the same rules.
+
+Every test runs on SQLite and on PostgreSQL (the ``database_url`` fixture behind
+``api``).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from flask import Flask
+
+from tailorcrm.errors import Forbidden
+from tailorcrm.platform import Platform, create_app
+from tailorcrm.platform.auth import create_token, create_user, find_user
+from tailorcrm.platform.cli import main
+from tailorcrm.platform.importer import ImportFailed, import_csv
+from tailorcrm.platform.records import SYSTEM_ACTOR, RecordService
+from tests.conftest import Api
+from tests.rules_support import (
+    ACCOUNT,
+    LOSS_REASON_REQUIRED,
+    OPPORTUNITY,
+    OPPORTUNITY_INDUSTRY,
+    TASK,
+    WON_TOTAL,
+    define,
+    problems,
+    rule,
+)
+
+
+@pytest.fixture
+def crm(api: Api) -> Api:
+    define(api, ACCOUNT, OPPORTUNITY, TASK)
+    return api
+
+
+def create(api: Api, entity: str, **values: Any) -> dict[str, Any]:
+    response = api.post(f"/{entity}", json=values)
+    assert response.status_code == 201, response.json
+    record: dict[str, Any] = response.json
+    return record
+
+
+def read(api: Api, entity: str, record_id: int) -> dict[str, Any]:
+    record: dict[str, Any] = api.get(f"/{entity}/{record_id}").json
+    return record
+
+
+def load_csv(platform: Platform, entity: str, text: str, **options: Any) -> Any:
+    options.setdefault("actor", SYSTEM_ACTOR)
+    return import_csv(platform, entity, io.BytesIO(text.encode()), **options)
+
+
+# -- validation rules: every path --------------------------------------------------
+
+
+def test_a_validation_rule_refuses_api_saves(crm: Api) -> None:
+    define(crm, LOSS_REASON_REQUIRED)
+    kept = create(crm, "opportunity", title="Depot", stage="negotiation")
+
+    created = crm.post("/opportunity", json={"title": "Pier", "stage": "lost"})
+    changed = crm.patch(f"/opportunity/{kept['id']}", json={"stage": "lost"})
+    explained = crm.patch(
+        f"/opportunity/{kept['id']}", json={"stage": "lost", "loss_reason": "Price"}
+    )
+
+    assert created.status_code == 422
+    assert created.json["errors"] == [
+        {
+            "field": "loss_reason",
+            "code": "rule",
+            "message": "Say why the opportunity was lost.",
+        }
+    ]
+    assert problems(changed) == [("loss_reason", "rule")]
+    assert explained.status_code == 200
+    assert explained.json["stage"] == "lost"
+
+
+def test_a_validation_rule_fails_csv_rows_like_any_field_problem(
+    platform: Platform, crm: Api
+) -> None:
+    define(crm, LOSS_REASON_REQUIRED)
+    text = "title,stage,loss_reason\nKeel,lost,\nMast,lost,Timing\nHull,won,\n"
+
+    with pytest.raises(ImportFailed) as excinfo:
+        load_csv(platform, "opportunity", text)
+    skipped = load_csv(platform, "opportunity", text, skip_bad_rows=True)
+
+    assert [(e.row, e.field, e.code) for e in excinfo.value.report.errors] == [
+        (2, "loss_reason", "rule")
+    ]
+    assert excinfo.value.report.errors[0].message == "Say why the opportunity was lost."
+    assert (skipped.created, skipped.failed_rows) == (2, 1)
+    titles = [r["title"] for r in crm.get("/opportunity").json["data"]]
+    assert titles == ["Mast", "Hull"]
+
+
+def test_rules_do_not_judge_csv_cells_that_could_not_be_read(
+    platform: Platform, crm: Api
+) -> None:
+    priced = rule(
+        "priced",
+        "opportunity",
+        "validation",
+        condition={"is_blank": {"var": "amount"}},
+        message="Give the amount.",
+    )
+    define(crm, priced)
+
+    with pytest.raises(ImportFailed) as excinfo:
+        load_csv(
+            platform,
+            "opportunity",
+            "erp_code,title,amount\nE1,Kelp,lots\nE2,Reef,\n",
+            key="erp_code",
+        )
+
+    assert [(e.row, e.field) for e in excinfo.value.report.errors] == [
+        (2, "amount"),
+        (3, None),
+    ]
+    assert excinfo.value.report.errors[1].message == "Give the amount."
+
+
+def test_a_validation_rule_refuses_what_an_automation_saves(crm: Api) -> None:
+    give_up = rule(
+        "give_up",
+        "opportunity",
+        "automation",
+        trigger="update",
+        condition={"==": [{"var": "next_step"}, "give up"]},
+        actions=[{"type": "set_field", "field": "stage", "value": "lost"}],
+    )
+    define(crm, LOSS_REASON_REQUIRED, give_up)
+    record = create(crm, "opportunity", title="Anchor")
+
+    response = crm.patch(f"/opportunity/{record['id']}", json={"next_step": "give up"})
+
+    assert response.status_code == 422
+    assert problems(response) == [("loss_reason", "rule")]
+    assert "give_up" in response.json["detail"]
+    # The save that triggered the automation is undone with it.
+    assert read(crm, "opportunity", record["id"])["next_step"] is None
+
+
+# -- defaults, formulas and failures that give null ----------------------------------
+
+
+def test_a_default_rule_fills_a_field_only_when_it_is_not_given(
+    platform: Platform, crm: Api
+) -> None:
+    call = rule(
+        "first_step",
+        "opportunity",
+        "default",
+        field="next_step",
+        expression={"cat": ["Call about ", {"var": "title"}]},
+    )
+    define(crm, call)
+
+    defaulted = create(crm, "opportunity", title="Quay")
+    given = create(crm, "opportunity", title="Dock", next_step="Wait")
+    cleared = create(crm, "opportunity", title="Jetty", next_step=None)
+    load_csv(platform, "opportunity", "title,next_step\nSlip,\n")
+
+    assert defaulted["next_step"] == "Call about Quay"
+    assert given["next_step"] == "Wait"
+    assert cleared["next_step"] is None
+    imported = crm.get("/opportunity?title=Slip").json["data"][0]
+    assert imported["next_step"] == "Call about Slip"
+
+
+def test_a_formula_is_stored_recomputed_and_never_written_by_callers(
+    platform: Platform, crm: Api
+) -> None:
+    total = rule(
+        "line_total",
+        "opportunity",
+        "formula",
+        field="total",
+        expression={"*": [{"var": "quantity"}, {"var": "unit_price"}]},
+    )
+    define(crm, total)
+
+    record = create(crm, "opportunity", title="Crane", quantity=3, unit_price=19.99)
+    changed = crm.patch(f"/opportunity/{record['id']}", json={"quantity": 4})
+    written = crm.patch(f"/opportunity/{record['id']}", json={"total": 1})
+    posted = crm.post("/opportunity", json={"title": "Hoist", "total": 5})
+    report = load_csv(
+        platform, "opportunity", "title,quantity,unit_price,total\nWinch,2,5,99\n"
+    )
+
+    assert record["total"] == Decimal("59.97")
+    assert changed.json["total"] == Decimal("79.96")
+    assert written.status_code == 422
+    assert problems(written) == [("total", "computed")]
+    assert "line_total" in written.json["errors"][0]["message"]
+    assert problems(posted) == [("total", "computed")]
+    assert report.ignored_columns == ["total"]
+    assert crm.get("/opportunity?title=Winch").json["data"][0]["total"] == 10
+
+
+@pytest.mark.parametrize(
+    ("expression", "values"),
+    [
+        # A division by zero.
+        (
+            {"/": [{"var": "amount"}, {"var": "quantity"}]},
+            {"amount": 10, "quantity": 0},
+        ),
+        # A date that does not parse: next_step holds text.
+        (
+            {"date_diff": [{"if": [True, {"var": "next_step"}, None]}, "2026-01-01"]},
+            {"next_step": "someday"},
+        ),
+        # A missing relation.
+        ({"var": "account.won_count"}, {"account": None}),
+    ],
+)
+def test_failures_in_formulas_give_null_never_an_error(
+    crm: Api, expression: Any, values: dict[str, Any]
+) -> None:
+    define(
+        crm,
+        rule(
+            "touch_count",
+            "opportunity",
+            "formula",
+            field="touches",
+            expression=expression,
+        ),
+    )
+
+    response = crm.post("/opportunity", json={"title": "Buoy", **values})
+
+    assert response.status_code == 201, response.json
+    assert response.json["touches"] is None
+
+
+def test_failures_in_conditions_do_not_fire_a_validation_rule(crm: Api) -> None:
+    early = rule(
+        "not_in_the_past",
+        "opportunity",
+        "validation",
+        condition={
+            "or": [
+                {"<": [{"if": [True, {"var": "next_step"}, None]}, {"today": []}]},
+                {">": [{"/": [{"var": "amount"}, {"var": "quantity"}]}, 100]},
+                {"==": [{"var": "account.industry"}, "energy"]},
+            ]
+        },
+        message="Not allowed.",
+    )
+    define(crm, early)
+
+    response = crm.post(
+        "/opportunity",
+        json={"title": "Raft", "next_step": "soon", "amount": 5, "quantity": 0},
+    )
+
+    assert response.status_code == 201, response.json
+
+
+def test_a_formula_value_that_does_not_fit_its_field_is_a_rule_error(crm: Api) -> None:
+    define(
+        crm,
+        rule(
+            "stage_text",
+            "opportunity",
+            "formula",
+            field="industry",
+            expression={"cat": [{"var": "title"}, {"var": "title"}]},
+        ),
+    )
+
+    response = crm.post("/opportunity", json={"title": "x" * 200})
+
+    assert response.status_code == 422
+    assert problems(response) == [("industry", "rule_value")]
+    assert "stage_text" in response.json["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    "target", ["total", "touches", "close_date", "industry", "title"]
+)
+def test_any_value_a_formula_gives_is_stored_or_refused_never_a_500(
+    crm: Api, target: str
+) -> None:
+    # The formula's kind is unknown when it is saved, so only the save can tell.
+    copied = {"if": [True, {"var": "loss_reason"}, None]}
+    define(crm, rule("copy", "opportunity", "formula", field=target, expression=copied))
+    texts = ["abc", "2026-02-30", "2026-02-28", "12.345", "12.5", "", "won", "x" * 300]
+
+    statuses = {
+        text: crm.post(
+            "/opportunity", json={"title": "Tern", "loss_reason": text}
+        ).status_code
+        for text in texts
+    }
+
+    assert set(statuses.values()) <= {201, 422}, statuses
+    assert statuses[""] == (422 if target == "title" else 201)
+
+
+# -- formulas through lookups --------------------------------------------------------
+
+
+def test_a_formula_through_a_lookup_follows_the_parent(crm: Api) -> None:
+    define(crm, OPPORTUNITY_INDUSTRY)
+    shop = create(crm, "account", name="Corner Shop", industry="retail")
+    other = create(crm, "account", name="Grid Works", industry="energy")
+    first = create(crm, "opportunity", title="Shelves", account=shop["id"])
+    second = create(crm, "opportunity", title="Tills", account=shop["id"])
+    alone = create(crm, "opportunity", title="Cables")
+
+    crm.patch(f"/account/{shop['id']}", json={"industry": "finance"})
+    moved = crm.patch(f"/opportunity/{alone['id']}", json={"account": other["id"]})
+    crm.patch(f"/account/{shop['id']}", json={"name": "Corner Bank"})
+
+    assert first["industry"] == "retail"
+    assert read(crm, "opportunity", first["id"])["industry"] == "finance"
+    assert read(crm, "opportunity", second["id"])["industry"] == "finance"
+    assert read(crm, "opportunity", first["id"])["version"] == 2
+    assert alone["industry"] is None
+    assert moved.json["industry"] == "energy"
+
+
+def test_two_lookups_to_one_entity_each_read_their_fields(crm: Api) -> None:
+    transfer = {
+        "name": "transfer",
+        "label": "Transfer",
+        "fields": [
+            {"name": "source", "type": "lookup", "target": "account", "label": "From"},
+            {"name": "sink", "type": "lookup", "target": "account", "label": "To"},
+            {"name": "summary", "type": "text", "label": "Summary"},
+        ],
+    }
+    summary = rule(
+        "transfer_summary",
+        "transfer",
+        "formula",
+        field="summary",
+        expression={"cat": [{"var": "source.name"}, " to ", {"var": "sink.industry"}]},
+    )
+    define(crm, transfer, summary)
+    first = create(crm, "account", name="Tide Mill", industry="energy")
+    second = create(crm, "account", name="Salt Barn", industry="retail")
+
+    made = create(crm, "transfer", source=first["id"], sink=second["id"])
+    inside = create(crm, "transfer", source=first["id"], sink=first["id"])
+    crm.patch(f"/account/{second['id']}", json={"industry": "finance"})
+
+    assert made["summary"] == "Tide Mill to retail"
+    assert inside["summary"] == "Tide Mill to energy"
+    assert read(crm, "transfer", made["id"])["summary"] == "Tide Mill to finance"
+
+
+def test_clearing_a_lookup_on_delete_recomputes_the_formulas_reading_it(
+    crm: Api,
+) -> None:
+    define(
+        crm,
+        rule(
+            "about_title",
+            "task",
+            "formula",
+            field="about",
+            expression={"var": "opportunity.title"},
+        ),
+    )
+    deal = create(crm, "opportunity", title="Harbour lights")
+    task = create(crm, "task", subject="Send offer", opportunity=deal["id"])
+
+    crm.delete(f"/opportunity/{deal['id']}")
+
+    assert task["about"] == "Harbour lights"
+    after = read(crm, "task", task["id"])
+    assert (after["opportunity"], after["about"]) == (None, None)
+
+
+# -- roll-ups ------------------------------------------------------------------------
+
+WON_COUNT = rule(
+    "won_count",
+    "account",
+    "rollup",
+    field="won_count",
+    relation={"entity": "opportunity", "lookup": "account"},
+    function="count",
+    condition={"==": [{"var": "stage"}, "won"]},
+)
+LAST_CLOSE = rule(
+    "last_close",
+    "account",
+    "rollup",
+    field="last_close",
+    relation={"entity": "opportunity", "lookup": "account"},
+    function="max",
+    of="close_date",
+)
+
+
+def totals(api: Api, *accounts: dict[str, Any]) -> list[tuple[Any, Any, Any]]:
+    found = [read(api, "account", account["id"]) for account in accounts]
+    return [(a["won_total"], a["won_count"], a["last_close"]) for a in found]
+
+
+def test_a_rollup_is_right_after_create_update_delete_and_reparenting(
+    crm: Api,
+) -> None:
+    define(crm, WON_TOTAL, WON_COUNT, LAST_CLOSE)
+    north = create(crm, "account", name="North Yard")
+    south = create(crm, "account", name="South Yard")
+
+    won = create(
+        crm, "opportunity", title="A", account=north["id"], stage="won",
+        amount=0.1, close_date="2026-03-01",
+    )  # fmt: skip
+    open_deal = create(
+        crm, "opportunity", title="B", account=north["id"], amount=0.2,
+        close_date="2026-05-01",
+    )  # fmt: skip
+    after_create = totals(crm, north, south)
+    crm.patch(f"/opportunity/{open_deal['id']}", json={"stage": "won"})
+    after_update = totals(crm, north, south)
+    crm.patch(f"/opportunity/{won['id']}", json={"account": south["id"]})
+    after_move = totals(crm, north, south)
+    crm.delete(f"/opportunity/{open_deal['id']}")
+    after_delete = totals(crm, north, south)
+
+    assert after_create == [(Decimal("0.1"), 1, "2026-05-01"), (0, 0, None)]
+    assert after_update == [(Decimal("0.3"), 2, "2026-05-01"), (0, 0, None)]
+    assert after_move == [
+        (Decimal("0.2"), 1, "2026-05-01"),
+        (Decimal("0.1"), 1, "2026-03-01"),
+    ]
+    assert after_delete == [(0, 0, None), (Decimal("0.1"), 1, "2026-03-01")]
+
+
+def test_a_rollup_is_kept_by_a_bulk_import(platform: Platform, crm: Api) -> None:
+    define(crm, WON_TOTAL, WON_COUNT)
+    create(crm, "account", name="Mill")
+    create(crm, "account", name="Forge")
+    rows = ["title,account,stage,amount"]
+    rows += [
+        f"Deal {n},{'Mill' if n % 3 else 'Forge'},won,{n}.25" for n in range(1, 31)
+    ]
+    rows += ["Lost one,Mill,lost,1000"]
+
+    report = load_csv(platform, "opportunity", "\n".join(rows) + "\n")
+
+    assert report.created == 31
+    accounts = {a["name"]: a for a in crm.get("/account").json["data"]}
+    mill = [n for n in range(1, 31) if n % 3]
+    forge = [n for n in range(1, 31) if not n % 3]
+    assert accounts["Mill"]["won_total"] == sum(mill) + Decimal("0.25") * len(mill)
+    assert accounts["Mill"]["won_count"] == len(mill)
+    assert accounts["Forge"]["won_total"] == sum(forge) + Decimal("0.25") * len(forge)
+
+
+def test_an_import_with_rules_reads_related_records_per_batch_not_per_row(
+    platform: Platform, crm: Api
+) -> None:
+    define(crm, LOSS_REASON_REQUIRED, OPPORTUNITY_INDUSTRY, WON_TOTAL)
+    create(crm, "account", name="Mill", industry="retail")
+    create(crm, "account", name="Forge", industry="energy")
+
+    def reads(rows: int) -> int:
+        selects: list[str] = []
+
+        def seen(*args: Any) -> None:
+            if args[2].lstrip().upper().startswith("SELECT"):
+                selects.append(args[2])
+
+        lines = [f"D{n},{'Mill' if n % 2 else 'Forge'},won,{n}" for n in range(rows)]
+        text = "title,account,stage,amount\n" + "\n".join(lines) + "\n"
+        sa.event.listen(platform.engine, "before_cursor_execute", seen)
+        try:
+            load_csv(platform, "opportunity", text)
+        finally:
+            sa.event.remove(platform.engine, "before_cursor_execute", seen)
+        return len(selects)
+
+    assert reads(300) == reads(20)
+    industries = {
+        r["industry"] for r in crm.get("/opportunity?limit=1000").json["data"]
+    }
+    assert industries == {"retail", "energy"}
+
+
+def test_a_rollup_condition_without_sql_form_runs_in_python(crm: Api) -> None:
+    matched = {
+        **WON_COUNT,
+        "name": "pier_count",
+        "condition": {"matches": [{"var": "title"}, "^Pier"]},
+    }
+    define(crm, matched)
+    account = create(crm, "account", name="Coast")
+
+    for title in ("Pier 1", "Pier 2", "Beach"):
+        create(crm, "opportunity", title=title, account=account["id"])
+
+    assert read(crm, "account", account["id"])["won_count"] == 2
+
+
+def test_a_new_formula_or_rollup_fills_the_records_already_there(crm: Api) -> None:
+    account = create(crm, "account", name="Old Mill", industry="energy")
+    deals = [
+        create(crm, "opportunity", title=f"D{n}", account=account["id"],
+               stage="won", amount=n)
+        for n in (5, 7)
+    ]  # fmt: skip
+    create(crm, "opportunity", title="Open", account=account["id"], amount=100)
+
+    define(crm, WON_TOTAL, OPPORTUNITY_INDUSTRY)
+
+    assert read(crm, "account", account["id"])["won_total"] == 12
+    assert {read(crm, "opportunity", d["id"])["industry"] for d in deals} == {"energy"}
+    assert read(crm, "opportunity", deals[0]["id"])["version"] == 2
+
+
+# -- field state -------------------------------------------------------------------
+
+
+def test_field_state_requires_and_locks_fields_on_every_path(
+    platform: Platform, crm: Api
+) -> None:
+    state = rule(
+        "loss_reason_state",
+        "opportunity",
+        "field_state",
+        field="loss_reason",
+        visible_if={"in": [{"var": "stage"}, ["lost", "negotiation"]]},
+        required_if={"==": [{"var": "stage"}, "lost"]},
+    )
+    locked = rule(
+        "amount_locked",
+        "opportunity",
+        "field_state",
+        field="amount",
+        readonly_if={"==": [{"var": "stage"}, "won"]},
+    )
+    define(crm, state, locked)
+    deal = create(crm, "opportunity", title="Bollard", amount=10)
+
+    missing = crm.post("/opportunity", json={"title": "Cleat", "stage": "lost"})
+    born_won = crm.post(
+        "/opportunity", json={"title": "Cleat", "stage": "won", "amount": 3}
+    )
+    won_now = crm.patch(
+        f"/opportunity/{deal['id']}", json={"stage": "won", "amount": 12}
+    )
+    locked_now = crm.patch(f"/opportunity/{deal['id']}", json={"amount": 15})
+    reopened = crm.patch(
+        f"/opportunity/{deal['id']}", json={"stage": "negotiation", "amount": 15}
+    )
+    with pytest.raises(ImportFailed) as excinfo:
+        load_csv(platform, "opportunity", "title,stage\nWharf,lost\n")
+
+    assert problems(missing) == [("loss_reason", "required")]
+    assert born_won.status_code == 201
+    assert won_now.status_code == 200
+    assert problems(locked_now) == [("amount", "read_only")]
+    assert problems(reopened) == [("amount", "read_only")]
+    assert [(e.field, e.code) for e in excinfo.value.report.errors] == [
+        ("loss_reason", "required")
+    ]
+    with platform.reading() as (_, catalog):
+        states = catalog.rules.for_entity("opportunity").field_states
+        forms = catalog.rules.form_states("opportunity")
+    assert states["loss_reason"].visible_if is not None
+    assert states["loss_reason"].visible_if({"stage": "won"}) is False
+    assert forms == {
+        "loss_reason": {
+            "visible_if": state["visible_if"],
+            "required_if": state["required_if"],
+        },
+        "amount": {"readonly_if": locked["readonly_if"]},
+    }
+
+
+# -- automation --------------------------------------------------------------------
+
+
+def test_automations_create_and_update_related_records(crm: Api) -> None:
+    welcome = rule(
+        "welcome",
+        "opportunity",
+        "automation",
+        trigger="create",
+        condition={"==": [{"var": "stage"}, "won"]},
+        actions=[
+            {
+                "type": "create_record",
+                "entity": "task",
+                "values": {"subject": {"cat": ["Kick-off: ", {"var": "title"}]}},
+            },
+            {
+                "type": "update_related",
+                "lookup": "account",
+                "values": {"tier": "gold"},
+            },
+        ],
+        else_actions=[{"type": "set_field", "field": "touches", "value": 1}],
+    )
+    define(crm, welcome)
+    account = create(crm, "account", name="Lighthouse", tier="standard")
+
+    open_deal = create(crm, "opportunity", title="Wick", account=account["id"])
+    won = create(crm, "opportunity", title="Lamp", account=account["id"], stage="won")
+
+    assert (open_deal["touches"], open_deal["version"]) == (1, 2)
+    assert won["touches"] is None
+    tasks = crm.get("/task").json["data"]
+    assert [(t["subject"], t["opportunity"]) for t in tasks] == [
+        ("Kick-off: Lamp", won["id"])
+    ]
+    assert read(crm, "account", account["id"])["tier"] == "gold"
+
+
+def test_automations_that_trigger_each_other_stop_at_the_depth_limit(
+    crm: Api,
+) -> None:
+    ping = rule(
+        "ping",
+        "opportunity",
+        "automation",
+        trigger="update",
+        condition={"changed": "touches"},
+        actions=[{"type": "set_field", "field": "next_step",
+                  "expression": {"cat": [{"var": "next_step"}, "+"]}}],
+    )  # fmt: skip
+    pong = rule(
+        "pong",
+        "opportunity",
+        "automation",
+        trigger="update",
+        condition={"changed": "next_step"},
+        actions=[{"type": "set_field", "field": "touches",
+                  "expression": {"+": [{"var": "touches"}, 1]}}],
+    )  # fmt: skip
+    define(crm, ping, pong)
+    deal = create(crm, "opportunity", title="Echo", touches=0, next_step="go")
+
+    response = crm.patch(f"/opportunity/{deal['id']}", json={"touches": 1})
+
+    assert response.status_code == 422
+    assert problems(response) == [(None, "automation_loop")]
+    message = response.json["errors"][0]["message"]
+    assert "'ping'" not in message and "ping" in message and "pong" in message
+    assert "ping -> pong -> ping -> pong -> ping -> pong" in message
+    assert read(crm, "opportunity", deal["id"])["touches"] == 0
+
+
+def test_automations_run_in_order_inside_the_transaction(
+    platform: Platform, crm: Api
+) -> None:
+    second = rule(
+        "b_second", "opportunity", "automation", trigger="create", order=2,
+        actions=[{"type": "create_record", "entity": "task",
+                  "values": {"subject": "second"}}],
+    )  # fmt: skip
+    first = rule(
+        "z_first", "opportunity", "automation", trigger="create", order=1,
+        actions=[{"type": "create_record", "entity": "task",
+                  "values": {"subject": "first"}}],
+    )  # fmt: skip
+    failing = rule(
+        "a_failing", "opportunity", "automation", trigger="create", order=3,
+        condition={"==": [{"var": "title"}, "Doomed"]},
+        actions=[{"type": "create_record", "entity": "task",
+                  "values": {"subject": None}}],
+    )  # fmt: skip
+    define(crm, second, first, failing)
+
+    create(crm, "opportunity", title="Fine")
+    refused = crm.post("/opportunity", json={"title": "Doomed"})
+
+    assert [t["subject"] for t in crm.get("/task").json["data"]] == ["first", "second"]
+    assert refused.status_code == 422
+    assert problems(refused) == [("subject", "required")]
+    assert [r["title"] for r in crm.get("/opportunity").json["data"]] == ["Fine"]
+
+
+def test_a_delete_triggers_automations_on_related_records(crm: Api) -> None:
+    demote = rule(
+        "demote",
+        "opportunity",
+        "automation",
+        trigger="delete",
+        actions=[{"type": "update_related", "lookup": "account",
+                  "values": {"notes": {"cat": ["Lost deal ", {"var": "title"}]}}}],
+    )  # fmt: skip
+    define(crm, demote)
+    account = create(crm, "account", name="Pebble")
+    deal = create(crm, "opportunity", title="Sand", account=account["id"])
+
+    crm.delete(f"/opportunity/{deal['id']}")
+
+    assert read(crm, "account", account["id"])["notes"] == "Lost deal Sand"
+
+
+def test_an_import_fails_only_the_rows_whose_automation_fails(
+    platform: Platform, crm: Api
+) -> None:
+    follow_up = rule(
+        "follow_up", "opportunity", "automation", trigger="create",
+        actions=[{"type": "create_record", "entity": "task",
+                  "values": {"subject": {"var": "next_step"}}}],
+    )  # fmt: skip
+    define(crm, follow_up)
+    text = "title,next_step\nRope,Call\nChain,\nBuoy,Write\n"
+
+    report = load_csv(platform, "opportunity", text, skip_bad_rows=True)
+
+    assert (report.created, report.failed_rows) == (2, 1)
+    assert [(e.row, e.field, e.code) for e in report.errors] == [
+        (3, "subject", "required")
+    ]
+    assert sorted(t["subject"] for t in crm.get("/task").json["data"]) == [
+        "Call",
+        "Write",
+    ]
+
+
+# -- bypassing automation ------------------------------------------------------------
+
+TOUCH = rule(
+    "touch",
+    "opportunity",
+    "automation",
+    trigger=["create", "update"],
+    actions=[{"type": "create_record", "entity": "task", "values": {"subject": "x"}}],
+)
+
+
+def test_admins_may_bypass_automation_and_nobody_else(
+    app: Flask, platform: Platform, crm: Api
+) -> None:
+    define(crm, TOUCH, LOSS_REASON_REQUIRED)
+    with platform.engine.begin() as connection:
+        seller = create_user(connection, "seller", "seller-password")
+        seller_api = Api(app.test_client(), create_token(connection, seller))
+
+    bypassed = crm.post("/opportunity?bypass_automation=true", json={"title": "Oar"})
+    still_checked = crm.post(
+        "/opportunity?bypass_automation=true", json={"title": "Oar", "stage": "lost"}
+    )
+    refused = seller_api.post("/opportunity?bypass_automation=1", json={"title": "Oar"})
+    patched = seller_api.patch(
+        f"/opportunity/{bypassed.json['id']}?bypass_automation=1", json={"title": "x"}
+    )
+    deleted = seller_api.delete(
+        f"/opportunity/{bypassed.json['id']}?bypass_automation=1"
+    )
+    normal = seller_api.post("/opportunity", json={"title": "Sail"})
+
+    assert bypassed.status_code == 201
+    assert problems(still_checked) == [("loss_reason", "rule")]
+    assert (refused.status_code, patched.status_code, deleted.status_code) == (
+        403,
+        403,
+        403,
+    )
+    assert normal.status_code == 201
+    assert len(crm.get("/task").json["data"]) == 1
+
+
+def test_an_import_may_bypass_automation_for_admins_only(
+    platform: Platform, crm: Api
+) -> None:
+    define(crm, TOUCH)
+    with platform.engine.begin() as connection:
+        create_user(connection, "loader", "loader-password")
+        loader = find_user(connection, "loader").actor()
+
+    report = load_csv(
+        platform, "opportunity", "title\nKeel\nRudder\n", bypass_automation=True
+    )
+    with pytest.raises(Forbidden):
+        load_csv(
+            platform,
+            "opportunity",
+            "title\nMast\n",
+            actor=loader,
+            bypass_automation=True,
+        )
+
+    assert report.created == 2
+    assert crm.get("/task").json["data"] == []
+
+
+def test_the_import_command_bypasses_automation_for_admins_only(
+    platform: Platform, crm: Api, database_url: str, tmp_path: Path
+) -> None:
+    define(crm, TOUCH)
+    with platform.engine.begin() as connection:
+        create_user(connection, "loader", "loader-password")
+    file = tmp_path / "deals.csv"
+    file.write_text("title\nKeel\n")
+    runner = CliRunner(env={"TAILORCRM_DATABASE_URL": database_url})
+
+    admin = runner.invoke(
+        main, ["import", "opportunity", str(file), "--bypass-automation"]
+    )
+    loader = runner.invoke(
+        main,
+        ["import", "opportunity", str(file), "--bypass-automation", "--user", "loader"],
+    )
+
+    assert admin.exit_code == 0, admin.output
+    assert "1 rows read, 1 created" in admin.output
+    assert loader.exit_code == 1
+    assert "Only administrators may bypass automation." in loader.output
+    assert crm.get("/task").json["data"] == []
+
+
+def test_the_record_service_refuses_bypass_for_non_admins(platform: Platform) -> None:
+    with platform.transaction() as (connection, catalog):
+        seller = create_user(connection, "seller", "seller-password").actor()
+
+        with pytest.raises(Forbidden):
+            RecordService(connection, catalog, seller, bypass_automation=True)
+        assert RecordService(connection, catalog, SYSTEM_ACTOR, bypass_automation=True)
+
+
+def test_rollups_recomputed_by_the_database_match_a_fresh_sum(
+    platform: Platform, crm: Api
+) -> None:
+    define(crm, WON_TOTAL)
+    account = create(crm, "account", name="Tally")
+    amounts = ["0.10", "0.20", "0.70", "1234567.89", "0.01"]
+    for index, amount in enumerate(amounts):
+        create(crm, "opportunity", title=f"T{index}", account=account["id"],
+               stage="won", amount=Decimal(amount))  # fmt: skip
+
+    with platform.reading() as (connection, catalog):
+        table = catalog.entity("account").table
+        stored = connection.execute(
+            sa.select(table.c.won_total).where(table.c.id == account["id"])
+        ).scalar()
+
+    assert stored == sum(Decimal(amount) for amount in amounts)
+
+
+def test_concurrent_saves_add_up_in_a_rollup(
+    crm: Api, database_url: str, admin_token: str
+) -> None:
+    define(crm, WON_TOTAL, WON_COUNT)
+    account = create(crm, "account", name="Busy Quay")
+    apps = [create_app({"database_url": database_url}) for _ in range(4)]
+    statuses: list[int] = []
+
+    def sell(app: Flask, worker: int) -> None:
+        client = Api(app.test_client(), admin_token)
+        for number in range(5):
+            response = client.post(
+                "/opportunity",
+                json={"title": f"W{worker}-{number}", "account": account["id"],
+                      "stage": "won", "amount": worker + 1},
+            )  # fmt: skip
+            statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=sell, args=(a, i)) for i, a in enumerate(apps)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [201] * 20
+    stored = read(crm, "account", account["id"])
+    assert (stored["won_total"], stored["won_count"]) == (5 * (1 + 2 + 3 + 4), 20)
+    for app in apps:
+        app.extensions["tailorcrm"].engine.dispose()
