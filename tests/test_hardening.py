@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from tailorcrm.platform import Platform, create_app
+from tailorcrm.platform.config import Settings
 from tests.conftest import ACCOUNT, OPPORTUNITY, Api
 
 
@@ -764,3 +765,26 @@ def test_rename_and_reuse_the_old_name_in_one_change(crm: Api) -> None:
     assert response.status_code == 200, response.json
     record = crm.get("/opportunity/1").json
     assert (record["legacy_code"], record["erp_code"]) == ("E-1", None)
+
+
+def test_a_nul_character_in_a_query_parameter_is_a_clear_400(api: Api) -> None:
+    api.put("/meta/entities/account", json=ACCOUNT)
+
+    response = api.get("/account?name__contains=a%00b")
+
+    assert response.status_code == 400
+    assert "NUL" in response.get_json()["detail"]
+
+
+def test_metadata_text_cannot_hold_a_nul_character(api: Api) -> None:
+    document = {**ACCOUNT, "label": "Acc\x00ount"}
+
+    response = api.put("/meta/entities/account", json=document)
+
+    assert response.status_code == 422
+    assert response.get_json()["errors"][0]["field"] == "label"
+
+
+def test_production_refuses_a_short_secret_key() -> None:
+    with pytest.raises(RuntimeError, match="at least 32 characters"):
+        Settings.load({"production": True, "secret_key": "short"})

@@ -202,3 +202,31 @@ def test_an_entity_defined_a_minute_ago_gets_its_pages(
     assert "Harbour bridge" in detail
     assert "$1,200.50" in detail
     assert "Harbour bridge" in listed
+
+
+def test_a_nul_character_is_refused_at_the_door(app: Flask, platform: Platform) -> None:
+    _user(platform)
+    client = app.test_client()
+    token = _token(client.get("/login").get_data(as_text=True))
+
+    login = client.post(
+        "/login",
+        data={"username": "dana\x00vega", "password": PASSWORD, "csrf_token": token},
+    )
+    _sign_in(client, "dana.vega", PASSWORD)
+    search = client.get("/app/nothing?q=%00")
+
+    assert login.status_code == 400
+    assert "NUL character" in login.get_data(as_text=True)
+    assert search.status_code == 400
+
+
+def test_a_wrong_method_names_the_allowed_ones(app: Flask) -> None:
+    client = app.test_client()
+
+    page = client.put("/login")
+    api = client.put("/api/v1/meta/schemas/entity")
+
+    assert page.status_code == api.status_code == 405
+    assert set(page.headers["Allow"].split(", ")) >= {"GET", "POST"}
+    assert "GET" in api.headers["Allow"]

@@ -34,7 +34,7 @@ from ..rules_engine import (
     rule_uses,
 )
 from ._fields import FieldValueError, convert
-from ._validate import json_path
+from ._validate import json_path, text_problems
 
 if TYPE_CHECKING:
     from ._catalog import EntityDef
@@ -120,11 +120,14 @@ def check_rule_document(document: Any) -> list[Problem]:
         )
         for error in sorted(_validator().iter_errors(document), key=str)
     ]
-    try:
-        json.dumps(document, ensure_ascii=False).encode("utf-8")
-    except (UnicodeEncodeError, TypeError, ValueError):
-        message = "The document holds text that is not valid Unicode."
-        problems.append(Problem(rule_problem_path(name, ""), "invalid_text", message))
+    problems += [
+        Problem(
+            rule_problem_path(name, found.field or ""),
+            found.code,
+            found.message,
+        )
+        for found in text_problems(document)
+    ]
     return problems
 
 

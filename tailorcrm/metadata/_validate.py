@@ -56,6 +56,36 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(entity_schema())
 
 
+def text_problems(document: Any) -> list[Problem]:
+    """Return the texts of a document that no page or database could hold.
+
+    Text must be valid Unicode, and may not hold the NUL character: PostgreSQL
+    refuses it, and a label with one would reach every page.
+    """
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, TypeError, ValueError):
+        message = "The document holds text that is not valid Unicode."
+        return [Problem("$", "invalid_text", message)]
+    problems = []
+    pending: list[tuple[list[str | int], Any]] = [([], document)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, dict):
+            pending += [([*path, key], item) for key, item in value.items()]
+            texts = [([*path, key], key) for key in value]
+        elif isinstance(value, list):
+            pending += [([*path, index], item) for index, item in enumerate(value)]
+            texts = []
+        else:
+            texts = [(path, value)]
+        for where, text in texts:
+            if isinstance(text, str) and "\x00" in text:
+                message = "Text cannot hold the NUL character."
+                problems.append(Problem(json_path(where), "invalid_text", message))
+    return sorted(problems, key=lambda problem: problem.field or "")
+
+
 def json_path(parts: Iterable[str | int]) -> str:
     """Render ``["fields", 3, "name"]`` as ``fields[3].name``."""
     text = ""
@@ -107,11 +137,7 @@ def check_entity_document(
         Problem(json_path(error.absolute_path), "schema", error.message)
         for error in sorted(_validator().iter_errors(document), key=str)
     ]
-    try:
-        json.dumps(document, ensure_ascii=False).encode("utf-8")
-    except (UnicodeEncodeError, TypeError, ValueError):
-        message = "The document holds text that is not valid Unicode."
-        problems.append(Problem("$", "invalid_text", message))
+    problems += text_problems(document)
     if not isinstance(document, dict):
         return problems
     name = document.get("name")

@@ -83,9 +83,14 @@ def _tailor_error(error: TailorError) -> Response:
 def http_problem(error: HTTPException) -> Response:
     status = error.code or 500
     code = (error.name or "error").lower().replace(" ", "_")
-    return problem_response(
+    response = problem_response(
         status, error.name or "Error", error.description or "", code=code
     )
+    # Keep what the error says in its headers (Allow on a 405, Retry-After...).
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 @api.errorhandler(sa.exc.DataError)
@@ -126,6 +131,14 @@ def _unexpected(error: Exception) -> Response:
 
 
 # -- authentication ----------------------------------------------------------------
+
+
+@api.before_request
+def _refuse_nul() -> None:
+    # PostgreSQL cannot compare text holding NUL; no field may hold it anyway.
+    for key, value in request.args.items(multi=True):
+        if "\x00" in key or "\x00" in value:
+            raise BadRequest(f"{key.replace(chr(0), '')}: remove the NUL character.")
 
 
 @api.before_request

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DATABASE = "instance/tailorcrm.db"
+# Sessions are signed with the key: a short one could be guessed offline.
+MIN_SECRET_KEY = 32
 
 
 def default_database_url() -> str:
@@ -38,11 +40,13 @@ class Settings:
             "production": os.environ.get("TAILORCRM_ENV", "") == "production",
         }
         values.update(overrides or {})
+        if values["production"] and len(values["secret_key"]) < MIN_SECRET_KEY:
+            raise RuntimeError(
+                "TAILORCRM_SECRET_KEY must be set to a random value of at least "
+                f"{MIN_SECRET_KEY} characters when TAILORCRM_ENV=production, e.g. "
+                "the output of: python -c 'import secrets; print(secrets.token_hex())'."
+            )
         if not values["secret_key"]:
-            if values["production"]:
-                raise RuntimeError(
-                    "TAILORCRM_SECRET_KEY must be set when TAILORCRM_ENV=production."
-                )
             # Fine for the demo: sessions simply do not survive a restart.
             values["secret_key"] = secrets.token_hex(32)
         return cls(**values)

@@ -121,6 +121,17 @@ def error_page(error: HTTPException) -> Response:
             "page and try again."
         )
         return render("error.html", title="Form expired", status=400, message=message)
-    return render(
+    if status == 400 and error.description == "nul":
+        message = (
+            "What was sent holds a NUL character, which no field can take. Remove "
+            "it and try again."
+        )
+        return render("error.html", title="Not accepted", status=400, message=message)
+    response = render(
         "error.html", title=error.name, status=status, message=error.description or ""
     )
+    # Keep what the error says in its headers (Allow on a 405, Retry-After...).
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response

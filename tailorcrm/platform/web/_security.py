@@ -48,6 +48,20 @@ def check_csrf() -> None:
         abort(400, description="csrf")
 
 
+def refuse_nul() -> None:
+    """Refuse a request whose parameters hold the NUL character (400).
+
+    No field may hold it, and PostgreSQL cannot even compare text with it, so a
+    search or a filter with one would fail deep inside a query; it is refused at
+    the door instead, the same way on every database.
+    """
+    values = [*request.args.items(multi=True)]
+    if request.method not in _SAFE_METHODS:
+        values += [*request.form.items(multi=True)]
+    if any("\x00" in key or "\x00" in value for key, value in values):
+        abort(400, description="nul")
+
+
 def add_security_headers(response: Response) -> Response:
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
