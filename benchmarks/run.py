@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.run [a|b|c|d|e|all] [--quick] [--profile]
+    python -m benchmarks.run [a|b|c|d|e|f|all] [--quick] [--profile]
 
 ``--quick`` shrinks every size so that a run takes seconds; its figures only show
 that the benchmarks work. ``--profile`` runs our side of each chosen benchmark under
@@ -23,7 +23,7 @@ from types import ModuleType
 
 import sqlalchemy
 
-from . import add_field, create_record, csv_import, list_page, rules_eval
+from . import add_field, create_record, csv_import, list_page, rules_eval, rules_save
 from ._support import Result
 
 BENCHMARKS: dict[str, ModuleType] = {
@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "c": add_field,
     "d": list_page,
     "e": rules_eval,
+    "f": rules_save,
 }
 PROFILE_LINES = 30
 
@@ -79,7 +80,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=[*BENCHMARKS, "all"],
         help=(
             "a: create via the API, b: CSV import, c: add a field, d: list page, "
-            "e: rule evaluation (default: all)"
+            "e: rule evaluation, f: a save with 20 rules (default: all)"
         ),
     )
     parser.add_argument(

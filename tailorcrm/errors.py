@@ -81,6 +81,18 @@ class PreconditionFailed(TailorError):
     title = "Precondition failed"
 
 
+class TooManyRequests(TailorError):
+    """Too many attempts in a while (failed sign-ins); ``retry_after`` in seconds."""
+
+    status = 429
+    code = "too_many_requests"
+    title = "Too many requests"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class InvalidMetadata(TailorError):
     """A metadata document failed its JSON Schema or a semantic check."""
 

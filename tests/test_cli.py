@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 
-from tailorcrm.platform import create_app
-from tailorcrm.platform.cli import main
+from tailorcrm.platform import Platform, create_app
+from tailorcrm.platform.cli import load_documents, main
 from tests.conftest import ACCOUNT, OPPORTUNITY, SALES_PACK, Api
 
 
@@ -65,6 +65,65 @@ def test_init_demo_installs_the_sales_pack_and_data(
     assert api.get("/opportunity?count=1&limit=1").json["count"] == 120
     first = api.get("/account?sort=account_number&limit=1").json["data"][0]
     assert first["account_number"] == "ACC-000001"
+
+
+PACK_RULES = [
+    "close_date_default",
+    "loss_reason_required",
+    "loss_reason_visible",
+    "weighted_amount",
+    "won_probability",
+    "won_total",
+]
+
+
+def test_init_demo_installs_the_pack_rules_before_the_data_and_only_missing_ones(
+    run: CliRunner, database_url: str
+) -> None:
+    first = run.invoke(main, ["init", "--demo"])
+    token = first.output.split("API token: ")[1].split()[0]
+    api = Api(create_app({"database_url": database_url}).test_client(), token)
+    api.delete("/meta/rules/won_probability")
+
+    again = run.invoke(main, ["init", "--demo"])
+
+    assert first.exit_code == 0, first.output
+    assert f"Installed sales pack rules: {', '.join(PACK_RULES)}" in first.output
+    assert again.exit_code == 0, again.output
+    assert "Installed sales pack rules" not in again.output
+    names = [doc["name"] for doc in api.get("/meta/rules").json["data"]]
+    assert names == [name for name in PACK_RULES if name != "won_probability"]
+    # The demo data was saved under the rules: computed fields are filled.
+    unexplained = api.get("/opportunity?stage=lost&loss_reason__isnull=true&count=1")
+    assert unexplained.json["count"] == 0
+    deal = api.get("/opportunity?amount__gt=0&probability__gt=0&limit=1").json
+    assert deal["data"][0]["weighted_amount"] > 0
+    winners = api.get("/account?won_total__gt=0&count=1&limit=1").json
+    assert winners["count"] > 0
+
+
+def test_init_demo_leaves_out_pack_rules_that_do_not_fit(
+    run: CliRunner, platform: Platform
+) -> None:
+    # A database made before Opportunity had its weighted amount.
+    documents = [
+        (name, document)
+        for name, document in load_documents(SALES_PACK)
+        if "kind" not in document
+    ]
+    for _, document in documents:
+        if document["name"] == "opportunity":
+            document["fields"] = [
+                spec for spec in document["fields"] if spec["name"] != "weighted_amount"
+            ]
+    platform.store.apply(documents, actor="test")
+
+    result = run.invoke(main, ["init", "--demo"])
+
+    assert result.exit_code == 0, result.output
+    assert "Left out the sales pack rules weighted_amount" in result.output
+    installed = [name for name in PACK_RULES if name != "weighted_amount"]
+    assert f"Installed sales pack rules: {', '.join(installed)}" in result.output
 
 
 def write(path: Path, document: dict) -> Path:

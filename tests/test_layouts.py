@@ -275,6 +275,7 @@ def test_generated_layout_of_the_sample_opportunity(pack: Api) -> None:
         "product",
         "probability",
         "next_step",
+        "weighted_amount",
     ]
     assert response.json == {
         "kind": "layout",
@@ -808,3 +809,22 @@ def test_init_demo_keeps_generated_layouts_that_do_not_fit(
     assert "Installed sales pack layouts: activity, contact, opportunity" in (
         result.output
     )
+
+
+def test_a_required_field_the_layout_leaves_out_shows_in_other_fields(
+    laid_out: Api,
+) -> None:
+    document = laid_out.get("/meta/entities/opportunity").json
+    document["fields"] += [
+        {"name": "region", "type": "text", "label": "Region", "required": True},
+        {"name": "source", "type": "text", "label": "Source"},
+        {"name": "team", "type": "text", "label": "Team", "required": True,
+         "default": "inside"},
+    ]  # fmt: skip
+    laid_out.put("/meta/entities/opportunity", json=document)
+
+    layout = laid_out.get("/meta/layouts/opportunity?effective=1").json
+
+    last = layout["form"]["tabs"][-1]["sections"][-1]
+    assert last["label"] == "Other fields"
+    assert last["items"] == [{"field": "region"}]

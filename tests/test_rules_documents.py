@@ -481,7 +481,7 @@ def test_meta_apply_takes_rules_with_entities_and_export_writes_them(
     assert "add_rule account.won_total" in applied.output
     assert applied.output.count("Revision") == 1
     assert exported.exit_code == 0, exported.output
-    written = json.loads((tmp_path / "out" / "won_total.rule.json").read_text())
+    written = json.loads((tmp_path / "out" / "rules" / "won_total.json").read_text())
     assert written == WON_TOTAL
     again = runner.invoke(main, ["meta", "apply", str(tmp_path / "out")])
     assert "Nothing to change." in again.output

@@ -795,14 +795,15 @@ def test_the_public_surface() -> None:
             "MAX_DEPTH", "MAX_SIZE", "OPERATORS", "CompiledCondition", "ConditionError",
             "ConditionProblem", "EvaluationError", "RuleError", "SqlTranslationError",
             "check_condition", "compile_condition", "compile_sql", "evaluate",
-            "field_names", "is_blank", "rename_fields", "truthy",
+            "field_names", "is_blank", "reads_context", "rename_fields", "truthy",
             # Rule kinds.
             "ACTION_TYPES", "FIELD_STATES", "MAX_RULES_PER_ENTITY", "ROLLUP_FUNCTIONS",
             "RULE_TYPES", "TRIGGERS", "Action", "AutomationRule", "ConditionAnalysis",
             "DefaultRule", "Dependent", "EntityRules", "EntityShape", "Expression",
-            "FieldStateRule", "FormulaRule", "RollupRule", "Rule", "ValidationRule",
+            "FieldState", "FieldStateRule", "FormulaRule", "RollupRule", "Rule",
+            "ValidationRule",
             "analyze_condition", "build_rule_set", "check_rule_set", "compile_rule",
-            "rule_uses",
+            "expressions_of", "rule_uses",
         ]
     )  # fmt: skip
     assert callable(compile_condition({"var": "x"}))

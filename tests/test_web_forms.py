@@ -344,7 +344,7 @@ def test_a_lookup_name_typed_without_scripts_is_found_by_the_server(
     ("names", "typed", "message"),
     [
         ([], "Globex", "No Account is named “Globex”; check the spelling"),
-        (["Acme", "acme"], "ACME", "Several Accounts are named “ACME”"),
+        (["Acme", "acme"], "ACME", "More than one Account is named “ACME”"),
     ],
 )
 def test_a_lookup_name_that_finds_no_single_record_keeps_the_text(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,10 @@ def test_import_creates_the_records_and_removes_the_upload(
     assert "Imported 2 of 2 rows" in text_of(done.get_data(as_text=True))
     assert "deals.csv" in text_of(done.get_data(as_text=True))
     assert [title for title, _ in _titles(sales)] == ["Anvils for Acme", "Rockets"]
-    assert list((tmp_path / "uploads").iterdir()) == []
+    # Only an empty mark is left, for a second tab to learn the file was imported.
+    assert [
+        (path.suffix, path.stat().st_size) for path in (tmp_path / "uploads").iterdir()
+    ] == [(".imported", 0)]
     assert browser.get(address).status_code == 404
 
 
@@ -230,6 +234,90 @@ def test_a_key_updates_the_records_that_have_it(
     assert [title for title, _ in _titles(sales)] == ["Anvils for Acme", "Rockets"]
 
 
+def _second_tab(app: Flask, browser: Browser) -> Browser:
+    """Another tab of the same browser: the session as it is now, kept apart."""
+    name = app.config["SESSION_COOKIE_NAME"]
+    cookie = browser.client.get_cookie(name)
+    assert cookie is not None
+    client = app.test_client()
+    client.set_cookie(name, cookie.value)
+    tab = Browser(client, browser.platform)
+    tab.token = browser.token
+    return tab
+
+
+def test_an_upload_is_imported_once_however_often_it_is_sent(
+    app: Flask, browser: Browser, sales: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    address = _upload(browser, DEALS).headers["Location"]
+    browser.get(address)
+    tab = _second_tab(app, browser)
+    form = {"action": "import", **_mapping(**{"0": "title", "1": "amount"})}
+    started, go_on = threading.Event(), threading.Event()
+    importing = _import.import_csv
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        go_on.wait(30)
+        return importing(*args, **kwargs)
+
+    monkeypatch.setattr(_import, "import_csv", held)
+    answers: list[TestResponse] = []
+    first = threading.Thread(target=lambda: answers.append(browser.post(address, form)))
+
+    first.start()
+    assert started.wait(30)
+    during = tab.post(address, form)
+    go_on.set()
+    first.join(30)
+    after = tab.post(address, form)
+    shown = tab.get(address)
+
+    assert [answer.status_code for answer in answers] == [200]
+    assert "Imported 2 of 2 rows" in text_of(answers[0].get_data(as_text=True))
+    assert during.status_code == 409
+    assert "This file is being imported" in text_of(during.get_data(as_text=True))
+    assert after.status_code == 409
+    assert "Nothing was imported This file was already imported" in text_of(
+        after.get_data(as_text=True)
+    )
+    assert shown.status_code == 409
+    assert [title for title, _ in _titles(sales)] == ["Anvils for Acme", "Rockets"]
+
+
+def test_an_import_that_saves_nothing_gives_the_file_back(
+    browser: Browser, sales: Platform, tmp_path: Path
+) -> None:
+    address = _upload(browser, DEALS + "Broken,lots,,,\n").headers["Location"]
+    browser.get(address)
+    form = {"action": "import", **_mapping(**{"0": "title", "1": "amount"})}
+
+    refused = browser.post(address, form)
+    again = browser.post(address, {**form, "skip_bad_rows": "on"})
+
+    assert "Nothing was imported: 1 of 3 rows have problems" in text_of(
+        refused.get_data(as_text=True)
+    )
+    assert "Imported 2 of 3 rows" in text_of(again.get_data(as_text=True))
+    assert [path.suffix for path in (tmp_path / "uploads").iterdir()] == [".imported"]
+
+
+def test_the_mapping_form_is_sent_once_by_its_script(browser: Browser) -> None:
+    address = _upload(browser, DEALS).headers["Location"]
+
+    page = browser.get(address).get_data(as_text=True)
+
+    form = next(
+        e
+        for e in elements(page)
+        if e.tag == "form" and "data-import-mapping" in e.attrs
+    )
+    assert "data-submit-once" in form.attrs
+    assert any(
+        e.tag == "script" and e["src"].endswith("list.js") for e in elements(page)
+    )
+
+
 def test_uploads_need_the_csrf_token(browser: Browser, tmp_path: Path) -> None:
     response = _upload(browser, DEALS, csrf=False)
 
@@ -273,6 +361,25 @@ def test_files_that_cannot_be_imported_are_refused_at_upload(
     assert "more than once" in text_of(repeated.get_data(as_text=True))
     assert "Choose a CSV file to upload." in text_of(missing.get_data(as_text=True))
     assert list((tmp_path / "uploads").iterdir()) == []
+
+
+def test_a_file_with_more_columns_than_an_entity_has_fields_is_refused(
+    browser: Browser, tmp_path: Path
+) -> None:
+    wide = ",".join(f"c{number}" for number in range(50_000))
+    widest = ",".join(f"c{number}" for number in range(_import.MAX_COLUMNS))
+
+    refused = _upload(browser, f"{wide}\n{'x,' * 49_999}x\n")
+    leftover = list((tmp_path / "uploads").iterdir())
+    taken = _upload(browser, f"{widest}\n")
+
+    assert refused.status_code == 422
+    assert "The file has 50,000 columns; an import takes at most 500" in text_of(
+        refused.get_data(as_text=True)
+    )
+    assert len(refused.get_data()) < 100_000
+    assert leftover == []
+    assert taken.status_code == 303
 
 
 def test_discarding_an_upload_removes_it(browser: Browser, tmp_path: Path) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -16,9 +18,20 @@ from werkzeug.test import TestResponse
 from tailorcrm.platform import Platform
 from tailorcrm.platform.auth import create_user, find_user
 from tailorcrm.platform.exporting import export_columns
+from tailorcrm.platform.query import (
+    Page,
+    parse_list_args,
+    run_list,
+    run_list_before,
+)
 from tailorcrm.platform.records import SYSTEM_ACTOR
 from tailorcrm.platform.views import get_view, list_views, save_view
-from tailorcrm.platform.web._filters import condition_of, filters_of
+from tailorcrm.platform.web._filters import (
+    MAX_NESTING,
+    condition_of,
+    filters_of,
+    nesting,
+)
 
 from .web_helpers import PASSWORD, Browser, elements, sign_in, text_of, token_of
 
@@ -62,6 +75,21 @@ def _titles(response: TestResponse) -> list[str]:
 
 def _params(location: str) -> list[tuple[str, str]]:
     return parse_qsl(urlsplit(location).query, keep_blank_values=True)
+
+
+def _link(response: TestResponse, text: str) -> str | None:
+    """The address of the page's link that reads ``text``, if it has one."""
+    found = [
+        e["href"]
+        for e in elements(response.get_data(as_text=True))
+        if e.tag == "a" and e.text == text
+    ]
+    return found[0] if found else None
+
+
+def _chip_texts(response: TestResponse) -> list[str]:
+    page = response.get_data(as_text=True)
+    return [e.text.strip() for e in elements(page) if e.get("class") == "chip"]
 
 
 def _other(app: Flask, platform: Platform, name: str, *, admin: bool) -> Browser:
@@ -235,7 +263,7 @@ def test_blank_and_lookup_by_name_in_the_filter_form(
     assert _params(blank.headers["Location"]) == [("next_step__isnull", "true")]
     assert _params(by_name.headers["Location"]) == [("account__eq", str(acme))]
     assert unknown.status_code == 422
-    assert "No record of Account named “Nobody”" in text_of(
+    assert "No Account is named “Nobody”; check the spelling" in text_of(
         unknown.get_data(as_text=True)
     )
 
@@ -289,6 +317,101 @@ def test_a_filter_that_does_not_parse_is_shown_with_a_way_out(
     assert _titles(response) == []
 
 
+def test_filter_values_and_system_fields_read_as_the_record_pages_show_them(
+    browser: Browser, sales: Platform
+) -> None:
+    yes = browser.get("/app/contact?do_not_call__eq=yes")
+    no = browser.get("/app/contact?do_not_call__eq=0")
+    modified = browser.get("/app/contact?updated_at__gte=2025-01-01")
+    refused = browser.get("/app/contact?add_field=updated_at&add_op=gte&add_value=soon")
+
+    assert _chip_texts(yes) == ["Do not call is Yes"]
+    assert _chip_texts(no) == ["Do not call is No"]
+    assert _chip_texts(modified)[0].startswith("Last modified is on or after ")
+    assert refused.status_code == 422
+    assert "Last modified: Enter a date and time" in text_of(
+        refused.get_data(as_text=True)
+    )
+    assert "Updated" not in text_of(refused.get_data(as_text=True))
+
+
+DEEP_FILTERS = {
+    "lists": "[" * 5000 + "]" * 5000,
+    "negations": '{"!":' * 3000 + "true" + "}" * 3000,
+}
+
+
+@pytest.mark.parametrize("text", DEEP_FILTERS.values(), ids=DEEP_FILTERS.keys())
+def test_a_filter_nested_too_deeply_is_refused_and_the_page_still_works(
+    browser: Browser, sales: Platform, text: str
+) -> None:
+    _deals(sales, 2)
+
+    response = browser.get("/app/opportunity?sort=title&filter=" + quote(text))
+
+    page = response.get_data(as_text=True)
+    chips = [e for e in elements(page) if e.get("class") == "chip"]
+    remove = next(e for e in elements(page) if e.get("title") == "Remove this filter")
+    assert response.status_code == 400
+    assert (
+        "These filters cannot be applied: filter: the condition is nested too deeply."
+        in text_of(page)
+    )
+    assert [chip.text[:14] for chip in chips] == [f"Condition: {text[:3]}"]
+    assert _params(remove["href"]) == [("sort", "title")]
+    assert {"q", "add_field", "view-select", "view-label"} <= {
+        e.get("id") for e in elements(page)
+    }
+    assert _titles(browser.get(remove["href"])) == ["Deal 01", "Deal 02"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 1500 + "]" * 1500, '{"!":' * 1500 + "true" + "}" * 1500],
+    ids=["lists", "negations"],
+)
+def test_a_view_of_a_filter_nested_too_deeply_is_refused(
+    browser: Browser, sales: Platform, text: str
+) -> None:
+    saved = _save_view(browser, f"sort=title&filter={text}")
+
+    assert saved.status_code == 400
+    assert "Filters: the condition is nested too deeply." in text_of(
+        saved.get_data(as_text=True)
+    )
+    with sales.reading() as (connection, catalog):
+        admin = find_user(connection, "ada.admin")
+        assert list_views(connection, catalog, admin) == []
+
+
+def test_a_condition_within_the_nesting_limit_gets_the_rules_engine_answer(
+    browser: Browser, sales: Platform
+) -> None:
+    depth = MAX_NESTING // 2
+    text = '{"!":' * depth + "true" + "}" * depth
+
+    response = browser.get("/app/opportunity?filter=" + quote(text))
+
+    assert response.status_code == 400
+    assert "Conditions nest at most 32 deep." in text_of(
+        response.get_data(as_text=True)
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        ("true", 0),
+        ('[1, {"a": [2]}]', 3),
+        ('["[[[", "\\"{{"]', 1),
+        ('{"a": "]]] \\\\"}, [[', 2),
+        ("[[[", 3),
+    ],
+)
+def test_nesting_counts_the_brackets_outside_strings(text: str, depth: int) -> None:
+    assert nesting(text) == depth
+
+
 # -- pages -------------------------------------------------------------------------
 
 
@@ -310,6 +433,137 @@ def test_pages_show_the_range_and_total_and_follow_the_cursor(
     assert not any(e.get("rel") == "next" for e in elements(second_page))
     first_link = next(e for e in elements(second_page) if e.text == "First page")
     assert _params(first_link["href"]) == [("sort", "title")]
+
+
+def test_previous_and_last_pages_go_back_and_to_the_end(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 60)
+
+    first = browser.get("/app/opportunity?sort=title")
+    second = browser.get(_link(first, "Next page") or "")
+    third = browser.get(_link(second, "Next page") or "")
+    back = browser.get(_link(third, "Previous page") or "")
+    back_again = browser.get(_link(back, "Previous page") or "")
+    last = browser.get(_link(first, "Last page") or "")
+    before_last = browser.get(_link(last, "Previous page") or "")
+
+    def shown(response: TestResponse) -> tuple[str, str, str]:
+        """The page's status, and its first and last rows."""
+        titles = _titles(response)
+        found = re.search(r"\d+–\d+ of 60", text_of(response.get_data(as_text=True)))
+        return found.group() if found else "", titles[0], titles[-1]
+
+    assert shown(third) == ("51–60 of 60", "Deal 51", "Deal 60")
+    assert shown(back) == ("26–50 of 60", "Deal 26", "Deal 50")
+    assert shown(back_again) == ("1–25 of 60", "Deal 01", "Deal 25")
+    assert _link(back, "Previous page") == _link(back, "First page")
+    assert _link(back_again, "Previous page") is None
+    assert _link(back_again, "First page") is None
+    assert shown(last) == ("36–60 of 60", "Deal 36", "Deal 60")
+    assert (_link(last, "Next page"), _link(last, "Last page")) == (None, None)
+    assert shown(before_last) == ("11–35 of 60", "Deal 11", "Deal 35")
+    assert _link(before_last, "Previous page") == _link(before_last, "First page")
+    assert _titles(browser.get(_link(before_last, "Next page") or "")) == _titles(last)
+
+
+def test_a_page_read_backwards_runs_as_many_statements_as_one_read_forwards(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 30)
+    second = browser.get("/app/opportunity?sort=-amount&amount__gte=0")
+    forward = _link(second, "Next page") or ""
+    backward = _link(browser.get(forward), "Previous page") or ""
+    last = _link(second, "Last page") or ""
+    counted: list[str] = []
+
+    def count(*args: Any) -> None:
+        counted.append(str(args[2]))
+
+    def statements(address: str) -> int:
+        browser.get(address)  # the catalog is cached from here on
+        counted.clear()
+        sa.event.listen(sales.engine, "before_cursor_execute", count)
+        try:
+            browser.get(address)
+        finally:
+            sa.event.remove(sales.engine, "before_cursor_execute", count)
+        return len(counted)
+
+    assert "before" not in dict(_params(backward))  # back to the first page
+    assert statements(forward) == statements(last) == statements(backward)
+
+
+PAGED_SORTS = [
+    ("opportunity", ["amount"]),
+    ("opportunity", ["-amount"]),
+    ("opportunity", ["next_step", "-close_date"]),
+    ("opportunity", ["-stage", "-next_step", "amount"]),
+    ("contact", ["-do_not_call", "birthdate"]),
+]
+
+
+def _paged_rows(entity: str) -> list[dict[str, Any]]:
+    """Rows full of ties and blanks in every sortable field the sorts use."""
+    if entity == "contact":
+        return [
+            {
+                "full_name": f"Person {n:02d}",
+                "do_not_call": [True, False, None][n % 3],
+                "birthdate": [None, "1990-05-01", "1980-01-01"][n % 3 - n % 2],
+            }
+            for n in range(23)
+        ]
+    return [
+        {
+            "title": f"Deal {n:02d}",
+            "amount": [None, 100, 100, 250][n % 4],
+            "next_step": [None, "call", "Call"][n % 3],
+            "close_date": [None, "2025-01-15"][n % 2],
+            "stage": ["won", "lost", "proposal"][n % 3],
+        }
+        for n in range(23)
+    ]
+
+
+@pytest.mark.parametrize(("entity_name", "sort"), PAGED_SORTS)
+def test_pages_read_backwards_are_the_pages_read_forwards(
+    sales: Platform, entity_name: str, sort: list[str]
+) -> None:
+    _records(sales, entity_name, _paged_rows(entity_name))
+
+    with sales.reading() as (connection, catalog):
+        entity = catalog.entity(entity_name)
+        args = {"sort": [",".join(sort)], "limit": ["4"], "count": ["true"]}
+        forward = [run_list(connection, entity, parse_list_args(entity, args))]
+        while forward[-1].next_cursor:
+            query = parse_list_args(entity, args)
+            query.cursor = forward[-1].next_cursor
+            forward.append(run_list(connection, entity, query))
+        backward = [
+            run_list_before(connection, entity, parse_list_args(entity, args), None)
+        ]
+        while backward[-1].previous_cursor:
+            query = parse_list_args(entity, args)
+            cursor = backward[-1].previous_cursor
+            backward.append(run_list_before(connection, entity, query, cursor))
+        stepped_back = [
+            run_list_before(
+                connection, entity, parse_list_args(entity, args), page.previous_cursor
+            )
+            for page in forward[1:]
+        ]
+
+    def ids(pages: Sequence[Page]) -> list[int]:
+        return [record["id"] for page in pages for record in page.records]
+
+    assert len(set(ids(forward))) == 23
+    assert ids(backward[::-1]) == ids(forward)
+    assert [len(page.records) for page in backward] == [4, 4, 4, 4, 4, 3]
+    assert [ids([page]) for page in stepped_back] == [ids([p]) for p in forward[:-1]]
+    assert stepped_back[0].previous_cursor is None
+    assert forward[0].previous_cursor is None and backward[0].next_cursor is None
+    assert {page.total for page in forward + backward} == {23}
 
 
 def test_a_list_page_runs_as_many_statements_for_50_rows_as_for_5(
@@ -378,7 +632,7 @@ def _columns(response: TestResponse) -> list[str]:
     ]
 
 
-def test_save_as_view_keeps_the_filters_as_one_condition(
+def test_save_as_view_keeps_the_filters_and_search_as_one_condition(
     browser: Browser, sales: Platform
 ) -> None:
     _deals(sales, 6)
@@ -399,6 +653,7 @@ def test_save_as_view_keeps_the_filters_as_one_condition(
         ("sort", "-amount"),
         ("stage__in", "won,lost"),
         ("amount__gte", "200"),
+        ("q", "deal"),
     ]
     assert view["filter"] == {
         "and": [
@@ -407,6 +662,12 @@ def test_save_as_view_keeps_the_filters_as_one_condition(
                 "and": [
                     {"!": {"is_blank": {"var": "amount"}}},
                     {">=": [{"var": "amount"}, 200]},
+                ]
+            },
+            {
+                "or": [
+                    {"contains": [{"lower": {"var": name}}, "deal"]}
+                    for name in ("title", "erp_code", "next_step")
                 ]
             },
         ]
@@ -440,6 +701,89 @@ def test_opening_a_view_applies_its_columns_sort_filters_and_page_size(
     ]
     assert any(e.text.strip() == "Big wins" for e in selected)
     assert "Changed since saved" not in text_of(page)
+
+
+def test_a_saved_search_comes_back_as_the_search_of_the_view(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 3)
+    _records(
+        sales,
+        "opportunity",
+        [{"title": "Renewal", "erp_code": "DEAL-07"}, {"title": "Other deal"}],
+    )
+    searched = browser.get("/app/opportunity?sort=title&q=DEAL++0")
+
+    saved = _save_view(browser, "sort=title&q=DEAL++0")
+    view_id = _view_id(saved.headers["Location"])
+    opened = browser.get(f"/app/opportunity?view={view_id}")
+    shown = browser.get(opened.headers["Location"])
+    searched_again = browser.get(opened.headers["Location"] + "+other")
+    with sales.reading() as (connection, catalog):
+        admin = find_user(connection, "ada.admin")
+        condition = get_view(connection, catalog, admin, view_id)["filter"]
+    by_condition = browser.get(
+        "/app/opportunity?sort=title&filter=" + quote(json.dumps(condition))
+    )
+
+    text = text_of(shown.get_data(as_text=True))
+    assert "The view keeps the filters, the search and the sort shown now." in (
+        text_of(searched.get_data(as_text=True))
+    )
+    assert _params(opened.headers["Location"])[1:] == [
+        ("sort", "title"),
+        ("q", "deal 0"),
+    ]
+    assert _titles(shown) == _titles(searched) == _titles(by_condition)
+    assert _titles(shown) == ["Deal 01", "Deal 02", "Deal 03", "Renewal"]
+    assert _chip_texts(shown) == ["Search: “deal 0”"]
+    assert "Changed since saved" not in text
+    assert "Changed since saved" in text_of(searched_again.get_data(as_text=True))
+
+
+def test_a_view_of_another_entity_is_unknown_on_this_list(
+    browser: Browser, sales: Platform
+) -> None:
+    _records(sales, "account", [{"name": "Initech"}])
+    saved = _save_view(browser, "stage__eq=won")
+    view_id = _view_id(saved.headers["Location"])
+
+    opened = browser.get(f"/app/account?view={view_id}")
+    with_more = browser.get(f"/app/account?view={view_id}&sort=name&name__eq=x")
+    shown = browser.get(opened.headers["Location"])
+    manage = browser.get(f"/app/account/views/{view_id}")
+
+    assert (opened.status_code, opened.headers["Location"]) == (303, "/app/account")
+    assert with_more.headers["Location"] == "/app/account"
+    assert (
+        "That view does not exist for Accounts; the list shows all records."
+        in text_of(shown.get_data(as_text=True))
+    )
+    assert _titles(shown) == ["Initech"]
+    assert manage.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("form", "expected"),
+    [
+        (
+            {"page_size": "999999999"},
+            "Rows per page: enter a whole number from 10 to 200.",
+        ),
+        ({"page_size": "300"}, "Rows per page: enter a whole number from 10 to 200."),
+        ({"page_size": "ten"}, "Rows per page: enter a whole number from 10 to 200."),
+        ({"label": "x" * 101}, "Name: enter a name of at most 100 characters."),
+    ],
+)
+def test_a_refused_view_says_what_to_enter_in_the_form_s_terms(
+    browser: Browser, sales: Platform, form: dict[str, str], expected: str
+) -> None:
+    refused = _save_view(browser, "stage__eq=won", **form)
+
+    text = text_of(refused.get_data(as_text=True))
+    assert refused.status_code == 422
+    assert expected in text
+    assert "is not of type" not in text and "is greater than" not in text
 
 
 def test_a_changed_view_can_be_saved_again(browser: Browser, sales: Platform) -> None:
@@ -613,6 +957,30 @@ def test_a_view_with_a_condition_of_its_own_shows_it_as_one_chip(
     assert sorted(_titles(shown)) == ["Deal 01", "Deal 03", "Deal 06"]
 
 
+def test_long_text_in_a_list_is_cut_and_whole_on_the_record_page(
+    browser: Browser, sales: Platform
+) -> None:
+    layout = {
+        "kind": "layout",
+        "entity": "account",
+        "list": {"columns": ["name", "notes"], "sort": ["name"], "page_size": 25},
+    }
+    sales.store.apply([("account.json", layout)], actor="test")
+    notes = "word " * 800
+    [record_id] = _records(sales, "account", [{"name": "Wordy", "notes": notes}])
+
+    listed = browser.get("/app/account").get_data(as_text=True)
+    record = browser.get(f"/app/account/{record_id}").get_data(as_text=True)
+
+    cell = next(
+        e for e in elements(listed) if e.get("class") == "multiline"
+    ).text.strip()
+    assert len(cell) <= 201 and cell.endswith("…")
+    assert notes.startswith(cell.removesuffix("…"))
+    assert 'class="cell-clamp"' in listed
+    assert notes.strip() in " ".join(record.split())
+
+
 # -- selected rows and export ------------------------------------------------------
 
 
@@ -665,13 +1033,52 @@ def test_deleting_selected_rows_is_all_or_nothing(
     )
 
     text = text_of(confirm.get_data(as_text=True))
-    assert "1 Opportunity: they keep it from being deleted (through Account)" in text
-    assert "Nothing can be deleted while" in text
+    assert (
+        "1 Opportunity: it keeps this record from being deleted (through Account)"
+        in text
+    )
+    assert (
+        "Nothing can be deleted while other records keep “Acme Tools” from being "
+        "deleted. Go back and leave it out" in text
+    )
     assert "delete_confirmed" not in confirm.get_data(as_text=True)
     assert refused.status_code == 303
     listed = browser.get("/app/account?sort=name")
     assert _titles(listed) == ["Acme Tools", "Globex", "Initech"]
-    assert "Nothing was deleted" in text_of(listed.get_data(as_text=True))
+    assert (
+        "Nothing was deleted: other records refer to Account “Acme Tools”, which "
+        "keeps it from being deleted." in text_of(listed.get_data(as_text=True))
+    )
+
+
+def test_what_deleting_does_to_other_records_is_worded_by_their_count(
+    browser: Browser, sales: Platform
+) -> None:
+    [one, two] = _records(sales, "account", [{"name": "Solo"}, {"name": "Duo"}])
+    _records(
+        sales,
+        "contact",
+        [
+            {"full_name": "Ann", "account": one},
+            {"full_name": "Bo", "account": two},
+            {"full_name": "Cy", "account": two},
+        ],
+    )
+    _records(sales, "opportunity", [{"title": f"D{n}", "account": two} for n in (1, 2)])
+
+    confirm = browser.post(
+        "/app/account/bulk",
+        {"action": "delete", "ids": [str(one), str(two)], "state": ""},
+    )
+
+    text = text_of(confirm.get_data(as_text=True))
+    assert "1 Contact: its Account will be cleared" in text
+    assert "2 Contacts: their Account will be cleared" in text
+    assert (
+        "2 Opportunities: they keep this record from being deleted (through Account)"
+        in text
+    )
+    assert "keep “Duo” from being deleted. Go back and leave it out" in text
 
 
 def _csv(response: TestResponse) -> list[dict[str, str]]:

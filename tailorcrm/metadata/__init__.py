@@ -62,6 +62,7 @@ from ._rules import (
     rule_schema,
 )
 from ._schemas import problems_from
+from ._sections import SectionConditions, SectionKey
 from ._validate import (
     MAX_FIELDS,
     SYSTEM_COLUMNS,
@@ -91,6 +92,8 @@ __all__ = [
     "Operation",
     "Plan",
     "RuleCatalog",
+    "SectionConditions",
+    "SectionKey",
     "StoredEntity",
     "StoredRule",
     "build_catalog",

@@ -18,6 +18,7 @@ from ._fields import ID_TYPE, column_type
 from ._layouts import effective_layout
 from ._rules import EMPTY_RULES, RuleCatalog, StoredRule, build_rule_catalog
 from ._schemas import build_schema
+from ._sections import NO_SECTION_CONDITIONS, SectionConditions, compile_sections
 
 USER_TABLE = "tc_user"
 
@@ -94,6 +95,9 @@ class Catalog:
     _effective: dict[str, dict[str, Any]] = dataclasses.field(
         default_factory=dict, compare=False, repr=False
     )
+    _sections: dict[str, SectionConditions] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
     #: Rule documents and the compiled rules of each entity.
     rules: RuleCatalog = EMPTY_RULES
 
@@ -128,17 +132,35 @@ class Catalog:
 
         :raises NotFound: no live entity of that name.
         """
+        return copy.deepcopy(self._layout(name))
+
+    def _layout(self, name: str) -> dict[str, Any]:
         entity = self.entity(name)
         found = self._effective.get(name)
         if found is None:
             found = effective_layout(self.layouts.get(name), entity, self)
             # The catalog never changes, so neither does what is computed from it.
             self._effective[name] = found
-        return copy.deepcopy(found)
+        return found
 
     def effective_layout(self, name: str) -> dict[str, Any]:
         """The same as :meth:`layout`."""
         return self.layout(name)
+
+    def section_conditions(self, name: str) -> SectionConditions:
+        """The compiled ``visible_if`` of the sections of a live entity's form.
+
+        Keys are places in :meth:`layout` (tab index, section index). An entity
+        that is removed, or unknown, has no form and so no conditions.
+        """
+        found = self._sections.get(name)
+        if found is None:
+            entity = self.entities.get(name)
+            if entity is None or entity.removed:
+                return NO_SECTION_CONDITIONS
+            found = compile_sections(self._layout(name), entity, self)
+            self._sections[name] = found
+        return found
 
 
 def system_columns() -> list[sa.Column[Any]]:

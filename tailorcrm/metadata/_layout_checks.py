@@ -2,8 +2,9 @@
 
 As with entity documents, the JSON Schema comes first, then the rules it cannot
 say: every field a layout names exists on the right entity, a related list follows a
-lookup that points back, nothing sits twice in the form. Every problem carries its
-JSON path; a document with any problem is refused whole.
+lookup that points back, nothing sits twice in the form, and a section's
+``visible_if`` passes the rules engine's static checks against the entity's fields.
+Every problem carries its JSON path; a document with any problem is refused whole.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from jsonschema import Draft202012Validator
 
 from ..errors import Problem
 from ._fields import SORTABLE_TYPES
-from ._validate import json_path
+from ._sections import ShapeCache
+from ._validate import json_path, text_problems
 
 if TYPE_CHECKING:
     from ._catalog import Catalog, EntityDef
@@ -61,12 +63,7 @@ def schema_problems(kind: str, document: Any) -> list[Problem]:
         Problem(json_path(error.absolute_path), "schema", error.message)
         for error in sorted(_validator(kind).iter_errors(document), key=str)
     ]
-    try:
-        json.dumps(document, ensure_ascii=False).encode("utf-8")
-    except (UnicodeEncodeError, TypeError, ValueError):
-        message = "The document holds text that is not valid Unicode."
-        problems.append(Problem("$", "invalid_text", message))
-    return problems
+    return problems + text_problems(document)
 
 
 def check_layout_document(document: Any, catalog: Catalog) -> list[Problem]:
@@ -149,6 +146,7 @@ class _FormChecker:
         self.related: dict[tuple[str, str], str] = {}
         self.sections = 0
         self.items = 0
+        self._shapes: ShapeCache | None = None
 
     def check(self, tabs: Any) -> list[Problem]:
         for tab_index, tab in _dicts(tabs):
@@ -156,6 +154,8 @@ class _FormChecker:
             for index, section in _dicts(tab.get("sections")):
                 self.sections += 1
                 path = f"{tab_path}.sections[{index}]"
+                if "visible_if" in section:
+                    self.condition(section["visible_if"], f"{path}.visible_if")
                 for item_index, item in _dicts(section.get("items")):
                     self.items += 1
                     self.item(item, f"{path}.items[{item_index}]")
@@ -169,6 +169,14 @@ class _FormChecker:
             message = f"A form holds at most {MAX_ITEMS} items; this has {self.items}."
             self.problems.append(Problem("form", "too_many_items", message))
         return self.problems
+
+    def condition(self, condition: Any, path: str) -> None:
+        """A section's ``visible_if``: the static checks of rule conditions."""
+        if self._shapes is None:
+            self._shapes = ShapeCache(self.catalog.entities.values())
+        for problem in self._shapes.problems(condition, self.entity.name):
+            where = f"{path}.{problem.path}" if problem.path else path
+            self.problems.append(Problem(where, problem.code, problem.message))
 
     def item(self, item: dict[str, Any], path: str) -> None:
         name = item.get("field")

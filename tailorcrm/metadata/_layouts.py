@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._layout_checks import LAYOUT, is_sortable
+from ._sections import ShapeCache, rewrite_section_condition
 
 if TYPE_CHECKING:
     from ._catalog import Catalog, EntityDef
@@ -142,16 +143,22 @@ def _columns(
 # -- the effective layout ----------------------------------------------------------
 
 
+OTHER_FIELDS = "Other fields"
+
+
 def effective_layout(
     stored: Mapping[str, Any] | None, entity: EntityDef, catalog: Catalog
 ) -> dict[str, Any]:
     """Return the layout pages use: ``stored`` completed and cleaned.
 
     The result always has ``form`` (tabs, sections with ``label``, ``columns``,
-    ``collapsible``, ``collapsed`` and ``items``; related lists with ``label``
-    and ``columns``) and ``list`` (``columns``, ``sort``, ``page_size``). Names of
-    fields or entities that are not live are dropped, a section left empty goes,
-    and a part left empty is generated.
+    ``collapsible``, ``collapsed`` and ``items``, and ``visible_if`` where the
+    stored section has one; related lists with ``label`` and ``columns``) and
+    ``list`` (``columns``, ``sort``, ``page_size``). Names of fields or entities
+    that are not live are dropped, a section left empty goes, a ``visible_if``
+    that no longer fits the entities is dropped (the section shows), and a part
+    left empty is generated. Required fields without a default that the stored
+    form does not place are shown in a last section, "Other fields".
     """
     generated = generated_layout(entity, catalog)
     if stored is None:
@@ -170,6 +177,7 @@ def _live_form(form: Any, entity: EntityDef, catalog: Catalog) -> dict[str, Any]
     if not isinstance(form, dict):
         return None
     placed: set[Any] = set()
+    shapes: ShapeCache | None = None
     tabs = []
     for tab in form.get("tabs", ()):
         sections = []
@@ -179,20 +187,48 @@ def _live_form(form: Any, entity: EntityDef, catalog: Catalog) -> dict[str, Any]
                 for item in section["items"]
                 if (live := _live_item(item, entity, catalog, placed)) is not None
             ]
-            if items:
-                collapsible = bool(section.get("collapsible", False))
-                sections.append(
-                    {
-                        "label": section.get("label", ""),
-                        "columns": section.get("columns", 1),
-                        "collapsible": collapsible,
-                        "collapsed": collapsible and bool(section.get("collapsed")),
-                        "items": items,
-                    }
-                )
+            if not items:
+                continue
+            collapsible = bool(section.get("collapsible", False))
+            live_section = {
+                "label": section.get("label", ""),
+                "columns": section.get("columns", 1),
+                "collapsible": collapsible,
+                "collapsed": collapsible and bool(section.get("collapsed")),
+                "items": items,
+            }
+            if "visible_if" in section:
+                shapes = shapes or ShapeCache(catalog.entities.values())
+                if not shapes.problems(section["visible_if"], entity.name):
+                    live_section["visible_if"] = section["visible_if"]
+            sections.append(live_section)
         if sections:
             tabs.append({"label": tab["label"], "sections": sections})
-    return {"tabs": tabs} if tabs else None
+    if not tabs:
+        return None
+    # A layout may leave fields out on purpose, but not a required field without
+    # a default (one added after the layout was written, say): nobody could fill
+    # it in, and no form could be saved. Such fields show in a last section until
+    # an admin places them.
+    unplaced = [
+        name
+        for name, spec in entity.fields.items()
+        if name not in placed
+        and spec.get("required")
+        and "default" not in spec
+        and spec["type"] != "autonumber"
+    ]
+    if unplaced:
+        tabs[-1]["sections"].append(
+            {
+                "label": OTHER_FIELDS,
+                "columns": 2,
+                "collapsible": False,
+                "collapsed": False,
+                "items": [{"field": name} for name in unplaced],
+            }
+        )
+    return {"tabs": tabs}
 
 
 def _live_item(
@@ -272,7 +308,8 @@ def rewrite_layout(
     Related lists of a removed entity, or along a removed lookup, are dropped. A
     section left with no items is dropped, then a tab left with no sections; a
     form or list column set left empty is dropped too, so that part is generated
-    again. The result still passes the layout checks.
+    again. A section's ``visible_if`` follows renamed fields, and is dropped when
+    it reads a removed one. The result still passes the layout checks.
     """
     result = copy.deepcopy(dict(document))
     own = changes.get(result["entity"], {})
@@ -285,6 +322,8 @@ def rewrite_layout(
                 for section in tab["sections"]
                 if _rewrite_items(section, own, changes, removed_entities)
             ]
+            for section in tab["sections"]:
+                rewrite_section_condition(section, own)
             if tab["sections"]:
                 tabs.append(tab)
         if tabs:

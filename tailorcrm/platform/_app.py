@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -15,12 +16,15 @@ from flask import Flask, current_app
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
+from ..errors import Forbidden
 from ..metadata import Catalog
-from .auth import User, authenticate, load_user
+from .auth import ALL_SCOPES, User, authenticate, load_web_session
 from .config import Settings, ensure_sqlite_directory
-from .db import READ_ONLY, create_engine, create_system_tables
+from .db import READ_ONLY, create_engine, create_system_tables, utcnow
+from .logins import LoginPolicy, SignedIn, sign_in, sign_out
 from .metastore import CatalogCache, MetadataStore, hold_metadata
 from .records import Actor, RecordService
+from .sessions import Client, SessionPolicy, touch_session
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,18 @@ class Platform:
         self.catalogs = CatalogCache()
         self.store = MetadataStore(self.engine)
         self.store.ensure_search_indexes()
+        #: The time every session and sign-in check reads (naive UTC); tests
+        #: replace it to move time on.
+        self.clock: Callable[[], dt.datetime] = utcnow
+        self.session_policy = SessionPolicy(
+            idle=dt.timedelta(minutes=settings.session_idle_minutes),
+            lifetime=dt.timedelta(hours=settings.session_max_hours),
+        )
+        self.login_policy = LoginPolicy(
+            account_limit=settings.login_account_limit,
+            address_limit=settings.login_address_limit,
+            window=dt.timedelta(minutes=settings.login_window_minutes),
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[tuple[sa.Connection, Catalog]]:
@@ -59,37 +75,87 @@ class Platform:
             yield RecordService(connection, catalog, actor)
 
     @contextmanager
-    def session(self, token: str, *, write: bool) -> Iterator[Session]:
+    def session(
+        self, token: str, *, write: bool, scope: str | None = None
+    ) -> Iterator[Session]:
         """One request's transaction: the token's user and the current catalog.
 
         The token, the revision and the work share one connection and one
         transaction, so a request costs a single round of locking.
 
+        :param scope: the token scope the request needs; by default ``write``
+            for a write transaction and ``read`` otherwise.
         :raises Unauthorized: the token is unknown, revoked or expired.
+        :raises Forbidden: the token lacks the scope.
         """
+        needed = scope or ("write" if write else "read")
         with self.engine.connect() as connection:
             if not write:
                 connection.execution_options(**READ_ONLY)
             with connection.begin():
                 hold_metadata(connection)
-                user, revision = authenticate(connection, token)
-                catalog = self.catalogs.get(connection, revision=revision)
-                yield Session(connection, catalog, user)
+                caller = authenticate(connection, token, now=self.clock())
+                if needed not in caller.scopes:
+                    raise Forbidden(
+                        f"This API token does not have the {needed!r} scope; "
+                        "create one that has it."
+                    )
+                catalog = self.catalogs.get(connection, revision=caller.revision)
+                yield Session(
+                    connection,
+                    catalog,
+                    caller.user,
+                    scopes=caller.scopes,
+                    token_id=caller.token_id,
+                )
 
     @contextmanager
-    def user_session(self, user_id: int, *, write: bool) -> Iterator[Session]:
-        """Like :meth:`session`, for a user signed in to the web pages.
+    def user_session(self, session_token: str, *, write: bool) -> Iterator[Session]:
+        """Like :meth:`session`, for a browser signed in to the web pages.
 
-        :raises Unauthorized: the user was deactivated or removed.
+        The session row is checked in the statement that loads the user and the
+        revision. Its idle timeout starts again after the request, in a short
+        write of its own, at most every few minutes.
+
+        :raises Unauthorized: the session ended or expired, or its user was
+            deactivated.
         """
+        now = self.clock()
+        policy = self.session_policy
         with self.engine.connect() as connection:
             if not write:
                 connection.execution_options(**READ_ONLY)
             with connection.begin():
                 hold_metadata(connection)
-                user, revision = load_user(connection, user_id)
-                catalog = self.catalogs.get(connection, revision=revision)
-                yield Session(connection, catalog, user)
+                caller = load_web_session(
+                    connection,
+                    session_token,
+                    now=now,
+                    idle_since=policy.idle_since(now),
+                )
+                catalog = self.catalogs.get(connection, revision=caller.revision)
+                yield Session(connection, catalog, caller.user)
+        # After the transaction: a second writer inside a write transaction would
+        # wait for the first one's lock on SQLite.
+        if policy.needs_touch(caller.last_seen_at, now):
+            with self.engine.begin() as connection:
+                touch_session(connection, caller.session_id, now=now)
+
+    def sign_in(self, username: str, password: str, client: Client) -> SignedIn:
+        """Sign a browser in: see :func:`~tailorcrm.platform.logins.sign_in`."""
+        return sign_in(
+            self.engine,
+            username,
+            password,
+            client=client,
+            logins=self.login_policy,
+            sessions=self.session_policy,
+            now=self.clock(),
+        )
+
+    def sign_out(self, session_token: str, client: Client) -> None:
+        """End a browser's session and record it."""
+        sign_out(self.engine, session_token, client=client, now=self.clock())
 
 
 @dataclass(frozen=True)
@@ -99,12 +165,22 @@ class Session:
     connection: sa.Connection
     catalog: Catalog
     user: User
+    #: What the request's API token may be used for (a web page may do anything
+    #: its user may).
+    scopes: frozenset[str] = ALL_SCOPES
+    #: The API token that authenticated the request, if one did.
+    token_id: int | None = None
 
     def records(self, *, bypass_automation: bool = False) -> RecordService:
         """The record service for this request's user.
 
-        :raises Forbidden: ``bypass_automation`` for a user who is not an admin.
+        :raises Forbidden: ``bypass_automation`` for a user who is not an admin,
+            or through an API token without the ``admin`` scope.
         """
+        if bypass_automation and self.user.is_admin and "admin" not in self.scopes:
+            raise Forbidden(
+                "Saving without automations needs an API token with the 'admin' scope."
+            )
         return RecordService(
             self.connection,
             self.catalog,
@@ -140,7 +216,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     :param config: overrides of the ``TAILORCRM_*`` settings, e.g.
         ``{"database_url": "sqlite:///crm.db"}``.
     """
-    from . import api_rules  # noqa: F401  (adds the rule routes to the blueprint)
+    from . import api_auth, api_rules  # noqa: F401  (add their routes to the blueprint)
     from .api import api
     from .web import init_web
 

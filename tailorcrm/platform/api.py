@@ -1,6 +1,8 @@
 """REST API v1: records of every entity, entity and layout metadata, saved views.
 
-Every endpoint needs ``Authorization: Bearer <token>``. Errors are RFC 9457 problem
+Every endpoint needs ``Authorization: Bearer <token>`` with the scope the request
+needs: ``read`` to read, ``write`` to change records and saved views, ``admin``
+for what only administrators may do. Errors are RFC 9457 problem
 documents (``application/problem+json``) with an ``errors`` list of
 ``{field, code, message}``.
 """
@@ -26,6 +28,7 @@ from ..errors import (
     PreconditionFailed,
     Problem,
     TailorError,
+    TooManyRequests,
     Unauthorized,
 )
 from ..metadata import LAYOUT, entity_schema, layout_schema, view_schema
@@ -70,13 +73,16 @@ def problem_response(
 
 @api.errorhandler(TailorError)
 def _tailor_error(error: TailorError) -> Response:
-    return problem_response(
+    response = problem_response(
         error.status,
         error.title,
         error.message,
         code=error.code,
         errors=[problem.as_dict() for problem in error.problems],
     )
+    if isinstance(error, TooManyRequests):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 @api.errorhandler(HTTPException)
@@ -151,14 +157,19 @@ def _read_token() -> None:
 
 
 @contextmanager
-def _session(*, write: bool = False) -> Iterator[Session]:
-    """Authenticate the request and give its one transaction."""
-    with platform().session(g.token, write=write) as session:
+def _session(*, write: bool = False, scope: str | None = None) -> Iterator[Session]:
+    """Authenticate the request and give its one transaction.
+
+    :param scope: the token scope needed; ``write`` for a write transaction and
+        ``read`` otherwise, unless told.
+    """
+    with platform().session(g.token, write=write, scope=scope) as session:
         yield session
 
 
 def _admin(action: str = "change metadata") -> User:
-    with _session() as session:
+    """The calling admin, whose token must have the ``admin`` scope."""
+    with _session(scope="admin") as session:
         if not session.user.is_admin:
             raise Forbidden(f"Only administrators may {action}.")
         return session.user

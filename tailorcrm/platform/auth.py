@@ -2,6 +2,8 @@
 
 Passwords are hashed with scrypt (through werkzeug). API tokens are random, shown once
 and stored only as a SHA-256 digest, so a copy of the database reveals none of them.
+A token carries scopes (``read``, ``write``, ``admin``), may expire and may be
+revoked; it never gives more than its user may do.
 """
 
 from __future__ import annotations
@@ -10,19 +12,34 @@ import datetime as dt
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import Conflict, NotFound, Problem, Unauthorized, ValidationFailed
-from .db import api_tokens, meta_revisions, users, utcnow
+from .db import (
+    api_token_scopes,
+    api_tokens,
+    meta_revisions,
+    users,
+    utcnow,
+    web_sessions,
+)
 from .records import Actor
 
 TOKEN_PREFIX = "tcrm_"
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,149}$")
 MIN_PASSWORD_LENGTH = 10
+MAX_TOKEN_NAME = 200
+
+#: What a token may be used for: ``read`` any GET, ``write`` changes to records
+#: and saved views, ``admin`` what only administrators may do (metadata, users,
+#: the audit). A token gives its user's rights at most, whatever its scopes.
+SCOPES = ("read", "write", "admin")
+ALL_SCOPES = frozenset(SCOPES)
 
 
 @dataclass(frozen=True)
@@ -38,6 +55,54 @@ class User:
         """What ``$user`` reads in a condition (roles arrive with permissions)."""
         roles = ["admin"] if self.is_admin else []
         return {"id": self.id, "username": self.username, "roles": roles}
+
+
+@dataclass(frozen=True)
+class TokenCaller:
+    """What a valid bearer token proves: who calls, with which token and scopes."""
+
+    user: User
+    revision: int
+    token_id: int
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """An API token as it may be shown: everything but the token itself."""
+
+    id: int
+    user_id: int
+    username: str
+    name: str
+    scopes: tuple[str, ...]
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+    def state(self, now: dt.datetime) -> str:
+        """``revoked``, ``expired`` or ``active``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+    def as_dict(self, now: dt.datetime) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "user": self.username,
+            "name": self.name,
+            "scopes": list(self.scopes),
+            "state": self.state(now),
+            "created_at": _stamp(self.created_at),
+            "expires_at": _stamp(self.expires_at),
+            "revoked_at": _stamp(self.revoked_at),
+        }
+
+
+def _stamp(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat() + "Z"
 
 
 def hash_token(token: str) -> str:
@@ -102,21 +167,129 @@ def create_token(
     user: User,
     *,
     name: str = "",
+    scopes: Iterable[str] | None = None,
     expires_in: dt.timedelta | None = None,
+    now: dt.datetime | None = None,
 ) -> str:
-    """Create an API token for ``user`` and return it; only its digest is stored."""
+    """Create an API token for ``user`` and return it; only its digest is stored.
+
+    :param scopes: what the token may be used for (:data:`SCOPES`); all of them
+        when left out.
+    :raises ValidationFailed: an unknown scope, no scope at all, or a name that
+        is too long.
+    """
+    chosen = _check_token(name, scopes)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    now = utcnow()
-    connection.execute(
-        api_tokens.insert().values(
+    now = now or utcnow()
+    token_id = connection.execute(
+        api_tokens.insert()
+        .values(
             user_id=user.id,
             token_hash=hash_token(token),
             name=name,
             created_at=now,
             expires_at=now + expires_in if expires_in else None,
         )
+        .returning(api_tokens.c.id)
+    ).scalar_one()
+    connection.execute(
+        api_token_scopes.insert(),
+        [{"token_id": token_id, "scope": scope} for scope in chosen],
     )
     return token
+
+
+def _check_token(name: str, scopes: Iterable[str] | None) -> list[str]:
+    chosen = list(SCOPES) if scopes is None else list(dict.fromkeys(scopes))
+    problems = []
+    unknown = [scope for scope in chosen if scope not in ALL_SCOPES]
+    if unknown:
+        message = f"Unknown scope {unknown[0]!r}; use {', '.join(SCOPES)}."
+        problems.append(Problem("scopes", "invalid_scope", message))
+    elif not chosen:
+        message = f"Give the token at least one scope: {', '.join(SCOPES)}."
+        problems.append(Problem("scopes", "required", message))
+    if len(name) > MAX_TOKEN_NAME:
+        message = f"Use at most {MAX_TOKEN_NAME} characters."
+        problems.append(Problem("name", "too_long", message))
+    if problems:
+        raise ValidationFailed("The token cannot be created.", problems=problems)
+    return [scope for scope in SCOPES if scope in chosen]
+
+
+def list_tokens(
+    connection: sa.Connection,
+    *,
+    user_id: int | None = None,
+    token_id: int | None = None,
+) -> list[TokenInfo]:
+    """Every API token (of one user), oldest first; never the tokens themselves."""
+    query = (
+        sa.select(api_tokens, users.c.username)
+        .join(users, users.c.id == api_tokens.c.user_id)
+        .order_by(api_tokens.c.id)
+    )
+    if user_id is not None:
+        query = query.where(api_tokens.c.user_id == user_id)
+    if token_id is not None:
+        query = query.where(api_tokens.c.id == token_id)
+    rows = connection.execute(query).all()
+    scopes = _scopes_of(connection, [int(row.id) for row in rows])
+    return [_token_info(row, scopes.get(int(row.id))) for row in rows]
+
+
+def _scopes_of(connection: sa.Connection, ids: list[int]) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
+    if not ids:
+        return found
+    query = sa.select(api_token_scopes).where(api_token_scopes.c.token_id.in_(ids))
+    for row in connection.execute(query):
+        found.setdefault(int(row.token_id), []).append(row.scope)
+    return found
+
+
+def _token_info(row: Any, scopes: list[str] | None) -> TokenInfo:
+    return TokenInfo(
+        id=int(row.id),
+        user_id=int(row.user_id),
+        username=row.username,
+        name=row.name,
+        scopes=_ordered(scopes),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _ordered(scopes: Iterable[str | None] | None) -> tuple[str, ...]:
+    # A token with no scope rows was made before scopes existed: it keeps all.
+    given = {scope for scope in scopes or () if scope}
+    return tuple(scope for scope in SCOPES if scope in given) if given else SCOPES
+
+
+def revoke_token(
+    connection: sa.Connection,
+    token_id: int,
+    *,
+    by: User | None = None,
+    now: dt.datetime | None = None,
+) -> TokenInfo:
+    """Revoke a token for good; revoking a revoked token changes nothing.
+
+    :param by: the user asking, who may revoke their own tokens, or any token
+        when an admin; ``None`` for the operator at the command line.
+    :raises NotFound: no such token, or one ``by`` may not see.
+    """
+    found = list_tokens(connection, token_id=token_id)
+    if not found or (by is not None and not by.is_admin and found[0].user_id != by.id):
+        raise NotFound(f"There is no API token {token_id}.")
+    if found[0].revoked_at is not None:
+        return found[0]
+    when = now or utcnow()
+    connection.execute(
+        api_tokens.update().where(api_tokens.c.id == token_id).values(revoked_at=when)
+    )
+    return replace(found[0], revoked_at=when)
 
 
 def check_password(connection: sa.Connection, username: str, password: str) -> User:
@@ -138,53 +311,159 @@ def check_password(connection: sa.Connection, username: str, password: str) -> U
 
 _DUMMY_HASH = generate_password_hash("not-a-password-anyone-has")
 
-_USER_QUERY = sa.select(
-    users.c.id,
-    users.c.username,
-    users.c.is_admin,
-    sa.select(sa.func.max(meta_revisions.c.id)).scalar_subquery().label("revision"),
-).where(users.c.id == sa.bindparam("user_id"), users.c.active)
 
+def set_password(
+    connection: sa.Connection,
+    user_id: int,
+    password: str,
+    *,
+    now: dt.datetime | None = None,
+) -> None:
+    """Give a user a new password and end every web session they have.
 
-def load_user(connection: sa.Connection, user_id: int) -> tuple[User, int]:
-    """Return a signed-in user and the metadata revision, in one statement.
-
-    :raises Unauthorized: the user no longer exists or was deactivated.
+    :raises ValidationFailed: the password is too short.
     """
-    row = connection.execute(_USER_QUERY, {"user_id": user_id}).first()
-    if row is None:
-        raise Unauthorized("Your account is not active; sign in again.")
-    user = User(int(row.id), row.username, bool(row.is_admin))
-    return user, int(row.revision or 0)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        message = f"Use at least {MIN_PASSWORD_LENGTH} characters."
+        raise ValidationFailed(
+            "The password cannot be set.",
+            problems=[Problem("password", "password_too_short", message)],
+        )
+    connection.execute(
+        users.update()
+        .where(users.c.id == user_id)
+        .values(password_hash=generate_password_hash(password))
+    )
+    end_sessions(connection, user_id, now=now)
 
+
+def deactivate_user(
+    connection: sa.Connection, user_id: int, *, now: dt.datetime | None = None
+) -> None:
+    """Deactivate a user: their sessions end, their tokens stop working."""
+    connection.execute(users.update().where(users.c.id == user_id).values(active=False))
+    end_sessions(connection, user_id, now=now)
+
+
+def end_sessions(
+    connection: sa.Connection, user_id: int, *, now: dt.datetime | None = None
+) -> int:
+    """End every live web session of a user ("log out everywhere").
+
+    :returns: how many sessions were ended.
+    """
+    result = connection.execute(
+        web_sessions.update()
+        .where(web_sessions.c.user_id == user_id, web_sessions.c.ended_at.is_(None))
+        .values(ended_at=now or utcnow())
+    )
+    return int(result.rowcount or 0)
+
+
+_REVISION = sa.select(sa.func.max(meta_revisions.c.id)).scalar_subquery()
 
 # Built once: constructing a statement costs more than running it on every request.
-_TOKEN_QUERY = (
+# The session's row, its user and the metadata revision come in one statement, so a
+# page pays a single round trip for all three.
+_SESSION_QUERY = (
     sa.select(
         users.c.id,
         users.c.username,
         users.c.is_admin,
-        api_tokens.c.expires_at,
-        sa.select(sa.func.max(meta_revisions.c.id)).scalar_subquery().label("revision"),
+        web_sessions.c.id.label("session_id"),
+        web_sessions.c.last_seen_at,
+        _REVISION.label("revision"),
     )
-    .join(api_tokens, api_tokens.c.user_id == users.c.id)
+    .join(web_sessions, web_sessions.c.user_id == users.c.id)
     .where(
-        api_tokens.c.token_hash == sa.bindparam("token_hash"),
-        api_tokens.c.revoked_at.is_(None),
+        web_sessions.c.token_hash == sa.bindparam("token_hash"),
+        web_sessions.c.ended_at.is_(None),
+        web_sessions.c.expires_at > sa.bindparam("now"),
+        web_sessions.c.last_seen_at > sa.bindparam("idle_since"),
         users.c.active,
     )
 )
 
 
-def authenticate(connection: sa.Connection, token: str) -> tuple[User, int]:
-    """Return the user a bearer token belongs to and the metadata revision.
+@dataclass(frozen=True)
+class WebCaller:
+    """What a live web session proves: who it is and when it was last seen."""
 
-    Both come from one statement: every API request needs the two.
+    user: User
+    revision: int
+    session_id: int
+    last_seen_at: dt.datetime
+
+
+def load_web_session(
+    connection: sa.Connection,
+    session_token: str,
+    *,
+    now: dt.datetime,
+    idle_since: dt.datetime,
+) -> WebCaller:
+    """Return the user of a live web session and the metadata revision.
+
+    :param idle_since: a session not seen since then has ended.
+    :raises Unauthorized: no such session, or it ended (signed out, expired,
+        idle too long), or its user was deactivated.
+    """
+    parameters = {
+        "token_hash": hash_token(session_token),
+        "now": now,
+        "idle_since": idle_since,
+    }
+    row = connection.execute(_SESSION_QUERY, parameters).first()
+    if row is None:
+        raise Unauthorized("Your session has ended; sign in again.")
+    user = User(int(row.id), row.username, bool(row.is_admin))
+    return WebCaller(
+        user, int(row.revision or 0), int(row.session_id), row.last_seen_at
+    )
+
+
+# One row per scope of the token (or one without a scope for a token made before
+# scopes existed): still one statement.
+_TOKEN_QUERY = (
+    sa.select(
+        users.c.id,
+        users.c.username,
+        users.c.is_admin,
+        api_tokens.c.id.label("token_id"),
+        api_token_scopes.c.scope,
+        _REVISION.label("revision"),
+    )
+    .select_from(
+        api_tokens.join(users, api_tokens.c.user_id == users.c.id).outerjoin(
+            api_token_scopes, api_token_scopes.c.token_id == api_tokens.c.id
+        )
+    )
+    .where(
+        api_tokens.c.token_hash == sa.bindparam("token_hash"),
+        api_tokens.c.revoked_at.is_(None),
+        sa.or_(
+            api_tokens.c.expires_at.is_(None),
+            api_tokens.c.expires_at > sa.bindparam("now"),
+        ),
+        users.c.active,
+    )
+)
+
+
+def authenticate(
+    connection: sa.Connection, token: str, *, now: dt.datetime | None = None
+) -> TokenCaller:
+    """Return who a bearer token speaks for, its scopes and the metadata revision.
+
+    All come from one statement: every API request needs them.
 
     :raises Unauthorized: unknown, revoked or expired token, or inactive user.
     """
-    row = connection.execute(_TOKEN_QUERY, {"token_hash": hash_token(token)}).first()
-    if row is None or (row.expires_at is not None and row.expires_at <= utcnow()):
+    parameters = {"token_hash": hash_token(token), "now": now or utcnow()}
+    rows = connection.execute(_TOKEN_QUERY, parameters).all()
+    if not rows:
         raise Unauthorized("The API token is not valid.")
-    user = User(int(row.id), row.username, bool(row.is_admin))
-    return user, int(row.revision or 0)
+    first = rows[0]
+    user = User(int(first.id), first.username, bool(first.is_admin))
+    scopes = frozenset(_ordered(row.scope for row in rows))
+    return TokenCaller(user, int(first.revision or 0), int(first.token_id), scopes)

@@ -11,12 +11,13 @@ save is refused, naming the automations of the loop.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Problem, TailorError, ValidationFailed
 from ..metadata import EntityDef
-from ..rules_engine import Action, AutomationRule, truthy
+from ..rules_engine import Action, AutomationRule, expressions_of, truthy
 from .rules import RecordRules, coerce
 
 if TYPE_CHECKING:
@@ -46,26 +47,61 @@ class AutomationLoop(AutomationFailed):
         self.chain = tuple(chain)
 
 
-def _rules(service: RecordService, entity: EntityDef) -> RecordRules:
+def _rules(
+    service: RecordService,
+    entity: EntityDef,
+    automations: tuple[AutomationRule, ...],
+) -> RecordRules:
+    lookups = frozenset(spec["name"] for spec in entity.lookups())
     return RecordRules(
-        service.connection, service.catalog, entity, user=service.user, now=service.now
+        service.connection,
+        service.catalog,
+        entity,
+        user=service.user,
+        now=service.now,
+        related_reads=_related_reads(automations, lookups),
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _related_reads(
+    automations: tuple[AutomationRule, ...], lookups: frozenset[str]
+) -> Mapping[str, frozenset[str]] | None:
+    """The fields of related records that ``automations`` read, by lookup.
+
+    Automations see related records as the other rules do, but need only load
+    what they read themselves: a field nothing reads cannot change what they do.
+    ``None`` (load what every rule of the entity reads) when one of them reads a
+    related record whole, or reads names computed while it runs.
+    """
+    reads: dict[str, set[str]] = {}
+    for automation in automations:
+        for expression in expressions_of(automation):
+            if expression.dynamic:
+                return None
+            for name in expression.reads:
+                head, _, rest = name.partition(".")
+                if head in lookups and not rest:
+                    return None
+                if head in lookups:
+                    reads.setdefault(head, set()).add(rest)
+    return {lookup: frozenset(fields) for lookup, fields in reads.items()}
 
 
 def run_automations(service: RecordService, changes: Sequence[Change]) -> bool:
     """Run the automations each change triggers; return whether any action ran."""
     acted = False
     for change in changes:
-        automations = [
+        automations = tuple(
             automation
             for automation in service.catalog.rules.for_entity(
                 change.entity.name
             ).automations
             if change.trigger in automation.triggers
-        ]
+        )
         if not automations:
             continue
-        rules = _rules(service, change.entity)
+        rules = _rules(service, change.entity, automations)
         prior = change.before if change.trigger == "update" else None
         rules.load_related([change.record, *([prior] if prior else [])])
         data = rules.data(change.record, prior=prior)

@@ -17,6 +17,8 @@ because of a formula on one of its opportunities.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from ..rules_engine import (
     RollupRule,
     Rule,
     compile_sql,
+    reads_context,
     truthy,
 )
 from .automation import run_automations
@@ -104,7 +107,12 @@ class Cascade:
         return self.catalog.rules.for_entity(entity.name).after_save
 
     def run(self, changes: Sequence[Change]) -> bool:
-        """Recompute, then automate; return whether any other write happened."""
+        """Recompute, then automate.
+
+        :returns: whether the records of ``changes`` may have been written again
+            (by a recomputation, or by whatever an automation saved), so that what
+            the caller holds of them may be out of date.
+        """
         if not any(self.needed(change.entity) for change in changes):
             return False
         done: list[Change] = []
@@ -116,7 +124,11 @@ class Cascade:
             pending = self._rollups(pending) + self._dependents(pending)
         else:
             raise ValidationFailed("Formulas and roll-ups kept changing each other.")
-        wrote = len(done) > len(changes)
+        saved = {(change.entity.name, change.record_id) for change in changes}
+        wrote = any(
+            (change.entity.name, change.record_id) in saved
+            for change in done[len(changes) :]
+        )
         if not self.service.bypass_automation:
             wrote = run_automations(self.service, done) or wrote
         return wrote
@@ -159,73 +171,37 @@ class Cascade:
         the key-share lock that PostgreSQL takes on the parent for the foreign key,
         and ``FOR UPDATE`` would wait for the other children's, a deadlock.
         """
-        table = entity.table
-        query = sa.select(table).where(table.c.id.in_(sorted(ids))).order_by(table.c.id)
-        if not is_sqlite(self.connection):
-            query = query.with_for_update(key_share=True)
+        ids = set(ids)
+        lock = not is_sqlite(self.connection)
+        query = _rows(entity.table, lock=lock, single=len(ids) == 1)
         return {
             int(row["id"]): dict(row)
-            for row in self.connection.execute(query).mappings()
+            for row in self.connection.execute(query, {"ids": _bound(ids)}).mappings()
         }
 
     def _aggregate(self, rule: RollupRule, parents: set[int]) -> dict[int, Any]:
         child = self.catalog.entity(rule.child)
-        table = child.table
-        lookup = table.c[rule.lookup]
-        where: list[sa.ColumnElement[bool]] = [lookup.in_(sorted(parents))]
-        if rule.condition is not None:
-            condition = self._sql_condition(rule, child)
-            if condition is None:
-                return self._aggregate_in_python(rule, child, parents)
-            where.append(condition)
-        value, scale = self._sql_value(rule, child)
-        query = sa.select(lookup, value).where(*where).group_by(lookup)
+        shape = _Shape(
+            tuple((name, spec["type"]) for name, spec in child.fields.items()),
+            int(child.fields.get(rule.of or "", {}).get("scale", 2)),
+            is_sqlite(self.connection),
+            len(parents) == 1,
+        )
+        if _reads_context(rule):
+            user, now = self.service.user, self.service.now
+            query = _aggregate_query(rule, child.table, shape, user, now)
+        else:
+            query = _kept_aggregate_query(rule, child.table, shape)
+        if query is None:
+            return self._aggregate_in_python(rule, child, parents)
+        statement, scale = query
         found = {}
-        for parent, result in self.connection.execute(query):
+        parameters = {"parents": _bound(parents)}
+        for parent, result in self.connection.execute(statement, parameters):
             if scale is not None and result is not None:
                 result = Decimal(int(result)).scaleb(-scale)
             found[int(parent)] = result
         return found
-
-    def _sql_condition(
-        self, rule: RollupRule, child: EntityDef
-    ) -> sa.ColumnElement[bool] | None:
-        if rule.condition is None:
-            return None
-        types = {**SYSTEM_TYPES, **{n: s["type"] for n, s in child.fields.items()}}
-        columns = {name: (child.table.c[name], kind) for name, kind in types.items()}
-        try:
-            return compile_sql(
-                rule.condition.source,
-                columns,
-                user=self.service.user,
-                now=self.service.now,
-            )
-        except (ConditionError, OverflowError, ValueError, RecursionError):
-            # No exact SQL form (see OPERATIONS.md), or a literal out of the
-            # database's range: the children are read and the condition runs in
-            # Python instead.
-            return None
-
-    def _sql_value(
-        self, rule: RollupRule, child: EntityDef
-    ) -> tuple[sa.ColumnElement[Any], int | None]:
-        """The aggregate, and the scale its integer result is in (exact SQLite sums)."""
-        if rule.function == "count" or rule.of is None:
-            return sa.func.count(), None
-        column = child.table.c[rule.of]
-        if rule.function == "min":
-            return sa.func.min(column), None
-        if rule.function == "max":
-            return sa.func.max(column), None
-        spec = child.fields.get(rule.of, {"type": "integer"})
-        if spec["type"] in DECIMAL_TYPES and is_sqlite(self.connection):
-            # SQLite keeps decimals as binary floats; adding them as whole units of
-            # the field's scale keeps the sum exact.
-            scale = int(spec.get("scale", 2))
-            units = sa.func.round(column * (10**scale))
-            return sa.func.sum(sa.cast(units, sa.BigInteger)), scale
-        return sa.func.sum(column), None
 
     def _aggregate_in_python(
         self, rule: RollupRule, child: EntityDef, parents: set[int]
@@ -280,15 +256,12 @@ class Cascade:
     def _children(
         self, child: EntityDef, lookup: str, parents: Iterable[int]
     ) -> dict[int, dict[str, Any]]:
-        table = child.table
-        query = (
-            sa.select(table)
-            .where(table.c[lookup].in_(sorted(parents)))
-            .order_by(table.c.id)
-        )
+        parents = set(parents)
+        query = _children_of(child.table, lookup, single=len(parents) == 1)
+        parameters = {"parents": _bound(parents)}
         return {
             int(row["id"]): dict(row)
-            for row in self.connection.execute(query).mappings()
+            for row in self.connection.execute(query, parameters).mappings()
         }
 
     def cleared(
@@ -314,11 +287,11 @@ class Cascade:
     ) -> list[Change]:
         written = []
         for child, lookup, ids in cleared:
-            table = child.table
-            query = sa.select(table).where(table.c.id.in_(ids)).order_by(table.c.id)
+            query = _rows(child.table, lock=False, single=len(ids) == 1)
+            parameters = {"ids": _bound(ids)}
             rows = {
                 int(row["id"]): dict(row)
-                for row in self.connection.execute(query).mappings()
+                for row in self.connection.execute(query, parameters).mappings()
             }
             dirty = {record_id: {lookup} for record_id in rows}
             written += self.system_update(child, rows, {}, dirty)
@@ -340,7 +313,7 @@ class Cascade:
         """
         rules = self._rules(entity)
         rules.load_related(rows.values())
-        table = entity.table
+        statement = _system_update(entity.table)
         written = []
         for record_id, row in rows.items():
             merged = {**row, **values.get(record_id, {})}
@@ -366,9 +339,7 @@ class Cascade:
                 continue
             now = utcnow()
             self.connection.execute(
-                table.update()
-                .where(table.c.id == record_id)
-                .values(**changes, updated_at=now, version=table.c.version + 1)
+                statement, {**changes, "updated_at": now, _RECORD_ID: record_id}
             )
             after = {**merged, "updated_at": now, "version": row["version"] + 1}
             written.append(Change(entity, "update", row, after))
@@ -412,6 +383,141 @@ class Cascade:
                         ) from None
             dirty = {record_id: {EVERYTHING} for record_id in rows} if formulas else {}
             self.run(self.system_update(entity, rows, values, dirty))
+
+
+# Statements are built once per table (and roll-up rule) of a catalog and run with
+# bound parameters: building and compiling a statement costs more than running it.
+
+#: The parameter of the record's id in a system update; no field name starts
+#: with an underscore, so it never meets a column's.
+_RECORD_ID = "_record_id"
+
+
+def _among(column: sa.ColumnElement[Any], name: str, *, single: bool) -> Any:
+    """``column`` holds one of the ids bound as ``name`` (see :func:`_bound`).
+
+    One id is compared with ``=``: SQLAlchemy renders an IN list again on every
+    run, which costs more than the query itself.
+    """
+    if single:
+        return column == sa.bindparam(name)
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
+def _bound(ids: Iterable[int]) -> int | list[int]:
+    """The value to bind for :func:`_among`: the id itself when there is one."""
+    ordered = sorted(ids)
+    return ordered[0] if len(ordered) == 1 else ordered
+
+
+@functools.lru_cache(maxsize=2048)
+def _rows(table: sa.Table, *, lock: bool, single: bool) -> sa.Select[Any]:
+    """The rows whose ids are bound as ``ids``, in id order."""
+    query = (
+        sa.select(table)
+        .where(_among(table.c.id, "ids", single=single))
+        .order_by(table.c.id)
+    )
+    return query.with_for_update(key_share=True) if lock else query
+
+
+@functools.lru_cache(maxsize=2048)
+def _children_of(table: sa.Table, lookup: str, *, single: bool) -> sa.Select[Any]:
+    """The rows whose ``lookup`` holds one of the ids bound as ``parents``."""
+    return (
+        sa.select(table)
+        .where(_among(table.c[lookup], "parents", single=single))
+        .order_by(table.c.id)
+    )
+
+
+@functools.lru_cache(maxsize=2048)
+def _system_update(table: sa.Table) -> sa.Update:
+    """Set the columns given as parameters and bump the version of one record."""
+    return (
+        table.update()
+        .where(table.c.id == sa.bindparam(_RECORD_ID))
+        .values(version=table.c.version + 1)
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _reads_context(rule: RollupRule) -> bool:
+    return rule.condition is not None and reads_context(rule.condition.source)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a roll-up's statement depends on besides its rule and the child table."""
+
+    #: The child's fields and their types.
+    types: tuple[tuple[str, str], ...]
+    #: The scale of the field summed, when it is a decimal.
+    scale: int
+    sqlite: bool
+    #: Whether one parent is recomputed (see :func:`_among`).
+    single: bool
+
+
+_AggregateQuery = tuple[sa.Select[Any, Any], int | None]
+
+
+@functools.lru_cache(maxsize=1024)
+def _kept_aggregate_query(
+    rule: RollupRule, table: sa.Table, shape: _Shape
+) -> _AggregateQuery | None:
+    """:func:`_aggregate_query` of a roll-up whose condition reads no ``$user`` and
+    no clock, which therefore translates the same for every save."""
+    return _aggregate_query(rule, table, shape, None, None)
+
+
+def _aggregate_query(
+    rule: RollupRule,
+    table: sa.Table,
+    shape: _Shape,
+    user: Mapping[str, Any] | None,
+    now: dt.datetime | None,
+) -> _AggregateQuery | None:
+    """The roll-up's aggregate per parent, the parents' ids bound as ``parents``,
+    and the scale its integer result is in (exact SQLite sums).
+
+    ``None`` when its condition has no SQL form: it then runs in Python.
+    """
+    lookup = table.c[rule.lookup]
+    where: list[sa.ColumnElement[bool]] = [
+        _among(lookup, "parents", single=shape.single)
+    ]
+    if rule.condition is not None:
+        kinds = {**SYSTEM_TYPES, **dict(shape.types)}
+        columns = {name: (table.c[name], kind) for name, kind in kinds.items()}
+        try:
+            condition = compile_sql(rule.condition.source, columns, user=user, now=now)
+        except (ConditionError, OverflowError, ValueError, RecursionError):
+            # No exact SQL form (see OPERATIONS.md), or a literal out of the
+            # database's range: the children are read and the condition runs in
+            # Python instead.
+            return None
+        where.append(condition)
+    value, scale = _sql_value(rule, table, shape)
+    return sa.select(lookup, value).where(*where).group_by(lookup), scale
+
+
+def _sql_value(
+    rule: RollupRule, table: sa.Table, shape: _Shape
+) -> tuple[sa.ColumnElement[Any], int | None]:
+    if rule.function == "count" or rule.of is None:
+        return sa.func.count(), None
+    column = table.c[rule.of]
+    if rule.function == "min":
+        return sa.func.min(column), None
+    if rule.function == "max":
+        return sa.func.max(column), None
+    if dict(shape.types).get(rule.of, "integer") in DECIMAL_TYPES and shape.sqlite:
+        # SQLite keeps decimals as binary floats; adding them as whole units of
+        # the field's scale keeps the sum exact.
+        units = sa.func.round(column * (10**shape.scale))
+        return sa.func.sum(sa.cast(units, sa.BigInteger)), shape.scale
+    return sa.func.sum(column), None
 
 
 def _parents(rule: RollupRule, change: Change) -> set[int]:

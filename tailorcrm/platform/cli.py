@@ -17,14 +17,28 @@ from typing import Any, TextIO
 import click
 
 from ..errors import TailorError
-from ..metadata import LAYOUT, Catalog, EntityDef, check_layout_document
+from ..metadata import (
+    LAYOUT,
+    RULE,
+    Catalog,
+    EntityDef,
+    check_layout_document,
+    check_rule_document,
+    compile_rules,
+)
 from ._app import Platform, create_app
 from .auth import (
     MIN_PASSWORD_LENGTH,
+    SCOPES,
     create_token,
     create_user,
+    deactivate_user,
+    end_sessions,
     find_user,
     generate_password,
+    list_tokens,
+    revoke_token,
+    set_password,
 )
 from .config import Settings
 from .db import users
@@ -36,6 +50,8 @@ from .records import SYSTEM_ACTOR, Actor, RecordService
 SAMPLE_PACK = Path(__file__).resolve().parents[2] / "sample_schemas" / "sales"
 #: The subfolder of a metadata folder that holds layouts, one ``<entity>.json`` each.
 LAYOUTS_FOLDER = "layouts"
+#: The subfolder of a metadata folder that holds rules, one ``<name>.json`` each.
+RULES_FOLDER = "rules"
 
 
 def _platform() -> Platform:
@@ -78,8 +94,9 @@ def init(demo: bool) -> None:
         if existing is None:
             admin = create_user(connection, "admin", password, is_admin=True)
         else:
+            # The new password also ends every session signed in with the old.
             admin = find_user(connection, "admin")
-            _reset_password(connection, admin.id, password)
+            set_password(connection, admin.id, password)
     try:
         if demo:
             _install_demo(platform, admin.actor())
@@ -94,16 +111,6 @@ def init(demo: bool) -> None:
     click.echo(
         "Try: curl -H 'Authorization: Bearer <token>' "
         "http://127.0.0.1:5000/api/v1/meta/entities"
-    )
-
-
-def _reset_password(connection: Any, user_id: int, password: str) -> None:
-    from werkzeug.security import generate_password_hash
-
-    connection.execute(
-        users.update()
-        .where(users.c.id == user_id)
-        .values(password_hash=generate_password_hash(password))
     )
 
 
@@ -128,6 +135,9 @@ def _install_demo(platform: Platform, actor: Actor) -> None:
         click.echo("The sales pack is already installed; its entities were kept.")
     layouts = [(n, doc) for n, doc in everything if doc.get("kind") == LAYOUT]
     _install_demo_layouts(platform, layouts, actor)
+    # Rules come before the demo data, which is saved under them like any data.
+    rules = [(n, doc) for n, doc in everything if doc.get("kind") == RULE]
+    _install_demo_rules(platform, rules, actor)
     with platform.reading() as (_, catalog):
         live = {entity.name for entity in catalog.live()}
     if any(doc["name"] not in live for _, doc in documents):
@@ -180,6 +190,54 @@ def _install_demo_layouts(
         )
 
 
+def _install_demo_rules(
+    platform: Platform, documents: list[tuple[str, Any]], actor: Actor
+) -> None:
+    # As with layouts: only rules the database never had are installed, so a rule
+    # the admin changed or deleted stays as the admin left it, and only those that
+    # fit the entities as they are here.
+    fresh = [
+        (source, document)
+        for source, document in documents
+        if not platform.store.history(document["name"], kind=RULE)
+    ]
+    with platform.reading() as (_, catalog):
+        fitting = _fitting_rules(fresh, catalog)
+    skipped = sorted(
+        {doc["name"] for _, doc in fresh} - {doc["name"] for _, doc in fitting}
+    )
+    if fitting:
+        result = platform.store.apply(fitting, actor=actor.username)
+        names = ", ".join(doc["name"] for _, doc in fitting)
+        click.echo(f"Installed sales pack rules: {names} (revision {result.revision}).")
+    if skipped:
+        click.echo(
+            "Left out the sales pack rules "
+            + ", ".join(skipped)
+            + ": they do not fit the entities as changed here."
+        )
+
+
+def _fitting_rules(
+    documents: list[tuple[str, Any]], catalog: Catalog
+) -> list[tuple[str, Any]]:
+    """The rule documents that fit the catalog's entities and rules, in order."""
+    every = {stored.name: stored.document for stored in catalog.rules.documents_of()}
+    fitting = []
+    for source, document in documents:
+        if check_rule_document(document):
+            continue
+        name = document["name"]
+        _, problems = compile_rules(
+            {**every, name: document}, catalog.entities, new=[name]
+        )
+        if any(str(problem.field).split(".")[0] == name for problem in problems):
+            continue
+        every[name] = document
+        fitting.append((source, document))
+    return fitting
+
+
 def _has_records(connection: Any, entity: EntityDef) -> bool:
     import sqlalchemy as sa
 
@@ -207,14 +265,16 @@ def meta() -> None:
 def load_documents(path: Path) -> list[tuple[str, Any]]:
     """Read one document file, or a folder's documents.
 
-    A folder holds entity documents as ``*.json`` and layouts in its ``layouts/``
-    subfolder, as ``meta export`` writes them; a document is a layout when its
-    ``kind`` is ``"layout"``, wherever it lies. A folder's ``pack.json``
-    manifest is not a metadata document and is skipped.
+    A folder holds entity documents as ``*.json``, layouts in its ``layouts/``
+    subfolder and rules in its ``rules/`` subfolder, as ``meta export`` writes
+    them; a document is a layout or a rule by its ``kind`` (``"layout"``,
+    ``"rule"``), wherever it lies. A folder's ``pack.json`` manifest is not a
+    metadata document and is skipped.
     """
     if path.is_dir():
         files = sorted(path.glob("*.json"))
         files += sorted((path / LAYOUTS_FOLDER).glob("*.json"))
+        files += sorted((path / RULES_FOLDER).glob("*.json"))
     else:
         files = [path]
     documents = []
@@ -263,8 +323,8 @@ def meta_export(directory: Path) -> None:
     """Write every entity, layout and rule document to DIRECTORY, one file each.
 
     Stored layouts go to DIRECTORY/layouts/ENTITY.json (an entity showing the
-    generated layout has none), rules to DIRECTORY/NAME.rule.json. 'meta apply
-    DIRECTORY' reads them all back.
+    generated layout has none), rules to DIRECTORY/rules/NAME.json, as a pack
+    holds them. 'meta apply DIRECTORY' reads them all back.
     """
     platform = _platform()
     directory.mkdir(parents=True, exist_ok=True)
@@ -278,8 +338,13 @@ def meta_export(directory: Path) -> None:
             (directory / LAYOUTS_FOLDER).mkdir(exist_ok=True)
         for name, layout in sorted(layouts.items()):
             _write_json(directory / LAYOUTS_FOLDER / f"{name}.json", layout.document)
-        for stored in catalog.rules.documents_of():
-            _write_json(directory / f"{stored.name}.rule.json", stored.document)
+        rules = catalog.rules.documents_of()
+        if rules:
+            (directory / RULES_FOLDER).mkdir(exist_ok=True)
+        for stored in rules:
+            _write_json(
+                directory / RULES_FOLDER / f"{stored.name}.json", stored.document
+            )
 
 
 def _write_json(target: Path, document: Any) -> None:
@@ -505,6 +570,58 @@ def user_create(username: str, admin: bool, password: str | None) -> None:
         click.echo(f"Password: {password}")
 
 
+@user.command("set-password")
+@click.argument("username")
+@click.option(
+    "--password",
+    envvar="TAILORCRM_USER_PASSWORD",
+    help="The new password (default: generated and printed).",
+)
+def user_set_password(username: str, password: str | None) -> None:
+    """Give USERNAME a new password; their web sessions end."""
+    platform = _platform()
+    generated = password is None
+    password = password or generate_password()
+    try:
+        with platform.engine.begin() as connection:
+            found = find_user(connection, username)
+            set_password(connection, found.id, password)
+    except TailorError as error:
+        _fail(error)
+    click.echo(f"New password set for {username}; their web sessions ended.")
+    if generated:
+        click.echo(f"Password: {password}")
+
+
+@user.command("deactivate")
+@click.argument("username")
+def user_deactivate(username: str) -> None:
+    """Deactivate USERNAME: their sessions end and their API tokens stop working."""
+    platform = _platform()
+    try:
+        with platform.engine.begin() as connection:
+            found = find_user(connection, username)
+            deactivate_user(connection, found.id)
+    except TailorError as error:
+        _fail(error)
+    click.echo(f"Deactivated {username}.")
+
+
+@user.command("logout-all")
+@click.argument("username")
+def user_logout_all(username: str) -> None:
+    """End every web session of USERNAME (API tokens are left alone)."""
+    platform = _platform()
+    try:
+        with platform.engine.begin() as connection:
+            found = find_user(connection, username)
+            ended = end_sessions(connection, found.id)
+    except TailorError as error:
+        _fail(error)
+    sessions = "session" if ended == 1 else "sessions"
+    click.echo(f"Ended {ended} web {sessions} of {username}.")
+
+
 @main.group()
 def token() -> None:
     """Manage API tokens."""
@@ -513,19 +630,92 @@ def token() -> None:
 @token.command("create")
 @click.argument("username")
 @click.option("--name", default="", help="What the token is for.")
-@click.option("--expires-days", type=click.IntRange(min=1), help="Expire after N days.")
-def token_create(username: str, name: str, expires_days: int | None) -> None:
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(SCOPES),
+    help="What the token may do; repeat for several (default: all).",
+)
+@click.option(
+    "--expires-in",
+    "--expires-days",
+    "expires_days",
+    type=click.IntRange(min=1),
+    metavar="DAYS",
+    help="Expire after DAYS days (default: never).",
+)
+def token_create(
+    username: str, name: str, scopes: tuple[str, ...], expires_days: int | None
+) -> None:
     """Create an API token for USERNAME and print it (it is shown only once)."""
     platform = _platform()
     expires = dt.timedelta(days=expires_days) if expires_days else None
     try:
         with platform.engine.begin() as connection:
             found = find_user(connection, username)
-            secret = create_token(connection, found, name=name, expires_in=expires)
+            secret = create_token(
+                connection,
+                found,
+                name=name,
+                scopes=scopes or None,
+                expires_in=expires,
+            )
     except TailorError as error:
         _fail(error)
     click.echo(f"API token for {username} (shown once, store it safely):")
     click.echo(secret)
+
+
+@token.command("list")
+@click.argument("username", required=False)
+def token_list(username: str | None) -> None:
+    """List the API tokens (of USERNAME); the tokens themselves are never shown."""
+    platform = _platform()
+    try:
+        with platform.engine.connect() as connection:
+            user_id = find_user(connection, username).id if username else None
+            tokens = list_tokens(connection, user_id=user_id)
+    except TailorError as error:
+        _fail(error)
+    if not tokens:
+        click.echo("No API tokens.")
+        return
+    now = platform.clock()
+    rows = [("ID", "USER", "NAME", "SCOPES", "CREATED", "EXPIRES", "STATE")]
+    for info in tokens:
+        rows.append(
+            (
+                str(info.id),
+                info.username,
+                info.name or "-",
+                ",".join(info.scopes),
+                _minute(info.created_at),
+                _minute(info.expires_at),
+                info.state(now),
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(7)]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
+
+
+def _minute(value: dt.datetime | None) -> str:
+    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M")
+
+
+@token.command("revoke")
+@click.argument("token_id", metavar="ID", type=int)
+def token_revoke(token_id: int) -> None:
+    """Revoke the API token ID (see 'token list'); it stops working at once."""
+    platform = _platform()
+    try:
+        with platform.engine.begin() as connection:
+            info = revoke_token(connection, token_id)
+    except TailorError as error:
+        _fail(error)
+    click.echo(f"Revoked API token {info.id} of {info.username}.")
 
 
 if __name__ == "__main__":

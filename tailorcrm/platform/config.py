@@ -19,6 +19,16 @@ def default_database_url() -> str:
     return f"sqlite:///{path}"
 
 
+#: Numeric settings: the field, its variable and its default.
+_NUMBERS = {
+    "session_idle_minutes": ("TAILORCRM_SESSION_IDLE_MINUTES", 12 * 60),
+    "session_max_hours": ("TAILORCRM_SESSION_MAX_HOURS", 7 * 24),
+    "login_account_limit": ("TAILORCRM_LOGIN_ACCOUNT_LIMIT", 5),
+    "login_address_limit": ("TAILORCRM_LOGIN_ADDRESS_LIMIT", 20),
+    "login_window_minutes": ("TAILORCRM_LOGIN_WINDOW_MINUTES", 15),
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the platform needs to run."""
@@ -26,12 +36,21 @@ class Settings:
     database_url: str
     secret_key: str
     production: bool = False
+    #: A web session ends after this long without a request...
+    session_idle_minutes: int = 12 * 60
+    #: ...and this long after sign-in, whatever happens.
+    session_max_hours: int = 7 * 24
+    #: Failed sign-ins allowed per user name, and per address, in the window.
+    login_account_limit: int = 5
+    login_address_limit: int = 20
+    login_window_minutes: int = 15
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None) -> Settings:
         """Read the environment, then apply ``overrides`` (tests pass theirs here).
 
-        :raises RuntimeError: production mode without a secret key.
+        :raises RuntimeError: production mode without a secret key, or a limit
+            that is not a whole number above 0.
         """
         values: dict[str, Any] = {
             "database_url": os.environ.get("TAILORCRM_DATABASE_URL")
@@ -39,7 +58,11 @@ class Settings:
             "secret_key": os.environ.get("TAILORCRM_SECRET_KEY", ""),
             "production": os.environ.get("TAILORCRM_ENV", "") == "production",
         }
+        for field, (variable, _) in _NUMBERS.items():
+            values[field] = os.environ.get(variable)
         values.update(overrides or {})
+        for field, (variable, default) in _NUMBERS.items():
+            values[field] = _positive(variable, values[field], default)
         if values["production"] and len(values["secret_key"]) < MIN_SECRET_KEY:
             raise RuntimeError(
                 "TAILORCRM_SECRET_KEY must be set to a random value of at least "
@@ -50,6 +73,20 @@ class Settings:
             # Fine for the demo: sessions simply do not survive a restart.
             values["secret_key"] = secrets.token_hex(32)
         return cls(**values)
+
+
+def _positive(variable: str, value: Any, default: int) -> int:
+    """Read a whole number above zero; ``None`` or ``""`` gives ``default``.
+
+    :raises RuntimeError: anything else, naming the variable.
+    """
+    if value is None or value == "":
+        return default
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RuntimeError(f"{variable} must be a whole number above 0, not {value!r}.")
+    return value
 
 
 def ensure_sqlite_directory(url: str) -> None:

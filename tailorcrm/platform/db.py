@@ -1,4 +1,4 @@
-"""Database engines and the platform's own tables (users, tokens, metadata)."""
+"""Database engines and the platform's own tables (users, sign-ins, metadata)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,60 @@ api_tokens = sa.Table(
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("expires_at", sa.DateTime(), nullable=True),
     sa.Column("revoked_at", sa.DateTime(), nullable=True),
+)
+
+# Tables added after the first release are separate tables, never new columns on
+# old ones: ``create_all`` adds a missing table to an existing database but not a
+# missing column. A token without scope rows predates scopes and keeps them all.
+api_token_scopes = sa.Table(
+    "tc_api_token_scope",
+    system_metadata,
+    sa.Column(
+        "token_id",
+        ID_TYPE,
+        sa.ForeignKey("tc_api_token.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("scope", sa.String(20), primary_key=True),
+)
+
+# A signed-in browser. The cookie carries a random id; only its SHA-256 digest is
+# kept here, so a copy of the table signs nobody in.
+web_sessions = sa.Table(
+    "tc_web_session",
+    system_metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column(
+        "user_id",
+        ID_TYPE,
+        sa.ForeignKey(f"{USER_TABLE}.id"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(), nullable=False),
+    sa.Column("expires_at", sa.DateTime(), nullable=False),
+    sa.Column("address", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(200), nullable=True),
+    sa.Column("ended_at", sa.DateTime(), nullable=True),
+)
+
+# Every sign-in attempt and sign-out, kept for the audit; failed sign-ins are
+# also what throttling counts. ``username`` is the name as typed, so attempts on
+# names that do not exist are counted (and locked) like any other.
+login_events = sa.Table(
+    "tc_login_event",
+    system_metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(), nullable=False),
+    sa.Column("username", sa.String(150), nullable=False),
+    sa.Column("user_id", ID_TYPE, nullable=True),
+    sa.Column("address", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(200), nullable=True),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Index("ix_tc_login_event_username", "username", "at"),
+    sa.Index("ix_tc_login_event_address", "address", "at"),
 )
 
 meta_documents = sa.Table(

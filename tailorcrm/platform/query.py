@@ -51,9 +51,9 @@ OPERATORS = (
 )
 RESERVED_PARAMS = frozenset({"sort", "limit", "cursor", "fields", "count", "filter"})
 SYSTEM_SPECS: dict[str, dict[str, Any]] = {
-    "id": {"name": "id", "type": "integer", "label": "Id"},
+    "id": {"name": "id", "type": "integer", "label": "ID"},
     "created_at": {"name": "created_at", "type": "datetime", "label": "Created"},
-    "updated_at": {"name": "updated_at", "type": "datetime", "label": "Updated"},
+    "updated_at": {"name": "updated_at", "type": "datetime", "label": "Last modified"},
     "created_by": {"name": "created_by", "type": "integer", "label": "Created by"},
     "owner_id": {"name": "owner_id", "type": "integer", "label": "Owner"},
     "version": {"name": "version", "type": "integer", "label": "Version"},
@@ -89,6 +89,9 @@ class Page:
     records: list[dict[str, Any]]
     next_cursor: str | None
     total: int | None
+    #: The cursor of the page's first row when rows may come before it, for
+    #: :func:`run_list_before`; ``None`` when the page starts the list.
+    previous_cursor: str | None = None
 
 
 def _spec(entity: EntityDef, name: str, param: str) -> dict[str, Any]:
@@ -340,7 +343,9 @@ def _cursor_value(value: Any) -> str | None:
     return str(value)
 
 
-def _decode_cursor(query: ListQuery, text: str) -> tuple[list[Any], int]:
+def _decode_cursor(
+    query: ListQuery, text: str, param: str = "cursor"
+) -> tuple[list[Any], int]:
     try:
         padded = text + "=" * (-len(text) % 4)
         body = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -356,9 +361,11 @@ def _decode_cursor(query: ListQuery, text: str) -> tuple[list[Any], int]:
     except (ValueError, KeyError, TypeError, binascii.Error):
         valid = False
     if not valid:
-        raise BadRequest("cursor: this cursor is not valid for this list; start over.")
+        raise BadRequest(
+            f"{param}: this cursor is not valid for this list; start over."
+        )
     values = [
-        None if key is None else parse_value(spec, str(key), "cursor")
+        None if key is None else parse_value(spec, str(key), param)
         for key, (spec, _) in zip(keys, query.sort, strict=True)
     ]
     return values, last_id
@@ -371,11 +378,7 @@ def _after(
     alternatives = []
     equal: list[sa.ColumnElement[bool]] = []
     for (spec, descending), value in zip(query.sort, values, strict=True):
-        column: sa.ColumnElement[Any] = table.c[spec["name"]]
-        if spec["type"] == "boolean":
-            # Booleans sort false before true everywhere; compare them as 0 and 1.
-            column = sa.cast(column, sa.Integer)
-            value = None if value is None else int(value)
+        column, value = _comparable(table, spec, value)
         if value is not None:
             beyond = column < value if descending else column > value
             alternatives.append(sa.and_(*equal, sa.or_(beyond, column.is_(None))))
@@ -386,41 +389,143 @@ def _after(
     return sa.or_(*alternatives)
 
 
-def run_list(connection: sa.Connection, entity: EntityDef, query: ListQuery) -> Page:
-    """Run a list query and return one page, its next cursor and the total."""
-    table = entity.table
+def _before(
+    table: sa.Table, query: ListQuery, values: list[Any], first_id: int
+) -> sa.ColumnElement[bool]:
+    """Rows strictly before the cursor in (sort keys..., id) order, nulls last."""
+    alternatives = []
+    equal: list[sa.ColumnElement[bool]] = []
+    for (spec, descending), value in zip(query.sort, values, strict=True):
+        column, value = _comparable(table, spec, value)
+        if value is not None:
+            # A comparison with a blank is never true: blanks, which come last,
+            # are left out here as they should be.
+            ahead = column > value if descending else column < value
+            alternatives.append(sa.and_(*equal, ahead))
+            equal.append(column == value)
+        else:
+            alternatives.append(sa.and_(*equal, column.is_not(None)))
+            equal.append(column.is_(None))
+    alternatives.append(sa.and_(*equal, table.c.id < first_id))
+    return sa.or_(*alternatives)
+
+
+def _comparable(
+    table: sa.Table, spec: dict[str, Any], value: Any
+) -> tuple[sa.ColumnElement[Any], Any]:
+    column: sa.ColumnElement[Any] = table.c[spec["name"]]
+    if spec["type"] == "boolean":
+        # Booleans sort false before true everywhere; compare them as 0 and 1.
+        return sa.cast(column, sa.Integer), None if value is None else int(value)
+    return column, value
+
+
+def _where(table: sa.Table, query: ListQuery) -> list[sa.ColumnElement[bool]]:
     where = [_condition(table, spec, op, value) for spec, op, value in query.filters]
     if query.condition is not None:
         where.append(query.condition)
+    return where
+
+
+def _order(
+    table: sa.Table, query: ListQuery, *, backward: bool = False
+) -> list[sa.UnaryExpression[Any]]:
+    """The list's order (nulls last, then id), or its exact reverse."""
+    order = []
+    for spec, descending in query.sort:
+        column = table.c[spec["name"]]
+        if backward:
+            key = column.asc() if descending else column.desc()
+            order.append(key.nulls_first())
+        else:
+            key = column.desc() if descending else column.asc()
+            order.append(key.nulls_last())
+    order.append(table.c.id.desc() if backward else table.c.id.asc())
+    return order
+
+
+def run_list(connection: sa.Connection, entity: EntityDef, query: ListQuery) -> Page:
+    """Run a list query and return one page, its next cursor and the total."""
+    table = entity.table
+    where = _where(table, query)
     statement = sa.select(table).where(*where)
     if query.cursor:
         values, last_id = _decode_cursor(query, query.cursor)
         statement = statement.where(_after(table, query, values, last_id))
-    order = [
-        (
-            table.c[spec["name"]].desc() if desc else table.c[spec["name"]].asc()
-        ).nulls_last()
-        for spec, desc in query.sort
-    ]
-    statement = statement.order_by(*order, table.c.id.asc()).limit(query.limit + 1)
-    rows = connection.execute(statement).mappings().all()
+    statement = statement.order_by(*_order(table, query)).limit(query.limit + 1)
+    rows = list(connection.execute(statement).mappings().all())
     next_cursor = None
     if len(rows) > query.limit:
         rows = rows[: query.limit]
         next_cursor = _encode_cursor(query, rows[-1])
+    previous_cursor = None
+    if query.cursor and rows:
+        previous_cursor = _encode_cursor(query, rows[0])
+    return _page(connection, entity, query, rows, where, next_cursor, previous_cursor)
+
+
+def run_list_before(
+    connection: sa.Connection,
+    entity: EntityDef,
+    query: ListQuery,
+    before: str | None,
+    *,
+    param: str = "before",
+) -> Page:
+    """Return the page of rows that come just before a cursor, in the list's order.
+
+    The rows are read backwards from the cursor, in the exact reverse of the
+    list's order, so a page costs as many statements as one :func:`run_list`
+    reads; ``query.cursor`` is not used.
+
+    :param before: the cursor of the row the page ends before (a page's
+        ``previous_cursor``); ``None`` for the last page of the list.
+    :param param: the parameter that carried the cursor, to name it in an error.
+    :returns: the page; its ``previous_cursor`` is ``None`` when no row comes
+        before it, its ``next_cursor`` is ``None`` when it is the last page.
+    :raises BadRequest: the cursor does not belong to this list and its sort.
+    """
+    table = entity.table
+    where = _where(table, query)
+    statement = sa.select(table).where(*where)
+    if before is not None:
+        values, first_id = _decode_cursor(query, before, param)
+        statement = statement.where(_before(table, query, values, first_id))
+    statement = statement.order_by(*_order(table, query, backward=True))
+    rows = list(connection.execute(statement.limit(query.limit + 1)).mappings())
+    more = len(rows) > query.limit
+    rows = rows[: query.limit][::-1]
+    previous_cursor = _encode_cursor(query, rows[0]) if more else None
+    # The row the cursor names comes after this page (unless it was deleted
+    # since, and then the next page is merely empty).
+    next_cursor = _encode_cursor(query, rows[-1]) if before and rows else None
+    return _page(connection, entity, query, rows, where, next_cursor, previous_cursor)
+
+
+def _page(
+    connection: sa.Connection,
+    entity: EntityDef,
+    query: ListQuery,
+    rows: Sequence[sa.RowMapping],
+    where: list[sa.ColumnElement[bool]],
+    next_cursor: str | None,
+    previous_cursor: str | None,
+) -> Page:
     total = None
     if query.count:
         total = connection.execute(
-            sa.select(sa.func.count()).select_from(table).where(*where)
+            sa.select(sa.func.count()).select_from(entity.table).where(*where)
         ).scalar_one()
     records = [record_json(entity, row) for row in rows]
     if query.fields is not None:
         keep = ["id", *query.fields]
         records = [{name: record[name] for name in keep} for record in records]
-    return Page(records, next_cursor, total)
+    return Page(records, next_cursor, total, previous_cursor)
 
 
 SEARCH_TYPES = frozenset({"text", "email", "phone", "url", "autonumber"})
+#: The words of a quick search that count; the rest are ignored.
+MAX_SEARCH_WORDS = 10
 
 
 def search_condition(entity: EntityDef, text: str) -> sa.ColumnElement[bool] | None:
@@ -437,7 +542,7 @@ def search_condition(entity: EntityDef, text: str) -> sa.ColumnElement[bool] | N
         return None
     table = entity.table
     clauses = []
-    for word in words[:10]:
+    for word in words[:MAX_SEARCH_WORDS]:
         needle = "%" + _escape_like(word.lower()) + "%"
         clauses.append(
             sa.or_(

@@ -14,7 +14,7 @@ import copy
 import datetime as dt
 import functools
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -272,8 +272,12 @@ class RecordService:
         )
         if rules and runner.rules.on_records:
             runner.prepare_new(values, given, problems)
-        for checker in (self._check_references, self._check_unique):
-            for index, found in enumerate(checker(entity, values)):
+        checks = (
+            self._check_references(entity, values, known=runner.stored),
+            self._check_unique(entity, values),
+        )
+        for found_per_row in checks:
+            for index, found in enumerate(found_per_row):
                 problems[index] += found
         return values, problems
 
@@ -510,8 +514,19 @@ class RecordService:
     # -- checks against stored data --------------------------------------------
 
     def _check_references(
-        self, entity: EntityDef, batch: list[dict[str, Any]]
+        self,
+        entity: EntityDef,
+        batch: list[dict[str, Any]],
+        *,
+        known: Callable[[str, Any], bool | None] | None = None,
     ) -> list[list[Problem]]:
+        """The lookups of each record that point at no stored record.
+
+        :param known: whether a record of an entity is stored, for the records
+            this transaction has already read (``None`` for the others): the
+            rules load the related records they read, and those need no second
+            query.
+        """
         problems: list[list[Problem]] = [[] for _ in batch]
         for spec in entity.lookups():
             name = spec["name"]
@@ -519,11 +534,17 @@ class RecordService:
             if not wanted:
                 continue
             target = self.catalog.entity(spec["target"])
-            found = set(
-                self.connection.execute(
-                    _ids_among(target.table), {"ids": list(wanted)}
-                ).scalars()
-            )
+            found: set[Any] = set()
+            if known is not None:
+                seen = {value: known(target.name, value) for value in wanted}
+                found = {value for value, stored in seen.items() if stored}
+                wanted = {value for value, stored in seen.items() if stored is None}
+            if wanted:
+                found |= set(
+                    self.connection.execute(
+                        _ids_among(target.table), {"ids": list(wanted)}
+                    ).scalars()
+                )
             # A record may refer to one created earlier in the same batch only
             # through the database; ids not stored yet are reported.
             for index, values in enumerate(batch):

@@ -7,12 +7,19 @@ Conditions see a record as a mapping of its field names to stored values, plus
 record (``account.industry``; ``account.id`` is its id), or null when there is none.
 Related records are loaded once per batch, with one query per lookup, and only the
 fields that rules read.
+
+Field state is decided here once for every path: the record service enforces it,
+and forms show it (:meth:`RecordRules.form_state`). A field is visible unless its
+field_state rule's ``visible_if`` or its layout section's ``visible_if`` is false;
+``required_if`` applies to visible fields only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -26,9 +33,17 @@ from ..metadata import (
     Catalog,
     EntityDef,
     FieldValueError,
+    SectionKey,
     convert,
 )
-from ..rules_engine import EntityRules, FormulaRule, Rule, is_blank, truthy
+from ..rules_engine import (
+    EntityRules,
+    FieldState,
+    FormulaRule,
+    Rule,
+    is_blank,
+    truthy,
+)
 
 #: What a roll-up gives over no records.
 EMPTY_ROLLUP = {"count": 0, "sum": 0, "min": None, "max": None}
@@ -91,10 +106,30 @@ def _rounded(spec: Mapping[str, Any], value: Any) -> Any:
     return rounded
 
 
+@dataclass(frozen=True)
+class FormState:
+    """What the rules make of a record that a form shows."""
+
+    #: The record as it would be saved: the values given, with formulas computed.
+    values: dict[str, Any]
+    #: The same record as conditions read it: system columns, and each lookup as
+    #: its related record (its id and the fields read); no ``$user`` or ``$now``.
+    record: dict[str, Any]
+    #: Each live field's state.
+    fields: dict[str, FieldState]
+    #: Whether each layout section that has a ``visible_if`` is shown.
+    sections: dict[SectionKey, bool]
+
+
 class RecordRules:
     """The rules of one entity, applied to records of one batch before they are saved.
 
     One instance serves one batch: it keeps the related records it loaded.
+
+    :param related_reads: for each lookup, the related record's fields to load; by
+        default those that the entity's rules and section conditions read. A
+        caller that evaluates only some of the rules may narrow it to what they
+        read; a lookup left out reads as ``{"id": ...}``.
     """
 
     def __init__(
@@ -105,18 +140,27 @@ class RecordRules:
         *,
         user: Mapping[str, Any],
         now: dt.datetime,
+        related_reads: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.connection = connection
         self.catalog = catalog
         self.entity = entity
         self.rules: EntityRules = catalog.rules.for_entity(entity.name)
+        self.sections = catalog.section_conditions(entity.name)
         self.user = user
         self.now = now
         self._lookups = {spec["name"]: spec["target"] for spec in entity.lookups()}
+        #: For each lookup, the related record's fields that rules and section
+        #: conditions read.
+        self.related_reads = (
+            _related_reads(self.rules, self.sections.reads)
+            if related_reads is None
+            else dict(related_reads)
+        )
         # Two lookups may point at one entity: its records are loaded once, with
         # every field that either is read for.
         self._fields: dict[str, set[str]] = {}
-        for lookup, fields in self.rules.related_reads.items():
+        for lookup, fields in self.related_reads.items():
             if lookup in self._lookups:
                 self._fields.setdefault(self._lookups[lookup], set()).update(fields)
         self._related: dict[tuple[str, int], dict[str, Any] | None] = {}
@@ -127,7 +171,7 @@ class RecordRules:
         """Load, in one query per lookup, the related records the rules read."""
         records = list(records)
         wanted: dict[str, set[int]] = {}
-        for lookup in self.rules.related_reads:
+        for lookup in self.related_reads:
             target = self._lookups.get(lookup)
             if target is None:
                 continue
@@ -143,13 +187,24 @@ class RecordRules:
         if entity is None:
             return
         table = entity.table
-        fields = sorted(self._fields.get(target, ()))
-        columns = [table.c[name] for name in fields if name in table.c and name != "id"]
-        query = sa.select(table.c.id, *columns).where(table.c.id.in_(sorted(ids)))
-        for row in self.connection.execute(query).mappings():
+        fields = tuple(
+            name
+            for name in sorted(self._fields.get(target, ()))
+            if name in table.c and name != "id"
+        )
+        query = _related_rows(table, fields, single=len(ids) == 1)
+        wanted = min(ids) if len(ids) == 1 else sorted(ids)
+        for row in self.connection.execute(query, {"ids": wanted}).mappings():
             self._related[(target, int(row["id"]))] = dict(row)
         for missing in ids:
             self._related.setdefault((target, int(missing)), None)
+
+    def stored(self, target: str, record_id: Any) -> bool | None:
+        """Whether the record ``record_id`` of ``target`` was found when related
+        records were loaded; ``None`` when it was not loaded."""
+        if not isinstance(record_id, int) or (target, record_id) not in self._related:
+            return None
+        return self._related[(target, record_id)] is not None
 
     def related(self, lookup: str, value: Any) -> dict[str, Any] | None:
         """The related record as conditions read it: its id and the fields read."""
@@ -157,7 +212,7 @@ class RecordRules:
             return None
         target = self._lookups[lookup]
         key = (target, value)
-        if lookup not in self.rules.related_reads:
+        if lookup not in self.related_reads:
             return {"id": value}
         if key not in self._related:
             self._fetch(target, {value})
@@ -296,22 +351,85 @@ class RecordRules:
             for rule in self.rules.validations
             if truthy(rule.condition(data))
         ]
+        # A field a validation rule already refused gets no second problem for
+        # being blank: "Say why the deal was lost" says it better.
+        refused = {problem.field for problem in problems}
         written = set(written)
-        for name, state in self.rules.field_states.items():
+        for name in self.rules.field_states:
             label = self.entity.fields[name]["label"]
-            visible = _shown(state.visible_if, data)
-            needed = state.required_if is not None and truthy(state.required_if(data))
-            if visible and needed and is_blank(data.get(name)):
+            # Read-only protects a stored value: it is judged on the record as
+            # stored, and only for a field the caller changes.
+            stored = prior if name in written else None
+            state = self.field_state(name, data, prior=stored)
+            if state.required and name not in refused and is_blank(data.get(name)):
                 message = f"{label} is required here."
                 problems.append(Problem(name, "required", message))
-            # Read-only protects a stored value: it is judged on the record as
-            # stored, and a new record has nothing stored to protect.
-            if state.readonly_if is None or prior is None or name not in written:
-                continue
-            if truthy(state.readonly_if(prior)):
+            if state.readonly:
                 message = f"{label} cannot be changed now."
                 problems.append(Problem(name, "read_only", message))
         return problems
+
+    def field_state(
+        self, name: str, data: Mapping[str, Any], *, prior: Mapping[str, Any] | None
+    ) -> FieldState:
+        """Decide whether field ``name`` is visible, required and read-only.
+
+        :param data: the record as it will be saved, as conditions read it.
+        :param prior: the record as stored, as conditions read it; ``None`` on a
+            create, where nothing is read-only yet.
+        """
+        rule = self.rules.field_states.get(name)
+        visible = _shown(self.sections.of_field(name), data)
+        if rule is None:
+            return FieldState(visible=visible)
+        visible = visible and _shown(rule.visible_if, data)
+        required = (
+            visible and rule.required_if is not None and truthy(rule.required_if(data))
+        )
+        readonly = (
+            prior is not None
+            and rule.readonly_if is not None
+            and truthy(rule.readonly_if(prior))
+        )
+        return FieldState(visible=visible, required=required, readonly=readonly)
+
+    # -- for forms -----------------------------------------------------------------
+
+    def prefill(self, values: dict[str, Any], given: frozenset[str]) -> None:
+        """Fill a new record's fields from default rules, as a create would.
+
+        A form shows the values before they are saved, so that the person sees
+        (and may change) them; fields in ``given`` are left alone.
+        """
+        self.load_related([values])
+        data = self.data(values)
+        self.defaults(values, data, given)
+
+    def form_state(
+        self, values: Mapping[str, Any], *, stored: Mapping[str, Any] | None
+    ) -> FormState:
+        """What a form shows of the rules for a record.
+
+        :param values: the record as the form holds it (stored values, or what
+            was posted, converted as the record service converts them).
+        :param stored: the record as stored, for an edit; ``None`` for a new one.
+        """
+        record = dict(values)
+        self.load_related([record, *([stored] if stored is not None else [])])
+        data = self.data(record)
+        # A formula that cannot be computed shows no value; the save says why.
+        self.formulas(record, data, dirty=None)
+        prior = self.data(stored) if stored is not None else None
+        fields = {
+            name: self.field_state(name, data, prior=prior)
+            for name in self.entity.fields
+        }
+        sections = {
+            key: _shown(expression, data)
+            for key, expression in self.sections.conditions.items()
+        }
+        seen = {name: value for name, value in data.items() if name[:1] != "$"}
+        return FormState(record, seen, fields, sections)
 
     # -- before an update ----------------------------------------------------------
 
@@ -326,7 +444,8 @@ class RecordRules:
         problems = self.formulas(merged, data, dirty=set(written))
         for rule in self.rules.formulas:
             values[rule.field] = merged[rule.field]
-        prior = self.data(current)
+        # The stored record as conditions read it, without reading it twice.
+        prior = {**data["$prior"], "$user": self.user, "$now": self.now}
         problems += self.validate(data, prior=prior, written=written)
         return problems
 
@@ -355,6 +474,32 @@ def _shown(visible_if: Any, data: Mapping[str, Any]) -> bool:
         return True
     shown = visible_if(data)
     return shown is None or truthy(shown)
+
+
+def _related_reads(
+    rules: EntityRules, section_reads: Iterable[str]
+) -> dict[str, frozenset[str]]:
+    reads = {lookup: set(fields) for lookup, fields in rules.related_reads.items()}
+    for name in section_reads:
+        head, _, rest = name.partition(".")
+        if rest:
+            reads.setdefault(head, set()).add(rest)
+    return {lookup: frozenset(fields) for lookup, fields in reads.items()}
+
+
+# Building a statement costs more than running it, and a save may load related
+# records several times: the statements are built once per table of a catalog.
+# One id is compared with ``=``: SQLAlchemy renders an IN list again on every run.
+@functools.lru_cache(maxsize=2048)
+def _related_rows(
+    table: sa.Table, fields: tuple[str, ...], *, single: bool
+) -> sa.Select[Any]:
+    columns = [table.c[name] for name in fields]
+    if single:
+        return sa.select(table.c.id, *columns).where(table.c.id == sa.bindparam("ids"))
+    return sa.select(table.c.id, *columns).where(
+        table.c.id.in_(sa.bindparam("ids", expanding=True))
+    )
 
 
 #: Marks every input as changed: every formula is computed again.

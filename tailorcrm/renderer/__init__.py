@@ -39,6 +39,7 @@ from ._lists import (
     filter_fields,
     filter_label,
     filter_operators,
+    list_table,
     operator_label,
 )
 from ._pages import (
@@ -60,10 +61,19 @@ from ._pages import (
     table,
     title_of,
 )
+from ._states import (
+    LIVE_STATES,
+    NO_FORM_RULES,
+    FormRules,
+    browser_context,
+    browser_value,
+)
 
 __all__ = [
     "BLANK",
     "DEFAULT_LOCALE",
+    "LIVE_STATES",
+    "NO_FORM_RULES",
     "NOT_BLANK",
     "PAGE_SIZES",
     "SORTABLE",
@@ -75,6 +85,7 @@ __all__ = [
     "FilterBuilder",
     "FilterField",
     "FormPage",
+    "FormRules",
     "FormValue",
     "ImportColumn",
     "ImportPage",
@@ -94,6 +105,8 @@ __all__ = [
     "ViewBar",
     "ViewChoice",
     "Widget",
+    "browser_context",
+    "browser_value",
     "builder_operators",
     "columns_of",
     "detail_page",
@@ -107,6 +120,7 @@ __all__ = [
     "import_summary",
     "importable_fields",
     "key_fields",
+    "list_table",
     "operator_label",
     "option_label",
     "pick_locale",

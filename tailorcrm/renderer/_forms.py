@@ -4,6 +4,12 @@ A form moves values in two directions. :func:`form_values` turns a record (API f
 into the text each widget shows; :func:`read_form` turns what a browser posted back
 into the JSON-like data the record service checks. The service is the only judge of
 what is valid: this module converts shapes, never decides.
+
+Field state comes decided (:class:`~._states.FormRules`): a field that is not
+visible stays in the page with the ``hidden`` attribute, so that the form's script
+can show it again, and it is sent with the rest, so that hiding a field never
+clears it; a read-only field is sent with its value, which the record service
+refuses to see changed.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 from ..metadata import EntityDef, max_length, precision_scale
 from ._format import DEFAULT_LOCALE, currency_unit
 from ._pages import Links, Names, Section, Tab, sections_of, title_of
+from ._states import NO_FORM_RULES, FormRules
 
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 NUMBER_TYPES = frozenset({"integer", "decimal", "currency", "percent"})
@@ -35,6 +42,8 @@ INPUT_TYPES = {
 }
 # What the browser may fill in for a field of each type.
 AUTOCOMPLETE = {"email": "email", "phone": "tel", "url": "url"}
+
+BOOLEAN_TEXT = {"on": True, "true": True, "": False, "off": False, "false": False}
 
 #: What a form field holds: one text, or several chosen values.
 FormValue = str | list[str]
@@ -72,6 +81,14 @@ class Widget:
     #: The unit shown after the input ("$ USD", "%", "UTC"); screen readers hear
     #: it with the field's description.
     suffix: str = ""
+    #: False while field state hides the field (it stays in the page, hidden).
+    visible: bool = True
+    #: Shown and sent, but not to be changed: ``readonly_if`` is true.
+    readonly: bool = False
+    #: Whether the entity document requires the field, whatever the rules say.
+    always_required: bool = False
+    #: The ``visible_if`` and ``required_if`` the browser evaluates, as written.
+    conditions: dict[str, Any] = field(default_factory=dict)
 
     @property
     def input_id(self) -> str:
@@ -103,6 +120,11 @@ class FormPage:
     #: (widget id, label, message) for the summary at the top.
     summary: list[tuple[str, str, str]]
     cancel_href: str
+    #: What the browser evaluates field state with; None: nothing is live.
+    rules_context: Mapping[str, Any] | None = None
+    #: The fields the form shows, as ``id:name`` pairs: a save writes only those,
+    #: found by id, so a field renamed or added meanwhile is not overwritten.
+    shown_fields: str = ""
 
     @property
     def problem_count(self) -> int:
@@ -168,7 +190,9 @@ def read_form(
         text = raw[-1] if isinstance(raw, list) and raw else raw
         text = text if isinstance(text, str) else ""
         if kind == "boolean":
-            data[name] = text not in ("", "off", "false")
+            # Anything but the checkbox's own values goes on as text, for the
+            # record service to refuse as it would through the API.
+            data[name] = BOOLEAN_TEXT.get(text, text)
         elif kind == "textarea":
             data[name] = text.replace("\r\n", "\n") or None
         elif not text.strip():
@@ -185,8 +209,8 @@ def _as_list(raw: FormValue) -> list[str]:
 
 
 def _choices(spec: Mapping[str, Any], value: FormValue) -> list[Choice]:
-    chosen = set(_as_list(value))
-    return [
+    chosen = _as_list(value)
+    offered = [
         Choice(
             str(option["value"]),
             str(option.get("label") or option["value"]),
@@ -194,6 +218,15 @@ def _choices(spec: Mapping[str, Any], value: FormValue) -> list[Choice]:
         )
         for option in spec.get("options", ())
     ]
+    # A stored value whose option was removed since stays chosen, so that saving
+    # the form without touching the field keeps it instead of clearing it.
+    known = {choice.value for choice in offered}
+    stale = [
+        Choice(item, f"{item} (no longer offered)", True)
+        for item in chosen
+        if item and item not in known
+    ]
+    return [*offered, *stale]
 
 
 def _input_attrs(spec: Mapping[str, Any], locale: str) -> tuple[dict[str, str], str]:
@@ -232,19 +265,33 @@ def widget_for(
     search_text: str = "",
     target_label: str = "",
     locale: str = DEFAULT_LOCALE,
+    rules: FormRules = NO_FORM_RULES,
 ) -> Widget:
-    """Return the widget of one field showing ``value`` (its form text)."""
+    """Return the widget of one field showing ``value`` (its form text).
+
+    :param rules: the field's state and conditions; a computed field gets the
+        read-only widget, which sends nothing.
+    """
     kind = spec["type"]
+    name = spec["name"]
+    state = rules.state(name)
+    always = bool(spec.get("required"))
     common: dict[str, Any] = {
-        "name": spec["name"],
-        "label": str(spec.get("label", spec["name"])),
+        "name": name,
+        "label": str(spec.get("label", name)),
         "type": kind,
         "value": value,
-        "required": bool(spec.get("required")),
+        "required": always or state.required,
         "errors": errors,
         "help_text": str(spec.get("help_text", "")),
+        # A field with a problem is shown, hidden or not: the person must see
+        # what to fix.
+        "visible": state.visible or bool(errors),
+        "readonly": state.readonly,
+        "always_required": always,
+        "conditions": rules.live_conditions(name),
     }
-    if kind == "autonumber":
+    if kind == "autonumber" or name in rules.computed:
         return Widget(widget="readonly", **common)
     if kind == "textarea":
         attrs = {"maxlength": str(max_length(dict(spec))), "rows": "5"}
@@ -290,6 +337,17 @@ def _lookup_text(
     return f"#{value}"
 
 
+def _settle(section: Section) -> Section:
+    """Open a collapsed section that holds a problem, and show a section with a
+    problem whatever its ``visible_if``; hide one whose fields are all hidden."""
+    widgets = [item for item in section.items if isinstance(item, Widget)]
+    if any(widget.errors for widget in widgets):
+        return dataclasses.replace(section, collapsed=False, visible=True)
+    if len(widgets) == len(section.items) and not any(w.visible for w in widgets):
+        return dataclasses.replace(section, visible=False)
+    return section
+
+
 def _open_problems(tabs: list[Tab]) -> list[Tab]:
     """Count each tab's problems, and open collapsed sections that hold one."""
 
@@ -298,12 +356,7 @@ def _open_problems(tabs: list[Tab]) -> list[Tab]:
 
     found = []
     for tab in tabs:
-        sections = [
-            dataclasses.replace(section, collapsed=False)
-            if section.collapsed and problems(section)
-            else section
-            for section in tab.sections
-        ]
+        sections = [_settle(section) for section in tab.sections]
         count = sum(problems(section) for section in sections)
         found.append(dataclasses.replace(tab, sections=sections, errors=count))
     return found
@@ -321,6 +374,7 @@ def form_page(
     record: Mapping[str, Any] | None = None,
     typed: Mapping[str, str] | None = None,
     locale: str = DEFAULT_LOCALE,
+    rules: FormRules = NO_FORM_RULES,
 ) -> FormPage:
     """Build a create or edit form.
 
@@ -330,6 +384,8 @@ def form_page(
     :param catalog_labels: an entity name's label, for lookup placeholders.
     :param record: the stored record when editing; its version goes with the form.
     :param typed: what was typed in each lookup's text box, kept as typed.
+    :param rules: field state as the server decided it, and what the browser
+        needs to decide it again.
     """
     widgets: list[Widget] = []
     typed = typed or {}
@@ -338,8 +394,9 @@ def form_page(
         spec = entity.fields.get(item.get("field", ""))
         if spec is None:
             return None
-        if spec["type"] == "autonumber" and record is None:
-            # Numbered when saved: nothing to show or type before.
+        computed = spec["type"] == "autonumber" or spec["name"] in rules.computed
+        if computed and record is None:
+            # Numbered or computed when saved: nothing to show or type before.
             return None
         value = values.get(spec["name"], "")
         widget = widget_for(
@@ -353,11 +410,12 @@ def form_page(
             ),
             target_label=catalog_labels(spec["target"]) if "target" in spec else "",
             locale=locale,
+            rules=rules,
         )
         widgets.append(widget)
         return widget
 
-    tabs = _open_problems(sections_of(layout, build))
+    tabs = _open_problems(sections_of(layout, build, shown=rules.sections))
     placed = {widget.name for widget in widgets}
     summary = [
         (widget.input_id, widget.label, message)
@@ -391,4 +449,9 @@ def form_page(
         record_errors=[*errors.get("record", ()), *unplaced],
         summary=summary,
         cancel_href=cancel,
+        rules_context=rules.context,
+        shown_fields=" ".join(
+            f"{entity.fields[widget.name].get('id', '')}:{widget.name}"
+            for widget in widgets
+        ),
     )

@@ -7,14 +7,15 @@ the API accepts for it (``field__op=value``), with labels people read.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..metadata import EntityDef
-from ._format import DEFAULT_LOCALE, format_value, option_label
-from ._pages import SYSTEM_SPECS, Table
+from ._format import DEFAULT_LOCALE, Shown, format_value, option_label
+from ._pages import SYSTEM_SPECS, Links, Names, Table, table
 
 TEXT_FILTER_TYPES = frozenset({"text", "textarea", "email", "phone", "url"})
 NUMBER_FILTER_TYPES = frozenset({"integer", "decimal", "currency", "percent"})
@@ -23,6 +24,8 @@ DATE_FILTER_TYPES = frozenset({"date", "datetime"})
 FILTER_SYSTEM_FIELDS = ("created_at", "updated_at")
 #: Page sizes a saved view may choose from.
 PAGE_SIZES = (10, 25, 50, 100, 200)
+#: The most characters of a long text a list cell shows; the record page has all.
+LIST_TEXT_LIMIT = 200
 
 # The two ways of "isnull" get operators of their own in the builder: people pick
 # "is blank", not "is null: true".
@@ -53,6 +56,10 @@ _DATE_LABELS = {
 }
 _CHOICE_LABELS = {"eq": "is", "ne": "is not", "in": "is one of", "contains": "has"}
 _BLANK_LABELS = {BLANK: "is blank", NOT_BLANK: "is not blank"}
+_YES_NO = {
+    **dict.fromkeys(("true", "1", "yes"), "Yes"),
+    **dict.fromkeys(("false", "0", "no"), "No"),
+}
 
 
 def filter_operators(field_type: str) -> tuple[str, ...]:
@@ -217,7 +224,8 @@ def _value_text(
     if kind in ("picklist", "multi_picklist"):
         return option_label(spec, raw)
     if kind == "boolean":
-        return {"true": "Yes", "false": "No"}.get(raw.strip().lower(), raw)
+        # Every spelling the filter takes reads as the record pages show it.
+        return _YES_NO.get(raw.strip().lower(), raw)
     if kind == "lookup":
         digits = raw.strip()
         name = (lookup_names or {}).get(int(digits)) if digits.isdigit() else None
@@ -230,6 +238,39 @@ def _value_text(
     if kind in DATE_FILTER_TYPES:
         return format_value(spec, raw.strip(), locale=locale).text
     return f"“{raw}”"
+
+
+# -- the table ---------------------------------------------------------------------
+
+
+def list_table(
+    entity: EntityDef,
+    columns: Sequence[str],
+    records: Sequence[Mapping[str, Any]],
+    names: Names,
+    links: Links,
+    *,
+    sort: Sequence[str] = (),
+    locale: str = DEFAULT_LOCALE,
+    limit: int = LIST_TEXT_LIMIT,
+) -> Table:
+    """Build a list page's table, as :func:`._pages.table` does, with long text cut.
+
+    A long text (a textarea's value) shows its first ``limit`` characters and an
+    ellipsis, so a row keeps a sensible height; the record page shows it whole.
+    """
+    built = table(entity, columns, records, names, links, sort=sort, locale=locale)
+    rows = [
+        dataclasses.replace(row, cells=[_clipped(cell, limit) for cell in row.cells])
+        for row in built.rows
+    ]
+    return Table(built.columns, rows)
+
+
+def _clipped(cell: Shown, limit: int) -> Shown:
+    if cell.kind != "multiline" or len(cell.text) <= limit:
+        return cell
+    return dataclasses.replace(cell, text=cell.text[:limit].rstrip() + "…")
 
 
 # -- page models -------------------------------------------------------------------
@@ -362,6 +403,10 @@ class ListPage:
     notice: str = ""
     total_text: str = ""
     import_href: str = ""
+    #: Addresses of the page before this one and of the last page, when there
+    #: are such pages.
+    previous_href: str | None = None
+    last_href: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

@@ -8,11 +8,11 @@ passes a :class:`Links` object that knows the addresses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..metadata import EntityDef
+from ..metadata import EntityDef, SectionKey
 from ._format import DEFAULT_LOCALE, Shown, format_value
 
 SYSTEM_LABELS = {
@@ -205,6 +205,11 @@ class Section:
     collapsible: bool
     collapsed: bool
     items: list[Any]
+    #: False while the section's ``visible_if`` (or, on a form, every field's)
+    #: hides it; a form keeps it in the page, hidden, for its script to show.
+    visible: bool = True
+    #: The section's ``visible_if`` as written, for the browser; None if it has none.
+    visible_if: Any = None
 
 
 @dataclass(frozen=True)
@@ -230,13 +235,22 @@ def related_key(item: Mapping[str, Any]) -> str:
 
 
 def sections_of(
-    layout: Mapping[str, Any], build: Any, *, skip_empty: bool = True
+    layout: Mapping[str, Any],
+    build: Any,
+    *,
+    skip_empty: bool = True,
+    shown: Mapping[SectionKey, bool] | None = None,
 ) -> list[Tab]:
-    """Walk a form layout, turning each item into whatever ``build`` returns."""
+    """Walk a form layout, turning each item into whatever ``build`` returns.
+
+    :param shown: whether each section that has a ``visible_if`` is shown, by
+        its place (tab index, section index); a section missing here is shown.
+    """
+    shown = shown or {}
     tabs = []
     for number, tab in enumerate(layout["form"]["tabs"]):
         sections = []
-        for section in tab["sections"]:
+        for index, section in enumerate(tab["sections"]):
             items = [built for item in section["items"] if (built := build(item))]
             if skip_empty and not items:
                 continue
@@ -247,6 +261,8 @@ def sections_of(
                     collapsible=bool(section.get("collapsible", False)),
                     collapsed=bool(section.get("collapsed", False)),
                     items=items,
+                    visible=shown.get((number, index), True),
+                    visible_if=section.get("visible_if"),
                 )
             )
         if sections:
@@ -276,18 +292,24 @@ def detail_page(
     links: Links,
     *,
     locale: str = DEFAULT_LOCALE,
+    hidden: Collection[str] = (),
+    shown: Mapping[SectionKey, bool] | None = None,
 ) -> DetailPage:
     """Build a record page: fields by layout, then related lists.
 
     :param related: rows of each related list, keyed ``entity.field``.
     :param related_entities: the entities those lists show.
+    :param hidden: fields whose ``visible_if`` is false for the record; they are
+        left out, and so is a section left without items.
+    :param shown: whether each section with a ``visible_if`` is shown (see
+        :func:`sections_of`); a hidden section is left out.
     """
     record_id = int(record["id"])
 
     def build(item: Mapping[str, Any]) -> Any:
         if "field" in item:
             spec = entity.fields.get(item["field"])
-            if spec is None:
+            if spec is None or spec["name"] in hidden:
                 return None
             return FieldItem(
                 name=spec["name"],
@@ -326,7 +348,7 @@ def detail_page(
         record_id=record_id,
         title=title_of(entity, record),
         version=int(record.get("version") or 1),
-        tabs=sections_of(layout, build),
+        tabs=_visible_tabs(sections_of(layout, build, shown=shown)),
         created=format_value(
             SYSTEM_SPECS["created_at"], record.get("created_at"), locale=locale
         ),
@@ -334,3 +356,13 @@ def detail_page(
             SYSTEM_SPECS["updated_at"], record.get("updated_at"), locale=locale
         ),
     )
+
+
+def _visible_tabs(tabs: list[Tab]) -> list[Tab]:
+    """Tabs without their hidden sections; a tab left empty goes too."""
+    found = []
+    for tab in tabs:
+        sections = [section for section in tab.sections if section.visible]
+        if sections:
+            found.append(Tab(tab.key, tab.label, sections, tab.errors))
+    return found

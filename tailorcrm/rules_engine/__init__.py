@@ -42,6 +42,7 @@ from ._kinds import (
     DefaultRule,
     EntityShape,
     Expression,
+    FieldState,
     FieldStateRule,
     FormulaRule,
     RollupRule,
@@ -57,9 +58,10 @@ from ._rule_set import (
     EntityRules,
     build_rule_set,
     check_rule_set,
+    expressions_of,
     rule_uses,
 )
-from ._sql import SqlTranslationError, compile_sql
+from ._sql import SqlTranslationError, compile_sql, reads_context
 from ._values import is_blank, truthy
 
 #: Every operator the language knows, by name (read-only).
@@ -87,6 +89,7 @@ __all__ = [
     "EntityShape",
     "EvaluationError",
     "Expression",
+    "FieldState",
     "FieldStateRule",
     "FormulaRule",
     "RollupRule",
@@ -102,8 +105,10 @@ __all__ = [
     "compile_rule",
     "compile_sql",
     "evaluate",
+    "expressions_of",
     "field_names",
     "is_blank",
+    "reads_context",
     "rename_fields",
     "rule_uses",
     "truthy",

@@ -166,6 +166,21 @@ class FieldStateRule(Rule):
     readonly_if: Expression | None
 
 
+@dataclass(frozen=True)
+class FieldState:
+    """What field state decides for one field of one record.
+
+    ``visible`` is false only when a ``visible_if`` (the field's, or its layout
+    section's) is false; ``required`` is true when ``required_if`` is true and the
+    field is visible; ``readonly`` when ``readonly_if`` is true for the record as
+    stored (never on a create).
+    """
+
+    visible: bool = True
+    required: bool = False
+    readonly: bool = False
+
+
 @dataclass(frozen=True, eq=False)
 class Action:
     """One step of an automation.

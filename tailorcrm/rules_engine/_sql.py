@@ -30,7 +30,14 @@ from . import _sql_logic, _sql_ops  # noqa: F401
 from ._compiler import compile_condition
 from ._sql_core import Columns, SqlTranslationError, _Translator, _truth
 
-__all__ = ["SqlTranslationError", "compile_sql"]
+__all__ = ["SqlTranslationError", "compile_sql", "reads_context"]
+
+#: Operations whose value is the moment they run.
+_CLOCK_OPERATORS = frozenset({"today", "now"})
+#: Operations that read a value by a name given as their operand.
+_NAMING_OPERATORS = frozenset(
+    {"var", "val", "missing", "missing_some", "exists", "changed", "prior"}
+)
 
 
 def compile_sql(
@@ -65,6 +72,34 @@ def compile_sql(
         selected = sa.and_(selected, sa.not_(root.fails))
     _check_size(selected)
     return selected
+
+
+def reads_context(condition: Any) -> bool:
+    """Whether the SQL form of ``condition`` depends on who asks, or when.
+
+    :func:`compile_sql` binds what ``$user``, ``$now``, ``today`` and ``now`` stand
+    for as values of the moment. A condition without them translates the same for
+    everyone at any time, so a caller may keep its translation. The answer errs
+    towards true: any text that starts with ``$`` counts, and so does a name that
+    is computed while the condition runs.
+    """
+    if isinstance(condition, str):
+        return condition.startswith("$")
+    if isinstance(condition, list):
+        return any(reads_context(item) for item in condition)
+    if not isinstance(condition, dict):
+        return False
+    for name, operand in condition.items():
+        if name in _CLOCK_OPERATORS or reads_context(operand):
+            return True
+        if name in _NAMING_OPERATORS and _computes_a_name(operand):
+            return True
+    return False
+
+
+def _computes_a_name(operand: Any) -> bool:
+    operands = operand if isinstance(operand, list) else [operand]
+    return any(isinstance(item, (dict, list)) for item in operands)
 
 
 #: Nodes of the generated SQL expression a filter may have. Some operators repeat

@@ -1,7 +1,7 @@
 """Browser tests: Playwright drives Debian's Chromium against a live server.
 
 The server runs in a thread of the test process, on 127.0.0.1 and a free port, over
-a fresh SQLite database holding the sales pack (entities and layouts), its demo
+a fresh SQLite database holding the sales pack (entities, layouts, rules), its demo
 records, an account with a name no demo record shares, and an admin user. Chromium
 is the system package (``apt-get install -y chromium``), never a browser Playwright
 downloads. Without it the tests skip, unless ``TAILORCRM_TEST_REQUIRE_BROWSER=1`` (as
@@ -123,10 +123,13 @@ class LiveServer:
 
 
 def _pack_documents() -> list[tuple[str, Any]]:
-    """The sales pack's entities and layouts, as ``tailorcrm init --demo`` has them."""
-    paths = sorted(SALES_PACK.glob("*.json")) + sorted(
-        SALES_PACK.glob("layouts/*.json")
-    )
+    """The sales pack's entities, layouts and rules, as ``tailorcrm init --demo``
+    has them."""
+    paths = [
+        *sorted(SALES_PACK.glob("*.json")),
+        *sorted(SALES_PACK.glob("layouts/*.json")),
+        *sorted(SALES_PACK.glob("rules/*.json")),
+    ]
     return [
         (path.name, json.loads(path.read_text(encoding="utf-8")))
         for path in paths

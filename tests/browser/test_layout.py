@@ -7,10 +7,24 @@ and at 375 px wide.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect
 
-from .conftest import DESKTOP, PHONE, OpenPage, screenshot
+from tailorcrm.platform.auth import find_user
+from tailorcrm.platform.records import RecordService
+from tailorcrm.platform.views import delete_view, save_view
+
+from .conftest import (
+    DESKTOP,
+    PHONE,
+    USERNAME,
+    LiveServer,
+    OpenPage,
+    screenshot,
+)
 
 PAGES = {
     "list": "/app/opportunity",
@@ -123,3 +137,79 @@ def test_numbers_line_up_on_the_right(page: Page) -> None:
 
     for element in (cell, header):
         assert element.evaluate("e => getComputedStyle(e).textAlign") == "right"
+
+
+@pytest.fixture
+def crowded(live_server: LiveServer) -> Iterator[dict[str, int]]:
+    """A view with a 95-character name, one with every field of an account as a
+    column, and an account whose notes run to 4,000 characters; all removed
+    afterwards."""
+    platform = live_server.platform
+    with platform.transaction() as (connection, catalog):
+        admin = find_user(connection, USERNAME)
+        assert admin is not None
+        account = catalog.entity("account")
+        columns = ["name", *(n for n in account.fields if n != "name")]
+        long_name = save_view(
+            connection,
+            catalog,
+            admin,
+            {"entity": "contact", "label": ("Contacts to call back " * 5)[:95]},
+        )
+        wide = save_view(
+            connection,
+            catalog,
+            admin,
+            {"entity": "account", "label": "Every column", "columns": columns},
+        )
+        notes = " ".join(f"line{number}" for number in range(800))[:4000]
+        record = RecordService(connection, catalog, admin.actor()).create(
+            "account", {"name": "Longwinded Holdings", "notes": notes}
+        )
+    yield {"long_name": long_name["id"], "wide": wide["id"], "record": record["id"]}
+    with platform.transaction() as (connection, catalog):
+        admin = find_user(connection, USERNAME)
+        assert admin is not None
+        RecordService(connection, catalog, admin.actor()).delete(
+            "account", record["id"]
+        )
+        for view_id in (long_name["id"], wide["id"]):
+            delete_view(connection, catalog, admin, view_id)
+
+
+def test_a_long_view_name_fits_a_phone(
+    open_page: OpenPage, crowded: dict[str, int]
+) -> None:
+    page = open_page(viewport=PHONE)
+
+    page.goto(f"/app/contact?view={crowded['long_name']}")
+    screenshot(page, "list-long-view-name-375")
+
+    assert horizontal_overflow(page) == 0
+
+
+@pytest.mark.parametrize(("viewport", "size"), [(DESKTOP, "1280"), (PHONE, "375")])
+def test_a_wide_view_scrolls_in_its_frame_and_long_text_is_clamped(
+    open_page: OpenPage, crowded: dict[str, int], viewport: ViewportSize, size: str
+) -> None:
+    page = open_page(viewport=viewport)
+
+    page.goto(
+        f"/app/account?view={crowded['wide']}&sort=name&name__eq=Longwinded+Holdings"
+    )
+    screenshot(page, f"list-wide-view-{size}")
+    row = page.locator("table.records tbody tr").first.bounding_box()
+    frame = page.locator(".table-wrap").evaluate(
+        "e => [e.scrollWidth, e.clientWidth, getComputedStyle(e).overflowX]"
+    )
+
+    assert horizontal_overflow(page) == 0
+    assert row is not None and row["height"] < (200 if size == "1280" else 1200)
+    if size == "1280":
+        assert frame[0] > frame[1] and frame[2] == "auto"
+
+
+def test_a_list_that_fits_keeps_its_headers_under_the_top_bar(page: Page) -> None:
+    page.goto("/app/opportunity")
+
+    expect(page.locator(".table-wrap")).to_have_class(re.compile(r"\bis-fitting\b"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from .conftest import PHONE, LiveServer, OpenPage, Watch
 
@@ -171,3 +171,43 @@ def test_the_page_watch_reports_csp_violations_and_script_errors(
 
     kinds = sorted({problem.split(" ")[0] for problem in watch.problems})
     assert kinds == ["CSP", "script:"]
+
+
+def test_the_import_mapping_form_is_sent_once_whatever_the_clicks(
+    page: Page,
+) -> None:
+    page.goto("/app/product/import")
+    page.get_by_label("CSV file").set_input_files(
+        files=[
+            {
+                "name": "products.csv",
+                "mimeType": "text/csv",
+                "buffer": b"Product name,Product code\nSprocket,SP-1\n",
+            }
+        ]
+    )
+    page.get_by_role("button", name="Upload and match columns").click()
+    check = page.get_by_role("button", name="Check without importing")
+    expect(check).to_be_visible()
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    page.route(re.compile(r"/import/[^/]+$"), hold)
+
+    # The first request is held back, as a slow answer would be; a second click
+    # meanwhile must send nothing.
+    check.evaluate(
+        "button => { button.click(); setTimeout(() => button.click(), 200); }"
+    )
+    page.wait_for_timeout(600)
+    sent = [route.request.method for route in held]
+    for route in held:
+        route.continue_()
+    page.unroute(re.compile(r"/import/[^/]+$"), hold)
+    expect(page.get_by_text("The check found no problems")).to_be_visible()
+    page.get_by_role("button", name="Discard the file").click()
+
+    assert sent == ["POST"]
+    expect(page.get_by_text("The uploaded file was discarded.")).to_be_visible()

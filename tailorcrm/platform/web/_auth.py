@@ -10,26 +10,37 @@ from flask_login import UserMixin, current_user, login_required, login_user, log
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from ...errors import NotFound, TailorError, Unauthorized
+from ...errors import NotFound, TailorError, TooManyRequests, Unauthorized
 from .._app import platform
-from ..auth import check_password
+from ..sessions import Client
 from ._blueprint import web
 from ._context import render, web_session
 
+#: Longer than any session id the server hands out (43 characters).
+_MAX_SESSION_ID = 100
+
 
 class WebUser(UserMixin):
-    """The signed-in user as flask-login keeps it: only the id.
+    """The signed-in browser as flask-login keeps it: only its session id.
 
-    Each request loads the user again with the catalog revision
-    (:func:`web_session`), so a deactivated account is refused at once.
+    flask-login calls it the user id; it is the random id of a server-side
+    session (:mod:`tailorcrm.platform.sessions`). Each request checks the session
+    and loads the user with the catalog revision (:func:`web_session`), so an
+    ended session or a deactivated account is refused at once.
     """
 
-    def __init__(self, user_id: int) -> None:
-        self.id = user_id
+    def __init__(self, session_token: str) -> None:
+        self.id = session_token
 
 
-def load_web_user(user_id: str) -> WebUser | None:
-    return WebUser(int(user_id)) if user_id.isdigit() else None
+def load_web_user(session_token: str) -> WebUser | None:
+    if not session_token or len(session_token) > _MAX_SESSION_ID:
+        return None
+    return WebUser(session_token)
+
+
+def _client() -> Client:
+    return Client(request.remote_addr, request.user_agent.string)
 
 
 def _safe_next(target: str | None) -> str:
@@ -61,28 +72,34 @@ def login() -> Any:
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
     try:
-        with platform().engine.begin() as connection:
-            user = check_password(connection, username, password)
-    except Unauthorized as error:
-        return render(
+        signed_in = platform().sign_in(username, password, _client())
+    except (Unauthorized, TooManyRequests) as error:
+        response = render(
             "login.html",
             title="Sign in",
-            status=401,
+            status=error.status,
             action=url_for("web.login"),
             next=next_page,
             username=username,
             error=error.message,
         )
-    # A new session at sign-in: nothing set before it (a planted CSRF token, say)
-    # carries over.
+        if isinstance(error, TooManyRequests):
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
+    # A new session at sign-in, with a new id: the one this browser had before
+    # ends, and nothing set before it (a planted CSRF token, say) carries over.
+    if current_user.is_authenticated:
+        platform().sign_out(current_user.get_id(), _client())
     session.clear()
-    login_user(WebUser(user.id))
+    login_user(WebUser(signed_in.session_token))
     return redirect(_safe_next(next_page))
 
 
 @web.post("/logout")
 @login_required
 def logout() -> Response:
+    # The session ends on the server, so a copy of the cookie dies with it.
+    platform().sign_out(current_user.get_id(), _client())
     logout_user()
     session.clear()
     return redirect(url_for("web.login"))

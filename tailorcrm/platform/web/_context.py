@@ -100,11 +100,12 @@ def renderer() -> Renderer:
 def web_session(*, write: bool = False) -> Iterator[Session]:
     """The signed-in user's transaction, user and catalog.
 
-    :raises Unauthorized: nobody is signed in, or the account was deactivated.
+    :raises Unauthorized: nobody is signed in, the session ended or expired, or
+        the account was deactivated.
     """
     if not current_user.is_authenticated:
         raise Unauthorized("Sign in to continue.")
-    with platform().user_session(int(current_user.get_id()), write=write) as found:
+    with platform().user_session(current_user.get_id(), write=write) as found:
         yield found
 
 

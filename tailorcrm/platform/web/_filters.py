@@ -12,6 +12,10 @@ The translation keeps the API's meaning of every operator: ``contains`` and
 ``startswith`` ignore case, ``ne`` also selects blank values, and ``lt``/``gt`` and
 their kin never select a blank value (the rules language would count a blank number
 as 0, so those carry an explicit "is not blank").
+
+The quick search (``q``) is kept the same way: each word becomes one item, an
+``or`` of a case-ignoring ``contains`` on every field the search looks in (see
+:func:`search_items`), and :func:`split_search` finds those items again.
 """
 
 from __future__ import annotations
@@ -27,12 +31,35 @@ from werkzeug.datastructures import MultiDict
 from ...errors import BadRequest
 from ...metadata import EntityDef
 from ...renderer import BLANK, NOT_BLANK, filter_operators
-from ..query import RESERVED_PARAMS, SYSTEM_SPECS, parse_list_args
+from ...rules_engine import MAX_DEPTH
+from ..query import (
+    MAX_SEARCH_WORDS,
+    RESERVED_PARAMS,
+    SEARCH_TYPES,
+    SYSTEM_SPECS,
+    parse_list_args,
+)
 
 #: Parameters of a list page that are neither filters nor the query builder's.
 PAGE_PARAMS = frozenset(
-    {"q", "start", "view", "add_field", "add_op", "add_value", "add_text", "add_id"}
+    {
+        "q",
+        "start",
+        "before",
+        "last",
+        "view",
+        "add_field",
+        "add_op",
+        "add_value",
+        "add_text",
+        "add_id",
+    }
 )
+#: The deepest nesting of JSON arrays and objects a ``filter=`` may have. An
+#: operation and its list of operands are two levels, so a condition within the
+#: rules engine's limit (:data:`MAX_DEPTH`) fits with room to spare; anything
+#: deeper is refused before a recursive parser or walk could run out of stack.
+MAX_NESTING = 4 * MAX_DEPTH
 _COMPARISONS = {"eq": "==", "ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 _ORDERED = {"lt", "lte", "gt", "gte"}
 _BY_SYMBOL = {symbol: op for op, symbol in _COMPARISONS.items()}
@@ -67,11 +94,15 @@ def split_param(param: str) -> tuple[str, str]:
 
 
 def condition_of(
-    entity: EntityDef, pairs: Sequence[tuple[str, str]], custom: Any
+    entity: EntityDef,
+    pairs: Sequence[tuple[str, str]],
+    custom: Any,
+    search: str = "",
 ) -> Any:
-    """Return the JSON condition of a page's filters and its ``filter=`` condition.
+    """Return the JSON condition of a page's filters, ``filter=`` and search.
 
     :param custom: the page's ``filter=`` condition, already parsed, or ``None``.
+    :param search: the page's quick search (``q``); its items come last.
     :returns: ``{"and": [...]}``, or ``None`` when the page has no filter.
     :raises BadRequest: a filter does not parse, as the list page would say.
     """
@@ -87,7 +118,72 @@ def condition_of(
         query = parse_list_args(entity, {param: [raw]})
         for spec, op, value in query.filters:
             items.append(_item(spec, op, value))
+    items += search_items(entity, search)
     return {"and": items} if items else None
+
+
+def search_items(entity: EntityDef, text: str) -> list[Any]:
+    """Return the quick search ``text`` as items of a condition, one per word.
+
+    Each word must appear, case ignored, in one of the fields the search looks
+    in, as :func:`..query.search_condition` has it: ``{"or": [{"contains":
+    [{"lower": {"var": field}}, word]}, ...]}``. Words past the search's limit
+    are dropped, as the search drops them.
+    """
+    names = _search_fields(entity)
+    if not names:
+        return []
+    return [
+        {"or": [{"contains": [{"lower": {"var": name}}, word]} for name in names]}
+        for word in text.lower().split()[:MAX_SEARCH_WORDS]
+    ]
+
+
+def split_search(entity: EntityDef, items: Any) -> tuple[str, list[Any]]:
+    """Find the items :func:`search_items` wrote among a condition's items.
+
+    :param items: the list of an ``{"and": [...]}`` condition.
+    :returns: the search text they make (``""`` for none), and the other items
+        in their order. An item written for fields the entity searches no more
+        stays among the others: it still selects what it did, as a condition.
+    """
+    if not isinstance(items, list):
+        return "", []
+    names = _search_fields(entity)
+    words: list[str] = []
+    rest = []
+    for item in items:
+        word = _search_word(item, names)
+        if word is None or len(words) >= MAX_SEARCH_WORDS:
+            rest.append(item)
+        else:
+            words.append(word)
+    return " ".join(words), rest
+
+
+def _search_fields(entity: EntityDef) -> list[str]:
+    return [
+        name for name, spec in entity.fields.items() if spec["type"] in SEARCH_TYPES
+    ]
+
+
+def _search_word(item: Any, names: list[str]) -> str | None:
+    if not names or not isinstance(item, dict) or list(item) != ["or"]:
+        return None
+    parts = item["or"]
+    if not isinstance(parts, list) or len(parts) != len(names):
+        return None
+    word = None
+    for name, part in zip(names, parts, strict=True):
+        shape = _shape_of(part)
+        if shape is None or shape[:2] != (name, "contains"):
+            return None
+        if word is not None and shape[2] != word:
+            return None
+        word = shape[2]
+    if not word or word.split() != [word]:
+        return None
+    return word
 
 
 def _item(spec: dict[str, Any], op: str, value: Any) -> Any:
@@ -261,14 +357,52 @@ def _raw(value: Any) -> str | None:
 def parse_custom(text: str | None) -> Any:
     """Parse a page's ``filter=`` parameter (checked later by the query builder).
 
-    :raises BadRequest: it is not JSON.
+    :raises BadRequest: it is not JSON, or it nests deeper than
+        :data:`MAX_NESTING`; that is checked before the JSON is parsed.
     """
     if text is None:
         return None
+    check_nesting(text)
     try:
         return json.loads(text)
     except ValueError:
         raise BadRequest("filter: the condition is not valid JSON.") from None
+
+
+def check_nesting(text: str) -> None:
+    """Refuse a ``filter=`` text that nests deeper than :data:`MAX_NESTING`.
+
+    :raises BadRequest: as the API words it for a condition nested too deeply.
+    """
+    if nesting(text) > MAX_NESTING:
+        raise BadRequest("filter: the condition is nested too deeply.")
+
+
+def nesting(text: str) -> int:
+    """Return how deep the arrays and objects of a JSON text nest, without parsing.
+
+    One pass over the text, with no recursion, so any text can be measured.
+    Brackets inside strings do not count; a text that is not JSON gets a number
+    all the same, and the parser refuses it afterwards.
+    """
+    deepest = depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def builder_param(

@@ -9,10 +9,18 @@ and any left behind is removed after :data:`UPLOAD_LIFETIME` seconds. Several
 app processes share uploads only when they share the upload folder
 (``IMPORT_FOLDER`` in the app's config; a folder in the system's temporary
 directory by default).
+
+An import first claims its file by renaming it (``<name>.csv`` becomes
+``<name>.importing``). A rename is atomic, so of two requests that import the
+same upload at once (a double click, a second tab) only one finds the file to
+rename; the other imports nothing and says why. An import that saved its rows
+leaves an empty ``<name>.imported`` behind, so that a later request learns that
+the file was imported; the other outcomes give the file back for another try.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -26,8 +34,8 @@ from flask import current_app, flash, redirect, request, session, url_for
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
-from ...errors import BadRequest, NotFound
-from ...metadata import EntityDef
+from ...errors import BadRequest, Conflict, NotFound
+from ...metadata import MAX_FIELDS, EntityDef
 from ...renderer import (
     ImportColumn,
     ImportPage,
@@ -48,10 +56,17 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 UPLOAD_LIFETIME = 2 * 60 * 60
 #: Uploads one session keeps at a time; an older one goes when a new one comes.
 UPLOADS_PER_SESSION = 3
+#: The most columns a file may have: an entity has at most as many fields.
+MAX_COLUMNS = MAX_FIELDS
 SAMPLE_ROWS = 3
 _SESSION_KEY = "tc_uploads"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 _CHUNK = 64 * 1024
+# The file of an upload waiting for its import, claimed by the import running
+# now, and the empty mark left once it was imported.
+_WAITING = ".csv"
+_CLAIMED = ".importing"
+_IMPORTED = ".imported"
 
 
 @web.route("/app/<entity_name>/import", methods=["GET", "POST"])
@@ -75,7 +90,10 @@ def import_page(entity_name: str) -> Response:
 @login_required
 def import_mapping(entity_name: str, token: str) -> Response:
     """Map the columns; ``action`` ``check`` runs a dry run, ``import`` imports."""
-    path = _upload_path(entity_name, token)
+    try:
+        path = _upload_path(entity_name, token)
+    except _UploadTaken as error:
+        return _taken(entity_name, token, error)
     action = request.form.get("action", "") if request.method == "POST" else ""
     if action == "discard":
         _forget(token)
@@ -107,9 +125,18 @@ def import_mapping(entity_name: str, token: str) -> Response:
     mapping = {field: header[index] for index, field in selected.items()}
     # The import opens a write transaction of its own; the page's read
     # transaction is closed first so that SQLite does not wait on itself.
-    report, errors = _run(
-        entity_name, path, mapping, key, skip, actor=actor, dry_run=action == "check"
-    )
+    if action == "check":
+        report, errors = _run(
+            entity_name, path, mapping, key, skip, actor=actor, dry_run=True
+        )
+    else:
+        try:
+            claimed = _claim(token)
+        except _UploadTaken as error:
+            return _taken(entity_name, token, error)
+        report, errors = _import_claimed(
+            entity_name, token, claimed, mapping, key, skip, actor=actor
+        )
     filename = _name(token)
     if report is not None and report.committed:
         _forget(token)
@@ -134,7 +161,47 @@ def import_mapping(entity_name: str, token: str) -> Response:
         )
 
 
+class _UploadTaken(Conflict):
+    """The upload is being imported by another request, or was imported."""
+
+
+def _taken(entity_name: str, token: str, error: _UploadTaken) -> Response:
+    """The page that says why this request imports nothing (409)."""
+    with web_session() as found:
+        entity = found.catalog.entity(entity_name)
+        return _render(
+            found,
+            entity,
+            step="done",
+            errors=[error.message],
+            filename=_name(token),
+            status=error.status,
+        )
+
+
 # -- the steps ---------------------------------------------------------------------
+
+
+def _import_claimed(
+    entity_name: str,
+    token: str,
+    claimed: Path,
+    mapping: dict[str, str],
+    key: str,
+    skip: bool,
+    *,
+    actor: Any,
+) -> tuple[ImportReport | None, list[str]]:
+    """Import the file this request claimed, then mark it imported or give it back."""
+    try:
+        report, errors = _run(
+            entity_name, claimed, mapping, key, skip, actor=actor, dry_run=False
+        )
+    except BaseException:
+        _release(token, imported=False)
+        raise
+    _release(token, imported=report is not None and report.committed)
+    return report, errors
 
 
 def _run(
@@ -229,7 +296,7 @@ def _receive(entity: EntityDef) -> str:
         raise BadRequest("Choose a CSV file to upload.")
     _sweep()
     token = secrets.token_urlsafe(24)
-    path = upload_dir() / f"{token}.csv"
+    path = _file(token, _WAITING)
     size = 0
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as target:
@@ -269,7 +336,7 @@ def _forget(token: str, uploads: dict[str, Any] | None = None) -> None:
     kept = dict(session.get(_SESSION_KEY) or {}) if uploads is None else uploads
     kept.pop(token, None)
     if _TOKEN.match(token):
-        (upload_dir() / f"{token}.csv").unlink(missing_ok=True)
+        _file(token, _WAITING).unlink(missing_ok=True)
     session[_SESSION_KEY] = kept
 
 
@@ -277,16 +344,66 @@ def _upload_path(entity_name: str, token: str) -> Path:
     """The file of an upload this session made for this entity.
 
     :raises NotFound: the token is not one, or the upload expired.
+    :raises _UploadTaken: an import has claimed the file, or imported it.
     """
     uploads = session.get(_SESSION_KEY) or {}
     entry = uploads.get(token) if _TOKEN.match(token) else None
-    path = upload_dir() / f"{token}.csv"
     if not isinstance(entry, dict) or entry.get("entity") != entity_name:
         raise NotFound("This upload expired or belongs to another session.")
-    if _age(entry) > UPLOAD_LIFETIME or not path.is_file():
-        _forget(token)
-        raise NotFound("This upload expired; upload the file again.")
-    return path
+    path = _file(token, _WAITING)
+    if _age(entry) <= UPLOAD_LIFETIME and path.is_file():
+        return path
+    _check_taken(token)
+    _forget(token)
+    raise NotFound("This upload expired; upload the file again.")
+
+
+def _file(token: str, suffix: str) -> Path:
+    return upload_dir() / f"{token}{suffix}"
+
+
+def _claim(token: str) -> Path:
+    """Claim an upload's file for this request's import.
+
+    :returns: the file, under its claimed name.
+    :raises _UploadTaken: another request claimed it first, or imported it.
+    """
+    claimed = _file(token, _CLAIMED)
+    try:
+        os.rename(_file(token, _WAITING), claimed)
+    except FileNotFoundError:
+        _check_taken(token)
+        raise NotFound("This upload expired; upload the file again.") from None
+    # From now on the claim is as old as the import, for the sweep.
+    os.utime(claimed)
+    return claimed
+
+
+def _release(token: str, *, imported: bool) -> None:
+    """End a claim: mark the upload imported, or give its file back."""
+    claimed = _file(token, _CLAIMED)
+    if imported:
+        _file(token, _IMPORTED).touch()
+        claimed.unlink(missing_ok=True)
+        return
+    # The sweep may have removed it meanwhile; the next step says it expired.
+    with contextlib.suppress(FileNotFoundError):
+        os.rename(claimed, _file(token, _WAITING))
+
+
+def _check_taken(token: str) -> None:
+    """:raises _UploadTaken: an import holds the upload's file, or imported it."""
+    if _file(token, _CLAIMED).exists():
+        raise _UploadTaken(
+            "This file is being imported, from another window or tab perhaps; "
+            "its records appear in the list once that import ends. It is not "
+            "imported a second time."
+        )
+    if _file(token, _IMPORTED).exists():
+        raise _UploadTaken(
+            "This file was already imported; its records are in the list. It is "
+            "not imported a second time: to import it again, upload it again."
+        )
 
 
 def _age(entry: Mapping[str, Any]) -> float:
@@ -300,24 +417,28 @@ def _name(token: str) -> str:
 
 
 def _sweep() -> None:
-    """Remove uploads older than :data:`UPLOAD_LIFETIME`, whoever left them."""
+    """Remove uploads, claims and marks older than :data:`UPLOAD_LIFETIME`,
+    whoever left them."""
     limit = time.time() - UPLOAD_LIFETIME
-    for path in upload_dir().glob("*.csv"):
-        try:
-            if path.stat().st_mtime < limit:
-                path.unlink(missing_ok=True)
-        except OSError:
-            continue
+    for suffix in (_WAITING, _CLAIMED, _IMPORTED):
+        for path in upload_dir().glob(f"*{suffix}"):
+            try:
+                if path.stat().st_mtime < limit:
+                    path.unlink(missing_ok=True)
+            except OSError:
+                continue
 
 
 def _preview(path: Path) -> tuple[list[str], list[list[str]]]:
     """The header and the first rows of an uploaded file.
 
-    :raises BadRequest: it cannot be read as CSV.
+    :raises BadRequest: it cannot be read as CSV, or it has more columns than
+        :data:`MAX_COLUMNS`.
     """
     try:
         with path.open("rb") as stream:
             reader = read_csv(stream)
+            _check_columns(reader.header)
             samples = []
             for _, values in reader:
                 samples.append(values)
@@ -326,6 +447,16 @@ def _preview(path: Path) -> tuple[list[str], list[list[str]]]:
     except CsvFormatError as error:
         raise BadRequest(error.message) from None
     return reader.header, samples
+
+
+def _check_columns(header: list[str]) -> None:
+    """:raises BadRequest: the file has more columns than an import takes."""
+    if len(header) > MAX_COLUMNS:
+        raise BadRequest(
+            f"The file has {len(header):,} columns; an import takes at most "
+            f"{MAX_COLUMNS:,}, as an entity has at most {MAX_FIELDS:,} fields. "
+            "Remove the columns you do not import, then upload the file again."
+        )
 
 
 # -- pages -------------------------------------------------------------------------

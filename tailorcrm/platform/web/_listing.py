@@ -5,13 +5,17 @@ reloaded, and every control works as a plain link or GET form without scripts.
 Records are read through the query builder; a page costs the same number of SQL
 statements whatever its number of rows (the lookups' names come in one statement
 per target entity).
+
+A page is placed by keyset cursors: ``cursor`` for the rows after a row,
+``before`` for the rows before one, ``last`` for the end of the list, and
+``start``, the position of the first row, only to number the rows shown.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
@@ -33,7 +37,7 @@ from ...renderer import (
     ViewChoice,
     filter_fields,
     filter_label,
-    table,
+    list_table,
 )
 from .._app import Session
 from ..query import (
@@ -45,6 +49,7 @@ from ..query import (
     parse_list_args,
     records_named,
     run_list,
+    run_list_before,
     search_condition,
 )
 from ..views import get_view, list_views
@@ -54,16 +59,18 @@ from ._filters import (
     PAGE_PARAMS,
     Pairs,
     builder_param,
+    check_nesting,
     condition_of,
     field_filters,
     filters_of,
     parse_custom,
     spec_of,
     split_param,
+    split_search,
 )
 
 #: Parameters that only place a page within a list.
-_POSITION = frozenset({"cursor", "start"})
+POSITION_PARAMS = frozenset({"cursor", "before", "last", "start"})
 _BUILDER = frozenset({"add_field", "add_op", "add_value", "add_text", "add_id"})
 #: The longest condition a chip shows before it is cut.
 _CHIP_TEXT = 80
@@ -108,6 +115,8 @@ def build_query(
 
     :raises BadRequest: a parameter is wrong, named as the API would name it.
     """
+    for text in args.get("filter", ()):
+        check_nesting(text)
     query = parse_list_args(entity, args, user=session.user.condition_data())
     text = request.args.get("q", "") if search is None else search
     found = search_condition(entity, text)
@@ -128,18 +137,29 @@ def state_of(params: MultiDict[str, str]) -> Pairs:
     return [
         (key, value)
         for key, value in params.items(multi=True)
-        if key not in _POSITION and key not in _BUILDER
+        if key not in POSITION_PARAMS and key not in _BUILDER
     ]
 
 
 def view_pairs(entity: EntityDef, view: Mapping[str, Any]) -> Pairs:
-    """The parameters of a list that shows ``view`` as saved."""
+    """The parameters of a list that shows ``view`` as saved.
+
+    They are the view, its sort, its filters (one parameter each, else the whole
+    condition as ``filter``) and its search (``q``).
+    """
     pairs = [("view", str(view["id"])), ("sort", ",".join(view["sort"]))]
-    filters = filters_of(entity, view["filter"])
+    condition = view["filter"]
+    search = ""
+    if isinstance(condition, dict) and list(condition) == ["and"]:
+        search, rest = split_search(entity, condition["and"])
+        if search:
+            condition = {"and": rest} if rest else None
+    found = [("q", search)] if search else []
+    filters = filters_of(entity, condition)
     if filters is None:
-        text = json.dumps(view["filter"], separators=(",", ":"), ensure_ascii=False)
-        return [*pairs, ("filter", text)]
-    return pairs + filters
+        text = json.dumps(condition, separators=(",", ":"), ensure_ascii=False)
+        return [*pairs, ("filter", text), *found]
+    return pairs + filters + found
 
 
 @web.get("/app/<entity_name>")
@@ -151,9 +171,9 @@ def list_page(entity_name: str) -> Response:
         if "add_field" in params:
             return _add_filter(session, entity, params)
         try:
-            view = active_view(session, params)
-        except NotFound:
-            flash("That view no longer exists; the list shows all records.", "error")
+            view = active_view(session, entity, params)
+        except NotFound as error:
+            flash(error.message, "error")
             return redirect(LINKS.list(entity_name), code=303)
         if set(params) == {"view"} and not params["view"]:
             return redirect(LINKS.list(entity_name), code=303)
@@ -165,18 +185,28 @@ def list_page(entity_name: str) -> Response:
 
 
 def active_view(
-    session: Session, params: MultiDict[str, str]
+    session: Session, entity: EntityDef, params: MultiDict[str, str]
 ) -> Mapping[str, Any] | None:
-    """The saved view a list's parameters name, if any.
+    """The saved view of ``entity`` that a list's parameters name, if any.
 
-    :raises NotFound: it is not a view this user sees (any more).
+    :raises NotFound: it is not a view of this entity that this user sees (any
+        more); the message says so and that the list shows all records.
     """
     raw = params.get("view", "")
     if not raw:
         return None
+    missing = NotFound(
+        f"That view does not exist for {plural(entity)}; the list shows all records."
+    )
     if not raw.isdigit() or len(raw) > 18:
-        raise NotFound(f"There is no view {raw!r}.")
-    return get_view(session.connection, session.catalog, session.user, int(raw))
+        raise missing
+    try:
+        view = get_view(session.connection, session.catalog, session.user, int(raw))
+    except NotFound:
+        raise missing from None
+    if view["entity"] != entity.name:
+        raise missing
+    return view
 
 
 def render_list(
@@ -208,7 +238,7 @@ def render_list(
     error = ""
     try:
         query = build_query(session, entity, args, params.get("q", ""))
-        page = run_list(session.connection, entity, query)
+        page = _run(session, entity, query, params)
     except BadRequest as problem:
         error = problem.message
         page = Page([], None, 0)
@@ -217,13 +247,14 @@ def render_list(
     )
     state = state_of(params)
     sort = [key for key in (args.get("sort") or [""])[0].split(",") if key]
-    start = _int(params.get("start"), 1)
     total = int(page.total or 0)
+    start = _start(params, page, total)
+    pages = _pager(entity, params, page, start=start, size=int(args["limit"][0]))
     model = ListPage(
         entity=entity.name,
         entity_label=entity.label,
         label_plural=plural(entity),
-        table=table(
+        table=list_table(
             entity, columns, page.records, names, LINKS, sort=sort, locale=locale()
         ),
         total=total,
@@ -236,19 +267,10 @@ def render_list(
             name: list_href(entity.name, _with(state, "sort", _toggled(sort, name)))
             for name in columns
         },
-        next_href=(
-            list_href(
-                entity.name,
-                [
-                    *state,
-                    ("cursor", page.next_cursor),
-                    ("start", str(start + len(page.records))),
-                ],
-            )
-            if page.next_cursor
-            else None
-        ),
-        first_href=list_href(entity.name, state) if "cursor" in params else None,
+        first_href=pages.first,
+        previous_href=pages.previous,
+        next_href=pages.next,
+        last_href=pages.last,
         new_href=LINKS.new(entity.name),
         export_href=LINKS.export(entity.name, _export_params(state)),
         import_href=LINKS.import_page(entity.name),
@@ -272,6 +294,73 @@ def render_list(
 
 def plural(entity: EntityDef) -> str:
     return str(entity.document.get("label_plural") or entity.label)
+
+
+# -- pages -------------------------------------------------------------------------
+
+
+def _run(
+    session: Session, entity: EntityDef, query: ListQuery, params: MultiDict[str, str]
+) -> Page:
+    """Read the page the position parameters name (``cursor`` is in ``query``)."""
+    if "last" in params:
+        return run_list_before(session.connection, entity, query, None)
+    before = params.get("before")
+    if before is not None:
+        return run_list_before(session.connection, entity, query, before)
+    return run_list(session.connection, entity, query)
+
+
+def _start(params: MultiDict[str, str], page: Page, total: int) -> int:
+    """The position of the page's first row, to number the rows shown.
+
+    The address carries it (``start``) from page to page; the last page and
+    the first one are placed by the total and by having no row before them.
+    """
+    if "last" in params:
+        return max(total - len(page.records), 0) + 1
+    if "before" in params and page.previous_cursor is None:
+        return 1
+    return _int(params.get("start"), 1)
+
+
+class _Pages(NamedTuple):
+    """The addresses of the pages around a page (``None``: there is none)."""
+
+    first: str | None = None
+    previous: str | None = None
+    next: str | None = None
+    last: str | None = None
+
+
+def _pager(
+    entity: EntityDef,
+    params: MultiDict[str, str],
+    page: Page,
+    *,
+    start: int,
+    size: int,
+) -> _Pages:
+    state = state_of(params)
+    following = {}
+    if page.next_cursor:
+        count = len(page.records)
+        after = [("cursor", page.next_cursor), ("start", str(start + count))]
+        following = {
+            "next": list_href(entity.name, [*state, *after]),
+            "last": list_href(entity.name, [*state, ("last", "1")]),
+        }
+    first = list_href(entity.name, state)
+    if page.previous_cursor is None:
+        # A page past the end (its rows were deleted since) still leads back.
+        lost = not page.records and any(key in POSITION_PARAMS for key in params)
+        return _Pages(first if lost else None, **following)
+    if start - size <= 1:
+        # The page before is the first one: go there rather than show the few
+        # rows before this page (after "Last page", say) on a page of their own.
+        return _Pages(first, first, **following)
+    before = [("before", page.previous_cursor), ("start", str(start - size))]
+    return _Pages(first, list_href(entity.name, [*state, *before]), **following)
 
 
 def _int(text: str | None, default: int) -> int:
@@ -416,7 +505,7 @@ def _again(
 ) -> Response:
     params = MultiDict(state)
     try:
-        view = active_view(session, params)
+        view = active_view(session, entity, params)
     except NotFound:
         view = None
     return render_list(session, entity, params, view=view, builder=sent, status=status)
@@ -446,9 +535,14 @@ def _lookup_id(
         found = list(names_of(session.connection, target, [int(number)]))
     if len(found) == 1:
         return int(found[0])
-    many = "Several records" if found else "No record"
+    if found:
+        raise BadRequest(
+            f"More than one {chosen.target_label} is named “{typed}”; choose one "
+            "from the list."
+        )
     raise BadRequest(
-        f"{many} of {chosen.target_label} named “{typed}”; choose one from the list."
+        f"No {chosen.target_label} is named “{typed}”; check the spelling, or "
+        "choose one from the list."
     )
 
 
@@ -494,7 +588,7 @@ def _view_bar(
         ),
         save_action=url_for("web.save_view_route", entity_name=entity.name),
         columns=column_choices(entity, shown),
-        page_size=int(save.get("page_size") or listing["page_size"]),
+        page_size=_page_size(save.get("page_size"), int(listing["page_size"])),
         errors=list(save.get("errors") or []),
         label=str(save.get("label", "")),
         shared=bool(save.get("shared", False)),
@@ -502,11 +596,17 @@ def _view_bar(
     )
 
 
+def _page_size(sent: Any, default: int) -> int:
+    """The page size a refused form sent, to choose it again; else ``default``."""
+    return sent if isinstance(sent, int) and not isinstance(sent, bool) else default
+
+
 def _condition_text(entity: EntityDef, state: Pairs) -> str:
     params = MultiDict(state)
     try:
         custom = parse_custom(params.get("filter"))
-        condition = condition_of(entity, field_filters(params), custom)
+        search = params.get("q", "")
+        condition = condition_of(entity, field_filters(params), custom, search)
     except BadRequest:
         return ""
     if condition is None:
@@ -530,6 +630,15 @@ def column_choices(entity: EntityDef, shown: Sequence[str]) -> list[ColumnChoice
 
 def _changed(entity: EntityDef, state: Pairs, view: Mapping[str, Any]) -> bool:
     def comparable(pairs: Pairs) -> list[tuple[str, str]]:
-        return sorted((k, v) for k, v in pairs if k not in ("view", "q"))
+        found = []
+        for key, value in pairs:
+            if key == "q":
+                # The search is saved as its words, in lower case.
+                value = " ".join(value.lower().split())
+                if not value:
+                    continue
+            if key != "view":
+                found.append((key, value))
+        return sorted(found)
 
     return comparable(state) != comparable(view_pairs(entity, view))

@@ -19,14 +19,14 @@ from flask import flash, redirect, request, stream_with_context
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
-from ...errors import Conflict, NotFound, PreconditionFailed
+from ...errors import Conflict, NotFound, PreconditionFailed, TailorError
 from ...metadata import EntityDef
 from .._app import Session
 from ..exporting import csv_lines, export_columns, export_records
 from ..query import ListQuery, names_of, parse_list_args
 from ._blueprint import web
 from ._context import LINKS, render, web_session
-from ._listing import build_query, list_args, list_href, plural
+from ._listing import POSITION_PARAMS, build_query, list_args, list_href, plural
 
 #: The most rows one action on selected rows takes.
 MAX_SELECTED = 500
@@ -89,7 +89,7 @@ def _back(entity_name: str) -> str:
     pairs = [
         (key, value)
         for key, value in parse_qsl(text, keep_blank_values=True)
-        if key not in ("cursor", "start")
+        if key not in POSITION_PARAMS
     ]
     return list_href(entity_name, pairs)
 
@@ -119,6 +119,21 @@ def _csv_response(
 # -- deleting selected rows --------------------------------------------------------
 
 
+def _refusal(
+    session: Session, entity: EntityDef, record_id: int, error: TailorError
+) -> str:
+    """Why nothing was deleted, naming the record that could not go."""
+    name = names_of(session.connection, entity, [record_id]).get(record_id)
+    shown = f"{entity.label} “{name}”" if name else f"{entity.label} #{record_id}"
+    if isinstance(error, Conflict):
+        return (
+            f"Nothing was deleted: other records refer to {shown}, which keeps it "
+            "from being deleted. Leave it out, or change the records that refer "
+            "to it first."
+        )
+    return f"Nothing was deleted: {shown} could not be deleted. {error.message}"
+
+
 def _confirm_delete(entity_name: str, ids: list[int], back: str) -> Response:
     with web_session() as session:
         entity = session.catalog.entity(entity_name)
@@ -127,7 +142,7 @@ def _confirm_delete(entity_name: str, ids: list[int], back: str) -> Response:
         if not found:
             flash("The selected records no longer exist.", "error")
             return redirect(back, code=303)
-        dependents, blocked = _dependents(session, entity, found)
+        dependents, blocking = _dependents(session, entity, found)
         records = [
             {
                 "id": record_id,
@@ -145,7 +160,7 @@ def _confirm_delete(entity_name: str, ids: list[int], back: str) -> Response:
             entity=entity.name,
             noun=_noun(entity, len(found)),
             records=records,
-            blocked=blocked,
+            blocked=[names[record_id] for record_id in found if record_id in blocking],
             state=request.form.get("state", ""),
             action=LINKS.bulk(entity_name),
             cancel_href=back,
@@ -158,14 +173,14 @@ def _noun(entity: EntityDef, count: int) -> str:
 
 def _dependents(
     session: Session, entity: EntityDef, ids: list[int]
-) -> tuple[dict[int, list[dict[str, Any]]], bool]:
-    """What refers to each record, and whether that blocks deleting them.
+) -> tuple[dict[int, list[dict[str, Any]]], set[int]]:
+    """What refers to each record, and the records that this keeps from going.
 
     One statement per lookup that points at ``entity``, whatever the number of
     records.
     """
     found: dict[int, list[dict[str, Any]]] = {}
-    blocked = False
+    blocking: set[int] = set()
     for other, spec in session.catalog.referrers(entity.name):
         column = other.table.c[spec["name"]]
         where = column.in_(ids)
@@ -180,23 +195,32 @@ def _dependents(
         ).all()
         restrict = spec.get("on_delete", "restrict") == "restrict"
         for record_id, count in rows:
-            blocked = blocked or restrict
-            effect = (
-                f"they keep it from being deleted (through {spec['label']})"
-                if restrict
-                else f"their {spec['label']} will be cleared"
-            )
-            label = plural(other) if count != 1 else other.label
+            if restrict:
+                blocking.add(int(record_id))
             found.setdefault(int(record_id), []).append(
-                {"count": int(count), "label": label, "effect": effect}
+                {
+                    "count": int(count),
+                    "label": plural(other) if count != 1 else other.label,
+                    "effect": _effect(spec["label"], int(count), restrict=restrict),
+                }
             )
-    return found, blocked
+    return found, blocking
+
+
+def _effect(lookup: str, count: int, *, restrict: bool) -> str:
+    """What deleting a record does to ``count`` records that refer to it."""
+    one = count == 1
+    if restrict:
+        subject = "it keeps" if one else "they keep"
+        return f"{subject} this record from being deleted (through {lookup})"
+    return f"{'its' if one else 'their'} {lookup} will be cleared"
 
 
 def _delete(entity_name: str, ids: list[int], back: str) -> Response:
     with web_session(write=True) as session:
         entity = session.catalog.entity(entity_name)
         service = session.records()
+        record_id = ids[0]
         try:
             # One savepoint for all: the first record that cannot go undoes the
             # others, so the list is never left half deleted.
@@ -204,7 +228,7 @@ def _delete(entity_name: str, ids: list[int], back: str) -> Response:
                 for record_id in ids:
                     service.delete(entity_name, record_id)
         except (Conflict, PreconditionFailed) as error:
-            flash(f"Nothing was deleted: {error.message}", "error")
+            flash(_refusal(session, entity, record_id, error), "error")
             return redirect(back, code=303)
         except NotFound:
             flash(

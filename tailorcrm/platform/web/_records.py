@@ -47,6 +47,7 @@ from ..query import (
 )
 from ._blueprint import web
 from ._context import LINKS, locale, render, web_session
+from ._field_state import form_rules, prefill_defaults, record_state
 
 RECENT_LIMIT = 10
 RELATED_ROWS = 5
@@ -201,6 +202,7 @@ def detail_page(entity_name: str, record_id: int) -> Response:
                 item["columns"],
             ).items():
                 names.setdefault(target, {}).update(found)
+        hidden, shown = record_state(session, entity, record)
         model = build_detail(
             entity,
             layout,
@@ -210,6 +212,8 @@ def detail_page(entity_name: str, record_id: int) -> Response:
             related_entities,
             LINKS,
             locale=locale(),
+            hidden=hidden,
+            shown=shown,
         )
         response = render(
             "detail.html",
@@ -234,29 +238,84 @@ CONFLICT_MESSAGE = (
 )
 
 
-def _posted(entity: EntityDef) -> tuple[dict[str, FormValue], dict[str, str]]:
-    """What the form sent: each field's value, and the text typed in each lookup."""
+def _shown_fields(entity: EntityDef) -> dict[str, str] | None:
+    """The fields the posted form showed: current name -> the name it had then.
+
+    The form lists them by id (``_fields``), so a field renamed while the form was
+    open is still found, and one added meanwhile is left alone. ``None`` when the
+    form does not say (every placed field counts, under its current name).
+    """
+    listed = request.form.get("_fields")
+    if listed is None:
+        return None
+    by_id = {spec.get("id"): name for name, spec in entity.fields.items()}
+    shown: dict[str, str] = {}
+    for pair in listed.split():
+        field_id, _, posted_name = pair.partition(":")
+        name = by_id.get(field_id)
+        if name is not None and posted_name:
+            shown[name] = posted_name
+    return shown
+
+
+def _posted(
+    entity: EntityDef, shown: Mapping[str, str] | None = None
+) -> tuple[dict[str, FormValue], dict[str, str]]:
+    """What the form sent: each field's value, and the text typed in each lookup.
+
+    :param shown: the name each field was posted under (see :func:`_shown_fields`).
+    """
     form: MultiDict[str, str] = request.form
     values: dict[str, FormValue] = {}
     typed: dict[str, str] = {}
     for name, spec in entity.fields.items():
+        posted = shown.get(name, name) if shown is not None else name
         if spec["type"] == "multi_picklist":
-            values[name] = [item for item in form.getlist(name) if item]
+            values[name] = [item for item in form.getlist(posted) if item]
             continue
         # A checkbox posts a hidden "" first and "on" after it when ticked.
-        found = form.getlist(name)
+        found = form.getlist(posted)
         values[name] = found[-1] if found else ""
-        if spec["type"] == "lookup" and name + SEARCH_SUFFIX in form:
-            typed[name] = form.get(name + SEARCH_SUFFIX, "")
+        if spec["type"] == "lookup" and posted + SEARCH_SUFFIX in form:
+            typed[name] = form.get(posted + SEARCH_SUFFIX, "")
     return values, typed
+
+
+def _unchanged(
+    entity: EntityDef, values: Mapping[str, FormValue], record: Mapping[str, Any]
+) -> set[str]:
+    """Fields whose posted value is what the form showed for the stored record.
+
+    They are not sent: saving a form must not rewrite what the person did not
+    touch (a value with spaces around it, a boolean never set, a choice that is
+    no longer offered).
+    """
+    shown = form_values(entity, record)
+    same = set()
+    for name, value in values.items():
+        before = shown.get(name, "")
+        if isinstance(value, list) and isinstance(before, list):
+            if sorted(value) == sorted(before):
+                same.add(name)
+        elif value == before:
+            same.add(name)
+    return same
 
 
 def _posted_version() -> int | None:
     return _int(request.form.get("_version"), 0) or None
 
 
-def _placed(layout: Mapping[str, Any], entity: EntityDef) -> list[str]:
-    """Fields the form shows: only those are written when it is saved."""
+def _placed(session: Session, entity: EntityDef) -> list[str]:
+    """Fields the form sends: only those are written when it is saved.
+
+    Autonumbers and fields that a formula or roll-up computes are shown, never
+    sent. A field that field state hides or locks is sent like any other: hiding
+    a field keeps its value, and the record service refuses a change of a field
+    that is read-only.
+    """
+    layout = session.catalog.layout(entity.name)
+    computed = session.catalog.rules.for_entity(entity.name).computed
     return [
         item["field"]
         for tab in layout["form"]["tabs"]
@@ -265,6 +324,7 @@ def _placed(layout: Mapping[str, Any], entity: EntityDef) -> list[str]:
         if "field" in item
         and item["field"] in entity.fields
         and entity.fields[item["field"]]["type"] != "autonumber"
+        and item["field"] not in computed
     ]
 
 
@@ -324,8 +384,8 @@ def _resolve_typed_lookups(
         values[name] = ""
         if found:
             message = (
-                f"Several {_plural(target)} are named “{text}”; choose one from "
-                "the list."
+                f"More than one {target.label} is named “{text}”; choose one "
+                "from the list."
             )
         else:
             message = (
@@ -357,6 +417,9 @@ def _render_form(
         and len(value) < 19
     }
     names = display_names(session.connection, session.catalog, entity, [ids])
+    rules = form_rules(
+        session, entity, values, record=record, placed=_placed(session, entity)
+    )
     model = form_page(
         entity,
         layout,
@@ -368,6 +431,7 @@ def _render_form(
         record=record,
         typed=typed,
         locale=locale(),
+        rules=rules,
     )
     return render(
         "form.html",
@@ -430,10 +494,16 @@ def _save(
     record: Mapping[str, Any] | None,
     action: str,
 ) -> Response:
-    layout = session.catalog.layout(entity.name)
-    values, typed = _posted(entity)
-    data = read_form(entity, values, editable=_placed(layout, entity))
+    shown = _shown_fields(entity)
+    values, typed = _posted(entity, shown)
+    editable = [
+        name for name in _placed(session, entity) if shown is None or name in shown
+    ]
+    data = read_form(entity, values, editable=editable)
     typed_errors = _resolve_typed_lookups(session, entity, values, typed, data)
+    if record is not None:
+        for name in _unchanged(entity, values, record) - set(typed_errors):
+            data.pop(name, None)
     service = session.records()
     try:
         # A savepoint: a refused save leaves the transaction usable for the page
@@ -482,23 +552,29 @@ def _save(
     return redirect(LINKS.record(entity.name, int(saved["id"])), code=303)
 
 
-def _prefilled(entity: EntityDef) -> dict[str, FormValue]:
-    """A new record's form: defaults, then values from the address.
+def _prefilled(session: Session, entity: EntityDef) -> dict[str, FormValue]:
+    """A new record's form: defaults, then values from the address, then what
+    default rules fill in.
 
     A related list's New button links to ``?account=12``, so the new record
-    starts out pointing at the record the list belongs to.
+    starts out pointing at the record the list belongs to. A default rule's value
+    is shown like a default of the entity document: the person sees it, and may
+    change or clear it.
     """
     defaults = {
         name: value for name, value in entity.defaults if not isinstance(value, dict)
     }
     values = form_values(entity, defaults)
+    given = set(defaults)
     for name, spec in entity.fields.items():
         if name not in request.args or spec["type"] == "autonumber":
             continue
+        given.add(name)
         if spec["type"] == "multi_picklist":
             values[name] = [v for v in request.args.getlist(name) if v]
         else:
             values[name] = request.args.get(name, "")
+    prefill_defaults(session, entity, values, given)
     return values
 
 
@@ -512,7 +588,7 @@ def new_page(entity_name: str) -> Response:
             return _save(session, entity, None, action)
     with web_session() as session:
         entity = session.catalog.entity(entity_name)
-        values = _prefilled(entity)
+        values = _prefilled(session, entity)
         return _render_form(session, entity, values, {}, record=None, action=action)
 
 

@@ -71,6 +71,9 @@ def add_security_headers(response: Response) -> Response:
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if response.mimetype == "text/html":
         headers.setdefault("Cache-Control", "no-store")
+    if request.is_secure:
+        # Browsers heed it only over HTTPS (RFC 6797), so it is only sent there.
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
 

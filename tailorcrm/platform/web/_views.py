@@ -7,6 +7,7 @@ to the form that caused them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -16,7 +17,7 @@ from flask_login import login_required
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from ...errors import BadRequest, Forbidden, TailorError
+from ...errors import BadRequest, Forbidden, NotFound, TailorError
 from ...metadata import VIEW, EntityDef
 from ...renderer import PAGE_SIZES
 from .._app import Session
@@ -41,6 +42,16 @@ _PATHS = {
     "filter": "Filters",
     "shared": "Shared",
 }
+# What to do about a value the view's schema refuses, by the part of the form;
+# the schema's own wording ("... is not of type 'integer'") is not for people.
+_SCHEMA_MESSAGES = {
+    "label": "enter a name of at most 100 characters.",
+    "columns": "choose from 1 to 50 columns.",
+    "sort": "sort by at most 5 columns, each a field of the list.",
+    "page_size": "enter a whole number from 10 to 200.",
+    "filter": "the filters cannot be kept as a condition.",
+    "shared": "tick the box to share the view, or leave it empty.",
+}
 
 
 @web.post("/app/<entity_name>/views")
@@ -60,7 +71,7 @@ def save_view_route(entity_name: str) -> Response:
             }
             saved = _save(session, document)
         except TailorError as error:
-            view = _current(session, state)
+            view = _current(session, entity, state)
             save = {**sent, "errors": view_errors(error)}
             return render_list(
                 session, entity, state, view=view, save=save, status=error.status
@@ -125,12 +136,18 @@ def view_errors(error: TailorError) -> list[str]:
     if isinstance(error, _FormProblems):
         return error.messages
     if not error.problems:
-        return [error.message]
+        # A list filter that does not parse is named as the API names it.
+        return [re.sub(r"^filter: ", "Filters: ", error.message)]
     found = []
     for problem in error.problems:
         path = (problem.field or "").split(".")[0].split("[")[0]
         where = _PATHS.get(path)
-        found.append(f"{where}: {problem.message}" if where else problem.message)
+        message = problem.message
+        if problem.code == "schema":
+            message = _SCHEMA_MESSAGES.get(path, "this value is not allowed.")
+        text = f"{where}: {message}" if where else message
+        if text not in found:
+            found.append(text)
     return found
 
 
@@ -143,9 +160,11 @@ def _state() -> MultiDict[str, str]:
     return MultiDict(parse_qsl(text, keep_blank_values=True))
 
 
-def _current(session: Session, state: MultiDict[str, str]) -> Mapping[str, Any] | None:
+def _current(
+    session: Session, entity: EntityDef, state: MultiDict[str, str]
+) -> Mapping[str, Any] | None:
     try:
-        return active_view(session, state)
+        return active_view(session, entity, state)
     except TailorError:
         return None
 
@@ -169,6 +188,9 @@ def _list_settings(
 ) -> dict[str, Any]:
     """The sort and filter of a view that shows the list as ``state`` has it.
 
+    The filter keeps the list's filters, its ``filter=`` condition and its
+    quick search, all in one condition (see :func:`._filters.condition_of`).
+
     :raises BadRequest: a filter of the list does not parse.
     """
     layout = session.catalog.layout(entity.name)
@@ -177,7 +199,8 @@ def _list_settings(
     else:
         sort = list(layout["list"]["sort"])
     custom = parse_custom(state.get("filter"))
-    condition = condition_of(entity, field_filters(state), custom)
+    search = state.get("q", "")
+    condition = condition_of(entity, field_filters(state), custom, search)
     return {"sort": sort, "filter": condition}
 
 
@@ -215,7 +238,7 @@ class _FormProblems(BadRequest):
 def _editable(session: Session, entity: EntityDef, view_id: int) -> dict[str, Any]:
     view = get_view(session.connection, session.catalog, session.user, view_id)
     if view["entity"] != entity.name:
-        raise BadRequest("This view lists another entity.")
+        raise NotFound(f"That view does not exist for {plural(entity)}.")
     if not view["editable"]:
         raise Forbidden("Only administrators may change shared views.")
     return view

@@ -5,7 +5,10 @@
  * server checks whatever it sends. Here, picking a field narrows the conditions
  * to those of its type and gives the value the right input (a date picker, the
  * picklist's values, a type-ahead of record names for a lookup). On the import
- * page, choosing a field for one column frees it from any other column.
+ * page, choosing a field for one column frees it from any other column, and a
+ * form sent once is not sent again by a second click while the first runs (the
+ * server refuses a second import of a file all the same). A table that fits its
+ * frame is marked so, for list.css to let its headers stay in view.
  */
 (function () {
   "use strict";
@@ -215,6 +218,55 @@
     });
   }
 
+  /* -- forms sent once ------------------------------------------------------- */
+
+  function setupSubmitOnce(form) {
+    var status = form.querySelector("[data-submit-status]");
+
+    form.addEventListener("submit", function (event) {
+      if (form.hasAttribute("data-submitting")) {
+        event.preventDefault();
+        return;
+      }
+      // The buttons stay enabled: a disabled button would leave its own name
+      // and value (the action chosen) out of what the form sends.
+      form.setAttribute("data-submitting", "");
+      form.setAttribute("aria-busy", "true");
+      if (status) {
+        status.textContent = status.getAttribute("data-submit-status");
+      }
+    });
+    // A page shown again from the history (the Back button) may be sent anew.
+    window.addEventListener("pageshow", function () {
+      form.removeAttribute("data-submitting");
+      form.removeAttribute("aria-busy");
+      if (status) {
+        status.textContent = "";
+      }
+    });
+  }
+
+  /* -- tables ---------------------------------------------------------------- */
+
+  function setupTableWrap(wrap) {
+    var pending = false;
+
+    function measure() {
+      pending = false;
+      wrap.classList.toggle("is-fitting", wrap.scrollWidth <= wrap.clientWidth);
+    }
+
+    measure();
+    window.addEventListener("resize", function () {
+      if (!pending) {
+        pending = true;
+        window.requestAnimationFrame(measure);
+      }
+    });
+  }
+
   each("form[data-filter-form]", setupFilterForm);
   each("form[data-import-mapping]", setupMapping);
+  each("form[data-submit-once]", setupSubmitOnce);
+  each("[data-table-wrap]", setupTableWrap);
 })();

@@ -1,0 +1,153 @@
+"""Field state for the pages: the record service's rules, applied to what a page shows.
+
+Forms and record pages show each field as the record service will judge it
+(RULES.md, field state): hidden while its ``visible_if`` or its section's is false,
+required while its ``required_if`` is true, read-only while its ``readonly_if`` is
+true for the record as stored. The decision is :class:`~..rules.RecordRules`' own,
+so a page never disagrees with the save that follows it.
+
+What a form holds is text; it is converted as the record service converts it, and
+a value that does not convert (``abc`` in a number field) reads as null here, as
+the save will refuse it anyway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from ...metadata import SYSTEM_COLUMNS, EntityDef, FieldValueError, convert
+from ...renderer import (
+    NO_FORM_RULES,
+    FormRules,
+    FormValue,
+    browser_context,
+    form_values,
+    read_form,
+)
+from .._app import Session
+from ..rules import FormState, RecordRules
+
+
+def _runner(session: Session, entity: EntityDef) -> RecordRules:
+    return RecordRules(
+        session.connection,
+        session.catalog,
+        entity,
+        user=session.user.condition_data(),
+        now=dt.datetime.now(dt.UTC),
+    )
+
+
+def has_field_state(session: Session, entity: EntityDef) -> bool:
+    """Whether anything can hide, require or lock a field of ``entity``."""
+    rules = session.catalog.rules.for_entity(entity.name)
+    return bool(
+        rules.field_states or session.catalog.section_conditions(entity.name).placed
+    )
+
+
+def converted(entity: EntityDef, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Values as the record service stores them; one that does not convert is null."""
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        spec = entity.fields.get(name)
+        if spec is None or spec["type"] == "autonumber":
+            values[name] = value
+            continue
+        try:
+            values[name] = convert(spec, value)
+        except (FieldValueError, TypeError, ValueError, ArithmeticError):
+            values[name] = None
+    return values
+
+
+def stored_values(entity: EntityDef, record: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored record (API form) with its values typed as the database holds them."""
+    values = converted(entity, {name: record.get(name) for name in entity.fields})
+    for name in SYSTEM_COLUMNS:
+        value = record.get(name)
+        if name in ("created_at", "updated_at") and isinstance(value, str):
+            value = dt.datetime.fromisoformat(value.removesuffix("Z"))
+        values[name] = value
+    return values
+
+
+def prefill_defaults(
+    session: Session,
+    entity: EntityDef,
+    values: dict[str, FormValue],
+    given: Collection[str],
+) -> None:
+    """Show a new record's form with what default rules would fill in.
+
+    :param values: the form's values (changed in place).
+    :param given: fields whose value the address or the entity document gave.
+    """
+    rules = session.catalog.rules.for_entity(entity.name)
+    if not rules.defaults:
+        return
+    typed = converted(entity, read_form(entity, values))
+    runner = _runner(session, entity)
+    runner.prefill(typed, frozenset(given))
+    filled = {rule.field: typed.get(rule.field) for rule in rules.defaults}
+    shown = form_values(entity, {n: v for n, v in filled.items() if n not in given})
+    for name in filled:
+        if name not in given:
+            values[name] = shown[name]
+
+
+def form_rules(
+    session: Session,
+    entity: EntityDef,
+    values: Mapping[str, FormValue],
+    *,
+    record: Mapping[str, Any] | None,
+    placed: Collection[str],
+) -> FormRules:
+    """Field state of a form showing ``values``, and its context for the browser.
+
+    :param record: the stored record (API form) when editing.
+    :param placed: the fields the form sends; the others keep their stored (or,
+        on a new record, their default) values.
+    """
+    computed = frozenset(session.catalog.rules.for_entity(entity.name).computed)
+    if not has_field_state(session, entity):
+        return FormRules(computed=computed) if computed else NO_FORM_RULES
+    runner = _runner(session, entity)
+    stored = stored_values(entity, record) if record is not None else None
+    typed: dict[str, Any] = dict(stored) if stored is not None else {}
+    if stored is None:
+        typed.update(converted(entity, dict(entity.defaults)))
+    typed.update(converted(entity, read_form(entity, values, editable=list(placed))))
+    if stored is None:
+        runner.prefill(typed, frozenset(placed) | {n for n, _ in entity.defaults})
+    state = runner.form_state(typed, stored=stored)
+    return _rules_of(session, entity, state, computed)
+
+
+def _rules_of(
+    session: Session, entity: EntityDef, state: FormState, computed: frozenset[str]
+) -> FormRules:
+    return FormRules(
+        states=state.fields,
+        sections=state.sections,
+        conditions=session.catalog.rules.form_states(entity.name),
+        computed=computed,
+        context=browser_context(state.record, session.user.condition_data()),
+    )
+
+
+def record_state(
+    session: Session, entity: EntityDef, record: Mapping[str, Any]
+) -> tuple[frozenset[str], dict[tuple[int, int], bool]]:
+    """For a record page: the fields that are hidden, and each section's state."""
+    if not has_field_state(session, entity):
+        return frozenset(), {}
+    stored = stored_values(entity, record)
+    state = _runner(session, entity).form_state(stored, stored=stored)
+    hidden = frozenset(
+        name for name, found in state.fields.items() if not found.visible
+    )
+    return hidden, state.sections

@@ -1,0 +1,272 @@
+/*
+ * Tailor CRM: field state while a form is being filled in.
+ *
+ * The server renders every field as the rules judge it: hidden while its
+ * visible_if (or its layout section's) is false, marked required while its
+ * required_if is true, read-only while its readonly_if is true for the record as
+ * stored. This file evaluates visible_if and required_if again on every change,
+ * with the same conditions and the same evaluator of the language (rules.js), so
+ * that choosing a stage shows or hides the fields that depend on it at once.
+ * readonly_if is left to the server: it is judged on the record as stored, which
+ * does not change while the form is open. The server always decides; a save runs
+ * every rule again, and this file only helps.
+ *
+ * The form carries data-field-state: the record as conditions read it (system
+ * columns, computed fields, the related records behind lookups) and $user. Each
+ * field carries its type (data-type; none for fields the form does not send) and
+ * its conditions as JSON (data-visible-if, data-required-if); a section may carry
+ * its own data-visible-if.
+ *
+ * Values are read as the form would send them (FormData, hidden fields included)
+ * and typed as the record service types them: blank is null, numbers of decimal
+ * fields are exact decimals, dates and datetimes are date values, a checkbox is a
+ * boolean, a multi-picklist the list of chosen values. A lookup reads as the
+ * related record the server loaded while it still points at that record; a record
+ * chosen since is known by its id only, so its other fields read as null (a
+ * condition on them shows the field and does not require it) until the save,
+ * where the server decides with the real values.
+ *
+ * Progressive enhancement only: without this file the form is what the server
+ * rendered, and it saves the same.
+ */
+(function () {
+  "use strict";
+
+  var Rules = window.TailorRules;
+  var INTEGER = /^[+-]?[0-9]+$/;
+  var FALSE_TEXTS = ["", "off", "false"];
+  var hasOwn = Object.prototype.hasOwnProperty;
+
+  function parse(text) {
+    if (text === null) {
+      return undefined;
+    }
+    try {
+      return JSON.parse(text);
+    } catch (error) {
+      return undefined;
+    }
+  }
+
+  // The server tags the values that JSON cannot type: {"$decimal": "12.50"},
+  // {"$date": "2024-05-31"}, {"$datetime": "2024-05-31T14:30:00"}.
+  function decode(value) {
+    if (Array.isArray(value)) {
+      return value.map(decode);
+    }
+    if (value === null || typeof value !== "object") {
+      return value;
+    }
+    try {
+      if (hasOwn.call(value, "$decimal")) {
+        return Rules.decimal(value.$decimal);
+      }
+      if (hasOwn.call(value, "$date")) {
+        return Rules.date(value.$date);
+      }
+      if (hasOwn.call(value, "$datetime")) {
+        return Rules.datetime(value.$datetime);
+      }
+    } catch (error) {
+      return null;
+    }
+    var result = {};
+    Object.keys(value).forEach(function (key) {
+      result[key] = decode(value[key]);
+    });
+    return result;
+  }
+
+  function attempt(convert, text) {
+    try {
+      return convert(text);
+    } catch (error) {
+      return null;
+    }
+  }
+
+  // One field's value from what the form would send for it (every value posted
+  // under its name, the last one counting, as on the server).
+  function typed(type, posted, known) {
+    if (type === "multi_picklist") {
+      var chosen = posted.filter(function (item) {
+        return item !== "";
+      });
+      return chosen.length ? chosen : null;
+    }
+    var text = posted.length ? String(posted[posted.length - 1]) : "";
+    if (type === "boolean") {
+      return FALSE_TEXTS.indexOf(text) === -1;
+    }
+    if (type === "textarea") {
+      return text.replace(/\r\n/g, "\n") || null;
+    }
+    text = text.trim();
+    if (!text) {
+      return null;
+    }
+    switch (type) {
+      case "integer":
+        return INTEGER.test(text) ? Number(text) : null;
+      case "decimal":
+      case "currency":
+      case "percent":
+        return attempt(Rules.decimal, text);
+      case "date":
+        return attempt(Rules.date, text);
+      case "datetime":
+        return attempt(Rules.datetime, text);
+      case "lookup":
+        if (!INTEGER.test(text)) {
+          return null;
+        }
+        if (known && typeof known === "object" && String(known.id) === String(Number(text))) {
+          return known;
+        }
+        return { id: Number(text) };
+      default:
+        return text;
+    }
+  }
+
+  // A condition from a data attribute, compiled once; null when there is none.
+  // One that does not compile (it would not have been saved) leaves the field as
+  // the server rendered it.
+  function compiled(element, attribute) {
+    var condition = parse(element.getAttribute(attribute));
+    if (condition === undefined) {
+      return null;
+    }
+    try {
+      return Rules.compile(condition);
+    } catch (error) {
+      return false;
+    }
+  }
+
+  // As on the server: shown unless the condition is false; null shows.
+  function shows(rule, record) {
+    if (!rule) {
+      return true;
+    }
+    var value = rule(record);
+    return value === null || value === undefined || Rules.truthy(value);
+  }
+
+  function setup(form) {
+    var context = decode(parse(form.getAttribute("data-field-state")) || {});
+    var base = context.record || {};
+    var user = context.user || null;
+
+    var sections = Array.prototype.map.call(form.querySelectorAll("section.section"), function (element) {
+      return { element: element, rule: compiled(element, "data-visible-if"), fields: [], shown: true };
+    });
+
+    function sectionOf(box) {
+      var element = box.closest("section.section");
+      for (var i = 0; i < sections.length; i += 1) {
+        if (sections[i].element === element) {
+          return sections[i];
+        }
+      }
+      return null;
+    }
+
+    var fields = Array.prototype.map.call(form.querySelectorAll("[data-field]"), function (box) {
+      var name = box.getAttribute("data-field");
+      var field = {
+        box: box,
+        name: name,
+        type: box.getAttribute("data-type"),
+        always: box.hasAttribute("data-always-required"),
+        visibleIf: compiled(box, "data-visible-if"),
+        requiredIf: compiled(box, "data-required-if"),
+        mark: box.querySelector("[data-required-mark]"),
+        control: document.getElementById("f-" + name),
+        section: sectionOf(box),
+        visible: !box.hidden
+      };
+      if (field.section) {
+        field.section.fields.push(field);
+      }
+      return field;
+    });
+
+    function record() {
+      var posted = new FormData(form);
+      var data = Object.assign({}, base);
+      fields.forEach(function (field) {
+        // Fields the form does not send (computed, numbered) keep the server's value.
+        if (field.type) {
+          data[field.name] = typed(field.type, posted.getAll(field.name), base[field.name]);
+        }
+      });
+      data.$user = user;
+      return data;
+    }
+
+    function hasError(field) {
+      return field.box.classList.contains("has-error");
+    }
+
+    function applyField(field, data) {
+      if (field.visibleIf === false || field.requiredIf === false ||
+          (field.section && field.section.rule === false)) {
+        return;
+      }
+      var visible = (!field.section || field.section.shown) && shows(field.visibleIf, data);
+      var required = field.always ||
+        (visible && field.requiredIf !== null && Rules.truthy(field.requiredIf(data)));
+      // A field with a problem stays in sight until the next save: the person
+      // must see what to fix.
+      field.visible = visible || hasError(field);
+      field.box.hidden = !field.visible;
+      if (field.mark) {
+        field.mark.hidden = !required;
+      }
+      var control = field.control;
+      if (control && control.matches("input:not([type=checkbox]):not([type=hidden]), select, textarea")) {
+        if (required) {
+          control.setAttribute("aria-required", "true");
+        } else {
+          control.removeAttribute("aria-required");
+        }
+      }
+    }
+
+    function applySection(section) {
+      if (section.rule === false) {
+        return;
+      }
+      var problems = section.fields.some(hasError);
+      var onlyFields = !section.element.querySelector(".related");
+      var anyShown = section.fields.some(function (field) {
+        return field.visible;
+      });
+      var empty = onlyFields && section.fields.length > 0 && !anyShown;
+      section.element.hidden = !problems && (!section.shown || empty);
+    }
+
+    function update() {
+      var data = record();
+      sections.forEach(function (section) {
+        section.shown = section.rule === false || shows(section.rule, data);
+      });
+      fields.forEach(function (field) {
+        applyField(field, data);
+      });
+      sections.forEach(applySection);
+    }
+
+    form.addEventListener("input", update);
+    form.addEventListener("change", update);
+    // The page cache may bring the form back with the values someone left in it.
+    window.addEventListener("pageshow", update);
+    update();
+  }
+
+  if (!Rules) {
+    return;
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("form[data-field-state]"), setup);
+})();

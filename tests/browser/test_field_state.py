@@ -1,0 +1,117 @@
+"""Field state in the browser: fields show, hide and become required while the form
+is filled in, by the server's own rules; on save the server still decides."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tailorcrm.rules_engine import evaluate, truthy
+
+from .conftest import LiveServer
+
+TITLE = "Wrenfield crane hire"
+NEVER = {"and": []}
+OVERDUE = {"<": [{"var": "close_date"}, {"today": []}]}
+
+
+def test_closed_lost_shows_loss_reason_as_required_and_the_server_still_decides(
+    page: Page, live_server: LiveServer
+) -> None:
+    page.goto("/app/opportunity/new")
+    loss_reason = page.locator('[data-field="loss_reason"]')
+    stage = page.get_by_label("Stage")
+
+    expect(loss_reason).to_be_hidden()
+    stage.select_option(label="Closed lost")
+    expect(loss_reason).to_be_visible()
+    expect(loss_reason.locator("[data-required-mark]")).to_be_visible()
+    expect(page.get_by_label("Loss reason")).to_have_attribute("aria-required", "true")
+    stage.select_option(label="Negotiation")
+    expect(loss_reason).to_be_hidden()
+    expect(page.get_by_label("Loss reason", exact=False)).not_to_have_attribute(
+        "aria-required", "true"
+    )
+
+    # Saved without a loss reason: the server refuses it, beside the field.
+    stage.select_option(label="Closed lost")
+    page.get_by_label("Title").fill(TITLE)
+    page.get_by_role("button", name="Save").click()
+
+    errors = loss_reason.locator(".field-errors")
+    expect(errors).to_have_text("Error: Say why the opportunity was lost.")
+    expect(loss_reason).to_be_visible()
+    expect(page.get_by_label("Title")).to_have_value(TITLE)
+    expect(stage).to_have_value("lost")
+    assert live_server.find("opportunity", title=TITLE) == []
+
+    page.get_by_label("Loss reason").fill("They chose a cheaper rival")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(TITLE)
+    [saved] = live_server.find("opportunity", title=TITLE)
+    assert (saved["stage"], saved["loss_reason"]) == (
+        "lost",
+        "They chose a cheaper rival",
+    )
+
+
+def rule(name: str, field: str, visible_if: Any) -> dict[str, Any]:
+    return {
+        "kind": "rule",
+        "name": name,
+        "entity": "opportunity",
+        "type": "field_state",
+        "label": name.replace("_", " ").capitalize(),
+        "field": field,
+        "visible_if": visible_if,
+    }
+
+
+@pytest.fixture
+def edge_rules(live_server: LiveServer) -> Iterator[None]:
+    """Next step hides behind an empty ``and``; ERP order number shows when the
+    close date has passed. Removed afterwards: the server is shared."""
+    store = live_server.platform.store
+    documents = [
+        ("", rule("next_step_never", "next_step", NEVER)),
+        ("", rule("erp_code_when_overdue", "erp_code", OVERDUE)),
+    ]
+    store.apply(documents, actor="test")
+    yield
+    for _, document in documents:
+        store.remove_rule(document["name"], actor="test")
+
+
+def server_shows(condition: Any, close_date: str | None) -> bool:
+    """What the server decides: shown unless the condition is false."""
+    now = dt.datetime.now(dt.UTC)
+    value = evaluate(condition, {"close_date": close_date or None, "$now": now})
+    return value is None or truthy(value)
+
+
+@pytest.mark.usefixtures("edge_rules")
+def test_an_empty_and_and_a_null_value_decide_as_on_the_server(page: Page) -> None:
+    page.goto("/app/opportunity/new")
+    next_step = page.locator('[data-field="next_step"]')
+    erp_code = page.locator('[data-field="erp_code"]')
+    close_date = page.get_by_label("Close date")
+    # A blank date is null: compared with today it gives null, which shows.
+    cases = [("", True), ("2020-01-31", True), ("2999-01-31", False)]
+
+    # The new form's close date is 30 days ahead (the pack's default rule).
+    expect(erp_code).to_be_hidden()
+    for value, visible in cases:
+        assert server_shows(OVERDUE, value) is visible
+        close_date.fill(value)
+        if visible:
+            expect(erp_code).to_be_visible()
+        else:
+            expect(erp_code).to_be_hidden()
+
+    assert server_shows(NEVER, None) is False
+    expect(next_step).to_be_hidden()

@@ -1,0 +1,178 @@
+"""Saving a form writes what the person changed, and nothing the form did not show.
+
+A form can stay open while an admin changes the metadata under it: a field renamed,
+a choice removed, a field added. Saving it then must not clear or rewrite data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.datastructures import MultiDict
+
+from tailorcrm.platform import Platform
+from tests.web_helpers import Browser, create, elements, fetch, sign_in
+
+GADGET: dict[str, Any] = {
+    "name": "gadget",
+    "label": "Gadget",
+    "display_field": "title",
+    "fields": [
+        {"name": "title", "type": "text", "label": "Title", "required": True},
+        {
+            "name": "color",
+            "type": "picklist",
+            "label": "Color",
+            "options": [
+                {"value": "blue", "label": "Blue"},
+                {"value": "red", "label": "Red"},
+            ],
+        },
+        {
+            "name": "tags",
+            "type": "multi_picklist",
+            "label": "Tags",
+            "options": [
+                {"value": "a", "label": "A"},
+                {"value": "b", "label": "B"},
+                {"value": "c", "label": "C"},
+            ],
+        },
+        {"name": "ok", "type": "boolean", "label": "OK"},
+        {"name": "note", "type": "text", "label": "Note"},
+        {"name": "amount", "type": "decimal", "label": "Amount", "scale": 2},
+    ],
+}
+
+
+def form_data(page: str) -> list[tuple[str, str]]:
+    """What a browser would post for the first record form of a page, untouched."""
+    data: list[tuple[str, str]] = []
+    select: str | None = None
+    inside = False
+    for element in elements(page):
+        if element.tag == "form" and "data-record-form" in element.attrs:
+            inside = True
+            continue
+        if not inside:
+            continue
+        name = element.get("name")
+        if element.tag == "select":
+            select = name
+        elif element.tag == "option" and select and "selected" in element.attrs:
+            data.append((select, element["value"]))
+        elif element.tag == "textarea" and name:
+            data.append((name, element.raw_text.removeprefix("\n")))
+        elif element.tag == "input" and name and "disabled" not in element.attrs:
+            kind = element.get("type", "text")
+            if kind == "checkbox" and "checked" not in element.attrs:
+                continue
+            data.append((name, element.get("value") or ""))
+        elif element.tag == "button":
+            break
+    return data
+
+
+def _post(browser: Browser, path: str, data: list[tuple[str, str]]) -> Any:
+    return browser.client.post(
+        path, data=MultiDict([("csrf_token", browser.token), *data])
+    )
+
+
+@pytest.fixture
+def browser(app: Flask, platform: Platform) -> Browser:
+    platform.store.apply([("", GADGET)], actor="test")
+    return sign_in(app, platform)
+
+
+def _document(platform: Platform) -> dict[str, Any]:
+    with platform.engine.begin() as connection:
+        return dict(platform.catalogs.get(connection).entity("gadget").document)
+
+
+def test_a_field_renamed_while_the_form_is_open_keeps_its_value(
+    browser: Browser, platform: Platform
+) -> None:
+    record = create(platform, "gadget", title="Lamp", amount="150.00")
+    page = browser.get(f"/app/gadget/{record['id']}/edit").get_data(as_text=True)
+    document = _document(platform)
+    for spec in document["fields"]:
+        if spec["name"] == "amount":
+            spec["name"] = "deal_value"
+    platform.store.apply([("", document)], actor="test")
+
+    data = [(k, "Desk lamp" if k == "title" else v) for k, v in form_data(page)]
+    response = _post(browser, f"/app/gadget/{record['id']}/edit", data)
+
+    saved = fetch(platform, "gadget", record["id"])
+    assert response.status_code == 303
+    assert saved["title"] == "Desk lamp"
+    assert saved["deal_value"] == 150
+
+
+def test_a_choice_removed_since_is_kept_when_the_form_is_saved(
+    browser: Browser, platform: Platform
+) -> None:
+    record = create(platform, "gadget", title="Lamp", color="blue", tags=["a", "c"])
+    document = _document(platform)
+    document["fields"][1]["options"] = [{"value": "red", "label": "Red"}]
+    document["fields"][2]["options"] = document["fields"][2]["options"][:2]
+    platform.store.apply([("", document)], actor="test")
+
+    page = browser.get(f"/app/gadget/{record['id']}/edit").get_data(as_text=True)
+    response = _post(browser, f"/app/gadget/{record['id']}/edit", form_data(page))
+
+    saved = fetch(platform, "gadget", record["id"])
+    assert "blue (no longer offered)" in page
+    assert response.status_code == 303
+    assert (saved["color"], saved["tags"]) == ("blue", ["a", "c"])
+
+
+def test_untouched_values_are_not_rewritten(
+    browser: Browser, platform: Platform
+) -> None:
+    record = create(platform, "gadget", title="Lamp", note="  padded  ")
+
+    page = browser.get(f"/app/gadget/{record['id']}/edit").get_data(as_text=True)
+    response = _post(browser, f"/app/gadget/{record['id']}/edit", form_data(page))
+
+    saved = fetch(platform, "gadget", record["id"])
+    assert response.status_code == 303
+    assert (saved["note"], saved["ok"], saved["version"]) == ("  padded  ", None, 1)
+
+
+def test_a_field_added_while_the_form_is_open_is_left_alone(
+    browser: Browser, platform: Platform
+) -> None:
+    record = create(platform, "gadget", title="Lamp")
+    page = browser.get(f"/app/gadget/{record['id']}/edit").get_data(as_text=True)
+    document = _document(platform)
+    document["fields"].append(
+        {"name": "region", "type": "text", "label": "Region", "required": True}
+    )
+    platform.store.apply([("", document)], actor="test")
+
+    data = [(k, "Desk lamp" if k == "title" else v) for k, v in form_data(page)]
+    response = _post(browser, f"/app/gadget/{record['id']}/edit", data)
+    reopened = browser.get(f"/app/gadget/{record['id']}/edit").get_data(as_text=True)
+
+    saved = fetch(platform, "gadget", record["id"])
+    assert response.status_code == 303
+    assert (saved["title"], saved["region"]) == ("Desk lamp", None)
+    assert 'name="region"' in reopened
+
+
+def test_a_tampered_checkbox_value_is_refused_as_the_api_would(
+    browser: Browser, platform: Platform
+) -> None:
+    record = create(platform, "gadget", title="Lamp")
+    page = browser.get(f"/app/gadget/{record['id']}/edit").get_data(as_text=True)
+
+    data = [(k, v) for k, v in form_data(page) if k != "ok"] + [("ok", "maybe")]
+    response = _post(browser, f"/app/gadget/{record['id']}/edit", data)
+
+    assert response.status_code == 422
+    assert "Enter true or false." in response.get_data(as_text=True)
+    assert fetch(platform, "gadget", record["id"])["ok"] is None

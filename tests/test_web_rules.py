@@ -1,0 +1,559 @@
+"""Rules in the pages: field state rendered by the server, forms refused by rules,
+section visibility, and the sales pack's rules on every path.
+
+Every test runs on SQLite and on PostgreSQL, over the sales pack as
+``tailorcrm init --demo`` installs it: entities, layouts and rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from tailorcrm.errors import InvalidMetadata, ValidationFailed
+from tailorcrm.platform import Platform
+from tailorcrm.platform.auth import create_token, create_user
+from tailorcrm.platform.cli import load_documents
+from tailorcrm.platform.importer import ImportFailed, import_csv
+from tailorcrm.platform.records import SYSTEM_ACTOR
+from tests.conftest import SALES_PACK
+from tests.rules_support import rule
+from tests.web_helpers import (
+    Browser,
+    Element,
+    by_id,
+    create,
+    elements,
+    fetch,
+    sign_in,
+    text_of,
+)
+
+LOSS_CONDITION = {"==": [{"var": "stage"}, "lost"]}
+
+
+@pytest.fixture
+def pack(platform: Platform) -> Platform:
+    platform.store.apply(load_documents(SALES_PACK), actor="test")
+    return platform
+
+
+@pytest.fixture
+def browser(app: Flask, pack: Platform) -> Browser:
+    return sign_in(app, pack)
+
+
+def page_of(browser: Browser, path: str) -> str:
+    response = browser.get(path)
+    assert response.status_code == 200, response.status_code
+    return response.get_data(as_text=True)
+
+
+def field_box(page: str, name: str) -> Element:
+    found = [e for e in elements(page) if e.get("data-field") == name]
+    assert len(found) == 1, f"{len(found)} fields named {name!r}"
+    return found[0]
+
+
+def section_labelled(page: str, label: str) -> Element:
+    """The <section> whose heading is ``label``."""
+    found = elements(page)
+    for index, element in enumerate(found):
+        if element.tag == "h2" and element.text == label:
+            sections = [e for e in found[:index] if e.tag == "section"]
+            return sections[-1]
+    raise AssertionError(f"no section is labelled {label!r}")
+
+
+def field_messages(page: str, name: str) -> list[str]:
+    """The messages listed under one field."""
+    found = elements(page)
+    start = next(i for i, e in enumerate(found) if e.get("id") == f"f-{name}-errors")
+    messages = []
+    for element in found[start + 1 :]:
+        if element.tag not in ("li", "span"):
+            break
+        if element.tag == "span":
+            # "Error: " is for screen readers; the message follows it.
+            messages.append(element.raw_text.removeprefix("Error:").strip())
+    return messages
+
+
+def posted(**values: Any) -> dict[str, Any]:
+    """A new opportunity's form, as the browser sends it."""
+    form = {
+        "title": "",
+        "account": "",
+        "account__search": "",
+        "product": "",
+        "product__search": "",
+        "amount": "",
+        "erp_code": "",
+        "stage": "prospecting",
+        "probability": "",
+        "close_date": "",
+        "next_step": "",
+        "loss_reason": "",
+    }
+    form.update(values)
+    return form
+
+
+def edit_form(record: dict[str, Any], **values: Any) -> dict[str, Any]:
+    """An edit form of a stored opportunity, as the browser sends it unchanged."""
+    form = posted(
+        title=record["title"],
+        stage=record["stage"] or "",
+        amount="" if record["amount"] is None else str(record["amount"]),
+        probability=(
+            "" if record["probability"] is None else str(record["probability"])
+        ),
+        close_date=record["close_date"] or "",
+        next_step=record["next_step"] or "",
+        loss_reason=record["loss_reason"] or "",
+        _version=str(record["version"]),
+    )
+    form.update(values)
+    return form
+
+
+# -- the loss reason rule in the form -----------------------------------------------
+
+
+def test_the_loss_reason_rule_refuses_the_form_beside_loss_reason_keeping_values(
+    browser: Browser, pack: Platform
+) -> None:
+    browser.get("/app/opportunity/new")
+
+    response = browser.post(
+        "/app/opportunity/new",
+        posted(title="Harbour crane", stage="lost", amount="1200.50"),
+    )
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert field_messages(page, "loss_reason") == ["Say why the opportunity was lost."]
+    assert "Loss reason: Say why the opportunity was lost." in text_of(page)
+    assert by_id(page, "f-title")["value"] == "Harbour crane"
+    assert by_id(page, "f-amount")["value"] == "1200.50"
+    stage = [e for e in elements(page) if e.tag == "option" and "selected" in e.attrs]
+    assert [e["value"] for e in stage] == ["lost"]
+    assert "hidden" not in field_box(page, "loss_reason").attrs
+    assert by_id(page, "f-loss_reason")["aria-required"] == "true"
+    with pack.engine.connect() as connection:
+        found = connection.exec_driver_sql("SELECT count(*) FROM opportunity").scalar()
+    assert found == 0
+
+
+def test_a_form_with_the_loss_reason_saves_and_the_record_page_shows_it(
+    browser: Browser, pack: Platform
+) -> None:
+    browser.get("/app/opportunity/new")
+
+    response = browser.post(
+        "/app/opportunity/new",
+        posted(title="Harbour crane", stage="lost", loss_reason="Chose a rival"),
+    )
+
+    assert response.status_code == 303
+    page = page_of(browser, response.headers["Location"])
+    assert "Loss reason" in text_of(page)
+    assert "Chose a rival" in text_of(page)
+
+
+# -- field state rendered by the server ---------------------------------------------
+
+
+def test_loss_reason_is_hidden_on_a_new_form_and_shown_required_once_lost(
+    browser: Browser, pack: Platform
+) -> None:
+    lost = create(pack, "opportunity", title="Quay", stage="lost", loss_reason="Late")
+
+    fresh = page_of(browser, "/app/opportunity/new")
+    editing = page_of(browser, f"/app/opportunity/{lost['id']}/edit")
+
+    hidden_box = field_box(fresh, "loss_reason")
+    assert "hidden" in hidden_box.attrs
+    assert json.loads(hidden_box["data-visible-if"]) == LOSS_CONDITION
+    assert json.loads(hidden_box["data-required-if"]) == LOSS_CONDITION
+    assert "hidden" in section_labelled(fresh, "Why we lost").attrs
+    assert by_id(fresh, "f-loss_reason").get("aria-required") is None
+    marks = [e for e in elements(fresh) if "data-required-mark" in e.attrs]
+    assert all("hidden" in mark.attrs for mark in marks)
+    shown_box = field_box(editing, "loss_reason")
+    assert "hidden" not in shown_box.attrs
+    assert "hidden" not in section_labelled(editing, "Why we lost").attrs
+    assert by_id(editing, "f-loss_reason")["aria-required"] == "true"
+    assert "Loss reason * (required)" in text_of(editing)
+
+
+def test_the_state_after_an_error_follows_the_posted_values(
+    browser: Browser, pack: Platform
+) -> None:
+    lost = create(pack, "opportunity", title="Quay", stage="lost", loss_reason="Late")
+    browser.get(f"/app/opportunity/{lost['id']}/edit")
+
+    response = browser.post(
+        f"/app/opportunity/{lost['id']}/edit",
+        edit_form(lost, title="", stage="won"),
+    )
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "hidden" in field_box(page, "loss_reason").attrs
+    assert "hidden" not in field_box(page, "title").attrs
+
+
+def test_a_hidden_field_is_sent_and_keeps_its_value(
+    browser: Browser, pack: Platform
+) -> None:
+    lost = create(pack, "opportunity", title="Quay", stage="lost", loss_reason="Late")
+    browser.get(f"/app/opportunity/{lost['id']}/edit")
+
+    response = browser.post(
+        f"/app/opportunity/{lost['id']}/edit", edit_form(lost, stage="negotiation")
+    )
+
+    assert response.status_code == 303
+    saved = fetch(pack, "opportunity", lost["id"])
+    assert (saved["stage"], saved["loss_reason"]) == ("negotiation", "Late")
+    page = page_of(browser, f"/app/opportunity/{lost['id']}/edit")
+    box = field_box(page, "loss_reason")
+    assert "hidden" in box.attrs
+    assert by_id(page, "f-loss_reason").raw_text.strip() == "Late"
+
+
+def test_the_record_page_leaves_out_fields_whose_visible_if_is_false(
+    browser: Browser, pack: Platform
+) -> None:
+    won = create(pack, "opportunity", title="Jetty", stage="won", amount=100)
+    lost = create(pack, "opportunity", title="Quay", stage="lost", loss_reason="Late")
+
+    won_page = page_of(browser, f"/app/opportunity/{won['id']}")
+    lost_page = page_of(browser, f"/app/opportunity/{lost['id']}")
+
+    assert "Loss reason" not in text_of(won_page)
+    assert "Why we lost" not in text_of(won_page)
+    assert "Loss reason Late" in text_of(lost_page)
+
+
+def test_computed_fields_are_shown_read_only_and_never_sent(
+    browser: Browser, pack: Platform
+) -> None:
+    deal = create(
+        pack, "opportunity", title="Jetty", amount=200, probability=25, stage="proposal"
+    )
+
+    fresh = page_of(browser, "/app/opportunity/new")
+    editing = page_of(browser, f"/app/opportunity/{deal['id']}/edit")
+    response = browser.post(
+        f"/app/opportunity/{deal['id']}/edit",
+        edit_form(deal, probability="50", weighted_amount="1"),
+    )
+
+    assert "f-weighted_amount" not in fresh
+    shown = by_id(editing, "f-weighted_amount")
+    assert (shown["value"], "readonly" in shown.attrs) == ("50", True)
+    assert shown.get("name") is None
+    assert response.status_code == 303
+    assert fetch(pack, "opportunity", deal["id"])["weighted_amount"] == 100
+
+
+def test_a_new_form_shows_what_a_default_rule_fills_in(browser: Browser) -> None:
+    in_30_days = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30)
+
+    page = page_of(browser, "/app/opportunity/new")
+
+    assert by_id(page, "f-close_date")["value"] == in_30_days.isoformat()
+
+
+def test_conditions_reach_the_page_as_json_that_no_text_in_them_breaks(
+    browser: Browser, pack: Platform
+) -> None:
+    tricky = {"==": [{"var": "next_step"}, "it's <script>&\"'"]}
+    shown_if = rule(
+        "erp_code_tricky",
+        "opportunity",
+        "field_state",
+        field="erp_code",
+        visible_if=tricky,
+    )
+    pack.store.apply([("", shown_if)], actor="test")
+
+    page = page_of(browser, "/app/opportunity/new")
+
+    assert json.loads(field_box(page, "erp_code")["data-visible-if"]) == tricky
+    assert "<script>&" not in page
+    form = next(e for e in elements(page) if "data-record-form" in e.attrs)
+    context = json.loads(form["data-field-state"])
+    assert context["user"] == {"id": 1, "username": "dana.vega", "roles": ["admin"]}
+    assert context["record"]["id"] is None
+
+
+# -- read-only fields ---------------------------------------------------------------
+
+
+def test_a_read_only_field_is_rendered_so_and_a_tampered_post_is_refused(
+    browser: Browser, pack: Platform
+) -> None:
+    locked = rule(
+        "won_is_final",
+        "opportunity",
+        "field_state",
+        field="amount",
+        readonly_if={"==": [{"var": "stage"}, "won"]},
+    )
+    stage_locked = rule(
+        "lost_is_final",
+        "opportunity",
+        "field_state",
+        field="stage",
+        readonly_if=LOSS_CONDITION,
+    )
+    pack.store.apply([("", locked), ("", stage_locked)], actor="test")
+    won = create(pack, "opportunity", title="Jetty", stage="won", amount=100)
+    lost = create(pack, "opportunity", title="Quay", stage="lost", loss_reason="Late")
+
+    won_page = page_of(browser, f"/app/opportunity/{won['id']}/edit")
+    lost_page = page_of(browser, f"/app/opportunity/{lost['id']}/edit")
+    kept = browser.post(
+        f"/app/opportunity/{won['id']}/edit", edit_form(won, next_step="Invoice")
+    )
+    won = fetch(pack, "opportunity", won["id"])
+    tampered = browser.post(
+        f"/app/opportunity/{won['id']}/edit", edit_form(won, amount="999")
+    )
+
+    assert "readonly" in by_id(won_page, "f-amount").attrs
+    select = by_id(lost_page, "f-stage")
+    assert ("disabled" in select.attrs, select.get("name")) == (True, None)
+    sent = [
+        e for e in elements(lost_page) if e.tag == "input" and e.get("name") == "stage"
+    ]
+    assert [(e["type"], e["value"]) for e in sent] == [("hidden", "lost")]
+    assert kept.status_code == 303
+    page = tampered.get_data(as_text=True)
+    assert tampered.status_code == 422
+    assert field_messages(page, "amount") == ["Amount cannot be changed now."]
+    assert fetch(pack, "opportunity", won["id"])["amount"] == 100
+
+
+# -- section visibility -------------------------------------------------------------
+
+BIG_DEAL = {">": [{"var": "amount"}, 10000]}
+
+
+def big_deal_layout() -> dict[str, Any]:
+    """The pack's opportunity layout, with next step in a section for big deals."""
+    layout: dict[str, Any] = json.loads(
+        (SALES_PACK / "layouts" / "opportunity.json").read_text(encoding="utf-8")
+    )
+    pipeline = layout["form"]["tabs"][0]["sections"][1]
+    pipeline["items"] = [i for i in pipeline["items"] if i["field"] != "next_step"]
+    layout["form"]["tabs"][0]["sections"].insert(
+        2,
+        {
+            "label": "Big deal",
+            "columns": 1,
+            "visible_if": BIG_DEAL,
+            "items": [{"field": "next_step"}],
+        },
+    )
+    return layout
+
+
+@pytest.fixture
+def big_deals(pack: Platform) -> Platform:
+    """Next step sits in a section shown for big deals, and is required there."""
+    needed = rule(
+        "next_step_needed",
+        "opportunity",
+        "field_state",
+        field="next_step",
+        required_if={"!=": [{"var": "stage"}, "won"]},
+    )
+    pack.store.apply([("", big_deal_layout()), ("", needed)], actor="test")
+    return pack
+
+
+def test_a_section_visible_if_hides_its_fields_on_forms_and_record_pages(
+    browser: Browser, big_deals: Platform
+) -> None:
+    big = create(big_deals, "opportunity", title="Dock", amount=50000, next_step="Go")
+    small = create(big_deals, "opportunity", title="Buoy", amount=50)
+
+    fresh = page_of(browser, "/app/opportunity/new")
+    big_form = page_of(browser, f"/app/opportunity/{big['id']}/edit")
+    small_page = page_of(browser, f"/app/opportunity/{small['id']}")
+
+    section = section_labelled(fresh, "Big deal")
+    assert "hidden" in section.attrs
+    assert json.loads(section["data-visible-if"]) == BIG_DEAL
+    assert "hidden" in field_box(fresh, "next_step").attrs
+    assert "hidden" not in section_labelled(big_form, "Big deal").attrs
+    assert by_id(big_form, "f-next_step")["aria-required"] == "true"
+    assert "Big deal" not in text_of(small_page)
+    assert "Next step" not in text_of(small_page)
+
+
+def test_the_record_service_applies_required_if_only_in_a_shown_section(
+    big_deals: Platform, browser: Browser
+) -> None:
+    small = create(big_deals, "opportunity", title="Buoy", amount=50)
+    with pytest.raises(ValidationFailed) as excinfo:
+        create(big_deals, "opportunity", title="Dock", amount=50000)
+    browser.get("/app/opportunity/new")
+    refused = browser.post("/app/opportunity/new", posted(title="Dock", amount="50000"))
+    with pytest.raises(ImportFailed) as imported:
+        import_csv(
+            big_deals,
+            "opportunity",
+            io.BytesIO(b"title,amount\nPier,20000\nRaft,20\n"),
+            actor=SYSTEM_ACTOR,
+        )
+
+    assert small["next_step"] is None
+    assert [(p.field, p.code) for p in excinfo.value.problems] == [
+        ("next_step", "required")
+    ]
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert field_messages(page, "next_step") == ["Next step is required here."]
+    assert "hidden" not in section_labelled(page, "Big deal").attrs
+    assert [(e.row, e.field, e.code) for e in imported.value.report.errors] == [
+        (2, "next_step", "required")
+    ]
+
+
+def test_a_section_condition_is_checked_against_the_entity_with_its_path(
+    pack: Platform,
+) -> None:
+    layout = big_deal_layout()
+    layout["form"]["tabs"][0]["sections"][2]["visible_if"] = {
+        "and": [{">": [{"var": "amont"}, 1]}, {"changed": "stage"}]
+    }
+
+    with pytest.raises(InvalidMetadata) as excinfo:
+        pack.store.apply([("layouts/opportunity.json", layout)], actor="test")
+
+    where = "layouts/opportunity.json: form.tabs[0].sections[2].visible_if"
+    assert [(p.field, p.code) for p in excinfo.value.problems] == [
+        (f"{where}.and[0].>[0]", "unknown_field"),
+        (f"{where}.and[1]", "prior_not_available"),
+    ]
+
+
+def test_a_section_condition_follows_renamed_fields_and_goes_with_removed_ones(
+    pack: Platform,
+) -> None:
+    layout = big_deal_layout()
+    layout["form"]["tabs"][0]["sections"][2]["visible_if"] = {
+        "!": {"is_blank": {"var": "erp_code"}}
+    }
+    pack.store.apply([("", layout)], actor="test")
+    with pack.reading() as (_, catalog):
+        document = dict(catalog.entity("opportunity").document)
+    fields = [dict(spec) for spec in document["fields"]]
+    for spec in fields:
+        if spec["name"] == "erp_code":
+            spec["name"] = "order_number"
+    pack.store.apply([("", {**document, "fields": fields})], actor="test")
+    with pack.reading() as (_, catalog):
+        renamed = catalog.layouts["opportunity"]["form"]["tabs"][0]["sections"][2]
+
+    remaining = [spec for spec in fields if spec["name"] != "order_number"]
+    pack.store.apply([("", {**document, "fields": remaining})], actor="test")
+    with pack.reading() as (_, catalog):
+        dropped = catalog.layouts["opportunity"]["form"]["tabs"][0]["sections"][2]
+        conditions = catalog.section_conditions("opportunity").conditions
+
+    assert renamed["visible_if"] == {"!": {"is_blank": {"var": "order_number"}}}
+    assert "visible_if" not in dropped
+    assert conditions == {}
+
+
+# -- empty groups and nulls ---------------------------------------------------------
+
+
+def test_an_empty_and_hides_and_a_null_condition_shows(
+    browser: Browser, pack: Platform
+) -> None:
+    never = rule(
+        "next_step_never",
+        "opportunity",
+        "field_state",
+        field="next_step",
+        visible_if={"and": []},
+    )
+    overdue = rule(
+        "erp_code_when_overdue",
+        "opportunity",
+        "field_state",
+        field="erp_code",
+        visible_if={"<": [{"var": "close_date"}, {"today": []}]},
+    )
+    pack.store.apply([("", never), ("", overdue)], actor="test")
+    undated = create(pack, "opportunity", title="Float", close_date=None)
+
+    page = page_of(browser, f"/app/opportunity/{undated['id']}/edit")
+
+    assert "hidden" in field_box(page, "next_step").attrs
+    # A date compared with null fails: the condition gives null, which shows.
+    assert "hidden" not in field_box(page, "erp_code").attrs
+
+
+# -- the pack's rule on every other path --------------------------------------------
+
+
+def test_the_pack_rule_refuses_api_import_and_automation_saves_alike(
+    pack: Platform, app: Flask
+) -> None:
+    give_up = rule(
+        "give_up",
+        "opportunity",
+        "automation",
+        trigger="update",
+        condition={"==": [{"var": "next_step"}, "give up"]},
+        actions=[{"type": "set_field", "field": "stage", "value": "lost"}],
+    )
+    pack.store.apply([("", give_up)], actor="test")
+    with pack.engine.begin() as connection:
+        admin = create_user(connection, "admin", "admin-password-1", is_admin=True)
+        token = create_token(connection, admin)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    kept = create(pack, "opportunity", title="Anchor")
+
+    api = client.post(
+        "/api/v1/opportunity", json={"title": "Pier", "stage": "lost"}, headers=headers
+    )
+    automated = client.patch(
+        f"/api/v1/opportunity/{kept['id']}",
+        json={"next_step": "give up"},
+        headers=headers,
+    )
+    with pytest.raises(ImportFailed) as excinfo:
+        import_csv(
+            pack,
+            "opportunity",
+            io.BytesIO(b"title,stage\nKeel,lost\n"),
+            actor=SYSTEM_ACTOR,
+        )
+
+    expected = [
+        {
+            "field": "loss_reason",
+            "code": "rule",
+            "message": "Say why the opportunity was lost.",
+        }
+    ]
+    assert (api.status_code, api.json["errors"]) == (422, expected)
+    assert (automated.status_code, automated.json["errors"]) == (422, expected)
+    assert [(e.field, e.code, e.message) for e in excinfo.value.report.errors] == [
+        ("loss_reason", "rule", "Say why the opportunity was lost.")
+    ]
