@@ -788,3 +788,31 @@ def test_metadata_text_cannot_hold_a_nul_character(api: Api) -> None:
 def test_production_refuses_a_short_secret_key() -> None:
     with pytest.raises(RuntimeError, match="at least 32 characters"):
         Settings.load({"production": True, "secret_key": "short"})
+
+
+def test_text_of_spaces_only_is_blank_on_every_path(api: Api) -> None:
+    api.put("/meta/entities/account", json=ACCOUNT)
+
+    refused = api.post("/account", json={"name": "   "})
+
+    assert refused.status_code == 422
+    assert refused.get_json()["errors"][0]["code"] == "required"
+
+
+def test_a_filter_through_a_lookup_says_what_lists_cannot_do(api: Api) -> None:
+    api.put("/meta/entities/account", json=ACCOUNT)
+    condition = json.dumps({"==": [{"var": "parent.name"}, "Acme"]})
+
+    response = api.get("/account", query_string={"filter": condition})
+
+    assert response.status_code == 400
+    assert "compare 'parent' itself" in response.get_json()["detail"]
+
+
+def test_bypass_automation_takes_yes_or_no_only(api: Api) -> None:
+    api.put("/meta/entities/account", json=ACCOUNT)
+
+    response = api.post("/account?bypass_automation=garbage", json={"name": "Acme"})
+
+    assert response.status_code == 400
+    assert api.get("/account?count=true").get_json()["count"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from tailorcrm.platform import Platform
 from tailorcrm.platform.records import SYSTEM_ACTOR
 from tailorcrm.platform.web import _import
 
+from .conftest import SALES_PACK
 from .web_helpers import Browser, elements, sign_in, text_of
 
 DEALS = (
@@ -402,3 +404,21 @@ def test_imported_text_is_escaped_on_the_page(browser: Browser) -> None:
     assert "<script>alert(1)" not in page
     assert "<b>Title" not in page and "<i>.csv" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_a_computed_column_is_left_out_as_the_command_line_does(
+    browser: Browser, sales: Platform
+) -> None:
+    rule = json.loads((SALES_PACK / "rules" / "weighted_amount.json").read_text())
+    sales.store.apply([("weighted_amount.json", rule)], actor="test")
+    text = "Title,Amount,Weighted amount\nBolts,100,5\n"
+
+    address = _upload(browser, text).headers["Location"]
+    page = browser.get(address).get_data(as_text=True)
+    done = browser.post(address, {"action": "import", **_selected(page)})
+
+    offered = {e["value"] for e in elements(page) if e.tag == "option"}
+    assert _selected(page) == {"map_0": "title", "map_1": "amount", "map_2": ""}
+    assert "weighted_amount" not in offered
+    assert done.status_code == 200
+    assert _titles(sales) == [("Bolts", 100)]

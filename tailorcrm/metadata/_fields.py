@@ -166,9 +166,10 @@ def to_json(spec: dict[str, Any], value: Any) -> Any:
 def _convert_text(spec: dict[str, Any], value: Any) -> str | None:
     if not isinstance(value, str):
         raise FieldValueError("invalid_text", "Enter text.")
-    if not value:
-        # Blank is blank: an empty string is stored as null, so that "no value" has
-        # one meaning for filters, unique fields and required checks.
+    if not value.strip():
+        # Blank is blank: an empty string, or one of spaces only, is stored as
+        # null, so that "no value" has one meaning for filters, unique fields,
+        # required checks and rules, whichever path the value came in by.
         return None
     if "\x00" in value:
         raise FieldValueError("invalid_text", "Text cannot hold the NUL character.")

@@ -58,9 +58,13 @@ class RecordField(ma.fields.Field):
                 raise self.make_error("required")
             return None
         try:
-            return convert(self.spec, value)
+            converted = convert(self.spec, value)
         except FieldValueError as error:
             raise ma.ValidationError(CodedMessage(error.code, error.message)) from None
+        if converted is None and self.required:
+            # Text of spaces only, or an empty choice list, is blank too.
+            raise self.make_error("required")
+        return converted
 
 
 def build_schema(entity: str, specs: list[dict[str, Any]]) -> ma.Schema:

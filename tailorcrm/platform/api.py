@@ -205,8 +205,17 @@ def _flag(name: str) -> bool:
 
 
 def _bypass() -> bool:
-    """``?bypass_automation=true``: save without automations (admins only)."""
-    return _flag("bypass_automation")
+    """``?bypass_automation=true``: save without automations (admins only).
+
+    A value that is neither yes nor no is refused: guessing "no" would run the
+    automations a data load meant to skip.
+    """
+    text = request.args.get("bypass_automation", "").lower()
+    if text in ("1", "true", "yes"):
+        return True
+    if text in ("", "0", "false", "no"):
+        return False
+    raise BadRequest("bypass_automation: use true or false.")
 
 
 def _expected_version() -> int | None:

@@ -6,7 +6,7 @@ step shows. Field names in the importer's row errors become the fields' labels.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,12 +73,18 @@ class ImportPage:
     max_megabytes: int = 0
 
 
-def importable_fields(entity: EntityDef) -> list[tuple[str, str]]:
-    """``(name, label)`` of every field an import may write, in label order."""
+def importable_fields(
+    entity: EntityDef, computed: Collection[str] = ()
+) -> list[tuple[str, str]]:
+    """``(name, label)`` of every field an import may write, in label order.
+
+    :param computed: fields that rules compute; like autonumbers, nobody writes
+        them.
+    """
     found = [
         (name, str(spec.get("label", name)))
         for name, spec in entity.fields.items()
-        if spec["type"] != "autonumber"
+        if spec["type"] != "autonumber" and name not in computed
     ]
     return sorted(found, key=lambda item: item[1].lower())
 

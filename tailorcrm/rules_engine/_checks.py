@@ -430,7 +430,15 @@ class _Checker:
             return FIELD_KINDS.get(fields[head], "any")
 
         dotted = ".".join(keys)
-        if fields[head] != "lookup" or head not in relations:
+        if fields[head] == "lookup" and head not in relations:
+            self.report(
+                path,
+                "unknown_relation",
+                f"{dotted!r} reads a field of the record {head!r} points to, which "
+                f"is not possible here; compare {head!r} itself (the record's id).",
+            )
+            return "any"
+        if fields[head] != "lookup":
             self.report(
                 path,
                 "unknown_relation",

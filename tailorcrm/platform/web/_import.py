@@ -26,7 +26,7 @@ import re
 import secrets
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +103,12 @@ def import_mapping(entity_name: str, token: str) -> Response:
         entity = found.catalog.entity(entity_name)
         header, samples = _preview(path)
         actor = found.user.actor()
+        computed = found.catalog.rules.for_entity(entity.name).computed
         if request.method == "GET":
-            selected = _automatic(entity, header)
+            selected = _automatic(entity, header, computed)
             return _render_mapping(found, entity, token, header, samples, selected)
         selected, key, skip = _chosen(header)
-        errors = _mapping_errors(entity, selected, key)
+        errors = _mapping_errors(entity, selected, key, computed)
         if errors or action not in ("check", "import"):
             errors = errors or ["Choose to check the file or to import it."]
             return _render_mapping(
@@ -230,15 +231,20 @@ def _run(
     except ImportFailed as error:
         return error.report, []
     except BadRequest as error:
-        return None, [error.message]
+        return None, [error.message, *(problem.message for problem in error.problems)]
     except FileNotFoundError:
         raise NotFound("The uploaded file is gone; upload it again.") from None
     return report, []
 
 
-def _automatic(entity: EntityDef, header: list[str]) -> dict[int, str]:
-    """The field of each column by name or label, as ``tailorcrm import`` finds it."""
-    matched, _ = match_columns(entity, header, {})
+def _automatic(
+    entity: EntityDef, header: list[str], computed: Collection[str]
+) -> dict[int, str]:
+    """The field of each column by name or label, as ``tailorcrm import`` finds it.
+
+    A column of a computed field (an export holds them) is left unmatched.
+    """
+    matched, _ = match_columns(entity, header, {}, computed=computed)
     return {index: field for field, index in matched.items()}
 
 
@@ -253,9 +259,11 @@ def _chosen(header: list[str]) -> tuple[dict[int, str], str, bool]:
     return selected, key, request.form.get("skip_bad_rows") == "on"
 
 
-def _mapping_errors(entity: EntityDef, selected: dict[int, str], key: str) -> list[str]:
+def _mapping_errors(
+    entity: EntityDef, selected: dict[int, str], key: str, computed: Collection[str]
+) -> list[str]:
     errors = []
-    fields = dict(importable_fields(entity))
+    fields = dict(importable_fields(entity, computed))
     chosen = list(selected.values())
     for name in dict.fromkeys(chosen):
         if name not in fields:
@@ -523,7 +531,9 @@ def _render_mapping(
         list_href=LINKS.list(entity.name),
         filename=_name(token),
         columns=columns,
-        fields=importable_fields(entity),
+        fields=importable_fields(
+            entity, found.catalog.rules.for_entity(entity.name).computed
+        ),
         keys=key_fields(entity),
         key=key,
         skip_bad_rows=skip,
