@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..errors import InvalidMetadata, PreconditionFailed, Problem
+from ..errors import InvalidMetadata, Problem
 from ..metadata import (
     LAYOUT,
     Catalog,
@@ -26,6 +26,7 @@ from ..metadata import (
     rewrite_layout,
 )
 from .db import meta_documents, meta_history
+from .revisions import check_expected
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,8 @@ def stored_layouts(connection: sa.Connection) -> dict[str, StoredLayout]:
 def check_expected_layouts(
     stored: Mapping[str, StoredLayout], expected: Mapping[str, int]
 ) -> None:
-    for name, revision in expected.items():
-        current = stored[name].revision if name in stored else 0
-        if current != revision:
-            raise PreconditionFailed(
-                f"The layout of {name!r} was changed at revision {current} since "
-                f"you read it (revision {revision}); reload it and apply your "
-                "change again."
-            )
+    revisions = {name: layout.revision for name, layout in stored.items()}
+    check_expected(revisions, expected, lambda name: f"The layout of {name!r}")
 
 
 def bodies(layouts: Mapping[str, StoredLayout]) -> dict[str, dict[str, Any]]:

@@ -27,7 +27,6 @@ from ..errors import (
     Conflict,
     InvalidMetadata,
     NotFound,
-    PreconditionFailed,
     Problem,
 )
 from ..metadata import (
@@ -57,6 +56,7 @@ from .layoutstore import (
     write_layouts,
 )
 from .migrate import apply_plan, check_plan, drop_table, purge_column
+from .revisions import check_expected
 from .rulestore import (
     check_expected_rules,
     plan_rules,
@@ -492,13 +492,8 @@ class MetadataStore:
 def _check_expected(
     stored: Mapping[str, StoredEntity], expected: Mapping[str, int]
 ) -> None:
-    for name, revision in expected.items():
-        current = stored[name].revision if name in stored else 0
-        if current != revision:
-            raise PreconditionFailed(
-                f"Entity {name!r} was changed at revision {current} since you read "
-                f"it (revision {revision}); reload it and apply your change again."
-            )
+    revisions = {name: entity.revision for name, entity in stored.items()}
+    check_expected(revisions, expected, lambda name: f"Entity {name!r}")
 
 
 @contextmanager

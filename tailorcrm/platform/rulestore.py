@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..errors import Conflict, InvalidMetadata, NotFound, PreconditionFailed, Problem
+from ..errors import Conflict, InvalidMetadata, NotFound, Problem
 from ..metadata import (
     RULE,
     Catalog,
@@ -31,6 +31,7 @@ from ..rules_engine import FormulaRule, RollupRule, Rule
 from .cascade import Cascade
 from .db import meta_documents, meta_history
 from .records import SYSTEM_ACTOR, RecordService
+from .revisions import check_expected
 
 
 @dataclass
@@ -60,13 +61,8 @@ def stored_rules(connection: sa.Connection) -> dict[str, StoredRule]:
 def check_expected_rules(
     stored: Mapping[str, StoredRule], expected: Mapping[str, int]
 ) -> None:
-    for name, revision in expected.items():
-        current = stored[name].revision if name in stored else 0
-        if current != revision:
-            raise PreconditionFailed(
-                f"Rule {name!r} was changed at revision {current} since you read it "
-                f"(revision {revision}); reload it and apply your change again."
-            )
+    revisions = {name: rule.revision for name, rule in stored.items()}
+    check_expected(revisions, expected, lambda name: f"Rule {name!r}")
 
 
 def plan_rules(
