@@ -258,35 +258,59 @@ def list_entities() -> Response:
         return jsonify({"revision": session.catalog.revision, "data": documents})
 
 
+def document_response(
+    document: Any, *, revision: int, catalog_revision: int
+) -> Response:
+    """A metadata document with its ETag (the revision that stored it) and the
+    catalog's current revision."""
+    response = jsonify(document)
+    response.headers["X-Tailorcrm-Revision"] = str(catalog_revision)
+    response.headers["ETag"] = f'"{revision}"'
+    return response
+
+
+def history_response(name: str, *, kind: str, missing: str) -> Response:
+    """Every revision of one metadata document (admins), newest first."""
+    _admin("read metadata history")
+    history = platform().store.history(name, kind=kind)
+    if not history:
+        raise NotFound(missing)
+    return jsonify({"data": history})
+
+
+def named_document(document: Any, name: str, *, key: str = "name") -> Any:
+    """Fill in a document's name from its address, or refuse one sent elsewhere."""
+    if isinstance(document, dict):
+        document.setdefault(key, name)
+        if document[key] != name:
+            raise BadRequest(
+                f"The document is named {document[key]!r} but was sent to {name!r}."
+            )
+    return document
+
+
 @api.get("/meta/entities/<name>")
 def get_entity(name: str) -> Response:
     with _session() as session:
         entity = session.catalog.entity(name)
-        response = jsonify(entity.document)
-        response.headers["X-Tailorcrm-Revision"] = str(session.catalog.revision)
-        response.headers["ETag"] = f'"{entity.revision}"'
-        return response
+        return document_response(
+            entity.document,
+            revision=entity.revision,
+            catalog_revision=session.catalog.revision,
+        )
 
 
 @api.get("/meta/entities/<name>/history")
 def entity_history(name: str) -> Response:
-    _admin("read metadata history")
-    history = platform().store.history(name)
-    if not history:
-        raise NotFound(f"There is no entity named {name!r}.")
-    return jsonify({"data": history})
+    return history_response(
+        name, kind="entity", missing=f"There is no entity named {name!r}."
+    )
 
 
 @api.put("/meta/entities/<name>")
 def put_entity(name: str) -> Response:
     user = _admin()
-    document = _json_body(exact_numbers=False)
-    if isinstance(document, dict):
-        document.setdefault("name", name)
-        if document["name"] != name:
-            raise BadRequest(
-                f"The document is named {document['name']!r} but was sent to {name!r}."
-            )
+    document = named_document(_json_body(exact_numbers=False), name)
     with platform().reading() as (_, catalog):
         existed = name in catalog.entities and not catalog.entities[name].removed
     expected = _expected_version()
@@ -362,11 +386,9 @@ def get_layout(name: str) -> Response:
 
 @api.get("/meta/layouts/<name>/history")
 def layout_history(name: str) -> Response:
-    _admin("read metadata history")
-    history = platform().store.history(name, kind=LAYOUT)
-    if not history:
-        raise NotFound(f"No layout was ever stored for {name!r}.")
-    return jsonify({"data": history})
+    return history_response(
+        name, kind=LAYOUT, missing=f"No layout was ever stored for {name!r}."
+    )
 
 
 @api.put("/meta/layouts/<name>")

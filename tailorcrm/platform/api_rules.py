@@ -11,7 +11,17 @@ from flask import Response, jsonify, request
 from ..errors import BadRequest, NotFound
 from ..metadata import RULE, rule_schema
 from ._app import platform
-from .api import _admin, _expected_version, _flag, _json_body, _session, api
+from .api import (
+    _admin,
+    _expected_version,
+    _flag,
+    _json_body,
+    _session,
+    api,
+    document_response,
+    history_response,
+    named_document,
+)
 
 
 @api.get("/meta/schemas/rule")
@@ -39,19 +49,18 @@ def get_rule(name: str) -> Response:
         stored = session.catalog.rules.documents.get(name)
         if stored is None:
             raise NotFound(f"There is no rule named {name!r}.")
-        response = jsonify(stored.document)
-        response.headers["X-Tailorcrm-Revision"] = str(session.catalog.revision)
-        response.headers["ETag"] = f'"{stored.revision}"'
-        return response
+        return document_response(
+            stored.document,
+            revision=stored.revision,
+            catalog_revision=session.catalog.revision,
+        )
 
 
 @api.get("/meta/rules/<name>/history")
 def rule_history(name: str) -> Response:
-    _admin("read metadata history")
-    history = platform().store.history(name, kind=RULE)
-    if not history:
-        raise NotFound(f"There is no rule named {name!r}.")
-    return jsonify({"data": history})
+    return history_response(
+        name, kind=RULE, missing=f"There is no rule named {name!r}."
+    )
 
 
 @api.put("/meta/rules/<name>")
@@ -61,11 +70,7 @@ def put_rule(name: str) -> Response:
     document = _json_body(exact_numbers=False)
     if isinstance(document, dict):
         document.setdefault("kind", RULE)
-        document.setdefault("name", name)
-        if document["name"] != name:
-            raise BadRequest(
-                f"The document is named {document['name']!r} but was sent to {name!r}."
-            )
+    named_document(document, name)
     if not isinstance(document, dict) or document.get("kind") != RULE:
         raise BadRequest('A rule document is a JSON object with "kind": "rule".')
     with platform().reading() as (_, catalog):
