@@ -23,6 +23,7 @@ from flask import Flask, jsonify, request
 from flask.testing import FlaskClient
 from werkzeug.wrappers import Response
 
+from tailorcrm.platform.access import set_user_roles
 from tailorcrm.platform.auth import create_token, create_user
 from tailorcrm.platform.records import SYSTEM_ACTOR
 
@@ -87,6 +88,17 @@ def _poster(client: FlaskClient, headers: dict[str, str]) -> _Post:
     return post
 
 
+SELLER_ROLE = {
+    "kind": "role",
+    "name": "seller",
+    "label": "Seller",
+    "entities": {
+        "opportunity": {"create": "all", "read": "team", "edit": "own"},
+        "account": {"read": "all"},
+    },
+}
+
+
 def our_app(url: str) -> tuple[Flask, _Post]:
     """Set up the platform with one user, one token and one account to refer to."""
     app, platform = open_platform(url)
@@ -95,6 +107,11 @@ def our_app(url: str) -> tuple[Flask, _Post]:
         token = create_token(connection, user)
     if user.id != USER_ID:
         raise RuntimeError(f"The first user should have id {USER_ID}.")
+    # A seller, not an administrator: each request reads the user's roles and
+    # checks record and field access as it would in use.
+    platform.store.apply([("", SELLER_ROLE)], actor="bench")
+    with platform.transaction() as (connection, catalog):
+        set_user_roles(connection, catalog, "bench", ["seller"])
     with platform.records(SYSTEM_ACTOR) as service:
         account = service.create("account", {"name": "Tidewater Supply"})
     if account["id"] != 1:

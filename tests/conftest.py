@@ -194,3 +194,23 @@ def crm(api: Api) -> Api:
         response = api.put(f"/meta/entities/{document['name']}", json=document)
         assert response.status_code == 201, response.json
     return api
+
+
+ALL_OPERATIONS = ("create", "read", "edit", "delete", "import", "export")
+
+
+def grant_all(platform: Platform, *usernames: str, role: str = "member") -> None:
+    """Give users a role that may do everything to the records of every live
+    entity (but not change metadata)."""
+    from tailorcrm.platform.access import set_user_roles
+
+    with platform.reading() as (_, catalog):
+        entities = {
+            entity.name: dict.fromkeys(ALL_OPERATIONS, "all")
+            for entity in catalog.live()
+        }
+    document = {"kind": "role", "name": role, "label": "Member", "entities": entities}
+    platform.store.apply([("", document)], actor="test")
+    with platform.transaction() as (connection, catalog):
+        for name in usernames:
+            set_user_roles(connection, catalog, name, [role])

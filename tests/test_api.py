@@ -7,7 +7,7 @@ from flask import Flask
 
 from tailorcrm.platform import Platform
 from tailorcrm.platform.auth import create_token, create_user
-from tests.conftest import Api
+from tests.conftest import Api, grant_all
 
 
 def test_no_token_is_401_problem(app: Flask, crm: Api) -> None:
@@ -35,6 +35,7 @@ def test_non_admin_cannot_change_metadata(
     with platform.engine.begin() as connection:
         user = create_user(connection, "seller", "seller-password")
         token = create_token(connection, user)
+    grant_all(platform, "seller")
     seller = Api(app.test_client(), token)
 
     assert seller.get("/meta/entities").status_code == 200

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api
+from tests.conftest import Api, grant_all
 
 
 def seed(crm: Api) -> None:
@@ -104,6 +104,7 @@ def test_filter_reads_the_caller_as_user(crm: Api, platform: Any, app: Any) -> N
         seller = create_user(connection, "seller", "seller-password")
         token = create_token(connection, seller)
     other = Api(app.test_client(), token)
+    grant_all(platform, "seller")
     crm.post("/opportunity", json={"title": "Admin's"})
     other.post("/opportunity", json={"title": "Seller's"})
     mine = {"==": [{"var": "owner_id"}, {"var": "$user.id"}]}

@@ -19,7 +19,7 @@ from tailorcrm.metadata import (
 )
 from tailorcrm.platform import Platform, create_app
 from tailorcrm.platform.cli import main
-from tests.conftest import SALES_PACK, Api, load_pack
+from tests.conftest import SALES_PACK, Api, grant_all, load_pack
 
 LAYOUTS = SALES_PACK / "layouts"
 
@@ -575,6 +575,7 @@ def test_non_admins_read_layouts_but_cannot_change_them(
         seller = create_user(connection, "seller", "seller-password")
         token = create_token(connection, seller)
     other = Api(app.test_client(), token)
+    grant_all(platform, "seller")
 
     assert other.get("/meta/layouts/account").status_code == 200
     assert other.put("/meta/layouts/account", json={"list": {}}).status_code == 403

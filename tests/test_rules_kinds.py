@@ -23,7 +23,7 @@ from tailorcrm.platform.auth import create_token, create_user, find_user
 from tailorcrm.platform.cli import main
 from tailorcrm.platform.importer import ImportFailed, import_csv
 from tailorcrm.platform.records import SYSTEM_ACTOR, RecordService
-from tests.conftest import Api
+from tests.conftest import Api, grant_all
 from tests.rules_support import (
     ACCOUNT,
     LOSS_REASON_REQUIRED,
@@ -751,6 +751,7 @@ def test_admins_may_bypass_automation_and_nobody_else(
     with platform.engine.begin() as connection:
         seller = create_user(connection, "seller", "seller-password")
         seller_api = Api(app.test_client(), create_token(connection, seller))
+    grant_all(platform, "seller")
 
     bypassed = crm.post("/opportunity?bypass_automation=true", json={"title": "Oar"})
     still_checked = crm.post(

@@ -14,7 +14,7 @@ from tailorcrm.platform.db import saved_views
 from tailorcrm.platform.query import run_list
 from tailorcrm.platform.views import get_view, save_view, view_query
 from tailorcrm.rules_engine import field_names, rename_fields
-from tests.conftest import Api
+from tests.conftest import Api, grant_all
 
 OPEN_DEALS = {
     "entity": "opportunity",
@@ -44,6 +44,7 @@ class People:
                 self.users[name] = user
                 clients[name] = Api(app.test_client(), create_token(connection, user))
         self.seller = clients["seller"]
+        grant_all(platform, "seller", "buyer")
         self.buyer = clients["buyer"]
 
 

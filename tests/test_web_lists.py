@@ -33,6 +33,7 @@ from tailorcrm.platform.web._filters import (
     nesting,
 )
 
+from .conftest import grant_all
 from .web_helpers import PASSWORD, Browser, elements, sign_in, text_of, token_of
 
 
@@ -96,6 +97,8 @@ def _other(app: Flask, platform: Platform, name: str, *, admin: bool) -> Browser
     """Another signed-in user, with a browser of their own."""
     with platform.engine.begin() as connection:
         create_user(connection, name, PASSWORD, is_admin=admin)
+    if not admin:
+        grant_all(platform, name)
     client = app.test_client()
     token = token_of(client.get("/login").get_data(as_text=True))
     client.post(

@@ -291,7 +291,12 @@ def test_conditions_reach_the_page_as_json_that_no_text_in_them_breaks(
     assert "<script>&" not in page
     form = next(e for e in elements(page) if "data-record-form" in e.attrs)
     context = json.loads(form["data-field-state"])
-    assert context["user"] == {"id": 1, "username": "dana.vega", "roles": ["admin"]}
+    assert context["user"] == {
+        "id": 1,
+        "username": "dana.vega",
+        "roles": ["admin"],
+        "teams": [],
+    }
     assert context["record"]["id"] is None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._access import Caller, EntityAccess, Permissions, permissions_for, restrict
 from ._catalog import (
     USER_TABLE,
     Catalog,
@@ -48,6 +49,19 @@ from ._layouts import (
     rewrite_layout,
 )
 from ._plan import Operation, Plan, is_unique, plan_entity, search_field
+from ._roles import (
+    FIELD_LEVELS,
+    OPERATIONS,
+    ROLE,
+    SCOPES,
+    StoredRole,
+    check_role_document,
+    is_role_document,
+    rewrite_roles,
+    role_schema,
+    roles_naming,
+    sharing_clause,
+)
 from ._rules import (
     RULE,
     SYSTEM_TYPES,
@@ -71,6 +85,22 @@ from ._validate import (
 )
 
 __all__ = [
+    "FIELD_LEVELS",
+    "OPERATIONS",
+    "ROLE",
+    "SCOPES",
+    "Caller",
+    "EntityAccess",
+    "Permissions",
+    "StoredRole",
+    "check_role_document",
+    "is_role_document",
+    "permissions_for",
+    "restrict",
+    "rewrite_roles",
+    "role_schema",
+    "roles_naming",
+    "sharing_clause",
     "ALL_TYPES",
     "DECIMAL_TYPES",
     "ID_TYPE",

@@ -8,7 +8,7 @@ import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import marshmallow as ma
 import sqlalchemy as sa
@@ -16,9 +16,13 @@ import sqlalchemy as sa
 from ..errors import NotFound
 from ._fields import ID_TYPE, column_type
 from ._layouts import effective_layout
+from ._roles import StoredRole
 from ._rules import EMPTY_RULES, RuleCatalog, StoredRule, build_rule_catalog
 from ._schemas import build_schema
 from ._sections import NO_SECTION_CONDITIONS, SectionConditions, compile_sections
+
+if TYPE_CHECKING:
+    from ._access import EntityAccess, Permissions
 
 USER_TABLE = "tc_user"
 
@@ -46,6 +50,10 @@ class EntityDef:
     schema: ma.Schema
     removed: bool
     revision: int
+    #: In a caller's view of the catalog (see :func:`restrict`), what the caller
+    #: may do to the entity's records; ``None`` in the full catalog, and for an
+    #: administrator, where everything is allowed.
+    access: EntityAccess | None = None
 
     @property
     def label(self) -> str:
@@ -100,6 +108,14 @@ class Catalog:
     )
     #: Rule documents and the compiled rules of each entity.
     rules: RuleCatalog = EMPTY_RULES
+    #: Role documents by name.
+    roles: Mapping[str, StoredRole] = dataclasses.field(default_factory=dict)
+    #: In a caller's view of the catalog: the catalog with every entity and
+    #: field, and the caller's permissions. ``None`` in the full catalog.
+    full: Catalog | None = dataclasses.field(default=None, compare=False, repr=False)
+    permissions: Permissions | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
 
     def entity(self, name: str) -> EntityDef:
         """Return a live entity.
@@ -110,6 +126,10 @@ class Catalog:
         if entity is None or entity.removed:
             raise NotFound(f"There is no entity named {name!r}.")
         return entity
+
+    def unrestricted(self) -> Catalog:
+        """The catalog with every entity and field, whoever this view is for."""
+        return self.full if self.full is not None else self
 
     def live(self) -> list[EntityDef]:
         return [entity for entity in self.entities.values() if not entity.removed]
@@ -214,6 +234,7 @@ def build_catalog(
     layouts: Mapping[str, dict[str, Any]] | None = None,
     *,
     rules: Iterable[StoredRule] = (),
+    roles: Iterable[StoredRole] = (),
 ) -> Catalog:
     """Compile stored entities, their stored layouts and the rules that apply to
     them into a new catalog."""
@@ -228,4 +249,5 @@ def build_catalog(
         metadata=metadata,
         layouts=dict(layouts or {}),
         rules=build_rule_catalog(rules, entities),
+        roles={role.name: role for role in roles},
     )

@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import Forbidden
 from ..metadata import Catalog
+from .access import CatalogViews, load_caller
 from .auth import ALL_SCOPES, User, authenticate, load_web_session
 from .config import Settings, ensure_sqlite_directory
 from .db import READ_ONLY, create_engine, create_system_tables, utcnow
@@ -38,6 +39,7 @@ class Platform:
         self.engine = create_engine(settings.database_url)
         create_system_tables(self.engine)
         self.catalogs = CatalogCache()
+        self.views = CatalogViews()
         self.store = MetadataStore(self.engine)
         self.store.ensure_search_indexes()
         #: The time every session and sign-in check reads (naive UTC); tests
@@ -101,10 +103,11 @@ class Platform:
                         "create one that has it."
                     )
                 catalog = self.catalogs.get(connection, revision=caller.revision)
+                view, user = self._view(connection, catalog, caller.user)
                 yield Session(
                     connection,
-                    catalog,
-                    caller.user,
+                    view,
+                    user,
                     scopes=caller.scopes,
                     token_id=caller.token_id,
                 )
@@ -134,12 +137,26 @@ class Platform:
                     idle_since=policy.idle_since(now),
                 )
                 catalog = self.catalogs.get(connection, revision=caller.revision)
-                yield Session(connection, catalog, caller.user)
+                view, user = self._view(connection, catalog, caller.user)
+                yield Session(connection, view, user)
         # After the transaction: a second writer inside a write transaction would
         # wait for the first one's lock on SQLite.
         if policy.needs_touch(caller.last_seen_at, now):
             with self.engine.begin() as connection:
                 touch_session(connection, caller.session_id, now=now)
+
+    def _view(
+        self, connection: sa.Connection, catalog: Catalog, user: User
+    ) -> tuple[Catalog, User]:
+        """The catalog as ``user`` may see it, and the user with their roles.
+
+        Roles, teams and attributes are read on every request, so a change to
+        them counts from the next request on.
+        """
+        caller = load_caller(connection, user.id, user.username, user.is_admin)
+        view = self.views.get(catalog, caller)
+        assert view.permissions is not None
+        return view, replace(user, is_admin=view.permissions.admin, caller=caller)
 
     def sign_in(self, username: str, password: str, client: Client) -> SignedIn:
         """Sign a browser in: see :func:`~tailorcrm.platform.logins.sign_in`."""
@@ -170,6 +187,11 @@ class Session:
     scopes: frozenset[str] = ALL_SCOPES
     #: The API token that authenticated the request, if one did.
     token_id: int | None = None
+
+    @property
+    def full_catalog(self) -> Catalog:
+        """Every entity and field, whoever asks (for administrators' work)."""
+        return self.catalog.unrestricted()
 
     def records(self, *, bypass_automation: bool = False) -> RecordService:
         """The record service for this request's user.

@@ -13,13 +13,14 @@ import hashlib
 import re
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import Conflict, NotFound, Problem, Unauthorized, ValidationFailed
+from ..metadata import Caller
 from .db import (
     api_token_scopes,
     api_tokens,
@@ -47,14 +48,21 @@ class User:
     id: int
     username: str
     is_admin: bool
+    #: Roles, teams and attributes, once a request has read them.
+    caller: Caller | None = field(default=None, compare=False)
 
     def actor(self) -> Actor:
         return Actor(user_id=self.id, username=self.username, is_admin=self.is_admin)
 
     def condition_data(self) -> dict[str, Any]:
-        """What ``$user`` reads in a condition (roles arrive with permissions)."""
+        """What ``$user`` reads in a condition."""
+        if self.caller is not None:
+            data = self.caller.condition_data()
+            if self.is_admin and "admin" not in data["roles"]:
+                data["roles"].append("admin")
+            return data
         roles = ["admin"] if self.is_admin else []
-        return {"id": self.id, "username": self.username, "roles": roles}
+        return {"id": self.id, "username": self.username, "roles": roles, "teams": []}
 
 
 @dataclass(frozen=True)

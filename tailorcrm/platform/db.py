@@ -89,6 +89,65 @@ login_events = sa.Table(
     sa.Index("ix_tc_login_event_address", "address", "at"),
 )
 
+# Teams group users; record access with the ``team`` scope reaches the records
+# owned by anyone in one of the caller's teams. Roles are held by users and by
+# teams (every member holds a team's roles).
+teams = sa.Table(
+    "tc_team",
+    system_metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+)
+
+team_members = sa.Table(
+    "tc_team_member",
+    system_metadata,
+    sa.Column(
+        "team_id",
+        ID_TYPE,
+        sa.ForeignKey("tc_team.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "user_id",
+        ID_TYPE,
+        sa.ForeignKey(f"{USER_TABLE}.id"),
+        primary_key=True,
+        index=True,
+    ),
+)
+
+user_roles = sa.Table(
+    "tc_user_role",
+    system_metadata,
+    sa.Column("user_id", ID_TYPE, sa.ForeignKey(f"{USER_TABLE}.id"), primary_key=True),
+    sa.Column("role", sa.String(100), primary_key=True),
+)
+
+team_roles = sa.Table(
+    "tc_team_role",
+    system_metadata,
+    sa.Column(
+        "team_id",
+        ID_TYPE,
+        sa.ForeignKey("tc_team.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("role", sa.String(100), primary_key=True),
+)
+
+# What ``$user.<name>`` reads in sharing rules and other conditions (a region, a
+# cost centre...). Values are JSON.
+user_attributes = sa.Table(
+    "tc_user_attribute",
+    system_metadata,
+    sa.Column("user_id", ID_TYPE, sa.ForeignKey(f"{USER_TABLE}.id"), primary_key=True),
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.JSON(), nullable=True),
+)
+
 meta_documents = sa.Table(
     "tc_meta_document",
     system_metadata,

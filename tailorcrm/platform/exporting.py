@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..errors import Forbidden
 from ..metadata import EntityDef
 from .query import ListQuery, run_list
 
@@ -39,15 +40,24 @@ def export_columns(entity: EntityDef) -> list[str]:
     return ["id", *entity.fields, *SYSTEM_COLUMNS]
 
 
+def check_export(entity: EntityDef) -> None:
+    """:raises Forbidden: the caller may not export records of ``entity``."""
+    if entity.access is not None and entity.access.scope("export") == "none":
+        raise Forbidden(f"You may not export {entity.label} records.")
+
+
 def export_records(
     connection: sa.Connection, entity: EntityDef, query: ListQuery | None = None
 ) -> Iterator[dict[str, Any]]:
     """Yield the records ``query`` selects (every record by default), page by page.
 
     The query's filters, condition and sort apply; its limit, cursor and count are
-    replaced, so the whole selection is read from its start.
+    replaced, so the whole selection is read from its start. Only the records the
+    caller may export are read (see :func:`check_export`).
     """
+    check_export(entity)
     query = query or ListQuery()
+    query.operation = "export"
     query.limit = EXPORT_PAGE
     query.cursor = None
     query.count = False

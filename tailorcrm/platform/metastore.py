@@ -57,6 +57,14 @@ from .layoutstore import (
 )
 from .migrate import apply_plan, check_plan, drop_table, purge_column
 from .revisions import check_expected
+from .rolestore import (
+    check_expected_roles,
+    plan_role_removal,
+    plan_roles,
+    split_roles,
+    stored_roles,
+    write_roles,
+)
 from .rulestore import (
     check_expected_rules,
     plan_rules,
@@ -119,6 +127,7 @@ def load_catalog(connection: sa.Connection) -> Catalog:
         _stored_entities(connection).values(),
         bodies(stored_layouts(connection)),
         rules=stored_rules(connection).values(),
+        roles=stored_roles(connection).values(),
     )
 
 
@@ -164,6 +173,7 @@ class MetadataStore:
         expected: Mapping[str, int] | None = None,
         expected_layouts: Mapping[str, int] | None = None,
         expected_rules: Mapping[str, int] | None = None,
+        expected_roles: Mapping[str, int] | None = None,
     ) -> ChangeResult:
         """Create or change entities, layouts and rules from ``(source, document)``
         pairs.
@@ -187,8 +197,13 @@ class MetadataStore:
         :raises PreconditionFailed: a document changed since the revision given for
             it in ``expected`` (entity name -> the document's revision, its ETag),
             ``expected_layouts`` (entity name -> its layout's revision, 0 for
-            none stored) or ``expected_rules`` (rule name -> its revision).
+            none stored), ``expected_rules`` (rule name -> its revision) or
+            ``expected_roles`` (role name -> its revision).
+
+        Role documents (``"kind": "role"``) are checked against the entities as
+        the change leaves them; stored roles follow renamed and removed fields.
         """
+        documents, role_documents = split_roles(documents)
         documents, rule_documents = split_documents(documents)
         entity_documents, layout_documents = split_kinds(documents)
         with self.engine.begin() as connection:
@@ -199,6 +214,8 @@ class MetadataStore:
             check_expected_layouts(layouts, expected_layouts or {})
             rules_before = stored_rules(connection)
             check_expected_rules(rules_before, expected_rules or {})
+            roles_before = stored_roles(connection)
+            check_expected_roles(roles_before, expected_roles or {})
             current = build_catalog(
                 current_revision(connection),
                 stored.values(),
@@ -229,8 +246,10 @@ class MetadataStore:
                 plan.add("update_views", name, count=count)
             rules = plan_rules(current, target, rule_documents, rules_before)
             plan.extend(rules.plan)
+            roles = plan_roles(target, role_documents, roles_before, changes)
+            plan.extend(roles.plan)
             check_plan(connection, plan, current)
-            if dry_run or not (after or new_layouts or rules.after):
+            if dry_run or not (after or new_layouts or rules.after or roles.after):
                 # Nothing was written: the answer names the revision still current.
                 connection.rollback()
                 return ChangeResult(current.revision, plan, applied=False)
@@ -239,6 +258,7 @@ class MetadataStore:
             write_layouts(connection, layouts, new_layouts, revision)
             write_view_rewrites(connection, view_updates)
             write_rules(connection, rules_before, rules, revision)
+            write_roles(connection, roles_before, roles, revision)
             if rules.after:
                 refill_computed(connection, load_catalog(connection), rules)
         log.info("applied plan r%s: %s", revision, "; ".join(plan.describe()))
@@ -351,6 +371,26 @@ class MetadataStore:
             write_rules(connection, rules_before, rules, revision)
         log.info("applied plan r%s: %s", revision, "; ".join(rules.plan.describe()))
         return ChangeResult(revision, rules.plan, applied=True)
+
+    def remove_role(
+        self, name: str, *, actor: str, expected: Mapping[str, int] | None = None
+    ) -> ChangeResult:
+        """Delete a role document that no user or team holds; its history stays.
+
+        :raises NotFound: there is no such role.
+        :raises Conflict: users or teams hold it.
+        :raises PreconditionFailed: it changed since the revision in ``expected``.
+        """
+        with self.engine.begin() as connection:
+            self._lock(connection)
+            roles_before = stored_roles(connection)
+            check_expected_roles(roles_before, expected or {})
+            change = plan_role_removal(connection, roles_before, name)
+            revision = current_revision(connection) + 1
+            self._write(connection, {}, {}, revision, change.plan, actor=actor)
+            write_roles(connection, roles_before, change, revision)
+        log.info("applied plan r%s: %s", revision, "; ".join(change.plan.describe()))
+        return ChangeResult(revision, change.plan, applied=True)
 
     def purge(self, name: str, field: str | None, *, actor: str) -> ChangeResult:
         """Drop a removed field's column, or a removed entity's table, for good."""

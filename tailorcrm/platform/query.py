@@ -82,6 +82,9 @@ class ListQuery:
     fields: list[str] | None = None
     count: bool = False
     condition: sa.ColumnElement[bool] | None = None
+    #: The operation whose record access the list applies: ``read``, or
+    #: ``export`` for an export.
+    operation: str = "read"
 
 
 @dataclass
@@ -420,8 +423,25 @@ def _comparable(
     return column, value
 
 
-def _where(table: sa.Table, query: ListQuery) -> list[sa.ColumnElement[bool]]:
-    where = [_condition(table, spec, op, value) for spec, op, value in query.filters]
+def access_where(
+    entity: EntityDef, operation: str = "read"
+) -> list[sa.ColumnElement[bool]]:
+    """The caller's record access to ``entity`` for ``operation``, as WHERE clauses.
+
+    Every read in this module starts from it. ``entity`` comes from the caller's
+    view of the catalog (see :func:`tailorcrm.metadata.restrict`); in the full
+    catalog, as system jobs use it, nothing is restricted.
+    """
+    if entity.access is None:
+        return []
+    clause = entity.access.where(operation, entity.table)
+    return [] if clause is None else [clause]
+
+
+def _where(entity: EntityDef, query: ListQuery) -> list[sa.ColumnElement[bool]]:
+    table = entity.table
+    where = access_where(entity, query.operation)
+    where += [_condition(table, spec, op, value) for spec, op, value in query.filters]
     if query.condition is not None:
         where.append(query.condition)
     return where
@@ -447,7 +467,7 @@ def _order(
 def run_list(connection: sa.Connection, entity: EntityDef, query: ListQuery) -> Page:
     """Run a list query and return one page, its next cursor and the total."""
     table = entity.table
-    where = _where(table, query)
+    where = _where(entity, query)
     statement = sa.select(table).where(*where)
     if query.cursor:
         values, last_id = _decode_cursor(query, query.cursor)
@@ -486,7 +506,7 @@ def run_list_before(
     :raises BadRequest: the cursor does not belong to this list and its sort.
     """
     table = entity.table
-    where = _where(table, query)
+    where = _where(entity, query)
     statement = sa.select(table).where(*where)
     if before is not None:
         values, first_id = _decode_cursor(query, before, param)
@@ -591,7 +611,9 @@ def names_of(
     shown = target.display_field
     column = table.c[shown] if shown and shown in target.fields else table.c.id
     rows = connection.execute(
-        sa.select(table.c.id, column).where(table.c.id.in_(list(ids)))
+        sa.select(table.c.id, column).where(
+            table.c.id.in_(list(ids)), *access_where(target)
+        )
     ).all()
     label = target.label
     return {
@@ -622,7 +644,9 @@ def lookup_query(
 ) -> sa.Select[Any]:
     """Return the statement :func:`lookup_matches` runs (``id``, ``name``)."""
     column = _name_column(entity)
-    select = sa.select(entity.table.c.id, column.label("name"))
+    select = sa.select(entity.table.c.id, column.label("name")).where(
+        *access_where(entity)
+    )
     order = [name_order(connection, column), entity.table.c.id]
     if not text.strip():
         return select.order_by(*order).limit(limit)
@@ -669,5 +693,9 @@ def records_named(connection: sa.Connection, entity: EntityDef, name: str) -> li
     conditions = name_conditions(
         connection, _name_column(entity), name.strip(), exact=True
     )
-    statement = sa.select(entity.table.c.id).where(sa.or_(*conditions)).limit(2)
+    statement = (
+        sa.select(entity.table.c.id)
+        .where(sa.or_(*conditions), *access_where(entity))
+        .limit(2)
+    )
     return [int(record_id) for record_id in connection.execute(statement).scalars()]

@@ -34,6 +34,7 @@ from ..metadata import (
     INTEGER_LIMIT,
     SYSTEM_COLUMNS,
     Catalog,
+    EntityAccess,
     EntityDef,
     is_unique,
     problems_from,
@@ -46,6 +47,14 @@ from .numbering import allocate, format_number
 from .rules import RecordRules, user_data
 
 WRITABLE_SYSTEM_COLUMNS = frozenset({"owner_id"})
+_VERBS = {
+    "read": "read",
+    "create": "create",
+    "edit": "change",
+    "delete": "delete",
+    "import": "import",
+    "export": "export",
+}
 
 
 @dataclass(frozen=True)
@@ -106,10 +115,21 @@ class RecordService:
         if bypass_automation and not actor.is_admin:
             raise Forbidden("Only administrators may bypass automation.")
         self.connection = connection
-        self.catalog = catalog
+        #: Every entity and field: rules, uniqueness and references need them all.
+        self.catalog = catalog.unrestricted()
+        #: The caller's view: what is checked against their permissions and what
+        #: they are shown (the full catalog for system work and administrators).
+        self.view = catalog
+        #: An operation whose scope also limits every save, such as ``import``.
+        self.also: str | None = None
         self.actor = actor
         self.bypass_automation = bypass_automation
-        self.user = user_data(actor.user_id, actor.username, actor.is_admin)
+        permissions = catalog.permissions
+        self.user = (
+            permissions.caller.condition_data()
+            if permissions is not None
+            else user_data(actor.user_id, actor.username, actor.is_admin)
+        )
         self.now = dt.datetime.now(dt.UTC)
         #: The automations whose actions this service saves, outermost first.
         self.chain: tuple[str, ...] = ()
@@ -124,8 +144,120 @@ class RecordService:
             raise AutomationLoop(chain)
         nested = RecordService(self.connection, self.catalog, self.actor)
         nested.now = self.now
+        nested.user = self.user
         nested.chain = chain
         return nested
+
+    # -- permissions -----------------------------------------------------------
+
+    def access(self, entity_name: str) -> EntityAccess | None:
+        """The caller's access to an entity; ``None`` when nothing is restricted."""
+        entity = self.view.entities.get(entity_name)
+        return None if entity is None else entity.access
+
+    def shown(self, entity_name: str, row: Mapping[Any, Any]) -> dict[str, Any]:
+        """A stored row as the caller may see it: without hidden fields."""
+        return record_json(self.view.entity(entity_name), row)
+
+    def _may(self, entity: EntityDef, operation: str) -> EntityAccess | None:
+        """The caller's access, after checking ``operation`` reaches any record.
+
+        :raises NotFound: the caller may not read the entity at all.
+        :raises Forbidden: they may read it, but not do ``operation``.
+        """
+        self.view.entity(entity.name)
+        access = self.access(entity.name)
+        if access is None:
+            return None
+        for needed in (operation, self.also):
+            if needed is not None and not access.can(needed):
+                verb = _VERBS.get(needed, needed)
+                raise Forbidden(f"You may not {verb} {entity.label} records.")
+        return access
+
+    def _check_fields(
+        self,
+        access: EntityAccess | None,
+        data: Any,
+        *,
+        changed: Collection[str] | None = None,
+    ) -> None:
+        """Refuse, naming each, the fields the caller may not write.
+
+        A hidden field is refused whatever its value; a read-only one when the
+        value would change (``changed``; on create, whenever it is given).
+
+        :raises Forbidden: with one problem per field.
+        """
+        if access is None or not isinstance(data, dict) or not access.levels:
+            return
+        problems = []
+        for name in data:
+            level = access.level(name)
+            if level == "editable":
+                continue
+            if level == "read_only" and changed is not None and name not in changed:
+                continue
+            message = (
+                "You may not change this field."
+                if level == "read_only"
+                else "You may not write this field."
+            )
+            problems.append(Problem(name, "forbidden_field", message))
+        if problems:
+            raise Forbidden(
+                "You may not write some of these fields; nothing was saved.",
+                problems=problems,
+            )
+
+    def _check_owners(
+        self,
+        access: EntityAccess | None,
+        operation: str,
+        owners: Sequence[Any],
+    ) -> list[list[Problem]]:
+        """Owners the caller may not give records to, one list per record."""
+        found: list[list[Problem]] = [[] for _ in owners]
+        if access is None:
+            return found
+        for index, owner in enumerate(owners):
+            owner = self.actor.user_id if owner is None else owner
+            for needed in (operation, self.also):
+                if needed is None or access.owner_allowed(needed, owner):
+                    continue
+                message = (
+                    "You may not give records to this user."
+                    if owner != self.actor.user_id
+                    else "You may not own records of this entity."
+                )
+                found[index].append(Problem("owner_id", "forbidden_owner", message))
+                break
+        return found
+
+    def _reachable(
+        self, entity: EntityDef, record_id: Any, operation: str, *, lock: bool = False
+    ) -> Mapping[Any, Any]:
+        """The stored row, if ``operation`` may touch it.
+
+        :raises NotFound: no such record, or the caller may not even read it.
+        :raises Forbidden: the caller may read it but not do ``operation``.
+        """
+        access = self._may(entity, operation)
+        if access is None:
+            return self._row(entity, record_id, lock=lock)
+        clauses = [access.where(operation, entity.table)]
+        if self.also is not None:
+            clauses.append(access.where(self.also, entity.table))
+        where = [clause for clause in clauses if clause is not None]
+        try:
+            return self._row(entity, record_id, lock=lock, where=where)
+        except NotFound:
+            if operation == "read":
+                raise
+            readable = access.where("read", entity.table)
+            self._row(entity, record_id, where=[] if readable is None else [readable])
+            verb = _VERBS.get(operation, operation)
+            raise Forbidden(f"You may not {verb} this {entity.label}.") from None
 
     def _rules(self, entity: EntityDef) -> RecordRules:
         return RecordRules(
@@ -140,10 +272,15 @@ class RecordService:
         :raises NotFound: no such entity or record.
         """
         entity = self.catalog.entity(entity_name)
-        return record_json(entity, self._row(entity, record_id))
+        return self.shown(entity_name, self._reachable(entity, record_id, "read"))
 
     def _row(
-        self, entity: EntityDef, record_id: Any, *, lock: bool = False
+        self,
+        entity: EntityDef,
+        record_id: Any,
+        *,
+        lock: bool = False,
+        where: Sequence[sa.ColumnElement[bool]] = (),
     ) -> Mapping[Any, Any]:
         if (
             isinstance(record_id, bool)
@@ -151,7 +288,7 @@ class RecordService:
             or not 0 < record_id <= INTEGER_LIMIT
         ):
             raise NotFound(f"There is no {entity.label} with id {record_id!r}.")
-        query = sa.select(entity.table).where(entity.table.c.id == record_id)
+        query = sa.select(entity.table).where(entity.table.c.id == record_id, *where)
         if lock and self.connection.dialect.name != "sqlite":
             query = query.with_for_update()
         row = self.connection.execute(query).mappings().first()
@@ -172,8 +309,8 @@ class RecordService:
         _raise_for(problems[0])
         row = self._insert(entity, values)[0]
         if Cascade(self).run([Change(entity, "create", None, row)]):
-            return record_json(entity, self._row(entity, row["id"]))
-        return record_json(entity, row)
+            return self.shown(entity_name, self._row(entity, row["id"]))
+        return self.shown(entity_name, row)
 
     def create_many(
         self, entity_name: str, rows: Sequence[Any], *, skip_bad_rows: bool = False
@@ -255,8 +392,20 @@ class RecordService:
             judge values that are not there.
         """
         entity = self.catalog.entity(entity_name)
+        access = self._may(entity, "create")
+        for data in rows:
+            self._check_fields(access, data)
         runner = self._rules(entity)
         problems = [_check_keys(entity, data) for data in rows]
+        if access is not None:
+            owners = [
+                data.get("owner_id") if isinstance(data, dict) else None
+                for data in rows
+            ]
+            for found, more in zip(
+                problems, self._check_owners(access, "create", owners), strict=True
+            ):
+                found += more
         computed = runner.rules.computed
         if computed:
             for data, found in zip(rows, problems, strict=True):
@@ -393,7 +542,9 @@ class RecordService:
         :raises ValidationFailed: with every field problem at once.
         """
         entity = self.catalog.entity(entity_name)
-        current = self._row(entity, record_id, lock=True)
+        current = self._reachable(entity, record_id, "edit", lock=True)
+        access = self.access(entity_name)
+        self._check_fields(access, data, changed=())
         if isinstance(data, dict) and "version" in data:
             data = dict(data)
             body_version = data.pop("version")
@@ -412,13 +563,17 @@ class RecordService:
             problems += rules.prepare_change(current, values)
         merged = {**current, **values}
         changed = {k: v for k, v in values.items() if current.get(k) != v}
+        if access is not None:
+            self._check_fields(access, data, changed=changed)
+            if "owner_id" in changed:
+                problems += self._check_owners(access, "edit", [changed["owner_id"]])[0]
         probe = {k: merged[k] for k in changed}
         probe["id"] = current["id"]
         problems += self._check_references(entity, [probe])[0]
         problems += self._check_unique(entity, [probe])[0]
         _raise_for(problems)
         if not changed:
-            return record_json(entity, current)
+            return self.shown(entity_name, current)
         table = entity.table
         now = utcnow()
         statement = (
@@ -437,7 +592,7 @@ class RecordService:
         merged.update(updated_at=now, version=current["version"] + 1)
         if Cascade(self).run([Change(entity, "update", dict(current), merged)]):
             merged = dict(self._row(entity, current["id"]))
-        return record_json(entity, merged)
+        return self.shown(entity_name, merged)
 
     def delete(
         self, entity_name: str, record_id: Any, *, expected_version: int | None = None
@@ -447,7 +602,7 @@ class RecordService:
         :raises Conflict: a restricting lookup still points at the record.
         """
         entity = self.catalog.entity(entity_name)
-        current = self._row(entity, record_id, lock=True)
+        current = self._reachable(entity, record_id, "delete", lock=True)
         _check_version(entity, current, expected_version)
         cascade = Cascade(self)
         cleared = cascade.cleared(entity, current["id"])

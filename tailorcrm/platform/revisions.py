@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
 
 from ..errors import PreconditionFailed
+from .db import meta_documents, meta_history
 
 
 def check_expected(
@@ -26,3 +30,48 @@ def check_expected(
                 f"{describe(name)} was changed at revision {now} since you read it "
                 f"(revision {revision}); reload it and apply your change again."
             )
+
+
+def write_documents(
+    connection: sa.Connection,
+    kind: str,
+    before: Mapping[str, dict[str, Any]],
+    after: Mapping[str, dict[str, Any] | None],
+    revision: int,
+) -> None:
+    """Store named documents of one kind at ``revision``, with their history.
+
+    :param before: the stored documents by name.
+    :param after: the new document of each name that changes (``None``: deleted).
+    """
+    for name, document in after.items():
+        old = before.get(name)
+        key = (meta_documents.c.kind == kind, meta_documents.c.name == name)
+        if document is None:
+            connection.execute(meta_documents.delete().where(*key))
+        elif old is None:
+            connection.execute(
+                meta_documents.insert().values(
+                    kind=kind,
+                    name=name,
+                    body=document,
+                    hidden_fields=[],
+                    removed=False,
+                    revision=revision,
+                )
+            )
+        else:
+            connection.execute(
+                meta_documents.update()
+                .where(*key)
+                .values(body=document, revision=revision)
+            )
+        connection.execute(
+            meta_history.insert().values(
+                revision=revision,
+                kind=kind,
+                name=name,
+                before=None if old is None else {"document": old},
+                after=None if document is None else {"document": document},
+            )
+        )

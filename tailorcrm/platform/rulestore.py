@@ -29,9 +29,9 @@ from ..metadata import (
 )
 from ..rules_engine import FormulaRule, RollupRule, Rule
 from .cascade import Cascade
-from .db import meta_documents, meta_history
+from .db import meta_documents
 from .records import SYSTEM_ACTOR, RecordService
-from .revisions import check_expected
+from .revisions import check_expected, write_documents
 
 
 @dataclass
@@ -177,37 +177,16 @@ def write_rules(
     revision: int,
 ) -> None:
     """Write the rule documents of a change and their history, at ``revision``."""
-    for name, rule in change.after.items():
-        old = before.get(name)
-        key = (meta_documents.c.kind == RULE, meta_documents.c.name == name)
-        if rule is None:
-            connection.execute(meta_documents.delete().where(*key))
-        elif old is None:
-            connection.execute(
-                meta_documents.insert().values(
-                    kind=RULE,
-                    name=name,
-                    body=rule.document,
-                    hidden_fields=[],
-                    removed=False,
-                    revision=revision,
-                )
-            )
-        else:
-            connection.execute(
-                meta_documents.update()
-                .where(*key)
-                .values(body=rule.document, revision=revision)
-            )
-        connection.execute(
-            meta_history.insert().values(
-                revision=revision,
-                kind=RULE,
-                name=name,
-                before=None if old is None else {"document": old.document},
-                after=None if rule is None else {"document": rule.document},
-            )
-        )
+    write_documents(
+        connection,
+        RULE,
+        {name: rule.document for name, rule in before.items()},
+        {
+            name: None if rule is None else rule.document
+            for name, rule in change.after.items()
+        },
+        revision,
+    )
 
 
 def refill_computed(

@@ -1,0 +1,241 @@
+"""Role documents: who may do what to which records and fields.
+
+A role is a metadata document (``"kind": "role"``). Per entity it grants each
+operation a scope — ``none``, ``own``, ``team`` or ``all`` — and may hide fields or
+make them read-only; its sharing rules open records that match a condition to the
+role's holders. Roles are held by users directly or through a team. They add up:
+for each operation the widest scope of any role wins, and a field is as open as
+the most open role that reads the entity leaves it.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from jsonschema import Draft202012Validator
+
+from ..errors import Problem
+from ..rules_engine import (
+    ConditionError,
+    SqlTranslationError,
+    check_condition,
+    compile_sql,
+    rename_fields,
+)
+from ..rules_engine import field_names as condition_fields
+from ._validate import json_path, text_problems
+
+if TYPE_CHECKING:
+    from ._catalog import EntityDef
+
+ROLE = "role"
+OPERATIONS = ("create", "read", "edit", "delete", "import", "export")
+SCOPES = ("none", "own", "team", "all")
+FIELD_LEVELS = ("hidden", "read_only", "editable")
+#: The owner and the other columns every record has, as conditions see them.
+SYSTEM_FIELD_TYPES = {
+    "id": "integer",
+    "created_at": "datetime",
+    "updated_at": "datetime",
+    "created_by": "integer",
+    "owner_id": "integer",
+    "version": "integer",
+}
+
+
+@dataclass(frozen=True)
+class StoredRole:
+    document: dict[str, Any]
+    revision: int = 0
+
+    @property
+    def name(self) -> str:
+        return str(self.document["name"])
+
+
+def role_schema() -> dict[str, Any]:
+    """Return the JSON Schema (Draft 2020-12) of role documents."""
+    text = resources.files(__package__).joinpath("schemas/role.schema.json")
+    schema: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
+    return schema
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(role_schema())
+
+
+def is_role_document(document: Any) -> bool:
+    return isinstance(document, dict) and document.get("kind") == ROLE
+
+
+def _path(name: Any, path: str) -> str:
+    label = name if isinstance(name, str) and name else "role"
+    return f"{label}.{path}" if path and path != "$" else label
+
+
+def check_role_document(
+    document: Any, entities: Mapping[str, EntityDef]
+) -> list[Problem]:
+    """Every problem of a role document: its schema, then what it names.
+
+    Entities and fields must be live; a sharing rule's condition must pass the
+    rules language's checks against its entity and translate to SQL.
+    """
+    name = document.get("name") if isinstance(document, dict) else None
+    problems = [
+        Problem(_path(name, json_path(error.absolute_path)), "schema", error.message)
+        for error in sorted(_validator().iter_errors(document), key=str)
+    ]
+    problems += [
+        Problem(_path(name, found.field or ""), found.code, found.message)
+        for found in text_problems(document)
+    ]
+    if problems:
+        return problems
+    for entity_name, grant in document.get("entities", {}).items():
+        entity = entities.get(entity_name)
+        at = f"entities.{entity_name}"
+        if entity is None or entity.removed:
+            problems.append(
+                Problem(
+                    _path(name, at),
+                    "unknown_entity",
+                    f"There is no entity named {entity_name!r}.",
+                )
+            )
+            continue
+        for field in grant.get("fields", {}):
+            if field not in entity.fields:
+                problems.append(
+                    Problem(
+                        _path(name, f"{at}.fields.{field}"),
+                        "unknown_field",
+                        f"{entity.label} has no field {field!r}.",
+                    )
+                )
+    seen: set[str] = set()
+    for index, rule in enumerate(document.get("sharing", [])):
+        at = f"sharing[{index}]"
+        if rule["name"] in seen:
+            problems.append(
+                Problem(
+                    _path(name, f"{at}.name"),
+                    "duplicate_name",
+                    f"Sharing rule {rule['name']!r} is defined more than once.",
+                )
+            )
+        seen.add(rule["name"])
+        entity = entities.get(rule["entity"])
+        if entity is None or entity.removed:
+            problems.append(
+                Problem(
+                    _path(name, f"{at}.entity"),
+                    "unknown_entity",
+                    f"There is no entity named {rule['entity']!r}.",
+                )
+            )
+            continue
+        problems += _condition_problems(name, f"{at}.condition", rule, entity)
+    return problems
+
+
+def _condition_problems(
+    name: Any, at: str, rule: Mapping[str, Any], entity: EntityDef
+) -> list[Problem]:
+    types = {**SYSTEM_FIELD_TYPES, **field_types(entity)}
+    found = check_condition(rule["condition"], fields=types)
+    if found:
+        return [
+            Problem(
+                _path(name, f"{at}{'.' + p.path if p.path else ''}"),
+                p.code,
+                p.message,
+            )
+            for p in found
+        ]
+    try:
+        sharing_clause(entity, rule["condition"], {"id": 0})
+    except (ConditionError, SqlTranslationError) as error:
+        return [Problem(_path(name, at), "no_sql", str(error))]
+    return []
+
+
+def field_types(entity: EntityDef) -> dict[str, str]:
+    return {name: spec["type"] for name, spec in entity.fields.items()}
+
+
+def sharing_clause(
+    entity: EntityDef,
+    condition: Any,
+    user: Mapping[str, Any],
+    *,
+    now: dt.datetime | None = None,
+) -> sa.ColumnElement[bool]:
+    """The SQL form of a sharing rule's condition for one caller.
+
+    Conditions may read every field of the record, hidden ones included: the rule
+    is the administrator's, not the caller's.
+    """
+    types = {**SYSTEM_FIELD_TYPES, **field_types(entity)}
+    columns = {name: (entity.table.c[name], kind) for name, kind in types.items()}
+    return compile_sql(condition, columns, user=user, now=now)
+
+
+def rewrite_roles(
+    roles: Mapping[str, StoredRole],
+    changes: Mapping[str, Mapping[str, str | None]],
+) -> dict[str, dict[str, Any]]:
+    """Role documents with renamed fields renamed and removed ones dropped.
+
+    ``changes`` maps entity -> old field name -> new name (``None``: removed). A
+    sharing rule that reads a removed field is dropped with it: it can only open
+    fewer records then, never more. Returns only the documents that changed.
+    """
+    rewritten = {}
+    for name, stored in roles.items():
+        document = copy.deepcopy(stored.document)
+        for entity_name, renames in changes.items():
+            grant = document.get("entities", {}).get(entity_name)
+            if grant and "fields" in grant:
+                fields = {}
+                for field, level in grant["fields"].items():
+                    if field not in renames:
+                        fields[field] = level
+                    elif renames[field] is not None:
+                        fields[str(renames[field])] = level
+                grant["fields"] = fields
+            kept = []
+            for rule in document.get("sharing", []):
+                if rule["entity"] != entity_name:
+                    kept.append(rule)
+                    continue
+                read = condition_fields(rule["condition"])
+                if any(field in renames and renames[field] is None for field in read):
+                    continue
+                live = {k: v for k, v in renames.items() if v is not None}
+                rule["condition"] = rename_fields(rule["condition"], live)
+                kept.append(rule)
+            if "sharing" in document:
+                document["sharing"] = kept
+        if document != stored.document:
+            rewritten[name] = document
+    return rewritten
+
+
+def roles_naming(roles: Iterable[StoredRole], entity: str) -> list[str]:
+    """Names of the roles that grant anything on ``entity`` or share its records."""
+    return [
+        role.name
+        for role in roles
+        if entity in role.document.get("entities", {})
+        or any(rule["entity"] == entity for rule in role.document.get("sharing", []))
+    ]

@@ -1,0 +1,330 @@
+"""Who holds which roles, teams and attributes; the caller's view of the catalog.
+
+Role documents are metadata (see :mod:`tailorcrm.metadata`); which users and teams
+hold them is data, kept in ``tc_user_role``, ``tc_team_role`` and
+``tc_team_member``. Both are read on every request, so a role taken away is gone
+from the next request on, without signing in again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import Conflict, NotFound, Problem, ValidationFailed
+from ..metadata import Caller, Catalog, permissions_for, restrict
+from ..metadata._access import RESERVED_USER_KEYS
+from .db import (
+    team_members,
+    team_roles,
+    teams,
+    user_attributes,
+    user_roles,
+    users,
+    utcnow,
+)
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+
+_m1 = team_members.alias("m1")
+_m2 = team_members.alias("m2")
+_me: sa.BindParameter[int] = sa.bindparam("user_id")
+# The roles held directly and through teams, the teams, and every teammate, in
+# one statement.
+_CALLER_QUERY = sa.union_all(
+    sa.select(
+        sa.literal("role").label("kind"),
+        user_roles.c.role.label("name"),
+        sa.null().label("number"),
+    ).where(user_roles.c.user_id == _me),
+    sa.select(sa.literal("role"), team_roles.c.role, sa.null())
+    .select_from(team_roles.join(_m1, _m1.c.team_id == team_roles.c.team_id))
+    .where(_m1.c.user_id == _me),
+    sa.select(sa.literal("team"), teams.c.name, sa.null())
+    .select_from(teams.join(_m1, _m1.c.team_id == teams.c.id))
+    .where(_m1.c.user_id == _me),
+    sa.select(sa.literal("mate"), sa.null(), _m2.c.user_id)
+    .select_from(_m1.join(_m2, _m1.c.team_id == _m2.c.team_id))
+    .where(_m1.c.user_id == _me),
+)
+
+
+def load_caller(
+    connection: sa.Connection, user_id: int, username: str, is_admin: bool
+) -> Caller:
+    """Read what a user's permissions depend on (two statements)."""
+    roles: set[str] = set()
+    team_names: set[str] = set()
+    mates: set[int] = {user_id}
+    for kind, name, number in connection.execute(_CALLER_QUERY, {"user_id": user_id}):
+        if kind == "role":
+            roles.add(name)
+        elif kind == "team":
+            team_names.add(name)
+        else:
+            mates.add(int(number))
+    attributes = dict(
+        connection.execute(
+            sa.select(user_attributes.c.name, user_attributes.c.value).where(
+                user_attributes.c.user_id == user_id
+            )
+        ).all()
+    )
+    return Caller(
+        user_id=user_id,
+        username=username,
+        admin=is_admin,
+        roles=tuple(sorted(roles)),
+        teams=tuple(sorted(team_names)),
+        teammates=tuple(sorted(mates)),
+        attributes=json.dumps(attributes, sort_keys=True),
+    )
+
+
+class CatalogViews:
+    """Each caller's view of the catalog, kept while the revision lasts."""
+
+    LIMIT = 1000
+
+    def __init__(self) -> None:
+        self._views: dict[tuple[int, int, Caller], Catalog] = {}
+        self._lock = threading.Lock()
+
+    def get(self, catalog: Catalog, caller: Caller) -> Catalog:
+        key = (id(catalog), catalog.revision, caller)
+        view = self._views.get(key)
+        if view is None:
+            view = restrict(catalog, permissions_for(caller, catalog.roles))
+            with self._lock:
+                if len(self._views) >= self.LIMIT or any(
+                    other[1] != catalog.revision for other in list(self._views)[:1]
+                ):
+                    self._views.clear()
+                self._views[key] = view
+        return view
+
+
+# -- administration ------------------------------------------------------------
+
+
+def _user_id(connection: sa.Connection, username: str) -> int:
+    found = connection.execute(
+        sa.select(users.c.id).where(users.c.username == username)
+    ).scalar()
+    if found is None:
+        raise NotFound(f"There is no user named {username!r}.")
+    return int(found)
+
+
+def _team_id(connection: sa.Connection, name: str) -> int:
+    found = connection.execute(
+        sa.select(teams.c.id).where(teams.c.name == name)
+    ).scalar()
+    if found is None:
+        raise NotFound(f"There is no team named {name!r}.")
+    return int(found)
+
+
+def _check_roles(catalog: Catalog, roles: Iterable[str], field: str) -> list[str]:
+    wanted = list(dict.fromkeys(roles))
+    unknown = [name for name in wanted if name not in catalog.roles]
+    if unknown:
+        raise ValidationFailed(
+            "Unknown roles; nothing was changed.",
+            problems=[
+                Problem(field, "unknown_role", f"There is no role named {name!r}.")
+                for name in unknown
+            ],
+        )
+    return wanted
+
+
+def set_user_roles(
+    connection: sa.Connection, catalog: Catalog, username: str, roles: Iterable[str]
+) -> list[str]:
+    """Give a user exactly these roles (held directly; team roles stay)."""
+    user_id = _user_id(connection, username)
+    wanted = _check_roles(catalog, roles, "roles")
+    connection.execute(user_roles.delete().where(user_roles.c.user_id == user_id))
+    if wanted:
+        connection.execute(
+            user_roles.insert(), [{"user_id": user_id, "role": r} for r in wanted]
+        )
+    return wanted
+
+
+def set_user_attributes(
+    connection: sa.Connection, username: str, attributes: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Replace a user's attributes (what ``$user.<name>`` reads)."""
+    user_id = _user_id(connection, username)
+    problems = [
+        Problem(
+            f"attributes.{name}",
+            "invalid_attribute",
+            "Attribute names are lower case letters, digits and _; "
+            "id, username, roles, teams and admin are the platform's.",
+        )
+        for name in attributes
+        if not isinstance(name, str)
+        or not NAME.match(name)
+        or name in RESERVED_USER_KEYS
+    ]
+    if problems:
+        raise ValidationFailed("The attributes were refused.", problems=problems)
+    connection.execute(
+        user_attributes.delete().where(user_attributes.c.user_id == user_id)
+    )
+    if attributes:
+        connection.execute(
+            user_attributes.insert(),
+            [
+                {"user_id": user_id, "name": name, "value": value}
+                for name, value in attributes.items()
+            ],
+        )
+    return dict(attributes)
+
+
+def create_team(
+    connection: sa.Connection, name: str, label: str | None = None
+) -> dict[str, Any]:
+    if not NAME.match(name):
+        raise ValidationFailed(
+            "The team cannot be created.",
+            problems=[
+                Problem(
+                    "name",
+                    "invalid_name",
+                    "Use lower case letters, digits and _, starting with a letter.",
+                )
+            ],
+        )
+    taken = connection.execute(
+        sa.select(teams.c.id).where(teams.c.name == name)
+    ).first()
+    if taken is not None:
+        raise Conflict(f"There is already a team named {name!r}.")
+    connection.execute(
+        teams.insert().values(name=name, label=label or name, created_at=utcnow())
+    )
+    return team_info(connection, name)
+
+
+def delete_team(connection: sa.Connection, name: str) -> None:
+    team_id = _team_id(connection, name)
+    connection.execute(team_members.delete().where(team_members.c.team_id == team_id))
+    connection.execute(team_roles.delete().where(team_roles.c.team_id == team_id))
+    connection.execute(teams.delete().where(teams.c.id == team_id))
+
+
+def set_team(
+    connection: sa.Connection,
+    catalog: Catalog,
+    name: str,
+    *,
+    members: Iterable[str] | None = None,
+    roles: Iterable[str] | None = None,
+    label: str | None = None,
+) -> dict[str, Any]:
+    """Change a team's label, members or roles (each replaced when given)."""
+    team_id = _team_id(connection, name)
+    if label is not None:
+        connection.execute(
+            teams.update().where(teams.c.id == team_id).values(label=label)
+        )
+    if roles is not None:
+        wanted = _check_roles(catalog, roles, "roles")
+        connection.execute(team_roles.delete().where(team_roles.c.team_id == team_id))
+        if wanted:
+            connection.execute(
+                team_roles.insert(), [{"team_id": team_id, "role": r} for r in wanted]
+            )
+    if members is not None:
+        names = list(dict.fromkeys(members))
+        ids = dict(
+            connection.execute(
+                sa.select(users.c.username, users.c.id).where(
+                    users.c.username.in_(names)
+                )
+            ).all()
+        )
+        unknown = [member for member in names if member not in ids]
+        if unknown:
+            raise ValidationFailed(
+                "Unknown users; nothing was changed.",
+                problems=[
+                    Problem("members", "unknown_user", f"There is no user {m!r}.")
+                    for m in unknown
+                ],
+            )
+        connection.execute(
+            team_members.delete().where(team_members.c.team_id == team_id)
+        )
+        if names:
+            connection.execute(
+                team_members.insert(),
+                [{"team_id": team_id, "user_id": ids[m]} for m in names],
+            )
+    return team_info(connection, name)
+
+
+def team_info(connection: sa.Connection, name: str) -> dict[str, Any]:
+    team_id = _team_id(connection, name)
+    row = connection.execute(sa.select(teams).where(teams.c.id == team_id)).one()
+    members = connection.execute(
+        sa.select(users.c.username)
+        .select_from(team_members.join(users, users.c.id == team_members.c.user_id))
+        .where(team_members.c.team_id == team_id)
+        .order_by(users.c.username)
+    ).scalars()
+    roles = connection.execute(
+        sa.select(team_roles.c.role)
+        .where(team_roles.c.team_id == team_id)
+        .order_by(team_roles.c.role)
+    ).scalars()
+    return {
+        "name": row.name,
+        "label": row.label,
+        "members": list(members),
+        "roles": list(roles),
+    }
+
+
+def list_teams(connection: sa.Connection) -> list[dict[str, Any]]:
+    names = connection.execute(sa.select(teams.c.name).order_by(teams.c.name))
+    return [team_info(connection, name) for name in names.scalars()]
+
+
+def user_info(connection: sa.Connection, username: str) -> dict[str, Any]:
+    row = connection.execute(
+        sa.select(users).where(users.c.username == username)
+    ).first()
+    if row is None:
+        raise NotFound(f"There is no user named {username!r}.")
+    caller = load_caller(connection, int(row.id), row.username, bool(row.is_admin))
+    direct = connection.execute(
+        sa.select(user_roles.c.role)
+        .where(user_roles.c.user_id == row.id)
+        .order_by(user_roles.c.role)
+    ).scalars()
+    return {
+        "id": int(row.id),
+        "username": row.username,
+        "active": bool(row.active),
+        "admin": bool(row.is_admin),
+        "roles": list(direct),
+        "all_roles": list(caller.roles),
+        "teams": list(caller.teams),
+        "attributes": json.loads(caller.attributes),
+    }
+
+
+def list_users(connection: sa.Connection) -> list[dict[str, Any]]:
+    names = connection.execute(sa.select(users.c.username).order_by(users.c.username))
+    return [user_info(connection, name) for name in names.scalars()]
