@@ -97,7 +97,7 @@ def test_a_sound_condition_has_no_problems(condition: Any) -> None:
         ({"var": "stage.label"}, [("", "unknown_relation")]),
         ({"var": "owner.name"}, [("", "unknown_relation")]),
         ({"var": "account.parent.name"}, [("", "unknown_relation")]),
-        ({"var": "$user.phone"}, [("", "unknown_field")]),
+        ({"var": "$user.phone.mobile"}, [("", "unknown_field")]),
         ({"var": "$account"}, [("", "unknown_field")]),
         ({"val": "account.industry"}, [("", "unknown_field")]),
         ({"missing": ["name", "nmae"]}, [("missing[1]", "unknown_field")]),

@@ -138,7 +138,7 @@ def test_users_change_and_delete_only_their_own_views(people: People) -> None:
         ({"entity": "deal"}, "entity", "unknown_entity"),
         ({"filter": {"==": [{"var": "margin"}, 1]}}, "filter.==[0]", "unknown_field"),
         (
-            {"filter": {"==": [{"var": "$user.email"}, 1]}},
+            {"filter": {"==": [{"var": "$user.Email"}, 1]}},
             "filter.==[0]",
             "unknown_field",
         ),

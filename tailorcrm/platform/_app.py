@@ -238,7 +238,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     :param config: overrides of the ``TAILORCRM_*`` settings, e.g.
         ``{"database_url": "sqlite:///crm.db"}``.
     """
-    from . import api_auth, api_rules  # noqa: F401  (add their routes to the blueprint)
+    from . import api_access, api_auth, api_rules  # noqa: F401  (add their routes to the blueprint)
     from .api import api
     from .web import init_web
 

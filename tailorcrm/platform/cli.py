@@ -19,6 +19,7 @@ import click
 from ..errors import TailorError
 from ..metadata import (
     LAYOUT,
+    ROLE,
     RULE,
     Catalog,
     EntityDef,
@@ -27,6 +28,15 @@ from ..metadata import (
     compile_rules,
 )
 from ._app import Platform, create_app
+from .access import (
+    create_team,
+    delete_team,
+    list_teams,
+    set_team,
+    set_user_attributes,
+    set_user_roles,
+    user_info,
+)
 from .auth import (
     MIN_PASSWORD_LENGTH,
     SCOPES,
@@ -52,6 +62,8 @@ SAMPLE_PACK = Path(__file__).resolve().parents[2] / "sample_schemas" / "sales"
 LAYOUTS_FOLDER = "layouts"
 #: The subfolder of a metadata folder that holds rules, one ``<name>.json`` each.
 RULES_FOLDER = "rules"
+#: The subfolder of a metadata folder that holds roles, one ``<name>.json`` each.
+ROLES_FOLDER = "roles"
 
 
 def _platform() -> Platform:
@@ -97,9 +109,11 @@ def init(demo: bool) -> None:
             # The new password also ends every session signed in with the old.
             admin = find_user(connection, "admin")
             set_password(connection, admin.id, password)
+    demo_users: list[str] = []
     try:
         if demo:
             _install_demo(platform, admin.actor())
+            demo_users = _demo_people(platform, password)
     except TailorError as error:
         _fail(error)
     with platform.engine.begin() as connection:
@@ -107,11 +121,81 @@ def init(demo: bool) -> None:
     click.echo(f"Database: {platform.settings.database_url}")
     click.echo("Admin user: admin")
     click.echo(f"Admin password: {password}")
+    if demo_users:
+        click.echo("Demo users with the same password: " + "; ".join(demo_users) + ".")
     click.echo(f"API token: {token}")
     click.echo(
         "Try: curl -H 'Authorization: Bearer <token>' "
         "http://127.0.0.1:5000/api/v1/meta/entities"
     )
+
+
+#: Demo users: name, roles, team, country (what the reps' sharing rule reads).
+DEMO_PEOPLE = (
+    ("riley.north", ("sales_rep",), "north", "United Kingdom"),
+    ("sam.north", ("sales_rep",), "north", "Ireland"),
+    ("jo.south", ("sales_rep",), "south", "Spain"),
+    ("morgan.lee", ("sales_manager",), None, None),
+    ("avery.audit", ("auditor",), None, None),
+)
+
+
+def _demo_people(platform: Platform, password: str) -> list[str]:
+    """Create the demo's sellers, manager and auditor, once, with the pack's roles.
+
+    They get ``password`` (the admin's), so each run's printed password signs
+    them all in; each rep owns a share of the demo records, so team access shows.
+    """
+    with platform.transaction() as (connection, catalog):
+        missing = [
+            person
+            for person in DEMO_PEOPLE
+            if all(role in catalog.roles for role in person[1])
+        ]
+        described = []
+        for name, roles, _, country in missing:
+            existing = connection.execute(
+                users.select().where(users.c.username == name)
+            ).first()
+            if existing is None:
+                create_user(connection, name, password)
+                set_user_roles(connection, catalog, name, roles)
+                if country:
+                    set_user_attributes(connection, name, {"country": country})
+            else:
+                set_password(connection, int(existing.id), password)
+            described.append(f"{name} ({', '.join(roles)})")
+        _demo_teams(connection, catalog)
+    return described
+
+
+def _demo_teams(connection: Any, catalog: Catalog) -> None:
+    import sqlalchemy as sa
+
+    from .db import teams
+
+    names = {row.name for row in connection.execute(sa.select(teams.c.name))}
+    reps = [(name, team_name) for name, _, team_name, _ in DEMO_PEOPLE if team_name]
+    for team_name in sorted({team_name for _, team_name in reps}):
+        if team_name in names:
+            continue
+        create_team(connection, team_name, team_name.capitalize())
+        members = [name for name, mine in reps if mine == team_name]
+        set_team(connection, catalog, team_name, members=members)
+        # Each rep owns a share of the records: one in four.
+        for member in members:
+            user_id = connection.execute(
+                sa.select(users.c.id).where(users.c.username == member)
+            ).scalar_one()
+            share = [name for name, _ in reps].index(member)
+            for entity in catalog.live():
+                table = entity.table
+                connection.execute(
+                    table.update()
+                    .where((table.c.id + share) % 4 == 0)
+                    .values(owner_id=user_id)
+                )
+        names.add(team_name)
 
 
 def _install_demo(platform: Platform, actor: Actor) -> None:
@@ -138,6 +222,22 @@ def _install_demo(platform: Platform, actor: Actor) -> None:
     # Rules come before the demo data, which is saved under them like any data.
     rules = [(n, doc) for n, doc in everything if doc.get("kind") == RULE]
     _install_demo_rules(platform, rules, actor)
+    roles = [
+        (n, doc)
+        for n, doc in everything
+        if doc.get("kind") == ROLE
+        and not platform.store.history(doc["name"], kind=ROLE)
+    ]
+    if roles:
+        try:
+            result = platform.store.apply(roles, actor=actor.username)
+            click.echo(
+                "Installed sales pack roles: "
+                + ", ".join(doc["name"] for _, doc in roles)
+                + f" (revision {result.revision})."
+            )
+        except TailorError as error:
+            click.echo(f"Left out the sales pack roles: {error.message}")
     with platform.reading() as (_, catalog):
         live = {entity.name for entity in catalog.live()}
     if any(doc["name"] not in live for _, doc in documents):
@@ -266,15 +366,16 @@ def load_documents(path: Path) -> list[tuple[str, Any]]:
     """Read one document file, or a folder's documents.
 
     A folder holds entity documents as ``*.json``, layouts in its ``layouts/``
-    subfolder and rules in its ``rules/`` subfolder, as ``meta export`` writes
-    them; a document is a layout or a rule by its ``kind`` (``"layout"``,
-    ``"rule"``), wherever it lies. A folder's ``pack.json`` manifest is not a
-    metadata document and is skipped.
+    subfolder, rules in ``rules/`` and roles in ``roles/``, as ``meta export``
+    writes them; a document is a layout, a rule or a role by its ``kind``
+    (``"layout"``, ``"rule"``, ``"role"``), wherever it lies. A folder's
+    ``pack.json`` manifest is not a metadata document and is skipped.
     """
     if path.is_dir():
         files = sorted(path.glob("*.json"))
         files += sorted((path / LAYOUTS_FOLDER).glob("*.json"))
         files += sorted((path / RULES_FOLDER).glob("*.json"))
+        files += sorted((path / ROLES_FOLDER).glob("*.json"))
     else:
         files = [path]
     documents = []
@@ -295,10 +396,10 @@ def load_documents(path: Path) -> list[tuple[str, Any]]:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Print the plan without applying it.")
 def meta_apply(path: Path, dry_run: bool) -> None:
-    """Create or change entities, layouts and rules from a file or a folder.
+    """Create or change entities, layouts, rules and roles from a file or a folder.
 
-    Layout and rule documents (with "kind": "layout" or "rule") are applied after
-    the entities, in the same revision.
+    Layout, rule and role documents (with "kind": "layout", "rule" or "role") are
+    applied after the entities, in the same revision.
     """
     documents = load_documents(path)
     platform = _platform()
@@ -320,11 +421,13 @@ def meta_apply(path: Path, dry_run: bool) -> None:
 @meta.command("export")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def meta_export(directory: Path) -> None:
-    """Write every entity, layout and rule document to DIRECTORY, one file each.
+    """Write every entity, layout, rule and role document to DIRECTORY, one file
+    each.
 
     Stored layouts go to DIRECTORY/layouts/ENTITY.json (an entity showing the
-    generated layout has none), rules to DIRECTORY/rules/NAME.json, as a pack
-    holds them. 'meta apply DIRECTORY' reads them all back.
+    generated layout has none), rules to DIRECTORY/rules/NAME.json and roles to
+    DIRECTORY/roles/NAME.json, as a pack holds them. 'meta apply DIRECTORY'
+    reads them all back.
     """
     platform = _platform()
     directory.mkdir(parents=True, exist_ok=True)
@@ -345,6 +448,10 @@ def meta_export(directory: Path) -> None:
             _write_json(
                 directory / RULES_FOLDER / f"{stored.name}.json", stored.document
             )
+        if catalog.roles:
+            (directory / ROLES_FOLDER).mkdir(exist_ok=True)
+        for name, role in sorted(catalog.roles.items()):
+            _write_json(directory / ROLES_FOLDER / f"{name}.json", role.document)
 
 
 def _write_json(target: Path, document: Any) -> None:
@@ -539,6 +646,90 @@ def _write_export(
         writer.writerow([csv_cell(record[column]) for column in columns])
 
 
+# -- teams -------------------------------------------------------------------------
+
+
+@main.group()
+def team() -> None:
+    """Manage teams: records owned by a team's members are open to the team."""
+
+
+@team.command("create")
+@click.argument("name")
+@click.option("--label", help="The team's label (default: its name).")
+@click.option("--member", "members", multiple=True, help="A member (repeatable).")
+@click.option("--role", "roles", multiple=True, help="A role every member holds.")
+def team_create(
+    name: str, label: str | None, members: tuple[str, ...], roles: tuple[str, ...]
+) -> None:
+    """Create a team."""
+    platform = _platform()
+    try:
+        with platform.transaction() as (connection, catalog):
+            create_team(connection, name, label)
+            info = set_team(connection, catalog, name, members=members, roles=roles)
+    except TailorError as error:
+        _fail(error)
+    click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+
+
+@team.command("set")
+@click.argument("name")
+@click.option("--label", help="A new label.")
+@click.option("--member", "members", multiple=True, help="Replace the members.")
+@click.option("--role", "roles", multiple=True, help="Replace the team's roles.")
+@click.option("--no-members", is_flag=True, help="Remove every member.")
+@click.option("--no-roles", is_flag=True, help="Remove every team role.")
+def team_set(
+    name: str,
+    label: str | None,
+    members: tuple[str, ...],
+    roles: tuple[str, ...],
+    no_members: bool,
+    no_roles: bool,
+) -> None:
+    """Change a team's label, members or roles."""
+    platform = _platform()
+    try:
+        with platform.transaction() as (connection, catalog):
+            info = set_team(
+                connection,
+                catalog,
+                name,
+                label=label,
+                members=() if no_members else (members or None),
+                roles=() if no_roles else (roles or None),
+            )
+    except TailorError as error:
+        _fail(error)
+    click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+
+
+@team.command("list")
+def team_list() -> None:
+    """List the teams with their members and roles."""
+    platform = _platform()
+    with platform.reading() as (connection, _):
+        for info in list_teams(connection):
+            click.echo(
+                f"{info['name']}: {', '.join(info['members']) or 'no members'}"
+                f" (roles: {', '.join(info['roles']) or 'none'})"
+            )
+
+
+@team.command("delete")
+@click.argument("name")
+def team_delete(name: str) -> None:
+    """Delete a team; its members' records keep their owners."""
+    platform = _platform()
+    try:
+        with platform.engine.begin() as connection:
+            delete_team(connection, name)
+    except TailorError as error:
+        _fail(error)
+    click.echo(f"Deleted team {name}.")
+
+
 # -- users and tokens ----------------------------------------------------------------
 
 
@@ -555,19 +746,75 @@ def user() -> None:
     envvar="TAILORCRM_USER_PASSWORD",
     help="Password (default: generated and printed).",
 )
-def user_create(username: str, admin: bool, password: str | None) -> None:
-    """Create a user."""
+@click.option("--role", "roles", multiple=True, help="A role to hold (repeatable).")
+def user_create(
+    username: str, admin: bool, password: str | None, roles: tuple[str, ...]
+) -> None:
+    """Create a user. Without --admin or a --role, they may see no records."""
     platform = _platform()
     generated = password is None
     password = password or generate_password()
     try:
-        with platform.engine.begin() as connection:
+        with platform.transaction() as (connection, catalog):
             create_user(connection, username, password, is_admin=admin)
+            if roles:
+                set_user_roles(connection, catalog, username, roles)
     except TailorError as error:
         _fail(error)
-    click.echo(f"Created user {username}" + (" (admin)." if admin else "."))
+    held = f" with roles {', '.join(roles)}" if roles else ""
+    click.echo(f"Created user {username}" + (" (admin)" if admin else "") + held + ".")
     if generated:
         click.echo(f"Password: {password}")
+
+
+@user.command("roles")
+@click.argument("username")
+@click.argument("roles", nargs=-1)
+def user_roles_command(username: str, roles: tuple[str, ...]) -> None:
+    """Give USERNAME exactly ROLES (none: take every role held directly)."""
+    platform = _platform()
+    try:
+        with platform.transaction() as (connection, catalog):
+            held = set_user_roles(connection, catalog, username, roles)
+    except TailorError as error:
+        _fail(error)
+    click.echo(f"{username} holds: {', '.join(held) or 'no role'} (and team roles).")
+
+
+@user.command("attributes")
+@click.argument("username")
+@click.argument("pairs", nargs=-1)
+def user_attributes_command(username: str, pairs: tuple[str, ...]) -> None:
+    """Set USERNAME's attributes as NAME=VALUE pairs (all others are removed).
+
+    Conditions read them as $user.NAME, e.g. sharing rules by region.
+    """
+    attributes: dict[str, Any] = {}
+    for pair in pairs:
+        name, sign, value = pair.partition("=")
+        if not sign:
+            raise click.BadParameter(f"{pair!r}: write NAME=VALUE.")
+        attributes[name] = value
+    platform = _platform()
+    try:
+        with platform.engine.begin() as connection:
+            set_user_attributes(connection, username, attributes)
+    except TailorError as error:
+        _fail(error)
+    click.echo(f"{username}: {attributes or 'no attributes'}")
+
+
+@user.command("show")
+@click.argument("username")
+def user_show(username: str) -> None:
+    """Show USERNAME's roles, teams and attributes."""
+    platform = _platform()
+    try:
+        with platform.reading() as (connection, _):
+            info = user_info(connection, username)
+    except TailorError as error:
+        _fail(error)
+    click.echo(json.dumps(info, indent=2, ensure_ascii=False))
 
 
 @user.command("set-password")

@@ -9,6 +9,7 @@ whole condition). It never evaluates anything.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,12 +32,15 @@ FIELD_KINDS: dict[str, str] = {
     "lookup": "record",
 }
 
-#: What ``$user`` offers to conditions.
+#: What ``$user`` offers to conditions; any other name is one of the user's
+#: attributes (a region, say), which administrators set per user.
 USER_KINDS: dict[str, str] = {
     "id": "number",
     "username": "text",
     "roles": "list",
+    "teams": "list",
 }
+_ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 
 _TEXT = frozenset({"text"})
 _TEMPORAL = frozenset({"date", "datetime"})
@@ -396,10 +400,13 @@ class _Checker:
                 return "object"
             if rest[0] in USER_KINDS and len(rest) == 1:
                 return USER_KINDS[rest[0]]
+            if len(rest) == 1 and _ATTRIBUTE.match(rest[0]):
+                return "any"
             self.report(
                 path,
                 "unknown_field",
-                f"$user has {', '.join(sorted(USER_KINDS))}, not {'.'.join(rest)!r}.",
+                f"$user has {', '.join(sorted(USER_KINDS))} and the user's "
+                f"attributes (lower-case names), not {'.'.join(rest)!r}.",
             )
             return "any"
         if head == "$prior":

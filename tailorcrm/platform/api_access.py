@@ -1,0 +1,269 @@
+"""REST API v1: role documents, users and teams, and what the caller may do.
+
+Role documents are metadata, like entities and rules; users and teams are data
+that administrators change. Both count from the next request on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify
+
+from ..errors import BadRequest, NotFound
+from ..metadata import OPERATIONS, ROLE, role_schema
+from ._app import platform
+from .access import (
+    create_team,
+    delete_team,
+    list_teams,
+    list_users,
+    set_team,
+    set_user_attributes,
+    set_user_roles,
+    team_info,
+    user_info,
+)
+from .api import (
+    _admin,
+    _expected_version,
+    _flag,
+    _json_body,
+    _session,
+    api,
+    document_response,
+    history_response,
+    named_document,
+)
+
+# -- role documents -----------------------------------------------------------------
+
+
+@api.get("/meta/schemas/role")
+def role_json_schema() -> Response:
+    with _session():
+        return jsonify(role_schema())
+
+
+@api.get("/meta/roles")
+def list_roles() -> Response:
+    """Every role document (admins)."""
+    _admin("read roles")
+    with platform().reading() as (_, catalog):
+        documents = [catalog.roles[name].document for name in sorted(catalog.roles)]
+        return jsonify({"revision": catalog.revision, "data": documents})
+
+
+@api.get("/meta/roles/<name>")
+def get_role(name: str) -> Response:
+    _admin("read roles")
+    with platform().reading() as (_, catalog):
+        stored = catalog.roles.get(name)
+        if stored is None:
+            raise NotFound(f"There is no role named {name!r}.")
+        return document_response(
+            stored.document, revision=stored.revision, catalog_revision=catalog.revision
+        )
+
+
+@api.get("/meta/roles/<name>/history")
+def role_history(name: str) -> Response:
+    return history_response(
+        name, kind=ROLE, missing=f"There is no role named {name!r}."
+    )
+
+
+@api.put("/meta/roles/<name>")
+def put_role(name: str) -> Response:
+    """Create or change a role (admins); ``?dry_run=1`` checks it and saves nothing."""
+    user = _admin("change roles")
+    document = _json_body(exact_numbers=False)
+    if isinstance(document, dict):
+        document.setdefault("kind", ROLE)
+    named_document(document, name)
+    if not isinstance(document, dict) or document.get("kind") != ROLE:
+        raise BadRequest('A role document is a JSON object with "kind": "role".')
+    with platform().reading() as (_, catalog):
+        existed = name in catalog.roles
+    expected = _expected_version()
+    result = platform().store.apply(
+        [("", document)],
+        actor=user.username,
+        dry_run=_flag("dry_run"),
+        expected_roles={name: expected} if expected is not None else None,
+    )
+    body = result.as_dict()
+    with platform().reading() as (_, catalog):
+        stored = catalog.roles.get(name)
+    if stored is not None and result.applied:
+        body["document"] = stored.document
+    response = jsonify(body)
+    if stored is not None:
+        response.headers["ETag"] = f'"{stored.revision}"'
+    response.status_code = 201 if result.applied and not existed else 200
+    return response
+
+
+@api.delete("/meta/roles/<name>")
+def delete_role(name: str) -> Response:
+    user = _admin("change roles")
+    expected = _expected_version()
+    result = platform().store.remove_role(
+        name,
+        actor=user.username,
+        expected={name: expected} if expected is not None else None,
+    )
+    return jsonify(result.as_dict())
+
+
+# -- the caller ---------------------------------------------------------------------
+
+
+@api.get("/me")
+def who_am_i() -> Response:
+    """The caller, their roles and teams, and what they may do to each entity."""
+    with _session() as session:
+        permissions = session.catalog.permissions
+        entities: dict[str, Any] = {}
+        for entity in session.catalog.live():
+            access = entity.access
+            entities[entity.name] = {
+                "operations": {
+                    operation: "all" if access is None else access.scope(operation)
+                    for operation in OPERATIONS
+                },
+                "fields": {} if access is None else dict(access.levels),
+                "shared": 0 if access is None else len(access.sharing),
+            }
+        caller = permissions.caller if permissions is not None else None
+        return jsonify(
+            {
+                "id": session.user.id,
+                "username": session.user.username,
+                "admin": session.user.is_admin,
+                "roles": list(caller.roles) if caller else [],
+                "teams": list(caller.teams) if caller else [],
+                "entities": entities,
+            }
+        )
+
+
+# -- users --------------------------------------------------------------------------
+
+
+@api.get("/users")
+def get_users() -> Response:
+    _admin("manage users")
+    with platform().reading() as (connection, _):
+        return jsonify({"data": list_users(connection)})
+
+
+@api.get("/users/<username>")
+def get_user(username: str) -> Response:
+    _admin("manage users")
+    with platform().reading() as (connection, _):
+        return jsonify(user_info(connection, username))
+
+
+@api.patch("/users/<username>")
+def patch_user(username: str) -> Response:
+    """Change a user's ``roles`` (held directly) or ``attributes`` (admins)."""
+    _admin("manage users")
+    body = _json_body(exact_numbers=False)
+    if not isinstance(body, dict) or not set(body) <= {"roles", "attributes"}:
+        raise BadRequest('Send a JSON object with "roles" and/or "attributes".')
+    roles = body.get("roles")
+    attributes = body.get("attributes")
+    if roles is not None and (
+        not isinstance(roles, list) or not all(isinstance(r, str) for r in roles)
+    ):
+        raise BadRequest("roles: send a list of role names.")
+    if attributes is not None and not isinstance(attributes, dict):
+        raise BadRequest("attributes: send a JSON object.")
+    with platform().transaction() as (connection, catalog):
+        if roles is not None:
+            set_user_roles(connection, catalog, username, roles)
+        if attributes is not None:
+            set_user_attributes(connection, username, attributes)
+        return jsonify(user_info(connection, username))
+
+
+# -- teams --------------------------------------------------------------------------
+
+
+@api.get("/teams")
+def get_teams() -> Response:
+    _admin("manage teams")
+    with platform().reading() as (connection, _):
+        return jsonify({"data": list_teams(connection)})
+
+
+@api.get("/teams/<name>")
+def get_team(name: str) -> Response:
+    _admin("manage teams")
+    with platform().reading() as (connection, _):
+        return jsonify(team_info(connection, name))
+
+
+@api.post("/teams")
+def post_team() -> Response:
+    """Create a team: ``{"name", "label", "members": [...], "roles": [...]}``."""
+    _admin("manage teams")
+    body = _team_body(creating=True)
+    with platform().transaction() as (connection, catalog):
+        create_team(connection, body["name"], body.get("label"))
+        found = set_team(
+            connection,
+            catalog,
+            body["name"],
+            members=body.get("members"),
+            roles=body.get("roles"),
+        )
+    response = jsonify(found)
+    response.status_code = 201
+    return response
+
+
+@api.patch("/teams/<name>")
+def patch_team(name: str) -> Response:
+    """Replace a team's ``label``, ``members`` or ``roles`` (each when given)."""
+    _admin("manage teams")
+    body = _team_body(creating=False)
+    with platform().transaction() as (connection, catalog):
+        found = set_team(
+            connection,
+            catalog,
+            name,
+            members=body.get("members"),
+            roles=body.get("roles"),
+            label=body.get("label"),
+        )
+    return jsonify(found)
+
+
+@api.delete("/teams/<name>")
+def remove_team(name: str) -> Response:
+    _admin("manage teams")
+    with platform().transaction() as (connection, _):
+        delete_team(connection, name)
+    return Response(status=204)
+
+
+def _team_body(*, creating: bool) -> dict[str, Any]:
+    body = _json_body(exact_numbers=False)
+    allowed = {"label", "members", "roles"} | ({"name"} if creating else set())
+    if not isinstance(body, dict) or not set(body) <= allowed:
+        raise BadRequest(f"Send a JSON object with {', '.join(sorted(allowed))}.")
+    if creating and not isinstance(body.get("name"), str):
+        raise BadRequest("name: give the team's name.")
+    if "label" in body and (
+        not isinstance(body["label"], str) or not 0 < len(body["label"]) <= 200
+    ):
+        raise BadRequest("label: send text of 1 to 200 characters.")
+    for key in ("members", "roles"):
+        if key in body and (
+            not isinstance(body[key], list)
+            or not all(isinstance(item, str) for item in body[key])
+        ):
+            raise BadRequest(f"{key}: send a list of names.")
+    return body
