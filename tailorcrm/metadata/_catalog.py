@@ -77,6 +77,11 @@ class EntityDef:
             if "default" in spec
         )
 
+    def allows(self, operation: str) -> bool:
+        """Whether the caller whose view this is may do ``operation`` to any
+        record of the entity (always, in the full catalog)."""
+        return self.access is None or self.access.can(operation)
+
     def field(self, name: str) -> dict[str, Any]:
         try:
             return self.fields[name]

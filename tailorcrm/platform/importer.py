@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
-from ..errors import BadRequest, NotFound, Problem, TailorError
+from ..errors import BadRequest, Forbidden, NotFound, Problem, TailorError
 from ..metadata import INTEGER_LIMIT, Catalog, EntityDef
 from .csvio import CellError, CsvFormatError, parse_cell, read_csv
 from .metastore import hold_metadata
@@ -26,6 +26,12 @@ from .records import Actor, RecordService
 BATCH_SIZE = 1000
 _DIGITS = re.compile(r"^[0-9]{1,19}$")
 ERRORS_KEPT = 10_000
+
+
+def check_import(entity: EntityDef) -> None:
+    """:raises Forbidden: the caller may not import records of ``entity``."""
+    if not entity.allows("import"):
+        raise Forbidden(f"You may not import {entity.label} records.")
 
 
 @dataclass(frozen=True)
@@ -223,10 +229,13 @@ class Importer:
     ) -> None:
         self.connection = connection
         self.entity = catalog.entity(entity_name)
+        check_import(self.entity)
         self.computed = frozenset(catalog.rules.for_entity(entity_name).computed)
         self.service = RecordService(
             connection, catalog, actor, bypass_automation=bypass_automation
         )
+        # Rows are created and changed within the import scope as well.
+        self.service.also = "import"
         self.resolvers = {
             spec["name"]: _LookupResolver(connection, catalog.entity(spec["target"]))
             for spec in self.entity.lookups()

@@ -234,6 +234,15 @@ class RecordService:
                 break
         return found
 
+    def allows(self, entity_name: str, record_id: int, operation: str) -> bool:
+        """Whether the caller may do ``operation`` to one record they can read."""
+        entity = self.catalog.entity(entity_name)
+        try:
+            self._reachable(entity, record_id, operation)
+        except (Forbidden, NotFound):
+            return False
+        return True
+
     def _reachable(
         self, entity: EntityDef, record_id: Any, operation: str, *, lock: bool = False
     ) -> Mapping[Any, Any]:

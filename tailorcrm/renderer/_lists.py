@@ -403,6 +403,8 @@ class ListPage:
     notice: str = ""
     total_text: str = ""
     import_href: str = ""
+    #: Whether the caller may delete records of the entity (bulk delete shows).
+    can_delete: bool = True
     #: Addresses of the page before this one and of the last page, when there
     #: are such pages.
     previous_href: str | None = None

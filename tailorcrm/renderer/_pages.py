@@ -280,6 +280,9 @@ class DetailPage:
     tabs: list[Tab]
     created: Shown
     updated: Shown
+    #: Whether the caller may change or delete the record (the buttons show).
+    can_edit: bool = True
+    can_delete: bool = True
 
 
 def detail_page(
@@ -338,7 +341,11 @@ def detail_page(
                 locale=locale,
             ),
             total=rows.total,
-            new_href=links.new(child.name, {lookup: record_id}),
+            new_href=(
+                links.new(child.name, {lookup: record_id})
+                if child.allows("create")
+                else ""
+            ),
             more_href=links.list(child.name) + f"?{lookup}={record_id}",
         )
 

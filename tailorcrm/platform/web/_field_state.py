@@ -98,6 +98,19 @@ def prefill_defaults(
             values[name] = shown[name]
 
 
+def fixed_fields(session: Session, entity: EntityDef) -> frozenset[str]:
+    """Fields a form shows but never sends: those a formula or roll-up computes,
+    and those the caller's roles make read-only."""
+    computed = session.catalog.rules.for_entity(entity.name).computed
+    access = entity.access
+    locked = (
+        [name for name, level in access.levels.items() if level == "read_only"]
+        if access is not None
+        else []
+    )
+    return frozenset([*computed, *locked])
+
+
 def form_rules(
     session: Session,
     entity: EntityDef,
@@ -112,7 +125,7 @@ def form_rules(
     :param placed: the fields the form sends; the others keep their stored (or,
         on a new record, their default) values.
     """
-    computed = frozenset(session.catalog.rules.for_entity(entity.name).computed)
+    computed = fixed_fields(session, entity)
     if not has_field_state(session, entity):
         return FormRules(computed=computed) if computed else NO_FORM_RULES
     runner = _runner(session, entity)

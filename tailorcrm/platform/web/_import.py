@@ -45,7 +45,13 @@ from ...renderer import (
 )
 from .._app import Session, platform
 from ..csvio import CsvFormatError, read_csv
-from ..importer import ImportFailed, ImportReport, import_csv, match_columns
+from ..importer import (
+    ImportFailed,
+    ImportReport,
+    check_import,
+    import_csv,
+    match_columns,
+)
 from ._blueprint import web
 from ._context import LINKS, render, web_session
 from ._listing import plural
@@ -75,6 +81,7 @@ def import_page(entity_name: str) -> Response:
     """Show the upload form, or take the file and go on to its columns."""
     with web_session() as found:
         entity = found.catalog.entity(entity_name)
+        check_import(entity)
         if request.method == "GET":
             return _render(found, entity, step="upload")
         try:
@@ -101,6 +108,7 @@ def import_mapping(entity_name: str, token: str) -> Response:
         return redirect(LINKS.list(entity_name), code=303)
     with web_session() as found:
         entity = found.catalog.entity(entity_name)
+        check_import(entity)
         header, samples = _preview(path)
         actor = found.user.actor()
         computed = found.catalog.rules.for_entity(entity.name).computed

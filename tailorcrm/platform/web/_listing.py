@@ -271,9 +271,14 @@ def render_list(
         previous_href=pages.previous,
         next_href=pages.next,
         last_href=pages.last,
-        new_href=LINKS.new(entity.name),
-        export_href=LINKS.export(entity.name, _export_params(state)),
-        import_href=LINKS.import_page(entity.name),
+        new_href=LINKS.new(entity.name) if entity.allows("create") else "",
+        export_href=(
+            LINKS.export(entity.name, _export_params(state))
+            if entity.allows("export")
+            else ""
+        ),
+        import_href=LINKS.import_page(entity.name) if entity.allows("import") else "",
+        can_delete=entity.allows("delete"),
         active_filters=_chips(session, entity, state),
         clear_href=_clear_href(entity, state),
         filter_builder=_builder(session, entity, state, builder or {}),

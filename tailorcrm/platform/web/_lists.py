@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 from ...errors import Conflict, NotFound, PreconditionFailed, TailorError
 from ...metadata import EntityDef
 from .._app import Session
-from ..exporting import csv_lines, export_columns, export_records
+from ..exporting import check_export, csv_lines, export_columns, export_records
 from ..query import ListQuery, names_of, parse_list_args
 from ._blueprint import web
 from ._context import LINKS, render, web_session
@@ -102,6 +102,7 @@ def _csv_response(
     def generate() -> Iterator[str]:
         with web_session() as session:
             entity = session.catalog.entity(entity_name)
+            check_export(entity)
             query = query_of(session, entity)
             records = export_records(session.connection, entity, query)
             yield from csv_lines(export_columns(entity), records)

@@ -7,6 +7,7 @@ problems the API would answer with.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal
@@ -47,7 +48,7 @@ from ..query import (
 )
 from ._blueprint import web
 from ._context import LINKS, locale, render, web_session
-from ._field_state import form_rules, prefill_defaults, record_state
+from ._field_state import fixed_fields, form_rules, prefill_defaults, record_state
 
 RECENT_LIMIT = 10
 RELATED_ROWS = 5
@@ -215,6 +216,12 @@ def detail_page(entity_name: str, record_id: int) -> Response:
             hidden=hidden,
             shown=shown,
         )
+        service = session.records()
+        model = dataclasses.replace(
+            model,
+            can_edit=service.allows(entity_name, record_id, "edit"),
+            can_delete=service.allows(entity_name, record_id, "delete"),
+        )
         response = render(
             "detail.html",
             title=model.title,
@@ -315,7 +322,7 @@ def _placed(session: Session, entity: EntityDef) -> list[str]:
     that is read-only.
     """
     layout = session.catalog.layout(entity.name)
-    computed = session.catalog.rules.for_entity(entity.name).computed
+    computed = fixed_fields(session, entity)
     return [
         item["field"]
         for tab in layout["form"]["tabs"]
