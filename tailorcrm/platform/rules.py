@@ -35,6 +35,7 @@ from ..metadata import (
     FieldValueError,
     SectionKey,
     convert,
+    precision_scale,
 )
 from ..rules_engine import (
     EntityRules,
@@ -94,7 +95,7 @@ def coerce(spec: Mapping[str, Any], value: Any) -> Any:
 def _rounded(spec: Mapping[str, Any], value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         return value
-    scale = 0 if spec["type"] == "integer" else int(spec.get("scale", 2))
+    scale = 0 if spec["type"] == "integer" else precision_scale(dict(spec))[1]
     try:
         number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
         rounded = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
