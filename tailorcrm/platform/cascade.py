@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -141,6 +142,9 @@ class Cascade:
     # -- roll-ups ------------------------------------------------------------------
 
     def _rollups(self, changes: Sequence[Change]) -> list[Change]:
+        rules_of = self.catalog.rules.for_entity
+        if not any(rules_of(change.entity.name).rollups for change in changes):
+            return []
         recomputed: dict[str, dict[RollupRule, set[int]]] = defaultdict(
             lambda: defaultdict(set)
         )
@@ -177,13 +181,22 @@ class Cascade:
         return written
 
     def _kept_by_increments(self, rule: RollupRule) -> bool:
-        parent = self.catalog.entities.get(rule.entity)
-        child = self.catalog.entities.get(rule.child)
-        if parent is None or child is None:
-            return False
-        return _incremental(
-            rule, parent.fields.get(rule.field), child.fields.get(rule.of or "")
-        )
+        # A rule is compiled once per catalog, so its answer holds as long as it.
+        kept = _KEPT_BY_INCREMENTS.get(rule)
+        if kept is None:
+            parent = self.catalog.entities.get(rule.entity)
+            child = self.catalog.entities.get(rule.child)
+            kept = (
+                parent is not None
+                and child is not None
+                and _incremental(
+                    rule,
+                    parent.fields.get(rule.field),
+                    child.fields.get(rule.of or ""),
+                )
+            )
+            _KEPT_BY_INCREMENTS[rule] = kept
+        return kept
 
     def _blind_increments(
         self, entity: EntityDef, moved: Mapping[int, Mapping[RollupRule, Any]]
@@ -674,6 +687,10 @@ def _sql_value(
     return sa.func.coalesce(sa.func.sum(column), 0), None
 
 
+#: Whether each roll-up rule is kept by increments (see :func:`_incremental`).
+_KEPT_BY_INCREMENTS: weakref.WeakKeyDictionary[RollupRule, bool] = (
+    weakref.WeakKeyDictionary()
+)
 #: The prefix of the parameter that holds a roll-up's increment; no field name
 #: starts with an underscore.
 _DELTA = "_delta_"
