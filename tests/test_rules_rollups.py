@@ -17,7 +17,14 @@ import sqlalchemy as sa
 from tailorcrm.platform import Platform
 from tailorcrm.platform.records import SYSTEM_ACTOR
 from tests.conftest import Api
-from tests.rules_support import ACCOUNT, OPPORTUNITY, WON_TOTAL, define, rule
+from tests.rules_support import (
+    ACCOUNT,
+    OPPORTUNITY,
+    WON_TOTAL,
+    define,
+    problems,
+    rule,
+)
 
 #: The Account of the other rule tests, with more fields to roll up into.
 TALLIED_ACCOUNT = {
@@ -28,6 +35,7 @@ TALLIED_ACCOUNT = {
         {"name": "touch_total", "type": "integer", "label": "Touches"},
         {"name": "fine_total", "type": "decimal", "label": "Fine total"},
         {"name": "rough_total", "type": "integer", "label": "Rough total"},
+        {"name": "won_share", "type": "percent", "label": "Won share"},
     ],
 }
 #: The Opportunity of the other rule tests; its account is cleared when the
@@ -344,3 +352,22 @@ def test_sums_and_counts_are_kept_without_reading_the_children(
 
     assert not [s for s in statements if "FROM opportunity" in s and "sum(" in s]
     assert_kept(platform, north)
+
+
+def test_a_sum_that_outgrows_its_field_refuses_the_save(
+    platform: Platform, crm: Api
+) -> None:
+    define(crm, _rollup("won_share", "sum", of="amount"))
+    north = create(crm, "account", name="North Yard")
+    deal = create(crm, "opportunity", title="A", account=north["id"], amount="600")
+    before = stored(platform, north)
+
+    grown = crm.patch(f"/opportunity/{deal['id']}", json={"amount": "1000"})
+    added = crm.post(
+        "/opportunity", json={"title": "B", "account": north["id"], "amount": "400"}
+    )
+
+    assert (grown.status_code, added.status_code) == (422, 422)
+    assert problems(grown) == problems(added) == [("account.won_share", "rule_value")]
+    assert stored(platform, north) == before
+    assert crm.get(f"/account/{north['id']}").json["won_share"] == 600
