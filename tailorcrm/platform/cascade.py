@@ -19,16 +19,22 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from ..errors import Problem, ValidationFailed
-from ..metadata import DECIMAL_TYPES, SYSTEM_TYPES, EntityDef
+from ..metadata import (
+    DECIMAL_TYPES,
+    SYSTEM_TYPES,
+    EntityDef,
+    precision_scale,
+)
 from ..rules_engine import (
     ConditionError,
     FormulaRule,
@@ -136,33 +142,160 @@ class Cascade:
     # -- roll-ups ------------------------------------------------------------------
 
     def _rollups(self, changes: Sequence[Change]) -> list[Change]:
-        wanted: dict[str, dict[RollupRule, set[int]]] = defaultdict(
+        rules_of = self.catalog.rules.for_entity
+        if not any(rules_of(change.entity.name).rollups for change in changes):
+            return []
+        recomputed: dict[str, dict[RollupRule, set[int]]] = defaultdict(
             lambda: defaultdict(set)
+        )
+        deltas: dict[str, dict[int, dict[RollupRule, Any]]] = defaultdict(
+            lambda: defaultdict(dict)
         )
         for change in changes:
             for rule in self.catalog.rules.for_entity(change.entity.name).rollups:
-                wanted[rule.entity][rule] |= _parents(rule, change)
+                if not self._kept_by_increments(rule):
+                    recomputed[rule.entity][rule] |= _parents(rule, change)
+                    continue
+                for parent, amount in _shares(rule, change):
+                    per_rule = deltas[rule.entity][parent]
+                    per_rule[rule] = per_rule.get(rule, 0) + amount
         written = []
-        for name, rules in wanted.items():
+        for name in sorted({*recomputed, *deltas}):
             entity = self.catalog.entities.get(name)
-            ids = set().union(*rules.values())
-            if entity is None or entity.removed or not ids:
+            if entity is None or entity.removed:
                 continue
-            rows = self._lock(entity, ids)
-            values: dict[int, dict[str, Any]] = defaultdict(dict)
-            for rule, parents in rules.items():
-                found = self._aggregate(rule, parents)
-                spec = entity.fields[rule.field]
-                for parent in parents & rows.keys():
-                    value = found.get(parent, EMPTY_ROLLUP[rule.function])
-                    try:
-                        values[parent][rule.field] = fit(spec, value)
-                    except RuleValueError as error:
-                        raise _rule_failed(
-                            rule.name, entity, rule.field, error
-                        ) from None
-            written += self.system_update(entity, rows, values, {})
+            moved = {
+                parent: {rule: amount for rule, amount in per_rule.items() if amount}
+                for parent, per_rule in deltas.get(name, {}).items()
+            }
+            moved = {parent: per_rule for parent, per_rule in moved.items() if per_rule}
+            rules = {
+                rule: parents
+                for rule, parents in recomputed.get(name, {}).items()
+                if parents
+            }
+            if not rules and self._blind_increments(entity, moved):
+                written += self._add(entity, moved)
+            else:
+                written += self._recompute(entity, rules, moved)
         return written
+
+    def _kept_by_increments(self, rule: RollupRule) -> bool:
+        # A rule is compiled once per catalog, so its answer holds as long as it.
+        kept = _KEPT_BY_INCREMENTS.get(rule)
+        if kept is None:
+            parent = self.catalog.entities.get(rule.entity)
+            child = self.catalog.entities.get(rule.child)
+            kept = (
+                parent is not None
+                and child is not None
+                and _incremental(
+                    rule,
+                    parent.fields.get(rule.field),
+                    child.fields.get(rule.of or ""),
+                )
+            )
+            _KEPT_BY_INCREMENTS[rule] = kept
+        return kept
+
+    def _blind_increments(
+        self, entity: EntityDef, moved: Mapping[int, Mapping[RollupRule, Any]]
+    ) -> bool:
+        """Whether increments may be added without reading the parents first.
+
+        The parents' rows before the change are then pieced together from the rows
+        after it; that is exact for their fields and version, but not for
+        ``updated_at``. So automations on update (which read ``$prior``),
+        formulas that read the roll-ups (computed from the row before writing it)
+        and roll-ups over the parents that read ``updated_at`` need the rows read
+        first.
+        """
+        rules = self.catalog.rules.for_entity(entity.name)
+        fields = {rule.field for per_rule in moved.values() for rule in per_rule}
+        return not (
+            any("update" in automation.triggers for automation in rules.automations)
+            or any(fields & formula.expression.reads for formula in rules.formulas)
+            or any("updated_at" in rollup.reads for rollup in rules.rollups)
+        )
+
+    def _add(
+        self, entity: EntityDef, moved: Mapping[int, Mapping[RollupRule, Any]]
+    ) -> list[Change]:
+        """Add each parent's increments with one statement, and return the changes.
+
+        The statement reads no child and no parent: it adds to the stored value
+        under the row lock that the update itself takes, so concurrent saves of
+        children add up on PostgreSQL too.
+        """
+        sqlite = is_sqlite(self.connection)
+        written = []
+        for parent in sorted(moved):
+            per_rule = moved[parent]
+            fields = tuple(
+                sorted(
+                    (rule.field, _scale(entity.fields[rule.field])) for rule in per_rule
+                )
+            )
+            parameters: dict[str, Any] = {_RECORD_ID: parent, "updated_at": utcnow()}
+            for rule, amount in per_rule.items():
+                scale = _scale(entity.fields[rule.field])
+                parameters[_DELTA + rule.field] = (
+                    int(amount * 10**scale) if sqlite and scale is not None else amount
+                )
+            statement = _increment(entity.table, fields, sqlite=sqlite)
+            try:
+                row = self.connection.execute(statement, parameters).mappings().first()
+            except sa.exc.DataError:
+                # PostgreSQL refuses a sum that its numeric column cannot hold.
+                rule = next(iter(per_rule))
+                error = RuleValueError("The total is too large for the field.")
+                raise _rule_failed(rule.name, entity, rule.field, error) from None
+            if row is None:
+                continue
+            after = dict(row)
+            before = {**after, "version": after["version"] - 1, "updated_at": None}
+            for rule, amount in per_rule.items():
+                try:
+                    fit(entity.fields[rule.field], after[rule.field])
+                except RuleValueError as error:
+                    raise _rule_failed(rule.name, entity, rule.field, error) from None
+                before[rule.field] = after[rule.field] - amount
+            written.append(Change(entity, "update", before, after))
+        return written
+
+    def _recompute(
+        self,
+        entity: EntityDef,
+        rules: Mapping[RollupRule, set[int]],
+        moved: Mapping[int, Mapping[RollupRule, Any]],
+    ) -> list[Change]:
+        """Lock and read the parents, aggregate the roll-ups kept by recomputation,
+        add the increments of the others to the values read, and write."""
+        ids = set(moved).union(*rules.values())
+        if not ids:
+            return []
+        rows = self._lock(entity, ids)
+        values: dict[int, dict[str, Any]] = defaultdict(dict)
+        for rule, parents in rules.items():
+            found = self._aggregate(rule, parents)
+            spec = entity.fields[rule.field]
+            for parent in parents & rows.keys():
+                value = found.get(parent, EMPTY_ROLLUP[rule.function])
+                try:
+                    values[parent][rule.field] = fit(spec, value)
+                except RuleValueError as error:
+                    raise _rule_failed(rule.name, entity, rule.field, error) from None
+        for parent, per_rule in moved.items():
+            if parent not in rows:
+                continue
+            for rule, amount in per_rule.items():
+                spec = entity.fields[rule.field]
+                stored = rows[parent][rule.field]
+                try:
+                    values[parent][rule.field] = fit(spec, (stored or 0) + amount)
+                except RuleValueError as error:
+                    raise _rule_failed(rule.name, entity, rule.field, error) from None
+        return self.system_update(entity, rows, values, {})
 
     def _lock(self, entity: EntityDef, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """The parents' rows, locked so that concurrent saves add up one by one.
@@ -181,9 +314,10 @@ class Cascade:
 
     def _aggregate(self, rule: RollupRule, parents: set[int]) -> dict[int, Any]:
         child = self.catalog.entity(rule.child)
+        of = child.fields.get(rule.of or "")
         shape = _Shape(
             tuple((name, spec["type"]) for name, spec in child.fields.items()),
-            int(child.fields.get(rule.of or "", {}).get("scale", 2)),
+            max(_scale(of) or 0, 0) if of is not None else 0,
             is_sqlite(self.connection),
             len(parents) == 1,
         )
@@ -442,6 +576,36 @@ def _system_update(table: sa.Table) -> sa.Update:
 
 
 @functools.lru_cache(maxsize=1024)
+def _increment(
+    table: sa.Table, fields: tuple[tuple[str, int | None], ...], *, sqlite: bool
+) -> sa.Update:
+    """Add the increments bound as ``_delta_<field>`` to the fields of one record,
+    bump its version, and return the row after.
+
+    ``fields`` pairs each field with its scale (None for whole numbers). SQLite
+    keeps decimals as binary floats, so there the addition is made in whole units
+    of the scale (the increment is bound in them too) and divided back: the
+    stored float is then the one nearest the exact sum, as when a sum is written.
+    """
+    values: dict[str, Any] = {"version": table.c.version + 1}
+    for name, scale in fields:
+        column = table.c[name]
+        stored = sa.func.coalesce(column, 0)
+        if sqlite and scale is not None:
+            units = sa.cast(sa.func.round(stored * 10**scale), sa.BigInteger)
+            added = units + sa.bindparam(_DELTA + name, type_=sa.BigInteger)
+            values[name] = sa.cast(added, sa.Float) / sa.literal(float(10**scale))
+        else:
+            values[name] = stored + sa.bindparam(_DELTA + name, type_=column.type)
+    return (
+        table.update()
+        .where(table.c.id == sa.bindparam(_RECORD_ID))
+        .values(values)
+        .returning(*table.c)
+    )
+
+
+@functools.lru_cache(maxsize=1024)
 def _reads_context(rule: RollupRule) -> bool:
     return rule.condition is not None and reads_context(rule.condition.source)
 
@@ -516,8 +680,92 @@ def _sql_value(
         # SQLite keeps decimals as binary floats; adding them as whole units of
         # the field's scale keeps the sum exact.
         units = sa.func.round(column * (10**shape.scale))
-        return sa.func.sum(sa.cast(units, sa.BigInteger)), shape.scale
-    return sa.func.sum(column), None
+        total = sa.func.sum(sa.cast(units, sa.BigInteger))
+        return sa.func.coalesce(total, 0), shape.scale
+    # Blank values add nothing: children that all have none sum to 0, as no
+    # children do (and as increments keep it).
+    return sa.func.coalesce(sa.func.sum(column), 0), None
+
+
+#: Whether each roll-up rule is kept by increments (see :func:`_incremental`).
+_KEPT_BY_INCREMENTS: weakref.WeakKeyDictionary[RollupRule, bool] = (
+    weakref.WeakKeyDictionary()
+)
+#: The prefix of the parameter that holds a roll-up's increment; no field name
+#: starts with an underscore.
+_DELTA = "_delta_"
+
+
+def _incremental(
+    rule: RollupRule,
+    parent: Mapping[str, Any] | None,
+    child: Mapping[str, Any] | None,
+) -> bool:
+    """Whether the roll-up may be kept by adding each change's increment.
+
+    Sums and counts only: a minimum or maximum cannot give back a value that
+    leaves. Not when the condition reads ``$user`` or the clock, whose value
+    differs from save to save; and not when the parent's field keeps fewer
+    decimals than the child's, where rounding each increment would drift from
+    rounding the sum.
+    """
+    if rule.function not in ("count", "sum") or _reads_context(rule):
+        return False
+    if parent is None or _scale(parent) == -1:
+        return False
+    if rule.function == "count" or rule.of is None:
+        return True
+    if child is None or _scale(child) == -1:
+        return False
+    child_scale = _scale(child) or 0
+    return (_scale(parent) or 0) >= child_scale and (
+        child_scale == 0 or parent["type"] in DECIMAL_TYPES
+    )
+
+
+def _scale(spec: Mapping[str, Any]) -> int | None:
+    """The decimals a number field keeps; None for whole numbers, -1 for the
+    types that are not numbers."""
+    if spec["type"] == "integer":
+        return None
+    if spec["type"] in DECIMAL_TYPES:
+        return precision_scale(dict(spec))[1]
+    return -1
+
+
+def _shares(rule: RollupRule, change: Change) -> list[tuple[int, Any]]:
+    """How much one change of a child moves each parent's sum or count: its old
+    share taken away, its new share added (both are none where the child did not
+    count)."""
+    spec = change.entity.fields.get(rule.of or "")
+    scale = _scale(spec) if spec is not None else None
+    found = []
+    for row, sign in ((change.before, -1), (change.after, 1)):
+        share = _share(rule, row, scale)
+        if share is not None:
+            found.append((share[0], sign * share[1]))
+    return found
+
+
+def _share(
+    rule: RollupRule, row: Mapping[str, Any] | None, scale: int | None
+) -> tuple[int, Any] | None:
+    if row is None or row.get(rule.lookup) is None:
+        return None
+    if rule.condition is not None and not truthy(rule.condition(row)):
+        return None
+    parent = int(row[rule.lookup])
+    if rule.function == "count" or rule.of is None:
+        return parent, 1
+    value = row.get(rule.of)
+    if value is None:
+        # A blank adds nothing, as in the aggregate.
+        return parent, 0
+    if scale is None:
+        return parent, int(value)
+    # The value as the database keeps it: rounded to the field's scale.
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    return parent, number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
 
 
 def _parents(rule: RollupRule, change: Change) -> set[int]:

@@ -35,6 +35,7 @@ from ..metadata import (
     FieldValueError,
     SectionKey,
     convert,
+    precision_scale,
 )
 from ..rules_engine import (
     EntityRules,
@@ -94,7 +95,7 @@ def coerce(spec: Mapping[str, Any], value: Any) -> Any:
 def _rounded(spec: Mapping[str, Any], value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         return value
-    scale = 0 if spec["type"] == "integer" else int(spec.get("scale", 2))
+    scale = 0 if spec["type"] == "integer" else precision_scale(dict(spec))[1]
     try:
         number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
         rounded = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
@@ -439,6 +440,7 @@ class RecordRules:
         """Formulas and validation of a change; formula results join ``values``."""
         merged = {**current, **values}
         written = {name for name, value in values.items() if current.get(name) != value}
+        self._follow_only(written)
         self.load_related([merged, current])
         data = self.data(merged, prior=current)
         problems = self.formulas(merged, data, dirty=set(written))
@@ -448,6 +450,33 @@ class RecordRules:
         prior = {**data["$prior"], "$user": self.user, "$now": self.now}
         problems += self.validate(data, prior=prior, written=written)
         return problems
+
+    def _follow_only(self, written: set[str]) -> None:
+        """Load on an update only the related records whose fields rules will read.
+
+        Validation, field-state and section conditions run on every save; a
+        formula runs when one of its inputs changed (see :meth:`formulas`), so
+        the formulas that may run are found from the fields written. A lookup
+        that nothing which may run reads through reads as ``{"id": ...}``; one
+        that changed is always loaded, so that a reference to no record reads as
+        null, as on a create.
+        """
+        through = set(self.rules.checked_through)
+        through |= {
+            name.split(".", 1)[0] for name in self.sections.reads if "." in name
+        }
+        dirty = set(written)
+        for rule in self.rules.formulas:
+            if _reads_dirty(rule, dirty):
+                dirty.add(rule.field)
+                through |= {
+                    n.split(".", 1)[0] for n in rule.expression.reads if "." in n
+                }
+        self.related_reads = {
+            lookup: fields
+            for lookup, fields in self.related_reads.items()
+            if lookup in written or lookup in through
+        }
 
     # -- recomputing ---------------------------------------------------------------
 

@@ -61,6 +61,9 @@ class EntityRules:
     computed: Mapping[str, Rule] = field(default_factory=dict)
     #: For each lookup, the related record's fields that the rules read.
     related_reads: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: The lookups through which validation and field-state rules read fields:
+    #: they run on every save, where a formula runs when its inputs change.
+    checked_through: frozenset[str] = frozenset()
 
     @property
     def on_records(self) -> bool:
@@ -354,10 +357,13 @@ def _entity_rules(
         for key in ("validation", "default", "formula", "field_state", "automation")
         for rule in kinds.get(key, [])
     ]
+    checked: set[str] = set()
     for rule in own:
         for expression in expressions_of(rule):
             for lookup, reads in _related(expression.reads).items():
                 related[lookup] |= reads
+                if isinstance(rule, (ValidationRule, FieldStateRule)):
+                    checked.add(lookup)
     return EntityRules(
         entity=entity,
         validations=tuple(kinds.get("validation", [])),
@@ -370,6 +376,7 @@ def _entity_rules(
         dependents=_merge_dependents(kinds.get("dependents", [])),
         computed=computed,
         related_reads={lookup: frozenset(reads) for lookup, reads in related.items()},
+        checked_through=frozenset(checked),
     )
 
 

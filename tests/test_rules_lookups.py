@@ -1,0 +1,127 @@
+"""What rules read through lookups on an update: a related record is loaded when a
+rule that runs reads one of its fields, and not otherwise.
+
+Every test runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tailorcrm.platform import Platform
+from tests.conftest import Api
+from tests.rules_support import ACCOUNT, OPPORTUNITY, define, problems, rule
+
+#: Reads the account's name, and the title, which changes on its own.
+LABEL = rule(
+    "label",
+    "opportunity",
+    "formula",
+    field="next_step",
+    expression={"cat": [{"var": "title"}, " for ", {"var": "account.name"}]},
+)
+#: Reads the account's industry on every save.
+NO_ENERGY = rule(
+    "no_energy",
+    "opportunity",
+    "validation",
+    condition={"==": [{"var": "account.industry"}, "energy"]},
+    message="Energy accounts are handled elsewhere.",
+    field="account",
+)
+#: Reads the account whole: it is there or not.
+WON_NEEDS_ACCOUNT = rule(
+    "won_needs_account",
+    "opportunity",
+    "validation",
+    condition={
+        "and": [{"==": [{"var": "stage"}, "won"]}, {"is_blank": {"var": "account"}}]
+    },
+    message="A won opportunity belongs to an account.",
+    field="account",
+)
+
+
+@pytest.fixture
+def crm(api: Api) -> Api:
+    define(api, ACCOUNT, OPPORTUNITY)
+    return api
+
+
+def create(api: Api, entity: str, **values: Any) -> dict[str, Any]:
+    response = api.post(f"/{entity}", json=values)
+    assert response.status_code == 201, response.json
+    record: dict[str, Any] = response.json
+    return record
+
+
+def account_reads(platform: Platform, save: Any) -> int:
+    """How many statements ``save`` runs that read the account table."""
+    found: list[str] = []
+
+    def seen(*args: Any) -> None:
+        if args[2].lstrip().startswith("SELECT") and "FROM account" in args[2]:
+            found.append(args[2])
+
+    sa.event.listen(platform.engine, "before_cursor_execute", seen)
+    try:
+        save()
+    finally:
+        sa.event.remove(platform.engine, "before_cursor_execute", seen)
+    return len(found)
+
+
+def test_a_formula_that_runs_on_an_update_reads_the_related_record(
+    crm: Api,
+) -> None:
+    define(crm, LABEL)
+    account = create(crm, "account", name="Harbour Mill")
+    deal = create(crm, "opportunity", title="Cranes", account=account["id"])
+
+    changed = crm.patch(f"/opportunity/{deal['id']}", json={"title": "Gantries"})
+
+    assert changed.json["next_step"] == "Gantries for Harbour Mill"
+
+
+def test_a_validation_reads_the_related_record_on_every_update(crm: Api) -> None:
+    define(crm, NO_ENERGY)
+    account = create(crm, "account", name="Harbour Mill", industry="retail")
+    deal = create(crm, "opportunity", title="Cranes", account=account["id"])
+    crm.patch(f"/account/{account['id']}", json={"industry": "energy"})
+
+    refused = crm.patch(f"/opportunity/{deal['id']}", json={"title": "Gantries"})
+
+    assert refused.status_code == 422
+    assert problems(refused) == [("account", "rule")]
+
+
+def test_an_update_that_reads_no_related_field_does_not_load_the_record(
+    platform: Platform, crm: Api
+) -> None:
+    define(crm, LABEL, WON_NEEDS_ACCOUNT)
+    account = create(crm, "account", name="Harbour Mill")
+    deal = create(crm, "opportunity", title="Cranes", account=account["id"])
+    path = f"/opportunity/{deal['id']}"
+
+    won = account_reads(platform, lambda: crm.patch(path, json={"stage": "won"}))
+    crm.patch(path, json={"account": None, "stage": "lost"})
+    refused = crm.patch(path, json={"stage": "won"})
+
+    assert won == 0
+    assert crm.get(path).json["next_step"] == "Cranes for "
+    assert problems(refused) == [("account", "rule")]
+
+
+def test_a_changed_lookup_to_no_record_reads_as_null(crm: Api) -> None:
+    define(crm, LABEL, WON_NEEDS_ACCOUNT)
+    account = create(crm, "account", name="Harbour Mill")
+    deal = create(crm, "opportunity", title="Cranes", account=account["id"])
+
+    refused = crm.patch(
+        f"/opportunity/{deal['id']}", json={"account": 999_999, "stage": "won"}
+    )
+
+    assert sorted(problems(refused)) == [("account", "not_found"), ("account", "rule")]

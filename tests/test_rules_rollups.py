@@ -1,0 +1,373 @@
+"""Roll-ups kept by increments: after every kind of change of a child, the stored
+sums and counts equal a full recomputation over the children.
+
+Sums and counts are kept by adding each change's increment to the parent; minimum
+and maximum, and parents whose own rules read the roll-up first, by reading the
+parent. Every test runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tailorcrm.platform import Platform
+from tailorcrm.platform.records import SYSTEM_ACTOR
+from tests.conftest import Api
+from tests.rules_support import (
+    ACCOUNT,
+    OPPORTUNITY,
+    WON_TOTAL,
+    define,
+    problems,
+    rule,
+)
+
+#: The Account of the other rule tests, with more fields to roll up into.
+TALLIED_ACCOUNT = {
+    **ACCOUNT,
+    "fields": [
+        *ACCOUNT["fields"],
+        {"name": "deal_count", "type": "integer", "label": "Deals"},
+        {"name": "touch_total", "type": "integer", "label": "Touches"},
+        {"name": "fine_total", "type": "decimal", "label": "Fine total"},
+        {"name": "rough_total", "type": "integer", "label": "Rough total"},
+        {"name": "won_share", "type": "percent", "label": "Won share"},
+    ],
+}
+#: The Opportunity of the other rule tests; its account is cleared when the
+#: account is deleted, and it has an amount with four decimals.
+TALLIED_OPPORTUNITY = {
+    **OPPORTUNITY,
+    "fields": [
+        *(
+            {**spec, "on_delete": "set_null"} if spec["name"] == "account" else spec
+            for spec in OPPORTUNITY["fields"]
+        ),
+        {"name": "fine_amount", "type": "decimal", "label": "Fine amount"},
+    ],
+}
+
+
+def _rollup(name: str, function: str, **parts: Any) -> dict[str, Any]:
+    return rule(
+        name,
+        "account",
+        "rollup",
+        field=name,
+        relation={"entity": "opportunity", "lookup": "account"},
+        function=function,
+        **parts,
+    )
+
+
+WON_COUNT = _rollup("won_count", "count", condition={"==": [{"var": "stage"}, "won"]})
+DEAL_COUNT = _rollup("deal_count", "count")
+TOUCH_TOTAL = _rollup("touch_total", "sum", of="touches")
+#: Four decimals into a field that keeps four: kept by increments.
+FINE_TOTAL = _rollup("fine_total", "sum", of="fine_amount")
+#: Four decimals into a whole number: each increment would be rounded, so this
+#: one is recomputed.
+ROUGH_TOTAL = _rollup("rough_total", "sum", of="fine_amount")
+LAST_CLOSE = _rollup("last_close", "max", of="close_date")
+KEPT = (WON_TOTAL, WON_COUNT, DEAL_COUNT, TOUCH_TOTAL, FINE_TOTAL, ROUGH_TOTAL)
+FIELDS = ("won_total", "won_count", "deal_count", "touch_total", "fine_total")
+
+
+@pytest.fixture
+def crm(api: Api) -> Api:
+    define(api, TALLIED_ACCOUNT, TALLIED_OPPORTUNITY, *KEPT)
+    return api
+
+
+def create(api: Api, entity: str, **values: Any) -> dict[str, Any]:
+    response = api.post(f"/{entity}", json=values)
+    assert response.status_code == 201, response.json
+    record: dict[str, Any] = response.json
+    return record
+
+
+def change(api: Api, deal: dict[str, Any], **values: Any) -> None:
+    response = api.patch(f"/opportunity/{deal['id']}", json=values)
+    assert response.status_code == 200, response.json
+
+
+def stored(platform: Platform, account: dict[str, Any]) -> dict[str, Any]:
+    """The account's roll-up fields as stored."""
+    with platform.reading() as (connection, catalog):
+        table = catalog.entity("account").table
+        row = connection.execute(
+            sa.select(table).where(table.c.id == account["id"])
+        ).mappings()
+        found = dict(row.one())
+    return {name: found[name] for name in (*FIELDS, "rough_total", "last_close")}
+
+
+def recomputed(platform: Platform, account: dict[str, Any]) -> dict[str, Any]:
+    """The same fields computed afresh from the account's stored children."""
+    with platform.reading() as (connection, catalog):
+        table = catalog.entity("opportunity").table
+        rows = connection.execute(
+            sa.select(table).where(table.c.account == account["id"])
+        ).mappings()
+        deals = [dict(row) for row in rows]
+    won = [deal for deal in deals if deal["stage"] == "won"]
+    fine = sum((deal["fine_amount"] or 0 for deal in deals), Decimal(0))
+    closes = [deal["close_date"] for deal in deals if deal["close_date"] is not None]
+    return {
+        "won_total": sum((deal["amount"] or 0 for deal in won), Decimal(0)),
+        "won_count": len(won),
+        "deal_count": len(deals),
+        "touch_total": sum(deal["touches"] or 0 for deal in deals),
+        "fine_total": fine,
+        "rough_total": int(fine.quantize(Decimal(1), rounding="ROUND_HALF_UP")),
+        "last_close": max(closes, default=None),
+    }
+
+
+def assert_kept(platform: Platform, *accounts: dict[str, Any]) -> None:
+    for account in accounts:
+        assert stored(platform, account) == recomputed(platform, account)
+
+
+def test_a_create_adds_to_sums_and_counts(platform: Platform, crm: Api) -> None:
+    north = create(crm, "account", name="North Yard")
+
+    create(crm, "opportunity", title="A", account=north["id"], stage="won",
+           amount="0.1", touches=3, fine_amount="0.0001")  # fmt: skip
+    create(crm, "opportunity", title="B", account=north["id"], stage="won",
+           amount="0.2", touches=None, fine_amount="1.2345")  # fmt: skip
+    create(crm, "opportunity", title="C", account=north["id"], amount="7")
+    create(crm, "opportunity", title="D")
+
+    assert_kept(platform, north)
+    assert stored(platform, north)["won_total"] == Decimal("0.3")
+    assert stored(platform, north)["fine_total"] == Decimal("1.2346")
+    # Stored as a sum is: a list filter finds the exact value.
+    found = crm.get("/account?won_total=0.3&fine_total=1.2346").json["data"]
+    assert [account["id"] for account in found] == [north["id"]]
+
+
+def test_an_update_of_the_summed_field_moves_the_sum(
+    platform: Platform, crm: Api
+) -> None:
+    north = create(crm, "account", name="North Yard")
+    deal = create(crm, "opportunity", title="A", account=north["id"], stage="won",
+                  amount="10.10", touches=2, fine_amount="0.5")  # fmt: skip
+
+    change(crm, deal, amount="0.07", touches=5, fine_amount="-3.1415")
+    after_change = stored(platform, north)
+    change(crm, deal, title="Renamed")
+
+    assert after_change == recomputed(platform, north)
+    assert stored(platform, north) == after_change
+
+
+@pytest.mark.parametrize(
+    ("first", "then"), [("won", "lost"), ("lost", "won"), ("won", "won")]
+)
+def test_a_condition_that_flips_adds_or_takes_away_the_child(
+    platform: Platform, crm: Api, first: str, then: str
+) -> None:
+    north = create(crm, "account", name="North Yard")
+    create(crm, "opportunity", title="Stays", account=north["id"], stage="won",
+           amount="100")  # fmt: skip
+    deal = create(crm, "opportunity", title="A", account=north["id"], stage=first,
+                  amount="2.5", loss_reason="Price")  # fmt: skip
+
+    change(crm, deal, stage=then, amount="4.25")
+
+    assert_kept(platform, north)
+
+
+def test_a_child_moved_to_another_parent_leaves_one_and_joins_the_other(
+    platform: Platform, crm: Api
+) -> None:
+    north = create(crm, "account", name="North Yard")
+    south = create(crm, "account", name="South Yard")
+    deal = create(crm, "opportunity", title="A", account=north["id"], stage="won",
+                  amount="12.34", touches=4, fine_amount="0.0007")  # fmt: skip
+    create(crm, "opportunity", title="B", account=north["id"], stage="won",
+           amount="1")  # fmt: skip
+
+    change(crm, deal, account=south["id"])
+    after_move = [stored(platform, north), stored(platform, south)]
+    assert_kept(platform, north, south)
+    change(crm, deal, account=None, amount="99")
+    assert_kept(platform, north, south)
+    change(crm, deal, account=north["id"], stage="lost", loss_reason="Late")
+    assert_kept(platform, north, south)
+
+    assert after_move[1]["won_total"] == Decimal("12.34")
+
+
+def test_a_deleted_child_is_taken_away(platform: Platform, crm: Api) -> None:
+    north = create(crm, "account", name="North Yard")
+    deals = [
+        create(crm, "opportunity", title=f"D{n}", account=north["id"], stage="won",
+               amount=f"{n}.5", touches=n, fine_amount=f"0.{n}")
+        for n in range(1, 4)
+    ]  # fmt: skip
+
+    for deal in deals:
+        assert crm.delete(f"/opportunity/{deal['id']}").status_code == 204
+        assert_kept(platform, north)
+
+    assert stored(platform, north)["won_total"] == 0
+
+
+def test_blank_values_add_nothing_and_a_sum_of_blanks_is_zero(
+    platform: Platform, crm: Api
+) -> None:
+    north = create(crm, "account", name="North Yard")
+    deal = create(crm, "opportunity", title="A", account=north["id"], stage="won")
+    only_blanks = stored(platform, north)
+
+    change(crm, deal, amount="5.55", touches=1)
+    assert_kept(platform, north)
+    change(crm, deal, amount=None, touches=None, fine_amount="2")
+    assert_kept(platform, north)
+    change(crm, deal, fine_amount=None)
+
+    assert_kept(platform, north)
+    assert (only_blanks["won_total"], only_blanks["touch_total"]) == (0, 0)
+    assert (only_blanks["won_count"], only_blanks["deal_count"]) == (1, 1)
+    assert stored(platform, north) == only_blanks
+
+
+def test_a_deleted_parent_leaves_its_children_to_count_elsewhere(
+    platform: Platform, crm: Api
+) -> None:
+    north = create(crm, "account", name="North Yard")
+    south = create(crm, "account", name="South Yard")
+    deal = create(crm, "opportunity", title="A", account=north["id"], stage="won",
+                  amount="8", touches=2)  # fmt: skip
+
+    assert crm.delete(f"/account/{north['id']}").status_code == 204
+    change(crm, deal, amount="9")
+    change(crm, deal, account=south["id"])
+
+    assert_kept(platform, south)
+    assert stored(platform, south)["won_total"] == 9
+
+
+def test_one_batch_adds_up_many_children_of_each_parent(
+    platform: Platform, crm: Api
+) -> None:
+    north = create(crm, "account", name="North Yard")
+    south = create(crm, "account", name="South Yard")
+    rows = [
+        {"title": f"D{n}", "account": (north, south)[n % 2]["id"],
+         "stage": "won" if n % 3 else "lost", "loss_reason": "Price",
+         "amount": Decimal(n) / 4, "touches": n if n % 4 else None}
+        for n in range(30)
+    ]  # fmt: skip
+
+    with platform.records(SYSTEM_ACTOR) as service:
+        service.create_many("opportunity", rows)
+
+    assert_kept(platform, north, south)
+
+
+def test_an_automation_that_changes_the_child_in_the_same_save_is_counted(
+    platform: Platform, crm: Api
+) -> None:
+    doubled = rule(
+        "double_won", "opportunity", "automation", trigger="create",
+        condition={"==": [{"var": "stage"}, "won"]},
+        actions=[{"type": "set_field", "field": "amount",
+                  "expression": {"*": [{"var": "amount"}, 2]}}],
+    )  # fmt: skip
+    define(crm, doubled)
+    north = create(crm, "account", name="North Yard")
+
+    create(crm, "opportunity", title="A", account=north["id"], stage="won",
+           amount="3.3")  # fmt: skip
+
+    assert_kept(platform, north)
+    assert stored(platform, north)["won_total"] == Decimal("6.6")
+
+
+def test_parents_whose_rules_read_the_rollup_still_run_them(
+    platform: Platform, crm: Api
+) -> None:
+    tier = rule(
+        "account_tier", "account", "formula", field="tier",
+        expression={"if": [{">": [{"var": "won_total"}, 100]}, "gold", "standard"]},
+    )  # fmt: skip
+    noted = rule(
+        "note_big_accounts", "account", "automation", trigger="update",
+        condition={"changed": "tier"},
+        actions=[{"type": "set_field", "field": "notes",
+                  "expression": {"cat": ["Now ", {"var": "tier"}]}}],
+    )  # fmt: skip
+    define(crm, tier, noted, LAST_CLOSE)
+    north = create(crm, "account", name="North Yard")
+    deal = create(crm, "opportunity", title="A", account=north["id"], stage="won",
+                  amount="60", close_date="2026-02-01")  # fmt: skip
+
+    create(crm, "opportunity", title="B", account=north["id"], stage="won",
+           amount="50", close_date="2026-04-01")  # fmt: skip
+    gold = crm.get(f"/account/{north['id']}").json
+    change(crm, deal, stage="lost", loss_reason="Price")
+
+    assert (gold["tier"], gold["notes"]) == ("gold", "Now gold")
+    assert_kept(platform, north)
+    after = crm.get(f"/account/{north['id']}").json
+    assert (after["tier"], after["notes"]) == ("standard", "Now standard")
+
+
+def test_a_kept_rollup_bumps_the_parents_version_once_per_save(
+    platform: Platform, crm: Api
+) -> None:
+    north = create(crm, "account", name="North Yard")
+    deal = create(crm, "opportunity", title="A", account=north["id"], stage="won",
+                  amount="1")  # fmt: skip
+    version = crm.get(f"/account/{north['id']}").json["version"]
+
+    change(crm, deal, amount="2", touches=1)
+    change(crm, deal, title="Same amount")
+
+    assert crm.get(f"/account/{north['id']}").json["version"] == version + 1
+
+
+def test_sums_and_counts_are_kept_without_reading_the_children(
+    platform: Platform, crm: Api
+) -> None:
+    north = create(crm, "account", name="North Yard")
+    deal = create(crm, "opportunity", title="A", account=north["id"], amount="1")
+    statements: list[str] = []
+
+    def seen(*args: Any) -> None:
+        statements.append(args[2])
+
+    sa.event.listen(platform.engine, "before_cursor_execute", seen)
+    try:
+        change(crm, deal, stage="won", amount="2", touches=3)
+    finally:
+        sa.event.remove(platform.engine, "before_cursor_execute", seen)
+
+    assert not [s for s in statements if "FROM opportunity" in s and "sum(" in s]
+    assert_kept(platform, north)
+
+
+def test_a_sum_that_outgrows_its_field_refuses_the_save(
+    platform: Platform, crm: Api
+) -> None:
+    define(crm, _rollup("won_share", "sum", of="amount"))
+    north = create(crm, "account", name="North Yard")
+    deal = create(crm, "opportunity", title="A", account=north["id"], amount="600")
+    before = stored(platform, north)
+
+    grown = crm.patch(f"/opportunity/{deal['id']}", json={"amount": "1000"})
+    added = crm.post(
+        "/opportunity", json={"title": "B", "account": north["id"], "amount": "400"}
+    )
+
+    assert (grown.status_code, added.status_code) == (422, 422)
+    assert problems(grown) == problems(added) == [("account.won_share", "rule_value")]
+    assert stored(platform, north) == before
+    assert crm.get(f"/account/{north['id']}").json["won_share"] == 600
