@@ -26,8 +26,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tailorcrm.platform import Platform, create_app
-from tailorcrm.platform.access import create_team, set_team, set_user_attributes
-from tailorcrm.platform.access import set_user_roles
+from tailorcrm.platform.access import (
+    create_team,
+    set_team,
+    set_user_attributes,
+    set_user_roles,
+)
 from tailorcrm.platform.auth import create_token, create_user
 from tailorcrm.rules_engine import evaluate
 from tests.conftest import POSTGRES_URL, SALES_PACK, Api, load_pack
@@ -119,9 +123,7 @@ def _wider(one: str, other: str) -> str:
     return one if _RANK[one] >= _RANK[other] else other
 
 
-def expected_access(
-    documents: list[Mapping[str, Any]], entity: str
-) -> Expected:
+def expected_access(documents: list[Mapping[str, Any]], entity: str) -> Expected:
     """Add up role documents for one entity, as the role schema describes it."""
     scopes = dict.fromkeys(OPERATIONS, "none")
     readers: list[Mapping[str, str]] = []
@@ -183,7 +185,9 @@ class Person:
         return False
 
 
-def shared(expected: Expected, person: Person, record: Mapping[str, Any], *access: str) -> bool:
+def shared(
+    expected: Expected, person: Person, record: Mapping[str, Any], *access: str
+) -> bool:
     data = {**record, "$user": person.user_data()}
     return any(
         wanted in access and bool(evaluate(condition, data))
@@ -318,7 +322,9 @@ class World:
                     found[value] = f"{entity}.{name} is hidden"
         return found
 
-    def sample(self, entity: str, owner: str, **extra: Any) -> tuple[str, dict[str, Any]]:
+    def sample(
+        self, entity: str, owner: str, **extra: Any
+    ) -> tuple[str, dict[str, Any]]:
         token = self.next_token()
         data = {
             key: value.format(o=owner, t=token) if isinstance(value, str) else value
@@ -341,7 +347,9 @@ def sign_in_as(app: Flask, platform: Platform, username: str) -> Browser:
     return Browser(client, platform)
 
 
-def add_user(platform: Platform, username: str, *, admin: bool = False) -> tuple[int, str]:
+def add_user(
+    platform: Platform, username: str, *, admin: bool = False
+) -> tuple[int, str]:
     """Create a user with the test password; return its id and an API token."""
     with platform.engine.begin() as connection:
         user = create_user(connection, username, PASSWORD, is_admin=admin)
@@ -385,7 +393,9 @@ def build_world(app: Flask) -> World:
             set_user_attributes(connection, person.username, person.attributes)
     for person in people.values():
         person.teammates = {
-            other.id for other in people.values() if set(other.teams) & set(person.teams)
+            other.id
+            for other in people.values()
+            if set(other.teams) & set(person.teams)
         }
     world = World(
         app,
@@ -438,7 +448,9 @@ def _seed(world: World, owners: list[str | None]) -> None:
                 if entity == "account":
                     data["country"] = country
                     if ids["account"]:
-                        data["parent_account"] = ids["account"][number % len(ids["account"])]
+                        data["parent_account"] = ids["account"][
+                            number % len(ids["account"])
+                        ]
                 for name, spec in fields.items():
                     if name in hidden.get(entity, ()):
                         value = sentinel(entity, name, spec["type"], number)
@@ -454,7 +466,9 @@ def _seed(world: World, owners: list[str | None]) -> None:
                 world.tokens[entity][record["id"]] = token
 
 
-def _link(data: dict[str, Any], entity: str, ids: Mapping[str, list[int]], n: int) -> None:
+def _link(
+    data: dict[str, Any], entity: str, ids: Mapping[str, list[int]], n: int
+) -> None:
     """Point a record's lookups at earlier records, spread over their owners."""
     targets = {
         "contact": {"account": "account"},

@@ -7,6 +7,7 @@ as it does for an id no record has: same status, same body shape.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -53,20 +54,17 @@ def world(
 def _shape(response: Any) -> tuple[int, Any]:
     """A response's status and body with every number blanked out."""
     if response.is_json:
-        body = response.json
-        if isinstance(body, dict):
-            body = {
-                key: _NUMBERS.sub("N", value) if isinstance(value, str) else value
-                for key, value in body.items()
-            }
-        return response.status_code, body
+        body = json.dumps(response.json, sort_keys=True)
+        return response.status_code, _NUMBERS.sub("N", body)
     text = response.get_data(as_text=True)
     # The CSRF token of a page changes with every page.
     text = re.sub(r'name="csrf_token" value="[^"]+"', "", text)
     return response.status_code, _NUMBERS.sub("N", text)
 
 
-def _answers(world: World, username: str, entity: str, record_id: int) -> dict[str, Any]:
+def _answers(
+    world: World, username: str, entity: str, record_id: int
+) -> dict[str, Any]:
     """Every endpoint that takes a record id, asked about ``record_id``."""
     api = world.api_for(username)
     browser = world.browsers[username]
@@ -94,7 +92,9 @@ def test_ids_out_of_reach_answer_404_like_missing_ids(
         pytest.skip(f"{role} reads every {entity}")
 
     missing = _answers(world, username, entity, MISSING)
-    guessed = {record_id: _answers(world, username, entity, record_id) for record_id in hidden}
+    guessed = {
+        record_id: _answers(world, username, entity, record_id) for record_id in hidden
+    }
 
     statuses = {name: status for name, (status, _) in missing.items()}
     assert statuses == dict.fromkeys(missing, 404), f"[{role} × {entity}] missing id"
@@ -135,7 +135,7 @@ def test_lookup_values_out_of_reach_answer_like_missing_ids(
 
     for (name, record_id), (guessed, missing) in answers.items():
         assert guessed == missing, f"[{role} × {entity}] filter {name}={record_id}"
-        assert guessed[1]["data"] == [], f"[{role} × {entity}] filter {name}"
+        assert json.loads(guessed[1])["data"] == [], f"[{role} × {entity}] {name}"
 
 
 @pytest.mark.parametrize("role", ROLES)

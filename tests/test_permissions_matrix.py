@@ -20,7 +20,6 @@ from tests.conftest import POSTGRES_URL, SALES_PACK
 from tests.permissions_support import (
     EDITABLE,
     NO_ROLE,
-    OPERATIONS,
     World,
     all_ids,
     build_world,
@@ -40,7 +39,11 @@ ROLES = [*pack_roles(), NO_ROLE]
 ENTITIES = sorted(
     path.stem for path in SALES_PACK.glob("*.json") if path.name != "pack.json"
 )
-MATRIX = [pytest.param(role, entity, id=f"{role}-{entity}") for role in ROLES for entity in ENTITIES]
+MATRIX = [
+    pytest.param(role, entity, id=f"{role}-{entity}")
+    for role in ROLES
+    for entity in ENTITIES
+]
 SYSTEM_KEYS = {"id", "created_at", "updated_at", "created_by", "owner_id", "version"}
 _RELATED = re.compile(r'<div class="related" id="related-([a-z_]+)-([a-z_]+)"')
 _TOTAL = re.compile(r'(?:<span class="count">|<p class="related-count muted">)(\d+)')
@@ -175,7 +178,9 @@ def test_web_list_search_and_lookup_match_the_role(
     browser = world.browsers[username]
     expected = world.expected(username, entity)
     visible = world.visible(username, entity)
-    owners = {p.username: p.id for p in world.people.values()} | {"nobody": world.admin_id}
+    owners = {p.username: p.id for p in world.people.values()} | {
+        "nobody": world.admin_id
+    }
 
     listing = browser.get(f"/app/{entity}")
     searched = browser.get(f"/app/{entity}?q=Zephyr")
@@ -246,9 +251,7 @@ def test_detail_pages_and_related_lists_match_the_role(
     browser = world.browsers[username]
     expected = world.expected(username, entity)
     visible = world.visible(username, entity)
-    labels = {
-        name: spec["label"] for name, spec in world.entity_fields(entity).items()
-    }
+    labels = {name: spec["label"] for name, spec in world.entity_fields(entity).items()}
 
     pages = {
         record["id"]: browser.get(f"/app/{entity}/{record['id']}")
@@ -259,7 +262,9 @@ def test_detail_pages_and_related_lists_match_the_role(
     assert statuses == {
         record_id: 200 if record_id in visible else 404 for record_id in pages
     }, _where(role, entity, "detail")
-    texts = {record_id: pages[record_id].get_data(as_text=True) for record_id in visible}
+    texts = {
+        record_id: pages[record_id].get_data(as_text=True) for record_id in visible
+    }
     for record_id, text in texts.items():
         for name in expected.hidden():
             assert f">{labels[name]}<" not in text, _where(role, entity, f"{name}")
@@ -286,7 +291,12 @@ def _related_lists(page: str) -> Iterator[tuple[str, str, set[int], int]]:
         child, lookup = start.group(1), start.group(2)
         total = _TOTAL.search(chunk)
         rows = re.findall(rf'class="row-link" href="/app/{child}/(\d+)"', chunk)
-        yield child, lookup, {int(r) for r in rows}, int(total.group(1)) if total else -1
+        yield (
+            child,
+            lookup,
+            {int(r) for r in rows},
+            int(total.group(1)) if total else -1,
+        )
 
 
 # -- export and import -----------------------------------------------------------------
@@ -308,7 +318,9 @@ def test_export_matches_the_role(world: World, role: str, entity: str) -> None:
         return
     assert response.status_code == 200, _where(role, entity, "export")
     header, rows = csv_rows(response.get_data(as_text=True))
-    fields = [name for name in world.entity_fields(entity) if name not in expected.hidden()]
+    fields = [
+        name for name in world.entity_fields(entity) if name not in expected.hidden()
+    ]
     assert header == ["id", *fields, "created_at", "updated_at", "owner_id"]
     wanted = {
         record["id"]
@@ -318,7 +330,9 @@ def test_export_matches_the_role(world: World, role: str, entity: str) -> None:
     assert sorted(int(row["id"]) for row in rows) == sorted(wanted), _where(
         role, entity, "export rows"
     )
-    _no_leaks(world, username, _where(role, entity, "export"), response.get_data(as_text=True))
+    _no_leaks(
+        world, username, _where(role, entity, "export"), response.get_data(as_text=True)
+    )
 
 
 @pytest.mark.parametrize(("role", "entity"), MATRIX)
@@ -437,7 +451,11 @@ def disposable(world: World) -> Iterator[dict[str, list[dict[str, Any]]]]:
         copies = []
         for record in world.records[entity]:
             owner = next(
-                (p.username for p in world.people.values() if p.id == record["owner_id"]),
+                (
+                    p.username
+                    for p in world.people.values()
+                    if p.id == record["owner_id"]
+                ),
                 "nobody",
             )
             data = _new_data(world, entity, owner)
@@ -474,13 +492,17 @@ def test_edit_and_delete_follow_their_scopes(
     }
     deletes = {r["id"]: api.delete(f"/{entity}/{r['id']}").status_code for r in copies}
 
-    assert edits == {
-        r["id"]: outcome(expected, person, r, "edit") for r in copies
-    }, _where(role, entity, "edit")
+    assert edits == {r["id"]: outcome(expected, person, r, "edit") for r in copies}, (
+        _where(role, entity, "edit")
+    )
     assert deletes == {
         r["id"]: outcome(expected, person, r, "delete") for r in copies
     }, _where(role, entity, "delete")
-    gone = {r["id"] for r in copies if world.admin.get(f"/{entity}/{r['id']}").status_code == 404}
+    gone = {
+        r["id"]
+        for r in copies
+        if world.admin.get(f"/{entity}/{r['id']}").status_code == 404
+    }
     assert gone == {r for r, status in deletes.items() if status == 204}
 
 
@@ -492,9 +514,7 @@ def test_edit_refuses_hidden_and_changed_read_only_fields_by_name(
     api = world.api_for(username)
     expected = world.expected(username, entity)
     person = world.people[username]
-    editable = [
-        r for r in disposable(entity) if may(expected, person, r, "edit")
-    ]
+    editable = [r for r in disposable(entity) if may(expected, person, r, "edit")]
     restricted = sorted(expected.levels)
     if not expected.readable or not editable or not restricted:
         pytest.skip("the role edits no record with restricted fields here")
@@ -532,7 +552,10 @@ def test_the_matrix_covers_every_entity_the_roles_name() -> None:
     named = {
         entity
         for document in pack_roles().values()
-        for entity in [*document["entities"], *(r["entity"] for r in document.get("sharing", []))]
+        for entity in [
+            *document["entities"],
+            *(r["entity"] for r in document.get("sharing", [])),
+        ]
     }
 
     assert named <= set(ENTITIES)

@@ -157,14 +157,15 @@ def test_roles_add_up_to_the_widest_scope_and_the_most_open_field(
         "export": "all",
     }
     # Email and phone are hidden by the auditor but open to the rep; both hide
-    # the birthdate; the auditor leaves the opportunity's ERP code open.
+    # the birthdate; the auditor leaves the opportunity's ERP code and
+    # probability open, which the rep hides and makes read-only.
     assert contact.status_code == 200
     assert {"email", "phone"} <= set(contact.json)
     assert "birthdate" not in contact.json
     assert opportunity.status_code == 200
     assert "erp_code" in opportunity.json
     assert me["entities"]["contact"]["fields"] == {"birthdate": "hidden"}
-    assert me["entities"]["opportunity"]["fields"] == {"probability": "read_only"}
+    assert me["entities"]["opportunity"]["fields"] == {}
 
 
 def test_a_team_role_adds_to_the_members_roles(world: World) -> None:
@@ -178,7 +179,9 @@ def test_a_team_role_adds_to_the_members_roles(world: World) -> None:
     north = {p.id for p in world.people.values() if "north" in p.teams}
     assert before == 404
     assert given.status_code == 200, given.json
-    assert leads == {r["id"] for r in world.records["sales_lead"] if r["owner_id"] in north}
+    assert leads == {
+        r["id"] for r in world.records["sales_lead"] if r["owner_id"] in north
+    }
     assert lost.status_code == 200
     assert after == 404
 
@@ -313,6 +316,6 @@ def test_only_administrators_change_roles_and_read_users(
     assert answers == [403] * 7
     assert world.admin.get("/meta/roles/sneaky").status_code == 404
     assert world.admin.get("/meta/roles/sales_rep").json is not None
-    assert world.api_for(username).get("/me").json["roles"] == world.people[
-        username
-    ].roles
+    assert (
+        world.api_for(username).get("/me").json["roles"] == world.people[username].roles
+    )

@@ -125,10 +125,11 @@ class EntityAccess:
         if clause is None:
             return None
         wanted = {"read": ("read", "edit"), "edit": ("edit",)}.get(operation, ())
+        user = self._user
         shared = [
-            sharing_clause(self._full(), condition, self._user, now=now)
+            sharing_clause(self._full(), condition, user, now=now)
             for access, condition in self.sharing
-            if access in wanted
+            if access in wanted and _user_has_all(user, condition)
         ]
         if not shared:
             return clause
@@ -159,6 +160,37 @@ class EntityAccess:
         if self.full is None:
             raise LookupError(f"the access to {self.entity} belongs to no catalog")
         return self.full
+
+
+def _user_has_all(user: Mapping[str, Any], condition: Any) -> bool:
+    """Whether the caller has every ``$user`` value a sharing condition reads.
+
+    A rule such as "region equals $user.region" opens nothing to a user without a
+    region: otherwise null would equal the blank region of every record.
+    """
+    for name in _user_reads(condition):
+        value = user.get(name)
+        if value is None or value == "" or value == []:
+            return False
+    return True
+
+
+def _user_reads(node: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, list):
+        for item in node:
+            found |= _user_reads(item)
+    elif isinstance(node, dict):
+        for operator, operand in node.items():
+            path = operand[0] if isinstance(operand, list) and operand else operand
+            if (
+                operator == "var"
+                and isinstance(path, str)
+                and path.startswith("$user.")
+            ):
+                found.add(path.split(".")[1])
+            found |= _user_reads(operand)
+    return found
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import Conflict, NotFound, Problem, ValidationFailed
-from ..metadata import Caller, Catalog, permissions_for, restrict
+from ..metadata import ID_TYPE, Caller, Catalog, permissions_for, restrict
 from ..metadata._access import RESERVED_USER_KEYS
 from .db import (
     team_members,
@@ -40,15 +40,15 @@ _CALLER_QUERY = sa.union_all(
     sa.select(
         sa.literal("role").label("kind"),
         user_roles.c.role.label("name"),
-        sa.null().label("number"),
+        sa.cast(sa.null(), ID_TYPE).label("number"),
     ).where(user_roles.c.user_id == _me),
-    sa.select(sa.literal("role"), team_roles.c.role, sa.null())
+    sa.select(sa.literal("role"), team_roles.c.role, sa.cast(sa.null(), ID_TYPE))
     .select_from(team_roles.join(_m1, _m1.c.team_id == team_roles.c.team_id))
     .where(_m1.c.user_id == _me),
-    sa.select(sa.literal("team"), teams.c.name, sa.null())
+    sa.select(sa.literal("team"), teams.c.name, sa.cast(sa.null(), ID_TYPE))
     .select_from(teams.join(_m1, _m1.c.team_id == teams.c.id))
     .where(_m1.c.user_id == _me),
-    sa.select(sa.literal("mate"), sa.null(), _m2.c.user_id)
+    sa.select(sa.literal("mate"), sa.cast(sa.null(), sa.String(100)), _m2.c.user_id)
     .select_from(_m1.join(_m2, _m1.c.team_id == _m2.c.team_id))
     .where(_m1.c.user_id == _me),
 )

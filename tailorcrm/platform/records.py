@@ -251,9 +251,17 @@ class RecordService:
         :raises NotFound: no such record, or the caller may not even read it.
         :raises Forbidden: the caller may read it but not do ``operation``.
         """
-        access = self._may(entity, operation)
+        self.view.entity(entity.name)
+        access = self.access(entity.name)
         if access is None:
             return self._row(entity, record_id, lock=lock)
+        readable = access.where("read", entity.table)
+        if not access.can(operation) or (
+            self.also is not None and not access.can(self.also)
+        ):
+            # Whether the record exists is not told to whoever may not read it.
+            self._row(entity, record_id, where=[] if readable is None else [readable])
+            self._may(entity, operation)
         clauses = [access.where(operation, entity.table)]
         if self.also is not None:
             clauses.append(access.where(self.also, entity.table))
@@ -263,7 +271,6 @@ class RecordService:
         except NotFound:
             if operation == "read":
                 raise
-            readable = access.where("read", entity.table)
             self._row(entity, record_id, where=[] if readable is None else [readable])
             verb = _VERBS.get(operation, operation)
             raise Forbidden(f"You may not {verb} this {entity.label}.") from None
@@ -699,7 +706,18 @@ class RecordService:
                 continue
             target = self.catalog.entity(spec["target"])
             found: set[Any] = set()
-            if known is not None:
+            access = self.access(target.name)
+            if access is not None:
+                # Only records the caller may read can be pointed at; the others
+                # answer as if they did not exist.
+                clause = access.where("read", target.table)
+                statement = sa.select(target.table.c.id).where(
+                    target.table.c.id.in_(list(wanted)),
+                    *([] if clause is None else [clause]),
+                )
+                found = set(self.connection.execute(statement).scalars())
+                wanted = set()
+            elif known is not None:
                 seen = {value: known(target.name, value) for value in wanted}
                 found = {value for value, stored in seen.items() if stored}
                 wanted = {value for value, stored in seen.items() if stored is None}
@@ -849,6 +867,12 @@ def _check_version(
 def _raise_for(problems: list[Problem]) -> None:
     if not problems:
         return
+    refused = [problem for problem in problems if problem.code == "forbidden_owner"]
+    if refused:
+        raise Forbidden(
+            "You may not give the record to that owner; nothing was saved.",
+            problems=refused,
+        )
     if all(problem.code == "unique" for problem in problems):
         raise Conflict(
             "A record with the same value already exists.", problems=problems
