@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import Conflict, NotFound, Problem, ValidationFailed
-from ..metadata import Caller, Catalog, permissions_for, restrict
+from ..metadata import ID_TYPE, Caller, Catalog, permissions_for, restrict
 from ..metadata._access import RESERVED_USER_KEYS
 from .db import (
     team_members,
@@ -34,18 +34,21 @@ NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 _m1 = team_members.alias("m1")
 _m2 = team_members.alias("m2")
 _me: sa.BindParameter[int] = sa.bindparam("user_id")
+# PostgreSQL types a union's column from its first branches: bare NULLs there
+# would become text, which the teammates' ids cannot join.
+_NO_NUMBER = sa.cast(sa.null(), ID_TYPE)
 # The roles held directly and through teams, the teams, and every teammate, in
 # one statement.
 _CALLER_QUERY = sa.union_all(
     sa.select(
         sa.literal("role").label("kind"),
         user_roles.c.role.label("name"),
-        sa.null().label("number"),
+        _NO_NUMBER.label("number"),
     ).where(user_roles.c.user_id == _me),
-    sa.select(sa.literal("role"), team_roles.c.role, sa.null())
+    sa.select(sa.literal("role"), team_roles.c.role, _NO_NUMBER)
     .select_from(team_roles.join(_m1, _m1.c.team_id == team_roles.c.team_id))
     .where(_m1.c.user_id == _me),
-    sa.select(sa.literal("team"), teams.c.name, sa.null())
+    sa.select(sa.literal("team"), teams.c.name, _NO_NUMBER)
     .select_from(teams.join(_m1, _m1.c.team_id == teams.c.id))
     .where(_m1.c.user_id == _me),
     sa.select(sa.literal("mate"), sa.null(), _m2.c.user_id)
