@@ -92,6 +92,8 @@ class Result:
     target: str
     met: bool
     details: list[str] = field(default_factory=list)
+    #: The benchmark could not run here (``reference`` or ``details`` say why).
+    skipped: bool = False
 
 
 def median(values: Sequence[float]) -> float:

@@ -271,3 +271,24 @@ def test_a_condition_with_problems_does_not_compile(condition: Any) -> None:
     with pytest.raises(ConditionError) as excinfo:
         compile_condition(condition)
     assert (excinfo.value.path, excinfo.value.code) == codes[0]
+
+
+@pytest.mark.parametrize(
+    ("condition", "plain", "sharing"),
+    [
+        ({"==": [{"var": "name"}, {"var": "$user.region"}]}, ["unknown_field"], []),
+        ({"in": ["east", {"var": "$user.teams"}]}, ["unknown_field"], []),
+        ({"var": "$user.admin"}, ["unknown_field"], ["unknown_field"]),
+        ({"var": "$user.region.code"}, ["unknown_field"], ["unknown_field"]),
+        ({"var": "$user.Region"}, ["unknown_field"], ["unknown_field"]),
+    ],
+)
+def test_user_attributes_and_teams_are_known_only_where_the_caller_offers_them(
+    condition: Any, plain: list[str], sharing: list[str]
+) -> None:
+    def codes(**options: bool) -> list[str]:
+        found = check_condition(condition, fields=FIELDS, **options)
+        return [problem.code for problem in found]
+
+    assert codes() == plain
+    assert codes(user_attributes=True) == sharing

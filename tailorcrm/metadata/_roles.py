@@ -152,7 +152,7 @@ def _condition_problems(
     name: Any, at: str, rule: Mapping[str, Any], entity: EntityDef
 ) -> list[Problem]:
     types = {**SYSTEM_FIELD_TYPES, **field_types(entity)}
-    found = check_condition(rule["condition"], fields=types)
+    found = check_condition(rule["condition"], fields=types, user_attributes=True)
     if found:
         return [
             Problem(

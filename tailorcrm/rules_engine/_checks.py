@@ -32,15 +32,17 @@ FIELD_KINDS: dict[str, str] = {
     "lookup": "record",
 }
 
-#: What ``$user`` offers to conditions; any other name is one of the user's
-#: attributes (a region, say), which administrators set per user.
+#: What ``$user`` offers to conditions.
 USER_KINDS: dict[str, str] = {
     "id": "number",
     "username": "text",
     "roles": "list",
-    "teams": "list",
 }
-_ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+#: What ``$user`` also offers where the caller's teams and attributes are known
+#: (sharing rules). Attributes are data, set per user, so any name of theirs is
+#: accepted; ``admin`` is the platform's and never an attribute.
+_USER_TEAMS = {"teams": "list"}
+_ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 
 _TEXT = frozenset({"text"})
 _TEMPORAL = frozenset({"date", "datetime"})
@@ -116,6 +118,7 @@ def check_condition(
     fields: Mapping[str, str],
     relations: Mapping[str, Mapping[str, str]] | None = None,
     allow_prior: bool = False,
+    user_attributes: bool = False,
 ) -> list[ConditionProblem]:
     """Every problem :func:`compile_condition` or the fields would find, in order.
 
@@ -125,13 +128,19 @@ def check_condition(
         types, so that ``account.industry`` can be checked.
     :param allow_prior: whether the rule runs on updates, where ``changed``,
         ``prior`` and ``$prior`` have a previous value to read.
+    :param user_attributes: whether ``$user`` also holds the caller's ``teams``
+        and attributes (``$user.region``), as it does in sharing rules.
     :returns: problems with codes ``unknown_operator``, ``invalid_arguments``,
         ``invalid_unit``, ``invalid_pattern``, ``unknown_field``,
         ``unknown_relation``, ``wrong_type``, ``prior_not_available``,
         ``too_deep`` and ``too_large``; empty when the condition is fine.
     """
     return analyze_condition(
-        condition, fields=fields, relations=relations, allow_prior=allow_prior
+        condition,
+        fields=fields,
+        relations=relations,
+        allow_prior=allow_prior,
+        user_attributes=user_attributes,
     ).problems
 
 
@@ -141,13 +150,14 @@ def analyze_condition(
     fields: Mapping[str, str],
     relations: Mapping[str, Mapping[str, str]] | None = None,
     allow_prior: bool = False,
+    user_attributes: bool = False,
 ) -> ConditionAnalysis:
     """Check ``condition`` as :func:`check_condition` does, and say what it reads.
 
     Rules use the answer to know which related records to load, which fields a
     formula depends on, and whether a formula can fill its field.
     """
-    checker = _Checker(fields, relations or {}, allow_prior)
+    checker = _Checker(fields, relations or {}, allow_prior, user_attributes)
     size = condition_size(condition)
     if size > MAX_SIZE:
         checker.report(
@@ -173,10 +183,12 @@ class _Checker:
         fields: Mapping[str, str],
         relations: Mapping[str, Mapping[str, str]],
         allow_prior: bool,
+        user_attributes: bool = False,
     ) -> None:
         self.fields = fields
         self.relations = relations
         self.allow_prior = allow_prior
+        self.user_attributes = user_attributes
         self.problems: list[ConditionProblem] = []
         self.too_deep = False
         self.reads: set[str] = set()
@@ -398,17 +410,7 @@ class _Checker:
         if head == "$user":
             if not rest:
                 return "object"
-            if rest[0] in USER_KINDS and len(rest) == 1:
-                return USER_KINDS[rest[0]]
-            if len(rest) == 1 and _ATTRIBUTE.match(rest[0]):
-                return "any"
-            self.report(
-                path,
-                "unknown_field",
-                f"$user has {', '.join(sorted(USER_KINDS))} and the user's "
-                f"attributes (lower-case names), not {'.'.join(rest)!r}.",
-            )
-            return "any"
+            return self.user_kind(rest, path)
         if head == "$prior":
             if not self.allow_prior:
                 self.report(
@@ -420,6 +422,22 @@ class _Checker:
             self.reads.add(".".join(rest))
             return self.field_kind(rest, path, self.fields, {})
         self.report(path, "unknown_field", f"There is no value named {head!r}.")
+        return "any"
+
+    def user_kind(self, rest: list[str], path: str) -> str:
+        name = rest[0] if len(rest) == 1 else ""
+        if name in USER_KINDS:
+            return USER_KINDS[name]
+        if self.user_attributes:
+            if name in _USER_TEAMS:
+                return _USER_TEAMS[name]
+            if name != "admin" and _ATTRIBUTE_NAME.match(name):
+                return "any"
+            offered = ", ".join(sorted({*USER_KINDS, *_USER_TEAMS}))
+            message = f"$user has {offered} and the user's attributes"
+        else:
+            message = f"$user has {', '.join(sorted(USER_KINDS))}"
+        self.report(path, "unknown_field", f"{message}, not {'.'.join(rest)!r}.")
         return "any"
 
     def field_kind(

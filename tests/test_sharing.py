@@ -1,0 +1,62 @@
+"""Sharing rules open records to the holders of a role, through the user's data."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from tailorcrm.platform import Platform
+from tailorcrm.platform.access import set_user_attributes, set_user_roles
+from tailorcrm.platform.auth import create_token, create_user
+from tests.conftest import Api
+
+DEAL = {
+    "name": "deal",
+    "label": "Deal",
+    "display_field": "title",
+    "fields": [
+        {"name": "title", "type": "text", "label": "Title", "required": True},
+        {"name": "region", "type": "text", "label": "Region"},
+    ],
+}
+REGIONAL = {
+    "kind": "role",
+    "name": "regional",
+    "label": "Regional seller",
+    "entities": {"deal": {"read": "own"}},
+    "sharing": [
+        {
+            "name": "same_region",
+            "entity": "deal",
+            "access": "read",
+            "condition": {"==": [{"var": "region"}, {"var": "$user.region"}]},
+        }
+    ],
+}
+
+
+def test_sharing_rule_on_a_user_attribute_opens_that_region_only(
+    app: Flask, platform: Platform, api: Api
+) -> None:
+    assert api.put("/meta/entities/deal", json=DEAL).status_code == 201
+    for title, region in [
+        ("North 1", "north"),
+        ("South 1", "south"),
+        ("North 2", "north"),
+    ]:
+        created = api.post("/deal", json={"title": title, "region": region})
+        assert created.status_code == 201, created.json
+    platform.store.apply([("", REGIONAL)], actor="test")
+    with platform.transaction() as (connection, catalog):
+        seller = create_user(connection, "seller", "seller-password")
+        token = create_token(connection, seller)
+        set_user_roles(connection, catalog, "seller", ["regional"])
+        set_user_attributes(connection, "seller", {"region": "north"})
+
+    response = Api(app.test_client(), token).get("/deal?sort=title&count=true")
+
+    assert response.status_code == 200, response.json
+    assert [record["title"] for record in response.json["data"]] == [
+        "North 1",
+        "North 2",
+    ]
+    assert response.json["count"] == 2
