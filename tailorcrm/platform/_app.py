@@ -134,7 +134,7 @@ class Platform:
                     idle_since=policy.idle_since(now),
                 )
                 catalog = self.catalogs.get(connection, revision=caller.revision)
-                yield Session(connection, catalog, caller.user)
+                yield Session(connection, catalog, caller.user, via="web")
         # After the transaction: a second writer inside a write transaction would
         # wait for the first one's lock on SQLite.
         if policy.needs_touch(caller.last_seen_at, now):
@@ -170,6 +170,8 @@ class Session:
     scopes: frozenset[str] = ALL_SCOPES
     #: The API token that authenticated the request, if one did.
     token_id: int | None = None
+    #: The path the request's saves come by in the field history.
+    via: str = "api"
 
     def records(self, *, bypass_automation: bool = False) -> RecordService:
         """The record service for this request's user.
@@ -186,6 +188,7 @@ class Session:
             self.catalog,
             self.user.actor(),
             bypass_automation=bypass_automation,
+            via=self.via,
         )
 
 

@@ -225,7 +225,11 @@ class Importer:
         self.entity = catalog.entity(entity_name)
         self.computed = frozenset(catalog.rules.for_entity(entity_name).computed)
         self.service = RecordService(
-            connection, catalog, actor, bypass_automation=bypass_automation
+            connection,
+            catalog,
+            actor,
+            bypass_automation=bypass_automation,
+            via="import",
         )
         self.resolvers = {
             spec["name"]: _LookupResolver(connection, catalog.entity(spec["target"]))
