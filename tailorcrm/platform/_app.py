@@ -219,7 +219,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     :param config: overrides of the ``TAILORCRM_*`` settings, e.g.
         ``{"database_url": "sqlite:///crm.db"}``.
     """
-    from . import api_auth, api_rules  # noqa: F401  (add their routes to the blueprint)
+    from . import (  # noqa: F401  (add their routes to the blueprint)
+        api_auth,
+        api_history,
+        api_rules,
+    )
     from .api import api
     from .web import init_web
 

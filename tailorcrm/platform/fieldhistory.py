@@ -256,7 +256,7 @@ def read_history(
         str(spec["id"]): name for name, spec in entity.fields.items() if "id" in spec
     }
     table = field_history
-    kept = [table.c.field.is_(None)]
+    kept: list[sa.ColumnElement[bool]] = [table.c.field.is_(None)]
     if OWNER in allowed:
         kept.append(sa.and_(table.c.field == OWNER, table.c.field_id.is_(None)))
     shown = [key for key, name in ids.items() if name in allowed]
@@ -285,7 +285,7 @@ def read_history(
 
 
 def _entry(
-    row: Mapping[str, Any],
+    row: Mapping[Any, Any],
     entity: EntityDef,
     ids: Mapping[str, str],
     allowed: Collection[str],
