@@ -96,6 +96,9 @@ def record_changed(
             }
         )
     if found:
+        # Read newest first, the fields of one save then come in the order the
+        # entity lists them.
+        found.reverse()
         service.connection.execute(field_history.insert(), found)
 
 
