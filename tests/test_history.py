@@ -6,6 +6,7 @@ Every test runs on SQLite and on PostgreSQL (the ``database_url`` fixture behind
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from typing import Any
 
@@ -156,12 +157,24 @@ def test_an_import_notes_one_row_per_new_record_and_each_changed_field(
         ("create", None, None, None, "api", "admin"),
     ]
     with platform.engine.connect() as connection:
-        created = connection.execute(
-            sa.select(field_history.c.kind, field_history.c.field)
+        noted = connection.execute(
+            sa.select(
+                field_history.c.kind,
+                field_history.c.field,
+                field_history.c.user_id,
+                field_history.c.username,
+            )
             .where(field_history.c.via == "import")
             .order_by(field_history.c.id)
         ).all()
-    assert created == [("update", "stage"), ("create", None), ("create", None)]
+        times = connection.execute(sa.select(field_history.c.at)).scalars().all()
+    user_id = first["created_by"]
+    assert noted == [
+        ("update", "stage", user_id, "admin"),
+        ("create", None, user_id, "admin"),
+        ("create", None, user_id, "admin"),
+    ]
+    assert all(isinstance(at, dt.datetime) for at in times)
 
 
 def test_a_save_made_by_an_automation_is_noted_as_automation(crm: Api) -> None:
