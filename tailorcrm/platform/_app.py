@@ -138,7 +138,7 @@ class Platform:
                 )
                 catalog = self.catalogs.get(connection, revision=caller.revision)
                 view, user = self._view(connection, catalog, caller.user)
-                yield Session(connection, view, user)
+                yield Session(connection, view, user, via="web")
         # After the transaction: a second writer inside a write transaction would
         # wait for the first one's lock on SQLite.
         if policy.needs_touch(caller.last_seen_at, now):
@@ -187,6 +187,8 @@ class Session:
     scopes: frozenset[str] = ALL_SCOPES
     #: The API token that authenticated the request, if one did.
     token_id: int | None = None
+    #: The path the request's saves come by in the field history.
+    via: str = "api"
 
     @property
     def full_catalog(self) -> Catalog:
@@ -208,6 +210,7 @@ class Session:
             self.catalog,
             self.user.actor(),
             bypass_automation=bypass_automation,
+            via=self.via,
         )
 
 
@@ -238,7 +241,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     :param config: overrides of the ``TAILORCRM_*`` settings, e.g.
         ``{"database_url": "sqlite:///crm.db"}``.
     """
-    from . import api_access, api_auth, api_rules  # noqa: F401  (add their routes to the blueprint)
+    from . import (  # noqa: F401  (add their routes to the blueprint)
+        api_access,
+        api_auth,
+        api_history,
+        api_rules,
+    )
     from .api import api
     from .web import init_web
 

@@ -46,6 +46,7 @@ from ..rules_engine import (
 )
 from .automation import run_automations
 from .db import is_sqlite, utcnow
+from .fieldhistory import records_recomputed
 from .rules import (
     EMPTY_ROLLUP,
     EVERYTHING,
@@ -99,6 +100,8 @@ class Cascade:
         self.service = service
         self.connection = service.connection
         self.catalog = service.catalog
+        #: The path recomputed values come by in the field history.
+        self.via = "rule"
 
     def _rules(self, entity: EntityDef) -> RecordRules:
         return RecordRules(
@@ -229,6 +232,7 @@ class Cascade:
         """
         sqlite = is_sqlite(self.connection)
         written = []
+        noted: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for parent in sorted(moved):
             per_rule = moved[parent]
             fields = tuple(
@@ -261,6 +265,8 @@ class Cascade:
                     raise _rule_failed(rule.name, entity, rule.field, error) from None
                 before[rule.field] = after[rule.field] - amount
             written.append(Change(entity, "update", before, after))
+            noted.append((before, {rule.field: after[rule.field] for rule in per_rule}))
+        records_recomputed(self.service, entity, noted, via=self.via)
         return written
 
     def _recompute(
@@ -449,6 +455,7 @@ class Cascade:
         rules.load_related(rows.values())
         statement = _system_update(entity.table)
         written = []
+        noted = []
         for record_id, row in rows.items():
             merged = {**row, **values.get(record_id, {})}
             marks = set(dirty.get(record_id, ())) | {
@@ -477,6 +484,8 @@ class Cascade:
             )
             after = {**merged, "updated_at": now, "version": row["version"] + 1}
             written.append(Change(entity, "update", row, after))
+            noted.append((row, changes))
+        records_recomputed(self.service, entity, noted, via=self.via)
         return written
 
     def refill(self, entity: EntityDef, rules: Sequence[Rule]) -> None:
@@ -484,7 +493,9 @@ class Cascade:
 
         Runs when such a rule is added or changed, a chunk of records at a time;
         what the new values feed is recomputed in turn. Automations do not run.
+        The field history notes these values as written by the system.
         """
+        self.via = "system"
         rollups = [rule for rule in rules if isinstance(rule, RollupRule)]
         formulas = any(isinstance(rule, FormulaRule) for rule in rules)
         table = entity.table

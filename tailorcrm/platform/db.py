@@ -215,6 +215,29 @@ recent_records = sa.Table(
     sa.Column("viewed_at", sa.DateTime(), nullable=False),
 )
 
+# What changed in each record, field by field: written by the record service in
+# the save's transaction (see fieldhistory.py). ``field_id`` is the field's
+# immutable id, so a renamed field keeps its history; ``field`` is the name it
+# had then. A creation or deletion is one row with no field, whatever the
+# number of fields. Values are in their JSON form, SQL NULL for "no value".
+field_history = sa.Table(
+    "tc_field_history",
+    system_metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("entity", sa.String(100), nullable=False),
+    sa.Column("record_id", ID_TYPE, nullable=False),
+    sa.Column("at", sa.DateTime(), nullable=False),
+    sa.Column("user_id", ID_TYPE, nullable=True),
+    sa.Column("username", sa.String(150), nullable=False),
+    sa.Column("via", sa.String(20), nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("field", sa.String(100), nullable=True),
+    sa.Column("field_id", sa.String(100), nullable=True),
+    sa.Column("old", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("new", sa.JSON(none_as_null=True), nullable=True),
+    sa.Index("ix_tc_field_history_record", "entity", "record_id", "id"),
+)
+
 
 SQLITE_BEGIN = "tailorcrm_sqlite_begin"
 READ_ONLY = {SQLITE_BEGIN: "DEFERRED"}

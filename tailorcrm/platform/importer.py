@@ -232,7 +232,11 @@ class Importer:
         check_import(self.entity)
         self.computed = frozenset(catalog.rules.for_entity(entity_name).computed)
         self.service = RecordService(
-            connection, catalog, actor, bypass_automation=bypass_automation
+            connection,
+            catalog,
+            actor,
+            bypass_automation=bypass_automation,
+            via="import",
         )
         # Rows are created and changed within the import scope as well.
         self.service.also = "import"

@@ -43,6 +43,12 @@ from ..metadata import (
 from .automation import MAX_AUTOMATION_DEPTH, AutomationLoop
 from .cascade import Cascade, Change
 from .db import users, utcnow
+from .fieldhistory import (
+    lookups_cleared,
+    record_changed,
+    record_created,
+    record_deleted,
+)
 from .numbering import allocate, format_number
 from .rules import RecordRules, user_data
 
@@ -99,7 +105,8 @@ class RecordService:
 
     The caller owns the transaction: nothing is committed here. With
     ``bypass_automation`` (administrators only, for data loads) saves run every
-    rule but automations.
+    rule but automations. ``via`` names the path the saves come by in the field
+    history (see :data:`~.fieldhistory.VIAS`).
 
     :raises Forbidden: ``bypass_automation`` for an actor who is not an admin.
     """
@@ -111,6 +118,7 @@ class RecordService:
         actor: Actor,
         *,
         bypass_automation: bool = False,
+        via: str = "system",
     ) -> None:
         if bypass_automation and not actor.is_admin:
             raise Forbidden("Only administrators may bypass automation.")
@@ -124,6 +132,7 @@ class RecordService:
         self.also: str | None = None
         self.actor = actor
         self.bypass_automation = bypass_automation
+        self.via = via
         permissions = catalog.permissions
         self.user = (
             permissions.caller.condition_data()
@@ -142,7 +151,9 @@ class RecordService:
         chain = (*self.chain, automation)
         if len(chain) > MAX_AUTOMATION_DEPTH:
             raise AutomationLoop(chain)
-        nested = RecordService(self.connection, self.catalog, self.actor)
+        nested = RecordService(
+            self.connection, self.catalog, self.actor, via="automation"
+        )
         nested.now = self.now
         nested.user = self.user
         nested.chain = chain
@@ -324,6 +335,7 @@ class RecordService:
         values, problems = self.check_new(entity_name, [data])
         _raise_for(problems[0])
         row = self._insert(entity, values)[0]
+        record_created(self, entity, [row])
         if Cascade(self).run([Change(entity, "create", None, row)]):
             return self.shown(entity_name, self._row(entity, row["id"]))
         return self.shown(entity_name, row)
@@ -348,6 +360,7 @@ class RecordService:
             return self._create_one_by_one(entity, values, bad, skip_bad_rows)
         good = [item for index, item in enumerate(values) if index not in bad]
         inserted = self._insert(entity, good) if good else []
+        record_created(self, entity, inserted)
         Cascade(self).run([Change(entity, "create", None, row) for row in inserted])
         rows_left = iter(inserted)
         ids = [
@@ -381,6 +394,7 @@ class RecordService:
             row_savepoint = self.connection.begin_nested()
             try:
                 row = self._insert(entity, [item])[0]
+                record_created(self, entity, [row])
                 Cascade(self).run([Change(entity, "create", None, row)])
             except (ValidationFailed, Conflict) as error:
                 row_savepoint.rollback()
@@ -606,6 +620,7 @@ class RecordService:
                 f"{entity.label} {record_id} was changed by someone else; reload it."
             )
         merged.update(updated_at=now, version=current["version"] + 1)
+        record_changed(self, entity, current, changed, computed=computed)
         if Cascade(self).run([Change(entity, "update", dict(current), merged)]):
             merged = dict(self._row(entity, current["id"]))
         return self.shown(entity_name, merged)
@@ -623,6 +638,7 @@ class RecordService:
         cascade = Cascade(self)
         cleared = cascade.cleared(entity, current["id"])
         self._release_references(entity, current["id"])
+        record_deleted(self, entity, current)
         self.connection.execute(
             entity.table.delete().where(entity.table.c.id == current["id"])
         )
@@ -649,6 +665,7 @@ class RecordService:
                     pointing = sa.and_(pointing, other.table.c.id != record_id)
                 visible = spec["name"] in other.fields and not other.removed
                 if visible and spec.get("on_delete", "restrict") == "set_null":
+                    lookups_cleared(self, other, spec["name"], pointing)
                     self._clear(other, spec["name"], pointing)
                     continue
                 count = self.connection.execute(

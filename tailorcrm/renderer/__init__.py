@@ -15,6 +15,7 @@ from ._format import (
     pick_locale,
 )
 from ._forms import FormPage, FormValue, Widget, form_page, form_values, read_form
+from ._history import HistoryRow, HistoryTable, history_rows, looked_up
 from ._imports import (
     ImportColumn,
     ImportPage,
@@ -87,6 +88,8 @@ __all__ = [
     "FormPage",
     "FormRules",
     "FormValue",
+    "HistoryRow",
+    "HistoryTable",
     "ImportColumn",
     "ImportPage",
     "ImportSummary",
@@ -117,10 +120,12 @@ __all__ = [
     "form_page",
     "form_values",
     "format_value",
+    "history_rows",
     "import_summary",
     "importable_fields",
     "key_fields",
     "list_table",
+    "looked_up",
     "operator_label",
     "option_label",
     "pick_locale",

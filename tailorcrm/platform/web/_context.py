@@ -59,6 +59,16 @@ class WebLinks:
     def import_page(self, entity: str) -> str:
         return url_for("web.import_page", entity_name=entity)
 
+    def history(self, entity: str, record_id: int, cursor: str | None = None) -> str:
+        address = url_for("web.history_page", entity_name=entity, record_id=record_id)
+        return f"{address}?{urlencode({'cursor': cursor})}" if cursor else address
+
+    def revisions(self) -> str:
+        return url_for("web.revisions_page")
+
+    def revision(self, revision: int) -> str:
+        return url_for("web.revision_page", revision=revision)
+
 
 LINKS = WebLinks()
 

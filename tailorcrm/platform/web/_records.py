@@ -49,6 +49,7 @@ from ..query import (
 from ._blueprint import web
 from ._context import LINKS, locale, render, web_session
 from ._field_state import fixed_fields, form_rules, prefill_defaults, record_state
+from ._history import history_section
 
 RECENT_LIMIT = 10
 RELATED_ROWS = 5
@@ -229,6 +230,7 @@ def detail_page(entity_name: str, record_id: int) -> Response:
             current=entity.name,
             page=model,
             entity_plural=_plural(entity),
+            history=history_section(session, entity, record),
         )
         user_id = session.user.id
     _remember(user_id, entity_name, record_id)
