@@ -353,7 +353,7 @@ def trap(open_page: OpenPage, probe: Probe) -> Trap:
     page = open_page()
     found = Trap(page)
     page.expose_function("__xss", lambda *args: found.ran.append(repr(args)))
-    page.expose_function("__csp", found.refused.append)
+    page.expose_function("__csp", lambda text: found.refused.append(text))
     page.add_init_script(REPORT_CSP)
     page.on("dialog", found.dialog)
     page.route(lambda url: urlsplit(url).hostname != "127.0.0.1", found.stay_home)
