@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
@@ -525,3 +526,33 @@ def csv_rows(text: str) -> tuple[list[str], list[dict[str, str]]]:
 
 def leaked(body: str, leaks: Mapping[str, str]) -> list[str]:
     return [f"{text!r} ({why})" for text, why in leaks.items() if text in body]
+
+
+#: Every role of the pack, and a user with none.
+ROLES = [*pack_roles(), NO_ROLE]
+#: Every entity of the sales pack.
+ENTITIES = sorted(
+    path.stem for path in SALES_PACK.glob("*.json") if path.name != "pack.json"
+)
+#: Each role with each entity, named ``role-entity``.
+MATRIX = [
+    pytest.param(role, entity, id=f"{role}-{entity}")
+    for role in ROLES
+    for entity in ENTITIES
+]
+
+
+def open_world(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+) -> Iterator[World]:
+    """The shared test data on the database ``request.param`` names."""
+    if request.param == "postgresql" and not POSTGRES_URL:
+        pytest.skip("TAILORCRM_TEST_POSTGRES_URL is not set")
+    with database(request.param, tmp_path_factory.mktemp(name)) as url:
+        app = make_app(url)
+        try:
+            yield build_world(app)
+        finally:
+            app.extensions["tailorcrm"].engine.dispose()

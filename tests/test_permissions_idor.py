@@ -14,25 +14,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import POSTGRES_URL, SALES_PACK
 from tests.permissions_support import (
+    MATRIX,
     NO_ROLE,
+    ROLES,
     World,
-    build_world,
-    database,
-    make_app,
-    pack_roles,
+    open_world,
 )
 
-ROLES = [*pack_roles(), NO_ROLE]
-ENTITIES = sorted(
-    path.stem for path in SALES_PACK.glob("*.json") if path.name != "pack.json"
-)
-MATRIX = [
-    pytest.param(role, entity, id=f"{role}-{entity}")
-    for role in ROLES
-    for entity in ENTITIES
-]
 MISSING = 987654
 _NUMBERS = re.compile(r"\d+")
 
@@ -41,14 +30,7 @@ _NUMBERS = re.compile(r"\d+")
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
-    if request.param == "postgresql" and not POSTGRES_URL:
-        pytest.skip("TAILORCRM_TEST_POSTGRES_URL is not set")
-    with database(request.param, tmp_path_factory.mktemp("idor")) as url:
-        app = make_app(url)
-        try:
-            yield build_world(app)
-        finally:
-            app.extensions["tailorcrm"].engine.dispose()
+    yield from open_world(request, tmp_path_factory, "idor")
 
 
 def _shape(response: Any) -> tuple[int, Any]:

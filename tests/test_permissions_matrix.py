@@ -16,34 +16,23 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import POSTGRES_URL, SALES_PACK
 from tests.permissions_support import (
     EDITABLE,
-    NO_ROLE,
+    ENTITIES,
+    MATRIX,
     World,
     all_ids,
-    build_world,
     csv_rows,
-    database,
     leaked,
     linked_ids,
-    make_app,
     may,
+    open_world,
     outcome,
     pack_roles,
     refresh,
     sentinel,
 )
 
-ROLES = [*pack_roles(), NO_ROLE]
-ENTITIES = sorted(
-    path.stem for path in SALES_PACK.glob("*.json") if path.name != "pack.json"
-)
-MATRIX = [
-    pytest.param(role, entity, id=f"{role}-{entity}")
-    for role in ROLES
-    for entity in ENTITIES
-]
 SYSTEM_KEYS = {"id", "created_at", "updated_at", "created_by", "owner_id", "version"}
 _RELATED = re.compile(r'<div class="related" id="related-([a-z_]+)-([a-z_]+)"')
 _TOTAL = re.compile(r'(?:<span class="count">|<p class="related-count muted">)(\d+)')
@@ -53,14 +42,7 @@ _TOTAL = re.compile(r'(?:<span class="count">|<p class="related-count muted">)(\
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
-    if request.param == "postgresql" and not POSTGRES_URL:
-        pytest.skip("TAILORCRM_TEST_POSTGRES_URL is not set")
-    with database(request.param, tmp_path_factory.mktemp("matrix")) as url:
-        app = make_app(url)
-        try:
-            yield build_world(app)
-        finally:
-            app.extensions["tailorcrm"].engine.dispose()
+    yield from open_world(request, tmp_path_factory, "matrix")
 
 
 def _where(role: str, entity: str, operation: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
@@ -31,10 +31,11 @@ from ..errors import (
     TooManyRequests,
     Unauthorized,
 )
-from ..metadata import LAYOUT, entity_schema, layout_schema, view_schema
+from ..metadata import LAYOUT, Catalog, entity_schema, layout_schema, view_schema
 from ._app import Session, platform
 from .auth import User
 from .layoutstore import stored_layouts
+from .metastore import ChangeResult
 from .query import parse_list_args, run_list
 from .views import delete_view, get_view, list_views, save_view
 
@@ -287,6 +288,61 @@ def named_document(document: Any, name: str, *, key: str = "name") -> Any:
                 f"The document is named {document[key]!r} but was sent to {name!r}."
             )
     return document
+
+
+def put_named_kind(
+    name: str,
+    kind: str,
+    stored_in: Callable[[Catalog], Mapping[str, Any]],
+    *,
+    action: str,
+) -> Response:
+    """Create or change a named document of ``kind`` (rules, roles): admins only.
+
+    ``?dry_run=1`` checks it and saves nothing; ``If-Match`` names the revision
+    the caller read. ``stored_in`` finds the stored documents of the kind (each
+    with ``document`` and ``revision``) in a catalog.
+    """
+    user = _admin(action)
+    document = _json_body(exact_numbers=False)
+    if isinstance(document, dict):
+        document.setdefault("kind", kind)
+    named_document(document, name)
+    if not isinstance(document, dict) or document.get("kind") != kind:
+        raise BadRequest(f'A {kind} document is a JSON object with "kind": "{kind}".')
+    with platform().reading() as (_, catalog):
+        existed = name in stored_in(catalog)
+    expected = _expected_version()
+    result = platform().store.apply(
+        [("", document)],
+        actor=user.username,
+        dry_run=_flag("dry_run"),
+        **{f"expected_{kind}s": {name: expected} if expected is not None else None},
+    )
+    body = result.as_dict()
+    with platform().reading() as (_, catalog):
+        stored = stored_in(catalog).get(name)
+    if stored is not None and result.applied:
+        body["document"] = stored.document
+    response = jsonify(body)
+    if stored is not None:
+        response.headers["ETag"] = f'"{stored.revision}"'
+    response.status_code = 201 if result.applied and not existed else 200
+    return response
+
+
+def delete_named_kind(
+    name: str, remove: Callable[..., ChangeResult], *, action: str
+) -> Response:
+    """Delete a named document (admins) through the store's ``remove``."""
+    user = _admin(action)
+    expected = _expected_version()
+    result = remove(
+        name,
+        actor=user.username,
+        expected={name: expected} if expected is not None else None,
+    )
+    return jsonify(result.as_dict())
 
 
 @api.get("/meta/entities/<name>")

@@ -26,14 +26,13 @@ from .access import (
 )
 from .api import (
     _admin,
-    _expected_version,
-    _flag,
     _json_body,
     _session,
     api,
+    delete_named_kind,
     document_response,
     history_response,
-    named_document,
+    put_named_kind,
 )
 
 # -- role documents -----------------------------------------------------------------
@@ -76,44 +75,14 @@ def role_history(name: str) -> Response:
 @api.put("/meta/roles/<name>")
 def put_role(name: str) -> Response:
     """Create or change a role (admins); ``?dry_run=1`` checks it and saves nothing."""
-    user = _admin("change roles")
-    document = _json_body(exact_numbers=False)
-    if isinstance(document, dict):
-        document.setdefault("kind", ROLE)
-    named_document(document, name)
-    if not isinstance(document, dict) or document.get("kind") != ROLE:
-        raise BadRequest('A role document is a JSON object with "kind": "role".')
-    with platform().reading() as (_, catalog):
-        existed = name in catalog.roles
-    expected = _expected_version()
-    result = platform().store.apply(
-        [("", document)],
-        actor=user.username,
-        dry_run=_flag("dry_run"),
-        expected_roles={name: expected} if expected is not None else None,
+    return put_named_kind(
+        name, ROLE, lambda catalog: catalog.roles, action="change roles"
     )
-    body = result.as_dict()
-    with platform().reading() as (_, catalog):
-        stored = catalog.roles.get(name)
-    if stored is not None and result.applied:
-        body["document"] = stored.document
-    response = jsonify(body)
-    if stored is not None:
-        response.headers["ETag"] = f'"{stored.revision}"'
-    response.status_code = 201 if result.applied and not existed else 200
-    return response
 
 
 @api.delete("/meta/roles/<name>")
 def delete_role(name: str) -> Response:
-    user = _admin("change roles")
-    expected = _expected_version()
-    result = platform().store.remove_role(
-        name,
-        actor=user.username,
-        expected={name: expected} if expected is not None else None,
-    )
-    return jsonify(result.as_dict())
+    return delete_named_kind(name, platform().store.remove_role, action="change roles")
 
 
 # -- the caller ---------------------------------------------------------------------

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
-from ..errors import BadRequest, NotFound
+from ..errors import NotFound
 from ..metadata import RULE, rule_schema
 from ._app import platform
 from .api import (
-    _admin,
-    _expected_version,
-    _flag,
-    _json_body,
     _session,
     api,
+    delete_named_kind,
     document_response,
     history_response,
-    named_document,
+    put_named_kind,
 )
 
 
@@ -66,42 +63,13 @@ def rule_history(name: str) -> Response:
 @api.put("/meta/rules/<name>")
 def put_rule(name: str) -> Response:
     """Create or change a rule (admins); ``?dry_run=1`` checks it and saves nothing."""
-    user = _admin()
-    document = _json_body(exact_numbers=False)
-    if isinstance(document, dict):
-        document.setdefault("kind", RULE)
-    named_document(document, name)
-    if not isinstance(document, dict) or document.get("kind") != RULE:
-        raise BadRequest('A rule document is a JSON object with "kind": "rule".')
-    with platform().reading() as (_, catalog):
-        existed = name in catalog.rules.documents
-    expected = _expected_version()
-    result = platform().store.apply(
-        [("", document)],
-        actor=user.username,
-        dry_run=_flag("dry_run"),
-        expected_rules={name: expected} if expected is not None else None,
+    return put_named_kind(
+        name, RULE, lambda catalog: catalog.rules.documents, action="change metadata"
     )
-    body = result.as_dict()
-    with platform().reading() as (_, catalog):
-        stored = catalog.rules.documents.get(name)
-    response = jsonify(body)
-    if stored is not None:
-        if result.applied:
-            body["document"] = stored.document
-            response = jsonify(body)
-        response.headers["ETag"] = f'"{stored.revision}"'
-    response.status_code = 201 if result.applied and not existed else 200
-    return response
 
 
 @api.delete("/meta/rules/<name>")
 def delete_rule(name: str) -> Response:
-    user = _admin()
-    expected = _expected_version()
-    result = platform().store.remove_rule(
-        name,
-        actor=user.username,
-        expected={name: expected} if expected is not None else None,
+    return delete_named_kind(
+        name, platform().store.remove_rule, action="change metadata"
     )
-    return jsonify(result.as_dict())

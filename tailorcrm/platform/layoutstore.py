@@ -25,8 +25,8 @@ from ..metadata import (
     field_changes,
     rewrite_layout,
 )
-from .db import meta_documents, meta_history
-from .revisions import check_expected
+from .db import meta_documents
+from .revisions import check_expected, write_documents
 
 
 @dataclass(frozen=True)
@@ -167,34 +167,11 @@ def write_layouts(
     after: Mapping[str, dict[str, Any] | None],
     revision: int,
 ) -> None:
-    for name, document in after.items():
-        old = before.get(name)
-        key = (meta_documents.c.kind == LAYOUT, meta_documents.c.name == name)
-        if document is None:
-            connection.execute(meta_documents.delete().where(*key))
-        elif old is None:
-            connection.execute(
-                meta_documents.insert().values(
-                    kind=LAYOUT,
-                    name=name,
-                    body=document,
-                    hidden_fields=[],
-                    removed=False,
-                    revision=revision,
-                )
-            )
-        else:
-            connection.execute(
-                meta_documents.update()
-                .where(*key)
-                .values(body=document, revision=revision)
-            )
-        connection.execute(
-            meta_history.insert().values(
-                revision=revision,
-                kind=LAYOUT,
-                name=name,
-                before=old.document if old is not None else None,
-                after=document,
-            )
-        )
+    write_documents(
+        connection,
+        LAYOUT,
+        {name: layout.document for name, layout in before.items()},
+        after,
+        revision,
+        wrapped=False,
+    )

@@ -38,11 +38,15 @@ def write_documents(
     before: Mapping[str, dict[str, Any]],
     after: Mapping[str, dict[str, Any] | None],
     revision: int,
+    *,
+    wrapped: bool = True,
 ) -> None:
     """Store named documents of one kind at ``revision``, with their history.
 
     :param before: the stored documents by name.
     :param after: the new document of each name that changes (``None``: deleted).
+    :param wrapped: the history keeps each document as ``{"document": ...}``
+        (rules, roles) rather than as it is (layouts, as they always were).
     """
     for name, document in after.items():
         old = before.get(name)
@@ -71,7 +75,13 @@ def write_documents(
                 revision=revision,
                 kind=kind,
                 name=name,
-                before=None if old is None else {"document": old},
-                after=None if document is None else {"document": document},
+                before=_entry(old, wrapped),
+                after=_entry(document, wrapped),
             )
         )
+
+
+def _entry(document: dict[str, Any] | None, wrapped: bool) -> Any:
+    if document is None or not wrapped:
+        return document
+    return {"document": document}
