@@ -245,11 +245,18 @@ class RecordService:
                 break
         return found
 
+    def check(self, entity_name: str, record_id: Any, operation: str) -> None:
+        """Check the caller may do ``operation`` to one record.
+
+        :raises NotFound: no such record, or the caller may not read it.
+        :raises Forbidden: the caller may read it but not do ``operation``.
+        """
+        self._reachable(self.catalog.entity(entity_name), record_id, operation)
+
     def allows(self, entity_name: str, record_id: int, operation: str) -> bool:
         """Whether the caller may do ``operation`` to one record they can read."""
-        entity = self.catalog.entity(entity_name)
         try:
-            self._reachable(entity, record_id, operation)
+            self.check(entity_name, record_id, operation)
         except (Forbidden, NotFound):
             return False
         return True

@@ -280,6 +280,8 @@ class DetailPage:
     tabs: list[Tab]
     created: Shown
     updated: Shown
+    #: The name of the user who owns the record ("" when nobody does).
+    owner: str = ""
     #: Whether the caller may change or delete the record (the buttons show).
     can_edit: bool = True
     can_delete: bool = True

@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response
 
 from ...errors import (
     Conflict,
+    Forbidden,
     PreconditionFailed,
     TailorError,
     ValidationFailed,
@@ -38,7 +39,7 @@ from ...renderer import (
 )
 from ...renderer import detail_page as build_detail
 from .._app import Session
-from ..db import recent_records
+from ..db import recent_records, users
 from ..query import (
     display_names,
     names_of,
@@ -222,6 +223,7 @@ def detail_page(entity_name: str, record_id: int) -> Response:
             model,
             can_edit=service.allows(entity_name, record_id, "edit"),
             can_delete=service.allows(entity_name, record_id, "delete"),
+            owner=_username(session, record.get("owner_id")),
         )
         response = render(
             "detail.html",
@@ -313,6 +315,15 @@ def _unchanged(
 
 def _posted_version() -> int | None:
     return _int(request.form.get("_version"), 0) or None
+
+
+def _username(session: Session, user_id: Any) -> str:
+    if user_id is None:
+        return ""
+    found = session.connection.execute(
+        sa.select(users.c.username).where(users.c.id == user_id)
+    ).scalar()
+    return str(found or "")
 
 
 def _placed(session: Session, entity: EntityDef) -> list[str]:
@@ -597,6 +608,8 @@ def new_page(entity_name: str) -> Response:
             return _save(session, entity, None, action)
     with web_session() as session:
         entity = session.catalog.entity(entity_name)
+        if not entity.allows("create"):
+            raise Forbidden(f"You may not create {entity.label} records.")
         values = _prefilled(session, entity)
         return _render_form(session, entity, values, {}, record=None, action=action)
 
@@ -609,6 +622,7 @@ def edit_page(entity_name: str, record_id: int) -> Response:
     with web_session(write=write) as session:
         entity = session.catalog.entity(entity_name)
         record = session.records().get(entity_name, record_id)
+        session.records().check(entity_name, record_id, "edit")
         if write:
             return _save(session, entity, record, action)
         values = form_values(entity, record)
@@ -686,6 +700,7 @@ def delete_page(entity_name: str, record_id: int) -> Response:
     with web_session(write=write) as session:
         entity = session.catalog.entity(entity_name)
         record = session.records().get(entity_name, record_id)
+        session.records().check(entity_name, record_id, "delete")
         title = title_of(entity, record)
         if write:
             try:

@@ -1,0 +1,121 @@
+"""Pages follow the caller's roles: buttons, read-only fields, hidden fields, owner."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from tailorcrm.platform import Platform
+from tailorcrm.platform.access import create_team, set_team, set_user_roles
+from tailorcrm.platform.auth import create_user, find_user
+from tests.conftest import SALES_PACK, load_pack
+
+from .web_helpers import PASSWORD, Browser, create, elements, token_of
+
+
+def _roles() -> list[tuple[str, Any]]:
+    return [
+        (path.name, json.loads(path.read_text()))
+        for path in sorted((SALES_PACK / "roles").glob("*.json"))
+    ]
+
+
+def _signed_in(app: Flask, platform: Platform, name: str, role: str) -> Browser:
+    with platform.transaction() as (connection, catalog):
+        create_user(connection, name, PASSWORD)
+        set_user_roles(connection, catalog, name, [role])
+    client = app.test_client()
+    token = token_of(client.get("/login").get_data(as_text=True))
+    client.post(
+        "/login", data={"username": name, "password": PASSWORD, "csrf_token": token}
+    )
+    return Browser(client, platform)
+
+
+class Office:
+    """Two reps in one team, an auditor, and an opportunity owned by each rep."""
+
+    def __init__(self, app: Flask, platform: Platform) -> None:
+        platform.store.apply([*load_pack(), *_roles()], actor="test")
+        self.rep = _signed_in(app, platform, "mina.field", "sales_rep")
+        self.mate = _signed_in(app, platform, "theo.field", "sales_rep")
+        self.auditor = _signed_in(app, platform, "iris.books", "auditor")
+        with platform.transaction() as (connection, catalog):
+            create_team(connection, "north")
+            set_team(connection, catalog, "north", members=["mina.field", "theo.field"])
+            mine = find_user(connection, "mina.field").id
+            theirs = find_user(connection, "theo.field").id
+        self.mine = create(
+            platform,
+            "opportunity",
+            title="Harbour cranes",
+            owner_id=mine,
+            erp_code="ERP-SECRET-1",
+            probability=40,
+        )["id"]
+        self.theirs = create(
+            platform, "opportunity", title="Dock lights", owner_id=theirs
+        )["id"]
+
+
+@pytest.fixture
+def office(app: Flask, platform: Platform) -> Office:
+    return Office(app, platform)
+
+
+def _page(browser: Browser, path: str) -> str:
+    response = browser.get(path)
+    assert response.status_code == 200, path
+    return response.get_data(as_text=True)
+
+
+def _links(page: str) -> set[str]:
+    return {e.text.strip() for e in elements(page) if e.tag in ("a", "button")}
+
+
+def test_the_list_offers_only_what_the_role_allows(office: Office) -> None:
+    rep = _links(_page(office.rep, "/app/opportunity"))
+    auditor = _links(_page(office.auditor, "/app/opportunity"))
+
+    assert "New Opportunity" in rep
+    assert "Export CSV" in rep
+    assert "Import CSV" not in rep  # sales_rep has no import on opportunities
+    assert "New Opportunity" not in auditor
+    assert "Delete selected…" not in auditor
+    assert "Export CSV" in auditor
+
+
+def test_edit_and_delete_show_on_the_callers_own_record_only(office: Office) -> None:
+    own = _page(office.rep, f"/app/opportunity/{office.mine}")
+    teammates = _page(office.rep, f"/app/opportunity/{office.theirs}")
+
+    assert {"Edit", "Delete…"} <= _links(own)
+    assert not {"Edit", "Delete…"} & _links(teammates)
+    assert "Owned by mina.field" in own
+    assert "Owned by theo.field" in teammates
+    assert office.rep.get(f"/app/opportunity/{office.theirs}/edit").status_code == 403
+    assert office.rep.get(f"/app/opportunity/{office.theirs}/delete").status_code == 403
+    assert office.auditor.get("/app/opportunity/new").status_code == 403
+
+
+def test_hidden_fields_are_absent_and_read_only_ones_are_not_sent(
+    office: Office,
+) -> None:
+    detail = _page(office.rep, f"/app/opportunity/{office.mine}")
+    form = _page(office.rep, f"/app/opportunity/{office.mine}/edit")
+    named = {e.get("name") for e in elements(form) if e.tag in ("input", "select")}
+
+    assert "ERP-SECRET-1" not in detail
+    assert "ERP-SECRET-1" not in form
+    assert "erp_code" not in named
+    assert "probability" not in named
+    assert "title" in named
+    assert "40" in detail  # the read-only probability is shown
+
+
+def test_a_role_without_import_gets_403_from_the_import_page(office: Office) -> None:
+    assert office.rep.get("/app/opportunity/import").status_code == 403
+    assert office.auditor.get("/app/contact/export.csv").status_code == 403
