@@ -112,7 +112,11 @@ class CatalogViews:
 # -- administration ------------------------------------------------------------
 
 
-def _user_id(connection: sa.Connection, username: str) -> int:
+def user_id_of(connection: sa.Connection, username: str) -> int:
+    """The id of a user, active or not.
+
+    :raises NotFound: there is no such user.
+    """
     found = connection.execute(
         sa.select(users.c.id).where(users.c.username == username)
     ).scalar()
@@ -148,7 +152,7 @@ def set_user_roles(
     connection: sa.Connection, catalog: Catalog, username: str, roles: Iterable[str]
 ) -> list[str]:
     """Give a user exactly these roles (held directly; team roles stay)."""
-    user_id = _user_id(connection, username)
+    user_id = user_id_of(connection, username)
     wanted = _check_roles(catalog, roles, "roles")
     connection.execute(user_roles.delete().where(user_roles.c.user_id == user_id))
     if wanted:
@@ -162,7 +166,7 @@ def set_user_attributes(
     connection: sa.Connection, username: str, attributes: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Replace a user's attributes (what ``$user.<name>`` reads)."""
-    user_id = _user_id(connection, username)
+    user_id = user_id_of(connection, username)
     problems = [
         Problem(
             f"attributes.{name}",

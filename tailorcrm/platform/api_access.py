@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Response, jsonify
 
 from ..errors import BadRequest, NotFound
-from ..metadata import OPERATIONS, ROLE, role_schema
+from ..metadata import OPERATIONS, ROLE, Catalog, role_schema
 from ._app import platform
 from .access import (
     create_team,
@@ -22,6 +23,7 @@ from .access import (
     set_user_attributes,
     set_user_roles,
     team_info,
+    user_id_of,
     user_info,
 )
 from .api import (
@@ -34,6 +36,7 @@ from .api import (
     history_response,
     put_named_kind,
 )
+from .auth import create_user, deactivate_user, generate_password
 
 # -- role documents -----------------------------------------------------------------
 
@@ -134,27 +137,69 @@ def get_user(username: str) -> Response:
         return jsonify(user_info(connection, username))
 
 
+@api.post("/users")
+def post_user() -> Response:
+    """Create a user: ``{"username", "password", "roles", "attributes"}`` (admins).
+
+    Without a password one is generated and returned, once, in the answer.
+    """
+    _admin("manage users")
+    body = _user_body(creating=True)
+    password = body.get("password") or generate_password()
+    with platform().transaction() as (connection, catalog):
+        create_user(connection, body["username"], password)
+        _apply_user(connection, catalog, body["username"], body)
+        found = user_info(connection, body["username"])
+    if "password" not in body:
+        found["password"] = password
+    response = jsonify(found)
+    response.status_code = 201
+    return response
+
+
 @api.patch("/users/<username>")
 def patch_user(username: str) -> Response:
-    """Change a user's ``roles`` (held directly) or ``attributes`` (admins)."""
+    """Change a user's ``roles`` (held directly), ``attributes`` or ``active``
+    (``false`` ends their sessions and stops their tokens) (admins)."""
     _admin("manage users")
+    body = _user_body(creating=False)
+    with platform().transaction() as (connection, catalog):
+        _apply_user(connection, catalog, username, body)
+        return jsonify(user_info(connection, username))
+
+
+def _user_body(*, creating: bool) -> dict[str, Any]:
     body = _json_body(exact_numbers=False)
-    if not isinstance(body, dict) or not set(body) <= {"roles", "attributes"}:
-        raise BadRequest('Send a JSON object with "roles" and/or "attributes".')
+    allowed = {"roles", "attributes"} | (
+        {"username", "password"} if creating else {"active"}
+    )
+    if not isinstance(body, dict) or not set(body) <= allowed:
+        raise BadRequest(f"Send a JSON object with {', '.join(sorted(allowed))}.")
+    if creating and not isinstance(body.get("username"), str):
+        raise BadRequest("username: give the user's name.")
+    if "password" in body and not isinstance(body["password"], str):
+        raise BadRequest("password: send text.")
     roles = body.get("roles")
-    attributes = body.get("attributes")
     if roles is not None and (
         not isinstance(roles, list) or not all(isinstance(r, str) for r in roles)
     ):
         raise BadRequest("roles: send a list of role names.")
-    if attributes is not None and not isinstance(attributes, dict):
+    if "attributes" in body and not isinstance(body["attributes"], dict):
         raise BadRequest("attributes: send a JSON object.")
-    with platform().transaction() as (connection, catalog):
-        if roles is not None:
-            set_user_roles(connection, catalog, username, roles)
-        if attributes is not None:
-            set_user_attributes(connection, username, attributes)
-        return jsonify(user_info(connection, username))
+    if "active" in body and body["active"] is not False:
+        raise BadRequest("active: only false is accepted (deactivating a user).")
+    return body
+
+
+def _apply_user(
+    connection: sa.Connection, catalog: Catalog, username: str, body: dict[str, Any]
+) -> None:
+    if body.get("roles") is not None:
+        set_user_roles(connection, catalog, username, body["roles"])
+    if body.get("attributes") is not None:
+        set_user_attributes(connection, username, body["attributes"])
+    if body.get("active") is False:
+        deactivate_user(connection, user_id_of(connection, username))
 
 
 # -- teams --------------------------------------------------------------------------

@@ -1,0 +1,73 @@
+"""Administrators manage users through the API; a role with ``admin`` makes one."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from tailorcrm.platform import Platform
+from tailorcrm.platform.auth import create_token, find_user
+from tests.conftest import Api
+
+CHIEF = {"kind": "role", "name": "chief", "label": "Chief", "admin": True}
+READER = {
+    "kind": "role",
+    "name": "reader",
+    "label": "Reader",
+    "entities": {"opportunity": {"read": "all"}},
+}
+
+
+def _token_of(platform: Platform, username: str) -> Api:
+    with platform.engine.begin() as connection:
+        return create_token(connection, find_user(connection, username))
+
+
+def test_an_admin_creates_a_user_with_roles_and_attributes(
+    app: Flask, crm: Api, platform: Platform
+) -> None:
+    crm.put("/meta/roles/reader", json=READER)
+
+    created = crm.post(
+        "/users",
+        json={"username": "ines.park", "roles": ["reader"], "attributes": {"zone": 4}},
+    )
+    ines = Api(app.test_client(), _token_of(platform, "ines.park"))
+    crm.post("/opportunity", json={"title": "Kiln"})
+
+    assert created.status_code == 201, created.json
+    assert len(created.json["password"]) >= 10
+    assert created.json["roles"] == ["reader"]
+    assert created.json["attributes"] == {"zone": 4}
+    assert [r["title"] for r in ines.get("/opportunity").json["data"]] == ["Kiln"]
+    assert ines.post("/opportunity", json={"title": "x"}).status_code == 403
+
+
+def test_bad_user_bodies_are_refused_and_change_nothing(crm: Api) -> None:
+    unknown_role = crm.post("/users", json={"username": "ines.park", "roles": ["x"]})
+    bad_name = crm.post("/users", json={"username": "no spaces please"})
+    extra = crm.patch("/users/admin", json={"is_admin": True})
+
+    assert unknown_role.status_code == 422
+    assert unknown_role.json["errors"][0]["field"] == "roles"
+    assert crm.get("/users/ines.park").status_code == 404
+    assert bad_name.status_code == 422
+    assert extra.status_code == 400
+
+
+def test_a_role_with_admin_makes_an_administrator_and_deactivation_ends_access(
+    app: Flask, crm: Api, platform: Platform
+) -> None:
+    crm.put("/meta/roles/chief", json=CHIEF)
+    crm.post("/users", json={"username": "olga.chief", "roles": ["chief"]})
+    chief = Api(app.test_client(), _token_of(platform, "olga.chief"))
+
+    changed = chief.put(
+        "/meta/entities/thing", json={"name": "thing", "label": "Thing", "fields": []}
+    )
+    listed = chief.get("/users")
+    crm.patch("/users/olga.chief", json={"active": False})
+
+    assert changed.status_code == 201, changed.json
+    assert "olga.chief" in [user["username"] for user in listed.json["data"]]
+    assert chief.get("/users").status_code == 401
+    assert crm.get("/users/olga.chief").json["active"] is False
