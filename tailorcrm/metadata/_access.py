@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ..rules_engine import ConditionError, SqlTranslationError
 from ._roles import OPERATIONS, SCOPES, StoredRole, sharing_clause
 
 if TYPE_CHECKING:
@@ -126,11 +127,16 @@ class EntityAccess:
             return None
         wanted = {"read": ("read", "edit"), "edit": ("edit",)}.get(operation, ())
         user = self._user
-        shared = [
-            sharing_clause(self._full(), condition, user, now=now)
-            for access, condition in self.sharing
-            if access in wanted and _user_has_all(user, condition)
-        ]
+        shared = []
+        for access, condition in self.sharing:
+            if access not in wanted or not _user_has_all(user, condition):
+                continue
+            try:
+                shared.append(sharing_clause(self._full(), condition, user, now=now))
+            except (ConditionError, SqlTranslationError, ValueError, OverflowError):
+                # A value of the caller's that the condition cannot compare (a
+                # list where text was meant): the rule opens nothing to them.
+                continue
         if not shared:
             return clause
         if self.scope(operation) == "none":

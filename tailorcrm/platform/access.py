@@ -179,6 +179,15 @@ def set_user_attributes(
         or not NAME.match(name)
         or name in RESERVED_USER_KEYS
     ]
+    problems += [
+        Problem(
+            f"attributes.{name}",
+            "invalid_value",
+            "An attribute is text, a number or true/false.",
+        )
+        for name, value in attributes.items()
+        if not _plain(value)
+    ]
     if problems:
         raise ValidationFailed("The attributes were refused.", problems=problems)
     connection.execute(
@@ -193,6 +202,12 @@ def set_user_attributes(
             ],
         )
     return dict(attributes)
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, float):
+        return value == value and abs(value) != float("inf")
+    return isinstance(value, (str, int, bool))
 
 
 def create_team(

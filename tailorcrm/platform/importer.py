@@ -18,9 +18,10 @@ from typing import Any, BinaryIO
 import sqlalchemy as sa
 
 from ..errors import BadRequest, Forbidden, NotFound, Problem, TailorError
-from ..metadata import INTEGER_LIMIT, Catalog, EntityDef
+from ..metadata import INTEGER_LIMIT, Caller, Catalog, EntityDef
 from .csvio import CellError, CsvFormatError, parse_cell, read_csv
 from .metastore import hold_metadata
+from .query import access_where
 from .records import Actor, RecordService
 
 BATCH_SIZE = 1000
@@ -191,7 +192,7 @@ class _LookupResolver:
         table = self.target.table
         rows = self.connection.execute(
             sa.select(sa.cast(column, sa.Text), table.c.id).where(
-                sa.cast(column, sa.Text).in_(list(texts))
+                sa.cast(column, sa.Text).in_(list(texts)), *access_where(self.target)
             )
         ).all()
         return [(text, int(record_id)) for text, record_id in rows]
@@ -210,7 +211,9 @@ class _LookupResolver:
         return [
             int(record_id)
             for record_id in self.connection.execute(
-                sa.select(table.c.id).where(table.c.id.in_(numeric))
+                sa.select(table.c.id).where(
+                    table.c.id.in_(numeric), *access_where(self.target)
+                )
             ).scalars()
         ]
 
@@ -240,8 +243,10 @@ class Importer:
         )
         # Rows are created and changed within the import scope as well.
         self.service.also = "import"
+        # A target the caller may not read is in the caller's view, marked
+        # removed: nothing of it resolves, as if it held no record.
         self.resolvers = {
-            spec["name"]: _LookupResolver(connection, catalog.entity(spec["target"]))
+            spec["name"]: _LookupResolver(connection, catalog.entities[spec["target"]])
             for spec in self.entity.lookups()
         }
         # (row number, record id, self-lookup texts, created by this import)
@@ -279,6 +284,20 @@ class Importer:
         )
         if key is not None and key not in columns:
             raise BadRequest(f"--key {key}: the file has no column for {key!r}.")
+        access = self.entity.access
+        locked = sorted(
+            name
+            for name in columns
+            if access is not None and access.level(name) != "editable"
+        )
+        if locked:
+            raise Forbidden(
+                "You may not write some of the mapped fields; nothing was imported.",
+                problems=[
+                    Problem(name, "forbidden_field", "You may not write this field.")
+                    for name in locked
+                ],
+            )
         report.columns = {field: reader.header[i] for field, i in columns.items()}
         batch_size = batch_size or BATCH_SIZE
         self.width = len(reader.header)
@@ -472,7 +491,9 @@ class Importer:
             return {}
         table = self.entity.table
         rows = self.connection.execute(
-            sa.select(table.c[key], table.c.id).where(table.c[key].in_(wanted))
+            sa.select(table.c[key], table.c.id).where(
+                table.c[key].in_(wanted), *access_where(self.entity)
+            )
         ).all()
         return {value: int(record_id) for value, record_id in rows}
 
@@ -585,6 +606,7 @@ def import_csv(
     bypass_automation: bool = False,
     progress: Callable[[int], None] | None = None,
     auto_match: bool = True,
+    caller: Caller | None = None,
 ) -> ImportReport:
     """Import a CSV file into ``entity_name`` in one transaction.
 
@@ -596,13 +618,18 @@ def import_csv(
 
     :raises ImportFailed: bad rows in an all-or-nothing import.
     :raises BadRequest: the file cannot be read or the mapping is wrong.
-    :raises Forbidden: ``bypass_automation`` for an actor who is not an admin.
+    :param caller: whose roles the import runs under (a web page's user); the
+        command line runs with full rights.
+    :raises Forbidden: ``bypass_automation`` for an actor who is not an admin,
+        or the caller may not import into the entity.
     """
     with platform.engine.connect() as connection:
         transaction = connection.begin()
         try:
             hold_metadata(connection)
             catalog = platform.catalogs.get(connection)
+            if caller is not None:
+                catalog = platform.views.get(catalog, caller)
             if entity_name not in catalog.entities:
                 raise NotFound(f"There is no entity named {entity_name!r}.")
             importer = Importer(

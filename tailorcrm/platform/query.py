@@ -168,7 +168,7 @@ def parse_condition(
 
     types = {name: spec["type"] for name, spec in entity.fields.items()}
     types.update({name: spec["type"] for name, spec in SYSTEM_SPECS.items()})
-    problems = check_condition(condition, fields=types)
+    problems = check_condition(condition, fields=types, user_attributes=True)
     if problems:
         details = "; ".join(
             f"{problem.path}: {problem.message}" if problem.path else problem.message

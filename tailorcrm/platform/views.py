@@ -220,7 +220,7 @@ def filter_problems(condition: Any, entity: EntityDef) -> list[Problem]:
     an SQL form, since a view's filter always runs in the database.
     """
     types = _field_types(entity)
-    found = check_condition(condition, fields=types)
+    found = check_condition(condition, fields=types, user_attributes=True)
     if found:
         return [
             Problem(_filter_path(problem.path), problem.code, problem.message)
@@ -388,6 +388,14 @@ def _live_filter(condition: Any, entity: EntityDef) -> tuple[Any, str | None]:
         return None, None
     types = _field_types(entity)
     gone = sorted(name for name in field_names(condition) if name not in types)
+    access = entity.access
+    if access is not None and any(access.level(name) == "hidden" for name in gone):
+        # The filter reads a field the caller's roles hide: it is not theirs to
+        # see, nor to see without, so the view shows them nothing.
+        return {"or": []}, (
+            "This view filters on fields you cannot see, so it shows no records "
+            "for you."
+        )
     if gone:
         labels = [_removed_label(entity, name) for name in gone]
         return None, _cleared_notice(labels)

@@ -35,7 +35,7 @@ from flask_login import login_required
 from werkzeug.wrappers import Response
 
 from ...errors import BadRequest, Conflict, NotFound
-from ...metadata import MAX_FIELDS, EntityDef
+from ...metadata import MAX_FIELDS, Caller, EntityDef
 from ...renderer import (
     ImportColumn,
     ImportPage,
@@ -54,6 +54,7 @@ from ..importer import (
 )
 from ._blueprint import web
 from ._context import LINKS, render, web_session
+from ._field_state import fixed_fields
 from ._listing import plural
 
 #: The largest file the import page takes.
@@ -111,7 +112,8 @@ def import_mapping(entity_name: str, token: str) -> Response:
         check_import(entity)
         header, samples = _preview(path)
         actor = found.user.actor()
-        computed = found.catalog.rules.for_entity(entity.name).computed
+        caller = found.user.caller
+        computed = fixed_fields(found, entity)
         if request.method == "GET":
             selected = _automatic(entity, header, computed)
             return _render_mapping(found, entity, token, header, samples, selected)
@@ -136,7 +138,14 @@ def import_mapping(entity_name: str, token: str) -> Response:
     # transaction is closed first so that SQLite does not wait on itself.
     if action == "check":
         report, errors = _run(
-            entity_name, path, mapping, key, skip, actor=actor, dry_run=True
+            entity_name,
+            path,
+            mapping,
+            key,
+            skip,
+            actor=actor,
+            caller=caller,
+            dry_run=True,
         )
     else:
         try:
@@ -144,7 +153,7 @@ def import_mapping(entity_name: str, token: str) -> Response:
         except _UploadTaken as error:
             return _taken(entity_name, token, error)
         report, errors = _import_claimed(
-            entity_name, token, claimed, mapping, key, skip, actor=actor
+            entity_name, token, claimed, mapping, key, skip, actor=actor, caller=caller
         )
     filename = _name(token)
     if report is not None and report.committed:
@@ -200,11 +209,19 @@ def _import_claimed(
     skip: bool,
     *,
     actor: Any,
+    caller: Caller | None,
 ) -> tuple[ImportReport | None, list[str]]:
     """Import the file this request claimed, then mark it imported or give it back."""
     try:
         report, errors = _run(
-            entity_name, claimed, mapping, key, skip, actor=actor, dry_run=False
+            entity_name,
+            claimed,
+            mapping,
+            key,
+            skip,
+            actor=actor,
+            caller=caller,
+            dry_run=False,
         )
     except BaseException:
         _release(token, imported=False)
@@ -221,6 +238,7 @@ def _run(
     skip: bool,
     *,
     actor: Any,
+    caller: Caller | None,
     dry_run: bool,
 ) -> tuple[ImportReport | None, list[str]]:
     try:
@@ -230,6 +248,7 @@ def _run(
                 entity_name,
                 stream,
                 actor=actor,
+                caller=caller,
                 mapping=mapping,
                 key=key or None,
                 dry_run=dry_run,
@@ -539,9 +558,7 @@ def _render_mapping(
         list_href=LINKS.list(entity.name),
         filename=_name(token),
         columns=columns,
-        fields=importable_fields(
-            entity, found.catalog.rules.for_entity(entity.name).computed
-        ),
+        fields=importable_fields(entity, fixed_fields(found, entity)),
         keys=key_fields(entity),
         key=key,
         skip_bad_rows=skip,

@@ -19,11 +19,11 @@ from flask import flash, redirect, request, stream_with_context
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
-from ...errors import Conflict, NotFound, PreconditionFailed, TailorError
+from ...errors import Conflict, Forbidden, NotFound, PreconditionFailed, TailorError
 from ...metadata import EntityDef
 from .._app import Session
 from ..exporting import check_export, csv_lines, export_columns, export_records
-from ..query import ListQuery, names_of, parse_list_args
+from ..query import ListQuery, access_where, names_of, parse_list_args
 from ._blueprint import web
 from ._context import LINKS, render, web_session
 from ._listing import POSITION_PARAMS, build_query, list_args, list_href, plural
@@ -138,11 +138,18 @@ def _refusal(
 def _confirm_delete(entity_name: str, ids: list[int], back: str) -> Response:
     with web_session() as session:
         entity = session.catalog.entity(entity_name)
+        if not entity.allows("delete"):
+            raise Forbidden(f"You may not delete {entity.label} records.")
         names = names_of(session.connection, entity, ids)
         found = [i for i in ids if i in names]
         if not found:
             flash("The selected records no longer exist.", "error")
             return redirect(back, code=303)
+        deletable = _deletable(session, entity, found)
+        if not deletable:
+            flash("You may not delete the selected records.", "error")
+            return redirect(back, code=303)
+        found = deletable
         dependents, blocking = _dependents(session, entity, found)
         records = [
             {
@@ -172,6 +179,21 @@ def _noun(entity: EntityDef, count: int) -> str:
     return (entity.label if count == 1 else plural(entity)).lower()
 
 
+def _deletable(session: Session, entity: EntityDef, ids: list[int]) -> list[int]:
+    """The records among ``ids`` that the caller may delete, in order."""
+    access = entity.access
+    clause = None if access is None else access.where("delete", entity.table)
+    if clause is None:
+        return ids
+    table = entity.table
+    allowed = set(
+        session.connection.execute(
+            sa.select(table.c.id).where(table.c.id.in_(ids), clause)
+        ).scalars()
+    )
+    return [record_id for record_id in ids if record_id in allowed]
+
+
 def _dependents(
     session: Session, entity: EntityDef, ids: list[int]
 ) -> tuple[dict[int, list[dict[str, Any]]], set[int]]:
@@ -188,10 +210,12 @@ def _dependents(
         if other.name == entity.name:
             # A record that refers to itself does not keep itself alive.
             where = sa.and_(where, other.table.c.id != column)
+        # Only what the caller may read is counted; what they cannot see still
+        # keeps a record, and the record service says so when it is deleted.
         rows = session.connection.execute(
             sa.select(column, sa.func.count())
             .select_from(other.table)
-            .where(where)
+            .where(where, *access_where(other))
             .group_by(column)
         ).all()
         restrict = spec.get("on_delete", "restrict") == "restrict"

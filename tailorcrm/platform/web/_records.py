@@ -41,6 +41,7 @@ from ...renderer import detail_page as build_detail
 from .._app import Session
 from ..db import recent_records, users
 from ..query import (
+    access_where,
     display_names,
     names_of,
     parse_list_args,
@@ -390,8 +391,11 @@ def _resolve_typed_lookups(
             values[name] = ""
             continue
         if isinstance(chosen, int):
-            shown = names_of(session.connection, target, [chosen]).get(chosen, "")
-            if shown.strip().lower() == text.lower():
+            # A record the person may not read is shown as "#id" (see
+            # ``_lookup_text``); kept as it is, it passes; the record service
+            # refuses it if it is new.
+            shown = names_of(session.connection, target, [chosen]).get(chosen)
+            if (shown or f"#{chosen}").strip().lower() == text.lower():
                 continue
         found = records_named(session.connection, target, text)
         if len(found) == 1:
@@ -652,8 +656,11 @@ def _dependents(
             if other.name == entity.name:
                 # A record that refers to itself does not hold itself back.
                 where = sa.and_(where, other.table.c.id != record_id)
+            # Only what the caller may read is counted (see ``access_where``).
             count = session.connection.execute(
-                sa.select(sa.func.count()).select_from(other.table).where(where)
+                sa.select(sa.func.count())
+                .select_from(other.table)
+                .where(where, *access_where(other))
             ).scalar_one()
             if count:
                 found.append(_dependent(other, spec, record_id, int(count)))

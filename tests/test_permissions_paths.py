@@ -1,0 +1,195 @@
+"""Side doors of record access: imports, delete confirmations, forms, views and
+user attributes follow the caller's roles like lists and the API do."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from tailorcrm.errors import Forbidden
+from tailorcrm.platform import Platform
+from tailorcrm.platform.access import (
+    load_caller,
+    set_user_attributes,
+    set_user_roles,
+)
+from tailorcrm.platform.auth import create_token, create_user, find_user
+from tailorcrm.platform.importer import ImportFailed, import_csv
+from tailorcrm.platform.views import save_view
+from tests.conftest import Api, load_pack
+
+from .web_helpers import PASSWORD, Browser, create, elements, fetch, token_of
+
+CLERK = {
+    "kind": "role",
+    "name": "clerk",
+    "label": "Clerk",
+    "entities": {
+        "account": {"create": "all", "read": "own", "edit": "own", "import": "own"},
+        "opportunity": {
+            "create": "all",
+            "read": "own",
+            "edit": "own",
+            "delete": "own",
+            "import": "own",
+            "fields": {"probability": "read_only", "erp_code": "hidden"},
+        },
+        "activity": {"read": "own"},
+    },
+}
+
+
+class Desk:
+    """A clerk who owns some records, and records of the admin's they cannot see."""
+
+    def __init__(self, app: Flask, platform: Platform) -> None:
+        self.platform = platform
+        platform.store.apply([*load_pack(), ("clerk.json", CLERK)], actor="test")
+        with platform.transaction() as (connection, catalog):
+            admin = create_user(connection, "admin", PASSWORD, is_admin=True)
+            admin_token = create_token(connection, admin)
+            clerk = create_user(connection, "nell.clerk", PASSWORD)
+            set_user_roles(connection, catalog, "nell.clerk", ["clerk"])
+            self.token = create_token(connection, clerk)
+        self.clerk_id = clerk.id
+        self.hidden_account = create(
+            platform, "account", name="Vaulted Holdings", erp_code="V-1"
+        )["id"]
+        self.own_account = create(
+            platform, "account", name="Open Orchards", erp_code="O-1", owner_id=clerk.id
+        )["id"]
+        self.deal = create(
+            platform,
+            "opportunity",
+            title="Orchard pumps",
+            owner_id=clerk.id,
+            account=self.hidden_account,
+        )["id"]
+        client = app.test_client()
+        token = token_of(client.get("/login").get_data(as_text=True))
+        client.post(
+            "/login",
+            data={"username": "nell.clerk", "password": PASSWORD, "csrf_token": token},
+        )
+        self.browser = Browser(client, platform)
+        self.api = Api(app.test_client(), self.token)
+        self.admin = Api(app.test_client(), admin_token)
+
+    def caller(self) -> Any:
+        with self.platform.reading() as (connection, _):
+            return load_caller(connection, self.clerk_id, "nell.clerk", False)
+
+    def import_text(self, entity: str, text: str, **options: Any) -> Any:
+        with self.platform.engine.connect() as connection:
+            actor = find_user(connection, "nell.clerk").actor()
+        return import_csv(
+            self.platform,
+            entity,
+            io.BytesIO(text.encode()),
+            actor=actor,
+            caller=self.caller(),
+            **options,
+        )
+
+
+@pytest.fixture
+def desk(app: Flask, platform: Platform) -> Desk:
+    return Desk(app, platform)
+
+
+def test_an_import_cannot_update_records_out_of_the_callers_reach(desk: Desk) -> None:
+    with pytest.raises(ImportFailed):
+        desk.import_text("account", "erp_code,notes\nV-1,changed\n", key="erp_code")
+    desk.import_text("account", "erp_code,notes\nO-1,changed\n", key="erp_code")
+
+    assert fetch(desk.platform, "account", desk.hidden_account)["notes"] is None
+    assert fetch(desk.platform, "account", desk.own_account)["notes"] == "changed"
+
+
+def test_an_import_names_unreadable_lookups_like_missing_ones(desk: Desk) -> None:
+    with pytest.raises(ImportFailed) as failed:
+        desk.import_text("opportunity", "title,account\nKiln,Vaulted Holdings\n")
+
+    [error] = failed.value.report.errors
+    assert error.field == "account"
+    assert "Vaulted Holdings" in error.message
+    assert "There is no" in error.message
+
+
+def test_an_import_mapping_a_read_only_field_is_refused_whole(desk: Desk) -> None:
+    with pytest.raises(Forbidden) as refused:
+        desk.import_text("opportunity", "title,probability\nKiln,55\n")
+
+    assert [problem.field for problem in refused.value.problems] == ["probability"]
+
+
+def test_the_delete_page_counts_only_what_the_caller_can_see(desk: Desk) -> None:
+    create(desk.platform, "activity", subject="Admin's call", opportunity=desk.deal)
+
+    page = desk.browser.get(f"/app/opportunity/{desk.deal}/delete")
+
+    assert page.status_code == 200
+    assert "Orchard pumps" in page.get_data(as_text=True)
+    assert "1 Activity" not in page.get_data(as_text=True)
+
+
+def test_a_form_keeps_a_lookup_to_a_record_the_caller_cannot_read(
+    desk: Desk,
+) -> None:
+    path = f"/app/opportunity/{desk.deal}/edit"
+    form = desk.browser.get(path).get_data(as_text=True)
+    fields = {
+        e.get("name"): e.get("value") or ""
+        for e in elements(form)
+        if e.tag == "input" and e.get("name")
+    }
+    fields["next_step"] = "Call back"
+
+    saved = desk.browser.post(path, fields)
+
+    assert fields["account__search"] == f"#{desk.hidden_account}"
+    assert saved.status_code == 303, saved.get_data(as_text=True)
+    stored = fetch(desk.platform, "opportunity", desk.deal)
+    assert stored["next_step"] == "Call back"
+    assert stored["account"] == desk.hidden_account
+
+
+def test_a_shared_view_on_a_hidden_field_shows_the_caller_nothing(
+    desk: Desk,
+) -> None:
+    with desk.platform.transaction() as (connection, catalog):
+        admin = find_user(connection, "admin")
+        view = save_view(
+            connection,
+            catalog,
+            admin,
+            {
+                "entity": "opportunity",
+                "label": "ERP deals",
+                "shared": True,
+                "filter": {"starts_with": [{"var": "erp_code"}, "E"]},
+            },
+        )
+
+    page = desk.browser.get(
+        f"/app/opportunity?view={view['id']}", follow_redirects=True
+    )
+    text = page.get_data(as_text=True)
+
+    assert page.status_code == 200
+    assert "Orchard pumps" not in text
+    assert "erp_code" not in text
+    assert "cannot see" in text
+
+
+def test_attributes_are_plain_values_and_odd_ones_are_refused(desk: Desk) -> None:
+    listed = desk.admin.patch("/users/nell.clerk", json={"attributes": {"zone": ["a"]}})
+    with desk.platform.engine.begin() as connection:
+        set_user_attributes(connection, "nell.clerk", {"zone": 7})
+
+    assert listed.status_code == 422
+    assert listed.json["errors"][0]["field"] == "attributes.zone"
+    assert desk.api.get("/opportunity").status_code == 200
