@@ -193,3 +193,14 @@ def test_attributes_are_plain_values_and_odd_ones_are_refused(desk: Desk) -> Non
     assert listed.status_code == 422
     assert listed.json["errors"][0]["field"] == "attributes.zone"
     assert desk.api.get("/opportunity").status_code == 200
+
+
+def test_the_layout_shown_to_a_role_leaves_out_the_fields_it_hides(
+    desk: Desk,
+) -> None:
+    layout = desk.api.get("/meta/layouts/opportunity")
+    admins = desk.admin.get("/meta/layouts/opportunity")
+
+    assert layout.status_code == 200
+    assert '"erp_code"' not in layout.get_data(as_text=True)
+    assert '"erp_code"' in admins.get_data(as_text=True)

@@ -419,15 +419,17 @@ def get_layout(name: str) -> Response:
 
     ``X-Tailorcrm-Layout-Generated`` says which; the ETag is the revision that
     stored the layout, ``"0"`` for a generated one. ``?effective=1`` answers with
-    the layout pages show: the stored one completed from the generated one.
+    the layout pages show: the stored one completed from the generated one, as
+    everyone but administrators always gets it (without the fields their roles
+    hide).
     """
     with _session() as session:
         catalog = session.catalog
         catalog.entity(name)
         stored = stored_layouts(session.connection).get(name)
-        if _flag("effective"):
-            document = catalog.layout(name)
-        elif stored is not None:
+        # Others than administrators get the layout as their pages show it,
+        # without the fields their roles hide.
+        if stored is not None and session.user.is_admin and not _flag("effective"):
             document = stored.document
         else:
             document = catalog.layout(name)
