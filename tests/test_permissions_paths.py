@@ -204,3 +204,26 @@ def test_the_layout_shown_to_a_role_leaves_out_the_fields_it_hides(
     assert layout.status_code == 200
     assert '"erp_code"' not in layout.get_data(as_text=True)
     assert '"erp_code"' in admins.get_data(as_text=True)
+
+
+def test_a_form_carries_no_value_of_a_related_record_the_caller_cannot_read(
+    desk: Desk,
+) -> None:
+    shown_if = {
+        "kind": "rule",
+        "name": "steps_for_vaults",
+        "entity": "opportunity",
+        "type": "field_state",
+        "label": "Next step for vault accounts",
+        "field": "next_step",
+        "visible_if": {"==": [{"var": "account.erp_code"}, "V-1"]},
+    }
+    desk.platform.store.apply([("", shown_if)], actor="test")
+
+    form = desk.browser.get(f"/app/opportunity/{desk.deal}/edit")
+    text = form.get_data(as_text=True)
+
+    assert form.status_code == 200
+    assert "data-field-state" in text
+    assert "V-1" not in text.replace('"V-1"]}', "")  # only the rule's own literal
+    assert "Vaulted Holdings" not in text

@@ -27,6 +27,7 @@ from ...renderer import (
     read_form,
 )
 from .._app import Session
+from ..query import SYSTEM_SPECS, names_of
 from ..rules import FormState, RecordRules
 
 
@@ -148,8 +149,42 @@ def _rules_of(
         sections=state.sections,
         conditions=session.catalog.rules.form_states(entity.name),
         computed=computed,
-        context=browser_context(state.record, session.user.condition_data()),
+        context=browser_context(
+            _visible(session, entity, state.record), session.user.condition_data()
+        ),
     )
+
+
+def _visible(
+    session: Session, entity: EntityDef, record: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The record as the page may carry it: a related record the caller cannot
+    read is its id alone, and fields their roles hide are left out of the others.
+    """
+    if entity.access is None:
+        return dict(record)
+    shown = dict(record)
+    for name, value in record.items():
+        spec = entity.fields.get(name)
+        if spec is None or spec["type"] != "lookup" or not isinstance(value, dict):
+            continue
+        target = session.catalog.entities.get(spec["target"])
+        record_id = value.get("id")
+        readable = (
+            target is not None
+            and not target.removed
+            and isinstance(record_id, int)
+            and record_id in names_of(session.connection, target, [record_id])
+        )
+        if not readable or target is None:
+            shown[name] = {"id": record_id}
+            continue
+        shown[name] = {
+            key: item
+            for key, item in value.items()
+            if key == "id" or key in target.fields or key in SYSTEM_SPECS
+        }
+    return shown
 
 
 def record_state(
