@@ -46,7 +46,7 @@ from ..rules_engine import (
 )
 from .automation import run_automations
 from .db import is_sqlite, utcnow
-from .fieldhistory import records_recomputed
+from .fieldhistory import flush, records_recomputed
 from .rules import (
     EMPTY_ROLLUP,
     EVERYTHING,
@@ -139,6 +139,8 @@ class Cascade:
             for change in done[len(changes) :]
         )
         if not self.service.bypass_automation:
+            # What automations save is noted after what led to it.
+            flush(self.service)
             wrote = run_automations(self.service, done) or wrote
         return wrote
 
