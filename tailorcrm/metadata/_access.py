@@ -316,4 +316,5 @@ def restrict(catalog: Catalog, permissions: Permissions) -> Catalog:
         permissions=permissions,
         _effective={},
         _sections={},
+        _derived={},
     )
