@@ -235,6 +235,11 @@ class Cascade:
         sqlite = is_sqlite(self.connection)
         written = []
         noted: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        # What follows reads of a parent only what changed and what roll-ups
+        # over it read: automations on update and formulas reading the roll-ups
+        # take the other path (see _blind_increments).
+        over = self.catalog.rules.for_entity(entity.name).rollups
+        read = frozenset(name for rule in over for name in rule.reads)
         for parent in sorted(moved):
             per_rule = moved[parent]
             fields = tuple(
@@ -242,13 +247,16 @@ class Cascade:
                     (rule.field, _scale(entity.fields[rule.field])) for rule in per_rule
                 )
             )
+            returned = tuple(
+                sorted(read.union(["id", "version"], (name for name, _ in fields)))
+            )
             parameters: dict[str, Any] = {_RECORD_ID: parent, "updated_at": utcnow()}
             for rule, amount in per_rule.items():
                 scale = _scale(entity.fields[rule.field])
                 parameters[_DELTA + rule.field] = (
                     int(amount * 10**scale) if sqlite and scale is not None else amount
                 )
-            statement = _increment(entity.table, fields, sqlite=sqlite)
+            statement = _increment(entity.table, fields, returned, sqlite=sqlite)
             try:
                 row = self.connection.execute(statement, parameters).mappings().first()
             except sa.exc.DataError:
@@ -590,10 +598,14 @@ def _system_update(table: sa.Table) -> sa.Update:
 
 @functools.lru_cache(maxsize=1024)
 def _increment(
-    table: sa.Table, fields: tuple[tuple[str, int | None], ...], *, sqlite: bool
+    table: sa.Table,
+    fields: tuple[tuple[str, int | None], ...],
+    returned: tuple[str, ...],
+    *,
+    sqlite: bool,
 ) -> sa.Update:
     """Add the increments bound as ``_delta_<field>`` to the fields of one record,
-    bump its version, and return the row after.
+    bump its version, and return the columns ``returned`` of the row after.
 
     ``fields`` pairs each field with its scale (None for whole numbers). SQLite
     keeps decimals as binary floats, so there the addition is made in whole units
@@ -614,7 +626,7 @@ def _increment(
         table.update()
         .where(table.c.id == sa.bindparam(_RECORD_ID))
         .values(values)
-        .returning(*table.c)
+        .returning(*(table.c[name] for name in returned if name in table.c))
     )
 
 
