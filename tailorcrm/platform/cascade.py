@@ -754,7 +754,7 @@ def _scale(spec: Mapping[str, Any]) -> int | None:
     if spec["type"] == "integer":
         return None
     if spec["type"] in DECIMAL_TYPES:
-        return precision_scale(dict(spec))[1]
+        return precision_scale(spec if type(spec) is dict else dict(spec))[1]
     return -1
 
 

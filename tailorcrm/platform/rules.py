@@ -97,7 +97,10 @@ def coerce(spec: Mapping[str, Any], value: Any) -> Any:
 def _rounded(spec: Mapping[str, Any], value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         return value
-    scale = 0 if spec["type"] == "integer" else precision_scale(dict(spec))[1]
+    if spec["type"] == "integer":
+        scale = 0
+    else:
+        scale = precision_scale(spec if type(spec) is dict else dict(spec))[1]
     try:
         number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
         rounded = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
