@@ -504,6 +504,7 @@ class RecordRules:
         self, current: Mapping[str, Any], values: dict[str, Any]
     ) -> list[Problem]:
         """Formulas and validation of a change; formula results join ``values``."""
+        current = dict(current)
         merged = {**current, **values}
         written = {name for name, value in values.items() if current.get(name) != value}
         self._follow_only(written)
