@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from tailorcrm.errors import ValidationFailed
 from tailorcrm.platform import Platform
 from tailorcrm.platform.auth import create_token, create_user
 from tailorcrm.platform.db import field_history
@@ -268,6 +269,39 @@ def test_saves_of_the_system_and_metadata_refills_are_noted_as_system(
     ]
     entries = history(crm, "opportunity", ids[1])
     assert {(e["via"], e["user"]["id"]) for e in entries} == {("system", None)}
+
+
+def test_a_refused_save_notes_nothing_and_the_next_one_only_itself(
+    platform: Platform, crm: Api
+) -> None:
+    define(crm, WON_TOTAL)
+    account = create(crm, "account", name="Basalt Point")
+    big = {"account": account["id"], "stage": "won", "amount": "600000000000"}
+    create(crm, "opportunity", title="Quarry", **big)
+
+    with platform.engine.begin() as connection:
+        catalog = platform.catalogs.get(connection)
+        service = RecordService(connection, catalog, SYSTEM_ACTOR)
+        savepoint = connection.begin_nested()
+        # The account's total would outgrow its field.
+        with pytest.raises(ValidationFailed):
+            service.create("opportunity", {**big, "title": "Second quarry"})
+        savepoint.rollback()
+        kept = service.create("opportunity", {**big, "title": "Gravel", "amount": 5})
+
+    account_entries = brief(history(crm, "account", account["id"]))
+    assert [entry[1:] for entry in account_entries[:2]] == [
+        ("won_total", 600000000000, 600000000005, "rule", "system"),
+        ("won_total", 0, 600000000000, "rule", "admin"),
+    ]
+    assert brief(history(crm, "opportunity", kept["id"])) == [
+        ("create", None, None, None, "system", "system")
+    ]
+    with platform.engine.connect() as connection:
+        notes = connection.execute(
+            sa.select(sa.func.count()).where(field_history.c.entity == "opportunity")
+        ).scalar()
+    assert notes == 2
 
 
 # -- deleting -----------------------------------------------------------------------

@@ -322,4 +322,5 @@ def restrict(catalog: Catalog, permissions: Permissions) -> Catalog:
         permissions=permissions,
         _effective={},
         _sections={},
+        _derived={},
     )

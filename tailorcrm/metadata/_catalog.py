@@ -6,9 +6,9 @@ import copy
 import dataclasses
 import functools
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import marshmallow as ma
 import sqlalchemy as sa
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from ._access import EntityAccess, Permissions
 
 USER_TABLE = "tc_user"
+
+_T = TypeVar("_T")
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,9 @@ class Catalog:
     _sections: dict[str, SectionConditions] = dataclasses.field(
         default_factory=dict, compare=False, repr=False
     )
+    _derived: dict[Hashable, Any] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
     #: Rule documents and the compiled rules of each entity.
     rules: RuleCatalog = EMPTY_RULES
     #: Role documents by name.
@@ -131,6 +137,18 @@ class Catalog:
         if entity is None or entity.removed:
             raise NotFound(f"There is no entity named {name!r}.")
         return entity
+
+    def derived(self, key: Hashable, build: Callable[[], _T]) -> _T:
+        """A value that other parts compute from this catalog, kept with it.
+
+        A catalog never changes, so what is derived from it holds as long as it
+        does; ``build`` runs the first time ``key`` is asked for (two threads
+        asking at once may both run it, and one result is kept).
+        """
+        found = self._derived.get(key, _MISSING)
+        if found is _MISSING:
+            found = self._derived.setdefault(key, build())
+        return cast("_T", found)
 
     def unrestricted(self) -> Catalog:
         """The catalog with every entity and field, whoever this view is for."""

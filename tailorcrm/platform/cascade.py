@@ -46,7 +46,7 @@ from ..rules_engine import (
 )
 from .automation import run_automations
 from .db import is_sqlite, utcnow
-from .fieldhistory import records_recomputed
+from .fieldhistory import flush, records_recomputed
 from .rules import (
     EMPTY_ROLLUP,
     EVERYTHING,
@@ -139,6 +139,8 @@ class Cascade:
             for change in done[len(changes) :]
         )
         if not self.service.bypass_automation:
+            # What automations save is noted after what led to it.
+            flush(self.service)
             wrote = run_automations(self.service, done) or wrote
         return wrote
 
@@ -233,6 +235,11 @@ class Cascade:
         sqlite = is_sqlite(self.connection)
         written = []
         noted: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        # What follows reads of a parent only what changed and what roll-ups
+        # over it read: automations on update and formulas reading the roll-ups
+        # take the other path (see _blind_increments).
+        over = self.catalog.rules.for_entity(entity.name).rollups
+        read = frozenset(name for rule in over for name in rule.reads)
         for parent in sorted(moved):
             per_rule = moved[parent]
             fields = tuple(
@@ -240,13 +247,16 @@ class Cascade:
                     (rule.field, _scale(entity.fields[rule.field])) for rule in per_rule
                 )
             )
+            returned = tuple(
+                sorted(read.union(["id", "version"], (name for name, _ in fields)))
+            )
             parameters: dict[str, Any] = {_RECORD_ID: parent, "updated_at": utcnow()}
             for rule, amount in per_rule.items():
                 scale = _scale(entity.fields[rule.field])
                 parameters[_DELTA + rule.field] = (
                     int(amount * 10**scale) if sqlite and scale is not None else amount
                 )
-            statement = _increment(entity.table, fields, sqlite=sqlite)
+            statement = _increment(entity.table, fields, returned, sqlite=sqlite)
             try:
                 row = self.connection.execute(statement, parameters).mappings().first()
             except sa.exc.DataError:
@@ -588,10 +598,14 @@ def _system_update(table: sa.Table) -> sa.Update:
 
 @functools.lru_cache(maxsize=1024)
 def _increment(
-    table: sa.Table, fields: tuple[tuple[str, int | None], ...], *, sqlite: bool
+    table: sa.Table,
+    fields: tuple[tuple[str, int | None], ...],
+    returned: tuple[str, ...],
+    *,
+    sqlite: bool,
 ) -> sa.Update:
     """Add the increments bound as ``_delta_<field>`` to the fields of one record,
-    bump its version, and return the row after.
+    bump its version, and return the columns ``returned`` of the row after.
 
     ``fields`` pairs each field with its scale (None for whole numbers). SQLite
     keeps decimals as binary floats, so there the addition is made in whole units
@@ -612,7 +626,7 @@ def _increment(
         table.update()
         .where(table.c.id == sa.bindparam(_RECORD_ID))
         .values(values)
-        .returning(*table.c)
+        .returning(*(table.c[name] for name in returned if name in table.c))
     )
 
 
@@ -740,7 +754,7 @@ def _scale(spec: Mapping[str, Any]) -> int | None:
     if spec["type"] == "integer":
         return None
     if spec["type"] in DECIMAL_TYPES:
-        return precision_scale(dict(spec))[1]
+        return precision_scale(spec if type(spec) is dict else dict(spec))[1]
     return -1
 
 

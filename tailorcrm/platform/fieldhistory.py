@@ -5,6 +5,8 @@ The record service writes it in the transaction of every save (DESIGN.md princip
 adds a row per changed field, a creation one row (not one per field, so that an
 import of many rows stays one bulk insert), a deletion one row holding the values
 the record had. Values are kept in their API form (:func:`~tailorcrm.metadata.to_json`).
+Inside :func:`batched`, the rows of one save and of what its roll-ups and formulas
+recompute are kept back and written together by one statement.
 
 Each row says which path the change came by (:data:`VIAS`): the service's
 ``via`` for what the caller asked, ``rule`` for what a formula or roll-up
@@ -15,7 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +42,63 @@ MAX_LIMIT = 200
 
 
 # -- writing -----------------------------------------------------------------------
+
+#: Every column a history row is written with; rows kept back for one statement
+#: are given all of them (a blank one is NULL, as when it is left out).
+_COLUMNS = (
+    "entity",
+    "record_id",
+    "at",
+    "user_id",
+    "username",
+    "via",
+    "kind",
+    "field",
+    "field_id",
+    "old",
+    "new",
+)
+
+
+@contextmanager
+def batched(service: RecordService) -> Iterator[None]:
+    """Keep back the history rows ``service`` writes, and write them together
+    when the block ends without an error (:func:`flush` writes them earlier).
+
+    A block inside another one leaves the rows to the outer block. When the block
+    fails, the rows kept back are dropped: the save they describe did not happen.
+    """
+    if service.history_rows is not None:
+        yield
+        return
+    service.history_rows = []
+    try:
+        yield
+        flush(service)
+    finally:
+        service.history_rows = None
+
+
+def flush(service: RecordService) -> None:
+    """Write the history rows kept back so far, in the order they were noted."""
+    rows = service.history_rows
+    if not rows:
+        return
+    found = [{name: row.get(name) for name in _COLUMNS} for row in rows]
+    rows.clear()
+    service.connection.execute(_insert_history(), found)
+
+
+@functools.cache
+def _insert_history() -> sa.Insert:
+    return field_history.insert()
+
+
+def _write(service: RecordService, rows: list[dict[str, Any]]) -> None:
+    if service.history_rows is not None:
+        service.history_rows += rows
+    else:
+        service.connection.execute(_insert_history(), rows)
 
 
 def _base(service: RecordService, entity: EntityDef, kind: str) -> dict[str, Any]:
@@ -68,9 +128,11 @@ def record_created(
     base = _base(service, entity, "create")
     dialect = connection.dialect.name
     if len(ids) == 1 or dialect not in ("sqlite", "postgresql"):
-        found = [{**base, "record_id": record_id} for record_id in ids]
-        connection.execute(field_history.insert(), found)
-    elif dialect == "postgresql":
+        _write(service, [{**base, "record_id": record_id} for record_id in ids])
+        return
+    # The rows kept back so far go first, so that the history keeps its order.
+    flush(service)
+    if dialect == "postgresql":
         statement = _created_from(entity.table, by_range=False)
         connection.execute(statement, {**base, "ids": ids})
     elif ids == list(range(ids[0], ids[0] + len(ids))):
@@ -79,7 +141,7 @@ def record_created(
         connection.execute(statement, {**base, "first": ids[0], "last": ids[-1]})
     else:
         found = [{**base, "record_id": record_id} for record_id in ids]
-        connection.execute(field_history.insert(), found)
+        connection.execute(_insert_history(), found)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -150,7 +212,7 @@ def record_changed(
         # Read newest first, the fields of one save then come in the order the
         # entity lists them.
         found.reverse()
-        service.connection.execute(field_history.insert(), found)
+        _write(service, found)
 
 
 def records_recomputed(
@@ -183,7 +245,7 @@ def records_recomputed(
                 }
             )
     if found:
-        service.connection.execute(field_history.insert(), found)
+        _write(service, found)
 
 
 def record_deleted(
@@ -195,8 +257,8 @@ def record_deleted(
         for name, spec in entity.fields.items()
     }
     values[OWNER] = row.get(OWNER)
-    service.connection.execute(
-        field_history.insert(),
+    _write(
+        service,
         [{**_base(service, entity, "delete"), "record_id": row["id"], "old": values}],
     )
 
@@ -219,7 +281,7 @@ def lookups_cleared(
         for record_id, old in rows
     ]
     if found:
-        service.connection.execute(field_history.insert(), found)
+        _write(service, found)
 
 
 # -- reading -----------------------------------------------------------------------

@@ -44,6 +44,7 @@ from .automation import MAX_AUTOMATION_DEPTH, AutomationLoop
 from .cascade import Cascade, Change
 from .db import users, utcnow
 from .fieldhistory import (
+    batched,
     lookups_cleared,
     record_changed,
     record_created,
@@ -142,6 +143,9 @@ class RecordService:
         self.now = dt.datetime.now(dt.UTC)
         #: The automations whose actions this service saves, outermost first.
         self.chain: tuple[str, ...] = ()
+        #: Field history rows kept back to be written together (see
+        #: :func:`~.fieldhistory.batched`); ``None`` writes each at once.
+        self.history_rows: list[dict[str, Any]] | None = None
 
     def nested(self, automation: str) -> RecordService:
         """The service that saves what ``automation`` does, one level deeper.
@@ -341,9 +345,11 @@ class RecordService:
         entity = self.catalog.entity(entity_name)
         values, problems = self.check_new(entity_name, [data])
         _raise_for(problems[0])
-        row = self._insert(entity, values)[0]
-        record_created(self, entity, [row])
-        if Cascade(self).run([Change(entity, "create", None, row)]):
+        with batched(self):
+            row = self._insert(entity, values)[0]
+            record_created(self, entity, [row])
+            wrote = Cascade(self).run([Change(entity, "create", None, row)])
+        if wrote:
             return self.shown(entity_name, self._row(entity, row["id"]))
         return self.shown(entity_name, row)
 
@@ -611,6 +617,20 @@ class RecordService:
         _raise_for(problems)
         if not changed:
             return self.shown(entity_name, current)
+        with batched(self):
+            merged = self._write_change(entity, current, merged, changed, computed)
+        return self.shown(entity_name, merged)
+
+    def _write_change(
+        self,
+        entity: EntityDef,
+        current: Mapping[Any, Any],
+        merged: dict[str, Any],
+        changed: dict[str, Any],
+        computed: Collection[str],
+    ) -> dict[str, Any]:
+        """Write a checked change with its history, and what follows from it;
+        return the record after it."""
         table = entity.table
         now = utcnow()
         statement = (
@@ -624,13 +644,14 @@ class RecordService:
             raise Conflict(_integrity_message(error)) from None
         if result.rowcount != 1:
             raise PreconditionFailed(
-                f"{entity.label} {record_id} was changed by someone else; reload it."
+                f"{entity.label} {current['id']} was changed by someone else; "
+                "reload it."
             )
         merged.update(updated_at=now, version=current["version"] + 1)
         record_changed(self, entity, current, changed, computed=computed)
         if Cascade(self).run([Change(entity, "update", dict(current), merged)]):
             merged = dict(self._row(entity, current["id"]))
-        return self.shown(entity_name, merged)
+        return merged
 
     def delete(
         self, entity_name: str, record_id: Any, *, expected_version: int | None = None

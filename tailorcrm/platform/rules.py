@@ -33,6 +33,7 @@ from ..metadata import (
     Catalog,
     EntityDef,
     FieldValueError,
+    SectionConditions,
     SectionKey,
     convert,
     precision_scale,
@@ -40,6 +41,7 @@ from ..metadata import (
 from ..rules_engine import (
     EntityRules,
     FieldState,
+    FieldStateRule,
     FormulaRule,
     Rule,
     is_blank,
@@ -71,7 +73,7 @@ def fit(spec: Mapping[str, Any], value: Any) -> Any:
     """
     value = coerce(spec, value)
     try:
-        return convert(dict(spec), value)
+        return convert(spec if type(spec) is dict else dict(spec), value)
     except FieldValueError as error:
         raise RuleValueError(error.message) from None
     except (TypeError, ValueError, ArithmeticError):
@@ -95,7 +97,10 @@ def coerce(spec: Mapping[str, Any], value: Any) -> Any:
 def _rounded(spec: Mapping[str, Any], value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         return value
-    scale = 0 if spec["type"] == "integer" else precision_scale(dict(spec))[1]
+    if spec["type"] == "integer":
+        scale = 0
+    else:
+        scale = precision_scale(spec if type(spec) is dict else dict(spec))[1]
     try:
         number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
         rounded = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
@@ -122,6 +127,84 @@ class FormState:
     sections: dict[SectionKey, bool]
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What the rules of one entity need on every save, worked out once per
+    catalog (:meth:`~tailorcrm.metadata.Catalog.derived`)."""
+
+    entity: EntityDef
+    rules: EntityRules
+    sections: SectionConditions
+    #: Each lookup field and the entity it points at.
+    lookups: Mapping[str, str]
+    #: For each lookup, the related record's fields that rules and section
+    #: conditions read.
+    related_reads: Mapping[str, frozenset[str]]
+    #: For each related entity, every field loaded of its records.
+    loaded: Mapping[str, frozenset[str]]
+    #: The names a record reads as: the system columns, then the fields.
+    names: tuple[str, ...]
+    #: The lookup fields among them.
+    lookup_names: tuple[str, ...]
+    #: Required fields filled by rules (see :meth:`RecordRules.relaxed`).
+    relaxed: tuple[str, ...]
+    #: The lookups read through by what runs on every save: validation and
+    #: field-state rules, and section conditions.
+    checked_through: frozenset[str]
+    #: For each field-state rule's field, its label and its section's condition.
+    field_states: tuple[tuple[str, str, Any, FieldStateRule], ...]
+
+
+def _plan(catalog: Catalog, entity: EntityDef) -> _Plan:
+    plan = catalog.derived(
+        ("record_rules", entity.name), lambda: _build_plan(catalog, entity)
+    )
+    # A view of the catalog may hold another definition of the entity.
+    return plan if plan.entity is entity else _build_plan(catalog, entity)
+
+
+def _build_plan(catalog: Catalog, entity: EntityDef) -> _Plan:
+    rules = catalog.rules.for_entity(entity.name)
+    sections = catalog.section_conditions(entity.name)
+    lookups = {spec["name"]: spec["target"] for spec in entity.lookups()}
+    related_reads = _related_reads(rules, sections.reads)
+    filled = {rule.field for rule in rules.defaults} | set(rules.computed)
+    through = set(rules.checked_through)
+    through |= {name.split(".", 1)[0] for name in sections.reads if "." in name}
+    return _Plan(
+        entity=entity,
+        rules=rules,
+        sections=sections,
+        lookups=lookups,
+        related_reads=related_reads,
+        loaded=_loaded(lookups, related_reads),
+        names=(*_NO_SYSTEM_VALUES, *entity.fields),
+        lookup_names=tuple(name for name in entity.fields if name in lookups),
+        relaxed=tuple(
+            name
+            for name in sorted(filled)
+            if entity.fields.get(name, {}).get("required")
+        ),
+        checked_through=frozenset(through),
+        field_states=tuple(
+            (name, entity.fields[name]["label"], sections.of_field(name), rule)
+            for name, rule in rules.field_states.items()
+        ),
+    )
+
+
+def _loaded(
+    lookups: Mapping[str, str], related_reads: Mapping[str, frozenset[str]]
+) -> dict[str, frozenset[str]]:
+    # Two lookups may point at one entity: its records are loaded once, with
+    # every field that either is read for.
+    fields: dict[str, set[str]] = {}
+    for lookup, reads in related_reads.items():
+        if lookup in lookups:
+            fields.setdefault(lookups[lookup], set()).update(reads)
+    return {target: frozenset(reads) for target, reads in fields.items()}
+
+
 class RecordRules:
     """The rules of one entity, applied to records of one batch before they are saved.
 
@@ -146,24 +229,22 @@ class RecordRules:
         self.connection = connection
         self.catalog = catalog
         self.entity = entity
-        self.rules: EntityRules = catalog.rules.for_entity(entity.name)
-        self.sections = catalog.section_conditions(entity.name)
+        self._plan = plan = _plan(catalog, entity)
+        self.rules: EntityRules = plan.rules
+        self.sections = plan.sections
         self.user = user
         self.now = now
-        self._lookups = {spec["name"]: spec["target"] for spec in entity.lookups()}
+        self._lookups = plan.lookups
         #: For each lookup, the related record's fields that rules and section
         #: conditions read.
-        self.related_reads = (
-            _related_reads(self.rules, self.sections.reads)
-            if related_reads is None
-            else dict(related_reads)
+        self.related_reads: Mapping[str, frozenset[str]] = (
+            plan.related_reads if related_reads is None else dict(related_reads)
         )
-        # Two lookups may point at one entity: its records are loaded once, with
-        # every field that either is read for.
-        self._fields: dict[str, set[str]] = {}
-        for lookup, fields in self.related_reads.items():
-            if lookup in self._lookups:
-                self._fields.setdefault(self._lookups[lookup], set()).update(fields)
+        self._fields = (
+            plan.loaded
+            if related_reads is None
+            else _loaded(self._lookups, self.related_reads)
+        )
         self._related: dict[tuple[str, int], dict[str, Any] | None] = {}
 
     # -- what conditions read ----------------------------------------------------
@@ -231,12 +312,12 @@ class RecordRules:
         return record
 
     def record(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        record = {name: values.get(name) for name in _NO_SYSTEM_VALUES}
-        for name in self.entity.fields:
-            value = values.get(name)
-            if name in self._lookups and value is not None:
-                value = self.related(name, value)
-            record[name] = value
+        get = values.get
+        record = {name: get(name) for name in self._plan.names}
+        for name in self._plan.lookup_names:
+            value = record[name]
+            if value is not None:
+                record[name] = self.related(name, value)
         return record
 
     def _set(
@@ -327,12 +408,7 @@ class RecordRules:
 
     def relaxed(self) -> tuple[str, ...]:
         """Required fields filled by rules, which callers need not give."""
-        filled = {rule.field for rule in self.rules.defaults} | set(self.rules.computed)
-        return tuple(
-            name
-            for name in sorted(filled)
-            if self.entity.fields.get(name, {}).get("required")
-        )
+        return self._plan.relaxed
 
     def validate(
         self,
@@ -356,12 +432,11 @@ class RecordRules:
         # being blank: "Say why the deal was lost" says it better.
         refused = {problem.field for problem in problems}
         written = set(written)
-        for name in self.rules.field_states:
-            label = self.entity.fields[name]["label"]
+        for name, label, section, rule in self._plan.field_states:
             # Read-only protects a stored value: it is judged on the record as
             # stored, and only for a field the caller changes.
             stored = prior if name in written else None
-            state = self.field_state(name, data, prior=stored)
+            state = _state(rule, section, data, prior=stored)
             if state.required and name not in refused and is_blank(data.get(name)):
                 message = f"{label} is required here."
                 problems.append(Problem(name, "required", message))
@@ -379,20 +454,11 @@ class RecordRules:
         :param prior: the record as stored, as conditions read it; ``None`` on a
             create, where nothing is read-only yet.
         """
+        section = self.sections.of_field(name)
         rule = self.rules.field_states.get(name)
-        visible = _shown(self.sections.of_field(name), data)
         if rule is None:
-            return FieldState(visible=visible)
-        visible = visible and _shown(rule.visible_if, data)
-        required = (
-            visible and rule.required_if is not None and truthy(rule.required_if(data))
-        )
-        readonly = (
-            prior is not None
-            and rule.readonly_if is not None
-            and truthy(rule.readonly_if(prior))
-        )
-        return FieldState(visible=visible, required=required, readonly=readonly)
+            return FieldState(visible=_shown(section, data))
+        return _state(rule, section, data, prior=prior)
 
     # -- for forms -----------------------------------------------------------------
 
@@ -438,6 +504,7 @@ class RecordRules:
         self, current: Mapping[str, Any], values: dict[str, Any]
     ) -> list[Problem]:
         """Formulas and validation of a change; formula results join ``values``."""
+        current = dict(current)
         merged = {**current, **values}
         written = {name for name, value in values.items() if current.get(name) != value}
         self._follow_only(written)
@@ -461,10 +528,7 @@ class RecordRules:
         that changed is always loaded, so that a reference to no record reads as
         null, as on a create.
         """
-        through = set(self.rules.checked_through)
-        through |= {
-            name.split(".", 1)[0] for name in self.sections.reads if "." in name
-        }
+        through = set(self._plan.checked_through)
         dirty = set(written)
         for rule in self.rules.formulas:
             if _reads_dirty(rule, dirty):
@@ -495,6 +559,25 @@ class RecordRules:
             for rule in self.rules.formulas
             if merged[rule.field] != row.get(rule.field)
         }
+
+
+def _state(
+    rule: FieldStateRule,
+    section: Any,
+    data: Mapping[str, Any],
+    *,
+    prior: Mapping[str, Any] | None,
+) -> FieldState:
+    visible = _shown(section, data) and _shown(rule.visible_if, data)
+    required = (
+        visible and rule.required_if is not None and truthy(rule.required_if(data))
+    )
+    readonly = (
+        prior is not None
+        and rule.readonly_if is not None
+        and truthy(rule.readonly_if(prior))
+    )
+    return FieldState(visible=visible, required=required, readonly=readonly)
 
 
 def _shown(visible_if: Any, data: Mapping[str, Any]) -> bool:
