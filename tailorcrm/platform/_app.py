@@ -17,7 +17,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from ..errors import Forbidden
-from ..metadata import Catalog
+from ..metadata import Caller, Catalog
 from .access import CatalogViews, load_caller
 from .auth import ALL_SCOPES, User, authenticate, load_web_session
 from .config import Settings, ensure_sqlite_directory
@@ -28,6 +28,9 @@ from .records import Actor, RecordService
 from .sessions import Client, SessionPolicy, touch_session
 
 log = logging.getLogger(__name__)
+
+#: How many users' roles, teams and attributes a process keeps at most.
+CALLERS_KEPT = 10_000
 
 
 class Platform:
@@ -40,6 +43,7 @@ class Platform:
         create_system_tables(self.engine)
         self.catalogs = CatalogCache()
         self.views = CatalogViews()
+        self._callers: dict[tuple[int, str, bool, int], Caller] = {}
         self.store = MetadataStore(self.engine)
         self.store.ensure_search_indexes()
         #: The time every session and sign-in check reads (naive UTC); tests
@@ -103,7 +107,9 @@ class Platform:
                         "create one that has it."
                     )
                 catalog = self.catalogs.get(connection, revision=caller.revision)
-                view, user = self._view(connection, catalog, caller.user)
+                view, user = self._view(
+                    connection, catalog, caller.user, caller.access_version
+                )
                 yield Session(
                     connection,
                     view,
@@ -137,7 +143,9 @@ class Platform:
                     idle_since=policy.idle_since(now),
                 )
                 catalog = self.catalogs.get(connection, revision=caller.revision)
-                view, user = self._view(connection, catalog, caller.user)
+                view, user = self._view(
+                    connection, catalog, caller.user, caller.access_version
+                )
                 yield Session(connection, view, user, via="web")
         # After the transaction: a second writer inside a write transaction would
         # wait for the first one's lock on SQLite.
@@ -146,14 +154,25 @@ class Platform:
                 touch_session(connection, caller.session_id, now=now)
 
     def _view(
-        self, connection: sa.Connection, catalog: Catalog, user: User
+        self,
+        connection: sa.Connection,
+        catalog: Catalog,
+        user: User,
+        access_version: int,
     ) -> tuple[Catalog, User]:
         """The catalog as ``user`` may see it, and the user with their roles.
 
-        Roles, teams and attributes are read on every request, so a change to
-        them counts from the next request on.
+        A user's roles, teams and attributes are kept by this process until
+        ``access_version`` (read with the user, on every request) moves: a change
+        to them counts from the next request on.
         """
-        caller = load_caller(connection, user.id, user.username, user.is_admin)
+        key = (user.id, user.username, user.is_admin, access_version)
+        caller = self._callers.get(key)
+        if caller is None:
+            caller = load_caller(connection, user.id, user.username, user.is_admin)
+            if len(self._callers) >= CALLERS_KEPT:
+                self._callers.clear()
+            self._callers[key] = caller
         view = self.views.get(catalog, caller)
         assert view.permissions is not None
         return view, replace(user, is_admin=view.permissions.admin, caller=caller)

@@ -20,6 +20,7 @@ from ..errors import Conflict, NotFound, Problem, ValidationFailed
 from ..metadata import ID_TYPE, Caller, Catalog, permissions_for, restrict
 from ..metadata._access import RESERVED_USER_KEYS
 from .db import (
+    access_versions,
     team_members,
     team_roles,
     teams,
@@ -34,47 +35,54 @@ NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 _m1 = team_members.alias("m1")
 _m2 = team_members.alias("m2")
 _me: sa.BindParameter[int] = sa.bindparam("user_id")
-# The roles held directly and through teams, the teams, and every teammate, in
-# one statement.
+_NO_NAME = sa.cast(sa.null(), sa.String(100))
+_NO_NUMBER = sa.cast(sa.null(), ID_TYPE)
+_NO_VALUE = sa.cast(sa.null(), sa.JSON())
+# The roles held directly and through teams, the teams, every teammate and the
+# attributes, in one statement: every request reads them.
 _CALLER_QUERY = sa.union_all(
     sa.select(
         sa.literal("role").label("kind"),
         user_roles.c.role.label("name"),
-        sa.cast(sa.null(), ID_TYPE).label("number"),
+        _NO_NUMBER.label("number"),
+        _NO_VALUE.label("value"),
     ).where(user_roles.c.user_id == _me),
-    sa.select(sa.literal("role"), team_roles.c.role, sa.cast(sa.null(), ID_TYPE))
+    sa.select(sa.literal("role"), team_roles.c.role, _NO_NUMBER, _NO_VALUE)
     .select_from(team_roles.join(_m1, _m1.c.team_id == team_roles.c.team_id))
     .where(_m1.c.user_id == _me),
-    sa.select(sa.literal("team"), teams.c.name, sa.cast(sa.null(), ID_TYPE))
+    sa.select(sa.literal("team"), teams.c.name, _NO_NUMBER, _NO_VALUE)
     .select_from(teams.join(_m1, _m1.c.team_id == teams.c.id))
     .where(_m1.c.user_id == _me),
-    sa.select(sa.literal("mate"), sa.cast(sa.null(), sa.String(100)), _m2.c.user_id)
+    sa.select(sa.literal("mate"), _NO_NAME, _m2.c.user_id, _NO_VALUE)
     .select_from(_m1.join(_m2, _m1.c.team_id == _m2.c.team_id))
     .where(_m1.c.user_id == _me),
+    sa.select(
+        sa.literal("attribute"),
+        user_attributes.c.name,
+        _NO_NUMBER,
+        user_attributes.c.value,
+    ).where(user_attributes.c.user_id == _me),
 )
 
 
 def load_caller(
     connection: sa.Connection, user_id: int, username: str, is_admin: bool
 ) -> Caller:
-    """Read what a user's permissions depend on (two statements)."""
+    """Read what a user's permissions depend on (one statement)."""
     roles: set[str] = set()
     team_names: set[str] = set()
     mates: set[int] = {user_id}
-    for kind, name, number in connection.execute(_CALLER_QUERY, {"user_id": user_id}):
+    attributes: dict[str, Any] = {}
+    rows = connection.execute(_CALLER_QUERY, {"user_id": user_id})
+    for kind, name, number, value in rows:
         if kind == "role":
             roles.add(name)
         elif kind == "team":
             team_names.add(name)
-        else:
+        elif kind == "mate":
             mates.add(int(number))
-    attributes = dict(
-        connection.execute(
-            sa.select(user_attributes.c.name, user_attributes.c.value).where(
-                user_attributes.c.user_id == user_id
-            )
-        ).all()
-    )
+        else:
+            attributes[name] = value
     return Caller(
         user_id=user_id,
         username=username,
@@ -110,6 +118,18 @@ class CatalogViews:
 
 
 # -- administration ------------------------------------------------------------
+
+
+def bump_access(connection: sa.Connection) -> None:
+    """Note that roles, teams or attributes changed: every process reads the
+    callers it keeps again from the next request on."""
+    bumped = connection.execute(
+        access_versions.update()
+        .where(access_versions.c.id == 1)
+        .values(version=access_versions.c.version + 1)
+    )
+    if bumped.rowcount == 0:
+        connection.execute(access_versions.insert().values(id=1, version=1))
 
 
 def user_id_of(connection: sa.Connection, username: str) -> int:
@@ -154,6 +174,7 @@ def set_user_roles(
     """Give a user exactly these roles (held directly; team roles stay)."""
     user_id = user_id_of(connection, username)
     wanted = _check_roles(catalog, roles, "roles")
+    bump_access(connection)
     connection.execute(user_roles.delete().where(user_roles.c.user_id == user_id))
     if wanted:
         connection.execute(
@@ -190,6 +211,7 @@ def set_user_attributes(
     ]
     if problems:
         raise ValidationFailed("The attributes were refused.", problems=problems)
+    bump_access(connection)
     connection.execute(
         user_attributes.delete().where(user_attributes.c.user_id == user_id)
     )
@@ -237,6 +259,7 @@ def create_team(
 
 def delete_team(connection: sa.Connection, name: str) -> None:
     team_id = _team_id(connection, name)
+    bump_access(connection)
     connection.execute(team_members.delete().where(team_members.c.team_id == team_id))
     connection.execute(team_roles.delete().where(team_roles.c.team_id == team_id))
     connection.execute(teams.delete().where(teams.c.id == team_id))
@@ -253,6 +276,7 @@ def set_team(
 ) -> dict[str, Any]:
     """Change a team's label, members or roles (each replaced when given)."""
     team_id = _team_id(connection, name)
+    bump_access(connection)
     if label is not None:
         connection.execute(
             teams.update().where(teams.c.id == team_id).values(label=label)

@@ -22,6 +22,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..errors import Conflict, NotFound, Problem, Unauthorized, ValidationFailed
 from ..metadata import Caller
 from .db import (
+    access_versions,
     api_token_scopes,
     api_tokens,
     meta_revisions,
@@ -73,6 +74,8 @@ class TokenCaller:
     revision: int
     token_id: int
     scopes: frozenset[str]
+    #: Counts changes to roles, teams and attributes (see ``tc_access_version``).
+    access_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -369,6 +372,7 @@ def end_sessions(
 
 
 _REVISION = sa.select(sa.func.max(meta_revisions.c.id)).scalar_subquery()
+_ACCESS = sa.select(sa.func.max(access_versions.c.version)).scalar_subquery()
 
 # Built once: constructing a statement costs more than running it on every request.
 # The session's row, its user and the metadata revision come in one statement, so a
@@ -381,6 +385,7 @@ _SESSION_QUERY = (
         web_sessions.c.id.label("session_id"),
         web_sessions.c.last_seen_at,
         _REVISION.label("revision"),
+        _ACCESS.label("access_version"),
     )
     .join(web_sessions, web_sessions.c.user_id == users.c.id)
     .where(
@@ -401,6 +406,8 @@ class WebCaller:
     revision: int
     session_id: int
     last_seen_at: dt.datetime
+    #: Counts changes to roles, teams and attributes (see ``tc_access_version``).
+    access_version: int = 0
 
 
 def load_web_session(
@@ -426,7 +433,11 @@ def load_web_session(
         raise Unauthorized("Your session has ended; sign in again.")
     user = User(int(row.id), row.username, bool(row.is_admin))
     return WebCaller(
-        user, int(row.revision or 0), int(row.session_id), row.last_seen_at
+        user,
+        int(row.revision or 0),
+        int(row.session_id),
+        row.last_seen_at,
+        int(row.access_version or 0),
     )
 
 
@@ -440,6 +451,7 @@ _TOKEN_QUERY = (
         api_tokens.c.id.label("token_id"),
         api_token_scopes.c.scope,
         _REVISION.label("revision"),
+        _ACCESS.label("access_version"),
     )
     .select_from(
         api_tokens.join(users, api_tokens.c.user_id == users.c.id).outerjoin(
@@ -474,4 +486,10 @@ def authenticate(
     first = rows[0]
     user = User(int(first.id), first.username, bool(first.is_admin))
     scopes = frozenset(_ordered(row.scope for row in rows))
-    return TokenCaller(user, int(first.revision or 0), int(first.token_id), scopes)
+    return TokenCaller(
+        user,
+        int(first.revision or 0),
+        int(first.token_id),
+        scopes,
+        int(first.access_version or 0),
+    )

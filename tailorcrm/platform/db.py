@@ -148,6 +148,16 @@ user_attributes = sa.Table(
     sa.Column("value", sa.JSON(), nullable=True),
 )
 
+# One row, counting changes to who holds which roles, teams and attributes. Every
+# request reads it with the user (one statement), so the caller a process keeps
+# for a user is read again as soon as anything of theirs may have changed.
+access_versions = sa.Table(
+    "tc_access_version",
+    system_metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger(), nullable=False),
+)
+
 meta_documents = sa.Table(
     "tc_meta_document",
     system_metadata,

@@ -752,13 +752,12 @@ class RecordService:
             target = self.catalog.entity(spec["target"])
             found: set[Any] = set()
             access = self.access(target.name)
-            if access is not None:
+            clause = None if access is None else access.where("read", target.table)
+            if clause is not None:
                 # Only records the caller may read can be pointed at; the others
                 # answer as if they did not exist.
-                clause = access.where("read", target.table)
                 statement = sa.select(target.table.c.id).where(
-                    target.table.c.id.in_(list(wanted)),
-                    *([] if clause is None else [clause]),
+                    target.table.c.id.in_(list(wanted)), clause
                 )
                 found = set(self.connection.execute(statement).scalars())
                 wanted = set()
