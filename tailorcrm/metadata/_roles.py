@@ -14,7 +14,6 @@ import copy
 import datetime as dt
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from ..rules_engine import (
     rename_fields,
 )
 from ..rules_engine import field_names as condition_fields
+from ._rules import SYSTEM_TYPES, StoredRule
 from ._validate import json_path, text_problems
 
 if TYPE_CHECKING:
@@ -41,24 +41,11 @@ OPERATIONS = ("create", "read", "edit", "delete", "import", "export")
 SCOPES = ("none", "own", "team", "all")
 FIELD_LEVELS = ("hidden", "read_only", "editable")
 #: The owner and the other columns every record has, as conditions see them.
-SYSTEM_FIELD_TYPES = {
-    "id": "integer",
-    "created_at": "datetime",
-    "updated_at": "datetime",
-    "created_by": "integer",
-    "owner_id": "integer",
-    "version": "integer",
-}
+SYSTEM_FIELD_TYPES = SYSTEM_TYPES
 
-
-@dataclass(frozen=True)
-class StoredRole:
-    document: dict[str, Any]
-    revision: int = 0
-
-    @property
-    def name(self) -> str:
-        return str(self.document["name"])
+#: A role document as the metadata store keeps it, with the revision that stored
+#: it: the same shape as a stored rule.
+StoredRole = StoredRule
 
 
 def role_schema() -> dict[str, Any]:

@@ -319,9 +319,15 @@ def put_named_kind(
         dry_run=_flag("dry_run"),
         **{f"expected_{kind}s": {name: expected} if expected is not None else None},
     )
-    body = result.as_dict()
     with platform().reading() as (_, catalog):
         stored = stored_in(catalog).get(name)
+    return applied_response(result, stored, existed=existed)
+
+
+def applied_response(result: ChangeResult, stored: Any, *, existed: bool) -> Response:
+    """The answer to a PUT of a metadata document: the plan, and the document as
+    stored (with its revision as ETag); 201 when it was created."""
+    body = result.as_dict()
     if stored is not None and result.applied:
         body["document"] = stored.document
     response = jsonify(body)
@@ -473,16 +479,9 @@ def put_layout(name: str) -> Response:
         dry_run=_flag("dry_run"),
         expected_layouts={name: expected} if expected is not None else None,
     )
-    body = result.as_dict()
     with platform().reading() as (connection, _):
         stored = stored_layouts(connection).get(name)
-    if stored is not None and result.applied:
-        body["document"] = stored.document
-    response = jsonify(body)
-    if stored is not None:
-        response.headers["ETag"] = f'"{stored.revision}"'
-    response.status_code = 201 if result.applied and not existed else 200
-    return response
+    return applied_response(result, stored, existed=existed)
 
 
 @api.delete("/meta/layouts/<name>")

@@ -1,0 +1,79 @@
+"""The command line for roles, users and teams, and the demo's people."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tailorcrm.platform import create_app
+from tailorcrm.platform.auth import create_token, find_user
+from tailorcrm.platform.cli import main
+from tests.conftest import Api
+
+
+@pytest.fixture
+def run(database_url: str) -> CliRunner:
+    return CliRunner(env={"TAILORCRM_DATABASE_URL": database_url})
+
+
+def _api_of(database_url: str, username: str) -> Api:
+    app = create_app({"database_url": database_url})
+    platform = app.extensions["tailorcrm"]
+    with platform.engine.begin() as connection:
+        token = create_token(connection, find_user(connection, username))
+    return Api(app.test_client(), token)
+
+
+def test_the_demo_has_people_with_the_packs_roles(
+    run: CliRunner, database_url: str
+) -> None:
+    result = run.invoke(main, ["init", "--demo"])
+
+    assert result.exit_code == 0, result.output
+    assert "riley.north (sales_rep)" in result.output
+    assert "Installed sales pack roles: auditor, sales_manager, sales_rep" in (
+        result.output
+    )
+    riley = _api_of(database_url, "riley.north")
+    manager = _api_of(database_url, "morgan.lee")
+    everything = manager.get("/opportunity?count=1&limit=1").json["count"]
+    visible = riley.get("/opportunity?count=1&limit=1").json["count"]
+    assert everything == 120
+    assert 0 < visible < everything  # riley sees the north team's deals only
+    assert "erp_code" not in riley.get("/opportunity?limit=1").json["data"][0]
+
+
+def test_users_and_teams_are_managed_from_the_command_line(
+    run: CliRunner, database_url: str, tmp_path: Path
+) -> None:
+    run.invoke(main, ["init", "--demo"])
+
+    created = run.invoke(
+        main,
+        ["user", "create", "cleo.marsh", "--role", "auditor", "--password", "x" * 12],
+    )
+    unknown = run.invoke(main, ["user", "roles", "cleo.marsh", "no_such_role"])
+    attributes = run.invoke(main, ["user", "attributes", "cleo.marsh", "country=Spain"])
+    team = run.invoke(
+        main, ["team", "create", "audit", "--member", "cleo.marsh", "--role", "auditor"]
+    )
+    shown = run.invoke(main, ["user", "show", "cleo.marsh"])
+    exported = run.invoke(main, ["meta", "export", str(tmp_path)])
+
+    assert created.exit_code == 0, created.output
+    assert unknown.exit_code == 1
+    assert "no_such_role" in unknown.output
+    assert attributes.exit_code == 0, attributes.output
+    assert team.exit_code == 0, team.output
+    info = json.loads(shown.output)
+    assert info["roles"] == ["auditor"]
+    assert info["teams"] == ["audit"]
+    assert info["attributes"] == {"country": "Spain"}
+    assert exported.exit_code == 0, exported.output
+    role = json.loads((tmp_path / "roles" / "sales_rep.json").read_text())
+    assert role["kind"] == "role"
+    assert run.invoke(main, ["team", "delete", "audit"]).exit_code == 0
+    assert "audit" not in run.invoke(main, ["team", "list"]).output
