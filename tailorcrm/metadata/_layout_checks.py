@@ -9,10 +9,8 @@ Every problem carries its JSON path; a document with any problem is refused whol
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
@@ -20,7 +18,7 @@ from jsonschema import Draft202012Validator
 from ..errors import Problem
 from ._fields import SORTABLE_TYPES
 from ._sections import ShapeCache
-from ._validate import json_path, text_problems
+from ._validate import json_path, load_schema, text_problems
 
 if TYPE_CHECKING:
     from ._catalog import Catalog, EntityDef
@@ -37,19 +35,13 @@ SORTABLE_SYSTEM_COLUMNS = ("id", "created_at", "updated_at")
 @cache
 def layout_schema() -> dict[str, Any]:
     """Return the JSON Schema (Draft 2020-12) of layout documents."""
-    return _load_schema("layout")
+    return load_schema("layout")
 
 
 @cache
 def view_schema() -> dict[str, Any]:
     """Return the JSON Schema (Draft 2020-12) of saved views."""
-    return _load_schema("view")
-
-
-def _load_schema(kind: str) -> dict[str, Any]:
-    text = resources.files(__package__).joinpath(f"schemas/{kind}.schema.json")
-    schema: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
-    return schema
+    return load_schema("view")
 
 
 @cache

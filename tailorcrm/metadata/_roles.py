@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 from collections.abc import Iterable, Mapping
 from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -30,8 +28,13 @@ from ..rules_engine import (
     rename_fields,
 )
 from ..rules_engine import field_names as condition_fields
-from ._rules import SYSTEM_TYPES, StoredRule
-from ._validate import json_path, text_problems
+from ._rules import (
+    SYSTEM_TYPES,
+    StoredRule,
+    named_schema_problems,
+    rule_problem_path,
+)
+from ._validate import load_schema
 
 if TYPE_CHECKING:
     from ._catalog import EntityDef
@@ -50,9 +53,7 @@ StoredRole = StoredRule
 
 def role_schema() -> dict[str, Any]:
     """Return the JSON Schema (Draft 2020-12) of role documents."""
-    text = resources.files(__package__).joinpath("schemas/role.schema.json")
-    schema: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
-    return schema
+    return load_schema("role")
 
 
 @cache
@@ -65,8 +66,7 @@ def is_role_document(document: Any) -> bool:
 
 
 def _path(name: Any, path: str) -> str:
-    label = name if isinstance(name, str) and name else "role"
-    return f"{label}.{path}" if path and path != "$" else label
+    return rule_problem_path(name, path, kind="role")
 
 
 def check_role_document(
@@ -77,17 +77,10 @@ def check_role_document(
     Entities and fields must be live; a sharing rule's condition must pass the
     rules language's checks against its entity and translate to SQL.
     """
-    name = document.get("name") if isinstance(document, dict) else None
-    problems = [
-        Problem(_path(name, json_path(error.absolute_path)), "schema", error.message)
-        for error in sorted(_validator().iter_errors(document), key=str)
-    ]
-    problems += [
-        Problem(_path(name, found.field or ""), found.code, found.message)
-        for found in text_problems(document)
-    ]
+    problems = named_schema_problems(_validator(), document, kind="role")
     if problems:
         return problems
+    name = document["name"]
     for entity_name, grant in document.get("entities", {}).items():
         entity = entities.get(entity_name)
         at = f"entities.{entity_name}"

@@ -11,12 +11,10 @@ round: a field that a rule uses cannot be removed or renamed.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
@@ -34,7 +32,7 @@ from ..rules_engine import (
     rule_uses,
 )
 from ._fields import FieldValueError, convert
-from ._validate import json_path, text_problems
+from ._validate import json_path, load_schema, text_problems
 
 if TYPE_CHECKING:
     from ._catalog import EntityDef
@@ -69,9 +67,7 @@ class StoredRule:
 @cache
 def rule_schema() -> dict[str, Any]:
     """Return the JSON Schema (Draft 2020-12) of rule documents."""
-    text = resources.files(__package__).joinpath("schemas/rule.schema.json")
-    schema: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
-    return schema
+    return load_schema("rule")
 
 
 @cache
@@ -103,26 +99,35 @@ def entity_shapes(entities: Iterable[EntityDef]) -> dict[str, EntityShape]:
     return shapes
 
 
-def rule_problem_path(name: Any, path: str) -> str:
-    """``loss_reason_required.condition.and[1]``: the rule's name, then the path."""
-    label = name if isinstance(name, str) and name else "rule"
+def rule_problem_path(name: Any, path: str, *, kind: str = "rule") -> str:
+    """``loss_reason_required.condition.and[1]``: the document's name, then the
+    path (the kind stands for a name that is missing)."""
+    label = name if isinstance(name, str) and name else kind
     return f"{label}.{path}" if path and path != "$" else label
 
 
 def check_rule_document(document: Any) -> list[Problem]:
     """The problems of a rule document against its JSON Schema only."""
+    return named_schema_problems(_validator(), document, kind="rule")
+
+
+def named_schema_problems(
+    validator: Draft202012Validator, document: Any, *, kind: str
+) -> list[Problem]:
+    """Schema and text problems of a named document (a rule, a role), each path
+    starting with the document's name."""
     name = document.get("name") if isinstance(document, dict) else None
     problems = [
         Problem(
-            rule_problem_path(name, json_path(error.absolute_path)),
+            rule_problem_path(name, json_path(error.absolute_path), kind=kind),
             "schema",
             error.message,
         )
-        for error in sorted(_validator().iter_errors(document), key=str)
+        for error in sorted(validator.iter_errors(document), key=str)
     ]
     problems += [
         Problem(
-            rule_problem_path(name, found.field or ""),
+            rule_problem_path(name, found.field or "", kind=kind),
             found.code,
             found.message,
         )

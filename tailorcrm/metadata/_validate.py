@@ -43,12 +43,17 @@ EXTERNAL_ID_TYPES = frozenset({"text", "email", "integer"})
 MAX_UNIQUE_LENGTH = 500
 
 
+def load_schema(kind: str) -> dict[str, Any]:
+    """Read the JSON Schema of one document kind from the package."""
+    text = resources.files(__package__).joinpath(f"schemas/{kind}.schema.json")
+    schema: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
+    return schema
+
+
 @cache
 def entity_schema() -> dict[str, Any]:
     """Return the JSON Schema (Draft 2020-12) of entity documents."""
-    text = resources.files(__package__).joinpath("schemas/entity.schema.json")
-    schema: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
-    return schema
+    return load_schema("entity")
 
 
 @cache

@@ -100,19 +100,20 @@ class CatalogViews:
     LIMIT = 1000
 
     def __init__(self) -> None:
-        self._views: dict[tuple[int, int, Caller], Catalog] = {}
+        self._views: dict[tuple[int, Caller], Catalog] = {}
+        self._revision: int | None = None
         self._lock = threading.Lock()
 
     def get(self, catalog: Catalog, caller: Caller) -> Catalog:
-        key = (id(catalog), catalog.revision, caller)
+        key = (id(catalog), caller)
         view = self._views.get(key)
         if view is None:
             view = restrict(catalog, permissions_for(caller, catalog.roles))
             with self._lock:
-                if len(self._views) >= self.LIMIT or any(
-                    other[1] != catalog.revision for other in list(self._views)[:1]
-                ):
+                # A new revision makes every view kept so far useless.
+                if catalog.revision != self._revision or len(self._views) >= self.LIMIT:
                     self._views.clear()
+                    self._revision = catalog.revision
                 self._views[key] = view
         return view
 
@@ -318,56 +319,118 @@ def set_team(
 
 
 def team_info(connection: sa.Connection, name: str) -> dict[str, Any]:
-    team_id = _team_id(connection, name)
-    row = connection.execute(sa.select(teams).where(teams.c.id == team_id)).one()
-    members = connection.execute(
-        sa.select(users.c.username)
-        .select_from(team_members.join(users, users.c.id == team_members.c.user_id))
-        .where(team_members.c.team_id == team_id)
-        .order_by(users.c.username)
-    ).scalars()
-    roles = connection.execute(
-        sa.select(team_roles.c.role)
-        .where(team_roles.c.team_id == team_id)
-        .order_by(team_roles.c.role)
-    ).scalars()
-    return {
-        "name": row.name,
-        "label": row.label,
-        "members": list(members),
-        "roles": list(roles),
-    }
+    """One team: name, label, members and roles.
+
+    :raises NotFound: there is no such team.
+    """
+    found = _describe_teams(connection, teams.c.name == name)
+    if not found:
+        raise NotFound(f"There is no team named {name!r}.")
+    return found[0]
 
 
 def list_teams(connection: sa.Connection) -> list[dict[str, Any]]:
-    names = connection.execute(sa.select(teams.c.name).order_by(teams.c.name))
-    return [team_info(connection, name) for name in names.scalars()]
+    return _describe_teams(connection, sa.true())
+
+
+def _describe_teams(
+    connection: sa.Connection, which: sa.ColumnElement[bool]
+) -> list[dict[str, Any]]:
+    """The teams ``which`` selects, by name, in three statements whatever their
+    number."""
+    rows = connection.execute(sa.select(teams).where(which).order_by(teams.c.name))
+    found = {
+        int(row.id): {"name": row.name, "label": row.label, "members": [], "roles": []}
+        for row in rows
+    }
+    ids = list(found)
+    members = connection.execute(
+        sa.select(team_members.c.team_id, users.c.username)
+        .select_from(team_members.join(users, users.c.id == team_members.c.user_id))
+        .where(team_members.c.team_id.in_(ids))
+        .order_by(users.c.username)
+    )
+    for team_id, username in members:
+        found[int(team_id)]["members"].append(username)
+    held = connection.execute(
+        sa.select(team_roles.c.team_id, team_roles.c.role)
+        .where(team_roles.c.team_id.in_(ids))
+        .order_by(team_roles.c.role)
+    )
+    for team_id, role in held:
+        found[int(team_id)]["roles"].append(role)
+    return list(found.values())
 
 
 def user_info(connection: sa.Connection, username: str) -> dict[str, Any]:
-    row = connection.execute(
-        sa.select(users).where(users.c.username == username)
-    ).first()
-    if row is None:
+    """One user: roles held directly and in all, teams, attributes.
+
+    :raises NotFound: there is no such user.
+    """
+    found = _describe_users(connection, users.c.username == username)
+    if not found:
         raise NotFound(f"There is no user named {username!r}.")
-    caller = load_caller(connection, int(row.id), row.username, bool(row.is_admin))
-    direct = connection.execute(
-        sa.select(user_roles.c.role)
-        .where(user_roles.c.user_id == row.id)
-        .order_by(user_roles.c.role)
-    ).scalars()
-    return {
-        "id": int(row.id),
-        "username": row.username,
-        "active": bool(row.active),
-        "admin": bool(row.is_admin),
-        "roles": list(direct),
-        "all_roles": list(caller.roles),
-        "teams": list(caller.teams),
-        "attributes": json.loads(caller.attributes),
-    }
+    return found[0]
 
 
 def list_users(connection: sa.Connection) -> list[dict[str, Any]]:
-    names = connection.execute(sa.select(users.c.username).order_by(users.c.username))
-    return [user_info(connection, name) for name in names.scalars()]
+    return _describe_users(connection, sa.true())
+
+
+def _describe_users(
+    connection: sa.Connection, which: sa.ColumnElement[bool]
+) -> list[dict[str, Any]]:
+    """The users ``which`` selects, by name, in five statements whatever their
+    number."""
+    rows = connection.execute(sa.select(users).where(which).order_by(users.c.username))
+    found: dict[int, dict[str, Any]] = {
+        int(row.id): {
+            "id": int(row.id),
+            "username": row.username,
+            "active": bool(row.active),
+            "admin": bool(row.is_admin),
+            "roles": [],
+            "all_roles": set(),
+            "teams": [],
+            "attributes": {},
+        }
+        for row in rows
+    }
+    ids = list(found)
+    direct = connection.execute(
+        sa.select(user_roles.c.user_id, user_roles.c.role)
+        .where(user_roles.c.user_id.in_(ids))
+        .order_by(user_roles.c.role)
+    )
+    for user_id, role in direct:
+        found[int(user_id)]["roles"].append(role)
+        found[int(user_id)]["all_roles"].add(role)
+    through_teams = connection.execute(
+        sa.select(team_members.c.user_id, team_roles.c.role)
+        .select_from(
+            team_members.join(
+                team_roles, team_roles.c.team_id == team_members.c.team_id
+            )
+        )
+        .where(team_members.c.user_id.in_(ids))
+    )
+    for user_id, role in through_teams:
+        found[int(user_id)]["all_roles"].add(role)
+    memberships = connection.execute(
+        sa.select(team_members.c.user_id, teams.c.name)
+        .select_from(team_members.join(teams, teams.c.id == team_members.c.team_id))
+        .where(team_members.c.user_id.in_(ids))
+        .order_by(teams.c.name)
+    )
+    for user_id, name in memberships:
+        found[int(user_id)]["teams"].append(name)
+    attributes = connection.execute(
+        sa.select(
+            user_attributes.c.user_id, user_attributes.c.name, user_attributes.c.value
+        ).where(user_attributes.c.user_id.in_(ids))
+    )
+    for user_id, name, value in attributes:
+        found[int(user_id)]["attributes"][name] = value
+    for info in found.values():
+        info["all_roles"] = sorted(info["all_roles"])
+    return list(found.values())
