@@ -32,6 +32,7 @@ from ..errors import Problem, ValidationFailed
 from ..metadata import (
     DECIMAL_TYPES,
     SYSTEM_TYPES,
+    Catalog,
     EntityDef,
     precision_scale,
 )
@@ -44,6 +45,7 @@ from ..rules_engine import (
     reads_context,
     truthy,
 )
+from . import direct
 from .automation import run_automations
 from .db import is_sqlite, utcnow
 from .fieldhistory import flush, records_recomputed
@@ -235,38 +237,27 @@ class Cascade:
         sqlite = is_sqlite(self.connection)
         written = []
         noted: list[tuple[dict[str, Any], dict[str, Any]]] = []
-        # What follows reads of a parent only what changed and what roll-ups
-        # over it read: automations on update and formulas reading the roll-ups
-        # take the other path (see _blind_increments).
-        over = self.catalog.rules.for_entity(entity.name).rollups
-        read = frozenset(name for rule in over for name in rule.reads)
         for parent in sorted(moved):
             per_rule = moved[parent]
-            fields = tuple(
-                sorted(
-                    (rule.field, _scale(entity.fields[rule.field])) for rule in per_rule
-                )
+            statement, scales = _increment(
+                self.catalog, entity, frozenset(per_rule), sqlite=sqlite
             )
-            returned = tuple(
-                sorted(read.union(["id", "version"], (name for name, _ in fields)))
-            )
-            parameters: dict[str, Any] = {_RECORD_ID: parent, "updated_at": utcnow()}
+            parameters: dict[str, Any] = {_RECORD_ID: parent}
             for rule, amount in per_rule.items():
-                scale = _scale(entity.fields[rule.field])
+                scale = scales[rule.field]
                 parameters[_DELTA + rule.field] = (
                     int(amount * 10**scale) if sqlite and scale is not None else amount
                 )
-            statement = _increment(entity.table, fields, returned, sqlite=sqlite)
             try:
-                row = self.connection.execute(statement, parameters).mappings().first()
+                rows = direct.run(self.connection, statement, parameters)
             except sa.exc.DataError:
                 # PostgreSQL refuses a sum that its numeric column cannot hold.
                 rule = next(iter(per_rule))
                 error = RuleValueError("The total is too large for the field.")
                 raise _rule_failed(rule.name, entity, rule.field, error) from None
-            if row is None:
+            if not rows:
                 continue
-            after = dict(row)
+            after = rows[0]
             before = {**after, "version": after["version"] - 1, "updated_at": None}
             for rule, amount in per_rule.items():
                 try:
@@ -596,24 +587,38 @@ def _system_update(table: sa.Table) -> sa.Update:
     )
 
 
-@functools.lru_cache(maxsize=1024)
 def _increment(
-    table: sa.Table,
-    fields: tuple[tuple[str, int | None], ...],
-    returned: tuple[str, ...],
-    *,
-    sqlite: bool,
-) -> sa.Update:
-    """Add the increments bound as ``_delta_<field>`` to the fields of one record,
-    bump its version, and return the columns ``returned`` of the row after.
+    catalog: Catalog, entity: EntityDef, rules: frozenset[RollupRule], *, sqlite: bool
+) -> tuple[sa.Update, dict[str, int | None]]:
+    """The statement that adds the increments of ``rules`` to one parent record,
+    and the scale of each field it adds to (None for whole numbers): built once
+    per catalog."""
+    return catalog.derived(
+        ("rollup_increment", entity.name, rules, sqlite),
+        lambda: _build_increment(catalog, entity, rules, sqlite=sqlite),
+    )
 
-    ``fields`` pairs each field with its scale (None for whole numbers). SQLite
-    keeps decimals as binary floats, so there the addition is made in whole units
-    of the scale (the increment is bound in them too) and divided back: the
+
+def _build_increment(
+    catalog: Catalog, entity: EntityDef, rules: frozenset[RollupRule], *, sqlite: bool
+) -> tuple[sa.Update, dict[str, int | None]]:
+    """Add the increments bound as ``_delta_<field>`` to the fields of one record,
+    bump its version, and return the row after: its id, version, the fields added
+    to and what roll-ups over this entity read (the change is followed like any
+    other).
+
+    SQLite keeps decimals as binary floats, so there the addition is made in whole
+    units of the scale (the increment is bound in them too) and divided back: the
     stored float is then the one nearest the exact sum, as when a sum is written.
     """
+    table = entity.table
+    scales = {rule.field: _scale(entity.fields[rule.field]) for rule in rules}
+    over = catalog.rules.for_entity(entity.name).rollups
+    returned = sorted(
+        {"id", "version", *scales, *(name for rule in over for name in rule.reads)}
+    )
     values: dict[str, Any] = {"version": table.c.version + 1}
-    for name, scale in fields:
+    for name, scale in sorted(scales.items()):
         column = table.c[name]
         stored = sa.func.coalesce(column, 0)
         if sqlite and scale is not None:
@@ -622,12 +627,13 @@ def _increment(
             values[name] = sa.cast(added, sa.Float) / sa.literal(float(10**scale))
         else:
             values[name] = stored + sa.bindparam(_DELTA + name, type_=column.type)
-    return (
+    statement = (
         table.update()
         .where(table.c.id == sa.bindparam(_RECORD_ID))
         .values(values)
         .returning(*(table.c[name] for name in returned if name in table.c))
     )
+    return statement, scales
 
 
 @functools.lru_cache(maxsize=1024)
