@@ -11,7 +11,6 @@ save is refused, naming the automations of the loop.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -52,18 +51,37 @@ def _rules(
     entity: EntityDef,
     automations: tuple[AutomationRule, ...],
 ) -> RecordRules:
-    lookups = frozenset(spec["name"] for spec in entity.lookups())
+    related_reads = service.catalog.derived(
+        ("automation_reads", entity.name, automations),
+        lambda: _related_reads(
+            automations, frozenset(spec["name"] for spec in entity.lookups())
+        ),
+    )
     return RecordRules(
         service.connection,
         service.catalog,
         entity,
         user=service.user,
         now=service.now,
-        related_reads=_related_reads(automations, lookups),
+        related_reads=related_reads,
     )
 
 
-@functools.lru_cache(maxsize=1024)
+def _triggered(
+    service: RecordService, entity: EntityDef, trigger: str
+) -> tuple[AutomationRule, ...]:
+    """The automations of ``entity`` that ``trigger`` sets off, in their order."""
+    catalog = service.catalog
+    return catalog.derived(
+        ("automations", entity.name, trigger),
+        lambda: tuple(
+            automation
+            for automation in catalog.rules.for_entity(entity.name).automations
+            if trigger in automation.triggers
+        ),
+    )
+
+
 def _related_reads(
     automations: tuple[AutomationRule, ...], lookups: frozenset[str]
 ) -> Mapping[str, frozenset[str]] | None:
@@ -92,13 +110,7 @@ def run_automations(service: RecordService, changes: Sequence[Change]) -> bool:
     """Run the automations each change triggers; return whether any action ran."""
     acted = False
     for change in changes:
-        automations = tuple(
-            automation
-            for automation in service.catalog.rules.for_entity(
-                change.entity.name
-            ).automations
-            if change.trigger in automation.triggers
-        )
+        automations = _triggered(service, change.entity, change.trigger)
         if not automations:
             continue
         rules = _rules(service, change.entity, automations)

@@ -373,10 +373,11 @@ class Cascade:
         for change in changes:
             if change.trigger != "update":
                 continue
+            dependents = self.catalog.rules.for_entity(change.entity.name).dependents
+            if not dependents:
+                continue
             changed = change.changed()
-            for dependent in self.catalog.rules.for_entity(
-                change.entity.name
-            ).dependents:
+            for dependent in dependents:
                 fields = dependent.reads & changed
                 if fields:
                     key = (dependent.child, dependent.lookup)

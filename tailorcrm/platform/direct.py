@@ -28,6 +28,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import UpdateBase
 
 _Processor = Callable[[Any], Any] | None
+#: What runs here: statements whose bound parameters are all plain values (no
+#: expanding ``IN`` lists), with the columns they return.
+_Statement = sa.Select[Any] | UpdateBase
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,7 +76,7 @@ class DirectStatement:
 
 
 @functools.lru_cache(maxsize=512)
-def prepare(statement: UpdateBase, dialect: Dialect) -> DirectStatement:
+def prepare(statement: _Statement, dialect: Dialect) -> DirectStatement:
     """Compile ``statement`` for ``dialect`` once (statements and dialects hash by
     identity, so a statement built once per table is compiled once per engine)."""
     compiled = statement.compile(dialect=dialect)
@@ -102,10 +105,10 @@ def prepare(statement: UpdateBase, dialect: Dialect) -> DirectStatement:
 
 
 def run(
-    connection: sa.Connection, statement: UpdateBase, parameters: Mapping[str, Any]
+    connection: sa.Connection, statement: _Statement, parameters: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     """Run ``statement`` with ``parameters`` on the connection's driver cursor, in
-    its transaction; return the rows it returns, as dictionaries."""
+    its transaction; return the rows it returns (or selects), as dictionaries."""
     direct = prepare(statement, connection.dialect)
     bound = direct.parameters(parameters)
     dbapi = connection.dialect.loaded_dbapi

@@ -47,6 +47,7 @@ from ..rules_engine import (
     is_blank,
     truthy,
 )
+from . import direct
 
 #: What a roll-up gives over no records.
 EMPTY_ROLLUP = {"count": 0, "sum": 0, "min": None, "max": None}
@@ -274,9 +275,15 @@ class RecordRules:
             for name in sorted(self._fields.get(target, ()))
             if name in table.c and name != "id"
         )
-        query = _related_rows(table, fields, single=len(ids) == 1)
-        wanted = min(ids) if len(ids) == 1 else sorted(ids)
-        for row in self.connection.execute(query, {"ids": wanted}).mappings():
+        rows: Iterable[Mapping[Any, Any]]
+        if len(ids) == 1:
+            # One record, the usual save: straight on the driver (see .direct).
+            query = _related_rows(table, fields, single=True)
+            rows = direct.run(self.connection, query, {"ids": min(ids)})
+        else:
+            query = _related_rows(table, fields, single=False)
+            rows = self.connection.execute(query, {"ids": sorted(ids)}).mappings()
+        for row in rows:
             self._related[(target, int(row["id"]))] = dict(row)
         for missing in ids:
             self._related.setdefault((target, int(missing)), None)
