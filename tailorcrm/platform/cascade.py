@@ -38,6 +38,7 @@ from ..metadata import (
 )
 from ..rules_engine import (
     ConditionError,
+    EntityRules,
     FormulaRule,
     RollupRule,
     Rule,
@@ -150,21 +151,16 @@ class Cascade:
 
     def _rollups(self, changes: Sequence[Change]) -> list[Change]:
         rules_of = self.catalog.rules.for_entity
-        if not any(rules_of(change.entity.name).rollups for change in changes):
-            return []
-        recomputed: dict[str, dict[RollupRule, set[int]]] = defaultdict(
-            lambda: defaultdict(set)
-        )
-        deltas: dict[str, dict[int, dict[RollupRule, Any]]] = defaultdict(
-            lambda: defaultdict(dict)
-        )
+        recomputed: dict[str, dict[RollupRule, set[int]]] = {}
+        deltas: dict[str, dict[int, dict[RollupRule, Any]]] = {}
         for change in changes:
-            for rule in self.catalog.rules.for_entity(change.entity.name).rollups:
+            for rule in rules_of(change.entity.name).rollups:
                 if not self._kept_by_increments(rule):
-                    recomputed[rule.entity][rule] |= _parents(rule, change)
+                    parents = recomputed.setdefault(rule.entity, {})
+                    parents[rule] = parents.get(rule, set()) | _parents(rule, change)
                     continue
                 for parent, amount in _shares(rule, change):
-                    per_rule = deltas[rule.entity][parent]
+                    per_rule = deltas.setdefault(rule.entity, {}).setdefault(parent, {})
                     per_rule[rule] = per_rule.get(rule, 0) + amount
         written = []
         for name in sorted({*recomputed, *deltas}):
@@ -217,12 +213,12 @@ class Cascade:
         and roll-ups over the parents that read ``updated_at`` need the rows read
         first.
         """
-        rules = self.catalog.rules.for_entity(entity.name)
-        fields = {rule.field for per_rule in moved.values() for rule in per_rule}
-        return not (
-            any("update" in automation.triggers for automation in rules.automations)
-            or any(fields & formula.expression.reads for formula in rules.formulas)
-            or any("updated_at" in rollup.reads for rollup in rules.rollups)
+        fields = frozenset(
+            rule.field for per_rule in moved.values() for rule in per_rule
+        )
+        return self.catalog.derived(
+            ("blind_increments", entity.name, fields),
+            lambda: _blind(self.catalog.rules.for_entity(entity.name), fields),
         )
 
     def _add(
@@ -726,6 +722,16 @@ _KEPT_BY_INCREMENTS: weakref.WeakKeyDictionary[RollupRule, bool] = (
 #: The prefix of the parameter that holds a roll-up's increment; no field name
 #: starts with an underscore.
 _DELTA = "_delta_"
+
+
+def _blind(rules: EntityRules, fields: frozenset[str]) -> bool:
+    """See :meth:`Cascade._blind_increments`: whether the roll-ups into ``fields``
+    of an entity with ``rules`` may be added to without reading its rows."""
+    return not (
+        any("update" in automation.triggers for automation in rules.automations)
+        or any(fields & formula.expression.reads for formula in rules.formulas)
+        or any("updated_at" in rollup.reads for rollup in rules.rollups)
+    )
 
 
 def _incremental(
