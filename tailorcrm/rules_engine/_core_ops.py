@@ -44,6 +44,7 @@ from ._values import (
     to_number,
     to_text,
     truthy,
+    written_moment_test,
 )
 
 # -- data access -------------------------------------------------------------------
@@ -351,22 +352,40 @@ def _build_preserve(operands: Operands) -> Fn:
 # -- comparisons ---------------------------------------------------------------------
 
 
-def _register_comparison(name: str, test: Callable[[Any, Any], bool]) -> None:
+def _register_comparison(
+    name: str,
+    test: Callable[[Any, Any], bool],
+    on_moments: Callable[[Any, Any], Any] | None = None,
+) -> None:
+    """Register a comparison, chained when it has more than two operands.
+
+    ``on_moments`` is the same comparison between two dates or datetimes, for a
+    comparison that treats ISO text and dates alike; the ISO dates written in a
+    rule are then read once, when it is compiled.
+    """
+
     def build(operands: Operands) -> Fn:
         fns = operands.fns
+        tests = tuple(
+            _pair_test(operands, index, test, on_moments)
+            for index in range(len(fns) - 1)
+        )
         if len(fns) == 2:
             left, right = fns
+            (pair_test,) = tests
             # Most rules compare a field with a value written in the rule.
             is_value, value = scalar_operand(operands, 1)
             if is_value:
-                return lambda data, scope: test(left(data, scope), value)
-            return lambda data, scope: test(left(data, scope), right(data, scope))
+                return lambda data, scope: pair_test(left(data, scope), value)
+            return lambda data, scope: pair_test(left(data, scope), right(data, scope))
+
+        first, rest = fns[0], tuple(zip(fns[1:], tests, strict=True))
 
         def chained(data: Any, scope: Any) -> bool:
-            previous = fns[0](data, scope)
-            for fn in fns[1:]:
+            previous = first(data, scope)
+            for fn, pair_test in rest:
                 current = fn(data, scope)
-                if not test(previous, current):
+                if not pair_test(previous, current):
                     return False
                 previous = current
             return True
@@ -376,20 +395,56 @@ def _register_comparison(name: str, test: Callable[[Any, Any], bool]) -> None:
     register(name, form=LIST, min_args=2, result="boolean")(build)
 
 
-_register_comparison("==", loose_equal)
-_register_comparison("!=", lambda left, right: not loose_equal(left, right))
+def _pair_test(
+    operands: Operands,
+    index: int,
+    test: Callable[[Any, Any], bool],
+    on_moments: Callable[[Any, Any], Any] | None,
+) -> Callable[[Any, Any], bool]:
+    """The test between operands ``index`` and ``index + 1``."""
+    if on_moments is None:
+        return test
+
+    first_written, first = scalar_operand(operands, index)
+    second_written, second = scalar_operand(operands, index + 1)
+    if first_written == second_written:
+        # Nothing is written in the rule, or both are: no side to read ahead.
+        return test
+    moment_test = written_moment_test(
+        test,
+        on_moments,
+        first if first_written else second,
+        written_first=first_written,
+    )
+    return moment_test or test
+
+
+_register_comparison("==", loose_equal, operator.eq)
+_register_comparison(
+    "!=", lambda left, right: not loose_equal(left, right), operator.ne
+)
 _register_comparison("===", strict_equal)
 _register_comparison("!==", lambda left, right: not strict_equal(left, right))
-_register_comparison("<", less)
-_register_comparison("<=", less_equal)
-_register_comparison(">", greater)
-_register_comparison(">=", greater_equal)
+_register_comparison("<", less, operator.lt)
+_register_comparison("<=", less_equal, operator.le)
+_register_comparison(">", greater, operator.gt)
+_register_comparison(">=", greater_equal, operator.ge)
 
 
 # -- arithmetic ----------------------------------------------------------------------
 
 
 _INF = math.inf
+
+
+def _joins_decimal(total: Number, value: Any) -> bool:
+    """Whether ``value`` is a finite Decimal joining an int or Decimal, or an int
+    joining a Decimal: :func:`to_number` and :func:`same_scale` would leave both
+    as they are, so the step of arithmetic can take them directly."""
+    kind = type(value)
+    if kind is Decimal:
+        return value.is_finite() and type(total) is not float
+    return kind is int and type(total) is Decimal
 
 
 def _plus(values: list[Any]) -> Number:
@@ -402,7 +457,10 @@ def _plus(values: list[Any]) -> Number:
         ) is not Decimal:
             total += value
             continue
-        left, right = same_scale(total, to_number(value))
+        if _joins_decimal(total, value):
+            left, right = total, value
+        else:
+            left, right = same_scale(total, to_number(value))
         total = _exact(operator.add, left, right)
     return check_finite(total)
 
@@ -416,7 +474,10 @@ def _times(values: list[Any]) -> Number:
         ) is not Decimal:
             product *= value
             continue
-        left, right = same_scale(product, to_number(value))
+        if _joins_decimal(product, value):
+            left, right = product, value
+        else:
+            left, right = same_scale(product, to_number(value))
         product = _exact(operator.mul, left, right)
     return check_finite(product)
 
@@ -426,7 +487,10 @@ def _minus(values: list[Any]) -> Number:
         return -to_number(values[0])
     result = to_number(values[0])
     for value in values[1:]:
-        left, right = same_scale(result, to_number(value))
+        if _joins_decimal(result, value):
+            left, right = result, value
+        else:
+            left, right = same_scale(result, to_number(value))
         result = _exact(operator.sub, left, right)
     return check_finite(result)
 
@@ -517,9 +581,15 @@ register_eager("min", _extreme(False), result="number")
 
 def membership(values: list[Any]) -> bool:
     """``in``: text within text, or an item (by ``===``) within a list."""
-    if len(values) < 2 or values[0] is None:
+    if len(values) < 2:
         return False
-    needle, haystack = values[0], values[1]
+    return contained(values[0], values[1])
+
+
+def contained(needle: Any, haystack: Any) -> bool:
+    """Whether ``needle`` is in ``haystack``, as ``in`` answers it."""
+    if needle is None:
+        return False
     if isinstance(haystack, str):
         return to_text(needle) in haystack
     if isinstance(haystack, (list, tuple)):
@@ -536,7 +606,7 @@ def _build_in(operands: Operands) -> Fn:
     if is_literal and isinstance(haystack, list) and len(operands.fns) == 2:
         # A list written in the rule ("stage in [won, lost]") is read once.
         items, needle_fn = tuple(haystack), operands.fns[0]
-        return lambda data, scope: membership([needle_fn(data, scope), items])
+        return lambda data, scope: contained(needle_fn(data, scope), items)
     return eager(membership, operands, 0, None)
 
 

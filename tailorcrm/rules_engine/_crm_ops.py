@@ -17,7 +17,7 @@ from typing import Any
 
 from . import _dates
 from ._access import var_keys, walk
-from ._core_ops import membership
+from ._core_ops import contained
 from ._errors import EvaluationError
 from ._regex import Pattern, PatternError
 from ._registry import (
@@ -71,6 +71,8 @@ def _build_now(operands: Operands) -> Fn:
 
 
 def _whole_number(value: Any) -> int | None:
+    if type(value) is int:
+        return value
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -104,11 +106,15 @@ def _date_add(values: list[Any]) -> dt.date | None:
 
 
 def _date_diff(values: list[Any]) -> int | None:
-    start, end = _dates.parse(values[0]), _dates.parse(values[1])
     unit = values[2] if len(values) > 2 else "days"
-    if start is None or end is None or unit not in _dates.UNITS:
+    return _difference(values[0], values[1], unit)
+
+
+def _difference(start: Any, end: Any, unit: Any) -> int | None:
+    first, last = _dates.parse(start), _dates.parse(end)
+    if first is None or last is None or unit not in _dates.UNITS:
         return None
-    return _dates.diff(start, end, unit)
+    return _dates.diff(first, last, unit)
 
 
 @register("date_add", min_args=3, max_args=3, result="date")
@@ -120,7 +126,14 @@ def _build_date_add(operands: Operands) -> Fn:
 @register("date_diff", min_args=2, max_args=3, result="number")
 def _build_date_diff(operands: Operands) -> Fn:
     _check_unit(operands, 2)
-    return eager(_date_diff, operands, 2, 3)
+    fns = operands.fns
+    is_literal, unit = operands.literal(2) if len(fns) == 3 else (True, "days")
+    if operands.dynamic is not None or not is_literal:
+        return eager(_date_diff, operands, 2, 3)
+
+    # The usual form, two dates and a unit written in the rule (checked above).
+    start, end = fns[0], fns[1]
+    return lambda data, scope: _difference(start(data, scope), end(data, scope), unit)
 
 
 # -- text ----------------------------------------------------------------------------
@@ -144,7 +157,7 @@ def _length(values: list[Any]) -> int | None:
 
 
 def _contains(values: list[Any]) -> bool:
-    return membership([values[1], values[0]])
+    return contained(values[1], values[0])
 
 
 def _starts_with(values: list[Any]) -> bool:
@@ -221,14 +234,10 @@ def _build_matches(operands: Operands) -> Fn:
 # -- blanks, prior values, coalesce --------------------------------------------------
 
 
-register_eager(
-    "is_blank",
-    lambda values: is_blank(values[0]),
-    form=SINGLE,
-    min_args=1,
-    max_args=1,
-    result="boolean",
-)
+@register("is_blank", form=SINGLE, min_args=1, max_args=1, result="boolean")
+def _build_is_blank(operands: Operands) -> Fn:
+    (value_fn,) = operands.fns
+    return lambda data, scope: is_blank(value_fn(data, scope))
 
 
 def _prior_and_current(data: Any, scope: Any, name: Any) -> tuple[bool, Any, Any]:
@@ -279,14 +288,22 @@ def _build_coalesce(operands: Operands) -> Fn:
 # -- numbers -------------------------------------------------------------------------
 
 _MAX_DIGITS = 20
+# The quantum each number of digits rounds to: 2 is 0.01, -2 is 1E+2.
+_QUANTA = {
+    digits: Decimal(1).scaleb(-digits)
+    for digits in range(-_MAX_DIGITS, _MAX_DIGITS + 1)
+}
 
 
 def _round(values: list[Any]) -> Number | None:
     value = values[0]
     digits = _whole_number(values[1]) if len(values) > 1 else 0
-    if value is None or isinstance(value, (list, tuple, Mapping)) or digits is None:
+    if digits is None or abs(digits) > _MAX_DIGITS:
         return None
-    if abs(digits) > _MAX_DIGITS:
+    if type(value) is Decimal and value.is_finite():
+        # What currency and percent fields hold, rounded as it is.
+        return _quantize(value, digits)
+    if value is None or isinstance(value, (list, tuple, Mapping)):
         return None
     try:
         number = to_number(value)
@@ -294,15 +311,19 @@ def _round(values: list[Any]) -> Number | None:
         return None
 
     exact = Decimal(repr(number)) if isinstance(number, float) else Decimal(number)
-    try:
-        rounded = exact.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
-    except ArithmeticError:
-        return None
-    if isinstance(number, Decimal):
+    rounded = _quantize(exact, digits)
+    if rounded is None or isinstance(number, Decimal):
         return rounded
     if isinstance(number, float):
         return float(rounded)
     return int(rounded)
+
+
+def _quantize(exact: Decimal, digits: int) -> Decimal | None:
+    try:
+        return exact.quantize(_QUANTA[digits], rounding=ROUND_HALF_UP)
+    except ArithmeticError:
+        return None
 
 
 register_eager("round", _round, min_args=1, max_args=2, result="number")

@@ -75,16 +75,16 @@ def to_number(value: Any) -> Number:
         if math.isfinite(value):
             return value
         raise nan("The number is not finite.")
+    if isinstance(value, Decimal):
+        if value.is_finite():
+            return value
+        raise nan("The number is not finite.")
     if value is None:
         return 0
     if kind is bool:
         return int(value)
     if kind is str:
         return _parse_number(value)
-    if isinstance(value, Decimal):
-        if value.is_finite():
-            return value
-        raise nan("The number is not finite.")
     if isinstance(value, (int, float)):
         return to_number(int(value) if isinstance(value, int) else float(value))
     raise nan(f"{type_name(value)} has no numeric value.")
@@ -232,7 +232,7 @@ def loose_equal(left: Any, right: Any) -> bool:
         if kind is str and len(left) >= 10 and _dates.looks_temporal(left):
             return _ordered(left, right, _EQ)
         return bool(left == right)
-    if _plain_numbers(left, right):
+    if _plain_numbers(left, right) or _exact_numbers(left, right):
         return bool(left == right)
     return _ordered(left, right, _EQ)
 
@@ -318,11 +318,27 @@ def _plain_numbers(left: Any, right: Any) -> bool:
     )  # fmt: skip
 
 
+def _exact_numbers(left: Any, right: Any) -> bool:
+    """A finite Decimal with an int or another finite Decimal (not booleans).
+
+    :func:`comparable` hands such a pair back unchanged (only a float meeting a
+    Decimal is converted), and Python compares them exactly. A Decimal field
+    against a whole number written in a rule (``amount > 50000``) is the usual case.
+    """
+    kind_left, kind_right = type(left), type(right)
+    if kind_left is Decimal:
+        return left.is_finite() and (
+            kind_right is int or (kind_right is Decimal and right.is_finite())
+        )
+    return kind_left is int and kind_right is Decimal and right.is_finite()
+
+
 def _order_test(test: int, compare: Callable[[Any, Any], bool]) -> Callable[..., bool]:
     """An ordering test that skips :func:`comparable` for the common operands.
 
-    Two ints or finite floats, and two texts that are not both ISO dates, are
-    what :func:`comparable` hands back unchanged, so they are compared directly.
+    Two ints or finite floats, a finite Decimal with an int or a finite Decimal,
+    and two texts that are not both ISO dates are what :func:`comparable` hands
+    back unchanged, so they are compared directly.
     """
 
     def ordered(left: Any, right: Any) -> bool:
@@ -333,7 +349,7 @@ def _order_test(test: int, compare: Callable[[Any, Any], bool]) -> Callable[...,
                 or not (_dates.looks_temporal(left) and _dates.looks_temporal(right))
             ):
                 return compare(left, right)
-        elif _plain_numbers(left, right):
+        elif _plain_numbers(left, right) or _exact_numbers(left, right):
             return compare(left, right)
         return _ordered(left, right, test)
 
@@ -344,6 +360,56 @@ less = _order_test(_LT, operator.lt)
 less_equal = _order_test(_LE, operator.le)
 greater = _order_test(_GT, operator.gt)
 greater_equal = _order_test(_GE, operator.ge)
+
+
+# a < b is b > a: what a comparison becomes when its operands change places.
+_SWAPPED: dict[Callable[[Any, Any], Any], Callable[[Any, Any], Any]] = {
+    operator.lt: operator.gt,
+    operator.le: operator.ge,
+    operator.gt: operator.lt,
+    operator.ge: operator.le,
+    operator.eq: operator.eq,
+    operator.ne: operator.ne,
+}
+
+
+def written_moment_test(
+    test: Callable[[Any, Any], bool],
+    compare: Callable[[Any, Any], Any],
+    written: Any,
+    *,
+    written_first: bool,
+) -> Callable[[Any, Any], bool] | None:
+    """``test`` for two operands of which one, ``written``, is written in the rule.
+
+    When ``written`` is ISO date text, what it stands for is read once, here, and a
+    date or datetime object on the other side meets it as :func:`comparable` would
+    have them meet: as moments, with ``compare`` (``operator.lt`` for ``<``). Any
+    other value goes to ``test``.
+
+    :param written_first: ``written`` is the left operand.
+    :returns: ``None`` when ``written`` is not ISO date text.
+    """
+    day = _dates.parse(written) if type(written) is str else None
+    if day is None:
+        return None
+
+    moment = _dates.instant(day)
+    # Two dates without a time order as their midnights do.
+    whole_day = type(day) is dt.date
+    if written_first:
+        # The value from the record goes first below.
+        compare = _SWAPPED[compare]
+
+    def against_moment(left: Any, right: Any) -> bool:
+        value = right if written_first else left
+        if whole_day and type(value) is dt.date:
+            return bool(compare(value, day))
+        if isinstance(value, dt.date):
+            return bool(compare(_dates.instant(value), moment))
+        return test(left, right)
+
+    return against_moment
 
 
 def same_value(left: Any, right: Any) -> bool:
