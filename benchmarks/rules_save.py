@@ -317,7 +317,9 @@ def _work(
         functools.partial(
             update,
             side.pool[(round_number * count + number) % len(side.pool)],
-            _body(update_body(number, round_number=round_number), api),
+            # Other values than the service's saves of the round, so that each
+            # request changes the record it saves.
+            _body(update_body(number, round_number=round_number + api * 1000), api),
         )
         for number in range(count)
     ]
