@@ -13,7 +13,8 @@ decimals), and driver errors turned into SQLAlchemy's exceptions, so that caller
 catch :class:`sqlalchemy.exc.DataError` and the like as for any statement.
 Listeners of the ``before_cursor_execute`` event (statement counters, tracing) are
 told of each statement as SQLAlchemy would tell them, without an execution
-context.
+context. Execution options that rewrite statements (``schema_translate_map``)
+are not applied here; the platform sets none.
 """
 
 from __future__ import annotations

@@ -54,16 +54,17 @@ class CompiledCondition:
     community specification asks, which suits tests and the designer's preview.
     """
 
-    __slots__ = ("condition", "strict", "_fn")
+    __slots__ = ("condition", "strict", "closure")
 
     def __init__(self, condition: Any, fn: Fn, *, strict: bool) -> None:
         self.condition = condition
         self.strict = strict
-        self._fn = fn
+        #: The compiled closure itself, called as ``closure(data, scope)``.
+        self.closure = fn
 
     def __call__(self, data: Any = None) -> Any:
         try:
-            return self._fn(data, None)
+            return self.closure(data, None)
         except EvaluationError:
             if self.strict:
                 raise
