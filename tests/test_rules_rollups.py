@@ -8,6 +8,7 @@ parent. Every test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from tailorcrm.platform import Platform
+from tailorcrm.platform.importer import ImportFailed, import_csv
 from tailorcrm.platform.records import SYSTEM_ACTOR
 from tests.conftest import Api
 from tests.rules_support import (
@@ -334,6 +336,40 @@ def test_a_kept_rollup_bumps_the_parents_version_once_per_save(
     assert crm.get(f"/account/{north['id']}").json["version"] == version + 1
 
 
+@pytest.fixture
+def blind(api: Api) -> Api:
+    """Only roll-ups kept by increments, and nothing that reads the parent first:
+    each save of a child adds to its account without reading it."""
+    define(api, TALLIED_ACCOUNT, TALLIED_OPPORTUNITY, DEAL_COUNT, TOUCH_TOTAL)
+    return api
+
+
+def test_a_kept_rollup_moves_the_parents_last_change(
+    platform: Platform, blind: Api
+) -> None:
+    crm = blind
+    north = create(crm, "account", name="North Yard")
+    long_ago = "2020-01-01T00:00:00Z"
+
+    def backdated() -> None:
+        with platform.engine.begin() as connection:
+            connection.execute(
+                sa.text("UPDATE account SET updated_at = :at WHERE id = :id"),
+                {"at": "2020-01-01 00:00:00", "id": north["id"]},
+            )
+        assert crm.get(f"/account/{north['id']}").json["updated_at"] == long_ago
+
+    backdated()
+    deal = create(crm, "opportunity", title="A", account=north["id"], touches=2)
+    moved_by_create = crm.get(f"/account/{north['id']}").json["updated_at"]
+    backdated()
+    change(crm, deal, touches=5)
+    moved_by_update = crm.get(f"/account/{north['id']}").json["updated_at"]
+
+    assert moved_by_create > long_ago and moved_by_update > long_ago
+    assert crm.get(f"/account/{north['id']}").json["touch_total"] == 5
+
+
 def test_sums_and_counts_are_kept_without_reading_the_children(
     platform: Platform, crm: Api
 ) -> None:
@@ -371,3 +407,59 @@ def test_a_sum_that_outgrows_its_field_refuses_the_save(
     assert problems(grown) == problems(added) == [("account.won_share", "rule_value")]
     assert stored(platform, north) == before
     assert crm.get(f"/account/{north['id']}").json["won_share"] == 600
+
+
+def test_the_total_that_outgrows_its_field_is_named_among_several(
+    platform: Platform, blind: Api
+) -> None:
+    crm = blind
+    # Each deal moves the count and the touches of its account in one statement;
+    # the second one's touches take the total past what a whole number holds.
+    north = create(crm, "account", name="North Yard")
+    create(crm, "opportunity", title="A", account=north["id"], touches=2**62)
+    before = stored(platform, north)
+
+    added = crm.post(
+        "/opportunity",
+        json={"title": "B", "account": north["id"], "touches": 2**62},
+    )
+
+    assert added.status_code == 422
+    assert problems(added) == [("account.touch_total", "rule_value")]
+    assert stored(platform, north) == before
+
+
+def test_an_import_reports_the_row_whose_total_does_not_fit(
+    platform: Platform, blind: Api
+) -> None:
+    north = create(blind, "account", name="North Yard")
+    text = (
+        "title,account,touches\n"
+        f"Crane,North Yard,{2**62}\n"
+        f"Barge,North Yard,{2**62}\n"
+        "Tug,North Yard,3\n"
+    )
+
+    with pytest.raises(ImportFailed) as refused:
+        import_csv(
+            platform, "opportunity", io.BytesIO(text.encode()), actor=SYSTEM_ACTOR
+        )
+    unchanged = stored(platform, north)
+    report = import_csv(
+        platform,
+        "opportunity",
+        io.BytesIO(text.encode()),
+        actor=SYSTEM_ACTOR,
+        skip_bad_rows=True,
+    )
+
+    assert [(e.row, e.field, e.code) for e in refused.value.report.errors] == [
+        (3, "account.touch_total", "rule_value")
+    ]
+    assert (unchanged["deal_count"], unchanged["touch_total"]) == (0, 0)
+    assert (report.created, report.failed_rows) == (2, 1)
+    assert [(e.row, e.field) for e in report.errors] == [(3, "account.touch_total")]
+    titles = blind.get("/opportunity?sort=title").json["data"]
+    assert [deal["title"] for deal in titles] == ["Crane", "Tug"]
+    totals = stored(platform, north)
+    assert (totals["deal_count"], totals["touch_total"]) == (2, 2**62 + 3)

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from ..errors import Problem, ValidationFailed
 from ..metadata import (
     DECIMAL_TYPES,
+    INTEGER_LIMIT,
     SYSTEM_TYPES,
     Catalog,
     EntityDef,
@@ -238,22 +239,22 @@ class Cascade:
             statement, scales = _increment(
                 self.catalog, entity, frozenset(per_rule), sqlite=sqlite
             )
-            parameters: dict[str, Any] = {_RECORD_ID: parent}
+            now = utcnow()
+            parameters: dict[str, Any] = {_RECORD_ID: parent, "updated_at": now}
             for rule, amount in per_rule.items():
                 scale = scales[rule.field]
-                parameters[_DELTA + rule.field] = (
+                bound = (
                     int(amount * 10**scale) if sqlite and scale is not None else amount
                 )
-            try:
-                rows = direct.run(self.connection, statement, parameters)
-            except sa.exc.DataError:
-                # PostgreSQL refuses a sum that its numeric column cannot hold.
-                rule = next(iter(per_rule))
-                error = RuleValueError("The total is too large for the field.")
-                raise _rule_failed(rule.name, entity, rule.field, error) from None
+                if isinstance(bound, int) and abs(bound) > INTEGER_LIMIT:
+                    # The increments of one batch alone outgrow a 64-bit number.
+                    error = RuleValueError("The total is too large for the field.")
+                    raise _rule_failed(rule.name, entity, rule.field, error)
+                parameters[_DELTA + rule.field] = bound
+            rows = self._increment(entity, parent, per_rule, statement, parameters)
             if not rows:
                 continue
-            after = rows[0]
+            after = {**rows[0], "updated_at": now}
             before = {**after, "version": after["version"] - 1, "updated_at": None}
             for rule, amount in per_rule.items():
                 try:
@@ -265,6 +266,49 @@ class Cascade:
             noted.append((before, {rule.field: after[rule.field] for rule in per_rule}))
         records_recomputed(self.service, entity, noted, via=self.via)
         return written
+
+    def _increment(
+        self,
+        entity: EntityDef,
+        parent: int,
+        per_rule: Mapping[RollupRule, Any],
+        statement: sa.Update,
+        parameters: Mapping[str, Any],
+    ) -> list[dict[str, Any]]:
+        """Run one parent's increment statement; name the roll-up whose total its
+        field cannot hold when PostgreSQL refuses the statement.
+
+        PostgreSQL's error does not say which column overflowed, so when several
+        roll-ups move at once the statement runs under a savepoint, and the stored
+        totals are read to find the one that does not fit.
+        """
+        several = len(per_rule) > 1 and not is_sqlite(self.connection)
+        savepoint = self.connection.begin_nested() if several else None
+        try:
+            rows = direct.run(self.connection, statement, parameters)
+        except sa.exc.DataError:
+            culprit = next(iter(per_rule))
+            if savepoint is not None:
+                savepoint.rollback()
+                culprit = self._overflowing(entity, parent, per_rule) or culprit
+            error = RuleValueError("The total is too large for the field.")
+            raise _rule_failed(culprit.name, entity, culprit.field, error) from None
+        if savepoint is not None:
+            savepoint.commit()
+        return rows
+
+    def _overflowing(
+        self, entity: EntityDef, parent: int, per_rule: Mapping[RollupRule, Any]
+    ) -> RollupRule | None:
+        """The roll-up whose new total does not fit its field, by the stored one."""
+        rows = self._lock(entity, [parent])
+        for rule, amount in per_rule.items():
+            stored = rows.get(parent, {}).get(rule.field)
+            try:
+                fit(entity.fields[rule.field], (stored or 0) + amount)
+            except RuleValueError:
+                return rule
+        return None
 
     def _recompute(
         self,
@@ -600,9 +644,9 @@ def _build_increment(
     catalog: Catalog, entity: EntityDef, rules: frozenset[RollupRule], *, sqlite: bool
 ) -> tuple[sa.Update, dict[str, int | None]]:
     """Add the increments bound as ``_delta_<field>`` to the fields of one record,
-    bump its version, and return the row after: its id, version, the fields added
-    to and what roll-ups over this entity read (the change is followed like any
-    other).
+    bump its version, set its ``updated_at`` (bound), and return the row after:
+    its id, version, the fields added to and what roll-ups over this entity read
+    (the change is followed like any other).
 
     SQLite keeps decimals as binary floats, so there the addition is made in whole
     units of the scale (the increment is bound in them too) and divided back: the
@@ -614,7 +658,10 @@ def _build_increment(
     returned = sorted(
         {"id", "version", *scales, *(name for rule in over for name in rule.reads)}
     )
-    values: dict[str, Any] = {"version": table.c.version + 1}
+    values: dict[str, Any] = {
+        "version": table.c.version + 1,
+        "updated_at": sa.bindparam("updated_at", type_=table.c.updated_at.type),
+    }
     for name, scale in sorted(scales.items()):
         column = table.c[name]
         stored = sa.func.coalesce(column, 0)

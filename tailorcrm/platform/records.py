@@ -372,9 +372,23 @@ class RecordService:
         if self._automates(entity):
             return self._create_one_by_one(entity, values, bad, skip_bad_rows)
         good = [item for index, item in enumerate(values) if index not in bad]
-        inserted = self._insert(entity, good) if good else []
-        record_created(self, entity, inserted)
-        Cascade(self).run([Change(entity, "create", None, row) for row in inserted])
+        cascade = Cascade(self)
+        # What follows the inserts (a roll-up's total that no longer fits) can
+        # refuse the batch as a whole; a caller who asked to skip bad rows gets
+        # the rows saved one at a time instead, so that only those fail.
+        retry = skip_bad_rows and cascade.needed(entity)
+        batch = self.connection.begin_nested() if retry else None
+        try:
+            inserted = self._insert(entity, good) if good else []
+            record_created(self, entity, inserted)
+            cascade.run([Change(entity, "create", None, row) for row in inserted])
+        except (ValidationFailed, Conflict):
+            if batch is None:
+                raise
+            batch.rollback()
+            return self._create_one_by_one(entity, values, bad, skip_bad_rows)
+        if batch is not None:
+            batch.commit()
         rows_left = iter(inserted)
         ids = [
             None if index in bad else int(next(rows_left)["id"])
