@@ -43,6 +43,7 @@ from tailorcrm.platform.auth import create_token, create_user
 from tailorcrm.platform.db import create_engine
 from tailorcrm.platform.query import parse_list_args, run_list
 
+from . import create_record
 from ._support import ACCOUNT, OPPORTUNITY, Result, median, sides_in_turn
 
 URL_VARIABLE = "TAILORCRM_BENCH_POSTGRES_URL"
@@ -61,14 +62,9 @@ REGION_FIELD: dict[str, Any] = {
     "type": "picklist",
     "label": "Region",
 }
+#: The seller of benchmark (a), who also reads the opportunities of their region.
 SELLER_ROLE: dict[str, Any] = {
-    "kind": "role",
-    "name": "seller",
-    "label": "Seller",
-    "entities": {
-        "opportunity": {"create": "all", "read": "team", "edit": "own"},
-        "account": {"read": "all"},
-    },
+    **create_record.SELLER_ROLE,
     "sharing": [
         {
             "name": "same_region",

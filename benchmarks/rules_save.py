@@ -319,7 +319,10 @@ def _work(
             side.pool[(round_number * count + number) % len(side.pool)],
             # Other values than the service's saves of the round, so that each
             # request changes the record it saves.
-            _body(update_body(number, round_number=round_number + api * 1000), api),
+            _body(
+                update_body(number, round_number=round_number + (1000 if api else 0)),
+                api,
+            ),
         )
         for number in range(count)
     ]

@@ -139,6 +139,14 @@ def rule(name: str, entity: str, kind: str, **parts: Any) -> dict[str, Any]:
     }
 
 
+def create(api: Api, entity: str, **values: Any) -> dict[str, Any]:
+    """Create a record through the API; it must be accepted."""
+    response = api.post(f"/{entity}", json=values)
+    assert response.status_code == 201, response.json
+    record: dict[str, Any] = response.json
+    return record
+
+
 def define(api: Api, *documents: dict[str, Any]) -> None:
     """Create or change entity and rule documents; each must be accepted."""
     for document in documents:

@@ -27,6 +27,7 @@ from tests.rules_support import (
     OPPORTUNITY,
     OPPORTUNITY_INDUSTRY,
     WON_TOTAL,
+    create,
     define,
     rule,
 )
@@ -39,13 +40,6 @@ ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 def crm(api: Api) -> Api:
     define(api, ACCOUNT, OPPORTUNITY)
     return api
-
-
-def create(api: Api, entity: str, **values: Any) -> dict[str, Any]:
-    response = api.post(f"/{entity}", json=values)
-    assert response.status_code == 201, response.json
-    record: dict[str, Any] = response.json
-    return record
 
 
 def history(api: Api, entity: str, record_id: int, **args: Any) -> list[Any]:
@@ -220,17 +214,18 @@ def test_values_recomputed_by_roll_ups_and_formulas_are_noted_as_rule(
     ]
 
 
+#: The opportunity's total, from its quantity and unit price.
+LINE_TOTAL = rule(
+    "line_total",
+    "opportunity",
+    "formula",
+    field="total",
+    expression={"*": [{"var": "quantity"}, {"var": "unit_price"}]},
+)
+
+
 def test_a_formula_of_the_saved_record_is_noted_as_rule(crm: Api) -> None:
-    define(
-        crm,
-        rule(
-            "line_total",
-            "opportunity",
-            "formula",
-            field="total",
-            expression={"*": [{"var": "quantity"}, {"var": "unit_price"}]},
-        ),
-    )
+    define(crm, LINE_TOTAL)
     deal = create(crm, "opportunity", title="Anvil", quantity=2, unit_price=5)
 
     crm.patch(f"/opportunity/{deal['id']}", json={"quantity": 3})
@@ -252,16 +247,7 @@ def test_saves_of_the_system_and_metadata_refills_are_noted_as_system(
             [{"title": "Reed", "quantity": 2, "unit_price": 4}, {"title": "Rush"}],
         )
 
-    define(
-        crm,
-        rule(
-            "line_total",
-            "opportunity",
-            "formula",
-            field="total",
-            expression={"*": [{"var": "quantity"}, {"var": "unit_price"}]},
-        ),
-    )
+    define(crm, LINE_TOTAL)
 
     assert brief(history(crm, "opportunity", ids[0])) == [
         ("update", "total", None, 8, "system", "system"),

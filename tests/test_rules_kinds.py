@@ -31,6 +31,7 @@ from tests.rules_support import (
     OPPORTUNITY_INDUSTRY,
     TASK,
     WON_TOTAL,
+    create,
     define,
     problems,
     rule,
@@ -41,13 +42,6 @@ from tests.rules_support import (
 def crm(api: Api) -> Api:
     define(api, ACCOUNT, OPPORTUNITY, TASK)
     return api
-
-
-def create(api: Api, entity: str, **values: Any) -> dict[str, Any]:
-    response = api.post(f"/{entity}", json=values)
-    assert response.status_code == 201, response.json
-    record: dict[str, Any] = response.json
-    return record
 
 
 def read(api: Api, entity: str, record_id: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from tailorcrm.platform import Platform
 from tests.conftest import Api
-from tests.rules_support import ACCOUNT, OPPORTUNITY, define, problems, rule
+from tests.rules_support import ACCOUNT, OPPORTUNITY, create, define, problems, rule
 
 #: Reads the account's name, and the title, which changes on its own.
 LABEL = rule(
@@ -49,13 +49,6 @@ WON_NEEDS_ACCOUNT = rule(
 def crm(api: Api) -> Api:
     define(api, ACCOUNT, OPPORTUNITY)
     return api
-
-
-def create(api: Api, entity: str, **values: Any) -> dict[str, Any]:
-    response = api.post(f"/{entity}", json=values)
-    assert response.status_code == 201, response.json
-    record: dict[str, Any] = response.json
-    return record
 
 
 def account_reads(platform: Platform, save: Any) -> int:

@@ -23,6 +23,7 @@ from tests.rules_support import (
     ACCOUNT,
     OPPORTUNITY,
     WON_TOTAL,
+    create,
     define,
     problems,
     rule,
@@ -83,13 +84,6 @@ FIELDS = ("won_total", "won_count", "deal_count", "touch_total", "fine_total")
 def crm(api: Api) -> Api:
     define(api, TALLIED_ACCOUNT, TALLIED_OPPORTUNITY, *KEPT)
     return api
-
-
-def create(api: Api, entity: str, **values: Any) -> dict[str, Any]:
-    response = api.post(f"/{entity}", json=values)
-    assert response.status_code == 201, response.json
-    record: dict[str, Any] = response.json
-    return record
 
 
 def change(api: Api, deal: dict[str, Any], **values: Any) -> None:

@@ -251,7 +251,7 @@ class Cascade:
                     error = RuleValueError("The total is too large for the field.")
                     raise _rule_failed(rule.name, entity, rule.field, error)
                 parameters[_DELTA + rule.field] = bound
-            rows = self._increment(entity, parent, per_rule, statement, parameters)
+            rows = self._run_increment(entity, parent, per_rule, statement, parameters)
             if not rows:
                 continue
             after = {**rows[0], "updated_at": now}
@@ -267,7 +267,7 @@ class Cascade:
         records_recomputed(self.service, entity, noted, via=self.via)
         return written
 
-    def _increment(
+    def _run_increment(
         self,
         entity: EntityDef,
         parent: int,

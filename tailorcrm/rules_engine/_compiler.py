@@ -54,17 +54,16 @@ class CompiledCondition:
     community specification asks, which suits tests and the designer's preview.
     """
 
-    __slots__ = ("condition", "strict", "closure")
+    __slots__ = ("condition", "strict", "_fn")
 
     def __init__(self, condition: Any, fn: Fn, *, strict: bool) -> None:
         self.condition = condition
         self.strict = strict
-        #: The compiled closure itself, called as ``closure(data, scope)``.
-        self.closure = fn
+        self._fn = fn
 
     def __call__(self, data: Any = None) -> Any:
         try:
-            return self.closure(data, None)
+            return self._fn(data, None)
         except EvaluationError:
             if self.strict:
                 raise

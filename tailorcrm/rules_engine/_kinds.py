@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._compiler import CompiledCondition
-from ._errors import EvaluationError
 
 RULE_TYPES = ("validation", "default", "formula", "rollup", "field_state", "automation")
 TRIGGERS = ("create", "update", "delete")
@@ -102,13 +101,7 @@ class Expression:
     dynamic: bool
 
     def __call__(self, data: Any) -> Any:
-        # What ``self.fn(data)`` does, one call shorter: rules run on every save.
-        try:
-            return self.fn.closure(data, None)
-        except EvaluationError:
-            if self.fn.strict:
-                raise
-            return None
+        return self.fn(data)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
