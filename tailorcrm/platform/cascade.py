@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 
@@ -156,13 +156,18 @@ class Cascade:
         deltas: dict[str, dict[int, dict[RollupRule, Any]]] = {}
         for change in changes:
             for rule in rules_of(change.entity.name).rollups:
-                if not self._kept_by_increments(rule):
+                increments = self._increments(rule)
+                if increments is None:
                     parents = recomputed.setdefault(rule.entity, {})
                     parents[rule] = parents.get(rule, set()) | _parents(rule, change)
                     continue
-                for parent, amount in _shares(rule, change):
+                for parent, amount in increments.shares(change):
+                    if not amount:
+                        continue
                     per_rule = deltas.setdefault(rule.entity, {}).setdefault(parent, {})
                     per_rule[rule] = per_rule.get(rule, 0) + amount
+        if not recomputed and not deltas:
+            return []
         written = []
         for name in sorted({*recomputed, *deltas}):
             entity = self.catalog.entities.get(name)
@@ -184,23 +189,25 @@ class Cascade:
                 written += self._recompute(entity, rules, moved)
         return written
 
-    def _kept_by_increments(self, rule: RollupRule) -> bool:
-        # A rule is compiled once per catalog, so its answer holds as long as it.
-        kept = _KEPT_BY_INCREMENTS.get(rule)
-        if kept is None:
+    def _increments(self, rule: RollupRule) -> _Increments | None:
+        """How ``rule`` is kept by adding each change's increment; None when it is
+        recomputed instead (see :func:`_incremental`).
+
+        A rule is compiled once per catalog, so its answer holds as long as it.
+        """
+        found = _INCREMENTS.get(rule, _UNKNOWN)
+        if found is _UNKNOWN:
             parent = self.catalog.entities.get(rule.entity)
             child = self.catalog.entities.get(rule.child)
+            of = child.fields.get(rule.of or "") if child is not None else None
             kept = (
                 parent is not None
                 and child is not None
-                and _incremental(
-                    rule,
-                    parent.fields.get(rule.field),
-                    child.fields.get(rule.of or ""),
-                )
+                and _incremental(rule, parent.fields.get(rule.field), of)
             )
-            _KEPT_BY_INCREMENTS[rule] = kept
-        return kept
+            found = _Increments.of(rule, of) if kept else None
+            _INCREMENTS[rule] = found
+        return cast("_Increments | None", found)
 
     def _blind_increments(
         self, entity: EntityDef, moved: Mapping[int, Mapping[RollupRule, Any]]
@@ -762,10 +769,12 @@ def _sql_value(
     return sa.func.coalesce(sa.func.sum(column), 0), None
 
 
-#: Whether each roll-up rule is kept by increments (see :func:`_incremental`).
-_KEPT_BY_INCREMENTS: weakref.WeakKeyDictionary[RollupRule, bool] = (
+#: How each roll-up rule is kept by increments, or None when it is recomputed
+#: (see :meth:`Cascade._increments`).
+_INCREMENTS: weakref.WeakKeyDictionary[RollupRule, _Increments | None] = (
     weakref.WeakKeyDictionary()
 )
+_UNKNOWN = object()
 #: The prefix of the parameter that holds a roll-up's increment; no field name
 #: starts with an underscore.
 _DELTA = "_delta_"
@@ -818,39 +827,68 @@ def _scale(spec: Mapping[str, Any]) -> int | None:
     return -1
 
 
-def _shares(rule: RollupRule, change: Change) -> list[tuple[int, Any]]:
-    """How much one change of a child moves each parent's sum or count: its old
-    share taken away, its new share added (both are none where the child did not
-    count)."""
-    spec = change.entity.fields.get(rule.of or "")
-    scale = _scale(spec) if spec is not None else None
-    found = []
-    for row, sign in ((change.before, -1), (change.after, 1)):
-        share = _share(rule, row, scale)
-        if share is not None:
-            found.append((share[0], sign * share[1]))
-    return found
+@dataclass(frozen=True, eq=False)
+class _Increments:
+    """How one roll-up kept by increments reads the change of a child."""
 
+    rule: RollupRule
+    #: The child's fields whose change can move the roll-up.
+    reads: tuple[str, ...]
+    #: Whether each child counts as one (a count, or a sum of nothing).
+    counts: bool
+    #: The decimals of the field summed (None for whole numbers), and one unit of
+    #: the last of them.
+    scale: int | None
+    unit: Decimal | None
 
-def _share(
-    rule: RollupRule, row: Mapping[str, Any] | None, scale: int | None
-) -> tuple[int, Any] | None:
-    if row is None or row.get(rule.lookup) is None:
-        return None
-    if rule.condition is not None and not truthy(rule.condition(row)):
-        return None
-    parent = int(row[rule.lookup])
-    if rule.function == "count" or rule.of is None:
-        return parent, 1
-    value = row.get(rule.of)
-    if value is None:
-        # A blank adds nothing, as in the aggregate.
-        return parent, 0
-    if scale is None:
-        return parent, int(value)
-    # The value as the database keeps it: rounded to the field's scale.
-    number = value if isinstance(value, Decimal) else Decimal(str(value))
-    return parent, number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+    @classmethod
+    def of(cls, rule: RollupRule, summed: Mapping[str, Any] | None) -> _Increments:
+        scale = _scale(summed) if summed is not None else None
+        return cls(
+            rule=rule,
+            reads=tuple(sorted(rule.reads)),
+            counts=rule.function == "count" or rule.of is None,
+            scale=scale,
+            unit=Decimal(1).scaleb(-scale) if scale is not None else None,
+        )
+
+    def shares(self, change: Change) -> list[tuple[int, Any]]:
+        """How much one change of a child moves each parent's sum or count: its
+        old share taken away, its new share added (both are none where the child
+        did not count). An update that changed nothing the roll-up reads moves
+        nothing."""
+        before, after = change.before, change.after
+        if (
+            before is not None
+            and after is not None
+            and all(before.get(name) == after.get(name) for name in self.reads)
+        ):
+            return []
+        found = []
+        for row, sign in ((before, -1), (after, 1)):
+            share = self._share(row)
+            if share is not None:
+                found.append((share[0], sign * share[1]))
+        return found
+
+    def _share(self, row: Mapping[str, Any] | None) -> tuple[int, Any] | None:
+        rule = self.rule
+        if row is None or row.get(rule.lookup) is None:
+            return None
+        if rule.condition is not None and not truthy(rule.condition(row)):
+            return None
+        parent = int(row[rule.lookup])
+        if self.counts:
+            return parent, 1
+        value = row.get(rule.of or "")
+        if value is None:
+            # A blank adds nothing, as in the aggregate.
+            return parent, 0
+        if self.unit is None:
+            return parent, int(value)
+        # The value as the database keeps it: rounded to the field's scale.
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+        return parent, number.quantize(self.unit, rounding=ROUND_HALF_UP)
 
 
 def _parents(rule: RollupRule, change: Change) -> set[int]:
