@@ -21,7 +21,7 @@ import datetime as dt
 import functools
 import weakref
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, cast
@@ -57,6 +57,7 @@ from .rules import (
     RecordRules,
     RuleValueError,
     fit,
+    fitter,
 )
 
 if TYPE_CHECKING:
@@ -69,14 +70,22 @@ _MAX_ROUNDS = 100
 _REFILL_CHUNK = 1000
 
 
-@dataclass(frozen=True)
 class Change:
     """One record written by a save: the row before (not on create) and after."""
 
-    entity: EntityDef
-    trigger: str
-    before: Mapping[str, Any] | None
-    after: Mapping[str, Any] | None
+    __slots__ = ("entity", "trigger", "before", "after")
+
+    def __init__(
+        self,
+        entity: EntityDef,
+        trigger: str,
+        before: Mapping[str, Any] | None,
+        after: Mapping[str, Any] | None,
+    ) -> None:
+        self.entity = entity
+        self.trigger = trigger
+        self.before = before
+        self.after = after
 
     @property
     def record(self) -> Mapping[str, Any]:
@@ -241,12 +250,12 @@ class Cascade:
         sqlite = is_sqlite(self.connection)
         written = []
         noted: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        now = utcnow()
         for parent in sorted(moved):
             per_rule = moved[parent]
             statement, scales = _increment(
                 self.catalog, entity, frozenset(per_rule), sqlite=sqlite
             )
-            now = utcnow()
             parameters: dict[str, Any] = {_RECORD_ID: parent, "updated_at": now}
             for rule, amount in per_rule.items():
                 scale = scales[rule.field]
@@ -265,7 +274,7 @@ class Cascade:
             before = {**after, "version": after["version"] - 1, "updated_at": None}
             for rule, amount in per_rule.items():
                 try:
-                    fit(entity.fields[rule.field], after[rule.field])
+                    self._fits(entity, rule)(after[rule.field])
                 except RuleValueError as error:
                     raise _rule_failed(rule.name, entity, rule.field, error) from None
                 before[rule.field] = after[rule.field] - amount
@@ -273,6 +282,13 @@ class Cascade:
             noted.append((before, {rule.field: after[rule.field] for rule in per_rule}))
         records_recomputed(self.service, entity, noted, via=self.via)
         return written
+
+    def _fits(self, entity: EntityDef, rule: RollupRule) -> Callable[[Any], Any]:
+        """How a total of ``rule`` is fitted to its field (see :func:`.fitter`)."""
+        return self.catalog.derived(
+            ("rollup_fits", entity.name, rule),
+            lambda: fitter(entity.fields[rule.field]),
+        )
 
     def _run_increment(
         self,

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -39,6 +40,7 @@ from ..metadata import (
     precision_scale,
 )
 from ..rules_engine import (
+    DefaultRule,
     EntityRules,
     FieldState,
     FieldStateRule,
@@ -81,6 +83,34 @@ def fit(spec: Mapping[str, Any], value: Any) -> Any:
         raise RuleValueError("The value has the wrong type.") from None
 
 
+def fitter(spec: Mapping[str, Any]) -> Callable[[Any], Any]:
+    """:func:`fit` for one field, worked out once: a decimal field without limits
+    of its own takes a finite number by rounding it to its scale, the usual case of
+    a formula or a total, and anything else as :func:`fit` does."""
+    if (
+        spec["type"] not in DECIMAL_TYPES
+        or spec.get("min") is not None
+        or spec.get("max") is not None
+    ):
+        return functools.partial(fit, spec)
+    precision, scale = precision_scale(spec if type(spec) is dict else dict(spec))
+    unit = Decimal(1).scaleb(-scale)
+    digits = precision - scale
+
+    def fit_decimal(value: Any) -> Any:
+        kind = type(value)
+        if kind is Decimal or kind is int:
+            try:
+                number = Decimal(value).quantize(unit, rounding=ROUND_HALF_UP)
+            except InvalidOperation:
+                return fit(spec, value)
+            if number.is_finite() and (not number or number.adjusted() < digits):
+                return number
+        return fit(spec, value)
+
+    return fit_decimal
+
+
 def coerce(spec: Mapping[str, Any], value: Any) -> Any:
     """The JSON-like value that :func:`~tailorcrm.metadata.convert` takes for it."""
     kind = spec["type"]
@@ -108,6 +138,9 @@ def _rounded(spec: Mapping[str, Any], value: Any) -> Any:
     except (InvalidOperation, ValueError):
         return value
     if spec["type"] == "integer":
+        if not rounded.is_finite():
+            # Not a number: the field's own check refuses it.
+            return value
         whole = int(rounded)
         return whole if abs(whole) <= INTEGER_LIMIT else value
     return rounded
@@ -154,6 +187,13 @@ class _Plan:
     checked_through: frozenset[str]
     #: For each field-state rule's field, its label and its section's condition.
     field_states: tuple[tuple[str, str, Any, FieldStateRule], ...]
+    #: How each default and formula rule's value is fitted to its field.
+    fits: Mapping[DefaultRule | FormulaRule, Callable[[Any], Any]]
+    #: The related records an update loads, by the fields it writes (see
+    #: :meth:`RecordRules._follow_only`), as updates come.
+    follows: dict[frozenset[str], dict[str, frozenset[str]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 def _plan(catalog: Catalog, entity: EntityDef) -> _Plan:
@@ -170,6 +210,10 @@ def _build_plan(catalog: Catalog, entity: EntityDef) -> _Plan:
     lookups = {spec["name"]: spec["target"] for spec in entity.lookups()}
     related_reads = _related_reads(rules, sections.reads)
     filled = {rule.field for rule in rules.defaults} | set(rules.computed)
+    filled_by: tuple[DefaultRule | FormulaRule, ...] = (
+        *rules.defaults,
+        *rules.formulas,
+    )
     through = set(rules.checked_through)
     through |= {name.split(".", 1)[0] for name in sections.reads if "." in name}
     return _Plan(
@@ -191,6 +235,11 @@ def _build_plan(catalog: Catalog, entity: EntityDef) -> _Plan:
             (name, entity.fields[name]["label"], sections.of_field(name), rule)
             for name, rule in rules.field_states.items()
         ),
+        fits={
+            rule: fitter(entity.fields[rule.field])
+            for rule in filled_by
+            if rule.field in entity.fields
+        },
     )
 
 
@@ -371,12 +420,18 @@ class RecordRules:
             if rule.field in given:
                 continue
             try:
-                value = fit(self.entity.fields[rule.field], rule.expression(data))
+                value = self._fit(rule, rule.expression(data))
             except RuleValueError as error:
                 problems.append(_value_problem(rule, rule.field, error))
                 continue
             self._set(values, data, rule.field, value)
         return problems
+
+    def _fit(self, rule: DefaultRule | FormulaRule, value: Any) -> Any:
+        fits = self._plan.fits.get(rule)
+        if fits is None:
+            return fit(self.entity.fields[rule.field], value)
+        return fits(value)
 
     def formulas(
         self,
@@ -396,7 +451,7 @@ class RecordRules:
             if dirty is not None and not _reads_dirty(rule, dirty):
                 continue
             try:
-                value = fit(self.entity.fields[rule.field], rule.expression(data))
+                value = self._fit(rule, rule.expression(data))
             except RuleValueError as error:
                 problems.append(_value_problem(rule, rule.field, error))
                 continue
@@ -535,6 +590,20 @@ class RecordRules:
         that changed is always loaded, so that a reference to no record reads as
         null, as on a create.
         """
+        plan = self._plan
+        if self.related_reads is not plan.related_reads:
+            self.related_reads = self._followed(written)
+            return
+        key = frozenset(written)
+        found = plan.follows.get(key)
+        if found is None:
+            found = self._followed(written)
+            if len(plan.follows) >= _FOLLOWS_KEPT:
+                plan.follows.clear()
+            plan.follows[key] = found
+        self.related_reads = found
+
+    def _followed(self, written: set[str]) -> dict[str, frozenset[str]]:
         through = set(self._plan.checked_through)
         dirty = set(written)
         for rule in self.rules.formulas:
@@ -543,7 +612,7 @@ class RecordRules:
                 through |= {
                     n.split(".", 1)[0] for n in rule.expression.reads if "." in n
                 }
-        self.related_reads = {
+        return {
             lookup: fields
             for lookup, fields in self.related_reads.items()
             if lookup in written or lookup in through
@@ -628,10 +697,20 @@ EVERYTHING = "*"
 def _reads_dirty(rule: FormulaRule, dirty: set[str]) -> bool:
     if EVERYTHING in dirty:
         return True
-    for name in rule.expression.reads:
-        if name in dirty or name.split(".", 1)[0] in dirty:
-            return True
-    return False
+    inputs = _INPUTS.get(rule)
+    if inputs is None:
+        reads = rule.expression.reads
+        inputs = _INPUTS[rule] = reads | {name.split(".", 1)[0] for name in reads}
+    return not inputs.isdisjoint(dirty)
+
+
+#: The names whose change makes each formula run again: what it reads, and the
+#: lookups it reads through (see :func:`_reads_dirty`).
+_INPUTS: weakref.WeakKeyDictionary[FormulaRule, frozenset[str]] = (
+    weakref.WeakKeyDictionary()
+)
+#: How many sets of written fields each entity's plan keeps the loads of.
+_FOLLOWS_KEPT = 256
 
 
 def _value_problem(rule: Rule, field: str, error: RuleValueError) -> Problem:
