@@ -61,6 +61,11 @@ class CompiledCondition:
         self.strict = strict
         self._fn = fn
 
+    @property
+    def function(self) -> Fn:
+        """The compiled closure, called as ``function(data, scope)``."""
+        return self._fn
+
     def __call__(self, data: Any = None) -> Any:
         try:
             return self._fn(data, None)

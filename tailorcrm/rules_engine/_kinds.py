@@ -91,17 +91,33 @@ class EntityShape:
         }
 
 
-@dataclass(frozen=True, eq=False)
-class Expression:
-    """A compiled condition or formula with what the checks learnt about it."""
+class Expression(CompiledCondition):
+    """A compiled condition or formula with what the checks learnt about it.
 
-    source: Any
-    fn: CompiledCondition
-    reads: frozenset[str]
-    dynamic: bool
+    It is called as the condition it was compiled from (one call, not a call
+    that makes another: rules run on every save).
+    """
 
-    def __call__(self, data: Any) -> Any:
-        return self.fn(data)
+    __slots__ = ("reads", "dynamic")
+
+    def __init__(
+        self,
+        source: Any,
+        fn: CompiledCondition,
+        reads: frozenset[str],
+        dynamic: bool,
+    ) -> None:
+        super().__init__(source, fn.function, strict=fn.strict)
+        self.reads = reads
+        self.dynamic = dynamic
+
+    @property
+    def source(self) -> Any:
+        return self.condition
+
+    @property
+    def fn(self) -> CompiledCondition:
+        return self
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
