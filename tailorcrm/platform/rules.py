@@ -46,6 +46,7 @@ from ..rules_engine import (
     FieldStateRule,
     FormulaRule,
     Rule,
+    expressions_of,
     is_blank,
     truthy,
 )
@@ -180,6 +181,11 @@ class _Plan:
     names: tuple[str, ...]
     #: The lookup fields among them.
     lookup_names: tuple[str, ...]
+    #: The names that the rules and section conditions can read, which is all a
+    #: save needs of a record as conditions read it (see :func:`_names_read`),
+    #: and the lookup fields among them.
+    read_names: tuple[str, ...]
+    read_lookup_names: tuple[str, ...]
     #: Required fields filled by rules (see :meth:`RecordRules.relaxed`).
     relaxed: tuple[str, ...]
     #: The lookups read through by what runs on every save: validation and
@@ -216,6 +222,9 @@ def _build_plan(catalog: Catalog, entity: EntityDef) -> _Plan:
     )
     through = set(rules.checked_through)
     through |= {name.split(".", 1)[0] for name in sections.reads if "." in name}
+    names = (*_NO_SYSTEM_VALUES, *entity.fields)
+    lookup_names = tuple(name for name in entity.fields if name in lookups)
+    read = _names_read(rules, sections)
     return _Plan(
         entity=entity,
         rules=rules,
@@ -223,8 +232,14 @@ def _build_plan(catalog: Catalog, entity: EntityDef) -> _Plan:
         lookups=lookups,
         related_reads=related_reads,
         loaded=_loaded(lookups, related_reads),
-        names=(*_NO_SYSTEM_VALUES, *entity.fields),
-        lookup_names=tuple(name for name in entity.fields if name in lookups),
+        names=names,
+        lookup_names=lookup_names,
+        read_names=names if read is None else tuple(n for n in names if n in read),
+        read_lookup_names=(
+            lookup_names
+            if read is None
+            else tuple(n for n in lookup_names if n in read)
+        ),
         relaxed=tuple(
             name
             for name in sorted(filled)
@@ -241,6 +256,48 @@ def _build_plan(catalog: Catalog, entity: EntityDef) -> _Plan:
             if rule.field in entity.fields
         },
     )
+
+
+def _names_read(
+    rules: EntityRules, sections: SectionConditions
+) -> frozenset[str] | None:
+    """The fields and system columns that an entity's rules and section
+    conditions can read of a record: the ones they name, and the fields of
+    field-state rules (whose blankness is checked). None when one of them reads
+    names computed while it runs, or the record before the change as a whole;
+    records are then read with every name.
+    """
+    expressions = [
+        expression
+        for rule in (
+            *rules.validations,
+            *rules.defaults,
+            *rules.formulas,
+            *rules.field_states.values(),
+            *rules.automations,
+        )
+        for expression in expressions_of(rule)
+    ]
+    expressions += sections.conditions.values()
+    found = set(rules.field_states)
+    for expression in expressions:
+        if expression.dynamic or _names_prior_whole(expression.source):
+            return None
+        found |= {name.split(".", 1)[0] for name in expression.reads}
+    return frozenset(found)
+
+
+def _names_prior_whole(node: Any) -> bool:
+    """Whether ``$prior`` is written anywhere in a condition as a name of its own
+    (``{"var": "$prior"}`` reads the whole record before the change)."""
+    if isinstance(node, dict):
+        return any(_names_prior_whole(item) for item in node.values())
+    if isinstance(node, list):
+        return any(_names_prior_whole(item) for item in node)
+    return node == _PRIOR
+
+
+_PRIOR = "$prior"
 
 
 def _loaded(
@@ -357,20 +414,35 @@ class RecordRules:
         return self._related.get(key)
 
     def data(
-        self, values: Mapping[str, Any], *, prior: Mapping[str, Any] | None = None
+        self,
+        values: Mapping[str, Any],
+        *,
+        prior: Mapping[str, Any] | None = None,
+        whole: bool = False,
     ) -> dict[str, Any]:
-        """The record as conditions read it."""
-        record = self.record(values)
+        """The record as conditions read it.
+
+        :param whole: with every field; by default only those that the rules and
+            section conditions can read (all a save needs).
+        """
+        record = self.record(values, whole=whole)
         record["$user"] = self.user
         record["$now"] = self.now
         if prior is not None:
-            record["$prior"] = self.record(prior)
+            record["$prior"] = self.record(prior, whole=whole)
         return record
 
-    def record(self, values: Mapping[str, Any]) -> dict[str, Any]:
+    def record(
+        self, values: Mapping[str, Any], *, whole: bool = False
+    ) -> dict[str, Any]:
+        plan = self._plan
         get = values.get
-        record = {name: get(name) for name in self._plan.names}
-        for name in self._plan.lookup_names:
+        if whole:
+            names, lookup_names = plan.names, plan.lookup_names
+        else:
+            names, lookup_names = plan.read_names, plan.read_lookup_names
+        record = {name: get(name) for name in names}
+        for name in lookup_names:
             value = record[name]
             if value is not None:
                 record[name] = self.related(name, value)
@@ -545,10 +617,10 @@ class RecordRules:
         """
         record = dict(values)
         self.load_related([record, *([stored] if stored is not None else [])])
-        data = self.data(record)
+        data = self.data(record, whole=True)
         # A formula that cannot be computed shows no value; the save says why.
         self.formulas(record, data, dirty=None)
-        prior = self.data(stored) if stored is not None else None
+        prior = self.data(stored, whole=True) if stored is not None else None
         fields = {
             name: self.field_state(name, data, prior=prior)
             for name in self.entity.fields
