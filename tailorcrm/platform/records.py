@@ -40,6 +40,7 @@ from ..metadata import (
     problems_from,
     to_json,
 )
+from . import direct
 from .automation import MAX_AUTOMATION_DEPTH, AutomationLoop
 from .cascade import Cascade, Change
 from .db import users, utcnow
@@ -779,7 +780,14 @@ class RecordService:
                 seen = {value: known(target.name, value) for value in wanted}
                 found = {value for value, stored in seen.items() if stored}
                 wanted = {value for value, stored in seen.items() if stored is None}
-            if wanted:
+            if len(wanted) == 1:
+                # One reference, the usual save: straight on the driver (see
+                # .direct), as the rules load a related record.
+                rows = direct.run(
+                    self.connection, _id_of(target.table), {"id": min(wanted)}
+                )
+                found |= {row["id"] for row in rows}
+            elif wanted:
                 found |= set(
                     self.connection.execute(
                         _ids_among(target.table), {"ids": list(wanted)}
@@ -851,6 +859,11 @@ def _check_keys(entity: EntityDef, data: Any) -> list[Problem]:
 
 # Statements are built once per table of a catalog: building one costs more than
 # running it. The caches hold tables of recent catalogs only.
+
+
+@functools.lru_cache(maxsize=2048)
+def _id_of(table: sa.Table) -> sa.Select[Any]:
+    return sa.select(table.c.id).where(table.c.id == sa.bindparam("id"))
 
 
 @functools.lru_cache(maxsize=2048)
