@@ -469,35 +469,42 @@ class Cascade:
             for row in self.connection.execute(query, parameters).mappings()
         }
 
-    def cleared(
+    def clearing(
         self, entity: EntityDef, record_id: int
-    ) -> list[tuple[EntityDef, str, list[int]]]:
-        """Records whose formulas read ``entity`` through a lookup that its delete
-        clears (``set_null``): to be recomputed by :meth:`after_clearing`."""
+    ) -> list[tuple[EntityDef, str, dict[int, dict[str, Any]]]]:
+        """The records whose ``set_null`` lookups a delete of ``record_id`` is about
+        to clear, as they are stored, where a rule follows that lookup: to be
+        followed by :meth:`after_clearing` once they are cleared."""
         found = []
-        for dependent in self.catalog.rules.for_entity(entity.name).dependents:
-            child = self.catalog.entities.get(dependent.child)
-            if child is None or child.removed:
+        for child, spec in self.catalog.referrers(entity.name):
+            lookup = spec["name"]
+            if spec.get("on_delete") != "set_null" or not _follows(
+                self.catalog.rules.for_entity(child.name), lookup
+            ):
                 continue
-            spec = child.fields.get(dependent.lookup, {})
-            if spec.get("on_delete") != "set_null":
-                continue
-            ids = sorted(self._children(child, dependent.lookup, [record_id]))
-            if ids:
-                found.append((child, dependent.lookup, ids))
+            rows = self._children(child, lookup, [record_id])
+            if rows:
+                found.append((child, lookup, rows))
         return found
 
     def after_clearing(
-        self, cleared: Sequence[tuple[EntityDef, str, list[int]]]
+        self, cleared: Sequence[tuple[EntityDef, str, dict[int, dict[str, Any]]]]
     ) -> list[Change]:
+        """The changes of records whose lookup a delete cleared, each followed like
+        any other change, and their formulas that read the lookup, recomputed."""
         written = []
-        for child, lookup, ids in cleared:
+        for child, lookup, before in cleared:
+            ids = sorted(before)
             query = _rows(child.table, lock=False, single=len(ids) == 1)
             parameters = {"ids": _bound(ids)}
             rows = {
                 int(row["id"]): dict(row)
                 for row in self.connection.execute(query, parameters).mappings()
             }
+            written += [
+                Change(child, "update", before[record_id], row)
+                for record_id, row in rows.items()
+            ]
             dirty = {record_id: {lookup} for record_id in rows}
             written += self.system_update(child, rows, {}, dirty)
         return written
@@ -794,6 +801,23 @@ _UNKNOWN = object()
 #: The prefix of the parameter that holds a roll-up's increment; no field name
 #: starts with an underscore.
 _DELTA = "_delta_"
+
+
+def _follows(rules: EntityRules, lookup: str) -> bool:
+    """Whether a rule follows the lookup field ``lookup`` of an entity with
+    ``rules``: a formula of its own reads it (or through it), a roll-up over the
+    entity reads it, a formula elsewhere reads it through a lookup, or an
+    automation runs when its records are updated."""
+    return (
+        any(
+            name.split(".", 1)[0] == lookup
+            for formula in rules.formulas
+            for name in formula.expression.reads
+        )
+        or any(lookup in rollup.reads for rollup in rules.rollups)
+        or any(lookup in dependent.reads for dependent in rules.dependents)
+        or any("update" in automation.triggers for automation in rules.automations)
+    )
 
 
 def _blind(rules: EntityRules, fields: frozenset[str]) -> bool:

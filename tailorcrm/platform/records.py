@@ -679,7 +679,7 @@ class RecordService:
         current = self._reachable(entity, record_id, "delete", lock=True)
         _check_version(entity, current, expected_version)
         cascade = Cascade(self)
-        cleared = cascade.cleared(entity, current["id"])
+        cleared = cascade.clearing(entity, current["id"])
         self._release_references(entity, current["id"])
         record_deleted(self, entity, current)
         self.connection.execute(

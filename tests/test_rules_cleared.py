@@ -1,0 +1,192 @@
+"""A delete that clears ``set_null`` lookups changes those records like any save.
+
+Roll-ups that count a cleared record move, its formulas that read the lookup
+(directly or through it) are recomputed, formulas elsewhere that read the lookup
+through a lookup follow, and automations on update run for it. Every test runs on
+SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tailorcrm.platform import Platform
+from tests.conftest import Api
+from tests.rules_support import create, define, rule
+
+REGION = {
+    "name": "region",
+    "label": "Region",
+    "display_field": "name",
+    "fields": [{"name": "name", "type": "text", "label": "Name", "required": True}],
+}
+COMPANY = {
+    "name": "company",
+    "label": "Company",
+    "display_field": "name",
+    "fields": [
+        {"name": "name", "type": "text", "label": "Name", "required": True},
+        {
+            "name": "region",
+            "type": "lookup",
+            "target": "region",
+            "label": "Region",
+            "on_delete": "set_null",
+        },
+        {
+            "name": "parent",
+            "type": "lookup",
+            "target": "company",
+            "label": "Parent company",
+            "on_delete": "set_null",
+        },
+        {"name": "placed_children", "type": "integer", "label": "Placed children"},
+        {"name": "region_flag", "type": "text", "label": "Region flag"},
+        {"name": "cleared_note", "type": "text", "label": "Cleared note"},
+    ],
+}
+CONTACT = {
+    "name": "contact",
+    "label": "Contact",
+    "display_field": "name",
+    "fields": [
+        {"name": "name", "type": "text", "label": "Name", "required": True},
+        {"name": "company", "type": "lookup", "target": "company", "label": "Company"},
+        {"name": "company_placed", "type": "text", "label": "Company placed"},
+    ],
+}
+
+PLACED_CHILDREN = rule(
+    "placed_children",
+    "company",
+    "rollup",
+    field="placed_children",
+    relation={"entity": "company", "lookup": "parent"},
+    function="count",
+    condition={"!": {"is_blank": {"var": "region"}}},
+)
+REGION_FLAG = rule(
+    "region_flag",
+    "company",
+    "formula",
+    field="region_flag",
+    expression={"if": [{"is_blank": {"var": "region"}}, "none", "set"]},
+)
+COMPANY_PLACED = rule(
+    "company_placed",
+    "contact",
+    "formula",
+    field="company_placed",
+    expression={"if": [{"is_blank": {"var": "company.region"}}, "no", "yes"]},
+)
+NOTE_CLEARED = rule(
+    "note_cleared",
+    "company",
+    "automation",
+    trigger=["update"],
+    condition={"and": [{"changed": "region"}, {"is_blank": {"var": "region"}}]},
+    actions=[{"type": "set_field", "field": "cleared_note", "value": "region gone"}],
+)
+
+
+@pytest.fixture
+def regions(api: Api) -> Api:
+    define(api, REGION, COMPANY, CONTACT)
+    return api
+
+
+def read(api: Api, entity: str, record_id: int) -> dict[str, Any]:
+    record: dict[str, Any] = api.get(f"/{entity}/{record_id}").json
+    return record
+
+
+def placed_in_sql(platform: Platform, parent: int) -> int:
+    with platform.reading() as (connection, catalog):
+        table = catalog.entity("company").table
+        return int(
+            connection.execute(
+                sa.select(sa.func.count()).where(
+                    table.c.parent == parent, table.c.region.is_not(None)
+                )
+            ).scalar_one()
+        )
+
+
+def test_a_roll_up_that_counts_by_a_cleared_lookup_moves(
+    regions: Api, platform: Platform
+) -> None:
+    define(regions, PLACED_CHILDREN)
+    west = create(regions, "region", name="Westmarch")
+    east = create(regions, "region", name="Eastvale")
+    holding = create(regions, "company", name="Harrow Holdings")
+    for name, region in (("North", west), ("South", west), ("Quay", east)):
+        create(
+            regions,
+            "company",
+            name=f"Harrow {name}",
+            parent=holding["id"],
+            region=region["id"],
+        )
+    assert read(regions, "company", holding["id"])["placed_children"] == 3
+
+    assert regions.delete(f"/region/{west['id']}").status_code == 204
+    after = read(regions, "company", holding["id"])
+    assert after["placed_children"] == 1 == placed_in_sql(platform, holding["id"])
+    assert after["version"] == holding["version"] + 4
+    history = regions.get(f"/company/{holding['id']}/history").json
+    moved = [
+        (entry["old"], entry["new"])
+        for entry in history["data"]
+        if entry.get("field") == "placed_children"
+    ]
+    # Newest first: both cleared children leave the count in one step.
+    assert moved == [(3, 1), (2, 3), (1, 2), (0, 1)]
+
+
+def test_formulas_that_read_a_cleared_lookup_are_recomputed(regions: Api) -> None:
+    define(regions, REGION_FLAG, COMPANY_PLACED)
+    west = create(regions, "region", name="Westmarch")
+    company = create(regions, "company", name="Corvid Tools", region=west["id"])
+    contact = create(regions, "contact", name="Ada Quill", company=company["id"])
+    assert company["region_flag"] == "set"
+    assert contact["company_placed"] == "yes"
+
+    assert regions.delete(f"/region/{west['id']}").status_code == 204
+    cleared = read(regions, "company", company["id"])
+    assert cleared["region"] is None
+    assert cleared["region_flag"] == "none"
+    # A formula elsewhere reads the cleared lookup through a lookup of its own.
+    assert read(regions, "contact", contact["id"])["company_placed"] == "no"
+
+
+def test_automations_on_update_run_for_a_cleared_record(regions: Api) -> None:
+    define(regions, NOTE_CLEARED)
+    west = create(regions, "region", name="Westmarch")
+    company = create(regions, "company", name="Corvid Tools", region=west["id"])
+    untouched = create(regions, "company", name="Pike Mills")
+    assert regions.delete(f"/region/{west['id']}").status_code == 204
+    assert read(regions, "company", company["id"])["cleared_note"] == "region gone"
+    assert read(regions, "company", untouched["id"])["cleared_note"] is None
+
+
+def test_a_record_that_points_at_itself_is_deleted_without_a_trace(
+    regions: Api, platform: Platform
+) -> None:
+    define(regions, PLACED_CHILDREN)
+    west = create(regions, "region", name="Westmarch")
+    top = create(regions, "company", name="Harrow Holdings")
+    middle = create(
+        regions, "company", name="Harrow Mid", parent=top["id"], region=west["id"]
+    )
+    create(
+        regions, "company", name="Harrow Low", parent=middle["id"], region=west["id"]
+    )
+    pointed = regions.patch(f"/company/{middle['id']}", json={"parent": middle["id"]})
+    assert pointed.status_code == 200, pointed.json
+    assert regions.delete(f"/company/{middle['id']}").status_code == 204
+    for parent in (top["id"],):
+        stored = read(regions, "company", parent)["placed_children"]
+        assert stored == placed_in_sql(platform, parent)
