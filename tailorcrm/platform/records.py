@@ -555,6 +555,8 @@ class RecordService:
                 created_at=now, updated_at=now, created_by=self.actor.user_id, version=1
             )
             rows.append(row)
+        if self.catalog.rules.for_entity(entity.name).formulas:
+            self._rules(entity).when_stored(rows)
         try:
             ids = self._execute_insert(entity.table, rows)
         except sa.exc.IntegrityError as error:

@@ -26,7 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..errors import Problem
+from ..errors import Problem, ValidationFailed
 from ..metadata import (
     DECIMAL_TYPES,
     INTEGER_LIMIT,
@@ -54,6 +54,8 @@ from . import direct
 
 #: What a roll-up gives over no records.
 EMPTY_ROLLUP = {"count": 0, "sum": 0, "min": None, "max": None}
+#: System values a record is given when it is stored, which formulas may read.
+_GIVEN_WHEN_STORED = frozenset({"created_at", "created_by", "owner_id"})
 #: What a record of each entity reads as before it has system values.
 _NO_SYSTEM_VALUES = dict.fromkeys(sorted(SYSTEM_COLUMNS))
 
@@ -193,6 +195,10 @@ class _Plan:
     checked_through: frozenset[str]
     #: For each field-state rule's field, its label and its section's condition.
     field_states: tuple[tuple[str, str, Any, FieldStateRule], ...]
+    #: Values given when a record is stored (its autonumbers, created_at,
+    #: created_by and a default owner) that formulas read: those formulas are
+    #: computed again then (see :meth:`RecordRules.when_stored`).
+    stored_reads: frozenset[str]
     #: How each default and formula rule's value is fitted to its field.
     fits: Mapping[DefaultRule | FormulaRule, Callable[[Any], Any]]
     #: The related records an update loads, by the fields it writes (see
@@ -249,6 +255,13 @@ def _build_plan(catalog: Catalog, entity: EntityDef) -> _Plan:
         field_states=tuple(
             (name, entity.fields[name]["label"], sections.of_field(name), rule)
             for name, rule in rules.field_states.items()
+        ),
+        stored_reads=frozenset(
+            name
+            for formula in rules.formulas
+            for name in formula.expression.reads
+            if name in _GIVEN_WHEN_STORED
+            or entity.fields.get(name, {}).get("type") == "autonumber"
         ),
         fits={
             rule: fitter(entity.fields[rule.field])
@@ -689,6 +702,28 @@ class RecordRules:
             for lookup, fields in self.related_reads.items()
             if lookup in written or lookup in through
         }
+
+    # -- when stored -----------------------------------------------------------------
+
+    def when_stored(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Compute again, in place, the formulas of new ``rows`` that read values
+        given as they are stored (autonumbers, created_at, created_by, a default
+        owner), once those values are in the rows.
+
+        :raises ValidationFailed: a formula's value does not fit its field.
+        """
+        given = self._plan.stored_reads
+        if not given:
+            return
+        self.load_related(rows)
+        for row in rows:
+            try:
+                row.update(self.recompute(row, set(given)))
+            except RuleValueError as error:
+                raise ValidationFailed(
+                    f"{self.entity.label} could not be saved.",
+                    problems=[Problem(None, "rule_value", str(error))],
+                ) from None
 
     # -- recomputing ---------------------------------------------------------------
 

@@ -224,6 +224,16 @@ class _Builder:
             )
             self.report("expression", "dynamic_field", message)
             return None
+        unfollowed = sorted(name for name in expression.reads if _moves_unseen(name))
+        if unfollowed:
+            message = (
+                f"A formula cannot read {', '.join(map(repr, unfollowed))}: "
+                "a record's id is given when it is stored, and its version and "
+                "updated_at move with every save, so the formula's value would not "
+                "be kept up to date."
+            )
+            self.report("expression", "unfollowed_field", message)
+            return None
         return FormulaRule(**common, field=field, expression=expression)
 
     def _rollup(self, shape: EntityShape, common: dict[str, Any]) -> Rule | None:
@@ -508,3 +518,15 @@ _KIND_WORDS = {
     "record": "a related record",
     "object": "an object",
 }
+
+
+#: System values that a formula cannot follow: the record's own id (given when it
+#: is stored), and the version and updated_at of any record (they move with every
+#: save, which no formula is recomputed for).
+_OWN_UNFOLLOWED = frozenset({"id", "version", "updated_at"})
+_RELATED_UNFOLLOWED = frozenset({"version", "updated_at"})
+
+
+def _moves_unseen(name: str) -> bool:
+    head, _, rest = name.partition(".")
+    return rest in _RELATED_UNFOLLOWED if rest else head in _OWN_UNFOLLOWED

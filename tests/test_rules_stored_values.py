@@ -1,0 +1,145 @@
+"""Formulas and the values a record is given when it is stored.
+
+A formula may read an autonumber, ``created_at``, ``created_by`` or the owner a new
+record gets by default: those are given as the record is stored, and the formula is
+computed again then. A record's own ``id``, and the ``version`` and ``updated_at``
+of any record, move where no formula follows them; a formula that reads them is
+refused when it is saved. Every test runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tailorcrm.platform import Platform
+from tailorcrm.platform.records import SYSTEM_ACTOR
+from tests.conftest import Api
+from tests.rules_support import create, define, problems, rule
+
+ACCOUNT = {
+    "name": "account",
+    "label": "Account",
+    "display_field": "name",
+    "fields": [
+        {"name": "name", "type": "text", "label": "Name", "required": True},
+        {
+            "name": "number",
+            "type": "autonumber",
+            "label": "Number",
+            "prefix": "AC-",
+            "digits": 4,
+        },
+        {"name": "label", "type": "text", "label": "Label"},
+        {"name": "made", "type": "text", "label": "Made"},
+        {"name": "seen", "type": "integer", "label": "Seen"},
+    ],
+}
+DEAL = {
+    "name": "deal",
+    "label": "Deal",
+    "display_field": "title",
+    "fields": [
+        {"name": "title", "type": "text", "label": "Title", "required": True},
+        {"name": "account", "type": "lookup", "target": "account", "label": "Account"},
+        {"name": "seen", "type": "integer", "label": "Seen"},
+        {"name": "account_label", "type": "text", "label": "Account label"},
+    ],
+}
+
+LABEL = rule(
+    "label",
+    "account",
+    "formula",
+    field="label",
+    expression={"cat": [{"var": "number"}, " ", {"var": "name"}]},
+)
+MADE = rule(
+    "made",
+    "account",
+    "formula",
+    field="made",
+    expression={
+        "cat": [
+            {"if": [{"is_blank": {"var": "created_at"}}, "no date", "dated"]},
+            " by ",
+            {"var": "created_by"},
+            " for ",
+            {"var": "owner_id"},
+        ]
+    },
+)
+
+
+@pytest.fixture
+def crm(api: Api) -> Api:
+    define(api, ACCOUNT, DEAL)
+    return api
+
+
+def test_a_formula_reads_the_autonumber_a_new_record_is_given(crm: Api) -> None:
+    define(crm, LABEL)
+    first = create(crm, "account", name="Corvid Tools")
+    assert first["number"] == "AC-0001"
+    assert first["label"] == "AC-0001 Corvid Tools"
+    stored = crm.get(f"/account/{first['id']}").json
+    assert stored["label"] == "AC-0001 Corvid Tools"
+    assert stored["version"] == 1
+    renamed = crm.patch(f"/account/{first['id']}", json={"name": "Corvid Works"})
+    assert renamed.json["label"] == "AC-0001 Corvid Works"
+
+
+def test_a_batch_gets_each_record_its_own_number(crm: Api, platform: Platform) -> None:
+    define(crm, LABEL)
+    with platform.records(SYSTEM_ACTOR) as service:
+        ids, bad = service.create_many(
+            "account", [{"name": "Pike Mills"}, {"name": "Wren Lane"}]
+        )
+    assert not bad
+    labels = [crm.get(f"/account/{record_id}").json["label"] for record_id in ids]
+    assert labels == ["AC-0001 Pike Mills", "AC-0002 Wren Lane"]
+
+
+def test_a_formula_reads_when_and_by_whom_a_record_was_made(crm: Api) -> None:
+    define(crm, MADE)
+    made = create(crm, "account", name="Corvid Tools")
+    user = made["created_by"]
+    assert made["owner_id"] == user
+    assert made["made"] == f"dated by {user} for {user}"
+
+
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [
+        ("id", "seen"),
+        ("version", "seen"),
+        ("updated_at", "account_label"),
+        ("account.version", "seen"),
+        ("account.updated_at", "account_label"),
+    ],
+)
+def test_a_formula_that_reads_a_value_no_formula_follows_is_refused(
+    crm: Api, name: str, field: str
+) -> None:
+    document = rule(
+        "unfollowed", "deal", "formula", field=field, expression={"var": name}
+    )
+    response = crm.put("/meta/rules/unfollowed", json=document)
+    assert response.status_code == 422, response.json
+    assert ("unfollowed.expression", "unfollowed_field") in problems(response)
+    assert repr(name) in str(response.json)
+
+
+def test_a_formula_may_read_the_id_of_the_record_it_points_to(crm: Api) -> None:
+    define(
+        crm,
+        rule(
+            "account_seen",
+            "deal",
+            "formula",
+            field="seen",
+            expression={"var": "account.id"},
+        ),
+    )
+    account = create(crm, "account", name="Corvid Tools")
+    deal = create(crm, "deal", title="Kiosks", account=account["id"])
+    assert deal["seen"] == account["id"]
