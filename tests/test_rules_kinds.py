@@ -682,7 +682,9 @@ def test_automations_run_in_order_inside_the_transaction(
 
     assert [t["subject"] for t in crm.get("/task").json["data"]] == ["first", "second"]
     assert refused.status_code == 422
-    assert problems(refused) == [("subject", "required")]
+    # The field is the task's, named with its entity, and the automation is named.
+    assert problems(refused) == [("task.subject", "required")]
+    assert "a_failing" in refused.json["errors"][0]["message"]
     assert [r["title"] for r in crm.get("/opportunity").json["data"]] == ["Fine"]
 
 
@@ -719,8 +721,9 @@ def test_an_import_fails_only_the_rows_whose_automation_fails(
 
     assert (report.created, report.failed_rows) == (2, 1)
     assert [(e.row, e.field, e.code) for e in report.errors] == [
-        (3, "subject", "required")
+        (3, "task.subject", "required")
     ]
+    assert "follow_up" in report.errors[0].message
     assert sorted(t["subject"] for t in crm.get("/task").json["data"]) == [
         "Call",
         "Write",

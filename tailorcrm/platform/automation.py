@@ -159,6 +159,33 @@ def _act(
         raise AutomationFailed(
             f"The automation {automation.name!r} could not save "
             f"{target.label}: {error.message}",
-            problems=error.problems or [Problem(None, error.code, error.message)],
+            problems=_blamed(automation, target, change.entity, error),
         ) from None
     return True
+
+
+def _blamed(
+    automation: AutomationRule,
+    target: EntityDef,
+    triggered_by: EntityDef,
+    error: TailorError,
+) -> list[Problem]:
+    """The problems of a save an automation could not make, as the save that
+    triggered it reports them. On the record that triggered it they are the ones
+    any save of it gets (a rule refuses the same way on every path); on a record
+    of another entity, each field is named with its entity (``task.subject``), as
+    roll-ups name theirs, and each message names the automation."""
+    found = error.problems or [Problem(None, error.code, error.message)]
+    if target.name == triggered_by.name:
+        return list(found)
+    blamed = []
+    for problem in found:
+        field = problem.field
+        if field is not None and "." not in field:
+            field = f"{target.name}.{field}"
+        message = (
+            f"The automation {automation.name!r} could not save {target.label}: "
+            f"{problem.message}"
+        )
+        blamed.append(Problem(field, problem.code, message))
+    return blamed
