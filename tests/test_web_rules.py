@@ -562,3 +562,76 @@ def test_the_pack_rule_refuses_api_import_and_automation_saves_alike(
     assert [(e.field, e.code, e.message) for e in excinfo.value.report.errors] == [
         ("loss_reason", "rule", "Say why the opportunity was lost.")
     ]
+
+
+# -- a delete that a roll-up refuses -------------------------------------------------
+
+LEDGER = {
+    "name": "ledger",
+    "label": "Ledger",
+    "display_field": "name",
+    "fields": [
+        {"name": "name", "type": "text", "label": "Name", "required": True},
+        {
+            "name": "balance",
+            "type": "decimal",
+            "label": "Balance",
+            "precision": 6,
+            "scale": 2,
+        },
+    ],
+}
+ENTRY = {
+    "name": "entry",
+    "label": "Entry",
+    "display_field": "memo",
+    "fields": [
+        {"name": "memo", "type": "text", "label": "Memo", "required": True},
+        {"name": "ledger", "type": "lookup", "target": "ledger", "label": "Ledger"},
+        {"name": "amount", "type": "decimal", "label": "Amount", "scale": 2},
+    ],
+}
+BALANCE = rule(
+    "balance",
+    "ledger",
+    "rollup",
+    field="balance",
+    relation={"entity": "entry", "lookup": "ledger"},
+    function="sum",
+    of="amount",
+)
+
+
+@pytest.fixture
+def ledger(platform: Platform) -> dict[str, int]:
+    platform.store.apply([("", LEDGER), ("", ENTRY), ("", BALANCE)], actor="test")
+    book = create(platform, "ledger", name="Harbour book")
+    ids = {"book": book["id"]}
+    for memo, amount in (("Opening", 6000), ("Refund", -6000), ("Sale", 6000)):
+        ids[memo] = create(
+            platform, "entry", memo=memo, ledger=book["id"], amount=amount
+        )["id"]
+    return ids
+
+
+def test_a_delete_a_roll_up_refuses_says_which_rule_and_why(
+    app: Flask, platform: Platform, ledger: dict[str, int]
+) -> None:
+    browser = sign_in(app, platform)
+    refund = ledger["Refund"]
+
+    sent = [
+        (f"/app/entry/{refund}/delete", {}),
+        (
+            "/app/entry/bulk",
+            {"action": "delete_confirmed", "ids": [str(refund)], "state": ""},
+        ),
+    ]
+    for path, form in sent:
+        response = browser.post(path, form)
+        assert response.status_code == 303
+        said = text_of(page_of(browser, response.headers["Location"]))
+        assert "Nothing was deleted" in said or "could not be updated" in said
+        assert "The roll-up rule 'balance' gave a value that does not fit" in said
+    assert fetch(platform, "entry", refund)["memo"] == "Refund"
+    assert fetch(platform, "ledger", ledger["book"])["balance"] == 6000

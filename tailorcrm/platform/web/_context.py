@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from flask import Response, current_app, get_flashed_messages, request, url_for
 from flask_login import current_user
 
-from ...errors import Unauthorized
+from ...errors import TailorError, Unauthorized
 from ...metadata import Catalog
 from ...renderer import Renderer, pick_locale
 from .._app import Session, platform
@@ -141,3 +141,13 @@ def render(
         **context,
     )
     return Response(html, status=status, mimetype="text/html")
+
+
+def reasons(error: TailorError) -> str:
+    """An error's message with the message of each of its problems, for a notice
+    on a page (a roll-up that refuses a delete says which rule and why)."""
+    said = [error.message]
+    for problem in error.problems:
+        if problem.message not in said:
+            said.append(problem.message)
+    return " ".join(said)

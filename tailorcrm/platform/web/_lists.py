@@ -19,13 +19,20 @@ from flask import flash, redirect, request, stream_with_context
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
-from ...errors import Conflict, Forbidden, NotFound, PreconditionFailed, TailorError
+from ...errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    TailorError,
+    ValidationFailed,
+)
 from ...metadata import EntityDef
 from .._app import Session
 from ..exporting import check_export, csv_lines, export_columns, export_records
 from ..query import ListQuery, access_where, names_of, parse_list_args
 from ._blueprint import web
-from ._context import LINKS, render, web_session
+from ._context import LINKS, reasons, render, web_session
 from ._listing import POSITION_PARAMS, build_query, list_args, list_href, plural
 
 #: The most rows one action on selected rows takes.
@@ -132,7 +139,7 @@ def _refusal(
             "from being deleted. Leave it out, or change the records that refer "
             "to it first."
         )
-    return f"Nothing was deleted: {shown} could not be deleted. {error.message}"
+    return f"Nothing was deleted: {shown} could not be deleted. {reasons(error)}"
 
 
 def _confirm_delete(entity_name: str, ids: list[int], back: str) -> Response:
@@ -252,7 +259,7 @@ def _delete(entity_name: str, ids: list[int], back: str) -> Response:
             with session.connection.begin_nested():
                 for record_id in ids:
                     service.delete(entity_name, record_id)
-        except (Conflict, PreconditionFailed) as error:
+        except (Conflict, PreconditionFailed, ValidationFailed) as error:
             flash(_refusal(session, entity, record_id, error), "error")
             return redirect(back, code=303)
         except NotFound:

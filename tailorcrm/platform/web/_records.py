@@ -49,7 +49,7 @@ from ..query import (
     run_list,
 )
 from ._blueprint import web
-from ._context import LINKS, locale, render, web_session
+from ._context import LINKS, locale, reasons, render, web_session
 from ._field_state import fixed_fields, form_rules, prefill_defaults, record_state
 from ._history import history_section
 
@@ -715,8 +715,8 @@ def delete_page(entity_name: str, record_id: int) -> Response:
                     session.records().delete(
                         entity_name, record_id, expected_version=_posted_version()
                     )
-            except (Conflict, PreconditionFailed) as error:
-                flash(error.message, "error")
+            except (Conflict, PreconditionFailed, ValidationFailed) as error:
+                flash(reasons(error), "error")
                 return redirect(LINKS.delete(entity_name, record_id), code=303)
             flash(f"{entity.label} “{title}” was deleted.", "success")
             return redirect(LINKS.list(entity_name), code=303)
