@@ -113,19 +113,39 @@ def _data_error(error: sa.exc.DataError) -> Response:
     )
 
 
+#: SQLite's answers when another connection holds the database.
+_SQLITE_BUSY = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
+#: PostgreSQL's answers when two transactions met and one was undone: a deadlock,
+#: a serialization failure, a lock that could not be had.
+_POSTGRES_MET = frozenset({"40P01", "40001", "55P03"})
+
+
 @api.errorhandler(sa.exc.OperationalError)
 def _busy(error: sa.exc.OperationalError) -> Response:
-    if "locked" not in str(error.orig).lower():
+    cause = error.orig
+    if getattr(cause, "sqlite_errorname", None) in _SQLITE_BUSY:
+        # SQLite has one writer at a time; this write waited its whole turn in vain.
+        log.warning("database busy on %s %s", request.method, request.path)
+        detail = "The database is busy with another change; try again in a moment."
+        response = problem_response(503, "Busy", detail, code="busy")
+        response.headers["Retry-After"] = "5"
+    elif getattr(cause, "sqlstate", None) in _POSTGRES_MET:
+        log.warning(
+            "change undone after meeting another (%s) on %s %s",
+            getattr(cause, "sqlstate", ""),
+            request.method,
+            request.path,
+        )
+        detail = (
+            "This change met another one made at the same moment and was undone; "
+            "nothing was saved. Try again."
+        )
+        response = problem_response(
+            503, "Changed at the same moment", detail, code="retry"
+        )
+        response.headers["Retry-After"] = "1"
+    else:
         return _unexpected(error)
-    # SQLite has one writer at a time; this write waited its whole turn in vain.
-    log.warning("database busy on %s %s", request.method, request.path)
-    response = problem_response(
-        503,
-        "Busy",
-        "The database is busy with another change; try again in a moment.",
-        code="busy",
-    )
-    response.headers["Retry-After"] = "5"
     return response
 
 
