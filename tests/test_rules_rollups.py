@@ -420,7 +420,21 @@ def test_the_total_that_outgrows_its_field_is_named_among_several(
 
     assert added.status_code == 422
     assert problems(added) == [("account.touch_total", "rule_value")]
+    # The same words on both databases, whichever way the total leaves the range.
+    assert added.json["errors"][0]["message"] == (
+        "The roll-up rule 'touch_total' gave a value that does not fit: Enter a "
+        "whole number between -9,223,372,036,854,775,807 and "
+        "9,223,372,036,854,775,807."
+    )
     assert stored(platform, north) == before
+    below = create(crm, "account", name="South Yard")
+    create(crm, "opportunity", title="C", account=below["id"], touches=-(2**62))
+    sunk = crm.post(
+        "/opportunity",
+        json={"title": "D", "account": below["id"], "touches": -(2**62)},
+    )
+    assert sunk.status_code == 422
+    assert sunk.json["errors"] == added.json["errors"]
 
 
 def test_an_import_reports_the_row_whose_total_does_not_fit(
@@ -457,3 +471,16 @@ def test_an_import_reports_the_row_whose_total_does_not_fit(
     assert [deal["title"] for deal in titles] == ["Crane", "Tug"]
     totals = stored(platform, north)
     assert (totals["deal_count"], totals["touch_total"]) == (2, 2**62 + 3)
+
+
+def test_a_new_roll_up_whose_total_does_not_fit_names_the_record(api: Api) -> None:
+    define(api, TALLIED_ACCOUNT, TALLIED_OPPORTUNITY)
+    north = create(api, "account", name="North Yard")
+    for title in ("A", "B"):
+        create(api, "opportunity", title=title, account=north["id"], touches=2**62)
+
+    refused = api.put("/meta/rules/touch_total", json=TOUCH_TOTAL)
+
+    assert refused.status_code == 422, refused.json
+    assert f"Account {north['id']}" in str(refused.json)
+    assert "touch_total" in str(refused.json)

@@ -209,7 +209,10 @@ def _convert_integer(value: Any) -> int:
         else:
             raise FieldValueError("invalid_integer", "Enter a whole number.")
     if abs(value) > INTEGER_LIMIT:
-        raise FieldValueError("out_of_range", "This number is too large.")
+        raise FieldValueError(
+            "out_of_range",
+            f"Enter a whole number between -{INTEGER_LIMIT:,} and {INTEGER_LIMIT:,}.",
+        )
     return value
 
 

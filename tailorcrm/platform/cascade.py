@@ -264,7 +264,7 @@ class Cascade:
                 )
                 if isinstance(bound, int) and abs(bound) > INTEGER_LIMIT:
                     # The increments of one batch alone outgrow a 64-bit number.
-                    error = RuleValueError("The total is too large for the field.")
+                    error = _beyond(entity.fields[rule.field])
                     raise _rule_failed(rule.name, entity, rule.field, error)
                 parameters[_DELTA + rule.field] = bound
             rows = self._run_increment(entity, parent, per_rule, statement, parameters)
@@ -314,7 +314,7 @@ class Cascade:
             if savepoint is not None:
                 savepoint.rollback()
                 culprit = self._overflowing(entity, parent, per_rule) or culprit
-            error = RuleValueError("The total is too large for the field.")
+            error = _beyond(entity.fields[culprit.field])
             raise _rule_failed(culprit.name, entity, culprit.field, error) from None
         if savepoint is not None:
             savepoint.commit()
@@ -401,7 +401,16 @@ class Cascade:
         statement, scale = query
         found = {}
         parameters = {"parents": _bound(parents)}
-        for parent, result in self.connection.execute(statement, parameters):
+        try:
+            results = self.connection.execute(statement, parameters).all()
+        except sa.exc.OperationalError as error:
+            if not shape.sqlite or _SQLITE_OVERFLOW not in str(error.orig):
+                raise
+            # SQLite's sum() refuses a total beyond 64 bits (and leaves the
+            # transaction as it was); added up here, the field refuses the total
+            # in its own words.
+            return self._aggregate_in_python(rule, child, parents)
+        for parent, result in results:
             if scale is not None and result is not None:
                 result = Decimal(int(result)).scaleb(-scale)
             found[int(parent)] = result
@@ -596,7 +605,7 @@ class Cascade:
                         values[record_id][rule.field] = fit(spec, value)
                     except RuleValueError as error:
                         raise _rule_failed(
-                            rule.name, entity, rule.field, error
+                            rule.name, entity, rule.field, error, record_id=record_id
                         ) from None
             dirty = {record_id: {EVERYTHING} for record_id in rows} if formulas else {}
             self.run(self.system_update(entity, rows, values, dirty))
@@ -798,6 +807,8 @@ _INCREMENTS: weakref.WeakKeyDictionary[RollupRule, _Increments | None] = (
     weakref.WeakKeyDictionary()
 )
 _UNKNOWN = object()
+#: What SQLite's sum() says of a total beyond 64 bits.
+_SQLITE_OVERFLOW = "integer overflow"
 #: The prefix of the parameter that holds a roll-up's increment; no field name
 #: starts with an underscore.
 _DELTA = "_delta_"
@@ -956,10 +967,31 @@ def _combine(function: str, items: list[Any]) -> Any:
 
 
 def _rule_failed(
-    name: str, entity: EntityDef, field: str, error: RuleValueError
+    name: str,
+    entity: EntityDef,
+    field: str,
+    error: RuleValueError,
+    *,
+    record_id: int | None = None,
 ) -> ValidationFailed:
     message = f"The roll-up rule {name!r} gave a value that does not fit: {error}"
+    if record_id is not None:
+        message = (
+            f"The roll-up rule {name!r} gave {entity.label} {record_id} a value "
+            f"that does not fit: {error}"
+        )
     return ValidationFailed(
         f"{entity.label} could not be updated.",
         problems=[Problem(f"{entity.name}.{field}", "rule_value", message)],
     )
+
+
+def _beyond(spec: Mapping[str, Any]) -> RuleValueError:
+    """What the field says of a total it cannot hold, whichever its sign, when the
+    database refused the total without saying which."""
+    too_far = INTEGER_LIMIT + 1 if spec["type"] == "integer" else Decimal("1E+40")
+    try:
+        fit(spec, too_far)
+    except RuleValueError as error:
+        return error
+    return RuleValueError("The total does not fit the field.")
