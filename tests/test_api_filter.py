@@ -164,3 +164,25 @@ def test_user_name_is_known_to_filters(crm: Api) -> None:
 
     assert response.status_code == 200, response.json
     assert response.json["count"] == 5
+
+
+@pytest.mark.parametrize(
+    ("condition", "field", "code"),
+    [
+        ({"==": [{"var": "amont"}, 1]}, "filter.==[0]", "unknown_field"),
+        ({"matches": [{"var": "title"}, "^A"]}, "filter", "unsupported_in_sql"),
+        ({"and": [{"==": [1, 1]}, {"frobnicate": [1]}]}, "filter.and[1]", None),
+    ],
+)
+def test_a_bad_filter_names_the_place_in_its_errors(
+    crm: Api, condition: Any, field: str, code: str | None
+) -> None:
+    response = crm.get("/opportunity", query_string=query(condition))
+
+    assert response.status_code == 400
+    errors = response.json["errors"]
+    assert errors, response.json
+    assert errors[0]["field"] == field, errors
+    if code is not None:
+        assert errors[0]["code"] == code
+    assert errors[0]["message"] in response.json["detail"]

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..errors import BadRequest
+from ..errors import BadRequest, Problem
 from ..metadata import (
     DECIMAL_TYPES,
     INTEGER_LIMIT,
@@ -174,17 +174,29 @@ def parse_condition(
             f"{problem.path}: {problem.message}" if problem.path else problem.message
             for problem in problems[:5]
         )
-        raise BadRequest(f"filter: {details}")
+        raise BadRequest(
+            f"filter: {details}",
+            problems=[
+                Problem(_in_filter(problem.path), problem.code, problem.message)
+                for problem in problems
+            ],
+        )
 
     columns = {name: (entity.table.c[name], kind) for name, kind in types.items()}
     try:
         return compile_sql(condition, columns, user=user)
     except ConditionError as error:
-        raise BadRequest(f"filter: {error}") from None
+        problem = Problem(_in_filter(error.path), error.code, error.message)
+        raise BadRequest(f"filter: {error}", problems=[problem]) from None
     except (OverflowError, ValueError, RecursionError):
         # A literal outside what the database can hold, such as a moment before
         # year 1 once taken to UTC.
         raise BadRequest("filter: a value in the condition is out of range.") from None
+
+
+def _in_filter(path: str) -> str:
+    """Where in ``filter`` a problem is: the parameter, then the JSON path."""
+    return f"filter.{path}" if path else "filter"
 
 
 def _refuse_constant(name: str) -> Any:
