@@ -14,14 +14,20 @@ import pytest
 from tailorcrm.platform import Platform
 from tailorcrm.platform.records import SYSTEM_ACTOR
 from tests.conftest import Api
-from tests.rules_support import create, define, problems, rule
+from tests.rules_support import (
+    ACCOUNT,
+    OPPORTUNITY,
+    create,
+    define,
+    problems,
+    rule,
+)
 
-ACCOUNT = {
-    "name": "account",
-    "label": "Account",
-    "display_field": "name",
+#: The Account of the other rule tests, with a number and fields formulas fill.
+NUMBERED_ACCOUNT = {
+    **ACCOUNT,
     "fields": [
-        {"name": "name", "type": "text", "label": "Name", "required": True},
+        *ACCOUNT["fields"],
         {
             "name": "number",
             "type": "autonumber",
@@ -31,20 +37,9 @@ ACCOUNT = {
         },
         {"name": "label", "type": "text", "label": "Label"},
         {"name": "made", "type": "text", "label": "Made"},
-        {"name": "seen", "type": "integer", "label": "Seen"},
     ],
 }
-DEAL = {
-    "name": "deal",
-    "label": "Deal",
-    "display_field": "title",
-    "fields": [
-        {"name": "title", "type": "text", "label": "Title", "required": True},
-        {"name": "account", "type": "lookup", "target": "account", "label": "Account"},
-        {"name": "seen", "type": "integer", "label": "Seen"},
-        {"name": "account_label", "type": "text", "label": "Account label"},
-    ],
-}
+
 
 LABEL = rule(
     "label",
@@ -72,7 +67,7 @@ MADE = rule(
 
 @pytest.fixture
 def crm(api: Api) -> Api:
-    define(api, ACCOUNT, DEAL)
+    define(api, NUMBERED_ACCOUNT, OPPORTUNITY)
     return api
 
 
@@ -110,18 +105,18 @@ def test_a_formula_reads_when_and_by_whom_a_record_was_made(crm: Api) -> None:
 @pytest.mark.parametrize(
     ("name", "field"),
     [
-        ("id", "seen"),
-        ("version", "seen"),
-        ("updated_at", "account_label"),
-        ("account.version", "seen"),
-        ("account.updated_at", "account_label"),
+        ("id", "quantity"),
+        ("version", "quantity"),
+        ("updated_at", "industry"),
+        ("account.version", "quantity"),
+        ("account.updated_at", "industry"),
     ],
 )
 def test_a_formula_that_reads_a_value_no_formula_follows_is_refused(
     crm: Api, name: str, field: str
 ) -> None:
     document = rule(
-        "unfollowed", "deal", "formula", field=field, expression={"var": name}
+        "unfollowed", "opportunity", "formula", field=field, expression={"var": name}
     )
     response = crm.put("/meta/rules/unfollowed", json=document)
     assert response.status_code == 422, response.json
@@ -134,12 +129,12 @@ def test_a_formula_may_read_the_id_of_the_record_it_points_to(crm: Api) -> None:
         crm,
         rule(
             "account_seen",
-            "deal",
+            "opportunity",
             "formula",
-            field="seen",
+            field="quantity",
             expression={"var": "account.id"},
         ),
     )
     account = create(crm, "account", name="Corvid Tools")
-    deal = create(crm, "deal", title="Kiosks", account=account["id"])
-    assert deal["seen"] == account["id"]
+    deal = create(crm, "opportunity", title="Kiosks", account=account["id"])
+    assert deal["quantity"] == account["id"]
