@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import Problem, TailorError, ValidationFailed
 from ..metadata import EntityDef
 from ..rules_engine import Action, AutomationRule, expressions_of, truthy
-from .rules import RecordRules, coerce
+from .rules import RecordRules, coerce, names_read
 
 if TYPE_CHECKING:
     from .cascade import Change
@@ -51,11 +51,9 @@ def _rules(
     entity: EntityDef,
     automations: tuple[AutomationRule, ...],
 ) -> RecordRules:
-    related_reads = service.catalog.derived(
+    related_reads, reads = service.catalog.derived(
         ("automation_reads", entity.name, automations),
-        lambda: _related_reads(
-            automations, frozenset(spec["name"] for spec in entity.lookups())
-        ),
+        lambda: _reads(automations, entity),
     )
     return RecordRules(
         service.connection,
@@ -64,7 +62,18 @@ def _rules(
         user=service.user,
         now=service.now,
         related_reads=related_reads,
+        reads=reads,
     )
+
+
+def _reads(
+    automations: tuple[AutomationRule, ...], entity: EntityDef
+) -> tuple[Mapping[str, frozenset[str]] | None, frozenset[str] | None]:
+    """What ``automations`` read: of related records, by lookup (see
+    :func:`_related_reads`), and of the record itself (see :func:`names_read`)."""
+    expressions = [e for rule in automations for e in expressions_of(rule)]
+    lookups = frozenset(spec["name"] for spec in entity.lookups())
+    return _related_reads(automations, lookups), names_read(expressions)
 
 
 def _triggered(

@@ -42,6 +42,7 @@ from ..metadata import (
 from ..rules_engine import (
     DefaultRule,
     EntityRules,
+    Expression,
     FieldState,
     FieldStateRule,
     FormulaRule,
@@ -292,7 +293,16 @@ def _names_read(
         for expression in expressions_of(rule)
     ]
     expressions += sections.conditions.values()
-    found = set(rules.field_states)
+    return names_read(expressions, also=rules.field_states)
+
+
+def names_read(
+    expressions: Iterable[Expression], *, also: Iterable[str] = ()
+) -> frozenset[str] | None:
+    """The names of a record that ``expressions`` can read (and ``also``), or None
+    when one of them reads names computed while it runs, or the record before the
+    change as a whole."""
+    found = set(also)
     for expression in expressions:
         if expression.dynamic or _names_prior_whole(expression.source):
             return None
@@ -345,6 +355,7 @@ class RecordRules:
         user: Mapping[str, Any],
         now: dt.datetime,
         related_reads: Mapping[str, frozenset[str]] | None = None,
+        reads: frozenset[str] | None = None,
     ) -> None:
         self.connection = connection
         self.catalog = catalog
@@ -366,6 +377,15 @@ class RecordRules:
             else _loaded(self._lookups, self.related_reads)
         )
         self._related: dict[tuple[str, int], dict[str, Any] | None] = {}
+        #: The names a record is read with for conditions (see :meth:`record`).
+        self._read_names, self._read_lookup_names = (
+            (plan.read_names, plan.read_lookup_names)
+            if reads is None
+            else (
+                tuple(name for name in plan.names if name in reads),
+                tuple(name for name in plan.lookup_names if name in reads),
+            )
+        )
 
     # -- what conditions read ----------------------------------------------------
 
@@ -453,7 +473,7 @@ class RecordRules:
         if whole:
             names, lookup_names = plan.names, plan.lookup_names
         else:
-            names, lookup_names = plan.read_names, plan.read_lookup_names
+            names, lookup_names = self._read_names, self._read_lookup_names
         record = {name: get(name) for name in names}
         for name in lookup_names:
             value = record[name]
