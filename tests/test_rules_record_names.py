@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -155,3 +156,34 @@ def test_forms_see_every_field(crm: Api, platform: Platform) -> None:
     assert state.record["title"] == "Harbour kiosks"
     assert state.record["touches"] == 4
     assert state.fields["next_step"].visible
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"exists": "stage"},
+        {"exists": ["stage"]},
+        {"!": {"missing_some": [1, "stage"]}},
+        {"some": [[1], {"==": [{"val": [[2], "stage"]}, "lost"]}]},
+        {"try": [{"throw": "boom"}, {"==": [{"val": [[2], "stage"]}, "lost"]}]},
+        {"==": [{"var": "stage"}, "lost"]},
+    ],
+    ids=["exists", "exists-list", "missing_some", "val-scope", "try-val", "var"],
+)
+def test_a_condition_answers_the_same_whatever_other_rules_name(
+    crm: Api, condition: Any
+) -> None:
+    # Only this rule reads the stage: the record it sees must still hold it.
+    define(
+        crm,
+        rule(
+            "refuse_lost",
+            "opportunity",
+            "validation",
+            condition=condition,
+            message="refused by the rule",
+        ),
+    )
+    refused = crm.post("/opportunity", json={"title": "Tug", "stage": "lost"})
+    assert refused.status_code == 422, refused.json
+    assert refused.json["errors"][0]["message"] == "refused by the rule"

@@ -9,6 +9,8 @@ refused when it is saved. Every test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tailorcrm.platform import Platform
@@ -138,3 +140,27 @@ def test_a_formula_may_read_the_id_of_the_record_it_points_to(crm: Api) -> None:
     account = create(crm, "account", name="Corvid Tools")
     deal = create(crm, "opportunity", title="Kiosks", account=account["id"])
     assert deal["quantity"] == account["id"]
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        {"missing_some": [1, "version"]},
+        {"exists": "id"},
+        {"exists": ["account", "version"]},
+        {"map": [[1], {"val": [[2], "id"]}]},
+        {"try": [{"throw": "x"}, {"val": [[2], "version"]}]},
+        {"reduce": [[1], {"val": [[4], "updated_at"]}, None]},
+    ],
+    ids=["missing_some", "exists", "exists-through", "map-val", "try-val", "reduce"],
+)
+def test_no_way_of_writing_an_unfollowed_read_gets_past_the_check(
+    crm: Api, expression: Any
+) -> None:
+    document = rule(
+        "unfollowed", "opportunity", "formula", field="industry", expression=expression
+    )
+    response = crm.put("/meta/rules/unfollowed", json=document)
+    assert response.status_code == 422, response.json
+    codes = {code for _, code in problems(response)}
+    assert codes & {"unfollowed_field", "dynamic_field"}, response.json

@@ -304,23 +304,28 @@ def names_read(
     change as a whole."""
     found = set(also)
     for expression in expressions:
-        if expression.dynamic or _names_prior_whole(expression.source):
+        if expression.dynamic or _reads_unnamed(expression.source):
             return None
         found |= {name.split(".", 1)[0] for name in expression.reads}
     return frozenset(found)
 
 
-def _names_prior_whole(node: Any) -> bool:
-    """Whether ``$prior`` is written anywhere in a condition as a name of its own
-    (``{"var": "$prior"}`` reads the whole record before the change)."""
+def _reads_unnamed(node: Any) -> bool:
+    """Whether a condition reads names in ways a record read with only the names
+    it reads could answer differently: ``$prior`` as a name of its own (the whole
+    record before the change), or ``val`` and ``exists``, which look records up by
+    paths and scopes."""
     if isinstance(node, dict):
-        return any(_names_prior_whole(item) for item in node.values())
+        if _UNNAMED_READERS.intersection(node):
+            return True
+        return any(_reads_unnamed(item) for item in node.values())
     if isinstance(node, list):
-        return any(_names_prior_whole(item) for item in node)
+        return any(_reads_unnamed(item) for item in node)
     return node == _PRIOR
 
 
 _PRIOR = "$prior"
+_UNNAMED_READERS = frozenset({"val", "exists"})
 
 
 def _loaded(

@@ -357,7 +357,16 @@ class _Checker:
             for key, key_path in _missing_keys(name, raw, paths):
                 self.path_kind(key.split("."), key_path, in_item=False)
             return None
-        if name == "val" and not in_item:
+        if name == "exists" and not in_item:
+            # The path is the operands: ["account", "industry"] is account.industry.
+            if raw and all(isinstance(key, str) for key in raw):
+                self.path_kind([str(key) for key in raw], path, in_item=False)
+            else:
+                self.dynamic = True
+            return None
+        if name == "val" and (not in_item or (raw and isinstance(raw[0], list))):
+            # Outside an item, or climbing out of one (``[[2], "stage"]``), val
+            # reads names the checks cannot follow.
             self.dynamic = True
         if name in ("changed", "prior"):
             return self.prior_kind(name, literal, path)
@@ -491,7 +500,7 @@ class _Checker:
 def _missing_keys(name: str, raw: list[Any], paths: list[str]) -> list[tuple[str, str]]:
     """The literal field names of ``missing`` or ``missing_some``, with their paths."""
     if name == "missing_some":
-        keys = raw[1] if isinstance(raw[1], list) else []
+        keys = raw[1] if isinstance(raw[1], list) else [raw[1]]
         key_paths = [f"{paths[1]}[{index}]" for index in range(len(keys))]
     elif isinstance(raw[0], list):
         keys = raw[0]
