@@ -37,6 +37,13 @@ COMPANY = {
             "on_delete": "set_null",
         },
         {
+            "name": "billing_region",
+            "type": "lookup",
+            "target": "region",
+            "label": "Billing region",
+            "on_delete": "set_null",
+        },
+        {
             "name": "parent",
             "type": "lookup",
             "target": "company",
@@ -46,6 +53,10 @@ COMPANY = {
         {"name": "placed_children", "type": "integer", "label": "Placed children"},
         {"name": "region_flag", "type": "text", "label": "Region flag"},
         {"name": "cleared_note", "type": "text", "label": "Cleared note"},
+        {"name": "revenue", "type": "integer", "label": "Revenue"},
+        {"name": "unplaced", "type": "integer", "label": "Unplaced children"},
+        {"name": "unplaced_revenue", "type": "integer", "label": "Unplaced revenue"},
+        {"name": "region_name", "type": "text", "label": "Region name"},
     ],
 }
 CONTACT = {
@@ -190,3 +201,140 @@ def test_a_record_that_points_at_itself_is_deleted_without_a_trace(
     for parent in (top["id"],):
         stored = read(regions, "company", parent)["placed_children"]
         assert stored == placed_in_sql(platform, parent)
+
+
+UNPLACED = rule(
+    "unplaced",
+    "company",
+    "rollup",
+    field="unplaced",
+    relation={"entity": "company", "lookup": "parent"},
+    function="count",
+    condition={
+        "and": [
+            {"is_blank": {"var": "region"}},
+            {"is_blank": {"var": "billing_region"}},
+        ]
+    },
+)
+UNPLACED_REVENUE = rule(
+    "unplaced_revenue",
+    "company",
+    "rollup",
+    field="unplaced_revenue",
+    relation={"entity": "company", "lookup": "parent"},
+    function="sum",
+    of="revenue",
+    condition={"is_blank": {"var": "region"}},
+)
+LOG_UPDATE = rule(
+    "log_update",
+    "company",
+    "automation",
+    trigger=["update"],
+    actions=[
+        {
+            "type": "create_record",
+            "entity": "contact",
+            "lookup": "company",
+            "values": {"name": "update seen"},
+        }
+    ],
+)
+
+
+def logged(api: Api, company: int) -> int:
+    contacts = api.get("/contact").json["data"]
+    return sum(
+        1 for c in contacts if c["company"] == company and c["name"] == "update seen"
+    )
+
+
+def test_a_record_cleared_through_two_lookups_is_one_change(
+    regions: Api, platform: Platform
+) -> None:
+    define(regions, UNPLACED, UNPLACED_REVENUE, LOG_UPDATE)
+    west = create(regions, "region", name="Westmarch")
+    holding = create(regions, "company", name="Harrow Holdings")
+    child = create(
+        regions,
+        "company",
+        name="Harrow North",
+        parent=holding["id"],
+        region=west["id"],
+        billing_region=west["id"],
+        revenue=7,
+    )
+    assert read(regions, "company", holding["id"])["unplaced"] == 0
+    before = logged(regions, child["id"])
+
+    assert regions.delete(f"/region/{west['id']}").status_code == 204
+
+    after = read(regions, "company", holding["id"])
+    assert (after["unplaced"], after["unplaced_revenue"]) == (1, 7)
+    # The update automation ran once for the one change of the record.
+    assert logged(regions, child["id"]) == before + 1
+
+
+def test_a_cleared_record_whose_formula_reads_the_lookup_is_one_change(
+    regions: Api,
+) -> None:
+    define(
+        regions,
+        REGION_FLAG,
+        rule(
+            "region_name",
+            "company",
+            "formula",
+            field="region_name",
+            expression={"var": "region.name"},
+        ),
+        LOG_UPDATE,
+    )
+    west = create(regions, "region", name="Westmarch")
+    company = create(regions, "company", name="Corvid Tools", region=west["id"])
+    before = logged(regions, company["id"])
+
+    assert regions.delete(f"/region/{west['id']}").status_code == 204
+
+    cleared = read(regions, "company", company["id"])
+    assert (cleared["region_flag"], cleared["region_name"]) == ("none", None)
+    assert logged(regions, company["id"]) == before + 1
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"and": [{"changed": "region"}, {"is_blank": {"var": "region"}}]},
+        {"!": {"is_blank": {"prior": "region"}}},
+    ],
+    ids=["changed", "prior"],
+)
+def test_the_record_before_the_delete_still_points_at_the_deleted_record(
+    regions: Api, condition: Any
+) -> None:
+    # A rule reads through the lookup, so the region is loaded as a record.
+    define(
+        regions,
+        rule(
+            "region_name",
+            "company",
+            "formula",
+            field="region_name",
+            expression={"var": "region.name"},
+        ),
+        rule(
+            "note_cleared",
+            "company",
+            "automation",
+            trigger=["update"],
+            condition=condition,
+            actions=[
+                {"type": "set_field", "field": "cleared_note", "value": "region gone"}
+            ],
+        ),
+    )
+    west = create(regions, "region", name="Westmarch")
+    company = create(regions, "company", name="Corvid Tools", region=west["id"])
+    assert regions.delete(f"/region/{west['id']}").status_code == 204
+    assert read(regions, "company", company["id"])["cleared_note"] == "region gone"

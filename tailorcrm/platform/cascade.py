@@ -499,23 +499,34 @@ class Cascade:
     def after_clearing(
         self, cleared: Sequence[tuple[EntityDef, str, dict[int, dict[str, Any]]]]
     ) -> list[Change]:
-        """The changes of records whose lookup a delete cleared, each followed like
-        any other change, and their formulas that read the lookup, recomputed."""
+        """The changes of records whose lookups a delete cleared, with their
+        formulas that read those lookups recomputed: one change a record, from the
+        row before the delete to the row after it, however many of its lookups
+        were cleared."""
+        before: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+        lookups: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
+        entities: dict[str, EntityDef] = {}
+        for child, lookup, rows in cleared:
+            entities[child.name] = child
+            for record_id, row in rows.items():
+                before[child.name].setdefault(record_id, row)
+                lookups[child.name][record_id].add(lookup)
         written = []
-        for child, lookup, before in cleared:
-            ids = sorted(before)
+        for name, child in entities.items():
+            ids = sorted(before[name])
             query = _rows(child.table, lock=False, single=len(ids) == 1)
             parameters = {"ids": _bound(ids)}
             rows = {
                 int(row["id"]): dict(row)
                 for row in self.connection.execute(query, parameters).mappings()
             }
-            written += [
-                Change(child, "update", before[record_id], row)
-                for record_id, row in rows.items()
-            ]
-            dirty = {record_id: {lookup} for record_id in rows}
-            written += self.system_update(child, rows, {}, dirty)
+            recomputed = {
+                change.record_id: change.after
+                for change in self.system_update(child, rows, {}, lookups[name])
+            }
+            for record_id, row in rows.items():
+                after = recomputed.get(record_id, row)
+                written.append(Change(child, "update", before[name][record_id], after))
         return written
 
     # -- writing computed values -----------------------------------------------------

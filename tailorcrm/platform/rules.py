@@ -325,6 +325,12 @@ def _reads_unnamed(node: Any) -> bool:
 
 
 _PRIOR = "$prior"
+
+
+def _id_only(value: Any) -> dict[str, Any] | None:
+    return {"id": value} if isinstance(value, int) else None
+
+
 _UNNAMED_READERS = frozenset({"val", "exists"})
 
 
@@ -467,12 +473,24 @@ class RecordRules:
         record["$user"] = self.user
         record["$now"] = self.now
         if prior is not None:
-            record["$prior"] = self.record(prior, whole=whole)
+            record["$prior"] = self.record(prior, whole=whole, gone=_id_only)
         return record
 
     def record(
-        self, values: Mapping[str, Any], *, whole: bool = False
+        self,
+        values: Mapping[str, Any],
+        *,
+        whole: bool = False,
+        gone: Callable[[Any], Any] | None = None,
     ) -> dict[str, Any]:
+        """The record as conditions read it (without ``$user`` and the like).
+
+        :param gone: what a lookup to a record that is not stored (any more)
+            reads as; null by default. The record before a change pointed at a
+            record that existed then, which a delete may just have removed: it
+            reads as that record's id (``{"id": …}``), so that ``changed`` sees
+            the lookup change.
+        """
         plan = self._plan
         get = values.get
         if whole:
@@ -483,7 +501,10 @@ class RecordRules:
         for name in lookup_names:
             value = record[name]
             if value is not None:
-                record[name] = self.related(name, value)
+                related = self.related(name, value)
+                if related is None and gone is not None:
+                    related = gone(value)
+                record[name] = related
         return record
 
     def _set(
