@@ -880,3 +880,40 @@ def test_concurrent_saves_add_up_in_a_rollup(
     assert (stored["won_total"], stored["won_count"]) == (5 * (1 + 2 + 3 + 4), 20)
     for app in apps:
         app.extensions["tailorcrm"].engine.dispose()
+
+
+def test_an_automation_that_cannot_save_another_record_of_the_entity_names_it(
+    crm: Api,
+) -> None:
+    define(
+        crm,
+        rule(
+            "no_bad_notes",
+            "account",
+            "validation",
+            condition={"==": [{"var": "notes"}, "bad"]},
+            message="Notes cannot be bad.",
+            field="notes",
+        ),
+        rule(
+            "mark_parent",
+            "account",
+            "automation",
+            trigger="update",
+            actions=[
+                {
+                    "type": "update_related",
+                    "lookup": "parent",
+                    "values": {"notes": "bad"},
+                }
+            ],
+        ),
+    )
+    parent = create(crm, "account", name="Harrow Holdings")
+    child = create(crm, "account", name="Harrow North", parent=parent["id"])
+
+    refused = crm.patch(f"/account/{child['id']}", json={"name": "Harrow South"})
+
+    assert refused.status_code == 422
+    assert problems(refused) == [("account.notes", "rule")]
+    assert "mark_parent" in refused.json["errors"][0]["message"]

@@ -484,3 +484,32 @@ def test_a_new_roll_up_whose_total_does_not_fit_names_the_record(api: Api) -> No
     assert refused.status_code == 422, refused.json
     assert f"Account {north['id']}" in str(refused.json)
     assert "touch_total" in str(refused.json)
+
+
+def test_a_recomputed_whole_number_total_says_its_range_either_way(
+    platform: Platform, api: Api
+) -> None:
+    # A condition that reads the caller is recomputed, not kept by increments.
+    by_anyone = _rollup(
+        "touch_total",
+        "sum",
+        of="touches",
+        condition={"!=": [{"var": "$user.id"}, 0]},
+    )
+    define(api, TALLIED_ACCOUNT, TALLIED_OPPORTUNITY, by_anyone)
+    words = (
+        "The roll-up rule 'touch_total' gave a value that does not fit: Enter a "
+        "whole number between -9,223,372,036,854,775,807 and "
+        "9,223,372,036,854,775,807."
+    )
+    for sign in (1, -1):
+        account = create(api, "account", name=f"Yard {sign}")
+        create(
+            api, "opportunity", title="A", account=account["id"], touches=sign * 2**62
+        )
+        refused = api.post(
+            "/opportunity",
+            json={"title": "B", "account": account["id"], "touches": sign * 2**62},
+        )
+        assert refused.status_code == 422, refused.json
+        assert refused.json["errors"][0]["message"] == words

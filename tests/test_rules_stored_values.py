@@ -9,11 +9,13 @@ refused when it is saved. Every test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
 
 from tailorcrm.platform import Platform
+from tailorcrm.platform.importer import import_csv
 from tailorcrm.platform.records import SYSTEM_ACTOR
 from tests.conftest import Api
 from tests.rules_support import (
@@ -164,3 +166,43 @@ def test_no_way_of_writing_an_unfollowed_read_gets_past_the_check(
     assert response.status_code == 422, response.json
     codes = {code for _, code in problems(response)}
     assert codes & {"unfollowed_field", "dynamic_field"}, response.json
+
+
+SHORT_LABEL_ACCOUNT = {
+    **NUMBERED_ACCOUNT,
+    "fields": [
+        {**spec, "max_length": 12} if spec["name"] == "label" else spec
+        for spec in NUMBERED_ACCOUNT["fields"]
+    ],
+}
+
+
+def test_a_formula_that_only_fails_once_numbered_names_its_field(api: Api) -> None:
+    define(api, SHORT_LABEL_ACCOUNT, OPPORTUNITY, LABEL)
+    refused = api.post("/account", json={"name": "abcdefghij"})
+    assert refused.status_code == 422, refused.json
+    assert problems(refused) == [("label", "rule_value")]
+    assert "'label'" in refused.json["errors"][0]["message"]
+
+
+def test_an_import_skips_only_the_rows_whose_numbered_formula_fails(
+    api: Api, platform: Platform
+) -> None:
+    define(api, SHORT_LABEL_ACCOUNT, OPPORTUNITY, LABEL)
+    text = "name\nab\nabcdefghij\ncd\n"
+    report = import_csv(
+        platform,
+        "account",
+        io.BytesIO(text.encode()),
+        actor=SYSTEM_ACTOR,
+        skip_bad_rows=True,
+    )
+    assert (report.created, report.failed_rows) == (2, 1)
+    assert [(e.row, e.field, e.code) for e in report.errors] == [
+        (3, "label", "rule_value")
+    ]
+    stored = sorted(
+        (a["name"], a["label"], a["number"]) for a in api.get("/account").json["data"]
+    )
+    assert [name for name, _, _ in stored] == ["ab", "cd"]
+    assert all(label == f"{number} {name}" for name, label, number in stored)

@@ -168,24 +168,22 @@ def _act(
         raise AutomationFailed(
             f"The automation {automation.name!r} could not save "
             f"{target.label}: {error.message}",
-            problems=_blamed(automation, target, change.entity, error),
+            problems=_blamed(automation, target, action.type == "set_field", error),
         ) from None
     return True
 
 
 def _blamed(
-    automation: AutomationRule,
-    target: EntityDef,
-    triggered_by: EntityDef,
-    error: TailorError,
+    automation: AutomationRule, target: EntityDef, own: bool, error: TailorError
 ) -> list[Problem]:
     """The problems of a save an automation could not make, as the save that
-    triggered it reports them. On the record that triggered it they are the ones
-    any save of it gets (a rule refuses the same way on every path); on a record
-    of another entity, each field is named with its entity (``task.subject``), as
-    roll-ups name theirs, and each message names the automation."""
+    triggered it reports them. On the record that triggered it (``own``, a
+    ``set_field``) they are the ones any save of it gets: a rule refuses the same
+    way on every path. On another record, each field is named with its entity
+    (``task.subject``), as roll-ups name theirs, and each message names the
+    automation."""
     found = error.problems or [Problem(None, error.code, error.message)]
-    if target.name == triggered_by.name:
+    if own:
         return list(found)
     blamed = []
     for problem in found:

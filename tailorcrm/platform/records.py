@@ -374,10 +374,13 @@ class RecordService:
             return self._create_one_by_one(entity, values, bad, skip_bad_rows)
         good = [item for index, item in enumerate(values) if index not in bad]
         cascade = Cascade(self)
-        # What follows the inserts (a roll-up's total that no longer fits) can
-        # refuse the batch as a whole; a caller who asked to skip bad rows gets
-        # the rows saved one at a time instead, so that only those fail.
-        retry = skip_bad_rows and cascade.needed(entity)
+        # What follows the inserts (a roll-up's total that no longer fits), or a
+        # formula computed as they are stored, can refuse the batch as a whole; a
+        # caller who asked to skip bad rows gets the rows saved one at a time
+        # instead, so that only those fail.
+        retry = skip_bad_rows and (
+            cascade.needed(entity) or self._rules(entity).computed_when_stored
+        )
         batch = self.connection.begin_nested() if retry else None
         try:
             inserted = self._insert(entity, good) if good else []

@@ -29,7 +29,6 @@ import sqlalchemy as sa
 from ..errors import Problem, ValidationFailed
 from ..metadata import (
     DECIMAL_TYPES,
-    INTEGER_LIMIT,
     SYSTEM_COLUMNS,
     Catalog,
     EntityDef,
@@ -145,8 +144,8 @@ def _rounded(spec: Mapping[str, Any], value: Any) -> Any:
         if not rounded.is_finite():
             # Not a number: the field's own check refuses it.
             return value
-        whole = int(rounded)
-        return whole if abs(whole) <= INTEGER_LIMIT else value
+        # A whole number, whatever its size: the field's check says its range.
+        return int(rounded)
     return rounded
 
 
@@ -751,25 +750,32 @@ class RecordRules:
 
     # -- when stored -----------------------------------------------------------------
 
+    @property
+    def computed_when_stored(self) -> bool:
+        """Whether formulas are computed again when new records are stored (see
+        :meth:`when_stored`)."""
+        return bool(self._plan.stored_reads)
+
     def when_stored(self, rows: Sequence[dict[str, Any]]) -> None:
         """Compute again, in place, the formulas of new ``rows`` that read values
         given as they are stored (autonumbers, created_at, created_by, a default
         owner), once those values are in the rows.
 
-        :raises ValidationFailed: a formula's value does not fit its field.
+        :raises ValidationFailed: a formula's value does not fit its field, with
+            the field and the rule, as when the record was checked.
         """
         given = self._plan.stored_reads
         if not given:
             return
         self.load_related(rows)
         for row in rows:
-            try:
-                row.update(self.recompute(row, set(given)))
-            except RuleValueError as error:
+            merged = dict(row)
+            problems = self.formulas(merged, self.data(merged), dirty=set(given))
+            if problems:
                 raise ValidationFailed(
-                    f"{self.entity.label} could not be saved.",
-                    problems=[Problem(None, "rule_value", str(error))],
-                ) from None
+                    f"{self.entity.label} could not be saved.", problems=problems
+                )
+            row.update({rule.field: merged[rule.field] for rule in self.rules.formulas})
 
     # -- recomputing ---------------------------------------------------------------
 
