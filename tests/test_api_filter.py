@@ -166,12 +166,22 @@ def test_user_name_is_known_to_filters(crm: Api) -> None:
     assert response.json["count"] == 5
 
 
+def test_a_filter_that_is_not_json_says_so_in_its_errors(crm: Api) -> None:
+    for text in ("{not json", '{"==": [{"var": "amount"}, NaN]}'):
+        response = crm.get("/opportunity", query_string={"filter": text})
+        assert response.status_code == 400
+        assert [(e["field"], e["code"]) for e in response.json["errors"]] == [
+            ("filter", "invalid_json")
+        ]
+
+
 @pytest.mark.parametrize(
     ("condition", "field", "code"),
     [
         ({"==": [{"var": "amont"}, 1]}, "filter.==[0]", "unknown_field"),
         ({"matches": [{"var": "title"}, "^A"]}, "filter", "unsupported_in_sql"),
         ({"and": [{"==": [1, 1]}, {"frobnicate": [1]}]}, "filter.and[1]", None),
+        ([{"frobnicate": [1]}], "filter[0]", None),
     ],
 )
 def test_a_bad_filter_names_the_place_in_its_errors(

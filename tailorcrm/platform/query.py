@@ -158,12 +158,14 @@ def parse_condition(
         condition = json.loads(text, parse_constant=_refuse_constant)
         json.dumps(condition, ensure_ascii=False).encode("utf-8")
     except RecursionError:
-        raise BadRequest("filter: the condition is nested too deeply.") from None
+        raise _unreadable("too_deep", "The condition is nested too deeply.") from None
     except UnicodeEncodeError:
-        raise BadRequest("filter: the condition holds a broken character.") from None
+        raise _unreadable(
+            "invalid_json", "The condition holds a broken character."
+        ) from None
     except ValueError as error:
-        raise BadRequest(
-            f"filter: the condition is not valid JSON ({error})."
+        raise _unreadable(
+            "invalid_json", f"The condition is not valid JSON ({error})."
         ) from None
 
     types = {name: spec["type"] for name, spec in entity.fields.items()}
@@ -196,7 +198,17 @@ def parse_condition(
 
 def _in_filter(path: str) -> str:
     """Where in ``filter`` a problem is: the parameter, then the JSON path."""
-    return f"filter.{path}" if path else "filter"
+    if not path:
+        return "filter"
+    return f"filter{path}" if path.startswith("[") else f"filter.{path}"
+
+
+def _unreadable(code: str, message: str) -> BadRequest:
+    """The filter cannot be read as a condition at all."""
+    return BadRequest(
+        f"filter: {message[0].lower()}{message[1:]}",
+        problems=[Problem("filter", code, message)],
+    )
 
 
 def _refuse_constant(name: str) -> Any:
