@@ -86,6 +86,13 @@ REGION_FLAG = rule(
     field="region_flag",
     expression={"if": [{"is_blank": {"var": "region"}}, "none", "set"]},
 )
+REGION_NAME = rule(
+    "region_name",
+    "company",
+    "formula",
+    field="region_name",
+    expression={"var": "region.name"},
+)
 COMPANY_PLACED = rule(
     "company_placed",
     "contact",
@@ -282,13 +289,7 @@ def test_a_cleared_record_whose_formula_reads_the_lookup_is_one_change(
     define(
         regions,
         REGION_FLAG,
-        rule(
-            "region_name",
-            "company",
-            "formula",
-            field="region_name",
-            expression={"var": "region.name"},
-        ),
+        REGION_NAME,
         LOG_UPDATE,
     )
     west = create(regions, "region", name="Westmarch")
@@ -316,13 +317,7 @@ def test_the_record_before_the_delete_still_points_at_the_deleted_record(
     # A rule reads through the lookup, so the region is loaded as a record.
     define(
         regions,
-        rule(
-            "region_name",
-            "company",
-            "formula",
-            field="region_name",
-            expression={"var": "region.name"},
-        ),
+        REGION_NAME,
         rule(
             "note_cleared",
             "company",
