@@ -40,6 +40,7 @@ from ..metadata import (
 from ..rules_engine import (
     ConditionError,
     EntityRules,
+    Expression,
     FormulaRule,
     RollupRule,
     Rule,
@@ -214,7 +215,7 @@ class Cascade:
                 and child is not None
                 and _incremental(rule, parent.fields.get(rule.field), of)
             )
-            found = _Increments.of(rule, of) if kept else None
+            found = _Increments.of_rule(rule, of) if kept else None
             _INCREMENTS[rule] = found
         return cast("_Increments | None", found)
 
@@ -891,9 +892,15 @@ def _scale(spec: Mapping[str, Any]) -> int | None:
 
 @dataclass(frozen=True, eq=False)
 class _Increments:
-    """How one roll-up kept by increments reads the change of a child."""
+    """How one roll-up kept by increments reads the change of a child.
 
-    rule: RollupRule
+    It holds the parts of the rule it needs, not the rule: it is kept by the rule
+    (see :data:`_INCREMENTS`), which it must not keep alive in turn.
+    """
+
+    lookup: str
+    of: str | None
+    condition: Expression | None
     #: The child's fields whose change can move the roll-up.
     reads: tuple[str, ...]
     #: Whether each child counts as one (a count, or a sum of nothing).
@@ -904,10 +911,12 @@ class _Increments:
     unit: Decimal | None
 
     @classmethod
-    def of(cls, rule: RollupRule, summed: Mapping[str, Any] | None) -> _Increments:
+    def of_rule(cls, rule: RollupRule, summed: Mapping[str, Any] | None) -> _Increments:
         scale = _scale(summed) if summed is not None else None
         return cls(
-            rule=rule,
+            lookup=rule.lookup,
+            of=rule.of,
+            condition=rule.condition,
             reads=tuple(sorted(rule.reads)),
             counts=rule.function == "count" or rule.of is None,
             scale=scale,
@@ -934,15 +943,14 @@ class _Increments:
         return found
 
     def _share(self, row: Mapping[str, Any] | None) -> tuple[int, Any] | None:
-        rule = self.rule
-        if row is None or row.get(rule.lookup) is None:
+        if row is None or row.get(self.lookup) is None:
             return None
-        if rule.condition is not None and not truthy(rule.condition(row)):
+        if self.condition is not None and not truthy(self.condition(row)):
             return None
-        parent = int(row[rule.lookup])
+        parent = int(row[self.lookup])
         if self.counts:
             return parent, 1
-        value = row.get(rule.of or "")
+        value = row.get(self.of or "")
         if value is None:
             # A blank adds nothing, as in the aggregate.
             return parent, 0
