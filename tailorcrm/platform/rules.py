@@ -324,13 +324,13 @@ def _reads_unnamed(node: Any) -> bool:
 
 
 _PRIOR = "$prior"
+_UNNAMED_READERS = frozenset({"val", "exists"})
 
 
 def _id_only(value: Any) -> dict[str, Any] | None:
+    """A lookup to a record no longer stored, as the record before a change
+    reads it: by its id (see :meth:`RecordRules.record`)."""
     return {"id": value} if isinstance(value, int) else None
-
-
-_UNNAMED_READERS = frozenset({"val", "exists"})
 
 
 def _loaded(
