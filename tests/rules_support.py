@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+from tailorcrm.platform import Platform
+from tailorcrm.platform.importer import ImportReport, import_csv
+from tailorcrm.platform.records import SYSTEM_ACTOR
 from tests.conftest import Api
 
 
@@ -160,3 +164,11 @@ def define(api: Api, *documents: dict[str, Any]) -> None:
 def problems(response: Any) -> list[tuple[str | None, str]]:
     """The ``(field, code)`` pairs of a problem document."""
     return [(error["field"], error["code"]) for error in response.json["errors"]]
+
+
+def load_csv(
+    platform: Platform, entity: str, text: str, **options: Any
+) -> ImportReport:
+    """Import CSV ``text`` into ``entity`` (as the system, unless told otherwise)."""
+    options.setdefault("actor", SYSTEM_ACTOR)
+    return import_csv(platform, entity, io.BytesIO(text.encode()), **options)

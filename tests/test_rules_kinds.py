@@ -6,7 +6,6 @@ Every test runs on SQLite and on PostgreSQL (the ``database_url`` fixture behind
 
 from __future__ import annotations
 
-import io
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +20,7 @@ from tailorcrm.errors import Forbidden
 from tailorcrm.platform import Platform, create_app
 from tailorcrm.platform.auth import create_token, create_user, find_user
 from tailorcrm.platform.cli import main
-from tailorcrm.platform.importer import ImportFailed, import_csv
+from tailorcrm.platform.importer import ImportFailed
 from tailorcrm.platform.records import SYSTEM_ACTOR, RecordService
 from tests.conftest import Api, grant_all
 from tests.rules_support import (
@@ -33,6 +32,7 @@ from tests.rules_support import (
     WON_TOTAL,
     create,
     define,
+    load_csv,
     problems,
     rule,
 )
@@ -47,11 +47,6 @@ def crm(api: Api) -> Api:
 def read(api: Api, entity: str, record_id: int) -> dict[str, Any]:
     record: dict[str, Any] = api.get(f"/{entity}/{record_id}").json
     return record
-
-
-def load_csv(platform: Platform, entity: str, text: str, **options: Any) -> Any:
-    options.setdefault("actor", SYSTEM_ACTOR)
-    return import_csv(platform, entity, io.BytesIO(text.encode()), **options)
 
 
 # -- validation rules: every path --------------------------------------------------

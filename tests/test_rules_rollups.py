@@ -8,7 +8,6 @@ parent. Every test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-import io
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from tailorcrm.platform import Platform
-from tailorcrm.platform.importer import ImportFailed, import_csv
+from tailorcrm.platform.importer import ImportFailed
 from tailorcrm.platform.records import SYSTEM_ACTOR
 from tests.conftest import Api
 from tests.rules_support import (
@@ -25,6 +24,7 @@ from tests.rules_support import (
     WON_TOTAL,
     create,
     define,
+    load_csv,
     problems,
     rule,
 )
@@ -449,17 +449,9 @@ def test_an_import_reports_the_row_whose_total_does_not_fit(
     )
 
     with pytest.raises(ImportFailed) as refused:
-        import_csv(
-            platform, "opportunity", io.BytesIO(text.encode()), actor=SYSTEM_ACTOR
-        )
+        load_csv(platform, "opportunity", text)
     unchanged = stored(platform, north)
-    report = import_csv(
-        platform,
-        "opportunity",
-        io.BytesIO(text.encode()),
-        actor=SYSTEM_ACTOR,
-        skip_bad_rows=True,
-    )
+    report = load_csv(platform, "opportunity", text, skip_bad_rows=True)
 
     assert [(e.row, e.field, e.code) for e in refused.value.report.errors] == [
         (3, "account.touch_total", "rule_value")

@@ -9,13 +9,11 @@ refused when it is saved. Every test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pytest
 
 from tailorcrm.platform import Platform
-from tailorcrm.platform.importer import import_csv
 from tailorcrm.platform.records import SYSTEM_ACTOR
 from tests.conftest import Api
 from tests.rules_support import (
@@ -23,6 +21,7 @@ from tests.rules_support import (
     OPPORTUNITY,
     create,
     define,
+    load_csv,
     problems,
     rule,
 )
@@ -190,13 +189,7 @@ def test_an_import_skips_only_the_rows_whose_numbered_formula_fails(
 ) -> None:
     define(api, SHORT_LABEL_ACCOUNT, OPPORTUNITY, LABEL)
     text = "name\nab\nabcdefghij\ncd\n"
-    report = import_csv(
-        platform,
-        "account",
-        io.BytesIO(text.encode()),
-        actor=SYSTEM_ACTOR,
-        skip_bad_rows=True,
-    )
+    report = load_csv(platform, "account", text, skip_bad_rows=True)
     assert (report.created, report.failed_rows) == (2, 1)
     assert [(e.row, e.field, e.code) for e in report.errors] == [
         (3, "label", "rule_value")

@@ -993,12 +993,8 @@ def _rule_failed(
     *,
     record_id: int | None = None,
 ) -> ValidationFailed:
-    message = f"The roll-up rule {name!r} gave a value that does not fit: {error}"
-    if record_id is not None:
-        message = (
-            f"The roll-up rule {name!r} gave {entity.label} {record_id} a value "
-            f"that does not fit: {error}"
-        )
+    whom = f"{entity.label} {record_id} " if record_id is not None else ""
+    message = f"The roll-up rule {name!r} gave {whom}a value that does not fit: {error}"
     return ValidationFailed(
         f"{entity.label} could not be updated.",
         problems=[Problem(f"{entity.name}.{field}", "rule_value", message)],

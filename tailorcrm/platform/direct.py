@@ -3,9 +3,10 @@
 Running a cached statement through SQLAlchemy's Core costs several times what the
 database takes for a one-row write: the cache key, the execution context, the
 parameter and result processing and the result object take tens of microseconds,
-SQLite a few. The statements that rules add to every save (the roll-up's increment
-of its parent) are therefore compiled once per dialect here and run on the
-connection's own driver cursor, inside the transaction SQLAlchemy began on it.
+SQLite a few. The short statements of every save (a roll-up's increment of its
+parent, the one record a lookup points at) are therefore compiled once per dialect
+here and run on the connection's own driver cursor, inside the transaction
+SQLAlchemy began on it.
 
 What SQLAlchemy would do around them is done here too: literal values bound in the
 statement, each type's bind and result processing (dates as SQLite keeps them,

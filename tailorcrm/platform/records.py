@@ -52,7 +52,7 @@ from .fieldhistory import (
     record_deleted,
 )
 from .numbering import allocate, format_number
-from .rules import RecordRules, user_data
+from .rules import RecordRules, rows_by_id, user_data
 
 WRITABLE_SYSTEM_COLUMNS = frozenset({"owner_id"})
 _VERBS = {
@@ -788,9 +788,8 @@ class RecordService:
             if len(wanted) == 1:
                 # One reference, the usual save: straight on the driver (see
                 # .direct), as the rules load a related record.
-                rows = direct.run(
-                    self.connection, _id_of(target.table), {"id": min(wanted)}
-                )
+                query = rows_by_id(target.table, (), single=True)
+                rows = direct.run(self.connection, query, {"ids": min(wanted)})
                 found |= {row["id"] for row in rows}
             elif wanted:
                 found |= set(
@@ -864,11 +863,6 @@ def _check_keys(entity: EntityDef, data: Any) -> list[Problem]:
 
 # Statements are built once per table of a catalog: building one costs more than
 # running it. The caches hold tables of recent catalogs only.
-
-
-@functools.lru_cache(maxsize=2048)
-def _id_of(table: sa.Table) -> sa.Select[Any]:
-    return sa.select(table.c.id).where(table.c.id == sa.bindparam("id"))
 
 
 @functools.lru_cache(maxsize=2048)

@@ -427,10 +427,10 @@ class RecordRules:
         rows: Iterable[Mapping[Any, Any]]
         if len(ids) == 1:
             # One record, the usual save: straight on the driver (see .direct).
-            query = _related_rows(table, fields, single=True)
+            query = rows_by_id(table, fields, single=True)
             rows = direct.run(self.connection, query, {"ids": min(ids)})
         else:
-            query = _related_rows(table, fields, single=False)
+            query = rows_by_id(table, fields, single=False)
             rows = self.connection.execute(query, {"ids": sorted(ids)}).mappings()
         for row in rows:
             self._related[(target, int(row["id"]))] = dict(row)
@@ -769,13 +769,12 @@ class RecordRules:
             return
         self.load_related(rows)
         for row in rows:
-            merged = dict(row)
-            problems = self.formulas(merged, self.data(merged), dirty=set(given))
+            values, problems = self._computed(row, given)
             if problems:
                 raise ValidationFailed(
                     f"{self.entity.label} could not be saved.", problems=problems
                 )
-            row.update({rule.field: merged[rule.field] for rule in self.rules.formulas})
+            row.update(values)
 
     # -- recomputing ---------------------------------------------------------------
 
@@ -784,16 +783,20 @@ class RecordRules:
 
         :raises RuleValueError: a formula's value does not fit its field.
         """
-        merged = dict(row)
-        data = self.data(merged)
-        problems = self.formulas(merged, data, dirty=set(dirty))
+        values, problems = self._computed(row, dirty)
         if problems:
             raise RuleValueError(str(problems[0]))
-        return {
-            rule.field: merged[rule.field]
-            for rule in self.rules.formulas
-            if merged[rule.field] != row.get(rule.field)
-        }
+        return {name: value for name, value in values.items() if value != row.get(name)}
+
+    def _computed(
+        self, row: Mapping[str, Any], dirty: Iterable[str]
+    ) -> tuple[dict[str, Any], list[Problem]]:
+        """Every formula field of ``row`` once the formulas fed by ``dirty`` inputs
+        are computed, and their problems."""
+        merged = dict(row)
+        problems = self.formulas(merged, self.data(merged), dirty=set(dirty))
+        values = {rule.field: merged[rule.field] for rule in self.rules.formulas}
+        return values, problems
 
 
 def _state(
@@ -838,9 +841,11 @@ def _related_reads(
 # records several times: the statements are built once per table of a catalog.
 # One id is compared with ``=``: SQLAlchemy renders an IN list again on every run.
 @functools.lru_cache(maxsize=2048)
-def _related_rows(
+def rows_by_id(
     table: sa.Table, fields: tuple[str, ...], *, single: bool
 ) -> sa.Select[Any]:
+    """The id and ``fields`` of the records whose ids are bound as ``ids``: one
+    id (``single``), or a list of them."""
     columns = [table.c[name] for name in fields]
     if single:
         return sa.select(table.c.id, *columns).where(table.c.id == sa.bindparam("ids"))
