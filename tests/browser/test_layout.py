@@ -121,7 +121,7 @@ def test_list_headers_stay_in_view_under_the_top_bar(page: Page) -> None:
     header = page.locator("table.records thead th").nth(1)
 
     page.mouse.wheel(0, 600)
-    page.wait_for_function("window.scrollY >= 600")
+    page.wait_for_function("() => window.scrollY >= 600")
 
     box = header.bounding_box()
     bar = page.locator(".topbar").bounding_box()
