@@ -190,6 +190,34 @@ def test_automations_on_update_run_for_a_cleared_record(regions: Api) -> None:
     assert read(regions, "company", untouched["id"])["cleared_note"] is None
 
 
+def test_an_automation_that_cannot_save_a_cleared_record_names_it(
+    regions: Api,
+) -> None:
+    # The caller deletes a region; the company it clears is another record, so
+    # the problem is named with the company's entity and the automation.
+    blank_name = rule(
+        "blank_name",
+        "company",
+        "automation",
+        trigger=["update"],
+        condition={"changed": "region"},
+        actions=[{"type": "set_field", "field": "name", "value": ""}],
+    )
+    define(regions, blank_name)
+    west = create(regions, "region", name="Westmarch")
+    company = create(regions, "company", name="Corvid Tools", region=west["id"])
+
+    refused = regions.delete(f"/region/{west['id']}")
+
+    assert refused.status_code == 422
+    assert [(e["field"], e["code"]) for e in refused.json["errors"]] == [
+        ("company.name", "required")
+    ]
+    assert "blank_name" in refused.json["errors"][0]["message"]
+    assert read(regions, "region", west["id"])["name"] == "Westmarch"
+    assert read(regions, "company", company["id"])["region"] == west["id"]
+
+
 def test_a_record_that_points_at_itself_is_deleted_without_a_trace(
     regions: Api, platform: Platform
 ) -> None:

@@ -683,6 +683,54 @@ def test_automations_run_in_order_inside_the_transaction(
     assert [r["title"] for r in crm.get("/opportunity").json["data"]] == ["Fine"]
 
 
+def test_a_failure_further_down_names_the_record_it_could_not_save(
+    crm: Api,
+) -> None:
+    # The deal's automation creates a task, whose own automation then cannot
+    # save it: the caller saved a deal, so the field is named with the task's
+    # entity, and the message names the automation that failed.
+    kick_off = rule(
+        "kick_off", "opportunity", "automation", trigger="create",
+        actions=[{"type": "create_record", "entity": "task",
+                  "values": {"subject": "Kick-off"}}],
+    )  # fmt: skip
+    blank_subject = rule(
+        "blank_subject", "task", "automation", trigger="create",
+        actions=[{"type": "set_field", "field": "subject", "value": None}],
+    )  # fmt: skip
+    define(crm, kick_off, blank_subject)
+
+    refused = crm.post("/opportunity", json={"title": "Anchor"})
+
+    assert refused.status_code == 422
+    assert problems(refused) == [("task.subject", "required")]
+    assert "blank_subject" in refused.json["errors"][0]["message"]
+    assert crm.get("/opportunity").json["data"] == []
+    assert crm.get("/task").json["data"] == []
+
+
+def test_an_automation_on_a_roll_ups_parent_names_the_parent(crm: Api) -> None:
+    # Winning a deal moves the account's roll-up; the account's own update
+    # automation then cannot save it. The caller saved a deal: the problem is
+    # named as the account's.
+    renamed = rule(
+        "renamed", "account", "automation", trigger="update",
+        condition={"changed": "won_count"},
+        actions=[{"type": "set_field", "field": "name", "value": ""}],
+    )  # fmt: skip
+    define(crm, WON_COUNT, renamed)
+    account = create(crm, "account", name="Quay")
+    deal = create(crm, "opportunity", title="Mooring", account=account["id"])
+
+    refused = crm.patch(f"/opportunity/{deal['id']}", json={"stage": "won"})
+
+    assert refused.status_code == 422
+    assert problems(refused) == [("account.name", "required")]
+    assert "renamed" in refused.json["errors"][0]["message"]
+    assert read(crm, "account", account["id"])["won_count"] == 0
+    assert read(crm, "opportunity", deal["id"])["stage"] != "won"
+
+
 def test_a_delete_triggers_automations_on_related_records(crm: Api) -> None:
     demote = rule(
         "demote",

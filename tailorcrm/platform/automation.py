@@ -30,6 +30,11 @@ MAX_AUTOMATION_DEPTH = 5
 class AutomationFailed(ValidationFailed):
     """An automation's action could not save; the save that triggered it fails."""
 
+    #: The automation whose action could not save and what it could not save,
+    #: when the problems are those of that record's own save (a ``set_field``).
+    automation: AutomationRule | None = None
+    target: EntityDef | None = None
+
 
 class AutomationLoop(AutomationFailed):
     """Automations triggered each other more than :data:`MAX_AUTOMATION_DEPTH` deep."""
@@ -151,6 +156,8 @@ def _act(
         field: coerce(target.fields[field], expression(data))
         for field, expression in action.values
     }
+    # The record its caller saved: problems there are that save's own.
+    own = action.type == "set_field" and not change.followed
     try:
         if action.type == "set_field":
             nested.update(target.name, change.record_id, values)
@@ -162,14 +169,22 @@ def _act(
             if related is None:
                 return False
             nested.update(target.name, int(related), values)
-    except AutomationFailed:
+    except AutomationFailed as error:
+        # The failure of an automation further down, on a record its caller did
+        # not save, is named as any other record's.
+        if not own and error.automation is not None and error.target is not None:
+            error.problems = _blamed(error.automation, error.target, False, error)
+            error.automation = error.target = None
         raise
     except TailorError as error:
-        raise AutomationFailed(
+        failed = AutomationFailed(
             f"The automation {automation.name!r} could not save "
             f"{target.label}: {error.message}",
-            problems=_blamed(automation, target, action.type == "set_field", error),
-        ) from None
+            problems=_blamed(automation, target, own, error),
+        )
+        if own:
+            failed.automation, failed.target = automation, target
+        raise failed from None
     return True
 
 
@@ -177,11 +192,12 @@ def _blamed(
     automation: AutomationRule, target: EntityDef, own: bool, error: TailorError
 ) -> list[Problem]:
     """The problems of a save an automation could not make, as the save that
-    triggered it reports them. On the record that triggered it (``own``, a
+    triggered it reports them. On the record its caller saved (``own``, a
     ``set_field``) they are the ones any save of it gets: a rule refuses the same
-    way on every path. On another record, each field is named with its entity
-    (``task.subject``), as roll-ups name theirs, and each message names the
-    automation."""
+    way on every path. On another record (one the automation creates or updates,
+    or one the save changed in turn, such as a roll-up's parent), each field is
+    named with its entity (``task.subject``), as roll-ups name theirs, and each
+    message names the automation."""
     found = error.problems or [Problem(None, error.code, error.message)]
     if own:
         return list(found)

@@ -72,9 +72,13 @@ _REFILL_CHUNK = 1000
 
 
 class Change:
-    """One record written by a save: the row before (not on create) and after."""
+    """One record written by a save: the row before (not on create) and after.
 
-    __slots__ = ("entity", "trigger", "before", "after")
+    ``followed`` marks a record the save changed in turn (a roll-up's parent, a
+    recomputed formula, a lookup a delete cleared), not the one its caller saved.
+    """
+
+    __slots__ = ("entity", "trigger", "before", "after", "followed")
 
     def __init__(
         self,
@@ -82,11 +86,14 @@ class Change:
         trigger: str,
         before: Mapping[str, Any] | None,
         after: Mapping[str, Any] | None,
+        *,
+        followed: bool = False,
     ) -> None:
         self.entity = entity
         self.trigger = trigger
         self.before = before
         self.after = after
+        self.followed = followed
 
     @property
     def record(self) -> Mapping[str, Any]:
@@ -279,7 +286,7 @@ class Cascade:
                 except RuleValueError as error:
                     raise _rule_failed(rule.name, entity, rule.field, error) from None
                 before[rule.field] = after[rule.field] - amount
-            written.append(Change(entity, "update", before, after))
+            written.append(Change(entity, "update", before, after, followed=True))
             noted.append((before, {rule.field: after[rule.field] for rule in per_rule}))
         records_recomputed(self.service, entity, noted, via=self.via)
         return written
@@ -527,7 +534,11 @@ class Cascade:
             }
             for record_id, row in rows.items():
                 after = recomputed.get(record_id, row)
-                written.append(Change(child, "update", before[name][record_id], after))
+                written.append(
+                    Change(
+                        child, "update", before[name][record_id], after, followed=True
+                    )
+                )
         return written
 
     # -- writing computed values -----------------------------------------------------
@@ -576,7 +587,7 @@ class Cascade:
                 statement, {**changes, "updated_at": now, _RECORD_ID: record_id}
             )
             after = {**merged, "updated_at": now, "version": row["version"] + 1}
-            written.append(Change(entity, "update", row, after))
+            written.append(Change(entity, "update", row, after, followed=True))
             noted.append((row, changes))
         records_recomputed(self.service, entity, noted, via=self.via)
         return written
