@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tailorcrm.platform import Platform
+from tailorcrm.platform.importer import ImportFailed
 from tailorcrm.platform.records import SYSTEM_ACTOR
 from tests.conftest import Api
 from tests.rules_support import (
@@ -199,3 +200,64 @@ def test_an_import_skips_only_the_rows_whose_numbered_formula_fails(
     )
     assert [name for name, _, _ in stored] == ["ab", "cd"]
     assert all(label == f"{number} {name}" for name, label, number in stored)
+
+
+#: An account whose formula code is unique and made from its number.
+CODED_ACCOUNT = {
+    **NUMBERED_ACCOUNT,
+    "fields": [
+        *NUMBERED_ACCOUNT["fields"],
+        {"name": "code", "type": "text", "label": "Code", "unique": True},
+    ],
+}
+
+
+def _code(expression: Any) -> dict[str, Any]:
+    return rule("code", "account", "formula", field="code", expression=expression)
+
+
+def test_a_unique_formula_of_the_number_is_judged_on_the_numbers_given(
+    api: Api, platform: Platform
+) -> None:
+    # Before they are stored, every row's code would read "X-": the batch is not
+    # refused for that, only values as stored count.
+    define(api, CODED_ACCOUNT, OPPORTUNITY, _code({"cat": ["X-", {"var": "number"}]}))
+    with platform.records(SYSTEM_ACTOR) as service:
+        ids, bad = service.create_many(
+            "account", [{"name": "Pike Mills"}, {"name": "Wren Lane"}]
+        )
+    assert not bad
+    codes = [api.get(f"/account/{record_id}").json["code"] for record_id in ids]
+    assert codes == ["X-AC-0001", "X-AC-0002"]
+    report = load_csv(platform, "account", "name\nHolt Forge\nMarsh Quay\n")
+    assert (report.created, report.failed_rows) == (2, 0)
+
+
+def test_a_unique_formula_of_the_number_that_clashes_names_its_field(
+    api: Api, platform: Platform
+) -> None:
+    # "AC-000" for the first nine numbers: the second record clashes.
+    define(
+        api, CODED_ACCOUNT, OPPORTUNITY, _code({"substr": [{"var": "number"}, 0, 6]})
+    )
+    first = create(api, "account", name="Pike Mills")
+    assert first["code"] == "AC-000"
+
+    refused = api.post("/account", json={"name": "Wren Lane"})
+
+    assert refused.status_code == 409, refused.json
+    assert problems(refused) == [("code", "unique")]
+    assert "'AC-000'" in refused.json["errors"][0]["message"]
+    assert [a["name"] for a in api.get("/account").json["data"]] == ["Pike Mills"]
+
+    report = load_csv(
+        platform, "account", "name\nHolt Forge\nMarsh Quay\n", skip_bad_rows=True
+    )
+    assert (report.created, report.failed_rows) == (0, 2)
+    assert [(e.row, e.field, e.code) for e in report.errors] == [
+        (2, "code", "unique"),
+        (3, "code", "unique"),
+    ]
+    with pytest.raises(ImportFailed, match=r"row 2\.code: Code 'AC-000'"):
+        load_csv(platform, "account", "name\nHolt Forge\n")
+    assert [a["name"] for a in api.get("/account").json["data"]] == ["Pike Mills"]

@@ -370,7 +370,7 @@ class RecordService:
         bad = {index: found for index, found in enumerate(problems) if found}
         if bad and not skip_bad_rows:
             raise BatchFailed(bad)
-        if self._automates(entity):
+        if self._one_at_a_time(entity):
             return self._create_one_by_one(entity, values, bad, skip_bad_rows)
         good = [item for index, item in enumerate(values) if index not in bad]
         cascade = Cascade(self)
@@ -400,7 +400,12 @@ class RecordService:
         ]
         return ids, bad
 
-    def _automates(self, entity: EntityDef) -> bool:
+    def _one_at_a_time(self, entity: EntityDef) -> bool:
+        """Whether new records of ``entity`` are saved one at a time: automations
+        save other records with each, or a unique formula is known only once
+        each is stored (see :meth:`_insert`)."""
+        if self._rules(entity).unique_when_stored:
+            return True
         return not self.bypass_automation and bool(
             self.catalog.rules.for_entity(entity.name).automations
         )
@@ -484,7 +489,7 @@ class RecordService:
             runner.prepare_new(values, given, problems)
         checks = (
             self._check_references(entity, values, known=runner.stored),
-            self._check_unique(entity, values),
+            self._check_unique(entity, values, later=runner.unique_when_stored),
         )
         for found_per_row in checks:
             for index, found in enumerate(found_per_row):
@@ -559,7 +564,13 @@ class RecordService:
             )
             rows.append(row)
         if self.catalog.rules.for_entity(entity.name).formulas:
-            self._rules(entity).when_stored(rows)
+            runner = self._rules(entity)
+            runner.when_stored(rows)
+            late = runner.unique_when_stored
+            if late:
+                # One row at a time (see create_many): its clash is its own.
+                for found in self._check_unique(entity, rows, only=late):
+                    _raise_for(found)
         try:
             ids = self._execute_insert(entity.table, rows)
         except sa.exc.IntegrityError as error:
@@ -807,12 +818,25 @@ class RecordService:
         return problems
 
     def _check_unique(
-        self, entity: EntityDef, batch: list[dict[str, Any]]
+        self,
+        entity: EntityDef,
+        batch: list[dict[str, Any]],
+        *,
+        later: Collection[str] = (),
+        only: Collection[str] | None = None,
     ) -> list[list[Problem]]:
+        """Unique values of ``batch`` that clash with stored records or with each
+        other: the problems of each row.
+
+        :param later: fields left out, judged once the records are stored.
+        :param only: the fields judged (all unique ones by default).
+        """
         problems: list[list[Problem]] = [[] for _ in batch]
         for spec in entity.fields.values():
             name = spec["name"]
-            if not is_unique(spec):
+            if not is_unique(spec) or name in later:
+                continue
+            if only is not None and name not in only:
                 continue
             positions: dict[Any, list[int]] = defaultdict(list)
             for index, values in enumerate(batch):

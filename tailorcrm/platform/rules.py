@@ -36,6 +36,7 @@ from ..metadata import (
     SectionConditions,
     SectionKey,
     convert,
+    is_unique,
     precision_scale,
 )
 from ..rules_engine import (
@@ -199,6 +200,9 @@ class _Plan:
     #: created_by and a default owner) that formulas read: those formulas are
     #: computed again then (see :meth:`RecordRules.when_stored`).
     stored_reads: frozenset[str]
+    #: Unique formula fields whose values are known only once a record is stored
+    #: (when :attr:`stored_reads` is not empty): their uniqueness is judged then.
+    unique_when_stored: frozenset[str]
     #: How each default and formula rule's value is fitted to its field.
     fits: Mapping[DefaultRule | FormulaRule, Callable[[Any], Any]]
     #: The related records an update loads, by the fields it writes (see
@@ -231,6 +235,13 @@ def _build_plan(catalog: Catalog, entity: EntityDef) -> _Plan:
     names = (*_NO_SYSTEM_VALUES, *entity.fields)
     lookup_names = tuple(name for name in entity.fields if name in lookups)
     read = _names_read(rules, sections)
+    stored_reads = frozenset(
+        name
+        for formula in rules.formulas
+        for name in formula.expression.reads
+        if name in _GIVEN_WHEN_STORED
+        or entity.fields.get(name, {}).get("type") == "autonumber"
+    )
     return _Plan(
         entity=entity,
         rules=rules,
@@ -256,12 +267,11 @@ def _build_plan(catalog: Catalog, entity: EntityDef) -> _Plan:
             (name, entity.fields[name]["label"], sections.of_field(name), rule)
             for name, rule in rules.field_states.items()
         ),
-        stored_reads=frozenset(
-            name
+        stored_reads=stored_reads,
+        unique_when_stored=frozenset(
+            formula.field
             for formula in rules.formulas
-            for name in formula.expression.reads
-            if name in _GIVEN_WHEN_STORED
-            or entity.fields.get(name, {}).get("type") == "autonumber"
+            if stored_reads and is_unique(entity.fields.get(formula.field, {}))
         ),
         fits={
             rule: fitter(entity.fields[rule.field])
@@ -755,6 +765,12 @@ class RecordRules:
         """Whether formulas are computed again when new records are stored (see
         :meth:`when_stored`)."""
         return bool(self._plan.stored_reads)
+
+    @property
+    def unique_when_stored(self) -> frozenset[str]:
+        """Unique formula fields whose values are known once a record is stored,
+        and whose uniqueness is judged then (see :meth:`when_stored`)."""
+        return self._plan.unique_when_stored
 
     def when_stored(self, rows: Sequence[dict[str, Any]]) -> None:
         """Compute again, in place, the formulas of new ``rows`` that read values
