@@ -26,8 +26,10 @@ format: $(STAMP)
 	$(BIN)/ruff format tailorcrm tests benchmarks
 	$(BIN)/ruff check --fix tailorcrm tests benchmarks
 
+# One worker per core; each worker takes whole test files, so that a file's
+# fixtures (a live server, a browser) are set up once.
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile
 
 # The browser tests alone (they also run in `make test`).
 test-browser: $(STAMP)
