@@ -380,7 +380,11 @@ def _index_sql(platform: Platform, entity: str) -> str | None:
         if is_sqlite(connection):
             query = "SELECT sql FROM sqlite_master WHERE name = :name"
         else:
-            query = "SELECT indexdef FROM pg_indexes WHERE indexname = :name"
+            # The schema of this test: others may run beside it.
+            query = (
+                "SELECT indexdef FROM pg_indexes WHERE indexname = :name"
+                " AND schemaname = current_schema()"
+            )
         found = connection.execute(sa.text(query), {"name": f"sx_{entity}"}).scalar()
         return None if found is None else str(found)
 

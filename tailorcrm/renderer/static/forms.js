@@ -39,10 +39,12 @@
 
   // The summary is read out first (role=alert) and its links lead to the
   // fields. app.js focuses whatever is marked [data-focus]; this covers a page
-  // where it did not.
+  // where it did not. Scripts run one after another and a person may act in
+  // between: focus they moved elsewhere (a summary link followed) stays there.
   function focusSummary() {
     var summary = document.querySelector(".error-summary[data-focus]");
-    if (summary && document.activeElement !== summary) {
+    var active = document.activeElement;
+    if (summary && (!active || active === document.body)) {
       summary.focus();
     }
   }
