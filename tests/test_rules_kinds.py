@@ -773,6 +773,33 @@ def test_an_import_fails_only_the_rows_whose_automation_fails(
     ]
 
 
+def test_an_import_undoes_a_row_whose_reference_to_another_row_is_refused(
+    platform: Platform, crm: Api
+) -> None:
+    # "Child" refers to "Top", a row of the same file: the reference is set once
+    # every row exists, and an automation then refuses it. "Grandchild" refers
+    # to "Child" and fails with it; neither is left half imported.
+    parent_blank = rule(
+        "parent_blank", "account", "automation", trigger=["update"],
+        condition={"and": [{"changed": "parent"},
+                           {"==": [{"var": "name"}, "Child"]}]},
+        actions=[{"type": "set_field", "field": "name", "value": ""}],
+    )  # fmt: skip
+    define(crm, parent_blank)
+    text = "name,parent\nTop,\nChild,Top\nOther,Top\nGrandchild,Child\n"
+
+    report = load_csv(platform, "account", text, skip_bad_rows=True)
+
+    assert (report.created, report.failed_rows) == (2, 2)
+    assert [(e.row, e.field, e.code) for e in report.errors] == [
+        (3, "name", "required"),
+        (5, "parent", "not_imported"),
+    ]
+    stored = {a["name"]: a["parent"] for a in crm.get("/account").json["data"]}
+    assert set(stored) == {"Top", "Other"}
+    assert stored["Other"] is not None
+
+
 # -- bypassing automation ------------------------------------------------------------
 
 TOUCH = rule(

@@ -15,7 +15,7 @@ import pytest
 
 from tailorcrm.platform import Platform
 from tailorcrm.platform.importer import ImportFailed
-from tailorcrm.platform.records import SYSTEM_ACTOR
+from tailorcrm.platform.records import SYSTEM_ACTOR, BatchFailed
 from tests.conftest import Api
 from tests.rules_support import (
     ACCOUNT,
@@ -261,3 +261,102 @@ def test_a_unique_formula_of_the_number_that_clashes_names_its_field(
     with pytest.raises(ImportFailed, match=r"row 2\.code: Code 'AC-000'"):
         load_csv(platform, "account", "name\nHolt Forge\n")
     assert [a["name"] for a in api.get("/account").json["data"]] == ["Pike Mills"]
+
+
+def test_a_new_unique_formula_whose_values_clash_is_refused_whole(api: Api) -> None:
+    define(api, CODED_ACCOUNT, OPPORTUNITY)
+    create(api, "account", name="Pike Mills")
+    create(api, "account", name="Wren Lane")
+    code = _code({"substr": [{"var": "number"}, 0, 6]})
+
+    refused = api.put("/meta/rules/code", json=code)
+
+    assert refused.status_code == 409, refused.json
+    assert problems(refused) == [("account.code", "unique")]
+    assert "'AC-000'" in refused.json["errors"][0]["message"]
+    assert api.get("/meta/rules/code").status_code == 404
+    assert [a["code"] for a in api.get("/account").json["data"]] == [None, None]
+
+
+def test_a_unique_formula_recomputed_into_a_clash_refuses_the_save(api: Api) -> None:
+    # The opportunity's unique industry copies its account's name.
+    opportunity = {
+        **OPPORTUNITY,
+        "fields": [
+            {**spec, "unique": True} if spec["name"] == "industry" else spec
+            for spec in OPPORTUNITY["fields"]
+        ],
+    }
+    industry = rule(
+        "industry",
+        "opportunity",
+        "formula",
+        field="industry",
+        expression={"var": "account.name"},
+    )
+    define(api, ACCOUNT, opportunity, industry)
+    first = create(api, "account", name="Pike Mills")
+    second = create(api, "account", name="Wren Lane")
+    create(api, "opportunity", title="Ferry", account=first["id"])
+    create(api, "opportunity", title="Barge", account=second["id"])
+
+    refused = api.patch(f"/account/{second['id']}", json={"name": "Pike Mills"})
+
+    assert refused.status_code == 409, refused.json
+    assert problems(refused) == [("opportunity.industry", "unique")]
+    assert api.get(f"/account/{second['id']}").json["name"] == "Wren Lane"
+    assert sorted(o["industry"] for o in api.get("/opportunity").json["data"]) == [
+        "Pike Mills",
+        "Wren Lane",
+    ]
+
+
+def test_a_clash_between_rows_of_one_batch_is_a_value_given_twice(
+    api: Api, platform: Platform
+) -> None:
+    define(
+        api, CODED_ACCOUNT, OPPORTUNITY, _code({"substr": [{"var": "number"}, 0, 6]})
+    )
+
+    report = load_csv(
+        platform, "account", "name\nHolt Forge\nMarsh Quay\n", skip_bad_rows=True
+    )
+
+    assert (report.created, report.failed_rows) == (1, 1)
+    assert [(e.row, e.field, e.code) for e in report.errors] == [(3, "code", "unique")]
+    assert "appears twice in this batch" in report.errors[0].message
+    with platform.records(SYSTEM_ACTOR) as service, pytest.raises(BatchFailed) as bad:
+        service.create_many("account", [{"name": "Pike Mills"}, {"name": "Wren"}])
+    # Both clash with the record stored by the import, not with each other.
+    assert {
+        index: [(p.code, p.message) for p in found]
+        for index, found in bad.value.rows.items()
+    } == {
+        index: [("unique", "Code 'AC-000' is already used by record 1.")]
+        for index in (0, 1)
+    }
+
+
+def test_only_unique_formulas_fed_by_stored_values_wait_for_them(
+    api: Api, platform: Platform
+) -> None:
+    # The code reads the name alone: a name given twice is caught before any
+    # row is stored, though another formula reads the number.
+    define(
+        api, CODED_ACCOUNT, OPPORTUNITY, LABEL, _code({"cat": ["K-", {"var": "name"}]})
+    )
+    with pytest.raises(ImportFailed, match="appears twice in this batch"):
+        load_csv(platform, "account", "name\nHolt Forge\nHolt Forge\n")
+
+
+def test_a_batch_whose_formula_fails_once_numbered_names_the_row(
+    api: Api, platform: Platform
+) -> None:
+    define(api, SHORT_LABEL_ACCOUNT, OPPORTUNITY, LABEL)
+    with platform.records(SYSTEM_ACTOR) as service, pytest.raises(BatchFailed) as bad:
+        service.create_many("account", [{"name": "ab"}, {"name": "abcdefghij"}])
+    assert {
+        index: [(p.field, p.code) for p in found]
+        for index, found in bad.value.rows.items()
+    } == {1: [("label", "rule_value")]}
+    assert api.get("/account").json["data"] == []

@@ -28,14 +28,16 @@ from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 
-from ..errors import Problem, ValidationFailed
+from ..errors import Conflict, Problem, ValidationFailed
 from ..metadata import (
     DECIMAL_TYPES,
     INTEGER_LIMIT,
     SYSTEM_TYPES,
     Catalog,
     EntityDef,
+    is_unique,
     precision_scale,
+    to_json,
 )
 from ..rules_engine import (
     ConditionError,
@@ -583,9 +585,12 @@ class Cascade:
             if not changes:
                 continue
             now = utcnow()
-            self.connection.execute(
-                statement, {**changes, "updated_at": now, _RECORD_ID: record_id}
-            )
+            try:
+                self.connection.execute(
+                    statement, {**changes, "updated_at": now, _RECORD_ID: record_id}
+                )
+            except sa.exc.IntegrityError:
+                raise _clash(entity, record_id, changes) from None
             after = {**merged, "updated_at": now, "version": row["version"] + 1}
             written.append(Change(entity, "update", row, after, followed=True))
             noted.append((row, changes))
@@ -994,6 +999,27 @@ def _combine(function: str, items: list[Any]) -> Any:
     if not present:
         return None
     return min(present) if function == "min" else max(present)
+
+
+def _clash(entity: EntityDef, record_id: int, changes: Mapping[str, Any]) -> Conflict:
+    """The refusal of computed ``changes`` of a record that the database found to
+    clash with another record's unique value (a formula of a unique field)."""
+    unique = [name for name in changes if is_unique(entity.fields.get(name, {}))]
+    problems = [
+        Problem(
+            f"{entity.name}.{name}",
+            "unique",
+            f"{entity.fields[name]['label']} of {entity.label} {record_id} would be "
+            f"{to_json(entity.fields[name], changes[name])!r}, which another record "
+            "already has.",
+        )
+        for name in unique
+    ]
+    return Conflict(
+        f"{entity.label} {record_id} could not be recomputed: a computed value "
+        "clashes with another record's.",
+        problems=problems or None,
+    )
 
 
 def _rule_failed(

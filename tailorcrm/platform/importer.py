@@ -544,19 +544,40 @@ class Importer:
                         Problem(field, "not_found", result)
                     )
         self._spread_failures(targets, errors)
+        # A row whose update fails (a rule refuses it) fails the rows that refer
+        # to it as well: the updates are undone and made again without them.
+        while True:
+            phase = self.connection.begin_nested()
+            failed = self._set_references(targets, errors)
+            if failed is None:
+                phase.commit()
+                break
+            phase.rollback()
+            number, problems = failed
+            errors[number] = problems
+            self._spread_failures(targets, errors)
         for number, record_id, _, created in self.deferred:
             if number in errors:
                 self._fail(report, number, errors[number])
                 if created:
                     self.service.delete(self.entity.name, record_id)
                     report.created -= 1
+
+    def _set_references(
+        self, targets: dict[int, dict[str, int]], errors: dict[int, list[Problem]]
+    ) -> tuple[int, list[Problem]] | None:
+        """Set the references of every row not failed yet; stop at the first row
+        whose update is refused and give its number and problems."""
+        for number, record_id, _, _ in self.deferred:
+            if number in errors:
                 continue
             try:
-                with self.connection.begin_nested():
-                    self.service.update(self.entity.name, record_id, targets[number])
+                self.service.update(self.entity.name, record_id, targets[number])
             except TailorError as error:
-                problems = error.problems or [Problem(None, error.code, error.message)]
-                self._fail(report, number, problems)
+                return number, error.problems or [
+                    Problem(None, error.code, error.message)
+                ]
+        return None
 
     def _spread_failures(
         self, targets: dict[int, dict[str, int]], errors: dict[int, list[Problem]]

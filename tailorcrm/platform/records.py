@@ -375,12 +375,10 @@ class RecordService:
         good = [item for index, item in enumerate(values) if index not in bad]
         cascade = Cascade(self)
         # What follows the inserts (a roll-up's total that no longer fits), or a
-        # formula computed as they are stored, can refuse the batch as a whole; a
-        # caller who asked to skip bad rows gets the rows saved one at a time
-        # instead, so that only those fail.
-        retry = skip_bad_rows and (
-            cascade.needed(entity) or self._rules(entity).computed_when_stored
-        )
+        # formula computed as they are stored, can refuse the batch as a whole;
+        # the rows are then saved one at a time instead, so that the bad ones are
+        # known: skipped if the caller asked, else reported row by row.
+        retry = cascade.needed(entity) or self._rules(entity).computed_when_stored
         batch = self.connection.begin_nested() if retry else None
         try:
             inserted = self._insert(entity, good) if good else []
@@ -417,19 +415,21 @@ class RecordService:
         bad: dict[int, list[Problem]],
         skip_bad_rows: bool,
     ) -> tuple[list[int | None], dict[int, list[Problem]]]:
-        """Insert rows one at a time, so that a failed automation fails its row only.
+        """Insert rows one at a time, so that a failure fails its row only.
 
         Automations save other records, and each row's must succeed or vanish with
-        it; a savepoint per row gives that.
+        it; a savepoint per row gives that. A unique formula known only once a row
+        is stored is judged then, against the rows stored before it.
         """
         ids: list[int | None] = [None] * len(values)
+        stored: set[int] = set()
         batch = self.connection.begin_nested()
         for index, item in enumerate(values):
             if index in bad:
                 continue
             row_savepoint = self.connection.begin_nested()
             try:
-                row = self._insert(entity, [item])[0]
+                row = self._insert(entity, [item], earlier=stored)[0]
                 record_created(self, entity, [row])
                 Cascade(self).run([Change(entity, "create", None, row)])
             except (ValidationFailed, Conflict) as error:
@@ -440,6 +440,7 @@ class RecordService:
                 continue
             row_savepoint.commit()
             ids[index] = int(row["id"])
+            stored.add(int(row["id"]))
         if bad and not skip_bad_rows:
             batch.rollback()
             raise BatchFailed(bad)
@@ -540,8 +541,17 @@ class RecordService:
         return []
 
     def _insert(
-        self, entity: EntityDef, batch: list[dict[str, Any]]
+        self,
+        entity: EntityDef,
+        batch: list[dict[str, Any]],
+        *,
+        earlier: Collection[int] = (),
     ) -> list[dict[str, Any]]:
+        """Store new records whose values were checked; return their rows.
+
+        :param earlier: records stored by earlier rows of the same batch, when it
+            is saved one row at a time.
+        """
         now = utcnow()
         rows: list[dict[str, Any]] = []
         numbered = [s for s in entity.fields.values() if s["type"] == "autonumber"]
@@ -569,7 +579,9 @@ class RecordService:
             late = runner.unique_when_stored
             if late:
                 # One row at a time (see create_many): its clash is its own.
-                for found in self._check_unique(entity, rows, only=late):
+                for found in self._check_unique(
+                    entity, rows, only=late, earlier=earlier
+                ):
                     _raise_for(found)
         try:
             ids = self._execute_insert(entity.table, rows)
@@ -824,12 +836,15 @@ class RecordService:
         *,
         later: Collection[str] = (),
         only: Collection[str] | None = None,
+        earlier: Collection[int] = (),
     ) -> list[list[Problem]]:
         """Unique values of ``batch`` that clash with stored records or with each
         other: the problems of each row.
 
         :param later: fields left out, judged once the records are stored.
         :param only: the fields judged (all unique ones by default).
+        :param earlier: records stored by earlier rows of the same batch, saved
+            one at a time: a clash with one of them is a value given twice.
         """
         problems: list[list[Problem]] = [[] for _ in batch]
         for spec in entity.fields.values():
@@ -851,7 +866,12 @@ class RecordService:
             for value, indexes in positions.items():
                 for index in indexes:
                     owner = taken.get(value)
-                    if owner is not None and owner != batch[index].get("id"):
+                    if owner is not None and owner in earlier:
+                        message = (
+                            f"{spec['label']} {value!r} appears twice in this batch."
+                        )
+                        problems[index].append(Problem(name, "unique", message))
+                    elif owner is not None and owner != batch[index].get("id"):
                         message = (
                             f"{spec['label']} {value!r} is already used by record "
                             f"{owner}."

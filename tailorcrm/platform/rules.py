@@ -269,9 +269,9 @@ def _build_plan(catalog: Catalog, entity: EntityDef) -> _Plan:
         ),
         stored_reads=stored_reads,
         unique_when_stored=frozenset(
-            formula.field
-            for formula in rules.formulas
-            if stored_reads and is_unique(entity.fields.get(formula.field, {}))
+            name
+            for name in _fed_by(rules, stored_reads)
+            if is_unique(entity.fields.get(name, {}))
         ),
         fits={
             rule: fitter(entity.fields[rule.field])
@@ -279,6 +279,27 @@ def _build_plan(catalog: Catalog, entity: EntityDef) -> _Plan:
             if rule.field in entity.fields
         },
     )
+
+
+def _fed_by(rules: EntityRules, inputs: frozenset[str]) -> set[str]:
+    """The formula fields whose values follow from ``inputs``, directly or
+    through other formulas."""
+    fed: set[str] = set()
+    if not inputs:
+        return fed
+    reached = set(inputs)
+    grown = True
+    while grown:
+        grown = False
+        for formula in rules.formulas:
+            expression = formula.expression
+            if formula.field in fed:
+                continue
+            if expression.dynamic or reached.intersection(expression.reads):
+                fed.add(formula.field)
+                reached.add(formula.field)
+                grown = True
+    return fed
 
 
 def _names_read(
