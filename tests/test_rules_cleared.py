@@ -361,3 +361,40 @@ def test_the_record_before_the_delete_still_points_at_the_deleted_record(
     company = create(regions, "company", name="Corvid Tools", region=west["id"])
     assert regions.delete(f"/region/{west['id']}").status_code == 204
     assert read(regions, "company", company["id"])["cleared_note"] == "region gone"
+
+
+def test_a_cleared_lookup_that_makes_a_unique_formula_clash_refuses_the_delete(
+    api: Api,
+) -> None:
+    # A company's unique flag is its region's name, or "none": only one company
+    # may be without a region, and deleting the other's region would make two.
+    company = {
+        **COMPANY,
+        "fields": [
+            {**spec, "unique": True} if spec["name"] == "region_flag" else spec
+            for spec in COMPANY["fields"]
+        ],
+    }
+    flag = rule(
+        "region_flag",
+        "company",
+        "formula",
+        field="region_flag",
+        expression={
+            "if": [{"is_blank": {"var": "region"}}, "none", {"var": "region.name"}]
+        },
+    )
+    define(api, REGION, company, CONTACT, flag)
+    west = create(api, "region", name="Westmarch")
+    placed = create(api, "company", name="Corvid Tools", region=west["id"])
+    create(api, "company", name="Pike Mills")
+
+    refused = api.delete(f"/region/{west['id']}")
+
+    assert refused.status_code == 409, refused.json
+    assert [(e["field"], e["code"]) for e in refused.json["errors"]] == [
+        ("company.region_flag", "unique")
+    ]
+    assert read(api, "region", west["id"])["name"] == "Westmarch"
+    kept = read(api, "company", placed["id"])
+    assert (kept["region"], kept["region_flag"]) == (west["id"], "Westmarch")
