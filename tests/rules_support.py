@@ -143,6 +143,15 @@ def rule(name: str, entity: str, kind: str, **parts: Any) -> dict[str, Any]:
     }
 
 
+def with_unique(document: dict[str, Any], field: str) -> dict[str, Any]:
+    """A copy of entity ``document`` whose ``field`` is unique."""
+    fields = [
+        {**spec, "unique": True} if spec["name"] == field else spec
+        for spec in document["fields"]
+    ]
+    return {**document, "fields": fields}
+
+
 def create(api: Api, entity: str, **values: Any) -> dict[str, Any]:
     """Create a record through the API; it must be accepted."""
     response = api.post(f"/{entity}", json=values)

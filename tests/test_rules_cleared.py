@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from tailorcrm.platform import Platform
 from tests.conftest import Api
-from tests.rules_support import create, define, rule
+from tests.rules_support import create, define, rule, with_unique
 
 REGION = {
     "name": "region",
@@ -368,13 +368,7 @@ def test_a_cleared_lookup_that_makes_a_unique_formula_clash_refuses_the_delete(
 ) -> None:
     # A company's unique flag is its region's name, or "none": only one company
     # may be without a region, and deleting the other's region would make two.
-    company = {
-        **COMPANY,
-        "fields": [
-            {**spec, "unique": True} if spec["name"] == "region_flag" else spec
-            for spec in COMPANY["fields"]
-        ],
-    }
+    company = with_unique(COMPANY, "region_flag")
     flag = rule(
         "region_flag",
         "company",

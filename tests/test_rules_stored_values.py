@@ -25,6 +25,7 @@ from tests.rules_support import (
     load_csv,
     problems,
     rule,
+    with_unique,
 )
 
 #: The Account of the other rule tests, with a number and fields formulas fill.
@@ -280,13 +281,7 @@ def test_a_new_unique_formula_whose_values_clash_is_refused_whole(api: Api) -> N
 
 def test_a_unique_formula_recomputed_into_a_clash_refuses_the_save(api: Api) -> None:
     # The opportunity's unique industry copies its account's name.
-    opportunity = {
-        **OPPORTUNITY,
-        "fields": [
-            {**spec, "unique": True} if spec["name"] == "industry" else spec
-            for spec in OPPORTUNITY["fields"]
-        ],
-    }
+    opportunity = with_unique(OPPORTUNITY, "industry")
     industry = rule(
         "industry",
         "opportunity",
