@@ -141,7 +141,7 @@
         });
     }
 
-    input.addEventListener("input", function () {
+    function typed() {
       if (input.value !== chosenName) {
         hidden.value = "";
         chosenName = "";
@@ -154,7 +154,9 @@
       timer = setTimeout(function () {
         search(input.value.trim());
       }, DELAY_MS);
-    });
+    }
+
+    input.addEventListener("input", typed);
 
     input.addEventListener("keydown", function (event) {
       if (event.key === "ArrowDown") {
@@ -196,6 +198,12 @@
       event.preventDefault();
     });
     input.addEventListener("blur", close);
+
+    // Text typed into a new choice before this script ran (a slow page) is
+    // searched for as if typed now.
+    if (document.activeElement === input && !hidden.value && input.value.trim()) {
+      typed();
+    }
   }
 
   Array.prototype.forEach.call(document.querySelectorAll("[data-lookup]"), setupLookup);
