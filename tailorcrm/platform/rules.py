@@ -200,8 +200,9 @@ class _Plan:
     #: created_by and a default owner) that formulas read: those formulas are
     #: computed again then (see :meth:`RecordRules.when_stored`).
     stored_reads: frozenset[str]
-    #: Unique formula fields whose values are known only once a record is stored
-    #: (when :attr:`stored_reads` is not empty): their uniqueness is judged then.
+    #: Unique formula fields fed by :attr:`stored_reads`, directly or through
+    #: other formulas: their values, and so their uniqueness, are known only once
+    #: a record is stored.
     unique_when_stored: frozenset[str]
     #: How each default and formula rule's value is fitted to its field.
     fits: Mapping[DefaultRule | FormulaRule, Callable[[Any], Any]]
