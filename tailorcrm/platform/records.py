@@ -370,7 +370,8 @@ class RecordService:
         bad = {index: found for index, found in enumerate(problems) if found}
         if bad and not skip_bad_rows:
             raise BatchFailed(bad)
-        if self._one_at_a_time(entity):
+        runner = self._rules(entity)
+        if self._one_at_a_time(entity, runner):
             return self._create_one_by_one(entity, values, bad, skip_bad_rows)
         good = [item for index, item in enumerate(values) if index not in bad]
         cascade = Cascade(self)
@@ -378,7 +379,7 @@ class RecordService:
         # formula computed as they are stored, can refuse the batch as a whole;
         # the rows are then saved one at a time instead, so that the bad ones are
         # known: skipped if the caller asked, else reported row by row.
-        retry = cascade.needed(entity) or self._rules(entity).computed_when_stored
+        retry = cascade.needed(entity) or runner.computed_when_stored
         batch = self.connection.begin_nested() if retry else None
         try:
             inserted = self._insert(entity, good) if good else []
@@ -398,11 +399,11 @@ class RecordService:
         ]
         return ids, bad
 
-    def _one_at_a_time(self, entity: EntityDef) -> bool:
+    def _one_at_a_time(self, entity: EntityDef, runner: RecordRules) -> bool:
         """Whether new records of ``entity`` are saved one at a time: automations
         save other records with each, or a unique formula is known only once
         each is stored (see :meth:`_insert`)."""
-        if self._rules(entity).unique_when_stored:
+        if runner.unique_when_stored:
             return True
         return not self.bypass_automation and bool(
             self.catalog.rules.for_entity(entity.name).automations

@@ -293,9 +293,9 @@ def _fed_by(rules: EntityRules, inputs: frozenset[str]) -> set[str]:
     while grown:
         grown = False
         for formula in rules.formulas:
-            expression = formula.expression
             if formula.field in fed:
                 continue
+            expression = formula.expression
             if expression.dynamic or reached.intersection(expression.reads):
                 fed.add(formula.field)
                 reached.add(formula.field)
