@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tailorcrm.rules_engine import evaluate
 from tests.conftest import Api, grant_all
 
 
@@ -143,6 +144,38 @@ def test_filters_that_cannot_run_are_400(crm: Api, raw: str) -> None:
 
     assert response.status_code == 400
     assert response.json["detail"].startswith("filter:")
+
+
+HUGE = 10**309
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {">": [{"+": [HUGE, 0.5]}, 0]},
+        {"!": {">": [{"+": [HUGE, 0.5]}, 0]}},
+        {">": [{"*": [{"var": "id"}, HUGE, 0.5]}, 1]},
+        {"==": [{"%": [0.5, HUGE]}, 0]},
+        {"==": [{"cat": [{"*": [10**1500, 10**1500, 10**1500]}]}, "x"]},
+        {"<": [{"var": "amount"}, HUGE]},
+    ],
+)
+def test_whole_numbers_past_the_float_range_are_no_number(
+    crm: Api, condition: Any
+) -> None:
+    """A number no float can hold fails like a division by zero: the filter is
+    refused or selects what Python's evaluation selects, never a 500."""
+    seed(crm)
+    everything = crm.get("/opportunity", query_string={"limit": "100"}).json["data"]
+    expected = sorted(r["title"] for r in everything if evaluate(condition, r))
+
+    response = crm.get("/opportunity", query_string=query(condition, limit="100"))
+
+    assert response.status_code in (200, 400), response.json
+    if response.status_code == 200:
+        assert sorted(titles(response)) == expected
+    else:
+        assert response.json["detail"].startswith("filter:")
 
 
 def test_upper_and_lower_fold_every_letter(crm: Api) -> None:

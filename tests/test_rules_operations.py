@@ -659,6 +659,15 @@ def test_int_and_float_arithmetic_follows_javascript() -> None:
         {"all": [{"var": "nothing"}, True]},
         {"throw": "Stop"},
         {">": [{"var": "account.revenue"}, "lots"]},
+        # Whole numbers no float can hold are no number, as in a browser.
+        {"+": [10**309, 0.5]},
+        {"+": [0.5, 10**309]},
+        {"*": [{"var": "account.revenue"}, 10**309, 0.5]},
+        {"%": [0.5, 10**309]},
+        {"-": [10**309]},
+        {"max": [10**309, 1]},
+        {"*": [10**200, 10**200]},
+        {"cat": [{"*": [10**1500, 10**1500, 10**1500]}]},
     ],
 )
 def test_a_failure_gives_null_or_raises_in_strict_mode(condition: Any) -> None:

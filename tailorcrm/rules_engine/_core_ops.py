@@ -448,6 +448,14 @@ def _joins_decimal(total: Number, value: Any) -> bool:
 
 
 def _plus(values: list[Any]) -> Number:
+    try:
+        return _sum(values)
+    except OverflowError:
+        # A whole number past the float range met a float.
+        raise nan("The result is out of range.") from None
+
+
+def _sum(values: list[Any]) -> Number:
     total: Number = 0
     for value in values:
         # Ints and finite floats are their own numbers: skip the general path.
@@ -466,6 +474,13 @@ def _plus(values: list[Any]) -> Number:
 
 
 def _times(values: list[Any]) -> Number:
+    try:
+        return _product(values)
+    except OverflowError:
+        raise nan("The result is out of range.") from None
+
+
+def _product(values: list[Any]) -> Number:
     product: Number = 1
     for value in values:
         kind = type(value)

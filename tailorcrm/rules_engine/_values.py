@@ -13,6 +13,7 @@ import datetime as dt
 import math
 import operator
 import re
+import sys
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -26,6 +27,10 @@ _NUMERIC_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+
 # Longer numerals are refused before Python's own limit on integer digits refuses
 # them less politely.
 _MAX_NUMERAL = 400
+#: The largest whole number the language takes: JavaScript's largest number.
+#: Python's whole numbers have no limit, but one past this cannot meet a float
+#: (``int + 0.5`` overflows) and would not be a number in a browser.
+INT_LIMIT = int(sys.float_info.max)
 
 
 def truthy(value: Any) -> bool:
@@ -70,7 +75,9 @@ def to_number(value: Any) -> Number:
     """
     kind = type(value)
     if kind is int:
-        return value
+        if -INT_LIMIT <= value <= INT_LIMIT:
+            return value
+        raise nan("The number is too large.")
     if kind is float:
         if math.isfinite(value):
             return value
@@ -125,7 +132,10 @@ def same_scale(left: Number, right: Number) -> tuple[Number, Number]:
 
 
 def check_finite(value: Number) -> Number:
-    if type(value) is float and not math.isfinite(value):
+    kind = type(value)
+    if kind is float and not math.isfinite(value):
+        raise nan("The result is too large.")
+    if kind is int and not -INT_LIMIT <= value <= INT_LIMIT:
         raise nan("The result is too large.")
     if isinstance(value, Decimal) and not value.is_finite():
         raise nan("The result is not finite.")
