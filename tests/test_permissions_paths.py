@@ -227,3 +227,63 @@ def test_a_form_carries_no_value_of_a_related_record_the_caller_cannot_read(
     assert "data-field-state" in text
     assert "V-1" not in text.replace('"V-1"]}', "")  # only the rule's own literal
     assert "Vaulted Holdings" not in text
+
+
+def _rule(name: str, entity: str, condition: Any, field: str) -> dict[str, Any]:
+    return {
+        "kind": "rule",
+        "name": name,
+        "entity": entity,
+        "type": "validation",
+        "label": name,
+        "condition": condition,
+        "message": "Not like this.",
+        "field": field,
+    }
+
+
+def test_rules_over_what_the_caller_cannot_read_are_not_shown(desk: Desk) -> None:
+    rules = [
+        _rule("title_checked", "opportunity", {"in": ["x", {"var": "title"}]}, "title"),
+        _rule(
+            "code_checked", "opportunity", {"is_blank": {"var": "erp_code"}}, "title"
+        ),
+        _rule(
+            "account_code_checked",
+            "opportunity",
+            {"is_blank": {"var": "account.erp_code"}},
+            "title",
+        ),
+        _rule("contact_checked", "contact", {"is_blank": {"var": "email"}}, "email"),
+        {
+            "kind": "rule",
+            "name": "contact_count",
+            "entity": "account",
+            "type": "rollup",
+            "label": "Contacts",
+            "field": "employees",
+            "relation": {"entity": "contact", "lookup": "account"},
+            "function": "count",
+        },
+    ]
+    for rule in rules:
+        response = desk.admin.put(f"/meta/rules/{rule['name']}", json=rule)
+        assert response.status_code in (200, 201), response.json
+    # The clerk reads opportunity titles and accounts (with their ERP code), but
+    # not the opportunity's ERP code (hidden) and no contacts.
+    seen = desk.api.get("/meta/rules").json["data"]
+    names = {rule["name"] for rule in seen}
+    admin_names = {rule["name"] for rule in desk.admin.get("/meta/rules").json["data"]}
+
+    assert {"title_checked", "account_code_checked"} <= names
+    assert not names & {"code_checked", "contact_checked", "contact_count"}
+    assert {rule["name"] for rule in rules} <= admin_names
+    for name in ("code_checked", "contact_checked", "contact_count"):
+        missing = desk.api.get(f"/meta/rules/{name}")
+        assert missing.status_code == 404
+        assert missing.json["detail"] == f"There is no rule named {name!r}."
+    assert desk.api.get("/meta/rules/title_checked").status_code == 200
+    by_entity = desk.api.get("/meta/rules", query_string={"entity": "opportunity"})
+    assert [rule["name"] for rule in by_entity.json["data"]] == [
+        rule["name"] for rule in seen if rule["entity"] == "opportunity"
+    ]
