@@ -260,6 +260,18 @@ def test_role_documents_are_refused_with_paths_and_nothing_changes(
     assert world.admin.get("/meta/roles").json == roles_before
 
 
+def test_no_role_may_be_named_as_the_administrators_in_rules(world: World) -> None:
+    document = {"kind": "role", "name": "admin", "label": "Admin", "entities": {}}
+
+    response = world.admin.put("/meta/roles/admin", json=document)
+
+    assert response.status_code == 422, response.json
+    assert [(e["field"], e["code"]) for e in response.json["errors"]] == [
+        ("admin.name", "reserved")
+    ]
+    assert world.admin.get("/meta/roles/admin").status_code == 404
+
+
 def test_renaming_a_field_rewrites_the_roles_that_name_it(world: World) -> None:
     entity = world.admin.get("/meta/entities/account").json
     document = entity.get("document", entity)

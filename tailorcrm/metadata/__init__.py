@@ -50,6 +50,7 @@ from ._layouts import (
 )
 from ._plan import Operation, Plan, is_unique, plan_entity, search_field
 from ._roles import (
+    ADMIN_ROLE,
     FIELD_LEVELS,
     OPERATIONS,
     ROLE,
@@ -85,6 +86,7 @@ from ._validate import (
 )
 
 __all__ = [
+    "ADMIN_ROLE",
     "FIELD_LEVELS",
     "OPERATIONS",
     "ROLE",

@@ -56,6 +56,10 @@ def role_schema() -> dict[str, Any]:
     return load_schema("role")
 
 
+#: The name administrators carry in ``$user.roles``; no role may take it.
+ADMIN_ROLE = "admin"
+
+
 @cache
 def _validator() -> Draft202012Validator:
     return Draft202012Validator(role_schema())
@@ -81,6 +85,12 @@ def check_role_document(
     if problems:
         return problems
     name = document["name"]
+    if name == ADMIN_ROLE:
+        message = (
+            f"{ADMIN_ROLE!r} is how rules see administrators in $user.roles; give "
+            "the role another name."
+        )
+        return [Problem(_path(name, "name"), "reserved", message)]
     for entity_name, grant in document.get("entities", {}).items():
         entity = entities.get(entity_name)
         at = f"entities.{entity_name}"

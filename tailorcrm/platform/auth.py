@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import Conflict, NotFound, Problem, Unauthorized, ValidationFailed
-from ..metadata import Caller
+from ..metadata import ADMIN_ROLE, Caller
 from .db import (
     access_versions,
     api_token_scopes,
@@ -59,10 +59,10 @@ class User:
         """What ``$user`` reads in a condition."""
         if self.caller is not None:
             data = self.caller.condition_data()
-            if self.is_admin and "admin" not in data["roles"]:
-                data["roles"].append("admin")
+            if self.is_admin and ADMIN_ROLE not in data["roles"]:
+                data["roles"].append(ADMIN_ROLE)
             return data
-        roles = ["admin"] if self.is_admin else []
+        roles = [ADMIN_ROLE] if self.is_admin else []
         return {"id": self.id, "username": self.username, "roles": roles, "teams": []}
 
 
