@@ -437,6 +437,107 @@ def test_the_total_that_outgrows_its_field_is_named_among_several(
     assert sunk.json["errors"] == added.json["errors"]
 
 
+def test_every_total_that_outgrows_its_field_is_named_with_its_reason(
+    platform: Platform, api: Api
+) -> None:
+    # A sum past the digits of its decimal field (which PostgreSQL refuses in the
+    # statement) and a count past the maximum of its field (which the service
+    # checks), moved by one save.
+    small = {"name": "small_sum", "type": "decimal", "label": "Small sum"}
+    capped = {"name": "capped_count", "type": "integer", "label": "Capped", "max": 3}
+    account = {
+        **TALLIED_ACCOUNT,
+        "fields": [
+            *TALLIED_ACCOUNT["fields"],
+            {**small, "precision": 5, "scale": 2},
+            capped,
+        ],
+    }
+    won = {"==": [{"var": "stage"}, "won"]}
+    define(
+        api,
+        account,
+        TALLIED_OPPORTUNITY,
+        _rollup("small_sum", "sum", of="amount", condition=won),
+        _rollup("capped_count", "count", condition=won),
+    )
+    north = create(api, "account", name="North Yard")
+    for title in "ABC":
+        create(
+            api,
+            "opportunity",
+            title=title,
+            account=north["id"],
+            amount="333",
+            stage="won",
+        )
+    last = create(api, "opportunity", title="D", account=north["id"], amount="1")
+    before = stored_fields(platform, north, "small_sum", "capped_count")
+
+    response = api.patch(f"/opportunity/{last['id']}", json={"stage": "won"})
+
+    assert response.status_code == 422, response.json
+    assert sorted(problems(response)) == [
+        ("account.capped_count", "rule_value"),
+        ("account.small_sum", "rule_value"),
+    ]
+    messages = {e["field"]: e["message"] for e in response.json["errors"]}
+    assert messages["account.small_sum"].endswith("at most 3 digits before the point.")
+    assert messages["account.capped_count"].endswith("a value of at most 3.")
+    assert stored_fields(platform, north, "small_sum", "capped_count") == before
+    assert before == {"small_sum": Decimal("999.00"), "capped_count": 3}
+
+
+def test_totals_added_by_one_statement_are_all_named_when_they_do_not_fit(
+    platform: Platform, api: Api
+) -> None:
+    # Both sums are kept by adding to the stored totals in one statement, which
+    # PostgreSQL refuses as a whole; SQLite stores them and the service checks.
+    narrow = [
+        {"name": name, "type": "decimal", "label": name, "precision": 5, "scale": 2}
+        for name in ("won_sum", "open_sum")
+    ]
+    account = {**TALLIED_ACCOUNT, "fields": [*TALLIED_ACCOUNT["fields"], *narrow]}
+    define(
+        api,
+        account,
+        TALLIED_OPPORTUNITY,
+        _rollup("won_sum", "sum", of="amount"),
+        _rollup("open_sum", "sum", of="amount"),
+    )
+    north = create(api, "account", name="North Yard")
+    for title in "ABC":
+        create(api, "opportunity", title=title, account=north["id"], amount="333")
+    before = stored_fields(platform, north, "won_sum", "open_sum")
+
+    response = api.post(
+        "/opportunity", json={"title": "D", "account": north["id"], "amount": "1"}
+    )
+
+    assert response.status_code == 422, response.json
+    assert sorted(problems(response)) == [
+        ("account.open_sum", "rule_value"),
+        ("account.won_sum", "rule_value"),
+    ]
+    for error in response.json["errors"]:
+        assert error["message"].endswith("at most 3 digits before the point.")
+    assert stored_fields(platform, north, "won_sum", "open_sum") == before
+    assert before == {"won_sum": Decimal("999.00"), "open_sum": Decimal("999.00")}
+
+
+def stored_fields(
+    platform: Platform, account: dict[str, Any], *names: str
+) -> dict[str, Any]:
+    with platform.reading() as (connection, catalog):
+        table = catalog.entity("account").table
+        row = connection.execute(
+            sa.select(*(table.c[name] for name in names)).where(
+                table.c.id == account["id"]
+            )
+        ).mappings()
+        return dict(row.one())
+
+
 def test_an_import_reports_the_row_whose_total_does_not_fit(
     platform: Platform, blind: Api
 ) -> None:

@@ -282,12 +282,15 @@ class Cascade:
                 continue
             after = {**rows[0], "updated_at": now}
             before = {**after, "version": after["version"] - 1, "updated_at": None}
+            failures = []
             for rule, amount in per_rule.items():
                 try:
                     self._fits(entity, rule)(after[rule.field])
                 except RuleValueError as error:
-                    raise _rule_failed(rule.name, entity, rule.field, error) from None
+                    failures.append((rule, error))
                 before[rule.field] = after[rule.field] - amount
+            if failures:
+                raise _rollups_failed(entity, failures)
             written.append(Change(entity, "update", before, after, followed=True))
             noted.append((before, {rule.field: after[rule.field] for rule in per_rule}))
         records_recomputed(self.service, entity, noted, via=self.via)
@@ -308,8 +311,8 @@ class Cascade:
         statement: sa.Update,
         parameters: Mapping[str, Any],
     ) -> list[dict[str, Any]]:
-        """Run one parent's increment statement; name the roll-up whose total its
-        field cannot hold when PostgreSQL refuses the statement.
+        """Run one parent's increment statement; name the roll-ups whose totals
+        their fields cannot hold when PostgreSQL refuses the statement.
 
         PostgreSQL's error does not say which column overflowed, so when several
         roll-ups move at once the statement runs under a savepoint, and the stored
@@ -320,28 +323,32 @@ class Cascade:
         try:
             rows = direct.run(self.connection, statement, parameters)
         except sa.exc.DataError:
-            culprit = next(iter(per_rule))
+            failures = []
             if savepoint is not None:
                 savepoint.rollback()
-                culprit = self._overflowing(entity, parent, per_rule) or culprit
-            error = _beyond(entity.fields[culprit.field])
-            raise _rule_failed(culprit.name, entity, culprit.field, error) from None
+                failures = self._overflowing(entity, parent, per_rule)
+            if not failures:
+                culprit = next(iter(per_rule))
+                failures = [(culprit, _beyond(entity.fields[culprit.field]))]
+            raise _rollups_failed(entity, failures) from None
         if savepoint is not None:
             savepoint.commit()
         return rows
 
     def _overflowing(
         self, entity: EntityDef, parent: int, per_rule: Mapping[RollupRule, Any]
-    ) -> RollupRule | None:
-        """The roll-up whose new total does not fit its field, by the stored one."""
+    ) -> list[tuple[RollupRule, RuleValueError]]:
+        """The roll-ups whose new totals do not fit their fields, by the stored
+        ones, each with what its field says of the total."""
         rows = self._lock(entity, [parent])
+        failures = []
         for rule, amount in per_rule.items():
             stored = rows.get(parent, {}).get(rule.field)
             try:
                 fit(entity.fields[rule.field], (stored or 0) + amount)
-            except RuleValueError:
-                return rule
-        return None
+            except RuleValueError as error:
+                failures.append((rule, error))
+        return failures
 
     def _recompute(
         self,
@@ -356,25 +363,26 @@ class Cascade:
             return []
         rows = self._lock(entity, ids)
         values: dict[int, dict[str, Any]] = defaultdict(dict)
+        # Every roll-up whose total does not fit is named, once.
+        failures: dict[RollupRule, RuleValueError] = {}
+
+        def keep(parent: int, rule: RollupRule, value: Any) -> None:
+            try:
+                values[parent][rule.field] = fit(entity.fields[rule.field], value)
+            except RuleValueError as error:
+                failures.setdefault(rule, error)
+
         for rule, parents in rules.items():
             found = self._aggregate(rule, parents)
-            spec = entity.fields[rule.field]
             for parent in parents & rows.keys():
-                value = found.get(parent, EMPTY_ROLLUP[rule.function])
-                try:
-                    values[parent][rule.field] = fit(spec, value)
-                except RuleValueError as error:
-                    raise _rule_failed(rule.name, entity, rule.field, error) from None
+                keep(parent, rule, found.get(parent, EMPTY_ROLLUP[rule.function]))
         for parent, per_rule in moved.items():
             if parent not in rows:
                 continue
             for rule, amount in per_rule.items():
-                spec = entity.fields[rule.field]
-                stored = rows[parent][rule.field]
-                try:
-                    values[parent][rule.field] = fit(spec, (stored or 0) + amount)
-                except RuleValueError as error:
-                    raise _rule_failed(rule.name, entity, rule.field, error) from None
+                keep(parent, rule, (rows[parent][rule.field] or 0) + amount)
+        if failures:
+            raise _rollups_failed(entity, list(failures.items()))
         return self.system_update(entity, rows, values, {})
 
     def _lock(self, entity: EntityDef, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
@@ -1036,6 +1044,18 @@ def _rule_failed(
         f"{entity.label} could not be updated.",
         problems=[Problem(f"{entity.name}.{field}", "rule_value", message)],
     )
+
+
+def _rollups_failed(
+    entity: EntityDef, failures: Sequence[tuple[RollupRule, RuleValueError]]
+) -> ValidationFailed:
+    """Every roll-up of one parent whose total does not fit, at once."""
+    problems = [
+        problem
+        for rule, error in failures
+        for problem in _rule_failed(rule.name, entity, rule.field, error).problems
+    ]
+    return ValidationFailed(f"{entity.label} could not be updated.", problems=problems)
 
 
 def _beyond(spec: Mapping[str, Any]) -> RuleValueError:
