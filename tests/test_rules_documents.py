@@ -323,6 +323,48 @@ def test_static_checks_refuse_rules_that_cannot_work(
     ), problems(response)
 
 
+@pytest.mark.parametrize(
+    ("text", "accepted"),
+    [
+        ("2030-01-01", True),
+        ("2030-01-01T10:00:00Z", False),
+        ("2030-02-30", False),
+        ("soon", False),
+    ],
+)
+def test_iso_date_text_fills_a_date_field(
+    sales: Api, text: str, accepted: bool
+) -> None:
+    documents = [
+        rule(
+            "close_default",
+            "opportunity",
+            "default",
+            field="close_date",
+            expression=text,
+        ),
+        rule(
+            "close_set",
+            "opportunity",
+            "automation",
+            trigger="create",
+            actions=[{"type": "set_field", "field": "close_date", "value": text}],
+        ),
+    ]
+    for document in documents:
+        path = f"/meta/rules/{document['name']}"
+        response = sales.put(path, json=document, query_string={"dry_run": "1"})
+        if accepted:
+            assert response.status_code == 200, response.json["errors"]
+        else:
+            assert response.status_code == 422, response.json
+            assert problems(response)[0][1] in ("wrong_type", "invalid_value")
+    if accepted:
+        sales.put("/meta/rules/close_default", json=documents[0])
+        created = sales.post("/opportunity", json={"title": "Dated"})
+        assert created.json["close_date"] == text
+
+
 def test_formulas_that_need_each_other_are_refused_across_lookups(sales: Api) -> None:
     # account.won_total sums opportunity.total, which would read the account's total.
     total = rule(

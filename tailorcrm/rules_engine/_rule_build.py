@@ -6,9 +6,11 @@ down into its conditions (``condition.and[1].>[0]``).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from . import _dates
 from ._checks import ConditionAnalysis, ConditionProblem, analyze_condition
 from ._compiler import compile_condition
 from ._errors import ConditionError
@@ -108,7 +110,7 @@ class _Builder:
             where = f"{path}.{problem.path}" if problem.path else path
             self.report(where, problem.code, problem.message)
         if fill is not None:
-            self.check_fill(path, analysis, fill, formula=formula)
+            self.check_fill(path, analysis, fill, formula=formula, source=source)
         if analysis.problems:
             return None
         try:
@@ -126,9 +128,12 @@ class _Builder:
         fill: tuple[str, str],
         *,
         formula: bool,
+        source: Any = None,
     ) -> None:
         field, field_type = fill
         if analysis.problems or fills(field_type, analysis.kind, formula=formula):
+            return
+        if _date_text_fills(field_type, source):
             return
         message = (
             f"The expression gives {_KIND_WORDS.get(analysis.kind, analysis.kind)}, "
@@ -530,3 +535,17 @@ _RELATED_UNFOLLOWED = frozenset({"version", "updated_at"})
 def _moves_unseen(name: str) -> bool:
     head, _, rest = name.partition(".")
     return rest in _RELATED_UNFOLLOWED if rest else head in _OWN_UNFOLLOWED
+
+
+def _date_text_fills(field_type: str, source: Any) -> bool:
+    """Whether ``source`` is ISO text that a date or datetime field takes: a date
+    for either, a date and time for a datetime field."""
+    if isinstance(source, dict) and source.keys() == {"preserve"}:
+        # A set_field value, taken as written.
+        source = source["preserve"]
+    if field_type not in ("date", "datetime") or not isinstance(source, str):
+        return False
+    moment = _dates.parse(source)
+    if moment is None:
+        return False
+    return field_type == "datetime" or not isinstance(moment, dt.datetime)
