@@ -4,6 +4,7 @@ user attributes follow the caller's roles like lists and the API do."""
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import pytest
@@ -286,4 +287,71 @@ def test_rules_over_what_the_caller_cannot_read_are_not_shown(desk: Desk) -> Non
     by_entity = desk.api.get("/meta/rules", query_string={"entity": "opportunity"})
     assert [rule["name"] for rule in by_entity.json["data"]] == [
         rule["name"] for rule in seen if rule["entity"] == "opportunity"
+    ]
+
+
+def _field_state(name: str, field: str, **conditions: Any) -> dict[str, Any]:
+    return {
+        "kind": "rule",
+        "name": name,
+        "entity": "opportunity",
+        "type": "field_state",
+        "label": name,
+        "field": field,
+        **conditions,
+    }
+
+
+def test_field_state_on_a_hidden_field_leaves_the_pages_working(desk: Desk) -> None:
+    # The clerk cannot see erp_code; a rule shows and requires it when won.
+    won = {"==": [{"var": "stage"}, "won"]}
+    rule = _field_state("erp_state", "erp_code", visible_if=won, required_if=won)
+    assert desk.admin.put("/meta/rules/erp_state", json=rule).status_code == 201
+
+    for path in (
+        f"/app/opportunity/{desk.deal}",
+        f"/app/opportunity/{desk.deal}/edit",
+        "/app/opportunity/new",
+    ):
+        page = desk.browser.get(path)
+        assert page.status_code == 200, path
+        assert "erp_code" not in page.get_data(as_text=True), path
+    # The rule holds for the clerk too, without naming the field they cannot see.
+    refused = desk.api.patch(f"/opportunity/{desk.deal}", json={"stage": "won"})
+    assert refused.status_code == 422, refused.json
+    assert [(e["field"], e["code"]) for e in refused.json["errors"]] == [
+        (None, "required")
+    ]
+    assert "erp" not in json.dumps(refused.json).lower()
+
+
+def test_field_state_over_a_hidden_field_is_the_saves_decision(desk: Desk) -> None:
+    # Next step is required once the deal has an ERP code, which the clerk
+    # cannot see: the form says so as the save will, without the condition or
+    # the code in the page.
+    coded = desk.admin.patch(f"/opportunity/{desk.deal}", json={"erp_code": "SO-4417"})
+    assert coded.status_code == 200, coded.json
+
+    rule = _field_state(
+        "next_step_state",
+        "next_step",
+        required_if={"!": {"is_blank": {"var": "erp_code"}}},
+    )
+    assert desk.admin.put("/meta/rules/next_step_state", json=rule).status_code == 201
+
+    page = desk.browser.get(f"/app/opportunity/{desk.deal}/edit")
+    text = page.get_data(as_text=True)
+    tags = elements(text)
+    (box,) = [e for e in tags if e.get("data-field") == "next_step"]
+    mark = next(e for e in tags[tags.index(box) :] if "data-required-mark" in e.attrs)
+
+    assert page.status_code == 200
+    assert "SO-4417" not in text and "erp_code" not in text
+    assert "data-state-fixed" in box.attrs
+    assert box["data-required-if"] == "null"
+    assert "hidden" not in mark.attrs
+    saved = desk.api.patch(f"/opportunity/{desk.deal}", json={"title": "Renamed"})
+    assert saved.status_code == 422
+    assert [(e["field"], e["code"]) for e in saved.json["errors"]] == [
+        ("next_step", "required")
     ]

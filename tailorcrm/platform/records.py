@@ -298,6 +298,27 @@ class RecordService:
             verb = _VERBS.get(operation, operation)
             raise Forbidden(f"You may not {verb} this {entity.label}.") from None
 
+    def _as_seen(self, entity: EntityDef, problems: list[Problem]) -> list[Problem]:
+        """Rule problems as the caller may read them: one on a field their roles
+        hide names no field, and a field-state problem there does not name it.
+
+        The rules judge every field, seen or not (the same answer on every path);
+        a field the caller cannot see is one they cannot fill either, so they
+        are told to ask an administrator.
+        """
+        seen = self.view.entities.get(entity.name)
+        if seen is None or seen is entity or not problems:
+            return problems
+        found = []
+        for problem in problems:
+            if problem.field is None or problem.field in seen.fields:
+                found.append(problem)
+            elif problem.code in ("required", "read_only"):
+                found.append(Problem(None, problem.code, _UNSEEN[problem.code]))
+            else:
+                found.append(Problem(None, problem.code, problem.message))
+        return found
+
     def _rules(self, entity: EntityDef) -> RecordRules:
         return RecordRules(
             self.connection, self.catalog, entity, user=self.user, now=self.now
@@ -489,6 +510,7 @@ class RecordService:
         )
         if rules and runner.rules.on_records:
             runner.prepare_new(values, given, problems)
+            problems = [self._as_seen(entity, found) for found in problems]
         checks = (
             self._check_references(entity, values, known=runner.stored),
             self._check_unique(entity, values, later=runner.unique_when_stored),
@@ -647,7 +669,7 @@ class RecordService:
             entity, [_known(entity, data, computed)], [problems], partial=True
         )[0]
         if rules.rules.on_records and not problems:
-            problems += rules.prepare_change(current, values)
+            problems += self._as_seen(entity, rules.prepare_change(current, values))
         merged = {**current, **values}
         changed = {k: v for k, v in values.items() if current.get(k) != v}
         if access is not None:
@@ -977,6 +999,17 @@ def _check_version(
             f"{entity.label} {current['id']} is at version {current['version']}, not "
             f"{expected}; reload it and apply your change again."
         )
+
+
+#: What a field-state problem on a field the caller cannot see says instead.
+_UNSEEN = {
+    "required": (
+        "A field you cannot see is required for this record; ask an administrator."
+    ),
+    "read_only": (
+        "A field you cannot see cannot be changed now; ask an administrator."
+    ),
+}
 
 
 def _raise_for(problems: list[Problem]) -> None:

@@ -47,6 +47,10 @@ class FormRules:
     #: What the browser evaluates conditions with besides the form's own fields
     #: (see :func:`browser_context`); ``None`` when nothing is evaluated live.
     context: Mapping[str, Any] | None = None
+    #: Fields whose conditions read what the caller cannot see: the server's
+    #: state stands, and the browser is given neither the conditions nor the
+    #: values they read.
+    fixed: frozenset[str] = frozenset()
 
     def state(self, name: str) -> FieldState:
         return self.states.get(name) or FieldState()
@@ -54,7 +58,11 @@ class FormRules:
     def live_conditions(self, name: str) -> dict[str, Any]:
         """The conditions the browser evaluates for field ``name``."""
         written = self.conditions.get(name, {})
-        return {key: written[key] for key in LIVE_STATES if key in written}
+        live = {key: written[key] for key in LIVE_STATES if key in written}
+        if name in self.fixed and live:
+            # Which states the field has, not what decides them.
+            return {**dict.fromkeys(live), "state_fixed": True}
+        return live
 
 
 NO_FORM_RULES = FormRules()

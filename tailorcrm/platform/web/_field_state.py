@@ -13,9 +13,12 @@ the save will refuse it anyway.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Collection, Mapping
 from typing import Any
+
+import sqlalchemy as sa
 
 from ...metadata import SYSTEM_COLUMNS, EntityDef, FieldValueError, convert
 from ...renderer import (
@@ -32,12 +35,63 @@ from ..rules import FormState, RecordRules
 
 
 def _runner(session: Session, entity: EntityDef) -> RecordRules:
-    return RecordRules(
+    """The record service's rules for ``entity``, over every field as a save
+    judges them; the sections are those of the caller's form."""
+    full = session.full_catalog
+    runner = RecordRules(
         session.connection,
-        session.catalog,
-        entity,
+        full,
+        full.entity(entity.name),
         user=session.user.condition_data(),
         now=dt.datetime.now(dt.UTC),
+    )
+    runner.sections = session.catalog.section_conditions(entity.name)
+    return runner
+
+
+def _unseen(session: Session, entity: EntityDef) -> frozenset[str]:
+    """The fields of ``entity`` that the caller's roles hide."""
+    full = session.full_catalog.entity(entity.name)
+    if full is entity:
+        return frozenset()
+    return frozenset(full.fields) - frozenset(entity.fields)
+
+
+def _with_unseen(
+    session: Session, entity: EntityDef, values: dict[str, Any], record_id: Any
+) -> None:
+    """Add the stored values of the fields the caller cannot see (a save judges
+    the rules with them), or on a new record their defaults."""
+    unseen = _unseen(session, entity)
+    if not unseen:
+        return
+    full = session.full_catalog.entity(entity.name)
+    if record_id is None:
+        values.update(converted(full, {n: v for n, v in full.defaults if n in unseen}))
+        return
+    table = full.table
+    row = (
+        session.connection.execute(
+            sa.select(*(table.c[name] for name in sorted(unseen))).where(
+                table.c.id == record_id
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is not None:
+        values.update(row)
+
+
+def _as_seen(session: Session, entity: EntityDef, state: FormState) -> FormState:
+    """The form state without the fields the caller cannot see."""
+    unseen = _unseen(session, entity)
+    if not unseen:
+        return state
+    return dataclasses.replace(
+        state,
+        fields={n: f for n, f in state.fields.items() if n not in unseen},
+        record={n: v for n, v in state.record.items() if n not in unseen},
     )
 
 
@@ -90,9 +144,14 @@ def prefill_defaults(
     if not rules.defaults:
         return
     typed = converted(entity, read_form(entity, values))
+    _with_unseen(session, entity, typed, None)
     runner = _runner(session, entity)
     runner.prefill(typed, frozenset(given))
-    filled = {rule.field: typed.get(rule.field) for rule in rules.defaults}
+    filled = {
+        rule.field: typed.get(rule.field)
+        for rule in rules.defaults
+        if rule.field in entity.fields
+    }
     shown = form_values(entity, {n: v for n, v in filled.items() if n not in given})
     for name in filled:
         if name not in given:
@@ -131,28 +190,79 @@ def form_rules(
         return FormRules(computed=computed) if computed else NO_FORM_RULES
     runner = _runner(session, entity)
     stored = stored_values(entity, record) if record is not None else None
+    if stored is not None:
+        _with_unseen(session, entity, stored, stored.get("id"))
     typed: dict[str, Any] = dict(stored) if stored is not None else {}
     if stored is None:
         typed.update(converted(entity, dict(entity.defaults)))
+        _with_unseen(session, entity, typed, None)
     typed.update(converted(entity, read_form(entity, values, editable=list(placed))))
     if stored is None:
-        runner.prefill(typed, frozenset(placed) | {n for n, _ in entity.defaults})
-    state = runner.form_state(typed, stored=stored)
+        given = set(placed) | {n for n, _ in runner.entity.defaults}
+        runner.prefill(typed, frozenset(given))
+    state = _as_seen(session, entity, runner.form_state(typed, stored=stored))
     return _rules_of(session, entity, state, computed)
 
 
 def _rules_of(
     session: Session, entity: EntityDef, state: FormState, computed: frozenset[str]
 ) -> FormRules:
+    conditions = {
+        name: found
+        for name, found in session.catalog.rules.form_states(entity.name).items()
+        if name in entity.fields
+    }
     return FormRules(
         states=state.fields,
         sections=state.sections,
-        conditions=session.catalog.rules.form_states(entity.name),
+        conditions=conditions,
         computed=computed,
         context=browser_context(
             _visible(session, entity, state.record), session.user.condition_data()
         ),
+        fixed=_fixed(session, entity, conditions),
     )
+
+
+def _fixed(
+    session: Session, entity: EntityDef, conditions: Mapping[str, Any]
+) -> frozenset[str]:
+    """The fields whose live conditions read a field the caller cannot see, on
+    the record or through a lookup: the browser could not judge them, and would
+    learn the hidden value from their state."""
+    if session.catalog.full is None:
+        return frozenset()
+    rules = session.full_catalog.rules.for_entity(entity.name).field_states
+    fixed = set()
+    for name in conditions:
+        rule = rules.get(name)
+        if rule is None:
+            continue
+        reads: set[str] = set()
+        for expression in (rule.visible_if, rule.required_if):
+            if expression is not None:
+                reads |= expression.reads
+        if not all(_readable(session, entity, read) for read in reads):
+            fixed.add(name)
+    return frozenset(fixed)
+
+
+def _readable(session: Session, entity: EntityDef, name: str) -> bool:
+    """Whether the caller sees what ``name`` (``stage``, ``account.industry``)
+    reads; system columns and ``$`` names are seen."""
+    head, _, rest = name.partition(".")
+    if head.startswith("$") or head in SYSTEM_COLUMNS:
+        return True
+    full = session.full_catalog.entity(entity.name)
+    if head not in entity.fields:
+        return head not in full.fields
+    spec = entity.fields[head]
+    if not rest or spec["type"] != "lookup":
+        return True
+    target = session.catalog.entities.get(spec["target"])
+    if target is None or target.removed:
+        return False
+    return _readable(session, target, rest)
 
 
 def _visible(
@@ -194,7 +304,10 @@ def record_state(
     if not has_field_state(session, entity):
         return frozenset(), {}
     stored = stored_values(entity, record)
-    state = _runner(session, entity).form_state(stored, stored=stored)
+    _with_unseen(session, entity, stored, stored.get("id"))
+    state = _as_seen(
+        session, entity, _runner(session, entity).form_state(stored, stored=stored)
+    )
     hidden = frozenset(
         name for name, found in state.fields.items() if not found.visible
     )

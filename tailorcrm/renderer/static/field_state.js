@@ -179,6 +179,8 @@
         name: name,
         type: box.getAttribute("data-type"),
         always: box.hasAttribute("data-always-required"),
+        // Its conditions read what this person cannot see: the server decided.
+        fixed: box.hasAttribute("data-state-fixed"),
         visibleIf: compiled(box, "data-visible-if"),
         requiredIf: compiled(box, "data-required-if"),
         mark: box.querySelector("[data-required-mark]"),
@@ -210,7 +212,7 @@
     }
 
     function applyField(field, data) {
-      if (field.visibleIf === false || field.requiredIf === false ||
+      if (field.fixed || field.visibleIf === false || field.requiredIf === false ||
           (field.section && field.section.rule === false)) {
         return;
       }
