@@ -518,6 +518,33 @@ def test_a_new_formula_or_rollup_fills_the_records_already_there(crm: Api) -> No
     assert read(crm, "opportunity", deals[0]["id"])["version"] == 2
 
 
+def test_a_recomputed_formula_that_does_not_fit_names_its_field(crm: Api) -> None:
+    short = {"name": "short_name", "type": "text", "label": "Short", "max_length": 5}
+    define(crm, {**OPPORTUNITY, "fields": [*OPPORTUNITY["fields"], short]})
+    account = create(crm, "account", name="Ashby Long Holdings")
+    create(crm, "opportunity", title="Pumps", account=account["id"])
+    formula = rule(
+        "short_name", "opportunity", "formula",
+        field="short_name", expression={"var": "account.name"},
+    )  # fmt: skip
+
+    # The stored records are filled when the formula is added...
+    added = crm.put("/meta/rules/short_name", json=formula)
+    assert added.status_code == 422, added.json
+    assert problems(added) == [("opportunity.short_name", "rule_value")]
+    assert crm.get("/meta/rules/short_name").status_code == 404
+
+    # ...and recomputed when the account they read is renamed.
+    renamed = crm.patch(f"/account/{account['id']}", json={"name": "Ash"})
+    assert renamed.status_code == 200, renamed.json
+    define(crm, formula)
+    grown = crm.patch(f"/account/{account['id']}", json={"name": "Ashby Long"})
+    assert grown.status_code == 422, grown.json
+    assert problems(grown) == [("opportunity.short_name", "rule_value")]
+    assert "Opportunity" in grown.json["errors"][0]["message"]
+    assert read(crm, "account", account["id"])["name"] == "Ash"
+
+
 # -- field state -------------------------------------------------------------------
 
 

@@ -581,9 +581,19 @@ class Cascade:
                 try:
                     merged.update(rules.recompute(merged, marks))
                 except RuleValueError as error:
+                    # Named as a roll-up's problem is: the entity's field, and
+                    # the record in the message.
+                    whom = f"{entity.label} {record_id}"
                     raise ValidationFailed(
-                        f"A formula of {entity.label} {record_id} could not be "
-                        f"recomputed: {error}"
+                        f"A formula of {whom} could not be recomputed: {error}",
+                        problems=[
+                            Problem(
+                                f"{entity.name}.{problem.field}",
+                                problem.code,
+                                f"{whom}: {problem.message}",
+                            )
+                            for problem in error.problems
+                        ],
                     ) from None
             changes = {
                 name: merged[name]

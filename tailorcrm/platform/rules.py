@@ -69,6 +69,11 @@ def user_data(user_id: int | None, username: str, is_admin: bool) -> dict[str, A
 class RuleValueError(ValueError):
     """A rule computed a value its field cannot hold."""
 
+    def __init__(self, message: str, *, problems: Sequence[Problem] = ()) -> None:
+        super().__init__(message)
+        #: Each formula's problem, by field, when formulas were recomputed.
+        self.problems = list(problems)
+
 
 def fit(spec: Mapping[str, Any], value: Any) -> Any:
     """Turn a value computed by a rule into one the field stores.
@@ -823,7 +828,7 @@ class RecordRules:
         """
         values, problems = self._computed(row, dirty)
         if problems:
-            raise RuleValueError(str(problems[0]))
+            raise RuleValueError(problems[0].message, problems=problems)
         return {name: value for name, value in values.items() if value != row.get(name)}
 
     def _computed(
