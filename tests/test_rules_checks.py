@@ -12,6 +12,8 @@ from tailorcrm.rules_engine import (
     ConditionProblem,
     check_condition,
     compile_condition,
+    field_names,
+    rename_fields,
 )
 
 FIELDS = {
@@ -292,3 +294,44 @@ def test_user_attributes_and_teams_are_known_only_where_the_caller_offers_them(
 
     assert codes() == plain
     assert codes(user_attributes=True) == sharing
+
+
+@pytest.mark.parametrize(
+    ("condition", "found"),
+    [
+        # From inside one item, two levels up is the record.
+        (
+            {"some": [{"var": "tags"}, {"==": [{"val": [[2], "stagee"]}, "won"]}]},
+            [("some[1].==[0]", "unknown_field")],
+        ),
+        # Climbing past the top stops there.
+        ({"==": [{"val": [[5], "stagee"]}, "won"]}, [("==[0]", "unknown_field")]),
+        # One level up is the iteration's own index, not the record.
+        ({"some": [{"var": "tags"}, {"==": [{"val": [[1], "index"]}, 0]}]}, []),
+        (
+            {"some": [{"var": "tags"}, {"==": [{"val": [[2], "stage"]}, "won"]}]},
+            [],
+        ),
+    ],
+)
+def test_a_scoped_val_that_climbs_to_the_record_reads_its_fields(
+    condition: Any, found: list[tuple[str, str]]
+) -> None:
+    assert problems(condition) == found
+
+
+def test_a_rename_reaches_a_scoped_val_that_reads_the_record() -> None:
+    condition = {
+        "some": [
+            {"var": "tags"},
+            {"and": [{"val": [[2], "stage"]}, {"val": [[1], "stage"]}]},
+        ]
+    }
+
+    assert field_names(condition) == {"tags", "stage"}
+    assert rename_fields(condition, {"stage": "phase"}) == {
+        "some": [
+            {"var": "tags"},
+            {"and": [{"val": [[2], "phase"]}, {"val": [[1], "stage"]}]},
+        ]
+    }

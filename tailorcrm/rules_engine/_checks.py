@@ -193,6 +193,9 @@ class _Checker:
         self.too_deep = False
         self.reads: set[str] = set()
         self.dynamic = False
+        #: How many item scopes (of map and the like, or try's fallbacks) enclose
+        #: the node being checked: a scoped ``val`` climbs out of them.
+        self.scopes = 0
 
     def report(self, path: str, code: str, message: str) -> None:
         problem = ConditionProblem(path, code, message)
@@ -252,15 +255,14 @@ class _Checker:
         if raw is not None and not self.count_fits(name, len(raw), path):
             return "any"
 
-        kinds = [
-            self.visit(
-                item,
-                paths[index],
-                depth,
-                in_item=in_item or _reads_other_data(name, index),
+        kinds = []
+        for index, item in enumerate(raw or ()):
+            inner = _reads_other_data(name, index)
+            self.scopes += inner
+            kinds.append(
+                self.visit(item, paths[index], depth, in_item=in_item or inner)
             )
-            for index, item in enumerate(raw or ())
-        ]
+            self.scopes -= inner
 
         self.shape(name, raw, path)
         if raw is None:
@@ -364,9 +366,14 @@ class _Checker:
             else:
                 self.dynamic = True
             return None
+        climbed = _record_climb(raw, self.scopes) if name == "val" else None
+        if climbed is not None:
+            # ``[[2], "stage"]`` from inside one item reads the record's stage:
+            # each item scope is two levels, and climbing past the top stops there.
+            return self.path_kind(climbed, path, in_item=False)
         if name == "val" and (not in_item or (raw and isinstance(raw[0], list))):
-            # Outside an item, or climbing out of one (``[[2], "stage"]``), val
-            # reads names the checks cannot follow.
+            # Outside an item, or climbing out of one to an outer item, val reads
+            # names the checks cannot follow.
             self.dynamic = True
         if name in ("changed", "prior"):
             return self.prior_kind(name, literal, path)
@@ -522,6 +529,22 @@ def _holds_operation(raw: list[Any]) -> bool:
         for item in (operand if isinstance(operand, list) else [operand])
     ]
     return any(isinstance(item, dict) for item in items)
+
+
+def _record_climb(raw: list[Any] | None, scopes: int) -> list[str] | None:
+    """The keys a scoped ``val`` (``[[levels], "key", ...]``) reads on the record,
+    when its levels climb out of all ``scopes`` item scopes; otherwise None."""
+    if not raw or len(raw) < 2 or not isinstance(raw[0], list) or len(raw[0]) != 1:
+        return None
+    levels = raw[0][0]
+    keys = raw[1:]
+    if (
+        isinstance(levels, bool)
+        or not isinstance(levels, int)
+        or not all(isinstance(key, str) for key in keys)
+    ):
+        return None
+    return [str(key) for key in keys] if abs(levels) >= 2 * scopes else None
 
 
 def _reads_other_data(name: str, index: int) -> bool:

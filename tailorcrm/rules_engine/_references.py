@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._checks import _reads_other_data
+from ._checks import _reads_other_data, _record_climb
 from ._registry import OPERATORS, SINGLE, is_operation
 
 Rename = Callable[[str], str]
@@ -29,7 +29,7 @@ def field_names(condition: Any) -> set[str]:
         found.add(name)
         return name
 
-    _walk(condition, note, in_item=False)
+    _walk(condition, note, scopes=0)
     return found
 
 
@@ -38,12 +38,13 @@ def rename_fields(condition: Any, renames: Mapping[str, str]) -> Any:
 
     Every name is looked up once, so swapping two names in one call works.
     """
-    return _walk(condition, lambda name: renames.get(name, name), in_item=False)
+    return _walk(condition, lambda name: renames.get(name, name), scopes=0)
 
 
-def _walk(node: Any, rename: Rename, *, in_item: bool) -> Any:
+def _walk(node: Any, rename: Rename, *, scopes: int) -> Any:
+    """``scopes``: how many item scopes (of ``map`` and the like) enclose ``node``."""
     if isinstance(node, list):
-        return [_walk(item, rename, in_item=in_item) for item in node]
+        return [_walk(item, rename, scopes=scopes) for item in node]
     if not is_operation(node):
         return node
 
@@ -54,29 +55,35 @@ def _walk(node: Any, rename: Rename, *, in_item: bool) -> Any:
 
     if isinstance(operand, list):
         items = [
-            _walk(item, rename, in_item=in_item or _reads_other_data(name, index))
+            _walk(item, rename, scopes=scopes + _reads_other_data(name, index))
             for index, item in enumerate(operand)
         ]
-        return {name: _rename_operands(name, items, rename, in_item=in_item)}
+        return {name: _rename_operands(name, items, rename, scopes=scopes)}
     if operator.form != SINGLE and is_operation(operand):
         # One computed operation gives every operand; no name is written here.
-        return {name: _walk(operand, rename, in_item=in_item)}
+        return {name: _walk(operand, rename, scopes=scopes)}
 
-    single = _walk(operand, rename, in_item=in_item)
-    (renamed,) = _rename_operands(name, [single], rename, in_item=in_item)
+    single = _walk(operand, rename, scopes=scopes)
+    (renamed,) = _rename_operands(name, [single], rename, scopes=scopes)
     return {name: renamed}
 
 
 def _rename_operands(
-    name: str, items: list[Any], rename: Rename, *, in_item: bool
+    name: str, items: list[Any], rename: Rename, *, scopes: int
 ) -> list[Any]:
     if not items:
         return items
+    in_item = scopes > 0
     first = items[0]
     if name == "var" and isinstance(first, str):
         return [_rename_path(first, rename, in_item=in_item), *items[1:]]
     if name in ("changed", "prior") and isinstance(first, str):
         return [rename(first), *items[1:]]
+    if name == "val" and _record_climb(items, scopes) is not None:
+        # [[levels], "field", ...] that climbs out to the record.
+        head = items[1]
+        renamed = head if not head or head.startswith("$") else rename(head)
+        return [items[0], renamed, *items[2:]]
     if name == "val" and all(not isinstance(key, (dict, list)) for key in items):
         return _rename_val(items, rename, in_item=in_item)
     if name == "missing" and not in_item:
