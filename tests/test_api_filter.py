@@ -215,6 +215,16 @@ def test_a_filter_that_is_not_json_says_so_in_its_errors(crm: Api) -> None:
         ({"matches": [{"var": "title"}, "^A"]}, "filter", "unsupported_in_sql"),
         ({"and": [{"==": [1, 1]}, {"frobnicate": [1]}]}, "filter.and[1]", None),
         ([{"frobnicate": [1]}], "filter[0]", None),
+        (
+            {
+                "or": [
+                    {"==": [{"var": "title"}, "x"]},
+                    {"<": [{"var": "close_date"}, "0001-01-01T00:00:00+14:00"]},
+                ]
+            },
+            "filter.or[1]",
+            "out_of_range",
+        ),
     ],
 )
 def test_a_bad_filter_names_the_place_in_its_errors(

@@ -19,6 +19,7 @@ from ._sql_core import (
     NULL,
     NUMBER,
     TEXT,
+    SqlTranslationError,
     _aligned_number,
     _CodepointText,
     _either,
@@ -213,7 +214,15 @@ def _align(left: _Node, right: _Node, path: str) -> tuple[_Node, _Node]:
     elif left.kind not in (DATE, DATETIME):
         raise _unsupported(f"A {right.kind} cannot be compared with {value!r}.", path)
 
-    moment = _dates.instant(value).astimezone(dt.UTC).replace(tzinfo=None)
+    try:
+        moment = _dates.instant(value).astimezone(dt.UTC).replace(tzinfo=None)
+    except (OverflowError, ValueError):
+        # 0001-01-01T00:00:00+14:00 is a moment before year 1 in UTC.
+        raise SqlTranslationError(
+            f"{value!s} is out of the range of dates once taken to UTC.",
+            path=path,
+            code="out_of_range",
+        ) from None
     if right.kind == DATETIME:
         return _literal(moment, path), right
     if moment.time() != dt.time(0):
