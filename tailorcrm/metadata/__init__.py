@@ -83,6 +83,7 @@ from ._validate import (
     SYSTEM_COLUMNS,
     check_entity_document,
     entity_schema,
+    json_path,
 )
 
 __all__ = [
@@ -151,6 +152,7 @@ __all__ = [
     "index_name",
     "is_rule_document",
     "is_unique",
+    "json_path",
     "layout_schema",
     "max_length",
     "option_values",
