@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from .logins import LoginPolicy, SignedIn, sign_in, sign_out
 from .metastore import CatalogCache, MetadataStore, hold_metadata
 from .records import Actor, RecordService
 from .sessions import Client, SessionPolicy, touch_session
+from .strictjson import read_json
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,10 @@ class Session:
 
 
 class JSONProvider(DefaultJSONProvider):
-    """Reads JSON numbers with a fraction as ``Decimal`` so money stays exact."""
+    """Reads JSON strictly, numbers with a fraction as ``Decimal`` so money stays exact.
+
+    Bodies and test responses alike are read by :func:`.strictjson.read_json`.
+    """
 
     sort_keys = False
 
@@ -245,13 +248,9 @@ class JSONProvider(DefaultJSONProvider):
         return DefaultJSONProvider.default(o)
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        kwargs.setdefault("parse_float", Decimal)
-        kwargs.setdefault("parse_constant", _refuse_constant)
-        return json.loads(s, **kwargs)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+        if kwargs:
+            raise TypeError("JSON is read one way only; it takes no options.")
+        return read_json(s, exact_numbers=True)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

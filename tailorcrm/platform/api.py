@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from ..errors import (
@@ -37,6 +37,7 @@ from .auth import User
 from .layoutstore import stored_layouts
 from .metastore import ChangeResult
 from .query import parse_list_args, run_list
+from .strictjson import JSONRefused, read_json
 from .views import delete_view, get_view, list_views, save_view
 
 log = logging.getLogger(__name__)
@@ -205,20 +206,12 @@ def _json_body(*, exact_numbers: bool = True) -> Any:
     if not request.is_json:
         raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.")
     data = request.get_data(cache=False)
-    options = {} if exact_numbers else {"parse_float": _finite_float}
     try:
-        return current_app.json.loads(data, **options)
-    except RecursionError:
-        raise BadRequest("The body is nested too deeply.") from None
-    except ValueError as error:
-        raise BadRequest(f"The body is not valid JSON: {error}.") from None
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if number in (float("inf"), float("-inf")):
-        raise ValueError(f"{text} is too large a number")
-    return number
+        return read_json(data, exact_numbers=exact_numbers)
+    except JSONRefused as error:
+        if error.too_deep:
+            raise BadRequest("The body is nested too deeply.") from None
+        raise BadRequest(f"The body is not valid JSON: {error}") from None
 
 
 def _flag(name: str) -> bool:
