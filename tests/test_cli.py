@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -11,6 +12,8 @@ from flask import Flask
 
 from tailorcrm.platform import Platform, create_app
 from tailorcrm.platform.cli import load_documents, main
+from tailorcrm.platform.metastore import current_revision
+from tailorcrm.platform.strictjson import MAX_NESTING
 from tests.conftest import ACCOUNT, OPPORTUNITY, SALES_PACK, Api
 
 
@@ -182,6 +185,124 @@ def test_meta_apply_unreadable_file(run: CliRunner, tmp_path: Path) -> None:
 
     assert result.exit_code != 0
     assert "broken.json" in result.output
+
+
+def revision(platform: Platform) -> int:
+    with platform.engine.connect() as connection:
+        return current_revision(connection)
+
+
+def apply_account_and_opportunity(run: CliRunner, folder: Path) -> None:
+    folder.mkdir()
+    write(folder / "account.json", ACCOUNT)
+    write(folder / "opportunity.json", OPPORTUNITY)
+    result = run.invoke(main, ["meta", "apply", str(folder)])
+    assert result.exit_code == 0, result.output
+
+
+CEILING_RULE = {
+    "kind": "rule",
+    "name": "deal_ceiling",
+    "entity": "opportunity",
+    "type": "validation",
+    "label": "A deal stays under the ceiling",
+    "condition": {">": [{"var": "amount"}, "<number>"]},
+    "message": "Split the deal in two.",
+}
+CAPPED_OPPORTUNITY = {
+    **OPPORTUNITY,
+    "fields": [
+        dict(spec, max="<number>") if spec["name"] == "amount" else spec
+        for spec in OPPORTUNITY["fields"]
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("literal", "reason"),
+    [
+        ("NaN", "NaN is not a JSON number."),
+        ("Infinity", "Infinity is not a JSON number."),
+        ("1e999", "1e999 is too large a number."),
+    ],
+)
+@pytest.mark.parametrize(
+    ("file_name", "document", "where"),
+    [
+        ("deal_ceiling.json", CEILING_RULE, "condition.>[1]"),
+        ("opportunity.json", CAPPED_OPPORTUNITY, "fields[3].max"),
+    ],
+    ids=["rule", "entity"],
+)
+def test_meta_apply_refuses_a_number_json_cannot_hold(
+    run: CliRunner,
+    platform: Platform,
+    tmp_path: Path,
+    literal: str,
+    reason: str,
+    file_name: str,
+    document: dict[str, Any],
+    where: str,
+) -> None:
+    apply_account_and_opportunity(run, tmp_path / "docs")
+    path = tmp_path / file_name
+    path.write_text(json.dumps(document).replace('"<number>"', literal))
+    before = revision(platform)
+
+    result = run.invoke(main, ["meta", "apply", str(path)])
+
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: These files cannot be read; nothing was changed.\n"
+        f"  {file_name}: {where}: {reason}\n"
+    )
+    assert revision(platform) == before
+
+
+@pytest.mark.parametrize("depth", [300, 5000])
+def test_meta_apply_refuses_a_file_nested_too_deeply(
+    run: CliRunner, platform: Platform, tmp_path: Path, depth: int
+) -> None:
+    # 300 levels parse, then exhaust the stack of the validator's messages;
+    # 5,000 exhaust the parser's.
+    apply_account_and_opportunity(run, tmp_path / "docs")
+    nested = "[" * depth + "]" * depth
+    path = tmp_path / "tangle.json"
+    path.write_text(json.dumps(CEILING_RULE)[:-1] + f', "notes": {nested}}}')
+    before = revision(platform)
+
+    result = run.invoke(main, ["meta", "apply", str(path)])
+
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: These files cannot be read; nothing was changed.\n"
+        f"  tangle.json: Arrays and objects nest more than {MAX_NESTING} deep.\n"
+    )
+    assert revision(platform) == before
+
+
+def test_meta_apply_names_every_file_it_cannot_read_and_applies_none(
+    run: CliRunner, platform: Platform, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    (folder / "rules").mkdir(parents=True)
+    write(folder / "account.json", ACCOUNT)
+    text = json.dumps(CAPPED_OPPORTUNITY).replace('"<number>"', "-Infinity")
+    (folder / "opportunity.json").write_text(text)
+    text = json.dumps(CEILING_RULE).replace('"<number>"', "1e999")
+    (folder / "rules" / "deal_ceiling.json").write_text(text)
+    (folder / "rules" / "half_written.json").write_text('{\n  "kind" "rule"\n}')
+
+    result = run.invoke(main, ["meta", "apply", str(folder)])
+
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: These files cannot be read; nothing was changed.\n"
+        "  opportunity.json: fields[3].max: -Infinity is not a JSON number.\n"
+        "  rules/deal_ceiling.json: condition.>[1]: 1e999 is too large a number.\n"
+        "  rules/half_written.json: line 2, column 10: Expecting ':' delimiter.\n"
+    )
+    assert revision(platform) == 0
 
 
 def test_sales_pack_applies_from_the_cli(run: CliRunner) -> None:

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import click
 
-from ..errors import TailorError
+from ..errors import BadRequest, Problem, TailorError
 from ..metadata import (
     LAYOUT,
     ROLE,
@@ -56,6 +56,7 @@ from .exporting import csv_cell, export_columns, export_records
 from .importer import ImportFailed, ImportReport, import_csv
 from .layoutstore import stored_layouts
 from .records import SYSTEM_ACTOR, Actor, RecordService
+from .strictjson import JSONRefused, read_json
 
 SAMPLE_PACK = Path(__file__).resolve().parents[2] / "sample_schemas" / "sales"
 #: The subfolder of a metadata folder that holds layouts, one ``<entity>.json`` each.
@@ -370,6 +371,9 @@ def load_documents(path: Path) -> list[tuple[str, Any]]:
     writes them; a document is a layout, a rule or a role by its ``kind``
     (``"layout"``, ``"rule"``, ``"role"``), wherever it lies. A folder's
     ``pack.json`` manifest is not a metadata document and is skipped.
+
+    :raises BadRequest: naming every file that cannot be read, or is not JSON as
+        the API reads it (:func:`.strictjson.read_json`), and where in it.
     """
     if path.is_dir():
         files = sorted(path.glob("*.json"))
@@ -379,17 +383,29 @@ def load_documents(path: Path) -> list[tuple[str, Any]]:
     else:
         files = [path]
     documents = []
+    problems = []
     for file in files:
         if path.is_dir() and file == path / "pack.json":
             continue
         name = file.relative_to(path).as_posix() if path.is_dir() else file.name
         try:
-            documents.append((name, json.loads(file.read_text(encoding="utf-8"))))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise click.ClickException(f"{name}: cannot read it: {error}") from None
+            documents.append((name, read_json(file.read_text(encoding="utf-8"))))
+        except (OSError, UnicodeDecodeError) as error:
+            problems.append(Problem(name, "unreadable", f"Cannot read it: {error}."))
+        except JSONRefused as error:
+            problems += [_in_file(name, problem) for problem in error.problems]
+    if problems:
+        raise BadRequest(
+            "These files cannot be read; nothing was changed.", problems=problems
+        )
     if not documents:
         raise click.ClickException(f"No JSON documents in {path}.")
     return documents
+
+
+def _in_file(name: str, problem: Problem) -> Problem:
+    where = f"{name}: {problem.field}" if problem.field else name
+    return Problem(where, problem.code, problem.message)
 
 
 @meta.command("apply")
@@ -401,10 +417,9 @@ def meta_apply(path: Path, dry_run: bool) -> None:
     Layout, rule and role documents (with "kind": "layout", "rule" or "role") are
     applied after the entities, in the same revision.
     """
-    documents = load_documents(path)
-    platform = _platform()
     try:
-        result = platform.store.apply(documents, actor="cli", dry_run=dry_run)
+        documents = load_documents(path)
+        result = _platform().store.apply(documents, actor="cli", dry_run=dry_run)
     except TailorError as error:
         _fail(error)
     if not result.plan.operations:
