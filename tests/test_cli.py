@@ -305,6 +305,29 @@ def test_meta_apply_names_every_file_it_cannot_read_and_applies_none(
     assert revision(platform) == 0
 
 
+def test_meta_export_leaves_out_and_names_a_stored_number_json_cannot_hold(
+    run: CliRunner, platform: Platform, tmp_path: Path, database_url: str
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL refuses to store NaN in the first place.")
+    apply_account_and_opportunity(run, tmp_path / "docs")
+    # As meta apply stored it before it read files strictly.
+    stored = dict(CEILING_RULE, condition={">": [{"var": "amount"}, float("nan")]})
+    platform.store.apply([("deal_ceiling.json", stored)], actor="test")
+    out = tmp_path / "out"
+
+    result = run.invoke(main, ["meta", "export", str(out)])
+
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-2:] == [
+        "Error: These stored documents cannot be written as JSON; "
+        "apply corrected ones with 'meta apply'.",
+        "  rules/deal_ceiling.json: condition.>[1]: NaN is not a JSON number.",
+    ]
+    written = sorted(path.relative_to(out).as_posix() for path in out.rglob("*"))
+    assert written == ["account.json", "opportunity.json"]
+
+
 def test_sales_pack_applies_from_the_cli(run: CliRunner) -> None:
     result = run.invoke(main, ["meta", "apply", str(SALES_PACK)])
 

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import click
 
-from ..errors import BadRequest, Problem, TailorError
+from ..errors import BadRequest, InvalidMetadata, Problem, TailorError
 from ..metadata import (
     LAYOUT,
     ROLE,
@@ -56,7 +56,7 @@ from .exporting import csv_cell, export_columns, export_records
 from .importer import ImportFailed, ImportReport, import_csv
 from .layoutstore import stored_layouts
 from .records import SYSTEM_ACTOR, Actor, RecordService
-from .strictjson import JSONRefused, read_json
+from .strictjson import JSONRefused, read_json, write_json
 
 SAMPLE_PACK = Path(__file__).resolve().parents[2] / "sample_schemas" / "sales"
 #: The subfolder of a metadata folder that holds layouts, one ``<entity>.json`` each.
@@ -442,35 +442,48 @@ def meta_export(directory: Path) -> None:
     Stored layouts go to DIRECTORY/layouts/ENTITY.json (an entity showing the
     generated layout has none), rules to DIRECTORY/rules/NAME.json and roles to
     DIRECTORY/roles/NAME.json, as a pack holds them. 'meta apply DIRECTORY'
-    reads them all back.
+    reads them all back. A stored document holding NaN or Infinity, which JSON
+    cannot hold, is named and left out, and the command fails.
     """
     platform = _platform()
     directory.mkdir(parents=True, exist_ok=True)
     with platform.reading() as (connection, catalog):
         if not catalog.live():
             click.echo("There are no entities to export.")
-        for entity in catalog.live():
-            _write_json(directory / f"{entity.name}.json", entity.document)
-        layouts = stored_layouts(connection)
-        if layouts:
-            (directory / LAYOUTS_FOLDER).mkdir(exist_ok=True)
-        for name, layout in sorted(layouts.items()):
-            _write_json(directory / LAYOUTS_FOLDER / f"{name}.json", layout.document)
-        rules = catalog.rules.documents_of()
-        if rules:
-            (directory / RULES_FOLDER).mkdir(exist_ok=True)
-        for stored in rules:
-            _write_json(
-                directory / RULES_FOLDER / f"{stored.name}.json", stored.document
-            )
-        if catalog.roles:
-            (directory / ROLES_FOLDER).mkdir(exist_ok=True)
-        for name, role in sorted(catalog.roles.items()):
-            _write_json(directory / ROLES_FOLDER / f"{name}.json", role.document)
+        files = [
+            (Path(f"{entity.name}.json"), entity.document) for entity in catalog.live()
+        ]
+        files += [
+            (Path(LAYOUTS_FOLDER, f"{name}.json"), layout.document)
+            for name, layout in sorted(stored_layouts(connection).items())
+        ]
+        files += [
+            (Path(RULES_FOLDER, f"{stored.name}.json"), stored.document)
+            for stored in catalog.rules.documents_of()
+        ]
+        files += [
+            (Path(ROLES_FOLDER, f"{name}.json"), role.document)
+            for name, role in sorted(catalog.roles.items())
+        ]
+    problems = []
+    for name, document in files:
+        try:
+            _write_json(directory / name, document)
+        except JSONRefused as error:
+            problems += [_in_file(name.as_posix(), found) for found in error.problems]
+    if problems:
+        message = (
+            "These stored documents cannot be written as JSON; "
+            "apply corrected ones with 'meta apply'."
+        )
+        _fail(InvalidMetadata(message, problems=problems))
 
 
 def _write_json(target: Path, document: Any) -> None:
-    text = json.dumps(document, indent=2, ensure_ascii=False)
+    # Documents stored before files were read strictly may hold NaN or Infinity,
+    # which Python would write and no strict JSON parser reads back.
+    text = write_json(document, indent=2)
+    target.parent.mkdir(exist_ok=True)
     target.write_text(text + "\n", encoding="utf-8")
     click.echo(f"wrote {target}")
 
