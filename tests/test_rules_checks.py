@@ -221,6 +221,16 @@ def test_size_above_10_kb_is_refused() -> None:
     assert problems(large) == [("", "too_large")]
 
 
+def test_a_broken_character_is_a_problem_not_a_crash() -> None:
+    # "\ud800" is half of a UTF-16 pair: JSON can escape it, UTF-8 cannot hold it.
+    broken = {"==": [{"var": "name"}, "\ud800"]}
+
+    assert problems(broken) == [("", "invalid_text")]
+    with pytest.raises(ConditionError) as excinfo:
+        compile_condition(broken)
+    assert excinfo.value.code == "invalid_text"
+
+
 def test_problems_read_well() -> None:
     (problem,) = check_condition(
         {"and": [True, {">": [{"var": "amont"}, 1]}]}, fields=FIELDS

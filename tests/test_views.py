@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -147,6 +148,11 @@ def test_users_change_and_delete_only_their_own_views(people: People) -> None:
             "filter",
             "unsupported_in_sql",
         ),
+        (
+            {"filter": {"==": [{"var": "title"}, "\ud800"]}},
+            "filter",
+            "invalid_text",
+        ),
     ],
 )
 def test_bad_view_is_refused_with_the_path_of_the_problem(
@@ -156,6 +162,32 @@ def test_bad_view_is_refused_with_the_path_of_the_problem(
 
     assert response.status_code == 422, response.json
     assert (path, code) in [(e["field"], e["code"]) for e in response.json["errors"]]
+    assert labels(people.seller) == []
+
+
+def test_a_broken_character_in_a_filter_is_refused_as_list_filters_refuse_it(
+    people: People,
+) -> None:
+    broken = {"==": [{"var": "title"}, "\ud800"]}
+
+    saved = people.seller.post("/meta/views", json={**OPEN_DEALS, "filter": broken})
+    listed = people.seller.get(
+        "/opportunity", query_string={"filter": json.dumps(broken)}
+    )
+
+    assert saved.status_code == 422
+    assert listed.status_code == 400
+    assert (
+        saved.json["errors"]
+        == listed.json["errors"]
+        == [
+            {
+                "field": "filter",
+                "code": "invalid_text",
+                "message": "The condition holds a broken character.",
+            }
+        ]
+    )
     assert labels(people.seller) == []
 
 

@@ -387,6 +387,43 @@ def test_a_view_of_a_filter_nested_too_deeply_is_refused(
         assert list_views(connection, catalog, admin) == []
 
 
+# A JSON escape of half a UTF-16 pair: valid JSON, but no text a page can hold.
+BROKEN_CHARACTER = '{"==": [{"var": "title"}, "\\ud800"]}'
+
+
+def test_a_filter_with_a_broken_character_is_refused_and_the_page_still_works(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 2)
+
+    response = browser.get(
+        "/app/opportunity?sort=title&filter=" + quote(BROKEN_CHARACTER)
+    )
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert (
+        "These filters cannot be applied: filter: The condition holds a broken "
+        "character." in text_of(page)
+    )
+    assert "Filter condition it saves" not in text_of(page)
+    assert _chip_texts(response) == [f"Condition: {BROKEN_CHARACTER}"]
+
+
+def test_a_view_of_a_filter_with_a_broken_character_is_refused(
+    browser: Browser, sales: Platform
+) -> None:
+    saved = _save_view(browser, "sort=title&filter=" + quote(BROKEN_CHARACTER))
+
+    assert saved.status_code == 422
+    assert "Filters: The condition holds a broken character." in text_of(
+        saved.get_data(as_text=True)
+    )
+    with sales.reading() as (connection, catalog):
+        admin = find_user(connection, "ada.admin")
+        assert list_views(connection, catalog, admin) == []
+
+
 def test_a_condition_within_the_nesting_limit_gets_the_rules_engine_answer(
     browser: Browser, sales: Platform
 ) -> None:

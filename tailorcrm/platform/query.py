@@ -156,13 +156,8 @@ def parse_condition(
     """
     try:
         condition = json.loads(text, parse_constant=_refuse_constant)
-        json.dumps(condition, ensure_ascii=False).encode("utf-8")
     except RecursionError:
         raise _unreadable("too_deep", "The condition is nested too deeply.") from None
-    except UnicodeEncodeError:
-        raise _unreadable(
-            "invalid_json", "The condition holds a broken character."
-        ) from None
     except ValueError as error:
         raise _unreadable(
             "invalid_json", f"The condition is not valid JSON ({error})."

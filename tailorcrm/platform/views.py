@@ -209,8 +209,20 @@ def check_view_document(document: Any, catalog: Catalog) -> list[Problem]:
     if condition is not None and not any(
         problem.field == "filter" for problem in problems
     ):
-        problems += filter_problems(condition, entity)
+        found = filter_problems(condition, entity)
+        if any(problem.code == "invalid_text" for problem in found):
+            problems = _text_outside(document, problems)
+        problems += found
     return problems
+
+
+def _text_outside(document: dict[str, Any], problems: list[Problem]) -> list[Problem]:
+    """``problems`` without the document-wide one about broken text when only
+    the filter holds it: the filter's own problem says so as list filters do."""
+    rest = schema_problems(VIEW, {**document, "filter": None})
+    if any(problem.code == "invalid_text" for problem in rest):
+        return problems
+    return [problem for problem in problems if problem.code != "invalid_text"]
 
 
 def filter_problems(condition: Any, entity: EntityDef) -> list[Problem]:

@@ -133,7 +133,8 @@ def check_condition(
     :returns: problems with codes ``unknown_operator``, ``invalid_arguments``,
         ``invalid_unit``, ``invalid_pattern``, ``unknown_field``,
         ``unknown_relation``, ``wrong_type``, ``prior_not_available``,
-        ``too_deep`` and ``too_large``; empty when the condition is fine.
+        ``too_deep``, ``too_large`` and ``invalid_text`` (a broken character);
+        empty when the condition is fine.
     """
     return analyze_condition(
         condition,
@@ -158,7 +159,11 @@ def analyze_condition(
     formula depends on, and whether a formula can fill its field.
     """
     checker = _Checker(fields, relations or {}, allow_prior, user_attributes)
-    size = condition_size(condition)
+    try:
+        size = condition_size(condition)
+    except ConditionError as error:
+        checker.report(error.path, error.code, error.message)
+        return ConditionAnalysis(checker.problems, "any", frozenset(), False)
     if size > MAX_SIZE:
         checker.report(
             "", "too_large", f"The condition is {size} bytes; at most {MAX_SIZE}."

@@ -31,7 +31,9 @@ def condition_size(condition: Any) -> int:
     """The condition's size in bytes of compact UTF-8 JSON.
 
     :raises ConditionError: the condition cannot be written as JSON (it refers to
-        itself).
+        itself), or its text is not valid Unicode (a JSON escape such as
+        ``"\\ud800"`` gives a lone UTF-16 surrogate, which no page, database or
+        other program could take).
     """
     try:
         text = json.dumps(
@@ -41,7 +43,12 @@ def condition_size(condition: Any) -> int:
         raise ConditionError(
             "The condition is not a JSON document.", path="", code="invalid_arguments"
         ) from None
-    return len(text.encode("utf-8"))
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ConditionError(
+            "The condition holds a broken character.", path="", code="invalid_text"
+        ) from None
 
 
 class CompiledCondition:

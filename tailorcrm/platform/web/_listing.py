@@ -52,7 +52,7 @@ from ..query import (
     run_list_before,
     search_condition,
 )
-from ..views import get_view, list_views
+from ..views import filter_problems, get_view, list_views
 from ._blueprint import web
 from ._context import LINKS, locale, render, web_session
 from ._filters import (
@@ -607,6 +607,8 @@ def _page_size(sent: Any, default: int) -> int:
 
 
 def _condition_text(entity: EntityDef, state: Pairs) -> str:
+    """The condition "Save as view" would keep; empty when the views service
+    would refuse it, as the list's own error then says why."""
     params = MultiDict(state)
     try:
         custom = parse_custom(params.get("filter"))
@@ -614,7 +616,7 @@ def _condition_text(entity: EntityDef, state: Pairs) -> str:
         condition = condition_of(entity, field_filters(params), custom, search)
     except BadRequest:
         return ""
-    if condition is None:
+    if condition is None or filter_problems(condition, entity):
         return ""
     return json.dumps(condition, ensure_ascii=False)
 
