@@ -6,6 +6,7 @@ a choice removed, a field added. Saving it then must not clear or rewrite data.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from flask import Flask
 from werkzeug.datastructures import MultiDict
 
 from tailorcrm.platform import Platform
+from tests.rules_support import rule
 from tests.web_helpers import Browser, create, elements, fetch, sign_in
 
 GADGET: dict[str, Any] = {
@@ -133,14 +135,14 @@ def test_a_choice_removed_since_is_kept_when_the_form_is_saved(
 def test_untouched_values_are_not_rewritten(
     browser: Browser, platform: Platform
 ) -> None:
-    record = create(platform, "gadget", title="Lamp", note="  padded  ")
+    record = create(platform, "gadget", title="Lamp", note="  padded  ", ok=True)
 
     page = browser.get(f"/app/gadget/{record['id']}/edit").get_data(as_text=True)
     response = _post(browser, f"/app/gadget/{record['id']}/edit", form_data(page))
 
     saved = fetch(platform, "gadget", record["id"])
     assert response.status_code == 303
-    assert (saved["note"], saved["ok"], saved["version"]) == ("  padded  ", None, 1)
+    assert (saved["note"], saved["version"]) == ("  padded  ", 1)
 
 
 def test_a_field_added_while_the_form_is_open_is_left_alone(
@@ -175,4 +177,92 @@ def test_a_tampered_checkbox_value_is_refused_as_the_api_would(
 
     assert response.status_code == 422
     assert "Enter true or false." in response.get_data(as_text=True)
+    assert fetch(platform, "gadget", record["id"])["ok"] is None
+
+
+# -- a blank boolean: the box shows it unticked, and the save stores that ------------
+
+
+def _note_rule(platform: Platform, **state: Any) -> None:
+    document = rule("note_by_ok", "gadget", "field_state", field="note", **state)
+    platform.store.apply([("", document)], actor="test")
+
+
+def _marked_required(page: str, name: str) -> bool:
+    """Whether the field's required marker shows (it is there, hidden, if not)."""
+    found = elements(page)
+    start = next(i for i, e in enumerate(found) if e.get("data-field") == name)
+    mark = next(e for e in found[start:] if "data-required-mark" in e.attrs)
+    return "hidden" not in mark.attrs
+
+
+def test_a_blank_boolean_is_saved_as_the_unticked_box_the_form_shows(
+    browser: Browser, platform: Platform
+) -> None:
+    record = create(platform, "gadget", title="Lamp")
+
+    page = browser.get(f"/app/gadget/{record['id']}/edit").get_data(as_text=True)
+    response = _post(browser, f"/app/gadget/{record['id']}/edit", form_data(page))
+
+    assert record["ok"] is None
+    assert response.status_code == 303
+    assert fetch(platform, "gadget", record["id"])["ok"] is False
+
+
+def test_a_field_required_while_a_blank_box_reads_false_is_required_on_save(
+    browser: Browser, platform: Platform
+) -> None:
+    _note_rule(platform, required_if={"==": [{"var": "ok"}, False]})
+    record = create(platform, "gadget", title="Lamp")
+
+    page = browser.get(f"/app/gadget/{record['id']}/edit").get_data(as_text=True)
+    refused = _post(browser, f"/app/gadget/{record['id']}/edit", form_data(page))
+    again = refused.get_data(as_text=True)
+    data = [(k, "Fragile" if k == "note" else v) for k, v in form_data(page)]
+    saved = _post(browser, f"/app/gadget/{record['id']}/edit", data)
+
+    assert _marked_required(page, "note")
+    assert refused.status_code == 422
+    assert "Note is required here." in again
+    assert _marked_required(again, "note")
+    assert saved.status_code == 303
+    stored = fetch(platform, "gadget", record["id"])
+    assert (stored["ok"], stored["note"]) == (False, "Fragile")
+
+
+def test_a_field_required_unless_a_box_is_false_is_optional_for_a_blank_one(
+    browser: Browser, platform: Platform
+) -> None:
+    record = create(platform, "gadget", title="Lamp")
+    _note_rule(platform, required_if={"!=": [{"var": "ok"}, False]})
+
+    page = browser.get(f"/app/gadget/{record['id']}/edit").get_data(as_text=True)
+    response = _post(browser, f"/app/gadget/{record['id']}/edit", form_data(page))
+
+    assert not _marked_required(page, "note")
+    assert response.status_code == 303
+    assert fetch(platform, "gadget", record["id"])["ok"] is False
+
+
+def test_a_blank_box_that_readonly_if_locks_stays_blank_and_reads_blank(
+    browser: Browser, platform: Platform
+) -> None:
+    locked = rule(
+        "ok_when_red",
+        "gadget",
+        "field_state",
+        field="ok",
+        readonly_if={"==": [{"var": "color"}, "red"]},
+    )
+    platform.store.apply([("", locked)], actor="test")
+    _note_rule(platform, required_if={"==": [{"var": "ok"}, False]})
+    record = create(platform, "gadget", title="Lamp", color="red")
+
+    page = browser.get(f"/app/gadget/{record['id']}/edit").get_data(as_text=True)
+    response = _post(browser, f"/app/gadget/{record['id']}/edit", form_data(page))
+
+    form = next(e for e in elements(page) if "data-record-form" in e.attrs)
+    assert json.loads(form["data-field-state"])["record"]["ok"] is None
+    assert not _marked_required(page, "note")
+    assert response.status_code == 303
     assert fetch(platform, "gadget", record["id"])["ok"] is None

@@ -701,6 +701,27 @@ class RecordRules:
         data = self.data(values)
         self.defaults(values, data, given)
 
+    def locked(self, stored: Mapping[str, Any]) -> frozenset[str]:
+        """The fields whose ``readonly_if`` is true for the record as stored.
+
+        A form shows them as they are stored and cannot change them, so they
+        read as stored while it is filled in, and are saved as they are.
+        """
+        rules = [
+            rule
+            for rule in self.rules.field_states.values()
+            if rule.readonly_if is not None
+        ]
+        if not rules:
+            return frozenset()
+        self.load_related([stored])
+        prior = self.data(stored, whole=True)
+        return frozenset(
+            rule.field
+            for rule in rules
+            if rule.readonly_if is not None and truthy(rule.readonly_if(prior))
+        )
+
     def form_state(
         self, values: Mapping[str, Any], *, stored: Mapping[str, Any] | None
     ) -> FormState:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from tailorcrm.platform.records import SYSTEM_ACTOR
 from tailorcrm.rules_engine import evaluate, truthy
 
 from .conftest import LiveServer
@@ -115,3 +116,93 @@ def test_an_empty_and_and_a_null_value_decide_as_on_the_server(page: Page) -> No
 
     assert server_shows(NEVER, None) is False
     expect(next_step).to_be_hidden()
+
+
+# -- a blank boolean: an unticked box, read and saved as false ----------------------
+
+CALL_UNLESS_REFUSED = {"==": [{"var": "do_not_call"}, False]}
+
+
+@pytest.fixture
+def phone_rules(live_server: LiveServer) -> Iterator[None]:
+    """Phone is required unless the contact must not be called; Do not call is
+    locked for counsel. Removed afterwards: the server is shared."""
+    documents = [
+        {
+            "kind": "rule",
+            "name": "phone_unless_refused",
+            "entity": "contact",
+            "type": "field_state",
+            "label": "Phone unless calls are refused",
+            "field": "phone",
+            "required_if": CALL_UNLESS_REFUSED,
+        },
+        {
+            "kind": "rule",
+            "name": "counsel_call_flag_locked",
+            "entity": "contact",
+            "type": "field_state",
+            "label": "Counsel's call flag is locked",
+            "field": "do_not_call",
+            "readonly_if": {"==": [{"var": "title"}, "Counsel"]},
+        },
+    ]
+    store = live_server.platform.store
+    store.apply([("", document) for document in documents], actor="test")
+    yield
+    for document in documents:
+        store.remove_rule(document["name"], actor="test")
+
+
+def _contact(live_server: LiveServer, name: str, **values: Any) -> int:
+    """A contact whose Do not call is blank, as the API may store it."""
+    values = {"full_name": name, "do_not_call": None, **values}
+    with live_server.platform.records(SYSTEM_ACTOR) as service:
+        return int(service.create("contact", values)["id"])
+
+
+@pytest.mark.usefixtures("phone_rules")
+def test_a_blank_box_reads_false_in_the_browser_and_in_the_save(
+    page: Page, live_server: LiveServer
+) -> None:
+    contact = _contact(live_server, "Orla Brennick")
+    page.goto(f"/app/contact/{contact}/edit")
+    phone = page.locator('[data-field="phone"]')
+    mark = phone.locator("[data-required-mark]")
+
+    expect(mark).to_be_visible()
+    page.get_by_role("button", name="Save").click()
+
+    expect(phone.locator(".field-errors")).to_have_text(
+        "Error: Phone is required here."
+    )
+    expect(mark).to_be_visible()
+    page.get_by_label("Do not call").check()
+    expect(mark).to_be_hidden()
+    page.get_by_label("Do not call").uncheck()
+    expect(mark).to_be_visible()
+    page.get_by_label("Phone").fill("+44 20 7946 0000")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Orla Brennick")
+    [saved] = live_server.find("contact", id=contact)
+    assert (saved["do_not_call"], saved["phone"]) == (False, "+44 20 7946 0000")
+
+
+@pytest.mark.usefixtures("phone_rules")
+def test_a_blank_box_that_is_locked_reads_blank_in_the_browser_and_stays_so(
+    page: Page, live_server: LiveServer
+) -> None:
+    contact = _contact(live_server, "Tamsin Orrey", title="Counsel")
+    page.goto(f"/app/contact/{contact}/edit")
+    mark = page.locator('[data-field="phone"] [data-required-mark]')
+
+    expect(page.get_by_label("Do not call")).to_be_disabled()
+    expect(mark).to_be_hidden()
+    page.get_by_label("Title").fill("Senior counsel")
+    expect(mark).to_be_hidden()
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Tamsin Orrey")
+    [saved] = live_server.find("contact", id=contact)
+    assert (saved["do_not_call"], saved["title"]) == (None, "Senior counsel")

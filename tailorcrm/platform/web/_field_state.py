@@ -193,15 +193,34 @@ def form_rules(
     if stored is not None:
         _with_unseen(session, entity, stored, stored.get("id"))
     typed: dict[str, Any] = dict(stored) if stored is not None else {}
+    locked = runner.locked(stored) if stored is not None else frozenset()
     if stored is None:
         typed.update(converted(entity, dict(entity.defaults)))
         _with_unseen(session, entity, typed, None)
-    typed.update(converted(entity, read_form(entity, values, editable=list(placed))))
+    # A locked field is saved as stored (see ``locked_fields``), so it reads so.
+    sent = [name for name in placed if name not in locked]
+    typed.update(converted(entity, read_form(entity, values, editable=sent)))
     if stored is None:
         given = set(placed) | {n for n, _ in runner.entity.defaults}
         runner.prefill(typed, frozenset(given))
     state = _as_seen(session, entity, runner.form_state(typed, stored=stored))
     return _rules_of(session, entity, state, computed)
+
+
+def locked_fields(
+    session: Session, entity: EntityDef, record: Mapping[str, Any]
+) -> frozenset[str]:
+    """The fields of a stored record that its ``readonly_if`` rules lock.
+
+    Their form shows them as stored and cannot change them, so an edit keeps
+    their stored value: a checkbox shown unticked for a blank boolean leaves it
+    blank, where the record service would refuse false as a change.
+    """
+    if not session.catalog.rules.for_entity(entity.name).field_states:
+        return frozenset()
+    stored = stored_values(entity, record)
+    _with_unseen(session, entity, stored, stored.get("id"))
+    return _runner(session, entity).locked(stored) & frozenset(entity.fields)
 
 
 def _rules_of(

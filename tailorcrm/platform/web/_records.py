@@ -50,7 +50,13 @@ from ..query import (
 )
 from ._blueprint import web
 from ._context import LINKS, locale, reasons, render, web_session
-from ._field_state import fixed_fields, form_rules, prefill_defaults, record_state
+from ._field_state import (
+    fixed_fields,
+    form_rules,
+    locked_fields,
+    prefill_defaults,
+    record_state,
+)
 from ._history import history_section
 
 RECENT_LIMIT = 10
@@ -294,17 +300,33 @@ def _posted(
 
 
 def _unchanged(
-    entity: EntityDef, values: Mapping[str, FormValue], record: Mapping[str, Any]
+    session: Session,
+    entity: EntityDef,
+    values: Mapping[str, FormValue],
+    record: Mapping[str, Any],
 ) -> set[str]:
     """Fields whose posted value is what the form showed for the stored record.
 
     They are not sent: saving a form must not rewrite what the person did not
-    touch (a value with spaces around it, a boolean never set, a choice that is
-    no longer offered).
+    touch (a value with spaces around it, a choice that is no longer offered).
+    A checkbox is the exception: it has two states, and a blank boolean shows
+    unticked, which the form and its field state read as false. So a blank
+    boolean is saved as the box shows it (false unless ticked), and the save
+    judges the record the form showed; only a box that ``readonly_if`` locks
+    keeps its blank (:func:`._field_state.locked_fields`).
     """
     shown = form_values(entity, record)
+    blank_booleans = {
+        name
+        for name, spec in entity.fields.items()
+        if spec["type"] == "boolean" and record.get(name) is None
+    }
+    if blank_booleans:
+        blank_booleans -= locked_fields(session, entity, record)
     same = set()
     for name, value in values.items():
+        if name in blank_booleans:
+            continue
         before = shown.get(name, "")
         if isinstance(value, list) and isinstance(before, list):
             if sorted(value) == sorted(before):
@@ -526,7 +548,7 @@ def _save(
     data = read_form(entity, values, editable=editable)
     typed_errors = _resolve_typed_lookups(session, entity, values, typed, data)
     if record is not None:
-        for name in _unchanged(entity, values, record) - set(typed_errors):
+        for name in _unchanged(session, entity, values, record) - set(typed_errors):
             data.pop(name, None)
     service = session.records()
     try:

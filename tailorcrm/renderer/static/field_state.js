@@ -20,7 +20,8 @@
  * Values are read as the form would send them (FormData, hidden fields included)
  * and typed as the record service types them: blank is null, numbers of decimal
  * fields are exact decimals, dates and datetimes are date values, a checkbox is a
- * boolean, a multi-picklist the list of chosen values. A lookup reads as the
+ * boolean, a multi-picklist the list of chosen values. A field that readonly_if
+ * locks reads as the server read it (as stored). A lookup reads as the
  * related record the server loaded while it still points at that record; a record
  * chosen since is known by its id only, so its other fields read as null (a
  * condition on them shows the field and does not require it) until the save,
@@ -188,6 +189,10 @@
         section: sectionOf(box),
         visible: !box.hidden
       };
+      // A control that readonly_if locks cannot change while the form is open,
+      // and its save keeps the stored value: it reads as the server read it (a
+      // blank boolean stays blank, though its box shows unticked).
+      field.locked = Boolean(field.control && (field.control.disabled || field.control.readOnly));
       if (field.section) {
         field.section.fields.push(field);
       }
@@ -198,8 +203,9 @@
       var posted = new FormData(form);
       var data = Object.assign({}, base);
       fields.forEach(function (field) {
-        // Fields the form does not send (computed, numbered) keep the server's value.
-        if (field.type) {
+        // Fields the form does not send (computed, numbered) and locked ones keep
+        // the server's value.
+        if (field.type && !field.locked) {
           data[field.name] = typed(field.type, posted.getAll(field.name), base[field.name]);
         }
       });
