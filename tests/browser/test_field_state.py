@@ -206,3 +206,55 @@ def test_a_blank_box_that_is_locked_reads_blank_in_the_browser_and_stays_so(
     expect(page.get_by_role("heading", level=1)).to_have_text("Tamsin Orrey")
     [saved] = live_server.find("contact", id=contact)
     assert (saved["do_not_call"], saved["title"]) == (None, "Senior counsel")
+
+
+# -- a long text of spaces only is blank, in the browser as on the server -----------
+
+
+@pytest.fixture
+def phone_unless_noted(live_server: LiveServer) -> Iterator[None]:
+    """An account's phone is required while its notes are blank."""
+    document = {
+        "kind": "rule",
+        "name": "account_phone_unless_noted",
+        "entity": "account",
+        "type": "field_state",
+        "label": "Phone unless the notes say how to reach them",
+        "field": "phone",
+        "required_if": {"is_blank": {"var": "notes"}},
+    }
+    store = live_server.platform.store
+    store.apply([("", document)], actor="test")
+    yield
+    store.remove_rule(document["name"], actor="test")
+
+
+@pytest.mark.usefixtures("phone_unless_noted")
+def test_a_long_text_of_spaces_is_blank_and_the_marker_stays_after_a_refusal(
+    page: Page, live_server: LiveServer
+) -> None:
+    page.goto("/app/account/new")
+    phone = page.locator('[data-field="phone"]')
+    mark = phone.locator("[data-required-mark]")
+    notes = page.get_by_label("Notes")
+
+    page.get_by_label("Name").fill("Quillon Freight")
+    expect(mark).to_be_visible()
+    notes.fill("   \n  ")
+    expect(mark).to_be_visible()
+    page.get_by_role("button", name="Save").click()
+
+    expect(phone.locator(".field-errors")).to_have_text(
+        "Error: Phone is required here."
+    )
+    expect(mark).to_be_visible()
+    expect(page.get_by_label("Phone")).to_have_attribute("aria-required", "true")
+    assert live_server.find("account", name="Quillon Freight") == []
+
+    notes.fill("  Ring the depot first  ")
+    expect(mark).to_be_hidden()
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Quillon Freight")
+    [saved] = live_server.find("account", name="Quillon Freight")
+    assert (saved["notes"], saved["phone"]) == ("  Ring the depot first  ", None)

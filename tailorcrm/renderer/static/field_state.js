@@ -99,13 +99,16 @@
     if (type === "boolean") {
       return FALSE_TEXTS.indexOf(text) === -1;
     }
-    if (type === "textarea") {
-      return text.replace(/\r\n/g, "\n") || null;
-    }
-    text = text.trim();
-    if (!text) {
+    if (!text.trim()) {
+      // Blank is blank for every type: text of spaces and line breaks only is
+      // stored as null.
       return null;
     }
+    if (type === "textarea") {
+      // A long text keeps its spaces and lines as they are typed.
+      return text.replace(/\r\n/g, "\n");
+    }
+    text = text.trim();
     switch (type) {
       case "integer":
         return INTEGER.test(text) ? Number(text) : null;
