@@ -34,7 +34,15 @@ from tailorcrm.platform.web._filters import (
 )
 
 from .conftest import grant_all
-from .web_helpers import PASSWORD, Browser, elements, sign_in, text_of, token_of
+from .web_helpers import (
+    PASSWORD,
+    Browser,
+    by_id,
+    elements,
+    sign_in,
+    text_of,
+    token_of,
+)
 
 
 @pytest.fixture
@@ -268,6 +276,52 @@ def test_blank_and_lookup_by_name_in_the_filter_form(
     assert unknown.status_code == 422
     assert "No Account is named “Nobody”; check the spelling" in text_of(
         unknown.get_data(as_text=True)
+    )
+
+
+def test_is_on_a_date_time_takes_seconds_and_the_chip_and_view_agree(
+    browser: Browser, sales: Platform
+) -> None:
+    _records(
+        sales,
+        "activity",
+        [
+            {"subject": "Check the Varden pumps", "due_at": "2031-04-17T09:41:27Z"},
+            {"subject": "Call Varden back", "due_at": "2031-04-17T09:41:00Z"},
+        ],
+    )
+    chosen = browser.get("/app/activity?add_field=due_at&add_op=eq")
+
+    added = browser.get(
+        "/app/activity?add_field=due_at&add_op=eq&add_value=2031-04-17T09:41:27"
+    )
+    listed = browser.get(added.headers["Location"])
+    saved = browser.post(
+        "/app/activity/views",
+        {
+            "state": urlsplit(added.headers["Location"]).query,
+            "label": "Pump check",
+            "columns": ["subject", "due_at"],
+            "page_size": "25",
+        },
+    )
+    opened = browser.get(saved.headers["Location"])
+
+    value = by_id(chosen.get_data(as_text=True), "add_value")
+    assert (value["type"], value["step"]) == ("datetime-local", "1")
+    assert by_id(chosen.get_data(as_text=True), "add_value-help").text == (
+        "In UTC, to the second, as record pages show it."
+    )
+    assert _params(added.headers["Location"]) == [("due_at__eq", "2031-04-17T09:41:27")]
+    chip = "Due is on Apr 17, 2031, 9:41:27\u202fAM UTC"
+    assert (_titles(listed), _chip_texts(listed)) == (
+        ["Check the Varden pumps"],
+        [chip],
+    )
+    assert saved.status_code == 303
+    assert (_titles(opened), _chip_texts(opened)) == (
+        ["Check the Varden pumps"],
+        [chip],
     )
 
 

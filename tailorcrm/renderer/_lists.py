@@ -22,6 +22,9 @@ NUMBER_FILTER_TYPES = frozenset({"integer", "decimal", "currency", "percent"})
 DATE_FILTER_TYPES = frozenset({"date", "datetime"})
 #: System columns the filter builder offers after the entity's fields.
 FILTER_SYSTEM_FIELDS = ("created_at", "updated_at")
+#: The filter builder's note under a date-time value: the input takes seconds
+#: (``step="1"``), as record pages show them, and a filter compares to the second.
+DATETIME_HELP = "In UTC, to the second, as record pages show it."
 #: Page sizes a saved view may choose from.
 PAGE_SIZES = (10, 25, 50, 100, 200)
 #: The most characters of a long text a list cell shows; the record page has all.
@@ -118,6 +121,8 @@ class FilterField:
     #: For lookups: the address that finds target records by name, and its label.
     lookup_href: str = ""
     target_label: str = ""
+    #: What the value input takes, when its type does not say it all.
+    help: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -129,6 +134,7 @@ class FilterField:
             "choices": [list(pair) for pair in self.choices],
             "lookup": self.lookup_href,
             "target": self.target_label,
+            "help": self.help,
         }
 
 
@@ -163,6 +169,7 @@ def filter_fields(
                 choices=_choices_of(spec),
                 lookup_href=lookup_href(target) if target and lookup_href else "",
                 target_label=target_label(target) if target and target_label else "",
+                help=DATETIME_HELP if kind == "datetime" else "",
             )
         )
     return sorted(found, key=lambda item: item.label.lower())

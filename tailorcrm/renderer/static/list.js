@@ -100,12 +100,20 @@
       if (field.input === "number") {
         input.type = "text";
         input.setAttribute("inputmode", "decimal");
-      } else if (field.input === "date" || field.input === "datetime-local") {
-        input.type = field.input;
+      } else if (field.input === "date") {
+        input.type = "date";
+      } else if (field.input === "datetime-local") {
+        // Seconds can be entered, as record pages show them and forms take them.
+        input.type = "datetime-local";
+        input.step = "1";
       } else {
         input.type = "text";
       }
       nodes.push(element("label", { for: id }, "Value"), input);
+      if (field.help) {
+        input.setAttribute("aria-describedby", id + "-help");
+        nodes.push(element("p", { id: id + "-help", "class": "help" }, field.help));
+      }
       return nodes;
     }
 
