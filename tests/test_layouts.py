@@ -829,3 +829,33 @@ def test_a_required_field_the_layout_leaves_out_shows_in_other_fields(
     last = layout["form"]["tabs"][-1]["sections"][-1]
     assert last["label"] == "Other fields"
     assert last["items"] == [{"field": "region"}]
+
+
+def test_a_field_a_rule_can_require_shows_in_other_fields_when_left_out(
+    laid_out: Api,
+) -> None:
+    document = laid_out.get("/meta/entities/opportunity").json
+    document["fields"] += [
+        {"name": "region", "type": "text", "label": "Region", "required": True},
+        {"name": "rival", "type": "text", "label": "Rival"},
+        {"name": "source", "type": "text", "label": "Source"},
+    ]
+    laid_out.put("/meta/entities/opportunity", json=document)
+    lost = {"==": [{"var": "stage"}, "lost"]}
+    rules = {
+        "rival_when_lost": {"field": "rival", "required_if": lost},
+        "source_when_lost": {"field": "source", "visible_if": lost},
+    }
+    for name, parts in rules.items():
+        response = laid_out.put(
+            f"/meta/rules/{name}",
+            json={"kind": "rule", "name": name, "entity": "opportunity",
+                  "type": "field_state", "label": name, **parts},
+        )  # fmt: skip
+        assert response.status_code == 201, response.json
+
+    layout = laid_out.get("/meta/layouts/opportunity?effective=1").json
+
+    last = layout["form"]["tabs"][-1]["sections"][-1]
+    assert last["label"] == "Other fields"
+    assert last["items"] == [{"field": "region"}, {"field": "rival"}]

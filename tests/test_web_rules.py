@@ -348,6 +348,60 @@ def test_a_read_only_field_is_rendered_so_and_a_tampered_post_is_refused(
     assert fetch(pack, "opportunity", won["id"])["amount"] == 100
 
 
+# -- a field a rule can require, left off the layout -------------------------------
+
+
+@pytest.fixture
+def rival_rule(pack: Platform) -> Platform:
+    """Opportunities get a Rival that the pack's layout does not place, shown and
+    required once a deal is lost."""
+    with pack.reading() as (_, catalog):
+        document = dict(catalog.entity("opportunity").document)
+    document["fields"] = [
+        *document["fields"],
+        {"name": "rival", "type": "text", "label": "Rival"},
+    ]
+    state = rule(
+        "rival_when_lost",
+        "opportunity",
+        "field_state",
+        field="rival",
+        visible_if=LOSS_CONDITION,
+        required_if=LOSS_CONDITION,
+    )
+    pack.store.apply([("", document), ("", state)], actor="test")
+    return pack
+
+
+def test_a_field_a_rule_requires_is_in_other_fields_with_its_live_state(
+    browser: Browser, rival_rule: Platform
+) -> None:
+    deal = create(rival_rule, "opportunity", title="Quay", stage="negotiation")
+    editing = page_of(browser, f"/app/opportunity/{deal['id']}/edit")
+
+    refused = browser.post(
+        f"/app/opportunity/{deal['id']}/edit",
+        edit_form(deal, stage="lost", loss_reason="Late", rival=""),
+    )
+    saved = browser.post(
+        f"/app/opportunity/{deal['id']}/edit",
+        edit_form(deal, stage="lost", loss_reason="Late", rival="Harbour & Co"),
+    )
+
+    assert json.loads(field_box(editing, "rival")["data-required-if"]) == (
+        LOSS_CONDITION
+    )
+    assert "hidden" in field_box(editing, "rival").attrs
+    assert "hidden" in section_labelled(editing, "Other fields").attrs
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert field_messages(page, "rival") == ["Rival is required here."]
+    assert "hidden" not in section_labelled(page, "Other fields").attrs
+    assert by_id(page, "f-rival")["aria-required"] == "true"
+    assert saved.status_code == 303
+    assert fetch(rival_rule, "opportunity", deal["id"])["rival"] == "Harbour & Co"
+
+
 # -- section visibility -------------------------------------------------------------
 
 BIG_DEAL = {">": [{"var": "amount"}, 10000]}
