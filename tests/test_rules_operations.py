@@ -25,7 +25,13 @@ from tailorcrm.rules_engine import (
     compile_condition,
     evaluate,
 )
-from tailorcrm.rules_engine._regex import Pattern, PatternError
+from tailorcrm.rules_engine._regex import (
+    _MAX_CACHED_STATES,
+    MAX_SEARCH_STEPS,
+    Pattern,
+    PatternError,
+    _Search,
+)
 
 UTC = dt.UTC
 D = dt.date
@@ -324,6 +330,7 @@ def test_text_operations(condition: Any, value: Any, expected: Any) -> None:
         (True, r"true", False),
         (["x"], r"x", False),
         ("x" * 32_001, r"x", None),
+        ("y" * 2_000, r".{0,999}x", None),
     ],
 )
 def test_matches(text: Any, pattern: str, expected: Any) -> None:
@@ -419,6 +426,104 @@ def test_the_matcher_agrees_with_python_on_random_patterns() -> None:
 def test_a_long_text_is_refused_by_the_matcher_itself() -> None:
     with pytest.raises(PatternError):
         Pattern("x").search("x" * 32_001)
+
+
+def test_the_matcher_agrees_with_python_on_long_counted_repeats() -> None:
+    chooser = random.Random(20240601)
+
+    def pattern(depth: int = 0) -> str:
+        roll = chooser.random()
+        if depth > 2 or roll < 0.4:
+            atom = chooser.choice(["a", "b", ".", "[ab]", "[^a]", r"\w", r"\s"])
+            low = chooser.randint(0, 20)
+            high = chooser.choice(["", str(low + chooser.randint(0, 60))])
+            return f"{atom}{{{low},{high}}}" if chooser.random() < 0.6 else atom
+        if roll < 0.7:
+            return pattern(depth + 1) + pattern(depth + 1)
+        if roll < 0.85:
+            return f"(?:{pattern(depth + 1)}|{pattern(depth + 1)})"
+        return chooser.choice(["^", "$", r"\b"]) + pattern(depth + 1)
+
+    for _ in range(300):
+        source = pattern()
+        ours, python = Pattern(source), re.compile(source, re.ASCII)
+        for _ in range(5):
+            size = chooser.randint(0, 150)
+            text = "".join(chooser.choice("aab b") for _ in range(size))
+            assert ours.search(text) == bool(python.search(text)), (source, text)
+
+
+def _random_text(alphabet: str, size: int) -> str:
+    chooser = random.Random(size)
+    return "".join(chooser.choice(alphabet) for _ in range(size))
+
+
+def test_matches_keeps_a_bounded_cache_when_states_never_repeat() -> None:
+    # What follows an "a" is remembered for 999 characters, so nearly every
+    # character of a random text leads to a state never built before. Each costs
+    # little to build, so the search is answered, but the pattern keeps only a
+    # bounded number of them once it is done.
+    text = _random_text("ab", 31_000)
+    pattern = Pattern("[ab]*a[ab]{999}$")
+    search = _Search(pattern, text)
+
+    found = search.run()
+
+    assert found is (text[-1_000] == "a")
+    assert len(search.visits) > 30_000
+    assert search.spent < MAX_SEARCH_STEPS
+    assert len(pattern._states) <= _MAX_CACHED_STATES
+    assert run({"matches": [{"var": "text"}, pattern.source]}, {"text": text}) is found
+
+
+@pytest.mark.parametrize(
+    ("pattern", "refused", "answered"),
+    [
+        (r".{0,999}x", "y" * 2_000, "y" * 500 + "x"),
+        (r"[ab]*a(?:[ab]|c){40}$", _random_text("ab", 16_000), "ab" * 500),
+    ],
+)
+def test_a_search_that_would_follow_too_many_steps_is_refused(
+    pattern: str, refused: str, answered: str
+) -> None:
+    # Both patterns keep many choices open at once, so building each new state
+    # follows hundreds of steps; on a long enough text that adds up past the
+    # budget of a search, which is refused rather than left to run.
+    condition = {"matches": [{"var": "text"}, pattern]}
+
+    with pytest.raises(PatternError) as excinfo:
+        Pattern(pattern).search(refused)
+
+    assert str(excinfo.value) == (
+        f"The pattern would take more than {MAX_SEARCH_STEPS} steps "
+        f"to search this text."
+    )
+    assert run(condition, {"text": refused}) is None
+    assert run(condition, {"text": answered}) is bool(re.search(pattern, answered))
+
+
+def test_whether_a_search_is_refused_does_not_depend_on_earlier_searches() -> None:
+    warm = Pattern(r".{0,999}x")
+
+    assert warm.search("y" * 700) is False
+    assert len(warm._states) > 700
+    with pytest.raises(PatternError):
+        warm.search("y" * 2_000)
+    assert warm.search("y" * 700 + "x") is True
+
+
+def test_matches_builds_states_per_class_of_characters_not_per_character() -> None:
+    # Thirty thousand different characters, all of which the pattern's steps
+    # read alike: the states built are the pattern's, not one per character.
+    text = "".join(chr(0x4E00 + offset) for offset in range(30_000))
+    pattern = Pattern(r".{0,255}x")
+    search = _Search(pattern, text + "x")
+
+    found = search.run()
+
+    assert found is True
+    assert len(search.visits) == 257  # 0 to 255 characters into the repeat, then x
+    assert pattern.search(text) is False
 
 
 # -- blanks, prior values, coalesce, round ---------------------------------------------

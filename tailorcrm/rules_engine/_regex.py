@@ -9,6 +9,16 @@ Cox, "Regular Expression Matching Can Be Simple And Fast",
 https://swtch.com/~rsc/regexp/regexp1.html): every character of the text is looked
 at once, whatever the pattern.
 
+A DFA state is a set of automaton steps held as the bits of an integer, so reading
+a character is a few integer operations however large the pattern. What costs is
+building a state: following the steps that read nothing (splits, jumps,
+assertions) from the steps the last character led to. Some patterns reach a new
+state at nearly every character (``[ab]*a[ab]{999}$`` remembers where each of the
+last thousand ``a`` was), so a search may follow at most ``MAX_SEARCH_STEPS`` such
+steps and is refused past that; the states an earlier search left in the cache are
+charged as if built again, so that the answer depends on the pattern and the text
+alone. The cache itself keeps at most ``_MAX_CACHED_STATES`` states per pattern.
+
 The syntax is the common subset of JavaScript and Python, with JavaScript's
 meanings so that the browser gives the same answers: literals, ``.``, classes
 ``[a-z]`` and ``[^…]``, ``\\d \\w \\s`` (ASCII digits and word characters) and their
@@ -22,6 +32,7 @@ the text; anchor it with ``^…$`` to match the whole text.
 from __future__ import annotations
 
 import bisect
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +40,8 @@ MAX_PATTERN_LENGTH = 500
 MAX_TEXT_LENGTH = 32_000
 MAX_PROGRAM_SIZE = 2_000
 MAX_REPEAT = 1_000
-_MAX_CACHE = 10_000
+MAX_SEARCH_STEPS = 500_000
+_MAX_CACHED_STATES = 1_024
 _MAX_CODE_POINT = 0x10FFFF
 
 _DIGITS = ((0x30, 0x39),)
@@ -350,19 +362,48 @@ def _is_word(char: str) -> bool:
     return char.isascii() and (char.isalnum() or char == "_")
 
 
+def _bits(mask: int) -> list[int]:
+    """The indexes of the bits set in ``mask``, lowest first."""
+    if mask.bit_count() > 32:
+        # Reading the binary digits costs the same for any number of bits set;
+        # peeling off the lowest bit costs per bit, which is cheaper for a few.
+        digits = bin(mask)[:1:-1].encode().replace(b"0", b"\0")
+        return list(itertools.compress(range(len(digits)), digits))
+    found = []
+    while mask:
+        lowest = mask & -mask
+        found.append(lowest.bit_length() - 1)
+        mask ^= lowest
+    return found
+
+
 class _State:
     """A DFA state: the automaton steps that read the next character.
 
-    ``steps`` caches, per character, the steps that follow. States are never
-    changed once built except by adding to that cache, so threads can share them.
+    ``chars`` holds those steps as the bits of a mask. ``size`` counts the steps
+    that read nothing which building the state followed: what a search that
+    reaches the state is charged. States never change once built, so searches and
+    threads share them.
     """
 
-    __slots__ = ("chars", "matched", "steps")
+    __slots__ = ("chars", "matched", "size")
 
-    def __init__(self, chars: tuple[int, ...], matched: bool) -> None:
+    def __init__(self, chars: int, matched: bool, size: int) -> None:
         self.chars = chars
         self.matched = matched
-        self.steps: dict[str, frozenset[int]] = {}
+        self.size = size
+
+
+class _Visit:
+    """A state as one search reached it, and the visits that followed it."""
+
+    __slots__ = ("next", "state")
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+        # Keyed by the character read, with the context after it if the pattern
+        # has assertions: most characters of a text take a way already known.
+        self.next: dict[Any, _Visit] = {}
 
 
 class Pattern:
@@ -384,38 +425,31 @@ class Pattern:
         kinds = {step[1] for step in self._program if step[0] == _ASSERT}
         self._needs_edges = bool(kinds & {"^", "$"})
         self._needs_words = bool(kinds & {"b", "B"})
-        self._states: dict[tuple[frozenset[int], int], _State] = {}
+        reading = sum(
+            1 << index for index, step in enumerate(self._program) if step[0] == _CHAR
+        )
+        self._reading = reading
+        self._skipping = ((1 << len(self._program)) - 1) ^ reading
+        self._starts, self._accepts = _classes(self._program)
+        self._states: dict[tuple[int, int], _State] = {}
 
     def search(self, text: str) -> bool:
         """Whether the pattern occurs anywhere in ``text``.
 
-        :raises PatternError: when the text is longer than ``MAX_TEXT_LENGTH``.
+        Time and memory are bounded whatever the pattern and the text: the search
+        reaches at most one new state per character, and building the states it
+        reaches may follow at most ``MAX_SEARCH_STEPS`` steps that read nothing.
+
+        :raises PatternError: when the text is longer than ``MAX_TEXT_LENGTH``, or
+            searching it would follow more than ``MAX_SEARCH_STEPS`` steps.
         """
         if len(text) > MAX_TEXT_LENGTH:
             raise PatternError(f"The text is longer than {MAX_TEXT_LENGTH} characters.")
-        states = self._states
-        if len(states) > _MAX_CACHE:
+        if len(self._states) >= _MAX_CACHED_STATES:
             # Start a fresh cache rather than clearing this one, which another
             # thread may be reading.
-            states = self._states = {}
-
-        kernel: frozenset[int] = frozenset()
-        last = len(text)
-        for position in range(last + 1):
-            context = self._context(text, position)
-            state = states.get((kernel, context))
-            if state is None:
-                state = states[(kernel, context)] = self._closure(kernel, context)
-            if state.matched:
-                return True
-            if position == last:
-                return False
-            char = text[position]
-            following = state.steps.get(char)
-            if following is None:
-                following = self._step(state, char)
-            kernel = following
-        return False
+            self._states = {}
+        return _Search(self, text).run()
 
     def _context(self, text: str, position: int) -> int:
         context = 0
@@ -427,22 +461,37 @@ class Pattern:
             context |= before << 2 | after << 3
         return context
 
-    def _closure(self, kernel: frozenset[int], context: int) -> _State:
+    def _accepting(self, char: str) -> int:
+        """The steps that read ``char``, as a mask."""
+        return self._accepts[bisect.bisect_right(self._starts, ord(char)) - 1]
+
+    def _state(self, kernel: int, context: int) -> _State:
+        states = self._states
+        state = states.get((kernel, context))
+        if state is None:
+            state = self._closure(kernel, context)
+            if len(states) < _MAX_CACHED_STATES:
+                states[(kernel, context)] = state
+        return state
+
+    def _closure(self, kernel: int, context: int) -> _State:
+        program = self._program
+        chars = kernel & self._reading
         # Program step 0 joins at every position: the pattern may start anywhere.
-        pending = [0, *kernel]
+        pending = [0, *_bits(kernel & self._skipping)]
         seen: set[int] = set()
-        chars: list[int] = []
         matched = False
         while pending:
             index = pending.pop()
+            step = program[index]
+            kind = step[0]
+            if kind == _CHAR:
+                chars |= 1 << index
+                continue
             if index in seen:
                 continue
             seen.add(index)
-            step = self._program[index]
-            kind = step[0]
-            if kind == _CHAR:
-                chars.append(index)
-            elif kind == _SPLIT:
+            if kind == _SPLIT:
                 pending.extend((step[2], step[1]))
             elif kind == _JUMP:
                 pending.append(step[1])
@@ -451,7 +500,7 @@ class Pattern:
                     pending.append(index + 1)
             else:
                 matched = True
-        return _State(tuple(sorted(chars)), matched)
+        return _State(chars, matched, len(seen))
 
     @staticmethod
     def _holds(kind: str, context: int) -> bool:
@@ -463,14 +512,84 @@ class Pattern:
             return at_end
         return boundary if kind == "b" else not boundary
 
-    def _step(self, state: _State, char: str) -> frozenset[int]:
-        program = self._program
-        following = frozenset(
-            index + 1 for index in state.chars if char in program[index][1]
-        )
-        if len(state.steps) < _MAX_CACHE:
-            state.steps[char] = following
-        return following
+
+def _classes(
+    program: list[tuple[Any, ...]],
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Where the classes of characters that no step of ``program`` tells apart
+    begin, and for each class the steps that read its characters, as a mask."""
+    sets: dict[_CharSet, int] = {}
+    for index, step in enumerate(program):
+        if step[0] == _CHAR:
+            sets[step[1]] = sets.get(step[1], 0) | 1 << index
+
+    # Each range switches its steps on where it begins and off after it ends.
+    switches: dict[int, int] = {0: 0}
+    for charset, steps in sets.items():
+        for low, high in charset.ranges:
+            switches[low] = switches.get(low, 0) ^ steps
+            switches[high + 1] = switches.get(high + 1, 0) ^ steps
+    starts = sorted(point for point in switches if point <= _MAX_CODE_POINT)
+    accepts = []
+    steps = 0
+    for point in starts:
+        steps ^= switches[point]
+        accepts.append(steps)
+    return tuple(starts), tuple(accepts)
+
+
+class _Search:
+    """One search of one text: the states it reached and the steps it spent.
+
+    A state is charged the first time the search reaches it, whether or not an
+    earlier search left it in the cache.
+    """
+
+    def __init__(self, pattern: Pattern, text: str) -> None:
+        self.pattern = pattern
+        self.text = text
+        self.spent = 0
+        self.visits: dict[tuple[int, int], _Visit] = {}
+
+    def run(self) -> bool:
+        pattern, text = self.pattern, self.text
+        contextual = pattern._needs_edges or pattern._needs_words
+        visit = self.visit(0, pattern._context(text, 0))
+        context = 0
+        key: Any
+        for position, char in enumerate(text):
+            if visit.state.matched:
+                return True
+            if contextual:
+                context = pattern._context(text, position + 1)
+                key = (char, context)
+            else:
+                key = char
+            following = visit.next.get(key)
+            if following is None:
+                following = visit.next[key] = self.advance(visit, char, context)
+            visit = following
+        return visit.state.matched
+
+    def advance(self, visit: _Visit, char: str, context: int) -> _Visit:
+        accepting = self.pattern._accepting(char)
+        return self.visit((visit.state.chars & accepting) << 1, context)
+
+    def visit(self, kernel: int, context: int) -> _Visit:
+        visit = self.visits.get((kernel, context))
+        if visit is None:
+            state = self.pattern._state(kernel, context)
+            self.charge(state.size)
+            visit = self.visits[(kernel, context)] = _Visit(state)
+        return visit
+
+    def charge(self, steps: int) -> None:
+        self.spent += steps
+        if self.spent > MAX_SEARCH_STEPS:
+            raise PatternError(
+                f"The pattern would take more than {MAX_SEARCH_STEPS} steps "
+                f"to search this text."
+            )
 
 
 def _digits(text: str) -> bool:
