@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -275,12 +276,24 @@ def test_documented_examples_give_the_same_answers(suites_run: dict[str, Any]) -
 
 # -- the case table -------------------------------------------------------------------
 
+
+def _random_text(alphabet: str, size: int) -> str:
+    chooser = random.Random(size)
+    return "".join(chooser.choice(alphabet) for _ in range(size))
+
+
 V = {"var": "v"}
 HOSTILE = [
     (r"(a+)+$", "a" * 30_000 + "b"),
     (r"(x+x+)+y", "x" * 30_000),
     (r"^(\w+\s?)*$", "word " * 6_000 + "!"),
     (r"(a|aa)*c", "a" * 30_000),
+    (r"[ab]*a[ab]{999}$", _random_text("ab", 31_000)),
+    (r"[ab]*a(?:[ab]|c){16}$", _random_text("ab", 32_000)),
+    # The last text answered and the first refused as too costly, on both sides.
+    (r".{0,999}x", "y" * 998),
+    (r".{0,999}x", "y" * 999),
+    (r".{0,255}x", "".join(chr(0x4E00 + offset) for offset in range(30_000))),
 ]
 REFUSED_PATTERNS = [
     r"(a)\1", r"(?<n>a)\k<n>", r"(?=a)", r"(?!a)", r"(?<=a)b", r"(?<!a)b", r"(?i)abc",

@@ -1138,12 +1138,16 @@
   // The same automaton as tailorcrm/rules_engine/_regex.py, so that a pattern is
   // accepted or refused alike and a text matches alike: the pattern compiles to a
   // Thompson automaton run as a lazily built DFA, every character looked at once.
+  // A state is a BigInt mask of steps; building the states a search reaches may
+  // follow at most MAX_SEARCH_STEPS steps that read nothing, counted as Python
+  // counts them, so that the same searches are refused on both sides.
 
   var MAX_PATTERN_LENGTH = 500;
   var MAX_TEXT_LENGTH = 32000;
   var MAX_PROGRAM_SIZE = 2000;
   var MAX_REPEAT = 1000;
-  var MAX_CACHE = 10000;
+  var MAX_SEARCH_STEPS = 500000;
+  var MAX_CACHED_STATES = 1024;
   var MAX_CODE_POINT = 0x10ffff;
 
   var DIGITS = [[0x30, 0x39]];
@@ -1191,22 +1195,6 @@
       result.push([start, MAX_CODE_POINT]);
     }
     return result;
-  }
-
-  function inRanges(ranges, point) {
-    var low = 0;
-    var high = ranges.length - 1;
-    while (low <= high) {
-      var middle = (low + high) >> 1;
-      if (point < ranges[middle][0]) {
-        high = middle - 1;
-      } else if (point > ranges[middle][1]) {
-        low = middle + 1;
-      } else {
-        return true;
-      }
-    }
-    return false;
   }
 
   var ANY_BUT_LINE_END = complementRanges(normalizeRanges(LINE_ENDS));
@@ -1558,6 +1546,58 @@
       (point >= 0x61 && point <= 0x7a) || point === 0x5f;
   }
 
+  /** The indexes of the bits set in a BigInt mask, lowest first. */
+  function bitIndexes(mask) {
+    var digits = mask.toString(2);
+    var found = [];
+    for (var index = digits.length - 1; index >= 0; index--) {
+      if (digits.charCodeAt(index) === 49) {
+        found.push(digits.length - 1 - index);
+      }
+    }
+    return found;
+  }
+
+  function bit(index) {
+    return 1n << BigInt(index);
+  }
+
+  /**
+   * Where the classes of characters that no step of the program tells apart begin,
+   * and for each class the steps that read its characters, as a mask.
+   */
+  function charClasses(program) {
+    var sets = new Map();
+    program.forEach(function (step, index) {
+      if (step[0] === CHAR) {
+        var key = step[1].join(" ");
+        var entry = sets.get(key) || { ranges: step[1], steps: 0n };
+        entry.steps |= bit(index);
+        sets.set(key, entry);
+      }
+    });
+    // Each range switches its steps on where it begins and off after it ends.
+    var switches = new Map([[0, 0n]]);
+    sets.forEach(function (entry) {
+      entry.ranges.forEach(function (range) {
+        [range[0], range[1] + 1].forEach(function (point) {
+          switches.set(point, (switches.get(point) || 0n) ^ entry.steps);
+        });
+      });
+    });
+    var starts = Array.from(switches.keys()).filter(function (point) {
+      return point <= MAX_CODE_POINT;
+    }).sort(function (a, b) {
+      return a - b;
+    });
+    var steps = 0n;
+    var accepts = starts.map(function (point) {
+      steps ^= switches.get(point);
+      return steps;
+    });
+    return [starts, accepts];
+  }
+
   /** A compiled pattern; search(text) says whether it occurs in the text. */
   class Pattern {
     constructor(source) {
@@ -1578,6 +1618,17 @@
       });
       this.needsEdges = tests.indexOf("^") >= 0 || tests.indexOf("$") >= 0;
       this.needsWords = tests.indexOf("b") >= 0 || tests.indexOf("B") >= 0;
+      var reading = 0n;
+      this.program.forEach(function (step, index) {
+        if (step[0] === CHAR) {
+          reading |= bit(index);
+        }
+      });
+      this.reading = reading;
+      this.skipping = (bit(this.program.length) - 1n) ^ reading;
+      var classes = charClasses(this.program);
+      this.starts = classes[0];
+      this.accepts = classes[1];
       this.states = new Map();
     }
 
@@ -1588,33 +1639,10 @@
       if (points.length > MAX_TEXT_LENGTH) {
         throw new PatternError("The text is longer than " + MAX_TEXT_LENGTH + " characters.");
       }
-      if (this.states.size > MAX_CACHE) {
+      if (this.states.size >= MAX_CACHED_STATES) {
         this.states = new Map();
       }
-      var kernel = "";
-      var last = points.length;
-      for (var position = 0; position <= last; position++) {
-        var context = this.context(points, position);
-        var key = kernel + "|" + context;
-        var state = this.states.get(key);
-        if (state === undefined) {
-          state = this.closure(kernel, context);
-          this.states.set(key, state);
-        }
-        if (state.matched) {
-          return true;
-        }
-        if (position === last) {
-          return false;
-        }
-        var point = points[position];
-        var following = state.steps.get(point);
-        if (following === undefined) {
-          following = this.step(state, point);
-        }
-        kernel = following;
-      }
-      return false;
+      return new PatternSearch(this, points).run();
     }
 
     context(points, position) {
@@ -1630,27 +1658,52 @@
       return context;
     }
 
-    closure(kernel, context) {
-      // Step 0 joins at every position: the pattern may start anywhere.
-      var pending = [0];
-      if (kernel) {
-        kernel.split(",").forEach(function (index) {
-          pending.push(+index);
-        });
+    accepting(point) {
+      var starts = this.starts;
+      var low = 0;
+      var high = starts.length - 1;
+      while (low < high) {
+        var middle = (low + high + 1) >> 1;
+        if (starts[middle] <= point) {
+          low = middle;
+        } else {
+          high = middle - 1;
+        }
       }
+      return this.accepts[low];
+    }
+
+    state(kernel, context) {
+      var key = (kernel << 4n) | BigInt(context);
+      var state = this.states.get(key);
+      if (state === undefined) {
+        state = this.closure(kernel, context);
+        if (this.states.size < MAX_CACHED_STATES) {
+          this.states.set(key, state);
+        }
+      }
+      return state;
+    }
+
+    closure(kernel, context) {
+      var program = this.program;
+      var chars = kernel & this.reading;
+      // Step 0 joins at every position: the pattern may start anywhere.
+      var pending = [0].concat(bitIndexes(kernel & this.skipping));
       var seen = new Set();
-      var chars = [];
       var matched = false;
       while (pending.length) {
         var index = pending.pop();
+        var step = program[index];
+        if (step[0] === CHAR) {
+          chars |= bit(index);
+          continue;
+        }
         if (seen.has(index)) {
           continue;
         }
         seen.add(index);
-        var step = this.program[index];
-        if (step[0] === CHAR) {
-          chars.push(index);
-        } else if (step[0] === SPLIT) {
+        if (step[0] === SPLIT) {
           pending.push(step[2], step[1]);
         } else if (step[0] === JUMP) {
           pending.push(step[1]);
@@ -1662,25 +1715,67 @@
           matched = true;
         }
       }
-      chars.sort(function (a, b) {
-        return a - b;
-      });
-      return { chars: chars, matched: matched, steps: new Map() };
+      // size: the steps that read nothing which building the state followed,
+      // what a search that reaches the state is charged.
+      return { chars: chars, matched: matched, size: seen.size };
+    }
+  }
+
+  /**
+   * One search of one text: the states it reached and the steps it spent. A state
+   * is charged the first time the search reaches it, whether or not an earlier
+   * search left it in the cache, so that a search is refused alike on both sides.
+   */
+  class PatternSearch {
+    constructor(pattern, points) {
+      this.pattern = pattern;
+      this.points = points;
+      this.spent = 0;
+      this.visits = new Map();
     }
 
-    step(state, point) {
-      var program = this.program;
-      var following = [];
-      state.chars.forEach(function (index) {
-        if (inRanges(program[index][1], point)) {
-          following.push(index + 1);
+    run() {
+      var pattern = this.pattern;
+      var points = this.points;
+      var contextual = pattern.needsEdges || pattern.needsWords;
+      var visit = this.visit(0n, pattern.context(points, 0));
+      var context = 0;
+      for (var position = 0; position < points.length; position++) {
+        if (visit.state.matched) {
+          return true;
         }
-      });
-      var kernel = following.join(",");
-      if (state.steps.size < MAX_CACHE) {
-        state.steps.set(point, kernel);
+        var point = points[position];
+        var key = point;
+        if (contextual) {
+          context = pattern.context(points, position + 1);
+          key = point * 16 + context;
+        }
+        var following = visit.next.get(key);
+        if (following === undefined) {
+          following = this.visit((visit.state.chars & pattern.accepting(point)) << 1n, context);
+          visit.next.set(key, following);
+        }
+        visit = following;
       }
-      return kernel;
+      return visit.state.matched;
+    }
+
+    visit(kernel, context) {
+      var key = (kernel << 4n) | BigInt(context);
+      var visit = this.visits.get(key);
+      if (visit === undefined) {
+        var state = this.pattern.state(kernel, context);
+        this.spent += state.size;
+        if (this.spent > MAX_SEARCH_STEPS) {
+          throw new PatternError(
+            "The pattern would take more than " + MAX_SEARCH_STEPS +
+            " steps to search this text."
+          );
+        }
+        visit = { state: state, next: new Map() };
+        this.visits.set(key, visit);
+      }
+      return visit;
     }
   }
 
