@@ -10,14 +10,16 @@ https://swtch.com/~rsc/regexp/regexp1.html): every character of the text is look
 at once, whatever the pattern.
 
 A DFA state is a set of automaton steps held as the bits of an integer, so reading
-a character is a few integer operations however large the pattern. What costs is
-building a state: following the steps that read nothing (splits, jumps,
-assertions) from the steps the last character led to. Some patterns reach a new
-state at nearly every character (``[ab]*a[ab]{999}$`` remembers where each of the
-last thousand ``a`` was), so a search may follow at most ``MAX_SEARCH_STEPS`` such
-steps and is refused past that; the states an earlier search left in the cache are
-charged as if built again, so that the answer depends on the pattern and the text
-alone. The cache itself keeps at most ``_MAX_CACHED_STATES`` states per pattern.
+a character is a few integer operations however large the pattern, and a state
+weighs the same whatever it holds. A search reaches at most one new state per
+character (``[ab]*a[ab]{999}$``, which remembers where each of the last thousand
+``a`` was, does on a random text); what adds up is building them, which follows
+the steps that read nothing (splits, jumps, assertions), hundreds per state for a
+repeat that keeps hundreds of choices open such as ``.{0,999}x``. A search may
+follow at most ``MAX_SEARCH_STEPS`` of those and is refused past that. States an
+earlier search left in the cache are charged as if built again, so whether a
+search is refused depends on the pattern and the text alone; the cache keeps at
+most ``_MAX_CACHED_STATES`` states per pattern.
 
 The syntax is the common subset of JavaScript and Python, with JavaScript's
 meanings so that the browser gives the same answers: literals, ``.``, classes
@@ -572,6 +574,7 @@ class _Search:
         return visit.state.matched
 
     def advance(self, visit: _Visit, char: str, context: int) -> _Visit:
+        # Each step that reads the character leads to the step after it.
         accepting = self.pattern._accepting(char)
         return self.visit((visit.state.chars & accepting) << 1, context)
 
