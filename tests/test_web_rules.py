@@ -150,6 +150,31 @@ def test_the_loss_reason_rule_refuses_the_form_beside_loss_reason_keeping_values
     assert found == 0
 
 
+def test_a_form_refused_by_what_an_automation_set_names_the_automation(
+    browser: Browser, pack: Platform
+) -> None:
+    # The automation marks crane deals lost, which the pack's rule refuses
+    # without a loss reason: the problem is the record's own, beside its field,
+    # and the summary says which automation made the change.
+    lose_cranes = rule(
+        "lose_cranes",
+        "opportunity",
+        "automation",
+        trigger="create",
+        condition={"in": ["crane", {"var": "title"}]},
+        actions=[{"type": "set_field", "field": "stage", "value": "lost"}],
+    )
+    pack.store.apply([("", lose_cranes)], actor="test")
+    browser.get("/app/opportunity/new")
+
+    response = browser.post("/app/opportunity/new", posted(title="Harbour crane"))
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert field_messages(page, "loss_reason") == ["Say why the opportunity was lost."]
+    assert "The automation 'lose_cranes' could not save Opportunity" in text_of(page)
+
+
 def test_a_form_with_the_loss_reason_saves_and_the_record_page_shows_it(
     browser: Browser, pack: Platform
 ) -> None:

@@ -39,6 +39,7 @@ from ...renderer import (
 )
 from ...renderer import detail_page as build_detail
 from .._app import Session
+from ..automation import AutomationFailed
 from ..db import recent_records, users
 from ..query import (
     access_where,
@@ -382,6 +383,10 @@ def _errors_of(error: TailorError, entity: EntityDef) -> dict[str, list[str]]:
         errors.setdefault(key, []).append(message)
     if not errors:
         errors["record"] = [error.message]
+    elif isinstance(error, AutomationFailed) and error.automation is not None:
+        # The problems are those of any save of the record; the summary says
+        # which automation made the change they refuse.
+        errors.setdefault("record", []).insert(0, error.message)
     return errors
 
 
