@@ -34,6 +34,7 @@ DEAL = sa.Table(
     sa.Column("active", sa.Boolean),
     sa.Column("due", sa.Date),
     sa.Column("stage", sa.Text),
+    sa.Column("tags", sa.JSON(none_as_null=True)),
 )
 TYPES = {
     "id": "integer",
@@ -43,6 +44,7 @@ TYPES = {
     "active": "boolean",
     "due": "date",
     "stage": "picklist",
+    "tags": "multi_picklist",
 }
 COLUMNS = {name: (DEAL.c[name], kind) for name, kind in TYPES.items()}
 
@@ -84,6 +86,10 @@ def sql_ids(engine: sa.Engine, condition: Any) -> set[int]:
 TEXTS = ["", "a", "ab", "Ab", "abc", "B", "ab c", "won", "5", "2024-05-31"]
 STAGES = ["", "won", "lost", "prospecting"]
 AMOUNTS = ["0", "0.10", "1.50", "-2.25", "3", "10.00"]
+# Choices that a match on the JSON text of the list would get wrong: case, a
+# part of another choice, quotes, a backslash, a comma, LIKE's wildcards, and
+# text JSON writes escaped.
+TAGS = ["a", "A", "ab", "a b", 'say "a"', "b\\c", ",", "%", "_", "é", "won"]
 
 records = st.lists(
     st.fixed_dictionaries(
@@ -94,6 +100,9 @@ records = st.lists(
             "active": st.none() | st.booleans(),
             "due": st.none() | st.dates(dt.date(2024, 5, 26), dt.date(2024, 6, 5)),
             "stage": st.none() | st.sampled_from(STAGES),
+            # A multi-picklist is never an empty list: blank is stored as null.
+            "tags": st.none()
+            | st.lists(st.sampled_from(TAGS), min_size=1, max_size=3, unique=True),
         }
     ),
     min_size=2,
@@ -211,6 +220,11 @@ def comparisons() -> st.SearchStrategy[Any]:
         ),
         st.builds(lambda t, w: {"in": [w, t]}, texts(), WORDS | st.just("")),
         st.builds(lambda t, w: {"contains": [t, w]}, texts(), WORDS),
+        st.builds(
+            lambda w: {"in": [w, var("tags")]},
+            st.sampled_from(TAGS) | WORDS | texts() | st.sampled_from([1, None, ""]),
+        ),
+        st.builds(lambda w: {"contains": [var("tags"), w]}, st.sampled_from(TAGS)),
         st.builds(lambda t, w: {"starts_with": [t, w]}, texts(), WORDS | st.just("")),
         st.builds(
             lambda f, items: {"in": [f, items]},
@@ -321,6 +335,40 @@ def test_cases_that_must_hold(engine: sa.Engine, condition: Any, ids: set[int]) 
     assert python_ids(condition, stored) == ids
 
 
+TAG_ROWS: list[dict[str, Any]] = [
+    {"name": "a", "tags": ["a", "b\\c"]},
+    {"name": "A", "tags": ["A"]},
+    {"name": "a", "tags": None},
+    {"name": "ab", "tags": ['say "a"', "ab"]},
+]
+
+
+@pytest.mark.parametrize(
+    ("condition", "ids"),
+    [
+        ({"in": ["a", {"var": "tags"}]}, {1}),
+        ({"contains": [{"var": "tags"}, "A"]}, {2}),
+        ({"in": ["b\\c", {"var": "tags"}]}, {1}),
+        ({"in": ['say "a"', {"var": "tags"}]}, {4}),
+        ({"in": ["b", {"var": "tags"}]}, set()),
+        ({"in": [{"var": "name"}, {"var": "tags"}]}, {1, 2, 4}),
+        ({"in": [1, {"var": "tags"}]}, set()),
+        ({"is_blank": {"var": "tags"}}, {3}),
+        ({"!": {"is_blank": {"var": "tags"}}}, {1, 2, 4}),
+        ({"var": "tags"}, {1, 2, 4}),
+    ],
+)
+def test_a_multi_picklist_holds_exactly_its_choices(
+    engine: sa.Engine, condition: Any, ids: set[int]
+) -> None:
+    stored = load(engine, TAG_ROWS)
+
+    selected = sql_ids(engine, condition)
+
+    assert selected == ids
+    assert python_ids(condition, stored) == ids
+
+
 @pytest.mark.parametrize(
     "condition",
     [
@@ -335,6 +383,10 @@ def test_cases_that_must_hold(engine: sa.Engine, condition: Any, ids: set[int]) 
         {"+": [{"var": "amount"}, 1]},
         {"date_add": [{"var": "due"}, 1, "months"]},
         {"changed": "qty"},
+        {"==": [{"var": "tags"}, "a"]},
+        {"length": {"var": "tags"}},
+        {"in": [{"var": "tags"}, ["a"]]},
+        {"coalesce": [{"var": "tags"}, {"var": "tags"}]},
     ],
 )
 def test_conditions_without_sql_form_are_refused(condition: Any) -> None:

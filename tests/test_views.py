@@ -265,6 +265,53 @@ def test_view_query_lists_what_the_view_shows(people: People, sales: Platform) -
     assert [record["title"] for record in page.records] == ["Large", "Small"]
 
 
+@pytest.mark.parametrize(
+    ("condition", "param"),
+    [
+        ({"contains": [{"var": "interests"}, "Software"]}, "interests__contains"),
+        ({"in": ["Software", {"var": "interests"}]}, "interests__contains"),
+        ({"is_blank": {"var": "interests"}}, "interests__isnull"),
+    ],
+)
+def test_a_view_filters_a_multi_picklist_as_the_list_filter_does(
+    people: People, sales: Platform, condition: Any, param: str
+) -> None:
+    document = entity_document(people.admin, "sales_lead")
+    for spec in document["fields"]:
+        if spec["name"] == "interests":
+            # A choice that differs from another by case only.
+            spec["options"].append({"value": "Software", "label": "Software (old)"})
+    people.admin.put("/meta/entities/sales_lead", json=document)
+    for name, interests in [
+        ("Ines Kovac", ["Software"]),
+        ("Rufus Ambler", ["software", "training"]),
+        ("Yara Feld", None),
+    ]:
+        created = people.seller.post(
+            "/sales_lead",
+            json={"company": "Kovac Kilns", "full_name": name, "interests": interests},
+        )
+        assert created.status_code == 201, created.json
+    value = "true" if param.endswith("isnull") else "Software"
+    listed = people.seller.get(f"/sales_lead?{param}={value}&sort=full_name").json
+
+    response = people.seller.post(
+        "/meta/views",
+        json={"entity": "sales_lead", "label": "Leads", "sort": ["full_name"],
+              "filter": condition},
+    )  # fmt: skip
+    seller = people.users["seller"]
+    with sales.transaction() as (connection, catalog):
+        view = get_view(connection, catalog, seller, response.json["id"])
+        query = view_query(catalog, view, user=seller)
+        page = run_list(connection, catalog.entity("sales_lead"), query)
+
+    assert response.status_code == 201, response.json
+    names = [record["full_name"] for record in page.records]
+    assert names == [record["full_name"] for record in listed["data"]]
+    assert names == (["Yara Feld"] if param.endswith("isnull") else ["Ines Kovac"])
+
+
 # -- following the entity's changes ------------------------------------------------
 
 

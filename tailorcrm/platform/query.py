@@ -307,8 +307,11 @@ def _condition(
     if op == "isnull":
         return column.is_(None) if value else column.is_not(None)
     if op == "contains" and spec["type"] == "multi_picklist":
-        needle = "%" + _escape_like(json.dumps(value)) + "%"
-        return sa.cast(column, sa.Text).like(needle, escape="\\")
+        # The condition a saved view keeps for this filter, translated by the
+        # rules engine, so that the list and the view select the same records:
+        # those whose choices hold the value exactly.
+        choice = {"contains": [{"var": spec["name"]}, value]}
+        return compile_sql(choice, {spec["name"]: (column, "multi_picklist")})
     if op == "contains":
         return _folded(column).like(
             "%" + _escape_like(value.lower()) + "%", escape="\\"

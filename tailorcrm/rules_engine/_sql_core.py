@@ -26,6 +26,10 @@ from ._values import truthy
 
 NUMBER, TEXT, BOOLEAN, DATE, DATETIME = "number", "text", "boolean", "date", "datetime"
 NULL, LOGIC, LIST = "null", "logic", "list"
+#: A multi-picklist field: a JSON list of texts, never empty (blank is NULL). A
+#: filter may ask whether it holds a text (``in``, ``contains``), whether it is
+#: blank, and its truthiness; nothing else reads it in SQL.
+CHOICES = "choices"
 INT, DEC, FLOAT = "int", "decimal", "float"
 
 #: Field types a filter can read, and the kind (and number kind) each gives.
@@ -50,6 +54,7 @@ FIELD_KINDS: dict[str, tuple[str, str]] = {
     "boolean": (BOOLEAN, ""),
     "date": (DATE, ""),
     "datetime": (DATETIME, ""),
+    "multi_picklist": (CHOICES, ""),
 }
 
 _DATA_OPERATORS = frozenset({"val", "missing", "missing_some", "exists", "changed"})
@@ -108,6 +113,37 @@ def _position_default(element: Any, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(_Position, "postgresql")
 def _position_postgresql(element: Any, compiler: SQLCompiler, **kw: Any) -> str:
     return str(compiler.process(sa.func.strpos(*element.clauses.clauses), **kw))
+
+
+class _HasChoice(FunctionElement[bool]):
+    """Whether a multi-picklist (first argument) holds a text (second), exactly.
+
+    Both databases read the stored JSON list as a list: the items are compared
+    whole and by code point, never as parts of the JSON text, so case, quotes
+    and commas in a choice cannot make a false match. Where either argument is
+    NULL the result is false or NULL, by database; callers read NULL as false.
+    """
+
+    name = "has_choice"
+    inherit_cache = True
+    type = sa.Boolean()
+
+
+@compiles(_HasChoice)
+def _has_choice_default(element: Any, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite's json_each gives each item's text; "=" compares it by code point.
+    choices, needle = (compiler.process(c, **kw) for c in element.clauses.clauses)
+    return (
+        f"EXISTS (SELECT 1 FROM json_each({choices}) AS choice "
+        f"WHERE choice.value = {needle})"
+    )
+
+
+@compiles(_HasChoice, "postgresql")
+def _has_choice_postgresql(element: Any, compiler: SQLCompiler, **kw: Any) -> str:
+    # jsonb's "?" asks whether a text is an item of the top-level list.
+    choices, needle = (compiler.process(c, **kw) for c in element.clauses.clauses)
+    return f"(CAST({choices} AS JSONB) ? {needle})"
 
 
 class _AddDays(FunctionElement[dt.date]):

@@ -10,6 +10,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from . import _dates
 from ._sql_core import (
+    CHOICES,
     DATE,
     DATETIME,
     DEC,
@@ -108,7 +109,9 @@ def _common_kind(branches: list[_Node]) -> tuple[str, str]:
     nums = {node.num for node in present}
     if not kinds:
         return NULL, ""
-    if len(kinds) > 1 or kinds & {LOGIC, LIST} or (FLOAT in nums and len(nums) > 1):
+    if len(kinds) > 1 or kinds & {LOGIC, LIST, CHOICES}:
+        return LOGIC, ""
+    if FLOAT in nums and len(nums) > 1:
         return LOGIC, ""
     if kinds == {NUMBER}:
         return NUMBER, DEC if DEC in nums else nums.pop()
@@ -124,7 +127,7 @@ def _comparison(
 ) -> _Node:
     nodes = t.operands(raw, prefix)
     for node in nodes:
-        if node.kind in (LOGIC, LIST):
+        if node.kind in (LOGIC, LIST, CHOICES):
             raise _unsupported(f"{name} cannot compare a condition or a list.", path)
 
     tests = [

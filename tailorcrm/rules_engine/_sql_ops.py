@@ -11,6 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ._sql_core import (
     _BIGGEST,
+    CHOICES,
     DATE,
     DEC,
     FLOAT,
@@ -23,6 +24,7 @@ from ._sql_core import (
     _aligned_number,
     _either,
     _handles,
+    _HasChoice,
     _is_null,
     _literal,
     _Node,
@@ -144,7 +146,7 @@ def _case(t: _Translator, name: str, raw: list[Any], prefix: str, path: str) -> 
 @_handles("length")
 def _length(t: _Translator, name: str, raw: list[Any], prefix: str, path: str) -> _Node:
     node = t.node(raw[0], f"{prefix}[0]")
-    if node.kind == LOGIC:
+    if node.kind in (LOGIC, CHOICES):
         raise _unsupported("length needs text.", path)
     if node.constant is None:
         return replace(_literal(0, path), fails=node.fails)
@@ -178,11 +180,15 @@ def _membership(
     if len(nodes) < 2:
         return _Node(sa.false(), LOGIC, fails=fails, nullable=False)
     needle, haystack = nodes[:2] if name == "in" else nodes[1::-1]
-    if needle.kind in (LOGIC, LIST) or haystack.kind == LOGIC:
+    if needle.kind in (LOGIC, LIST, CHOICES) or haystack.kind == LOGIC:
         raise _unsupported(f"{name} needs a value and a list or text.", path)
 
     if haystack.kind == LIST:
         value = _in_list(needle, haystack.constant)
+    elif haystack.kind == CHOICES:
+        # Only a text is ever among the choices (a number is not equal to text).
+        found = needle.kind == TEXT and needle.constant is not None
+        value = _nonnull(_HasChoice(haystack.sql, needle.sql)) if found else sa.false()
     elif haystack.kind == TEXT or haystack.constant is None:
         if needle.constant is None or haystack.constant is None:
             value = sa.false()
@@ -248,7 +254,7 @@ def _coalesce(
         nodes = [_aligned_number(node, DEC) for node in nodes]
     kinds = {node.kind for node in nodes}
     nums = {node.num for node in nodes}
-    if len(kinds) > 1 or kinds & {LOGIC, LIST} or {FLOAT, DEC} <= nums:
+    if len(kinds) > 1 or kinds & {LOGIC, LIST, CHOICES} or {FLOAT, DEC} <= nums:
         raise _unsupported("coalesce needs values of one type in a filter.", path)
     if not nodes:
         return _literal(None, path)

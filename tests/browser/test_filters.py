@@ -18,18 +18,15 @@ def _create(live_server: LiveServer, entity: str, **values: Any) -> int:
         return int(service.create(entity, values)["id"])
 
 
-def _add_filter(page: Page, field: str, op: str, value: str | None = None) -> None:
+def _choose_filter(page: Page, field: str, op: str) -> None:
     page.locator("details.filter-builder > summary").click()
     page.locator("#add_field").select_option(field)
     page.locator("#add_op").select_option(op)
-    if value is not None:
-        page.locator("#add_value").fill(value)
-    page.locator(".filter-submit button").click()
 
 
 def _save_as_view(page: Page, label: str) -> None:
     page.locator("details.save-view > summary").click()
-    page.get_by_label("Name").fill(label)
+    page.locator("#view-label").fill(label)
     page.get_by_role("button", name="Save view").click()
 
 
@@ -50,7 +47,9 @@ def test_is_on_a_date_time_takes_seconds_and_finds_that_second(
     )
     page.goto("/app/activity")
 
-    _add_filter(page, "due_at", "eq", "2031-04-17T09:41:27")
+    _choose_filter(page, "due_at", "eq")
+    page.locator("#add_value").fill("2031-04-17T09:41:27")
+    page.locator(".filter-submit button").click()
 
     rows = page.locator("a.row-link")
     chip = page.locator("li.chip")
@@ -67,3 +66,36 @@ def test_is_on_a_date_time_takes_seconds_and_finds_that_second(
     )
     expect(rows).to_have_text(["Inspect the Ostrava sluice"])
     expect(chip).to_contain_text("Due is on Apr 17, 2031, 9:41:27")
+
+
+def test_a_multi_picklist_filter_from_the_builder_is_saved_as_a_view(
+    page: Page, live_server: LiveServer
+) -> None:
+    for name, interests in [
+        ("Quenby Marsh", ["training", "hardware"]),
+        ("Quenby Stroud", ["software"]),
+    ]:
+        _create(
+            live_server,
+            "sales_lead",
+            company="Quenby Freight",
+            full_name=name,
+            interests=interests,
+        )
+    page.goto("/app/sales_lead?full_name__contains=quenby")
+
+    _choose_filter(page, "interests", "contains")
+    page.locator("#add_value").select_option("training")
+    page.locator(".filter-submit button").click()
+
+    rows = page.locator("a.row-link")
+    chips = page.locator("li.chip")
+    expect(rows).to_have_text(["Quenby Marsh"])
+    expect(chips.nth(1)).to_contain_text("Interests has Training")
+
+    _save_as_view(page, "Quenby training")
+
+    expect(page.locator("#view-select option:checked")).to_have_text("Quenby training")
+    expect(page.locator(".error-summary")).to_have_count(0)
+    expect(rows).to_have_text(["Quenby Marsh"])
+    expect(chips.nth(1)).to_contain_text("Interests has Training")

@@ -251,10 +251,12 @@ def _pair_of(entity: EntityDef, item: Any) -> tuple[str, str] | None:
             return None
         op = op.removeprefix(_BARE)
     # Text filters ignore case; only a multi-picklist's "contains" matches exactly.
-    exact = spec["type"] == "multi_picklist"
-    if op == _EXACT_CONTAINS and exact:
-        op = "contains"
-    if op not in filter_operators(spec["type"]) or (exact and op in _TEXT_OPS):
+    if spec["type"] == "multi_picklist":
+        if op in _TEXT_OPS:
+            return None
+        if op == _EXACT_CONTAINS:
+            op = "contains"
+    if op not in filter_operators(spec["type"]):
         return None
     param = f"{name}__{op}"
     try:
