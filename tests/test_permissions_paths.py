@@ -266,6 +266,12 @@ def test_rules_over_what_the_caller_cannot_read_are_not_shown(desk: Desk) -> Non
             "relation": {"entity": "contact", "lookup": "account"},
             "function": "count",
         },
+        {
+            **_rule(
+                "title_draft", "opportunity", {"==": [{"var": "title"}, "x"]}, "title"
+            ),
+            "active": False,
+        },
     ]
     for rule in rules:
         response = desk.admin.put(f"/meta/rules/{rule['name']}", json=rule)
@@ -277,9 +283,10 @@ def test_rules_over_what_the_caller_cannot_read_are_not_shown(desk: Desk) -> Non
     admin_names = {rule["name"] for rule in desk.admin.get("/meta/rules").json["data"]}
 
     assert {"title_checked", "account_code_checked"} <= names
-    assert not names & {"code_checked", "contact_checked", "contact_count"}
+    hidden = {"code_checked", "contact_checked", "contact_count", "title_draft"}
+    assert not names & hidden
     assert {rule["name"] for rule in rules} <= admin_names
-    for name in ("code_checked", "contact_checked", "contact_count"):
+    for name in sorted(hidden):
         missing = desk.api.get(f"/meta/rules/{name}")
         assert missing.status_code == 404
         assert missing.json["detail"] == f"There is no rule named {name!r}."

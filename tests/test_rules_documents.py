@@ -365,6 +365,33 @@ def test_iso_date_text_fills_a_date_field(
         assert created.json["close_date"] == text
 
 
+def test_iso_date_text_fills_a_datetime_field_at_midnight_utc(sales: Api) -> None:
+    moment = {"name": "meeting_at", "type": "datetime", "label": "Meeting at"}
+    define(sales, {**OPPORTUNITY, "fields": [*OPPORTUNITY["fields"], moment]})
+    documents = [
+        rule(
+            "meeting_default", "opportunity", "default",
+            field="meeting_at", expression="2030-01-01",
+        ),
+        rule(
+            "meeting_set", "opportunity", "automation", trigger="update",
+            condition={"==": [{"var": "stage"}, "won"]},
+            actions=[
+                {"type": "set_field", "field": "meeting_at", "value": "2030-02-01"}
+            ],
+        ),
+    ]  # fmt: skip
+    define(sales, *documents)
+
+    created = sales.post("/opportunity", json={"title": "Dated"})
+    won = sales.patch(f"/opportunity/{created.json['id']}", json={"stage": "won"})
+
+    assert created.status_code == 201, created.json
+    assert created.json["meeting_at"] == "2030-01-01T00:00:00Z"
+    assert won.status_code == 200, won.json
+    assert won.json["meeting_at"] == "2030-02-01T00:00:00Z"
+
+
 def test_formulas_that_need_each_other_are_refused_across_lookups(sales: Api) -> None:
     # account.won_total sums opportunity.total, which would read the account's total.
     total = rule(

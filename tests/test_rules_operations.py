@@ -775,10 +775,17 @@ def test_int_and_float_arithmetic_follows_javascript() -> None:
         {"max": [10**309, 1]},
         {"*": [10**200, 10**200]},
         {"cat": [{"*": [10**1500, 10**1500, 10**1500]}]},
+        # Also when the other operand is a decimal, as money fields are.
+        {"*": [{"var": "price"}, 10**309]},
+        {"+": [{"var": "price"}, 10**309]},
     ],
 )
 def test_a_failure_gives_null_or_raises_in_strict_mode(condition: Any) -> None:
-    data = {"date": D(2024, 5, 31), "account": {"revenue": 10}}
+    data = {
+        "date": D(2024, 5, 31),
+        "account": {"revenue": 10},
+        "price": Decimal("5.50"),
+    }
 
     assert run(condition, data) is None
     with pytest.raises(EvaluationError):

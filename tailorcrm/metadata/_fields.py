@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 from urllib.parse import urlsplit
@@ -277,6 +278,24 @@ def convert_date(value: Any) -> dt.date:
         raise FieldValueError(
             "invalid_date", f"{value} is not a date that exists."
         ) from None
+
+
+def date_text_as_moment(spec: Mapping[str, Any], value: Any) -> Any:
+    """A value a rule gives for ``spec``: ISO date text (``2030-01-01``) for a
+    datetime field stands for midnight UTC of that day, as a date value does;
+    anything else is returned as it is."""
+    if (
+        spec["type"] != "datetime"
+        or not isinstance(value, str)
+        or len(value) != 10
+        or not _ISO_DATE.match(value)
+    ):
+        return value
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        return value
+    return dt.datetime.combine(day, dt.time(), dt.UTC)
 
 
 def convert_datetime(value: Any) -> dt.datetime:

@@ -31,7 +31,7 @@ from ..rules_engine import (
     compile_rule,
     rule_uses,
 )
-from ._fields import FieldValueError, convert
+from ._fields import FieldValueError, convert, date_text_as_moment
 from ._validate import json_path, load_schema, text_problems
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ def _literal_values(
             if spec is None:
                 continue
             try:
-                convert(spec, action["value"])
+                convert(spec, date_text_as_moment(spec, action["value"]))
             except FieldValueError as error:
                 path = rule_problem_path(document["name"], f"{key}[{index}].value")
                 message = (

@@ -82,14 +82,15 @@ def delete_rule(name: str) -> Response:
 
 def readable_rules(catalog: Catalog) -> frozenset[str] | None:
     """The names of the rules a caller's view of the catalog may show; ``None``
-    when it shows every rule (the full catalog, read by administrators' work).
+    when it shows every rule (to administrators, and in the full catalog).
 
     A rule is shown only when every entity and field it names is one the caller
     can read: a rule over a hidden field would tell what the field is for and
     which values matter. Inactive rules are not shown (they are metadata work in
     progress, for administrators).
     """
-    if catalog.full is None:
+    permissions = catalog.permissions
+    if catalog.full is None or permissions is None or permissions.admin:
         return None
     return catalog.derived("readable_rules", lambda: _readable_rules(catalog))
 
@@ -107,6 +108,9 @@ def _readable_rules(view: Catalog) -> frozenset[str]:
 
     shown = set()
     for name, rule in full.rules.compiled.items():
+        stored = full.rules.documents.get(name)
+        if stored is None or stored.document.get("active", True) is False:
+            continue
         uses = rule_uses(rule, shapes)
         entities = {rule.entity, *(entity for entity, _ in uses)}
         if isinstance(rule, RollupRule):

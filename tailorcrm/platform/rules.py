@@ -36,6 +36,7 @@ from ..metadata import (
     SectionConditions,
     SectionKey,
     convert,
+    date_text_as_moment,
     is_unique,
     precision_scale,
 )
@@ -131,6 +132,8 @@ def coerce(spec: Mapping[str, Any], value: Any) -> Any:
         return _rounded(spec, value)
     if kind == "datetime" and type(value) is dt.date:
         return dt.datetime.combine(value, dt.time(), dt.UTC)
+    if kind == "datetime" and type(value) is str:
+        return date_text_as_moment(spec, value)
     return value
 
 

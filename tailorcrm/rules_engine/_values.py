@@ -83,9 +83,9 @@ def to_number(value: Any) -> Number:
             return value
         raise nan("The number is not finite.")
     if isinstance(value, Decimal):
-        if value.is_finite():
+        if _finite_decimal(value):
             return value
-        raise nan("The number is not finite.")
+        raise nan("The number is not finite or too large.")
     if value is None:
         return 0
     if kind is bool:
@@ -131,14 +131,26 @@ def same_scale(left: Number, right: Number) -> tuple[Number, Number]:
     return left, right
 
 
+_DECIMAL_LIMIT = Decimal(INT_LIMIT)
+
+
+def _finite_decimal(value: Decimal) -> bool:
+    """Finite, and within JavaScript's numbers like every number of the language."""
+    if not value.is_finite():
+        return False
+    # adjusted() is the power of ten of the leading digit: cheap, and exact enough
+    # to leave the exact comparison to the rare numbers near the limit.
+    return value.adjusted() < 308 or value.copy_abs() <= _DECIMAL_LIMIT
+
+
 def check_finite(value: Number) -> Number:
     kind = type(value)
     if kind is float and not math.isfinite(value):
         raise nan("The result is too large.")
     if kind is int and not -INT_LIMIT <= value <= INT_LIMIT:
         raise nan("The result is too large.")
-    if isinstance(value, Decimal) and not value.is_finite():
-        raise nan("The result is not finite.")
+    if isinstance(value, Decimal) and not _finite_decimal(value):
+        raise nan("The result is not finite or too large.")
     return value
 
 
