@@ -296,14 +296,12 @@ def test_is_on_a_date_time_takes_seconds_and_the_chip_and_view_agree(
         "/app/activity?add_field=due_at&add_op=eq&add_value=2031-04-17T09:41:27"
     )
     listed = browser.get(added.headers["Location"])
-    saved = browser.post(
-        "/app/activity/views",
-        {
-            "state": urlsplit(added.headers["Location"]).query,
-            "label": "Pump check",
-            "columns": ["subject", "due_at"],
-            "page_size": "25",
-        },
+    saved = _save_view(
+        browser,
+        urlsplit(added.headers["Location"]).query,
+        entity="activity",
+        label="Pump check",
+        columns=["subject", "due_at"],
     )
     opened = browser.get(saved.headers["Location"])
 
@@ -707,11 +705,14 @@ def test_a_list_page_runs_as_many_statements_for_50_rows_as_for_5(
 # -- saved views -------------------------------------------------------------------
 
 
-def _save_view(browser: Browser, state: str, **form: Any) -> TestResponse:
+def _save_view(
+    browser: Browser, state: str, *, entity: str = "opportunity", **form: Any
+) -> TestResponse:
+    """Save a list's state as a view, as its "Save as view" form does."""
     data = {"state": state, "page_size": "25", **form}
     data.setdefault("label", "Big wins")
     data.setdefault("columns", ["title", "amount"])
-    return browser.post("/app/opportunity/views", data)
+    return browser.post(f"/app/{entity}/views", data)
 
 
 def _view_id(location: str) -> int:
@@ -886,14 +887,12 @@ def test_multi_picklist_filters_from_the_builder_are_saved_as_views(
 
     added = browser.get(f"/app/sales_lead?sort=full_name&add_field=interests&{add}")
     listed = browser.get(added.headers["Location"])
-    saved = browser.post(
-        "/app/sales_lead/views",
-        {
-            "state": urlsplit(added.headers["Location"]).query,
-            "label": "Leads by interest",
-            "columns": ["full_name", "interests"],
-            "page_size": "25",
-        },
+    saved = _save_view(
+        browser,
+        urlsplit(added.headers["Location"]).query,
+        entity="sales_lead",
+        label="Leads by interest",
+        columns=["full_name", "interests"],
     )
     opened = browser.get(saved.headers["Location"])
 
