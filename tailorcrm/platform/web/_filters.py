@@ -31,7 +31,6 @@ from werkzeug.datastructures import MultiDict
 from ...errors import BadRequest
 from ...metadata import EntityDef
 from ...renderer import BLANK, NOT_BLANK, filter_operators
-from ...rules_engine import MAX_DEPTH
 from ..query import (
     MAX_SEARCH_WORDS,
     RESERVED_PARAMS,
@@ -39,6 +38,7 @@ from ..query import (
     SYSTEM_SPECS,
     parse_list_args,
 )
+from ..strictjson import MAX_NESTING
 
 #: Parameters of a list page that are neither filters nor the query builder's.
 PAGE_PARAMS = frozenset(
@@ -55,11 +55,6 @@ PAGE_PARAMS = frozenset(
         "add_id",
     }
 )
-#: The deepest nesting of JSON arrays and objects a ``filter=`` may have. An
-#: operation and its list of operands are two levels, so a condition within the
-#: rules engine's limit (:data:`MAX_DEPTH`) fits with room to spare; anything
-#: deeper is refused before a recursive parser or walk could run out of stack.
-MAX_NESTING = 4 * MAX_DEPTH
 _COMPARISONS = {"eq": "==", "ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 _ORDERED = {"lt", "lte", "gt", "gte"}
 _BY_SYMBOL = {symbol: op for op, symbol in _COMPARISONS.items()}
