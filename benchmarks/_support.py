@@ -8,6 +8,7 @@ indexes, so the difference measured is the work the platform adds.
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -120,6 +121,51 @@ def temporary_database(name: str) -> Iterator[str]:
     """Give the URL of a SQLite file in a new temporary folder, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix=f"tailorcrm-bench-{name}-") as folder:
         yield f"sqlite:///{Path(folder) / f'{name}.db'}"
+
+
+#: The PostgreSQL database that benchmarks (f) and (g) use, when it is set.
+POSTGRES_URL_VARIABLE = "TAILORCRM_BENCH_POSTGRES_URL"
+
+
+def postgres_url() -> str | None:
+    """The URL of the benchmarks' PostgreSQL database, or None when it is not set."""
+    return os.environ.get(POSTGRES_URL_VARIABLE) or None
+
+
+def schema_url(url: str, schema: str) -> str:
+    """``url`` with ``schema`` first on the search path: the platform's tables are
+    made and read there."""
+    parsed = sa.engine.make_url(url)
+    options = {**parsed.query, "options": f"-csearch_path={schema}"}
+    return parsed.set(query=options).render_as_string(hide_password=False)
+
+
+def fresh_schema(url: str, schema: str) -> None:
+    """Drop ``schema`` with what it holds, if it exists, and create it empty."""
+    _in_database(
+        url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE', f'CREATE SCHEMA "{schema}"'
+    )
+
+
+@contextmanager
+def temporary_schema(url: str, schema: str) -> Iterator[str]:
+    """Give the URL of a new, empty ``schema`` of the PostgreSQL database ``url``,
+    dropped afterwards."""
+    fresh_schema(url, schema)
+    try:
+        yield schema_url(url, schema)
+    finally:
+        _in_database(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _in_database(url: str, *statements: str) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
 
 
 def open_platform(url: str) -> tuple[Flask, Platform]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import cProfile
 import datetime as dt
 import gc
-import os
 import pstats
 import time
 from collections.abc import Callable, Mapping
@@ -44,9 +43,19 @@ from tailorcrm.platform.db import create_engine
 from tailorcrm.platform.query import parse_list_args, run_list
 
 from . import create_record
-from ._support import ACCOUNT, OPPORTUNITY, Result, median, sides_in_turn
+from ._support import (
+    ACCOUNT,
+    OPPORTUNITY,
+    POSTGRES_URL_VARIABLE,
+    Result,
+    fresh_schema,
+    median,
+    postgres_url,
+    schema_url,
+    sides_in_turn,
+)
 
-URL_VARIABLE = "TAILORCRM_BENCH_POSTGRES_URL"
+URL_VARIABLE = POSTGRES_URL_VARIABLE
 #: The benchmark's own schema in that database, dropped and made again each run.
 SCHEMA = "tailorcrm_bench_g"
 TARGET_RATIO = 1.5
@@ -115,10 +124,6 @@ QUICK = Sizes(
 )
 
 
-def database_url() -> str | None:
-    return os.environ.get(URL_VARIABLE) or None
-
-
 def _region(number: int) -> str:
     return f"territory_{number:03d}"
 
@@ -133,23 +138,6 @@ def opportunity_document(sizes: Sizes) -> dict[str, Any]:
 
 
 # -- the database ------------------------------------------------------------------
-
-
-def _schema_url(url: str) -> str:
-    """The URL with the benchmark's schema first on the search path."""
-    parsed = sa.engine.make_url(url)
-    options = {**parsed.query, "options": f"-csearch_path={SCHEMA}"}
-    return parsed.set(query=options).render_as_string(hide_password=False)
-
-
-def _fresh_schema(url: str) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as connection:
-            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE')
-            connection.exec_driver_sql(f'CREATE SCHEMA "{SCHEMA}"')
-    finally:
-        engine.dispose()
 
 
 @dataclass
@@ -243,8 +231,8 @@ def _fill(platform: Platform, sizes: Sizes) -> None:
 
 def prepare(url: str, sizes: Sizes) -> Setup:
     """Build the schema, the entities, the users and teams, and the rows."""
-    _fresh_schema(url)
-    app = create_app({"database_url": _schema_url(url), "secret_key": "bench"})
+    fresh_schema(url, SCHEMA)
+    app = create_app({"database_url": schema_url(url, SCHEMA), "secret_key": "bench"})
     app.config["TESTING"] = True
     platform: Platform = app.extensions["tailorcrm"]
     documents = [ACCOUNT, opportunity_document(sizes), SELLER_ROLE]
@@ -478,11 +466,11 @@ def skipped(sizes: Sizes) -> Result:
 def measure(*, quick: bool = False) -> Result:
     """Serve the page from both sides in turn; compare medians; explain both."""
     sizes = QUICK if quick else FULL
-    url = database_url()
+    url = postgres_url()
     if url is None:
         return skipped(sizes)
     setup = prepare(url, sizes)
-    engine = create_engine(_schema_url(url))
+    engine = create_engine(schema_url(url, SCHEMA))
     try:
         return _measure(setup, engine, sizes)
     finally:
@@ -576,7 +564,7 @@ def _details(
 def profile(*, quick: bool = False) -> pstats.Stats | None:
     """Profile our API requests (with the count); ``None`` without a database."""
     sizes = QUICK if quick else FULL
-    url = database_url()
+    url = postgres_url()
     if url is None:
         return None
     setup = prepare(url, sizes)

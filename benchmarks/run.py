@@ -7,7 +7,8 @@ Usage::
 ``--quick`` shrinks every size so that a run takes seconds; its figures only show
 that the benchmarks work. ``--profile`` runs our side of each chosen benchmark under
 cProfile instead and prints where the time goes. Benchmark (g) needs PostgreSQL,
-named by ``TAILORCRM_BENCH_POSTGRES_URL``; without it, (g) is reported as skipped.
+named by ``TAILORCRM_BENCH_POSTGRES_URL``; without it, (g) is reported as skipped
+and (f) runs on SQLite only.
 """
 
 from __future__ import annotations

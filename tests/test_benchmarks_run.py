@@ -3,17 +3,20 @@
 This checks that the benchmark code runs, not how fast anything is; the figures are
 measured by `make bench` and reported in BENCHMARKS.md. Benchmark (g) runs on
 PostgreSQL when TAILORCRM_BENCH_POSTGRES_URL names one and is reported as skipped
-otherwise; either way it has its row.
+otherwise; either way it has its row. Benchmark (f) compares on PostgreSQL too when
+it has that database; the tests give it the test database when there is one.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
+import sqlalchemy as sa
 
-from tests.conftest import ROOT, SHARED
+from tests.conftest import POSTGRES_URL, ROOT, SHARED
 
 # Benchmark (e) times the official JSON Logic suite, read from beside the project.
 SUITE = SHARED / "conformance" / "jsonlogic" / "tests.json"
@@ -41,3 +44,42 @@ def test_quick_benchmark_run_reports_all_seven() -> None:
         "(f)",
         "(g)",
     ]
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="TAILORCRM_TEST_POSTGRES_URL is not set")
+def test_benchmark_f_also_compares_on_postgresql() -> None:
+    # The benchmark makes a schema per side in the database it is given and drops
+    # them afterwards.
+    environment = {**os.environ, "TAILORCRM_BENCH_POSTGRES_URL": POSTGRES_URL}
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "f", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=environment,
+    )
+
+    assert result.returncode == 0, result.stderr
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("| (f)")]
+    assert "PostgreSQL:" in row and "SQLite:" in row
+    assert "PostgreSQL, create: per-round ratios" in result.stdout
+    assert "PostgreSQL, update: per-round ratios" in result.stdout
+    assert _schemas_left(POSTGRES_URL, "tailorcrm_bench_f_") == []
+
+
+def _schemas_left(url: str, prefix: str) -> list[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(
+                connection.execute(
+                    sa.text(
+                        "SELECT nspname FROM pg_namespace WHERE nspname LIKE :prefix"
+                    ),
+                    {"prefix": prefix + "%"},
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
