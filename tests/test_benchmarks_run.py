@@ -24,14 +24,7 @@ SUITE = SHARED / "conformance" / "jsonlogic" / "tests.json"
 
 @pytest.mark.skipif(not SUITE.exists(), reason=f"benchmark (e) needs {SUITE}")
 def test_quick_benchmark_run_reports_all_seven() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "all", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = _quick_run("all")
 
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| (")]
@@ -50,16 +43,7 @@ def test_quick_benchmark_run_reports_all_seven() -> None:
 def test_benchmark_f_also_compares_on_postgresql() -> None:
     # The benchmark makes a schema per side in the database it is given and drops
     # them afterwards.
-    environment = {**os.environ, "TAILORCRM_BENCH_POSTGRES_URL": POSTGRES_URL}
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "f", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=environment,
-    )
+    result = _quick_run("f", TAILORCRM_BENCH_POSTGRES_URL=POSTGRES_URL)
 
     assert result.returncode == 0, result.stderr
     (row,) = [line for line in result.stdout.splitlines() if line.startswith("| (f)")]
@@ -67,6 +51,19 @@ def test_benchmark_f_also_compares_on_postgresql() -> None:
     assert "PostgreSQL, create: per-round ratios" in result.stdout
     assert "PostgreSQL, update: per-round ratios" in result.stdout
     assert _schemas_left(POSTGRES_URL, "tailorcrm_bench_f_") == []
+
+
+def _quick_run(chosen: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    """Run the chosen benchmarks with ``--quick``, with ``environment`` added."""
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", chosen, "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, **environment},
+    )
 
 
 def _schemas_left(url: str, prefix: str) -> list[str]:
