@@ -803,9 +803,9 @@ def test_an_import_fails_only_the_rows_whose_automation_fails(
 def test_an_import_undoes_a_row_whose_reference_to_another_row_is_refused(
     platform: Platform, crm: Api
 ) -> None:
-    # "Child" refers to "Top", a row of the same file: the reference is set once
-    # every row exists, and an automation then refuses it. "Grandchild" refers
-    # to "Child" and fails with it; neither is left half imported.
+    # "Child" refers to "Top", a later row of the same file: the reference is set
+    # once every row exists, and an automation then refuses it. "Grandchild"
+    # refers to "Child" and fails with it; neither is left half imported.
     parent_blank = rule(
         "parent_blank", "account", "automation", trigger=["update"],
         condition={"and": [{"changed": "parent"},
@@ -813,18 +813,77 @@ def test_an_import_undoes_a_row_whose_reference_to_another_row_is_refused(
         actions=[{"type": "set_field", "field": "name", "value": ""}],
     )  # fmt: skip
     define(crm, parent_blank)
-    text = "name,parent\nTop,\nChild,Top\nOther,Top\nGrandchild,Child\n"
+    text = "name,parent\nChild,Top\nTop,\nOther,Top\nGrandchild,Child\n"
 
     report = load_csv(platform, "account", text, skip_bad_rows=True)
 
     assert (report.created, report.failed_rows) == (2, 2)
     assert [(e.row, e.field, e.code) for e in report.errors] == [
-        (3, "name", "required"),
+        (2, "name", "required"),
         (5, "parent", "not_imported"),
     ]
     stored = {a["name"]: a["parent"] for a in crm.get("/account").json["data"]}
     assert set(stored) == {"Top", "Other"}
     assert stored["Other"] is not None
+
+
+def test_an_import_saves_a_row_with_the_earlier_row_it_refers_to(
+    platform: Platform, crm: Api
+) -> None:
+    # Rules judge each new account with the parent its row names, also when
+    # that parent is a row above it in the same file.
+    parent_required = rule(
+        "parent_required", "account", "field_state", field="parent",
+        required_if={"==": [{"var": "tier"}, "gold"]},
+        readonly_if={"==": [{"var": "tier"}, "gold"]},
+    )  # fmt: skip
+    retail_parent = rule(
+        "retail_parent", "account", "validation", field="parent",
+        condition={"and": [{"==": [{"var": "tier"}, "standard"]},
+                           {"!=": [{"var": "parent.industry"}, "retail"]}]},
+        message="A standard account needs a retail parent.",
+    )  # fmt: skip
+    define(crm, parent_required, retail_parent)
+    text = (
+        "name,tier,industry,parent\nTop,,retail,\nGold,gold,,Top\nPlain,standard,,Top\n"
+    )
+
+    report = load_csv(platform, "account", text)
+
+    assert (report.created, report.failed_rows) == (3, 0)
+    stored = {a["name"]: a["parent"] for a in crm.get("/account").json["data"]}
+    assert (
+        stored["Gold"]
+        == stored["Plain"]
+        == crm.get("/account?name=Top").json["data"][0]["id"]
+    )
+
+
+def test_a_skipped_row_referred_to_by_a_later_row_is_deleted_after_it(
+    platform: Platform, crm: Api
+) -> None:
+    # "Child" fails once its reference to the later "Top" is set; "Grandchild"
+    # was created pointing at it through a restricting lookup, and goes first.
+    restricting = {
+        **ACCOUNT,
+        "fields": [
+            {**spec, "on_delete": "restrict"} if spec["name"] == "parent" else spec
+            for spec in ACCOUNT["fields"]
+        ],
+    }
+    parent_blank = rule(
+        "parent_blank", "account", "automation", trigger=["update"],
+        condition={"and": [{"changed": "parent"},
+                           {"==": [{"var": "name"}, "Child"]}]},
+        actions=[{"type": "set_field", "field": "name", "value": ""}],
+    )  # fmt: skip
+    define(crm, restricting, parent_blank)
+    text = "name,parent\nChild,Top\nTop,\nGrandchild,Child\n"
+
+    report = load_csv(platform, "account", text, skip_bad_rows=True)
+
+    assert (report.created, report.failed_rows) == (1, 2)
+    assert [a["name"] for a in crm.get("/account").json["data"]] == ["Top"]
 
 
 # -- bypassing automation ------------------------------------------------------------

@@ -356,8 +356,74 @@ class Importer:
             else:
                 creates.append((number, data, deferred))
         self._report_failing(report, failing)
-        if not creates:
-            return
+        if creates:
+            self._create_in_order(report, creates)
+
+    def _create_in_order(
+        self,
+        report: ImportReport,
+        creates: list[tuple[int, dict[str, Any], dict[str, str]]],
+    ) -> None:
+        """Create rows in file order, each with the self-references it can have.
+
+        Rules judge a new record with its references (a parent that required_if
+        asks for), so a reference to a stored record or to an earlier row is set
+        on the create: the rows before it are stored first. A reference to a
+        later row is set once every row exists. Every text stays deferred as
+        well and is resolved again then, so one that a later row also matches is
+        still reported.
+        """
+        found = self._resolve_texts(creates)
+        pending: list[tuple[int, dict[str, Any], dict[str, str]]] = []
+        for position, item in enumerate(creates):
+            _, data, deferred = item
+            unresolved = {
+                field: text
+                for field, text in deferred.items()
+                if not isinstance(found[field][text], int)
+            }
+            if unresolved and self._name_any(unresolved, pending):
+                self._create(report, pending)
+                pending = []
+                found = self._resolve_texts(creates[position:])
+            data.update(
+                (field, found[field][text])
+                for field, text in deferred.items()
+                if isinstance(found[field][text], int)
+            )
+            pending.append(item)
+        self._create(report, pending)
+
+    def _resolve_texts(
+        self, creates: list[tuple[int, dict[str, Any], dict[str, str]]]
+    ) -> dict[str, dict[str, int | str]]:
+        """Resolve the self-reference texts of ``creates`` against stored records."""
+        return {
+            field: self.resolvers[field].resolve(
+                {deferred[field] for _, _, deferred in creates if field in deferred}
+            )
+            for field in {name for _, _, deferred in creates for name in deferred}
+        }
+
+    def _name_any(
+        self,
+        texts: dict[str, str],
+        rows: list[tuple[int, dict[str, Any], dict[str, str]]],
+    ) -> bool:
+        """Whether one of ``texts`` (by lookup field) names one of ``rows`` by an
+        external id or display field."""
+        for field, text in texts.items():
+            names = [column.name for column in self.resolvers[field].columns]
+            for _, data, _ in rows:
+                if any(str(data.get(name)) == text for name in names):
+                    return True
+        return False
+
+    def _create(
+        self,
+        report: ImportReport,
+        creates: list[tuple[int, dict[str, Any], dict[str, str]]],
+    ) -> None:
         ids, bad = self.service.create_many(
             self.entity.name, [data for _, data, _ in creates], skip_bad_rows=True
         )
@@ -556,7 +622,9 @@ class Importer:
             number, problems = failed
             errors[number] = problems
             self._spread_failures(targets, errors)
-        for number, record_id, _, created in self.deferred:
+        # Newest first: a row refers to earlier rows only when it is created, so
+        # those that refer to a failed row are gone before it is.
+        for number, record_id, _, created in reversed(self.deferred):
             if number in errors:
                 self._fail(report, number, errors[number])
                 if created:
