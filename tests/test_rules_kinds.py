@@ -886,6 +886,53 @@ def test_a_skipped_row_referred_to_by_a_later_row_is_deleted_after_it(
     assert [a["name"] for a in crm.get("/account").json["data"]] == ["Top"]
 
 
+def test_a_skipped_row_keeps_nothing_its_automations_saved(
+    platform: Platform, crm: Api
+) -> None:
+    # "Kid" is created, and its automation creates an opportunity that refers
+    # to it, before its reference to an unknown account fails the row.
+    opening_deal = rule(
+        "opening_deal", "account", "automation", trigger="create",
+        actions=[{"type": "create_record", "entity": "opportunity",
+                  "values": {"title": {"var": "name"}}}],
+    )  # fmt: skip
+    define(crm, opening_deal)
+    text = "name,parent\nTop,\nKid,Nowhere\n"
+
+    report = load_csv(platform, "account", text, skip_bad_rows=True)
+
+    assert (report.created, report.failed_rows) == (1, 1)
+    assert [(e.row, e.field, e.code) for e in report.errors] == [
+        (3, "parent", "not_found")
+    ]
+    assert [a["name"] for a in crm.get("/account").json["data"]] == ["Top"]
+    assert [o["title"] for o in crm.get("/opportunity").json["data"]] == ["Top"]
+
+
+def test_a_skipped_update_whose_reference_fails_changes_nothing(
+    platform: Platform, crm: Api
+) -> None:
+    coded = {
+        **ACCOUNT,
+        "fields": [
+            *ACCOUNT["fields"],
+            {"name": "code", "type": "text", "label": "Code", "external_id": True},
+        ],
+    }
+    define(crm, coded)
+    load_csv(platform, "account", "code,name,notes\nA1,Alpha,first\n")
+    text = "code,name,notes,parent\nA1,Alpha,changed,Nowhere\n"
+
+    report = load_csv(platform, "account", text, key="code", skip_bad_rows=True)
+
+    assert (report.created, report.updated, report.failed_rows) == (0, 0, 1)
+    assert [(e.row, e.field, e.code) for e in report.errors] == [
+        (2, "parent", "not_found")
+    ]
+    stored = crm.get("/account").json["data"]
+    assert [(a["notes"], a["version"]) for a in stored] == [("first", 1)]
+
+
 # -- bypassing automation ------------------------------------------------------------
 
 TOUCH = rule(

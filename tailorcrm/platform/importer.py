@@ -3,8 +3,8 @@
 Columns are matched to fields by name or label (case-insensitively) unless mapped.
 Each cell is parsed strictly for its field type; lookups are resolved by the target's
 external ids, then its display field, then its record id. Self-references (an account
-whose parent is another account of the same file) are set in a second pass, once every
-row of the file exists.
+whose parent is another account of the same file) to earlier rows are set as a row is
+created, those to later rows in a second pass, once every row of the file exists.
 """
 
 from __future__ import annotations
@@ -255,6 +255,10 @@ class Importer:
         self.keys_seen: dict[Any, int] = {}
         self.cells: list[tuple[str, int, str, Any, bool]] | None = None
         self.key: str | None = None
+        #: Rows that failed after they were saved, with their problems.
+        self.undone: dict[int, list[Problem]] = {}
+        #: Rows left out when the import is made again, with their problems.
+        self.excluded: dict[int, list[Problem]] = {}
 
     def run(
         self,
@@ -267,10 +271,48 @@ class Importer:
         progress: Callable[[int], None] | None = None,
         auto_match: bool = True,
     ) -> ImportReport:
-        report = ImportReport(self.entity.name)
         if key is not None:
             self._check_key(key)
         self.key = key
+        start = stream.tell()
+        # With skip_bad_rows, a row that fails once every row is saved (its
+        # reference to another row is refused) was saved with all that followed
+        # from it, automations included: the import is made again without it.
+        while True:
+            attempt = self.connection.begin_nested()
+            report = self._attempt(
+                stream,
+                mapping=mapping or {},
+                auto_match=auto_match,
+                batch_size=batch_size or BATCH_SIZE,
+                progress=progress,
+            )
+            if not (skip_bad_rows and self.undone):
+                break
+            attempt.rollback()
+            self.excluded.update(self.undone)
+            stream.seek(start)
+            progress = None
+            self.deferred, self.keys_seen, self.undone = [], {}, {}
+        report.errors.sort(key=lambda error: error.row)
+        if report.errors and not skip_bad_rows:
+            attempt.rollback()
+            raise ImportFailed(report)
+        attempt.commit()
+        return report
+
+    def _attempt(
+        self,
+        stream: BinaryIO,
+        *,
+        mapping: Mapping[str, str],
+        auto_match: bool,
+        batch_size: int,
+        progress: Callable[[int], None] | None,
+    ) -> ImportReport:
+        """Read and save every row of the file, but the excluded ones."""
+        report = ImportReport(self.entity.name)
+        key = self.key
         try:
             reader = read_csv(stream)
         except CsvFormatError as error:
@@ -278,7 +320,7 @@ class Importer:
         columns, report.ignored_columns = match_columns(
             self.entity,
             reader.header,
-            mapping or {},
+            mapping,
             auto=auto_match,
             computed=self.computed,
         )
@@ -299,7 +341,6 @@ class Importer:
                 ],
             )
         report.columns = {field: reader.header[i] for field, i in columns.items()}
-        batch_size = batch_size or BATCH_SIZE
         self.width = len(reader.header)
         batch: list[tuple[int, list[str]]] = []
         try:
@@ -320,9 +361,6 @@ class Importer:
             if progress:
                 progress(len(batch))
         self._resolve_deferred(report)
-        report.errors.sort(key=lambda error: error.row)
-        if report.errors and not skip_bad_rows:
-            raise ImportFailed(report)
         return report
 
     def _check_key(self, key: str) -> None:
@@ -349,7 +387,9 @@ class Importer:
         for number, data, problems, deferred in parsed:
             if key is not None and not problems:
                 problems += self._repeated_key(key, data.get(key), number)
-            if problems:
+            if number in self.excluded:
+                self._fail(report, number, self.excluded[number])
+            elif problems:
                 failing.append((number, data, problems))
             elif key is not None and data.get(key) in existing:
                 self._update(report, number, existing[data[key]], data, deferred)
@@ -622,14 +662,14 @@ class Importer:
             number, problems = failed
             errors[number] = problems
             self._spread_failures(targets, errors)
-        # Newest first: a row refers to earlier rows only when it is created, so
-        # those that refer to a failed row are gone before it is.
-        for number, record_id, _, created in reversed(self.deferred):
+        for number, _, _, created in self.deferred:
             if number in errors:
                 self._fail(report, number, errors[number])
+                self.undone[number] = errors[number]
                 if created:
-                    self.service.delete(self.entity.name, record_id)
                     report.created -= 1
+                else:
+                    report.updated -= 1
 
     def _set_references(
         self, targets: dict[int, dict[str, int]], errors: dict[int, list[Problem]]
