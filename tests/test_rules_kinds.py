@@ -199,6 +199,46 @@ def test_a_formula_is_stored_recomputed_and_never_written_by_callers(
     assert crm.get("/opportunity?title=Winch").json["data"][0]["total"] == 10
 
 
+def test_a_new_formula_keeps_the_values_other_formulas_computed_on_create(
+    crm: Api,
+) -> None:
+    saved_by = rule(
+        "saved_by",
+        "opportunity",
+        "formula",
+        field="next_step",
+        expression={"var": "$user.username"},
+    )
+    total_text = rule(
+        "total_text",
+        "opportunity",
+        "formula",
+        field="industry",
+        expression={"cat": ["Total ", {"var": "total"}]},
+    )
+    define(crm, saved_by, total_text)
+    record = create(crm, "opportunity", title="Kiln", quantity=3, unit_price=2)
+
+    define(
+        crm,
+        rule(
+            "line_total",
+            "opportunity",
+            "formula",
+            field="total",
+            expression={"*": [{"var": "quantity"}, {"var": "unit_price"}]},
+        ),
+    )
+
+    assert record["next_step"] == "admin"
+    after = read(crm, "opportunity", record["id"])
+    assert (after["next_step"], after["total"], after["industry"]) == (
+        "admin",
+        6,
+        "Total 6",
+    )
+
+
 @pytest.mark.parametrize(
     ("expression", "values"),
     [

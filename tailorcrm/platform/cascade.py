@@ -56,7 +56,6 @@ from .db import is_sqlite, utcnow
 from .fieldhistory import flush, records_recomputed
 from .rules import (
     EMPTY_ROLLUP,
-    EVERYTHING,
     RecordRules,
     RuleValueError,
     fit,
@@ -624,7 +623,10 @@ class Cascade:
         """
         self.via = "system"
         rollups = [rule for rule in rules if isinstance(rule, RollupRule)]
-        formulas = any(isinstance(rule, FormulaRule) for rule in rules)
+        # Only the new formulas and those that read them are computed again: the
+        # others keep their values, also those of $now and $user, which are
+        # computed on create only.
+        formulas = {rule.field for rule in rules if isinstance(rule, FormulaRule)}
         table = entity.table
         last = 0
         while True:
@@ -653,7 +655,7 @@ class Cascade:
                         raise _rule_failed(
                             rule.name, entity, rule.field, error, record_id=record_id
                         ) from None
-            dirty = {record_id: {EVERYTHING} for record_id in rows} if formulas else {}
+            dirty = {record_id: set(formulas) for record_id in rows}
             self.run(self.system_update(entity, rows, values, dirty))
 
 

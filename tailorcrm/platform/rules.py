@@ -921,12 +921,10 @@ def rows_by_id(
     )
 
 
-#: Marks every input as changed: every formula is computed again.
-EVERYTHING = "*"
-
-
 def _reads_dirty(rule: FormulaRule, dirty: set[str]) -> bool:
-    if EVERYTHING in dirty:
+    # A formula's own field marks it as new or changed (see ``Cascade.refill``):
+    # callers never write a computed field, so nothing else puts it there.
+    if rule.field in dirty:
         return True
     inputs = _INPUTS.get(rule)
     if inputs is None:
