@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from tailorcrm.errors import ValidationFailed
-from tailorcrm.platform import Platform
+from tailorcrm.platform import Platform, cascade
 from tailorcrm.platform.auth import create_token, create_user
 from tailorcrm.platform.db import field_history
 from tailorcrm.platform.fieldhistory import read_history
@@ -255,6 +255,40 @@ def test_saves_of_the_system_and_metadata_refills_are_noted_as_system(
     ]
     entries = history(crm, "opportunity", ids[1])
     assert {(e["via"], e["user"]["id"]) for e in entries} == {("system", None)}
+
+
+def test_a_refill_over_many_chunks_writes_each_parent_once_with_its_total(
+    monkeypatch: pytest.MonkeyPatch, crm: Api
+) -> None:
+    monkeypatch.setattr(cascade, "_REFILL_CHUNK", 2)
+    lines_total = rule(
+        "lines_total",
+        "account",
+        "rollup",
+        field="won_total",
+        relation={"entity": "opportunity", "lookup": "account"},
+        function="sum",
+        of="total",
+    )
+    define(crm, lines_total)
+    account = create(crm, "account", name="Cedar Reach")
+    for title in ("Plank", "Beam", "Joist", "Lath", "Post"):
+        create(
+            crm,
+            "opportunity",
+            title=title,
+            account=account["id"],
+            quantity=2,
+            unit_price=5,
+        )
+
+    define(crm, LINE_TOTAL)
+
+    assert brief(history(crm, "account", account["id"]))[:2] == [
+        ("update", "won_total", 0, 50, "system", "system"),
+        ("create", None, None, None, "api", "admin"),
+    ]
+    assert crm.get(f"/account/{account['id']}").json["version"] == 2
 
 
 def test_a_refused_save_notes_nothing_and_the_next_one_only_itself(

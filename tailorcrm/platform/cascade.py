@@ -70,6 +70,11 @@ if TYPE_CHECKING:
 _MAX_ROUNDS = 100
 # Records read at a time when a new formula or roll-up fills its field.
 _REFILL_CHUNK = 1000
+# Records so filled whose consequences are recomputed together. Recomputing after
+# each chunk would write a parent once per chunk holding its children, with sums
+# of some of them (noted in its history), and recompute what reads the parent as
+# often; this bounds what is held in memory instead.
+_REFILL_CASCADE = 20_000
 
 
 class Change:
@@ -618,7 +623,8 @@ class Cascade:
         """Compute the fields of new formulas and roll-ups for every stored record.
 
         Runs when such a rule is added or changed, a chunk of records at a time;
-        what the new values feed is recomputed in turn. Automations do not run.
+        what the new values feed is recomputed once they are all written (or
+        ``_REFILL_CASCADE`` of them, on larger tables). Automations do not run.
         The field history notes these values as written by the system.
         """
         self.via = "system"
@@ -629,6 +635,7 @@ class Cascade:
         formulas = {rule.field for rule in rules if isinstance(rule, FormulaRule)}
         table = entity.table
         last = 0
+        written: list[Change] = []
         while True:
             query = (
                 sa.select(table)
@@ -641,7 +648,7 @@ class Cascade:
                 for row in self.connection.execute(query).mappings()
             }
             if not rows:
-                return
+                break
             last = max(rows)
             values: dict[int, dict[str, Any]] = defaultdict(dict)
             for rule in rollups:
@@ -656,7 +663,11 @@ class Cascade:
                             rule.name, entity, rule.field, error, record_id=record_id
                         ) from None
             dirty = {record_id: set(formulas) for record_id in rows}
-            self.run(self.system_update(entity, rows, values, dirty))
+            written += self.system_update(entity, rows, values, dirty)
+            if len(written) >= _REFILL_CASCADE:
+                self.run(written)
+                written = []
+        self.run(written)
 
 
 # Statements are built once per table (and roll-up rule) of a catalog and run with
