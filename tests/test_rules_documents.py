@@ -90,6 +90,25 @@ def test_a_stale_if_match_is_refused(sales: Api) -> None:
     assert stale_delete.status_code == 412
 
 
+def test_a_rule_sent_to_the_entity_or_layout_endpoint_is_refused(
+    sales: Api,
+) -> None:
+    as_entity = sales.put(
+        "/meta/entities/loss_reason_required", json=LOSS_REASON_REQUIRED
+    )
+    as_layout = sales.put(
+        "/meta/layouts/opportunity",
+        json={**LOSS_REASON_REQUIRED, "name": "loss_reason_layout"},
+    )
+    role = {"kind": "role", "name": "clerk", "label": "Clerk", "entities": {}}
+    role_as_entity = sales.put("/meta/entities/clerk", json=role)
+
+    assert [as_entity.status_code, as_layout.status_code] == [400, 400]
+    assert role_as_entity.status_code == 400
+    assert sales.get("/meta/rules").json["data"] == []
+    assert sales.get("/meta/roles/clerk").status_code == 404
+
+
 def test_only_admins_change_rules(app: Flask, platform: Platform, sales: Api) -> None:
     with platform.engine.begin() as connection:
         seller = create_user(connection, "seller", "seller-password")

@@ -386,6 +386,13 @@ def entity_history(name: str) -> Response:
 def put_entity(name: str) -> Response:
     user = _admin()
     document = named_document(_json_body(exact_numbers=False), name)
+    if isinstance(document, dict) and "kind" in document:
+        # A layout, rule or role sent here would be applied as one, past the
+        # If-Match and the answer of its own endpoint.
+        raise BadRequest(
+            'An entity document has no "kind"; send layouts, rules and roles to '
+            "their own endpoints under /api/v1/meta/."
+        )
     with platform().reading() as (_, catalog):
         existed = name in catalog.entities and not catalog.entities[name].removed
     expected = _expected_version()
@@ -478,6 +485,8 @@ def put_layout(name: str) -> Response:
             problems=[Problem("$", "schema", "A layout document is a JSON object.")],
         )
     document.setdefault("kind", LAYOUT)
+    if document["kind"] != LAYOUT:
+        raise BadRequest('A layout document is a JSON object with "kind": "layout".')
     document.setdefault("entity", name)
     if document["entity"] != name:
         raise BadRequest(
