@@ -317,6 +317,8 @@ CASE_ROWS: list[dict[str, Any]] = [
         ({"contains": [{"var": "name"}, "cm"]}, {1}),
         ({"contains": [{"var": "name"}, "CM"]}, set()),
         ({"in": [{"var": "qty"}, [4, 5]]}, {3}),
+        ({"==": [{"*": [{"+": [{"var": "qty"}, 1]}, 3]}, 15]}, {3}),
+        ({"==": [{"-": [10, {"-": [{"var": "qty"}, 1]}]}, 7]}, {3}),
         ({"var": "name"}, {1}),
         ({"<=": [{"var": "due"}, {"var": "due"}]}, {1, 2, 3}),
         ({"<": [{"var": "due"}, {"var": "due"}]}, set()),
@@ -394,6 +396,24 @@ def test_conditions_without_sql_form_are_refused(condition: Any) -> None:
         compile_sql(condition, COLUMNS, user=USER, now=NOW)
 
     assert excinfo.value.code in ("unsupported_in_sql", "unknown_field")
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"==": [{"-": [{"+": [{"var": "qty"}, 2**63 - 1]}, 2**63 - 1]}, 1]},
+        {">": [{"*": [{"var": "qty"}, 2**62, 4]}, 2**63 - 2]},
+        {"<": [{"-": [{"-": [{"var": "qty"}]}, 2**63 - 1]}, 0]},
+    ],
+)
+def test_whole_numbers_past_64_bits_stop_the_query(
+    engine: sa.Engine, condition: Any
+) -> None:
+    """Python computes them exactly; SQL must not answer from a rounded number."""
+    load(engine, [{"qty": 1}, {"qty": 0}, {"qty": 2}])
+
+    with pytest.raises(sa.exc.DataError):
+        sql_ids(engine, condition)
 
 
 def test_user_without_caller_is_refused() -> None:

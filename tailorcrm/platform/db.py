@@ -276,6 +276,9 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
         dbapi_connection.isolation_level = None
         dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
         dbapi_connection.create_function("upper", 1, _upper, deterministic=True)
+        dbapi_connection.create_function(
+            "whole_number", 1, _whole_number, deterministic=True
+        )
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA journal_mode = WAL")
@@ -299,6 +302,15 @@ def _lower(value: Any) -> Any:
 
 def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
+
+
+def _whole_number(value: Any) -> Any:
+    # SQLite goes on in floating point when whole-number arithmetic leaves 64 bits;
+    # a filter must not answer from a rounded number. Python's sqlite3 reports an
+    # OverflowError as SQLITE_TOOBIG, a DataError, as PostgreSQL reports its own.
+    if isinstance(value, float):
+        raise OverflowError("the whole number is out of the database's range")
+    return value
 
 
 def create_system_tables(engine: Engine) -> None:

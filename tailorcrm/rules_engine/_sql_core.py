@@ -146,6 +146,31 @@ def _has_choice_postgresql(element: Any, compiler: SQLCompiler, **kw: Any) -> st
     return f"(CAST({choices} AS JSONB) ? {needle})"
 
 
+class _WholeNumber(FunctionElement[int]):
+    """Whole-number arithmetic that stops the query where it leaves 64 bits.
+
+    Python computes such numbers exactly. PostgreSQL refuses a ``bigint`` out of
+    range by itself; SQLite would go on in floating point and compare rounded
+    numbers, so there the ``whole_number`` function that
+    :func:`tailorcrm.platform.db.create_engine` registers refuses them alike.
+    """
+
+    name = "whole_number"
+    inherit_cache = True
+    type = sa.BigInteger()
+
+
+@compiles(_WholeNumber)
+def _whole_number_default(element: Any, compiler: SQLCompiler, **kw: Any) -> str:
+    # In parentheses, as a function's argument is: a sum stays one operand.
+    return f"({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_WholeNumber, "sqlite")
+def _whole_number_sqlite(element: Any, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"whole_number({compiler.process(element.clauses, **kw)})"
+
+
 class _AddDays(FunctionElement[dt.date]):
     """A date moved by a whole number of days (the second argument)."""
 

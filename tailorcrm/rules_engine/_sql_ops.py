@@ -32,6 +32,7 @@ from ._sql_core import (
     _Position,
     _Translator,
     _unsupported,
+    _WholeNumber,
     _zero_if_null,
 )
 
@@ -86,6 +87,8 @@ def _arithmetic(
             fails = _either(fails, _divisor_zero(node))
             divisor = sa.func.nullif(value, 0)
             result = result / divisor if name == "/" else result % divisor
+    if not real and name != "%":
+        result = _WholeNumber(result)
     nullable = name in ("/", "%")
     return _Node(result, NUMBER, FLOAT if real else INT, fails, nullable=nullable)
 
