@@ -1289,6 +1289,20 @@ def test_a_wrong_export_filter_is_an_error_page_not_a_broken_file(
     assert response.mimetype == "text/html"
 
 
+@pytest.mark.parametrize("path", ["/app/opportunity", "/app/opportunity/export.csv"])
+def test_a_filter_the_database_refuses_is_an_error_page(
+    browser: Browser, sales: Platform, path: str
+) -> None:
+    _deals(sales, 2)
+    past_64_bits = {">": [{"*": [{"var": "id"}, 2**63 - 1]}, 0]}
+
+    response = browser.get(path, query_string={"filter": json.dumps(past_64_bits)})
+
+    assert response.status_code == 400
+    assert response.mimetype == "text/html"
+    assert "out of the database" in response.get_data(as_text=True)
+
+
 def test_state_changing_list_requests_need_the_csrf_token(
     browser: Browser, sales: Platform
 ) -> None:

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from flask import redirect, request, session, url_for
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from ...errors import NotFound, TailorError, TooManyRequests, Unauthorized
+from ...errors import (
+    BadRequest,
+    NotFound,
+    TailorError,
+    TooManyRequests,
+    Unauthorized,
+)
 from .._app import platform
 from ..sessions import Client
 from ._blueprint import web
 from ._context import render, web_session
+
+log = logging.getLogger(__name__)
 
 #: Longer than any session id the server hands out (43 characters).
 _MAX_SESSION_ID = 100
@@ -126,6 +136,20 @@ def _tailor_error(error: TailorError) -> Response:
             )
     except TailorError:
         return render("error.html", title=title, status=error.status, message=message)
+
+
+@web.errorhandler(sa.exc.DataError)
+def _data_error(error: sa.exc.DataError) -> Response:
+    # A value got past validation but not past the database (a list filter whose
+    # arithmetic leaves the database's range, say): the request is at fault, as
+    # the API answers it too.
+    log.warning("database refused a value on %s %s", request.method, request.path)
+    return _tailor_error(
+        BadRequest(
+            "A value, or a number computed from one, is out of the database's "
+            "range. Change the filter or the value and try again."
+        )
+    )
 
 
 @web.errorhandler(HTTPException)

@@ -112,7 +112,11 @@ def _csv_response(
             check_export(entity)
             query = query_of(session, entity)
             records = export_records(session.connection, entity, query)
-            yield from csv_lines(export_columns(entity), records)
+            # The first page is read before the header, so that a filter the
+            # database refuses is answered with an error page, not a cut CSV.
+            first = list(itertools.islice(records, 1))
+            rows = itertools.chain(first, records)
+            yield from csv_lines(export_columns(entity), rows)
 
     chunks = stream_with_context(generate())
     # The first chunk is taken here, so a wrong filter or an unknown entity is
