@@ -297,6 +297,55 @@ def test_rules_over_what_the_caller_cannot_read_are_not_shown(desk: Desk) -> Non
     ]
 
 
+def test_a_computed_field_refused_names_only_rules_the_caller_may_see(
+    desk: Desk,
+) -> None:
+    # The clerk cannot read contacts: the roll-up that counts them onto the
+    # account's employees is a rule the clerk is not shown, so writing the field
+    # says that a rule computes it, not which. A formula that reads only what the
+    # clerk reads is named.
+    rollup = {
+        "kind": "rule",
+        "name": "contact_count",
+        "entity": "account",
+        "type": "rollup",
+        "label": "Contacts",
+        "field": "employees",
+        "relation": {"entity": "contact", "lookup": "account"},
+        "function": "count",
+    }
+    formula = {
+        "kind": "rule",
+        "name": "weighted_as_amount",
+        "entity": "opportunity",
+        "type": "formula",
+        "label": "Weighted amount",
+        "field": "weighted_amount",
+        "expression": {"var": "amount"},
+    }
+    for rule in (rollup, formula):
+        response = desk.admin.put(f"/meta/rules/{rule['name']}", json=rule)
+        assert response.status_code == 201, response.json
+    path = f"/account/{desk.own_account}"
+
+    hidden = desk.api.patch(path, json={"employees": 3})
+    shown = desk.api.patch(f"/opportunity/{desk.deal}", json={"weighted_amount": 1})
+    by_admin = desk.admin.patch(path, json={"employees": 3})
+
+    assert hidden.status_code == 422
+    assert [(e["field"], e["code"], e["message"]) for e in hidden.json["errors"]] == [
+        (
+            "employees",
+            "computed",
+            "Employees is computed by a rule and cannot be written.",
+        )
+    ]
+    assert "contact_count" not in hidden.get_data(as_text=True)
+    assert shown.status_code == 422
+    assert "'weighted_as_amount'" in shown.json["errors"][0]["message"]
+    assert "contact_count" in by_admin.json["errors"][0]["message"]
+
+
 def _field_state(name: str, field: str, **conditions: Any) -> dict[str, Any]:
     return {
         "kind": "rule",

@@ -17,8 +17,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import Conflict, NotFound, Problem, ValidationFailed
-from ..metadata import ID_TYPE, Caller, Catalog, permissions_for, restrict
+from ..metadata import (
+    ID_TYPE,
+    Caller,
+    Catalog,
+    entity_shapes,
+    permissions_for,
+    restrict,
+)
 from ..metadata._access import RESERVED_USER_KEYS
+from ..rules_engine import RollupRule, rule_uses
 from .db import (
     access_versions,
     team_members,
@@ -434,3 +442,45 @@ def _describe_users(
     for info in found.values():
         info["all_roles"] = sorted(info["all_roles"])
     return list(found.values())
+
+
+def readable_rules(catalog: Catalog) -> frozenset[str] | None:
+    """The names of the rules a caller's view of the catalog may show; ``None``
+    when it shows every rule (to administrators, and in the full catalog).
+
+    A rule is shown only when every entity and field it names is one the caller
+    can read: a rule over a hidden field would tell what the field is for and
+    which values matter. Inactive rules are not shown (they are metadata work in
+    progress, for administrators).
+    """
+    permissions = catalog.permissions
+    if catalog.full is None or permissions is None or permissions.admin:
+        return None
+    return catalog.derived("readable_rules", lambda: _readable_rules(catalog))
+
+
+def _readable_rules(view: Catalog) -> frozenset[str]:
+    full = view.unrestricted()
+    shapes = entity_shapes(full.entities.values())
+
+    def readable(entity: str, field: str | None = None) -> bool:
+        seen = view.entities.get(entity)
+        if seen is None or seen.removed:
+            return False
+        known = full.entities[entity].fields if entity in full.entities else {}
+        return field is None or field not in known or field in seen.fields
+
+    shown = set()
+    for name, rule in full.rules.compiled.items():
+        stored = full.rules.documents.get(name)
+        if stored is None or stored.document.get("active", True) is False:
+            continue
+        uses = rule_uses(rule, shapes)
+        entities = {rule.entity, *(entity for entity, _ in uses)}
+        if isinstance(rule, RollupRule):
+            entities.add(rule.child)
+        if all(readable(entity) for entity in entities) and all(
+            readable(entity, field) for entity, field in uses
+        ):
+            shown.add(name)
+    return frozenset(shown)

@@ -41,6 +41,7 @@ from ..metadata import (
     to_json,
 )
 from . import direct
+from .access import readable_rules
 from .automation import MAX_AUTOMATION_DEPTH, AutomationLoop
 from .cascade import Cascade, Change
 from .db import users, utcnow
@@ -498,7 +499,7 @@ class RecordService:
         computed = runner.rules.computed
         if computed:
             for data, found in zip(rows, problems, strict=True):
-                found += _computed_problems(entity, computed, data)
+                found += _computed_problems(self.view, entity, computed, data)
         incoming = [_known(entity, data, computed) for data in rows]
         given = [frozenset(record) for record in incoming]
         for record in incoming:
@@ -664,7 +665,7 @@ class RecordService:
         problems = _check_keys(entity, data)
         computed = rules.rules.computed
         if computed:
-            problems += _computed_problems(entity, computed, data)
+            problems += _computed_problems(self.view, entity, computed, data)
         values = self._load_many(
             entity, [_known(entity, data, computed)], [problems], partial=True
         )[0]
@@ -970,20 +971,31 @@ def _known(
 
 
 def _computed_problems(
-    entity: EntityDef, computed: Mapping[str, Any], data: Any
+    view: Catalog, entity: EntityDef, computed: Mapping[str, Any], data: Any
 ) -> list[Problem]:
-    """Fields a formula or roll-up computes are refused, never silently dropped."""
-    if not isinstance(data, dict):
+    """Fields a formula or roll-up computes are refused, never silently dropped.
+
+    The rule is named only to a caller whose ``view`` of the catalog shows it (see
+    :func:`.access.readable_rules`): its name would tell of fields or entities
+    hidden from them.
+    """
+    if not isinstance(data, dict) or computed.keys().isdisjoint(data):
         return []
+    shown = readable_rules(view)
     problems = []
     for key in data:
         rule = computed.get(key)
-        if rule is not None:
+        if rule is None:
+            continue
+        label = entity.fields[key]["label"]
+        if shown is None or rule.name in shown:
             message = (
-                f"{entity.fields[key]['label']} is computed by the {rule.type} rule "
-                f"{rule.name!r} and cannot be written."
+                f"{label} is computed by the {rule.type} rule {rule.name!r} and "
+                "cannot be written."
             )
-            problems.append(Problem(key, "computed", message))
+        else:
+            message = f"{label} is computed by a rule and cannot be written."
+        problems.append(Problem(key, "computed", message))
     return problems
 
 
