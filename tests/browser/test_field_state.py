@@ -258,3 +258,62 @@ def test_a_long_text_of_spaces_is_blank_and_the_marker_stays_after_a_refusal(
     expect(page.get_by_role("heading", level=1)).to_have_text("Quillon Freight")
     [saved] = live_server.find("account", name="Quillon Freight")
     assert (saved["notes"], saved["phone"]) == ("  Ring the depot first  ", None)
+
+
+# -- a record chosen in a lookup since the page came: only the save knows it --------
+
+RETAIL = {"==": [{"var": "account.industry"}, "retail"]}
+
+
+@pytest.fixture
+def retail_rules(live_server: LiveServer) -> Iterator[None]:
+    """ERP order number shows for retail accounts; Next step is required for the
+    others. Removed afterwards: the server is shared."""
+    documents = [
+        rule("erp_code_for_retail", "erp_code", RETAIL),
+        {
+            "kind": "rule",
+            "name": "next_step_unless_retail",
+            "entity": "opportunity",
+            "type": "field_state",
+            "label": "Next step unless the account is in retail",
+            "field": "next_step",
+            "required_if": {"!": RETAIL},
+        },
+    ]
+    store = live_server.platform.store
+    store.apply([("", document) for document in documents], actor="test")
+    yield
+    for document in documents:
+        store.remove_rule(document["name"], actor="test")
+
+
+@pytest.mark.usefixtures("retail_rules")
+def test_a_field_of_an_account_chosen_since_reads_as_unknown_not_as_blank(
+    page: Page, live_server: LiveServer
+) -> None:
+    first, second = live_server.find("account", industry="retail")[:2]
+    page.goto(f"/app/opportunity/new?account={first['id']}")
+    erp_code = page.locator('[data-field="erp_code"]')
+    mark = page.locator('[data-field="next_step"] [data-required-mark]')
+    account = page.get_by_role("combobox", name="Account")
+
+    expect(erp_code).to_be_visible()
+    expect(mark).to_be_hidden()
+    account.fill("")
+    account.press_sequentially(second["name"], delay=10)
+    page.get_by_role("option", name=second["name"]).click()
+
+    # The browser cannot know the industry of the account chosen now: the
+    # conditions give null, so the field shows and nothing is required, as the
+    # save will decide.
+    expect(erp_code).to_be_visible()
+    expect(mark).to_be_hidden()
+    page.get_by_label("Title").fill("Wrenfield shelving refit")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Wrenfield shelving refit"
+    )
+    [saved] = live_server.find("opportunity", title="Wrenfield shelving refit")
+    assert (saved["account"], saved["next_step"]) == (second["id"], None)

@@ -23,8 +23,8 @@
  * boolean, a multi-picklist the list of chosen values. A field that readonly_if
  * locks reads as the server read it (as stored). A lookup reads as the
  * related record the server loaded while it still points at that record; a record
- * chosen since is known by its id only, so its other fields read as null (a
- * condition on them shows the field and does not require it) until the save,
+ * chosen since is known by its id only, so a condition that reads another of its
+ * fields gives null (it shows the field and does not require it) until the save,
  * where the server decides with the real values.
  *
  * Progressive enhancement only: without this file the form is what the server
@@ -78,6 +78,31 @@
     return result;
   }
 
+  // A record chosen in a lookup since the page was rendered: the browser knows
+  // its id alone. Reading any other field of it is noted (see judge), since
+  // null there would be a guess: "account.industry is not retail" is true of
+  // null, and would require a field that the save may not require.
+  var unknownRead = false;
+
+  function chosenSince(id) {
+    return new Proxy({ id: id }, {
+      getOwnPropertyDescriptor: function (target, key) {
+        if (key !== "id") {
+          unknownRead = true;
+        }
+        return Object.getOwnPropertyDescriptor(target, key);
+      }
+    });
+  }
+
+  // A condition's value on the record; null when it read a field of a record
+  // chosen since, whose value only the save knows.
+  function judge(rule, record) {
+    unknownRead = false;
+    var value = rule(record);
+    return unknownRead ? null : value;
+  }
+
   function attempt(convert, text) {
     try {
       return convert(text);
@@ -127,7 +152,7 @@
         if (known && typeof known === "object" && String(known.id) === String(Number(text))) {
           return known;
         }
-        return { id: Number(text) };
+        return chosenSince(Number(text));
       default:
         return text;
     }
@@ -153,7 +178,7 @@
     if (!rule) {
       return true;
     }
-    var value = rule(record);
+    var value = judge(rule, record);
     return value === null || value === undefined || Rules.truthy(value);
   }
 
@@ -227,7 +252,7 @@
       }
       var visible = (!field.section || field.section.shown) && shows(field.visibleIf, data);
       var required = field.always ||
-        (visible && field.requiredIf !== null && Rules.truthy(field.requiredIf(data)));
+        (visible && field.requiredIf !== null && Rules.truthy(judge(field.requiredIf, data)));
       // A field with a problem stays in sight until the next save: the person
       // must see what to fix.
       field.visible = visible || hasError(field);
