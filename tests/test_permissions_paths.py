@@ -411,3 +411,56 @@ def test_field_state_over_a_hidden_field_is_the_saves_decision(desk: Desk) -> No
     assert [(e["field"], e["code"]) for e in saved.json["errors"]] == [
         ("next_step", "required")
     ]
+
+
+def _section(page: str, label: str) -> Any:
+    """The <section> whose heading is ``label``."""
+    found = elements(page)
+    heading = next(e for e in found if e.tag == "h2" and e.text == label)
+    return [e for e in found[: found.index(heading)] if e.tag == "section"][-1]
+
+
+def _sections_layout() -> dict[str, Any]:
+    def section(label: str, fields: list[str], **more: Any) -> dict[str, Any]:
+        items = [{"field": name} for name in fields]
+        return {"label": label, "columns": 1, "items": items, **more}
+
+    return {
+        "kind": "layout",
+        "entity": "opportunity",
+        "form": {
+            "tabs": [
+                {
+                    "label": "Deal",
+                    "sections": [
+                        section("Deal", ["title", "account", "stage"]),
+                        # Only fields the clerk cannot see: not in their form.
+                        section("Order", ["erp_code"]),
+                        section(
+                            "Coded",
+                            ["next_step"],
+                            visible_if={"!": {"is_blank": {"var": "erp_code"}}},
+                        ),
+                    ],
+                }
+            ]
+        },
+    }
+
+
+def test_a_section_over_a_hidden_field_shows_as_the_save_judges_it(
+    desk: Desk,
+) -> None:
+    # The deal has no ERP code, which the clerk cannot see: a save counts the
+    # section's fields as hidden, and the pages show it so.
+    desk.platform.store.apply([("", _sections_layout())], actor="test")
+
+    form = desk.browser.get(f"/app/opportunity/{desk.deal}/edit")
+    text = form.get_data(as_text=True)
+    detail = desk.browser.get(f"/app/opportunity/{desk.deal}").get_data(as_text=True)
+
+    coded = _section(text, "Coded")
+    assert form.status_code == 200
+    assert "erp_code" not in text
+    assert ("hidden" in coded.attrs, "data-state-fixed" in coded.attrs) == (True, True)
+    assert "Next step" not in detail

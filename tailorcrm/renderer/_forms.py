@@ -415,7 +415,9 @@ def form_page(
         widgets.append(widget)
         return widget
 
-    tabs = _open_problems(sections_of(layout, build, shown=rules.sections))
+    tabs = _open_problems(
+        sections_of(layout, build, shown=rules.sections, fixed=rules.fixed_sections)
+    )
     placed = {widget.name for widget in widgets}
     summary = [
         (widget.input_id, widget.label, message)

@@ -210,6 +210,9 @@ class Section:
     visible: bool = True
     #: The section's ``visible_if`` as written, for the browser; None if it has none.
     visible_if: Any = None
+    #: Its ``visible_if`` reads what the caller cannot see: the browser keeps
+    #: the state the server rendered.
+    state_fixed: bool = False
 
 
 @dataclass(frozen=True)
@@ -240,11 +243,13 @@ def sections_of(
     *,
     skip_empty: bool = True,
     shown: Mapping[SectionKey, bool] | None = None,
+    fixed: Collection[SectionKey] = (),
 ) -> list[Tab]:
     """Walk a form layout, turning each item into whatever ``build`` returns.
 
     :param shown: whether each section that has a ``visible_if`` is shown, by
         its place (tab index, section index); a section missing here is shown.
+    :param fixed: the places of sections whose state the browser must keep.
     """
     shown = shown or {}
     tabs = []
@@ -263,6 +268,7 @@ def sections_of(
                     items=items,
                     visible=shown.get((number, index), True),
                     visible_if=section.get("visible_if"),
+                    state_fixed=(number, index) in fixed,
                 )
             )
         if sections:

@@ -51,6 +51,9 @@ class FormRules:
     #: state stands, and the browser is given neither the conditions nor the
     #: values they read.
     fixed: frozenset[str] = frozenset()
+    #: Sections whose ``visible_if`` reads what the caller cannot see: the
+    #: server's state stands (their layout does not carry the condition).
+    fixed_sections: frozenset[SectionKey] = frozenset()
 
     def state(self, name: str) -> FieldState:
         return self.states.get(name) or FieldState()

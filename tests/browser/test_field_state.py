@@ -4,16 +4,19 @@ is filled in, by the server's own rules; on save the server still decides."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from tailorcrm.platform.access import set_user_roles
+from tailorcrm.platform.auth import create_user
 from tailorcrm.platform.records import SYSTEM_ACTOR
 from tailorcrm.rules_engine import evaluate, truthy
 
-from .conftest import LiveServer
+from .conftest import PASSWORD, SALES_PACK, LiveServer, OpenPage
 
 TITLE = "Wrenfield crane hire"
 NEVER = {"and": []}
@@ -317,3 +320,98 @@ def test_a_field_of_an_account_chosen_since_reads_as_unknown_not_as_blank(
     )
     [saved] = live_server.find("opportunity", title="Wrenfield shelving refit")
     assert (saved["account"], saved["next_step"]) == (second["id"], None)
+
+
+# -- a section over a field the person's role hides: the server's state stands ------
+
+ERP_BLIND = {
+    "kind": "role",
+    "name": "erp_blind",
+    "label": "Sales without ERP codes",
+    "entities": {
+        "opportunity": {
+            "create": "all",
+            "read": "all",
+            "edit": "all",
+            "fields": {"erp_code": "hidden"},
+        },
+        "account": {"read": "all"},
+    },
+}
+
+
+def _section(label: str, fields: list[str], **more: Any) -> dict[str, Any]:
+    items = [{"field": name} for name in fields]
+    return {"label": label, "columns": 1, "items": items, **more}
+
+
+@pytest.fixture
+def erp_sections(live_server: LiveServer, open_page: OpenPage) -> Iterator[Page]:
+    """A page signed in as someone who cannot see ERP codes, on a form whose
+    "Coded" section shows once the deal has one. The pack's layout comes back
+    afterwards: the server is shared."""
+    layout = {
+        "kind": "layout",
+        "entity": "opportunity",
+        "form": {
+            "tabs": [
+                {
+                    "label": "Deal",
+                    "sections": [
+                        _section("Deal", ["title", "stage"]),
+                        _section("Order", ["erp_code"]),
+                        _section(
+                            "Coded",
+                            ["next_step"],
+                            visible_if={"!": {"is_blank": {"var": "erp_code"}}},
+                        ),
+                        _section(
+                            "Won",
+                            ["close_date"],
+                            visible_if={"==": [{"var": "stage"}, "won"]},
+                        ),
+                    ],
+                }
+            ]
+        },
+    }
+    platform = live_server.platform
+    platform.store.apply([("", ERP_BLIND), ("", layout)], actor="test")
+    with platform.transaction() as (connection, catalog):
+        create_user(connection, "pia.blind", PASSWORD)
+        set_user_roles(connection, catalog, "pia.blind", ["erp_blind"])
+    page = open_page(signed_in=False)
+    page.goto("/login")
+    page.fill("#username", "pia.blind")
+    page.fill("#password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    yield page
+    pack_layout = SALES_PACK / "layouts" / "opportunity.json"
+    document = json.loads(pack_layout.read_text(encoding="utf-8"))
+    platform.store.apply([("", document)], actor="test")
+
+
+def test_a_section_over_a_hidden_field_keeps_the_state_the_save_judges(
+    erp_sections: Page, live_server: LiveServer
+) -> None:
+    page = erp_sections
+    with live_server.platform.records(SYSTEM_ACTOR) as service:
+        deal = service.create("opportunity", {"title": "Wrenfield sluice gates"})
+    page.goto(f"/app/opportunity/{deal['id']}/edit")
+    sections = page.locator("section.section")
+    coded = sections.filter(has=page.locator("h2", has_text="Coded"))
+    won = sections.filter(has=page.locator("h2", has_text="Won"))
+
+    # No ERP code: the save counts the section as hidden, and so does the form,
+    # which holds neither the code nor the condition on it.
+    expect(coded).to_be_hidden()
+    expect(won).to_be_hidden()
+    page.get_by_label("Stage").select_option(label="Closed won")
+    expect(won).to_be_visible()
+    expect(coded).to_be_hidden()
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Wrenfield sluice gates")
+    [saved] = live_server.find("opportunity", id=deal["id"])
+    assert (saved["stage"], saved["next_step"]) == ("won", None)

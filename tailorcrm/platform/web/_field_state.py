@@ -20,7 +20,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ...metadata import SYSTEM_COLUMNS, EntityDef, FieldValueError, convert
+from ...metadata import (
+    SYSTEM_COLUMNS,
+    EntityDef,
+    FieldValueError,
+    SectionConditions,
+    SectionKey,
+    convert,
+)
 from ...renderer import (
     NO_FORM_RULES,
     FormRules,
@@ -45,8 +52,46 @@ def _runner(session: Session, entity: EntityDef) -> RecordRules:
         user=session.user.condition_data(),
         now=dt.datetime.now(dt.UTC),
     )
-    runner.sections = session.catalog.section_conditions(entity.name)
+    runner.sections = _sections(session, entity)
     return runner
+
+
+def _sections(session: Session, entity: EntityDef) -> SectionConditions:
+    """The conditions a save judges sections by, placed in the caller's form.
+
+    A save reads the sections of the whole layout. The caller's layout leaves out
+    a section whose fields their roles all hide, which moves the places of the
+    sections after it, and a condition that reads a hidden field, which hides its
+    section all the same: each section of the caller's form takes the condition
+    that the whole layout gives the fields it holds.
+    """
+    own = session.catalog.section_conditions(entity.name)
+    if session.catalog.full is None:
+        return own
+    whole = session.full_catalog.section_conditions(entity.name)
+    conditions = {}
+    placed = {}
+    for number, tab in enumerate(session.catalog.layout(entity.name)["form"]["tabs"]):
+        for index, section in enumerate(tab["sections"]):
+            key = (number, index)
+            names = [item["field"] for item in section["items"] if "field" in item]
+            found = next((whole.placed[n] for n in names if n in whole.placed), None)
+            if found is not None:
+                conditions[key] = whole.conditions[found]
+            elif key in own.conditions:
+                # Related lists alone: no field to find it by.
+                conditions[key] = own.conditions[key]
+            else:
+                continue
+            placed.update(dict.fromkeys(names, key))
+    return SectionConditions(conditions, placed)
+
+
+def _fixed_sections(session: Session, entity: EntityDef) -> frozenset[SectionKey]:
+    """The sections of the caller's form whose condition reads what the caller
+    cannot see: their layout does not carry it, and the server's state stands."""
+    own = session.catalog.section_conditions(entity.name).conditions
+    return frozenset(_sections(session, entity).conditions) - frozenset(own)
 
 
 def _unseen(session: Session, entity: EntityDef) -> frozenset[str]:
@@ -98,9 +143,9 @@ def _as_seen(session: Session, entity: EntityDef, state: FormState) -> FormState
 def has_field_state(session: Session, entity: EntityDef) -> bool:
     """Whether anything can hide, require or lock a field of ``entity``."""
     rules = session.catalog.rules.for_entity(entity.name)
-    return bool(
-        rules.field_states or session.catalog.section_conditions(entity.name).placed
-    )
+    # The whole layout's sections: one may read a field the caller cannot see.
+    sections = session.full_catalog.section_conditions(entity.name)
+    return bool(rules.field_states or sections.placed)
 
 
 def converted(entity: EntityDef, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -240,6 +285,7 @@ def _rules_of(
             _visible(session, entity, state.record), session.user.condition_data()
         ),
         fixed=_fixed(session, entity, conditions),
+        fixed_sections=_fixed_sections(session, entity),
     )
 
 

@@ -188,7 +188,10 @@
     var user = context.user || null;
 
     var sections = Array.prototype.map.call(form.querySelectorAll("section.section"), function (element) {
-      return { element: element, rule: compiled(element, "data-visible-if"), fields: [], shown: true };
+      // A condition that reads what this person cannot see is not in the page:
+      // the section and its fields keep the state the server rendered.
+      var rule = element.hasAttribute("data-state-fixed") ? false : compiled(element, "data-visible-if");
+      return { element: element, rule: rule, fields: [], shown: true };
     });
 
     function sectionOf(box) {
