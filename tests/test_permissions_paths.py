@@ -464,3 +464,28 @@ def test_a_section_over_a_hidden_field_shows_as_the_save_judges_it(
     assert "erp_code" not in text
     assert ("hidden" in coded.attrs, "data-state-fixed" in coded.attrs) == (True, True)
     assert "Next step" not in detail
+
+
+def test_state_over_a_related_record_the_caller_cannot_read_stays_as_judged(
+    desk: Desk,
+) -> None:
+    # The deal's account is one the clerk cannot read: the page carries its id
+    # alone, so the browser could not tell what its ERP code makes of the form.
+    vaulted = {"==": [{"var": "account.erp_code"}, "V-1"]}
+    layout = _sections_layout()
+    sections = layout["form"]["tabs"][0]["sections"]
+    sections[0]["items"].append({"field": "close_date"})
+    sections[2]["visible_if"] = vaulted
+    shown_if = _field_state("close_for_vaults", "close_date", visible_if=vaulted)
+    desk.platform.store.apply([("", layout), ("", shown_if)], actor="test")
+
+    text = desk.browser.get(f"/app/opportunity/{desk.deal}/edit").get_data(as_text=True)
+
+    [box] = [e for e in elements(text) if e.get("data-field") == "close_date"]
+    coded = _section(text, "Coded")
+    assert ("hidden" in box.attrs, "data-state-fixed" in box.attrs) == (False, True)
+    assert box["data-visible-if"] == "null"
+    assert ("hidden" in coded.attrs, "data-state-fixed" in coded.attrs) == (
+        False,
+        True,
+    )

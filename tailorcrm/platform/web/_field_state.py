@@ -87,11 +87,18 @@ def _sections(session: Session, entity: EntityDef) -> SectionConditions:
     return SectionConditions(conditions, placed)
 
 
-def _fixed_sections(session: Session, entity: EntityDef) -> frozenset[SectionKey]:
+def _fixed_sections(
+    session: Session, entity: EntityDef, withheld: Collection[str]
+) -> frozenset[SectionKey]:
     """The sections of the caller's form whose condition reads what the caller
-    cannot see: their layout does not carry it, and the server's state stands."""
+    cannot see (their layout does not carry it), or a field of a related record
+    they cannot read (the lookups ``withheld``): the server's state stands."""
     own = session.catalog.section_conditions(entity.name).conditions
-    return frozenset(_sections(session, entity).conditions) - frozenset(own)
+    return frozenset(
+        key
+        for key, expression in _sections(session, entity).conditions.items()
+        if key not in own or _through(expression.reads, withheld)
+    )
 
 
 def _unseen(session: Session, entity: EntityDef) -> frozenset[str]:
@@ -276,25 +283,36 @@ def _rules_of(
         for name, found in session.catalog.rules.form_states(entity.name).items()
         if name in entity.fields
     }
+    withheld = _withheld(session, entity, state.record)
     return FormRules(
         states=state.fields,
         sections=state.sections,
         conditions=conditions,
         computed=computed,
         context=browser_context(
-            _visible(session, entity, state.record), session.user.condition_data()
+            _visible(session, entity, state.record, withheld),
+            session.user.condition_data(),
         ),
-        fixed=_fixed(session, entity, conditions),
-        fixed_sections=_fixed_sections(session, entity),
+        fixed=_fixed(session, entity, conditions, withheld),
+        fixed_sections=_fixed_sections(session, entity, withheld),
     )
 
 
+def _through(reads: Collection[str], lookups: Collection[str]) -> bool:
+    """Whether any of ``reads`` is a field of a related record behind ``lookups``."""
+    return any("." in read and read.split(".", 1)[0] in lookups for read in reads)
+
+
 def _fixed(
-    session: Session, entity: EntityDef, conditions: Mapping[str, Any]
+    session: Session,
+    entity: EntityDef,
+    conditions: Mapping[str, Any],
+    withheld: Collection[str],
 ) -> frozenset[str]:
     """The fields whose live conditions read a field the caller cannot see, on
-    the record or through a lookup: the browser could not judge them, and would
-    learn the hidden value from their state."""
+    the record or through a lookup, or a field of a related record the caller
+    cannot read (the lookups ``withheld``): the browser could not judge them, and
+    would learn the hidden value from their state."""
     if session.catalog.full is None:
         return frozenset()
     rules = session.full_catalog.rules.for_entity(entity.name).field_states
@@ -307,7 +325,9 @@ def _fixed(
         for expression in (rule.visible_if, rule.required_if):
             if expression is not None:
                 reads |= expression.reads
-        if not all(_readable(session, entity, read) for read in reads):
+        if _through(reads, withheld) or not all(
+            _readable(session, entity, read) for read in reads
+        ):
             fixed.add(name)
     return frozenset(fixed)
 
@@ -330,15 +350,13 @@ def _readable(session: Session, entity: EntityDef, name: str) -> bool:
     return _readable(session, target, rest)
 
 
-def _visible(
+def _withheld(
     session: Session, entity: EntityDef, record: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The record as the page may carry it: a related record the caller cannot
-    read is its id alone, and fields their roles hide are left out of the others.
-    """
+) -> frozenset[str]:
+    """The lookups of ``record`` that point at a record the caller cannot read."""
     if entity.access is None:
-        return dict(record)
-    shown = dict(record)
+        return frozenset()
+    found = set()
     for name, value in record.items():
         spec = entity.fields.get(name)
         if spec is None or spec["type"] != "lookup" or not isinstance(value, dict):
@@ -351,8 +369,31 @@ def _visible(
             and isinstance(record_id, int)
             and record_id in names_of(session.connection, target, [record_id])
         )
-        if not readable or target is None:
-            shown[name] = {"id": record_id}
+        if not readable:
+            found.add(name)
+    return frozenset(found)
+
+
+def _visible(
+    session: Session,
+    entity: EntityDef,
+    record: Mapping[str, Any],
+    withheld: Collection[str],
+) -> dict[str, Any]:
+    """The record as the page may carry it: a related record the caller cannot
+    read (behind the lookups ``withheld``) is its id alone, and fields their roles
+    hide are left out of the others.
+    """
+    if entity.access is None:
+        return dict(record)
+    shown = dict(record)
+    for name, value in record.items():
+        spec = entity.fields.get(name)
+        if spec is None or spec["type"] != "lookup" or not isinstance(value, dict):
+            continue
+        target = session.catalog.entities.get(spec["target"])
+        if name in withheld or target is None:
+            shown[name] = {"id": value.get("id")}
             continue
         shown[name] = {
             key: item
