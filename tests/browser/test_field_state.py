@@ -16,7 +16,7 @@ from tailorcrm.platform.auth import create_user
 from tailorcrm.platform.records import SYSTEM_ACTOR
 from tailorcrm.rules_engine import evaluate, truthy
 
-from .conftest import PASSWORD, SALES_PACK, LiveServer, OpenPage
+from .conftest import ACCOUNT_NAME, PASSWORD, SALES_PACK, LiveServer, OpenPage
 
 TITLE = "Wrenfield crane hire"
 NEVER = {"and": []}
@@ -415,3 +415,43 @@ def test_a_section_over_a_hidden_field_keeps_the_state_the_save_judges(
     expect(page.get_by_role("heading", level=1)).to_have_text("Wrenfield sluice gates")
     [saved] = live_server.find("opportunity", id=deal["id"])
     assert (saved["stage"], saved["next_step"]) == ("won", None)
+
+
+@pytest.fixture
+def steps_without_account(live_server: LiveServer) -> Iterator[None]:
+    """Next step is required while the deal has no account."""
+    document = {
+        "kind": "rule",
+        "name": "next_step_without_account",
+        "entity": "opportunity",
+        "type": "field_state",
+        "label": "Next step while there is no account",
+        "field": "next_step",
+        "required_if": {"is_blank": {"var": "account"}},
+    }
+    store = live_server.platform.store
+    store.apply([("", document)], actor="test")
+    yield
+    store.remove_rule(document["name"], actor="test")
+
+
+@pytest.mark.usefixtures("steps_without_account")
+def test_an_account_name_typed_and_not_chosen_is_not_a_blank_account(
+    page: Page, live_server: LiveServer
+) -> None:
+    page.goto("/app/opportunity/new")
+    mark = page.locator('[data-field="next_step"] [data-required-mark]')
+
+    expect(mark).to_be_visible()
+    # The save looks the account up by the name in the box.
+    page.get_by_role("combobox", name="Account").fill(ACCOUNT_NAME)
+    page.keyboard.press("Escape")
+
+    expect(mark).to_be_hidden()
+    page.get_by_label("Title").fill("Wrenfield dock cranes")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Wrenfield dock cranes")
+    [account] = live_server.find("account", name=ACCOUNT_NAME)
+    [saved] = live_server.find("opportunity", title="Wrenfield dock cranes")
+    assert (saved["account"], saved["next_step"]) == (account["id"], None)

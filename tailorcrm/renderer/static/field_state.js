@@ -25,7 +25,8 @@
  * related record the server loaded while it still points at that record; a record
  * chosen since is known by its id only, so a condition that reads another of its
  * fields gives null (it shows the field and does not require it) until the save,
- * where the server decides with the real values.
+ * where the server decides with the real values; a name typed and not chosen is
+ * a record that is there, and of which nothing is known.
  *
  * Progressive enhancement only: without this file the form is what the server
  * rendered, and it saves the same.
@@ -36,6 +37,8 @@
   var Rules = window.TailorRules;
   var INTEGER = /^[+-]?[0-9]+$/;
   var FALSE_TEXTS = ["", "off", "false"];
+  // The lookup's text box, sent beside the id (see lookup.js).
+  var SEARCH_SUFFIX = "__search";
   var hasOwn = Object.prototype.hasOwnProperty;
 
   function parse(text) {
@@ -78,16 +81,18 @@
     return result;
   }
 
-  // A record chosen in a lookup since the page was rendered: the browser knows
-  // its id alone. Reading any other field of it is noted (see judge), since
-  // null there would be a guess: "account.industry is not retail" is true of
-  // null, and would require a field that the save may not require.
+  // A related record the browser knows in part: one chosen in a lookup since
+  // the page was rendered (its id alone), or one whose name was typed and not
+  // chosen (nothing: the save looks it up by the name). Reading any other field
+  // of it is noted (see judge), since null there would be a guess: "account.
+  // industry is not retail" is true of null, and would require a field that the
+  // save may not require.
   var unknownRead = false;
 
-  function chosenSince(id) {
-    return new Proxy({ id: id }, {
+  function partlyKnown(known) {
+    return new Proxy(known, {
       getOwnPropertyDescriptor: function (target, key) {
-        if (key !== "id") {
+        if (!hasOwn.call(target, key)) {
           unknownRead = true;
         }
         return Object.getOwnPropertyDescriptor(target, key);
@@ -152,7 +157,7 @@
         if (known && typeof known === "object" && String(known.id) === String(Number(text))) {
           return known;
         }
-        return chosenSince(Number(text));
+        return partlyKnown({ id: Number(text) });
       default:
         return text;
     }
@@ -238,6 +243,12 @@
         // the server's value.
         if (field.type && !field.locked) {
           data[field.name] = typed(field.type, posted.getAll(field.name), base[field.name]);
+          if (field.type === "lookup" && data[field.name] === null &&
+              String(posted.get(field.name + SEARCH_SUFFIX) || "").trim()) {
+            // A name typed and not chosen: the save looks the record up by it
+            // (and refuses the name if no record has it).
+            data[field.name] = partlyKnown({});
+          }
         }
       });
       data.$user = user;
