@@ -13,7 +13,7 @@ from tailorcrm.platform.access import create_team, set_team, set_user_roles
 from tailorcrm.platform.auth import create_user, find_user
 from tests.conftest import SALES_PACK, load_pack
 
-from .web_helpers import PASSWORD, Browser, create, elements, token_of
+from .web_helpers import PASSWORD, Browser, by_id, create, elements, token_of
 
 
 def _roles() -> list[tuple[str, Any]]:
@@ -119,3 +119,46 @@ def test_hidden_fields_are_absent_and_read_only_ones_are_not_sent(
 def test_a_role_without_import_gets_403_from_the_import_page(office: Office) -> None:
     assert office.rep.get("/app/opportunity/import").status_code == 403
     assert office.auditor.get("/app/contact/export.csv").status_code == 403
+
+
+def test_a_read_only_field_reads_on_the_form_as_on_the_record_page(
+    app: Flask, platform: Platform
+) -> None:
+    # A role that may change leads but not their status, what they are
+    # interested in, nor whether they were converted.
+    role = {
+        "kind": "role",
+        "name": "lead_keeper",
+        "label": "Lead keeper",
+        "entities": {
+            "sales_lead": {
+                "read": "all",
+                "edit": "all",
+                "fields": dict.fromkeys(
+                    ["status", "interests", "converted"], "read_only"
+                ),
+            }
+        },
+    }
+    platform.store.apply([*load_pack(), ("lead_keeper.json", role)], actor="test")
+    keeper = _signed_in(app, platform, "ada.keep", "lead_keeper")
+    lead = create(
+        platform,
+        "sales_lead",
+        full_name="Ines Marlow",
+        company="Marlow Mills",
+        status="working",
+        interests=["training", "hardware"],
+        converted=True,
+    )
+
+    form = _page(keeper, f"/app/sales_lead/{lead['id']}/edit")
+
+    names = ("status", "interests", "converted")
+    shown = {name: by_id(form, f"f-{name}") for name in names}
+    assert {name: e["value"] for name, e in shown.items()} == {
+        "status": "Working",
+        "interests": "Training, Hardware",
+        "converted": "Yes",
+    }
+    assert all("readonly" in e.attrs for e in shown.values())

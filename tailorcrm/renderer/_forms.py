@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..metadata import EntityDef, max_length, precision_scale
-from ._format import DEFAULT_LOCALE, currency_unit
+from ._format import DEFAULT_LOCALE, currency_unit, option_label
 from ._pages import Links, Names, Section, Tab, sections_of, title_of
 from ._states import NO_FORM_RULES, FormRules
 
@@ -292,7 +292,8 @@ def widget_for(
         "conditions": rules.live_conditions(name),
     }
     if kind == "autonumber" or name in rules.computed:
-        return Widget(widget="readonly", **common)
+        shown = _readonly_text(spec, value, search_text)
+        return Widget(widget="readonly", **{**common, "value": shown})
     if kind == "textarea":
         attrs = {"maxlength": str(max_length(dict(spec))), "rows": "5"}
         return Widget(widget="textarea", attrs=attrs, **common)
@@ -317,6 +318,20 @@ def widget_for(
         suffix=suffix,
         **common,
     )
+
+
+def _readonly_text(spec: Mapping[str, Any], value: FormValue, search_text: str) -> str:
+    """What a field shown read-only reads: a choice by its label, a checkbox as
+    Yes or No, a lookup by its record's name, as the record page has them."""
+    kind = spec["type"]
+    chosen = _as_list(value)
+    if kind in ("picklist", "multi_picklist"):
+        return ", ".join(option_label(spec, item) for item in chosen)
+    if kind == "boolean":
+        return "Yes" if value else "No"
+    if kind == "lookup":
+        return search_text
+    return value if isinstance(value, str) else ", ".join(chosen)
 
 
 def _lookup_text(
