@@ -243,6 +243,11 @@ def _input_attrs(spec: Mapping[str, Any], locale: str) -> tuple[dict[str, str], 
         scale = 0 if kind == "integer" else precision_scale(dict(spec))[1]
         # The step lets the browser accept exactly the decimals the field keeps.
         attrs["step"] = _step(scale)
+        if kind != "integer":
+            precision, scale = precision_scale(dict(spec))
+            # For field_state.js, which reads a number the field cannot hold
+            # as null, as the record service does.
+            attrs["data-integer-digits"] = str(precision - scale)
         attrs["inputmode"] = "numeric" if kind == "integer" else "decimal"
         for key in ("min", "max"):
             if key in spec:

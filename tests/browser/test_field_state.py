@@ -455,3 +455,53 @@ def test_an_account_name_typed_and_not_chosen_is_not_a_blank_account(
     [account] = live_server.find("account", name=ACCOUNT_NAME)
     [saved] = live_server.find("opportunity", title="Wrenfield dock cranes")
     assert (saved["account"], saved["next_step"]) == (account["id"], None)
+
+
+# -- a number the field cannot hold reads as null, as the save reads it ------------
+
+
+@pytest.fixture
+def steps_for_big_deals(live_server: LiveServer) -> Iterator[None]:
+    """Next step is required for deals over 1,000."""
+    document = {
+        "kind": "rule",
+        "name": "next_step_for_big_deals",
+        "entity": "opportunity",
+        "type": "field_state",
+        "label": "Next step for big deals",
+        "field": "next_step",
+        "required_if": {">": [{"var": "amount"}, 1000]},
+    }
+    store = live_server.platform.store
+    store.apply([("", document)], actor="test")
+    yield
+    store.remove_rule(document["name"], actor="test")
+
+
+@pytest.mark.usefixtures("steps_for_big_deals")
+def test_an_amount_the_field_cannot_hold_reads_as_blank_as_on_the_server(
+    page: Page, live_server: LiveServer
+) -> None:
+    page.goto("/app/opportunity/new")
+    mark = page.locator('[data-field="next_step"] [data-required-mark]')
+    amount = page.get_by_label("Amount")
+    # Three decimals where the field keeps two, an exponent, and a value below
+    # the field's minimum of 0: the record service holds none of them.
+    refused = ["1000.555", "1e4", "-2000"]
+
+    amount.fill("1000.50")
+    expect(mark).to_be_visible()
+    for value in refused:
+        amount.fill(value)
+        expect(mark).to_be_hidden()
+    page.get_by_label("Title").fill("Wrenfield weighbridge")
+    amount.fill(refused[0])
+    page.get_by_role("button", name="Save").click()
+
+    # The server refused the amount and rendered Next step as not required;
+    # the script, run again on the page, agrees.
+    expect(page.locator('[data-field="amount"] .field-errors')).to_contain_text(
+        "Enter at most 2 digits after the point."
+    )
+    expect(mark).to_be_hidden()
+    assert live_server.find("opportunity", title="Wrenfield weighbridge") == []

@@ -36,6 +36,9 @@
 
   var Rules = window.TailorRules;
   var INTEGER = /^[+-]?[0-9]+$/;
+  // What the record service takes as a decimal: no exponent (1e3 is refused).
+  var DECIMAL_TEXT = /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$/;
+  var INTEGER_LIMIT = BigInt("9223372036854775807");
   var FALSE_TEXTS = ["", "off", "false"];
   // The lookup's text box, sent beside the id (see lookup.js).
   var SEARCH_SUFFIX = "__search";
@@ -108,6 +111,36 @@
     return unknownRead ? null : value;
   }
 
+  // Whether a number typed in a field's input is one the field holds, as the
+  // record service checks it: a whole number within 64 bits, or a decimal with
+  // at most the field's decimals (its step) and digits before the point
+  // (data-integer-digits), and within the input's min and max. One it refuses
+  // reads as null, as the server reads it; the save says what is wrong.
+  function fits(control, type, text) {
+    if (!control) {
+      return true;
+    }
+    if (type === "integer") {
+      var whole = BigInt(text);
+      if (whole > INTEGER_LIMIT || -whole > INTEGER_LIMIT) {
+        return false;
+      }
+    } else {
+      var parts = text.replace(/^[+-]/, "").split(".");
+      var step = control.getAttribute("step") || "1";
+      var scale = step.indexOf(".") === -1 ? 0 : step.length - step.indexOf(".") - 1;
+      var digits = control.getAttribute("data-integer-digits");
+      if (!DECIMAL_TEXT.test(text) || (parts[1] || "").replace(/0+$/, "").length > scale ||
+          (digits !== null && parts[0].replace(/^0+/, "").length > Number(digits))) {
+        return false;
+      }
+    }
+    var number = Number(text);
+    var low = control.getAttribute("min");
+    var high = control.getAttribute("max");
+    return !(low !== null && number < Number(low)) && !(high !== null && number > Number(high));
+  }
+
   function attempt(convert, text) {
     try {
       return convert(text);
@@ -118,7 +151,8 @@
 
   // One field's value from what the form would send for it (every value posted
   // under its name, the last one counting, as on the server).
-  function typed(type, posted, known) {
+  function typed(field, posted, known) {
+    var type = field.type;
     if (type === "multi_picklist") {
       var chosen = posted.filter(function (item) {
         return item !== "";
@@ -141,11 +175,11 @@
     text = text.trim();
     switch (type) {
       case "integer":
-        return INTEGER.test(text) ? Number(text) : null;
+        return INTEGER.test(text) && fits(field.control, type, text) ? Number(text) : null;
       case "decimal":
       case "currency":
       case "percent":
-        return attempt(Rules.decimal, text);
+        return fits(field.control, type, text) ? attempt(Rules.decimal, text) : null;
       case "date":
         return attempt(Rules.date, text);
       case "datetime":
@@ -242,7 +276,7 @@
         // Fields the form does not send (computed, numbered) and locked ones keep
         // the server's value.
         if (field.type && !field.locked) {
-          data[field.name] = typed(field.type, posted.getAll(field.name), base[field.name]);
+          data[field.name] = typed(field, posted.getAll(field.name), base[field.name]);
           if (field.type === "lookup" && data[field.name] === null &&
               String(posted.get(field.name + SEARCH_SUFFIX) || "").trim()) {
             // A name typed and not chosen: the save looks the record up by it
