@@ -243,6 +243,19 @@ def _rule(name: str, entity: str, condition: Any, field: str) -> dict[str, Any]:
     }
 
 
+#: A roll-up over contacts, which the clerk cannot read, onto accounts they can.
+CONTACT_COUNT = {
+    "kind": "rule",
+    "name": "contact_count",
+    "entity": "account",
+    "type": "rollup",
+    "label": "Contacts",
+    "field": "employees",
+    "relation": {"entity": "contact", "lookup": "account"},
+    "function": "count",
+}
+
+
 def test_rules_over_what_the_caller_cannot_read_are_not_shown(desk: Desk) -> None:
     rules = [
         _rule("title_checked", "opportunity", {"in": ["x", {"var": "title"}]}, "title"),
@@ -256,16 +269,7 @@ def test_rules_over_what_the_caller_cannot_read_are_not_shown(desk: Desk) -> Non
             "title",
         ),
         _rule("contact_checked", "contact", {"is_blank": {"var": "email"}}, "email"),
-        {
-            "kind": "rule",
-            "name": "contact_count",
-            "entity": "account",
-            "type": "rollup",
-            "label": "Contacts",
-            "field": "employees",
-            "relation": {"entity": "contact", "lookup": "account"},
-            "function": "count",
-        },
+        CONTACT_COUNT,
         {
             **_rule(
                 "title_draft", "opportunity", {"==": [{"var": "title"}, "x"]}, "title"
@@ -304,16 +308,6 @@ def test_a_computed_field_refused_names_only_rules_the_caller_may_see(
     # account's employees is a rule the clerk is not shown, so writing the field
     # says that a rule computes it, not which. A formula that reads only what the
     # clerk reads is named.
-    rollup = {
-        "kind": "rule",
-        "name": "contact_count",
-        "entity": "account",
-        "type": "rollup",
-        "label": "Contacts",
-        "field": "employees",
-        "relation": {"entity": "contact", "lookup": "account"},
-        "function": "count",
-    }
     formula = {
         "kind": "rule",
         "name": "weighted_as_amount",
@@ -323,7 +317,7 @@ def test_a_computed_field_refused_names_only_rules_the_caller_may_see(
         "field": "weighted_amount",
         "expression": {"var": "amount"},
     }
-    for rule in (rollup, formula):
+    for rule in (CONTACT_COUNT, formula):
         response = desk.admin.put(f"/meta/rules/{rule['name']}", json=rule)
         assert response.status_code == 201, response.json
     path = f"/account/{desk.own_account}"

@@ -840,18 +840,24 @@ def test_an_import_fails_only_the_rows_whose_automation_fails(
     ]
 
 
+def _blank_child_on_new_parent() -> dict[str, Any]:
+    """An automation that blanks the name of the account "Child" when its parent
+    is set, so that the save setting the parent is refused."""
+    return rule(
+        "parent_blank", "account", "automation", trigger=["update"],
+        condition={"and": [{"changed": "parent"},
+                           {"==": [{"var": "name"}, "Child"]}]},
+        actions=[{"type": "set_field", "field": "name", "value": ""}],
+    )  # fmt: skip
+
+
 def test_an_import_undoes_a_row_whose_reference_to_another_row_is_refused(
     platform: Platform, crm: Api
 ) -> None:
     # "Child" refers to "Top", a later row of the same file: the reference is set
     # once every row exists, and an automation then refuses it. "Grandchild"
     # refers to "Child" and fails with it; neither is left half imported.
-    parent_blank = rule(
-        "parent_blank", "account", "automation", trigger=["update"],
-        condition={"and": [{"changed": "parent"},
-                           {"==": [{"var": "name"}, "Child"]}]},
-        actions=[{"type": "set_field", "field": "name", "value": ""}],
-    )  # fmt: skip
+    parent_blank = _blank_child_on_new_parent()
     define(crm, parent_blank)
     text = "name,parent\nChild,Top\nTop,\nOther,Top\nGrandchild,Child\n"
 
@@ -911,12 +917,7 @@ def test_a_skipped_row_referred_to_by_a_later_row_is_deleted_after_it(
             for spec in ACCOUNT["fields"]
         ],
     }
-    parent_blank = rule(
-        "parent_blank", "account", "automation", trigger=["update"],
-        condition={"and": [{"changed": "parent"},
-                           {"==": [{"var": "name"}, "Child"]}]},
-        actions=[{"type": "set_field", "field": "name", "value": ""}],
-    )  # fmt: skip
+    parent_blank = _blank_child_on_new_parent()
     define(crm, restricting, parent_blank)
     text = "name,parent\nChild,Top\nTop,\nGrandchild,Child\n"
 
