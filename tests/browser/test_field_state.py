@@ -505,3 +505,80 @@ def test_an_amount_the_field_cannot_hold_reads_as_blank_as_on_the_server(
     )
     expect(mark).to_be_hidden()
     assert live_server.find("opportunity", title="Wrenfield weighbridge") == []
+
+
+# -- text a field cannot hold reads as blank, in the browser as on the server -------
+
+
+@pytest.fixture
+def reachable_contacts(live_server: LiveServer) -> Iterator[None]:
+    """A contact's title is required once it has an email address or a phone
+    number; an account's phone once it has a website."""
+    documents = [
+        {
+            "kind": "rule",
+            "name": "title_when_reachable",
+            "entity": "contact",
+            "type": "field_state",
+            "label": "Title when reachable",
+            "field": "title",
+            "required_if": {
+                "or": [
+                    {"!": {"is_blank": {"var": "email"}}},
+                    {"!": {"is_blank": {"var": "phone"}}},
+                ]
+            },
+        },
+        {
+            "kind": "rule",
+            "name": "phone_for_websites",
+            "entity": "account",
+            "type": "field_state",
+            "label": "Phone for accounts with a website",
+            "field": "phone",
+            "required_if": {"!": {"is_blank": {"var": "website"}}},
+        },
+    ]
+    store = live_server.platform.store
+    store.apply([("", document) for document in documents], actor="test")
+    yield
+    for document in documents:
+        store.remove_rule(document["name"], actor="test")
+
+
+@pytest.mark.usefixtures("reachable_contacts")
+def test_an_address_or_number_the_field_cannot_hold_reads_as_blank(
+    page: Page, live_server: LiveServer
+) -> None:
+    page.goto("/app/contact/new")
+    mark = page.locator('[data-field="title"] [data-required-mark]')
+    email, phone = page.get_by_label("Email"), page.get_by_label("Phone")
+
+    expect(mark).to_be_hidden()
+    email.fill("not-an-address")
+    expect(mark).to_be_hidden()
+    email.fill("odile.ferncastle@example.org")
+    expect(mark).to_be_visible()
+    email.fill("")
+    phone.fill("call the front desk")
+    expect(mark).to_be_hidden()
+    phone.fill("+44 20 7946 0000 ext 12")
+    expect(mark).to_be_visible()
+    # The server reads the refused text as blank too: after the refused save the
+    # title is not required, on the page it rendered and in the script.
+    page.get_by_label("Full name").fill("Odile Ferncastle")
+    phone.fill("call the front desk")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator('[data-field="phone"] .field-errors')).to_contain_text(
+        "is not a phone number"
+    )
+    expect(mark).to_be_hidden()
+    assert live_server.find("contact", full_name="Odile Ferncastle") == []
+
+    page.goto("/app/account/new")
+    mark = page.locator('[data-field="phone"] [data-required-mark]')
+    website = page.get_by_label("Website")
+    website.fill("wrenfield-trading.example")
+    expect(mark).to_be_hidden()
+    website.fill("https://wrenfield-trading.example/about")
+    expect(mark).to_be_visible()

@@ -40,6 +40,14 @@
   var DECIMAL_TEXT = /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$/;
   var INTEGER_LIMIT = BigInt("9223372036854775807");
   var FALSE_TEXTS = ["", "off", "false"];
+  // What the record service takes as an email address, a phone number and a web
+  // address (see tailorcrm/metadata/_fields.py); other text in such a field reads
+  // as null, as the server reads it, and the save says what is wrong.
+  var TEXT_CHECKS = {
+    email: /^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$/,
+    phone: /^\+?[0-9][0-9 ().\-/]*(\s*(x|ext\.?)\s*[0-9]+)?$/i,
+    url: /^https?:\/\/[^\/?#]+/i
+  };
   // The lookup's text box, sent beside the id (see lookup.js).
   var SEARCH_SUFFIX = "__search";
   var hasOwn = Object.prototype.hasOwnProperty;
@@ -193,7 +201,7 @@
         }
         return partlyKnown({ id: Number(text) });
       default:
-        return text;
+        return hasOwn.call(TEXT_CHECKS, type) && !TEXT_CHECKS[type].test(text) ? null : text;
     }
   }
 
