@@ -6,12 +6,15 @@ Every test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from tailorcrm.platform import Platform
+from tailorcrm.platform.records import SYSTEM_ACTOR
 from tests.conftest import Api
 from tests.rules_support import ACCOUNT, OPPORTUNITY, create, define, problems, rule
 
@@ -118,3 +121,59 @@ def test_a_changed_lookup_to_no_record_reads_as_null(crm: Api) -> None:
     )
 
     assert sorted(problems(refused)) == [("account", "not_found"), ("account", "rule")]
+
+
+def waiting_for_a_lock(platform: Platform) -> bool:
+    """Whether a transaction of the test's database waits for a row lock."""
+    query = sa.text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    for _ in range(200):
+        with platform.engine.connect() as connection:
+            if connection.execute(query).scalar():
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_formula_followed_through_a_lookup_reads_the_record_as_committed(
+    platform: Platform, crm: Api, database_url: str
+) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite lets one writer in at a time")
+    define(crm, LABEL)
+    account = create(crm, "account", name="Harbour Mill")
+    deal = create(crm, "opportunity", title="Cranes", account=account["id"])
+    renamed: list[BaseException] = []
+
+    def rename() -> None:
+        try:
+            with platform.records(SYSTEM_ACTOR) as records:
+                records.update("account", account["id"], {"name": "Quay Works"})
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            renamed.append(error)
+
+    # The account's save follows the deal while another save of the deal, which
+    # read the account's old name, is not yet committed.
+    with platform.records(SYSTEM_ACTOR) as records:
+        records.update("opportunity", deal["id"], {"title": "Gantries"})
+        follower = threading.Thread(target=rename)
+        follower.start()
+        waited = waiting_for_a_lock(platform)
+    follower.join()
+
+    assert waited
+    assert renamed == []
+    assert read_deal(crm, deal)["next_step"] == "Gantries for Quay Works"
+    history = crm.get(f"/opportunity/{deal['id']}/history").json["data"]
+    steps = [(e["old"], e["new"]) for e in history if e["field"] == "next_step"]
+    assert steps == [
+        ("Gantries for Harbour Mill", "Gantries for Quay Works"),
+        ("Cranes for Harbour Mill", "Gantries for Harbour Mill"),
+    ]
+
+
+def read_deal(api: Api, deal: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = api.get(f"/opportunity/{deal['id']}").json
+    return found

@@ -492,8 +492,16 @@ class Cascade:
     def _children(
         self, child: EntityDef, lookup: str, parents: Iterable[int]
     ) -> dict[int, dict[str, Any]]:
+        """The records whose ``lookup`` points at one of ``parents``, locked.
+
+        Their formulas are recomputed from these rows and written over them, so
+        on PostgreSQL the rows are locked as they are read: a save of one of them
+        that is not yet committed is waited for, and its values are read, rather
+        than overwritten with a formula of the values it replaced.
+        """
         parents = set(parents)
-        query = _children_of(child.table, lookup, single=len(parents) == 1)
+        lock = not is_sqlite(self.connection)
+        query = _children_of(child.table, lookup, lock=lock, single=len(parents) == 1)
         parameters = {"parents": _bound(parents)}
         return {
             int(row["id"]): dict(row)
@@ -707,13 +715,17 @@ def _rows(table: sa.Table, *, lock: bool, single: bool) -> sa.Select[Any]:
 
 
 @functools.lru_cache(maxsize=2048)
-def _children_of(table: sa.Table, lookup: str, *, single: bool) -> sa.Select[Any]:
-    """The rows whose ``lookup`` holds one of the ids bound as ``parents``."""
-    return (
+def _children_of(
+    table: sa.Table, lookup: str, *, lock: bool, single: bool
+) -> sa.Select[Any]:
+    """The rows whose ``lookup`` holds one of the ids bound as ``parents``, in id
+    order."""
+    query = (
         sa.select(table)
         .where(_among(table.c[lookup], "parents", single=single))
         .order_by(table.c.id)
     )
+    return query.with_for_update(key_share=True) if lock else query
 
 
 @functools.lru_cache(maxsize=2048)
