@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
+
+import sqlalchemy as sa
 
 from tailorcrm.platform import Platform
 from tailorcrm.platform.importer import ImportReport, import_csv
@@ -181,3 +184,17 @@ def load_csv(
     """Import CSV ``text`` into ``entity`` (as the system, unless told otherwise)."""
     options.setdefault("actor", SYSTEM_ACTOR)
     return import_csv(platform, entity, io.BytesIO(text.encode()), **options)
+
+
+def waiting_for_a_lock(platform: Platform) -> bool:
+    """Whether a transaction of the test's database waits for a row lock."""
+    query = sa.text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    for _ in range(200):
+        with platform.engine.connect() as connection:
+            if connection.execute(query).scalar():
+                return True
+        time.sleep(0.05)
+    return False

@@ -35,6 +35,7 @@ from tests.rules_support import (
     load_csv,
     problems,
     rule,
+    waiting_for_a_lock,
 )
 
 
@@ -682,6 +683,48 @@ def test_automations_create_and_update_related_records(crm: Api) -> None:
         ("Kick-off: Lamp", won["id"])
     ]
     assert read(crm, "account", account["id"])["tier"] == "gold"
+
+
+def test_an_update_of_a_related_record_reads_it_as_committed(
+    platform: Platform, crm: Api, database_url: str
+) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite lets one writer in at a time")
+    tally = rule(
+        "tally",
+        "opportunity",
+        "automation",
+        trigger="update",
+        actions=[{"type": "update_related", "lookup": "account",
+                  "values": {"notes": {"cat": [{"var": "account.notes"}, "+"]}}}],
+    )  # fmt: skip
+    define(crm, tally)
+    account = create(crm, "account", name="Lighthouse")
+    first, second = (
+        create(crm, "opportunity", title=title, account=account["id"])
+        for title in ("Wick", "Lamp")
+    )
+    failed: list[BaseException] = []
+
+    def touch_second() -> None:
+        try:
+            with platform.records(SYSTEM_ACTOR) as records:
+                records.update("opportunity", second["id"], {"touches": 1})
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            failed.append(error)
+
+    # The second save's automation runs while the first one's, which added its
+    # mark to the account, is not yet committed.
+    with platform.records(SYSTEM_ACTOR) as records:
+        records.update("opportunity", first["id"], {"touches": 1})
+        other = threading.Thread(target=touch_second)
+        other.start()
+        waited = waiting_for_a_lock(platform)
+    other.join()
+
+    assert waited
+    assert failed == []
+    assert read(crm, "account", account["id"])["notes"] == "++"
 
 
 def test_automations_that_trigger_each_other_stop_at_the_depth_limit(

@@ -7,7 +7,6 @@ Every test runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -16,7 +15,15 @@ import sqlalchemy as sa
 from tailorcrm.platform import Platform
 from tailorcrm.platform.records import SYSTEM_ACTOR
 from tests.conftest import Api
-from tests.rules_support import ACCOUNT, OPPORTUNITY, create, define, problems, rule
+from tests.rules_support import (
+    ACCOUNT,
+    OPPORTUNITY,
+    create,
+    define,
+    problems,
+    rule,
+    waiting_for_a_lock,
+)
 
 #: Reads the account's name, and the title, which changes on its own.
 LABEL = rule(
@@ -121,20 +128,6 @@ def test_a_changed_lookup_to_no_record_reads_as_null(crm: Api) -> None:
     )
 
     assert sorted(problems(refused)) == [("account", "not_found"), ("account", "rule")]
-
-
-def waiting_for_a_lock(platform: Platform) -> bool:
-    """Whether a transaction of the test's database waits for a row lock."""
-    query = sa.text(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    for _ in range(200):
-        with platform.engine.connect() as connection:
-            if connection.execute(query).scalar():
-                return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_formula_followed_through_a_lookup_reads_the_record_as_committed(

@@ -14,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
+
 from ..errors import Problem, TailorError, ValidationFailed
 from ..metadata import EntityDef
 from ..rules_engine import Action, AutomationRule, expressions_of, truthy
+from .db import is_sqlite
 from .rules import RecordRules, coerce, names_read
 
 if TYPE_CHECKING:
@@ -129,6 +132,7 @@ def run_automations(service: RecordService, changes: Sequence[Change]) -> bool:
             continue
         rules = _rules(service, change.entity, automations)
         prior = change.before if change.trigger == "update" else None
+        _lock_updated(service, change, automations, rules.related_reads)
         rules.load_related([change.record, *([prior] if prior else [])])
         data = rules.data(change.record, prior=prior)
         for automation in automations:
@@ -137,6 +141,35 @@ def run_automations(service: RecordService, changes: Sequence[Change]) -> bool:
             for action in actions:
                 acted = _act(service, automation, action, change, data) or acted
     return acted
+
+
+def _lock_updated(
+    service: RecordService,
+    change: Change,
+    automations: tuple[AutomationRule, ...],
+    reads: Mapping[str, frozenset[str]],
+) -> None:
+    """Lock the records that ``update_related`` actions may change and that the
+    automations read, before they are read.
+
+    Such a value is computed from what the automation read of the record (a count
+    kept by adding one to ``account.touches``), so on PostgreSQL another save of
+    the record that is not yet committed is waited for, and its value read,
+    rather than overwritten with one computed from the value it replaced.
+    SQLite has one writer at a time.
+    """
+    if is_sqlite(service.connection):
+        return
+    for automation in automations:
+        for action in (*automation.actions, *automation.else_actions):
+            related = change.record.get(str(action.lookup))
+            if action.type != "update_related" or action.lookup not in reads:
+                continue
+            if isinstance(related, int) and not isinstance(related, bool):
+                table = service.catalog.entity(str(action.entity)).table
+                service.connection.execute(
+                    sa.select(table.c.id).where(table.c.id == related).with_for_update()
+                )
 
 
 def _act(
