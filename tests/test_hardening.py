@@ -296,6 +296,21 @@ def test_a_cursor_with_a_huge_id_is_400(crm: Api) -> None:
     assert crm.get(f"/opportunity?cursor={cursor}").status_code == 400
 
 
+@pytest.mark.parametrize("key", ["\ud800", "Alpha\x00"])
+def test_a_cursor_with_text_no_database_takes_is_400(crm: Api, key: str) -> None:
+    import base64
+
+    raw = json.dumps({"s": "title", "k": [key], "id": 1}).encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    response = crm.get(f"/opportunity?sort=title&cursor={cursor}")
+
+    assert response.status_code == 400
+    assert response.json["detail"] == (
+        "cursor: this cursor is not valid for this list; start over."
+    )
+
+
 def test_a_huge_record_id_is_404(crm: Api) -> None:
     assert crm.get("/opportunity/99999999999999999999").status_code == 404
 

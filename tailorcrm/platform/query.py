@@ -382,6 +382,7 @@ def _decode_cursor(
             and 0 <= last_id <= INTEGER_LIMIT
             and isinstance(keys, list)
             and len(keys) == len(query.sort)
+            and all(key is None or _cursor_key(key) for key in keys)
         )
     except (ValueError, KeyError, TypeError, binascii.Error):
         valid = False
@@ -394,6 +395,19 @@ def _decode_cursor(
         for key, (spec, _) in zip(keys, query.sort, strict=True)
     ]
     return values, last_id
+
+
+def _cursor_key(key: Any) -> bool:
+    """Whether a sort key read from a cursor is text that :func:`_cursor_value`
+    could have written: a NUL or a lone surrogate (``"\\ud800"``) would reach
+    the database, which cannot take it."""
+    if not isinstance(key, str) or "\x00" in key:
+        return False
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _after(
