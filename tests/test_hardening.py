@@ -311,6 +311,25 @@ def test_a_cursor_with_text_no_database_takes_is_400(crm: Api, key: str) -> None
     )
 
 
+def test_missing_with_no_operands_is_checked_not_a_500(crm: Api) -> None:
+    rule = {
+        "kind": "rule",
+        "name": "nothing_missing",
+        "entity": "opportunity",
+        "type": "validation",
+        "label": "Nothing is missing",
+        "condition": {"missing": []},
+        "message": "Never fires.",
+    }
+
+    listed = crm.get("/opportunity", query_string={"filter": '{"missing": []}'})
+    checked = crm.put("/meta/rules/nothing_missing?dry_run=1", json=rule)
+
+    assert listed.status_code == 400
+    assert listed.json["errors"][0]["code"] == "unsupported_in_sql"
+    assert checked.status_code == 200
+
+
 def test_a_huge_record_id_is_404(crm: Api) -> None:
     assert crm.get("/opportunity/99999999999999999999").status_code == 404
 

@@ -73,6 +73,7 @@ def problems(condition: Any, *, allow_prior: bool = False) -> list[tuple[str, st
         {"some": [{"var": "tags"}, {"==": [{"var": ""}, "vip"]}]},
         {"all": [{"var": "tags"}, {"lower": {"var": "whatever"}}]},
         {"missing": ["name", "account.industry"]},
+        {"missing": []},
         {"missing_some": [1, ["email", "name"]]},
         {"if": [{"var": "won"}, {"var": "amount"}, 0]},
         {"==": [{"val": ["account", "industry"]}, "Retail"]},

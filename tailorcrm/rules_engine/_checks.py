@@ -514,7 +514,7 @@ def _missing_keys(name: str, raw: list[Any], paths: list[str]) -> list[tuple[str
     if name == "missing_some":
         keys = raw[1] if isinstance(raw[1], list) else [raw[1]]
         key_paths = [f"{paths[1]}[{index}]" for index in range(len(keys))]
-    elif isinstance(raw[0], list):
+    elif raw and isinstance(raw[0], list):
         keys = raw[0]
         key_paths = [f"{paths[0]}[{index}]" for index in range(len(keys))]
     else:
