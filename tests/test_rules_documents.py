@@ -134,6 +134,17 @@ def test_a_dry_run_checks_and_saves_nothing(sales: Api) -> None:
     assert sales.get("/meta/rules/loss_reason_required").status_code == 404
 
 
+@pytest.mark.parametrize("flag", ["on", "y", "2"])
+def test_a_dry_run_flag_that_is_not_yes_or_no_is_refused(sales: Api, flag: str) -> None:
+    response = sales.put(
+        f"/meta/rules/loss_reason_required?dry_run={flag}", json=LOSS_REASON_REQUIRED
+    )
+
+    assert response.status_code == 400
+    assert response.json["detail"] == "dry_run: use true or false."
+    assert sales.get("/meta/rules/loss_reason_required").status_code == 404
+
+
 @pytest.mark.parametrize(
     ("document", "expected"),
     [

@@ -215,7 +215,17 @@ def _json_body(*, exact_numbers: bool = True) -> Any:
 
 
 def _flag(name: str) -> bool:
-    return request.args.get(name, "").lower() in ("1", "true", "yes")
+    """A yes-or-no query parameter such as ``?dry_run=1``; absent is no.
+
+    A value that is neither yes nor no is refused: guessing "no" would apply the
+    change that ``dry_run=on`` meant only to check.
+    """
+    text = request.args.get(name, "").lower()
+    if text in ("1", "true", "yes"):
+        return True
+    if text in ("", "0", "false", "no"):
+        return False
+    raise BadRequest(f"{name}: use true or false.")
 
 
 def _bypass() -> bool:
@@ -224,12 +234,7 @@ def _bypass() -> bool:
     A value that is neither yes nor no is refused: guessing "no" would run the
     automations a data load meant to skip.
     """
-    text = request.args.get("bypass_automation", "").lower()
-    if text in ("1", "true", "yes"):
-        return True
-    if text in ("", "0", "false", "no"):
-        return False
-    raise BadRequest("bypass_automation: use true or false.")
+    return _flag("bypass_automation")
 
 
 def _expected_version() -> int | None:
