@@ -134,10 +134,10 @@ def test_a_dry_run_checks_and_saves_nothing(sales: Api) -> None:
     assert sales.get("/meta/rules/loss_reason_required").status_code == 404
 
 
-@pytest.mark.parametrize("flag", ["on", "y", "2"])
+@pytest.mark.parametrize("flag", ["dry_run=on", "dry_run=y", "dry_run=2", "dry_run"])
 def test_a_dry_run_flag_that_is_not_yes_or_no_is_refused(sales: Api, flag: str) -> None:
     response = sales.put(
-        f"/meta/rules/loss_reason_required?dry_run={flag}", json=LOSS_REASON_REQUIRED
+        f"/meta/rules/loss_reason_required?{flag}", json=LOSS_REASON_REQUIRED
     )
 
     assert response.status_code == 400

@@ -217,13 +217,16 @@ def _json_body(*, exact_numbers: bool = True) -> Any:
 def _flag(name: str) -> bool:
     """A yes-or-no query parameter such as ``?dry_run=1``; absent is no.
 
-    A value that is neither yes nor no is refused: guessing "no" would apply the
-    change that ``dry_run=on`` meant only to check.
+    A value that is neither yes nor no is refused, and so is the name alone
+    (``?dry_run``): guessing "no" would apply the change that ``dry_run=on`` or
+    ``?dry_run`` meant only to check.
     """
-    text = request.args.get(name, "").lower()
+    if name not in request.args:
+        return False
+    text = request.args[name].lower()
     if text in ("1", "true", "yes"):
         return True
-    if text in ("", "0", "false", "no"):
+    if text in ("0", "false", "no"):
         return False
     raise BadRequest(f"{name}: use true or false.")
 
