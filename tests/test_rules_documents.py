@@ -134,6 +134,34 @@ def test_a_dry_run_checks_and_saves_nothing(sales: Api) -> None:
     assert sales.get("/meta/rules/loss_reason_required").status_code == 404
 
 
+def test_a_refused_list_or_name_is_named_not_repeated_back(sales: Api) -> None:
+    action = {"type": "set_field", "field": "next_step", "value": "Call the buyer"}
+    many = {
+        "kind": "rule",
+        "name": "many_steps",
+        "entity": "opportunity",
+        "type": "automation",
+        "label": "Many steps",
+        "trigger": "create",
+        "actions": [action] * 5000,
+    }
+    long_name = {**LOSS_REASON_REQUIRED, "name": "n" * 5000}
+
+    too_many = sales.put("/meta/rules/many_steps?dry_run=1", json=many)
+    too_long = sales.put(f"/meta/rules/{'n' * 5000}?dry_run=1", json=long_name)
+
+    assert too_many.status_code == 422
+    [problem] = too_many.json["errors"]
+    assert (problem["field"], problem["code"]) == ("many_steps.actions", "schema")
+    assert problem["message"].endswith("… is too long")
+    assert len(too_many.get_data()) < 2000
+    assert too_long.status_code == 422
+    # The name is the start of each problem's path; no message repeats it.
+    body = too_long.get_data(as_text=True)
+    assert body.count("n" * 5000) == len(too_long.json["errors"])
+    assert any(p["message"].endswith("… is too long") for p in too_long.json["errors"])
+
+
 @pytest.mark.parametrize("flag", ["dry_run=on", "dry_run=y", "dry_run=2", "dry_run"])
 def test_a_dry_run_flag_that_is_not_yes_or_no_is_refused(sales: Api, flag: str) -> None:
     response = sales.put(

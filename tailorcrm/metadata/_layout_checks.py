@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from ..errors import Problem
 from ._fields import SORTABLE_TYPES
 from ._sections import ShapeCache
-from ._validate import json_path, load_schema, text_problems
+from ._validate import json_path, load_schema, schema_message, text_problems
 
 if TYPE_CHECKING:
     from ._catalog import Catalog, EntityDef
@@ -52,7 +52,7 @@ def _validator(kind: str) -> Draft202012Validator:
 def schema_problems(kind: str, document: Any) -> list[Problem]:
     """Return the JSON Schema problems of a layout or view document."""
     problems = [
-        Problem(json_path(error.absolute_path), "schema", error.message)
+        Problem(json_path(error.absolute_path), "schema", schema_message(error))
         for error in sorted(_validator(kind).iter_errors(document), key=str)
     ]
     return problems + text_problems(document)

@@ -32,7 +32,7 @@ from ..rules_engine import (
     rule_uses,
 )
 from ._fields import FieldValueError, convert, date_text_as_moment
-from ._validate import json_path, load_schema, text_problems
+from ._validate import json_path, load_schema, schema_message, text_problems
 
 if TYPE_CHECKING:
     from ._catalog import EntityDef
@@ -121,7 +121,7 @@ def named_schema_problems(
         Problem(
             rule_problem_path(name, json_path(error.absolute_path), kind=kind),
             "schema",
-            error.message,
+            schema_message(error),
         )
         for error in sorted(validator.iter_errors(document), key=str)
     ]

@@ -13,7 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 
 from ..errors import Problem
 from ._fields import (
@@ -122,12 +122,35 @@ def check_name(name: Any, path: str, *, what: str) -> list[Problem]:
         message = f"{what} names starting with {name.split('_')[0]}_ are reserved."
         return [Problem(path, "reserved_name", message)]
     if len(name) > MAX_NAME_LENGTH:
-        message = f"{what} name {name!r} is longer than {MAX_NAME_LENGTH} characters."
+        message = (
+            f"{what} name {quoted(name)} is longer than {MAX_NAME_LENGTH} characters."
+        )
         return [Problem(path, "name_too_long", message)]
     if name in RESERVED_WORDS:
         message = f"{what} name {name!r} is an SQL reserved word; choose another."
         return [Problem(path, "reserved_name", message)]
     return []
+
+
+#: The most characters of a value that a problem's message quotes.
+QUOTED_LENGTH = 80
+
+
+def quoted(value: Any) -> str:
+    """``value`` as a message quotes it (its ``repr``), cut short when long: a
+    refused name or list is named, not repeated back whole."""
+    text = repr(value)
+    return text if len(text) <= QUOTED_LENGTH else text[: QUOTED_LENGTH - 1] + "…"
+
+
+def schema_message(error: ValidationError) -> str:
+    """A JSON Schema error's message, with the value it quotes cut short (see
+    :func:`quoted`): the validator repeats the whole value, a list of 100,000
+    actions included."""
+    text = repr(error.instance)
+    if len(text) <= QUOTED_LENGTH or text not in error.message:
+        return error.message
+    return error.message.replace(text, quoted(error.instance))
 
 
 def check_entity_document(
@@ -139,7 +162,7 @@ def check_entity_document(
         document's own entity.
     """
     problems = [
-        Problem(json_path(error.absolute_path), "schema", error.message)
+        Problem(json_path(error.absolute_path), "schema", schema_message(error))
         for error in sorted(_validator().iter_errors(document), key=str)
     ]
     problems += text_problems(document)
