@@ -155,7 +155,12 @@ def temporary_schema(url: str, schema: str) -> Iterator[str]:
     try:
         yield schema_url(url, schema)
     finally:
-        _in_database(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        drop_schema(url, schema)
+
+
+def drop_schema(url: str, schema: str) -> None:
+    """Drop ``schema`` with what it holds, if it exists."""
+    _in_database(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def _in_database(url: str, *statements: str) -> None:

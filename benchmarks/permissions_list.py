@@ -48,6 +48,7 @@ from ._support import (
     OPPORTUNITY,
     POSTGRES_URL_VARIABLE,
     Result,
+    drop_schema,
     fresh_schema,
     median,
     postgres_url,
@@ -476,6 +477,7 @@ def measure(*, quick: bool = False) -> Result:
     finally:
         engine.dispose()
         setup.platform.engine.dispose()
+        drop_schema(url, SCHEMA)
 
 
 def _measure(setup: Setup, engine: sa.Engine, sizes: Sizes) -> Result:
@@ -580,4 +582,5 @@ def profile(*, quick: bool = False) -> pstats.Stats | None:
             profiler.disable()
     finally:
         setup.platform.engine.dispose()
+        drop_schema(url, SCHEMA)
     return pstats.Stats(profiler)
