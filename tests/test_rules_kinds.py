@@ -1017,6 +1017,47 @@ def test_a_skipped_update_whose_reference_fails_changes_nothing(
     assert [(a["notes"], a["version"]) for a in stored] == [("first", 1)]
 
 
+def test_rows_naming_a_skipped_update_by_its_new_name_are_left_out_with_it(
+    platform: Platform, crm: Api
+) -> None:
+    # "Alpha" is renamed "Alpha Two" and fails; a row naming it by the new name
+    # fails with it at once (not one import again per link of the chain); a row
+    # naming it by its code keeps it.
+    coded = {
+        **ACCOUNT,
+        "fields": [
+            *ACCOUNT["fields"],
+            {"name": "code", "type": "text", "label": "Code", "external_id": True},
+        ],
+    }
+    define(crm, coded)
+    load_csv(platform, "account", "code,name\nA1,Alpha\nB1,Beta\nC1,Gamma\n")
+    text = (
+        "code,name,parent\n"
+        "B1,Beta Two,Alpha Two\n"
+        "A1,Alpha Two,Nowhere\n"
+        "C1,Gamma,Beta Two\n"
+        "D1,Delta,A1\n"
+    )
+
+    report = load_csv(platform, "account", text, key="code", skip_bad_rows=True)
+
+    assert [(e.row, e.field, e.code) for e in report.errors] == [
+        (2, "parent", "not_imported"),
+        (3, "parent", "not_found"),
+        (4, "parent", "not_imported"),
+    ]
+    assert (report.created, report.updated, report.failed_rows) == (1, 0, 3)
+    stored = {a["name"]: a["parent"] for a in crm.get("/account").json["data"]}
+    alpha = crm.get("/account?name=Alpha").json["data"][0]["id"]
+    assert stored == {
+        "Alpha": None,
+        "Beta": None,
+        "Gamma": None,
+        "Delta": alpha,
+    }
+
+
 # -- bypassing automation ------------------------------------------------------------
 
 TOUCH = rule(

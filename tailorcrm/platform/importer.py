@@ -259,6 +259,8 @@ class Importer:
         self.undone: dict[int, list[Problem]] = {}
         #: Rows left out when the import is made again, with their problems.
         self.excluded: dict[int, list[Problem]] = {}
+        #: The texts that name each record an upsert changes, as it was stored.
+        self.stored_names: dict[int, set[str]] = {}
 
     def run(
         self,
@@ -596,12 +598,24 @@ class Importer:
         if not wanted:
             return {}
         table = self.entity.table
+        names = {
+            column.name: column
+            for field, resolver in self.resolvers.items()
+            if self.entity.fields[field]["target"] == self.entity.name
+            for column in resolver.columns
+        }
         rows = self.connection.execute(
-            sa.select(table.c[key], table.c.id).where(
+            sa.select(table.c[key], table.c.id, *names.values()).where(
                 table.c[key].in_(wanted), *access_where(self.entity)
             )
         ).all()
-        return {value: int(record_id) for value, record_id in rows}
+        existing: dict[Any, int] = {}
+        for value, record_id, *stored in rows:
+            existing[value] = int(record_id)
+            self.stored_names[int(record_id)] = {
+                str(text) for text in [record_id, *stored] if text is not None
+            }
+        return existing
 
     def _update(
         self,
@@ -690,22 +704,25 @@ class Importer:
     def _spread_failures(
         self, targets: dict[int, dict[str, int]], errors: dict[int, list[Problem]]
     ) -> None:
-        """Fail every row that refers to a record of a failed new row."""
-        record_rows = {
-            record_id: number
-            for number, record_id, _, created in self.deferred
-            if created
+        """Fail every row that refers to a record of a failed new row, or to a
+        record of a failed update by a value only that update gives it."""
+        rows = {
+            number: (rid, fields, new) for number, rid, fields, new in self.deferred
         }
         while True:
-            failed_ids = {
-                rid for rid, number in record_rows.items() if number in errors
+            # Left out, a new row leaves no record and an updated one keeps its
+            # stored values: only those still name it.
+            kept = {
+                rid: set() if new else self.stored_names.get(rid, set())
+                for number, (rid, _, new) in rows.items()
+                if number in errors
             }
             spread = {
                 number: field
                 for number, fields in targets.items()
                 if number not in errors
                 for field, target in fields.items()
-                if target in failed_ids
+                if target in kept and rows[number][1][field] not in kept[target]
             }
             if not spread:
                 return
