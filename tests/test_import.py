@@ -26,6 +26,7 @@ from tailorcrm.platform.importer import (
     ImportFailed,
     ImportReport,
     RowError,
+    _LookupResolver,
     import_csv,
 )
 from tailorcrm.platform.records import SYSTEM_ACTOR
@@ -617,6 +618,30 @@ def test_a_file_of_many_batches_imports_every_row(platform: Platform) -> None:
     assert parents(platform, "parent") == dict(
         zip(names, [*names[1:], None], strict=True)
     )
+
+
+@pytest.mark.usefixtures("crm")
+def test_rows_naming_the_row_above_resolve_each_name_once(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each row is stored before the next, which names it: looking up the names
+    # of the whole rest of the batch at every row made a batch take n² lookups.
+    names = [f"Ridgeway Branch {number:02}" for number in range(1, 41)]
+    rows = [[name, above] for name, above in zip(names, ["", *names], strict=False)]
+    looked_up: list[int] = []
+    resolve = _LookupResolver.resolve
+
+    def counted(self: _LookupResolver, texts: set[str]) -> dict[str, int | str]:
+        looked_up.append(len(texts))
+        return resolve(self, texts)
+
+    monkeypatch.setattr(_LookupResolver, "resolve", counted)
+
+    report = load(platform, "account", csv_text(["name", "parent"], *rows))
+
+    assert (report.created, report.failed_rows) == (40, 0)
+    assert parents(platform, "parent") == dict(zip(names, [None, *names], strict=False))
+    assert sum(looked_up) <= 3 * len(names)
 
 
 @pytest.mark.usefixtures("crm")

@@ -417,23 +417,31 @@ class Importer:
         """
         found = self._resolve_texts(creates)
         pending: list[tuple[int, dict[str, Any], dict[str, str]]] = []
-        for position, item in enumerate(creates):
+        # The (lookup field, text) pairs that name a pending row.
+        named: set[tuple[str, str]] = set()
+        for item in creates:
             _, data, deferred = item
             unresolved = {
-                field: text
+                (field, text)
                 for field, text in deferred.items()
                 if not isinstance(found[field][text], int)
             }
-            if unresolved and self._name_any(unresolved, pending):
+            if unresolved & named:
                 self._create(report, pending)
-                pending = []
-                found = self._resolve_texts(creates[position:])
+                # Only the texts that name a row just stored resolve anew: one
+                # query per flush, not one over the rest of the batch.
+                for field in found:
+                    texts = {text for name, text in named if name == field}
+                    if texts:
+                        found[field].update(self.resolvers[field].resolve(texts))
+                pending, named = [], set()
             data.update(
                 (field, found[field][text])
                 for field, text in deferred.items()
                 if isinstance(found[field][text], int)
             )
             pending.append(item)
+            named |= self._names(data, found)
         self._create(report, pending)
 
     def _resolve_texts(
@@ -447,19 +455,17 @@ class Importer:
             for field in {name for _, _, deferred in creates for name in deferred}
         }
 
-    def _name_any(
-        self,
-        texts: dict[str, str],
-        rows: list[tuple[int, dict[str, Any], dict[str, str]]],
-    ) -> bool:
-        """Whether one of ``texts`` (by lookup field) names one of ``rows`` by an
+    def _names(
+        self, data: dict[str, Any], fields: Collection[str]
+    ) -> set[tuple[str, str]]:
+        """The texts by which lookups ``fields`` name the record of ``data``, by an
         external id or display field."""
-        for field, text in texts.items():
-            names = [column.name for column in self.resolvers[field].columns]
-            for _, data, _ in rows:
-                if any(str(data.get(name)) == text for name in names):
-                    return True
-        return False
+        return {
+            (field, str(data[column.name]))
+            for field in fields
+            for column in self.resolvers[field].columns
+            if data.get(column.name) is not None
+        }
 
     def _create(
         self,
