@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 
 from tailorcrm.platform import Platform
 from tailorcrm.platform.importer import ImportReport, import_csv
-from tailorcrm.platform.records import SYSTEM_ACTOR
+from tailorcrm.platform.records import SYSTEM_ACTOR, RecordService
 from tests.conftest import Api
 
 
@@ -198,3 +200,34 @@ def waiting_for_a_lock(platform: Platform) -> bool:
                 return True
         time.sleep(0.05)
     return False
+
+
+def saved_behind(
+    platform: Platform,
+    first: Callable[[RecordService], object],
+    second: Callable[[RecordService], object],
+) -> list[BaseException]:
+    """Make the save ``first`` and, before it commits, the save ``second`` in
+    another thread, which must wait for a row lock that ``first`` holds; then
+    commit ``first`` and let ``second`` finish.
+
+    Returns what ``second`` raised (nothing when it saved).
+    :raises AssertionError: ``second`` did not wait for a lock.
+    """
+    failed: list[BaseException] = []
+
+    def run_second() -> None:
+        try:
+            with platform.records(SYSTEM_ACTOR) as records:
+                second(records)
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            failed.append(error)
+
+    with platform.records(SYSTEM_ACTOR) as records:
+        first(records)
+        other = threading.Thread(target=run_second)
+        other.start()
+        waited = waiting_for_a_lock(platform)
+    other.join()
+    assert waited, "the second save did not wait for the first"
+    return failed

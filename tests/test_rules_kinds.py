@@ -35,7 +35,7 @@ from tests.rules_support import (
     load_csv,
     problems,
     rule,
-    waiting_for_a_lock,
+    saved_behind,
 )
 
 
@@ -704,25 +704,15 @@ def test_an_update_of_a_related_record_reads_it_as_committed(
         create(crm, "opportunity", title=title, account=account["id"])
         for title in ("Wick", "Lamp")
     )
-    failed: list[BaseException] = []
-
-    def touch_second() -> None:
-        try:
-            with platform.records(SYSTEM_ACTOR) as records:
-                records.update("opportunity", second["id"], {"touches": 1})
-        except BaseException as error:  # noqa: BLE001 - reported by the test
-            failed.append(error)
 
     # The second save's automation runs while the first one's, which added its
     # mark to the account, is not yet committed.
-    with platform.records(SYSTEM_ACTOR) as records:
-        records.update("opportunity", first["id"], {"touches": 1})
-        other = threading.Thread(target=touch_second)
-        other.start()
-        waited = waiting_for_a_lock(platform)
-    other.join()
+    failed = saved_behind(
+        platform,
+        lambda records: records.update("opportunity", first["id"], {"touches": 1}),
+        lambda records: records.update("opportunity", second["id"], {"touches": 1}),
+    )
 
-    assert waited
     assert failed == []
     assert read(crm, "account", account["id"])["notes"] == "++"
 

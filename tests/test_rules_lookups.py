@@ -6,14 +6,12 @@ Every test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from tailorcrm.platform import Platform
-from tailorcrm.platform.records import SYSTEM_ACTOR
 from tests.conftest import Api
 from tests.rules_support import (
     ACCOUNT,
@@ -22,7 +20,7 @@ from tests.rules_support import (
     define,
     problems,
     rule,
-    waiting_for_a_lock,
+    saved_behind,
 )
 
 #: Reads the account's name, and the title, which changes on its own.
@@ -138,25 +136,19 @@ def test_a_formula_followed_through_a_lookup_reads_the_record_as_committed(
     define(crm, LABEL)
     account = create(crm, "account", name="Harbour Mill")
     deal = create(crm, "opportunity", title="Cranes", account=account["id"])
-    renamed: list[BaseException] = []
-
-    def rename() -> None:
-        try:
-            with platform.records(SYSTEM_ACTOR) as records:
-                records.update("account", account["id"], {"name": "Quay Works"})
-        except BaseException as error:  # noqa: BLE001 - reported by the test
-            renamed.append(error)
 
     # The account's save follows the deal while another save of the deal, which
     # read the account's old name, is not yet committed.
-    with platform.records(SYSTEM_ACTOR) as records:
-        records.update("opportunity", deal["id"], {"title": "Gantries"})
-        follower = threading.Thread(target=rename)
-        follower.start()
-        waited = waiting_for_a_lock(platform)
-    follower.join()
+    renamed = saved_behind(
+        platform,
+        lambda records: records.update(
+            "opportunity", deal["id"], {"title": "Gantries"}
+        ),
+        lambda records: records.update(
+            "account", account["id"], {"name": "Quay Works"}
+        ),
+    )
 
-    assert waited
     assert renamed == []
     assert read_deal(crm, deal)["next_step"] == "Gantries for Quay Works"
     history = crm.get(f"/opportunity/{deal['id']}/history").json["data"]
