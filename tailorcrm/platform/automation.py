@@ -14,12 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from ..errors import Problem, TailorError, ValidationFailed
 from ..metadata import EntityDef
 from ..rules_engine import Action, AutomationRule, expressions_of, truthy
-from .db import is_sqlite
 from .rules import RecordRules, coerce, names_read
 
 if TYPE_CHECKING:
@@ -132,7 +129,7 @@ def run_automations(service: RecordService, changes: Sequence[Change]) -> bool:
             continue
         rules = _rules(service, change.entity, automations)
         prior = change.before if change.trigger == "update" else None
-        _lock_updated(service, change, automations, rules.related_reads)
+        _lock_updated(rules, change, automations)
         rules.load_related([change.record, *([prior] if prior else [])])
         data = rules.data(change.record, prior=prior)
         for automation in automations:
@@ -144,32 +141,21 @@ def run_automations(service: RecordService, changes: Sequence[Change]) -> bool:
 
 
 def _lock_updated(
-    service: RecordService,
-    change: Change,
-    automations: tuple[AutomationRule, ...],
-    reads: Mapping[str, frozenset[str]],
+    rules: RecordRules, change: Change, automations: tuple[AutomationRule, ...]
 ) -> None:
-    """Lock the records that ``update_related`` actions may change and that the
-    automations read, before they are read.
+    """Load, with their rows locked, the related records that ``update_related``
+    actions may change and that the automations read (see
+    :meth:`.RecordRules.lock_related`).
 
     Such a value is computed from what the automation read of the record (a count
-    kept by adding one to ``account.touches``), so on PostgreSQL another save of
-    the record that is not yet committed is waited for, and its value read,
-    rather than overwritten with one computed from the value it replaced.
-    SQLite has one writer at a time.
+    kept by adding one to ``account.touches``): read unlocked, another save of the
+    record not yet committed would be overwritten with the value it replaced.
     """
-    if is_sqlite(service.connection):
-        return
     for automation in automations:
         for action in (*automation.actions, *automation.else_actions):
-            related = change.record.get(str(action.lookup))
-            if action.type != "update_related" or action.lookup not in reads:
-                continue
-            if isinstance(related, int) and not isinstance(related, bool):
-                table = service.catalog.entity(str(action.entity)).table
-                service.connection.execute(
-                    sa.select(table.c.id).where(table.c.id == related).with_for_update()
-                )
+            lookup = str(action.lookup)
+            if action.type == "update_related" and lookup in rules.related_reads:
+                rules.lock_related(lookup, change.record.get(lookup))
 
 
 def _act(

@@ -53,6 +53,7 @@ from ..rules_engine import (
     truthy,
 )
 from . import direct
+from .db import is_sqlite
 
 #: What a roll-up gives over no records.
 EMPTY_ROLLUP = {"count": 0, "sum": 0, "min": None, "max": None}
@@ -454,7 +455,18 @@ class RecordRules:
         for target, ids in wanted.items():
             self._fetch(target, ids)
 
-    def _fetch(self, target: str, ids: set[int]) -> None:
+    def lock_related(self, lookup: str, value: Any) -> None:
+        """Load the related record ``value`` of ``lookup`` with its row locked on
+        PostgreSQL, so that another save of it that is not yet committed is
+        waited for and read, not overwritten with what it replaced. SQLite has
+        one writer at a time. A later :meth:`load_related` reads it from here.
+        """
+        target = self._lookups.get(lookup)
+        if target is None or isinstance(value, bool) or not isinstance(value, int):
+            return
+        self._fetch(target, {value}, lock=not is_sqlite(self.connection))
+
+    def _fetch(self, target: str, ids: set[int], *, lock: bool = False) -> None:
         entity = self.catalog.entities.get(target)
         if entity is None:
             return
@@ -467,10 +479,10 @@ class RecordRules:
         rows: Iterable[Mapping[Any, Any]]
         if len(ids) == 1:
             # One record, the usual save: straight on the driver (see .direct).
-            query = rows_by_id(table, fields, single=True)
+            query = rows_by_id(table, fields, single=True, lock=lock)
             rows = direct.run(self.connection, query, {"ids": min(ids)})
         else:
-            query = rows_by_id(table, fields, single=False)
+            query = rows_by_id(table, fields, single=False, lock=lock)
             rows = self.connection.execute(query, {"ids": sorted(ids)}).mappings()
         for row in rows:
             self._related[(target, int(row["id"]))] = dict(row)
@@ -909,16 +921,18 @@ def _related_reads(
 # One id is compared with ``=``: SQLAlchemy renders an IN list again on every run.
 @functools.lru_cache(maxsize=2048)
 def rows_by_id(
-    table: sa.Table, fields: tuple[str, ...], *, single: bool
+    table: sa.Table, fields: tuple[str, ...], *, single: bool, lock: bool = False
 ) -> sa.Select[Any]:
     """The id and ``fields`` of the records whose ids are bound as ``ids``: one
-    id (``single``), or a list of them."""
+    id (``single``), or a list of them; their rows locked for update (``lock``).
+    """
     columns = [table.c[name] for name in fields]
     if single:
-        return sa.select(table.c.id, *columns).where(table.c.id == sa.bindparam("ids"))
-    return sa.select(table.c.id, *columns).where(
-        table.c.id.in_(sa.bindparam("ids", expanding=True))
-    )
+        where = table.c.id == sa.bindparam("ids")
+    else:
+        where = table.c.id.in_(sa.bindparam("ids", expanding=True))
+    query = sa.select(table.c.id, *columns).where(where)
+    return query.with_for_update() if lock else query
 
 
 def _reads_dirty(rule: FormulaRule, dirty: set[str]) -> bool:
