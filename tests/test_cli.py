@@ -218,6 +218,26 @@ CAPPED_OPPORTUNITY = {
 }
 
 
+def _applied_unread(
+    run: CliRunner, platform: Platform, tmp_path: Path, file_name: str, text: str
+) -> str:
+    """Apply the file ``file_name`` holding ``text`` over the Account and
+    Opportunity; check that it is refused as unreadable and changes nothing, and
+    return what is said of the files after the first line."""
+    apply_account_and_opportunity(run, tmp_path / "docs")
+    path = tmp_path / file_name
+    path.write_text(text)
+    before = revision(platform)
+
+    result = run.invoke(main, ["meta", "apply", str(path)])
+
+    assert result.exit_code == 1
+    heading = "Error: These files cannot be read; nothing was changed.\n"
+    assert result.output.startswith(heading)
+    assert revision(platform) == before
+    return result.output.removeprefix(heading)
+
+
 @pytest.mark.parametrize(
     ("literal", "reason"),
     [
@@ -244,19 +264,11 @@ def test_meta_apply_refuses_a_number_json_cannot_hold(
     document: dict[str, Any],
     where: str,
 ) -> None:
-    apply_account_and_opportunity(run, tmp_path / "docs")
-    path = tmp_path / file_name
-    path.write_text(json.dumps(document).replace('"<number>"', literal))
-    before = revision(platform)
+    text = json.dumps(document).replace('"<number>"', literal)
 
-    result = run.invoke(main, ["meta", "apply", str(path)])
+    output = _applied_unread(run, platform, tmp_path, file_name, text)
 
-    assert result.exit_code == 1
-    assert result.output == (
-        "Error: These files cannot be read; nothing was changed.\n"
-        f"  {file_name}: {where}: {reason}\n"
-    )
-    assert revision(platform) == before
+    assert output == f"  {file_name}: {where}: {reason}\n"
 
 
 @pytest.mark.parametrize("depth", [300, 5000])
@@ -265,20 +277,14 @@ def test_meta_apply_refuses_a_file_nested_too_deeply(
 ) -> None:
     # 300 levels parse, then exhaust the stack of the validator's messages;
     # 5,000 exhaust the parser's.
-    apply_account_and_opportunity(run, tmp_path / "docs")
     nested = "[" * depth + "]" * depth
-    path = tmp_path / "tangle.json"
-    path.write_text(json.dumps(CEILING_RULE)[:-1] + f', "notes": {nested}}}')
-    before = revision(platform)
+    text = json.dumps(CEILING_RULE)[:-1] + f', "notes": {nested}}}'
 
-    result = run.invoke(main, ["meta", "apply", str(path)])
+    output = _applied_unread(run, platform, tmp_path, "tangle.json", text)
 
-    assert result.exit_code == 1
-    assert result.output == (
-        "Error: These files cannot be read; nothing was changed.\n"
+    assert output == (
         f"  tangle.json: Arrays and objects nest more than {MAX_NESTING} deep.\n"
     )
-    assert revision(platform) == before
 
 
 def test_meta_apply_names_every_file_it_cannot_read_and_applies_none(
