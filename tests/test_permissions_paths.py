@@ -120,6 +120,53 @@ def test_an_import_names_unreadable_lookups_like_missing_ones(desk: Desk) -> Non
     assert "There is no" in error.message
 
 
+def test_a_unique_clash_names_only_a_record_the_caller_can_read(desk: Desk) -> None:
+    hidden = desk.api.post("/account", json={"name": "Copy", "erp_code": "V-1"})
+    own = desk.api.post("/account", json={"name": "Copy", "erp_code": "O-1"})
+    with pytest.raises(ImportFailed) as failed:
+        desk.import_text("account", "name,erp_code\nCopy,V-1\n", key="erp_code")
+
+    assert hidden.status_code == 409
+    assert [(e["field"], e["code"], e["message"]) for e in hidden.json["errors"]] == [
+        ("erp_code", "unique", "ERP customer number 'V-1' is already used by a record.")
+    ]
+    assert f"record {desk.hidden_account}" not in hidden.get_data(as_text=True)
+    [error] = failed.value.report.errors
+    assert error.message == "ERP customer number 'V-1' is already used by a record."
+    assert own.status_code == 409
+    assert own.json["errors"][0]["message"] == (
+        f"ERP customer number 'O-1' is already used by record {desk.own_account}."
+    )
+    assert desk.api.get("/account?count=1").json["count"] == 1
+
+
+def test_a_unique_clash_on_a_hidden_field_names_neither_it_nor_its_value(
+    desk: Desk,
+) -> None:
+    # A default rule fills the ERP code the clerk cannot see from the title.
+    rule = {
+        "kind": "rule",
+        "name": "erp_from_title",
+        "entity": "opportunity",
+        "type": "default",
+        "label": "ERP code from the title",
+        "field": "erp_code",
+        "expression": {"cat": ["E-", {"var": "title"}]},
+    }
+    assert desk.admin.put("/meta/rules/erp_from_title", json=rule).status_code == 201
+    create(desk.platform, "opportunity", title="Kiln")
+
+    clash = desk.api.post("/opportunity", json={"title": "Kiln"})
+    by_admin = desk.admin.post("/opportunity", json={"title": "Kiln"})
+
+    assert clash.status_code == 409
+    assert [(e["field"], e["code"]) for e in clash.json["errors"]] == [(None, "unique")]
+    assert "E-Kiln" not in clash.get_data(as_text=True)
+    assert "ERP" not in clash.get_data(as_text=True)
+    assert by_admin.json["errors"][0]["field"] == "erp_code"
+    assert "'E-Kiln'" in by_admin.json["errors"][0]["message"]
+
+
 def test_an_import_mapping_a_read_only_field_is_refused_whole(desk: Desk) -> None:
     with pytest.raises(Forbidden) as refused:
         desk.import_text("opportunity", "title,probability\nKiln,55\n")

@@ -887,6 +887,7 @@ class RecordService:
                 _holders_of(entity.table, name), {"values": list(positions)}
             ).all()
             taken = {value: record_id for value, record_id in stored}
+            readable = self._readable(entity, set(taken.values()))
             for value, indexes in positions.items():
                 for index in indexes:
                     owner = taken.get(value)
@@ -896,15 +897,44 @@ class RecordService:
                         )
                         problems[index].append(Problem(name, "unique", message))
                     elif owner is not None and owner != batch[index].get("id"):
+                        whose = f"record {owner}" if owner in readable else "a record"
                         message = (
-                            f"{spec['label']} {value!r} is already used by record "
-                            f"{owner}."
+                            f"{spec['label']} {value!r} is already used by {whose}."
                         )
                         problems[index].append(Problem(name, "unique", message))
                 for index in indexes[1:]:
                     message = f"{spec['label']} {value!r} appears twice in this batch."
                     problems[index].append(Problem(name, "unique", message))
-        return problems
+        return self._unique_as_seen(entity, problems)
+
+    def _readable(self, entity: EntityDef, ids: Collection[int]) -> set[int]:
+        """Which of ``ids`` the caller may read: a record out of their reach is
+        not named to them, though the value it holds cannot be given again."""
+        access = self.access(entity.name)
+        clause = None if access is None else access.where("read", entity.table)
+        if clause is None or not ids:
+            return set(ids)
+        table = entity.table
+        statement = sa.select(table.c.id).where(table.c.id.in_(list(ids)), clause)
+        return set(self.connection.execute(statement).scalars())
+
+    def _unique_as_seen(
+        self, entity: EntityDef, problems: list[list[Problem]]
+    ) -> list[list[Problem]]:
+        """Clashes of a field the caller's roles hide (a default or a formula
+        filled it) name neither the field nor its value."""
+        seen = self.view.entities.get(entity.name)
+        if seen is None or seen is entity:
+            return problems
+        return [
+            [
+                problem
+                if problem.field is None or problem.field in seen.fields
+                else Problem(None, "unique", _UNSEEN["unique"])
+                for problem in found
+            ]
+            for found in problems
+        ]
 
 
 def _check_keys(entity: EntityDef, data: Any) -> list[Problem]:
@@ -1020,6 +1050,10 @@ _UNSEEN = {
     ),
     "read_only": (
         "A field you cannot see cannot be changed now; ask an administrator."
+    ),
+    "unique": (
+        "A field you cannot see would hold a value another record already has; "
+        "ask an administrator."
     ),
 }
 
