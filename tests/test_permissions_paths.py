@@ -184,6 +184,50 @@ def test_the_delete_page_counts_only_what_the_caller_can_see(desk: Desk) -> None
     assert "1 Activity" not in page.get_data(as_text=True)
 
 
+def test_a_refused_delete_counts_only_what_the_caller_can_see(desk: Desk) -> None:
+    role = {**CLERK, "entities": {**CLERK["entities"]}}
+    role["entities"]["account"] = {**CLERK["entities"]["account"], "delete": "own"}
+    assert desk.admin.put("/meta/roles/clerk", json=role).status_code == 200
+    path = f"/account/{desk.own_account}"
+    for title in ("Admin's deal", "Admin's other deal"):
+        create(desk.platform, "opportunity", title=title, account=desk.own_account)
+
+    unseen_only = desk.api.delete(path)
+    create(
+        desk.platform,
+        "opportunity",
+        title="Clerk's deal",
+        account=desk.own_account,
+        owner_id=desk.clerk_id,
+    )
+    mixed = desk.api.delete(path)
+    by_admin = desk.admin.delete(path)
+
+    unseen = (
+        None,
+        "referenced",
+        "Records you cannot see refer to it; ask an administrator to go on.",
+    )
+    assert unseen_only.status_code == 409
+    errors = unseen_only.json["errors"]
+    assert [(e["field"], e["code"], e["message"]) for e in errors] == [unseen]
+    assert "2 Opportunity" not in unseen_only.get_data(as_text=True)
+    assert mixed.status_code == 409
+    assert [(e["field"], e["code"], e["message"]) for e in mixed.json["errors"]] == [
+        (
+            "opportunity.account",
+            "referenced",
+            "1 Opportunity record(s) refer to it through Account.",
+        ),
+        unseen,
+    ]
+    assert by_admin.json["errors"][0]["message"] == (
+        "3 Opportunity record(s) refer to it through Account."
+    )
+    assert len(by_admin.json["errors"]) == 1
+    assert desk.api.get(path).status_code == 200
+
+
 def test_a_form_keeps_a_lookup_to_a_record_the_caller_cannot_read(
     desk: Desk,
 ) -> None:

@@ -748,6 +748,7 @@ class RecordService:
         can see.
         """
         problems = []
+        unseen = False
         for other in self.catalog.entities.values():
             specs = [*other.fields.values(), *other.hidden_fields.values()]
             for spec in specs:
@@ -766,21 +767,52 @@ class RecordService:
                 count = self.connection.execute(
                     sa.select(sa.func.count()).where(pointing)
                 ).scalar()
-                if count:
+                if not count:
+                    continue
+                shown = self._referring(other, spec["name"], pointing, count)
+                unseen = unseen or shown < count
+                if shown:
                     where = spec["label"] if visible else f"the removed {spec['label']}"
                     message = (
-                        f"{count} {other.label} record(s) refer to it through {where}."
+                        f"{shown} {other.label} record(s) refer to it through {where}."
                     )
                     if not visible:
                         message += " Restore or purge that field to go on."
                     field = f"{other.name}.{spec['name']}"
                     problems.append(Problem(field, "referenced", message))
+        if unseen:
+            problems.append(Problem(None, "referenced", _UNSEEN["referenced"]))
         if problems:
             raise Conflict(
                 f"This {entity.label} cannot be deleted while other records refer to "
                 "it.",
                 problems=problems,
             )
+
+    def _referring(
+        self, other: EntityDef, field: str, pointing: sa.ColumnElement[bool], count: int
+    ) -> int:
+        """How many of the ``count`` records of ``other`` that refer through
+        ``field`` the caller may be told of: those they may read, through a
+        lookup they can see. The delete page counts the same ones."""
+        seen = self.view.entities.get(other.name)
+        if seen is other:
+            return count
+        if seen is None or seen.removed:
+            return 0
+        if field not in seen.fields and field not in seen.hidden_fields:
+            return 0
+        access = seen.access
+        readable = None if access is None else access.where("read", other.table)
+        if readable is None:
+            return count
+        return int(
+            self.connection.execute(
+                sa.select(sa.func.count())
+                .select_from(other.table)
+                .where(pointing, readable)
+            ).scalar_one()
+        )
 
     def _clear(
         self, entity: EntityDef, field: str, where: sa.ColumnElement[bool]
@@ -1050,6 +1082,9 @@ _UNSEEN = {
     ),
     "read_only": (
         "A field you cannot see cannot be changed now; ask an administrator."
+    ),
+    "referenced": (
+        "Records you cannot see refer to it; ask an administrator to go on."
     ),
     "unique": (
         "A field you cannot see would hold a value another record already has; "
