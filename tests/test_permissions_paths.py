@@ -431,6 +431,60 @@ def test_a_computed_field_refused_names_only_rules_the_caller_may_see(
     assert "contact_count" in by_admin.json["errors"][0]["message"]
 
 
+#: An automation that logs a call for each new deal, the call's subject taken
+#: from the deal's next step (required, so a deal without one cannot be saved).
+CALL_PER_DEAL = {
+    "kind": "rule",
+    "name": "call_per_deal",
+    "entity": "opportunity",
+    "type": "automation",
+    "label": "A call for each new deal",
+    "trigger": "create",
+    "actions": [
+        {
+            "type": "create_record",
+            "entity": "activity",
+            "values": {"subject": {"var": "next_step"}, "kind": "call"},
+        }
+    ],
+}
+
+
+def test_an_automation_refused_is_named_only_to_a_caller_shown_it(
+    desk: Desk,
+) -> None:
+    added = desk.admin.put("/meta/rules/call_per_deal", json=CALL_PER_DEAL)
+    assert added.status_code == 201, added.json
+    deal = {"title": "Kiln", "account": desk.own_account}
+
+    seen = desk.api.post("/opportunity", json=deal)
+    role = {**CLERK, "entities": dict(CLERK["entities"])}
+    del role["entities"]["activity"]
+    assert desk.admin.put("/meta/roles/clerk", json=role).status_code == 200
+    unseen = desk.api.post("/opportunity", json=deal)
+    by_admin = desk.admin.post("/opportunity", json=deal)
+
+    assert seen.status_code == 422
+    assert [(e["field"], e["code"]) for e in seen.json["errors"]] == [
+        ("activity.subject", "required")
+    ]
+    assert "'call_per_deal'" in seen.json["errors"][0]["message"]
+    assert desk.api.get("/activity").status_code == 404
+    assert unseen.status_code == 422
+    assert [(e["field"], e["code"], e["message"]) for e in unseen.json["errors"]] == [
+        (
+            None,
+            "required",
+            "An automation could not save this change; ask an administrator.",
+        )
+    ]
+    text = unseen.get_data(as_text=True).lower()
+    assert "activity" not in text and "call_per_deal" not in text
+    assert by_admin.json["errors"][0]["field"] == "activity.subject"
+    assert "'call_per_deal'" in by_admin.json["detail"]
+    assert desk.api.get("/opportunity?count=1").json["count"] == 1
+
+
 def _field_state(name: str, field: str, **conditions: Any) -> dict[str, Any]:
     return {
         "kind": "rule",

@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Problem, TailorError, ValidationFailed
-from ..metadata import EntityDef
+from ..metadata import Catalog, EntityDef
 from ..rules_engine import Action, AutomationRule, expressions_of, truthy
+from .access import readable_rules
 from .rules import RecordRules, coerce, names_read
 
 if TYPE_CHECKING:
@@ -192,14 +193,22 @@ def _act(
         # The failure of an automation further down, on a record its caller did
         # not save, is named as any other record's.
         if not own and error.automation is not None and error.target is not None:
-            error.problems = _blamed(error.automation, error.target, False, error)
+            error.problems = _blamed(
+                error.automation, error.target, False, error, service.shown_to
+            )
             error.automation = error.target = None
         raise
     except TailorError as error:
+        if own or _shown(service.shown_to, automation, target):
+            detail = (
+                f"The automation {automation.name!r} could not save "
+                f"{target.label}: {error.message}"
+            )
+        else:
+            detail = _UNSEEN
         failed = AutomationFailed(
-            f"The automation {automation.name!r} could not save "
-            f"{target.label}: {error.message}",
-            problems=_blamed(automation, target, own, error),
+            detail,
+            problems=_blamed(automation, target, own, error, service.shown_to),
         )
         if own:
             failed.automation, failed.target = automation, target
@@ -207,8 +216,27 @@ def _act(
     return True
 
 
+_UNSEEN = "An automation could not save this change; ask an administrator."
+
+
+def _shown(view: Catalog, automation: AutomationRule, target: EntityDef) -> bool:
+    """Whether the caller whose ``view`` of the catalog this is may be told which
+    automation failed on which entity: those that the rules they are shown
+    name (see :func:`.access.readable_rules`), as a computed field's refusal
+    names its rule."""
+    shown = readable_rules(view)
+    seen = view.entities.get(target.name)
+    return (shown is None or automation.name in shown) and not (
+        seen is None or seen.removed
+    )
+
+
 def _blamed(
-    automation: AutomationRule, target: EntityDef, own: bool, error: TailorError
+    automation: AutomationRule,
+    target: EntityDef,
+    own: bool,
+    error: TailorError,
+    view: Catalog,
 ) -> list[Problem]:
     """The problems of a save an automation could not make, as the save that
     triggered it reports them. On the record its caller saved (``own``, a
@@ -216,13 +244,23 @@ def _blamed(
     way on every path. On another record (one the automation creates or updates,
     or one the save changed in turn, such as a roll-up's parent), each field is
     named with its entity (``task.subject``), as roll-ups name theirs, and each
-    message names the automation."""
+    message names the automation. A caller whose ``view`` does not show the
+    automation or the entity it saves is told neither, nor what was wrong."""
     found = error.problems or [Problem(None, error.code, error.message)]
     if own:
         return list(found)
+    if not _shown(view, automation, target):
+        return [
+            Problem(None, code, _UNSEEN)
+            for code in dict.fromkeys(problem.code for problem in found)
+        ]
+    seen = view.entities[target.name]
     blamed = []
     for problem in found:
         field = problem.field
+        if field in target.fields and field not in seen.fields:
+            # A field the caller's roles hide.
+            field = None
         if field is not None and "." not in field:
             field = f"{target.name}.{field}"
         message = (

@@ -131,6 +131,10 @@ class RecordService:
         #: The caller's view: what is checked against their permissions and what
         #: they are shown (the full catalog for system work and administrators).
         self.view = catalog
+        #: The view of the person whose save this is, also in the saves that
+        #: automations make for it with the platform's rights: what problems
+        #: may tell them.
+        self.shown_to = catalog
         #: An operation whose scope also limits every save, such as ``import``.
         self.also: str | None = None
         self.actor = actor
@@ -162,6 +166,7 @@ class RecordService:
         )
         nested.now = self.now
         nested.user = self.user
+        nested.shown_to = self.shown_to
         nested.chain = chain
         return nested
 
@@ -942,7 +947,8 @@ class RecordService:
     def _readable(self, entity: EntityDef, ids: Collection[int]) -> set[int]:
         """Which of ``ids`` the caller may read: a record out of their reach is
         not named to them, though the value it holds cannot be given again."""
-        access = self.access(entity.name)
+        seen = self.shown_to.entities.get(entity.name)
+        access = None if seen is None else seen.access
         clause = None if access is None else access.where("read", entity.table)
         if clause is None or not ids:
             return set(ids)
@@ -955,7 +961,7 @@ class RecordService:
     ) -> list[list[Problem]]:
         """Clashes of a field the caller's roles hide (a default or a formula
         filled it) name neither the field nor its value."""
-        seen = self.view.entities.get(entity.name)
+        seen = self.shown_to.entities.get(entity.name)
         if seen is None or seen is entity:
             return problems
         return [
