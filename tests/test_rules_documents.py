@@ -162,6 +162,36 @@ def test_a_refused_list_or_name_is_named_not_repeated_back(sales: Api) -> None:
     assert any(p["message"].endswith("… is too long") for p in too_long.json["errors"])
 
 
+def test_a_dry_run_delete_answers_the_plan_and_deletes_nothing(sales: Api) -> None:
+    role = {"kind": "role", "name": "clerk", "label": "Clerk", "entities": {}}
+    layout = {"kind": "layout", "entity": "task", "list": {"page_size": 10}}
+    define(sales, LOSS_REASON_REQUIRED)
+    assert sales.put("/meta/roles/clerk", json=role).status_code == 201
+    assert sales.put("/meta/layouts/task", json=layout).status_code == 201
+    revision = sales.get("/meta/rules").json["revision"]
+
+    rule = sales.delete("/meta/rules/loss_reason_required?dry_run=1")
+    role_plan = sales.delete("/meta/roles/clerk?dry_run=1")
+    layout_plan = sales.delete("/meta/layouts/task?dry_run=1")
+    entity_plan = sales.delete("/meta/entities/task?dry_run=1")
+
+    assert rule.json["steps"] == ["remove_rule opportunity.loss_reason_required"]
+    assert role_plan.json["steps"] == ["remove_role clerk"]
+    assert layout_plan.json["steps"] == ["remove_layout task"]
+    assert entity_plan.json["steps"][:2] == ["hide_entity task", "remove_layout task"]
+    for plan in (rule, role_plan, layout_plan, entity_plan):
+        assert plan.status_code == 200, plan.json
+        assert (plan.json["applied"], plan.json["revision"]) == (False, revision)
+    assert sales.get("/meta/rules").json["revision"] == revision
+    assert sales.get("/meta/rules/loss_reason_required").status_code == 200
+    assert sales.get("/meta/roles/clerk").status_code == 200
+    assert sales.get("/meta/entities/task").status_code == 200
+    kept = sales.get("/meta/layouts/task")
+    assert kept.headers["X-Tailorcrm-Layout-Generated"] == "false"
+    assert sales.delete("/meta/entities/task?dry_run=on").status_code == 400
+    assert sales.get("/meta/entities/task").status_code == 200
+
+
 @pytest.mark.parametrize("flag", ["dry_run=on", "dry_run=y", "dry_run=2", "dry_run"])
 def test_a_dry_run_flag_that_is_not_yes_or_no_is_refused(sales: Api, flag: str) -> None:
     response = sales.put(

@@ -361,13 +361,15 @@ def applied_response(result: ChangeResult, stored: Any, *, existed: bool) -> Res
 def delete_named_kind(
     name: str, remove: Callable[..., ChangeResult], *, action: str
 ) -> Response:
-    """Delete a named document (admins) through the store's ``remove``."""
+    """Delete a named document (admins) through the store's ``remove``;
+    ``?dry_run=1`` answers the plan and deletes nothing."""
     user = _admin(action)
     expected = _expected_version()
     result = remove(
         name,
         actor=user.username,
         expected={name: expected} if expected is not None else None,
+        dry_run=_flag("dry_run"),
     )
     return jsonify(result.as_dict())
 
@@ -428,12 +430,15 @@ def put_entity(name: str) -> Response:
 
 @api.delete("/meta/entities/<name>")
 def delete_entity(name: str) -> Response:
+    """Hide an entity (admins); ``?dry_run=1`` answers the plan, with the layouts
+    it would rewrite, and hides nothing."""
     user = _admin()
     expected = _expected_version()
     result = platform().store.remove_entity(
         name,
         actor=user.username,
         expected={name: expected} if expected is not None else None,
+        dry_run=_flag("dry_run"),
     )
     return jsonify(result.as_dict())
 
@@ -519,7 +524,7 @@ def delete_layout(name: str) -> Response:
     user = _admin()
     expected = _expected_version()
     result = platform().store.remove_layout(
-        name, actor=user.username, expected=expected
+        name, actor=user.username, expected=expected, dry_run=_flag("dry_run")
     )
     return jsonify(result.as_dict())
 

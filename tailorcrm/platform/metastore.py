@@ -265,9 +265,17 @@ class MetadataStore:
         return ChangeResult(revision, plan, applied=True)
 
     def remove_layout(
-        self, entity: str, *, actor: str, expected: int | None = None
+        self,
+        entity: str,
+        *,
+        actor: str,
+        expected: int | None = None,
+        dry_run: bool = False,
     ) -> ChangeResult:
         """Delete an entity's stored layout; its pages show the generated one.
+
+        With ``dry_run`` the checks run and the plan is answered, but nothing is
+        written.
 
         :raises NotFound: no layout is stored for ``entity``.
         :raises PreconditionFailed: it changed since revision ``expected``.
@@ -284,6 +292,8 @@ class MetadataStore:
                 )
             plan = Plan()
             plan.add("remove_layout", entity)
+            if dry_run:
+                return ChangeResult(current_revision(connection), plan, applied=False)
             revision = current_revision(connection) + 1
             self._write(connection, {}, {}, revision, plan, actor=actor)
             write_layouts(connection, layouts, {entity: None}, revision)
@@ -291,9 +301,17 @@ class MetadataStore:
         return ChangeResult(revision, plan, applied=True)
 
     def remove_entity(
-        self, name: str, *, actor: str, expected: Mapping[str, int] | None = None
+        self,
+        name: str,
+        *,
+        actor: str,
+        expected: Mapping[str, int] | None = None,
+        dry_run: bool = False,
     ) -> ChangeResult:
         """Hide an entity; its table and records stay until it is purged.
+
+        With ``dry_run`` the checks run and the plan (with the layouts it would
+        rewrite) is answered, but nothing is written.
 
         :raises Conflict: other entities still look up to it.
         :raises PreconditionFailed: it changed since the revision in ``expected``.
@@ -342,15 +360,23 @@ class MetadataStore:
                     layouts, {}, plan, skip=new_layouts, removed_entities={name}
                 )
             )
+            if dry_run:
+                return ChangeResult(current.revision, plan, applied=False)
             revision = current.revision + 1
             self._write(connection, stored, after, revision, plan, actor=actor)
             write_layouts(connection, layouts, new_layouts, revision)
         return ChangeResult(revision, plan, applied=True)
 
     def remove_rule(
-        self, name: str, *, actor: str, expected: Mapping[str, int] | None = None
+        self,
+        name: str,
+        *,
+        actor: str,
+        expected: Mapping[str, int] | None = None,
+        dry_run: bool = False,
     ) -> ChangeResult:
-        """Delete a rule document; its history stays.
+        """Delete a rule document; its history stays. With ``dry_run`` nothing is
+        written.
 
         :raises NotFound: there is no such rule.
         :raises PreconditionFailed: it changed since the revision in ``expected``.
@@ -366,6 +392,8 @@ class MetadataStore:
                 rules=rules_before.values(),
             )
             rules = plan_rules(current, current, [], rules_before, removing=[name])
+            if dry_run:
+                return ChangeResult(current.revision, rules.plan, applied=False)
             revision = current.revision + 1
             self._write(connection, stored, {}, revision, rules.plan, actor=actor)
             write_rules(connection, rules_before, rules, revision)
@@ -373,9 +401,15 @@ class MetadataStore:
         return ChangeResult(revision, rules.plan, applied=True)
 
     def remove_role(
-        self, name: str, *, actor: str, expected: Mapping[str, int] | None = None
+        self,
+        name: str,
+        *,
+        actor: str,
+        expected: Mapping[str, int] | None = None,
+        dry_run: bool = False,
     ) -> ChangeResult:
         """Delete a role document that no user or team holds; its history stays.
+        With ``dry_run`` nothing is written.
 
         :raises NotFound: there is no such role.
         :raises Conflict: users or teams hold it.
@@ -386,6 +420,10 @@ class MetadataStore:
             roles_before = stored_roles(connection)
             check_expected_roles(roles_before, expected or {})
             change = plan_role_removal(connection, roles_before, name)
+            if dry_run:
+                return ChangeResult(
+                    current_revision(connection), change.plan, applied=False
+                )
             revision = current_revision(connection) + 1
             self._write(connection, {}, {}, revision, change.plan, actor=actor)
             write_roles(connection, roles_before, change, revision)
