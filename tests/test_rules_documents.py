@@ -192,6 +192,48 @@ def test_a_dry_run_delete_answers_the_plan_and_deletes_nothing(sales: Api) -> No
     assert sales.get("/meta/entities/task").status_code == 200
 
 
+def test_broken_text_in_a_document_is_named_by_its_path(sales: Api) -> None:
+    # "\ud800" is half of a UTF-16 pair: JSON can escape it, UTF-8 cannot hold it.
+    broken_rule = {
+        **LOSS_REASON_REQUIRED,
+        "label": "Lost\ud800",
+        "condition": {"==": [{"var": "stage"}, "lo\udc00st"]},
+    }
+    broken_entity = {
+        **TASK,
+        "fields": [*TASK["fields"], {"name": "memo", "type": "text", "label": "M"}],
+    }
+    broken_entity["fields"][-1]["help_text"] = "Say\ud800 it"
+    broken_role = {
+        "kind": "role",
+        "name": "clerk",
+        "label": "Clerk",
+        "entities": {"task": {"read": "all", "fields": {"subject\ud800": "hidden"}}},
+    }
+    revision = sales.get("/meta/rules").json["revision"]
+
+    rule = sales.put("/meta/rules/loss_reason_required", json=broken_rule)
+    entity = sales.put("/meta/entities/task", json=broken_entity)
+    role = sales.put("/meta/roles/clerk", json=broken_role)
+
+    assert rule.status_code == 422
+    assert problems(rule) == [
+        ("loss_reason_required.condition.==[1]", "invalid_text"),
+        ("loss_reason_required.label", "invalid_text"),
+    ]
+    assert entity.status_code == 422
+    assert (f"fields[{len(TASK['fields'])}].help_text", "invalid_text") in problems(
+        entity
+    )
+    assert role.status_code == 422
+    assert ("clerk.entities.task.fields.subject\\ud800", "invalid_text") in problems(
+        role
+    )
+    assert sales.get("/meta/rules").json["revision"] == revision
+    assert sales.get("/meta/rules/loss_reason_required").status_code == 404
+    assert sales.get("/meta/roles/clerk").status_code == 404
+
+
 @pytest.mark.parametrize("flag", ["dry_run=on", "dry_run=y", "dry_run=2", "dry_run"])
 def test_a_dry_run_flag_that_is_not_yes_or_no_is_refused(sales: Api, flag: str) -> None:
     response = sales.put(

@@ -62,33 +62,57 @@ def _validator() -> Draft202012Validator:
 
 
 def text_problems(document: Any) -> list[Problem]:
-    """Return the texts of a document that no page or database could hold.
+    """Return the texts of a document that no page or database could hold, each
+    at its JSON path.
 
-    Text must be valid Unicode, and may not hold the NUL character: PostgreSQL
-    refuses it, and a label with one would reach every page.
+    Text must be valid Unicode (a JSON escape of half a UTF-16 pair, ``"\\ud800"``,
+    is not), and may not hold the NUL character: PostgreSQL refuses it, and a
+    label with one would reach every page. Keys are texts too.
     """
-    try:
-        json.dumps(document, ensure_ascii=False).encode("utf-8")
-    except (UnicodeEncodeError, TypeError, ValueError):
-        message = "The document holds text that is not valid Unicode."
-        return [Problem("$", "invalid_text", message)]
     problems = []
     pending: list[tuple[list[str | int], Any]] = [([], document)]
     while pending:
         path, value = pending.pop()
         if isinstance(value, dict):
-            pending += [([*path, key], item) for key, item in value.items()]
-            texts = [([*path, key], key) for key in value]
+            named = [(_printable(key), key, item) for key, item in value.items()]
+            pending += [([*path, shown], item) for shown, _, item in named]
+            texts = [([*path, shown], key) for shown, key, _ in named]
         elif isinstance(value, list):
             pending += [([*path, index], item) for index, item in enumerate(value)]
             texts = []
         else:
             texts = [(path, value)]
         for where, text in texts:
-            if isinstance(text, str) and "\x00" in text:
-                message = "Text cannot hold the NUL character."
-                problems.append(Problem(json_path(where), "invalid_text", message))
+            problem = _text_problem(text)
+            if problem is not None:
+                problems.append(Problem(json_path(where), "invalid_text", problem))
+    if not problems:
+        try:
+            json.dumps(document, ensure_ascii=False)
+        except (TypeError, ValueError):
+            message = "The document holds a value that is not JSON."
+            return [Problem("$", "invalid_text", message)]
     return sorted(problems, key=lambda problem: problem.field or "")
+
+
+def _printable(key: Any) -> Any:
+    """A key as a path may show it: half a UTF-16 pair is written as its escape,
+    since no answer or terminal could carry it."""
+    if isinstance(key, str):
+        return key.encode("utf-8", "backslashreplace").decode("utf-8")
+    return key
+
+
+def _text_problem(text: Any) -> str | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "The text is not valid Unicode (it holds half of a UTF-16 pair)."
+    if "\x00" in text:
+        return "Text cannot hold the NUL character."
+    return None
 
 
 def json_path(parts: Iterable[str | int]) -> str:
