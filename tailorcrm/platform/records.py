@@ -924,7 +924,16 @@ class RecordService:
                 _holders_of(entity.table, name), {"values": list(positions)}
             ).all()
             taken = {value: record_id for value, record_id in stored}
-            readable = self._readable(entity, set(taken.values()))
+            # Only a clash with another record names it; most saves have none.
+            clashing = {
+                taken[value]
+                for value, indexes in positions.items()
+                if value in taken
+                and any(taken[value] != batch[index].get("id") for index in indexes)
+            }
+            readable = self._readable(
+                entity, {owner for owner in clashing if owner not in earlier}
+            )
             for value, indexes in positions.items():
                 for index in indexes:
                     owner = taken.get(value)
@@ -947,10 +956,12 @@ class RecordService:
     def _readable(self, entity: EntityDef, ids: Collection[int]) -> set[int]:
         """Which of ``ids`` the caller may read: a record out of their reach is
         not named to them, though the value it holds cannot be given again."""
+        if not ids:
+            return set()
         seen = self.shown_to.entities.get(entity.name)
         access = None if seen is None else seen.access
         clause = None if access is None else access.where("read", entity.table)
-        if clause is None or not ids:
+        if clause is None:
             return set(ids)
         table = entity.table
         statement = sa.select(table.c.id).where(table.c.id.in_(list(ids)), clause)
