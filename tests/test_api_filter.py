@@ -87,6 +87,7 @@ def test_null_field_and_empty_group_never_select_everything(crm: Api) -> None:
         ('{"matches": [{"var": "title"}, "^A"]}', "no SQL translation"),
         ('{"frobnicate": [1]}', "frobnicate"),
         ('{"and": 5}', "and"),
+        ('{"<": [{"var": "created_at"}, "2024-05-31T10:00+00:60"]}', "not a date"),
     ],
 )
 def test_bad_filter_is_400_naming_filter(crm: Api, text: str, reason: str) -> None:

@@ -177,6 +177,8 @@ def test_the_clock_without_now_is_the_system_clock_in_utc() -> None:
         ("2024-5-31", 1, "days", None),
         ("20240531", 1, "days", None),
         ("2024-05-31T25:00", 1, "days", None),
+        ("2024-05-31T10:00+00:60", 1, "days", None),
+        ("2024-05-31T10:00-01:75", 1, "days", None),
         (None, 1, "days", None),
         ("", 1, "days", None),
         (20240531, 1, "days", None),
@@ -247,6 +249,9 @@ def test_date_diff(start: Any, end: Any, unit: Any, expected: Any) -> None:
         (D(2024, 5, 31), "<", 20240601, None),
         (D(2024, 5, 31), ">", None, None),
         (D(2024, 5, 31), "==", True, None),
+        # An offset of 60 minutes or more is no offset, so the text is no date.
+        (D(2024, 5, 31), "<", "2024-05-31T10:00:00+00:60", None),
+        (DT(2024, 5, 31, 9, 0), "==", "2024-05-31T10:00:00+00:60", None),
     ],
 )
 def test_dates_compare_as_moments(

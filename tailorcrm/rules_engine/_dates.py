@@ -16,10 +16,12 @@ from typing import Any
 
 UTC = dt.UTC
 
+# An offset's minutes stop at 59: Python's fromisoformat would read +00:60 as an
+# hour and +00:99 as 1:39, where ISO 8601 (and the browser's evaluator) has no date.
 _ISO = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
     r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
-    r"(?:Z|[+-][0-9]{2}:[0-9]{2})?)?"
+    r"(?:Z|[+-][0-9]{2}:[0-5][0-9])?)?"
 )
 
 UNITS = ("days", "months", "years")
