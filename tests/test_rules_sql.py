@@ -337,6 +337,26 @@ def test_cases_that_must_hold(engine: sa.Engine, condition: Any, ids: set[int]) 
     assert python_ids(condition, stored) == ids
 
 
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {">": [{"round": [{"var": "qty"}, 20]}, 0]},
+        {"!": {"round": [{"var": "qty"}, 19]}},
+        {"==": [{"round": [{"var": "qty"}, 10]}, {"var": "qty"}]},
+        {"is_blank": {"round": [{"var": "qty"}, 18]}},
+        {"<": [{"round": [{"var": "qty"}, 9]}, 0]},
+    ],
+)
+def test_round_to_many_digits_is_null_where_python_runs_out_of_digits(
+    engine: sa.Engine, condition: Any
+) -> None:
+    """Python rounds with 28 significant digits: 10**9 to 20 digits is null."""
+    quantities = [10**9, -(10**9), 10**9 - 1, 10**10, -(10**18), 2**63 - 1, 5, None]
+    stored = load(engine, [{"qty": qty} for qty in quantities])
+
+    assert sql_ids(engine, condition) == python_ids(condition, stored)
+
+
 TAG_ROWS: list[dict[str, Any]] = [
     {"name": "a", "tags": ["a", "b\\c"]},
     {"name": "A", "tags": ["A"]},

@@ -36,6 +36,9 @@ from ._sql_core import (
     _zero_if_null,
 )
 
+#: Significant digits of a rounded number; a longer one gives null (OPERATIONS.md).
+_ROUND_PRECISION = 28
+
 # -- arithmetic -----------------------------------------------------------------------
 
 
@@ -130,8 +133,15 @@ def _round(t: _Translator, name: str, raw: list[Any], prefix: str, path: str) ->
         raise _unsupported("round works on whole-number fields in a filter.", path)
     if isinstance(digits, bool) or digits < 0 or digits > 20:
         raise _unsupported("round takes 0 to 20 digits in a filter.", path)
-    # A whole number rounded to 0 or more digits is itself.
-    return value
+    # A whole number rounded to 0 or more digits is itself, unless it would take
+    # more than the 28 significant digits Python's decimals keep: there round gives
+    # null (10**9 to 20 digits has 30).
+    limit = 10 ** (_ROUND_PRECISION - digits)
+    if limit > _BIGGEST:
+        return value
+    too_long = sa.or_(value.sql >= limit, value.sql <= -limit)
+    rounded = sa.case((too_long, sa.null()), else_=value.sql)
+    return _Node(rounded, NUMBER, INT, fails=value.fails)
 
 
 # -- text and lists -------------------------------------------------------------------
