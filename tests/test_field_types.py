@@ -137,6 +137,9 @@ def test_lookup_and_autonumber_sequence(samples: Api) -> None:
         ("due_on", "29/02/2024", "invalid_date"),
         ("moment", "2026-13-01T00:00:00Z", "invalid_datetime"),
         ("moment", "yesterday", "invalid_datetime"),
+        ("moment", "2024-05-31T10:00:00+00:60", "invalid_datetime"),
+        ("moment", "2024-05-31T10:00:00-05:99", "invalid_datetime"),
+        ("moment", "2024-05-31T10:00-0075", "invalid_datetime"),
         ("mail", "not-an-address", "invalid_email"),
         ("phone_number", "call me", "invalid_phone"),
         ("site", "javascript:alert(1)", "invalid_url"),
@@ -161,6 +164,13 @@ def test_bad_values_are_refused(
     assert response.mimetype == "application/problem+json"
     assert [(e["field"], e["code"]) for e in response.json["errors"]] == [(field, code)]
     assert samples.get("/sample?count=1").json["count"] == 0
+
+
+def test_offsets_are_read_to_the_minute(samples: Api) -> None:
+    created = samples.post("/sample", json={"moment": "2024-05-31T10:00:00+05:45"})
+
+    assert created.status_code == 201, created.json
+    assert created.json["moment"].startswith("2024-05-31T04:15:00")
 
 
 def test_lengths_count_characters_not_bytes(samples: Api) -> None:

@@ -63,6 +63,9 @@ _PHONE = re.compile(r"^\+?[0-9][0-9 ().\-/]*(\s*(x|ext\.?)\s*[0-9]+)?$", re.IGNO
 _DECIMAL_TEXT = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+#: An offset whose minutes pass 59 (``+00:60``), which Python would read as an hour
+#: more, where ISO 8601 and the rules' evaluators see no date.
+_BAD_OFFSET = re.compile(r"[+-][0-9]{2}:?[6-9][0-9](?::?[0-9]{2}(?:\.[0-9]+)?)?$")
 
 
 class FieldValueError(ValueError):
@@ -302,7 +305,7 @@ def convert_datetime(value: Any) -> dt.datetime:
     """Return a naive UTC datetime; naive input is taken as UTC."""
     if isinstance(value, str):
         text = value.strip()
-        if not _ISO_DATE.match(text[:10]) or len(text) < 16:
+        if not _ISO_DATE.match(text[:10]) or len(text) < 16 or _BAD_OFFSET.search(text):
             raise FieldValueError(
                 "invalid_datetime", "Enter a date and time as YYYY-MM-DDTHH:MM:SSZ."
             )
