@@ -165,6 +165,25 @@ def test_problems_name_their_path_and_code(
 @pytest.mark.parametrize(
     ("condition", "expected"),
     [
+        ({"lower": ["a", "b"]}, "lower takes 1 operand, not 2."),
+        ({"%": [1]}, "% takes at least 2 operands, not 1."),
+        ({"date_add": ["2024-05-31", 1]}, "date_add takes 3 operands, not 2."),
+    ],
+)
+def test_a_wrong_number_of_operands_reads_alike_when_checked_and_compiled(
+    condition: Any, expected: str
+) -> None:
+    found = check_condition(condition, fields=FIELDS, relations=RELATIONS)
+    with pytest.raises(ConditionError) as compiled:
+        compile_condition(condition)
+
+    assert [problem.message for problem in found] == [expected]
+    assert str(compiled.value) == expected
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
         ({"changed": "stage"}, []),
         ({"and": [{"changed": "stage"}, {"==": [{"prior": "stage"}, "won"]}]}, []),
         ({"==": [{"var": "$prior.amount"}, {"var": "amount"}]}, []),

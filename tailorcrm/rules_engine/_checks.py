@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _dates
-from ._compiler import MAX_DEPTH, MAX_SIZE, compile_condition, condition_size
+from ._compiler import (
+    MAX_DEPTH,
+    MAX_SIZE,
+    arity_text,
+    compile_condition,
+    condition_size,
+)
 from ._errors import ConditionError
 from ._registry import LIST, OPERATORS, SINGLE, Operands, is_operation
 from ._values import looks_numeric
@@ -286,13 +292,10 @@ class _Checker:
         low, high = operator.min_args, operator.max_args
         if count >= low and (high is None or count <= high):
             return True
-        expected = (
-            f"{low}" if low == high else f"{low} to {high}" if high else f"{low}+"
-        )
         self.report(
             path,
             "invalid_arguments",
-            f"{name} takes {expected} operands, not {count}.",
+            f"{name} takes {arity_text(low, high)}, not {count}.",
         )
         return False
 

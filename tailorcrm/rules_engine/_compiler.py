@@ -244,13 +244,14 @@ def _check_count(name: str, count: int, path: str) -> None:
     if low <= count and (high is None or count <= high):
         return
     raise ConditionError(
-        f"{name} takes {_arity_text(low, high)}, not {count}.",
+        f"{name} takes {arity_text(low, high)}, not {count}.",
         path=path,
         code="invalid_arguments",
     )
 
 
-def _arity_text(low: int, high: int | None) -> str:
+def arity_text(low: int, high: int | None) -> str:
+    """How many operands an operator takes, in words: "1 operand", "2 to 3 operands"."""
     if high is None:
         return f"at least {low} operand{'s' if low != 1 else ''}"
     if low == high:
