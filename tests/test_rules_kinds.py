@@ -320,6 +320,30 @@ def test_a_formula_value_that_does_not_fit_its_field_is_a_rule_error(crm: Api) -
     assert "stage_text" in response.json["errors"][0]["message"]
 
 
+@pytest.mark.parametrize("kind", ["formula", "default"])
+def test_a_required_field_whose_rule_value_does_not_fit_gets_one_problem(
+    crm: Api, kind: str
+) -> None:
+    # The rule's value was refused, so the field stays blank; "This field is
+    # required" on top would ask the caller for a value of a field a formula
+    # computes and they cannot write.
+    define(
+        crm,
+        rule(
+            "doubled_subject",
+            "task",
+            kind,
+            field="subject",
+            expression={"cat": [{"var": "about"}, {"var": "about"}]},
+        ),
+    )
+
+    response = crm.post("/task", json={"about": "x" * 200})
+
+    assert response.status_code == 422
+    assert problems(response) == [("subject", "rule_value")]
+
+
 @pytest.mark.parametrize(
     "target", ["total", "touches", "close_date", "industry", "title"]
 )

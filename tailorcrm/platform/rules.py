@@ -590,7 +590,7 @@ class RecordRules:
             data = self.data(values)
             found = self.defaults(values, data, given[index])
             found += self.formulas(values, data, dirty=None)
-            found += self.required(values)
+            found += self.required(values, refused={p.field for p in found})
             found += self.validate(data, prior=None, written=given[index])
             problems[index].extend(found)
 
@@ -642,11 +642,18 @@ class RecordRules:
             self._set(values, data, rule.field, value)
         return problems
 
-    def required(self, values: Mapping[str, Any]) -> list[Problem]:
-        """Required fields that a default rule or a formula was to fill."""
+    def required(
+        self, values: Mapping[str, Any], *, refused: set[str | None]
+    ) -> list[Problem]:
+        """Required fields that a default rule or a formula was to fill.
+
+        A field whose rule gave a value that does not fit (in ``refused``) is
+        blank for that reason alone: its ``rule_value`` problem says so, and
+        "required" would ask the caller for a value they may not write.
+        """
         problems = []
         for name in self.relaxed():
-            if is_blank(values.get(name)):
+            if name not in refused and is_blank(values.get(name)):
                 problems.append(Problem(name, "required", "This field is required."))
         return problems
 
