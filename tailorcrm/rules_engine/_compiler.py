@@ -58,7 +58,8 @@ class CompiledCondition:
     zero, text where a number belongs, a ``throw``) makes the result ``None``, so a
     rule never breaks a save; ``coalesce`` and ``try`` can catch a failure first. In
     strict mode the failure is raised as :class:`EvaluationError`, as the JSON Logic
-    community specification asks, which suits tests and the designer's preview.
+    community specification asks, which suits tests and finding out why a rule
+    gives no value.
     """
 
     __slots__ = ("condition", "strict", "_fn")
