@@ -418,6 +418,15 @@ def test_conditions_without_sql_form_are_refused(condition: Any) -> None:
     assert excinfo.value.code in ("unsupported_in_sql", "unknown_field")
 
 
+def test_comparing_a_multi_picklist_is_refused_at_its_operand() -> None:
+    with pytest.raises(SqlTranslationError) as excinfo:
+        compile_sql({"or": [False, {"==": ["a", {"var": "tags"}]}]}, COLUMNS)
+
+    assert excinfo.value.path == "or[1].==[1]"
+    assert "multi-select" in str(excinfo.value)
+    assert '{"in": ["a choice", {"var": "field"}]}' in str(excinfo.value)
+
+
 @pytest.mark.parametrize(
     "condition",
     [

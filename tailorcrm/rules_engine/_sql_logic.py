@@ -126,9 +126,16 @@ def _comparison(
     t: _Translator, name: str, raw: list[Any], prefix: str, path: str
 ) -> _Node:
     nodes = t.operands(raw, prefix)
-    for node in nodes:
-        if node.kind in (LOGIC, LIST, CHOICES):
-            raise _unsupported(f"{name} cannot compare a condition or a list.", path)
+    for index, node in enumerate(nodes):
+        where = f"{prefix}[{index}]"
+        if node.kind == CHOICES:
+            raise _unsupported(
+                f"{name} cannot compare a multi-select field; test for one of "
+                'its choices with in: {"in": ["a choice", {"var": "field"}]}.',
+                where,
+            )
+        if node.kind in (LOGIC, LIST):
+            raise _unsupported(f"{name} cannot compare a condition or a list.", where)
 
     tests = [
         _compare(name, left, right, path)
