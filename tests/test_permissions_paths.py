@@ -20,7 +20,7 @@ from tailorcrm.platform.access import (
 from tailorcrm.platform.auth import create_token, create_user, find_user
 from tailorcrm.platform.importer import ImportFailed, import_csv
 from tailorcrm.platform.views import save_view
-from tests.conftest import Api, load_pack
+from tests.conftest import SALES_PACK, Api, load_pack
 
 from .web_helpers import PASSWORD, Browser, create, elements, fetch, token_of
 
@@ -628,3 +628,132 @@ def test_state_over_a_related_record_the_caller_cannot_read_stays_as_judged(
         False,
         True,
     )
+
+
+#: A field of accounts too small for the total of their deals, and a unique tag
+#: that a formula gives an account whose total passes 100.
+SMALL_TOTAL = {
+    "name": "small_total",
+    "type": "currency",
+    "label": "Small total",
+    "precision": 5,
+    "scale": 2,
+}
+SIZE_TAG = {
+    "name": "size_tag",
+    "type": "text",
+    "label": "Size tag",
+    "unique": True,
+    "max_length": 10,
+}
+SMALL_SUM = {
+    "kind": "rule",
+    "name": "small_sum",
+    "entity": "account",
+    "type": "rollup",
+    "label": "Deals on a small scale",
+    "field": "small_total",
+    "relation": {"entity": "opportunity", "lookup": "account"},
+    "function": "sum",
+    "of": "amount",
+}
+SIZE_TAGGED = {
+    "kind": "rule",
+    "name": "size_tagged",
+    "entity": "account",
+    "type": "formula",
+    "label": "Big accounts are tagged",
+    "field": "size_tag",
+    "expression": {"if": [{">": [{"var": "small_total"}, 100]}, "BIG", None]},
+}
+
+
+def _accounts_with(desk: Desk, *fields: dict[str, Any]) -> None:
+    document = json.loads((SALES_PACK / "account.json").read_text())
+    document["fields"] += list(fields)
+    changed = desk.admin.put("/meta/entities/account", json=document)
+    assert changed.status_code == 200, changed.json
+
+
+def _errors(response: Any) -> list[tuple[Any, ...]]:
+    return [(e["field"], e["code"], e["message"]) for e in response.json["errors"]]
+
+
+UNSEEN_RULE_RECORD = (
+    "A rule on a record you cannot see refused this change; ask an administrator."
+)
+
+
+def test_a_recomputation_refused_elsewhere_is_named_only_to_a_reader(
+    desk: Desk,
+) -> None:
+    # The clerk's deal on the admin's account, and one on their own account.
+    _accounts_with(desk, SMALL_TOTAL, SIZE_TAG)
+    assert desk.admin.put("/meta/rules/small_sum", json=SMALL_SUM).status_code == 201
+    own = {"title": "Own pumps", "account": desk.own_account}
+    own_deal = desk.api.post("/opportunity", json=own).json["id"]
+    hidden_path, own_path = f"/opportunity/{desk.deal}", f"/opportunity/{own_deal}"
+
+    # A roll-up whose total does not fit its field.
+    hidden = desk.api.patch(hidden_path, json={"amount": 5000})
+    shown = desk.api.patch(own_path, json={"amount": 5000})
+    by_admin = desk.admin.patch(hidden_path, json={"amount": 5000})
+
+    assert hidden.status_code == 422
+    assert hidden.json["detail"] == UNSEEN_RULE_RECORD
+    assert _errors(hidden) == [(None, "rule_value", UNSEEN_RULE_RECORD)]
+    text = hidden.get_data(as_text=True)
+    assert "small" not in text.lower() and "Account" not in text
+    assert shown.status_code == 422
+    assert _errors(shown)[0][:2] == ("account.small_total", "rule_value")
+    assert "'small_sum'" in _errors(shown)[0][2]
+    assert _errors(by_admin) == _errors(shown)
+
+    # A unique formula recomputed there that another account already holds.
+    rule = desk.admin.put("/meta/rules/size_tagged", json=SIZE_TAGGED)
+    assert rule.status_code == 201, rule.json
+    big = desk.admin.post("/account", json={"name": "Big one"}).json["id"]
+    deal = {"title": "Big deal", "account": big, "amount": 500}
+    assert desk.admin.post("/opportunity", json=deal).status_code == 201
+
+    hidden = desk.api.patch(hidden_path, json={"amount": 500})
+    shown = desk.api.patch(own_path, json={"amount": 500})
+    by_admin = desk.admin.patch(hidden_path, json={"amount": 500})
+
+    assert hidden.status_code == 409
+    assert hidden.json["detail"] == UNSEEN_RULE_RECORD
+    assert _errors(hidden) == [(None, "unique", UNSEEN_RULE_RECORD)]
+    text = hidden.get_data(as_text=True)
+    assert "BIG" not in text and str(desk.hidden_account) not in text
+    assert shown.status_code == 409
+    assert _errors(shown) == [
+        (
+            "account.size_tag",
+            "unique",
+            f"Size tag of Account {desk.own_account} would be 'BIG', which another "
+            "record already has.",
+        )
+    ]
+    assert _errors(by_admin)[0][2].startswith(
+        f"Size tag of Account {desk.hidden_account} would be 'BIG'"
+    )
+    for path in (hidden_path, own_path):
+        assert desk.admin.get(path).json["amount"] is None
+
+
+def test_a_recomputation_refused_by_a_rule_not_shown_names_no_rule(
+    desk: Desk,
+) -> None:
+    # The roll-up counts only deals without an ERP code, a field the clerk
+    # cannot see: the rule is not shown to them, even on their own account.
+    _accounts_with(desk, SMALL_TOTAL)
+    rule = {**SMALL_SUM, "condition": {"is_blank": {"var": "erp_code"}}}
+    assert desk.admin.put("/meta/rules/small_sum", json=rule).status_code == 201
+    own = {"title": "Own pumps", "account": desk.own_account, "amount": 5000}
+
+    refused = desk.api.post("/opportunity", json=own)
+
+    assert refused.status_code == 422
+    message = "A rule you cannot see refused this change; ask an administrator."
+    assert _errors(refused) == [(None, "rule_value", message)]
+    assert "small_sum" not in refused.get_data(as_text=True)

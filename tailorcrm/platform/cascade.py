@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 
-from ..errors import Conflict, Problem, ValidationFailed
+from ..errors import Conflict, Problem, TailorError, ValidationFailed
 from ..metadata import (
     DECIMAL_TYPES,
     INTEGER_LIMIT,
@@ -51,6 +51,7 @@ from ..rules_engine import (
     truthy,
 )
 from . import direct
+from .access import readable_rules
 from .automation import run_automations
 from .db import is_sqlite, utcnow
 from .fieldhistory import flush, records_recomputed
@@ -279,7 +280,7 @@ class Cascade:
                 if isinstance(bound, int) and abs(bound) > INTEGER_LIMIT:
                     # The increments of one batch alone outgrow a 64-bit number.
                     error = _beyond(entity.fields[rule.field])
-                    raise _rule_failed(rule.name, entity, rule.field, error)
+                    raise self._rollups_failed(entity, [(rule, parent, error)])
                 parameters[_DELTA + rule.field] = bound
             rows = self._run_increment(entity, parent, per_rule, statement, parameters)
             if not rows:
@@ -291,10 +292,10 @@ class Cascade:
                 try:
                     self._fits(entity, rule)(after[rule.field])
                 except RuleValueError as error:
-                    failures.append((rule, error))
+                    failures.append((rule, parent, error))
                 before[rule.field] = after[rule.field] - amount
             if failures:
-                raise _rollups_failed(entity, failures)
+                raise self._rollups_failed(entity, failures)
             written.append(Change(entity, "update", before, after, followed=True))
             noted.append((before, {rule.field: after[rule.field] for rule in per_rule}))
         records_recomputed(self.service, entity, noted, via=self.via)
@@ -333,15 +334,16 @@ class Cascade:
                 failures = self._overflowing(entity, parent, per_rule)
             if not failures:
                 culprit = next(iter(per_rule))
-                failures = [(culprit, _beyond(entity.fields[culprit.field]))]
-            raise _rollups_failed(entity, failures) from None
+                failures = [(culprit, parent, _beyond(entity.fields[culprit.field]))]
+            aborted = savepoint is None and not is_sqlite(self.connection)
+            raise self._rollups_failed(entity, failures, aborted=aborted) from None
         if savepoint is not None:
             savepoint.commit()
         return rows
 
     def _overflowing(
         self, entity: EntityDef, parent: int, per_rule: Mapping[RollupRule, Any]
-    ) -> list[tuple[RollupRule, RuleValueError]]:
+    ) -> list[tuple[RollupRule, int, RuleValueError]]:
         """The roll-ups whose new totals do not fit their fields, by the stored
         ones, each with what its field says of the total."""
         rows = self._lock(entity, [parent])
@@ -351,7 +353,7 @@ class Cascade:
             try:
                 fit(entity.fields[rule.field], (stored or 0) + amount)
             except RuleValueError as error:
-                failures.append((rule, error))
+                failures.append((rule, parent, error))
         return failures
 
     def _recompute(
@@ -367,14 +369,15 @@ class Cascade:
             return []
         rows = self._lock(entity, ids)
         values: dict[int, dict[str, Any]] = defaultdict(dict)
-        # Every roll-up whose total does not fit is named, once.
-        failures: dict[RollupRule, RuleValueError] = {}
+        # Every roll-up whose total does not fit is named, once, with the first
+        # parent it does not fit.
+        failures: dict[RollupRule, tuple[int, RuleValueError]] = {}
 
         def keep(parent: int, rule: RollupRule, value: Any) -> None:
             try:
                 values[parent][rule.field] = fit(entity.fields[rule.field], value)
             except RuleValueError as error:
-                failures.setdefault(rule, error)
+                failures.setdefault(rule, (parent, error))
 
         for rule, parents in rules.items():
             found = self._aggregate(rule, parents)
@@ -386,7 +389,10 @@ class Cascade:
             for rule, amount in per_rule.items():
                 keep(parent, rule, (rows[parent][rule.field] or 0) + amount)
         if failures:
-            raise _rollups_failed(entity, list(failures.items()))
+            raise self._rollups_failed(
+                entity,
+                [(rule, parent, error) for rule, (parent, error) in failures.items()],
+            )
         return self.system_update(entity, rows, values, {})
 
     def _lock(self, entity: EntityDef, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
@@ -596,16 +602,26 @@ class Cascade:
                     # Named as a roll-up's problem is: the entity's field, and
                     # the record in the message.
                     whom = f"{entity.label} {record_id}"
-                    raise ValidationFailed(
-                        f"A formula of {whom} could not be recomputed: {error}",
-                        problems=[
+                    formulas = {
+                        formula.field: formula.name for formula in rules.rules.formulas
+                    }
+                    failures = [
+                        _Failure(
                             Problem(
                                 f"{entity.name}.{problem.field}",
                                 problem.code,
                                 f"{whom}: {problem.message}",
-                            )
-                            for problem in error.problems
-                        ],
+                            ),
+                            record_id,
+                            formulas.get(problem.field or ""),
+                        )
+                        for problem in error.problems
+                    ]
+                    raise self._refused(
+                        ValidationFailed,
+                        f"A formula of {whom} could not be recomputed: {error}",
+                        entity,
+                        failures,
                     ) from None
             changes = {
                 name: merged[name]
@@ -620,7 +636,9 @@ class Cascade:
                     statement, {**changes, "updated_at": now, _RECORD_ID: record_id}
                 )
             except sa.exc.IntegrityError:
-                raise _clash(entity, record_id, changes) from None
+                # PostgreSQL has given up the transaction at its error.
+                aborted = not is_sqlite(self.connection)
+                raise self._clash(entity, record_id, changes, aborted) from None
             after = {**merged, "updated_at": now, "version": row["version"] + 1}
             written.append(Change(entity, "update", row, after, followed=True))
             noted.append((row, changes))
@@ -667,8 +685,8 @@ class Cascade:
                     try:
                         values[record_id][rule.field] = fit(spec, value)
                     except RuleValueError as error:
-                        raise _rule_failed(
-                            rule.name, entity, rule.field, error, record_id=record_id
+                        raise self._rollups_failed(
+                            entity, [(rule, record_id, error)], named=True
                         ) from None
             dirty = {record_id: set(formulas) for record_id in rows}
             written += self.system_update(entity, rows, values, dirty)
@@ -676,6 +694,120 @@ class Cascade:
                 self.run(written)
                 written = []
         self.run(written)
+
+    # -- refusals ------------------------------------------------------------------
+
+    def _rollups_failed(
+        self,
+        entity: EntityDef,
+        failures: Sequence[tuple[RollupRule, int, RuleValueError]],
+        *,
+        named: bool = False,
+        aborted: bool = False,
+    ) -> TailorError:
+        """Every roll-up of ``entity`` whose total does not fit, at once, each
+        with the parent record it does not fit (``named`` in its message)."""
+        return self._refused(
+            ValidationFailed,
+            f"{entity.label} could not be updated.",
+            entity,
+            [
+                _rollup_failure(entity, rule, record_id, error, named=named)
+                for rule, record_id, error in failures
+            ],
+            aborted=aborted,
+        )
+
+    def _clash(
+        self,
+        entity: EntityDef,
+        record_id: int,
+        changes: Mapping[str, Any],
+        aborted: bool,
+    ) -> TailorError:
+        """The refusal of computed ``changes`` of a record that the database found
+        to clash with another record's unique value (a formula of a unique
+        field)."""
+        computed = self.catalog.rules.for_entity(entity.name).computed
+        failures = [
+            _Failure(
+                Problem(
+                    f"{entity.name}.{name}",
+                    "unique",
+                    f"{entity.fields[name]['label']} of {entity.label} {record_id} "
+                    f"would be {to_json(entity.fields[name], changes[name])!r}, which "
+                    "another record already has.",
+                ),
+                record_id,
+                computed[name].name if name in computed else None,
+            )
+            for name in changes
+            if is_unique(entity.fields.get(name, {}))
+        ]
+        return self._refused(
+            Conflict,
+            f"{entity.label} {record_id} could not be recomputed: a computed value "
+            "clashes with another record's.",
+            entity,
+            failures,
+            aborted=aborted,
+            records=[record_id],
+        )
+
+    def _refused(
+        self,
+        refusal: type[ValidationFailed | Conflict],
+        detail: str,
+        entity: EntityDef,
+        failures: Sequence[_Failure],
+        *,
+        aborted: bool = False,
+        records: Iterable[int] = (),
+    ) -> TailorError:
+        """A ``refusal`` saying ``detail``, with the problems of ``failures``, as
+        the person whose save this is may be told them.
+
+        A recomputation refused on a record they may not read is one they learn
+        of only as a rule on a record they cannot see, with the problem's code:
+        neither the record, nor its field, its value or the rule. The same on a
+        record they may read when the rule is one they are not shown, or the
+        field one their roles hide. What they may read is looked up only here,
+        once a save is refused; ``aborted`` when the transaction can run no
+        more statements.
+        """
+        view = self.service.shown_to
+        seen = view.entities.get(entity.name)
+        ids = {*records, *(failure.record_id for failure in failures)}
+        if seen is None or seen.removed:
+            readable: set[int] = set()
+        else:
+            readable = self.service.readable(entity, ids, aborted=aborted)
+        shown = readable_rules(view)
+        told: list[Problem] = []
+        withheld: dict[str, None] = {}
+        for failure in failures:
+            field = failure.problem.field
+            name = field.split(".", 1)[-1] if field is not None else None
+            if failure.record_id not in readable:
+                message = _UNSEEN_RECORD
+            elif (
+                shown is not None
+                and failure.rule is not None
+                and failure.rule not in shown
+            ) or (seen is not None and name is not None and name not in seen.fields):
+                message = _UNSEEN_RULE
+            else:
+                told.append(failure.problem)
+                continue
+            withheld[message] = None
+            unseen = Problem(None, failure.problem.code, message)
+            if unseen not in told:
+                told.append(unseen)
+        if not ids <= readable:
+            withheld[_UNSEEN_RECORD] = None
+        if withheld:
+            detail = _UNSEEN_RECORD if _UNSEEN_RECORD in withheld else _UNSEEN_RULE
+        return refusal(detail, problems=told or None)
 
 
 # Statements are built once per table (and roll-up rule) of a catalog and run with
@@ -1044,53 +1176,39 @@ def _combine(function: str, items: list[Any]) -> Any:
     return min(present) if function == "min" else max(present)
 
 
-def _clash(entity: EntityDef, record_id: int, changes: Mapping[str, Any]) -> Conflict:
-    """The refusal of computed ``changes`` of a record that the database found to
-    clash with another record's unique value (a formula of a unique field)."""
-    unique = [name for name in changes if is_unique(entity.fields.get(name, {}))]
-    problems = [
-        Problem(
-            f"{entity.name}.{name}",
-            "unique",
-            f"{entity.fields[name]['label']} of {entity.label} {record_id} would be "
-            f"{to_json(entity.fields[name], changes[name])!r}, which another record "
-            "already has.",
-        )
-        for name in unique
-    ]
-    return Conflict(
-        f"{entity.label} {record_id} could not be recomputed: a computed value "
-        "clashes with another record's.",
-        problems=problems or None,
-    )
+@dataclass(frozen=True)
+class _Failure:
+    """One rule's problem on one record a recomputation could not write."""
+
+    problem: Problem
+    record_id: int
+    #: The rule that computed the value; None when none is known.
+    rule: str | None
 
 
-def _rule_failed(
-    name: str,
+def _rollup_failure(
     entity: EntityDef,
-    field: str,
+    rule: RollupRule,
+    record_id: int,
     error: RuleValueError,
     *,
-    record_id: int | None = None,
-) -> ValidationFailed:
-    whom = f"{entity.label} {record_id} " if record_id is not None else ""
-    message = f"The roll-up rule {name!r} gave {whom}a value that does not fit: {error}"
-    return ValidationFailed(
-        f"{entity.label} could not be updated.",
-        problems=[Problem(f"{entity.name}.{field}", "rule_value", message)],
+    named: bool = False,
+) -> _Failure:
+    whom = f"{entity.label} {record_id} " if named else ""
+    message = (
+        f"The roll-up rule {rule.name!r} gave {whom}a value that does not fit: {error}"
     )
+    problem = Problem(f"{entity.name}.{rule.field}", "rule_value", message)
+    return _Failure(problem, record_id, rule.name)
 
 
-def _rollups_failed(
-    entity: EntityDef, failures: Sequence[tuple[RollupRule, RuleValueError]]
-) -> ValidationFailed:
-    """Every roll-up of one parent whose total does not fit, at once."""
-    problems = [
-        problem
-        for rule, error in failures
-        for problem in _rule_failed(rule.name, entity, rule.field, error).problems
-    ]
-    return ValidationFailed(f"{entity.label} could not be updated.", problems=problems)
+#: What a caller is told of a recomputation refused on a record they may not read.
+_UNSEEN_RECORD = (
+    "A rule on a record you cannot see refused this change; ask an administrator."
+)
+#: What a caller is told of one refused by a rule they are not shown (see
+#: :func:`.access.readable_rules`), or on a field their roles hide.
+_UNSEEN_RULE = "A rule you cannot see refused this change; ask an administrator."
 
 
 def _beyond(spec: Mapping[str, Any]) -> RuleValueError:

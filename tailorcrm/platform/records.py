@@ -931,7 +931,7 @@ class RecordService:
                 if value in taken
                 and any(taken[value] != batch[index].get("id") for index in indexes)
             }
-            readable = self._readable(
+            readable = self.readable(
                 entity, {owner for owner in clashing if owner not in earlier}
             )
             for value, indexes in positions.items():
@@ -953,9 +953,16 @@ class RecordService:
                     problems[index].append(Problem(name, "unique", message))
         return self._unique_as_seen(entity, problems)
 
-    def _readable(self, entity: EntityDef, ids: Collection[int]) -> set[int]:
+    def readable(
+        self, entity: EntityDef, ids: Collection[int], *, aborted: bool = False
+    ) -> set[int]:
         """Which of ``ids`` the caller may read: a record out of their reach is
-        not named to them, though the value it holds cannot be given again."""
+        not named to them, though the value it holds cannot be given again.
+
+        ``aborted``: the save's transaction can run no more statements (PostgreSQL
+        gives one up at its first error), so the records are read beside it, as
+        they were last committed; one this save stored is not among them.
+        """
         if not ids:
             return set()
         seen = self.shown_to.entities.get(entity.name)
@@ -965,7 +972,10 @@ class RecordService:
             return set(ids)
         table = entity.table
         statement = sa.select(table.c.id).where(table.c.id.in_(list(ids)), clause)
-        return set(self.connection.execute(statement).scalars())
+        if not aborted:
+            return set(self.connection.execute(statement).scalars())
+        with self.connection.engine.connect() as beside:
+            return set(beside.execute(statement).scalars())
 
     def _unique_as_seen(
         self, entity: EntityDef, problems: list[list[Problem]]
