@@ -757,3 +757,51 @@ def test_a_recomputation_refused_by_a_rule_not_shown_names_no_rule(
     message = "A rule you cannot see refused this change; ask an administrator."
     assert _errors(refused) == [(None, "rule_value", message)]
     assert "small_sum" not in refused.get_data(as_text=True)
+
+
+def _automation(name: str, changed: str, field: str, **more: Any) -> dict[str, Any]:
+    """An automation that adds a mark to ``field`` when ``changed`` changed."""
+    condition: Any = {"changed": changed}
+    if "unless" in more:
+        condition = {"and": [condition, {"is_blank": {"var": more.pop("unless")}}]}
+    return {
+        "kind": "rule",
+        "name": name,
+        "entity": "opportunity",
+        "type": "automation",
+        "label": name,
+        "trigger": "update",
+        "condition": condition,
+        "actions": [
+            {
+                "type": "set_field",
+                "field": field,
+                "expression": {"cat": [{"var": field}, "+"]},
+            }
+        ],
+    }
+
+
+def test_an_automation_loop_names_only_the_automations_shown(desk: Desk) -> None:
+    # ping is shown to the clerk; pong reads the ERP code they cannot see.
+    ping = _automation("ping", "next_step", "title")
+    pong = _automation("pong", "title", "next_step", unless="erp_code")
+    for rule in (ping, pong):
+        added = desk.admin.put(f"/meta/rules/{rule['name']}", json=rule)
+        assert added.status_code == 201, added.json
+    path = f"/opportunity/{desk.deal}"
+
+    refused = desk.api.patch(path, json={"next_step": "go"})
+    by_admin = desk.admin.patch(path, json={"next_step": "go"})
+
+    assert refused.status_code == 422
+    [(field, code, message)] = _errors(refused)
+    assert (field, code) == (None, "automation_loop")
+    unseen = "(an automation you cannot see)"
+    assert f"ping -> {unseen} -> ping -> {unseen} -> ping -> {unseen}." in message
+    assert "pong" not in refused.get_data(as_text=True)
+    assert "Check that the automations ping do not" in message
+    assert "ask an administrator" in message
+    assert by_admin.status_code == 422
+    assert "ping -> pong -> ping -> pong -> ping -> pong" in _errors(by_admin)[0][2]
+    assert desk.admin.get(path).json["next_step"] is None

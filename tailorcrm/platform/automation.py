@@ -11,7 +11,7 @@ save is refused, naming the automations of the loop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Problem, TailorError, ValidationFailed
@@ -38,18 +38,49 @@ class AutomationFailed(ValidationFailed):
 
 
 class AutomationLoop(AutomationFailed):
-    """Automations triggered each other more than :data:`MAX_AUTOMATION_DEPTH` deep."""
+    """Automations triggered each other more than :data:`MAX_AUTOMATION_DEPTH` deep.
 
-    def __init__(self, chain: Sequence[str]) -> None:
-        path = " -> ".join(chain)
-        names = ", ".join(dict.fromkeys(chain))
+    The chain names the automations in ``shown`` (all of them when ``None``): the
+    others are rules the caller is not shown (see :func:`.access.readable_rules`),
+    which stand in it unnamed, so that its shape still shows where it turns.
+    """
+
+    def __init__(
+        self, chain: Sequence[str], shown: Collection[str] | None = None
+    ) -> None:
+        path = " -> ".join(
+            name if shown is None or name in shown else _UNSEEN_AUTOMATION
+            for name in chain
+        )
+        names = ", ".join(
+            name for name in dict.fromkeys(chain) if shown is None or name in shown
+        )
+        if shown is None or all(name in shown for name in chain):
+            advice = (
+                f"Check that the automations {names} do not keep setting each "
+                "other's trigger fields."
+            )
+        elif names:
+            advice = (
+                f"Check that the automations {names} do not keep setting each "
+                "other's trigger fields, and ask an administrator about the ones "
+                "you cannot see."
+            )
+        else:
+            advice = (
+                "Ask an administrator to check the automations that keep setting "
+                "each other's trigger fields."
+            )
         message = (
             f"Automations were stopped after {MAX_AUTOMATION_DEPTH} levels of saves "
-            f"that triggered each other: {path}. Check that the automations "
-            f"{names} do not keep setting each other's trigger fields."
+            f"that triggered each other: {path}. {advice}"
         )
         super().__init__(message, problems=[Problem(None, "automation_loop", message)])
         self.chain = tuple(chain)
+
+
+#: How an automation the caller is not shown stands in a loop's chain.
+_UNSEEN_AUTOMATION = "(an automation you cannot see)"
 
 
 def _rules(

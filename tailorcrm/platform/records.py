@@ -156,11 +156,12 @@ class RecordService:
     def nested(self, automation: str) -> RecordService:
         """The service that saves what ``automation`` does, one level deeper.
 
-        :raises AutomationLoop: past the depth limit, naming every automation.
+        :raises AutomationLoop: past the depth limit, naming every automation the
+            person whose save this is may be shown.
         """
         chain = (*self.chain, automation)
         if len(chain) > MAX_AUTOMATION_DEPTH:
-            raise AutomationLoop(chain)
+            raise AutomationLoop(chain, readable_rules(self.shown_to))
         nested = RecordService(
             self.connection, self.catalog, self.actor, via="automation"
         )
