@@ -805,3 +805,43 @@ def test_an_automation_loop_names_only_the_automations_shown(desk: Desk) -> None
     assert by_admin.status_code == 422
     assert "ping -> pong -> ping -> pong -> ping -> pong" in _errors(by_admin)[0][2]
     assert desk.admin.get(path).json["next_step"] is None
+
+
+def test_the_delete_page_says_records_the_caller_cannot_see_hold_it_back(
+    desk: Desk,
+) -> None:
+    role = {**CLERK, "entities": {**CLERK["entities"]}}
+    role["entities"]["account"] = {**CLERK["entities"]["account"], "delete": "own"}
+    assert desk.admin.put("/meta/roles/clerk", json=role).status_code == 200
+    path = f"/app/account/{desk.own_account}/delete"
+    # An activity the clerk cannot read is cleared, not in the way.
+    create(desk.platform, "activity", subject="Call", account=desk.own_account)
+
+    free = desk.browser.get(path).get_data(as_text=True)
+    create(desk.platform, "opportunity", title="Admin's", account=desk.own_account)
+    unseen_only = desk.browser.get(path).get_data(as_text=True)
+    create(
+        desk.platform,
+        "opportunity",
+        title="Clerk's deal",
+        account=desk.own_account,
+        owner_id=desk.clerk_id,
+    )
+    mixed = desk.browser.get(path).get_data(as_text=True)
+
+    def offers_delete(page: str) -> bool:
+        return any("button-danger" in (e.get("class") or "") for e in elements(page))
+
+    assert "No other records refer to this account." in free
+    assert offers_delete(free)
+    assert "No other records" not in unseen_only
+    assert "Records you cannot see refer to this account" in unseen_only
+    assert "Ask an administrator to go on." in unseen_only
+    assert not offers_delete(unseen_only)
+    assert "1 Opportunity" not in unseen_only and "Admin's" not in unseen_only
+    assert "1 Opportunity" in mixed
+    assert "Records you cannot see also refer to this account" in mixed
+    assert not offers_delete(mixed)
+    refused = desk.api.delete(f"/account/{desk.own_account}")
+    assert refused.status_code == 409
+    assert refused.json["errors"][-1]["message"].startswith("Records you cannot see")

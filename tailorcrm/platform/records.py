@@ -14,7 +14,7 @@ import copy
 import datetime as dt
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -755,6 +755,58 @@ class RecordService:
         """
         problems = []
         unseen = False
+        for other, spec, pointing, visible in self._pointing_at(entity, record_id):
+            if visible and spec.get("on_delete", "restrict") == "set_null":
+                lookups_cleared(self, other, spec["name"], pointing)
+                self._clear(other, spec["name"], pointing)
+                continue
+            count = self.connection.execute(
+                sa.select(sa.func.count()).where(pointing)
+            ).scalar()
+            if not count:
+                continue
+            shown = self._referring(other, spec["name"], pointing, count)
+            unseen = unseen or shown < count
+            if shown:
+                where = spec["label"] if visible else f"the removed {spec['label']}"
+                message = (
+                    f"{shown} {other.label} record(s) refer to it through {where}."
+                )
+                if not visible:
+                    message += " Restore or purge that field to go on."
+                field = f"{other.name}.{spec['name']}"
+                problems.append(Problem(field, "referenced", message))
+        if unseen:
+            problems.append(Problem(None, "referenced", _UNSEEN["referenced"]))
+        if problems:
+            raise Conflict(
+                f"This {entity.label} cannot be deleted while other records refer to "
+                "it.",
+                problems=problems,
+            )
+
+    def held_back_unseen(self, entity_name: str, record_id: int) -> bool:
+        """Whether records the caller may not be told of would hold a delete of
+        ``record_id`` back, as :meth:`_release_references` finds them: the
+        delete page says so before the caller presses Delete, as the refusal
+        would, without counting them."""
+        entity = self.catalog.entity(entity_name)
+        for other, spec, pointing, visible in self._pointing_at(entity, record_id):
+            if visible and spec.get("on_delete", "restrict") == "set_null":
+                continue
+            count = self.connection.execute(
+                sa.select(sa.func.count()).where(pointing)
+            ).scalar()
+            if count and self._referring(other, spec["name"], pointing, count) < count:
+                return True
+        return False
+
+    def _pointing_at(
+        self, entity: EntityDef, record_id: int
+    ) -> Iterator[tuple[EntityDef, Mapping[str, Any], sa.ColumnElement[bool], bool]]:
+        """Each lookup to ``entity``, also of removed fields and entities: the
+        entity it belongs to, its spec, the records of it that refer to
+        ``record_id`` and whether the lookup is live."""
         for other in self.catalog.entities.values():
             specs = [*other.fields.values(), *other.hidden_fields.values()]
             for spec in specs:
@@ -766,34 +818,7 @@ class RecordService:
                 if other.name == entity.name:
                     pointing = sa.and_(pointing, other.table.c.id != record_id)
                 visible = spec["name"] in other.fields and not other.removed
-                if visible and spec.get("on_delete", "restrict") == "set_null":
-                    lookups_cleared(self, other, spec["name"], pointing)
-                    self._clear(other, spec["name"], pointing)
-                    continue
-                count = self.connection.execute(
-                    sa.select(sa.func.count()).where(pointing)
-                ).scalar()
-                if not count:
-                    continue
-                shown = self._referring(other, spec["name"], pointing, count)
-                unseen = unseen or shown < count
-                if shown:
-                    where = spec["label"] if visible else f"the removed {spec['label']}"
-                    message = (
-                        f"{shown} {other.label} record(s) refer to it through {where}."
-                    )
-                    if not visible:
-                        message += " Restore or purge that field to go on."
-                    field = f"{other.name}.{spec['name']}"
-                    problems.append(Problem(field, "referenced", message))
-        if unseen:
-            problems.append(Problem(None, "referenced", _UNSEEN["referenced"]))
-        if problems:
-            raise Conflict(
-                f"This {entity.label} cannot be deleted while other records refer to "
-                "it.",
-                problems=problems,
-            )
+                yield other, spec, pointing, visible
 
     def _referring(
         self, other: EntityDef, field: str, pointing: sa.ColumnElement[bool], count: int

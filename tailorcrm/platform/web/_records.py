@@ -748,10 +748,23 @@ def delete_page(entity_name: str, record_id: int) -> Response:
             flash(f"{entity.label} “{title}” was deleted.", "success")
             return redirect(LINKS.list(entity_name), code=303)
         dependents = _dependents(session, entity, record_id)
+        # Records the caller may not read are not counted, but they hold the
+        # delete back all the same (the refusal says so too).
+        unseen = session.records().held_back_unseen(entity_name, record_id)
+        blocked = any(item["blocks"] for item in dependents)
         how = (
             "Open each list marked as blocking, then delete those records or point "
             f"them at another {entity.label.lower()}; then come back here."
+            if blocked
+            else ""
         )
+        if unseen:
+            how += (
+                " Records you cannot see refer to it as well; ask an administrator "
+                "about them."
+                if blocked
+                else "Ask an administrator to go on."
+            )
         return render(
             "delete.html",
             title=f"Delete {title}",
@@ -760,7 +773,8 @@ def delete_page(entity_name: str, record_id: int) -> Response:
             record_title=title,
             entity_label=entity.label,
             dependents=dependents,
-            blocked=any(item["blocks"] for item in dependents),
+            unseen=unseen,
+            blocked=blocked or unseen,
             how_to_proceed=how,
             version=record["version"],
             action=LINKS.delete(entity_name, record_id),
