@@ -873,6 +873,29 @@ def test_a_delete_triggers_automations_on_related_records(crm: Api) -> None:
     assert read(crm, "account", account["id"])["notes"] == "Lost deal Sand"
 
 
+def test_a_delete_changes_no_related_record_that_is_the_deleted_one(
+    crm: Api,
+) -> None:
+    # An account that is its own parent may be deleted (it does not hold itself
+    # back); the automation that notes the delete on the parent has no parent
+    # left to change, as when the lookup is empty.
+    noted = rule(
+        "noted", "account", "automation", trigger="delete",
+        actions=[{"type": "update_related", "lookup": "parent",
+                  "values": {"notes": {"cat": ["Gone: ", {"var": "name"}]}}}],
+    )  # fmt: skip
+    define(crm, noted)
+    top = create(crm, "account", name="Harbour")
+    own = create(crm, "account", name="Ring", parent=top["id"])
+    crm.patch(f"/account/{own['id']}", json={"parent": own["id"]})
+
+    response = crm.delete(f"/account/{own['id']}")
+
+    assert response.status_code == 204, response.json
+    assert [a["name"] for a in crm.get("/account").json["data"]] == ["Harbour"]
+    assert read(crm, "account", top["id"])["notes"] is None
+
+
 def test_an_import_fails_only_the_rows_whose_automation_fails(
     platform: Platform, crm: Api
 ) -> None:

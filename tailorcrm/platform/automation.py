@@ -217,7 +217,7 @@ def _act(
             nested.create(target.name, values)
         else:
             related = change.record.get(str(action.lookup))
-            if related is None:
+            if related is None or _gone(change, target, int(related)):
                 return False
             nested.update(target.name, int(related), values)
     except AutomationFailed as error:
@@ -248,6 +248,19 @@ def _act(
 
 
 _UNSEEN = "An automation could not save this change; ask an administrator."
+
+
+def _gone(change: Change, target: EntityDef, related: int) -> bool:
+    """Whether ``related`` is the record whose delete triggered the automation.
+
+    A record may refer to itself (an account its own parent) and still be
+    deleted; the lookup then points at nothing, as an empty one does.
+    """
+    return (
+        change.trigger == "delete"
+        and target.name == change.entity.name
+        and related == change.record_id
+    )
 
 
 def _shown(view: Catalog, automation: AutomationRule, target: EntityDef) -> bool:
