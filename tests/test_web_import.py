@@ -14,11 +14,13 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from tailorcrm.platform import Platform
+from tailorcrm.platform.auth import create_user
 from tailorcrm.platform.records import SYSTEM_ACTOR
 from tailorcrm.platform.web import _import
 
-from .conftest import SALES_PACK
-from .web_helpers import Browser, elements, sign_in, text_of
+from .conftest import SALES_PACK, grant_all
+from .permissions_support import sign_in_as
+from .web_helpers import PASSWORD, Browser, elements, sign_in, text_of
 
 DEALS = (
     "Title,Amount,Stage,ERP order number,Notes\n"
@@ -234,6 +236,63 @@ def test_a_key_updates_the_records_that_have_it(
         "Skipped": "0",
     }
     assert [title for title, _ in _titles(sales)] == ["Anvils for Acme", "Rockets"]
+
+
+def _probabilities(platform: Platform) -> dict[str, Any]:
+    with platform.reading() as (connection, _):
+        rows = connection.execute(sa.text("SELECT title, probability FROM opportunity"))
+        return {title: None if p is None else int(p) for title, p in rows}
+
+
+def _won_probability(platform: Platform) -> None:
+    """Install the sales pack's automation that makes a won deal's probability
+    100%."""
+    path = SALES_PACK / "rules" / "won_probability.json"
+    platform.store.apply([(path.name, json.loads(path.read_text()))], actor="test")
+
+
+def test_an_admin_may_import_without_running_automations(
+    browser: Browser, sales: Platform
+) -> None:
+    _won_probability(sales)
+    address = _upload(browser, DEALS).headers["Location"]
+    page = browser.get(address).get_data(as_text=True)
+
+    done = browser.post(
+        address,
+        {
+            "action": "import",
+            "bypass_automation": "on",
+            **_mapping(**{"0": "title", "1": "amount", "2": "stage"}),
+        },
+    )
+
+    assert "Run no automations" in text_of(page)
+    assert done.status_code == 200
+    assert _probabilities(sales) == {"Anvils for Acme": None, "Rockets": None}
+
+
+def test_only_admins_may_import_without_running_automations(
+    app: Flask, browser: Browser, sales: Platform
+) -> None:
+    _won_probability(sales)
+    with sales.engine.begin() as connection:
+        create_user(connection, "kim.clerk", PASSWORD)
+    grant_all(sales, "kim.clerk")
+    clerk = sign_in_as(app, sales, "kim.clerk")
+    address = _upload(clerk, DEALS).headers["Location"]
+    page = clerk.get(address).get_data(as_text=True)
+    mapping = _mapping(**{"0": "title", "1": "amount", "2": "stage"})
+
+    refused = clerk.post(
+        address, {"action": "import", "bypass_automation": "on", **mapping}
+    )
+    done = clerk.post(address, {"action": "import", **mapping})
+
+    assert "Run no automations" not in text_of(page)
+    assert refused.status_code == 403
+    assert done.status_code == 200
+    assert _probabilities(sales) == {"Anvils for Acme": None, "Rockets": 100}
 
 
 def _second_tab(app: Flask, browser: Browser) -> Browser:

@@ -68,6 +68,9 @@ class ImportPage:
     keys: Sequence[tuple[str, str]] = ()
     key: str = ""
     skip_bad_rows: bool = False
+    #: Administrators may import without running automations (a data load).
+    may_bypass: bool = False
+    bypass_automation: bool = False
     summary: ImportSummary | None = None
     errors: Sequence[str] = ()
     max_megabytes: int = 0

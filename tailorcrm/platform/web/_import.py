@@ -34,7 +34,7 @@ from flask import current_app, flash, redirect, request, session, url_for
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
-from ...errors import BadRequest, Conflict, NotFound
+from ...errors import BadRequest, Conflict, Forbidden, NotFound
 from ...metadata import MAX_FIELDS, Caller, EntityDef
 from ...renderer import (
     ImportColumn,
@@ -117,7 +117,9 @@ def import_mapping(entity_name: str, token: str) -> Response:
         if request.method == "GET":
             selected = _automatic(entity, header, computed)
             return _render_mapping(found, entity, token, header, samples, selected)
-        selected, key, skip = _chosen(header)
+        selected, key, skip, bypass = _chosen(header)
+        if bypass and not found.user.is_admin:
+            raise Forbidden("Only administrators may bypass automation.")
         errors = _mapping_errors(entity, selected, key, computed)
         if errors or action not in ("check", "import"):
             errors = errors or ["Choose to check the file or to import it."]
@@ -130,6 +132,7 @@ def import_mapping(entity_name: str, token: str) -> Response:
                 selected,
                 key=key,
                 skip=skip,
+                bypass=bypass,
                 errors=errors,
                 status=422,
             )
@@ -143,6 +146,7 @@ def import_mapping(entity_name: str, token: str) -> Response:
             mapping,
             key,
             skip,
+            bypass,
             actor=actor,
             caller=caller,
             dry_run=True,
@@ -153,7 +157,15 @@ def import_mapping(entity_name: str, token: str) -> Response:
         except _UploadTaken as error:
             return _taken(entity_name, token, error)
         report, errors = _import_claimed(
-            entity_name, token, claimed, mapping, key, skip, actor=actor, caller=caller
+            entity_name,
+            token,
+            claimed,
+            mapping,
+            key,
+            skip,
+            bypass,
+            actor=actor,
+            caller=caller,
         )
     filename = _name(token)
     if report is not None and report.committed:
@@ -173,6 +185,7 @@ def import_mapping(entity_name: str, token: str) -> Response:
             selected,
             key=key,
             skip=skip,
+            bypass=bypass,
             errors=errors,
             report=report,
             status=422 if errors else 200,
@@ -207,6 +220,7 @@ def _import_claimed(
     mapping: dict[str, str],
     key: str,
     skip: bool,
+    bypass: bool,
     *,
     actor: Any,
     caller: Caller | None,
@@ -219,6 +233,7 @@ def _import_claimed(
             mapping,
             key,
             skip,
+            bypass,
             actor=actor,
             caller=caller,
             dry_run=False,
@@ -236,6 +251,7 @@ def _run(
     mapping: dict[str, str],
     key: str,
     skip: bool,
+    bypass: bool,
     *,
     actor: Any,
     caller: Caller | None,
@@ -253,6 +269,7 @@ def _run(
                 key=key or None,
                 dry_run=dry_run,
                 skip_bad_rows=skip,
+                bypass_automation=bypass,
                 auto_match=False,
             )
     except ImportFailed as error:
@@ -275,15 +292,22 @@ def _automatic(
     return {index: field for field, index in matched.items()}
 
 
-def _chosen(header: list[str]) -> tuple[dict[int, str], str, bool]:
-    """What the form sent: the field of each column by index, the key, skip."""
+def _chosen(header: list[str]) -> tuple[dict[int, str], str, bool, bool]:
+    """What the form sent: the field of each column by index, the key, skip,
+    and bypass automation."""
     selected = {
         index: field
         for index in range(len(header))
         if (field := request.form.get(f"map_{index}", ""))
     }
     key = request.form.get("key", "")
-    return selected, key, request.form.get("skip_bad_rows") == "on"
+    form = request.form
+    return (
+        selected,
+        key,
+        form.get("skip_bad_rows") == "on",
+        form.get("bypass_automation") == "on",
+    )
 
 
 def _mapping_errors(
@@ -536,6 +560,7 @@ def _render_mapping(
     *,
     key: str = "",
     skip: bool = False,
+    bypass: bool = False,
     errors: list[str] | None = None,
     report: ImportReport | None = None,
     status: int = 200,
@@ -562,6 +587,8 @@ def _render_mapping(
         keys=key_fields(entity),
         key=key,
         skip_bad_rows=skip,
+        may_bypass=found.user.is_admin,
+        bypass_automation=bypass,
         summary=import_summary(entity, report) if report is not None else None,
         errors=errors or [],
     )
