@@ -920,6 +920,40 @@ def test_an_import_fails_only_the_rows_whose_automation_fails(
     ]
 
 
+def test_an_import_row_refused_for_what_an_automation_set_names_it(
+    platform: Platform, crm: Api
+) -> None:
+    # The file has no stage column: the rows are refused because the automation
+    # set the stage, and the report says so (the API's detail and the form do).
+    dropped = rule(
+        "dropped", "opportunity", "automation", trigger=["create", "update"],
+        condition={"==": [{"var": "next_step"}, "drop"]},
+        actions=[{"type": "set_field", "field": "stage", "value": "lost"}],
+    )  # fmt: skip
+    define(crm, LOSS_REASON_REQUIRED, dropped)
+    text = "erp_code,title,next_step\nE1,Keel,call\nE2,Hull,drop\n"
+
+    created = load_csv(platform, "opportunity", text, skip_bad_rows=True)
+    updated = load_csv(
+        platform,
+        "opportunity",
+        "erp_code,next_step\nE1,drop\n",
+        key="erp_code",
+        skip_bad_rows=True,
+    )
+    refused = crm.post("/opportunity", json={"title": "Mast", "next_step": "drop"})
+
+    for report, row in ((created, 3), (updated, 2)):
+        [error] = report.errors
+        assert (error.row, error.field, error.code) == (row, "loss_reason", "rule")
+        assert "'dropped'" in error.message
+        assert "Say why the opportunity was lost." in error.message
+    assert [o["next_step"] for o in crm.get("/opportunity").json["data"]] == ["call"]
+    # The API keeps the record's own problem, and names the automation above it.
+    assert problems(refused) == [("loss_reason", "rule")]
+    assert "'dropped'" in refused.json["detail"]
+
+
 def _blank_child_on_new_parent() -> dict[str, Any]:
     """An automation that blanks the name of the account "Child" when its parent
     is set, so that the save setting the parent is refused."""

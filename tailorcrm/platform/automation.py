@@ -83,6 +83,24 @@ class AutomationLoop(AutomationFailed):
 _UNSEEN_AUTOMATION = "(an automation you cannot see)"
 
 
+def row_problems(error: TailorError) -> list[Problem]:
+    """The problems of a refused save as an import reports them on its row.
+
+    A row refused for what an automation set on its own record (a
+    ``set_field``) keeps that record's problems, fields and codes, as any save
+    of it gets them; their messages name the automation, since a report of rows
+    has no summary above them to say so, as the API's detail and a form do.
+    """
+    found = error.problems or [Problem(None, error.code, error.message)]
+    if not isinstance(error, AutomationFailed):
+        return list(found)
+    automation, target = error.automation, error.target
+    if automation is None or target is None:
+        return list(found)
+    said = f"The automation {automation.name!r} could not save {target.label}: "
+    return [Problem(p.field, p.code, said + p.message) for p in found]
+
+
 def _rules(
     service: RecordService,
     entity: EntityDef,

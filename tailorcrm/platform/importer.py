@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from ..errors import BadRequest, Forbidden, NotFound, Problem, TailorError
 from ..metadata import INTEGER_LIMIT, Caller, Catalog, EntityDef
+from .automation import row_problems
 from .csvio import CellError, CsvFormatError, parse_cell, read_csv
 from .metastore import hold_metadata
 from .query import access_where
@@ -638,7 +639,7 @@ class Importer:
             self._fail(
                 report,
                 number,
-                error.problems or [Problem(None, error.code, error.message)],
+                row_problems(error),
             )
             return
         report.updated += 1
@@ -702,9 +703,7 @@ class Importer:
             try:
                 self.service.update(self.entity.name, record_id, targets[number])
             except TailorError as error:
-                return number, error.problems or [
-                    Problem(None, error.code, error.message)
-                ]
+                return number, row_problems(error)
         return None
 
     def _spread_failures(

@@ -42,7 +42,7 @@ from ..metadata import (
 )
 from . import direct
 from .access import readable_rules
-from .automation import MAX_AUTOMATION_DEPTH, AutomationLoop
+from .automation import MAX_AUTOMATION_DEPTH, AutomationLoop, row_problems
 from .cascade import Cascade, Change
 from .db import users, utcnow
 from .fieldhistory import (
@@ -463,9 +463,7 @@ class RecordService:
                 Cascade(self).run([Change(entity, "create", None, row)])
             except (ValidationFailed, Conflict) as error:
                 row_savepoint.rollback()
-                bad[index] = error.problems or [
-                    Problem(None, error.code, error.message)
-                ]
+                bad[index] = row_problems(error)
                 continue
             row_savepoint.commit()
             ids[index] = int(row["id"])
