@@ -50,6 +50,37 @@ def read(api: Api, entity: str, record_id: int) -> dict[str, Any]:
     return record
 
 
+@pytest.mark.parametrize("trigger", ["create", "update"])
+def test_a_value_an_automation_sets_that_another_record_holds_is_a_conflict(
+    crm: Api, trigger: str
+) -> None:
+    """Answered as any clash with stored data is: 409, code unique."""
+    copy = rule(
+        "copy_code",
+        "opportunity",
+        "automation",
+        trigger=trigger,
+        condition={"==": [{"var": "next_step"}, "copy"]},
+        actions=[{"type": "set_field", "field": "erp_code", "value": "E1"}],
+    )
+    define(crm, copy)
+    holder = create(crm, "opportunity", title="Holder", erp_code="E1")
+    other = create(crm, "opportunity", title="Other", erp_code="E2")
+
+    if trigger == "create":
+        response = crm.post("/opportunity", json={"title": "Twin", "next_step": "copy"})
+    else:
+        response = crm.patch(f"/opportunity/{other['id']}", json={"next_step": "copy"})
+
+    assert response.status_code == 409, response.json
+    assert problems(response) == [("erp_code", "unique")]
+    assert "copy_code" in response.json["detail"]
+    kept = crm.get("/opportunity?count=1").json
+    assert kept["count"] == 2
+    assert read(crm, "opportunity", other["id"])["next_step"] is None
+    assert read(crm, "opportunity", holder["id"])["erp_code"] == "E1"
+
+
 # -- validation rules: every path --------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Problem, TailorError, ValidationFailed
+from ..errors import Conflict, Problem, TailorError, ValidationFailed
 from ..metadata import Catalog, EntityDef
 from ..rules_engine import Action, AutomationRule, expressions_of, truthy
 from .access import readable_rules
@@ -35,6 +35,15 @@ class AutomationFailed(ValidationFailed):
     #: when the problems are those of that record's own save (a ``set_field``).
     automation: AutomationRule | None = None
     target: EntityDef | None = None
+
+
+class AutomationConflict(AutomationFailed):
+    """An automation's action clashed with stored data (a unique value another
+    record holds): answered as any such clash is, with 409."""
+
+    status = Conflict.status
+    code = Conflict.code
+    title = Conflict.title
 
 
 class AutomationLoop(AutomationFailed):
@@ -255,7 +264,10 @@ def _act(
             )
         else:
             detail = _UNSEEN
-        failed = AutomationFailed(
+        refusal = (
+            AutomationConflict if isinstance(error, Conflict) else AutomationFailed
+        )
+        failed = refusal(
             detail,
             problems=_blamed(automation, target, own, error, service.shown_to),
         )
