@@ -701,6 +701,54 @@ def test_field_state_requires_and_locks_fields_on_every_path(
     }
 
 
+def test_the_same_choices_in_another_order_change_no_locked_field(
+    platform: Platform, crm: Api
+) -> None:
+    """A multi-picklist holds a set of choices: naming them in another order is no
+    change, so readonly_if does not refuse it. The edit form already sends the
+    choices as a set; the API, a keyed import and an automation must agree."""
+    crate = {
+        "name": "crate",
+        "label": "Crate",
+        "display_field": "label",
+        "fields": [
+            {"name": "label", "type": "text", "label": "Label", "external_id": True},
+            {"name": "sealed", "type": "boolean", "label": "Sealed"},
+            {
+                "name": "marks",
+                "type": "multi_picklist",
+                "label": "Marks",
+                "options": [
+                    {"value": "fragile", "label": "Fragile"},
+                    {"value": "heavy", "label": "Heavy"},
+                    {"value": "upright", "label": "Upright"},
+                ],
+            },
+        ],
+    }
+    locked = rule(
+        "marks_sealed",
+        "crate",
+        "field_state",
+        field="marks",
+        readonly_if={"==": [{"var": "sealed"}, True]},
+    )
+    define(crm, crate, locked)
+    box = create(crm, "crate", label="B-1", sealed=True, marks=["heavy", "fragile"])
+
+    patched = crm.patch(f"/crate/{box['id']}", json={"marks": ["fragile", "heavy"]})
+    report = load_csv(
+        platform, "crate", "label,marks\nB-1,fragile;heavy\n", key="label"
+    )
+    moved = crm.patch(f"/crate/{box['id']}", json={"marks": ["fragile", "upright"]})
+
+    assert patched.status_code == 200, patched.json
+    assert report.updated == 1
+    assert problems(moved) == [("marks", "read_only")]
+    stored = read(crm, "crate", box["id"])
+    assert (stored["marks"], stored["version"]) == (["heavy", "fragile"], 1)
+
+
 # -- automation --------------------------------------------------------------------
 
 

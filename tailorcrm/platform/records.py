@@ -673,6 +673,7 @@ class RecordService:
         values = self._load_many(
             entity, [_known(entity, data, computed)], [problems], partial=True
         )[0]
+        _keep_order_of_choices(entity, current, values)
         if rules.rules.on_records and not problems:
             problems += self._as_seen(entity, rules.prepare_change(current, values))
         merged = {**current, **values}
@@ -1081,6 +1082,31 @@ def _known(
             and key not in computed
         )
     }
+
+
+def _keep_order_of_choices(
+    entity: EntityDef, current: Mapping[str, Any], values: dict[str, Any]
+) -> None:
+    """A multi-picklist holds a set of choices: the same choices named in another
+    order keep the stored value, so they are no change.
+
+    Forms send the ticked boxes in the order of the options, an import and the
+    API in the order written; without this, ``readonly_if`` would refuse on one
+    path what it lets pass on another, and a save would be written (and kept in
+    the history) that changed nothing.
+    """
+    for name, value in values.items():
+        spec = entity.fields.get(name)
+        if spec is None or spec["type"] != "multi_picklist":
+            continue
+        stored = current.get(name)
+        if (
+            isinstance(value, list)
+            and isinstance(stored, list)
+            and value != stored
+            and sorted(value) == sorted(stored)
+        ):
+            values[name] = stored
 
 
 def _computed_problems(
