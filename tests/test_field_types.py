@@ -166,6 +166,25 @@ def test_bad_values_are_refused(
     assert samples.get("/sample?count=1").json["count"] == 0
 
 
+def test_one_line_text_is_kept_without_the_spaces_around_it(samples: Api) -> None:
+    """As forms and imports read it; long text keeps what it is given."""
+    body = {
+        "text_value": "  Zoë\t",
+        "long_text": "  indented\n",
+        "mail": " desk@example.org ",
+        "site": " https://example.org/a ",
+    }
+    created = samples.post("/sample", json=body)
+
+    assert created.status_code == 201, created.json
+    assert created.json["text_value"] == "Zoë"
+    assert created.json["long_text"] == "  indented\n"
+    assert created.json["mail"] == "desk@example.org"
+    assert created.json["site"] == "https://example.org/a"
+    found = samples.get("/sample", query_string={"text_value": "Zoë", "count": "1"})
+    assert found.json["count"] == 1
+
+
 def test_offsets_are_read_to_the_minute(samples: Api) -> None:
     created = samples.post("/sample", json={"moment": "2024-05-31T10:00:00+05:45"})
 

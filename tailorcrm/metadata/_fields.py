@@ -175,6 +175,12 @@ def _convert_text(spec: dict[str, Any], value: Any) -> str | None:
         # null, so that "no value" has one meaning for filters, unique fields,
         # required checks and rules, whichever path the value came in by.
         return None
+    if spec["type"] != "textarea":
+        # One line of text is kept without the spaces around it, as forms and
+        # imports read it, so that "Acme " is "Acme" to unique fields, lookups by
+        # name and rules on every path, and an exported file imports unchanged.
+        # Long text keeps what it is given, as on every path.
+        value = value.strip()
     if "\x00" in value:
         raise FieldValueError("invalid_text", "Text cannot hold the NUL character.")
     if _SURROGATE.search(value):
