@@ -9,12 +9,104 @@
 (function () {
   "use strict";
 
+  // What a number, date or time input holds that the browser cannot read
+  // ("5e", 31 February): the browser sends it as blank text, and the save would
+  // clear the field without a word. The person is told instead, as the server
+  // tells of a value it refuses, and the form is not sent.
+  var UNREADABLE = {
+    number: "Enter a number.",
+    date: "Enter a whole date that exists.",
+    "datetime-local": "Enter a whole date and time that exist."
+  };
+  var CLIENT_MARK = "data-unreadable";
+
+  function clearUnreadable(form) {
+    Array.prototype.forEach.call(form.querySelectorAll("[" + CLIENT_MARK + "]"), function (node) {
+      if (node.matches("input")) {
+        node.removeAttribute(CLIENT_MARK);
+        node.removeAttribute("aria-invalid");
+        node.setAttribute("aria-describedby", node.getAttribute("data-described-before") || "");
+        node.removeAttribute("data-described-before");
+        if (!node.getAttribute("aria-describedby")) {
+          node.removeAttribute("aria-describedby");
+        }
+        node.closest(".field").classList.remove("has-error");
+      } else {
+        node.remove();
+      }
+    });
+  }
+
+  function markUnreadable(input, message) {
+    var field = input.closest(".field");
+    var list = document.createElement("ul");
+    var item = document.createElement("li");
+    var hidden = document.createElement("span");
+    list.className = "field-errors";
+    list.id = input.id + "-unreadable";
+    list.setAttribute(CLIENT_MARK, "");
+    hidden.className = "visually-hidden";
+    hidden.textContent = "Error: ";
+    item.append(hidden, message);
+    list.appendChild(item);
+    field.appendChild(list);
+    field.classList.add("has-error");
+    input.setAttribute(CLIENT_MARK, "");
+    input.setAttribute("data-described-before", input.getAttribute("aria-describedby") || "");
+    input.setAttribute("aria-describedby", ((input.getAttribute("aria-describedby") || "") + " " + list.id).trim());
+    input.setAttribute("aria-invalid", "true");
+  }
+
+  // Whether every value can be sent as typed; if not, each unreadable field says
+  // so, and a summary of them (its links lead to the fields, see app.js) takes
+  // focus.
+  function readable(form) {
+    clearUnreadable(form);
+    var found = Array.prototype.filter.call(form.querySelectorAll("input"), function (input) {
+      return input.name && input.validity && input.validity.badInput && hasOwn(UNREADABLE, input.type);
+    });
+    if (!found.length) {
+      return true;
+    }
+    var summary = document.createElement("div");
+    var title = document.createElement("h2");
+    var list = document.createElement("ul");
+    summary.className = "error-summary";
+    summary.setAttribute("role", "alert");
+    summary.setAttribute("tabindex", "-1");
+    summary.setAttribute(CLIENT_MARK, "");
+    title.textContent = found.length === 1 ?
+      "1 value could not be read; nothing was saved" :
+      found.length + " values could not be read; nothing was saved";
+    found.forEach(function (input) {
+      var whole = input.closest("[data-type]");
+      var message = whole && whole.getAttribute("data-type") === "integer" ?
+        "Enter a whole number." : UNREADABLE[input.type];
+      var label = form.querySelector('label[for="' + input.id + '"]');
+      var link = document.createElement("a");
+      var item = document.createElement("li");
+      link.href = "#" + input.id;
+      link.textContent = (label ? label.firstChild.textContent.trim() + ": " : "") + message;
+      item.appendChild(link);
+      list.appendChild(item);
+      markUnreadable(input, message);
+    });
+    summary.append(title, list);
+    form.parentNode.insertBefore(summary, form);
+    summary.focus();
+    return false;
+  }
+
+  function hasOwn(object, key) {
+    return Object.prototype.hasOwnProperty.call(object, key);
+  }
+
   // A second click on Save while the first is on its way would create the record
   // twice; the page cache may bring the form back, so pageshow resets it.
   function guardDoubleSubmit(form) {
     var sending = false;
     form.addEventListener("submit", function (event) {
-      if (sending) {
+      if (sending || !readable(form)) {
         event.preventDefault();
         return;
       }

@@ -1,0 +1,64 @@
+"""Values a number or date input holds but the browser cannot read: the form
+says so and is not sent, since the browser would send them as blank and the save
+would clear the stored value."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from playwright.sync_api import Page, expect
+
+from tailorcrm.platform.records import SYSTEM_ACTOR
+
+from .conftest import LiveServer
+
+TITLE = "Wrenfield barge charter"
+
+
+def test_a_number_or_date_the_browser_cannot_read_is_not_saved_as_blank(
+    page: Page, live_server: LiveServer
+) -> None:
+    with live_server.platform.records(SYSTEM_ACTOR) as service:
+        record = service.create(
+            "opportunity",
+            {"title": TITLE, "amount": "2500", "close_date": "2031-05-06"},
+        )
+    edit = f"/app/opportunity/{record['id']}/edit"
+    page.goto(edit)
+    amount = page.get_by_label("Amount", exact=True)
+    close_date = page.get_by_label("Close date")
+
+    # "2500e" and 31 February: each input shows what was typed, and reads as
+    # nothing (a browser sends such a value as blank text).
+    amount.click()
+    page.keyboard.press("End")
+    page.keyboard.type("e")
+    close_date.click()
+    page.keyboard.type("02312031")
+    assert amount.input_value() == "" and close_date.input_value() == ""
+    page.get_by_role("button", name="Save").click()
+
+    summary = page.locator(".error-summary")
+    expect(summary).to_be_focused()
+    expect(summary.get_by_role("link")).to_have_text(
+        ["Amount: Enter a number.", "Close date: Enter a whole date that exists."]
+    )
+    expect(amount).to_have_attribute("aria-invalid", "true")
+    expect(page.locator('[data-field="close_date"] .field-errors')).to_have_text(
+        "Error: Enter a whole date that exists."
+    )
+    expect(page).to_have_url(f"{live_server.url}{edit}")
+    [stored] = live_server.find("opportunity", id=record["id"])
+    assert stored["amount"] == Decimal("2500")
+    assert stored["close_date"] == dt.date(2031, 5, 6)
+
+    # Fixed, the form saves, and the marks of the refused try are gone.
+    amount.fill("2600")
+    close_date.fill("2031-06-07")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(TITLE)
+    [stored] = live_server.find("opportunity", id=record["id"])
+    assert stored["amount"] == Decimal("2600")
+    assert stored["close_date"] == dt.date(2031, 6, 7)
