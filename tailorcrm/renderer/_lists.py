@@ -304,6 +304,9 @@ class FilterBuilder:
     op: str = ""
     value: str = ""
     error: str = ""
+    #: The control the error is about: ``field``, ``op`` or ``value``; it is
+    #: described by the error and marked invalid, and the error takes focus.
+    error_at: str = ""
 
     @property
     def fields_json(self) -> list[dict[str, Any]]:

@@ -99,3 +99,30 @@ def test_a_multi_picklist_filter_from_the_builder_is_saved_as_a_view(
     expect(page.locator(".error-summary")).to_have_count(0)
     expect(rows).to_have_text(["Quenby Marsh"])
     expect(chips.nth(1)).to_contain_text("Interests has Training")
+
+
+def test_a_refused_filter_takes_focus_and_describes_the_value_at_fault(
+    page: Page,
+) -> None:
+    page.goto("/app/opportunity")
+
+    _choose_filter(page, "amount", "gt")
+    page.locator("#add_value").fill("12,5")
+    page.locator(".filter-submit button").click()
+
+    error = page.locator("#filter-error")
+    expect(error).to_have_text("Amount: '12,5' is not a number.")
+    expect(error).to_be_focused()
+    value = page.get_by_label("Value")
+    expect(value).to_have_value("12,5")
+    expect(value).to_have_attribute("aria-invalid", "true")
+    expect(value).to_have_attribute("aria-describedby", "filter-error")
+    for control in (
+        page.get_by_label("Field", exact=True),
+        page.get_by_label("Condition"),
+    ):
+        expect(control).not_to_have_attribute("aria-invalid", "true")
+        expect(control).not_to_have_attribute("aria-describedby", "filter-error")
+    # From the message, the next key leads on to the builder's controls.
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Field", exact=True)).to_be_focused()

@@ -467,6 +467,7 @@ def _builder(
         op=str(sent.get("op", "")),
         value=str(sent.get("value", "")),
         error=str(sent.get("error", "")),
+        error_at=str(sent.get("error_at", "")),
     )
 
 
@@ -496,8 +497,19 @@ def _add_filter(
         param, raw = builder_param(entity, name, code, values)
     except BadRequest as error:
         sent["error"] = error.message
+        sent["error_at"] = _error_at(chosen, code)
         return _again(session, entity, state, sent, status=422)
     return redirect(list_href(entity.name, [*state, (param, raw)]), code=303)
+
+
+def _error_at(chosen: FilterField | None, code: str) -> str:
+    """The builder's control a refusal is about: the field when none was
+    chosen, the condition when the field offers no such one, else the value."""
+    if chosen is None:
+        return "field"
+    if code not in {op for op, _ in chosen.operators}:
+        return "op"
+    return "value"
 
 
 def _again(
