@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ..metadata import EntityDef
+from ..metadata import EntityDef, precision_scale
 from ._format import DEFAULT_LOCALE, Shown, format_value, option_label
 from ._pages import SYSTEM_SPECS, Links, Names, Table, table
 
@@ -59,6 +59,11 @@ _DATE_LABELS = {
 }
 _CHOICE_LABELS = {"eq": "is", "ne": "is not", "in": "is one of", "contains": "has"}
 _BLANK_LABELS = {BLANK: "is blank", NOT_BLANK: "is not blank"}
+#: Number types whose values a page shows to the field's scale (money shows
+#: the decimals it has); a chip shows a filter's own decimals beyond it.
+_SCALED = frozenset({"decimal", "percent"})
+#: More decimals than a number can hold: the chip shows the text as written.
+_CHIP_DECIMALS = 28
 _YES_NO = {
     **dict.fromkeys(("true", "1", "yes"), "Yes"),
     **dict.fromkeys(("false", "0", "no"), "No"),
@@ -239,9 +244,21 @@ def _value_text(
         return name or f"#{digits}"
     if kind in NUMBER_FILTER_TYPES:
         try:
-            return format_value(spec, Decimal(raw.strip()), locale=locale).text
+            number = Decimal(raw.strip())
         except (InvalidOperation, ValueError):
             return raw
+        if not number.is_finite():
+            return raw
+        decimals = -int(number.as_tuple().exponent)
+        if decimals > _CHIP_DECIMALS:
+            return raw
+        if kind in _SCALED and decimals > precision_scale(dict(spec))[1]:
+            # A filter may compare with more decimals than the field keeps
+            # ("below 1.2345" of a field of 3): the chip shows the value compared
+            # with, not the field's rounding of it ("below 1.234" would leave
+            # out the 1.234 the list shows).
+            spec = {**spec, "scale": decimals}
+        return format_value(spec, number, locale=locale).text
     if kind in DATE_FILTER_TYPES:
         return format_value(spec, raw.strip(), locale=locale).text
     return f"“{raw}”"

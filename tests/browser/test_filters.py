@@ -126,3 +126,12 @@ def test_a_refused_filter_takes_focus_and_describes_the_value_at_fault(
     # From the message, the next key leads on to the builder's controls.
     page.keyboard.press("Tab")
     expect(page.get_by_label("Field", exact=True)).to_be_focused()
+
+
+def test_a_chip_shows_the_decimals_its_filter_compares_with(page: Page) -> None:
+    # Probability keeps 2 decimals; the filter compares with 3.
+    page.goto("/app/opportunity?probability__lt=12.345&probability__gte=12.5")
+
+    expect(page.locator("li.chip")).to_contain_text(
+        ["Probability < 12.345%", "Probability ≥ 12.50%"]
+    )
