@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from tailorcrm.platform.records import SYSTEM_ACTOR
 
-from .conftest import LiveServer
+from .conftest import LiveServer, OpenPage
 
 TITLE = "Wrenfield barge charter"
 
@@ -62,3 +62,25 @@ def test_a_number_or_date_the_browser_cannot_read_is_not_saved_as_blank(
     [stored] = live_server.find("opportunity", id=record["id"])
     assert stored["amount"] == Decimal("2600")
     assert stored["close_date"] == dt.date(2031, 6, 7)
+
+
+def test_without_scripts_the_browser_keeps_such_a_form_from_being_sent(
+    open_page: OpenPage, live_server: LiveServer
+) -> None:
+    with live_server.platform.records(SYSTEM_ACTOR) as service:
+        record = service.create("opportunity", {"title": TITLE, "amount": "2500"})
+    page = open_page(scripts=False)
+    edit = f"/app/opportunity/{record['id']}/edit"
+    page.goto(edit)
+    amount = page.get_by_label("Amount", exact=True)
+
+    amount.click()
+    page.keyboard.press("End")
+    page.keyboard.type("e")
+    page.get_by_role("button", name="Save").click()
+
+    assert amount.evaluate("input => input.validity.badInput")
+    expect(page).to_have_url(f"{live_server.url}{edit}")
+    [stored] = live_server.find("opportunity", id=record["id"])
+    assert stored["amount"] == Decimal("2500")
+    assert stored["version"] == 1

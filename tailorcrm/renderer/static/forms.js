@@ -141,8 +141,14 @@
     }
   }
 
+  // With scripts, these checks speak for the browser's own, whose bubbles
+  // vanish and are not read out; without scripts the browser's checks stay, and
+  // keep a value it cannot read from being sent as blank.
   Array.prototype.forEach.call(
-    document.querySelectorAll("form[data-record-form]"), guardDoubleSubmit
+    document.querySelectorAll("form[data-record-form]"), function (form) {
+      form.noValidate = true;
+      guardDoubleSubmit(form);
+    }
   );
   focusSummary();
   document.addEventListener("wheel", keepNumbersOnWheel, { passive: true });
