@@ -606,3 +606,26 @@ def test_a_recomputed_whole_number_total_says_its_range_either_way(
         )
         assert refused.status_code == 422, refused.json
         assert refused.json["errors"][0]["message"] == words
+
+
+def test_a_condition_that_changes_case_counts_as_the_rules_engine_reads_it(
+    platform: Platform, api: Api
+) -> None:
+    # PostgreSQL's upper() leaves 'ß' as it is, where Python (and so each
+    # increment) makes it 'SS': the aggregate that refills or recomputes the
+    # roll-up must count the same children as the increments did.
+    shouting = {"==": [{"upper": {"var": "title"}}, "STRASSE"]}
+    street_count = _rollup("deal_count", "count", condition=shouting)
+    street_max = _rollup("touch_total", "max", of="touches", condition=shouting)
+    define(api, TALLIED_ACCOUNT, TALLIED_OPPORTUNITY, street_count, street_max)
+    north = create(api, "account", name="North Yard")
+    create(api, "opportunity", title="Straße", account=north["id"], touches=7)
+    create(api, "opportunity", title="strasse", account=north["id"], touches=2)
+    create(api, "opportunity", title="Gasse", account=north["id"], touches=9)
+    kept = stored_fields(platform, north, "deal_count", "touch_total")
+
+    define(api, {**street_count, "label": "Street deals"})
+    define(api, {**street_max, "label": "Most street touches"})
+
+    assert kept == {"deal_count": 2, "touch_total": 7}
+    assert stored_fields(platform, north, "deal_count", "touch_total") == kept

@@ -962,13 +962,20 @@ def _aggregate_query(
     """The roll-up's aggregate per parent, the parents' ids bound as ``parents``,
     and the scale its integer result is in (exact SQLite sums).
 
-    ``None`` when its condition has no SQL form: it then runs in Python.
+    ``None`` when its condition has no SQL form, or one that PostgreSQL answers
+    otherwise than Python (see :func:`_changes_case`): it then runs in Python.
     """
     lookup = table.c[rule.lookup]
     where: list[sa.ColumnElement[bool]] = [
         _among(lookup, "parents", single=shape.single)
     ]
     if rule.condition is not None:
+        if not shape.sqlite and _changes_case(rule.condition.source):
+            # PostgreSQL's lower() and upper() follow its locale, not Python's
+            # special cases ('ß' upper-cased is 'SS'): the children counted here
+            # would not be those each increment counted, nor those the rules
+            # engine judges (OPERATIONS.md, "In SQL").
+            return None
         kinds = {**SYSTEM_TYPES, **dict(shape.types)}
         columns = {name: (table.c[name], kind) for name, kind in kinds.items()}
         try:
@@ -981,6 +988,18 @@ def _aggregate_query(
         where.append(condition)
     value, scale = _sql_value(rule, table, shape)
     return sa.select(lookup, value).where(*where).group_by(lookup), scale
+
+
+def _changes_case(condition: Any) -> bool:
+    """Whether ``condition`` uses ``lower`` or ``upper`` anywhere."""
+    if isinstance(condition, list):
+        return any(_changes_case(item) for item in condition)
+    if not isinstance(condition, dict):
+        return False
+    return any(
+        name in ("lower", "upper") or _changes_case(operand)
+        for name, operand in condition.items()
+    )
 
 
 def _sql_value(
