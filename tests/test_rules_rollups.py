@@ -629,3 +629,44 @@ def test_a_condition_that_changes_case_counts_as_the_rules_engine_reads_it(
 
     assert kept == {"deal_count": 2, "touch_total": 7}
     assert stored_fields(platform, north, "deal_count", "touch_total") == kept
+
+
+def test_a_unique_total_kept_by_increments_that_clashes_refuses_the_save(
+    platform: Platform, api: Api
+) -> None:
+    # Each save of a deal adds to its account's touches without reading them; a
+    # total that another account already has is refused as a formula's is.
+    account = {
+        **TALLIED_ACCOUNT,
+        "fields": [
+            {**spec, "unique": True} if spec["name"] == "touch_total" else spec
+            for spec in TALLIED_ACCOUNT["fields"]
+        ],
+    }
+    define(api, account, TALLIED_OPPORTUNITY, TOUCH_TOTAL)
+    north = create(api, "account", name="North Yard")
+    create(api, "opportunity", title="A", account=north["id"], touches=4)
+    south = create(api, "account", name="South Yard")
+    deal = create(api, "opportunity", title="B", account=south["id"], touches=2)
+    create(api, "opportunity", title="C", account=south["id"], touches=4)
+
+    added = api.post(
+        "/opportunity", json={"title": "D", "account": south["id"], "touches": -2}
+    )
+    gone = api.delete(f"/opportunity/{deal['id']}")
+    report = load_csv(
+        platform,
+        "opportunity",
+        "title,account,touches\nE,South Yard,-2\n",
+        skip_bad_rows=True,
+    )
+
+    assert (added.status_code, gone.status_code) == (409, 409), added.json
+    assert problems(added) == problems(gone) == [("account.touch_total", "unique")]
+    assert f"Account {south['id']} would be 4" in added.json["errors"][0]["message"]
+    assert [(e.row, e.field, e.code) for e in report.errors] == [
+        (2, "account.touch_total", "unique")
+    ]
+    assert stored_fields(platform, south, "touch_total") == {"touch_total": 6}
+    titles = [d["title"] for d in api.get("/opportunity?sort=title").json["data"]]
+    assert titles == ["A", "B", "C"]

@@ -243,14 +243,19 @@ class Cascade:
         ``updated_at``. So automations on update (which read ``$prior``),
         formulas that read the roll-ups (computed from the row before writing it)
         and roll-ups over the parents that read ``updated_at`` need the rows read
-        first.
+        first. So does a unique field: a total that another record already has
+        is refused naming the value it would be, which a blind statement does
+        not know.
         """
         fields = frozenset(
             rule.field for per_rule in moved.values() for rule in per_rule
         )
         return self.catalog.derived(
             ("blind_increments", entity.name, fields),
-            lambda: _blind(self.catalog.rules.for_entity(entity.name), fields),
+            lambda: (
+                not any(is_unique(entity.fields[name]) for name in fields)
+                and _blind(self.catalog.rules.for_entity(entity.name), fields)
+            ),
         )
 
     def _add(
