@@ -112,7 +112,7 @@ def test_an_update_that_reads_no_related_field_does_not_load_the_record(
     refused = crm.patch(path, json={"stage": "won"})
 
     assert won == 0
-    assert crm.get(path).json["next_step"] == "Cranes for "
+    assert crm.get(path).json["next_step"] == "Cranes for"
     assert problems(refused) == [("account", "rule")]
 
 
