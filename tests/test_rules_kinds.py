@@ -81,6 +81,46 @@ def test_a_value_an_automation_sets_that_another_record_holds_is_a_conflict(
     assert read(crm, "opportunity", holder["id"])["erp_code"] == "E1"
 
 
+def test_a_dry_run_of_a_record_save_runs_every_rule_and_keeps_nothing(
+    crm: Api,
+) -> None:
+    define(crm, LOSS_REASON_REQUIRED, WON_TOTAL)
+    account = create(crm, "account", name="Dockside")
+    deal = create(crm, "opportunity", title="Crane", account=account["id"])
+    won = {"title": "Barge", "account": account["id"], "stage": "won", "amount": 700}
+    history = crm.get(f"/opportunity/{deal['id']}/history").json["data"]
+
+    created = crm.post("/opportunity?dry_run=1", json=won)
+    refused = crm.post("/opportunity?dry_run=1", json={"title": "X", "stage": "lost"})
+    changed = crm.patch(
+        f"/opportunity/{deal['id']}?dry_run=true",
+        json={"stage": "won", "amount": 300},
+    )
+    deleted = crm.delete(f"/opportunity/{deal['id']}?dry_run=yes")
+    held = crm.delete(f"/account/{account['id']}?dry_run=1")
+
+    assert created.status_code == 200, created.json
+    assert created.json["applied"] is False
+    assert created.json["record"]["title"] == "Barge"
+    assert refused.status_code == 422
+    assert problems(refused) == [("loss_reason", "rule")]
+    assert changed.status_code == 200, changed.json
+    assert changed.json["record"]["stage"] == "won"
+    assert changed.json["record"]["version"] == 2
+    assert (deleted.status_code, deleted.json) == (
+        200,
+        {"applied": False, "record": None},
+    )
+    assert held.status_code == 409
+    # Nothing of them is kept: records, roll-ups, versions or history.
+    assert crm.get("/opportunity?count=1").json["count"] == 1
+    assert read(crm, "opportunity", deal["id"])["version"] == 1
+    assert read(crm, "opportunity", deal["id"])["stage"] != "won"
+    assert read(crm, "account", account["id"])["won_total"] in (0, None)
+    assert crm.get(f"/opportunity/{deal['id']}/history").json["data"] == history
+    assert crm.post("/opportunity?dry_run=on", json=won).status_code == 400
+
+
 # -- validation rules: every path --------------------------------------------------
 
 

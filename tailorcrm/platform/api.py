@@ -615,9 +615,12 @@ def list_records(entity_name: str) -> Response:
 @api.post("/<entity_name>")
 def create_record(entity_name: str) -> Response:
     data = _json_body()
-    with _session(write=True) as session:
+    dry_run = _flag("dry_run")
+    with _record_write(dry_run) as session:
         records = session.records(bypass_automation=_bypass())
         record = records.create(entity_name, data)
+    if dry_run:
+        return _not_applied(record)
     response = jsonify(record)
     response.status_code = 201
     response.headers["Location"] = url_for(
@@ -637,18 +640,48 @@ def get_record(entity_name: str, record_id: int) -> Response:
 def update_record(entity_name: str, record_id: int) -> Response:
     data = _json_body()
     expected = _expected_version()
-    with _session(write=True) as session:
+    dry_run = _flag("dry_run")
+    with _record_write(dry_run) as session:
         record = session.records(bypass_automation=_bypass()).update(
             entity_name, record_id, data, expected_version=expected
         )
+    if dry_run:
+        return _not_applied(record)
     return _with_etag(jsonify(record), record)
 
 
 @api.delete("/<entity_name>/<int:record_id>")
 def delete_record(entity_name: str, record_id: int) -> Response:
     expected = _expected_version()
-    with _session(write=True) as session:
+    dry_run = _flag("dry_run")
+    with _record_write(dry_run) as session:
         session.records(bypass_automation=_bypass()).delete(
             entity_name, record_id, expected_version=expected
         )
+    if dry_run:
+        return _not_applied(None)
     return Response(status=204)
+
+
+class _DryRunDone(Exception):
+    """Ends a dry run's transaction, so that everything the save did is undone."""
+
+
+@contextmanager
+def _record_write(dry_run: bool) -> Iterator[Session]:
+    """A write request's transaction; with ``dry_run`` it runs the whole save
+    (every rule, roll-up and automation, with their checks) and is then rolled
+    back, so that nothing is kept."""
+    try:
+        with _session(write=True) as session:
+            yield session
+            if dry_run:
+                raise _DryRunDone
+    except _DryRunDone:
+        pass
+
+
+def _not_applied(record: dict[str, Any] | None) -> Response:
+    """The answer of a record dry run: 200, the record as the save would have
+    left it (a new one's ``id`` is not kept), and ``applied: false``."""
+    return jsonify({"applied": False, "record": record})
