@@ -69,6 +69,24 @@ def entity_document(api: Api, name: str) -> dict[str, Any]:
 # -- who sees and changes what -----------------------------------------------------
 
 
+def test_a_dry_run_where_there_is_none_is_refused_and_saves_nothing(
+    people: People,
+) -> None:
+    """A dry run an endpoint does not know would save what it meant to check."""
+    refused = people.admin.post("/meta/views?dry_run=1", json=OPEN_DEALS)
+    saved = people.admin.post("/meta/views", json=OPEN_DEALS).json
+    put = people.admin.put(
+        f"/meta/views/{saved['id']}?dry_run=1", json={**OPEN_DEALS, "label": "New"}
+    )
+    deleted = people.admin.delete(f"/meta/views/{saved['id']}?dry_run=0")
+
+    assert refused.status_code == 400
+    assert refused.json["detail"].startswith("dry_run: POST /api/v1/meta/views")
+    assert put.status_code == 400
+    assert deleted.status_code == 400
+    assert labels(people.admin) == [OPEN_DEALS["label"]]
+
+
 def test_a_user_sees_shared_views_and_their_own(people: People) -> None:
     people.admin.post(
         "/meta/views", json={**OPEN_DEALS, "label": "Pipeline", "shared": True}

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from ..errors import (
@@ -176,6 +176,29 @@ def _read_token() -> None:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Send an API token as 'Authorization: Bearer <token>'.")
     g.token = token.strip()
+
+
+_View = Callable[..., Response]
+
+
+def dry_runs(view: _View) -> _View:
+    """Mark an endpoint that honours ``?dry_run=1``; any other write refuses it."""
+    view.dry_runs = True  # type: ignore[attr-defined]
+    return view
+
+
+@api.before_request
+def _refuse_unknown_dry_run() -> None:
+    # A dry run that an endpoint does not know would make the change it was
+    # meant only to check.
+    if request.method in ("GET", "HEAD", "OPTIONS") or "dry_run" not in request.args:
+        return
+    view = current_app.view_functions.get(request.endpoint or "")
+    if not getattr(view, "dry_runs", False):
+        raise BadRequest(
+            f"dry_run: {request.method} {request.path} has no dry run; "
+            "send it without dry_run to make the change."
+        )
 
 
 @contextmanager
@@ -393,6 +416,7 @@ def entity_history(name: str) -> Response:
 
 
 @api.put("/meta/entities/<name>")
+@dry_runs
 def put_entity(name: str) -> Response:
     user = _admin()
     document = named_document(_json_body(exact_numbers=False), name)
@@ -429,6 +453,7 @@ def put_entity(name: str) -> Response:
 
 
 @api.delete("/meta/entities/<name>")
+@dry_runs
 def delete_entity(name: str) -> Response:
     """Hide an entity (admins); ``?dry_run=1`` answers the plan, with the layouts
     it would rewrite, and hides nothing."""
@@ -489,6 +514,7 @@ def layout_history(name: str) -> Response:
 
 
 @api.put("/meta/layouts/<name>")
+@dry_runs
 def put_layout(name: str) -> Response:
     user = _admin()
     document = _json_body(exact_numbers=False)
@@ -520,6 +546,7 @@ def put_layout(name: str) -> Response:
 
 
 @api.delete("/meta/layouts/<name>")
+@dry_runs
 def delete_layout(name: str) -> Response:
     user = _admin()
     expected = _expected_version()
@@ -613,6 +640,7 @@ def list_records(entity_name: str) -> Response:
 
 
 @api.post("/<entity_name>")
+@dry_runs
 def create_record(entity_name: str) -> Response:
     data = _json_body()
     dry_run = _flag("dry_run")
@@ -637,6 +665,7 @@ def get_record(entity_name: str, record_id: int) -> Response:
 
 
 @api.patch("/<entity_name>/<int:record_id>")
+@dry_runs
 def update_record(entity_name: str, record_id: int) -> Response:
     data = _json_body()
     expected = _expected_version()
@@ -651,6 +680,7 @@ def update_record(entity_name: str, record_id: int) -> Response:
 
 
 @api.delete("/<entity_name>/<int:record_id>")
+@dry_runs
 def delete_record(entity_name: str, record_id: int) -> Response:
     expected = _expected_version()
     dry_run = _flag("dry_run")

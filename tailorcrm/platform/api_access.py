@@ -33,6 +33,7 @@ from .api import (
     api,
     delete_named_kind,
     document_response,
+    dry_runs,
     history_response,
     put_named_kind,
 )
@@ -76,6 +77,7 @@ def role_history(name: str) -> Response:
 
 
 @api.put("/meta/roles/<name>")
+@dry_runs
 def put_role(name: str) -> Response:
     """Create or change a role (admins); ``?dry_run=1`` checks it and saves nothing."""
     return put_named_kind(
@@ -84,6 +86,7 @@ def put_role(name: str) -> Response:
 
 
 @api.delete("/meta/roles/<name>")
+@dry_runs
 def delete_role(name: str) -> Response:
     return delete_named_kind(name, platform().store.remove_role, action="change roles")
 

@@ -17,6 +17,7 @@ from .api import (
     api,
     delete_named_kind,
     document_response,
+    dry_runs,
     history_response,
     put_named_kind,
 )
@@ -66,6 +67,7 @@ def rule_history(name: str) -> Response:
 
 
 @api.put("/meta/rules/<name>")
+@dry_runs
 def put_rule(name: str) -> Response:
     """Create or change a rule (admins); ``?dry_run=1`` checks it and saves nothing."""
     return put_named_kind(
@@ -74,6 +76,7 @@ def put_rule(name: str) -> Response:
 
 
 @api.delete("/meta/rules/<name>")
+@dry_runs
 def delete_rule(name: str) -> Response:
     return delete_named_kind(
         name, platform().store.remove_rule, action="change metadata"
