@@ -27,6 +27,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +118,10 @@ def import_mapping(entity_name: str, token: str) -> Response:
         if request.method == "GET":
             selected = _automatic(entity, header, computed)
             return _render_mapping(found, entity, token, header, samples, selected)
-        selected, key, skip, bypass = _chosen(header)
-        if bypass and not found.user.is_admin:
+        selected, options = _chosen(header)
+        if options.bypass and not found.user.is_admin:
             raise Forbidden("Only administrators may bypass automation.")
-        errors = _mapping_errors(entity, selected, key, computed)
+        errors = _mapping_errors(entity, selected, options.key, computed)
         if errors or action not in ("check", "import"):
             errors = errors or ["Choose to check the file or to import it."]
             return _render_mapping(
@@ -130,9 +131,7 @@ def import_mapping(entity_name: str, token: str) -> Response:
                 header,
                 samples,
                 selected,
-                key=key,
-                skip=skip,
-                bypass=bypass,
+                options,
                 errors=errors,
                 status=422,
             )
@@ -144,9 +143,7 @@ def import_mapping(entity_name: str, token: str) -> Response:
             entity_name,
             path,
             mapping,
-            key,
-            skip,
-            bypass,
+            options,
             actor=actor,
             caller=caller,
             dry_run=True,
@@ -161,9 +158,7 @@ def import_mapping(entity_name: str, token: str) -> Response:
             token,
             claimed,
             mapping,
-            key,
-            skip,
-            bypass,
+            options,
             actor=actor,
             caller=caller,
         )
@@ -183,9 +178,7 @@ def import_mapping(entity_name: str, token: str) -> Response:
             header,
             samples,
             selected,
-            key=key,
-            skip=skip,
-            bypass=bypass,
+            options,
             errors=errors,
             report=report,
             status=422 if errors else 200,
@@ -218,9 +211,7 @@ def _import_claimed(
     token: str,
     claimed: Path,
     mapping: dict[str, str],
-    key: str,
-    skip: bool,
-    bypass: bool,
+    options: _Options,
     *,
     actor: Any,
     caller: Caller | None,
@@ -231,9 +222,7 @@ def _import_claimed(
             entity_name,
             claimed,
             mapping,
-            key,
-            skip,
-            bypass,
+            options,
             actor=actor,
             caller=caller,
             dry_run=False,
@@ -249,9 +238,7 @@ def _run(
     entity_name: str,
     path: Path,
     mapping: dict[str, str],
-    key: str,
-    skip: bool,
-    bypass: bool,
+    options: _Options,
     *,
     actor: Any,
     caller: Caller | None,
@@ -266,10 +253,10 @@ def _run(
                 actor=actor,
                 caller=caller,
                 mapping=mapping,
-                key=key or None,
+                key=options.key or None,
                 dry_run=dry_run,
-                skip_bad_rows=skip,
-                bypass_automation=bypass,
+                skip_bad_rows=options.skip_bad_rows,
+                bypass_automation=options.bypass,
                 auto_match=False,
             )
     except ImportFailed as error:
@@ -292,21 +279,28 @@ def _automatic(
     return {index: field for field, index in matched.items()}
 
 
-def _chosen(header: list[str]) -> tuple[dict[int, str], str, bool, bool]:
-    """What the form sent: the field of each column by index, the key, skip,
-    and bypass automation."""
+@dataclass(frozen=True)
+class _Options:
+    """How the file is imported: the key field that finds records to update,
+    whether bad rows are skipped, and whether automations are bypassed."""
+
+    key: str = ""
+    skip_bad_rows: bool = False
+    bypass: bool = False
+
+
+def _chosen(header: list[str]) -> tuple[dict[int, str], _Options]:
+    """What the form sent: the field of each column by index, and the options."""
     selected = {
         index: field
         for index in range(len(header))
         if (field := request.form.get(f"map_{index}", ""))
     }
-    key = request.form.get("key", "")
     form = request.form
-    return (
-        selected,
-        key,
-        form.get("skip_bad_rows") == "on",
-        form.get("bypass_automation") == "on",
+    return selected, _Options(
+        key=form.get("key", ""),
+        skip_bad_rows=form.get("skip_bad_rows") == "on",
+        bypass=form.get("bypass_automation") == "on",
     )
 
 
@@ -557,10 +551,8 @@ def _render_mapping(
     header: list[str],
     samples: list[list[str]],
     selected: Mapping[int, str],
+    options: _Options = _Options(),
     *,
-    key: str = "",
-    skip: bool = False,
-    bypass: bool = False,
     errors: list[str] | None = None,
     report: ImportReport | None = None,
     status: int = 200,
@@ -585,10 +577,10 @@ def _render_mapping(
         columns=columns,
         fields=importable_fields(entity, fixed_fields(found, entity)),
         keys=key_fields(entity),
-        key=key,
-        skip_bad_rows=skip,
+        key=options.key,
+        skip_bad_rows=options.skip_bad_rows,
         may_bypass=found.user.is_admin,
-        bypass_automation=bypass,
+        bypass_automation=options.bypass,
         summary=import_summary(entity, report) if report is not None else None,
         errors=errors or [],
     )
