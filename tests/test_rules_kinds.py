@@ -18,6 +18,7 @@ from flask import Flask
 
 from tailorcrm.errors import Forbidden
 from tailorcrm.platform import Platform, create_app
+from tailorcrm.platform.access import set_user_roles
 from tailorcrm.platform.auth import create_token, create_user, find_user
 from tailorcrm.platform.cli import main
 from tailorcrm.platform.importer import ImportFailed
@@ -787,6 +788,69 @@ def test_the_same_choices_in_another_order_change_no_locked_field(
     assert problems(moved) == [("marks", "read_only")]
     stored = read(crm, "crate", box["id"])
     assert (stored["marks"], stored["version"]) == (["heavy", "fragile"], 1)
+
+
+def test_a_value_stored_with_spaces_around_it_is_no_change_given_without(
+    app: Flask, platform: Platform, crm: Api
+) -> None:
+    """One-line text stored with spaces around it (before such text was trimmed
+    on every path) reads as the value without them: sent back, by a PATCH of the
+    record as read, a keyed import or a caller whose role may only read the
+    field, it is no change, as the edit form already finds it."""
+    locked = rule(
+        "next_step_locked",
+        "opportunity",
+        "field_state",
+        field="next_step",
+        readonly_if={"==": [{"var": "stage"}, "won"]},
+    )
+    define(crm, locked)
+    deal = create(crm, "opportunity", title="Quay", stage="won", erp_code="E-7")
+    with platform.transaction() as (connection, catalog):
+        table = catalog.entity("opportunity").table
+        connection.execute(
+            table.update()
+            .where(table.c.id == deal["id"])
+            .values(next_step=" Call back ")
+        )
+    reader = {
+        "kind": "role",
+        "name": "step_reader",
+        "label": "Step reader",
+        "entities": {
+            "opportunity": {
+                **dict.fromkeys(("create", "read", "edit"), "all"),
+                "fields": {"next_step": "read_only"},
+            }
+        },
+    }
+    platform.store.apply([("", reader)], actor="test")
+    with platform.engine.begin() as connection:
+        clerk = create_user(connection, "clerk", "clerk-password-1")
+        token = create_token(connection, clerk)
+    with platform.transaction() as (connection, catalog):
+        set_user_roles(connection, catalog, "clerk", ["step_reader"])
+    as_clerk = Api(app.test_client(), token)
+
+    sent_back = crm.patch(
+        f"/opportunity/{deal['id']}", json={"title": "Quay", "next_step": " Call back "}
+    )
+    trimmed = crm.patch(f"/opportunity/{deal['id']}", json={"next_step": "Call back"})
+    report = load_csv(
+        platform, "opportunity", "erp_code,next_step\nE-7,Call back\n", key="erp_code"
+    )
+    by_clerk = as_clerk.patch(
+        f"/opportunity/{deal['id']}", json={"next_step": "Call back"}
+    )
+    moved = crm.patch(f"/opportunity/{deal['id']}", json={"next_step": "Call later"})
+
+    assert sent_back.status_code == 200, sent_back.json
+    assert trimmed.status_code == 200, trimmed.json
+    assert report.updated == 1
+    assert by_clerk.status_code == 200, by_clerk.json
+    assert problems(moved) == [("next_step", "read_only")]
+    stored = read(crm, "opportunity", deal["id"])
+    assert (stored["next_step"], stored["version"]) == (" Call back ", 1)
 
 
 # -- automation --------------------------------------------------------------------

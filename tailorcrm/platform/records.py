@@ -33,6 +33,7 @@ from ..errors import (
 from ..metadata import (
     INTEGER_LIMIT,
     SYSTEM_COLUMNS,
+    TEXT_TYPES,
     Catalog,
     EntityAccess,
     EntityDef,
@@ -674,6 +675,7 @@ class RecordService:
             entity, [_known(entity, data, computed)], [problems], partial=True
         )[0]
         _keep_order_of_choices(entity, current, values)
+        _keep_spaces_stored(entity, current, values)
         if rules.rules.on_records and not problems:
             problems += self._as_seen(entity, rules.prepare_change(current, values))
         merged = {**current, **values}
@@ -1105,6 +1107,32 @@ def _keep_order_of_choices(
             and isinstance(stored, list)
             and value != stored
             and sorted(value) == sorted(stored)
+        ):
+            values[name] = stored
+
+
+def _keep_spaces_stored(
+    entity: EntityDef, current: Mapping[str, Any], values: dict[str, Any]
+) -> None:
+    """One-line text stored with spaces around it (before such text was trimmed
+    on every path) is the same value as the text without them, which is all a
+    save can now give it: that is no change, and the stored value is kept.
+
+    Without this, sending a record back as it was read, or a keyed import of
+    its export, would be refused by ``readonly_if`` or a role that may only
+    read the field, where the edit form, which leaves untouched values alone,
+    saves.
+    """
+    for name, value in values.items():
+        spec = entity.fields.get(name)
+        if spec is None or spec["type"] not in TEXT_TYPES - {"textarea"}:
+            continue
+        stored = current.get(name)
+        if (
+            isinstance(value, str)
+            and isinstance(stored, str)
+            and value != stored
+            and stored.strip() == value
         ):
             values[name] = stored
 
