@@ -485,6 +485,54 @@ def test_an_automation_refused_is_named_only_to_a_caller_shown_it(
     assert desk.api.get("/opportunity?count=1").json["count"] == 1
 
 
+def test_an_automation_not_shown_that_fails_on_the_saved_record_is_not_named(
+    desk: Desk,
+) -> None:
+    """A set_field on the record the caller saved keeps that record's problems,
+    but an automation /meta/rules leaves out for them (it reads a field they
+    cannot see) is not named: not in the API's detail, the import report or
+    the form's summary."""
+    stamp = {
+        "kind": "rule",
+        "name": "stamp_erp_code",
+        "entity": "opportunity",
+        "type": "automation",
+        "label": "Stamp the ERP code",
+        "trigger": "create",
+        "condition": {"is_blank": {"var": "erp_code"}},
+        "actions": [{"type": "set_field", "field": "erp_code", "value": "E-9"}],
+    }
+    assert desk.admin.put("/meta/rules/stamp_erp_code", json=stamp).status_code == 201
+    create(desk.platform, "opportunity", title="Holder", erp_code="E-9")
+    assert "stamp_erp_code" not in desk.api.get("/meta/rules").get_data(as_text=True)
+
+    refused = desk.api.post("/opportunity", json={"title": "Kiln"})
+    with pytest.raises(ImportFailed) as failed:
+        desk.import_text("opportunity", "title\nKiln\n")
+    form = desk.browser.get("/app/opportunity/new").get_data(as_text=True)
+    fields = {
+        e.get("name"): e.get("value") or ""
+        for e in elements(form)
+        if e.tag == "input" and e.get("name")
+    }
+    page = desk.browser.post("/app/opportunity/new", {**fields, "title": "Kiln"})
+    by_admin = desk.admin.post("/opportunity", json={"title": "Kiln"})
+
+    assert refused.status_code == 409
+    assert [(e["field"], e["code"]) for e in refused.json["errors"]] == [
+        (None, "unique")
+    ]
+    assert "stamp_erp_code" not in refused.get_data(as_text=True)
+    assert "An automation" in refused.json["detail"]
+    [error] = failed.value.report.errors
+    assert "stamp_erp_code" not in error.message
+    assert error.message.startswith("An automation")
+    assert page.status_code == 422
+    assert "stamp_erp_code" not in page.get_data(as_text=True)
+    assert "'stamp_erp_code'" in by_admin.json["detail"]
+    assert desk.api.get("/opportunity?count=1").json["count"] == 1
+
+
 def _field_state(name: str, field: str, **conditions: Any) -> dict[str, Any]:
     return {
         "kind": "rule",

@@ -35,6 +35,8 @@ class AutomationFailed(ValidationFailed):
     #: when the problems are those of that record's own save (a ``set_field``).
     automation: AutomationRule | None = None
     target: EntityDef | None = None
+    #: Whether the caller may be told which automation it was (see :func:`_shown`).
+    named: bool = True
 
 
 class AutomationConflict(AutomationFailed):
@@ -97,8 +99,9 @@ def row_problems(error: TailorError) -> list[Problem]:
 
     A row refused for what an automation set on its own record (a
     ``set_field``) keeps that record's problems, fields and codes, as any save
-    of it gets them; their messages name the automation, since a report of rows
-    has no summary above them to say so, as the API's detail and a form do.
+    of it gets them; their messages name the automation (unless the caller is
+    not shown it), since a report of rows has no summary above them to say so,
+    as the API's detail and a form do.
     """
     found = error.problems or [Problem(None, error.code, error.message)]
     if not isinstance(error, AutomationFailed):
@@ -106,7 +109,8 @@ def row_problems(error: TailorError) -> list[Problem]:
     automation, target = error.automation, error.target
     if automation is None or target is None:
         return list(found)
-    said = f"The automation {automation.name!r} could not save {target.label}: "
+    who = f"The automation {automation.name!r}" if error.named else _UNNAMED
+    said = f"{who} could not save {target.label}: "
     return [Problem(p.field, p.code, said + p.message) for p in found]
 
 
@@ -257,11 +261,16 @@ def _act(
             error.automation = error.target = None
         raise
     except TailorError as error:
-        if own or _shown(service.shown_to, automation, target):
+        named = _shown(service.shown_to, automation, target)
+        if named:
             detail = (
                 f"The automation {automation.name!r} could not save "
                 f"{target.label}: {error.message}"
             )
+        elif own:
+            # The record the caller saved, whose problems they are told, by an
+            # automation they are not shown.
+            detail = f"{_UNNAMED} could not save {target.label}: {error.message}"
         else:
             detail = _UNSEEN
         refusal = (
@@ -273,11 +282,15 @@ def _act(
         )
         if own:
             failed.automation, failed.target = automation, target
+            failed.named = named
         raise failed from None
     return True
 
 
 _UNSEEN = "An automation could not save this change; ask an administrator."
+#: How an automation the caller is not shown is named when it could not save the
+#: record they saved.
+_UNNAMED = "An automation you cannot see"
 
 
 def _gone(change: Change, target: EntityDef, related: int) -> bool:
