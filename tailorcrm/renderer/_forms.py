@@ -28,11 +28,16 @@ from ._states import NO_FORM_RULES, FormRules
 
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 NUMBER_TYPES = frozenset({"integer", "decimal", "currency", "percent"})
+#: An email or web address is a text input (with its keyboard, see
+#: :data:`INPUT_MODES`): without scripts the browser's own checks stay on (for
+#: numbers and dates it cannot read), and its email and address checks are not
+#: the save's; they would keep a form holding 'zoë@example.org', which the save
+#: takes, from being sent at all.
 INPUT_TYPES = {
     "text": "text",
-    "email": "email",
+    "email": "text",
     "phone": "tel",
-    "url": "url",
+    "url": "text",
     "integer": "number",
     "decimal": "number",
     "currency": "number",
@@ -42,6 +47,8 @@ INPUT_TYPES = {
 }
 # What the browser may fill in for a field of each type.
 AUTOCOMPLETE = {"email": "email", "phone": "tel", "url": "url"}
+# The keyboard a text input of each type offers.
+INPUT_MODES = {"email": "email", "url": "url"}
 
 BOOLEAN_TEXT = {"on": True, "true": True, "": False, "off": False, "false": False}
 
@@ -239,6 +246,8 @@ def _input_attrs(spec: Mapping[str, Any], locale: str) -> tuple[dict[str, str], 
         attrs["maxlength"] = str(limit)
     if kind in AUTOCOMPLETE:
         attrs["autocomplete"] = AUTOCOMPLETE[kind]
+    if kind in INPUT_MODES:
+        attrs["inputmode"] = INPUT_MODES[kind]
     if kind in NUMBER_TYPES:
         scale = 0 if kind == "integer" else precision_scale(dict(spec))[1]
         # The step lets the browser accept exactly the decimals the field keeps.

@@ -84,3 +84,26 @@ def test_without_scripts_the_browser_keeps_such_a_form_from_being_sent(
     [stored] = live_server.find("opportunity", id=record["id"])
     assert stored["amount"] == Decimal("2500")
     assert stored["version"] == 1
+
+
+def test_without_scripts_a_form_saves_text_the_server_takes_as_it_stands(
+    open_page: OpenPage, live_server: LiveServer
+) -> None:
+    """The browser's own checks stay without scripts only to keep a number or
+    date it cannot read from being sent as blank: an email address or web
+    address that the save accepts ('zoë@…', which the browser's email check
+    refuses) must not keep the form from being sent."""
+    with live_server.platform.records(SYSTEM_ACTOR) as service:
+        record = service.create(
+            "contact", {"full_name": "Zoë Quillfeather", "email": "zoë@example.org"}
+        )
+    page = open_page(scripts=False)
+    edit = f"/app/contact/{record['id']}/edit"
+    page.goto(edit)
+
+    page.locator("input[name=phone]").fill("+47 555 0101")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Zoë Quillfeather")
+    [stored] = live_server.find("contact", id=record["id"])
+    assert (stored["phone"], stored["email"]) == ("+47 555 0101", "zoë@example.org")
