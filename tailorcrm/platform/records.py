@@ -674,8 +674,7 @@ class RecordService:
         values = self._load_many(
             entity, [_known(entity, data, computed)], [problems], partial=True
         )[0]
-        _keep_order_of_choices(entity, current, values)
-        _keep_spaces_stored(entity, current, values)
+        _keep_stored_spellings(entity, current, values)
         if rules.rules.on_records and not problems:
             problems += self._as_seen(entity, rules.prepare_change(current, values))
         merged = {**current, **values}
@@ -1086,55 +1085,46 @@ def _known(
     }
 
 
-def _keep_order_of_choices(
+def _keep_stored_spellings(
     entity: EntityDef, current: Mapping[str, Any], values: dict[str, Any]
 ) -> None:
-    """A multi-picklist holds a set of choices: the same choices named in another
-    order keep the stored value, so they are no change.
+    """A value given in another spelling of what is stored is no change, and the
+    stored value is kept:
 
-    Forms send the ticked boxes in the order of the options, an import and the
-    API in the order written; without this, ``readonly_if`` would refuse on one
-    path what it lets pass on another, and a save would be written (and kept in
-    the history) that changed nothing.
+    - a multi-picklist holds a set of choices, so the same choices named in
+      another order (forms send ticked boxes in the order of the options, an
+      import and the API in the order written);
+    - one-line text stored with spaces around it (before such text was trimmed
+      on every path) is the text without them, which is all a save can now give.
+
+    Without this, ``readonly_if`` or a role that may only read the field would
+    refuse on one path (a PATCH sending the record back as read, a keyed import
+    of its export) what the edit form, which leaves untouched values alone,
+    saves; and a save would be written, and kept in the history, that changed
+    nothing.
     """
     for name, value in values.items():
-        spec = entity.fields.get(name)
-        if spec is None or spec["type"] != "multi_picklist":
-            continue
         stored = current.get(name)
-        if (
-            isinstance(value, list)
-            and isinstance(stored, list)
-            and value != stored
-            and sorted(value) == sorted(stored)
-        ):
+        if value == stored or stored is None or value is None:
+            continue
+        spec = entity.fields.get(name)
+        kind = spec["type"] if spec is not None else None
+        if kind == "multi_picklist":
+            same = (
+                isinstance(value, list)
+                and isinstance(stored, list)
+                and sorted(value) == sorted(stored)
+            )
+        elif kind in _ONE_LINE_TEXT:
+            same = isinstance(stored, str) and stored.strip() == value
+        else:
+            continue
+        if same:
             values[name] = stored
 
 
-def _keep_spaces_stored(
-    entity: EntityDef, current: Mapping[str, Any], values: dict[str, Any]
-) -> None:
-    """One-line text stored with spaces around it (before such text was trimmed
-    on every path) is the same value as the text without them, which is all a
-    save can now give it: that is no change, and the stored value is kept.
-
-    Without this, sending a record back as it was read, or a keyed import of
-    its export, would be refused by ``readonly_if`` or a role that may only
-    read the field, where the edit form, which leaves untouched values alone,
-    saves.
-    """
-    for name, value in values.items():
-        spec = entity.fields.get(name)
-        if spec is None or spec["type"] not in TEXT_TYPES - {"textarea"}:
-            continue
-        stored = current.get(name)
-        if (
-            isinstance(value, str)
-            and isinstance(stored, str)
-            and value != stored
-            and stored.strip() == value
-        ):
-            values[name] = stored
+#: Text kept without the spaces around it (see :func:`_keep_stored_spellings`).
+_ONE_LINE_TEXT = TEXT_TYPES - {"textarea"}
 
 
 def _computed_problems(
