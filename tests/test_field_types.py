@@ -185,6 +185,25 @@ def test_one_line_text_is_kept_without_the_spaces_around_it(samples: Api) -> Non
     assert found.json["count"] == 1
 
 
+def test_dates_and_date_times_are_read_without_the_spaces_around_them(
+    samples: Api,
+) -> None:
+    """As a form and an import read them: a date was refused where a date and time
+    with the same spaces was taken."""
+    body = {"due_on": " 2024-05-01\n", "moment": "\t2024-05-01T10:00:00Z "}
+    created = samples.post("/sample", json=body)
+
+    assert created.status_code == 201, created.json
+    assert (created.json["due_on"], created.json["moment"]) == (
+        "2024-05-01",
+        "2024-05-01T10:00:00Z",
+    )
+    found = samples.get("/sample", query_string={"due_on": " 2024-05-01 ", "count": 1})
+    assert found.json["count"] == 1
+    blank = samples.post("/sample", json={"due_on": "  "})
+    assert [e["code"] for e in blank.json["errors"]] == ["invalid_date"]
+
+
 def test_offsets_are_read_to_the_minute(samples: Api) -> None:
     created = samples.post("/sample", json={"moment": "2024-05-31T10:00:00+05:45"})
 

@@ -62,7 +62,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ().\-/]*(\s*(x|ext\.?)\s*[0-9]+)?$", re.IGNORECASE)
 _DECIMAL_TEXT = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 #: An offset whose minutes pass 59 (``+00:60``), which Python would read as an hour
 #: more, where ISO 8601 and the rules' evaluators see no date.
 _BAD_OFFSET = re.compile(r"[+-][0-9]{2}:?[6-9][0-9](?::?[0-9]{2}(?:\.[0-9]+)?)?$")
@@ -279,13 +279,18 @@ def convert_date(value: Any) -> dt.date:
         raise FieldValueError("invalid_date", "Enter a date without a time.")
     if isinstance(value, dt.date):
         return value
-    if not isinstance(value, str) or not _ISO_DATE.match(value):
+    if not isinstance(value, str):
+        raise FieldValueError("invalid_date", "Enter a date as YYYY-MM-DD.")
+    # Spaces around a date are no part of it, as a date and time, a form and an
+    # import read it: " 2024-05-01 " is 1 May on every path.
+    text = value.strip()
+    if not _ISO_DATE.fullmatch(text):
         raise FieldValueError("invalid_date", "Enter a date as YYYY-MM-DD.")
     try:
-        return dt.date.fromisoformat(value)
+        return dt.date.fromisoformat(text)
     except ValueError:
         raise FieldValueError(
-            "invalid_date", f"{value} is not a date that exists."
+            "invalid_date", f"{text} is not a date that exists."
         ) from None
 
 
@@ -297,7 +302,7 @@ def date_text_as_moment(spec: Mapping[str, Any], value: Any) -> Any:
         spec["type"] != "datetime"
         or not isinstance(value, str)
         or len(value) != 10
-        or not _ISO_DATE.match(value)
+        or not _ISO_DATE.fullmatch(value)
     ):
         return value
     try:
@@ -311,7 +316,11 @@ def convert_datetime(value: Any) -> dt.datetime:
     """Return a naive UTC datetime; naive input is taken as UTC."""
     if isinstance(value, str):
         text = value.strip()
-        if not _ISO_DATE.match(text[:10]) or len(text) < 16 or _BAD_OFFSET.search(text):
+        if (
+            not _ISO_DATE.fullmatch(text[:10])
+            or len(text) < 16
+            or _BAD_OFFSET.search(text)
+        ):
             raise FieldValueError(
                 "invalid_datetime", "Enter a date and time as YYYY-MM-DDTHH:MM:SSZ."
             )
