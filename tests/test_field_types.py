@@ -140,6 +140,7 @@ def test_lookup_and_autonumber_sequence(samples: Api) -> None:
         ("moment", "2024-05-31T10:00:00+00:60", "invalid_datetime"),
         ("moment", "2024-05-31T10:00:00-05:99", "invalid_datetime"),
         ("moment", "2024-05-31T10:00-0075", "invalid_datetime"),
+        ("moment", "2030-01-01T00:00:00.0000001Z", "invalid_datetime"),
         ("mail", "not-an-address", "invalid_email"),
         ("phone_number", "call me", "invalid_phone"),
         ("site", "javascript:alert(1)", "invalid_url"),
@@ -202,6 +203,28 @@ def test_dates_and_date_times_are_read_without_the_spaces_around_them(
     assert found.json["count"] == 1
     blank = samples.post("/sample", json={"due_on": "  "})
     assert [e["code"] for e in blank.json["errors"]] == ["invalid_date"]
+
+
+def test_a_date_time_keeps_its_microseconds_and_refuses_more_digits(
+    samples: Api,
+) -> None:
+    """More than six decimals of a second were cut without a word (an import
+    refuses them): 0.0000001 s was stored as the whole second."""
+    kept = samples.post("/sample", json={"moment": "2030-01-01T00:00:00.123456Z"})
+    refused = samples.post("/sample", json={"moment": "2030-01-01T00:00:00.0000001Z"})
+
+    assert kept.status_code == 201, kept.json
+    assert kept.json["moment"] == "2030-01-01T00:00:00.123456Z"
+    assert refused.status_code == 422
+    assert refused.json["errors"] == [
+        {
+            "field": "moment",
+            "code": "invalid_datetime",
+            "message": "Enter at most 6 decimals of a second (microseconds); this "
+            "value has 7.",
+        }
+    ]
+    assert samples.get("/sample?count=1").json["count"] == 1
 
 
 def test_offsets_are_read_to_the_minute(samples: Api) -> None:

@@ -65,6 +65,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 #: An offset whose minutes pass 59 (``+00:60``), which Python would read as an hour
 #: more, where ISO 8601 and the rules' evaluators see no date.
+#: The decimals of a second, which a datetime keeps to the microsecond.
+_SECOND_FRACTION = re.compile(r":[0-9]{2}[.,]([0-9]+)")
 _BAD_OFFSET = re.compile(r"[+-][0-9]{2}:?[6-9][0-9](?::?[0-9]{2}(?:\.[0-9]+)?)?$")
 
 
@@ -323,6 +325,15 @@ def convert_datetime(value: Any) -> dt.datetime:
         ):
             raise FieldValueError(
                 "invalid_datetime", "Enter a date and time as YYYY-MM-DDTHH:MM:SSZ."
+            )
+        fraction = _SECOND_FRACTION.search(text)
+        if fraction is not None and len(fraction.group(1)) > 6:
+            # Python would cut the digits past the sixth without a word; a value is
+            # kept as given or refused, as an import refuses it.
+            raise FieldValueError(
+                "invalid_datetime",
+                "Enter at most 6 decimals of a second (microseconds); this value "
+                f"has {len(fraction.group(1))}.",
             )
         try:
             value = dt.datetime.fromisoformat(text)
