@@ -6,7 +6,9 @@ from decimal import Decimal
 
 import pytest
 
+from tailorcrm.metadata import FieldValueError, convert_datetime
 from tailorcrm.platform.csvio import CellError, CsvFormatError, parse_cell, read_csv
+from tailorcrm.rules_engine import _dates
 
 STAGES = [
     {"value": "lead", "label": "New lead"},
@@ -496,6 +498,31 @@ def test_datetime_refuses_other_formats(text: str) -> None:
 
     assert excinfo.value.code == "invalid_datetime"
     assert excinfo.value.message.startswith(f"'{text}' is not a date and time;")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2017-02-28t14:30:00z", "2017-02-28T14:30:00z", "2017-02-28t14:30+01:00"],
+)
+def test_t_and_z_are_capitals_in_a_cell_as_through_the_api_and_in_rules(
+    text: str,
+) -> None:
+    """An import read them where the API and the rules saw no date and time."""
+    with pytest.raises(CellError) as excinfo:
+        parse_cell("datetime", text)
+    with pytest.raises(FieldValueError) as through_the_api:
+        convert_datetime(text)
+
+    assert excinfo.value.code == "invalid_datetime"
+    assert excinfo.value.message == (
+        f"'{text}' is not a date and time; write T and Z in capitals, for example "
+        "2017-02-28T14:30:00Z."
+    )
+    assert through_the_api.value.message == (
+        "Write T and Z in capitals, as in YYYY-MM-DDTHH:MM:SSZ."
+    )
+    assert _dates.parse(text) is None
+    assert _dates.parse(text.upper()) is not None
 
 
 @pytest.mark.parametrize(

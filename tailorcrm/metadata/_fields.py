@@ -326,6 +326,13 @@ def convert_datetime(value: Any) -> dt.datetime:
             raise FieldValueError(
                 "invalid_datetime", "Enter a date and time as YYYY-MM-DDTHH:MM:SSZ."
             )
+        if "t" in text or "z" in text:
+            # ISO 8601 writes them in capitals, and so do the rules, in Python and
+            # in the browser; RFC 3339 allows small ones, which no path reads.
+            raise FieldValueError(
+                "invalid_datetime",
+                "Write T and Z in capitals, as in YYYY-MM-DDTHH:MM:SSZ.",
+            )
         fraction = _SECOND_FRACTION.search(text)
         if fraction is not None and len(fraction.group(1)) > 6:
             # Python would cut the digits past the sixth without a word; a value is

@@ -52,10 +52,10 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _DATETIME = re.compile(
-    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})[Tt ]"
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})[T ]"
     r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
     r"(?::(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]{1,6}))?)?"
-    r"(?P<zone>[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+    r"(?P<zone>Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
 )
 
 
@@ -295,8 +295,9 @@ def parse_cell(
       result is a :class:`~decimal.Decimal`.
     - ``date``: ``YYYY-MM-DD``.
     - ``datetime``: ``YYYY-MM-DDTHH:MM[:SS[.ffffff]]`` with ``T`` or a space and
-      an optional ``Z`` or ``+HH:MM`` offset; the result is aware and in UTC, and
-      a value without an offset is taken as UTC.
+      an optional ``Z`` or ``+HH:MM`` offset (``+HHMM`` and ``+HH`` too); ``T``
+      and ``Z`` are capitals, as the API and the rules read them. The result is
+      aware and in UTC, and a value without an offset is taken as UTC.
     - ``picklist``: the value or the label of one of ``options``, in any letter
       case; the result is the option's value.
     - ``multi_picklist``: such choices separated by ``;``; the result is the list
@@ -387,6 +388,14 @@ def _parse_date(text: str, options: Sequence[Mapping[str, object]]) -> object:
 
 def _parse_datetime(text: str, options: Sequence[Mapping[str, object]]) -> object:
     match = _DATETIME.fullmatch(text)
+    if match is None and _DATETIME.fullmatch(text.upper()):
+        # The API and the rules read 't' and 'z' as no date: a cell that holds
+        # them is refused too, so a text means one thing on every path.
+        raise CellError(
+            "invalid_datetime",
+            f"'{text}' is not a date and time; write T and Z in capitals, for "
+            "example 2017-02-28T14:30:00Z.",
+        )
     if match is None:
         raise CellError(
             "invalid_datetime",
@@ -418,7 +427,7 @@ def _parse_datetime(text: str, options: Sequence[Mapping[str, object]]) -> objec
 
 
 def _parse_zone(zone: str | None) -> dt.tzinfo:
-    if zone is None or zone in ("Z", "z"):
+    if zone is None or zone == "Z":
         return dt.UTC
 
     sign = -1 if zone[0] == "-" else 1
