@@ -528,6 +528,39 @@ def test_t_and_z_are_capitals_in_a_cell_as_through_the_api_and_in_rules(
 @pytest.mark.parametrize(
     "text",
     [
+        "2017-02-28T14:30",
+        "2017-02-28 14:30:15.5",
+        "2017-02-28T14:30:00-05:30",
+        "2017-02-28T14:30:00-0530",
+        "2017-03-01T01:00+02",
+        "2017-02-28T14:30:15,5",
+        "2017-02-28T14:30:15.Z",
+        "2017-02-28T14:30:15 Z",
+        "2017-02-28T14:30:15+02:00:30",
+        "2017-02-28T14:30:15.1234567Z",
+        "2017-02-28T1430",
+        "2017-02-28T14:30+00:60",
+        "2017-02-28t14:30",
+    ],
+)
+def test_a_date_and_time_reads_alike_in_a_cell_and_through_the_api(text: str) -> None:
+    """Python's reader, which the API used, took '14:30:15,5', '+02:00:30' and
+    '14:30:15.Z', which an import refused and the rules read as no date."""
+    try:
+        in_a_cell = parse_cell("datetime", text)
+    except CellError:
+        in_a_cell = None
+    try:
+        through_the_api = convert_datetime(text).replace(tzinfo=dt.UTC)
+    except FieldValueError:
+        through_the_api = None
+
+    assert through_the_api == in_a_cell
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "2017-02-30T10:00",
         "2017-02-28T24:00",
         "2017-02-28T10:60",
