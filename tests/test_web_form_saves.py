@@ -6,6 +6,7 @@ a choice removed, a field added. Saving it then must not clear or rewrite data.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -14,8 +15,9 @@ from flask import Flask
 from werkzeug.datastructures import MultiDict
 
 from tailorcrm.platform import Platform
+from tailorcrm.platform.records import SYSTEM_ACTOR
 from tests.rules_support import rule
-from tests.web_helpers import Browser, create, elements, fetch, sign_in
+from tests.web_helpers import Browser, create, elements, fetch, sign_in, text_of
 
 GADGET: dict[str, Any] = {
     "name": "gadget",
@@ -150,6 +152,66 @@ def test_untouched_values_are_not_rewritten(
     saved = fetch(platform, "gadget", record["id"])
     assert response.status_code == 303
     assert (saved["note"], saved["version"]) == ("  padded  ", 1)
+
+
+def test_a_date_and_time_on_the_minute_keeps_its_decimals_when_left_alone(
+    browser: Browser, platform: Platform
+) -> None:
+    """A browser sends 09:41:00 as 09:41; the save read that as a change and
+    stored the whole second over a value the API saved with .5 s."""
+    document = _document(platform)
+    document["fields"].append({"name": "due", "type": "datetime", "label": "Due"})
+    platform.store.apply([("", document)], actor="test")
+    record = create(platform, "gadget", title="Lamp", ok=True)
+    on_the_second = create(platform, "gadget", title="Desk", ok=True)
+    with platform.transaction() as (connection, catalog):
+        table = catalog.entity("gadget").table
+        for found, due in (
+            (record, dt.datetime(2031, 4, 17, 9, 41, 0, 500000)),
+            (on_the_second, dt.datetime(2031, 4, 17, 9, 41, 0)),
+        ):
+            connection.execute(
+                table.update().where(table.c.id == found["id"]).values(due=due)
+            )
+
+    for found in (record, on_the_second):
+        path = f"/app/gadget/{found['id']}/edit"
+        page = browser.get(path).get_data(as_text=True)
+        data = [
+            (key, "2031-04-17T09:41" if key == "due" else value)
+            for key, value in form_data(page)
+        ]
+        assert ("due", "2031-04-17T09:41") in data
+        response = _post(browser, path, data)
+        assert response.status_code == 303
+
+    assert fetch(platform, "gadget", record["id"])["due"] == (
+        "2031-04-17T09:41:00.500000Z"
+    )
+    assert fetch(platform, "gadget", on_the_second["id"])["version"] == 1
+
+
+def test_a_date_and_time_left_alone_is_not_named_when_the_save_lost_a_race(
+    browser: Browser, platform: Platform
+) -> None:
+    document = _document(platform)
+    document["fields"].append({"name": "due", "type": "datetime", "label": "Due"})
+    platform.store.apply([("", document)], actor="test")
+    record = create(platform, "gadget", title="Lamp", ok=True, due="2031-04-17T09:41Z")
+    path = f"/app/gadget/{record['id']}/edit"
+    data = [
+        (key, "2031-04-17T09:41" if key == "due" else value)
+        for key, value in form_data(browser.get(path).get_data(as_text=True))
+    ]
+    with platform.records(SYSTEM_ACTOR) as service:
+        service.update("gadget", record["id"], {"title": "Desk lamp"})
+
+    response = _post(browser, path, data)
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "Title: Saved meanwhile as “Desk lamp”" in text_of(page)
+    assert "Due: Saved meanwhile" not in text_of(page)
 
 
 def test_a_field_added_while_the_form_is_open_is_left_alone(

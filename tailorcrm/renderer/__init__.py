@@ -14,7 +14,15 @@ from ._format import (
     option_label,
     pick_locale,
 )
-from ._forms import FormPage, FormValue, Widget, form_page, form_values, read_form
+from ._forms import (
+    FormPage,
+    FormValue,
+    Widget,
+    as_shown,
+    form_page,
+    form_values,
+    read_form,
+)
 from ._history import HistoryRow, HistoryTable, history_rows, looked_up
 from ._imports import (
     ImportColumn,
@@ -108,6 +116,7 @@ __all__ = [
     "ViewBar",
     "ViewChoice",
     "Widget",
+    "as_shown",
     "browser_context",
     "browser_value",
     "builder_operators",

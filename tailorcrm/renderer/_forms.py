@@ -27,6 +27,8 @@ from ._pages import Links, Names, Section, Tab, sections_of, title_of
 from ._states import NO_FORM_RULES, FormRules
 
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
+#: A date and time to the minute, as a datetime-local input sends one on the minute.
+_MINUTE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
 NUMBER_TYPES = frozenset({"integer", "decimal", "currency", "percent"})
 #: An email or web address is a text input (with its keyboard, see
 #: :data:`INPUT_MODES`): without scripts the browser's own checks stay on (for
@@ -161,13 +163,31 @@ def form_values(entity: EntityDef, record: Mapping[str, Any]) -> dict[str, FormV
         elif kind == "boolean":
             values[name] = "on" if value else ""
         elif kind == "datetime":
-            # datetime-local has no zone; values are shown and read as UTC.
+            # datetime-local has no zone; values are shown and read as UTC, to the
+            # second (the decimals of a stored value are kept by not sending it).
             values[name] = str(value).removesuffix("Z")[:19]
         elif kind in NUMBER_TYPES:
             values[name] = _number_text(value)
         else:
             values[name] = str(value)
     return values
+
+
+def as_shown(spec: Mapping[str, Any], posted: FormValue) -> FormValue:
+    """``posted`` written as :func:`form_values` writes the same value.
+
+    A browser sends a date and time on the minute without its seconds: given
+    ``2031-04-17T09:41:00`` it sends ``2031-04-17T09:41``. Read as written, that
+    would be a change, and saving the form would rewrite a stored
+    ``09:41:00.5`` as the whole second.
+    """
+    if (
+        spec["type"] == "datetime"
+        and isinstance(posted, str)
+        and _MINUTE.fullmatch(posted)
+    ):
+        return f"{posted}:00"
+    return posted
 
 
 def read_form(

@@ -1,6 +1,7 @@
 """Values a number or date input holds but the browser cannot read: the form
 says so and is not sent, since the browser would send them as blank and the save
-would clear the stored value."""
+would clear the stored value; and a value the browser writes its own way, which
+the save must not take for a change."""
 
 from __future__ import annotations
 
@@ -107,3 +108,28 @@ def test_without_scripts_a_form_saves_text_the_server_takes_as_it_stands(
     expect(page.get_by_role("heading", level=1)).to_have_text("Zoë Quillfeather")
     [stored] = live_server.find("contact", id=record["id"])
     assert (stored["phone"], stored["email"]) == ("+47 555 0101", "zoë@example.org")
+
+
+def test_a_date_and_time_left_alone_keeps_its_decimals_of_a_second(
+    page: Page, live_server: LiveServer
+) -> None:
+    # The input is given 09:41:00 and, on the minute, sends 09:41: the save took
+    # that for a change and stored the whole second over the API's 09:41:00.5.
+    with live_server.platform.records(SYSTEM_ACTOR) as service:
+        record = service.create(
+            "activity",
+            {
+                "subject": "Inspect the Quillmoor sluice",
+                "kind": "call",
+                "due_at": "2031-04-17T09:41:00.5Z",
+            },
+        )
+    page.goto(f"/app/activity/{record['id']}/edit")
+    page.get_by_label("Subject").fill("Inspect the Quillmoor sluice gate")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Inspect the Quillmoor sluice gate"
+    )
+    [stored] = live_server.find("activity", id=record["id"])
+    assert stored["due_at"] == dt.datetime(2031, 4, 17, 9, 41, 0, 500000)

@@ -31,6 +31,7 @@ from ...metadata import Catalog, EntityDef
 from ...renderer import (
     FormValue,
     RelatedRows,
+    as_shown,
     form_page,
     form_values,
     format_value,
@@ -329,6 +330,9 @@ def _unchanged(
         if name in blank_booleans:
             continue
         before = shown.get(name, "")
+        spec = entity.fields.get(name)
+        if spec is not None:
+            value = as_shown(spec, value)
         if isinstance(value, list) and isinstance(before, list):
             if sorted(value) == sorted(before):
                 same.add(name)
@@ -533,7 +537,8 @@ def _same(spec: Mapping[str, Any], stored: Any, sent: Any) -> bool:
         except (ArithmeticError, ValueError):
             return False
     if spec["type"] == "datetime":
-        return str(stored).removesuffix("Z")[:19] == str(sent)[:19].replace(" ", "T")
+        sent = as_shown(spec, str(sent).replace(" ", "T"))
+        return str(stored).removesuffix("Z")[:19] == str(sent)[:19]
     if spec["type"] == "multi_picklist":
         return sorted(stored) == sorted(sent)
     return bool(stored == sent)
