@@ -270,12 +270,17 @@ def test_blank_and_lookup_by_name_in_the_filter_form(
     unknown = browser.get(
         "/app/opportunity?add_field=account&add_op=eq&add_text=Nobody"
     )
+    nameless = browser.get("/app/opportunity?add_field=account&add_op=eq&add_text=")
 
     assert _params(blank.headers["Location"]) == [("next_step__isnull", "true")]
     assert _params(by_name.headers["Location"]) == [("account__eq", str(acme))]
     assert unknown.status_code == 422
     assert "No Account is named “Nobody”; check the spelling" in text_of(
         unknown.get_data(as_text=True)
+    )
+    assert nameless.status_code == 422
+    assert "Enter the name of the Account record to filter by." in text_of(
+        nameless.get_data(as_text=True)
     )
 
 

@@ -543,7 +543,11 @@ def _lookup_id(
         return int(picked)
     typed = (params.get("add_text") or params.get("add_value") or "").strip()
     if not typed:
-        raise BadRequest(f"Enter the name of a {chosen.target_label} record.")
+        # No article: "a Account" and "a Opportunity" read badly, and which of
+        # "a" and "an" fits a label depends on how it sounds.
+        raise BadRequest(
+            f"Enter the name of the {chosen.target_label} record to filter by."
+        )
     target = session.catalog.entity(entity.fields[chosen.name]["target"])
     found = records_named(session.connection, target, typed)
     number = typed.removeprefix("#")
