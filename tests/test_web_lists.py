@@ -377,6 +377,15 @@ def test_a_filter_that_does_not_parse_is_shown_with_a_way_out(
     assert _titles(response) == []
 
 
+def test_a_zero_filter_reads_without_a_sign(browser: Browser, sales: Platform) -> None:
+    """'amount__gt=-0' read 'Amount > -$0.00': minus zero is zero."""
+    money = browser.get("/app/opportunity?amount__gt=-0")
+    percent = browser.get("/app/opportunity?probability__lte=-0.00")
+
+    assert _chip_texts(money) == ["Amount > $0.00"]
+    assert _chip_texts(percent) == ["Probability ≤ 0.00%"]
+
+
 def test_filter_values_and_system_fields_read_as_the_record_pages_show_them(
     browser: Browser, sales: Platform
 ) -> None:

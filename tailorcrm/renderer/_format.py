@@ -75,6 +75,9 @@ def format_number(spec: Mapping[str, Any], value: Any, locale: str) -> str:
     """
     kind = spec["type"]
     number = Decimal(str(value))
+    if number.is_zero():
+        # Minus zero is zero: a filter of -0 read "> -$0.00".
+        number = number.copy_abs()
     if kind == "integer":
         return str(babel_numbers.format_decimal(number, locale=locale))
     if kind == "currency":
