@@ -732,6 +732,29 @@ UNSEEN_RULE_RECORD = (
 )
 
 
+def _patched_thrice(
+    desk: Desk, hidden_path: str, own_path: str, amount: int
+) -> tuple[Any, Any, Any]:
+    """The same change by the clerk to a deal on an account out of their reach
+    and to one on their own account, and by an administrator to the first."""
+    body = {"amount": amount}
+    return (
+        desk.api.patch(hidden_path, json=body),
+        desk.api.patch(own_path, json=body),
+        desk.admin.patch(hidden_path, json=body),
+    )
+
+
+def _withheld(response: Any, status: int, code: str) -> str:
+    """Check that ``response`` refuses with ``code`` and tells nothing of the
+    record out of reach; return its text, for what else it must leave out."""
+    assert response.status_code == status
+    assert response.json["detail"] == UNSEEN_RULE_RECORD
+    assert _errors(response) == [(None, code, UNSEEN_RULE_RECORD)]
+    text: str = response.get_data(as_text=True)
+    return text
+
+
 def test_a_recomputation_refused_elsewhere_is_named_only_to_a_reader(
     desk: Desk,
 ) -> None:
@@ -743,14 +766,9 @@ def test_a_recomputation_refused_elsewhere_is_named_only_to_a_reader(
     hidden_path, own_path = f"/opportunity/{desk.deal}", f"/opportunity/{own_deal}"
 
     # A roll-up whose total does not fit its field.
-    hidden = desk.api.patch(hidden_path, json={"amount": 5000})
-    shown = desk.api.patch(own_path, json={"amount": 5000})
-    by_admin = desk.admin.patch(hidden_path, json={"amount": 5000})
+    hidden, shown, by_admin = _patched_thrice(desk, hidden_path, own_path, 5000)
 
-    assert hidden.status_code == 422
-    assert hidden.json["detail"] == UNSEEN_RULE_RECORD
-    assert _errors(hidden) == [(None, "rule_value", UNSEEN_RULE_RECORD)]
-    text = hidden.get_data(as_text=True)
+    text = _withheld(hidden, 422, "rule_value")
     assert "small" not in text.lower() and "Account" not in text
     assert shown.status_code == 422
     assert _errors(shown)[0][:2] == ("account.small_total", "rule_value")
@@ -764,14 +782,9 @@ def test_a_recomputation_refused_elsewhere_is_named_only_to_a_reader(
     deal = {"title": "Big deal", "account": big, "amount": 500}
     assert desk.admin.post("/opportunity", json=deal).status_code == 201
 
-    hidden = desk.api.patch(hidden_path, json={"amount": 500})
-    shown = desk.api.patch(own_path, json={"amount": 500})
-    by_admin = desk.admin.patch(hidden_path, json={"amount": 500})
+    hidden, shown, by_admin = _patched_thrice(desk, hidden_path, own_path, 500)
 
-    assert hidden.status_code == 409
-    assert hidden.json["detail"] == UNSEEN_RULE_RECORD
-    assert _errors(hidden) == [(None, "unique", UNSEEN_RULE_RECORD)]
-    text = hidden.get_data(as_text=True)
+    text = _withheld(hidden, 409, "unique")
     assert "BIG" not in text and str(desk.hidden_account) not in text
     assert shown.status_code == 409
     assert _errors(shown) == [
