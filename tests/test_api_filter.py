@@ -88,6 +88,7 @@ def test_null_field_and_empty_group_never_select_everything(crm: Api) -> None:
         ('{"frobnicate": [1]}', "frobnicate"),
         ('{"and": 5}', "and"),
         ('{"<": [{"var": "created_at"}, "2024-05-31T10:00+00:60"]}', "not a date"),
+        ('{"<": [{"var": "created_at"}, "2024-05-31T10:00+0060"]}', "not a date"),
     ],
 )
 def test_bad_filter_is_400_naming_filter(crm: Api, text: str, reason: str) -> None:
@@ -97,6 +98,42 @@ def test_bad_filter_is_400_naming_filter(crm: Api, text: str, reason: str) -> No
     assert response.mimetype == "application/problem+json"
     assert response.json["detail"].startswith("filter:")
     assert reason in response.json["detail"]
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["2024-05-01T10:00:00+0200", "2024-05-01T10:00+02", "2024-05-01T08:00:00Z"],
+)
+def test_filter_reads_a_moment_as_a_list_filter_reads_it(api: Api, moment: str) -> None:
+    """+0200 and +02 are offsets to the API; a condition reads them the same."""
+    call = {
+        "name": "phone_call",
+        "label": "Call",
+        "display_field": "subject",
+        "fields": [
+            {"name": "subject", "type": "text", "label": "Subject", "required": True},
+            {"name": "due_at", "type": "datetime", "label": "Due at"},
+        ],
+    }
+    assert api.put("/meta/entities/phone_call", json=call).status_code == 201
+    for subject, due_at in [
+        ("Early call", "2024-05-01T07:59:59Z"),
+        ("On time call", "2024-05-01T08:00:00Z"),
+        ("Late call", "2024-05-01T09:00:00Z"),
+    ]:
+        body = {"subject": subject, "due_at": due_at}
+        assert api.post("/phone_call", json=body).status_code == 201
+    condition = {">=": [{"var": "due_at"}, moment]}
+
+    listed = api.get("/phone_call", query_string={"due_at__gte": moment, "sort": "id"})
+    filtered = api.get("/phone_call", query_string=query(condition, sort="id"))
+
+    assert filtered.status_code == 200, filtered.json
+    assert [r["subject"] for r in listed.json["data"]] == ["On time call", "Late call"]
+    assert [r["subject"] for r in filtered.json["data"]] == [
+        "On time call",
+        "Late call",
+    ]
 
 
 def test_filter_reads_the_caller_as_user(crm: Api, platform: Any, app: Any) -> None:

@@ -206,6 +206,13 @@ def test_the_clock_without_now_is_the_system_clock_in_utc() -> None:
             "days",
             DT.fromisoformat("2024-06-01T10:00+02:00"),
         ),
+        (
+            "2024-05-31T10:00:00+0200",
+            1,
+            "days",
+            DT.fromisoformat("2024-06-01T10:00+02:00"),
+        ),
+        ("2024-05-31T10:00-05", 0, "days", DT.fromisoformat("2024-05-31T10:00-05:00")),
         ("2024-05-31", Decimal("3"), "days", D(2024, 6, 3)),
         ("2024-05-31", 2.0, "days", D(2024, 6, 2)),
         ("2024-05-31", "2", "days", D(2024, 6, 2)),
@@ -226,6 +233,10 @@ def test_the_clock_without_now_is_the_system_clock_in_utc() -> None:
         ("2024-05-31T25:00", 1, "days", None),
         ("2024-05-31T10:00+00:60", 1, "days", None),
         ("2024-05-31T10:00-01:75", 1, "days", None),
+        ("2024-05-31T10:00+0060", 1, "days", None),
+        ("2024-05-31T10:00+2400", 1, "days", None),
+        ("2024-05-31T10:00+02:", 1, "days", None),
+        ("2024-05-31T10:00+020", 1, "days", None),
         (None, 1, "days", None),
         ("", 1, "days", None),
         (20240531, 1, "days", None),
@@ -258,6 +269,9 @@ def test_date_add(start: Any, amount: Any, unit: Any, expected: Any) -> None:
         (D(2020, 5, 31), D(2024, 5, 31), "years", 4),
         (D(2024, 5, 31), D(2020, 6, 1), "years", -3),
         (D(2024, 5, 31), D(2024, 5, 31), "months", 0),
+        # Each on its own calendar day, whichever way its offset is written.
+        ("2024-05-31T23:00:00-0500", "2024-06-01T01:00:00Z", "days", 1),
+        ("2024-05-31T23:00-05", "2024-06-01T01:00:00+0100", "days", 1),
         ("2024-05-01", "2024-05-31", None, None),
         ("2024-05-01", "2024-05-31", "hours", None),
         ("2024-05-01", None, "days", None),
@@ -299,6 +313,13 @@ def test_date_diff(start: Any, end: Any, unit: Any, expected: Any) -> None:
         # An offset of 60 minutes or more is no offset, so the text is no date.
         (D(2024, 5, 31), "<", "2024-05-31T10:00:00+00:60", None),
         (DT(2024, 5, 31, 9, 0), "==", "2024-05-31T10:00:00+00:60", None),
+        (D(2024, 5, 31), "<", "2024-05-31T10:00:00+0060", None),
+        # +0200 and +02 are +02:00, as the API, an import and Python's %z write it.
+        (DT(2024, 5, 31, 12, 0), "==", "2024-05-31T14:00:00+0200", True),
+        ("2024-05-31T12:00:00Z", "==", "2024-05-31T14:00+02", True),
+        ("2024-05-31T12:00:00Z", "<", "2024-05-31T13:00:00+0200", False),
+        (D(2024, 5, 31), ">", "2024-05-31T00:30:00+0100", True),
+        ("2024-05-31T09:30-0530", "==", "2024-05-31T15:00:00Z", True),
     ],
 )
 def test_dates_compare_as_moments(

@@ -2,9 +2,11 @@
 
 A value is temporal when it is a :class:`datetime.date`, a
 :class:`datetime.datetime`, or text in ISO 8601 extended form (``2024-05-31``,
-``2024-05-31T14:30``, ``2024-05-31T14:30:00.5+02:00``, ``...Z``). Nothing else is
-guessed: ``31/05/2024`` or ``20240531`` is not a date. A datetime without an
-offset is taken as UTC, which is how the platform stores datetimes.
+``2024-05-31T14:30``, ``2024-05-31T14:30:00.5+02:00``, ``...Z``). The offset may
+also be written ``+0200`` or ``+02``, as Python's ``%z`` writes it and as the API
+and an import read it, so that a text is the same moment on every path. Nothing
+else is guessed: ``31/05/2024`` or ``20240531`` is not a date. A datetime without
+an offset is taken as UTC, which is how the platform stores datetimes.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from typing import Any
 
 UTC = dt.UTC
 
-# An offset's minutes stop at 59: Python's fromisoformat would read +00:60 as an
-# hour and +00:99 as 1:39, where ISO 8601 (and the browser's evaluator) has no date.
+# An offset is +02:00, +0200 or +02. Its minutes stop at 59: Python's
+# fromisoformat would read +00:60 as an hour and +00:99 as 1:39, where ISO 8601
+# (and the browser's evaluator) has no date.
 _ISO = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
     r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
-    r"(?:Z|[+-][0-9]{2}:[0-5][0-9])?)?"
+    r"(?:Z|[+-][0-9]{2}(?::?[0-5][0-9])?)?)?"
 )
 
 UNITS = ("days", "months", "years")

@@ -376,7 +376,7 @@
   var ISO = new RegExp(
     "^([0-9]{4})-([0-9]{2})-([0-9]{2})" +
     "(?:[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\\.([0-9]{1,6}))?)?" +
-    "(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
+    "(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?$"
   );
   var UNITS = ["days", "months", "years"];
   var MAX_DAYS = 10000000;
@@ -499,8 +499,10 @@
     if (found[8] === "Z") {
       offset = 0;
     } else if (found[8] !== undefined) {
-      var hours = +found[8].slice(1, 3);
-      var minutes = +found[8].slice(4, 6);
+      // +02:00, +0200 or +02, as the server reads an offset.
+      var digits = found[8].slice(1).replace(":", "");
+      var hours = +digits.slice(0, 2);
+      var minutes = +digits.slice(2, 4);
       if (hours > 23 || minutes > 59) {
         return null;
       }
