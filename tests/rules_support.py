@@ -148,6 +148,15 @@ def rule(name: str, entity: str, kind: str, **parts: Any) -> dict[str, Any]:
     }
 
 
+def creates_on_create(
+    name: str, entity: str, target: str, values: dict[str, Any], **parts: Any
+) -> dict[str, Any]:
+    """An automation that creates a ``target`` record with ``values`` whenever a
+    record of ``entity`` is created."""
+    action = {"type": "create_record", "entity": target, "values": values}
+    return rule(name, entity, "automation", trigger="create", actions=[action], **parts)
+
+
 def with_unique(document: dict[str, Any], field: str) -> dict[str, Any]:
     """A copy of entity ``document`` whose ``field`` is unique."""
     fields = [

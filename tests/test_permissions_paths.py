@@ -184,6 +184,17 @@ def test_the_delete_page_counts_only_what_the_caller_can_see(desk: Desk) -> None
     assert "1 Activity" not in page.get_data(as_text=True)
 
 
+def _clerks_deal_on_own_account(desk: Desk) -> None:
+    """A deal the clerk owns, on the account they own: one they may read."""
+    create(
+        desk.platform,
+        "opportunity",
+        title="Clerk's deal",
+        account=desk.own_account,
+        owner_id=desk.clerk_id,
+    )
+
+
 def test_a_refused_delete_counts_only_what_the_caller_can_see(desk: Desk) -> None:
     role = {**CLERK, "entities": {**CLERK["entities"]}}
     role["entities"]["account"] = {**CLERK["entities"]["account"], "delete": "own"}
@@ -193,13 +204,7 @@ def test_a_refused_delete_counts_only_what_the_caller_can_see(desk: Desk) -> Non
         create(desk.platform, "opportunity", title=title, account=desk.own_account)
 
     unseen_only = desk.api.delete(path)
-    create(
-        desk.platform,
-        "opportunity",
-        title="Clerk's deal",
-        account=desk.own_account,
-        owner_id=desk.clerk_id,
-    )
+    _clerks_deal_on_own_account(desk)
     mixed = desk.api.delete(path)
     by_admin = desk.admin.delete(path)
 
@@ -881,13 +886,7 @@ def test_the_delete_page_says_records_the_caller_cannot_see_hold_it_back(
     free = desk.browser.get(path).get_data(as_text=True)
     create(desk.platform, "opportunity", title="Admin's", account=desk.own_account)
     unseen_only = desk.browser.get(path).get_data(as_text=True)
-    create(
-        desk.platform,
-        "opportunity",
-        title="Clerk's deal",
-        account=desk.own_account,
-        owner_id=desk.clerk_id,
-    )
+    _clerks_deal_on_own_account(desk)
     mixed = desk.browser.get(path).get_data(as_text=True)
 
     def offers_delete(page: str) -> bool:

@@ -32,6 +32,7 @@ from tests.rules_support import (
     TASK,
     WON_TOTAL,
     create,
+    creates_on_create,
     define,
     load_csv,
     problems,
@@ -961,22 +962,20 @@ def test_automations_that_trigger_each_other_stop_at_the_depth_limit(
 def test_automations_run_in_order_inside_the_transaction(
     platform: Platform, crm: Api
 ) -> None:
-    second = rule(
-        "b_second", "opportunity", "automation", trigger="create", order=2,
-        actions=[{"type": "create_record", "entity": "task",
-                  "values": {"subject": "second"}}],
-    )  # fmt: skip
-    first = rule(
-        "z_first", "opportunity", "automation", trigger="create", order=1,
-        actions=[{"type": "create_record", "entity": "task",
-                  "values": {"subject": "first"}}],
-    )  # fmt: skip
-    failing = rule(
-        "a_failing", "opportunity", "automation", trigger="create", order=3,
+    second = creates_on_create(
+        "b_second", "opportunity", "task", {"subject": "second"}, order=2
+    )
+    first = creates_on_create(
+        "z_first", "opportunity", "task", {"subject": "first"}, order=1
+    )
+    failing = creates_on_create(
+        "a_failing",
+        "opportunity",
+        "task",
+        {"subject": None},
+        order=3,
         condition={"==": [{"var": "title"}, "Doomed"]},
-        actions=[{"type": "create_record", "entity": "task",
-                  "values": {"subject": None}}],
-    )  # fmt: skip
+    )
     define(crm, second, first, failing)
 
     create(crm, "opportunity", title="Fine")
@@ -996,11 +995,9 @@ def test_a_failure_further_down_names_the_record_it_could_not_save(
     # The deal's automation creates a task, whose own automation then cannot
     # save it: the caller saved a deal, so the field is named with the task's
     # entity, and the message names the automation that failed.
-    kick_off = rule(
-        "kick_off", "opportunity", "automation", trigger="create",
-        actions=[{"type": "create_record", "entity": "task",
-                  "values": {"subject": "Kick-off"}}],
-    )  # fmt: skip
+    kick_off = creates_on_create(
+        "kick_off", "opportunity", "task", {"subject": "Kick-off"}
+    )
     blank_subject = rule(
         "blank_subject", "task", "automation", trigger="create",
         actions=[{"type": "set_field", "field": "subject", "value": None}],
@@ -1082,11 +1079,9 @@ def test_a_delete_changes_no_related_record_that_is_the_deleted_one(
 def test_an_import_fails_only_the_rows_whose_automation_fails(
     platform: Platform, crm: Api
 ) -> None:
-    follow_up = rule(
-        "follow_up", "opportunity", "automation", trigger="create",
-        actions=[{"type": "create_record", "entity": "task",
-                  "values": {"subject": {"var": "next_step"}}}],
-    )  # fmt: skip
+    follow_up = creates_on_create(
+        "follow_up", "opportunity", "task", {"subject": {"var": "next_step"}}
+    )
     define(crm, follow_up)
     text = "title,next_step\nRope,Call\nChain,\nBuoy,Write\n"
 
@@ -1229,11 +1224,9 @@ def test_a_skipped_row_keeps_nothing_its_automations_saved(
 ) -> None:
     # "Kid" is created, and its automation creates an opportunity that refers
     # to it, before its reference to an unknown account fails the row.
-    opening_deal = rule(
-        "opening_deal", "account", "automation", trigger="create",
-        actions=[{"type": "create_record", "entity": "opportunity",
-                  "values": {"title": {"var": "name"}}}],
-    )  # fmt: skip
+    opening_deal = creates_on_create(
+        "opening_deal", "account", "opportunity", {"title": {"var": "name"}}
+    )
     define(crm, opening_deal)
     text = "name,parent\nTop,\nKid,Nowhere\n"
 

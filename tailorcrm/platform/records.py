@@ -753,19 +753,13 @@ class RecordService:
         back as a restricting lookup would: clearing them would lose data no one
         can see.
         """
-        problems = []
-        unseen = False
         for other, spec, pointing, visible in self._pointing_at(entity, record_id):
             if visible and spec.get("on_delete", "restrict") == "set_null":
                 lookups_cleared(self, other, spec["name"], pointing)
                 self._clear(other, spec["name"], pointing)
-                continue
-            count = self.connection.execute(
-                sa.select(sa.func.count()).where(pointing)
-            ).scalar()
-            if not count:
-                continue
-            shown = self._referring(other, spec["name"], pointing, count)
+        problems = []
+        unseen = False
+        for other, spec, visible, count, shown in self._holders(entity, record_id):
             unseen = unseen or shown < count
             if shown:
                 where = spec["label"] if visible else f"the removed {spec['label']}"
@@ -791,15 +785,26 @@ class RecordService:
         delete page says so before the caller presses Delete, as the refusal
         would, without counting them."""
         entity = self.catalog.entity(entity_name)
+        return any(
+            shown < count for *_, count, shown in self._holders(entity, record_id)
+        )
+
+    def _holders(
+        self, entity: EntityDef, record_id: int
+    ) -> Iterator[tuple[EntityDef, Mapping[str, Any], bool, int, int]]:
+        """Each lookup that holds a delete of ``record_id`` back (one that does
+        not clear itself, with records pointing here): the entity it belongs to,
+        its spec, whether it is live, how many records point here, and how many
+        of them the caller may be told of."""
         for other, spec, pointing, visible in self._pointing_at(entity, record_id):
             if visible and spec.get("on_delete", "restrict") == "set_null":
                 continue
             count = self.connection.execute(
                 sa.select(sa.func.count()).where(pointing)
             ).scalar()
-            if count and self._referring(other, spec["name"], pointing, count) < count:
-                return True
-        return False
+            if count:
+                shown = self._referring(other, spec["name"], pointing, count)
+                yield other, spec, visible, count, shown
 
     def _pointing_at(
         self, entity: EntityDef, record_id: int
