@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql
 
 from ..errors import BadRequest, NotFound
 from ..metadata import EntityDef, to_json
+from . import direct
 from .db import field_history, utcnow
 
 if TYPE_CHECKING:
@@ -84,9 +85,43 @@ def flush(service: RecordService) -> None:
     rows = service.history_rows
     if not rows:
         return
-    found = [{name: row.get(name) for name in _COLUMNS} for row in rows]
+    found = list(rows)
     rows.clear()
-    service.connection.execute(_insert_history(), found)
+    _insert(service.connection, found)
+
+
+#: Up to this many history rows go in one ``INSERT … VALUES (…), (…)`` statement
+#: run straight on the driver (see :mod:`.direct`), on SQLite.
+_ROWS_AT_ONCE = 32
+
+
+def _insert(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert history ``rows`` (a missing column is NULL), in their order, with
+    one statement.
+
+    A save writes a few rows (one per changed field, and those its roll-ups and
+    formulas recompute), and the driver's ``executemany`` costs more than such
+    rows themselves: on PostgreSQL it runs a pipeline. So on PostgreSQL the rows
+    go as one array per column, spread out by ``unnest`` (the statement and its
+    11 parameters are the same for any number of rows, which keeps the driver's
+    cache of parsed statements working); elsewhere a few rows are bound into one
+    multi-row ``INSERT``, and many (an import) go by ``executemany``.
+    """
+    if not rows:
+        return
+    if connection.dialect.name == "postgresql":
+        columns = {name: [row.get(name) for row in rows] for name in _COLUMNS}
+        direct.run(connection, _insert_arrays(), columns)
+    elif len(rows) <= _ROWS_AT_ONCE:
+        parameters = {
+            f"{name}_{index}": row.get(name)
+            for index, row in enumerate(rows)
+            for name in _COLUMNS
+        }
+        direct.run(connection, _insert_rows(len(rows)), parameters)
+    else:
+        found = [{name: row.get(name) for name in _COLUMNS} for row in rows]
+        connection.execute(_insert_history(), found)
 
 
 @functools.cache
@@ -94,11 +129,45 @@ def _insert_history() -> sa.Insert:
     return field_history.insert()
 
 
+@functools.lru_cache(maxsize=_ROWS_AT_ONCE)
+def _insert_rows(count: int) -> sa.Insert:
+    """The insert of ``count`` history rows, column ``name`` of row ``i`` bound
+    as ``name_i``."""
+    columns = field_history.c
+    return field_history.insert().values(
+        [
+            {
+                name: sa.bindparam(f"{name}_{index}", type_=columns[name].type)
+                for name in _COLUMNS
+            }
+            for index in range(count)
+        ]
+    )
+
+
+@functools.cache
+def _insert_arrays() -> sa.Insert:
+    """The insert of history rows whose columns are bound as arrays, one per
+    column under its name, taken apart in their order (PostgreSQL)."""
+    columns = field_history.c
+    arrays = [
+        sa.bindparam(name, type_=postgresql.ARRAY(columns[name].type))
+        for name in _COLUMNS
+    ]
+    spread = (
+        sa.func.unnest(*arrays)
+        .table_valued(*_COLUMNS, with_ordinality="position")
+        .render_derived()
+    )
+    rows = sa.select(*(spread.c[name] for name in _COLUMNS)).order_by(spread.c.position)
+    return field_history.insert().from_select(list(_COLUMNS), rows)
+
+
 def _write(service: RecordService, rows: list[dict[str, Any]]) -> None:
     if service.history_rows is not None:
         service.history_rows += rows
     else:
-        service.connection.execute(_insert_history(), rows)
+        _insert(service.connection, rows)
 
 
 def _base(service: RecordService, entity: EntityDef, kind: str) -> dict[str, Any]:
@@ -140,8 +209,7 @@ def record_created(
         statement = _created_from(entity.table, by_range=True)
         connection.execute(statement, {**base, "first": ids[0], "last": ids[-1]})
     else:
-        found = [{**base, "record_id": record_id} for record_id in ids]
-        connection.execute(_insert_history(), found)
+        _insert(connection, [{**base, "record_id": record_id} for record_id in ids])
 
 
 @functools.lru_cache(maxsize=1024)
