@@ -214,6 +214,52 @@ def test_values_recomputed_by_roll_ups_and_formulas_are_noted_as_rule(
     ]
 
 
+#: An entity with more fields than a save's history rows go in one bound insert.
+SURVEY = {
+    "name": "survey",
+    "label": "Survey",
+    "fields": [
+        {"name": f"answer_{number:02d}", "type": "text", "label": f"Answer {number}"}
+        for number in range(1, 41)
+    ],
+}
+
+
+@pytest.mark.parametrize("changed", [2, 32, 33, 40])
+def test_a_save_of_many_fields_notes_each_in_one_statement_in_order(
+    platform: Platform, api: Api, changed: int
+) -> None:
+    define(api, SURVEY)
+    answers = {f"answer_{number:02d}": f"first {number}" for number in range(1, 41)}
+    answers["answer_02"] = None
+    survey = create(api, "survey", **answers)
+    change = {
+        f"answer_{number:02d}": f"second {number}" if number != 3 else None
+        for number in range(1, changed + 1)
+    }
+    inserts: list[str] = []
+
+    def seen(*arguments: Any) -> None:
+        if str(arguments[2]).startswith("INSERT INTO tc_field_history"):
+            inserts.append(str(arguments[2]))
+
+    sa.event.listen(platform.engine, "before_cursor_execute", seen)
+    try:
+        response = api.patch(f"/survey/{survey['id']}", json=change)
+    finally:
+        sa.event.remove(platform.engine, "before_cursor_execute", seen)
+
+    assert response.status_code == 200, response.json
+    assert len(inserts) == 1
+    entries = history(api, "survey", survey["id"], limit=200)
+    expected = [
+        ("update", name, answers[name], value, "api", "admin")
+        for name, value in change.items()
+    ]
+    # Newest first: the fields of one save in the order the entity lists them.
+    assert brief(entries) == [*expected, ("create", None, None, None, "api", "admin")]
+
+
 #: The opportunity's total, from its quantity and unit price.
 LINE_TOTAL = rule(
     "line_total",
