@@ -214,7 +214,7 @@ def test_values_recomputed_by_roll_ups_and_formulas_are_noted_as_rule(
     ]
 
 
-#: An entity with more fields than a save's history rows go in one bound insert.
+#: An entity with more fields than the history rows bound into one insert.
 SURVEY = {
     "name": "survey",
     "label": "Survey",
@@ -225,7 +225,7 @@ SURVEY = {
 }
 
 
-@pytest.mark.parametrize("changed", [2, 32, 33, 40])
+@pytest.mark.parametrize("changed", [2, 4, 5, 8, 9, 40])
 def test_a_save_of_many_fields_notes_each_in_one_statement_in_order(
     platform: Platform, api: Api, changed: int
 ) -> None:

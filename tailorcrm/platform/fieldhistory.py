@@ -90,38 +90,34 @@ def flush(service: RecordService) -> None:
     _insert(service.connection, found)
 
 
-#: Up to this many history rows go in one ``INSERT … VALUES (…), (…)`` statement
-#: run straight on the driver (see :mod:`.direct`), on SQLite.
-_ROWS_AT_ONCE = 32
+#: Up to this many history rows go in one multi-row ``INSERT`` run straight on the
+#: driver; more go faster by ``executemany``. On PostgreSQL, 4 rows of 11
+#: parameters stay within the 50 for which psycopg keeps a statement parsed.
+_ROWS_AT_ONCE = {"postgresql": 4, "sqlite": 8}
 
 
 def _insert(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
     """Insert history ``rows`` (a missing column is NULL), in their order, with
     one statement.
 
-    A save writes a few rows (one per changed field, and those its roll-ups and
-    formulas recompute), and the driver's ``executemany`` costs more than such
-    rows themselves: on PostgreSQL it runs a pipeline. So on PostgreSQL the rows
-    go as one array per column, spread out by ``unnest`` (the statement and its
-    11 parameters are the same for any number of rows, which keeps the driver's
-    cache of parsed statements working); elsewhere a few rows are bound into one
-    multi-row ``INSERT``, and many (an import) go by ``executemany``.
+    A save writes a few rows: one per changed field, and those its roll-ups and
+    formulas recompute. SQLAlchemy's ``executemany`` costs more than so few rows
+    themselves (on PostgreSQL it runs a pipeline), so they are bound into one
+    ``INSERT … VALUES (…), (…)`` run on the driver (see :mod:`.direct`). More
+    rows (an import, a save of many fields) go by ``executemany``.
     """
     if not rows:
         return
-    if connection.dialect.name == "postgresql":
-        columns = {name: [row.get(name) for row in rows] for name in _COLUMNS}
-        direct.run(connection, _insert_arrays(), columns)
-    elif len(rows) <= _ROWS_AT_ONCE:
-        parameters = {
-            f"{name}_{index}": row.get(name)
-            for index, row in enumerate(rows)
-            for name in _COLUMNS
-        }
-        direct.run(connection, _insert_rows(len(rows)), parameters)
-    else:
+    if len(rows) > _ROWS_AT_ONCE.get(connection.dialect.name, 0):
         found = [{name: row.get(name) for name in _COLUMNS} for row in rows]
         connection.execute(_insert_history(), found)
+        return
+    parameters = {
+        f"{name}_{index}": row.get(name)
+        for index, row in enumerate(rows)
+        for name in _COLUMNS
+    }
+    direct.run(connection, _insert_rows(len(rows)), parameters)
 
 
 @functools.cache
@@ -129,7 +125,7 @@ def _insert_history() -> sa.Insert:
     return field_history.insert()
 
 
-@functools.lru_cache(maxsize=_ROWS_AT_ONCE)
+@functools.lru_cache(maxsize=max(_ROWS_AT_ONCE.values()))
 def _insert_rows(count: int) -> sa.Insert:
     """The insert of ``count`` history rows, column ``name`` of row ``i`` bound
     as ``name_i``."""
@@ -143,24 +139,6 @@ def _insert_rows(count: int) -> sa.Insert:
             for index in range(count)
         ]
     )
-
-
-@functools.cache
-def _insert_arrays() -> sa.Insert:
-    """The insert of history rows whose columns are bound as arrays, one per
-    column under its name, taken apart in their order (PostgreSQL)."""
-    columns = field_history.c
-    arrays = [
-        sa.bindparam(name, type_=postgresql.ARRAY(columns[name].type))
-        for name in _COLUMNS
-    ]
-    spread = (
-        sa.func.unnest(*arrays)
-        .table_valued(*_COLUMNS, with_ordinality="position")
-        .render_derived()
-    )
-    rows = sa.select(*(spread.c[name] for name in _COLUMNS)).order_by(spread.c.position)
-    return field_history.insert().from_select(list(_COLUMNS), rows)
 
 
 def _write(service: RecordService, rows: list[dict[str, Any]]) -> None:
