@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from tailorcrm.errors import ValidationFailed
-from tailorcrm.platform import Platform, cascade
+from tailorcrm.platform import Platform, cascade, fieldhistory
 from tailorcrm.platform.auth import create_token, create_user
 from tailorcrm.platform.db import field_history
 from tailorcrm.platform.fieldhistory import read_history
@@ -225,7 +226,7 @@ SURVEY = {
 }
 
 
-@pytest.mark.parametrize("changed", [2, 4, 5, 8, 9, 40])
+@pytest.mark.parametrize("changed", [2, 8, 9, 40])
 def test_a_save_of_many_fields_notes_each_in_one_statement_in_order(
     platform: Platform, api: Api, changed: int
 ) -> None:
@@ -258,6 +259,82 @@ def test_a_save_of_many_fields_notes_each_in_one_statement_in_order(
     ]
     # Newest first: the fields of one save in the order the entity lists them.
     assert brief(entries) == [*expected, ("create", None, None, None, "api", "admin")]
+
+
+#: Values of every JSON kind, for the history to keep as they are.
+LEDGER = {
+    "name": "ledger",
+    "label": "Ledger",
+    "fields": [
+        {"name": "memo", "type": "textarea", "label": "Memo"},
+        {"name": "units", "type": "integer", "label": "Units"},
+        {
+            "name": "rate",
+            "type": "decimal",
+            "label": "Rate",
+            "precision": 15,
+            "scale": 4,
+        },
+        {"name": "settled", "type": "boolean", "label": "Settled"},
+        {"name": "due_at", "type": "datetime", "label": "Due at"},
+        {
+            "name": "tags",
+            "type": "multi_picklist",
+            "label": "Tags",
+            "options": [
+                {"value": "north", "label": "North"},
+                {"value": "south", "label": "South"},
+            ],
+        },
+    ],
+}
+
+
+def test_values_of_every_kind_and_character_come_back_from_the_history(
+    api: Api,
+) -> None:
+    define(api, LEDGER)
+    entry = create(api, "ledger", memo="plain", units=1, rate="0.5", settled=False)
+    change = {
+        "memo": 'Zoë said "ok" \\ then left\nline two ✓ 𝄞',
+        "units": 9_007_199_254_740_993,
+        "rate": "12.3456",
+        "settled": True,
+        "due_at": "2031-02-03T04:05:06.789012Z",
+        "tags": ["north", "south"],
+    }
+
+    response = api.patch(f"/ledger/{entry['id']}", json=change)
+
+    assert response.status_code == 200, response.json
+    noted = {
+        e["field"]: (e["old"], e["new"])
+        for e in history(api, "ledger", entry["id"])[:6]
+    }
+    assert noted == {
+        "memo": ("plain", change["memo"]),
+        "units": (1, 9_007_199_254_740_993),
+        "rate": (Decimal("0.5"), Decimal("12.3456")),
+        "settled": (False, True),
+        "due_at": (None, "2031-02-03T04:05:06.789012Z"),
+        "tags": (None, ["north", "south"]),
+    }
+
+
+def test_rows_of_one_save_keep_their_order_across_documents(
+    monkeypatch: pytest.MonkeyPatch, api: Api
+) -> None:
+    # PostgreSQL sends history rows in JSON documents of a bounded size.
+    monkeypatch.setattr(fieldhistory, "_ROWS_PER_DOCUMENT", 3)
+    define(api, SURVEY)
+    survey = create(api, "survey", answer_01="first")
+    change = {f"answer_{number:02d}": f"second {number}" for number in range(1, 11)}
+
+    response = api.patch(f"/survey/{survey['id']}", json=change)
+
+    assert response.status_code == 200, response.json
+    entries = history(api, "survey", survey["id"])
+    assert [(e["field"], e["new"]) for e in entries[:10]] == list(change.items())
 
 
 #: The opportunity's total, from its quantity and unit price.

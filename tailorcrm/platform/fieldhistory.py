@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,25 +91,41 @@ def flush(service: RecordService) -> None:
     _insert(service.connection, found)
 
 
-#: Up to this many history rows go in one multi-row ``INSERT`` run straight on the
-#: driver; more go faster by ``executemany``. On PostgreSQL, 4 rows of 11
-#: parameters stay within the 50 for which psycopg keeps a statement parsed.
-_ROWS_AT_ONCE = {"postgresql": 4, "sqlite": 8}
+#: On SQLite, up to this many history rows go in one multi-row ``INSERT`` run
+#: straight on the driver; more go faster by ``executemany``.
+_ROWS_AT_ONCE = 8
+#: On PostgreSQL, history rows go as one JSON document of at most this many.
+_ROWS_PER_DOCUMENT = 1000
 
 
 def _insert(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert history ``rows`` (a missing column is NULL), in their order, with
-    one statement.
+    """Insert history ``rows`` (a missing column is NULL), in their order.
 
     A save writes a few rows: one per changed field, and those its roll-ups and
     formulas recompute. SQLAlchemy's ``executemany`` costs more than so few rows
-    themselves (on PostgreSQL it runs a pipeline), so they are bound into one
-    ``INSERT … VALUES (…), (…)`` run on the driver (see :mod:`.direct`). More
-    rows (an import, a save of many fields) go by ``executemany``.
+    themselves, most on PostgreSQL, where it runs a pipeline, and where a
+    multi-row ``INSERT`` of more than 4 rows has more parameters than psycopg
+    keeps parsed statements for. So on PostgreSQL the rows are sent as one JSON
+    document that ``json_populate_recordset`` spreads into the table's columns (a
+    JSON null is NULL there, as a blank is in the history); on SQLite a few rows
+    are bound into one ``INSERT … VALUES (…), (…)``, and more go by
+    ``executemany``. Statements run on the driver (see :mod:`.direct`).
     """
     if not rows:
         return
-    if len(rows) > _ROWS_AT_ONCE.get(connection.dialect.name, 0):
+    if connection.dialect.name == "postgresql":
+        for start in range(0, len(rows), _ROWS_PER_DOCUMENT):
+            document = json.dumps(
+                [
+                    {name: row.get(name) for name in _COLUMNS}
+                    for row in rows[start : start + _ROWS_PER_DOCUMENT]
+                ],
+                default=_json_time,
+                ensure_ascii=False,
+            )
+            direct.run(connection, _insert_document(), {"rows": document})
+        return
+    if len(rows) > _ROWS_AT_ONCE:
         found = [{name: row.get(name) for name in _COLUMNS} for row in rows]
         connection.execute(_insert_history(), found)
         return
@@ -120,12 +137,20 @@ def _insert(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
     direct.run(connection, _insert_rows(len(rows)), parameters)
 
 
+def _json_time(value: Any) -> str:
+    """The ``at`` of a history row in a JSON document: as PostgreSQL reads a
+    timestamp."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a history value")
+
+
 @functools.cache
 def _insert_history() -> sa.Insert:
     return field_history.insert()
 
 
-@functools.lru_cache(maxsize=max(_ROWS_AT_ONCE.values()))
+@functools.lru_cache(maxsize=_ROWS_AT_ONCE)
 def _insert_rows(count: int) -> sa.Insert:
     """The insert of ``count`` history rows, column ``name`` of row ``i`` bound
     as ``name_i``."""
@@ -139,6 +164,20 @@ def _insert_rows(count: int) -> sa.Insert:
             for index in range(count)
         ]
     )
+
+
+@functools.cache
+def _insert_document() -> sa.Insert:
+    """The insert of the history rows of the JSON array bound as ``rows``, in
+    their order (PostgreSQL)."""
+    spread = sa.func.json_populate_recordset(
+        sa.literal_column(f"NULL::{field_history.name}"),
+        sa.cast(sa.bindparam("rows", type_=sa.Text()), postgresql.JSON),
+    ).table_valued(*_COLUMNS, with_ordinality="ordinality")
+    rows = sa.select(*(spread.c[name] for name in _COLUMNS)).order_by(
+        spread.c.ordinality
+    )
+    return field_history.insert().from_select(list(_COLUMNS), rows)
 
 
 def _write(service: RecordService, rows: list[dict[str, Any]]) -> None:
