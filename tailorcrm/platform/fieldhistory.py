@@ -1,7 +1,8 @@
 """Field history: who changed which field of a record, when, and by which path.
 
 The record service writes it in the transaction of every save (DESIGN.md principle
-6), one statement per save whatever the number of fields or records: an update
+6), one statement per save whatever the number of fields or records (on
+PostgreSQL, one per 1,000 rows; see :func:`_insert`): an update
 adds a row per changed field, a creation one row (not one per field, so that an
 import of many rows stays one bulk insert), a deletion one row holding the values
 the record had. Values are kept in their API form (:func:`~tailorcrm.metadata.to_json`).
