@@ -337,6 +337,49 @@ def test_rows_of_one_save_keep_their_order_across_documents(
     assert [(e["field"], e["new"]) for e in entries[:10]] == list(change.items())
 
 
+#: An entity of long texts, for saves whose history rows are long.
+NOTEBOOK = {
+    "name": "notebook",
+    "label": "Notebook",
+    "fields": [
+        {"name": f"page_{number}", "type": "textarea", "label": f"Page {number}"}
+        for number in range(1, 7)
+    ],
+}
+
+
+def test_long_values_split_a_save_s_rows_into_documents_of_bounded_length(
+    monkeypatch: pytest.MonkeyPatch, platform: Platform, api: Api
+) -> None:
+    # A statement's parameter holds at most 1 GB on PostgreSQL: a thousand rows
+    # of long texts would outgrow it. Here the bound is made small.
+    monkeypatch.setattr(fieldhistory, "_DOCUMENT_LENGTH", 30_000)
+    define(api, NOTEBOOK)
+    notebook = create(api, "notebook")
+    change = {f"page_{number}": f"{number} " + "é" * 9_000 for number in range(1, 7)}
+    documents: list[str] = []
+
+    def seen(*arguments: Any) -> None:
+        statement, parameters = str(arguments[2]), arguments[3]
+        if statement.startswith("INSERT INTO tc_field_history") and isinstance(
+            parameters, dict
+        ):
+            documents.extend(v for v in parameters.values() if isinstance(v, str))
+
+    sa.event.listen(platform.engine, "before_cursor_execute", seen)
+    try:
+        response = api.patch(f"/notebook/{notebook['id']}", json=change)
+    finally:
+        sa.event.remove(platform.engine, "before_cursor_execute", seen)
+
+    assert response.status_code == 200, response.json
+    entries = history(api, "notebook", notebook["id"])
+    assert [(e["field"], e["new"]) for e in entries[:6]] == list(change.items())
+    if platform.engine.dialect.name == "postgresql":
+        assert len(documents) > 1
+        assert max(len(document) for document in documents) <= 30_000
+
+
 #: The opportunity's total, from its quantity and unit price.
 LINE_TOTAL = rule(
     "line_total",

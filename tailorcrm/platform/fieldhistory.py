@@ -95,8 +95,12 @@ def flush(service: RecordService) -> None:
 #: On SQLite, up to this many history rows go in one multi-row ``INSERT`` run
 #: straight on the driver; more go faster by ``executemany``.
 _ROWS_AT_ONCE = 8
-#: On PostgreSQL, history rows go as one JSON document of at most this many.
+#: On PostgreSQL, history rows go as one JSON document of at most this many,
+#: and of at most this many characters (more than one row's, if it is longer):
+#: a statement's parameter holds at most 1 GB, and rows of long texts (a formula
+#: copying a lookup's text into a thousand records) would outgrow it.
 _ROWS_PER_DOCUMENT = 1000
+_DOCUMENT_LENGTH = 8_000_000
 
 
 def _insert(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
@@ -107,23 +111,16 @@ def _insert(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
     themselves, most on PostgreSQL, where it runs a pipeline, and where a
     multi-row ``INSERT`` of more than 4 rows has more parameters than psycopg
     keeps parsed statements for. So on PostgreSQL the rows are sent as one JSON
-    document that ``json_populate_recordset`` spreads into the table's columns (a
-    JSON null is NULL there, as a blank is in the history); on SQLite a few rows
+    document (more, for many rows or long ones: see :func:`_documents`) that
+    ``json_populate_recordset`` spreads into the table's columns (a JSON null is
+    NULL there, as a blank is in the history); on SQLite a few rows
     are bound into one ``INSERT … VALUES (…), (…)``, and more go by
     ``executemany``. Statements run on the driver (see :mod:`.direct`).
     """
     if not rows:
         return
     if connection.dialect.name == "postgresql":
-        for start in range(0, len(rows), _ROWS_PER_DOCUMENT):
-            document = json.dumps(
-                [
-                    {name: row.get(name) for name in _COLUMNS}
-                    for row in rows[start : start + _ROWS_PER_DOCUMENT]
-                ],
-                default=_json_time,
-                ensure_ascii=False,
-            )
+        for document in _documents(rows):
             direct.run(connection, _insert_document(), {"rows": document})
         return
     if len(rows) > _ROWS_AT_ONCE:
@@ -136,6 +133,30 @@ def _insert(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
         for name in _COLUMNS
     }
     direct.run(connection, _insert_rows(len(rows)), parameters)
+
+
+def _documents(rows: list[dict[str, Any]]) -> Iterator[str]:
+    """``rows`` as JSON arrays, in their order, each within the bounds of
+    :data:`_ROWS_PER_DOCUMENT` rows and :data:`_DOCUMENT_LENGTH` characters."""
+    found: list[str] = []
+    length = 0
+    encode = _encoder().encode
+    for row in rows:
+        text = encode({name: row.get(name) for name in _COLUMNS})
+        if found and (
+            len(found) == _ROWS_PER_DOCUMENT or length + len(text) > _DOCUMENT_LENGTH
+        ):
+            yield f"[{', '.join(found)}]"
+            found, length = [], 0
+        found.append(text)
+        length += len(text) + 2
+    if found:
+        yield f"[{', '.join(found)}]"
+
+
+@functools.cache
+def _encoder() -> json.JSONEncoder:
+    return json.JSONEncoder(default=_json_time, ensure_ascii=False)
 
 
 def _json_time(value: Any) -> str:
