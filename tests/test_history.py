@@ -215,6 +215,25 @@ def test_values_recomputed_by_roll_ups_and_formulas_are_noted_as_rule(
     ]
 
 
+def patch_noting_history(
+    platform: Platform, api: Api, path: str, change: dict[str, Any]
+) -> tuple[Any, list[Any]]:
+    """PATCH ``change`` to the API's ``path``; return the response and the
+    parameters of each statement that wrote field history."""
+    inserts: list[Any] = []
+
+    def seen(*arguments: Any) -> None:
+        if str(arguments[2]).startswith("INSERT INTO tc_field_history"):
+            inserts.append(arguments[3])
+
+    sa.event.listen(platform.engine, "before_cursor_execute", seen)
+    try:
+        response = api.patch(path, json=change)
+    finally:
+        sa.event.remove(platform.engine, "before_cursor_execute", seen)
+    return response, inserts
+
+
 #: An entity with more fields than the history rows bound into one insert.
 SURVEY = {
     "name": "survey",
@@ -238,17 +257,10 @@ def test_a_save_of_many_fields_notes_each_in_one_statement_in_order(
         f"answer_{number:02d}": f"second {number}" if number != 3 else None
         for number in range(1, changed + 1)
     }
-    inserts: list[str] = []
 
-    def seen(*arguments: Any) -> None:
-        if str(arguments[2]).startswith("INSERT INTO tc_field_history"):
-            inserts.append(str(arguments[2]))
-
-    sa.event.listen(platform.engine, "before_cursor_execute", seen)
-    try:
-        response = api.patch(f"/survey/{survey['id']}", json=change)
-    finally:
-        sa.event.remove(platform.engine, "before_cursor_execute", seen)
+    response, inserts = patch_noting_history(
+        platform, api, f"/survey/{survey['id']}", change
+    )
 
     assert response.status_code == 200, response.json
     assert len(inserts) == 1
@@ -357,22 +369,19 @@ def test_long_values_split_a_save_s_rows_into_documents_of_bounded_length(
     define(api, NOTEBOOK)
     notebook = create(api, "notebook")
     change = {f"page_{number}": f"{number} " + "é" * 9_000 for number in range(1, 7)}
-    documents: list[str] = []
 
-    def seen(*arguments: Any) -> None:
-        statement, parameters = str(arguments[2]), arguments[3]
-        if statement.startswith("INSERT INTO tc_field_history") and isinstance(
-            parameters, dict
-        ):
-            documents.extend(v for v in parameters.values() if isinstance(v, str))
-
-    sa.event.listen(platform.engine, "before_cursor_execute", seen)
-    try:
-        response = api.patch(f"/notebook/{notebook['id']}", json=change)
-    finally:
-        sa.event.remove(platform.engine, "before_cursor_execute", seen)
+    response, inserts = patch_noting_history(
+        platform, api, f"/notebook/{notebook['id']}", change
+    )
 
     assert response.status_code == 200, response.json
+    documents = [
+        value
+        for parameters in inserts
+        if isinstance(parameters, dict)
+        for value in parameters.values()
+        if isinstance(value, str)
+    ]
     entries = history(api, "notebook", notebook["id"])
     assert [(e["field"], e["new"]) for e in entries[:6]] == list(change.items())
     if platform.engine.dialect.name == "postgresql":
