@@ -2,7 +2,7 @@
 
 The record service writes it in the transaction of every save (DESIGN.md principle
 6), one statement per save whatever the number of fields or records (on
-PostgreSQL, one per 1,000 rows; see :func:`_insert`): an update
+PostgreSQL, one per document of at most 1,000 rows; see :func:`_insert`): an update
 adds a row per changed field, a creation one row (not one per field, so that an
 import of many rows stays one bulk insert), a deletion one row holding the values
 the record had. Values are kept in their API form (:func:`~tailorcrm.metadata.to_json`).
@@ -160,8 +160,9 @@ def _encoder() -> json.JSONEncoder:
 
 
 def _json_time(value: Any) -> str:
-    """The ``at`` of a history row in a JSON document: as PostgreSQL reads a
-    timestamp."""
+    """A date-time of a history row (its ``at``) in a JSON document, as
+    PostgreSQL reads a timestamp; any other value that JSON cannot hold is
+    refused."""
     if isinstance(value, dt.datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not a history value")
