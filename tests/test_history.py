@@ -234,15 +234,21 @@ def patch_noting_history(
     return response, inserts
 
 
+def numbered_fields(name: str, kind: str, field: str, count: int) -> dict[str, Any]:
+    """An entity ``name`` with ``count`` fields of type ``kind``, called
+    ``field_01`` onwards."""
+    return {
+        "name": name,
+        "label": name.title(),
+        "fields": [
+            {"name": f"{field}_{n:02d}", "type": kind, "label": f"{field} {n}"}
+            for n in range(1, count + 1)
+        ],
+    }
+
+
 #: An entity with more fields than the history rows bound into one insert.
-SURVEY = {
-    "name": "survey",
-    "label": "Survey",
-    "fields": [
-        {"name": f"answer_{number:02d}", "type": "text", "label": f"Answer {number}"}
-        for number in range(1, 41)
-    ],
-}
+SURVEY = numbered_fields("survey", "text", "answer", 40)
 
 
 @pytest.mark.parametrize("changed", [2, 8, 9, 40])
@@ -350,14 +356,7 @@ def test_rows_of_one_save_keep_their_order_across_documents(
 
 
 #: An entity of long texts, for saves whose history rows are long.
-NOTEBOOK = {
-    "name": "notebook",
-    "label": "Notebook",
-    "fields": [
-        {"name": f"page_{number}", "type": "textarea", "label": f"Page {number}"}
-        for number in range(1, 7)
-    ],
-}
+NOTEBOOK = numbered_fields("notebook", "textarea", "page", 6)
 
 
 def test_long_values_split_a_save_s_rows_into_documents_of_bounded_length(
@@ -368,7 +367,9 @@ def test_long_values_split_a_save_s_rows_into_documents_of_bounded_length(
     monkeypatch.setattr(fieldhistory, "_DOCUMENT_LENGTH", 30_000)
     define(api, NOTEBOOK)
     notebook = create(api, "notebook")
-    change = {f"page_{number}": f"{number} " + "é" * 9_000 for number in range(1, 7)}
+    change = {
+        f"page_{number:02d}": f"{number} " + "é" * 9_000 for number in range(1, 7)
+    }
 
     response, inserts = patch_noting_history(
         platform, api, f"/notebook/{notebook['id']}", change
