@@ -254,7 +254,10 @@ def _build_and(operands: Operands) -> Fn:
         value = None
         for fn in fns:
             value = fn(data, scope)
-            if not truthy(value):
+            # Most operands are comparisons: their booleans need no call.
+            if value is True:
+                continue
+            if value is False or value is None or not truthy(value):
                 return value
         return value
 
@@ -271,7 +274,9 @@ def _build_or(operands: Operands) -> Fn:
         value = None
         for fn in fns:
             value = fn(data, scope)
-            if truthy(value):
+            if value is True or (
+                value is not False and value is not None and truthy(value)
+            ):
                 return value
         return value
 
@@ -283,7 +288,14 @@ def _build_not(operands: Operands) -> Fn:
     if not operands.fns:
         return lambda data, scope: True
     first = operands.fns[0]
-    return lambda data, scope: not truthy(first(data, scope))
+
+    def negated(data: Any, scope: Any) -> bool:
+        value = first(data, scope)
+        return (
+            value is False or value is None or (value is not True and not truthy(value))
+        )
+
+    return negated
 
 
 @register("!!", form=SINGLE, result="boolean")
