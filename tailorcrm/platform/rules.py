@@ -220,6 +220,60 @@ class _Plan:
     follows: dict[frozenset[str], dict[str, frozenset[str]]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    #: What a caller that evaluates only some rules reads (see :func:`_narrowed`),
+    #: by what it named, as callers come.
+    narrowings: dict[Any, _Narrowed] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    @functools.cached_property
+    def everything(self) -> _Narrowed:
+        """What a caller of every rule reads."""
+        return _Narrowed(self.loaded, self.read_names, self.read_lookup_names)
+
+
+@dataclass(frozen=True)
+class _Narrowed:
+    """What a record service's rules read: of related records, each entity's
+    fields loaded; of the record itself, the names it is read with for
+    conditions, and the lookups among them."""
+
+    loaded: Mapping[str, frozenset[str]]
+    read_names: tuple[str, ...]
+    read_lookup_names: tuple[str, ...]
+
+
+def _narrowed(
+    plan: _Plan,
+    related_reads: Mapping[str, frozenset[str]] | None,
+    reads: frozenset[str] | None,
+) -> _Narrowed:
+    """What a caller reads that names the related fields and the fields of the
+    record it reads (``None`` for all the rules read), worked out once per plan."""
+    key = (
+        None if related_reads is None else frozenset(related_reads.items()),
+        reads,
+    )
+    found = plan.narrowings.get(key)
+    if found is None:
+        found = _Narrowed(
+            (
+                plan.loaded
+                if related_reads is None
+                else _loaded(plan.lookups, related_reads)
+            ),
+            *(
+                (plan.read_names, plan.read_lookup_names)
+                if reads is None
+                else (
+                    tuple(name for name in plan.names if name in reads),
+                    tuple(name for name in plan.lookup_names if name in reads),
+                )
+            ),
+        )
+        if len(plan.narrowings) < _FOLLOWS_KEPT:
+            plan.narrowings[key] = found
+    return found
 
 
 def _plan(catalog: Catalog, entity: EntityDef) -> _Plan:
@@ -417,26 +471,21 @@ class RecordRules:
         self.user = user
         self.now = now
         self._lookups = plan.lookups
+        narrowed = (
+            plan.everything
+            if related_reads is None and reads is None
+            else _narrowed(plan, related_reads, reads)
+        )
         #: For each lookup, the related record's fields that rules and section
         #: conditions read.
         self.related_reads: Mapping[str, frozenset[str]] = (
             plan.related_reads if related_reads is None else dict(related_reads)
         )
-        self._fields = (
-            plan.loaded
-            if related_reads is None
-            else _loaded(self._lookups, self.related_reads)
-        )
+        self._fields = narrowed.loaded
         self._related: dict[tuple[str, int], dict[str, Any] | None] = {}
         #: The names a record is read with for conditions (see :meth:`record`).
-        self._read_names, self._read_lookup_names = (
-            (plan.read_names, plan.read_lookup_names)
-            if reads is None
-            else (
-                tuple(name for name in plan.names if name in reads),
-                tuple(name for name in plan.lookup_names if name in reads),
-            )
-        )
+        self._read_names = narrowed.read_names
+        self._read_lookup_names = narrowed.read_lookup_names
 
     # -- what conditions read ----------------------------------------------------
 
@@ -674,24 +723,39 @@ class RecordRules:
             judged on it); ``None`` on a create, where nothing is read-only yet.
         :param written: the fields the caller changed.
         """
-        problems = [
-            Problem(rule.field, "rule", rule.message)
-            for rule in self.rules.validations
-            if truthy(rule.condition(data))
-        ]
+        problems = []
+        for validation in self.rules.validations:
+            found = validation.condition(data)
+            if found is True or (
+                found is not False and found is not None and truthy(found)
+            ):
+                problems.append(Problem(validation.field, "rule", validation.message))
         # A field a validation rule already refused gets no second problem for
         # being blank: "Say why the deal was lost" says it better.
         refused = {problem.field for problem in problems}
-        written = set(written)
+        if not isinstance(written, (set, frozenset)):
+            written = set(written)
+        # What :func:`_state` decides, asking only what can make a problem
+        # (conditions read and change nothing, so the order they run in is free).
         for name, label, section, rule in self._plan.field_states:
-            # Read-only protects a stored value: it is judged on the record as
-            # stored, and only for a field the caller changes.
-            stored = prior if name in written else None
-            state = _state(rule, section, data, prior=stored)
-            if state.required and name not in refused and is_blank(data.get(name)):
+            if (
+                rule.required_if is not None
+                and name not in refused
+                and is_blank(data.get(name))
+                and truthy(rule.required_if(data))
+                and _shown(section, data)
+                and _shown(rule.visible_if, data)
+            ):
                 message = f"{label} is required here."
                 problems.append(Problem(name, "required", message))
-            if state.readonly:
+            # Read-only protects a stored value: it is judged on the record as
+            # stored, and only for a field the caller changes.
+            if (
+                prior is not None
+                and rule.readonly_if is not None
+                and name in written
+                and truthy(rule.readonly_if(prior))
+            ):
                 message = f"{label} cannot be changed now."
                 problems.append(Problem(name, "read_only", message))
         return problems
