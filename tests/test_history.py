@@ -339,6 +339,37 @@ def test_values_of_every_kind_and_character_come_back_from_the_history(
     }
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        0,
+        -7,
+        9_007_199_254_740_993,
+        10**40,
+        1234.5,
+        -0.0,
+        5e-324,
+        1e300,
+        float("nan"),
+        float("inf"),
+        True,
+        False,
+        "",
+        'Zoë "quoted" \\ 𝄞',
+        ["north", "south"],
+        {"a": 1},
+    ],
+)
+def test_history_values_are_bound_as_the_json_column_binds_them(value: Any) -> None:
+    dialect = sa.create_engine("sqlite://").dialect
+    json_type = field_history.c.old.type.dialect_impl(dialect)
+    bind = json_type.bind_processor(dialect)
+    assert bind is not None
+
+    assert fieldhistory._json_text(value) == bind(value)
+
+
 def test_rows_of_one_save_keep_their_order_across_documents(
     monkeypatch: pytest.MonkeyPatch, api: Api
 ) -> None:

@@ -19,13 +19,15 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Collection, Iterable, Iterator, Mapping
+import math
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
 
 from ..errors import BadRequest, NotFound
 from ..metadata import EntityDef, to_json
@@ -127,12 +129,66 @@ def _insert(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
         found = [{name: row.get(name) for name in _COLUMNS} for row in rows]
         connection.execute(_insert_history(), found)
         return
-    parameters = {
-        f"{name}_{index}": row.get(name)
-        for index, row in enumerate(rows)
-        for name in _COLUMNS
-    }
+    # The values are bound as the column types would bind them, worked out here:
+    # rows of one save share their time, written once, and numbers, the usual
+    # old and new values, need no JSON encoder.
+    time_text = _time_text(connection.dialect)
+    times: dict[Any, Any] = {}
+    values: list[Any] = []
+    for row in rows:
+        at = row.get("at")
+        text = times.get(at)
+        if text is None:
+            text = times[at] = time_text(at)
+        get = row.get
+        values += (
+            get("entity"),
+            get("record_id"),
+            text,
+            get("user_id"),
+            get("username"),
+            get("via"),
+            get("kind"),
+            get("field"),
+            get("field_id"),
+            _json_text(get("old")),
+            _json_text(get("new")),
+        )
+    parameters = dict(zip(_bind_names(len(rows)), values, strict=True))
     direct.run(connection, _insert_rows(len(rows)), parameters)
+
+
+def _json_text(value: Any) -> str | None:
+    """A history value as the JSON column binds it (SQL NULL for None), the
+    encoder spared for whole numbers and finite floats, which it writes as
+    Python does."""
+    if value is None:
+        return None
+    kind = type(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    return json.dumps(value)
+
+
+@functools.cache
+def _time_text(dialect: Dialect) -> Callable[[Any], Any]:
+    """How the dialect binds a history row's time (as it binds any date-time)."""
+    column = field_history.c.at
+    processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return processor if processor is not None else _unchanged
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+@functools.lru_cache(maxsize=_ROWS_AT_ONCE)
+def _bind_names(count: int) -> tuple[str, ...]:
+    """The names :func:`_insert_rows` binds ``count`` rows' values as, row after
+    row, each in the order of :data:`_COLUMNS`."""
+    return tuple(f"{name}_{index}" for index in range(count) for name in _COLUMNS)
 
 
 def _documents(rows: list[dict[str, Any]]) -> Iterator[str]:
@@ -173,15 +229,24 @@ def _insert_history() -> sa.Insert:
     return field_history.insert()
 
 
+class _AsBound(sa.types.UserDefinedType[Any]):
+    """A bind of a value already in the form the driver takes."""
+
+    cache_ok = True
+
+
+_AS_BOUND = _AsBound()
+
+
 @functools.lru_cache(maxsize=_ROWS_AT_ONCE)
 def _insert_rows(count: int) -> sa.Insert:
     """The insert of ``count`` history rows, column ``name`` of row ``i`` bound
-    as ``name_i``."""
-    columns = field_history.c
+    as ``name_i``, with its value as the column type binds it (see
+    :func:`_insert`): the binds themselves process nothing."""
     return field_history.insert().values(
         [
             {
-                name: sa.bindparam(f"{name}_{index}", type_=columns[name].type)
+                name: sa.bindparam(f"{name}_{index}", type_=_AS_BOUND)
                 for name in _COLUMNS
             }
             for index in range(count)
