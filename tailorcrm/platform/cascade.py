@@ -175,12 +175,10 @@ class Cascade:
     # -- roll-ups ------------------------------------------------------------------
 
     def _rollups(self, changes: Sequence[Change]) -> list[Change]:
-        rules_of = self.catalog.rules.for_entity
         recomputed: dict[str, dict[RollupRule, set[int]]] = {}
         deltas: dict[str, dict[int, dict[RollupRule, Any]]] = {}
         for change in changes:
-            for rule in rules_of(change.entity.name).rollups:
-                increments = self._increments(rule)
+            for rule, increments in self._rollups_over(change.entity.name):
                 if increments is None:
                     parents = recomputed.setdefault(rule.entity, {})
                     parents[rule] = parents.get(rule, set()) | _parents(rule, change)
@@ -212,6 +210,19 @@ class Cascade:
             else:
                 written += self._recompute(entity, rules, moved)
         return written
+
+    def _rollups_over(
+        self, child: str
+    ) -> tuple[tuple[RollupRule, _Increments | None], ...]:
+        """The roll-ups over the records of ``child``, each with how it is kept
+        by increments (None when it is recomputed), once per catalog."""
+        return self.catalog.derived(
+            ("rollups_over", child),
+            lambda: tuple(
+                (rule, self._increments(rule))
+                for rule in self.catalog.rules.for_entity(child).rollups
+            ),
+        )
 
     def _increments(self, rule: RollupRule) -> _Increments | None:
         """How ``rule`` is kept by adding each change's increment; None when it is
@@ -271,9 +282,9 @@ class Cascade:
         written = []
         noted: list[tuple[dict[str, Any], dict[str, Any]]] = []
         now = utcnow()
-        for parent in sorted(moved):
+        for parent in sorted(moved) if len(moved) > 1 else moved:
             per_rule = moved[parent]
-            statement, scales = _increment(
+            statement, scales, fits = _increment(
                 self.catalog, entity, frozenset(per_rule), sqlite=sqlite
             )
             parameters: dict[str, Any] = {_RECORD_ID: parent, "updated_at": now}
@@ -295,7 +306,7 @@ class Cascade:
             failures = []
             for rule, amount in per_rule.items():
                 try:
-                    self._fits(entity, rule)(after[rule.field])
+                    fits[rule.field](after[rule.field])
                 except RuleValueError as error:
                     failures.append((rule, parent, error))
                 before[rule.field] = after[rule.field] - amount
@@ -305,13 +316,6 @@ class Cascade:
             noted.append((before, {rule.field: after[rule.field] for rule in per_rule}))
         records_recomputed(self.service, entity, noted, via=self.via)
         return written
-
-    def _fits(self, entity: EntityDef, rule: RollupRule) -> Callable[[Any], Any]:
-        """How a total of ``rule`` is fitted to its field (see :func:`.fitter`)."""
-        return self.catalog.derived(
-            ("rollup_fits", entity.name, rule),
-            lambda: fitter(entity.fields[rule.field]),
-        )
 
     def _run_increment(
         self,
@@ -877,13 +881,16 @@ def _system_update(table: sa.Table) -> sa.Update:
 
 def _increment(
     catalog: Catalog, entity: EntityDef, rules: frozenset[RollupRule], *, sqlite: bool
-) -> tuple[sa.Update, dict[str, int | None]]:
+) -> tuple[sa.Update, dict[str, int | None], dict[str, Callable[[Any], Any]]]:
     """The statement that adds the increments of ``rules`` to one parent record,
-    and the scale of each field it adds to (None for whole numbers): built once
-    per catalog."""
+    the scale of each field it adds to (None for whole numbers), and how a total
+    is fitted to each field (see :func:`.fitter`): built once per catalog."""
     return catalog.derived(
         ("rollup_increment", entity.name, rules, sqlite),
-        lambda: _build_increment(catalog, entity, rules, sqlite=sqlite),
+        lambda: (
+            *_build_increment(catalog, entity, rules, sqlite=sqlite),
+            {rule.field: fitter(entity.fields[rule.field]) for rule in rules},
+        ),
     )
 
 
