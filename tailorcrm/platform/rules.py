@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -1009,20 +1008,9 @@ def rows_by_id(
 def _reads_dirty(rule: FormulaRule, dirty: set[str]) -> bool:
     # A formula's own field marks it as new or changed (see ``Cascade.refill``):
     # callers never write a computed field, so nothing else puts it there.
-    if rule.field in dirty:
-        return True
-    inputs = _INPUTS.get(rule)
-    if inputs is None:
-        reads = rule.expression.reads
-        inputs = _INPUTS[rule] = reads | {name.split(".", 1)[0] for name in reads}
-    return not inputs.isdisjoint(dirty)
+    return rule.field in dirty or not rule.inputs.isdisjoint(dirty)
 
 
-#: The names whose change makes each formula run again: what it reads, and the
-#: lookups it reads through (see :func:`_reads_dirty`).
-_INPUTS: weakref.WeakKeyDictionary[FormulaRule, frozenset[str]] = (
-    weakref.WeakKeyDictionary()
-)
 #: How many sets of written fields each entity's plan keeps the loads of.
 _FOLLOWS_KEPT = 256
 

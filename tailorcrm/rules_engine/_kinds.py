@@ -11,6 +11,7 @@ across rules are in :mod:`._rule_set`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -156,6 +157,13 @@ class DefaultRule(Rule):
 class FormulaRule(Rule):
     field: str
     expression: Expression
+
+    @functools.cached_property
+    def inputs(self) -> frozenset[str]:
+        """The names whose change makes the formula run again: what it reads,
+        and the lookups it reads through."""
+        reads = self.expression.reads
+        return reads | {name.split(".", 1)[0] for name in reads}
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
