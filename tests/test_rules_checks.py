@@ -199,6 +199,58 @@ def test_prior_values_on_updates(
     assert problems(condition, allow_prior=True) == expected
 
 
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        # A lookup reads as the related record in a rule, which equals no value:
+        # these would never hold. Its id is account.id.
+        ({"==": [{"var": "account"}, 5]}, [("==[0]", "wrong_type")]),
+        ({"!=": [7, {"var": "account"}]}, [("!=[1]", "wrong_type")]),
+        ({"===": [{"var": ["account", 0]}, 5]}, [("===[0]", "wrong_type")]),
+        ({"<": [{"var": "account"}, 5]}, [("<[0]", "wrong_type")]),
+        ({"in": [{"var": "account"}, [1, 2]]}, [("in[0]", "wrong_type")]),
+        ({"==": [{"var": "account"}, {"var": "$user.id"}]}, [("==[0]", "wrong_type")]),
+        ({"==": [{"var": "$prior.account"}, 5]}, [("==[0]", "wrong_type")]),
+        ({"==": [{"prior": "account"}, 5]}, [("==[0]", "wrong_type")]),
+        ({"==": [{"val": "account"}, 5]}, [("==[0]", "wrong_type")]),
+        ({"==": [{"val": ["account", "id"]}, 5]}, []),
+        ({"==": [{"var": "account.id"}, 5]}, []),
+        ({"in": [{"var": "account.id"}, [1, 2]]}, []),
+        ({"==": [{"var": "$prior.account.id"}, {"var": "account.id"}]}, []),
+        ({"==": [{"var": "$prior.account.industry"}, "energy"]}, []),
+        # Whether it is blank works, and so does its truthiness.
+        ({"==": [{"var": "account"}, None]}, []),
+        ({"!==": [None, {"var": "account"}]}, []),
+        ({"is_blank": {"var": "account"}}, []),
+        ({"!": {"var": "account"}}, []),
+        # A lookup without a related entity to read is compared as its id.
+        ({"==": [{"var": "owner"}, 5]}, []),
+    ],
+)
+def test_a_lookup_that_reads_as_a_record_is_not_compared_with_a_value(
+    condition: Any, expected: list[tuple[str, str]]
+) -> None:
+    # An entity's shape names its system columns too, the id among them.
+    relations = {"account": {**RELATIONS["account"], "id": "integer"}}
+    found = check_condition(
+        condition, fields=FIELDS, relations=relations, allow_prior=True
+    )
+
+    assert [(problem.path, problem.code) for problem in found] == expected
+
+
+def test_a_lookup_reads_as_its_id_where_the_caller_says_so() -> None:
+    # A roll-up's condition runs on the child's row, where a lookup is its id.
+    found = check_condition(
+        {"==": [{"var": "account"}, 5]},
+        fields=FIELDS,
+        relations=RELATIONS,
+        lookup_ids=True,
+    )
+
+    assert found == []
+
+
 def test_every_problem_is_reported_at_once() -> None:
     condition = {
         "and": [

@@ -159,6 +159,88 @@ def test_a_formula_followed_through_a_lookup_reads_the_record_as_committed(
     ]
 
 
+def test_a_rule_comparing_a_lookup_with_an_id_is_refused_when_saved(
+    crm: Api,
+) -> None:
+    # The lookup reads as the related record in a rule, so the rule would never
+    # fire; a list filter (SQL) compares the same condition by id.
+    refused = crm.put(
+        "/meta/rules/not_that_account",
+        json=rule(
+            "not_that_account",
+            "opportunity",
+            "validation",
+            condition={"==": [{"var": "account"}, 1]},
+            message="Not for this account.",
+            field="account",
+        ),
+    )
+
+    assert refused.status_code == 422
+    assert problems(refused) == [("not_that_account.condition.==[0]", "wrong_type")]
+    assert "'account.id'" in refused.json["errors"][0]["message"]
+    assert crm.get("/meta/rules/not_that_account").status_code == 404
+
+
+def test_a_rule_compares_a_lookup_by_its_id_now_and_before(crm: Api) -> None:
+    define(
+        crm,
+        rule(
+            "stays_with_account",
+            "opportunity",
+            "validation",
+            condition={
+                "and": [
+                    {"!": {"is_blank": {"var": "$prior.account"}}},
+                    {"!=": [{"var": "$prior.account.id"}, {"var": "account.id"}]},
+                    {"==": [{"var": "$prior.account.industry"}, "energy"]},
+                ]
+            },
+            message="A deal of an energy account stays with it.",
+            field="account",
+        ),
+    )
+    energy = create(crm, "account", name="Harbour Mill", industry="energy")
+    other = create(crm, "account", name="Quay Works", industry="retail")
+    deal = create(crm, "opportunity", title="Cranes", account=energy["id"])
+    moved = create(crm, "opportunity", title="Hoists", account=other["id"])
+
+    refused = crm.patch(f"/opportunity/{deal['id']}", json={"account": other["id"]})
+    renamed = crm.patch(f"/opportunity/{deal['id']}", json={"title": "Gantries"})
+    allowed = crm.patch(f"/opportunity/{moved['id']}", json={"account": energy["id"]})
+
+    assert problems(refused) == [("account", "rule")]
+    assert renamed.status_code == 200
+    assert allowed.status_code == 200
+
+
+def test_a_roll_up_condition_compares_the_child_lookup_as_its_id(crm: Api) -> None:
+    with_count = {
+        **ACCOUNT,
+        "fields": [
+            *ACCOUNT["fields"],
+            {"name": "parented", "type": "integer", "label": "Parented"},
+        ],
+    }
+    define(crm, with_count)
+    first = create(crm, "account", name="Harbour Mill")
+    define(
+        crm,
+        rule(
+            "parented",
+            "account",
+            "rollup",
+            field="parented",
+            relation={"entity": "opportunity", "lookup": "account"},
+            function="count",
+            condition={"==": [{"var": "account"}, first["id"]]},
+        ),
+    )
+    create(crm, "opportunity", title="Cranes", account=first["id"])
+
+    assert crm.get(f"/account/{first['id']}").json["parented"] == 1
+
+
 def read_deal(api: Api, deal: dict[str, Any]) -> dict[str, Any]:
     found: dict[str, Any] = api.get(f"/opportunity/{deal['id']}").json
     return found

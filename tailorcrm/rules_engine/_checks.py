@@ -69,6 +69,9 @@ _EXPECTED: dict[str, dict[int, frozenset[str]]] = {
     **dict.fromkeys(("+", "-", "*", "/", "%", "min", "max"), {-1: _NUMERIC}),
 }
 _ORDERINGS = frozenset({"<", "<=", ">", ">="})
+_EQUALITIES = frozenset({"==", "!=", "===", "!=="})
+#: The operations that compare their operands with each other.
+_COMPARED = _ORDERINGS | _EQUALITIES | {"in"}
 _DATA_READERS = frozenset(
     {"var", "val", "missing", "missing_some", "exists", "changed", "prior"}
 )
@@ -125,13 +128,19 @@ def check_condition(
     relations: Mapping[str, Mapping[str, str]] | None = None,
     allow_prior: bool = False,
     user_attributes: bool = False,
+    lookup_ids: bool = False,
 ) -> list[ConditionProblem]:
     """Every problem :func:`compile_condition` or the fields would find, in order.
 
     :param fields: the entity's field names and their types (``"amount":
         "currency"``).
     :param relations: for each lookup field, the related entity's field names and
-        types, so that ``account.industry`` can be checked.
+        types, so that ``account.industry`` can be checked. A lookup named here
+        reads as the related record, which equals no number or text: comparing it
+        with one (``{"==": [{"var": "account"}, 5]}``) is ``wrong_type``, and
+        ``account.id`` is its id.
+    :param lookup_ids: whether a lookup reads as its id all the same, as it does
+        in a roll-up's condition on the child's row.
     :param allow_prior: whether the rule runs on updates, where ``changed``,
         ``prior`` and ``$prior`` have a previous value to read.
     :param user_attributes: whether ``$user`` also holds the caller's ``teams``
@@ -148,6 +157,7 @@ def check_condition(
         relations=relations,
         allow_prior=allow_prior,
         user_attributes=user_attributes,
+        lookup_ids=lookup_ids,
     ).problems
 
 
@@ -158,13 +168,16 @@ def analyze_condition(
     relations: Mapping[str, Mapping[str, str]] | None = None,
     allow_prior: bool = False,
     user_attributes: bool = False,
+    lookup_ids: bool = False,
 ) -> ConditionAnalysis:
     """Check ``condition`` as :func:`check_condition` does, and say what it reads.
 
     Rules use the answer to know which related records to load, which fields a
     formula depends on, and whether a formula can fill its field.
     """
-    checker = _Checker(fields, relations or {}, allow_prior, user_attributes)
+    checker = _Checker(
+        fields, relations or {}, allow_prior, user_attributes, lookup_ids=lookup_ids
+    )
     try:
         size = condition_size(condition)
     except ConditionError as error:
@@ -195,9 +208,14 @@ class _Checker:
         relations: Mapping[str, Mapping[str, str]],
         allow_prior: bool,
         user_attributes: bool = False,
+        *,
+        lookup_ids: bool = False,
     ) -> None:
         self.fields = fields
         self.relations = relations
+        #: Whether the lookups named in ``relations`` read as their ids (a roll-up's
+        #: condition) rather than as the related records.
+        self.lookup_ids = lookup_ids
         self.allow_prior = allow_prior
         self.user_attributes = user_attributes
         self.problems: list[ConditionProblem] = []
@@ -326,6 +344,9 @@ class _Checker:
                 f"is {_KIND_TEXT.get(kind, kind)}.",
             )
 
+        if name in _COMPARED:
+            self.related_compared(name, raw, kinds, paths)
+
         if name in _ORDERINGS:
             temporal = [k for k in kinds if k in _TEMPORAL]
             numeric = [k for k in kinds if k in _NUMERIC]
@@ -333,6 +354,46 @@ class _Checker:
                 self.report(
                     path, "wrong_type", f"{name} compares a date with a number."
                 )
+
+    def related_compared(
+        self, name: str, raw: list[Any], kinds: list[str], paths: list[str]
+    ) -> None:
+        """Refuse a comparison of a related record with a value: the record is
+        an object, never equal to its id, so the condition could never hold."""
+        for index, item in enumerate(raw):
+            lookup = self.related_record(item, kinds[index])
+            if lookup is None:
+                continue
+            others = [kind for at, kind in enumerate(kinds) if at != index]
+            if name in _EQUALITIES and others and set(others) == {"null"}:
+                # ``== null`` asks whether the lookup is blank, which works.
+                continue
+            self.report(
+                paths[index],
+                "wrong_type",
+                f"{name} needs a value here, but {lookup!r} reads as the related "
+                f"record, which equals no value; compare {lookup + '.id'!r} (its "
+                "id), or test the lookup with is_blank.",
+            )
+
+    def related_record(self, item: Any, kind: str) -> str | None:
+        """The lookup ``item`` reads as the related record (``{"var": "account"}``,
+        ``{"val": "account"}``, ``{"var": "$prior.account"}``, ``{"prior":
+        "account"}``), if it does."""
+        if kind != "record" or self.lookup_ids or not is_operation(item):
+            return None
+        ((operator, operand),) = item.items()
+        if operator == "val" and isinstance(operand, list) and len(operand) == 1:
+            # ``{"val": ["account"]}`` reads the field, as ``{"val": "account"}``.
+            operand = operand[0]
+        elif operator == "var" and isinstance(operand, list) and operand:
+            operand = operand[0]
+        if operator not in ("var", "val", "prior") or not isinstance(operand, str):
+            return None
+        name = operand.removeprefix("$prior.") if operator == "var" else operand
+        if self.fields.get(name) == "lookup" and name in self.relations:
+            return operand
+        return None
 
     # -- fields ------------------------------------------------------------------
 
@@ -444,7 +505,9 @@ class _Checker:
             if not rest:
                 return "object"
             self.reads.add(".".join(rest))
-            return self.field_kind(rest, path, self.fields, {})
+            # The record before the change reads through its lookups as the
+            # record does: ``$prior.account.id`` is the account it pointed at.
+            return self.field_kind(rest, path, self.fields, self.relations)
         self.report(path, "unknown_field", f"There is no value named {head!r}.")
         return "any"
 

@@ -98,13 +98,17 @@ class _Builder:
         allow_prior: bool,
         fill: tuple[str, str] | None = None,
         formula: bool = False,
+        lookup_ids: bool = False,
     ) -> Expression | None:
-        """Check and compile one expression; ``fill`` is (field, type) it fills."""
+        """Check and compile one expression; ``fill`` is (field, type) it fills;
+        ``lookup_ids`` says that its lookups read as their ids (a roll-up's
+        condition, which runs on the child's row)."""
         analysis = analyze_condition(
             source,
             fields=shape.fields,
             relations=shape.relations(self.shapes),
             allow_prior=allow_prior,
+            lookup_ids=lookup_ids,
         )
         for problem in analysis.problems:
             where = f"{path}.{problem.path}" if problem.path else path
@@ -262,7 +266,11 @@ class _Builder:
         condition = None
         if document.get("condition") is not None:
             condition = self.expression(
-                "condition", document["condition"], child, allow_prior=False
+                "condition",
+                document["condition"],
+                child,
+                allow_prior=False,
+                lookup_ids=True,
             )
             if condition is not None and condition.dynamic:
                 message = "A roll-up condition must name the fields it reads."
