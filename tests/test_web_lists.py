@@ -741,6 +741,42 @@ def _columns(response: TestResponse) -> list[str]:
     ]
 
 
+def test_a_view_of_dates_in_a_list_selects_what_the_list_did(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 6)
+    state = "close_date__in=2025-03-15,2025-05-15"
+    listed = browser.get(f"/app/opportunity?{state}")
+
+    saved = _save_view(browser, state)
+    opened = browser.get(saved.headers["Location"])
+
+    assert _titles(listed) == ["Deal 02", "Deal 04"]
+    assert saved.status_code == 303
+    assert _titles(opened) == _titles(listed)
+
+
+def test_a_view_of_date_times_in_a_list_selects_what_the_list_did(
+    browser: Browser, sales: Platform
+) -> None:
+    _records(
+        sales,
+        "activity",
+        [
+            {"subject": "Check the Varden pumps", "due_at": "2031-04-17T09:41:27Z"},
+            {"subject": "Call Varden back", "due_at": "2031-04-18T10:00:00Z"},
+        ],
+    )
+    state = "due_at__in=2031-04-17T11:41:27%2B02:00,2031-04-19T10:00:00Z"
+    listed = browser.get(f"/app/activity?{state}")
+
+    saved = _save_view(browser, state, entity="activity", columns=["subject", "due_at"])
+    opened = browser.get(saved.headers["Location"])
+
+    assert _titles(listed) == ["Check the Varden pumps"]
+    assert _titles(opened) == _titles(listed)
+
+
 def test_save_as_view_keeps_the_filters_and_search_as_one_condition(
     browser: Browser, sales: Platform
 ) -> None:

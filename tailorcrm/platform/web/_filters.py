@@ -191,7 +191,12 @@ def _item(spec: dict[str, Any], op: str, value: Any) -> Any:
             return {"contains": [var, value]}
         return {_TEXT_OPS[op]: [{"lower": var}, value.lower()]}
     if op == "in":
-        return {"in": [var, [_json_value(item) for item in value]]}
+        items = [_json_value(item) for item in value]
+        if spec["type"] in ("date", "datetime"):
+            # ``in`` compares items exactly, and a date is no text: each value is
+            # compared as a moment, as ``eq`` compares it.
+            return {"or": [{"==": [var, item]} for item in items]}
+        return {"in": [var, items]}
     comparison = {_COMPARISONS[op]: [var, _json_value(value)]}
     if op in _ORDERED:
         return {"and": [{"!": {"is_blank": var}}, comparison]}
