@@ -743,6 +743,45 @@ def test_cli_import_maps_columns_and_reports(
     assert parents(sales, "parent_account")[ACCENTED] == "Ridgeway Holdings"
 
 
+def test_cli_import_rules_read_the_roles_of_the_user_it_imports_as(
+    cli: Invoke, sales: Platform, tmp_path: Path
+) -> None:
+    cap = {
+        "kind": "rule",
+        "name": "reps_enter_small_accounts",
+        "entity": "account",
+        "type": "validation",
+        "label": "Representatives enter small accounts",
+        "condition": {
+            "and": [
+                {"in": ["sales_rep", {"var": "$user.roles"}]},
+                {">": [{"var": "employees"}, 1000]},
+            ]
+        },
+        "message": "A representative enters accounts of up to 1,000 staff.",
+        "field": "employees",
+    }
+    rep = {"kind": "role", "name": "sales_rep", "label": "Representative"}
+    sales.store.apply([("rep.json", rep), ("cap.json", cap)], actor="test")
+    made = cli(
+        "user", "create", "kit.rowe", "--role", "sales_rep", "--password", "x" * 16
+    )
+    assert made.exit_code == 0, made.output
+    file = write(
+        tmp_path / "accounts.csv", csv_text(["name", "employees"], ["Ridgeway", "5000"])
+    )
+
+    as_rep = cli("import", "account", file, "--user", "kit.rowe")
+    as_admin = cli("import", "account", file)
+
+    assert as_rep.exit_code == 1
+    assert "  row 2, employees: A representative enters accounts of up to 1,000 " in (
+        as_rep.stderr
+    )
+    assert as_admin.exit_code == 0, as_admin.output
+    assert stored(sales, "account", "name") == [("Ridgeway",)]
+
+
 def test_cli_map_option_needs_field_and_column(cli: Invoke, tmp_path: Path) -> None:
     file = write(tmp_path / "accounts.csv", csv_text(["name"], ["Ridgeway Holdings"]))
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from ..errors import BadRequest, Forbidden, NotFound, Problem, TailorError
 from ..metadata import INTEGER_LIMIT, Caller, Catalog, EntityDef
+from .access import load_caller
 from .automation import row_problems
 from .csvio import CellError, CsvFormatError, parse_cell, read_csv
 from .metastore import hold_metadata
@@ -790,6 +791,12 @@ def import_csv(
                 entity_name,
                 bypass_automation=bypass_automation,
             )
+            if caller is None and actor.user_id is not None:
+                # The command line imports with full rights, and the rules still
+                # read the user's roles as on every other path ($user.roles).
+                importer.service.user = load_caller(
+                    connection, actor.user_id, actor.username, actor.is_admin
+                ).condition_data()
             report = importer.run(
                 stream,
                 mapping=mapping,
