@@ -245,6 +245,30 @@ def test_a_dry_run_flag_that_is_not_yes_or_no_is_refused(sales: Api, flag: str) 
     assert sales.get("/meta/rules/loss_reason_required").status_code == 404
 
 
+@pytest.mark.parametrize("flags", ["dry_run=0&dry_run=1", "dry_run=yes&dry_run=no"])
+def test_a_dry_run_flag_given_twice_with_two_answers_is_refused(
+    sales: Api, flags: str
+) -> None:
+    rule = sales.put(
+        f"/meta/rules/loss_reason_required?{flags}", json=LOSS_REASON_REQUIRED
+    )
+    record = sales.post(f"/opportunity?{flags}", json={"title": "Cranes"})
+
+    assert (rule.status_code, record.status_code) == (400, 400)
+    assert record.json["detail"] == "dry_run: give it once, true or false."
+    assert sales.get("/meta/rules/loss_reason_required").status_code == 404
+    assert sales.get("/opportunity?count=1").json["count"] == 0
+
+
+def test_a_dry_run_flag_given_twice_alike_is_taken(sales: Api) -> None:
+    checked = sales.post(
+        "/opportunity?dry_run=1&dry_run=true", json={"title": "Cranes"}
+    )
+
+    assert checked.status_code == 200
+    assert checked.json["applied"] is False
+
+
 @pytest.mark.parametrize(
     ("document", "expected"),
     [

@@ -242,16 +242,24 @@ def _flag(name: str) -> bool:
 
     A value that is neither yes nor no is refused, and so is the name alone
     (``?dry_run``): guessing "no" would apply the change that ``dry_run=on`` or
-    ``?dry_run`` meant only to check.
+    ``?dry_run`` meant only to check. So is the name given twice with values
+    that disagree.
     """
     if name not in request.args:
         return False
-    text = request.args[name].lower()
-    if text in ("1", "true", "yes"):
-        return True
-    if text in ("0", "false", "no"):
-        return False
-    raise BadRequest(f"{name}: use true or false.")
+    answers = set()
+    for text in request.args.getlist(name):
+        if text.lower() in ("1", "true", "yes"):
+            answers.add(True)
+        elif text.lower() in ("0", "false", "no"):
+            answers.add(False)
+        else:
+            raise BadRequest(f"{name}: use true or false.")
+    if len(answers) > 1:
+        # The first would win, and ``dry_run=0&dry_run=1`` would apply the change
+        # that the second asked only to check.
+        raise BadRequest(f"{name}: give it once, true or false.")
+    return answers.pop()
 
 
 def _bypass() -> bool:
