@@ -260,6 +260,49 @@ def test_a_dry_run_flag_given_twice_with_two_answers_is_refused(
     assert sales.get("/opportunity?count=1").json["count"] == 0
 
 
+@pytest.mark.parametrize("misspelt", ["dryrun=1", "Dry_run=1", "dry-run=1"])
+def test_a_misspelt_dry_run_changes_nothing(sales: Api, misspelt: str) -> None:
+    created = sales.post(f"/opportunity?{misspelt}", json={"title": "Cranes"})
+    rule = sales.put(
+        f"/meta/rules/loss_reason_required?{misspelt}", json=LOSS_REASON_REQUIRED
+    )
+    deal = sales.post("/opportunity", json={"title": "Winches"}).json
+    changed = sales.patch(f"/opportunity/{deal['id']}?{misspelt}", json={"amount": 5})
+    deleted = sales.delete(f"/opportunity/{deal['id']}?{misspelt}")
+
+    name = misspelt.split("=")[0]
+    for response in (created, rule, changed, deleted):
+        assert response.status_code == 400, response.json
+        assert response.json["errors"][0]["field"] == name
+        assert response.json["errors"][0]["code"] == "unknown_parameter"
+        assert "Nothing was changed" in response.json["detail"]
+    assert "dry_run" in created.json["detail"]
+    assert "bypass_automation" in created.json["detail"]
+    assert sales.get("/opportunity?count=1").json["count"] == 1
+    assert sales.get(f"/opportunity/{deal['id']}").json["amount"] is None
+    assert sales.get("/meta/rules/loss_reason_required").status_code == 404
+
+
+def test_the_parameters_a_write_reads_are_taken(sales: Api) -> None:
+    created = sales.post(
+        "/opportunity?bypass_automation=1&dry_run=0", json={"title": "Cranes"}
+    )
+    view = sales.post(
+        "/meta/views?entity=opportunity",
+        json={"label": "Mine", "columns": ["title"]},
+    )
+    refused = sales.post(
+        "/meta/views?entity=opportunity&sort=title",
+        json={"label": "Theirs", "columns": ["title"]},
+    )
+
+    assert created.status_code == 201, created.json
+    assert view.status_code == 201, view.json
+    assert refused.status_code == 400
+    assert refused.json["detail"].startswith("sort: POST /api/v1/meta/views has no")
+    assert "it takes entity." in refused.json["detail"]
+
+
 def test_a_dry_run_flag_given_twice_alike_is_taken(sales: Api) -> None:
     checked = sales.post(
         "/opportunity?dry_run=1&dry_run=true", json={"title": "Cranes"}

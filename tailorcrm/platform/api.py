@@ -184,20 +184,45 @@ _View = Callable[..., Response]
 def dry_runs(view: _View) -> _View:
     """Mark an endpoint that honours ``?dry_run=1``; any other write refuses it."""
     view.dry_runs = True  # type: ignore[attr-defined]
-    return view
+    return takes("dry_run")(view)
+
+
+def takes(*names: str) -> Callable[[_View], _View]:
+    """Mark the query parameters a write endpoint reads; it refuses any other."""
+
+    def mark(view: _View) -> _View:
+        known: frozenset[str] = getattr(view, "query_parameters", frozenset())
+        view.query_parameters = known | frozenset(names)  # type: ignore[attr-defined]
+        return view
+
+    return mark
 
 
 @api.before_request
-def _refuse_unknown_dry_run() -> None:
-    # A dry run that an endpoint does not know would make the change it was
-    # meant only to check.
-    if request.method in ("GET", "HEAD", "OPTIONS") or "dry_run" not in request.args:
+def _refuse_unknown_write_parameters() -> None:
+    # A parameter a write does not read is refused rather than ignored: a dry run
+    # that an endpoint does not know, or a misspelt one (``?dryrun=1``), would
+    # make the change it was meant only to check.
+    if request.method in ("GET", "HEAD", "OPTIONS") or not request.args:
         return
     view = current_app.view_functions.get(request.endpoint or "")
-    if not getattr(view, "dry_runs", False):
+    if "dry_run" in request.args and not getattr(view, "dry_runs", False):
         raise BadRequest(
             f"dry_run: {request.method} {request.path} has no dry run; "
             "send it without dry_run to make the change."
+        )
+    known: frozenset[str] = getattr(view, "query_parameters", frozenset())
+    unknown = [name for name in dict.fromkeys(request.args) if name not in known]
+    if unknown:
+        takes_text = (
+            f"it takes {', '.join(sorted(known))}" if known else "it takes none"
+        )
+        message = (
+            f"{request.method} {request.path} has no such parameter; {takes_text}."
+        )
+        raise BadRequest(
+            f"{unknown[0]}: {message} Nothing was changed.",
+            problems=[Problem(name, "unknown_parameter", message) for name in unknown],
         )
 
 
@@ -582,6 +607,7 @@ def list_saved_views() -> Response:
 
 
 @api.post("/meta/views")
+@takes("entity")
 def create_saved_view() -> Response:
     document = _json_body(exact_numbers=False)
     entity = request.args.get("entity")
@@ -649,6 +675,7 @@ def list_records(entity_name: str) -> Response:
 
 @api.post("/<entity_name>")
 @dry_runs
+@takes("bypass_automation")
 def create_record(entity_name: str) -> Response:
     data = _json_body()
     dry_run = _flag("dry_run")
@@ -674,6 +701,7 @@ def get_record(entity_name: str, record_id: int) -> Response:
 
 @api.patch("/<entity_name>/<int:record_id>")
 @dry_runs
+@takes("bypass_automation")
 def update_record(entity_name: str, record_id: int) -> Response:
     data = _json_body()
     expected = _expected_version()
@@ -689,6 +717,7 @@ def update_record(entity_name: str, record_id: int) -> Response:
 
 @api.delete("/<entity_name>/<int:record_id>")
 @dry_runs
+@takes("bypass_automation")
 def delete_record(entity_name: str, record_id: int) -> Response:
     expected = _expected_version()
     dry_run = _flag("dry_run")
