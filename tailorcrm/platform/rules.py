@@ -233,8 +233,8 @@ class _Plan:
 
 @dataclass(frozen=True)
 class _Narrowed:
-    """What a record service's rules read: of related records, each entity's
-    fields loaded; of the record itself, the names it is read with for
+    """What the rules a runner evaluates read: of related records, each
+    entity's fields loaded; of the record itself, the names it is read with for
     conditions, and the lookups among them."""
 
     loaded: Mapping[str, frozenset[str]]
@@ -247,8 +247,9 @@ def _narrowed(
     related_reads: Mapping[str, frozenset[str]] | None,
     reads: frozenset[str] | None,
 ) -> _Narrowed:
-    """What a caller reads that names the related fields and the fields of the
-    record it reads (``None`` for all the rules read), worked out once per plan."""
+    """What a caller reads that evaluates only some rules, named by the related
+    fields and the record's fields they read (``None``: what all the rules read),
+    worked out once per plan for the first few such callers."""
     key = (
         None if related_reads is None else frozenset(related_reads.items()),
         reads,
