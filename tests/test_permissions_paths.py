@@ -905,3 +905,92 @@ def test_the_delete_page_says_records_the_caller_cannot_see_hold_it_back(
     refused = desk.api.delete(f"/account/{desk.own_account}")
     assert refused.status_code == 409
     assert refused.json["errors"][-1]["message"].startswith("Records you cannot see")
+
+
+#: An id no account has.
+NO_ACCOUNT = 987654
+
+
+def _vault_rules(desk: Desk) -> None:
+    """Rules of deals that read their account's ERP code: a validation, a
+    default and a field state."""
+    vaulted = {"==": [{"var": "account.erp_code"}, "V-1"]}
+    rules = [
+        {**_rule("no_vault_deals", "opportunity", vaulted, "title"), "message": "V!"},
+        {
+            "kind": "rule",
+            "name": "step_from_account",
+            "entity": "opportunity",
+            "type": "default",
+            "label": "The next step names the account's code",
+            "field": "next_step",
+            "expression": {"cat": ["Code ", {"var": "account.erp_code"}]},
+        },
+        _field_state("close_for_vaults", "close_date", visible_if=vaulted),
+    ]
+    desk.platform.store.apply([("", rule) for rule in rules], actor="test")
+
+
+def _as_missing(response: Any, record_id: int) -> tuple[int, str]:
+    """A response with an id in it spelt as the id no account has."""
+    text = response.get_data(as_text=True)
+    return response.status_code, text.replace(str(record_id), str(NO_ACCOUNT))
+
+
+def test_rules_read_a_lookup_to_an_unreadable_record_as_one_to_no_record(
+    desk: Desk,
+) -> None:
+    _vault_rules(desk)
+    own = {"title": "Own pumps", "account": desk.own_account}
+    own_deal = desk.api.post("/opportunity", json=own).json["id"]
+    answers = {}
+    for account in (desk.hidden_account, NO_ACCOUNT):
+        body = {"title": "Probe", "account": account}
+        answers[account] = [
+            desk.api.post("/opportunity", json=body),
+            desk.api.post("/opportunity?dry_run=1", json=body),
+            desk.api.patch(f"/opportunity/{own_deal}", json={"account": account}),
+            desk.api.patch(
+                f"/opportunity/{own_deal}?dry_run=1", json={"account": account}
+            ),
+        ]
+    by_admin = desk.admin.post(
+        "/opportunity?dry_run=1", json={"title": "P", "account": desk.hidden_account}
+    )
+
+    for guessed, missing in zip(
+        answers[desk.hidden_account], answers[NO_ACCOUNT], strict=True
+    ):
+        assert guessed.status_code == 422
+        assert "V!" not in guessed.get_data(as_text=True)
+        assert _as_missing(guessed, desk.hidden_account) == _as_missing(missing, 0)
+    assert _errors(by_admin) == [("title", "rule", "V!")]
+    assert fetch(desk.platform, "opportunity", own_deal)["account"] == desk.own_account
+
+
+def _form_judged(response: Any) -> tuple[Any, ...]:
+    """What a new deal's form makes of its account: the next step a default
+    rule filled and the state of the close date."""
+    found = elements(response.get_data(as_text=True))
+    [step] = [e for e in found if e.tag == "input" and e.get("name") == "next_step"]
+    [close] = [e for e in found if e.get("data-field") == "close_date"]
+    return response.status_code, step.get("value"), "hidden" in close.attrs
+
+
+def test_a_new_form_reads_an_unreadable_record_it_is_given_as_no_record(
+    desk: Desk,
+) -> None:
+    _vault_rules(desk)
+    judged = {}
+    for account in (desk.hidden_account, NO_ACCOUNT, desk.own_account):
+        page = desk.browser.get(f"/app/opportunity/new?account={account}")
+        typed = desk.browser.post(
+            "/app/opportunity/new", {"title": "", "account": str(account)}
+        )
+        judged[account] = (_form_judged(page), _form_judged(typed))
+        assert "V-1" not in page.get_data(as_text=True).replace('"V-1"]}', "")
+        assert "V-1" not in typed.get_data(as_text=True).replace('"V-1"]}', "")
+
+    assert judged[desk.hidden_account] == judged[NO_ACCOUNT]
+    assert judged[NO_ACCOUNT] == ((200, "Code", True), (422, "", True))
+    assert judged[desk.own_account] == ((200, "Code O-1", True), (422, "", True))

@@ -306,6 +306,12 @@ class RecordService:
             verb = _VERBS.get(operation, operation)
             raise Forbidden(f"You may not {verb} this {entity.label}.") from None
 
+    def unreadable(self, entity_name: str, ids: Collection[int]) -> set[int]:
+        """Which of ``ids`` of ``entity_name`` the caller may not read (see
+        :func:`unreadable_ids`)."""
+        seen = self.view.entities.get(entity_name)
+        return set() if seen is None else unreadable_ids(self.connection, seen, ids)
+
     def _as_seen(self, entity: EntityDef, problems: list[Problem]) -> list[Problem]:
         """Rule problems as the caller may read them: one on a field their roles
         hide names no field, and a field-state problem there does not name it.
@@ -515,6 +521,7 @@ class RecordService:
             entity, incoming, problems, partial=runner.relaxed() or False
         )
         if rules and runner.rules.on_records:
+            runner.withhold(values, self.unreadable)
             runner.prepare_new(values, given, problems)
             problems = [self._as_seen(entity, found) for found in problems]
         checks = (
@@ -676,6 +683,8 @@ class RecordService:
         )[0]
         _keep_stored_spellings(entity, current, values)
         if rules.rules.on_records and not problems:
+            given = {k: v for k, v in values.items() if current.get(k) != v}
+            rules.withhold([given], self.unreadable)
             problems += self._as_seen(entity, rules.prepare_change(current, values))
         merged = {**current, **values}
         changed = {k: v for k, v in values.items() if current.get(k) != v}
@@ -1025,6 +1034,23 @@ class RecordService:
             ]
             for found in problems
         ]
+
+
+def unreadable_ids(
+    connection: sa.Connection, seen: EntityDef, ids: Collection[int]
+) -> set[int]:
+    """Which of ``ids`` the caller may not read, of ``seen``, an entity of the
+    caller's view of the catalog: none when nothing restricts their reading, all
+    of them when they may not read the entity."""
+    access = seen.access
+    clause = None if access is None else access.where("read", seen.table)
+    if clause is None or not ids:
+        return set()
+    table = seen.table
+    readable = connection.execute(
+        sa.select(table.c.id).where(table.c.id.in_(list(ids)), clause)
+    ).scalars()
+    return set(ids) - set(readable)
 
 
 def _check_keys(entity: EntityDef, data: Any) -> list[Problem]:

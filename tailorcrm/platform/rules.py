@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -537,6 +537,35 @@ class RecordRules:
             self._related[(target, int(row["id"]))] = dict(row)
         for missing in ids:
             self._related.setdefault((target, int(missing)), None)
+
+    def withhold(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        unreadable: Callable[[str, set[int]], Collection[int]],
+    ) -> None:
+        """Read the related records that ``records`` point at and that the caller
+        may not read as records that are not stored.
+
+        ``unreadable`` gives, of some ids of an entity, those the caller may not
+        read. A reference given to such a record is refused as one to no record,
+        so the rules judge it as one too: what they made of the record (a
+        validation's message, a default's value, a field's state) would tell the
+        caller of a record they cannot see. Call it before the rules load the
+        related records, with the records' lookups the caller gives.
+        """
+        records = list(records)
+        wanted: dict[str, set[int]] = {}
+        for lookup in self.related_reads:
+            target = self._lookups.get(lookup)
+            if target is None:
+                continue
+            for record in records:
+                value = record.get(lookup)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    wanted.setdefault(target, set()).add(value)
+        for target, ids in wanted.items():
+            for record_id in unreadable(target, ids):
+                self._related[(target, int(record_id))] = None
 
     def stored(self, target: str, record_id: Any) -> bool | None:
         """Whether the record ``record_id`` of ``target`` was found when related

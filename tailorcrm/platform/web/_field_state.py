@@ -38,6 +38,7 @@ from ...renderer import (
 )
 from .._app import Session
 from ..query import SYSTEM_SPECS, names_of
+from ..records import unreadable_ids
 from ..rules import FormState, RecordRules
 
 
@@ -198,6 +199,7 @@ def prefill_defaults(
     typed = converted(entity, read_form(entity, values))
     _with_unseen(session, entity, typed, None)
     runner = _runner(session, entity)
+    _withhold(session, runner, typed, None)
     runner.prefill(typed, frozenset(given))
     filled = {
         rule.field: typed.get(rule.field)
@@ -208,6 +210,27 @@ def prefill_defaults(
     for name in filled:
         if name not in given:
             values[name] = shown[name]
+
+
+def _withhold(
+    session: Session,
+    runner: RecordRules,
+    typed: Mapping[str, Any],
+    stored: Mapping[str, Any] | None,
+) -> None:
+    """Judge the lookups a form gives (those of a new record, those an edit
+    changes) that point at a record the caller cannot read as a save does: as
+    pointing at no record (see :meth:`RecordRules.withhold`)."""
+    if session.catalog.full is None:
+        return
+    if stored is not None:
+        typed = {k: v for k, v in typed.items() if stored.get(k) != v}
+
+    def unreadable(target: str, ids: set[int]) -> set[int]:
+        seen = session.catalog.entities.get(target)
+        return set() if seen is None else unreadable_ids(session.connection, seen, ids)
+
+    runner.withhold([typed], unreadable)
 
 
 def fixed_fields(session: Session, entity: EntityDef) -> frozenset[str]:
@@ -252,6 +275,7 @@ def form_rules(
     # A locked field is saved as stored (see ``locked_fields``), so it reads so.
     sent = [name for name in placed if name not in locked]
     typed.update(converted(entity, read_form(entity, values, editable=sent)))
+    _withhold(session, runner, typed, stored)
     if stored is None:
         given = set(placed) | {n for n, _ in runner.entity.defaults}
         runner.prefill(typed, frozenset(given))
