@@ -994,3 +994,75 @@ def test_a_new_form_reads_an_unreadable_record_it_is_given_as_no_record(
     assert judged[desk.hidden_account] == judged[NO_ACCOUNT]
     assert judged[NO_ACCOUNT] == ((200, "Code", True), (422, "", True))
     assert judged[desk.own_account] == ((200, "Code O-1", True), (422, "", True))
+
+
+UNSEEN_RULE = "A rule you cannot see refused this change; ask an administrator."
+
+
+def _formula(name: str, field: str, expression: Any) -> dict[str, Any]:
+    return {
+        "kind": "rule",
+        "name": name,
+        "entity": "opportunity",
+        "type": "formula",
+        "label": name,
+        "field": field,
+        "expression": expression,
+    }
+
+
+def test_a_computed_value_that_does_not_fit_is_told_only_as_the_caller_sees_it(
+    desk: Desk,
+) -> None:
+    # A formula reading the ERP code the clerk cannot see fills the channel, a
+    # field they see: for titles starting "zz" its value is no choice. Another
+    # fills an ERP mail their role hides, with no address for titles "yy...".
+    document = json.loads((SALES_PACK / "opportunity.json").read_text())
+    document["fields"] += [
+        {
+            "name": "channel",
+            "type": "picklist",
+            "label": "Channel",
+            "options": [{"value": "web", "label": "Web"}],
+        },
+        {"name": "erp_mail", "type": "email", "label": "ERP mail"},
+    ]
+    assert desk.admin.put("/meta/entities/opportunity", json=document).status_code
+    role = json.loads(json.dumps(CLERK))
+    role["entities"]["opportunity"]["fields"]["erp_mail"] = "hidden"
+    zz = {"starts_with": [{"var": "title"}, "zz"]}
+    yy = {"starts_with": [{"var": "title"}, "yy"]}
+    channel = {"if": [zz, {"cat": ["code ", {"var": "erp_code"}]}, None]}
+    mail = {"if": [yy, {"cat": ["mail ", {"var": "title"}]}, None]}
+    documents = [
+        role,
+        _formula("channel_coded", "channel", channel),
+        _formula("mail_titled", "erp_mail", mail),
+    ]
+    desk.platform.store.apply([("", d) for d in documents], actor="test")
+    deal = create(
+        desk.platform,
+        "opportunity",
+        title="Clerk's coded deal",
+        erp_code="E-77",
+        owner_id=desk.clerk_id,
+    )["id"]
+    path = f"/opportunity/{deal}"
+
+    answers = [
+        desk.api.patch(path, json={"title": "zz again"}),
+        desk.api.patch(f"{path}?dry_run=1", json={"title": "zz again"}),
+        desk.api.post("/opportunity", json={"title": "yy new"}),
+        desk.api.post("/opportunity?dry_run=1", json={"title": "yy new"}),
+    ]
+    by_admin = desk.admin.patch(f"{path}?dry_run=1", json={"title": "zz again"})
+
+    for response in answers:
+        text = response.get_data(as_text=True)
+        assert response.status_code == 422
+        assert _errors(response) == [(None, "rule_value", UNSEEN_RULE)]
+        assert "E-77" not in text and "mail yy" not in text
+        assert "channel_coded" not in text and "mail_titled" not in text
+    assert _errors(by_admin)[0][:2] == ("channel", "rule_value")
+    assert "'code E-77'" in by_admin.json["errors"][0]["message"]
+    assert fetch(desk.platform, "opportunity", deal)["title"] == "Clerk's coded deal"

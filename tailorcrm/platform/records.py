@@ -315,6 +315,11 @@ class RecordService:
     def _as_seen(self, entity: EntityDef, problems: list[Problem]) -> list[Problem]:
         """Rule problems as the caller may read them: one on a field their roles
         hide names no field, and a field-state problem there does not name it.
+        A value a default or formula computed that does not fit its field is
+        told (with the rule and the value) only when the field is one the caller
+        sees and every rule that fills it is one they are shown (see
+        :func:`.access.readable_rules`), as a recomputation refused on another
+        record is.
 
         The rules judge every field, seen or not (the same answer on every path);
         a field the caller cannot see is one they cannot fill either, so they
@@ -323,15 +328,37 @@ class RecordService:
         seen = self.view.entities.get(entity.name)
         if seen is None or seen is entity or not problems:
             return problems
-        found = []
+        found: list[Problem] = []
         for problem in problems:
-            if problem.field is None or problem.field in seen.fields:
+            if problem.code == "rule_value" and not self._told_value(
+                entity, seen, problem.field
+            ):
+                unseen = Problem(None, problem.code, _UNSEEN[problem.code])
+                if unseen not in found:
+                    found.append(unseen)
+            elif problem.field is None or problem.field in seen.fields:
                 found.append(problem)
             elif problem.code in ("required", "read_only"):
                 found.append(Problem(None, problem.code, _UNSEEN[problem.code]))
             else:
                 found.append(Problem(None, problem.code, problem.message))
         return found
+
+    def _told_value(self, entity: EntityDef, seen: EntityDef, field: Any) -> bool:
+        """Whether a value that a rule computed for ``field`` may be told to
+        the caller: the field is one they see, filled only by rules they are
+        shown."""
+        if field is None or field not in seen.fields:
+            return False
+        shown = readable_rules(self.view)
+        if shown is None:
+            return True
+        rules = self.catalog.rules.for_entity(entity.name)
+        filling = [rule.name for rule in rules.defaults if rule.field == field]
+        computed = rules.computed.get(field)
+        if computed is not None:
+            filling.append(computed.name)
+        return all(name in shown for name in filling)
 
     def _rules(self, entity: EntityDef) -> RecordRules:
         return RecordRules(
@@ -611,7 +638,11 @@ class RecordService:
             rows.append(row)
         if self.catalog.rules.for_entity(entity.name).formulas:
             runner = self._rules(entity)
-            runner.when_stored(rows)
+            try:
+                runner.when_stored(rows)
+            except ValidationFailed as error:
+                error.problems = self._as_seen(entity, list(error.problems))
+                raise
             late = runner.unique_when_stored
             if late:
                 # One row at a time (see create_many): its clash is its own.
@@ -1216,6 +1247,7 @@ _UNSEEN = {
         "A field you cannot see would hold a value another record already has; "
         "ask an administrator."
     ),
+    "rule_value": "A rule you cannot see refused this change; ask an administrator.",
 }
 
 
