@@ -60,3 +60,46 @@ def test_sharing_rule_on_a_user_attribute_opens_that_region_only(
         "North 2",
     ]
     assert response.json["count"] == 2
+
+
+#: A role that reads deals only through a sharing rule, and hides their region.
+REGION_BLIND = {
+    "kind": "role",
+    "name": "region_blind",
+    "label": "Region-blind partner",
+    "entities": {"deal": {"fields": {"region": "hidden"}}},
+    "sharing": [
+        {
+            "name": "north_deals",
+            "entity": "deal",
+            "access": "read",
+            "condition": {"==": [{"var": "region"}, "north"]},
+        }
+    ],
+}
+
+
+def test_a_role_reading_only_through_sharing_hides_the_fields_it_hides(
+    app: Flask, platform: Platform, api: Api
+) -> None:
+    assert api.put("/meta/entities/deal", json=DEAL).status_code == 201
+    for title, region in [("North 1", "north"), ("South 1", "south")]:
+        created = api.post("/deal", json={"title": title, "region": region})
+        assert created.status_code == 201, created.json
+    platform.store.apply([("", REGION_BLIND)], actor="test")
+    with platform.transaction() as (connection, catalog):
+        partner = create_user(connection, "partner", "partner-password")
+        token = create_token(connection, partner)
+        set_user_roles(connection, catalog, "partner", ["region_blind"])
+    partner_api = Api(app.test_client(), token)
+
+    listed = partner_api.get("/deal")
+    [deal] = listed.json["data"]
+    probe = partner_api.get("/deal?region=north")
+    me = partner_api.get("/me").json
+
+    assert deal["title"] == "North 1"
+    assert "region" not in deal
+    assert partner_api.get(f"/deal/{deal['id']}").json.keys() == deal.keys()
+    assert probe.status_code == 400
+    assert me["entities"]["deal"]["fields"] == {"region": "hidden"}

@@ -230,11 +230,17 @@ def permissions_for(caller: Caller, roles: Mapping[str, StoredRole]) -> Permissi
     readers: dict[str, list[Mapping[str, str]]] = {}
     sharing: dict[str, list[tuple[str, Any]]] = {}
     for document in held:
-        for entity, grant in document.get("entities", {}).items():
+        grants = document.get("entities", {})
+        # A role reads an entity through its scopes or through its sharing rules;
+        # either way its field levels are the ones its records are read with.
+        shared = {rule["entity"] for rule in document.get("sharing", [])}
+        for entity, grant in grants.items():
             mine = scopes.setdefault(entity, {})
             for operation in OPERATIONS:
                 mine[operation] = _wider(mine.get(operation), grant.get(operation))
-            if _reach(grant) != "none":
+        for entity in {*grants, *shared}:
+            grant = grants.get(entity, {})
+            if _reach(grant) != "none" or entity in shared:
                 readers.setdefault(entity, []).append(grant.get("fields", {}))
         for rule in document.get("sharing", []):
             sharing.setdefault(rule["entity"], []).append(
