@@ -35,6 +35,15 @@ from tests.rules_support import (
 from tests.web_helpers import PASSWORD, Browser, sign_in, token_of
 
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+PROJECT = {
+    "name": "project",
+    "label": "Project",
+    "display_field": "title",
+    "fields": [
+        {"name": "title", "type": "text", "label": "Title"},
+        {"name": "budget", "type": "integer", "label": "Budget"},
+    ],
+}
 
 
 @pytest.fixture
@@ -737,3 +746,31 @@ def test_the_revision_pages_are_for_admins_and_linked_for_them_only(
     assert 'href="/admin/revisions"' not in plain_home
     assert plain.get("/admin/revisions").status_code == 403
     assert plain.get("/admin/revisions/1").status_code == 403
+
+
+def test_an_entity_made_again_after_a_purge_has_none_of_the_old_history(
+    app: Flask, platform: Platform, api: Api
+) -> None:
+    # The same document, ids included, as `meta export` writes it.
+    first = api.put("/meta/entities/project", json=PROJECT)
+    document = first.json["document"]
+    old = create(api, "project", title="Vault plans", budget=900)
+    api.patch(f"/project/{old['id']}", json={"budget": 950})
+    api.delete(f"/project/{old['id']}")
+    api.delete("/meta/entities/project")
+    platform.store.purge("project", None, actor="test")
+
+    again = api.put("/meta/entities/project", json=document)
+    new = create(api, "project", title="Garden shed")
+    reader = other_user(platform, app)
+
+    assert again.status_code == 201, again.json
+    assert new["id"] == old["id"]
+    for caller in (api, reader):
+        entries = history(caller, "project", new["id"])
+        assert [(e["kind"], e["field"]) for e in entries] == [("create", None)]
+    with platform.engine.connect() as connection:
+        kept = connection.execute(
+            sa.select(field_history.c.kind).where(field_history.c.entity == "project")
+        ).scalars()
+        assert list(kept) == ["create"]

@@ -38,6 +38,7 @@ from ..metadata import (
     plan_entity,
 )
 from .db import (
+    field_history,
     is_sqlite,
     meta_documents,
     meta_history,
@@ -444,6 +445,12 @@ class MetadataStore:
             if field is None:
                 _check_purge_entity(current, name)
                 drop_table(connection, entity)
+                # Its records' history goes with them: a table made again under
+                # the name numbers its records from 1 again, and their history
+                # would read the purged records' entries.
+                connection.execute(
+                    field_history.delete().where(field_history.c.entity == name)
+                )
                 plan.add("drop_table", name)
                 count = drop_views(connection, name)
                 if count:
