@@ -297,6 +297,69 @@ def test_renaming_a_field_rewrites_the_roles_that_name_it(world: World) -> None:
     assert _owned_by(world, "account", "stranger", country="Norway") <= shared
 
 
+def _opportunity_document(world: World) -> dict[str, Any]:
+    entity = world.admin.get("/meta/entities/opportunity").json
+    document: dict[str, Any] = entity.get("document", entity)
+    document.pop("revision", None)
+    return document
+
+
+def _rep_levels(world: World) -> dict[str, str]:
+    role = world.admin.get("/meta/roles/sales_rep").json
+    levels: dict[str, str] = role["entities"]["opportunity"]["fields"]
+    return levels
+
+
+def test_a_field_removed_and_restored_stays_hidden_from_the_roles_that_hid_it(
+    world: World,
+) -> None:
+    # The rep's role hides the opportunity's ERP code, whose values stay in
+    # their column while the field is removed.
+    whole = _opportunity_document(world)
+    deal = world.records["opportunity"][0]["id"]
+    world.admin.patch(f"/opportunity/{deal}", json={"erp_code": "ERP-HUSH-1"})
+    removed = dict(
+        whole, fields=[f for f in whole["fields"] if f["name"] != "erp_code"]
+    )
+    assert (
+        world.admin.put("/meta/entities/opportunity", json=removed).status_code == 200
+    )
+    while_removed = _rep_levels(world)
+
+    restored = world.admin.put("/meta/entities/opportunity", json=whole)
+    api = world.api_for(REP)
+    listed = api.get("/opportunity?limit=200").get_data(as_text=True)
+    probe = api.get("/opportunity?erp_code=ERP-HUSH-1")
+
+    assert restored.status_code == 200, restored.json
+    assert "erp_code" not in listed and "ERP-HUSH-1" not in listed
+    assert probe.status_code == 400
+    assert while_removed["erp_code"] == "hidden"
+    assert _rep_levels(world)["erp_code"] == "hidden"
+    assert api.get("/me").json["entities"]["opportunity"]["fields"]["erp_code"] == (
+        "hidden"
+    )
+
+
+def test_a_purged_field_leaves_the_roles_that_named_it(world: World) -> None:
+    whole = _opportunity_document(world)
+    removed = dict(
+        whole, fields=[f for f in whole["fields"] if f["name"] != "erp_code"]
+    )
+    world.admin.put("/meta/entities/opportunity", json=removed)
+    while_removed = world.api_for(REP).get("/me").json["entities"]["opportunity"]
+    platform = world.app.extensions["tailorcrm"]
+
+    result = platform.store.purge("opportunity", "erp_code", actor="test")
+    role = world.admin.get("/meta/roles/sales_rep").json
+    changed = world.admin.put("/meta/roles/sales_rep", json=role)
+
+    assert "erp_code" not in while_removed["fields"]
+    assert "rewrite_role sales_rep" in result.plan.describe()
+    assert "erp_code" not in _rep_levels(world)
+    assert changed.status_code == 200, changed.json
+
+
 def test_a_role_held_by_a_user_cannot_be_deleted(world: World) -> None:
     response = world.admin.delete("/meta/roles/sales_rep")
 

@@ -104,7 +104,9 @@ def check_role_document(
             )
             continue
         for field in grant.get("fields", {}):
-            if field not in entity.fields:
+            # A removed field keeps the levels roles give it: its data stays,
+            # and comes back with it if it is restored.
+            if field not in entity.fields and field not in entity.hidden_fields:
                 problems.append(
                     Problem(
                         _path(name, f"{at}.fields.{field}"),
@@ -184,11 +186,14 @@ def rewrite_roles(
     roles: Mapping[str, StoredRole],
     changes: Mapping[str, Mapping[str, str | None]],
 ) -> dict[str, dict[str, Any]]:
-    """Role documents with renamed fields renamed and removed ones dropped.
+    """Role documents with renamed fields renamed.
 
     ``changes`` maps entity -> old field name -> new name (``None``: removed). A
-    sharing rule that reads a removed field is dropped with it: it can only open
-    fewer records then, never more. Returns only the documents that changed.
+    removed field keeps its level: its column and values stay, and a field
+    restored with the level dropped would show what the role hid (a purge drops
+    it, see :func:`drop_field_levels`). A sharing rule that reads a removed field
+    is dropped with it: it can only open fewer records then, never more.
+    Returns only the documents that changed.
     """
     rewritten = {}
     for name, stored in roles.items():
@@ -198,9 +203,9 @@ def rewrite_roles(
             if grant and "fields" in grant:
                 fields = {}
                 for field, level in grant["fields"].items():
-                    if field not in renames:
+                    if field not in renames or renames[field] is None:
                         fields[field] = level
-                    elif renames[field] is not None:
+                    else:
                         fields[str(renames[field])] = level
                 grant["fields"] = fields
             kept = []
@@ -218,6 +223,22 @@ def rewrite_roles(
                 document["sharing"] = kept
         if document != stored.document:
             rewritten[name] = document
+    return rewritten
+
+
+def drop_field_levels(
+    roles: Mapping[str, StoredRole], entity: str, field: str
+) -> dict[str, dict[str, Any]]:
+    """Role documents without the level of a field that is gone for good (a
+    purged one). Returns only the documents that changed."""
+    rewritten = {}
+    for name, stored in roles.items():
+        grant = stored.document.get("entities", {}).get(entity)
+        if not grant or field not in grant.get("fields", {}):
+            continue
+        document = copy.deepcopy(stored.document)
+        del document["entities"][entity]["fields"][field]
+        rewritten[name] = document
     return rewritten
 
 

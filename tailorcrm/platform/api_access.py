@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import Response, jsonify
 
 from ..errors import BadRequest, NotFound
-from ..metadata import OPERATIONS, ROLE, Catalog, role_schema
+from ..metadata import OPERATIONS, ROLE, Catalog, EntityAccess, role_schema
 from ._app import platform
 from .access import (
     create_team,
@@ -107,7 +107,7 @@ def who_am_i() -> Response:
                     operation: "all" if access is None else access.scope(operation)
                     for operation in OPERATIONS
                 },
-                "fields": {} if access is None else dict(access.levels),
+                "fields": {} if access is None else _live_levels(access),
                 "shared": 0 if access is None else len(access.sharing),
             }
         caller = permissions.caller if permissions is not None else None
@@ -121,6 +121,17 @@ def who_am_i() -> Response:
                 "entities": entities,
             }
         )
+
+
+def _live_levels(access: EntityAccess) -> dict[str, str]:
+    """The field levels of the entity's live fields (a removed field keeps its
+    levels in the roles until it is purged)."""
+    full = access.full
+    return {
+        name: level
+        for name, level in access.levels.items()
+        if full is None or name in full.fields
+    }
 
 
 # -- users --------------------------------------------------------------------------

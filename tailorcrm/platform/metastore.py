@@ -59,7 +59,9 @@ from .layoutstore import (
 from .migrate import apply_plan, check_plan, drop_table, purge_column
 from .revisions import check_expected
 from .rolestore import (
+    RoleChange,
     check_expected_roles,
+    plan_field_purge,
     plan_role_removal,
     plan_roles,
     split_roles,
@@ -442,6 +444,8 @@ class MetadataStore:
                 raise NotFound(f"There is no entity named {name!r}.")
             plan = Plan()
             old = stored[name]
+            roles_before = stored_roles(connection)
+            roles = RoleChange()
             if field is None:
                 _check_purge_entity(current, name)
                 drop_table(connection, entity)
@@ -471,8 +475,13 @@ class MetadataStore:
                 plan.add("drop_column", name, field)
                 hidden = [s for s in old.hidden_fields if s["name"] != field]
                 after = StoredEntity(old.document, hidden, old.removed)
+                # The roles' levels of the field go with it (a removed field
+                # keeps them, since it may come back).
+                roles = plan_field_purge(roles_before, name, field)
+                plan.extend(roles.plan)
             revision = current.revision + 1
             self._write(connection, stored, {name: after}, revision, plan, actor=actor)
+            write_roles(connection, roles_before, roles, revision)
         log.info("applied plan r%s: %s", revision, "; ".join(plan.describe()))
         return ChangeResult(revision, plan, applied=True)
 

@@ -21,6 +21,7 @@ from ..metadata import (
     Plan,
     StoredRole,
     check_role_document,
+    drop_field_levels,
     is_role_document,
     rewrite_roles,
 )
@@ -105,6 +106,17 @@ def plan_roles(
         change.plan.add("set_role" if old is not None else "add_role", name)
     others = {name: role for name, role in stored.items() if name not in incoming}
     for name, document in rewrite_roles(others, field_changes).items():
+        change.after[name] = document
+        change.plan.add("rewrite_role", name)
+    return change
+
+
+def plan_field_purge(
+    stored: Mapping[str, StoredRole], entity: str, field: str
+) -> RoleChange:
+    """The stored roles without the level of a field purged for good."""
+    change = RoleChange()
+    for name, document in drop_field_levels(stored, entity, field).items():
         change.after[name] = document
         change.plan.add("rewrite_role", name)
     return change
