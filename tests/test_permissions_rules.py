@@ -210,6 +210,52 @@ def test_ownership_moves_within_the_edit_scope_only(world: World) -> None:
     assert kept["owner_id"] == world.people[REP].id
 
 
+def test_a_record_edited_through_a_sharing_rule_cannot_be_taken_over(
+    world: World,
+) -> None:
+    # The rep may edit their own opportunities, and those of their country
+    # through a sharing rule: those they may change, but not make their own.
+    role = {
+        "kind": "role",
+        "name": "country_editor",
+        "label": "Country editor",
+        "entities": {"account": {"read": "own", "edit": "own", "delete": "own"}},
+        "sharing": [
+            {
+                "name": "edit_my_country",
+                "entity": "account",
+                "access": "edit",
+                "condition": {"==": [{"var": "country"}, {"var": "$user.country"}]},
+            }
+        ],
+    }
+    assert world.admin.put("/meta/roles/country_editor", json=role).status_code == 201
+    world.admin.patch(
+        f"/users/{REP}", json={"roles": ["country_editor"], "attributes": {}}
+    )
+    shared = _owned_by(world, "account", "stranger")
+    account = min(shared)
+    country = world.admin.get(f"/account/{account}").json["country"]
+    world.admin.patch(f"/users/{REP}", json={"attributes": {"country": country}})
+    api = world.api_for(REP)
+    me = world.people[REP].id
+    owner = world.people["stranger"].id
+    path = f"/account/{account}"
+
+    edited = api.patch(path, json={"notes": "Checked"})
+    taken = api.patch(path, json={"owner_id": me})
+    tried = api.patch(f"{path}?dry_run=1", json={"owner_id": me, "notes": "Mine"})
+    deleted = api.delete(path)
+    stored = world.admin.get(path).json
+
+    assert edited.status_code == 200, edited.json
+    assert taken.status_code == 403, taken.json
+    assert [e["field"] for e in taken.json["errors"]] == ["owner_id"]
+    assert tried.status_code == 403
+    assert deleted.status_code == 403
+    assert (stored["owner_id"], stored["notes"]) == (owner, "Checked")
+
+
 @pytest.mark.parametrize(
     ("change", "path", "code"),
     [

@@ -723,6 +723,12 @@ class RecordService:
             self._check_fields(access, data, changed=changed)
             if "owner_id" in changed:
                 problems += self._check_owners(access, "edit", [changed["owner_id"]])[0]
+                if not access.owner_allowed("edit", current["owner_id"]):
+                    # A record reached only through a sharing rule is edited, not
+                    # owned: taking it would give its new owner what its scope
+                    # gives owners (deleting it, say) and take it from the old.
+                    message = "You may not change the owner of this record."
+                    problems.append(Problem("owner_id", "forbidden_owner", message))
         probe = {k: merged[k] for k in changed}
         probe["id"] = current["id"]
         problems += self._check_references(entity, [probe])[0]
