@@ -603,6 +603,24 @@ def test_picklist_prefers_a_value_over_another_options_label() -> None:
     assert parse_cell("picklist", "b", options=options) == "b"
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("Red", "Red"), ("red", "red"), ("RED", "red"), ("Other", "Red")],
+)
+def test_picklist_values_that_differ_only_in_case_are_told_apart(
+    text: str, expected: str
+) -> None:
+    options = [
+        {"value": "red", "label": "Bright red"},
+        {"value": "Red", "label": "Other"},
+    ]
+
+    assert parse_cell("picklist", text, options=options) == expected
+    assert parse_cell("multi_picklist", f"{text};red", options=options) == list(
+        dict.fromkeys([expected, "red"])
+    )
+
+
 def test_picklist_refuses_an_unknown_choice_listing_the_values() -> None:
     with pytest.raises(CellError) as excinfo:
         parse_cell("picklist", "Lost", options=STAGES)

@@ -477,10 +477,14 @@ def _match_choice(text: str, options: Sequence[Mapping[str, object]]) -> object:
     key = text.casefold()
     # A match on a value wins over a match on a label, so that a label that happens
     # to spell another option's value can never change which option is chosen.
+    # Within each, the text as written wins over letter case: of the values 'red'
+    # and 'Red', 'Red' (as an export writes it) picks 'Red'.
     for attribute in ("value", "label"):
-        for option in options:
-            if str(option.get(attribute, "")).casefold() == key:
-                return option["value"]
+        for fold in (False, True):
+            for option in options:
+                written = str(option.get(attribute, ""))
+                if (written.casefold() == key) if fold else (written == text):
+                    return option["value"]
 
     raise CellError(
         "invalid_choice",
