@@ -184,6 +184,26 @@ def test_a_changed_mapping_decides_what_is_imported(
     assert tuple(row) == ("Anvils", None, None)
 
 
+def test_a_column_without_a_name_is_imported_from_the_column_chosen(
+    browser: Browser, sales: Platform
+) -> None:
+    # Two columns have no name: the one picked on the page is the one read.
+    text = "Title,,Amount,\nAnvils,Call Monday,10,Write Friday\n"
+    address = _upload(browser, text).headers["Location"]
+    browser.get(address)
+
+    done = browser.post(
+        address, {"action": "import", "map_0": "title", "map_1": "next_step"}
+    )
+
+    assert done.status_code == 200
+    with sales.reading() as (connection, _):
+        row = connection.execute(
+            sa.text("SELECT title, amount, next_step FROM opportunity")
+        ).one()
+    assert tuple(row) == ("Anvils", None, "Call Monday")
+
+
 def test_the_mapping_is_checked_before_the_import_runs(browser: Browser) -> None:
     address = _upload(browser, DEALS).headers["Location"]
     browser.get(address)

@@ -99,13 +99,16 @@ class ImportFailed(TailorError):
 def match_columns(
     entity: EntityDef,
     header: Sequence[str],
-    mapping: Mapping[str, str],
+    mapping: Mapping[str, str | int],
     *,
     auto: bool = True,
     computed: Collection[str] = (),
 ) -> tuple[dict[str, int], list[str]]:
     """Return ``{field: column index}`` and the names of unused columns.
 
+    :param mapping: the column of each field, by its name or by its index (a
+        page that shows the columns picks them by index: a file may leave more
+        than one column without a name).
     :param auto: match the fields ``mapping`` leaves out by name or label; without
         it only ``mapping`` counts (a person chose every column).
     :param computed: fields that rules compute; like autonumbers they are not
@@ -125,6 +128,12 @@ def match_columns(
         if field not in writable:
             message = f"{entity.label} has no writable field {field!r}."
             problems.append(Problem(f"--map {field}", "unknown_field", message))
+        elif isinstance(column, int):
+            if 0 <= column < len(header):
+                matched[field] = column
+            else:
+                message = f"The file has no column {column + 1}."
+                problems.append(Problem(f"--map {field}", "unknown_column", message))
         elif column.strip().lower() not in positions:
             message = f"The file has no column {column!r}."
             problems.append(Problem(f"--map {field}", "unknown_column", message))
@@ -268,7 +277,7 @@ class Importer:
         self,
         stream: BinaryIO,
         *,
-        mapping: Mapping[str, str] | None = None,
+        mapping: Mapping[str, str | int] | None = None,
         key: str | None = None,
         skip_bad_rows: bool = False,
         batch_size: int | None = None,
@@ -309,7 +318,7 @@ class Importer:
         self,
         stream: BinaryIO,
         *,
-        mapping: Mapping[str, str],
+        mapping: Mapping[str, str | int],
         auto_match: bool,
         batch_size: int,
         progress: Callable[[int], None] | None,
@@ -751,7 +760,7 @@ def import_csv(
     stream: BinaryIO,
     *,
     actor: Actor,
-    mapping: Mapping[str, str] | None = None,
+    mapping: Mapping[str, str | int] | None = None,
     key: str | None = None,
     dry_run: bool = False,
     skip_bad_rows: bool = False,

@@ -135,7 +135,8 @@ def import_mapping(entity_name: str, token: str) -> Response:
                 errors=errors,
                 status=422,
             )
-    mapping = {field: header[index] for index, field in selected.items()}
+    # By index: a file may leave several columns without a name.
+    mapping: dict[str, str | int] = {field: index for index, field in selected.items()}
     # The import opens a write transaction of its own; the page's read
     # transaction is closed first so that SQLite does not wait on itself.
     if action == "check":
@@ -210,7 +211,7 @@ def _import_claimed(
     entity_name: str,
     token: str,
     claimed: Path,
-    mapping: dict[str, str],
+    mapping: dict[str, str | int],
     options: _Options,
     *,
     actor: Any,
@@ -237,7 +238,7 @@ def _import_claimed(
 def _run(
     entity_name: str,
     path: Path,
-    mapping: dict[str, str],
+    mapping: dict[str, str | int],
     options: _Options,
     *,
     actor: Any,
