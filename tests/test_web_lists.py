@@ -377,6 +377,23 @@ def test_a_filter_that_does_not_parse_is_shown_with_a_way_out(
     assert _titles(response) == []
 
 
+@pytest.mark.parametrize(
+    ("query", "status", "chip"),
+    [
+        ("amount__gte=1e400", 400, "Amount ≥ 1e400"),
+        ("probability__lt=" + "9" * 30, 200, "Probability < " + "9" * 30),
+        ("id__in=1," + "9" * 40, 400, "ID in 1, " + "9" * 40),
+    ],
+)
+def test_a_number_too_large_to_show_reads_on_its_chip_as_written(
+    browser: Browser, sales: Platform, query: str, status: int, chip: str
+) -> None:
+    response = browser.get(f"/app/opportunity?{query}")
+
+    assert response.status_code == status
+    assert _chip_texts(response) == [chip]
+
+
 def test_a_zero_filter_reads_without_a_sign(browser: Browser, sales: Platform) -> None:
     """'amount__gt=-0' read 'Amount > -$0.00': minus zero is zero."""
     money = browser.get("/app/opportunity?amount__gt=-0")

@@ -258,7 +258,12 @@ def _value_text(
             # with, not the field's rounding of it ("below 1.234" would leave
             # out the 1.234 the list shows).
             spec = {**spec, "scale": decimals}
-        return format_value(spec, number, locale=locale).text
+        try:
+            return format_value(spec, number, locale=locale).text
+        except ArithmeticError:
+            # More digits than a number is shown with (1e400): the filter is
+            # refused, and its chip shows what was written, to be removed.
+            return raw
     if kind in DATE_FILTER_TYPES:
         return format_value(spec, raw.strip(), locale=locale).text
     return f"“{raw}”"
