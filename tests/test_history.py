@@ -677,6 +677,32 @@ def test_the_record_page_shows_its_history_escaped(
     assert "<script>alert" not in full.get_data(as_text=True)
 
 
+#: One past the largest id a database row can have.
+PAST_RANGE = 2**63
+
+
+def test_ids_past_the_databases_range_name_nothing(
+    app: Flask, platform: Platform, crm: Api
+) -> None:
+    """Such ids answered 500 on SQLite (which cannot bind them) and 400 on
+    PostgreSQL; like a record's, they name nothing."""
+    browser = sign_in(app, platform, "ines.falk")
+    create(crm, "account", name="Elm Court")
+
+    answers = [
+        crm.get(f"/account/{PAST_RANGE}/history").status_code,
+        crm.get(f"/meta/revisions/{PAST_RANGE}").status_code,
+        crm.get(f"/meta/views/{PAST_RANGE}").status_code,
+        crm.put(f"/meta/views/{PAST_RANGE}", json={}).status_code,
+        crm.delete(f"/meta/views/{PAST_RANGE}").status_code,
+        browser.get(f"/app/account/{PAST_RANGE}/history").status_code,
+        browser.get(f"/admin/revisions/{PAST_RANGE}").status_code,
+        browser.get(f"/app/account/views/{PAST_RANGE}").status_code,
+    ]
+
+    assert answers == [404] * len(answers)
+
+
 def test_the_record_page_links_to_older_changes(
     app: Flask, platform: Platform, crm: Api
 ) -> None:

@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
 from ..errors import BadRequest, NotFound
-from ..metadata import EntityDef, to_json
+from ..metadata import INTEGER_LIMIT, EntityDef, to_json
 from . import direct
 from .db import field_history, utcnow
 
@@ -660,7 +660,12 @@ def record_history(
     try:
         service.get(entity_name, record_id)
     except NotFound:
-        if not admin or not has_history(service.connection, entity, record_id):
+        # An id past the database's range names no record, deleted or not.
+        if (
+            not admin
+            or not 0 < record_id <= INTEGER_LIMIT
+            or not has_history(service.connection, entity, record_id)
+        ):
             raise
     return read_history(
         service.connection,

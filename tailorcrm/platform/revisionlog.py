@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import NotFound
+from ..metadata import INTEGER_LIMIT
 from .db import meta_history, meta_revisions
 
 
@@ -61,6 +62,9 @@ def get_revision(connection: sa.Connection, revision: int) -> dict[str, Any]:
 
     :raises NotFound: there is no such revision.
     """
+    if not 0 < revision <= INTEGER_LIMIT:
+        # Past the database's range: no revision has such a number.
+        raise NotFound(f"There is no metadata revision {revision}.")
     row = (
         connection.execute(
             sa.select(meta_revisions).where(meta_revisions.c.id == revision)

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 from ..errors import Forbidden, InvalidMetadata, NotFound, Problem
 from ..metadata import (
+    INTEGER_LIMIT,
     VIEW,
     Catalog,
     EntityDef,
@@ -348,7 +349,10 @@ def _select() -> sa.Select[Any]:
 def _visible_row(
     connection: sa.Connection, catalog: Catalog, user: User, view_id: int
 ) -> sa.Row[Any]:
-    row = connection.execute(_select().where(saved_views.c.id == view_id)).first()
+    # An id past the database's range names no view (and cannot be bound).
+    in_range = 0 < view_id <= INTEGER_LIMIT
+    statement = _select().where(saved_views.c.id == view_id)
+    row = connection.execute(statement).first() if in_range else None
     entity = catalog.entities.get(row.entity) if row is not None else None
     if row is None or entity is None or entity.removed or not _visible(row, user):
         raise NotFound(f"There is no view with id {view_id}.")
