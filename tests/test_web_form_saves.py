@@ -154,6 +154,40 @@ def test_untouched_values_are_not_rewritten(
     assert (saved["note"], saved["version"]) == ("  padded  ", 1)
 
 
+def test_line_breaks_a_browser_sends_otherwise_are_kept_when_left_alone(
+    browser: Browser, platform: Platform
+) -> None:
+    """Text saved through the API may hold line breaks: a one-line input drops
+    them and a textarea sends each as CRLF, and the save took that for a change."""
+    document = _document(platform)
+    document["fields"].append({"name": "memo", "type": "textarea", "label": "Memo"})
+    platform.store.apply([("", document)], actor="test")
+    record = create(
+        platform, "gadget", title="Lamp", note="first\nsecond", memo="a\rb\nc", ok=True
+    )
+
+    page = browser.get(f"/app/gadget/{record['id']}/edit").get_data(as_text=True)
+    shown = next(e for e in elements(page) if e.get("name") == "memo").own_text
+    # What a browser sends: the input drops line breaks, the textarea sends CRLF.
+    memo = shown.removeprefix("\n").replace("\r\n", "\n").replace("\r", "\n")
+    sent = [
+        (name, value.replace("\r", "").replace("\n", "") if name == "note" else value)
+        for name, value in form_data(page)
+        if name != "memo"
+    ] + [("memo", memo.replace("\n", "\r\n"))]
+    response = _post(browser, f"/app/gadget/{record['id']}/edit", sent)
+
+    saved = fetch(platform, "gadget", record["id"])
+    assert ("note", "firstsecond") in sent
+    assert ("memo", "a\r\nb\r\nc") in sent
+    assert response.status_code == 303
+    assert (saved["note"], saved["memo"], saved["version"]) == (
+        "first\nsecond",
+        "a\rb\nc",
+        1,
+    )
+
+
 def test_a_date_and_time_on_the_minute_keeps_its_decimals_when_left_alone(
     browser: Browser, platform: Platform
 ) -> None:

@@ -190,6 +190,27 @@ def as_shown(spec: Mapping[str, Any], posted: FormValue) -> FormValue:
     return posted
 
 
+#: Fields shown in an input of one line, which holds no line break.
+ONE_LINE_TYPES = frozenset({"text", "email", "phone", "url"})
+
+
+def as_sent(spec: Mapping[str, Any], value: FormValue) -> FormValue:
+    """``value`` as a browser sends it back from a form that showed it.
+
+    An input of one line drops the line breaks of its value (text saved through
+    the API or an import may hold some), and a textarea sends every line break as
+    CRLF, whatever it was. Both the value shown and the value posted are compared
+    this way, so that saving a form does not rewrite what nobody touched.
+    """
+    if not isinstance(value, str):
+        return value
+    if spec["type"] in ONE_LINE_TYPES:
+        return value.replace("\r", "").replace("\n", "")
+    if spec["type"] == "textarea":
+        return value.replace("\r\n", "\n").replace("\r", "\n")
+    return value
+
+
 def read_form(
     entity: EntityDef,
     form: Mapping[str, FormValue],

@@ -31,6 +31,7 @@ from ...metadata import Catalog, EntityDef
 from ...renderer import (
     FormValue,
     RelatedRows,
+    as_sent,
     as_shown,
     form_page,
     form_values,
@@ -310,7 +311,8 @@ def _unchanged(
     """Fields whose posted value is what the form showed for the stored record.
 
     They are not sent: saving a form must not rewrite what the person did not
-    touch (a value with spaces around it, a choice that is no longer offered).
+    touch (a value with spaces around it, a choice that is no longer offered,
+    a line break that the form's input of one line drops, see :func:`as_sent`).
     A checkbox is the exception: it has two states, and a blank boolean shows
     unticked, which the form and its field state read as false. So a blank
     boolean is saved as the box shows it (false unless ticked), and the save
@@ -332,7 +334,8 @@ def _unchanged(
         before = shown.get(name, "")
         spec = entity.fields.get(name)
         if spec is not None:
-            value = as_shown(spec, value)
+            value = as_sent(spec, as_shown(spec, value))
+            before = as_sent(spec, before)
         if isinstance(value, list) and isinstance(before, list):
             if sorted(value) == sorted(before):
                 same.add(name)
