@@ -4,6 +4,7 @@ typed values kept, lookups resolved, edit races explained, CSRF refused."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -161,6 +162,42 @@ def test_number_inputs_follow_the_fields_scale_limits_and_unit(
     assert by_id(page, "f-review_at-unit").text == "UTC"
     assert by_id(page, "f-notes")["maxlength"] == "900"
     assert by_id(page, "f-email")["maxlength"] == "254"
+
+
+@pytest.mark.parametrize(
+    ("spec", "attrs"),
+    [
+        ({"type": "integer", "min": 0.5, "max": 9.5}, ("1", "1", "9")),
+        ({"type": "currency", "min": 0.005, "max": 99.999}, ("0.01", "0.01", "99.99")),
+        ({"type": "decimal", "scale": 2, "min": -0.001}, ("0.01", "0.00", None)),
+        (
+            {"type": "decimal", "scale": 2, "min": -1.5, "max": 1e20},
+            ("0.01", "-1.5", "100000000000000000000"),
+        ),
+        ({"type": "percent", "min": -12.345}, ("0.01", "-12.34", None)),
+    ],
+)
+def test_a_bound_with_more_decimals_than_the_field_keeps_is_put_on_the_step(
+    app: Flask, platform: Platform, spec: dict[str, Any], attrs: tuple[Any, ...]
+) -> None:
+    """A browser counts steps from min: an integer input with min 0.5 refused 1
+    (it took 0.5, 1.5, ...), so the form could not be sent with a value the
+    save takes."""
+    document = {
+        "name": "meter",
+        "label": "Meter",
+        "display_field": "title",
+        "fields": [
+            {"name": "title", "type": "text", "label": "Title"},
+            {"name": "reading", "label": "Reading", **spec},
+        ],
+    }
+    platform.store.apply([("", document)], actor="test")
+    browser = sign_in(app, platform)
+
+    reading = by_id(browser.get("/app/meter/new").get_data(as_text=True), "f-reading")
+
+    assert (reading["step"], reading.get("min"), reading.get("max")) == attrs
 
 
 def test_required_fields_are_marked_for_eyes_and_screen_readers(

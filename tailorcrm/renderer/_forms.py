@@ -18,7 +18,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from typing import Any
 
 from ..metadata import EntityDef, max_length, precision_scale
@@ -142,6 +142,29 @@ class FormPage:
 
 def _step(scale: int) -> str:
     return "1" if scale <= 0 else "0." + "0" * (scale - 1) + "1"
+
+
+def _bound_text(value: Any, scale: int, *, lowest: bool) -> str:
+    """A ``min`` (``lowest``) or ``max`` as an input's attribute: on the step.
+
+    A browser counts the steps of a number input from its ``min`` and refuses
+    a value off them, so a min of 0.5 on whole numbers would refuse 1 and take
+    only 0.5, 1.5, ...; a bound with more decimals than the field keeps is moved
+    to the nearest value the field can hold inside it, which leaves the same
+    values allowed.
+    """
+    number = Decimal(_number_text(value))
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -scale:
+        with localcontext() as context:
+            context.prec = max(context.prec, number.adjusted() + scale + 2)
+            number = number.quantize(
+                Decimal(1).scaleb(-scale),
+                rounding=ROUND_CEILING if lowest else ROUND_FLOOR,
+            )
+        # -0.001 goes up to 0, written without its sign.
+        number = number.copy_abs() if number.is_zero() else number
+    return format(number, "f")
 
 
 def _number_text(value: Any) -> str:
@@ -301,7 +324,7 @@ def _input_attrs(spec: Mapping[str, Any], locale: str) -> tuple[dict[str, str], 
         attrs["inputmode"] = "numeric" if kind == "integer" else "decimal"
         for key in ("min", "max"):
             if key in spec:
-                attrs[key] = _number_text(spec[key])
+                attrs[key] = _bound_text(spec[key], scale, lowest=key == "min")
         if kind == "percent":
             suffix = "%"
         elif kind == "currency":
