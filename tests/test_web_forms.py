@@ -164,6 +164,38 @@ def test_number_inputs_follow_the_fields_scale_limits_and_unit(
     assert by_id(page, "f-email")["maxlength"] == "254"
 
 
+def test_a_bound_raised_since_a_value_was_saved_does_not_lock_the_form(
+    browser: Browser, sales: Platform
+) -> None:
+    """Units of 5 saved before min became 10: the browser refused to send the
+    edit form, whatever was changed, while the save keeps a value left alone."""
+    platform = sales
+    record = create(platform, "gadget", title="Lamp", units=5)
+    document = {
+        **GADGET,
+        "fields": [
+            {**spec, "min": 10} if spec["name"] == "units" else spec
+            for spec in GADGET["fields"]
+        ],
+    }
+    platform.store.apply([("", document)], actor="test")
+
+    edit = by_id(
+        browser.get(f"/app/gadget/{record['id']}/edit").get_data(as_text=True),
+        "f-units",
+    )
+    new = by_id(browser.get("/app/gadget/new").get_data(as_text=True), "f-units")
+    saved = browser.post(
+        f"/app/gadget/{record['id']}/edit",
+        {"title": "Desk lamp", "units": "5", "_version": "1"},
+    )
+
+    assert (edit["value"], edit.get("min"), edit.get("max")) == ("5", None, "99")
+    assert (new.get("min"), new.get("max")) == ("10", "99")
+    assert saved.status_code == 303
+    assert fetch(platform, "gadget", record["id"])["units"] == 5
+
+
 @pytest.mark.parametrize(
     ("spec", "attrs"),
     [

@@ -167,6 +167,17 @@ def _bound_text(value: Any, scale: int, *, lowest: bool) -> str:
     return format(number, "f")
 
 
+def _decimal_or_none(value: FormValue) -> Decimal | None:
+    """The number an input shows, or None for a blank or one it cannot read."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        number = Decimal(value.strip())
+    except ArithmeticError:
+        return None
+    return number if number.is_finite() else None
+
+
 def _number_text(value: Any) -> str:
     if isinstance(value, float):
         return format(Decimal(str(value)), "f")
@@ -300,8 +311,16 @@ def _choices(spec: Mapping[str, Any], value: FormValue) -> list[Choice]:
     return [*offered, *stale]
 
 
-def _input_attrs(spec: Mapping[str, Any], locale: str) -> tuple[dict[str, str], str]:
-    """The attributes of an ``<input>`` and the unit shown after it."""
+def _input_attrs(
+    spec: Mapping[str, Any], locale: str, value: FormValue = ""
+) -> tuple[dict[str, str], str]:
+    """The attributes of an ``<input>`` and the unit shown after it.
+
+    :param value: what the input shows. A ``min`` or ``max`` it already breaks
+        (the bound was changed after the value was saved) is left out: the
+        browser would refuse to send the whole form for a value nobody touched,
+        which the save keeps; a value typed in its place is judged by the save.
+    """
     kind = spec["type"]
     attrs: dict[str, str] = {}
     suffix = ""
@@ -322,9 +341,16 @@ def _input_attrs(spec: Mapping[str, Any], locale: str) -> tuple[dict[str, str], 
             # as null, as the record service does.
             attrs["data-integer-digits"] = str(precision - scale)
         attrs["inputmode"] = "numeric" if kind == "integer" else "decimal"
+        shown = _decimal_or_none(value)
         for key in ("min", "max"):
-            if key in spec:
-                attrs[key] = _bound_text(spec[key], scale, lowest=key == "min")
+            if key not in spec:
+                continue
+            bound = _bound_text(spec[key], scale, lowest=key == "min")
+            if shown is not None and (
+                shown < Decimal(bound) if key == "min" else shown > Decimal(bound)
+            ):
+                continue
+            attrs[key] = bound
         if kind == "percent":
             suffix = "%"
         elif kind == "currency":
@@ -388,7 +414,7 @@ def widget_for(
             search_text=search_text,
             **common,
         )
-    attrs, suffix = _input_attrs(spec, locale)
+    attrs, suffix = _input_attrs(spec, locale, value)
     return Widget(
         widget="input",
         input_type=INPUT_TYPES.get(kind, "text"),
