@@ -139,6 +139,30 @@ def test_removing_a_field_hides_it_and_keeps_the_data(
     assert crm.get(f"/opportunity/{record['id']}").json["erp_code"] == "E-7"
 
 
+def test_a_new_field_named_like_a_removed_one_of_another_type_is_told_why(
+    crm: Api,
+) -> None:
+    """The answer was "Changing type from 'text' to 'integer' is not supported
+    yet; add a new field and copy the data instead", to someone adding one."""
+    changed = document(crm)
+    changed["fields"] = [f for f in changed["fields"] if f["name"] != "erp_code"]
+    crm.put("/meta/entities/opportunity", json=changed)
+    changed["fields"].append({"name": "erp_code", "type": "integer", "label": "ERP"})
+
+    response = crm.put("/meta/entities/opportunity", json=changed)
+
+    assert response.status_code == 422
+    assert response.json["errors"] == [
+        {
+            "field": f"fields[{len(changed['fields']) - 1}].name",
+            "code": "name_in_use",
+            "message": "The removed field 'erp_code' still holds data under this "
+            "name; keep it, or purge it with "
+            "'tailorcrm meta purge opportunity.erp_code'.",
+        }
+    ]
+
+
 def test_purge_drops_a_removed_column_after_confirmation(
     crm: Api, platform: Platform, database_url: str
 ) -> None:

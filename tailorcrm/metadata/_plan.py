@@ -216,9 +216,16 @@ def _plan_fields(
             message = f"fields[{kept[previous['id']]}] already stands for this field."
             problems.append(Problem(f"{path}.id", "duplicate_id", message))
             continue
+        changes = _storage_changes(previous, spec, path)
+        if changes and "id" not in spec and previous["id"] in hidden:
+            # A new field named like a removed one that stores its data
+            # otherwise: the removed field's column holds the name, as
+            # _column_clashes says, rather than "add a new field", which is
+            # what was asked.
+            continue
         spec["id"] = previous["id"]
         kept[previous["id"]] = index
-        problems += _storage_changes(previous, spec, path)
+        problems += changes
         _plan_kept_field(
             plan, entity, previous, spec, restored=previous["id"] in hidden
         )
