@@ -465,6 +465,29 @@ def test_the_text_of_a_lookup_decides_over_a_stale_chosen_id(
     assert fetch(sales, "opportunity", other["id"])["account"] is None
 
 
+def test_a_lookup_to_a_name_with_a_line_break_is_kept_as_the_box_shows_it(
+    browser: Browser, sales: Platform
+) -> None:
+    """A name saved through the API may hold a line break, which the text box
+    drops: the form refused its own, untouched, lookup as naming no record."""
+    harbor = create(sales, "account", name="Harbor\nLights")
+    deal = create(sales, "opportunity", title="Deal", account=harbor["id"])
+
+    page = browser.get(f"/app/opportunity/{deal['id']}/edit").get_data(as_text=True)
+    saved = browser.post(
+        f"/app/opportunity/{deal['id']}/edit",
+        {
+            "title": "Deal two",
+            "account": str(harbor["id"]),
+            "account__search": "HarborLights",
+        },
+    )
+
+    assert by_id(page, "f-account")["value"] == "Harbor\nLights"
+    assert saved.status_code == 303
+    assert fetch(sales, "opportunity", deal["id"])["account"] == harbor["id"]
+
+
 def test_new_from_a_related_list_starts_with_the_lookup_filled_in(
     browser: Browser, sales: Platform
 ) -> None:

@@ -22,6 +22,7 @@ from ._forms import (
     as_shown,
     form_page,
     form_values,
+    one_line,
     read_form,
 )
 from ._history import HistoryRow, HistoryTable, history_rows, looked_up
@@ -137,6 +138,7 @@ __all__ = [
     "key_fields",
     "list_table",
     "looked_up",
+    "one_line",
     "operator_label",
     "option_label",
     "pick_locale",

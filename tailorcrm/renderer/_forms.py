@@ -228,6 +228,11 @@ def as_shown(spec: Mapping[str, Any], posted: FormValue) -> FormValue:
 ONE_LINE_TYPES = frozenset({"text", "email", "phone", "url"})
 
 
+def one_line(text: str) -> str:
+    """``text`` as an input of one line holds it: without its line breaks."""
+    return text.replace("\r", "").replace("\n", "")
+
+
 def as_sent(spec: Mapping[str, Any], value: FormValue) -> FormValue:
     """``value`` as a browser sends it back from a form that showed it.
 
@@ -239,7 +244,7 @@ def as_sent(spec: Mapping[str, Any], value: FormValue) -> FormValue:
     if not isinstance(value, str):
         return value
     if spec["type"] in ONE_LINE_TYPES:
-        return value.replace("\r", "").replace("\n", "")
+        return one_line(value)
     if spec["type"] == "textarea":
         return value.replace("\r\n", "\n").replace("\r", "\n")
     return value

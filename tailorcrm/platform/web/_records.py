@@ -36,6 +36,7 @@ from ...renderer import (
     form_page,
     form_values,
     format_value,
+    one_line,
     read_form,
     title_of,
 )
@@ -427,9 +428,10 @@ def _resolve_typed_lookups(
         if isinstance(chosen, int):
             # A record the person may not read is shown as "#id" (see
             # ``_lookup_text``); kept as it is, it passes; the record service
-            # refuses it if it is new.
+            # refuses it if it is new. The text box drops the line breaks of
+            # a name that holds some.
             shown = names_of(session.connection, target, [chosen]).get(chosen)
-            if (shown or f"#{chosen}").strip().lower() == text.lower():
+            if one_line(shown or f"#{chosen}").strip().lower() == text.lower():
                 continue
         found = records_named(session.connection, target, text)
         if len(found) == 1:
