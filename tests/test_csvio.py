@@ -146,6 +146,15 @@ def test_blank_lines_are_skipped_but_keep_their_row_number() -> None:
     assert list(reader) == [(4, ["Ada", "Lyon"]), (6, ["Bo", "Porto"])]
 
 
+def test_rows_of_blank_cells_are_skipped_but_keep_their_row_number() -> None:
+    """A spreadsheet saves its empty rows as delimiters only; each became a
+    record of defaults, or failed for a required field nobody left out."""
+    data = b'Name,City\nAda,Lyon\n,\n  ,""\n,,\nBo,Porto\n,\n'
+
+    assert rows_of(data) == [(2, ["Ada", "Lyon"]), (6, ["Bo", "Porto"])]
+    assert rows_of(b"Name;City\r\n;\r\nAda;\r\n") == [(3, ["Ada", ""])]
+
+
 def test_accented_names_are_decoded_as_utf8() -> None:
     data = "Name,City\nZoë Müller-Ångström,Düsseldorf\n".encode()
 

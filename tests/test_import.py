@@ -212,6 +212,20 @@ def test_delimiters_line_endings_and_byte_order_mark_are_read(
 
 
 @pytest.mark.usefixtures("crm")
+def test_rows_of_blank_cells_create_nothing(platform: Platform) -> None:
+    """A spreadsheet's empty rows (",,") became records of defaults."""
+    data = "Title,Stage,Amount\nHarbour refit,,10\n,,\n , ,\nDock cranes,,\n,,\n"
+
+    report = load(platform, "opportunity", data)
+
+    assert (report.rows, report.created, report.failed_rows) == (2, 2, 0)
+    assert stored(platform, "opportunity", "title") == [
+        ("Harbour refit",),
+        ("Dock cranes",),
+    ]
+
+
+@pytest.mark.usefixtures("crm")
 def test_accents_are_kept_exactly(platform: Platform) -> None:
     data = csv_text(["name"], [ACCENTED], [DECOMPOSED], [f"  {ACCENTED}  "])
 

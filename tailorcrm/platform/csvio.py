@@ -7,8 +7,8 @@ number with thousands separators, a date in a local format. The importer collect
 :class:`CellError` of every cell and reports them together with their row numbers.
 
 Rows are numbered the way a spreadsheet shows the same file: the header is row 1, a
-value holding line breaks still counts as one row, and a blank line counts as a row
-even though it is never yielded.
+value holding line breaks still counts as one row, and a blank line (or a row of
+blank cells) counts as a row even though it is never yielded.
 """
 
 from __future__ import annotations
@@ -123,7 +123,8 @@ def read_csv(stream: BinaryIO) -> CsvReader:
     the one of comma, semicolon, tab and pipe that occurs most often outside
     quotes in the header; a tie goes to the comma. Lines may end in CRLF or LF,
     and quoted values may hold line breaks and doubled quotes. Blank lines are
-    skipped. Column names are stripped of surrounding spaces.
+    skipped, and so are rows whose every cell is blank (``,,,``). Column names
+    are stripped of surrounding spaces.
 
     :param stream: the file opened in binary mode; it is read lazily while the
         returned reader is iterated and is not closed.
@@ -148,7 +149,17 @@ def read_csv(stream: BinaryIO) -> CsvReader:
     header_row, names = first
     header = [name.strip() for name in names]
     _check_header(header, header_row)
-    return CsvReader(header, delimiter, rows)
+    return CsvReader(header, delimiter, _with_values(rows))
+
+
+def _with_values(
+    rows: Iterator[tuple[int, list[str]]],
+) -> Iterator[tuple[int, list[str]]]:
+    """Leave out rows whose every cell is blank, as a spreadsheet saves its empty
+    rows (``,,,``): they hold no record, only the delimiters."""
+    for row, values in rows:
+        if any(value.strip() for value in values):
+            yield row, values
 
 
 def _decoded_lines(stream: BinaryIO) -> Iterator[str]:
