@@ -681,6 +681,37 @@ def test_row_errors_keep_their_numbers_across_batches(platform: Platform) -> Non
 
 
 @pytest.mark.usefixtures("crm")
+def test_a_unique_value_given_twice_names_the_earlier_row(platform: Platform) -> None:
+    """The second row of a value was told it "appears twice in this batch", or,
+    in a later batch, that it "is already used by record 1": a record that a
+    check or a refused import never keeps."""
+    load(platform, "opportunity", csv_text(["title", "erp_code"], ["Kept", "E-99"]))
+    rows = [[f"Deal {number}", f"E-{number}"] for number in range(12)]
+    rows[3][1] = "E-1"
+    rows[10][1] = "E-0"
+    rows[11][1] = "E-99"
+    stream = io.BytesIO(csv_text(["title", "erp_code"], *rows).encode())
+
+    with platform.transaction() as (connection, catalog):
+        importer = Importer(connection, catalog, SYSTEM_ACTOR, "opportunity")
+        report = importer.run(stream, batch_size=5, skip_bad_rows=True)
+
+    assert [(e.row, e.field, e.message) for e in report.errors] == [
+        (
+            5,
+            "erp_code",
+            "ERP code 'E-1' already appears in row 3 of this file.",
+        ),
+        (
+            12,
+            "erp_code",
+            "ERP code 'E-0' already appears in row 2 of this file.",
+        ),
+        (13, "erp_code", "ERP code 'E-99' is already used by record 1."),
+    ]
+
+
+@pytest.mark.usefixtures("crm")
 def test_a_key_repeated_in_the_file_is_an_error_in_any_batch(
     platform: Platform,
 ) -> None:

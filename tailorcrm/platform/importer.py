@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import sqlalchemy as sa
 
 from ..errors import BadRequest, Forbidden, NotFound, Problem, TailorError
-from ..metadata import INTEGER_LIMIT, Caller, Catalog, EntityDef
+from ..metadata import INTEGER_LIMIT, Caller, Catalog, EntityDef, is_unique
 from .access import load_caller
 from .automation import row_problems
 from .csvio import CellError, CsvFormatError, parse_cell, read_csv
@@ -264,6 +264,8 @@ class Importer:
         self.deferred: list[tuple[int, int, dict[str, str], bool]] = []
         self.width = 0
         self.keys_seen: dict[Any, int] = {}
+        #: The row of this file that saved each unique value: (field, value) -> row.
+        self.unique_rows: dict[tuple[str, Any], int] = {}
         self.cells: list[tuple[str, int, str, Any, bool]] | None = None
         self.key: str | None = None
         #: Rows that failed after they were saved, with their problems.
@@ -307,6 +309,7 @@ class Importer:
             stream.seek(start)
             progress = None
             self.deferred, self.keys_seen, self.undone = [], {}, {}
+            self.unique_rows = {}
         report.errors.sort(key=lambda error: error.row)
         if report.errors and not skip_bad_rows:
             attempt.rollback()
@@ -486,14 +489,71 @@ class Importer:
         ids, bad = self.service.create_many(
             self.entity.name, [data for _, data, _ in creates], skip_bad_rows=True
         )
-        for index, (number, _, deferred) in enumerate(creates):
+        rows = [(number, data) for number, data, _ in creates]
+        for index, (number, data, deferred) in enumerate(creates):
             if index in bad:
-                self._fail(report, number, bad[index])
+                self._fail(
+                    report, number, self._in_file(number, bad[index], data, rows)
+                )
                 continue
+            self._saved(number, data)
             report.created += 1
             record_id = ids[index]
             if deferred and record_id is not None:
                 self.deferred.append((number, record_id, deferred, True))
+
+    def _saved(self, number: int, data: Mapping[str, Any]) -> None:
+        """Note the unique values a row of this file saved."""
+        for name, value in data.items():
+            spec = self.entity.fields.get(name)
+            if spec is not None and is_unique(spec) and value is not None:
+                self.unique_rows.setdefault((name, value), number)
+
+    def _in_file(
+        self,
+        number: int,
+        problems: list[Problem],
+        data: Mapping[str, Any],
+        rows: Sequence[tuple[int, Mapping[str, Any]]] = (),
+    ) -> list[Problem]:
+        """A unique value that an earlier row of this file gives, named by that row.
+
+        The record service names the record that holds the value ("record 12"),
+        or says that the value appears twice among the records saved together.
+        A record an earlier row saved exists only within this import (a check,
+        or an import that is refused, keeps none), so that row is named instead,
+        as is the earlier row that gives the value twice.
+
+        :param rows: the rows saved together with this one, in file order.
+        """
+        found: list[Problem] = []
+        seen: set[str] = set()
+        for problem in problems:
+            name = problem.field or ""
+            spec = self.entity.fields.get(name)
+            value = data.get(name)
+            if problem.code != "unique" or spec is None or value is None:
+                found.append(problem)
+                continue
+            row = self.unique_rows.get((name, value))
+            if row is None and name in seen:
+                # A second problem of the field: the first said which stored
+                # record holds the value, this one that an earlier row gives it.
+                row = next((r for r, other in rows if other.get(name) == value), None)
+            elif row is None:
+                given = [r for r, other in rows if other.get(name) == value]
+                twice = sum(p.field == name and p.code == "unique" for p in problems)
+                row = given[0] if given and given[0] < number and twice == 1 else None
+            seen.add(name)
+            if row is None or row >= number:
+                found.append(problem)
+                continue
+            message = (
+                f"{spec['label']} {value!r} already appears in row {row} of this file."
+            )
+            if all(other.message != message for other in found):
+                found.append(Problem(name, "unique", message))
+        return found
 
     def _repeated_key(self, key: str, value: Any, number: int) -> list[Problem]:
         """With ``--key`` each row names its record once, and only once."""
@@ -525,11 +585,14 @@ class Importer:
         extra = {
             number: found for (number, _, _), found in zip(readable, more, strict=True)
         }
-        for number, _, problems in failing:
+        rows = [(number, data) for number, data, _ in readable]
+        for number, data, problems in failing:
             # The key field is allowed to match a stored record: that is an upsert.
             reported = {problem.field for problem in problems} | {self.key}
             found = [p for p in extra.get(number, []) if p.field not in reported]
-            self._fail(report, number, problems + found)
+            self._fail(
+                report, number, problems + self._in_file(number, found, data, rows)
+            )
 
     def _parse_row(
         self, number: int, values: list[str], columns: dict[str, int]
@@ -646,12 +709,9 @@ class Importer:
             with self.connection.begin_nested():
                 self.service.update(self.entity.name, record_id, data)
         except TailorError as error:
-            self._fail(
-                report,
-                number,
-                row_problems(error),
-            )
+            self._fail(report, number, self._in_file(number, row_problems(error), data))
             return
+        self._saved(number, data)
         report.updated += 1
         if deferred:
             self.deferred.append((number, record_id, deferred, False))
