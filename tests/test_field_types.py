@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
+from tailorcrm.metadata import _fields
+from tailorcrm.renderer import STATIC_DIR
 from tests.conftest import Api
 
 EVERYTHING = {
@@ -168,6 +171,38 @@ def test_bad_values_are_refused(
     assert response.mimetype == "application/problem+json"
     assert [(e["field"], e["code"]) for e in response.json["errors"]] == [(field, code)]
     assert samples.get("/sample?count=1").json["count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("phone", "taken"),
+    [
+        ("(503) 555-9831", True),
+        ("(5) 555-4729", True),
+        ("+1 (503) 555-9831", True),
+        ("+(44) 20 7946 0000", True),
+        ("030-0074321 ext. 12", True),
+        ("(", False),
+        ("()", False),
+        ("((503) 555", False),
+        ("(call) 555", False),
+    ],
+)
+def test_a_phone_number_may_open_with_its_area_code_in_brackets(
+    samples: Api, phone: str, taken: bool
+) -> None:
+    """'(503) 555-9831', as address books and spreadsheets write it, was refused
+    as no phone number on every path."""
+    response = samples.post("/sample", json={"phone_number": phone})
+
+    assert response.status_code == (201 if taken else 422), response.json
+
+
+def test_forms_check_a_phone_number_as_the_record_service_does() -> None:
+    script = (STATIC_DIR / "field_state.js").read_text(encoding="utf-8")
+    written = re.search(r"phone: /(.*)/i,", script)
+
+    assert written is not None
+    assert written.group(1) == _fields._PHONE.pattern
 
 
 def test_one_line_text_is_kept_without_the_spaces_around_it(samples: Api) -> None:

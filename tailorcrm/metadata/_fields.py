@@ -59,7 +59,10 @@ OPTION_TYPES: dict[str, frozenset[str]] = {
 }
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
-_PHONE = re.compile(r"^\+?[0-9][0-9 ().\-/]*(\s*(x|ext\.?)\s*[0-9]+)?$", re.IGNORECASE)
+# An area code may open a number in brackets: "(503) 555-9831".
+_PHONE = re.compile(
+    r"^\+?\(?[0-9][0-9 ().\-/]*(\s*(x|ext\.?)\s*[0-9]+)?$", re.IGNORECASE
+)
 _DECIMAL_TEXT = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

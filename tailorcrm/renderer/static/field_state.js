@@ -45,7 +45,7 @@
   // as null, as the server reads it, and the save says what is wrong.
   var TEXT_CHECKS = {
     email: /^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$/,
-    phone: /^\+?[0-9][0-9 ().\-/]*(\s*(x|ext\.?)\s*[0-9]+)?$/i,
+    phone: /^\+?\(?[0-9][0-9 ().\-/]*(\s*(x|ext\.?)\s*[0-9]+)?$/i,
     url: /^https?:\/\/[^\/?#]+/i
   };
   // The lookup's text box, sent beside the id (see lookup.js).
