@@ -266,6 +266,9 @@ class Importer:
         self.keys_seen: dict[Any, int] = {}
         #: The row of this file that saved each unique value: (field, value) -> row.
         self.unique_rows: dict[tuple[str, Any], int] = {}
+        self._unique_fields = tuple(
+            name for name, spec in self.entity.fields.items() if is_unique(spec)
+        )
         self.cells: list[tuple[str, int, str, Any, bool]] | None = None
         self.key: str | None = None
         #: Rows that failed after they were saved, with their problems.
@@ -504,9 +507,9 @@ class Importer:
 
     def _saved(self, number: int, data: Mapping[str, Any]) -> None:
         """Note the unique values a row of this file saved."""
-        for name, value in data.items():
-            spec = self.entity.fields.get(name)
-            if spec is not None and is_unique(spec) and value is not None:
+        for name in self._unique_fields:
+            value = data.get(name)
+            if value is not None:
                 self.unique_rows.setdefault((name, value), number)
 
     def _in_file(
