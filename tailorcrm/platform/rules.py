@@ -491,6 +491,15 @@ class RecordRules:
 
     def load_related(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Load, in one query per lookup, the related records the rules read."""
+        for target, ids in self._pointed_at(records, known=False).items():
+            self._fetch(target, ids)
+
+    def _pointed_at(
+        self, records: Iterable[Mapping[str, Any]], *, known: bool
+    ) -> dict[str, set[int]]:
+        """The ids of related records that ``records`` point at through the
+        lookups the rules read, by the entity they belong to; those already
+        loaded too, or not (``known``)."""
         records = list(records)
         wanted: dict[str, set[int]] = {}
         for lookup in self.related_reads:
@@ -499,10 +508,13 @@ class RecordRules:
                 continue
             for record in records:
                 value = record.get(lookup)
-                if isinstance(value, int) and (target, value) not in self._related:
+                if (
+                    isinstance(value, int)
+                    and not isinstance(value, bool)
+                    and (known or (target, value) not in self._related)
+                ):
                     wanted.setdefault(target, set()).add(value)
-        for target, ids in wanted.items():
-            self._fetch(target, ids)
+        return wanted
 
     def lock_related(self, lookup: str, value: Any) -> None:
         """Load the related record ``value`` of ``lookup`` with its row locked on
@@ -553,17 +565,7 @@ class RecordRules:
         caller of a record they cannot see. Call it before the rules load the
         related records, with the records' lookups the caller gives.
         """
-        records = list(records)
-        wanted: dict[str, set[int]] = {}
-        for lookup in self.related_reads:
-            target = self._lookups.get(lookup)
-            if target is None:
-                continue
-            for record in records:
-                value = record.get(lookup)
-                if isinstance(value, int) and not isinstance(value, bool):
-                    wanted.setdefault(target, set()).add(value)
-        for target, ids in wanted.items():
+        for target, ids in self._pointed_at(records, known=True).items():
             for record_id in unreadable(target, ids):
                 self._related[(target, int(record_id))] = None
 
