@@ -309,8 +309,7 @@ class RecordService:
     def unreadable(self, entity_name: str, ids: Collection[int]) -> set[int]:
         """Which of ``ids`` of ``entity_name`` the caller may not read (see
         :func:`unreadable_ids`)."""
-        seen = self.view.entities.get(entity_name)
-        return set() if seen is None else unreadable_ids(self.connection, seen, ids)
+        return unreadable_ids(self.connection, self.view, entity_name, ids)
 
     def _as_seen(self, entity: EntityDef, problems: list[Problem]) -> list[Problem]:
         """Rule problems as the caller may read them: one on a field their roles
@@ -1074,11 +1073,14 @@ class RecordService:
 
 
 def unreadable_ids(
-    connection: sa.Connection, seen: EntityDef, ids: Collection[int]
+    connection: sa.Connection, view: Catalog, entity_name: str, ids: Collection[int]
 ) -> set[int]:
-    """Which of ``ids`` the caller may not read, of ``seen``, an entity of the
-    caller's view of the catalog: none when nothing restricts their reading, all
-    of them when they may not read the entity."""
+    """Which of ``ids`` of ``entity_name`` the caller whose view of the catalog is
+    ``view`` may not read: none when nothing restricts their reading (or the
+    entity is not in their view), all of them when they may not read it."""
+    seen = view.entities.get(entity_name)
+    if seen is None:
+        return set()
     access = seen.access
     clause = None if access is None else access.where("read", seen.table)
     if clause is None or not ids:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -225,12 +226,9 @@ def _withhold(
         return
     if stored is not None:
         typed = {k: v for k, v in typed.items() if stored.get(k) != v}
-
-    def unreadable(target: str, ids: set[int]) -> set[int]:
-        seen = session.catalog.entities.get(target)
-        return set() if seen is None else unreadable_ids(session.connection, seen, ids)
-
-    runner.withhold([typed], unreadable)
+    runner.withhold(
+        [typed], functools.partial(unreadable_ids, session.connection, session.catalog)
+    )
 
 
 def fixed_fields(session: Session, entity: EntityDef) -> frozenset[str]:
