@@ -392,3 +392,25 @@ def test_a_cleared_lookup_that_makes_a_unique_formula_clash_refuses_the_delete(
     assert read(api, "region", west["id"])["name"] == "Westmarch"
     kept = read(api, "company", placed["id"])
     assert (kept["region"], kept["region_flag"]) == (west["id"], "Westmarch")
+
+
+@pytest.mark.parametrize("formulas", [[], [REGION_FLAG]], ids=["plain", "formula"])
+def test_a_delete_that_clears_a_record_moves_its_version_once(
+    regions: Api, formulas: list[dict[str, Any]]
+) -> None:
+    # However many of its lookups the delete clears, and whether formulas then
+    # change it again, the record changed once: a client holding the version
+    # before the delete is one version behind.
+    define(regions, *formulas)
+    west = create(regions, "region", name="Westmarch")
+    company = create(
+        regions,
+        "company",
+        name="Corvid Tools",
+        region=west["id"],
+        billing_region=west["id"],
+    )
+    assert regions.delete(f"/region/{west['id']}").status_code == 204
+    cleared = read(regions, "company", company["id"])
+    assert (cleared["region"], cleared["billing_region"]) == (None, None)
+    assert cleared["version"] == company["version"] + 1

@@ -567,7 +567,9 @@ class Cascade:
             }
             recomputed = {
                 change.record_id: change.after
-                for change in self.system_update(child, rows, {}, lookups[name])
+                for change in self.system_update(
+                    child, rows, {}, lookups[name], counted=True
+                )
             }
             for record_id, row in rows.items():
                 after = recomputed.get(record_id, row)
@@ -586,15 +588,20 @@ class Cascade:
         rows: Mapping[int, Mapping[str, Any]],
         values: Mapping[int, Mapping[str, Any]],
         dirty: Mapping[int, set[str]],
+        *,
+        counted: bool = False,
     ) -> list[Change]:
         """Write computed ``values`` and recompute the formulas they feed.
 
         :param dirty: per record, inputs that changed besides ``values`` (a related
             record's fields, as ``lookup.field``).
+        :param counted: the save has already moved the version of ``rows`` (a
+            delete that cleared their lookups), so writing them again is part of
+            that one change and leaves the version as it is.
         """
         rules = self._rules(entity)
         rules.load_related(rows.values())
-        statement = _system_update(entity.table)
+        statement = _system_update(entity.table, bump=not counted)
         written = []
         noted = []
         for record_id, row in rows.items():
@@ -648,7 +655,8 @@ class Cascade:
                 # PostgreSQL has given up the transaction at its error.
                 aborted = not is_sqlite(self.connection)
                 raise self._clash(entity, record_id, changes, aborted) from None
-            after = {**merged, "updated_at": now, "version": row["version"] + 1}
+            version = row["version"] if counted else row["version"] + 1
+            after = {**merged, "updated_at": now, "version": version}
             written.append(Change(entity, "update", row, after, followed=True))
             noted.append((row, changes))
         records_recomputed(self.service, entity, noted, via=self.via)
@@ -870,13 +878,11 @@ def _children_of(
 
 
 @functools.lru_cache(maxsize=2048)
-def _system_update(table: sa.Table) -> sa.Update:
-    """Set the columns given as parameters and bump the version of one record."""
-    return (
-        table.update()
-        .where(table.c.id == sa.bindparam(_RECORD_ID))
-        .values(version=table.c.version + 1)
-    )
+def _system_update(table: sa.Table, *, bump: bool = True) -> sa.Update:
+    """Set the columns given as parameters of one record, and bump its version
+    unless ``bump`` is false."""
+    statement = table.update().where(table.c.id == sa.bindparam(_RECORD_ID))
+    return statement.values(version=table.c.version + 1) if bump else statement
 
 
 def _increment(

@@ -798,10 +798,13 @@ class RecordService:
         back as a restricting lookup would: clearing them would lose data no one
         can see.
         """
+        cleared: dict[str, tuple[EntityDef, dict[str, sa.ColumnElement[bool]]]] = {}
         for other, spec, pointing, visible in self._pointing_at(entity, record_id):
             if visible and spec.get("on_delete", "restrict") == "set_null":
                 lookups_cleared(self, other, spec["name"], pointing)
-                self._clear(other, spec["name"], pointing)
+                cleared.setdefault(other.name, (other, {}))[1][spec["name"]] = pointing
+        for other, lookups in cleared.values():
+            self._clear(other, lookups)
         problems = []
         unseen = False
         for other, spec, visible, count, shown in self._holders(entity, record_id):
@@ -896,15 +899,24 @@ class RecordService:
         )
 
     def _clear(
-        self, entity: EntityDef, field: str, where: sa.ColumnElement[bool]
+        self, entity: EntityDef, lookups: Mapping[str, sa.ColumnElement[bool]]
     ) -> None:
+        """Clear each of ``lookups`` in the records it selects, with one statement,
+        so that a record cleared through several lookups changes once."""
         table = entity.table
+        if len(lookups) == 1:
+            ((field, where),) = lookups.items()
+            values: dict[str, Any] = {field: None}
+        else:
+            where = sa.or_(*lookups.values())
+            values = {
+                field: sa.case((pointing, sa.null()), else_=table.c[field])
+                for field, pointing in lookups.items()
+            }
         self.connection.execute(
             table.update()
             .where(where)
-            .values(
-                {field: None, "updated_at": utcnow(), "version": table.c.version + 1}
-            )
+            .values({**values, "updated_at": utcnow(), "version": table.c.version + 1})
         )
 
     # -- checks against stored data --------------------------------------------
