@@ -534,6 +534,9 @@ def _differences(
 
 
 def _same(spec: Mapping[str, Any], stored: Any, sent: Any) -> bool:
+    if spec["type"] == "boolean":
+        # A blank checkbox shows unticked and is sent as false (see _unchanged).
+        return bool(stored) == bool(sent)
     if stored in (None, "", []) or sent in (None, "", []):
         return stored in (None, "", []) and sent in (None, "", [])
     if spec["type"] in ("integer", "decimal", "currency", "percent"):
