@@ -30,6 +30,7 @@ from tailorcrm.platform.importer import (
     import_csv,
 )
 from tailorcrm.platform.records import SYSTEM_ACTOR
+from tests.conftest import ACCOUNT
 
 # Invented names; the accents are the point, so they must survive byte for byte.
 ACCENTED = "Zoë Ångström-Núñez"
@@ -571,6 +572,47 @@ def test_skip_bad_rows_leaves_out_a_row_with_an_unknown_self_reference(
     assert parents(platform, "parent") == {
         "Willowmere Retail": "Willowmere Holdings",
         "Willowmere Holdings": None,
+    }
+
+
+@pytest.mark.usefixtures("crm")
+@pytest.mark.parametrize(
+    ("employees", "parent"),
+    [("many", ""), ("-5", ""), ("5", "Nowhere")],
+    ids=["unreadable", "refused", "unknown-parent"],
+)
+def test_a_row_that_refers_to_a_failed_row_names_that_row(
+    platform: Platform, employees: str, parent: str
+) -> None:
+    # Row 2 is not imported: a cell cannot be read, the record service refuses
+    # it, or its own reference names no account. Row 3 refers to it and is told
+    # so, rather than that no such account exists.
+    document = {
+        **ACCOUNT,
+        "fields": [
+            *ACCOUNT["fields"],
+            {"name": "employees", "type": "integer", "label": "Employees", "min": 0},
+        ],
+    }
+    platform.store.apply([("", document)], actor="test")
+    data = csv_text(
+        ["name", "parent", "employees"],
+        ["Willowmere Holdings", parent, employees],
+        ["Willowmere Retail", "Willowmere Holdings", "3"],
+        ["Ashgrove Mills", "Ashgrove Group", "3"],
+        ["Ashgrove Group", "", "3"],
+    )
+
+    report = load(platform, "account", data, skip_bad_rows=True)
+
+    assert (report.created, report.failed_rows) == (2, 2)
+    messages = {(e.row, e.field, e.code): e.message for e in report.errors}
+    assert messages[(3, "parent", "not_imported")] == (
+        "It refers to row 2 of this file, which was not imported."
+    )
+    assert parents(platform, "parent") == {
+        "Ashgrove Mills": "Ashgrove Group",
+        "Ashgrove Group": None,
     }
 
 

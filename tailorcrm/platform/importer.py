@@ -269,6 +269,11 @@ class Importer:
         self._unique_fields = tuple(
             name for name, spec in self.entity.fields.items() if is_unique(spec)
         )
+        self._self_lookups = tuple(
+            spec["name"]
+            for spec in self.entity.lookups()
+            if spec["target"] == self.entity.name
+        )
         self.cells: list[tuple[str, int, str, Any, bool]] | None = None
         self.key: str | None = None
         #: Rows that failed after they were saved, with their problems.
@@ -277,6 +282,9 @@ class Importer:
         self.excluded: dict[int, list[Problem]] = {}
         #: The texts that name each record an upsert changes, as it was stored.
         self.stored_names: dict[int, set[str]] = {}
+        #: The (self-lookup field, text) pairs that name a row of this file that
+        #: was not imported, with that row's number.
+        self.failed_names: dict[tuple[str, str], int] = {}
 
     def run(
         self,
@@ -407,6 +415,7 @@ class Importer:
             if key is not None and not problems:
                 problems += self._repeated_key(key, data.get(key), number)
             if number in self.excluded:
+                self._failed_row(number, data)
                 self._fail(report, number, self.excluded[number])
             elif problems:
                 failing.append((number, data, problems))
@@ -495,6 +504,7 @@ class Importer:
         rows = [(number, data) for number, data, _ in creates]
         for index, (number, data, deferred) in enumerate(creates):
             if index in bad:
+                self._failed_row(number, data)
                 self._fail(
                     report, number, self._in_file(number, bad[index], data, rows)
                 )
@@ -504,6 +514,16 @@ class Importer:
             record_id = ids[index]
             if deferred and record_id is not None:
                 self.deferred.append((number, record_id, deferred, True))
+
+    def _failed_row(self, number: int, data: dict[str, Any]) -> None:
+        """Note the texts by which later rows may name a row that failed."""
+        if self._self_lookups:
+            for pair in self._names(data, self._self_lookups):
+                self.failed_names.setdefault(pair, number)
+
+    def _not_imported(self, field: str, row: int) -> Problem:
+        message = f"It refers to row {row} of this file, which was not imported."
+        return Problem(field, "not_imported", message)
 
     def _saved(self, number: int, data: Mapping[str, Any]) -> None:
         """Note the unique values a row of this file saved."""
@@ -590,6 +610,7 @@ class Importer:
         }
         rows = [(number, data) for number, data, _ in readable]
         for number, data, problems in failing:
+            self._failed_row(number, data)
             # The key field is allowed to match a stored record: that is an upsert.
             reported = {problem.field for problem in problems} | {self.key}
             found = [p for p in extra.get(number, []) if p.field not in reported]
@@ -736,13 +757,17 @@ class Importer:
             for number, _, fields, _ in self.deferred:
                 if field not in fields:
                     continue
-                result = found[fields[field]]
+                text = fields[field]
+                result = found[text]
                 if isinstance(result, int):
                     targets.setdefault(number, {})[field] = result
-                else:
-                    errors.setdefault(number, []).append(
-                        Problem(field, "not_found", result)
-                    )
+                    continue
+                row = self.failed_names.get((field, text))
+                errors.setdefault(number, []).append(
+                    Problem(field, "not_found", result)
+                    if row is None
+                    else self._not_imported(field, row)
+                )
         self._spread_failures(targets, errors)
         # A row whose update fails (a rule refuses it) fails the rows that refer
         # to it as well: the updates are undone and made again without them.
@@ -791,22 +816,21 @@ class Importer:
             # Left out, a new row leaves no record and an updated one keeps its
             # stored values: only those still name it.
             kept = {
-                rid: set() if new else self.stored_names.get(rid, set())
+                rid: (number, set() if new else self.stored_names.get(rid, set()))
                 for number, (rid, _, new) in rows.items()
                 if number in errors
             }
             spread = {
-                number: field
+                number: (field, kept[target][0])
                 for number, fields in targets.items()
                 if number not in errors
                 for field, target in fields.items()
-                if target in kept and rows[number][1][field] not in kept[target]
+                if target in kept and rows[number][1][field] not in kept[target][1]
             }
             if not spread:
                 return
-            for number, field in spread.items():
-                message = "It refers to a row of this file that was not imported."
-                errors[number] = [Problem(field, "not_imported", message)]
+            for number, (field, failed) in spread.items():
+                errors[number] = [self._not_imported(field, failed)]
 
     def _fail(self, report: ImportReport, number: int, problems: list[Problem]) -> None:
         report.failed_rows += 1
