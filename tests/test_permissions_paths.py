@@ -1066,3 +1066,26 @@ def test_a_computed_value_that_does_not_fit_is_told_only_as_the_caller_sees_it(
     assert _errors(by_admin)[0][:2] == ("channel", "rule_value")
     assert "'code E-77'" in by_admin.json["errors"][0]["message"]
     assert fetch(desk.platform, "opportunity", deal)["title"] == "Clerk's coded deal"
+
+
+def test_a_new_record_names_system_and_unknown_fields_as_for_an_administrator(
+    desk: Desk,
+) -> None:
+    # With a rule on the opportunity, the clerk's problems are read as their role
+    # lets them see fields: an id or a field that does not exist is no field
+    # their role hides, and is named as it is to an administrator.
+    rule = json.loads((SALES_PACK / "rules" / "loss_reason_required.json").read_text())
+    assert desk.admin.put(f"/meta/rules/{rule['name']}", json=rule).status_code == 201
+    body = {"title": "Kiln", "id": 5, "created_at": "2030-01-01T00:00:00Z", "hue": 1}
+
+    answers = [
+        desk.api.post("/opportunity", json=body),
+        desk.api.post("/opportunity?dry_run=1", json=body),
+    ]
+    by_admin = desk.admin.post("/opportunity?dry_run=1", json=body)
+
+    assert by_admin.status_code == 422
+    for response in answers:
+        assert response.status_code == 422
+        assert _errors(response) == _errors(by_admin)
+    assert [error[0] for error in _errors(by_admin)] == ["id", "created_at", "hue"]

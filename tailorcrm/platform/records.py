@@ -335,7 +335,9 @@ class RecordService:
                 unseen = Problem(None, problem.code, _UNSEEN[problem.code])
                 if unseen not in found:
                     found.append(unseen)
-            elif problem.field is None or problem.field in seen.fields:
+            elif problem.field not in entity.fields or problem.field in seen.fields:
+                # A system column, or a key the entity does not have, is named
+                # to everyone alike: no role hides it.
                 found.append(problem)
             elif problem.code in ("required", "read_only"):
                 found.append(Problem(None, problem.code, _UNSEEN[problem.code]))
