@@ -1089,3 +1089,24 @@ def test_a_new_record_names_system_and_unknown_fields_as_for_an_administrator(
         assert response.status_code == 422
         assert _errors(response) == _errors(by_admin)
     assert [error[0] for error in _errors(by_admin)] == ["id", "created_at", "hue"]
+
+
+def test_an_owner_that_is_no_user_id_is_invalid_whoever_gives_it(desk: Desk) -> None:
+    # Text is no user id, not even the clerk's own: they are told to enter one,
+    # as an administrator is, rather than that the owner is out of their scope.
+    mine = str(desk.clerk_id)
+    path = f"/opportunity/{desk.deal}?dry_run=1"
+
+    answers = [
+        desk.api.patch(path, json={"owner_id": mine}),
+        desk.api.post(
+            "/opportunity?dry_run=1", json={"title": "Kiln", "owner_id": mine}
+        ),
+        desk.admin.patch(path, json={"owner_id": mine}),
+    ]
+
+    for response in answers:
+        assert response.status_code == 422, response.json
+        assert _errors(response) == [
+            ("owner_id", "invalid_reference", "Enter a user id.")
+        ]

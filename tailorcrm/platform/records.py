@@ -246,6 +246,9 @@ class RecordService:
             return found
         for index, owner in enumerate(owners):
             owner = self.actor.user_id if owner is None else owner
+            if not _is_user_id(owner):
+                # Not an owner at all: the schema's check says so, to everyone.
+                continue
             for needed in (operation, self.also):
                 if needed is None or access.owner_allowed(needed, owner):
                     continue
@@ -591,11 +594,7 @@ class RecordService:
         return values
 
     def _check_owner(self, owner: Any) -> list[Problem]:
-        if (
-            isinstance(owner, bool)
-            or not isinstance(owner, int)
-            or not 0 < owner <= INTEGER_LIMIT
-        ):
+        if not _is_user_id(owner):
             return [Problem("owner_id", "invalid_reference", "Enter a user id.")]
         found = self.connection.execute(
             sa.select(users.c.id).where(users.c.id == owner, users.c.active)
@@ -722,7 +721,7 @@ class RecordService:
         changed = {k: v for k, v in values.items() if current.get(k) != v}
         if access is not None:
             self._check_fields(access, data, changed=changed)
-            if "owner_id" in changed:
+            if "owner_id" in changed and _is_user_id(changed["owner_id"]):
                 problems += self._check_owners(access, "edit", [changed["owner_id"]])[0]
                 if not access.owner_allowed("edit", current["owner_id"]):
                     # A record reached only through a sharing rule is edited, not
@@ -1104,6 +1103,15 @@ def unreadable_ids(
         sa.select(table.c.id).where(table.c.id.in_(list(ids)), clause)
     ).scalars()
     return set(ids) - set(readable)
+
+
+def _is_user_id(owner: Any) -> bool:
+    """Whether an owner given for a record is a user id at all (stored or not)."""
+    return (
+        isinstance(owner, int)
+        and not isinstance(owner, bool)
+        and 0 < owner <= INTEGER_LIMIT
+    )
 
 
 def _check_keys(entity: EntityDef, data: Any) -> list[Problem]:
