@@ -284,6 +284,21 @@ def test_a_row_that_is_not_utf8_fails_with_its_row_number(platform: Platform) ->
     assert count(platform, "opportunity") == 0
 
 
+@pytest.mark.usefixtures("crm")
+def test_skipping_bad_rows_imports_nothing_when_the_file_cannot_be_read_to_its_end(
+    platform: Platform,
+) -> None:
+    # The reader stops at row 3: the rows after it are never read, so importing
+    # the rows before it alone would lose them without a word.
+    data = 'title,amount\nQuay lights,1\n"Dock"cranes,2\nHarbour refit,3\n'
+
+    with pytest.raises(ImportFailed) as excinfo:
+        load(platform, "opportunity", data, skip_bad_rows=True)
+
+    assert located(excinfo.value.report.errors) == [(3, None, "unreadable_file")]
+    assert count(platform, "opportunity") == 0
+
+
 # -- strict parsing ------------------------------------------------------------------
 
 

@@ -285,6 +285,8 @@ class Importer:
         #: The (self-lookup field, text) pairs that name a row of this file that
         #: was not imported, with that row's number.
         self.failed_names: dict[tuple[str, str], int] = {}
+        #: Reading stopped at a row that is not CSV; the rows after it are unread.
+        self.unreadable = False
 
     def run(
         self,
@@ -322,7 +324,9 @@ class Importer:
             self.deferred, self.keys_seen, self.undone = [], {}, {}
             self.unique_rows = {}
         report.errors.sort(key=lambda error: error.row)
-        if report.errors and not skip_bad_rows:
+        # Skipping bad rows cannot skip the rest of a file that could not be read
+        # to its end: nothing is imported rather than only the rows before it.
+        if report.errors and (not skip_bad_rows or self.unreadable):
             attempt.rollback()
             raise ImportFailed(report)
         attempt.commit()
@@ -383,6 +387,7 @@ class Importer:
                 RowError(error.row or 0, None, "unreadable_file", str(error))
             )
             report.failed_rows += 1
+            self.unreadable = True
         if batch:
             self._batch(batch, columns, key, report)
             if progress:
