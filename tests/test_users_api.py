@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from tailorcrm.platform import Platform
-from tailorcrm.platform.auth import create_token, find_user
+from tailorcrm.platform.auth import create_token, create_user, find_user
 from tests.conftest import Api
 
 CHIEF = {"kind": "role", "name": "chief", "label": "Chief", "admin": True}
@@ -71,3 +71,19 @@ def test_a_role_with_admin_makes_an_administrator_and_deactivation_ends_access(
     assert "olga.chief" in [user["username"] for user in listed.json["data"]]
     assert chief.get("/users").status_code == 401
     assert crm.get("/users/olga.chief").json["active"] is False
+
+
+def test_the_last_active_administrator_cannot_be_deactivated(
+    crm: Api, platform: Platform
+) -> None:
+    refused = crm.patch("/users/admin", json={"active": False})
+    still_listed = crm.get("/users/admin")
+    with platform.engine.begin() as connection:
+        create_user(connection, "noor.vale", "long-enough-pw", is_admin=True)
+    deactivated = crm.patch("/users/admin", json={"active": False})
+
+    assert refused.status_code == 409, refused.json
+    assert "last active administrator" in refused.json["detail"]
+    assert still_listed.json["active"] is True
+    assert deactivated.status_code == 200, deactivated.json
+    assert deactivated.json["active"] is False

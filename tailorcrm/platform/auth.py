@@ -351,7 +351,26 @@ def set_password(
 def deactivate_user(
     connection: sa.Connection, user_id: int, *, now: dt.datetime | None = None
 ) -> None:
-    """Deactivate a user: their sessions end, their tokens stop working."""
+    """Deactivate a user: their sessions end, their tokens stop working.
+
+    :raises Conflict: the user is the last active administrator: nothing could
+        make a user active again, so no one could manage the platform any more.
+    """
+    others = sa.select(users.c.id).where(
+        users.c.is_admin, users.c.active, users.c.id != user_id
+    )
+    target = connection.execute(
+        sa.select(users.c.username, users.c.is_admin, sa.exists(others)).where(
+            users.c.id == user_id
+        )
+    ).first()
+    if target is not None and target.is_admin and not target[2]:
+        raise Conflict(
+            f"{target.username} is the last active administrator and cannot be "
+            "deactivated; make another administrator first (tailorcrm user "
+            "create NAME --admin)."
+        )
+
     connection.execute(users.update().where(users.c.id == user_id).values(active=False))
     end_sessions(connection, user_id, now=now)
 
