@@ -413,6 +413,22 @@ def test_init_demo_again_keeps_the_admins_changes(
     assert "tier" in names
 
 
+def test_init_demo_again_makes_a_deactivated_admin_active(
+    run: CliRunner, database_url: str
+) -> None:
+    run.invoke(main, ["init", "--demo"])
+    run.invoke(main, ["user", "create", "noor.vale", "--admin", "--password", "x" * 12])
+    run.invoke(main, ["user", "deactivate", "admin"])
+
+    again = run.invoke(main, ["init", "--demo"])
+
+    assert again.exit_code == 0, again.output
+    assert "admin is active again" in again.output
+    token = again.output.split("API token: ")[1].split()[0]
+    api = Api(create_app({"database_url": database_url}).test_client(), token)
+    assert api.get("/users/admin").json["active"] is True
+
+
 def test_export_writes_decimals_in_fixed_point(
     run: CliRunner, database_url: str, tmp_path: Path
 ) -> None:

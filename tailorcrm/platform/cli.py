@@ -107,6 +107,13 @@ def init(demo: bool) -> None:
         if existing is None:
             admin = create_user(connection, "admin", password, is_admin=True)
         else:
+            if not existing.active:
+                # Nothing else makes a user active again: a fresh demo admin is
+                # how an operator gets back in.
+                connection.execute(
+                    users.update().where(users.c.id == existing.id).values(active=True)
+                )
+                click.echo("The user admin was deactivated; admin is active again.")
             # The new password also ends every session signed in with the old.
             admin = find_user(connection, "admin")
             set_password(connection, admin.id, password)
