@@ -115,11 +115,12 @@ def test_import_creates_the_records_and_removes_the_upload(
     assert "Imported 2 of 2 rows" in text_of(done.get_data(as_text=True))
     assert "deals.csv" in text_of(done.get_data(as_text=True))
     assert [title for title, _ in _titles(sales)] == ["Anvils for Acme", "Rockets"]
-    # Only an empty mark is left, for a second tab to learn the file was imported.
+    # Only an empty mark is left, for this browser and a second tab to learn the
+    # file was imported.
     assert [
         (path.suffix, path.stat().st_size) for path in (tmp_path / "uploads").iterdir()
     ] == [(".imported", 0)]
-    assert browser.get(address).status_code == 404
+    assert browser.get(address).status_code == 409
 
 
 def test_a_dry_run_counts_and_saves_nothing(browser: Browser, sales: Platform) -> None:
@@ -363,6 +364,22 @@ def test_an_upload_is_imported_once_however_often_it_is_sent(
         after.get_data(as_text=True)
     )
     assert shown.status_code == 409
+    assert [title for title, _ in _titles(sales)] == ["Anvils for Acme", "Rockets"]
+
+
+def test_sending_the_import_form_again_from_the_same_browser_says_it_was_imported(
+    browser: Browser, sales: Platform
+) -> None:
+    address = _upload(browser, DEALS).headers["Location"]
+    browser.get(address)
+    form = {"action": "import", **_mapping(**{"0": "title", "1": "amount"})}
+
+    first = browser.post(address, form)
+    again = browser.post(address, form)
+
+    assert first.status_code == 200
+    assert again.status_code == 409
+    assert "This file was already imported" in text_of(again.get_data(as_text=True))
     assert [title for title, _ in _titles(sales)] == ["Anvils for Acme", "Rockets"]
 
 

@@ -163,9 +163,9 @@ def import_mapping(entity_name: str, token: str) -> Response:
             actor=actor,
             caller=caller,
         )
+    # An imported upload stays known to the session (its file is gone, its mark
+    # says it was imported), so that sending the form again says so.
     filename = _name(token)
-    if report is not None and report.committed:
-        _forget(token)
     with web_session() as found:
         entity = found.catalog.entity(entity_name)
         if report is not None and report.committed:
