@@ -232,6 +232,17 @@ def test_the_entity_of_a_view_cannot_change(people: People) -> None:
     ]
 
 
+def test_a_view_for_another_entity_than_the_address_names_is_refused(
+    people: People,
+) -> None:
+    response = people.seller.post("/meta/views?entity=account", json=OPEN_DEALS)
+
+    assert response.status_code == 400
+    assert "'opportunity'" in response.json["detail"]
+    assert "'account'" in response.json["detail"]
+    assert labels(people.seller, "opportunity") == []
+
+
 def test_left_out_list_settings_come_from_the_list_layout(people: People) -> None:
     response = people.seller.post(
         "/meta/views?entity=opportunity", json={"label": "Everything"}

@@ -612,7 +612,11 @@ def create_saved_view() -> Response:
     document = _json_body(exact_numbers=False)
     entity = request.args.get("entity")
     if entity and isinstance(document, dict):
-        document.setdefault("entity", entity)
+        named = document.setdefault("entity", entity)
+        if named != entity:
+            raise BadRequest(
+                f"The view is for {named!r} but was sent with ?entity={entity!r}."
+            )
     with _session(write=True) as session:
         view = save_view(session.connection, session.catalog, session.user, document)
     response = jsonify(view)
