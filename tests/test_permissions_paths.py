@@ -22,7 +22,15 @@ from tailorcrm.platform.importer import ImportFailed, import_csv
 from tailorcrm.platform.views import save_view
 from tests.conftest import SALES_PACK, Api, load_pack
 
-from .web_helpers import PASSWORD, Browser, create, elements, fetch, token_of
+from .web_helpers import (
+    PASSWORD,
+    Browser,
+    create,
+    elements,
+    fetch,
+    text_of,
+    token_of,
+)
 
 CLERK = {
     "kind": "role",
@@ -231,6 +239,28 @@ def test_a_refused_delete_counts_only_what_the_caller_can_see(desk: Desk) -> Non
     )
     assert len(by_admin.json["errors"]) == 1
     assert desk.api.get(path).status_code == 200
+
+
+def test_deleting_selected_rows_says_which_ones_are_left_out(desk: Desk) -> None:
+    role = {**CLERK, "entities": {**CLERK["entities"]}}
+    role["entities"]["opportunity"] = {
+        **CLERK["entities"]["opportunity"],
+        "read": "all",
+    }
+    assert desk.admin.put("/meta/roles/clerk", json=role).status_code == 200
+    admins = create(desk.platform, "opportunity", title="Admin's deal")["id"]
+    chosen = [str(desk.deal), str(admins)]
+
+    confirm = desk.browser.post(
+        "/app/opportunity/bulk", {"action": "delete", "ids": chosen, "state": ""}
+    )
+
+    text = text_of(confirm.get_data(as_text=True))
+    assert "Delete 1 opportunity?" in text
+    assert (
+        "1 of the 2 selected opportunities is left out: you may not delete it." in text
+    )
+    assert "Admin's deal" not in text
 
 
 def test_a_form_keeps_a_lookup_to_a_record_the_caller_cannot_read(

@@ -160,6 +160,7 @@ def _confirm_delete(entity_name: str, ids: list[int], back: str) -> Response:
         if not deletable:
             flash("You may not delete the selected records.", "error")
             return redirect(back, code=303)
+        left_out = _left_out(entity, len(found) - len(deletable), len(found))
         found = deletable
         dependents, blocking = _dependents(session, entity, found)
         records = [
@@ -180,10 +181,22 @@ def _confirm_delete(entity_name: str, ids: list[int], back: str) -> Response:
             noun=_noun(entity, len(found)),
             records=records,
             blocked=[names[record_id] for record_id in found if record_id in blocking],
+            left_out=left_out,
             state=request.form.get("state", ""),
             action=LINKS.bulk(entity_name),
             cancel_href=back,
         )
+
+
+def _left_out(entity: EntityDef, count: int, selected: int) -> str:
+    """Why the confirmation lists fewer records than were selected, if it does."""
+    if not count:
+        return ""
+    verb, pronoun = ("is", "it") if count == 1 else ("are", "them")
+    return (
+        f"{count} of the {selected} selected {_noun(entity, selected)} {verb} left "
+        f"out: you may not delete {pronoun}."
+    )
 
 
 def _noun(entity: EntityDef, count: int) -> str:
