@@ -25,6 +25,7 @@ from tailorcrm.platform.auth import (
     deactivate_user,
     find_user,
     hash_token,
+    list_tokens,
     set_password,
 )
 from tailorcrm.platform.cli import main
@@ -683,6 +684,43 @@ def test_admins_revoke_other_users_tokens_with_the_admin_scope(
     assert with_scope.status_code == 204
     assert seller_api.get("/meta/entities").status_code == 401
     assert seller_api.get("/auth/tokens?user=admin").status_code == 401
+
+
+@pytest.mark.usefixtures("api")
+@pytest.mark.parametrize(
+    ("scopes", "reads", "revokes", "own"),
+    [
+        (["admin"], 200, 204, 403),
+        (["read", "write"], 403, 403, 200),
+    ],
+    ids=["admin", "read-write"],
+)
+def test_other_users_tokens_need_the_admin_scope_as_other_admin_work(
+    app: Flask,
+    platform: Platform,
+    scopes: list[str],
+    reads: int,
+    revokes: int,
+    own: int,
+) -> None:
+    # Like metadata changes and the audit, other users' tokens are for the admin
+    # scope alone; one's own tokens take read and write.
+    with platform.engine.begin() as connection:
+        seller = create_user(connection, "seller", PASSWORD)
+        create_token(connection, seller, name="laptop")
+        admin = find_user(connection, "admin")
+        scoped = Api(app.test_client(), create_token(connection, admin, scopes=scopes))
+    listed = scoped.get("/auth/tokens?user=seller")
+    with platform.engine.begin() as connection:
+        [token] = list_tokens(connection, user_id=seller.id)
+
+    revoked = scoped.delete(f"/auth/tokens/{token.id}")
+
+    assert (listed.status_code, revoked.status_code) == (reads, revokes)
+    if reads == 200:
+        assert [t["name"] for t in listed.json["data"]] == ["laptop"]
+    assert scoped.get("/auth/tokens").status_code == own
+    assert scoped.get("/auth/tokens?user=admin").status_code == own
 
 
 def test_a_token_needs_a_known_scope(platform: Platform) -> None:

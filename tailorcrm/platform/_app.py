@@ -82,15 +82,16 @@ class Platform:
 
     @contextmanager
     def session(
-        self, token: str, *, write: bool, scope: str | None = None
+        self, token: str, *, write: bool, scope: str | tuple[str, ...] | None = None
     ) -> Iterator[Session]:
         """One request's transaction: the token's user and the current catalog.
 
         The token, the revision and the work share one connection and one
         transaction, so a request costs a single round of locking.
 
-        :param scope: the token scope the request needs; by default ``write``
-            for a write transaction and ``read`` otherwise.
+        :param scope: the token scope the request needs, or scopes of which it
+            needs one (the caller then checks which); by default ``write`` for a
+            write transaction and ``read`` otherwise.
         :raises Unauthorized: the token is unknown, revoked or expired.
         :raises Forbidden: the token lacks the scope.
         """
@@ -101,11 +102,9 @@ class Platform:
             with connection.begin():
                 hold_metadata(connection)
                 caller = authenticate(connection, token, now=self.clock())
-                if needed not in caller.scopes:
-                    raise Forbidden(
-                        f"This API token does not have the {needed!r} scope; "
-                        "create one that has it."
-                    )
+                require_scope(
+                    caller.scopes, *((needed,) if isinstance(needed, str) else needed)
+                )
                 catalog = self.catalogs.get(connection, revision=caller.revision)
                 view, user = self._view(
                     connection, catalog, caller.user, caller.access_version
@@ -303,3 +302,15 @@ def platform() -> Platform:
     """Return the platform object of the current Flask app."""
     found: Platform = current_app.extensions["tailorcrm"]
     return found
+
+
+def require_scope(scopes: frozenset[str], *wanted: str) -> None:
+    """Refuse a request whose token has none of the ``wanted`` scopes.
+
+    :raises Forbidden: naming the first scope wanted.
+    """
+    if scopes.isdisjoint(wanted):
+        raise Forbidden(
+            f"This API token does not have the {wanted[0]!r} scope; create one "
+            "that has it."
+        )

@@ -227,7 +227,9 @@ def _refuse_unknown_write_parameters() -> None:
 
 
 @contextmanager
-def _session(*, write: bool = False, scope: str | None = None) -> Iterator[Session]:
+def _session(
+    *, write: bool = False, scope: str | tuple[str, ...] | None = None
+) -> Iterator[Session]:
     """Authenticate the request and give its one transaction.
 
     :param scope: the token scope needed; ``write`` for a write transaction and

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from flask import Response, jsonify, request, url_for
 
 from ..errors import BadRequest, Forbidden
-from ._app import Session, platform
+from ._app import Session, platform, require_scope
 from .api import _session, api
 from .auth import find_user, list_tokens, revoke_token
 from .logins import list_events
@@ -28,12 +28,16 @@ def list_api_tokens() -> Response:
     Tokens themselves are never shown, only what describes them; ``current``
     marks the token of the request.
     """
-    with _session() as session:
+    # Other users' tokens are an administrator's business, for the admin scope
+    # alone as the other admin reads; one's own need the read scope.
+    with _session(scope=("read", "admin")) as session:
         user_id = session.user.id
         name = request.args.get("user")
         if name is not None and name != session.user.username:
             _need_admin(session, "read other users' tokens")
             user_id = find_user(session.connection, name).id
+        else:
+            require_scope(session.scopes, "read")
         tokens = list_tokens(session.connection, user_id=user_id)
     now = platform().clock()
     data = [
@@ -46,10 +50,12 @@ def list_api_tokens() -> Response:
 @api.delete("/auth/tokens/<int:token_id>")
 def revoke_api_token(token_id: int) -> Response:
     """Revoke one of the caller's tokens (admins: anyone's); it stops at once."""
-    with _session(write=True) as session:
+    with _session(write=True, scope=("write", "admin")) as session:
         found = list_tokens(session.connection, token_id=token_id)
         if found and found[0].user_id != session.user.id and session.user.is_admin:
             _need_admin(session, "revoke other users' tokens")
+        else:
+            require_scope(session.scopes, "write")
         revoke_token(
             session.connection, token_id, by=session.user, now=platform().clock()
         )
