@@ -105,11 +105,19 @@ def test_crlf_line_endings_leave_no_carriage_return_in_values() -> None:
     assert rows == [(2, ["Ada", "Lyon"]), (3, ["Bo", "Porto"])]
 
 
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_lines_that_end_in_a_carriage_return_alone_are_rows(bom: bytes) -> None:
+    # As some spreadsheets save "CSV (Macintosh)".
+    data = bom + b"Name,City\rAda,Lyon\r\rBo,Porto\r"
+
+    assert rows_of(data) == [(2, ["Ada", "Lyon"]), (4, ["Bo", "Porto"])]
+
+
 def test_last_row_without_line_ending_is_read() -> None:
     assert rows_of(b"Name,City\nAda,Lyon") == [(2, ["Ada", "Lyon"])]
 
 
-@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
 def test_quoted_line_break_stays_in_one_row_and_later_rows_keep_numbering(
     newline: str,
 ) -> None:

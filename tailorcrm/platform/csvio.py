@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -121,7 +122,7 @@ def read_csv(stream: BinaryIO) -> CsvReader:
 
     The file must be UTF-8, with or without a byte order mark. The delimiter is
     the one of comma, semicolon, tab and pipe that occurs most often outside
-    quotes in the header; a tie goes to the comma. Lines may end in CRLF or LF,
+    quotes in the header; a tie goes to the comma. Lines may end in CRLF, LF or CR,
     and quoted values may hold line breaks and doubled quotes. Blank lines are
     skipped, and so are rows whose every cell is blank (``,,,``). Column names
     are stripped of surrounding spaces.
@@ -164,11 +165,21 @@ def _with_values(
 
 def _decoded_lines(stream: BinaryIO) -> Iterator[str]:
     # Splitting the raw bytes on LF is safe before decoding: in UTF-8 the byte 0x0A
-    # only ever stands for a line feed, never for part of a longer character.
-    for index, raw in enumerate(stream):
-        if index == 0 and raw.startswith(codecs.BOM_UTF8):
-            raw = raw[len(codecs.BOM_UTF8) :]
-
+    # only ever stands for a line feed, never for part of a longer character; so
+    # is splitting on CR (0x0D).
+    raws = iter(stream)
+    first = next(raws, None)
+    if first is None:
+        return
+    if first.startswith(codecs.BOM_UTF8):
+        first = first[len(codecs.BOM_UTF8) :]
+    opening = [first]
+    if not first.endswith(b"\n") and b"\r" in first.rstrip(b"\r"):
+        # No line feed at all, but carriage returns between lines: lines that end
+        # in CR alone, as some spreadsheets save "CSV (Macintosh)". The whole file
+        # came as one line.
+        opening = first.splitlines(keepends=True)
+    for raw in itertools.chain(opening, raws):
         try:
             yield raw.decode("utf-8")
         except UnicodeDecodeError:
