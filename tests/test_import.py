@@ -1083,6 +1083,17 @@ def test_an_exported_file_imports_back_as_updates(
 
 
 @pytest.mark.usefixtures("crm")
+def test_a_short_row_is_told_its_count_of_values(platform: Platform) -> None:
+    data = "title,erp_code\nHarbour refit\n"
+
+    report = load(platform, "opportunity", data, skip_bad_rows=True)
+
+    [error] = report.errors
+    assert (error.row, error.code) == (2, "short_row")
+    assert error.message == "This row has 1 value but the header has 2 columns."
+
+
+@pytest.mark.usefixtures("crm")
 def test_a_row_with_more_values_than_the_header_is_an_error(platform: Platform) -> None:
     data = "title,erp_code\nHarbour refit, phase two,E-1\nQuay lights,E-2,\n"
 

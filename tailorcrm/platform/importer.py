@@ -628,14 +628,15 @@ class Importer:
     ) -> tuple[int, dict[str, Any], list[Problem], dict[str, str]]:
         if len(values) < self.width:
             message = (
-                f"This row has {len(values)} values but the header has {self.width} "
-                "columns."
+                f"This row has {_counted(len(values), 'value')} but the header has "
+                f"{_counted(self.width, 'column')}."
             )
             return number, {}, [Problem(None, "short_row", message)], {}
         if any(value.strip() for value in values[self.width :]):
             message = (
-                f"This row has {len(values)} values but the header has {self.width} "
-                "columns; quote values that hold the delimiter."
+                f"This row has {_counted(len(values), 'value')} but the header has "
+                f"{_counted(self.width, 'column')}; quote values that hold the "
+                "delimiter."
             )
             return number, {}, [Problem(None, "long_row", message)], {}
         data: dict[str, Any] = {}
@@ -844,6 +845,11 @@ class Importer:
                 report.errors.append(
                     RowError(number, problem.field, problem.code, problem.message)
                 )
+
+
+def _counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless the count is one."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def import_csv(
