@@ -205,6 +205,28 @@ def test_purge_drops_a_removed_column_after_confirmation(
 
 
 @pytest.mark.parametrize(
+    ("target", "says"),
+    [
+        ("opportunity.nowhere", "has no removed field 'nowhere'"),
+        ("opportunity.title", "is a live field"),
+        ("nowhere", "There is no entity named 'nowhere'"),
+        ("opportunity", "is live; delete it before purging it"),
+    ],
+)
+def test_purge_says_what_cannot_be_purged_before_asking(
+    crm: Api, database_url: str, target: str, says: str
+) -> None:
+    env = {"TAILORCRM_DATABASE_URL": database_url}
+
+    # No answer is given: a purge that cannot be made asks nothing.
+    result = CliRunner().invoke(main, ["meta", "purge", target], input="", env=env)
+
+    assert result.exit_code == 1
+    assert says in result.output
+    assert "Continue?" not in result.output
+
+
+@pytest.mark.parametrize(
     ("index", "option", "value"),
     [(3, "type", "integer"), (3, "precision", 16), (1, "target", "opportunity")],
 )

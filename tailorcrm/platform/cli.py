@@ -502,12 +502,16 @@ def meta_purge(target: str, yes: bool) -> None:
     """Drop the data of a removed field (ENTITY.FIELD) or entity (ENTITY)."""
     entity, _, field = target.partition(".")
     what = f"column {entity}.{field}" if field else f"table {entity}"
-    if not yes:
-        click.confirm(
-            f"This drops the {what} and all its data for good. Continue?", abort=True
-        )
+    store = _platform().store
     try:
-        result = _platform().store.purge(entity, field or None, actor="cli")
+        # Asked only of a purge that can be made.
+        store.check_purge(entity, field or None)
+        if not yes:
+            click.confirm(
+                f"This drops the {what} and all its data for good. Continue?",
+                abort=True,
+            )
+        result = store.purge(entity, field or None, actor="cli")
     except TailorError as error:
         _fail(error)
     click.echo(f"Dropped the {what} (revision {result.revision}).")

@@ -31,6 +31,7 @@ from ..errors import (
 )
 from ..metadata import (
     Catalog,
+    EntityDef,
     Plan,
     StoredEntity,
     build_catalog,
@@ -433,21 +434,26 @@ class MetadataStore:
         log.info("applied plan r%s: %s", revision, "; ".join(change.plan.describe()))
         return ChangeResult(revision, change.plan, applied=True)
 
+    def check_purge(self, name: str, field: str | None) -> None:
+        """Refuse, as :meth:`purge` would, a purge that cannot be made; change
+        nothing. The command line asks its question only for one that can."""
+        with self.engine.connect() as connection:
+            stored = _stored_entities(connection)
+            current = build_catalog(current_revision(connection), stored.values())
+            _check_purge(current, name, field)
+
     def purge(self, name: str, field: str | None, *, actor: str) -> ChangeResult:
         """Drop a removed field's column, or a removed entity's table, for good."""
         with _table_rebuilds(self.engine) as connection:
             self._lock(connection)
             stored = _stored_entities(connection)
             current = build_catalog(current_revision(connection), stored.values())
-            entity = current.entities.get(name)
-            if entity is None:
-                raise NotFound(f"There is no entity named {name!r}.")
+            entity = _check_purge(current, name, field)
             plan = Plan()
             old = stored[name]
             roles_before = stored_roles(connection)
             roles = RoleChange()
             if field is None:
-                _check_purge_entity(current, name)
                 drop_table(connection, entity)
                 # Its records' history goes with them: a table made again under
                 # the name numbers its records from 1 again, and their history
@@ -461,16 +467,6 @@ class MetadataStore:
                     plan.add("drop_views", name, count=count)
                 after = None
             else:
-                if field in entity.fields:
-                    raise Conflict(
-                        f"{name}.{field} is a live field; remove it from the entity "
-                        "first, then purge it."
-                    )
-                if field not in entity.hidden_fields:
-                    raise NotFound(
-                        f"{name} has no removed field {field!r} holding data (it may "
-                        "have been purged already)."
-                    )
                 purge_column(connection, entity, field)
                 plan.add("drop_column", name, field)
                 hidden = [s for s in old.hidden_fields if s["name"] != field]
@@ -701,6 +697,30 @@ def _creation_order(
     for name in by_name:
         visit(name)
     return ordered
+
+
+def _check_purge(current: Catalog, name: str, field: str | None) -> EntityDef:
+    """The entity whose table, or removed ``field``, may be purged.
+
+    :raises NotFound: there is no such entity, or no such removed field.
+    :raises Conflict: the entity or field is live, or other columns refer to it.
+    """
+    entity = current.entities.get(name)
+    if entity is None:
+        raise NotFound(f"There is no entity named {name!r}.")
+    if field is None:
+        _check_purge_entity(current, name)
+    elif field in entity.fields:
+        raise Conflict(
+            f"{name}.{field} is a live field; remove it from the entity first, then "
+            "purge it."
+        )
+    elif field not in entity.hidden_fields:
+        raise NotFound(
+            f"{name} has no removed field {field!r} holding data (it may have been "
+            "purged already)."
+        )
+    return entity
 
 
 def _check_purge_entity(current: Catalog, name: str) -> None:
