@@ -394,6 +394,25 @@ def test_a_number_too_large_to_show_reads_on_its_chip_as_written(
     assert _chip_texts(response) == [chip]
 
 
+@pytest.mark.parametrize(
+    ("value", "status", "chip"),
+    [
+        ("true", 200, "Next step is blank"),
+        ("No", 200, "Next step is not blank"),
+        ("maybe", 400, "Next step is blank: “maybe”"),
+    ],
+)
+def test_a_blank_filter_reads_on_its_chip_as_the_list_applies_it(
+    browser: Browser, sales: Platform, value: str, status: int, chip: str
+) -> None:
+    # A value that is neither yes nor no is refused; its chip does not claim
+    # the "is not blank" that the list does not apply.
+    response = browser.get(f"/app/opportunity?next_step__isnull={value}")
+
+    assert response.status_code == status
+    assert _chip_texts(response) == [chip]
+
+
 def test_a_zero_filter_reads_without_a_sign(browser: Browser, sales: Platform) -> None:
     """'amount__gt=-0' read 'Amount > -$0.00': minus zero is zero."""
     money = browser.get("/app/opportunity?amount__gt=-0")

@@ -215,8 +215,14 @@ def filter_label(
     label = str(spec.get("label", spec["name"]))
     kind = spec["type"]
     if op == "isnull":
-        blank = raw.strip().lower() in ("true", "1", "yes")
-        return f"{label} {operator_label(kind, BLANK if blank else NOT_BLANK)}"
+        word = raw.strip().lower()
+        if word in ("true", "1", "yes"):
+            return f"{label} {operator_label(kind, BLANK)}"
+        if word in ("false", "0", "no"):
+            return f"{label} {operator_label(kind, NOT_BLANK)}"
+        # Neither: the filter is refused, and its chip shows what was written,
+        # to be removed, rather than a meaning the list does not apply.
+        return f"{label} {operator_label(kind, BLANK)}: “{raw}”"
     if op == "in":
         shown = ", ".join(
             _value_text(spec, part, lookup_names, locale) for part in raw.split(",")
