@@ -77,3 +77,43 @@ def test_users_and_teams_are_managed_from_the_command_line(
     assert role["kind"] == "role"
     assert run.invoke(main, ["team", "delete", "audit"]).exit_code == 0
     assert "audit" not in run.invoke(main, ["team", "list"]).output
+
+
+def test_attributes_are_text_or_with_a_colon_numbers_and_true_false(
+    run: CliRunner,
+) -> None:
+    run.invoke(main, ["init"])
+    run.invoke(main, ["user", "create", "cleo.marsh", "--password", "x" * 12])
+
+    typed = run.invoke(
+        main,
+        [
+            "user",
+            "attributes",
+            "cleo.marsh",
+            "zone=0042",
+            "score:=5",
+            "ratio:=0.75",
+            "vip:=true",
+            "motto=a=b",
+        ],
+    )
+    shown = json.loads(run.invoke(main, ["user", "show", "cleo.marsh"]).output)
+    refused = [
+        run.invoke(main, ["user", "attributes", "cleo.marsh", pair])
+        for pair in ("zone:=north", "zone:=[1]", "zone:=null", "zone:=NaN")
+    ]
+
+    assert typed.exit_code == 0, typed.output
+    assert shown["attributes"] == {
+        "zone": "0042",
+        "score": 5,
+        "ratio": 0.75,
+        "vip": True,
+        "motto": "a=b",
+    }
+    for result in refused:
+        assert result.exit_code == 2
+        assert "after := write a number or true/false" in result.output
+    after = json.loads(run.invoke(main, ["user", "show", "cleo.marsh"]).output)
+    assert after["attributes"] == shown["attributes"]

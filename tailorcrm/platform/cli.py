@@ -826,14 +826,20 @@ def user_roles_command(username: str, roles: tuple[str, ...]) -> None:
 def user_attributes_command(username: str, pairs: tuple[str, ...]) -> None:
     """Set USERNAME's attributes as NAME=VALUE pairs (all others are removed).
 
-    Conditions read them as $user.NAME, e.g. sharing rules by region.
+    NAME=VALUE gives text; NAME:=VALUE a number or true/false, as JSON writes
+    them (score:=5, vip:=true). Conditions read them as $user.NAME, e.g. sharing
+    rules by region.
     """
     attributes: dict[str, Any] = {}
     for pair in pairs:
         name, sign, value = pair.partition("=")
         if not sign:
-            raise click.BadParameter(f"{pair!r}: write NAME=VALUE.")
-        attributes[name] = value
+            raise click.BadParameter(f"{pair!r}: write NAME=VALUE or NAME:=VALUE.")
+        if name.endswith(":"):
+            name = name[:-1]
+            attributes[name] = _typed_attribute(pair, value)
+        else:
+            attributes[name] = value
     platform = _platform()
     try:
         with platform.engine.begin() as connection:
@@ -841,6 +847,19 @@ def user_attributes_command(username: str, pairs: tuple[str, ...]) -> None:
     except TailorError as error:
         _fail(error)
     click.echo(f"{username}: {attributes or 'no attributes'}")
+
+
+def _typed_attribute(pair: str, text: str) -> Any:
+    """The number or true/false that NAME:=VALUE gives, read as JSON."""
+    try:
+        value = read_json(text)
+    except JSONRefused:
+        value = None
+    if isinstance(value, bool | int | float):
+        return value
+    raise click.BadParameter(
+        f"{pair!r}: after := write a number or true/false; use = for text."
+    )
 
 
 @user.command("show")
