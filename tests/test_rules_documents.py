@@ -505,6 +505,22 @@ def _nested(depth: int) -> Any:
             ),
             ("stage_default.field", "has_default"),
         ),
+        (
+            rule(
+                "task_elsewhere",
+                "opportunity",
+                "automation",
+                trigger="create",
+                actions=[
+                    {
+                        "type": "create_record",
+                        "entity": "task",
+                        "values": {"subject": "Call", "opportunity": 7},
+                    }
+                ],
+            ),
+            ("task_elsewhere.actions[0].values.opportunity", "not_applicable"),
+        ),
     ],
 )
 def test_static_checks_refuse_rules_that_cannot_work(

@@ -473,6 +473,15 @@ class _Builder:
             )
             self.report(f"{path}.lookup", "unknown_relation", message)
             return None
+        if lookup in action["values"]:
+            # The action points the new record at the triggering one; a value
+            # written for that lookup would be dropped without a word.
+            message = (
+                f"create_record points {lookup!r} at the triggering {shape.name}; "
+                "leave it out of values."
+            )
+            self.report(f"{path}.values.{lookup}", "not_applicable", message)
+            return None
         values = self.values(f"{path}.values", action["values"], shape, target, prior)
         if values is None:
             return None
