@@ -395,6 +395,10 @@ def test_text_operations(condition: Any, value: Any, expected: Any) -> None:
         ("US-12", r"(?:EU|US)-(?<number>\d+)", True),
         ("a{2}", r"a{,2}", False),  # JavaScript reads a{,2} as literal text
         ("a{,2}", r"a{,2}", True),
+        ("]", r"[]a]", False),  # JavaScript reads [] as a class of nothing
+        ("a]", r"[]a]", False),
+        ("a\nb", r"^a[^]b$", True),  # and [^] as any character, a line end too
+        ("]", r"[^]a]", False),
         ("price: $10.99", r"\$\d+\.\d{2}", True),
         (None, r"x", False),
         ("", r"x", False),

@@ -261,15 +261,16 @@ class _Parser:
         if negated:
             self.pos += 1
         ranges: list[tuple[int, int]] = []
-        first = True
         while True:
             char = self.peek()
             if char is None:
                 raise self.fail("Missing ']'")
-            if char == "]" and not first:
+            if char == "]":
+                # Also first in the class: JavaScript reads "[]" as a class of
+                # nothing and "[^]" as any character, where Python would take
+                # the "]" as a member.
                 self.pos += 1
                 break
-            first = False
             low = self.class_item()
             if self.peek() == "-" and self.pattern[self.pos + 1 : self.pos + 2] not in (
                 "]",

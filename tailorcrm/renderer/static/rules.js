@@ -1421,17 +1421,17 @@
         this.pos += 1;
       }
       var ranges = [];
-      var first = true;
       for (;;) {
         var char = this.peek();
         if (char === null) {
           throw this.fail("Missing ']'");
         }
-        if (char === "]" && !first) {
+        if (char === "]") {
+          // Also first in the class: "[]" is a class of nothing and "[^]" any
+          // character, as in JavaScript.
           this.pos += 1;
           break;
         }
-        first = false;
         var low = this.classItem();
         var after = this.at(this.pos + 1);
         if (this.peek() === "-" && after !== "]" && after !== "") {
