@@ -8,6 +8,7 @@ parent. Every test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -629,6 +630,36 @@ def test_a_condition_that_changes_case_counts_as_the_rules_engine_reads_it(
 
     assert kept == {"deal_count": 2, "touch_total": 7}
     assert stored_fields(platform, north, "deal_count", "touch_total") == kept
+
+
+def test_a_condition_past_64_bits_counts_as_the_rules_engine_reads_it(
+    platform: Platform, api: Api
+) -> None:
+    # Python computes 2**62 * 4 exactly; SQL would stop on it, and the save of
+    # the deal, or of the rule, was refused as holding a value out of range.
+    busy = {">": [{"*": [{"var": "touches"}, 4]}, 0]}
+    busy_count = _rollup("deal_count", "count", condition=busy)
+    busy_max = _rollup("last_close", "max", of="close_date", condition=busy)
+    define(api, TALLIED_ACCOUNT, TALLIED_OPPORTUNITY, busy_count, busy_max)
+    north = create(api, "account", name="North Yard")
+
+    saved = api.post(
+        "/opportunity",
+        json={
+            "title": "Busy",
+            "account": north["id"],
+            "touches": 2**62,
+            "close_date": "2031-04-17",
+        },
+    )
+    again = api.put("/meta/rules/deal_count", json={**busy_count, "label": "Busy"})
+
+    assert saved.status_code == 201, saved.json
+    assert again.status_code == 200, again.json
+    assert stored_fields(platform, north, "deal_count", "last_close") == {
+        "deal_count": 1,
+        "last_close": dt.date(2031, 4, 17),
+    }
 
 
 def test_a_unique_total_kept_by_increments_that_clashes_refuses_the_save(

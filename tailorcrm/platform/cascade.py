@@ -980,19 +980,26 @@ def _aggregate_query(
     """The roll-up's aggregate per parent, the parents' ids bound as ``parents``,
     and the scale its integer result is in (exact SQLite sums).
 
-    ``None`` when its condition has no SQL form, or one that PostgreSQL answers
-    otherwise than Python (see :func:`_changes_case`): it then runs in Python.
+    ``None`` when its condition has no SQL form, or one that may answer otherwise
+    than Python (case changes on PostgreSQL, whole-number arithmetic): it then
+    runs in Python.
     """
     lookup = table.c[rule.lookup]
     where: list[sa.ColumnElement[bool]] = [
         _among(lookup, "parents", single=shape.single)
     ]
     if rule.condition is not None:
-        if not shape.sqlite and _changes_case(rule.condition.source):
+        source = rule.condition.source
+        if not shape.sqlite and _uses(source, _CASE_CHANGES):
             # PostgreSQL's lower() and upper() follow its locale, not Python's
             # special cases ('ß' upper-cased is 'SS'): the children counted here
             # would not be those each increment counted, nor those the rules
             # engine judges (OPERATIONS.md, "In SQL").
+            return None
+        if _uses(source, _WHOLE_NUMBER_ARITHMETIC):
+            # Whole numbers that leave 64 bits stop the query in SQL, where
+            # Python, and so each increment, computes them exactly: a child
+            # with such a value could not be saved, nor the rule.
             return None
         kinds = {**SYSTEM_TYPES, **dict(shape.types)}
         columns = {name: (table.c[name], kind) for name, kind in kinds.items()}
@@ -1008,14 +1015,20 @@ def _aggregate_query(
     return sa.select(lookup, value).where(*where).group_by(lookup), scale
 
 
-def _changes_case(condition: Any) -> bool:
-    """Whether ``condition`` uses ``lower`` or ``upper`` anywhere."""
+#: Operators whose SQL form follows the database's case rules.
+_CASE_CHANGES = frozenset({"lower", "upper"})
+#: Operators whose SQL form stops the query when a whole number leaves 64 bits.
+_WHOLE_NUMBER_ARITHMETIC = frozenset({"+", "-", "*"})
+
+
+def _uses(condition: Any, operators: frozenset[str]) -> bool:
+    """Whether ``condition`` uses one of ``operators`` anywhere."""
     if isinstance(condition, list):
-        return any(_changes_case(item) for item in condition)
+        return any(_uses(item, operators) for item in condition)
     if not isinstance(condition, dict):
         return False
     return any(
-        name in ("lower", "upper") or _changes_case(operand)
+        name in operators or _uses(operand, operators)
         for name, operand in condition.items()
     )
 
