@@ -340,6 +340,24 @@ def test_cases_that_must_hold(engine: sa.Engine, condition: Any, ids: set[int]) 
 @pytest.mark.parametrize(
     "condition",
     [
+        {">": [{"date_add": [{"var": "due"}, 1, "days"]}, "2024-05-31"]},
+        {"<": [{"date_add": [{"var": "due"}, -1, "days"]}, "2024-05-31"]},
+        {"!": {">": [{"date_add": [{"var": "due"}, 1, "days"]}, "2024-05-31"]}},
+        {"is_blank": {"date_add": [{"var": "due"}, -1, "days"]}},
+        {"==": [{"date_add": [{"var": "due"}, 1, "days"]}, None]},
+    ],
+)
+def test_date_add_past_the_calendar_is_null_as_in_python(
+    engine: sa.Engine, condition: Any
+) -> None:
+    stored = load(engine, [{"due": dt.date(9999, 12, 31)}, {"due": dt.date(1, 1, 1)}])
+
+    assert sql_ids(engine, condition) == python_ids(condition, stored)
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
         {">": [{"round": [{"var": "qty"}, 20]}, 0]},
         {"!": {"round": [{"var": "qty"}, 19]}},
         {"==": [{"round": [{"var": "qty"}, 10]}, {"var": "qty"}]},

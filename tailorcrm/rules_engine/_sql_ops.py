@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import replace
 from typing import Any
@@ -38,6 +39,9 @@ from ._sql_core import (
 
 #: Significant digits of a rounded number; a longer one gives null (OPERATIONS.md).
 _ROUND_PRECISION = 28
+#: The dates ``date_add`` gives; past them it gives null (OPERATIONS.md).
+_FIRST_DAY = sa.literal(dt.date.min, sa.Date)
+_LAST_DAY = sa.literal(dt.date.max, sa.Date)
 
 # -- arithmetic -----------------------------------------------------------------------
 
@@ -301,4 +305,7 @@ def _date_add(
     if abs(amount.constant) > 100_000:
         raise _unsupported("date_add moves at most 100000 days in a filter.", path)
     moved = _AddDays(date.sql, sa.literal(amount.constant, sa.Integer))
-    return _Node(moved, DATE, fails=date.fails)
+    # Python gives null for a date before year 1 or past 9999, where both
+    # databases go on counting.
+    within = sa.and_(moved >= _FIRST_DAY, moved <= _LAST_DAY)
+    return _Node(sa.case((within, moved)), DATE, fails=date.fails)
