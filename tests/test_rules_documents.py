@@ -365,6 +365,37 @@ def test_a_bad_rule_names_the_rule_and_the_path_of_each_problem(
     assert problems(response) == expected
 
 
+def test_a_latest_or_earliest_into_a_required_field_is_refused(sales: Api) -> None:
+    # Over no opportunities the latest close date is blank: no account could be
+    # created, so neither the rule nor making its field required is taken.
+    latest = rule(
+        "latest_close",
+        "account",
+        "rollup",
+        field="last_close",
+        relation={"entity": "opportunity", "lookup": "account"},
+        function="max",
+        of="close_date",
+    )
+    strict = {
+        **ACCOUNT,
+        "fields": [
+            {**spec, "required": True} if spec["name"] == "last_close" else spec
+            for spec in ACCOUNT["fields"]
+        ],
+    }
+    define(sales, strict)
+
+    refused = sales.put("/meta/rules/latest_close", json=latest)
+    define(sales, ACCOUNT, latest)
+    unrequired = sales.put("/meta/entities/account", json=strict)
+
+    assert refused.status_code == 422, refused.json
+    assert problems(refused) == [("latest_close.field", "wrong_type")]
+    assert unrequired.status_code == 409, unrequired.json
+    assert sales.post("/account", json={"name": "North Yard"}).status_code == 201
+
+
 def _nested(depth: int) -> Any:
     condition: Any = {"var": "amount"}
     for _ in range(depth):

@@ -95,6 +95,9 @@ def entity_shapes(entities: Iterable[EntityDef]) -> dict[str, EntityShape]:
             # platform's.
             writable=frozenset(n for n in entity.writable if n in entity.fields),
             defaults=frozenset(name for name, _ in entity.defaults),
+            required=frozenset(
+                n for n, spec in entity.fields.items() if spec.get("required")
+            ),
         )
     return shapes
 

@@ -74,7 +74,8 @@ class EntityShape:
     ``fields`` maps every readable name (fields and system columns) to its field
     type; ``targets`` maps each lookup field to the entity it points at;
     ``writable`` names the fields a record may be written with; ``defaults`` the
-    fields that have a default in the entity document.
+    fields that have a default in the entity document, ``required`` those it
+    requires.
     """
 
     name: str
@@ -82,6 +83,7 @@ class EntityShape:
     targets: Mapping[str, str]
     writable: frozenset[str]
     defaults: frozenset[str] = frozenset()
+    required: frozenset[str] = frozenset()
 
     def relations(self, shapes: Mapping[str, EntityShape]) -> dict[str, Any]:
         """For each lookup, the fields of the entity it points at."""

@@ -339,6 +339,14 @@ class _Builder:
                 f"{child.name}" + (f".{of}" if of else "") + "."
             )
             self.report("field", "wrong_type", message)
+        elif function in ("min", "max") and field in shape.required:
+            # Over no children the value is null, which a required field refuses:
+            # no record could be created, nor saved while it has no children.
+            message = (
+                f"The field {field!r} is required, but the {function} of no "
+                f"{child.name} records is blank; make the field optional."
+            )
+            self.report("field", "wrong_type", message)
 
     def _field_state(self, shape: EntityShape, common: dict[str, Any]) -> Rule | None:
         field = self.document["field"]
