@@ -396,6 +396,35 @@ def test_a_latest_or_earliest_into_a_required_field_is_refused(sales: Api) -> No
     assert sales.post("/account", json={"name": "North Yard"}).status_code == 201
 
 
+def test_a_record_an_automation_creates_gets_every_required_field(
+    sales: Api,
+) -> None:
+    # A task needs a subject: an action that gives none could never save one,
+    # unless a default rule fills it.
+    kick_off = rule(
+        "kick_off",
+        "opportunity",
+        "automation",
+        trigger="create",
+        actions=[{"type": "create_record", "entity": "task", "values": {"about": "x"}}],
+    )
+    subject = rule(
+        "task_subject", "task", "default", field="subject", expression="Follow up"
+    )
+
+    refused = sales.put("/meta/rules/kick_off", json=kick_off)
+    define(sales, subject, kick_off)
+    dropped = sales.delete("/meta/rules/task_subject")
+
+    assert refused.status_code == 422, refused.json
+    assert problems(refused) == [("kick_off.actions[0].values", "required")]
+    assert "task.subject is required" in refused.json["errors"][0]["message"]
+    assert dropped.status_code == 409, dropped.json
+    created = sales.post("/opportunity", json={"title": "Cranes"})
+    assert created.status_code == 201, created.json
+    assert [t["subject"] for t in sales.get("/task").json["data"]] == ["Follow up"]
+
+
 def _nested(depth: int) -> Any:
     condition: Any = {"var": "amount"}
     for _ in range(depth):

@@ -169,6 +169,7 @@ def check_rule_set(
     computed = _computed(active, problems)
     for rule in active:
         problems += _writes_to_computed(rule, computed)
+    problems += _creates_without_required(active, shapes, computed)
     problems += _one_per_field(
         [rule for rule in active if isinstance(rule, DefaultRule)], "default"
     )
@@ -227,6 +228,48 @@ def _writes_to_computed(
                     "automations cannot write it."
                 )
                 found.append((rule.name, ConditionProblem(path, "computed", message)))
+    return found
+
+
+def _creates_without_required(
+    active: Sequence[Rule],
+    shapes: Mapping[str, EntityShape],
+    computed: Mapping[Node, Rule],
+) -> list[tuple[str, ConditionProblem]]:
+    """``create_record`` actions that give no value for a field their entity
+    requires and nothing fills (a default, a default rule, a formula or roll-up):
+    every save that triggers them would be refused."""
+    filled = {
+        (rule.entity, rule.field) for rule in active if isinstance(rule, DefaultRule)
+    }
+    found = []
+    for rule in active:
+        if not isinstance(rule, AutomationRule):
+            continue
+        for key, actions in (
+            ("actions", rule.actions),
+            ("else_actions", rule.else_actions),
+        ):
+            for index, action in enumerate(actions):
+                shape = shapes.get(str(action.entity))
+                if action.type != "create_record" or shape is None:
+                    continue
+                given = {name for name, _ in action.values} | {str(action.lookup)}
+                for name in sorted(shape.required - shape.defaults - given):
+                    node = (shape.name, name)
+                    if node in filled or node in computed:
+                        continue
+                    if shape.fields.get(name) == "autonumber":
+                        # The platform numbers each new record.
+                        continue
+                    message = (
+                        f"{shape.name}.{name} is required and nothing fills it; "
+                        "give it in values."
+                    )
+                    path = f"{key}[{index}].values"
+                    found.append(
+                        (rule.name, ConditionProblem(path, "required", message))
+                    )
     return found
 
 
