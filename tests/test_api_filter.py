@@ -83,6 +83,7 @@ def test_null_field_and_empty_group_never_select_everything(crm: Api) -> None:
     [
         ("{not json", "not valid JSON"),
         ('{"==": [{"var": "amount"}, NaN]}', "not valid JSON"),
+        ('{"<": [{"var": "amount"}, 1e999]}', "1e999 is too large a number"),
         ('{"==": [{"var": "amont"}, 1]}', "amont"),
         ('{"matches": [{"var": "title"}, "^A"]}', "no SQL translation"),
         ('{"frobnicate": [1]}', "frobnicate"),
@@ -238,7 +239,11 @@ def test_user_name_is_known_to_filters(crm: Api) -> None:
 
 
 def test_a_filter_that_is_not_json_says_so_in_its_errors(crm: Api) -> None:
-    for text in ("{not json", '{"==": [{"var": "amount"}, NaN]}'):
+    for text in (
+        "{not json",
+        '{"==": [{"var": "amount"}, NaN]}',
+        '{"==": [1e999, 1e999]}',
+    ):
         response = crm.get("/opportunity", query_string={"filter": text})
         assert response.status_code == 400
         assert [(e["field"], e["code"]) for e in response.json["errors"]] == [

@@ -34,6 +34,7 @@ from ..metadata import (
 from ..rules_engine import ConditionError, check_condition, compile_sql
 from .records import record_json
 from .search_index import name_conditions, name_order
+from .strictjson import JSONRefused, read_json
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
@@ -155,10 +156,13 @@ def parse_condition(
         entity does not have, an operation with no SQL form, a failed static check.
     """
     try:
-        condition = json.loads(text, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise _unreadable("too_deep", "The condition is nested too deeply.") from None
-    except ValueError as error:
+        # Read as request bodies are: NaN, and a number too large for a float
+        # (1e999, which Python would read as infinity), are no JSON.
+        condition = read_json(text)
+    except JSONRefused as error:
+        if error.too_deep:
+            message = "The condition is nested too deeply."
+            raise _unreadable("too_deep", message) from None
         raise _unreadable(
             "invalid_json", f"The condition is not valid JSON ({error})."
         ) from None
@@ -204,10 +208,6 @@ def _unreadable(code: str, message: str) -> BadRequest:
         f"filter: {message[0].lower()}{message[1:]}",
         problems=[Problem("filter", code, message)],
     )
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number")
 
 
 def _single(args: Mapping[str, list[str]], name: str) -> str | None:
