@@ -705,6 +705,33 @@ def test_a_field_is_computed_by_one_rule_and_written_by_none(sales: Api) -> None
     assert problems(written) == [("set_industry.actions[0].field", "computed")]
 
 
+def test_a_computed_field_cannot_be_required_if(sales: Api) -> None:
+    # No one can fill it, so a save it is required in could only be refused;
+    # visible_if and readonly_if are harmless.
+    define(sales, OPPORTUNITY_INDUSTRY)
+    required = rule(
+        "industry_needed",
+        "opportunity",
+        "field_state",
+        field="industry",
+        required_if={"==": [{"var": "stage"}, "won"]},
+    )
+    shown = {
+        **required,
+        "name": "industry_shown",
+        "visible_if": required["required_if"],
+        "readonly_if": required["required_if"],
+    }
+    del shown["required_if"]
+
+    refused = sales.put("/meta/rules/industry_needed", json=required)
+    accepted = sales.put("/meta/rules/industry_shown", json=shown)
+
+    assert problems(refused) == [("industry_needed.required_if", "computed")]
+    assert "computed by the rule" in refused.json["errors"][0]["message"]
+    assert accepted.status_code == 201, accepted.json
+
+
 def test_removing_or_renaming_a_used_field_is_refused_with_the_rules(
     sales: Api,
 ) -> None:

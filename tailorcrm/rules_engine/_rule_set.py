@@ -208,6 +208,18 @@ def _writes_to_computed(
         other = computed[(rule.entity, rule.field)]
         message = f"The field {rule.field!r} is computed by the rule {other.name!r}."
         found.append((rule.name, ConditionProblem("field", "computed", message)))
+    if (
+        isinstance(rule, FieldStateRule)
+        and rule.required_if is not None
+        and (rule.entity, rule.field) in computed
+    ):
+        # No one can fill it: a save it is required in could only be refused.
+        other = computed[(rule.entity, rule.field)]
+        message = (
+            f"The field {rule.field!r} is computed by the rule {other.name!r}, so "
+            "no one can fill it; require the fields it is computed from instead."
+        )
+        found.append((rule.name, ConditionProblem("required_if", "computed", message)))
     if not isinstance(rule, AutomationRule):
         return found
     for key, actions in (
