@@ -705,6 +705,50 @@ def test_a_field_is_computed_by_one_rule_and_written_by_none(sales: Api) -> None
     assert problems(written) == [("set_industry.actions[0].field", "computed")]
 
 
+def test_values_written_in_related_record_actions_must_fit_their_fields(
+    sales: Api,
+) -> None:
+    # As a set_field value is: found when the rule is saved, not at each save
+    # that runs it.
+    def automation(name: str, *actions: dict[str, Any]) -> dict[str, Any]:
+        return rule(
+            name, "opportunity", "automation", trigger="create", actions=list(actions)
+        )
+
+    follow_up = {
+        "type": "create_record",
+        "entity": "task",
+        "values": {"subject": "x" * 300, "done": True},
+    }
+    mark_account = {
+        "type": "update_related",
+        "lookup": "account",
+        "values": {"industry": "nope", "tier": "platinum"},
+    }
+    fine = [
+        {**follow_up, "values": {"subject": {"var": "title"}, "done": False}},
+        {**mark_account, "values": {"industry": "energy", "tier": "gold"}},
+    ]
+
+    refused = sales.put(
+        "/meta/rules/follow_up", json=automation("follow_up", follow_up)
+    )
+    related = sales.put(
+        "/meta/rules/mark_account", json=automation("mark_account", mark_account)
+    )
+    accepted = sales.put("/meta/rules/fine", json=automation("fine", *fine))
+
+    assert problems(refused) == [
+        ("follow_up.actions[0].values.subject", "invalid_value")
+    ]
+    assert "does not fit subject" in refused.json["errors"][0]["message"]
+    assert problems(related) == [
+        ("mark_account.actions[0].values.industry", "invalid_value"),
+        ("mark_account.actions[0].values.tier", "invalid_value"),
+    ]
+    assert accepted.status_code == 201, accepted.json
+
+
 def test_a_computed_field_cannot_be_required_if(sales: Api) -> None:
     # No one can fill it, so a save it is required in could only be refused;
     # visible_if and readonly_if are harmless.

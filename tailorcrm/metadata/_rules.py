@@ -174,27 +174,60 @@ def _problem(name: str, problem: ConditionProblem) -> Problem:
 def _literal_values(
     document: Mapping[str, Any], entities: Mapping[str, EntityDef]
 ) -> list[Problem]:
-    """``set_field`` values written into the rule must fit their field now."""
+    """Values written into an automation's actions must fit their field now: a
+    ``set_field`` value, and the literal values of ``create_record`` and
+    ``update_related`` (a value that is no operation)."""
     entity = entities.get(str(document.get("entity")))
     if entity is None or document.get("type") != "automation":
         return []
     problems = []
     for key in ("actions", "else_actions"):
         for index, action in enumerate(document.get(key, [])):
-            if action.get("type") != "set_field" or "value" not in action:
-                continue
-            spec = entity.fields.get(action.get("field", ""))
-            if spec is None:
-                continue
-            try:
-                convert(spec, date_text_as_moment(spec, action["value"]))
-            except FieldValueError as error:
-                path = rule_problem_path(document["name"], f"{key}[{index}].value")
-                message = (
-                    f"{action['value']!r} does not fit {spec['name']}: {error.message}"
-                )
-                problems.append(Problem(path, "invalid_value", message))
+            where = f"{key}[{index}]"
+            for spec, value, path in _written_literals(entity, entities, action):
+                try:
+                    convert(spec, date_text_as_moment(spec, value))
+                except FieldValueError as error:
+                    message = f"{value!r} does not fit {spec['name']}: {error.message}"
+                    found = rule_problem_path(document["name"], f"{where}.{path}")
+                    problems.append(Problem(found, "invalid_value", message))
     return problems
+
+
+def _written_literals(
+    entity: EntityDef, entities: Mapping[str, EntityDef], action: Mapping[str, Any]
+) -> list[tuple[dict[str, Any], Any, str]]:
+    """The values an action writes as they are written, each with the field it
+    fills and its path within the action."""
+    kind = action.get("type")
+    if kind == "set_field":
+        spec = entity.fields.get(action.get("field", ""))
+        if spec is None or "value" not in action:
+            return []
+        return [(spec, action["value"], "value")]
+    if kind == "create_record":
+        target = entities.get(str(action.get("entity")))
+    elif kind == "update_related":
+        lookup = entity.fields.get(str(action.get("lookup")), {})
+        target = entities.get(str(lookup.get("target")))
+    else:
+        return []
+    values = action.get("values")
+    if target is None or not isinstance(values, dict):
+        return []
+    return [
+        (target.fields[name], value, f"values.{name}")
+        for name, value in values.items()
+        if name in target.fields and _literal(value)
+    ]
+
+
+def _literal(value: Any) -> bool:
+    """Whether an expression is a value as written: no operation anywhere in it,
+    and not null (which clears the field)."""
+    if isinstance(value, list):
+        return all(_literal(item) for item in value)
+    return value is not None and not isinstance(value, dict)
 
 
 @dataclass(frozen=True)
