@@ -248,21 +248,28 @@ def test_a_date_and_time_left_alone_is_not_named_when_the_save_lost_a_race(
     assert "Due: Saved meanwhile" not in text_of(page)
 
 
+def _lost_race(
+    browser: Browser, platform: Platform, meanwhile: dict[str, Any]
+) -> tuple[int, str]:
+    """Open a new lamp's edit form, save ``meanwhile`` to it from elsewhere, then
+    send the form untouched: the status and the text of the page."""
+    record = create(platform, "gadget", title="Lamp")
+    path = f"/app/gadget/{record['id']}/edit"
+    data = form_data(browser.get(path).get_data(as_text=True))
+    with platform.records(SYSTEM_ACTOR) as service:
+        service.update("gadget", record["id"], meanwhile)
+    response = _post(browser, path, data)
+    return response.status_code, text_of(response.get_data(as_text=True))
+
+
 def test_a_blank_checkbox_left_alone_is_not_named_when_the_save_lost_a_race(
     browser: Browser, platform: Platform
 ) -> None:
     # The box shows unticked, and the form sends it as false; the value saved
     # meanwhile is still blank, which the box shows the same.
-    record = create(platform, "gadget", title="Lamp")
-    path = f"/app/gadget/{record['id']}/edit"
-    data = form_data(browser.get(path).get_data(as_text=True))
-    with platform.records(SYSTEM_ACTOR) as service:
-        service.update("gadget", record["id"], {"title": "Desk lamp"})
+    status, page = _lost_race(browser, platform, {"title": "Desk lamp"})
 
-    response = _post(browser, path, data)
-
-    page = text_of(response.get_data(as_text=True))
-    assert response.status_code == 409
+    assert status == 409
     assert "Title: Saved meanwhile as “Desk lamp”" in page
     assert "OK: Saved meanwhile" not in page
 
@@ -270,16 +277,10 @@ def test_a_blank_checkbox_left_alone_is_not_named_when_the_save_lost_a_race(
 def test_a_checkbox_ticked_meanwhile_is_named_when_the_save_lost_a_race(
     browser: Browser, platform: Platform
 ) -> None:
-    record = create(platform, "gadget", title="Lamp")
-    path = f"/app/gadget/{record['id']}/edit"
-    data = form_data(browser.get(path).get_data(as_text=True))
-    with platform.records(SYSTEM_ACTOR) as service:
-        service.update("gadget", record["id"], {"ok": True})
+    status, page = _lost_race(browser, platform, {"ok": True})
 
-    response = _post(browser, path, data)
-
-    assert response.status_code == 409
-    assert "OK: Saved meanwhile as “Yes”" in text_of(response.get_data(as_text=True))
+    assert status == 409
+    assert "OK: Saved meanwhile as “Yes”" in page
 
 
 def test_a_field_added_while_the_form_is_open_is_left_alone(
