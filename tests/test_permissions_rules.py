@@ -406,6 +406,30 @@ def test_a_purged_field_leaves_the_roles_that_named_it(world: World) -> None:
     assert changed.status_code == 200, changed.json
 
 
+def test_a_purged_entity_leaves_the_roles_that_named_it(world: World) -> None:
+    # An entity made again under the name is another entity: the grants of the
+    # purged one must not open it.
+    platform = world.app.extensions["tailorcrm"]
+    world.admin.delete("/meta/entities/activity")
+
+    result = platform.store.purge("activity", None, actor="test")
+    again = world.admin.put(
+        "/meta/entities/activity",
+        json={
+            "name": "activity",
+            "label": "Activity",
+            "fields": [{"name": "subject", "type": "text", "label": "Subject"}],
+        },
+    )
+    role = world.admin.get("/meta/roles/sales_rep").json
+    created = world.api_for(REP).post("/activity", json={"subject": "Quiet note"})
+
+    assert again.status_code == 201, again.json
+    assert "rewrite_role sales_rep" in result.plan.describe()
+    assert "activity" not in role["entities"]
+    assert created.status_code == 404
+
+
 def test_a_role_held_by_a_user_cannot_be_deleted(world: World) -> None:
     response = world.admin.delete("/meta/roles/sales_rep")
 

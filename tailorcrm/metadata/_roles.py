@@ -242,6 +242,25 @@ def drop_field_levels(
     return rewritten
 
 
+def drop_entity_grants(
+    roles: Mapping[str, StoredRole], entity: str
+) -> dict[str, dict[str, Any]]:
+    """Role documents without the grants and sharing rules of an entity that is
+    gone for good (a purged one), so that an entity made again under its name
+    starts with none. Returns only the documents that changed."""
+    rewritten = {}
+    for name, stored in roles.items():
+        document = copy.deepcopy(stored.document)
+        document.get("entities", {}).pop(entity, None)
+        if "sharing" in document:
+            document["sharing"] = [
+                rule for rule in document["sharing"] if rule["entity"] != entity
+            ]
+        if document != stored.document:
+            rewritten[name] = document
+    return rewritten
+
+
 def roles_naming(roles: Iterable[StoredRole], entity: str) -> list[str]:
     """Names of the roles that grant anything on ``entity`` or share its records."""
     return [

@@ -62,6 +62,7 @@ from .revisions import check_expected
 from .rolestore import (
     RoleChange,
     check_expected_roles,
+    plan_entity_purge,
     plan_field_purge,
     plan_role_removal,
     plan_roles,
@@ -465,6 +466,10 @@ class MetadataStore:
                 count = drop_views(connection, name)
                 if count:
                     plan.add("drop_views", name, count=count)
+                # So do the roles' grants on it, as its views: an entity made
+                # again under the name is another one.
+                roles = plan_entity_purge(roles_before, name)
+                plan.extend(roles.plan)
                 after = None
             else:
                 purge_column(connection, entity, field)

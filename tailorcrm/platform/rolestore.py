@@ -21,6 +21,7 @@ from ..metadata import (
     Plan,
     StoredRole,
     check_role_document,
+    drop_entity_grants,
     drop_field_levels,
     is_role_document,
     rewrite_roles,
@@ -117,6 +118,15 @@ def plan_field_purge(
     """The stored roles without the level of a field purged for good."""
     change = RoleChange()
     for name, document in drop_field_levels(stored, entity, field).items():
+        change.after[name] = document
+        change.plan.add("rewrite_role", name)
+    return change
+
+
+def plan_entity_purge(stored: Mapping[str, StoredRole], entity: str) -> RoleChange:
+    """The stored roles without the grants of an entity purged for good."""
+    change = RoleChange()
+    for name, document in drop_entity_grants(stored, entity).items():
         change.after[name] = document
         change.plan.add("rewrite_role", name)
     return change
