@@ -430,6 +430,21 @@ def test_a_purged_entity_leaves_the_roles_that_named_it(world: World) -> None:
     assert created.status_code == 404
 
 
+def test_a_role_naming_a_removed_entity_can_be_saved_as_it_reads(
+    world: World,
+) -> None:
+    world.admin.delete("/meta/entities/activity")
+    role = world.admin.get("/meta/roles/sales_rep").json
+
+    changed = world.admin.put(
+        "/meta/roles/sales_rep", json={**role, "label": "Field representative"}
+    )
+    restored = world.admin.get("/meta/roles/sales_rep").json
+
+    assert changed.status_code == 200, changed.json
+    assert restored["entities"]["activity"] == role["entities"]["activity"]
+
+
 def test_a_role_held_by_a_user_cannot_be_deleted(world: World) -> None:
     response = world.admin.delete("/meta/roles/sales_rep")
 

@@ -78,8 +78,10 @@ def check_role_document(
 ) -> list[Problem]:
     """Every problem of a role document: its schema, then what it names.
 
-    Entities and fields must be live; a sharing rule's condition must pass the
-    rules language's checks against its entity and translate to SQL.
+    Entities and fields must exist: live, or removed and not yet purged (a
+    removed one keeps what roles give it, and gets it back if it is restored);
+    a sharing rule's condition must pass the rules language's checks against
+    its entity and translate to SQL.
     """
     problems = named_schema_problems(_validator(), document, kind="role")
     if problems:
@@ -94,7 +96,7 @@ def check_role_document(
     for entity_name, grant in document.get("entities", {}).items():
         entity = entities.get(entity_name)
         at = f"entities.{entity_name}"
-        if entity is None or entity.removed:
+        if entity is None:
             problems.append(
                 Problem(
                     _path(name, at),
@@ -127,7 +129,7 @@ def check_role_document(
             )
         seen.add(rule["name"])
         entity = entities.get(rule["entity"])
-        if entity is None or entity.removed:
+        if entity is None:
             problems.append(
                 Problem(
                     _path(name, f"{at}.entity"),
