@@ -341,6 +341,35 @@ def test_sales_pack_applies_from_the_cli(run: CliRunner) -> None:
     assert "create_table sales_lead" in result.output
 
 
+def test_an_export_with_removed_fields_and_entities_applies_to_a_fresh_database(
+    run: CliRunner, tmp_path: Path, app: Flask
+) -> None:
+    # The roles keep what they give a removed field or entity, which the export
+    # leaves out; the export must still be a whole that applies anywhere.
+    platform: Platform = app.extensions["tailorcrm"]
+    run.invoke(main, ["meta", "apply", str(SALES_PACK)])
+    opportunity = json.loads((SALES_PACK / "opportunity.json").read_text())
+    opportunity["fields"] = [
+        spec for spec in opportunity["fields"] if spec["name"] != "erp_code"
+    ]
+    run.invoke(main, ["meta", "apply", str(write(tmp_path / "o.json", opportunity))])
+    platform.store.remove_entity("activity", actor="test")
+    fresh = {"TAILORCRM_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}
+
+    exported = run.invoke(main, ["meta", "export", str(tmp_path / "out")])
+    elsewhere = run.invoke(main, ["meta", "apply", str(tmp_path / "out")], env=fresh)
+    here = run.invoke(main, ["meta", "apply", str(tmp_path / "out")])
+    with platform.reading() as (_, catalog):
+        kept = catalog.roles["sales_rep"].document["entities"]
+
+    assert exported.exit_code == 0, exported.output
+    assert elsewhere.exit_code == 0, elsewhere.output
+    assert "add_role sales_rep" in elsewhere.output
+    assert here.output.strip() == "Nothing to change."
+    assert kept["opportunity"]["fields"]["erp_code"] == "hidden"
+    assert "activity" in kept
+
+
 def test_user_and_token_create(run: CliRunner, database_url: str) -> None:
     run.invoke(main, ["init"])
 

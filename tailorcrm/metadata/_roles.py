@@ -263,6 +263,70 @@ def drop_entity_grants(
     return rewritten
 
 
+def live_grants(
+    document: Mapping[str, Any], entities: Mapping[str, EntityDef]
+) -> dict[str, Any]:
+    """A role document without what it gives removed entities and fields.
+
+    It is the role as an export writes it: the export holds live entities
+    only, so it applies to a database that never had the removed ones.
+    """
+    result = copy.deepcopy(dict(document))
+    grants = result.get("entities", {})
+    for name in list(grants):
+        entity = entities.get(name)
+        if entity is None or entity.removed:
+            del grants[name]
+            continue
+        levels = grants[name].get("fields", {})
+        for field in [field for field in levels if field not in entity.fields]:
+            del levels[field]
+    if "sharing" in result:
+        result["sharing"] = [
+            rule for rule in result["sharing"] if _is_live(rule["entity"], entities)
+        ]
+    return result
+
+
+def keep_removed_grants(
+    document: Mapping[str, Any],
+    stored: Mapping[str, Any],
+    entities: Mapping[str, EntityDef],
+) -> dict[str, Any]:
+    """``document`` with what the ``stored`` role gives removed entities and
+    fields where ``document`` says nothing of them.
+
+    A role document that leaves them out, as :func:`live_grants` writes it,
+    so keeps them until they are purged: a field restored without the level
+    that hid it would show what the role hid.
+    """
+    result = copy.deepcopy(dict(document))
+    for name, grant in stored.get("entities", {}).items():
+        entity = entities.get(name)
+        if entity is None:
+            continue
+        if entity.removed:
+            result.setdefault("entities", {}).setdefault(name, copy.deepcopy(grant))
+            continue
+        given = result.get("entities", {}).get(name)
+        if given is None:
+            continue
+        for field, level in grant.get("fields", {}).items():
+            if field in entity.hidden_fields:
+                given.setdefault("fields", {}).setdefault(field, level)
+    named = {rule["name"] for rule in result.get("sharing", [])}
+    for rule in stored.get("sharing", []):
+        entity = entities.get(rule["entity"])
+        if entity is not None and entity.removed and rule["name"] not in named:
+            result.setdefault("sharing", []).append(copy.deepcopy(rule))
+    return result
+
+
+def _is_live(name: str, entities: Mapping[str, EntityDef]) -> bool:
+    entity = entities.get(name)
+    return entity is not None and not entity.removed
+
+
 def roles_naming(roles: Iterable[StoredRole], entity: str) -> list[str]:
     """Names of the roles that grant anything on ``entity`` or share its records."""
     return [

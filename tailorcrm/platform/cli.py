@@ -26,6 +26,7 @@ from ..metadata import (
     check_layout_document,
     check_rule_document,
     compile_rules,
+    live_grants,
 )
 from ._app import Platform, create_app
 from .access import (
@@ -468,8 +469,13 @@ def meta_export(directory: Path) -> None:
             (Path(RULES_FOLDER, f"{stored.name}.json"), stored.document)
             for stored in catalog.rules.documents_of()
         ]
+        # Without what roles give removed entities and fields, which the export
+        # leaves out; applied here again, the roles keep them (plan_roles).
         files += [
-            (Path(ROLES_FOLDER, f"{name}.json"), role.document)
+            (
+                Path(ROLES_FOLDER, f"{name}.json"),
+                live_grants(role.document, catalog.entities),
+            )
             for name, role in sorted(catalog.roles.items())
         ]
     problems = []

@@ -24,6 +24,7 @@ from ..metadata import (
     drop_entity_grants,
     drop_field_levels,
     is_role_document,
+    keep_removed_grants,
     rewrite_roles,
 )
 from .db import meta_documents, team_roles, user_roles
@@ -99,10 +100,13 @@ def plan_roles(
             "The role document was refused; nothing was changed.", problems=problems
         )
     change = RoleChange()
-    for name, document in incoming.items():
+    for name, given in incoming.items():
         old = stored.get(name)
-        if old is not None and old.document == document:
-            continue
+        document = given
+        if old is not None:
+            document = keep_removed_grants(given, old.document, target.entities)
+            if old.document == document:
+                continue
         change.after[name] = document
         change.plan.add("set_role" if old is not None else "add_role", name)
     others = {name: role for name, role in stored.items() if name not in incoming}
