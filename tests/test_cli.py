@@ -177,6 +177,18 @@ def test_meta_apply_reports_every_problem_and_fails(
     assert "opportunity.json: display_field" in result.output
 
 
+def test_meta_apply_names_the_kinds_it_takes_for_one_it_does_not(
+    run: CliRunner, tmp_path: Path
+) -> None:
+    view = {"kind": "view", "entity": "account", "label": "Mine"}
+
+    result = run.invoke(main, ["meta", "apply", str(write(tmp_path / "v.json", view))])
+
+    assert result.exit_code == 1
+    assert "v.json: kind: Documents of kind 'view' cannot be applied" in result.output
+    assert "roles the kind 'role'" in result.output
+
+
 def test_meta_apply_unreadable_file(run: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text("{nope")

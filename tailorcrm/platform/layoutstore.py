@@ -75,8 +75,8 @@ def split_kinds(
             prefix = f"{source}: " if source else ""
             message = (
                 f"Documents of kind {kind!r} cannot be applied as metadata; entity "
-                "documents have no kind, layouts have the kind 'layout' and rules "
-                "the kind 'rule'."
+                "documents have no kind, layouts have the kind 'layout', rules "
+                "the kind 'rule' and roles the kind 'role'."
             )
             problems.append(Problem(f"{prefix}kind", "unknown_kind", message))
     if problems:
