@@ -11,10 +11,10 @@ from flask import Flask
 
 from tailorcrm.platform import Platform, create_app
 from tailorcrm.platform.db import is_sqlite
-from tailorcrm.platform.query import lookup_query
+from tailorcrm.platform.query import lookup_matches, lookup_query
 from tailorcrm.platform.search_index import ASCII_LOWERING, prefix_ranges
 from tailorcrm.renderer import format_value
-from tests.conftest import load_pack
+from tests.conftest import Api, load_pack
 from tests.web_helpers import (
     Browser,
     by_id,
@@ -426,6 +426,34 @@ def test_the_search_index_follows_the_display_field(sales: Platform) -> None:
         "add_search_index account.erp_code",
     ]
     assert after_move is not None and "erp_code" in after_move
+
+
+def test_a_display_field_longer_than_an_index_entry_has_no_search_index(
+    platform: Platform, api: Api
+) -> None:
+    # PostgreSQL refuses a b-tree entry past about 2,700 bytes, so an index on
+    # such a field would refuse the save of a long name; its lookups scan.
+    memo = {
+        "name": "memo",
+        "label": "Memo",
+        "display_field": "body",
+        "fields": [
+            {"name": "body", "type": "text", "label": "Body", "max_length": 5000}
+        ],
+    }
+    body = "".join(f"{n:04x}" for n in range(1000))
+
+    created = api.put("/meta/entities/memo", json=memo)
+    saved = api.post("/memo", json={"body": body})
+    with platform.engine.connect() as connection:
+        memo_entity = platform.catalogs.get(connection).entity("memo")
+        found = lookup_matches(connection, memo_entity, body[:30].upper())
+
+    assert created.status_code == 201, created.json
+    assert "add_search_index memo.body" not in created.json["steps"]
+    assert saved.status_code == 201, saved.json
+    assert _index_sql(platform, "memo") is None
+    assert found == [(saved.json["id"], body)]
 
 
 def test_a_database_made_before_search_indexes_gets_them_when_it_starts(

@@ -31,6 +31,10 @@ ALL_TYPES = frozenset(
 #: Types a list can be sorted by: all but multi-picklists.
 SORTABLE_TYPES = ALL_TYPES - {"multi_picklist"}
 
+# PostgreSQL's b-tree entries must stay under about 2,700 bytes; 500 characters of up
+# to four bytes each keep well within it. Longer text is neither unique nor searched
+# through an index.
+MAX_INDEXED_LENGTH = 500
 DEFAULT_MAX_LENGTH = {
     "text": 255,
     "textarea": 32000,

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import Problem, UnsupportedChange
 from ._catalog import StoredEntity
-from ._fields import TEXT_TYPES
+from ._fields import MAX_INDEXED_LENGTH, TEXT_TYPES, max_length
 
 # Options whose change would need the column converted; refused until safe
 # conversions exist.
@@ -87,13 +87,16 @@ def is_unique(spec: dict[str, Any]) -> bool:
 def search_field(document: dict[str, Any]) -> str | None:
     """Return the field whose prefix lookups search through an index, if any.
 
-    It is the display field when its column holds text; other entities have no
-    search index, and their lookups scan.
+    It is the display field when its column holds text short enough for an index
+    entry; other entities have no search index, and their lookups scan.
     """
     name = document.get("display_field")
     for spec in document.get("fields", ()):
-        if spec["name"] == name and spec["type"] in _TEXT_STORED:
-            return str(name)
+        if spec["name"] != name or spec["type"] not in _TEXT_STORED:
+            continue
+        if (max_length(spec) or 0) > MAX_INDEXED_LENGTH:
+            return None
+        return str(name)
     return None
 
 

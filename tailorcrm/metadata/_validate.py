@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from ..errors import Problem
 from ._fields import (
     DEFAULT_MAX_LENGTH,
+    MAX_INDEXED_LENGTH,
     OPTION_TYPES,
     TEXT_TYPES,
     FieldValueError,
@@ -38,9 +39,6 @@ UNIQUE_TYPES = frozenset(
     {"text", "email", "phone", "url", "integer", "decimal", "currency", "date"}
 )
 EXTERNAL_ID_TYPES = frozenset({"text", "email", "integer"})
-# PostgreSQL's b-tree entries must stay under about 2,700 bytes; 500 characters of up
-# to four bytes each keep well within it.
-MAX_UNIQUE_LENGTH = 500
 
 
 def load_schema(kind: str) -> dict[str, Any]:
@@ -245,11 +243,11 @@ def _check_field(field: dict[str, Any], path: str, targets: set[Any]) -> list[Pr
         problems.append(Problem(f"{path}.unique", "not_applicable", message))
     if (field.get("unique") or field.get("external_id")) and kind in TEXT_TYPES:
         limit = field.get("max_length", DEFAULT_MAX_LENGTH[kind])
-        if isinstance(limit, int) and limit > MAX_UNIQUE_LENGTH:
+        if isinstance(limit, int) and limit > MAX_INDEXED_LENGTH:
             message = (
-                f"A unique text field holds at most {MAX_UNIQUE_LENGTH} characters "
+                f"A unique text field holds at most {MAX_INDEXED_LENGTH} characters "
                 f"(an index entry has a size limit); set max_length to "
-                f"{MAX_UNIQUE_LENGTH} or less."
+                f"{MAX_INDEXED_LENGTH} or less."
             )
             problems.append(Problem(f"{path}.max_length", "too_long", message))
     if field.get("external_id") and kind not in EXTERNAL_ID_TYPES:
