@@ -116,6 +116,54 @@ def test_new_unique_with_duplicates_is_refused_with_the_values(
     )
 
 
+@pytest.mark.parametrize(
+    ("change", "step"),
+    [
+        pytest.param({"unique": True}, "add_unique", id="unique"),
+        pytest.param({"name": "subject"}, "add_search_index", id="display-field"),
+    ],
+)
+def test_an_index_over_values_too_long_for_it_is_refused_with_the_records(
+    api: Api, change: dict[str, Any], step: str
+) -> None:
+    # Values saved under a longer max_length stay; PostgreSQL could not index
+    # them, so the change that narrows the field and indexes it is refused.
+    memo = {
+        "name": "memo",
+        "label": "Memo",
+        "display_field": "body",
+        "fields": [
+            {"name": "body", "type": "text", "label": "Body", "max_length": 5000}
+        ],
+    }
+    api.put("/meta/entities/memo", json=memo)
+    long_body = "".join(f"{n:04x}" for n in range(1000))
+    api.post("/memo", json={"body": "Short"})
+    api.post("/memo", json={"body": long_body})
+    narrowed = document(api, "memo")
+    narrowed["fields"][0].update(max_length=500, **change)
+    if "name" in change:
+        narrowed["display_field"] = change["name"]
+
+    refused = api.put("/meta/entities/memo", json=narrowed)
+    dry = api.put("/meta/entities/memo?dry_run=1", json=narrowed)
+
+    assert refused.status_code == 409, refused.json
+    assert [(e["field"], e["code"]) for e in refused.json["errors"]] == [
+        (f"memo.{narrowed['fields'][0]['name']}", "too_long")
+    ]
+    assert "record 2" in refused.json["errors"][0]["message"]
+    assert dry.status_code == 409
+    assert revision(api) == 1
+    assert document(api, "memo")["fields"][0]["max_length"] == 5000
+    assert api.get("/memo/2").json["body"] == long_body
+
+    api.patch("/memo/2", json={"body": "Shortened"})
+    accepted = api.put("/meta/entities/memo", json=narrowed)
+    assert accepted.status_code == 200, accepted.json
+    assert any(entry.startswith(step) for entry in accepted.json["steps"])
+
+
 def test_removing_a_field_hides_it_and_keeps_the_data(
     crm: Api, platform: Platform
 ) -> None:

@@ -16,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 
 from ..errors import Conflict, Problem
 from ..metadata import (
+    MAX_INDEXED_LENGTH,
     USER_TABLE,
     Catalog,
     EntityDef,
@@ -32,26 +33,40 @@ from .db import is_sqlite, sequences
 log = logging.getLogger(__name__)
 
 DUPLICATES_SHOWN = 20
+# Operations that index a column, whose values must fit an index entry.
+_INDEXING = ("add_unique", "add_search_index")
 
 
 def check_plan(connection: sa.Connection, plan: Plan, current: Catalog) -> None:
     """Refuse a plan that existing data would break, listing the records.
 
-    :raises Conflict: a new unique constraint meets duplicate values.
+    :raises Conflict: a new unique constraint meets duplicate values, or a new
+        index meets text too long for an index entry.
     """
     problems = []
+    checked: set[tuple[str, str]] = set()
+    renamed = {
+        (op.entity, op.field): str(op.detail["old"])
+        for op in plan.operations
+        if op.kind == "rename_field"
+    }
     for operation in plan.operations:
-        if operation.kind != "add_unique" or operation.entity not in current.entities:
+        if operation.kind not in _INDEXING or operation.entity not in current.entities:
             continue
         entity = current.entities[operation.entity]
-        column_name = str(operation.detail.get("column", operation.field))
+        where = (operation.entity, operation.field)
+        column_name = str(operation.detail.get("column", renamed.get(where, where[1])))
         if column_name not in entity.table.c:
             continue
-        problems += _duplicates(connection, entity, column_name, operation)
+        if operation.kind == "add_unique":
+            problems += _duplicates(connection, entity, column_name, operation)
+        if (operation.entity, column_name) not in checked:
+            checked.add((operation.entity, column_name))
+            problems += _too_long(connection, entity, column_name, operation)
     if problems:
         raise Conflict(
-            "Existing records hold duplicate values, so the fields cannot be made "
-            "unique. Fix the records, then try again.",
+            "Existing records hold values that the new unique fields or indexes "
+            "cannot take. Fix the records, then try again.",
             problems=problems,
         )
 
@@ -75,6 +90,30 @@ def _duplicates(
             f"{first_id})."
         )
         problems.append(Problem(f"{op.entity}.{op.field}", "duplicate_value", message))
+    return problems
+
+
+def _too_long(
+    connection: sa.Connection, entity: EntityDef, column_name: str, op: Operation
+) -> list[Problem]:
+    """Values an index entry cannot hold: saved while the field took longer text."""
+    column = entity.table.c[column_name]
+    if not isinstance(column.type, sa.String):
+        return []
+    length = sa.func.length(column)
+    query = (
+        sa.select(entity.table.c.id, length)
+        .where(length > MAX_INDEXED_LENGTH)
+        .order_by(entity.table.c.id)
+        .limit(DUPLICATES_SHOWN)
+    )
+    problems = []
+    for record_id, count in connection.execute(query):
+        message = (
+            f"The value of record {record_id} has {count} characters; an indexed "
+            f"field holds at most {MAX_INDEXED_LENGTH}. Shorten it first."
+        )
+        problems.append(Problem(f"{op.entity}.{op.field}", "too_long", message))
     return problems
 
 
