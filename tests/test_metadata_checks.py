@@ -143,6 +143,16 @@ def test_a_lookup_may_target_its_own_entity() -> None:
         ({"type": "text", "target": "account"}, "fields[6].target", "not_applicable"),
         ({"type": "boolean", "unique": True}, "fields[6].unique", "not_applicable"),
         (
+            {
+                "type": "lookup",
+                "target": "account",
+                "required": True,
+                "on_delete": "set_null",
+            },
+            "fields[6].on_delete",
+            "not_applicable",
+        ),
+        (
             {"type": "date", "external_id": True},
             "fields[6].external_id",
             "not_applicable",

@@ -253,6 +253,17 @@ def _check_field(field: dict[str, Any], path: str, targets: set[Any]) -> list[Pr
     if field.get("external_id") and kind not in EXTERNAL_ID_TYPES:
         message = "Only text, email and integer fields can be external ids."
         problems.append(Problem(f"{path}.external_id", "not_applicable", message))
+    if (
+        kind == "lookup"
+        and field.get("required")
+        and field.get("on_delete") == "set_null"
+    ):
+        # Deleting the record it points at would leave it blank.
+        message = (
+            "A required lookup cannot be cleared when its record is deleted; use "
+            "on_delete 'restrict', or make the lookup optional."
+        )
+        problems.append(Problem(f"{path}.on_delete", "not_applicable", message))
     target = field.get("target")
     if kind == "lookup" and isinstance(target, str) and target not in targets:
         message = f"Lookup target {target!r} is not a known entity."
