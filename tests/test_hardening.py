@@ -631,6 +631,33 @@ def test_a_stale_metadata_write_is_412(crm: Api) -> None:
     assert "channel" not in names
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/meta/entities/{}", "/meta/rules/{}", "/meta/roles/{}", "/meta/layouts/{}"],
+)
+def test_if_match_any_changes_only_a_document_that_exists(
+    crm: Api, path: str
+) -> None:
+    # RFC 9110: If-Match: * holds only where a current document exists.
+    missing = crm.put(
+        path.format("nowhere"), json={"label": "Nowhere"}, headers={"If-Match": "*"}
+    )
+    removed = crm.delete(path.format("nowhere"), headers={"If-Match": "*"})
+    field = {"name": "region", "type": "text", "label": "Region"}
+    changed = document(crm)
+    changed["fields"].append(field)
+    existing = crm.put(
+        "/meta/entities/opportunity", json=changed, headers={"If-Match": "*"}
+    )
+
+    assert missing.status_code == 412, missing.json
+    assert "does not exist" in missing.json["detail"]
+    assert removed.status_code in (404, 412), removed.json
+    assert crm.get(path.format("nowhere")).status_code == 404
+    assert existing.status_code == 200, existing.json
+    assert "region" in [f["name"] for f in document(crm)["fields"]]
+
+
 def test_removed_entities_hold_their_references(crm: Api) -> None:
     account = crm.post("/account", json={"name": "Held"}).json["id"]
     crm.post("/opportunity", json={"title": "Deal", "account": account})

@@ -37,6 +37,7 @@ from .auth import User
 from .layoutstore import stored_layouts
 from .metastore import ChangeResult
 from .query import parse_list_args, run_list
+from .revisions import ANY_REVISION
 from .strictjson import JSONRefused, read_json
 from .views import delete_view, get_view, list_views, save_view
 
@@ -317,6 +318,15 @@ def _expected_version() -> int | None:
     return int(match.group(2))
 
 
+def _expected_revision() -> int | None:
+    """Read a metadata document's ``If-Match``: its revision, or
+    :data:`ANY_REVISION` for ``*`` (any stored document, never a new one)."""
+    header = request.headers.get("If-Match")
+    if header is not None and header.strip() == "*":
+        return ANY_REVISION
+    return _expected_version()
+
+
 def _with_etag(response: Response, record: dict[str, Any]) -> Response:
     response.headers["ETag"] = f'"{record["version"]}"'
     return response
@@ -391,7 +401,7 @@ def put_named_kind(
         raise BadRequest(f'A {kind} document is a JSON object with "kind": "{kind}".')
     with platform().reading() as (_, catalog):
         existed = name in stored_in(catalog)
-    expected = _expected_version()
+    expected = _expected_revision()
     result = platform().store.apply(
         [("", document)],
         actor=user.username,
@@ -422,7 +432,7 @@ def delete_named_kind(
     """Delete a named document (admins) through the store's ``remove``;
     ``?dry_run=1`` answers the plan and deletes nothing."""
     user = _admin(action)
-    expected = _expected_version()
+    expected = _expected_revision()
     result = remove(
         name,
         actor=user.username,
@@ -464,7 +474,7 @@ def put_entity(name: str) -> Response:
         )
     with platform().reading() as (_, catalog):
         existed = name in catalog.entities and not catalog.entities[name].removed
-    expected = _expected_version()
+    expected = _expected_revision()
     result = platform().store.apply(
         [("", document)],
         actor=user.username,
@@ -493,7 +503,7 @@ def delete_entity(name: str) -> Response:
     """Hide an entity (admins); ``?dry_run=1`` answers the plan, with the layouts
     it would rewrite, and hides nothing."""
     user = _admin()
-    expected = _expected_version()
+    expected = _expected_revision()
     result = platform().store.remove_entity(
         name,
         actor=user.username,
@@ -568,7 +578,7 @@ def put_layout(name: str) -> Response:
         )
     with platform().reading() as (connection, _):
         existed = name in stored_layouts(connection)
-    expected = _expected_version()
+    expected = _expected_revision()
     result = platform().store.apply(
         [("", document)],
         actor=user.username,
@@ -584,7 +594,7 @@ def put_layout(name: str) -> Response:
 @dry_runs
 def delete_layout(name: str) -> Response:
     user = _admin()
-    expected = _expected_version()
+    expected = _expected_revision()
     result = platform().store.remove_layout(
         name, actor=user.username, expected=expected, dry_run=_flag("dry_run")
     )

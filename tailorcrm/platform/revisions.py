@@ -10,6 +10,10 @@ import sqlalchemy as sa
 from ..errors import PreconditionFailed
 from .db import meta_documents, meta_history
 
+#: What ``If-Match: *`` expects of a document: that one is stored, whatever its
+#: revision (RFC 9110).
+ANY_REVISION = -1
+
 
 def check_expected(
     current: Mapping[str, int],
@@ -19,12 +23,21 @@ def check_expected(
     """Refuse a change to documents that changed since the caller read them.
 
     :param current: the revision of each stored document by name (0: none stored).
-    :param expected: the revision the caller read of each (its ETag).
+    :param expected: the revision the caller read of each (its ETag), or
+        :data:`ANY_REVISION` for any stored one.
     :param describe: how a document is named in the message, e.g. "Rule 'x'".
-    :raises PreconditionFailed: naming the first document that moved.
+    :raises PreconditionFailed: naming the first document that moved, or that is
+        not there when any stored one was expected.
     """
     for name, revision in expected.items():
         now = current.get(name, 0)
+        if revision == ANY_REVISION:
+            if not now:
+                raise PreconditionFailed(
+                    f"{describe(name)} does not exist; If-Match: * changes only "
+                    "one that does."
+                )
+            continue
         if now != revision:
             raise PreconditionFailed(
                 f"{describe(name)} was changed at revision {now} since you read it "
