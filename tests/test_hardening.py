@@ -635,9 +635,7 @@ def test_a_stale_metadata_write_is_412(crm: Api) -> None:
     "path",
     ["/meta/entities/{}", "/meta/rules/{}", "/meta/roles/{}", "/meta/layouts/{}"],
 )
-def test_if_match_any_changes_only_a_document_that_exists(
-    crm: Api, path: str
-) -> None:
+def test_if_match_any_changes_only_a_document_that_exists(crm: Api, path: str) -> None:
     # RFC 9110: If-Match: * holds only where a current document exists.
     missing = crm.put(
         path.format("nowhere"), json={"label": "Nowhere"}, headers={"If-Match": "*"}

@@ -769,6 +769,45 @@ def test_meta_apply_reports_layout_problems_by_file(
     )
 
 
+def test_meta_apply_reports_the_problems_of_every_kind_at_once(
+    run: CliRunner, tmp_path: Path
+) -> None:
+    run.invoke(main, ["meta", "apply", str(SALES_PACK)])
+    layout = sample_layout("product")
+    layout["list"]["columns"] = ["price"]
+    role = {
+        "kind": "role",
+        "name": "buyer",
+        "label": "Buyer",
+        "entities": {"product": {"read": "everywhere"}},
+    }
+    rule = {
+        "kind": "rule",
+        "name": "cheap",
+        "type": "validation",
+        "entity": "product",
+        "condition": {"<": [{"var": "cost"}, 0]},
+        "message": "No.",
+    }
+    for folder, name, document in (
+        ("layouts", "product", layout),
+        ("roles", "buyer", role),
+        ("rules", "cheap", rule),
+    ):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / f"{name}.json").write_text(json.dumps(document))
+    before = run.invoke(main, ["meta", "export", str(tmp_path / "before")])
+
+    result = run.invoke(main, ["meta", "apply", str(tmp_path)])
+
+    assert before.exit_code == 0, before.output
+    assert result.exit_code == 1
+    for place in ("layouts/product.json:", "roles/buyer.json:", "rules/cheap.json:"):
+        assert place in result.output, result.output
+    run.invoke(main, ["meta", "export", str(tmp_path / "after")])
+    assert read_folder(tmp_path / "after") == read_folder(tmp_path / "before")
+
+
 def _token(output: str) -> str:
     return output.split("API token: ")[1].split()[0]
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -239,19 +239,32 @@ class MetadataStore:
                     after[document["name"]] = entity
             revision = current.revision + 1
             target = build_catalog(revision, {**stored, **after}.values())
-            check_layouts(layout_documents, target)
+            # Layouts, rules and roles are each checked against the entities as
+            # the change leaves them, and all their problems are told at once.
+            refusals: list[InvalidMetadata] = []
+            _checked(refusals, lambda: check_layouts(layout_documents, target))
             changes = entity_field_changes(current, after)
-            new_layouts = given_layouts(layout_documents, layouts, plan)
-            new_layouts.update(
-                rewritten_layouts(layouts, changes, plan, skip=new_layouts)
-            )
+            new_layouts = {}
+            if not refusals:
+                new_layouts = given_layouts(layout_documents, layouts, plan)
+                new_layouts.update(
+                    rewritten_layouts(layouts, changes, plan, skip=new_layouts)
+                )
             view_updates = plan_view_rewrites(connection, current, changes)
             for name in sorted({update.entity for update in view_updates}):
                 count = sum(update.entity == name for update in view_updates)
                 plan.add("update_views", name, count=count)
-            rules = plan_rules(current, target, rule_documents, rules_before)
+            rules = _checked(
+                refusals,
+                lambda: plan_rules(current, target, rule_documents, rules_before),
+            )
+            roles = _checked(
+                refusals,
+                lambda: plan_roles(target, role_documents, roles_before, changes),
+            )
+            if rules is None or roles is None or refusals:
+                raise _refused(refusals)
             plan.extend(rules.plan)
-            roles = plan_roles(target, role_documents, roles_before, changes)
             plan.extend(roles.plan)
             check_plan(connection, plan, current)
             if dry_run or not (after or new_layouts or rules.after or roles.after):
@@ -582,6 +595,36 @@ class MetadataStore:
                     after=_history_body(entity),
                 )
             )
+
+
+_T = TypeVar("_T")
+
+
+def _checked(refusals: list[InvalidMetadata], check: Callable[[], _T]) -> _T | None:
+    """Run one kind's check; keep its refusal with the others (``None`` then).
+
+    A clash with stored data found after documents were refused is not told:
+    the documents' problems come first.
+    """
+    try:
+        return check()
+    except InvalidMetadata as error:
+        refusals.append(error)
+        return None
+    except Conflict:
+        if refusals:
+            raise _refused(refusals) from None
+        raise
+
+
+def _refused(refusals: list[InvalidMetadata]) -> InvalidMetadata:
+    """One refusal with the problems of every kind of document refused."""
+    if len(refusals) == 1:
+        return refusals[0]
+    return InvalidMetadata(
+        "The metadata documents were refused; nothing was changed.",
+        problems=[problem for refusal in refusals for problem in refusal.problems],
+    )
 
 
 def _check_expected(
