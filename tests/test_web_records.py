@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import string
 from typing import Any
 
 import pytest
@@ -12,7 +14,11 @@ from flask import Flask
 from tailorcrm.platform import Platform, create_app
 from tailorcrm.platform.db import is_sqlite
 from tailorcrm.platform.query import lookup_matches, lookup_query
-from tailorcrm.platform.search_index import ASCII_LOWERING, prefix_ranges
+from tailorcrm.platform.search_index import (
+    ASCII_LOWERING,
+    create_index,
+    prefix_ranges,
+)
 from tailorcrm.renderer import format_value
 from tests.conftest import Api, load_pack
 from tests.web_helpers import (
@@ -470,6 +476,53 @@ def test_a_database_made_before_search_indexes_gets_them_when_it_starts(
     assert _index_sql(sales, "contact") is not None
     for started in (again, second):
         started.extensions["tailorcrm"].engine.dispose()
+
+
+NOTE = {
+    "name": "note",
+    "label": "Note",
+    "display_field": "body",
+    "fields": [{"name": "body", "type": "textarea", "label": "Body"}],
+}
+
+
+def test_a_display_field_too_long_for_an_index_entry_gets_no_search_index(
+    platform: Platform,
+) -> None:
+    # Letters in no order: PostgreSQL cannot compress them into an index entry's
+    # 2,700 bytes.
+    body = "".join(random.Random(7).choices(string.ascii_letters, k=3000))
+    text = {"name": "body", "type": "text", "label": "Body"}
+    short = {**NOTE, "name": "memo", "fields": [{**text, "max_length": 80}]}
+    long = {**short, "fields": [{**text, "max_length": 4000}]}
+
+    created = platform.store.apply([("", NOTE)], actor="test")
+    note = create(platform, "note", body=body)
+    platform.store.apply([("", short)], actor="test")
+    widened = platform.store.apply([("", long)], actor="test")
+    memo = create(platform, "memo", body=body)
+
+    assert "add_search_index note.body" not in created.plan.describe()
+    assert fetch(platform, "note", note["id"])["body"] == body
+    assert widened.plan.describe() == ["drop_search_index memo.body"]
+    assert fetch(platform, "memo", memo["id"])["body"] == body
+
+
+def test_a_search_index_too_long_for_its_display_field_is_dropped_when_it_starts(
+    platform: Platform, database_url: str
+) -> None:
+    platform.store.apply([("", NOTE)], actor="test")
+    with platform.engine.begin() as connection:
+        # As a database made before such display fields went without one.
+        create_index(connection, "note", "body")
+
+    again = create_app({"database_url": database_url, "secret_key": "test"})
+    body = "".join(random.Random(7).choices(string.ascii_letters, k=3000))
+    note = create(platform, "note", body=body)
+
+    assert _index_sql(platform, "note") is None
+    assert fetch(platform, "note", note["id"])["body"] == body
+    again.extensions["tailorcrm"].engine.dispose()
 
 
 def test_purging_a_column_keeps_the_search_index_as_it_was(sales: Platform) -> None:

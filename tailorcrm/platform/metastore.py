@@ -500,11 +500,12 @@ class MetadataStore:
         return ChangeResult(revision, plan, applied=True)
 
     def ensure_search_indexes(self) -> list[str]:
-        """Create the lookup search index of each entity that lacks one.
+        """Create the lookup search index of each entity that lacks one, and drop
+        each that its display field no longer gets.
 
         Databases made before lookups searched through an index get theirs the
         first time the platform starts on them; after that this is one query.
-        Returns the entities that got an index.
+        Returns the entities whose index changed.
         """
         with self.engine.begin() as connection:
             if not missing_indexes(connection, load_catalog(connection)):

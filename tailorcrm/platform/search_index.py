@@ -70,8 +70,12 @@ def rebuild_index(connection: sa.Connection, entity: str, field: str | None) -> 
         create_index(connection, entity, field)
 
 
-def missing_indexes(connection: sa.Connection, catalog: Catalog) -> dict[str, str]:
-    """Return ``{entity: display field}`` for each entity that lacks its index.
+def missing_indexes(
+    connection: sa.Connection, catalog: Catalog
+) -> dict[str, str | None]:
+    """Return ``{entity: display field}`` for each entity that lacks its index, and
+    ``{entity: None}`` for each whose index its display field no longer gets (one
+    made before display fields too long for an index entry went without).
 
     Removed entities count: their tables stay, and a restore brings them back
     without a new plan for the index.
@@ -81,18 +85,23 @@ def missing_indexes(connection: sa.Connection, catalog: Catalog) -> dict[str, st
     else:
         query = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
     existing = set(connection.exec_driver_sql(query).scalars())
-    missing = {}
+    missing: dict[str, str | None] = {}
     for entity in catalog.entities.values():
         field = search_field(entity.document)
-        if field is not None and index_name(entity.name) not in existing:
+        if (index_name(entity.name) in existing) != (field is not None):
             missing[entity.name] = field
     return missing
 
 
 def create_missing_indexes(connection: sa.Connection, catalog: Catalog) -> list[str]:
-    """Create every missing search index; return the entities that got one."""
+    """Create every missing search index, and drop every one whose display field
+    no longer gets it; return the entities whose index changed."""
     missing = missing_indexes(connection, catalog)
     for entity, field in sorted(missing.items()):
+        if field is None:
+            drop_index(connection, entity)
+            log.info("dropped search index %s", index_name(entity))
+            continue
         create_index(connection, entity, field)
         log.info("created search index %s on %s.%s", index_name(entity), entity, field)
     return sorted(missing)
