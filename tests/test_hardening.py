@@ -885,6 +885,22 @@ def test_a_nul_character_in_a_query_parameter_is_a_clear_400(api: Api) -> None:
     assert "NUL" in response.get_json()["detail"]
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/users/dana%00vega",
+        "/teams/north%00",
+        "/meta/entities/account%00/history",
+        "/meta/rules/rule%00/history",
+    ],
+)
+def test_a_nul_character_in_the_address_is_a_clear_400(api: Api, path: str) -> None:
+    response = api.get(path)
+
+    assert response.status_code == 400
+    assert "NUL" in response.get_json()["detail"]
+
+
 def test_metadata_text_cannot_hold_a_nul_character(api: Api) -> None:
     document = {**ACCOUNT, "label": "Acc\x00ount"}
 

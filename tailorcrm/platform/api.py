@@ -164,7 +164,10 @@ def _unexpected(error: Exception) -> Response:
 
 @api.before_request
 def _refuse_nul() -> None:
-    # PostgreSQL cannot compare text holding NUL; no field may hold it anyway.
+    # PostgreSQL cannot compare text holding NUL; no name or field may hold it
+    # anyway. Refused here, every database answers alike.
+    if "\x00" in request.path:
+        raise BadRequest("The address holds a NUL character; remove it.")
     for key, value in request.args.items(multi=True):
         if "\x00" in key or "\x00" in value:
             raise BadRequest(f"{key.replace(chr(0), '')}: remove the NUL character.")
