@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 
 from tailorcrm.platform import Platform
@@ -87,3 +88,34 @@ def test_the_last_active_administrator_cannot_be_deactivated(
     assert still_listed.json["active"] is True
     assert deactivated.status_code == 200, deactivated.json
     assert deactivated.json["active"] is False
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "\ud800"])
+def test_attribute_text_no_database_takes_is_refused_at_its_name(
+    crm: Api, text: str
+) -> None:
+    refused = crm.patch("/users/admin", json={"attributes": {"zone": text}})
+    listed = crm.get(
+        "/opportunity",
+        query_string={"filter": '{"==": [{"var": "title"}, {"var": "$user.zone"}]}'},
+    )
+
+    assert refused.status_code == 422
+    assert [(e["field"], e["code"]) for e in refused.json["errors"]] == [
+        ("attributes.zone", "invalid_text")
+    ]
+    assert crm.get("/users/admin").json["attributes"] == {}
+    assert listed.status_code == 200
+
+
+@pytest.mark.parametrize("label", ["North\x00", "\ud800"])
+def test_a_team_label_no_database_takes_is_refused(crm: Api, label: str) -> None:
+    created = crm.post("/teams", json={"name": "harbour", "label": label})
+    crm.post("/teams", json={"name": "quay"})
+    changed = crm.patch("/teams/quay", json={"label": label})
+
+    assert created.status_code == changed.status_code == 422
+    assert created.json["errors"][0]["field"] == "label"
+    assert changed.json["errors"][0]["field"] == "label"
+    assert crm.get("/teams/harbour").status_code == 404
+    assert crm.get("/teams/quay").json["label"] == "quay"

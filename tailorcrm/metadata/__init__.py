@@ -90,6 +90,7 @@ from ._validate import (
     check_entity_document,
     entity_schema,
     json_path,
+    text_problems,
 )
 
 __all__ = [
@@ -177,6 +178,7 @@ __all__ = [
     "rule_problem_path",
     "rule_schema",
     "system_columns",
+    "text_problems",
     "to_json",
     "view_schema",
 ]

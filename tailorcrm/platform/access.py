@@ -24,6 +24,7 @@ from ..metadata import (
     entity_shapes,
     permissions_for,
     restrict,
+    text_problems,
 )
 from ..metadata._access import RESERVED_USER_KEYS
 from ..rules_engine import RollupRule, rule_uses
@@ -218,6 +219,9 @@ def set_user_attributes(
         for name, value in attributes.items()
         if not _plain(value)
     ]
+    # A NUL or half a UTF-16 pair would reach the SQL of every list that reads
+    # the attribute, which no database takes.
+    problems += text_problems({"attributes": dict(attributes)})
     if problems:
         raise ValidationFailed("The attributes were refused.", problems=problems)
     bump_access(connection)
@@ -244,6 +248,7 @@ def _plain(value: Any) -> bool:
 def create_team(
     connection: sa.Connection, name: str, label: str | None = None
 ) -> dict[str, Any]:
+    _check_label(label, "The team cannot be created.")
     if not NAME.match(name):
         raise ValidationFailed(
             "The team cannot be created.",
@@ -266,6 +271,12 @@ def create_team(
     return team_info(connection, name)
 
 
+def _check_label(label: str | None, refusal: str) -> None:
+    problems = text_problems({"label": label})
+    if problems:
+        raise ValidationFailed(refusal, problems=problems)
+
+
 def delete_team(connection: sa.Connection, name: str) -> None:
     team_id = _team_id(connection, name)
     bump_access(connection)
@@ -285,6 +296,7 @@ def set_team(
 ) -> dict[str, Any]:
     """Change a team's label, members or roles (each replaced when given)."""
     team_id = _team_id(connection, name)
+    _check_label(label, "The team was not changed.")
     bump_access(connection)
     if label is not None:
         connection.execute(
