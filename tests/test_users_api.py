@@ -119,3 +119,13 @@ def test_a_team_label_no_database_takes_is_refused(crm: Api, label: str) -> None
     assert changed.json["errors"][0]["field"] == "label"
     assert crm.get("/teams/harbour").status_code == 404
     assert crm.get("/teams/quay").json["label"] == "quay"
+
+
+def test_a_whole_number_attribute_past_64_bits_is_refused(crm: Api) -> None:
+    refused = crm.patch("/users/admin", json={"attributes": {"zone": 2**64 + 1}})
+    kept = crm.patch("/users/admin", json={"attributes": {"zone": 2**63 - 1}})
+
+    assert refused.status_code == 422
+    assert refused.json["errors"][0]["field"] == "attributes.zone"
+    assert kept.status_code == 200
+    assert crm.get("/users/admin").json["attributes"] == {"zone": 2**63 - 1}

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from ..errors import Conflict, NotFound, Problem, ValidationFailed
 from ..metadata import (
     ID_TYPE,
+    INTEGER_LIMIT,
     Caller,
     Catalog,
     entity_shapes,
@@ -214,7 +215,8 @@ def set_user_attributes(
         Problem(
             f"attributes.{name}",
             "invalid_value",
-            "An attribute is text, a number or true/false.",
+            "An attribute is text, a number or true/false; a whole number lies "
+            "between -9,223,372,036,854,775,807 and 9,223,372,036,854,775,807.",
         )
         for name, value in attributes.items()
         if not _plain(value)
@@ -242,7 +244,11 @@ def set_user_attributes(
 def _plain(value: Any) -> bool:
     if isinstance(value, float):
         return value == value and abs(value) != float("inf")
-    return isinstance(value, (str, int, bool))
+    if isinstance(value, int) and not isinstance(value, bool):
+        # SQLite keeps a longer whole number as a float, losing its last digits,
+        # and no filter could compare a field with it.
+        return abs(value) <= INTEGER_LIMIT
+    return isinstance(value, str | bool)
 
 
 def create_team(
