@@ -901,6 +901,20 @@ def test_a_nul_character_in_the_address_is_a_clear_400(api: Api, path: str) -> N
     assert "NUL" in response.get_json()["detail"]
 
 
+@pytest.mark.parametrize("path", ["/meta/revisions", "/audit/logins"])
+@pytest.mark.parametrize(
+    "query", ["limit=%C2%B2", "cursor=%E2%91%A0", "cursor=%EF%BC%91"]
+)
+def test_digits_other_than_0_to_9_in_a_page_parameter_are_400(
+    api: Api, path: str, query: str
+) -> None:
+    # A superscript two and a circled one are digits to str.isdigit, and no
+    # number to int; a full-width one is both, and no cursor we write.
+    response = api.get(f"{path}?{query}")
+
+    assert response.status_code == 400
+
+
 def test_metadata_text_cannot_hold_a_nul_character(api: Api) -> None:
     document = {**ACCOUNT, "label": "Acc\x00ount"}
 

@@ -1254,6 +1254,22 @@ def test_deleting_selected_rows_asks_first_then_deletes_them_all(
     assert "2 opportunities deleted." in text_of(listed.get_data(as_text=True))
 
 
+def test_selected_rows_and_list_numbers_in_other_digits_are_no_error(
+    browser: Browser, sales: Platform
+) -> None:
+    ids = _deals(sales, 2)
+
+    chosen = browser.post(
+        "/app/opportunity/bulk",
+        {"action": "delete", "ids": ["\u00b2", str(ids[0])], "state": ""},
+    )
+    listed = browser.get("/app/opportunity?start=%C2%B2&view=%E2%91%A0")
+
+    assert chosen.status_code == 200
+    assert "Delete 1 opportunity?" in text_of(chosen.get_data(as_text=True))
+    assert listed.status_code == 303
+
+
 def test_deleting_selected_rows_is_all_or_nothing(
     browser: Browser, sales: Platform
 ) -> None:

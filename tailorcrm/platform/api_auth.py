@@ -95,6 +95,6 @@ def _number(name: str) -> int | None:
     text = request.args.get(name)
     if text is None or text == "":
         return None
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise BadRequest(f"{name}: give a whole number, not {text!r}.")
     return int(text)

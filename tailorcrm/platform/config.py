@@ -82,7 +82,7 @@ def _positive(variable: str, value: Any, default: int) -> int:
     """
     if value is None or value == "":
         return default
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise RuntimeError(f"{variable} must be a whole number above 0, not {value!r}.")

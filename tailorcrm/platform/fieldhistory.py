@@ -508,12 +508,19 @@ def parse_page_args(
     """
     size = default
     if limit not in (None, ""):
-        if not limit.isdigit() or not 0 < int(limit[:6]) <= MAX_LIMIT:
+        if (
+            not (limit.isascii() and limit.isdigit())
+            or not 0 < int(limit[:6]) <= MAX_LIMIT
+        ):
             raise BadRequest(f"limit: give a whole number from 1 to {MAX_LIMIT}.")
         size = int(limit)
     after = None
     if cursor not in (None, ""):
-        if not cursor.isdigit() or len(cursor) > 18 or int(cursor) == 0:
+        if (
+            not (cursor.isascii() and cursor.isdigit())
+            or len(cursor) > 18
+            or int(cursor) == 0
+        ):
             raise BadRequest("cursor: give the cursor of the previous page.")
         after = int(cursor)
     return size, after

@@ -454,7 +454,7 @@ def _lookup_text(
         return typed[spec["name"]]
     if not isinstance(value, str) or not value:
         return ""
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         found = names.get(spec["target"], {}).get(int(value))
         if found:
             return found

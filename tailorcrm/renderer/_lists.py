@@ -246,7 +246,11 @@ def _value_text(
         return _YES_NO.get(raw.strip().lower(), raw)
     if kind == "lookup":
         digits = raw.strip()
-        name = (lookup_names or {}).get(int(digits)) if digits.isdigit() else None
+        name = (
+            (lookup_names or {}).get(int(digits))
+            if digits.isascii() and digits.isdigit()
+            else None
+        )
         return name or f"#{digits}"
     if kind in NUMBER_FILTER_TYPES:
         try:

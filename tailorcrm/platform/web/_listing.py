@@ -198,7 +198,7 @@ def active_view(
     missing = NotFound(
         f"That view does not exist for {plural(entity)}; the list shows all records."
     )
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise missing
     try:
         view = get_view(session.connection, session.catalog, session.user, int(raw))
@@ -369,7 +369,9 @@ def _pager(
 
 
 def _int(text: str | None, default: int) -> int:
-    return int(text) if text and text.isdigit() and len(text) < 12 else default
+    if text and text.isascii() and text.isdigit() and len(text) < 12:
+        return int(text)
+    return default
 
 
 def _with(pairs: Pairs, key: str, value: str) -> Pairs:
@@ -433,7 +435,11 @@ def _chip_names(
         spec = entity.fields.get(name)
         if spec is None or spec["type"] != "lookup":
             continue
-        ids = {int(part) for part in value.split(",") if part.strip().isdigit()}
+        ids = {
+            int(part)
+            for part in value.split(",")
+            if part.strip().isascii() and part.strip().isdigit()
+        }
         wanted.setdefault(spec["target"], set()).update(i for i in ids if i < 2**63)
     found: dict[str, dict[int, str]] = {}
     for target_name, ids in wanted.items():
@@ -539,7 +545,7 @@ def _lookup_id(
     :raises BadRequest: no record, or several, go by the name typed.
     """
     picked = params.get("add_id", "").strip()
-    if picked.isdigit() and len(picked) < 19:
+    if picked.isascii() and picked.isdigit() and len(picked) < 19:
         return int(picked)
     typed = (params.get("add_text") or params.get("add_value") or "").strip()
     if not typed:
@@ -551,7 +557,7 @@ def _lookup_id(
     target = session.catalog.entity(entity.fields[chosen.name]["target"])
     found = records_named(session.connection, target, typed)
     number = typed.removeprefix("#")
-    if not found and number.isdigit() and len(number) < 19:
+    if not found and number.isascii() and number.isdigit() and len(number) < 19:
         # No record goes by that name: the text may be a record's number.
         found = list(names_of(session.connection, target, [int(number)]))
     if len(found) == 1:

@@ -87,7 +87,9 @@ def bulk_action(entity_name: str) -> Response:
 
 def _selected() -> list[int]:
     found = request.form.getlist("ids")
-    return sorted({int(v) for v in found if v.isdigit() and len(v) < 19})
+    return sorted(
+        {int(v) for v in found if v.isascii() and v.isdigit() and len(v) < 19}
+    )
 
 
 def _back(entity_name: str) -> str:

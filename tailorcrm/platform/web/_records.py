@@ -150,7 +150,9 @@ def _remember(session_user_id: int, entity: str, record_id: int) -> None:
 
 
 def _int(text: str | None, default: int) -> int:
-    return int(text) if text and text.isdigit() and len(text) < 12 else default
+    if text and text.isascii() and text.isdigit() and len(text) < 12:
+        return int(text)
+    return default
 
 
 def _plural(entity: EntityDef) -> str:
@@ -473,6 +475,7 @@ def _render_form(
         for name, value in values.items()
         if entity.fields[name]["type"] == "lookup"
         and isinstance(value, str)
+        and value.isascii()
         and value.isdigit()
         and len(value) < 19
     }

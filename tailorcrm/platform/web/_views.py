@@ -179,7 +179,9 @@ def _settings() -> dict[str, Any]:
     # who sends it ticked, rather than have the page drop it silently.
     shared = form.get("shared") == "on"
     settings: dict[str, Any] = {"label": label, "shared": shared, "columns": columns}
-    settings["page_size"] = int(size) if size.isdigit() and len(size) < 6 else size
+    settings["page_size"] = (
+        int(size) if size.isascii() and size.isdigit() and len(size) < 6 else size
+    )
     return settings
 
 
