@@ -382,6 +382,20 @@ def test_a_metadata_number_json_cannot_hold_is_400_naming_where(
     )
 
 
+def test_a_number_json_cannot_hold_is_listed_in_errors_at_its_path(crm: Api) -> None:
+    body = '{"title": "x", "amount": NaN, "notes": [1, -Infinity]}'
+
+    response = crm.post(
+        "/opportunity", data=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400
+    assert [(e["field"], e["code"]) for e in response.json["errors"]] == [
+        ("amount", "not_finite"),
+        ("notes[1]", "not_finite"),
+    ]
+
+
 def test_a_metadata_document_nested_deep_but_within_the_stack_is_400(
     crm: Api,
 ) -> None:
