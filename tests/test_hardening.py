@@ -396,6 +396,30 @@ def test_a_number_json_cannot_hold_is_listed_in_errors_at_its_path(crm: Api) -> 
     ]
 
 
+def test_a_name_given_twice_in_a_body_is_refused_at_its_path(crm: Api) -> None:
+    body = '{"title": "Kiln", "amount": 5, "title": "Kettle", "x": {"a": 1, "a": 2}}'
+
+    response = crm.post(
+        "/opportunity", data=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400
+    assert [(e["field"], e["code"]) for e in response.json["errors"]] == [
+        ("title", "duplicate_key"),
+        ("x.a", "duplicate_key"),
+    ]
+    assert crm.get("/opportunity").json["data"] == []
+
+
+def test_a_name_given_twice_in_a_filter_is_400(crm: Api) -> None:
+    condition = '{"==": [{"var": "title"}, "Kiln"], "==": [1, 1]}'
+
+    response = crm.get("/opportunity", query_string={"filter": condition})
+
+    assert response.status_code == 400
+    assert "more than once" in response.json["detail"]
+
+
 def test_a_metadata_document_nested_deep_but_within_the_stack_is_400(
     crm: Api,
 ) -> None:

@@ -265,9 +265,14 @@ def _json_body(*, exact_numbers: bool = True) -> Any:
     except JSONRefused as error:
         if error.too_deep:
             raise BadRequest("The body is nested too deeply.") from None
-        # A number JSON cannot hold is named by its JSON path; text that does not
-        # parse, by its line and column, which the detail gives.
-        found = [problem for problem in error.problems if problem.code == "not_finite"]
+        # A number JSON cannot hold and a name given twice are named by their JSON
+        # paths; text that does not parse, by its line and column, which the
+        # detail gives.
+        found = [
+            problem
+            for problem in error.problems
+            if problem.code in ("not_finite", "duplicate_key")
+        ]
         raise BadRequest(
             f"The body is not valid JSON: {error}", problems=found
         ) from None

@@ -3,15 +3,19 @@
 Python's :mod:`json` reads more than JSON: ``NaN``, ``Infinity``, and numbers too
 large for a float (``1e999``) as infinity. Stored, such a value comes back out as
 ``NaN`` or ``Infinity``, which strict parsers reject and PostgreSQL refuses to
-store. A text nested deeply enough runs the parser, or a recursive walk after it,
-out of stack. Every JSON text from outside (a request body, a metadata file) is
-read here, and metadata leaving the system is written here.
+store. It also keeps the last of two values given under one name, where RFC 8259
+leaves what happens open: the other is lost without a word, and another reader
+of the same text may keep the first. A text nested deeply enough runs the
+parser, or a recursive walk after it, out of stack. Every JSON text from outside
+(a request body, a metadata file) is read here, and metadata leaving the system is
+written here.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from decimal import Decimal
 from typing import Any
 
@@ -59,20 +63,30 @@ class _Refused:
         self.literal = literal
 
 
+class _Repeated(dict[str, Any]):
+    """An object that gives one or more names twice, kept until its place is
+    known."""
+
+    def __init__(self, items: dict[str, Any], *, names: list[str]) -> None:
+        super().__init__(items)
+        self.names = names
+
+
 def read_json(text: str | bytes, *, exact_numbers: bool = False) -> Any:
     """Parse a JSON text, refusing what RFC 8259 does not allow.
 
     :param exact_numbers: read numbers with a fraction as ``Decimal`` (record
         values, so money stays exact) rather than as floats (metadata).
-    :raises JSONRefused: the text is not JSON; it holds ``NaN``, ``Infinity`` or
-        a number too large for a float (each named by its JSON path); or it nests
-        deeper than :data:`MAX_NESTING`.
+    :raises JSONRefused: the text is not JSON; it holds ``NaN``, ``Infinity``, a
+        number too large for a float, or an object that gives a name twice (each
+        named by its JSON path); or it nests deeper than :data:`MAX_NESTING`.
     """
     try:
         value = json.loads(
             text,
             parse_float=Decimal if exact_numbers else _finite_float,
             parse_constant=_Refused,
+            object_pairs_hook=_object,
         )
     except RecursionError:
         raise JSONRefused([_too_deep()]) from None
@@ -102,6 +116,14 @@ def write_json(value: Any, *, indent: int | None = None) -> str:
     return json.dumps(value, indent=indent, ensure_ascii=False, allow_nan=False)
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) == len(pairs):
+        return found
+    counts = Counter(name for name, _ in pairs)
+    return _Repeated(found, names=[name for name, count in counts.items() if count > 1])
+
+
 def _finite_float(text: str) -> float | _Refused:
     number = float(text)
     return number if math.isfinite(number) else _Refused(text)
@@ -120,6 +142,15 @@ def _refusals(value: Any) -> list[Problem]:
         if isinstance(item, dict | list):
             if depth > MAX_NESTING:
                 return [_too_deep()]
+            if isinstance(item, _Repeated):
+                problems += [
+                    Problem(
+                        json_path(_parts((place, name))),
+                        "duplicate_key",
+                        f"{name!r} is given more than once; give each name once.",
+                    )
+                    for name in item.names
+                ]
             children = item.items() if isinstance(item, dict) else enumerate(item)
             pending += [
                 (child, depth + 1, (place, key))
