@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
+from tailorcrm.errors import ValidationFailed
 from tailorcrm.platform import Platform
-from tailorcrm.platform.auth import create_token, create_user, find_user
+from tailorcrm.platform.auth import create_token, create_user, find_user, set_password
 from tests.conftest import Api
 
 CHIEF = {"kind": "role", "name": "chief", "label": "Chief", "admin": True}
@@ -129,3 +130,19 @@ def test_a_whole_number_attribute_past_64_bits_is_refused(crm: Api) -> None:
     assert refused.json["errors"][0]["field"] == "attributes.zone"
     assert kept.status_code == 200
     assert crm.get("/users/admin").json["attributes"] == {"zone": 2**63 - 1}
+
+
+@pytest.mark.parametrize("password", ["long enough\x00", "\ud800" * 10])
+def test_a_password_no_one_could_sign_in_with_is_refused(
+    crm: Api, platform: Platform, password: str
+) -> None:
+    created = crm.post("/users", json={"username": "ines.park", "password": password})
+    with platform.engine.begin() as connection:
+        admin = find_user(connection, "admin")
+        with pytest.raises(ValidationFailed) as excinfo:
+            set_password(connection, admin.id, password)
+
+    assert created.status_code == 422
+    assert created.json["errors"][0]["field"] == "password"
+    assert crm.get("/users/ines.park").status_code == 404
+    assert excinfo.value.problems[0].field == "password"

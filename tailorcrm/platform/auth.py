@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import Conflict, NotFound, Problem, Unauthorized, ValidationFailed
-from ..metadata import ADMIN_ROLE, Caller
+from ..metadata import ADMIN_ROLE, Caller, text_problems
 from .db import (
     access_versions,
     api_token_scopes,
@@ -140,9 +140,7 @@ def create_user(
     if not USERNAME.match(username):
         message = "Use letters, digits and . _ @ - (at most 150 characters)."
         problems.append(Problem("username", "invalid_username", message))
-    if len(password) < MIN_PASSWORD_LENGTH:
-        message = f"Use at least {MIN_PASSWORD_LENGTH} characters."
-        problems.append(Problem("password", "password_too_short", message))
+    problems += _password_problems(password)
     if problems:
         raise ValidationFailed("The user cannot be created.", problems=problems)
     taken = connection.execute(
@@ -323,6 +321,17 @@ def check_password(connection: sa.Connection, username: str, password: str) -> U
 _DUMMY_HASH = generate_password_hash("not-a-password-anyone-has")
 
 
+def _password_problems(password: str) -> list[Problem]:
+    problems = []
+    if len(password) < MIN_PASSWORD_LENGTH:
+        message = f"Use at least {MIN_PASSWORD_LENGTH} characters."
+        problems.append(Problem("password", "password_too_short", message))
+    # The sign-in form refuses a NUL at the door, and half a UTF-16 pair cannot
+    # be hashed: no one could sign in with such a password.
+    problems += text_problems({"password": password})
+    return problems
+
+
 def set_password(
     connection: sa.Connection,
     user_id: int,
@@ -332,14 +341,12 @@ def set_password(
 ) -> None:
     """Give a user a new password and end every web session they have.
 
-    :raises ValidationFailed: the password is too short.
+    :raises ValidationFailed: the password is too short, or holds what no one
+        could type in again.
     """
-    if len(password) < MIN_PASSWORD_LENGTH:
-        message = f"Use at least {MIN_PASSWORD_LENGTH} characters."
-        raise ValidationFailed(
-            "The password cannot be set.",
-            problems=[Problem("password", "password_too_short", message)],
-        )
+    problems = _password_problems(password)
+    if problems:
+        raise ValidationFailed("The password cannot be set.", problems=problems)
     connection.execute(
         users.update()
         .where(users.c.id == user_id)
