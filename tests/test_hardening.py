@@ -953,6 +953,14 @@ def test_digits_other_than_0_to_9_in_a_page_parameter_are_400(
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("token_id", ["9223372036854775808", "99999999999999999999"])
+def test_revoking_a_token_id_past_64_bits_is_404(api: Api, token_id: str) -> None:
+    response = api.delete(f"/auth/tokens/{token_id}")
+
+    assert response.status_code == 404
+    assert response.get_json()["detail"] == f"There is no API token {token_id}."
+
+
 def test_metadata_text_cannot_hold_a_nul_character(api: Api) -> None:
     document = {**ACCOUNT, "label": "Acc\x00ount"}
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import Conflict, NotFound, Problem, Unauthorized, ValidationFailed
-from ..metadata import ADMIN_ROLE, Caller, text_problems
+from ..metadata import ADMIN_ROLE, INTEGER_LIMIT, Caller, text_problems
 from .db import (
     access_versions,
     api_token_scopes,
@@ -233,6 +233,9 @@ def list_tokens(
     token_id: int | None = None,
 ) -> list[TokenInfo]:
     """Every API token (of one user), oldest first; never the tokens themselves."""
+    if token_id is not None and not 0 < token_id <= INTEGER_LIMIT:
+        # No id is past 64 bits, and no database could be asked for one.
+        return []
     query = (
         sa.select(api_tokens, users.c.username)
         .join(users, users.c.id == api_tokens.c.user_id)
