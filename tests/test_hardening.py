@@ -961,6 +961,20 @@ def test_revoking_a_token_id_past_64_bits_is_404(api: Api, token_id: str) -> Non
     assert response.get_json()["detail"] == f"There is no API token {token_id}."
 
 
+def test_a_database_error_does_not_carry_the_values_of_its_statement(
+    platform: Platform,
+) -> None:
+    # The error is logged whole when a request fails unexpectedly.
+    statement = sa.text("INSERT INTO nowhere VALUES (:name)")
+    with (
+        pytest.raises(sa.exc.DBAPIError) as excinfo,
+        platform.engine.begin() as connection,
+    ):
+        connection.execute(statement, {"name": "Orla Quill"})
+
+    assert "Orla Quill" not in str(excinfo.value)
+
+
 def test_metadata_text_cannot_hold_a_nul_character(api: Api) -> None:
     document = {**ACCOUNT, "label": "Acc\x00ount"}
 

@@ -264,7 +264,12 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     Python's ``sqlite3`` driver commits implicitly before DDL, so a rolled-back plan
     would leave tables behind. The driver is put in autocommit mode and SQLAlchemy
     emits ``BEGIN`` itself, as SQLAlchemy's pysqlite notes describe.
+
+    A statement's values are left out of the errors it raises: an unexpected one
+    is logged, and the values are records' data, password hashes and token
+    digests.
     """
+    kwargs.setdefault("hide_parameters", True)
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True, **kwargs)
     engine = sa.create_engine(
