@@ -187,6 +187,17 @@ ACCOUNT = {
 }
 
 
+#: An entity whose display field takes text longer than an index entry holds on
+#: PostgreSQL, and a name of 4,000 characters for it.
+LONG_NAMED = {
+    "name": "memo",
+    "label": "Memo",
+    "display_field": "body",
+    "fields": [{"name": "body", "type": "text", "label": "Body", "max_length": 5000}],
+}
+LONG_NAME = "".join(f"{n:04x}" for n in range(1000))
+
+
 @pytest.fixture
 def crm(api: Api) -> Api:
     """The API with the issue's Account and Opportunity entities defined."""

@@ -13,7 +13,7 @@ from flask import Flask
 from tailorcrm.errors import TailorError
 from tailorcrm.platform import Platform, create_app, migrate
 from tailorcrm.platform.cli import main
-from tests.conftest import OPPORTUNITY, Api
+from tests.conftest import LONG_NAME, LONG_NAMED, OPPORTUNITY, Api
 
 
 def document(api: Api, name: str = "opportunity") -> dict[str, Any]:
@@ -128,16 +128,9 @@ def test_an_index_over_values_too_long_for_it_is_refused_with_the_records(
 ) -> None:
     # Values saved under a longer max_length stay; PostgreSQL could not index
     # them, so the change that narrows the field and indexes it is refused.
-    memo = {
-        "name": "memo",
-        "label": "Memo",
-        "display_field": "body",
-        "fields": [
-            {"name": "body", "type": "text", "label": "Body", "max_length": 5000}
-        ],
-    }
+    memo = LONG_NAMED
     api.put("/meta/entities/memo", json=memo)
-    long_body = "".join(f"{n:04x}" for n in range(1000))
+    long_body = LONG_NAME
     api.post("/memo", json={"body": "Short"})
     api.post("/memo", json={"body": long_body})
     narrowed = document(api, "memo")

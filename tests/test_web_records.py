@@ -20,7 +20,7 @@ from tailorcrm.platform.search_index import (
     prefix_ranges,
 )
 from tailorcrm.renderer import format_value
-from tests.conftest import Api, load_pack
+from tests.conftest import LONG_NAME, LONG_NAMED, Api, load_pack
 from tests.web_helpers import (
     Browser,
     by_id,
@@ -439,15 +439,8 @@ def test_a_display_field_longer_than_an_index_entry_has_no_search_index(
 ) -> None:
     # PostgreSQL refuses a b-tree entry past about 2,700 bytes, so an index on
     # such a field would refuse the save of a long name; its lookups scan.
-    memo = {
-        "name": "memo",
-        "label": "Memo",
-        "display_field": "body",
-        "fields": [
-            {"name": "body", "type": "text", "label": "Body", "max_length": 5000}
-        ],
-    }
-    body = "".join(f"{n:04x}" for n in range(1000))
+    memo = LONG_NAMED
+    body = LONG_NAME
 
     created = api.put("/meta/entities/memo", json=memo)
     saved = api.post("/memo", json={"body": body})
