@@ -813,6 +813,34 @@ def test_a_view_of_date_times_in_a_list_selects_what_the_list_did(
     assert _titles(opened) == _titles(listed)
 
 
+@pytest.mark.parametrize(
+    ("op", "titles"),
+    [("eq", ["Renewal"]), ("ne", ["Site visit", "Upsell"])],
+)
+def test_a_view_of_text_that_reads_as_a_date_selects_what_the_list_did(
+    browser: Browser, sales: Platform, op: str, titles: list[str]
+) -> None:
+    _records(
+        sales,
+        "opportunity",
+        [
+            {"title": "Renewal", "next_step": "2031-06-30"},
+            {"title": "Upsell", "next_step": "2031-06-30T00:00:00Z"},
+            {"title": "Site visit"},
+        ],
+    )
+    state = f"next_step__{op}=2031-06-30"
+    listed = browser.get(f"/app/opportunity?{state}")
+
+    saved = _save_view(browser, state)
+    opened = browser.get(saved.headers.get("Location", ""))
+
+    assert sorted(_titles(listed)) == titles
+    assert saved.status_code == 303
+    assert sorted(_titles(opened)) == titles
+    assert (f"next_step__{op}", "2031-06-30") in _params(saved.headers["Location"])
+
+
 def test_save_as_view_keeps_the_filters_and_search_as_one_condition(
     browser: Browser, sales: Platform
 ) -> None:

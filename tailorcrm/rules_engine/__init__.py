@@ -30,6 +30,7 @@ from ._compiler import (
     compile_condition,
     evaluate,
 )
+from ._dates import reads_as_date
 from ._errors import ConditionError, EvaluationError, RuleError
 from ._kinds import (
     ACTION_TYPES,
@@ -108,6 +109,7 @@ __all__ = [
     "expressions_of",
     "field_names",
     "is_blank",
+    "reads_as_date",
     "reads_context",
     "rename_fields",
     "rule_uses",

@@ -52,6 +52,15 @@ def parse(value: Any) -> dt.date | None:
     return _remember(value)[0]
 
 
+def reads_as_date(text: str) -> bool:
+    """Whether comparisons in the language read ``text`` as a date or datetime.
+
+    ``==`` compares two such texts as moments, which SQL cannot do on a text
+    column; ``===`` compares them as text.
+    """
+    return parse(text) is not None
+
+
 def text_instant(text: str) -> dt.datetime | None:
     """``instant(parse(text))`` for text, or ``None`` when it is not a date."""
     if not looks_temporal(text):

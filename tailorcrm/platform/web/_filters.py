@@ -31,6 +31,7 @@ from werkzeug.datastructures import MultiDict
 from ...errors import BadRequest
 from ...metadata import EntityDef
 from ...renderer import BLANK, NOT_BLANK, filter_operators
+from ...rules_engine import reads_as_date
 from ..query import (
     MAX_SEARCH_WORDS,
     RESERVED_PARAMS,
@@ -58,11 +59,19 @@ PAGE_PARAMS = frozenset(
 _COMPARISONS = {"eq": "==", "ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 _ORDERED = {"lt", "lte", "gt", "gte"}
 _BY_SYMBOL = {symbol: op for op, symbol in _COMPARISONS.items()}
+# Text that reads as a date is compared as text, as the API compares it: ``==``
+# would compare it as a moment (2024-05-31 equals 2024-05-31T00:00:00Z), which the
+# SQL of a list cannot do.
+_AS_TEXT = {"eq": "===", "ne": "!=="}
+_BY_TEXT_SYMBOL = {symbol: op for op, symbol in _AS_TEXT.items()}
+_TEMPORAL = ("date", "datetime")
 _TEXT_OPS = {"contains": "contains", "startswith": "starts_with"}
 _BY_TEXT_OP = {name: op for op, name in _TEXT_OPS.items()}
 _EXACT_CONTAINS = "contains_exact"
 # An ordered comparison found without the "is not blank" that goes with it.
 _BARE = "bare_"
+# An equality that compares text as text (``===``, ``!==``).
+_STRICT = "strict_"
 
 Pairs = list[tuple[str, str]]
 
@@ -197,10 +206,17 @@ def _item(spec: dict[str, Any], op: str, value: Any) -> Any:
             # compared as a moment, as ``eq`` compares it.
             return {"or": [{"==": [var, item]} for item in items]}
         return {"in": [var, items]}
-    comparison = {_COMPARISONS[op]: [var, _json_value(value)]}
+    symbol = _COMPARISONS[op]
+    if op in _AS_TEXT and spec["type"] not in _TEMPORAL and _date_like(value):
+        symbol = _AS_TEXT[op]
+    comparison = {symbol: [var, _json_value(value)]}
     if op in _ORDERED:
         return {"and": [{"!": {"is_blank": var}}, comparison]}
     return comparison
+
+
+def _date_like(value: Any) -> bool:
+    return isinstance(value, str) and reads_as_date(value)
 
 
 def _json_value(value: Any) -> Any:
@@ -244,6 +260,12 @@ def _pair_of(entity: EntityDef, item: Any) -> tuple[str, str] | None:
     spec = spec_of(entity, name)
     if spec is None:
         return None
+    if op.startswith(_STRICT):
+        # Only what _item writes: date-like text compared as text on a field
+        # that is no date.
+        op = op.removeprefix(_STRICT)
+        if spec["type"] in _TEMPORAL or not reads_as_date(raw):
+            return None
     if op.startswith(_BARE):
         # Without "is not blank" a blank number counts as 0 and would be selected
         # by "< 5"; a blank date is never selected, as the API's filter has it.
@@ -293,6 +315,11 @@ def _shape_of(item: Any) -> tuple[str, str, str] | None:
             return None
         op = _BY_SYMBOL[operator]
         return name, _BARE + op if op in _ORDERED else op, raw
+    if operator in _BY_TEXT_SYMBOL:
+        name = _var(left)
+        if name is None or not isinstance(right, str) or "\x00" in right:
+            return None
+        return name, _STRICT + _BY_TEXT_SYMBOL[operator], right
     if operator == "in":
         return _in_shape(left, right)
     if operator not in _BY_TEXT_OP or not isinstance(right, str):
