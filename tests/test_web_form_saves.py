@@ -283,6 +283,41 @@ def test_a_checkbox_ticked_meanwhile_is_named_when_the_save_lost_a_race(
     assert "OK: Saved meanwhile as “Yes”" in page
 
 
+def test_a_field_locked_meanwhile_shows_its_saved_value_after_a_lost_race(
+    browser: Browser, platform: Platform
+) -> None:
+    # The note is locked once the gadget is OK. Someone ticks OK while the form is
+    # open and changes the note in it: the note cannot take the value typed, so
+    # the conflict page shows the saved one, and saving again keeps it.
+    locked = rule(
+        "note_locked_when_ok",
+        "gadget",
+        "field_state",
+        field="note",
+        readonly_if={"==": [{"var": "ok"}, True]},
+    )
+    platform.store.apply([("", locked)], actor="test")
+    record = create(platform, "gadget", title="Lamp", note="First")
+    path = f"/app/gadget/{record['id']}/edit"
+    data = [
+        (key, "Mine" if key == "note" else "Desk lamp" if key == "title" else value)
+        for key, value in form_data(browser.get(path).get_data(as_text=True))
+    ]
+    with platform.records(SYSTEM_ACTOR) as service:
+        service.update("gadget", record["id"], {"ok": True})
+
+    lost = _post(browser, path, data)
+    again = _post(browser, path, form_data(lost.get_data(as_text=True)))
+
+    page = text_of(lost.get_data(as_text=True))
+    assert lost.status_code == 409
+    assert ("note", "First") in form_data(lost.get_data(as_text=True))
+    assert "Note: Saved meanwhile as “First”, and it cannot be changed now." in page
+    assert again.status_code == 303
+    saved = fetch(platform, "gadget", record["id"])
+    assert (saved["title"], saved["note"]) == ("Desk lamp", "First")
+
+
 def test_a_field_added_while_the_form_is_open_is_left_alone(
     browser: Browser, platform: Platform
 ) -> None:

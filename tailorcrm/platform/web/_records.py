@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -518,9 +518,15 @@ def _differences(
     entity: EntityDef,
     stored: Mapping[str, Any],
     sent: Mapping[str, Any],
+    *,
+    locked: Collection[str] = (),
 ) -> dict[str, list[str]]:
     """For an edit that lost a race: each field whose saved value differs from the
-    value sent, with a note saying what is saved now."""
+    value sent, with a note saying what is saved now.
+
+    :param locked: the fields that ``readonly_if`` locks on the saved record; the
+        note says that they cannot be changed now.
+    """
     notes: dict[str, list[str]] = {}
     names = display_names(session.connection, session.catalog, entity, [stored])
     for name, value in sent.items():
@@ -532,7 +538,10 @@ def _differences(
             spec, stored.get(name), locale=locale(), lookup_names=lookup_names
         ).text
         saved = f"“{now}”" if now else "blank"
-        notes[name] = [f"Saved meanwhile as {saved}; saving again replaces it."]
+        if name in locked:
+            notes[name] = [f"Saved meanwhile as {saved}, and it cannot be changed now."]
+        else:
+            notes[name] = [f"Saved meanwhile as {saved}; saving again replaces it."]
     return notes
 
 
@@ -588,7 +597,13 @@ def _save(
         # The form comes back with the version saved now, so saving it again
         # is a deliberate choice to replace the other change.
         current = service.get(entity.name, record["id"])
-        errors = _differences(session, entity, current, data)
+        locked = locked_fields(session, entity, current)
+        errors = _differences(session, entity, current, data, locked=locked)
+        # A field that readonly_if locks now keeps what is saved: the form shows
+        # that, as it shows a locked field, so that saving again can succeed.
+        as_stored = form_values(entity, current)
+        values = {n: as_stored[n] if n in locked else v for n, v in values.items()}
+        typed = {n: text for n, text in typed.items() if n not in locked}
         for name, messages in typed_errors.items():
             errors[name] = [*messages, *errors.get(name, [])]
         errors["record"] = [CONFLICT_MESSAGE]
