@@ -135,3 +135,32 @@ def test_a_chip_shows_the_decimals_its_filter_compares_with(page: Page) -> None:
     expect(page.locator("li.chip")).to_contain_text(
         ["Probability < 12.345%", "Probability ≥ 12.50%"]
     )
+
+
+def test_text_that_reads_as_a_date_is_saved_as_a_view_of_the_same_rows(
+    page: Page, live_server: LiveServer
+) -> None:
+    for title, next_step in [
+        ("Harrowgate pump renewal", "2031-06-30"),
+        ("Harrowgate valve upsell", "2031-06-30T00:00:00Z"),
+    ]:
+        _create(live_server, "opportunity", title=title, next_step=next_step)
+    page.goto("/app/opportunity?title__startswith=harrowgate")
+
+    _choose_filter(page, "next_step", "eq")
+    page.locator("#add_value").fill("2031-06-30")
+    page.locator(".filter-submit button").click()
+
+    rows = page.locator("a.row-link")
+    chips = page.locator("li.chip")
+    expect(rows).to_have_text(["Harrowgate pump renewal"])
+    expect(chips.nth(1)).to_contain_text("Next step is “2031-06-30”")
+
+    _save_as_view(page, "Harrowgate by the end of June")
+
+    expect(page.locator(".error-summary")).to_have_count(0)
+    expect(page.locator("#view-select option:checked")).to_have_text(
+        "Harrowgate by the end of June"
+    )
+    expect(rows).to_have_text(["Harrowgate pump renewal"])
+    expect(chips.nth(1)).to_contain_text("Next step is “2031-06-30”")
