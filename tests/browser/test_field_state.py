@@ -263,6 +263,56 @@ def test_a_long_text_of_spaces_is_blank_and_the_marker_stays_after_a_refusal(
     assert (saved["notes"], saved["phone"]) == ("  Ring the depot first  ", None)
 
 
+@pytest.fixture
+def phone_unless_city(live_server: LiveServer) -> Iterator[None]:
+    """An account's phone is required while its city is blank."""
+    document = {
+        "kind": "rule",
+        "name": "account_phone_unless_city",
+        "entity": "account",
+        "type": "field_state",
+        "label": "Phone unless the city is known",
+        "field": "phone",
+        "required_if": {"is_blank": {"var": "billing_city"}},
+    }
+    store = live_server.platform.store
+    store.apply([("", document)], actor="test")
+    yield
+    store.remove_rule(document["name"], actor="test")
+
+
+@pytest.mark.usefixtures("phone_unless_city")
+@pytest.mark.parametrize(
+    "city",
+    # A next line is space to Python and not to the browser's trim(); a byte
+    # order mark is the other way round.
+    ["\u0085", "\ufeff", "\u001f", "\u00a0Zell\u00a0"],
+)
+def test_text_is_blank_in_the_browser_as_the_server_strips_it(
+    page: Page, live_server: LiveServer, city: str
+) -> None:
+    required = not city.strip()
+    name = f"Zellor Haulage {ord(city[0]):04x}"
+    page.goto("/app/account/new")
+    mark = page.locator('[data-field="phone"] [data-required-mark]')
+
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Billing city").fill(city)
+
+    if required:
+        expect(mark).to_be_visible()
+    else:
+        expect(mark).to_be_hidden()
+    page.get_by_role("button", name="Save").click()
+    if required:
+        expect(page.locator('[data-field="phone"] .field-errors')).to_have_text(
+            "Error: Phone is required here."
+        )
+        assert live_server.find("account", name=name) == []
+    else:
+        expect(page.get_by_role("heading", level=1)).to_have_text(name)
+
+
 # -- a record chosen in a lookup since the page came: only the save knows it --------
 
 RETAIL = {"==": [{"var": "account.industry"}, "retail"]}

@@ -171,7 +171,11 @@
     if (type === "boolean") {
       return FALSE_TEXTS.indexOf(text) === -1;
     }
-    if (!text.trim()) {
+    // Spaces are what Python's str.strip() removes, as the record service
+    // strips: a next line (U+0085) is one, a byte order mark (U+FEFF) is not,
+    // where the browser's trim() has it the other way round.
+    var stripped = Rules.strip(text);
+    if (!stripped) {
       // Blank is blank for every type: text of spaces and line breaks only is
       // stored as null.
       return null;
@@ -180,7 +184,7 @@
       // A long text keeps its spaces and lines as they are typed.
       return text.replace(/\r\n/g, "\n");
     }
-    text = text.trim();
+    text = stripped;
     switch (type) {
       case "integer":
         return INTEGER.test(text) && fits(field.control, type, text) ? Number(text) : null;
@@ -286,7 +290,7 @@
         if (field.type && !field.locked) {
           data[field.name] = typed(field, posted.getAll(field.name), base[field.name]);
           if (field.type === "lookup" && data[field.name] === null &&
-              String(posted.get(field.name + SEARCH_SUFFIX) || "").trim()) {
+              Rules.strip(String(posted.get(field.name + SEARCH_SUFFIX) || ""))) {
             // A name typed and not chosen: the save looks the record up by it
             // (and refuses the name if no record has it).
             data[field.name] = partlyKnown({});

@@ -24,6 +24,8 @@
  * TailorRules.decimal("19.98") (exact decimal arithmetic, as Python's Decimal
  * with 28 significant digits). A result computed from decimals is a
  * TailorRules.Decimal; its toString() is its text and Number(value) its number.
+ * TailorRules.strip(text) removes the spaces Python's str.strip() removes, which
+ * are not those of String.prototype.trim().
  */
 (function (root, factory) {
   "use strict";
@@ -3043,6 +3045,7 @@
     evaluate: evaluate,
     truthy: truthy,
     isBlank: isBlank,
+    strip: pyStrip,
     decimal: decimalFromText,
     date: toDate,
     datetime: toDateTime,
