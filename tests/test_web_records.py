@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import string
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -12,7 +15,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from tailorcrm.platform import Platform, create_app
-from tailorcrm.platform.db import is_sqlite
+from tailorcrm.platform.db import is_sqlite, recent_records, users
 from tailorcrm.platform.query import lookup_matches, lookup_query
 from tailorcrm.platform.search_index import (
     ASCII_LOWERING,
@@ -172,6 +175,57 @@ def test_recently_viewed_records_are_listed_on_the_home_page(
     recent = home[home.index('id="recent-heading"') :]
     shown = [e.text for e in elements(recent) if e.tag == "a"]
     assert shown[:2] == ["Ada Byron", "Acme"]
+
+
+def test_a_record_opened_twice_at_once_is_remembered_once(
+    browser: Browser, sales: Platform
+) -> None:
+    acme = create(sales, "account", name="Acme")
+    if is_sqlite(sales.engine):
+        pytest.skip("SQLite lets one writer in at a time: the pages take turns")
+    user_id = _user_id(sales, "dana.vega")
+    answers: list[int] = []
+    other = sales.engine.connect()
+    held = other.begin()
+    # Another page of the same record notes it first and has not committed yet:
+    # this page's update finds no row, and its insert waits for the other's.
+    other.execute(
+        recent_records.insert().values(
+            user_id=user_id,
+            entity="account",
+            record_id=acme["id"],
+            viewed_at=dt.datetime(2031, 4, 17, 9, 41, 27),
+        )
+    )
+    opening = threading.Thread(
+        target=lambda: answers.append(
+            browser.get(f"/app/account/{acme['id']}").status_code
+        )
+    )
+
+    opening.start()
+    time.sleep(1)
+    held.commit()
+    other.close()
+    opening.join()
+
+    assert answers == [200]
+    with sales.engine.connect() as connection:
+        viewed = connection.execute(
+            sa.select(recent_records.c.viewed_at).where(
+                recent_records.c.record_id == acme["id"]
+            )
+        ).scalars()
+        assert [at.year for at in viewed] == [dt.datetime.now(dt.UTC).year]
+
+
+def _user_id(platform: Platform, username: str) -> int:
+    with platform.engine.connect() as connection:
+        return int(
+            connection.execute(
+                sa.select(users.c.id).where(users.c.username == username)
+            ).scalar_one()
+        )
 
 
 def test_record_pages_draw_tabs_and_collapsed_sections_from_the_layout(

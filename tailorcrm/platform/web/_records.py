@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import sqlalchemy as sa
 from flask import flash, redirect, request
 from flask_login import login_required
+from sqlalchemy.dialects import postgresql, sqlite
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
@@ -110,27 +111,27 @@ def _remember(session_user_id: int, entity: str, record_id: int) -> None:
     from .._app import platform
 
     table_ = recent_records
-    key = (
-        table_.c.user_id == session_user_id,
-        table_.c.entity == entity,
-        table_.c.record_id == record_id,
-    )
     # To the microsecond, so that two records opened within a second keep their
     # order.
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with platform().engine.begin() as connection:
-        updated = connection.execute(
-            table_.update().where(*key).values(viewed_at=now)
-        ).rowcount
-        if not updated:
-            connection.execute(
-                table_.insert().values(
-                    user_id=session_user_id,
-                    entity=entity,
-                    record_id=record_id,
-                    viewed_at=now,
-                )
+        # One statement: two pages of the same record opened at once would both
+        # find no row to update, and the second insert would clash with the first.
+        insert = (
+            postgresql.insert(table_)
+            if connection.dialect.name == "postgresql"
+            else sqlite.insert(table_)
+        )
+        connection.execute(
+            insert.values(
+                user_id=session_user_id,
+                entity=entity,
+                record_id=record_id,
+                viewed_at=now,
+            ).on_conflict_do_update(
+                index_elements=list(table_.primary_key), set_={"viewed_at": now}
             )
+        )
         old = (
             sa.select(table_.c.viewed_at)
             .where(table_.c.user_id == session_user_id)
