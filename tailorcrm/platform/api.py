@@ -34,6 +34,7 @@ from ..errors import (
 from ..metadata import LAYOUT, Catalog, entity_schema, layout_schema, view_schema
 from ._app import Session, platform
 from .auth import User
+from .db import RETRY_AFTER, held_back
 from .layoutstore import stored_layouts
 from .metastore import ChangeResult
 from .query import parse_list_args, run_list
@@ -115,26 +116,19 @@ def _data_error(error: sa.exc.DataError) -> Response:
     )
 
 
-#: SQLite's answers when another connection holds the database.
-_SQLITE_BUSY = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
-#: PostgreSQL's answers when two transactions met and one was undone: a deadlock,
-#: a serialization failure, a lock that could not be had.
-_POSTGRES_MET = frozenset({"40P01", "40001", "55P03"})
-
-
 @api.errorhandler(sa.exc.OperationalError)
 def _busy(error: sa.exc.OperationalError) -> Response:
-    cause = error.orig
-    if getattr(cause, "sqlite_errorname", None) in _SQLITE_BUSY:
+    reason = held_back(error)
+    if reason == "busy":
         # SQLite has one writer at a time; this write waited its whole turn in vain.
         log.warning("database busy on %s %s", request.method, request.path)
         detail = "The database is busy with another change; try again in a moment."
         response = problem_response(503, "Busy", detail, code="busy")
-        response.headers["Retry-After"] = "5"
-    elif getattr(cause, "sqlstate", None) in _POSTGRES_MET:
+        response.headers["Retry-After"] = str(RETRY_AFTER[reason])
+    elif reason == "retry":
         log.warning(
             "change undone after meeting another (%s) on %s %s",
-            getattr(cause, "sqlstate", ""),
+            getattr(error.orig, "sqlstate", ""),
             request.method,
             request.path,
         )
@@ -145,7 +139,7 @@ def _busy(error: sa.exc.OperationalError) -> Response:
         response = problem_response(
             503, "Changed at the same moment", detail, code="retry"
         )
-        response.headers["Retry-After"] = "1"
+        response.headers["Retry-After"] = str(RETRY_AFTER[reason])
     else:
         return _unexpected(error)
     return response

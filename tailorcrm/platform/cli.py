@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import click
+import sqlalchemy as sa
 
 from ..errors import BadRequest, InvalidMetadata, Problem, TailorError
 from ..metadata import (
@@ -52,7 +53,7 @@ from .auth import (
     set_password,
 )
 from .config import Settings
-from .db import users
+from .db import held_back, users
 from .exporting import csv_cell, export_columns, export_records
 from .importer import ImportFailed, ImportReport, import_csv
 from .layoutstore import stored_layouts
@@ -587,7 +588,23 @@ def import_command(
         sys.exit(1)
     except TailorError as error:
         _fail(error)
+    except sa.exc.OperationalError as error:
+        reason = held_back(error)
+        if reason is None:
+            raise
+        click.echo(f"Error: {_HELD_BACK[reason]}", err=True)
+        click.echo("Nothing was imported.", err=True)
+        sys.exit(1)
     _print_report(report, sys.stdout)
+
+
+#: Why the database refused a change that may be made again, by reason.
+_HELD_BACK = {
+    "busy": "The database was busy with another change the whole time; run the "
+    "command again in a moment.",
+    "retry": "The import met another change made at the same moment and was "
+    "undone; run the command again.",
+}
 
 
 class _Progress:

@@ -318,6 +318,31 @@ def _whole_number(value: Any) -> Any:
     return value
 
 
+#: SQLite's answers when another connection holds the database.
+_SQLITE_BUSY = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
+#: PostgreSQL's answers when two transactions met and one was undone: a deadlock,
+#: a serialization failure, a lock that could not be had.
+_POSTGRES_MET = frozenset({"40P01", "40001", "55P03"})
+#: How many seconds to wait before sending a held-back change again, by reason.
+RETRY_AFTER = {"busy": 5, "retry": 1}
+
+
+def held_back(error: sa.exc.OperationalError) -> str | None:
+    """Why the database refused a change that may simply be made again.
+
+    :returns: ``"busy"`` when SQLite's one writer was taken the whole time,
+        ``"retry"`` when on PostgreSQL the change met another made at the same
+        moment and was undone, or None for any other error. Either way the
+        transaction is lost: nothing of it is kept.
+    """
+    cause = error.orig
+    if getattr(cause, "sqlite_errorname", None) in _SQLITE_BUSY:
+        return "busy"
+    if getattr(cause, "sqlstate", None) in _POSTGRES_MET:
+        return "retry"
+    return None
+
+
 def create_system_tables(engine: Engine) -> None:
     """Create the platform's own tables if they do not exist yet."""
     system_metadata.create_all(engine)

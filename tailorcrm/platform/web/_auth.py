@@ -20,6 +20,7 @@ from ...errors import (
     Unauthorized,
 )
 from .._app import platform
+from ..db import RETRY_AFTER, held_back
 from ..sessions import Client
 from ._blueprint import web
 from ._context import render, web_session
@@ -150,6 +151,32 @@ def _data_error(error: sa.exc.DataError) -> Response:
             "range. Change the filter or the value and try again."
         )
     )
+
+
+#: What a page says when the database held back its change, by reason.
+_HELD_BACK = {
+    "busy": "The database is busy with another change; nothing was saved. Go "
+    "back and try again in a moment.",
+    "retry": "This change met another one made at the same moment and was "
+    "undone; nothing was saved. Go back and try again.",
+}
+
+
+@web.errorhandler(sa.exc.OperationalError)
+def _held_back(error: sa.exc.OperationalError) -> Response:
+    # As the API answers it (503, Retry-After); any other database error stays a
+    # server error.
+    reason = held_back(error)
+    if reason is None:
+        raise error
+    log.warning("change held back (%s) on %s %s", reason, request.method, request.path)
+    # No session is opened for the page: on SQLite it would wait for the same
+    # writer again.
+    response = render(
+        "error.html", title="Try again", status=503, message=_HELD_BACK[reason]
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER[reason])
+    return response
 
 
 @web.errorhandler(HTTPException)
