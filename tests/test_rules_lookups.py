@@ -159,6 +159,38 @@ def test_a_formula_followed_through_a_lookup_reads_the_record_as_committed(
     ]
 
 
+@pytest.mark.parametrize("how", ["created", "moved"])
+def test_a_record_pointed_at_a_record_being_saved_reads_it_as_committed(
+    platform: Platform, crm: Api, database_url: str, how: str
+) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite lets one writer in at a time")
+    define(crm, LABEL)
+    account = create(crm, "account", name="Harbour Mill")
+    elsewhere = create(crm, "account", name="Dry Dock")
+    deal = create(crm, "opportunity", title="Cranes", account=elsewhere["id"])
+
+    def point(records: Any) -> None:
+        if how == "created":
+            records.create("opportunity", {"title": "Cranes", "account": account["id"]})
+        else:
+            records.update("opportunity", deal["id"], {"account": account["id"]})
+
+    # The deal comes to the account while the account's save, which follows
+    # the deals it has, is not yet committed: the deal must read the new name.
+    failed = saved_behind(
+        platform,
+        lambda records: records.update(
+            "account", account["id"], {"name": "Quay Works"}
+        ),
+        point,
+    )
+
+    assert failed == []
+    listed = crm.get(f"/opportunity?account={account['id']}").json["data"]
+    assert [row["next_step"] for row in listed] == ["Cranes for Quay Works"]
+
+
 def test_a_rule_comparing_a_lookup_with_an_id_is_refused_when_saved(
     crm: Api,
 ) -> None:

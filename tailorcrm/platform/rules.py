@@ -21,7 +21,7 @@ import functools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -56,6 +56,9 @@ from .db import is_sqlite
 
 #: What a roll-up gives over no records.
 EMPTY_ROLLUP = {"count": 0, "sum": 0, "min": None, "max": None}
+#: How related records are read: unlocked, locked for update, or with the
+#: key-share lock of a foreign key (PostgreSQL).
+_Lock = Literal["update", "key_share"] | None
 #: System values a record is given when it is stored, which formulas may read.
 _GIVEN_WHEN_STORED = frozenset({"created_at", "created_by", "owner_id"})
 #: What a record of each entity reads as before it has system values.
@@ -489,20 +492,43 @@ class RecordRules:
 
     # -- what conditions read ----------------------------------------------------
 
-    def load_related(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Load, in one query per lookup, the related records the rules read."""
+    def load_related(
+        self, records: Iterable[Mapping[str, Any]], *, setting: Collection[str] = ()
+    ) -> None:
+        """Load, in one query per lookup, the related records the rules read.
+
+        :param setting: the lookups that the save sets. On PostgreSQL the records
+            they point at are read under the key-share lock that the foreign key
+            takes on them anyway: a save of one of them that is not yet committed
+            recomputes only the records that already point at it, so it is
+            waited for and read, and what rules compute from it is not stale.
+        """
+        records = list(records)
+        held: dict[str, set[int]] = {}
+        if setting and not is_sqlite(self.connection):
+            held = self._pointed_at(records, known=False, lookups=setting)
         for target, ids in self._pointed_at(records, known=False).items():
-            self._fetch(target, ids)
+            locked = held.get(target, set())
+            if ids - locked:
+                self._fetch(target, ids - locked)
+            if locked:
+                self._fetch(target, locked, lock="key_share")
 
     def _pointed_at(
-        self, records: Iterable[Mapping[str, Any]], *, known: bool
+        self,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        known: bool,
+        lookups: Collection[str] | None = None,
     ) -> dict[str, set[int]]:
         """The ids of related records that ``records`` point at through the
-        lookups the rules read, by the entity they belong to; those already
-        loaded too, or not (``known``)."""
+        lookups the rules read (those of them in ``lookups``, when given), by the
+        entity they belong to; those already loaded too, or not (``known``)."""
         records = list(records)
         wanted: dict[str, set[int]] = {}
         for lookup in self.related_reads:
+            if lookups is not None and lookup not in lookups:
+                continue
             target = self._lookups.get(lookup)
             if target is None:
                 continue
@@ -525,9 +551,12 @@ class RecordRules:
         target = self._lookups.get(lookup)
         if target is None or isinstance(value, bool) or not isinstance(value, int):
             return
-        self._fetch(target, {value}, lock=not is_sqlite(self.connection))
+        if not is_sqlite(self.connection):
+            self._fetch(target, {value}, lock="update")
+        else:
+            self._fetch(target, {value})
 
-    def _fetch(self, target: str, ids: set[int], *, lock: bool = False) -> None:
+    def _fetch(self, target: str, ids: set[int], *, lock: _Lock = None) -> None:
         entity = self.catalog.entities.get(target)
         if entity is None:
             return
@@ -660,7 +689,9 @@ class RecordRules:
         values that are not there.
         """
         readable = [index for index, found in enumerate(problems) if not found]
-        self.load_related(batch[index] for index in readable)
+        self.load_related(
+            (batch[index] for index in readable), setting=self._lookups.keys()
+        )
         for index in readable:
             values = batch[index]
             for rollup in self.rules.rollup_fields:
@@ -875,7 +906,9 @@ class RecordRules:
         merged = {**current, **values}
         written = {name for name, value in values.items() if current.get(name) != value}
         self._follow_only(written)
-        self.load_related([merged, current])
+        # The records the change points at first, so that only they are locked.
+        self.load_related([merged], setting=written)
+        self.load_related([current])
         data = self.data(merged, prior=current)
         problems = self.formulas(merged, data, dirty=set(written))
         for rule in self.rules.formulas:
@@ -1023,10 +1056,11 @@ def _related_reads(
 # One id is compared with ``=``: SQLAlchemy renders an IN list again on every run.
 @functools.lru_cache(maxsize=2048)
 def rows_by_id(
-    table: sa.Table, fields: tuple[str, ...], *, single: bool, lock: bool = False
+    table: sa.Table, fields: tuple[str, ...], *, single: bool, lock: _Lock = None
 ) -> sa.Select[Any]:
     """The id and ``fields`` of the records whose ids are bound as ``ids``: one
-    id (``single``), or a list of them; their rows locked for update (``lock``).
+    id (``single``), or a list of them; their rows locked (``lock``) for update,
+    or with the key-share lock a foreign key takes.
     """
     columns = [table.c[name] for name in fields]
     if single:
@@ -1034,7 +1068,11 @@ def rows_by_id(
     else:
         where = table.c.id.in_(sa.bindparam("ids", expanding=True))
     query = sa.select(table.c.id, *columns).where(where)
-    return query.with_for_update() if lock else query
+    if lock == "update":
+        return query.with_for_update()
+    if lock == "key_share":
+        return query.with_for_update(read=True, key_share=True)
+    return query
 
 
 def _reads_dirty(rule: FormulaRule, dirty: set[str]) -> bool:
