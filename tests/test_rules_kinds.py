@@ -1053,6 +1053,58 @@ def test_a_delete_triggers_automations_on_related_records(crm: Api) -> None:
     assert read(crm, "account", account["id"])["notes"] == "Lost deal Sand"
 
 
+@pytest.mark.parametrize(
+    "note",
+    [
+        {"cat": ["Last deal ", {"var": "title"}]},
+        # Read from the account first, which locks it before it is changed.
+        {"cat": [{"var": "account.notes"}, "Last deal ", {"var": "title"}]},
+    ],
+    ids=["writes", "reads and writes"],
+)
+def test_an_automation_updates_a_parent_while_a_sibling_is_being_saved(
+    platform: Platform, crm: Api, database_url: str, note: Any
+) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite lets one writer in at a time")
+    touched = rule(
+        "touched", "opportunity", "automation", trigger="create",
+        actions=[{"type": "update_related", "lookup": "account",
+                  "values": {"notes": note}}],
+    )  # fmt: skip
+    define(crm, touched)
+    account = create(crm, "account", name="Pebble")
+    saved: list[int] = []
+    sibling = platform.engine.connect()
+    held = sibling.begin()
+    # A sibling's save in progress holds the key-share lock its foreign key takes
+    # on the account; it goes on to change the account (a roll-up, its own
+    # automation) and so waits for this save. Were this save to wait for the
+    # sibling's key-share lock, each would wait for the other.
+    sibling.execute(
+        sa.text("SELECT id FROM account WHERE id = :id FOR KEY SHARE"),
+        {"id": account["id"]},
+    )
+    saving = threading.Thread(
+        target=lambda: saved.append(
+            crm.post(
+                "/opportunity", json={"title": "Rock", "account": account["id"]}
+            ).status_code
+        )
+    )
+
+    saving.start()
+    saving.join(timeout=5)
+    waited = saving.is_alive()
+    held.rollback()
+    sibling.close()
+    saving.join()
+
+    assert not waited, "the automation waited for the sibling's save"
+    assert saved == [201]
+    assert read(crm, "account", account["id"])["notes"] == "Last deal Rock"
+
+
 def test_a_delete_changes_no_related_record_that_is_the_deleted_one(
     crm: Api,
 ) -> None:

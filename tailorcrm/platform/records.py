@@ -395,7 +395,15 @@ class RecordService:
             raise NotFound(f"There is no {entity.label} with id {record_id!r}.")
         query = sa.select(entity.table).where(entity.table.c.id == record_id, *where)
         if lock and self.connection.dialect.name != "sqlite":
-            query = query.with_for_update()
+            # What an automation changes is mostly the parent of the record
+            # saved, whose other children may be being saved: each holds the
+            # key-share lock of its foreign key on it and goes on to change it
+            # too, so FOR UPDATE would make them wait in a circle. An update
+            # keeps the id, which is all FOR NO KEY UPDATE leaves out
+            # (automations delete nothing). Other saves keep FOR UPDATE, so that
+            # a record created or moved to this one at the same moment waits and
+            # reads what the save wrote (see RecordRules.load_related).
+            query = query.with_for_update(key_share=self.via == "automation")
         row = self.connection.execute(query).mappings().first()
         if row is None:
             raise NotFound(f"There is no {entity.label} with id {record_id}.")

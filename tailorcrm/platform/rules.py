@@ -56,9 +56,9 @@ from .db import is_sqlite
 
 #: What a roll-up gives over no records.
 EMPTY_ROLLUP = {"count": 0, "sum": 0, "min": None, "max": None}
-#: How related records are read: unlocked, locked for update, or with the
-#: key-share lock of a foreign key (PostgreSQL).
-_Lock = Literal["update", "key_share"] | None
+#: How related records are read: unlocked, locked for an update that keeps their
+#: id, or with the key-share lock of a foreign key (PostgreSQL).
+_Lock = Literal["no_key_update", "key_share"] | None
 #: System values a record is given when it is stored, which formulas may read.
 _GIVEN_WHEN_STORED = frozenset({"created_at", "created_by", "owner_id"})
 #: What a record of each entity reads as before it has system values.
@@ -547,12 +547,16 @@ class RecordRules:
         PostgreSQL, so that another save of it that is not yet committed is
         waited for and read, not overwritten with what it replaced. SQLite has
         one writer at a time. A later :meth:`load_related` reads it from here.
+
+        The lock is ``FOR NO KEY UPDATE``: the record's other children being
+        saved hold the key-share lock of their foreign key on it, and ``FOR
+        UPDATE`` would wait for theirs while they wait for this one.
         """
         target = self._lookups.get(lookup)
         if target is None or isinstance(value, bool) or not isinstance(value, int):
             return
         if not is_sqlite(self.connection):
-            self._fetch(target, {value}, lock="update")
+            self._fetch(target, {value}, lock="no_key_update")
         else:
             self._fetch(target, {value})
 
@@ -1059,8 +1063,8 @@ def rows_by_id(
     table: sa.Table, fields: tuple[str, ...], *, single: bool, lock: _Lock = None
 ) -> sa.Select[Any]:
     """The id and ``fields`` of the records whose ids are bound as ``ids``: one
-    id (``single``), or a list of them; their rows locked (``lock``) for update,
-    or with the key-share lock a foreign key takes.
+    id (``single``), or a list of them; their rows locked (``lock``) for an
+    update that keeps their id, or with the key-share lock a foreign key takes.
     """
     columns = [table.c[name] for name in fields]
     if single:
@@ -1068,8 +1072,8 @@ def rows_by_id(
     else:
         where = table.c.id.in_(sa.bindparam("ids", expanding=True))
     query = sa.select(table.c.id, *columns).where(where)
-    if lock == "update":
-        return query.with_for_update()
+    if lock == "no_key_update":
+        return query.with_for_update(key_share=True)
     if lock == "key_share":
         return query.with_for_update(read=True, key_share=True)
     return query
