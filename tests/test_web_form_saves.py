@@ -318,6 +318,63 @@ def test_a_field_locked_meanwhile_shows_its_saved_value_after_a_lost_race(
     assert (saved["title"], saved["note"]) == ("Desk lamp", "First")
 
 
+def _count_parts(platform: Platform) -> None:
+    """Give gadgets parts, and each gadget a roll-up counting its parts."""
+    document = _document(platform)
+    document["fields"].append({"name": "parts", "type": "integer", "label": "Parts"})
+    part = {
+        "name": "part",
+        "label": "Part",
+        "fields": [
+            {"name": "gadget", "type": "lookup", "target": "gadget", "label": "Gadget"}
+        ],
+    }
+    counted = rule(
+        "parts", "gadget", "rollup", field="parts",
+        relation={"entity": "part", "lookup": "gadget"}, function="count",
+    )  # fmt: skip
+    platform.store.apply([("", document), ("", part), ("", counted)], actor="test")
+
+
+def test_an_edit_is_saved_when_only_computed_values_moved_meanwhile(
+    browser: Browser, platform: Platform
+) -> None:
+    # A part saved while the gadget's form is open moves the gadget's roll-up,
+    # and with it the gadget's version; nobody changed what the form edits.
+    _count_parts(platform)
+    record = create(platform, "gadget", title="Lamp")
+    path = f"/app/gadget/{record['id']}/edit"
+    data = form_data(browser.get(path).get_data(as_text=True))
+    create(platform, "part", gadget=record["id"])
+
+    response = _post(
+        browser, path, [(k, "Bright" if k == "note" else v) for k, v in data]
+    )
+
+    assert response.status_code == 303
+    saved = fetch(platform, "gadget", record["id"])
+    assert (saved["note"], saved["parts"]) == ("Bright", 1)
+
+
+def test_an_edit_that_lost_a_race_is_refused_when_computed_values_moved_too(
+    browser: Browser, platform: Platform
+) -> None:
+    _count_parts(platform)
+    record = create(platform, "gadget", title="Lamp")
+    path = f"/app/gadget/{record['id']}/edit"
+    data = form_data(browser.get(path).get_data(as_text=True))
+    create(platform, "part", gadget=record["id"])
+    with platform.records(SYSTEM_ACTOR) as service:
+        service.update("gadget", record["id"], {"title": "Desk lamp"})
+
+    response = _post(browser, path, data)
+
+    assert response.status_code == 409
+    assert "Title: Saved meanwhile as “Desk lamp”" in text_of(
+        response.get_data(as_text=True)
+    )
+
+
 def test_a_field_added_while_the_form_is_open_is_left_alone(
     browser: Browser, platform: Platform
 ) -> None:

@@ -371,13 +371,18 @@ class RecordService:
 
     # -- reading ---------------------------------------------------------------
 
-    def get(self, entity_name: str, record_id: Any) -> dict[str, Any]:
+    def get(
+        self, entity_name: str, record_id: Any, *, lock: bool = False
+    ) -> dict[str, Any]:
         """Return one record.
 
+        :param lock: lock its row as an update does, until the transaction ends,
+            so that what is read stays so for a save that follows.
         :raises NotFound: no such entity or record.
         """
         entity = self.catalog.entity(entity_name)
-        return self.shown(entity_name, self._reachable(entity, record_id, "read"))
+        row = self._reachable(entity, record_id, "read", lock=lock)
+        return self.shown(entity_name, row)
 
     def _row(
         self,

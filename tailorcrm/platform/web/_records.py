@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Collection, Mapping
 from decimal import Decimal
 from typing import Any
@@ -352,6 +354,67 @@ def _posted_version() -> int | None:
     return _int(request.form.get("_version"), 0) or None
 
 
+def _update(
+    session: Session,
+    entity: EntityDef,
+    record: Mapping[str, Any],
+    data: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Save an edit form's change to ``record``, as stored when the form was sent.
+
+    The save expects the version the form was opened at, unless only values
+    that the form never sends moved since: a roll-up or formula recomputed when
+    a related record was saved gives the record a new version, but nobody
+    changed what the person edits, so the save expects the version stored now
+    (see :func:`_sent_digest`). While children are saved, that version may move
+    again before the save locks the record: it is then read again, locked.
+
+    :raises PreconditionFailed: someone changed what the form sends.
+    """
+    service = session.records()
+
+    def attempt(expected: int | None) -> dict[str, Any]:
+        with session.connection.begin_nested():
+            return service.update(
+                entity.name, record["id"], data, expected_version=expected
+            )
+
+    expected = _expected_version(session, entity, record)
+    try:
+        return attempt(expected)
+    except PreconditionFailed:
+        stored = service.get(entity.name, record["id"], lock=True)
+        moved = _expected_version(session, entity, stored)
+        if moved == expected:
+            raise
+    return attempt(moved)
+
+
+def _expected_version(
+    session: Session, entity: EntityDef, record: Mapping[str, Any]
+) -> int | None:
+    """The version stored in ``record`` when nothing the form sends changed since
+    it was opened; else the version it was opened at."""
+    posted = _posted_version()
+    if posted is None or posted == record.get("version"):
+        return posted
+    if request.form.get("_sent") != _sent_digest(session, entity, record):
+        return posted
+    return int(record["version"])
+
+
+def _sent_digest(session: Session, entity: EntityDef, record: Mapping[str, Any]) -> str:
+    """A digest of the values of ``record`` that its edit form may send."""
+    fixed = fixed_fields(session, entity)
+    values = {
+        name: value
+        for name, value in record.items()
+        if name in entity.fields and name not in fixed
+    }
+    text = json.dumps(values, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _username(session: Session, user_id: Any) -> str:
     if user_id is None:
         return ""
@@ -506,6 +569,7 @@ def _render_form(
         action=action,
         status=status,
         entity_plural=_plural(entity),
+        sent=_sent_digest(session, entity, record) if record is not None else "",
     )
 
 
@@ -589,9 +653,7 @@ def _save(
             if record is None:
                 saved = service.create(entity.name, data)
             else:
-                saved = service.update(
-                    entity.name, record["id"], data, expected_version=_posted_version()
-                )
+                saved = _update(session, entity, record, data)
     except PreconditionFailed:
         if record is None:
             raise
