@@ -22,6 +22,7 @@ from ._fields import (
     SORTABLE_TYPES,
     TEXT_TYPES,
     FieldValueError,
+    ascii_digits,
     convert,
     convert_date,
     convert_datetime,
@@ -94,6 +95,7 @@ from ._validate import (
 )
 
 __all__ = [
+    "ascii_digits",
     "ADMIN_ROLE",
     "FIELD_LEVELS",
     "OPERATIONS",

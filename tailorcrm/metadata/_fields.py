@@ -35,6 +35,14 @@ SORTABLE_TYPES = ALL_TYPES - {"multi_picklist"}
 # to four bytes each keep well within it. Longer text is neither unique nor searched
 # through an index.
 MAX_INDEXED_LENGTH = 500
+
+
+def ascii_digits(text: str) -> bool:
+    """Whether ``text`` is digits 0 to 9 only: ``str.isdigit`` also takes ``²`` and
+    ``①``, which ``int`` cannot read, and full-width digits, which it reads."""
+    return text.isascii() and text.isdigit()
+
+
 DEFAULT_MAX_LENGTH = {
     "text": 255,
     "textarea": 32000,

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from flask import Response, jsonify, request, url_for
 
 from ..errors import BadRequest, Forbidden
+from ..metadata import ascii_digits
 from ._app import Session, platform, require_scope
 from .api import _session, api
 from .auth import find_user, list_tokens, revoke_token
@@ -95,6 +96,6 @@ def _number(name: str) -> int | None:
     text = request.args.get(name)
     if text is None or text == "":
         return None
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+    if not ascii_digits(text) or len(text) > 18:
         raise BadRequest(f"{name}: give a whole number, not {text!r}.")
     return int(text)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..metadata import ascii_digits
+
 DEFAULT_DATABASE = "instance/tailorcrm.db"
 # Sessions are signed with the key: a short one could be guessed offline.
 MIN_SECRET_KEY = 32
@@ -82,7 +84,7 @@ def _positive(variable: str, value: Any, default: int) -> int:
     """
     if value is None or value == "":
         return default
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+    if isinstance(value, str) and ascii_digits(value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise RuntimeError(f"{variable} must be a whole number above 0, not {value!r}.")

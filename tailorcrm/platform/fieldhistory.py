@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
 from ..errors import BadRequest, NotFound
-from ..metadata import INTEGER_LIMIT, EntityDef, to_json
+from ..metadata import INTEGER_LIMIT, EntityDef, ascii_digits, to_json
 from . import direct
 from .db import field_history, utcnow
 
@@ -508,19 +508,12 @@ def parse_page_args(
     """
     size = default
     if limit not in (None, ""):
-        if (
-            not (limit.isascii() and limit.isdigit())
-            or not 0 < int(limit[:6]) <= MAX_LIMIT
-        ):
+        if not ascii_digits(limit) or not 0 < int(limit[:6]) <= MAX_LIMIT:
             raise BadRequest(f"limit: give a whole number from 1 to {MAX_LIMIT}.")
         size = int(limit)
     after = None
     if cursor not in (None, ""):
-        if (
-            not (cursor.isascii() and cursor.isdigit())
-            or len(cursor) > 18
-            or int(cursor) == 0
-        ):
+        if not ascii_digits(cursor) or len(cursor) > 18 or int(cursor) == 0:
             raise BadRequest("cursor: give the cursor of the previous page.")
         after = int(cursor)
     return size, after

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from typing import Any
 
-from ..metadata import EntityDef, max_length, precision_scale
+from ..metadata import EntityDef, ascii_digits, max_length, precision_scale
 from ._format import DEFAULT_LOCALE, currency_unit, option_label
 from ._pages import Links, Names, Section, Tab, sections_of, title_of
 from ._states import NO_FORM_RULES, FormRules
@@ -454,7 +454,7 @@ def _lookup_text(
         return typed[spec["name"]]
     if not isinstance(value, str) or not value:
         return ""
-    if value.isascii() and value.isdigit():
+    if ascii_digits(value):
         found = names.get(spec["target"], {}).get(int(value))
         if found:
             return found

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ..metadata import EntityDef, precision_scale
+from ..metadata import EntityDef, ascii_digits, precision_scale
 from ._format import DEFAULT_LOCALE, Shown, format_value, option_label
 from ._pages import SYSTEM_SPECS, Links, Names, Table, table
 
@@ -246,11 +246,7 @@ def _value_text(
         return _YES_NO.get(raw.strip().lower(), raw)
     if kind == "lookup":
         digits = raw.strip()
-        name = (
-            (lookup_names or {}).get(int(digits))
-            if digits.isascii() and digits.isdigit()
-            else None
-        )
+        name = (lookup_names or {}).get(int(digits)) if ascii_digits(digits) else None
         return name or f"#{digits}"
     if kind in NUMBER_FILTER_TYPES:
         try:

@@ -26,7 +26,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from ...errors import BadRequest, NotFound
-from ...metadata import EntityDef
+from ...metadata import EntityDef, ascii_digits
 from ...renderer import (
     Chip,
     ColumnChoice,
@@ -198,7 +198,7 @@ def active_view(
     missing = NotFound(
         f"That view does not exist for {plural(entity)}; the list shows all records."
     )
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+    if not ascii_digits(raw) or len(raw) > 18:
         raise missing
     try:
         view = get_view(session.connection, session.catalog, session.user, int(raw))
@@ -369,7 +369,7 @@ def _pager(
 
 
 def _int(text: str | None, default: int) -> int:
-    if text and text.isascii() and text.isdigit() and len(text) < 12:
+    if text and ascii_digits(text) and len(text) < 12:
         return int(text)
     return default
 
@@ -435,11 +435,7 @@ def _chip_names(
         spec = entity.fields.get(name)
         if spec is None or spec["type"] != "lookup":
             continue
-        ids = {
-            int(part)
-            for part in value.split(",")
-            if part.strip().isascii() and part.strip().isdigit()
-        }
+        ids = {int(part) for part in value.split(",") if ascii_digits(part.strip())}
         wanted.setdefault(spec["target"], set()).update(i for i in ids if i < 2**63)
     found: dict[str, dict[int, str]] = {}
     for target_name, ids in wanted.items():
@@ -545,7 +541,7 @@ def _lookup_id(
     :raises BadRequest: no record, or several, go by the name typed.
     """
     picked = params.get("add_id", "").strip()
-    if picked.isascii() and picked.isdigit() and len(picked) < 19:
+    if ascii_digits(picked) and len(picked) < 19:
         return int(picked)
     typed = (params.get("add_text") or params.get("add_value") or "").strip()
     if not typed:
@@ -557,7 +553,7 @@ def _lookup_id(
     target = session.catalog.entity(entity.fields[chosen.name]["target"])
     found = records_named(session.connection, target, typed)
     number = typed.removeprefix("#")
-    if not found and number.isascii() and number.isdigit() and len(number) < 19:
+    if not found and ascii_digits(number) and len(number) < 19:
         # No record goes by that name: the text may be a record's number.
         found = list(names_of(session.connection, target, [int(number)]))
     if len(found) == 1:

@@ -27,7 +27,7 @@ from ...errors import (
     TailorError,
     ValidationFailed,
 )
-from ...metadata import EntityDef
+from ...metadata import EntityDef, ascii_digits
 from .._app import Session
 from ..exporting import check_export, csv_lines, export_columns, export_records
 from ..query import ListQuery, access_where, names_of, parse_list_args
@@ -87,9 +87,7 @@ def bulk_action(entity_name: str) -> Response:
 
 def _selected() -> list[int]:
     found = request.form.getlist("ids")
-    return sorted(
-        {int(v) for v in found if v.isascii() and v.isdigit() and len(v) < 19}
-    )
+    return sorted({int(v) for v in found if ascii_digits(v) and len(v) < 19})
 
 
 def _back(entity_name: str) -> str:

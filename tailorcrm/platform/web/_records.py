@@ -30,7 +30,7 @@ from ...errors import (
     TailorError,
     ValidationFailed,
 )
-from ...metadata import Catalog, EntityDef
+from ...metadata import Catalog, EntityDef, ascii_digits
 from ...renderer import (
     FormValue,
     RelatedRows,
@@ -153,7 +153,7 @@ def _remember(session_user_id: int, entity: str, record_id: int) -> None:
 
 
 def _int(text: str | None, default: int) -> int:
-    if text and text.isascii() and text.isdigit() and len(text) < 12:
+    if text and ascii_digits(text) and len(text) < 12:
         return int(text)
     return default
 

@@ -18,7 +18,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from ...errors import BadRequest, Forbidden, NotFound, TailorError
-from ...metadata import VIEW, EntityDef
+from ...metadata import VIEW, EntityDef, ascii_digits
 from ...renderer import PAGE_SIZES
 from .._app import Session
 from ..views import delete_view, get_view, save_view
@@ -179,9 +179,7 @@ def _settings() -> dict[str, Any]:
     # who sends it ticked, rather than have the page drop it silently.
     shared = form.get("shared") == "on"
     settings: dict[str, Any] = {"label": label, "shared": shared, "columns": columns}
-    settings["page_size"] = (
-        int(size) if size.isascii() and size.isdigit() and len(size) < 6 else size
-    )
+    settings["page_size"] = int(size) if ascii_digits(size) and len(size) < 6 else size
     return settings
 
 
