@@ -999,7 +999,8 @@ def test_the_public_surface() -> None:
             "MAX_DEPTH", "MAX_SIZE", "OPERATORS", "CompiledCondition", "ConditionError",
             "ConditionProblem", "EvaluationError", "RuleError", "SqlTranslationError",
             "check_condition", "compile_condition", "compile_sql", "evaluate",
-            "field_names", "is_blank", "reads_context", "rename_fields", "truthy",
+            "field_names", "is_blank", "reads_as_date", "reads_context",
+            "rename_fields", "truthy",
             # Rule kinds.
             "ACTION_TYPES", "FIELD_STATES", "MAX_RULES_PER_ENTITY", "ROLLUP_FUNCTIONS",
             "RULE_TYPES", "TRIGGERS", "Action", "AutomationRule", "ConditionAnalysis",
