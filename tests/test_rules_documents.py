@@ -597,6 +597,124 @@ def test_static_checks_refuse_rules_that_cannot_work(
 
 
 @pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (
+            rule(
+                "step_or_zero",
+                "opportunity",
+                "formula",
+                field="next_step",
+                expression={"coalesce": [{"var": "loss_reason"}, 0]},
+            ),
+            [("step_or_zero.expression.coalesce[1]", "wrong_type")],
+        ),
+        (
+            rule(
+                "total_or_label",
+                "opportunity",
+                "formula",
+                field="total",
+                expression={
+                    "if": [
+                        {"==": [{"var": "stage"}, "won"]},
+                        {"var": "amount"},
+                        {"if": [{"var": "quantity"}, "pending", None]},
+                    ]
+                },
+            ),
+            [("total_or_label.expression.if[2].if[1]", "wrong_type")],
+        ),
+        (
+            rule(
+                "touches_default",
+                "opportunity",
+                "default",
+                field="touches",
+                expression={"var": ["quantity", "none"]},
+            ),
+            [("touches_default.expression.var[1]", "wrong_type")],
+        ),
+        (
+            rule(
+                "step_on_win",
+                "opportunity",
+                "automation",
+                trigger="update",
+                actions=[
+                    {
+                        "type": "set_field",
+                        "field": "next_step",
+                        "expression": {
+                            "or": [{"var": "loss_reason"}, {"var": "amount"}]
+                        },
+                    }
+                ],
+            ),
+            [("step_on_win.actions[0].expression.or[1]", "wrong_type")],
+        ),
+        (
+            rule(
+                "touches_or_fallback",
+                "opportunity",
+                "formula",
+                field="touches",
+                expression={"try": [{"var": "quantity"}, "unknown"]},
+            ),
+            [("touches_or_fallback.expression.try[1]", "wrong_type")],
+        ),
+    ],
+)
+def test_a_formula_is_refused_when_one_of_its_branches_does_not_fit(
+    sales: Api, document: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    # coalesce, if, or and a var's default give one of their operands: a branch
+    # the field cannot hold would fail every save that takes it.
+    response = sales.put(f"/meta/rules/{document['name']}", json=document)
+
+    assert response.status_code == 422, response.json
+    assert problems(response) == expected
+    assert "cannot hold" in response.json["errors"][0]["message"]
+    assert sales.get(f"/meta/rules/{document['name']}").status_code == 404
+
+
+def test_a_formula_whose_branches_all_fit_is_accepted(sales: Api) -> None:
+    documents = [
+        rule(
+            "total_or_zero",
+            "opportunity",
+            "formula",
+            field="total",
+            expression={"coalesce": [{"var": "amount"}, {"var": ["quantity", 0]}]},
+        ),
+        rule(
+            "step_when_won",
+            "opportunity",
+            "formula",
+            field="next_step",
+            expression={"if": [{"==": [{"var": "stage"}, "won"]}, "Invoice", None]},
+        ),
+        rule(
+            "close_default",
+            "opportunity",
+            "default",
+            field="close_date",
+            expression={"if": [{"var": "amount"}, "2027-01-31", {"today": []}]},
+        ),
+    ]
+    for document in documents:
+        response = sales.put(f"/meta/rules/{document['name']}", json=document)
+        assert response.status_code in (200, 201), response.json
+
+    created = sales.post("/opportunity", json={"title": "Dock", "amount": "5"})
+
+    assert created.status_code == 201, created.json
+    assert created.json["total"] == 5
+    assert created.json["next_step"] is None
+    assert created.json["close_date"] == "2027-01-31"
+
+
+@pytest.mark.parametrize(
     ("text", "accepted"),
     [
         ("2030-01-01", True),

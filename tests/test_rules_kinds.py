@@ -423,8 +423,10 @@ def test_a_required_field_whose_rule_value_does_not_fit_gets_one_problem(
 def test_any_value_a_formula_gives_is_stored_or_refused_never_a_500(
     crm: Api, target: str
 ) -> None:
-    # The formula's kind is unknown when it is saved, so only the save can tell.
-    copied = {"if": [True, {"var": "loss_reason"}, None]}
+    # The formula's kind is unknown when it is saved (a reduce gives what its
+    # steps give, here its start: nothing to go through), so only the save can
+    # tell.
+    copied = {"reduce": [[], {"var": "accumulator"}, {"var": "loss_reason"}]}
     define(crm, rule("copy", "opportunity", "formula", field=target, expression=copied))
     texts = ["abc", "2026-02-30", "2026-02-28", "12.345", "12.5", "", "won", "x" * 300]
 

@@ -104,6 +104,11 @@ class ConditionAnalysis:
     kind: str
     reads: frozenset[str]
     dynamic: bool
+    #: Each value the condition may give, as (kind, expression, JSON path): the
+    #: whole condition, or, where it gives one of its operands (``if``,
+    #: ``coalesce``, ``or``, a ``var`` with a default…), each of theirs, so that
+    #: a formula whose branches differ is judged branch by branch.
+    outcomes: tuple[tuple[str, Any, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,7 +202,11 @@ def analyze_condition(
         except ConditionError as error:
             checker.report(error.path, error.code, error.message)
     return ConditionAnalysis(
-        checker.problems, kind, frozenset(checker.reads), checker.dynamic
+        checker.problems,
+        kind,
+        frozenset(checker.reads),
+        checker.dynamic,
+        tuple(checker.outcomes(condition, kind, "")),
     )
 
 
@@ -225,6 +234,10 @@ class _Checker:
         #: How many item scopes (of map and the like, or try's fallbacks) enclose
         #: the node being checked: a scoped ``val`` climbs out of them.
         self.scopes = 0
+        #: For each operation that gives one of its operands, by its name and its
+        #: operand list (as an identity: the condition is not changed while it
+        #: is checked), the kind, expression and path of each it may give.
+        self.picks: dict[tuple[str, int], list[tuple[str, Any, str]]] = {}
 
     def report(self, path: str, code: str, message: str) -> None:
         problem = ConditionProblem(path, code, message)
@@ -300,10 +313,37 @@ class _Checker:
                 self.dynamic = True
             return operator.result
         self.operand_types(name, raw, kinds, paths, path)
-        return (
+        result = (
             self.fields_used(name, raw, kinds, paths, path, in_item=in_item)
             or operator.result
         )
+        picked = _picked(name, len(raw))
+        if picked is not None and raw is operand:
+            self.picks[(name, id(operand))] = [
+                (result, None, path)
+                if index == -1
+                else (kinds[index], raw[index], paths[index])
+                for index in picked
+            ]
+        return result
+
+    def outcomes(self, node: Any, kind: str, path: str) -> list[tuple[str, Any, str]]:
+        """Each value ``node`` (which gives ``kind``, at ``path``) may give: its
+        own, or for an operation that gives one of its operands, each of theirs."""
+        if is_operation(node):
+            ((name, operand),) = node.items()
+            picked = self.picks.get((name, id(operand)))
+            if picked is not None:
+                return [
+                    found
+                    for inner_kind, inner, inner_path in picked
+                    for found in (
+                        self.outcomes(inner, inner_kind, inner_path)
+                        if inner is not None
+                        else [(inner_kind, None, inner_path)]
+                    )
+                ]
+        return [(kind, node, path)]
 
     def count_fits(self, name: str, count: int, path: str) -> bool:
         operator = OPERATORS[name]
@@ -573,6 +613,21 @@ class _Checker:
             )
             return "any"
         return FIELD_KINDS.get(related[keys[1]], "any")
+
+
+def _picked(name: str, count: int) -> list[int] | None:
+    """Which of its ``count`` operands an operation may give as its value (-1 for
+    the value it reads itself), or None when it computes a value of its own."""
+    if name in ("if", "?:"):
+        if count < 2:
+            return list(range(count)) or None
+        return [*range(1, count, 2), *([count - 1] if count % 2 else [])]
+    if name in ("coalesce", "??", "or", "and", "try"):
+        return list(range(count)) or None
+    if name == "var" and count > 1:
+        # The field read, or the default when it is blank.
+        return [-1, *range(1, count)]
+    return None
 
 
 def _missing_keys(name: str, raw: list[Any], paths: list[str]) -> list[tuple[str, str]]:

@@ -135,15 +135,30 @@ class _Builder:
         source: Any = None,
     ) -> None:
         field, field_type = fill
-        if analysis.problems or fills(field_type, analysis.kind, formula=formula):
+        if analysis.problems:
             return
-        if _date_text_fills(field_type, source):
+        if not fills(field_type, analysis.kind, formula=formula) and not (
+            _date_text_fills(field_type, source)
+        ):
+            message = (
+                f"The expression gives {_KIND_WORDS.get(analysis.kind, analysis.kind)}"
+                f", which the {field_type} field {field!r} cannot hold."
+            )
+            self.report(path, "wrong_type", message)
             return
-        message = (
-            f"The expression gives {_KIND_WORDS.get(analysis.kind, analysis.kind)}, "
-            f"which the {field_type} field {field!r} cannot hold."
-        )
-        self.report(path, "wrong_type", message)
+        # An expression that gives one of its operands (if, coalesce, or…) is
+        # judged by each: a branch the field cannot hold fails the saves that
+        # take it.
+        for kind, value, where in analysis.outcomes:
+            if fills(field_type, kind, formula=formula) or _date_text_fills(
+                field_type, value
+            ):
+                continue
+            message = (
+                f"This can give {_KIND_WORDS.get(kind, kind)}, which the "
+                f"{field_type} field {field!r} cannot hold."
+            )
+            self.report(f"{path}.{where}" if where else path, "wrong_type", message)
 
     def target_field(
         self,
