@@ -506,6 +506,31 @@ def test_new_from_a_related_list_starts_with_the_lookup_filled_in(
     assert [e["value"] for e in chosen] == ["prospecting"]
 
 
+def test_new_from_a_related_list_keeps_a_lookup_the_layout_leaves_out(
+    browser: Browser, sales: Platform
+) -> None:
+    layout = {
+        "kind": "layout",
+        "entity": "gadget",
+        "form": {
+            "tabs": [{"label": "Main", "sections": [{"items": [{"field": "title"}]}]}]
+        },
+    }
+    sales.store.apply([("layout.json", layout)], actor="test")
+    acme = create(sales, "account", name="Acme & Sons")
+    page = browser.get(f"/app/gadget/new?maker={acme['id']}").get_data(as_text=True)
+    form = next(
+        e for e in elements(page) if e.tag == "form" and "data-record-form" in e.attrs
+    )
+
+    response = browser.post(form["action"], {"title": "Lamp"})
+
+    assert "f-maker" not in page
+    assert response.status_code == 303
+    saved = fetch(sales, "gadget", int(response.headers["Location"].rsplit("/", 1)[1]))
+    assert (saved["title"], saved["maker"]) == ("Lamp", acme["id"])
+
+
 # -- editing -------------------------------------------------------------------------
 
 

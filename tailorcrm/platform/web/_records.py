@@ -645,6 +645,8 @@ def _save(
     if record is not None:
         for name in _unchanged(session, entity, values, record) - set(typed_errors):
             data.pop(name, None)
+    else:
+        data.update(_given_unplaced(session, entity, values))
     service = session.records()
     try:
         # A savepoint: a refused save leaves the transaction usable for the page
@@ -723,10 +725,42 @@ def _prefilled(session: Session, entity: EntityDef) -> dict[str, FormValue]:
     return values
 
 
+def _given_unplaced(
+    session: Session, entity: EntityDef, values: dict[str, FormValue]
+) -> dict[str, Any]:
+    """What a new record's address gives the fields its form does not place.
+
+    A related list's New button links to ``?account=12``; when the layout leaves
+    the lookup out, the form cannot send it, and the record would be saved
+    without the link to the record the list belongs to. A blank value gives
+    nothing, so a default still applies. ``values`` takes them too, so that a
+    refused save shows the form as it was.
+    """
+    placed = {*_placed(session, entity), *fixed_fields(session, entity)}
+    given: dict[str, FormValue] = {
+        name: (
+            request.args.getlist(name)
+            if spec["type"] == "multi_picklist"
+            else request.args.get(name, "")
+        )
+        for name, spec in entity.fields.items()
+        if name in request.args and name not in placed and spec["type"] != "autonumber"
+    }
+    values.update(given)
+    return {
+        name: value
+        for name, value in read_form(entity, given).items()
+        if value is not None
+    }
+
+
 @web.route("/app/<entity_name>/new", methods=["GET", "POST"])
 @login_required
 def new_page(entity_name: str) -> Response:
-    action = LINKS.new(entity_name)
+    # The form goes back to its address, so that what the address gives reaches
+    # the fields the layout leaves out (see _given_unplaced).
+    query = request.query_string.decode()
+    action = LINKS.new(entity_name) + (f"?{query}" if query else "")
     if request.method == "POST":
         with web_session(write=True) as session:
             entity = session.catalog.entity(entity_name)
