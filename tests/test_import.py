@@ -1082,6 +1082,20 @@ def test_an_exported_file_imports_back_as_updates(
     assert after == before
 
 
+def test_an_exported_carriage_return_alone_imports_back_unchanged(
+    cli: Invoke, sales: Platform, tmp_path: Path
+) -> None:
+    notes = ["Gate code 4711\rAsk for Bo", "Dock 3\r\nRing twice"]
+    data = 'name,erp_code,notes\nQuayside Ltd,ERP-1,"{}"\nHarbour Co,ERP-2,"{}"\n'
+    cli("import", "account", write(tmp_path / "in.csv", data.format(*notes)))
+    cli("export", "account", "-o", tmp_path / "out.csv")
+
+    result = cli("import", "account", tmp_path / "out.csv", "--key", "erp_code")
+
+    assert result.exit_code == 0, result.output
+    assert stored(sales, "account", "notes") == [(text,) for text in notes]
+
+
 @pytest.mark.usefixtures("crm")
 def test_a_short_row_is_told_its_count_of_values(platform: Platform) -> None:
     data = "title,erp_code\nHarbour refit\n"

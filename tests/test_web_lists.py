@@ -17,6 +17,7 @@ from werkzeug.test import TestResponse
 
 from tailorcrm.platform import Platform
 from tailorcrm.platform.auth import create_user, find_user
+from tailorcrm.platform.csvio import read_csv
 from tailorcrm.platform.exporting import export_columns
 from tailorcrm.platform.query import (
     Page,
@@ -38,6 +39,7 @@ from .web_helpers import (
     PASSWORD,
     Browser,
     by_id,
+    create,
     elements,
     sign_in,
     text_of,
@@ -1408,6 +1410,19 @@ def test_export_follows_the_filters_search_and_sort_of_the_list(
     ]
     assert rows[0]["amount"] == "900"
     assert rows[0]["next_step"] == ""
+
+
+def test_an_exported_carriage_return_alone_reads_back_as_one_value(
+    browser: Browser, sales: Platform
+) -> None:
+    create(sales, "account", name="Quayside Ltd", notes="Gate code 4711\rAsk for Bo")
+
+    response = browser.get("/app/account/export.csv")
+
+    reader = read_csv(io.BytesIO(response.get_data()))
+    rows = [values for _, values in reader]
+    notes = reader.header.index("notes")
+    assert [row[notes] for row in rows] == ["Gate code 4711\rAsk for Bo"]
 
 
 def test_a_wrong_export_filter_is_an_error_page_not_a_broken_file(

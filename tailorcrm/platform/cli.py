@@ -5,7 +5,6 @@ The database comes from ``TAILORCRM_DATABASE_URL`` (default: SQLite in ``instanc
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import os
@@ -54,7 +53,7 @@ from .auth import (
 )
 from .config import Settings
 from .db import held_back, users
-from .exporting import csv_cell, export_columns, export_records
+from .exporting import csv_cell, csv_writer, export_columns, export_records
 from .importer import ImportFailed, ImportReport, import_csv
 from .layoutstore import stored_layouts
 from .records import SYSTEM_ACTOR, Actor, RecordService
@@ -702,7 +701,7 @@ def _write_export(
             )
         stream.write("\n]\n")
         return
-    writer = csv.writer(stream, lineterminator="\n")
+    writer = csv_writer(stream)
     writer.writerow(columns)
     for record in export_records(connection, entity):
         writer.writerow([csv_cell(record[column]) for column in columns])

@@ -19,7 +19,7 @@ import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TextIO
 
 import sqlalchemy as sa
 
@@ -84,6 +84,16 @@ def csv_cell(value: Any) -> str:
     return str(value)
 
 
+def csv_writer(stream: TextIO) -> Any:
+    """A CSV writer whose every value the importer reads back as one value.
+
+    Lines end in CRLF, as RFC 4180 has it: Python's writer quotes a value for
+    the line breaks its line ending holds, and the importer takes a carriage
+    return alone for the end of a line, so a value holding one must be quoted.
+    """
+    return csv.writer(stream, lineterminator="\r\n")
+
+
 def csv_lines(
     columns: Sequence[str], records: Iterable[dict[str, Any]]
 ) -> Iterator[str]:
@@ -92,7 +102,7 @@ def csv_lines(
     Chunks of about :data:`CHUNK_SIZE` characters suit a streamed response.
     """
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv_writer(buffer)
     writer.writerow(columns)
     yield _take(buffer)
     for record in records:
