@@ -714,6 +714,27 @@ def test_a_formula_whose_branches_all_fit_is_accepted(sales: Api) -> None:
     assert created.json["close_date"] == "2027-01-31"
 
 
+def test_an_if_whose_every_branch_is_date_text_fills_a_date_field(
+    sales: Api,
+) -> None:
+    # Each branch fills the field as the text written alone does.
+    document = rule(
+        "close_by_amount",
+        "opportunity",
+        "default",
+        field="close_date",
+        expression={"if": [{"var": "amount"}, "2027-01-31", "2027-06-30"]},
+    )
+
+    response = sales.put("/meta/rules/close_by_amount", json=document)
+    large = sales.post("/opportunity", json={"title": "Pier", "amount": "5"})
+    small = sales.post("/opportunity", json={"title": "Quay"})
+
+    assert response.status_code == 201, response.json
+    assert large.json["close_date"] == "2027-01-31"
+    assert small.json["close_date"] == "2027-06-30"
+
+
 @pytest.mark.parametrize(
     ("text", "accepted"),
     [

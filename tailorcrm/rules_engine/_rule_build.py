@@ -114,7 +114,7 @@ class _Builder:
             where = f"{path}.{problem.path}" if problem.path else path
             self.report(where, problem.code, problem.message)
         if fill is not None:
-            self.check_fill(path, analysis, fill, formula=formula, source=source)
+            self.check_fill(path, analysis, fill, formula=formula)
         if analysis.problems:
             return None
         try:
@@ -132,32 +132,25 @@ class _Builder:
         fill: tuple[str, str],
         *,
         formula: bool,
-        source: Any = None,
     ) -> None:
         field, field_type = fill
         if analysis.problems:
             return
-        if not fills(field_type, analysis.kind, formula=formula) and not (
-            _date_text_fills(field_type, source)
-        ):
-            message = (
-                f"The expression gives {_KIND_WORDS.get(analysis.kind, analysis.kind)}"
-                f", which the {field_type} field {field!r} cannot hold."
-            )
-            self.report(path, "wrong_type", message)
-            return
         # An expression that gives one of its operands (if, coalesce, or…) is
-        # judged by each: a branch the field cannot hold fails the saves that
-        # take it.
+        # judged by each, and by each alone: a branch the field cannot hold fails
+        # the saves that take it, and ISO date text in every branch of an if
+        # fills a date field as it does written alone.
         for kind, value, where in analysis.outcomes:
             if fills(field_type, kind, formula=formula) or _date_text_fills(
                 field_type, value
             ):
                 continue
-            message = (
-                f"This can give {_KIND_WORDS.get(kind, kind)}, which the "
-                f"{field_type} field {field!r} cannot hold."
-            )
+            words = _KIND_WORDS.get(kind, kind)
+            if where:
+                message = f"This can give {words}, which the "
+            else:
+                message = f"The expression gives {words}, which the "
+            message += f"{field_type} field {field!r} cannot hold."
             self.report(f"{path}.{where}" if where else path, "wrong_type", message)
 
     def target_field(
