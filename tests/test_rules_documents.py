@@ -663,6 +663,26 @@ def test_static_checks_refuse_rules_that_cannot_work(
             ),
             [("touches_or_fallback.expression.try[1]", "wrong_type")],
         ),
+        (
+            rule(
+                "touches_tried",
+                "opportunity",
+                "formula",
+                field="touches",
+                expression={"try": {"var": "next_step"}},
+            ),
+            [("touches_tried.expression.try", "wrong_type")],
+        ),
+        (
+            rule(
+                "touches_logged",
+                "opportunity",
+                "default",
+                field="touches",
+                expression={"log": {"coalesce": [{"var": "quantity"}, "none"]}},
+            ),
+            [("touches_logged.expression.log.coalesce[1]", "wrong_type")],
+        ),
     ],
 )
 def test_a_formula_is_refused_when_one_of_its_branches_does_not_fit(

@@ -318,7 +318,9 @@ class _Checker:
             or operator.result
         )
         picked = _picked(name, len(raw))
-        if picked is not None and raw is operand:
+        # One operation written without a list (``{"try": {"var": "x"}}``) is
+        # the one operand; as a list's, its identity is its own.
+        if picked is not None and (raw is operand or is_operation(operand)):
             self.picks[(name, id(operand))] = [
                 (result, None, path)
                 if index == -1
@@ -622,7 +624,8 @@ def _picked(name: str, count: int) -> list[int] | None:
         if count < 2:
             return list(range(count)) or None
         return [*range(1, count, 2), *([count - 1] if count % 2 else [])]
-    if name in ("coalesce", "??", "or", "and", "try"):
+    if name in ("coalesce", "??", "or", "and", "try", "log"):
+        # log hands its operand through.
         return list(range(count)) or None
     if name == "var" and count > 1:
         # The field read, or the default when it is blank.
