@@ -683,6 +683,32 @@ def test_static_checks_refuse_rules_that_cannot_work(
             ),
             [("touches_logged.expression.log.coalesce[1]", "wrong_type")],
         ),
+        (
+            rule(
+                "close_next_week",
+                "opportunity",
+                "default",
+                field="close_date",
+                expression={
+                    "date_add": [
+                        {"coalesce": [{"var": "account.last_close"}, {"var": "$now"}]},
+                        7,
+                        "days",
+                    ]
+                },
+            ),
+            [("close_next_week.expression.date_add[0].coalesce[1]", "wrong_type")],
+        ),
+        (
+            rule(
+                "close_at_nine",
+                "opportunity",
+                "default",
+                field="close_date",
+                expression={"date_add": ["2027-01-31T09:00:00Z", 7, "days"]},
+            ),
+            [("close_at_nine.expression", "wrong_type")],
+        ),
     ],
 )
 def test_a_formula_is_refused_when_one_of_its_branches_does_not_fit(

@@ -9,6 +9,7 @@ whole condition). It never evaluates anything.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -317,6 +318,8 @@ class _Checker:
             self.fields_used(name, raw, kinds, paths, path, in_item=in_item)
             or operator.result
         )
+        if name == "date_add":
+            result = self.date_added(raw, kinds, paths)
         picked = _picked(name, len(raw))
         # One operation written without a list (``{"try": {"var": "x"}}``) is
         # the one operand; as a list's, its identity is its own.
@@ -346,6 +349,24 @@ class _Checker:
                     )
                 ]
         return [(kind, node, path)]
+
+    def date_added(self, raw: list[Any], kinds: list[str], paths: list[str]) -> str:
+        """The kind ``date_add`` gives: that of its start, a date or a datetime.
+
+        A start that gives one of its operands (a coalesce of a date and
+        ``$now``) makes each a value of its own, so that a date field is judged
+        against each.
+        """
+        starts = [
+            (_added_kind(kind, value), None, where)
+            for kind, value, where in self.outcomes(raw[0], kinds[0], paths[0])
+        ]
+        if len(starts) > 1:
+            self.picks[("date_add", id(raw))] = starts
+        given = {kind for kind, _, _ in starts} - {"null"}
+        if not given:
+            return "date"
+        return given.pop() if len(given) == 1 else "any"
 
     def count_fits(self, name: str, count: int, path: str) -> bool:
         operator = OPERATORS[name]
@@ -488,8 +509,6 @@ class _Checker:
             self.dynamic = True
         if name in ("changed", "prior"):
             return self.prior_kind(name, literal, path)
-        if name == "date_add" and kinds and kinds[0] in _TEMPORAL:
-            return kinds[0]
         if name in ("if", "?:") and len(kinds) > 1:
             branches = {kinds[i] for i in range(1, len(kinds), 2)}
             if len(kinds) % 2:
@@ -631,6 +650,17 @@ def _picked(name: str, count: int) -> list[int] | None:
         # The field read, or the default when it is blank.
         return [-1, *range(1, count)]
     return None
+
+
+def _added_kind(kind: str, start: Any) -> str:
+    """The kind ``date_add`` gives from a start of ``kind``: ISO text written in
+    the rule gives the date or datetime it stands for, other text nothing."""
+    if not isinstance(start, str):
+        return kind
+    moment = _dates.parse(start)
+    if moment is None:
+        return "null"
+    return "datetime" if isinstance(moment, dt.datetime) else "date"
 
 
 def _missing_keys(name: str, raw: list[Any], paths: list[str]) -> list[tuple[str, str]]:
