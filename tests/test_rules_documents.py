@@ -934,6 +934,84 @@ def test_values_written_in_related_record_actions_must_fit_their_fields(
     assert accepted.status_code == 201, accepted.json
 
 
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (
+            rule(
+                "guess_industry",
+                "account",
+                "default",
+                field="industry",
+                expression={"if": [{"var": "notes"}, "retail", "mining"]},
+            ),
+            [("guess_industry.expression.if[2]", "invalid_value")],
+        ),
+        (
+            rule(
+                "tier_by_total",
+                "account",
+                "formula",
+                field="tier",
+                expression={"coalesce": [{"var": "notes"}, "silver"]},
+            ),
+            [("tier_by_total.expression.coalesce[1]", "invalid_value")],
+        ),
+        (
+            rule(
+                "mark_account",
+                "opportunity",
+                "automation",
+                trigger="create",
+                actions=[
+                    {
+                        "type": "update_related",
+                        "lookup": "account",
+                        "values": {"industry": {"var": ["loss_reason", "mining"]}},
+                    },
+                    {"type": "set_field", "field": "title", "expression": "x" * 300},
+                ],
+            ),
+            [
+                ("mark_account.actions[0].values.industry.var[1]", "invalid_value"),
+                ("mark_account.actions[1].expression", "invalid_value"),
+            ],
+        ),
+    ],
+)
+def test_text_an_expression_gives_as_written_must_fit_its_field(
+    sales: Api, document: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    # A choice the picklist does not have would refuse every save that gives
+    # it, as a set_field value would.
+    response = sales.put(f"/meta/rules/{document['name']}", json=document)
+
+    assert response.status_code == 422, response.json
+    assert problems(response) == expected
+    assert "does not fit" in response.json["errors"][0]["message"]
+    assert sales.get(f"/meta/rules/{document['name']}").status_code == 404
+
+
+def test_a_choice_an_expression_gives_is_kept_in_its_picklist(sales: Api) -> None:
+    document = rule(
+        "guess_industry",
+        "account",
+        "default",
+        field="industry",
+        expression={"if": [{"var": "notes"}, "retail", None]},
+    )
+    define(sales, document)
+    fewer = json.loads(json.dumps(ACCOUNT))
+    fewer["fields"][1]["options"] = [{"value": "energy", "label": "Energy"}]
+
+    response = sales.put("/meta/entities/account", json=fewer)
+    created = sales.post("/account", json={"name": "Kiln", "notes": "Bricks"})
+
+    assert response.status_code == 409, response.json
+    assert problems(response) == [("guess_industry.expression.if[1]", "invalid_value")]
+    assert created.json["industry"] == "retail"
+
+
 def test_a_computed_field_cannot_be_required_if(sales: Api) -> None:
     # No one can fill it, so a save it is required in could only be refused;
     # visible_if and readonly_if are harmless.

@@ -1000,7 +1000,7 @@ def test_the_public_surface() -> None:
             "ConditionProblem", "EvaluationError", "RuleError", "SqlTranslationError",
             "check_condition", "compile_condition", "compile_sql", "evaluate",
             "field_names", "is_blank", "reads_as_date", "reads_context",
-            "rename_fields", "truthy",
+            "rename_fields", "truthy", "written_values",
             # Rule kinds.
             "ACTION_TYPES", "FIELD_STATES", "MAX_RULES_PER_ENTITY", "ROLLUP_FUNCTIONS",
             "RULE_TYPES", "TRIGGERS", "Action", "AutomationRule", "ConditionAnalysis",

@@ -30,6 +30,7 @@ from ..rules_engine import (
     check_rule_set,
     compile_rule,
     rule_uses,
+    written_values,
 )
 from ._fields import FieldValueError, convert, date_text_as_moment
 from ._validate import json_path, load_schema, schema_message, text_problems
@@ -174,23 +175,38 @@ def _problem(name: str, problem: ConditionProblem) -> Problem:
 def _literal_values(
     document: Mapping[str, Any], entities: Mapping[str, EntityDef]
 ) -> list[Problem]:
-    """Values written into an automation's actions must fit their field now: a
-    ``set_field`` value, and the literal values of ``create_record`` and
-    ``update_related`` (a value that is no operation)."""
+    """Values written into a rule that it gives as they are must fit their field
+    now: a ``set_field`` value, the literal values of ``create_record`` and
+    ``update_related`` (a value that is no operation), and text or a list that a
+    default, a formula or an action's expression gives, alone or as one of the
+    operands it may give (``{"if": [..., "won", "done"]}`` into a picklist whose
+    choices lack ``done``)."""
     entity = entities.get(str(document.get("entity")))
-    if entity is None or document.get("type") != "automation":
+    if entity is None:
         return []
+    written = []
+    if document.get("type") in ("default", "formula"):
+        spec = entity.fields.get(str(document.get("field")))
+        if spec is not None:
+            written = [
+                (spec, value, path)
+                for value, path in _given(document.get("expression"), "expression")
+            ]
+    elif document.get("type") == "automation":
+        for key in ("actions", "else_actions"):
+            for index, action in enumerate(document.get(key, [])):
+                written += [
+                    (spec, value, f"{key}[{index}].{path}")
+                    for spec, value, path in _written_literals(entity, entities, action)
+                ]
     problems = []
-    for key in ("actions", "else_actions"):
-        for index, action in enumerate(document.get(key, [])):
-            where = f"{key}[{index}]"
-            for spec, value, path in _written_literals(entity, entities, action):
-                try:
-                    convert(spec, date_text_as_moment(spec, value))
-                except FieldValueError as error:
-                    message = f"{value!r} does not fit {spec['name']}: {error.message}"
-                    found = rule_problem_path(document["name"], f"{where}.{path}")
-                    problems.append(Problem(found, "invalid_value", message))
+    for spec, value, path in written:
+        try:
+            convert(spec, date_text_as_moment(spec, value))
+        except FieldValueError as error:
+            message = f"{value!r} does not fit {spec['name']}: {error.message}"
+            found = rule_problem_path(document["name"], path)
+            problems.append(Problem(found, "invalid_value", message))
     return problems
 
 
@@ -202,8 +218,11 @@ def _written_literals(
     kind = action.get("type")
     if kind == "set_field":
         spec = entity.fields.get(action.get("field", ""))
-        if spec is None or "value" not in action:
+        if spec is None:
             return []
+        if "value" not in action:
+            given = _given(action.get("expression"), "expression")
+            return [(spec, value, path) for value, path in given]
         return [(spec, action["value"], "value")]
     if kind == "create_record":
         target = entities.get(str(action.get("entity")))
@@ -215,10 +234,28 @@ def _written_literals(
     values = action.get("values")
     if target is None or not isinstance(values, dict):
         return []
+    written = []
+    for name, value in values.items():
+        if name not in target.fields:
+            continue
+        path = f"values.{name}"
+        if _literal(value):
+            written.append((target.fields[name], value, path))
+            continue
+        written += [(target.fields[name], *found) for found in _given(value, path)]
+    return written
+
+
+def _given(expression: Any, path: str) -> list[tuple[Any, str]]:
+    """Text and lists written in an expression that it gives as they are.
+
+    Numbers are left out: a rule's number is rounded to its field's scale when
+    it is saved, which the field's own check would refuse here.
+    """
     return [
-        (target.fields[name], value, f"values.{name}")
-        for name, value in values.items()
-        if name in target.fields and _literal(value)
+        (value, where)
+        for value, where in written_values(expression, path)
+        if _literal(value) and isinstance(value, (str, list))
     ]
 
 

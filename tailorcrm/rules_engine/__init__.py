@@ -22,6 +22,7 @@ from ._checks import (
     ConditionProblem,
     analyze_condition,
     check_condition,
+    written_values,
 )
 from ._compiler import (
     MAX_DEPTH,
@@ -114,4 +115,5 @@ __all__ = [
     "rename_fields",
     "rule_uses",
     "truthy",
+    "written_values",
 ]

@@ -636,6 +636,37 @@ class _Checker:
         return FIELD_KINDS.get(related[keys[1]], "any")
 
 
+def written_values(expression: Any, path: str = "") -> list[tuple[Any, str]]:
+    """The values written in ``expression`` that it may give as they are, each
+    with its JSON path: the expression itself when it is no operation, or those
+    of each operand it may give (``if``, ``coalesce``, a ``var``'s default…).
+
+    A formula's or an action's value that is written so is known when the rule
+    is saved, so the field it fills can judge it then.
+    """
+    if not is_operation(expression):
+        return [(expression, path)]
+    ((name, operand),) = expression.items()
+    prefix = f"{path}.{name}" if path else name
+    if name == "preserve":
+        return [(operand, prefix)]
+    if isinstance(operand, list):
+        raw, paths = operand, [f"{prefix}[{index}]" for index in range(len(operand))]
+    else:
+        raw, paths = [operand], [prefix]
+    picked = _picked(name, len(raw)) or []
+    if name == "and":
+        # Only the last operand is given as it is written: and gives an earlier
+        # one when it is false, which written text or a list is only when blank.
+        picked = picked[-1:]
+    return [
+        found
+        for index in picked
+        if index >= 0
+        for found in written_values(raw[index], paths[index])
+    ]
+
+
 def _picked(name: str, count: int) -> list[int] | None:
     """Which of its ``count`` operands an operation may give as its value (-1 for
     the value it reads itself), or None when it computes a value of its own."""
