@@ -760,6 +760,37 @@ def test_a_formula_whose_branches_all_fit_is_accepted(sales: Api) -> None:
     assert created.json["close_date"] == "2027-01-31"
 
 
+def test_and_gives_an_earlier_operand_only_when_it_is_false(sales: Api) -> None:
+    # Text is false only when blank, which fills a number field as no value;
+    # an amount of 0 is false too, which a text field cannot hold.
+    touches = rule(
+        "touches_with_step",
+        "opportunity",
+        "default",
+        field="touches",
+        expression={"and": [{"var": "next_step"}, {"var": "quantity"}]},
+    )
+    step = rule(
+        "quote_when_priced",
+        "opportunity",
+        "default",
+        field="next_step",
+        expression={"and": [{"var": "amount"}, "Send a quote"]},
+    )
+
+    accepted = sales.put("/meta/rules/touches_with_step", json=touches)
+    refused = sales.put("/meta/rules/quote_when_priced", json=step)
+    stepped = sales.post(
+        "/opportunity", json={"title": "Dock", "next_step": "Call", "quantity": 4}
+    )
+    bare = sales.post("/opportunity", json={"title": "Pier", "quantity": 4})
+
+    assert accepted.status_code == 201, accepted.json
+    assert problems(refused) == [("quote_when_priced.expression.and[0]", "wrong_type")]
+    assert stepped.json["touches"] == 4
+    assert bare.json["touches"] is None
+
+
 def test_an_if_whose_every_branch_is_date_text_fills_a_date_field(
     sales: Api,
 ) -> None:

@@ -77,6 +77,14 @@ _DATA_READERS = frozenset(
     {"var", "val", "missing", "missing_some", "exists", "changed", "prior"}
 )
 _ITERATIONS = frozenset({"map", "filter", "reduce", "all", "some", "none"})
+#: The kind of the false values of each kind: blank text or an empty list, which
+#: every field but a boolean one takes as no value; a date, a datetime, a record
+#: and an object are never false.
+_FALSY_KINDS = {
+    "text": "blank",
+    "list": "blank",
+    **dict.fromkeys(("date", "datetime", "record", "object"), "null"),
+}
 _KIND_TEXT = {
     "text": "text",
     "number": "a number",
@@ -324,13 +332,25 @@ class _Checker:
         # One operation written without a list (``{"try": {"var": "x"}}``) is
         # the one operand; as a list's, its identity is its own.
         if picked is not None and (raw is operand or is_operation(operand)):
-            self.picks[(name, id(operand))] = [
+            given = [
                 (result, None, path)
                 if index == -1
                 else (kinds[index], raw[index], paths[index])
                 for index in picked
             ]
+            if name == "and":
+                given = self.falsy(given[:-1]) + given[-1:]
+            self.picks[(name, id(operand))] = given
         return result
+
+    def falsy(self, given: list[tuple[str, Any, str]]) -> list[tuple[str, Any, str]]:
+        """What the operands of ``and`` but the last may give: each only when it
+        is false, so text or a list only blank, a date or a record never."""
+        return [
+            (_FALSY_KINDS.get(kind, kind), None, where)
+            for inner_kind, inner, inner_path in given
+            for kind, _, where in self.outcomes(inner, inner_kind, inner_path)
+        ]
 
     def outcomes(self, node: Any, kind: str, path: str) -> list[tuple[str, Any, str]]:
         """Each value ``node`` (which gives ``kind``, at ``path``) may give: its

@@ -235,5 +235,8 @@ def fills(field_type: str, kind: str, *, formula: bool = False) -> bool:
     """Whether an expression giving ``kind`` can fill a field of ``field_type``."""
     if formula and field_type == "lookup":
         return False
+    if kind == "blank":
+        # Blank text or an empty list: no value, except to a boolean field.
+        return field_type in _FILLS and field_type != "boolean"
     allowed = _FILLS.get(field_type)
     return allowed is not None and (kind in allowed or kind in _UNKNOWN_KINDS)

@@ -555,6 +555,7 @@ _KIND_WORDS = {
     "list": "a list",
     "record": "a related record",
     "object": "an object",
+    "blank": "blank text",
 }
 
 
