@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 
-from tailorcrm.platform import Platform
+from tailorcrm.platform import Platform, create_app
 from tailorcrm.platform.auth import create_token, create_user
 from tailorcrm.platform.cli import main
+from tailorcrm.platform.db import meta_documents
 from tests.conftest import Api
 from tests.rules_support import (
     ACCOUNT,
@@ -810,6 +811,52 @@ def test_an_if_whose_every_branch_is_date_text_fills_a_date_field(
     assert response.status_code == 201, response.json
     assert large.json["close_date"] == "2027-01-31"
     assert small.json["close_date"] == "2027-06-30"
+
+
+def test_a_stored_rule_with_a_branch_that_does_not_fit_keeps_working(
+    sales: Api, platform: Platform, database_url: str, admin_token: str
+) -> None:
+    # A database whose formula was saved before branches were judged: it keeps
+    # computing where it can, stands in no other change's way, and is judged in
+    # full when it is saved again.
+    fitting = rule(
+        "step_or_reason",
+        "opportunity",
+        "formula",
+        field="next_step",
+        expression={"coalesce": [{"var": "loss_reason"}, "none"]},
+    )
+    define(sales, fitting)
+    earlier = {**fitting, "expression": {"coalesce": [{"var": "loss_reason"}, 0]}}
+    with platform.engine.begin() as connection:
+        connection.execute(
+            meta_documents.update()
+            .where(meta_documents.c.kind == "rule")
+            .where(meta_documents.c.name == "step_or_reason")
+            .values(body=earlier)
+        )
+    later = create_app({"database_url": database_url})
+    reopened = Api(later.test_client(), admin_token)
+
+    created = reopened.post(
+        "/opportunity", json={"title": "Mast", "loss_reason": "Price"}
+    )
+    blank = reopened.post("/opportunity", json={"title": "Keel"})
+    entity = reopened.get("/meta/entities/opportunity").json
+    entity["fields"].append({"name": "region", "type": "text", "label": "Region"})
+    extended = reopened.put("/meta/entities/opportunity", json=entity)
+    saved_again = reopened.put("/meta/rules/step_or_reason", json=earlier)
+    later.extensions["tailorcrm"].engine.dispose()
+
+    assert created.status_code == 201, created.json
+    assert created.json["next_step"] == "Price"
+    assert blank.status_code == 422
+    assert problems(blank) == [("next_step", "rule_value")]
+    assert extended.status_code == 200, extended.json
+    assert saved_again.status_code == 422
+    assert problems(saved_again) == [
+        ("step_or_reason.expression.coalesce[1]", "wrong_type")
+    ]
 
 
 @pytest.mark.parametrize(

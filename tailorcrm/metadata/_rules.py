@@ -145,12 +145,15 @@ def compile_rules(
     entities: Mapping[str, EntityDef],
     *,
     new: Sequence[str] = (),
+    lenient: bool = False,
 ) -> tuple[dict[str, Rule], list[Problem]]:
     """Check rule documents (already valid for the schema) together, and compile them.
 
     :param documents: every rule there will be, by name.
     :param entities: the entities as they will be.
     :param new: the rules being added or changed, blamed first for a clash.
+    :param lenient: read them as rules already stored are (see
+        :func:`compile_rule`), without judging the values written in them.
     :returns: the compiled rules by name, and every problem; a problem's field
         starts with the name of the rule at fault.
     """
@@ -158,10 +161,11 @@ def compile_rules(
     compiled: dict[str, Rule] = {}
     problems: list[Problem] = []
     for name, document in documents.items():
-        rule, found = compile_rule(document, shapes)
+        rule, found = compile_rule(document, shapes, lenient=lenient)
         problems += [_problem(name, problem) for problem in found]
         if rule is not None:
-            problems += _literal_values(document, entities)
+            if not lenient:
+                problems += _literal_values(document, entities)
             compiled[name] = rule
     for name, problem in check_rule_set(list(compiled.values()), shapes, new=new):
         problems.append(_problem(name, problem))
@@ -325,8 +329,12 @@ def build_rule_catalog(
     documents = {item.name: item for item in stored}
     if not documents:
         return EMPTY_RULES
+    # Stored rules are read leniently: one saved before a check that would now
+    # refuse it goes on working where it can, as it did.
     compiled, problems = compile_rules(
-        {name: item.document for name, item in documents.items()}, entities
+        {name: item.document for name, item in documents.items()},
+        entities,
+        lenient=True,
     )
     for problem in problems:
         log.error("rule left out of the catalog: %s", problem)

@@ -105,7 +105,7 @@ def plan_rules(
     for name in removing:
         every.pop(name, None)
     _, found = compile_rules(every, target.entities, new=list(incoming))
-    _raise_for(found, sources)
+    _raise_for(_introduced(found, stored, incoming, current), sources)
 
     change = RuleChange()
     for name, document in incoming.items():
@@ -119,6 +119,35 @@ def plan_rules(
         change.after[name] = None
         change.plan.add("remove_rule", str(stored[name].document["entity"]), name)
     return change
+
+
+def _introduced(
+    found: list[Problem],
+    stored: Mapping[str, StoredRule],
+    incoming: Mapping[str, Any],
+    current: Catalog,
+) -> list[Problem]:
+    """The problems this change brings: all those of the rules it saves, and of
+    the rules already stored those they did not have before it.
+
+    A rule stored before a check that now refuses it (a branch its field cannot
+    hold) stands in no other change's way; a change of its entity that breaks it
+    further (drops a choice it writes) is still refused.
+    """
+    if not found:
+        return found
+    every = {name: item.document for name, item in stored.items()}
+    _, before = compile_rules(every, current.entities)
+    earlier = {(problem.field, problem.code) for problem in before}
+    return [
+        problem
+        for problem in found
+        if _rule_of(problem) in incoming or (problem.field, problem.code) not in earlier
+    ]
+
+
+def _rule_of(problem: Problem) -> str:
+    return str(problem.field).split(".")[0]
 
 
 def _check_documents(documents: Sequence[tuple[str, Any]]) -> dict[str, str]:

@@ -35,7 +35,10 @@ from ._kinds import (
 
 
 def compile_rule(
-    document: Mapping[str, Any], shapes: Mapping[str, EntityShape]
+    document: Mapping[str, Any],
+    shapes: Mapping[str, EntityShape],
+    *,
+    lenient: bool = False,
 ) -> tuple[Rule | None, list[ConditionProblem]]:
     """Check one rule document against the entities and compile it.
 
@@ -43,9 +46,13 @@ def compile_rule(
     carries the JSON path of the part at fault, conditions included
     (``condition.and[1].>[0]``).
 
+    :param lenient: refuse an expression for the field it fills only when none of
+        the values it may give fits, rather than when one of them does not: how
+        rules already stored are read, so that one stored before its branches
+        were judged goes on working where it can.
     :returns: the compiled rule, or ``None`` with every problem found.
     """
-    builder = _Builder(document, shapes)
+    builder = _Builder(document, shapes, lenient=lenient)
     rule = builder.build()
     if builder.problems:
         return None, builder.problems
@@ -54,10 +61,15 @@ def compile_rule(
 
 class _Builder:
     def __init__(
-        self, document: Mapping[str, Any], shapes: Mapping[str, EntityShape]
+        self,
+        document: Mapping[str, Any],
+        shapes: Mapping[str, EntityShape],
+        *,
+        lenient: bool,
     ) -> None:
         self.document = document
         self.shapes = shapes
+        self.lenient = lenient
         self.problems: list[ConditionProblem] = []
         self.type = str(document.get("type"))
 
@@ -140,11 +152,15 @@ class _Builder:
         # judged by each, and by each alone: a branch the field cannot hold fails
         # the saves that take it, and ISO date text in every branch of an if
         # fills a date field as it does written alone.
-        for kind, value, where in analysis.outcomes:
-            if fills(field_type, kind, formula=formula) or _date_text_fills(
-                field_type, value
-            ):
-                continue
+        unfit = [
+            (kind, where)
+            for kind, value, where in analysis.outcomes
+            if not fills(field_type, kind, formula=formula)
+            and not _date_text_fills(field_type, value)
+        ]
+        if self.lenient and len(unfit) < len(analysis.outcomes):
+            return
+        for kind, where in unfit:
             words = _KIND_WORDS.get(kind, kind)
             if where:
                 message = f"This can give {words}, which the "
