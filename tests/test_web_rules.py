@@ -514,6 +514,52 @@ def test_the_record_service_applies_required_if_only_in_a_shown_section(
     ]
 
 
+def loss_tab_layout() -> dict[str, Any]:
+    """The pack's opportunity layout, with "Why we lost" on a tab of its own."""
+    layout: dict[str, Any] = json.loads(
+        (SALES_PACK / "layouts" / "opportunity.json").read_text(encoding="utf-8")
+    )
+    sections = layout["form"]["tabs"][0]["sections"]
+    loss = next(s for s in sections if s["label"] == "Why we lost")
+    sections.remove(loss)
+    layout["form"]["tabs"].append({"label": "Loss", "sections": [loss]})
+    return layout
+
+
+def test_a_tab_with_nothing_visible_is_not_offered_unless_it_holds_a_problem(
+    browser: Browser, pack: Platform
+) -> None:
+    pack.store.apply([("", loss_tab_layout())], actor="test")
+    open_deal = create(pack, "opportunity", title="Quay", stage="negotiation")
+    lost = create(pack, "opportunity", title="Pier", stage="lost", loss_reason="Late")
+
+    fresh = page_of(browser, "/app/opportunity/new")
+    editing = page_of(browser, f"/app/opportunity/{open_deal['id']}/edit")
+    editing_lost = page_of(browser, f"/app/opportunity/{lost['id']}/edit")
+    browser.get(f"/app/opportunity/{open_deal['id']}/edit")
+    refused = browser.post(
+        f"/app/opportunity/{open_deal['id']}/edit",
+        edit_form(open_deal, loss_reason="x" * 2001),
+    )
+
+    for page in (fresh, editing):
+        # Kept in the page, hidden, for the form's script to offer again.
+        assert "hidden" in by_id(page, "tab-1-tab").attrs
+        assert "hidden" in by_id(page, "tab-1").attrs
+        assert "hidden" not in by_id(page, "tab-0-tab").attrs
+        assert by_id(page, "tab-0-tab")["aria-selected"] == "true"
+        assert by_id(page, "tab-1-tab")["aria-selected"] == "false"
+    assert "hidden" not in by_id(editing_lost, "tab-1-tab").attrs
+    assert "hidden" not in by_id(editing_lost, "tab-1").attrs
+    # A hidden field with a problem shows, and so does its tab.
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert "hidden" not in field_box(page, "loss_reason").attrs
+    assert "hidden" not in by_id(page, "tab-1-tab").attrs
+    assert by_id(page, "tab-1-tab")["aria-selected"] == "true"
+    assert "Loss (1 problem)" in text_of(page)
+
+
 def test_a_section_condition_is_checked_against_the_entity_with_its_path(
     pack: Platform,
 ) -> None:

@@ -223,6 +223,11 @@ class Tab:
     #: On a form, how many problems its fields have.
     errors: int = 0
 
+    @property
+    def visible(self) -> bool:
+        """Whether any of its sections shows; a tab with none is not offered."""
+        return any(section.visible for section in self.sections)
+
 
 @dataclass(frozen=True)
 class RelatedRows:

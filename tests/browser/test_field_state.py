@@ -632,3 +632,113 @@ def test_an_address_or_number_the_field_cannot_hold_reads_as_blank(
     expect(mark).to_be_hidden()
     website.fill("https://wrenfield-trading.example/about")
     expect(mark).to_be_visible()
+
+
+# -- a tab with nothing in sight is not offered -----------------------------------
+
+
+@pytest.fixture
+def loss_tab(live_server: LiveServer) -> Iterator[None]:
+    """The opportunity form on three tabs: the deal, why it was lost (shown for a
+    lost deal only) and the pipeline, where the stage is chosen. The pack's layout
+    comes back afterwards: the server is shared."""
+    pack_layout = SALES_PACK / "layouts" / "opportunity.json"
+    document = json.loads(pack_layout.read_text(encoding="utf-8"))
+    deal, pipeline, loss = document["form"]["tabs"][0]["sections"][:3]
+    layout = {
+        "kind": "layout",
+        "entity": "opportunity",
+        "form": {
+            "tabs": [
+                {"label": "Deal", "sections": [deal]},
+                {"label": "Loss", "sections": [loss]},
+                {"label": "Pipeline", "sections": [pipeline]},
+            ]
+        },
+    }
+    store = live_server.platform.store
+    store.apply([("", layout)], actor="test")
+    yield
+    store.apply([("", document)], actor="test")
+
+
+def choose_stage(page: Page, value: str) -> None:
+    """Change the stage while its tab is not open, as the page cache does when
+    it brings the form back."""
+    page.locator("#f-stage").evaluate(
+        "(stage, value) => {"
+        " stage.value = value;"
+        " stage.dispatchEvent(new Event('change', { bubbles: true }));"
+        "}",
+        value,
+    )
+
+
+@pytest.mark.usefixtures("loss_tab")
+@pytest.mark.parametrize("form", ["new", "edit"])
+def test_a_tab_is_offered_only_while_it_has_a_section_in_sight(
+    page: Page, live_server: LiveServer, form: str
+) -> None:
+    with live_server.platform.records(SYSTEM_ACTOR) as service:
+        deal = service.create("opportunity", {"title": "Wrenfield ferry ramp"})
+    path = (
+        "/app/opportunity/new"
+        if form == "new"
+        else f"/app/opportunity/{deal['id']}/edit"
+    )
+    # An address naming the tab that is not offered opens the first tab.
+    page.goto(f"{path}#tab-1")
+    deal_tab = page.locator("#tab-0-tab")
+    loss_tab = page.locator("#tab-1-tab")
+    pipeline_tab = page.locator("#tab-2-tab")
+
+    expect(loss_tab).to_be_hidden()
+    expect(deal_tab).to_have_attribute("aria-selected", "true")
+    # The arrow keys pass over the tab that is not offered.
+    deal_tab.focus()
+    page.keyboard.press("ArrowRight")
+    expect(pipeline_tab).to_be_focused()
+    expect(pipeline_tab).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("ArrowLeft")
+    expect(deal_tab).to_be_focused()
+    page.keyboard.press("End")
+    expect(pipeline_tab).to_be_focused()
+
+    page.get_by_label("Stage").select_option(label="Closed lost")
+    expect(loss_tab).to_be_visible()
+    expect(pipeline_tab).to_have_attribute("aria-selected", "true")
+    page.get_by_role("tab", name="Loss").click()
+    expect(page.get_by_label("Loss reason")).to_be_visible()
+    expect(page.get_by_role("tabpanel", name="Loss")).to_be_visible()
+
+    # The open tab loses its last section: the first tab opens instead.
+    choose_stage(page, "negotiation")
+    expect(loss_tab).to_be_hidden()
+    expect(loss_tab).to_have_attribute("aria-selected", "false")
+    expect(deal_tab).to_have_attribute("aria-selected", "true")
+    expect(deal_tab).to_have_attribute("tabindex", "0")
+    expect(page.get_by_role("tabpanel", name="Deal")).to_be_visible()
+    expect(page.locator("#tab-1")).to_be_hidden()
+
+
+@pytest.mark.usefixtures("loss_tab")
+def test_a_tab_holding_a_problem_stays_offered_after_the_stage_changes(
+    page: Page, live_server: LiveServer
+) -> None:
+    page.goto("/app/opportunity/new")
+    loss_tab = page.locator("#tab-1-tab")
+    page.get_by_label("Title").fill("Wrenfield slipway")
+    page.get_by_role("tab", name="Pipeline").click()
+    page.get_by_label("Stage").select_option(label="Closed lost")
+
+    page.get_by_role("button", name="Save").click()
+
+    expect(loss_tab).to_have_attribute("aria-selected", "true")
+    expect(page.locator('[data-field="loss_reason"] .field-errors')).to_be_visible()
+    page.get_by_role("tab", name="Pipeline").click()
+    page.get_by_label("Stage").select_option(label="Negotiation")
+    # The problem stays in sight until the next save, and so does its tab.
+    expect(loss_tab).to_be_visible()
+    loss_tab.click()
+    expect(page.get_by_label("Loss reason")).to_be_visible()
+    assert live_server.find("opportunity", title="Wrenfield slipway") == []

@@ -60,6 +60,22 @@
       return;
     }
 
+    // A tab is offered while its panel shows something: on a form, field state
+    // hides sections (field_state.js), and a tab left with none is hidden.
+    function offered(index) {
+      return Array.prototype.some.call(panels[index].children, function (child) {
+        return !child.hidden;
+      });
+    }
+
+    function offeredIndexes() {
+      return tabs.map(function (tab, index) {
+        return index;
+      }).filter(function (index) {
+        return !tabs[index].hidden;
+      });
+    }
+
     function select(index, moveFocus) {
       tabs.forEach(function (tab, i) {
         var chosen = i === index;
@@ -81,13 +97,13 @@
       return -1;
     }
 
-    // Start on the tab named in the address, else the first one holding a
-    // problem, else the one the server marked.
+    // Start on the tab named in the address if it is offered, else the first
+    // one holding a problem, else the one the server marked.
     var start = -1;
     if (location.hash.length > 1) {
       start = panelIndexOf(document.getElementById(decodeURIComponent(location.hash.slice(1))));
     }
-    if (start === -1) {
+    if (start === -1 || tabs[start].hidden) {
       start = panelIndexOf(list.parentNode.querySelector('.has-error, [aria-invalid="true"]'));
     }
     if (start === -1) {
@@ -96,6 +112,21 @@
       }).indexOf("true"));
     }
     select(start, false);
+
+    // Offer the tabs that show something; if the open one no longer does, open
+    // the first that does.
+    function refresh() {
+      tabs.forEach(function (tab, index) {
+        tab.hidden = !offered(index);
+      });
+      var open = tabs.map(function (tab) {
+        return tab.getAttribute("aria-selected");
+      }).indexOf("true");
+      var shown = offeredIndexes();
+      if (shown.length && (open === -1 || tabs[open].hidden)) {
+        select(shown[0], false);
+      }
+    }
 
     tabs.forEach(function (tab, index) {
       tab.addEventListener("click", function (event) {
@@ -106,13 +137,16 @@
         }
       });
       tab.addEventListener("keydown", function (event) {
-        var last = tabs.length - 1;
-        var next = {
-          ArrowRight: index === last ? 0 : index + 1,
-          ArrowLeft: index === 0 ? last : index - 1,
+        // The arrows, Home and End move among the tabs offered.
+        var shown = offeredIndexes();
+        var place = shown.indexOf(index);
+        var last = shown.length - 1;
+        var next = shown[{
+          ArrowRight: place === last ? 0 : place + 1,
+          ArrowLeft: place <= 0 ? last : place - 1,
           Home: 0,
           End: last
-        }[event.key];
+        }[event.key]];
         if (event.key === " ") {
           event.preventDefault();
           tab.click();
@@ -129,10 +163,11 @@
     tabWidgets.push({
       reveal: function (element) {
         var index = panelIndexOf(element);
-        if (index !== -1 && panels[index].hidden) {
+        if (index !== -1 && panels[index].hidden && !tabs[index].hidden) {
           select(index, false);
         }
-      }
+      },
+      refresh: refresh
     });
   }
 
@@ -254,6 +289,12 @@
 
   each(".nav-toggle[aria-controls]", setupNavToggle);
   each("[data-tabs]", setupTabs);
+  // Sent by field_state.js each time it has shown or hidden sections.
+  document.addEventListener("tailor:sections", function () {
+    tabWidgets.forEach(function (widget) {
+      widget.refresh();
+    });
+  });
   each("form[data-bulk]", setupBulk);
   document.addEventListener("click", followFieldLink);
   window.addEventListener("hashchange", function () {

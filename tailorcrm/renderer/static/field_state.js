@@ -15,7 +15,9 @@
  * columns, computed fields, the related records behind lookups) and $user. Each
  * field carries its type (data-type; none for fields the form does not send) and
  * its conditions as JSON (data-visible-if, data-required-if); a section may carry
- * its own data-visible-if.
+ * its own data-visible-if. After each change the form sends the event
+ * "tailor:sections", on which app.js offers only the tabs left with a section in
+ * sight.
  *
  * Values are read as the form would send them (FormData, hidden fields included)
  * and typed as the record service types them: blank is null, numbers of decimal
@@ -352,6 +354,8 @@
         applyField(field, data);
       });
       sections.forEach(applySection);
+      // The tabs (app.js) offer only those left with a section in sight.
+      form.dispatchEvent(new Event("tailor:sections", { bubbles: true }));
     }
 
     form.addEventListener("input", update);
