@@ -22,6 +22,7 @@ from tests.rules_support import (
     OPPORTUNITY_INDUSTRY,
     TASK,
     WON_TOTAL,
+    create,
     define,
     problems,
     rule,
@@ -857,6 +858,218 @@ def test_a_stored_rule_with_a_branch_that_does_not_fit_keeps_working(
     assert problems(saved_again) == [
         ("step_or_reason.expression.coalesce[1]", "wrong_type")
     ]
+
+
+#: Points at an opportunity and at an account: two lookups to two entities.
+VISIT = {
+    "name": "visit",
+    "label": "Visit",
+    "display_field": "subject",
+    "fields": [
+        {"name": "subject", "type": "text", "label": "Subject"},
+        {
+            "name": "opportunity",
+            "type": "lookup",
+            "target": "opportunity",
+            "label": "Opportunity",
+        },
+        {"name": "account", "type": "lookup", "target": "account", "label": "Account"},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (
+            rule(
+                "visit_account",
+                "visit",
+                "default",
+                field="account",
+                expression={"var": "opportunity"},
+            ),
+            "visit_account.expression",
+        ),
+        (
+            rule(
+                "visit_account",
+                "visit",
+                "default",
+                field="account",
+                expression={"var": ["account", {"var": "opportunity"}]},
+            ),
+            "visit_account.expression.var[1]",
+        ),
+        (
+            rule(
+                "visit_account",
+                "visit",
+                "automation",
+                trigger="update",
+                actions=[
+                    {
+                        "type": "set_field",
+                        "field": "account",
+                        "expression": {"coalesce": [{"var": "account"}, {"var": ""}]},
+                    }
+                ],
+            ),
+            "visit_account.actions[0].expression.coalesce[1]",
+        ),
+        (
+            rule(
+                "visit_account",
+                "visit",
+                "automation",
+                trigger="update",
+                actions=[
+                    {
+                        "type": "set_field",
+                        "field": "account",
+                        "expression": {"prior": "opportunity"},
+                    }
+                ],
+            ),
+            "visit_account.actions[0].expression",
+        ),
+        (
+            rule(
+                "visit_account",
+                "visit",
+                "automation",
+                trigger="create",
+                actions=[
+                    {
+                        "type": "update_related",
+                        "lookup": "opportunity",
+                        "values": {"account": {"var": "opportunity"}},
+                    }
+                ],
+            ),
+            "visit_account.actions[0].values.account",
+        ),
+        (
+            rule(
+                "visit_account",
+                "opportunity",
+                "automation",
+                trigger="create",
+                actions=[
+                    {
+                        "type": "create_record",
+                        "entity": "visit",
+                        "values": {"account": {"if": [True, {"var": ""}, None]}},
+                    }
+                ],
+            ),
+            "visit_account.actions[0].values.account.if[1]",
+        ),
+    ],
+)
+def test_a_record_fills_only_a_lookup_to_its_own_entity(
+    sales: Api, document: dict[str, Any], expected: str
+) -> None:
+    # A lookup holds an id: an opportunity's would point it at whichever
+    # account has that id.
+    define(sales, VISIT)
+
+    response = sales.put("/meta/rules/visit_account", json=document)
+
+    assert response.status_code == 422, response.json
+    assert problems(response) == [(expected, "wrong_type")]
+    assert "cannot hold" in response.json["errors"][0]["message"]
+    assert sales.get("/meta/rules/visit_account").status_code == 404
+
+
+def test_a_record_or_an_id_fills_a_lookup_to_its_entity(sales: Api) -> None:
+    define(sales, VISIT)
+    documents = [
+        rule(
+            "visit_account",
+            "visit",
+            "default",
+            field="account",
+            expression={"var": "opportunity.account"},
+        ),
+        rule(
+            "visit_opportunity",
+            "visit",
+            "automation",
+            trigger="update",
+            actions=[
+                {
+                    "type": "set_field",
+                    "field": "opportunity",
+                    "expression": {"coalesce": [{"prior": "opportunity"}, 1]},
+                }
+            ],
+        ),
+        rule(
+            "parent_of_itself",
+            "account",
+            "automation",
+            trigger="update",
+            actions=[
+                {"type": "set_field", "field": "parent", "expression": {"var": ""}}
+            ],
+        ),
+    ]
+    for document in documents:
+        response = sales.put(f"/meta/rules/{document['name']}", json=document)
+        assert response.status_code == 201, response.json
+    first = create(sales, "account", name="Alder")
+    second = create(sales, "account", name="Birch")
+    deal = create(sales, "opportunity", title="Dock", account=second["id"])
+
+    visit = sales.post("/visit", json={"subject": "Tour", "opportunity": deal["id"]})
+    renamed = sales.patch(f"/account/{first['id']}", json={"name": "Alder Ltd"})
+
+    assert visit.status_code == 201, visit.json
+    assert visit.json["account"] == second["id"]
+    assert renamed.json["parent"] == first["id"]
+
+
+def test_a_stored_rule_filling_a_lookup_with_another_entity_keeps_working(
+    sales: Api, platform: Platform, database_url: str, admin_token: str
+) -> None:
+    # A database whose default was saved before the entity of a record was
+    # judged: it goes on as it did, stands in no other change's way, and is
+    # refused when it is saved again.
+    define(sales, VISIT)
+    fitting = rule(
+        "visit_account",
+        "visit",
+        "default",
+        field="account",
+        expression={"var": "opportunity.account"},
+    )
+    define(sales, fitting)
+    earlier = {**fitting, "expression": {"var": "opportunity"}}
+    with platform.engine.begin() as connection:
+        connection.execute(
+            meta_documents.update()
+            .where(meta_documents.c.kind == "rule")
+            .where(meta_documents.c.name == "visit_account")
+            .values(body=earlier)
+        )
+    account = create(sales, "account", name="Alder")
+    deal = create(sales, "opportunity", title="Dock")
+    later = create_app({"database_url": database_url})
+    reopened = Api(later.test_client(), admin_token)
+
+    visit = reopened.post("/visit", json={"subject": "Tour", "opportunity": deal["id"]})
+    entity = reopened.get("/meta/entities/visit").json
+    entity["fields"].append({"name": "notes", "type": "text", "label": "Notes"})
+    extended = reopened.put("/meta/entities/visit", json=entity)
+    saved_again = reopened.put("/meta/rules/visit_account", json=earlier)
+    later.extensions["tailorcrm"].engine.dispose()
+
+    assert visit.status_code == 201, visit.json
+    assert visit.json["account"] == deal["id"] == account["id"]
+    assert extended.status_code == 200, extended.json
+    assert saved_again.status_code == 422
+    assert problems(saved_again) == [("visit_account.expression", "wrong_type")]
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ whole condition). It never evaluates anything.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
@@ -118,6 +119,11 @@ class ConditionAnalysis:
     #: ``coalesce``, ``or``, a ``var`` with a default…), each of theirs, so that
     #: a formula whose branches differ is judged branch by branch.
     outcomes: tuple[tuple[str, Any, str], ...] = ()
+    #: For each JSON path at which the condition reads a record, the name it
+    #: reads: a lookup (``account``), a related record's lookup
+    #: (``account.parent``), or ``""`` for the record itself; so that the entity
+    #: of a record a value gives can be told.
+    records: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,7 @@ def analyze_condition(
         frozenset(checker.reads),
         checker.dynamic,
         tuple(checker.outcomes(condition, kind, "")),
+        checker.records,
     )
 
 
@@ -247,6 +254,8 @@ class _Checker:
         #: operand list (as an identity: the condition is not changed while it
         #: is checked), the kind, expression and path of each it may give.
         self.picks: dict[tuple[str, int], list[tuple[str, Any, str]]] = {}
+        #: The name each node that reads a record reads, by its JSON path.
+        self.records: dict[str, str] = {}
 
     def report(self, path: str, code: str, message: str) -> None:
         problem = ConditionProblem(path, code, message)
@@ -494,7 +503,7 @@ class _Checker:
         literal = raw[0] if raw and not is_operation(raw[0]) else None
         if name == "var":
             if not raw:
-                return "record"
+                return "record" if in_item else self.read_as("record", "", path)
             if isinstance(literal, (str, int)):
                 return self.path_kind(str(literal).split("."), path, in_item=in_item)
             self.dynamic = self.dynamic or not in_item
@@ -553,21 +562,29 @@ class _Checker:
         if field not in self.fields:
             self.report(path, "unknown_field", f"There is no field {field!r}.")
             return "any"
-        return FIELD_KINDS.get(self.fields[field], "any")
+        return self.read_as(FIELD_KINDS.get(self.fields[field], "any"), field, path)
+
+    def read_as(self, kind: str, name: str, path: str) -> str:
+        """Note the record that ``name``, read at ``path``, gives, if it does."""
+        if kind == "record":
+            self.records[path] = name
+        return kind
 
     def path_kind(self, keys: list[str], path: str, *, in_item: bool) -> str:
         if not keys or keys == [""]:
             # The whole record: every field is read.
             self.dynamic = self.dynamic or not in_item
-            return "record"
+            return "record" if in_item else self.read_as("record", "", path)
         head = keys[0]
         if head.startswith("$"):
             return self.special_kind(keys, path)
         if in_item:
             # Inside map, filter and the like, var reads the current item.
             return "any"
-        self.reads.add(".".join(keys))
-        return self.field_kind(keys, path, self.fields, self.relations)
+        dotted = ".".join(keys)
+        self.reads.add(dotted)
+        kind = self.field_kind(keys, path, self.fields, self.relations)
+        return self.read_as(kind, dotted, path)
 
     def special_kind(self, keys: list[str], path: str) -> str:
         head, rest = keys[0], keys[1:]
@@ -585,10 +602,12 @@ class _Checker:
                 return "any"
             if not rest:
                 return "object"
-            self.reads.add(".".join(rest))
+            dotted = ".".join(rest)
+            self.reads.add(dotted)
             # The record before the change reads through its lookups as the
             # record does: ``$prior.account.id`` is the account it pointed at.
-            return self.field_kind(rest, path, self.fields, self.relations)
+            kind = self.field_kind(rest, path, self.fields, self.relations)
+            return self.read_as(kind, dotted, path)
         self.report(path, "unknown_field", f"There is no value named {head!r}.")
         return "any"
 

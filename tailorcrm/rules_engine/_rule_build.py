@@ -108,13 +108,14 @@ class _Builder:
         shape: EntityShape,
         *,
         allow_prior: bool,
-        fill: tuple[str, str] | None = None,
+        fill: tuple[str, EntityShape] | None = None,
         formula: bool = False,
         lookup_ids: bool = False,
     ) -> Expression | None:
-        """Check and compile one expression; ``fill`` is (field, type) it fills;
-        ``lookup_ids`` says that its lookups read as their ids (a roll-up's
-        condition, which runs on the child's row)."""
+        """Check and compile one expression on records of ``shape``; ``fill`` is
+        the field it fills and that field's entity; ``lookup_ids`` says that its
+        lookups read as their ids (a roll-up's condition, which runs on the
+        child's row)."""
         analysis = analyze_condition(
             source,
             fields=shape.fields,
@@ -126,7 +127,7 @@ class _Builder:
             where = f"{path}.{problem.path}" if problem.path else path
             self.report(where, problem.code, problem.message)
         if fill is not None:
-            self.check_fill(path, analysis, fill, formula=formula)
+            self.check_fill(path, analysis, shape, fill, formula=formula)
         if analysis.problems:
             return None
         try:
@@ -141,11 +142,14 @@ class _Builder:
         self,
         path: str,
         analysis: ConditionAnalysis,
-        fill: tuple[str, str],
+        shape: EntityShape,
+        fill: tuple[str, EntityShape],
         *,
         formula: bool,
     ) -> None:
-        field, field_type = fill
+        field, owner = fill
+        field_type = owner.fields[field]
+        target = owner.targets.get(field)
         if analysis.problems:
             return
         # An expression that gives one of its operands (if, coalesce, or…) is
@@ -153,21 +157,56 @@ class _Builder:
         # the saves that take it, and ISO date text in every branch of an if
         # fills a date field as it does written alone.
         unfit = [
-            (kind, where)
+            (_KIND_WORDS.get(kind, kind), where, ".")
             for kind, value, where in analysis.outcomes
             if not fills(field_type, kind, formula=formula)
             and not _date_text_fills(field_type, value)
         ]
-        if self.lenient and len(unfit) < len(analysis.outcomes):
-            return
-        for kind, where in unfit:
-            words = _KIND_WORDS.get(kind, kind)
+        if self.lenient:
+            # A stored rule is refused only when none of its values fits, and
+            # goes on filling a lookup with another entity's record as it did.
+            if len(unfit) < len(analysis.outcomes):
+                return
+        elif target is not None:
+            unfit += self.foreign_records(analysis, shape, target)
+        for words, where, reason in unfit:
             if where:
                 message = f"This can give {words}, which the "
             else:
                 message = f"The expression gives {words}, which the "
-            message += f"{field_type} field {field!r} cannot hold."
+            message += f"{field_type} field {field!r} cannot hold{reason}"
             self.report(f"{path}.{where}" if where else path, "wrong_type", message)
+
+    def foreign_records(
+        self, analysis: ConditionAnalysis, shape: EntityShape, target: str
+    ) -> list[tuple[str, str, str]]:
+        """The values of ``analysis`` that are records of another entity than
+        ``target``, which the lookup they fill points at: a lookup holds an id,
+        and another entity's would point it at the record of ``target`` that
+        happens to have that id."""
+        found = []
+        for kind, _, where in analysis.outcomes:
+            if kind != "record":
+                continue
+            entity = self.record_entity(shape, analysis.records.get(where))
+            if entity is not None and entity != target:
+                reason = f"; it holds records of {target}."
+                found.append((f"a record of {entity}", where, reason))
+        return found
+
+    def record_entity(self, shape: EntityShape, name: str | None) -> str | None:
+        """The entity of the record that ``name`` reads on records of ``shape``
+        (see :attr:`ConditionAnalysis.records`), when it is known."""
+        if name is None:
+            return None
+        if not name:
+            return shape.name
+        head, _, rest = name.partition(".")
+        target = shape.targets.get(head)
+        if not rest:
+            return target
+        related = self.shapes.get(target or "")
+        return related.targets.get(rest) if related is not None else None
 
     def target_field(
         self,
@@ -230,7 +269,7 @@ class _Builder:
             self.document["expression"],
             shape,
             allow_prior=False,
-            fill=(field, shape.fields[field]),
+            fill=(field, shape),
         )
         if expression is None:
             return None
@@ -245,7 +284,7 @@ class _Builder:
             self.document["expression"],
             shape,
             allow_prior=False,
-            fill=(field, shape.fields[field]),
+            fill=(field, shape),
             formula=True,
         )
         if expression is None:
@@ -476,7 +515,7 @@ class _Builder:
             source,
             shape,
             allow_prior=prior,
-            fill=(field, shape.fields[field]),
+            fill=(field, shape),
         )
         if expression is None:
             return None
@@ -553,7 +592,7 @@ class _Builder:
                 expression,
                 source,
                 allow_prior=prior,
-                fill=(name, target.fields[name]),
+                fill=(name, target),
             )
             if found is not None:
                 compiled.append((name, found))
