@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -1223,6 +1224,76 @@ def test_values_written_in_related_record_actions_must_fit_their_fields(
         ("mark_account.actions[0].values.tier", "invalid_value"),
     ]
     assert accepted.status_code == 201, accepted.json
+
+
+def test_a_number_written_in_an_action_is_judged_rounded_to_its_field(
+    sales: Api,
+) -> None:
+    # The save rounds a rule's number to its field's scale, as it does the same
+    # number given by an expression; only one too large even so is refused.
+    fitting = rule(
+        "rounded_values",
+        "opportunity",
+        "automation",
+        trigger="create",
+        actions=[
+            {"type": "set_field", "field": "amount", "value": 2.555},
+            {"type": "set_field", "field": "quantity", "value": 2.5},
+            {
+                "type": "update_related",
+                "lookup": "account",
+                "values": {"won_total": 10.005, "won_count": 1.5},
+            },
+        ],
+    )
+    follow_up = rule(
+        "follow_up_deal",
+        "account",
+        "automation",
+        trigger="create",
+        actions=[
+            {
+                "type": "create_record",
+                "entity": "opportunity",
+                "values": {"title": "Follow-up", "unit_price": 0.125, "touches": 0.5},
+            }
+        ],
+    )
+    too_large = rule(
+        "too_large",
+        "opportunity",
+        "automation",
+        trigger="create",
+        actions=[
+            {"type": "set_field", "field": "amount", "value": 999999999999.995},
+            {"type": "set_field", "field": "quantity", "value": 1e19},
+            {
+                "type": "update_related",
+                "lookup": "account",
+                "values": {"won_total": 1e13},
+            },
+        ],
+    )
+
+    accepted = sales.put("/meta/rules/rounded_values", json=fitting)
+    followed = sales.put("/meta/rules/follow_up_deal", json=follow_up)
+    refused = sales.put("/meta/rules/too_large", json=too_large)
+    account = create(sales, "account", name="Alder")
+    deal = sales.post("/opportunity", json={"title": "Dock", "account": account["id"]})
+    pointed = sales.get(f"/opportunity?account={account['id']}&sort=id").json["data"]
+    marked = sales.get(f"/account/{account['id']}").json
+
+    assert accepted.status_code == 201, accepted.json
+    assert followed.status_code == 201, followed.json
+    assert problems(refused) == [
+        ("too_large.actions[0].value", "invalid_value"),
+        ("too_large.actions[1].value", "invalid_value"),
+        ("too_large.actions[2].values.won_total", "invalid_value"),
+    ]
+    assert deal.status_code == 201, deal.json
+    assert (deal.json["amount"], deal.json["quantity"]) == (Decimal("2.56"), 3)
+    assert (pointed[0]["unit_price"], pointed[0]["touches"]) == (Decimal("0.13"), 1)
+    assert (marked["won_total"], marked["won_count"]) == (Decimal("10.01"), 2)
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from ._fields import (
     max_length,
     option_values,
     precision_scale,
+    rounded_to_scale,
     to_json,
 )
 from ._layout_checks import (
@@ -175,6 +176,7 @@ __all__ = [
     "precision_scale",
     "problems_from",
     "rewrite_layout",
+    "rounded_to_scale",
     "schema_problems",
     "search_field",
     "rule_problem_path",

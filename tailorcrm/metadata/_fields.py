@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -331,6 +331,37 @@ def date_text_as_moment(spec: Mapping[str, Any], value: Any) -> Any:
     except ValueError:
         return value
     return dt.datetime.combine(day, dt.time(), dt.UTC)
+
+
+def rounded_to_scale(spec: Mapping[str, Any], value: Any) -> Any:
+    """A number a rule gives for ``spec``, rounded to the field's scale (half away
+    from zero), as a whole number for an integer field; anything else, and any
+    value for a field that holds no number, is returned as it is.
+
+    :func:`convert` still judges the result: a number with more digits before the
+    point than the field keeps is refused, rounded or not.
+    """
+    kind = spec["type"]
+    if kind not in DECIMAL_TYPES and kind != "integer":
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return value
+    if kind == "integer":
+        scale = 0
+    else:
+        scale = precision_scale(spec if type(spec) is dict else dict(spec))[1]
+    try:
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        rounded = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+    except (InvalidOperation, ValueError):
+        return value
+    if kind == "integer":
+        if not rounded.is_finite():
+            # Not a number: the field's own check refuses it.
+            return value
+        # A whole number, whatever its size: the field's check says its range.
+        return int(rounded)
+    return rounded
 
 
 def convert_datetime(value: Any) -> dt.datetime:

@@ -32,7 +32,7 @@ from ..rules_engine import (
     rule_uses,
     written_values,
 )
-from ._fields import FieldValueError, convert, date_text_as_moment
+from ._fields import FieldValueError, convert, date_text_as_moment, rounded_to_scale
 from ._validate import json_path, load_schema, schema_message, text_problems
 
 if TYPE_CHECKING:
@@ -206,7 +206,9 @@ def _literal_values(
     problems = []
     for spec, value, path in written:
         try:
-            convert(spec, date_text_as_moment(spec, value))
+            # Judged as the save will take it: a number rounded to the field's
+            # scale, ISO date text for a datetime field at midnight UTC.
+            convert(spec, date_text_as_moment(spec, rounded_to_scale(spec, value)))
         except FieldValueError as error:
             message = f"{value!r} does not fit {spec['name']}: {error.message}"
             found = rule_problem_path(document["name"], path)

@@ -38,6 +38,7 @@ from ..metadata import (
     date_text_as_moment,
     is_unique,
     precision_scale,
+    rounded_to_scale,
 )
 from ..rules_engine import (
     DefaultRule,
@@ -132,33 +133,12 @@ def coerce(spec: Mapping[str, Any], value: Any) -> Any:
     if kind == "lookup" and isinstance(value, Mapping):
         return value.get("id")
     if kind in DECIMAL_TYPES or kind == "integer":
-        return _rounded(spec, value)
+        return rounded_to_scale(spec, value)
     if kind == "datetime" and type(value) is dt.date:
         return dt.datetime.combine(value, dt.time(), dt.UTC)
     if kind == "datetime" and type(value) is str:
         return date_text_as_moment(spec, value)
     return value
-
-
-def _rounded(spec: Mapping[str, Any], value: Any) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-        return value
-    if spec["type"] == "integer":
-        scale = 0
-    else:
-        scale = precision_scale(spec if type(spec) is dict else dict(spec))[1]
-    try:
-        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-        rounded = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
-    except (InvalidOperation, ValueError):
-        return value
-    if spec["type"] == "integer":
-        if not rounded.is_finite():
-            # Not a number: the field's own check refuses it.
-            return value
-        # A whole number, whatever its size: the field's check says its range.
-        return int(rounded)
-    return rounded
 
 
 @dataclass(frozen=True)
