@@ -627,6 +627,72 @@ def test_an_import_with_rules_reads_related_records_per_batch_not_per_row(
     assert industries == {"retail", "energy"}
 
 
+#: At most two won opportunities per account, judged on the account's roll-up.
+TWO_WON_AT_MOST = rule(
+    "two_won_at_most",
+    "opportunity",
+    "validation",
+    field="account",
+    condition={
+        "and": [
+            {"==": [{"var": "stage"}, "won"]},
+            {">=": [{"var": "account.won_count"}, 2]},
+        ]
+    },
+    message="An account has two won opportunities at most.",
+)
+#: A task for every new opportunity: its rows are saved one by one.
+KICKOFF = creates_on_create(
+    "kickoff", "opportunity", "task", {"subject": {"var": "title"}}
+)
+
+
+@pytest.mark.parametrize("automated", [False, True])
+def test_an_import_judges_each_row_on_the_totals_the_rows_before_it_left(
+    platform: Platform, crm: Api, automated: bool
+) -> None:
+    # Saved one by one, the third won opportunity of Mill is refused: the
+    # roll-up counts the two before it. An import refuses that row alike,
+    # whether its rows are saved together or (with an automation) one by one.
+    define(crm, WON_COUNT, TWO_WON_AT_MOST)
+    if automated:
+        define(crm, KICKOFF)
+    create(crm, "account", name="Mill")
+    text = "title,account,stage\nA,Mill,won\nB,Mill,won\nC,Mill,won\nD,Mill,\n"
+
+    with pytest.raises(ImportFailed) as refused:
+        load_csv(platform, "opportunity", text)
+    report = load_csv(platform, "opportunity", text, skip_bad_rows=True)
+
+    assert [(e.row, e.field, e.code) for e in refused.value.report.errors] == [
+        (4, "account", "rule")
+    ]
+    assert (report.created, report.failed_rows) == (3, 1)
+    assert crm.get("/account").json["data"][0]["won_count"] == 2
+
+
+def test_an_imported_formula_reads_the_totals_the_rows_before_it_left(
+    platform: Platform, crm: Api
+) -> None:
+    # The automation saves the rows one by one; a row that moves no total
+    # still reads the total that the rows before it made.
+    account_total = rule(
+        "account_total", "opportunity", "formula", field="total",
+        expression={"var": "account.won_total"},
+    )  # fmt: skip
+    define(crm, WON_TOTAL, account_total, KICKOFF)
+    create(crm, "account", name="Mill")
+    text = "title,account,stage,amount\nA,Mill,won,100\nB,Mill,,50\n"
+
+    load_csv(platform, "opportunity", text)
+
+    deals = crm.get("/opportunity?sort=title").json["data"]
+    assert [(deal["title"], deal["total"]) for deal in deals] == [
+        ("A", 100),
+        ("B", 100),
+    ]
+
+
 def test_a_rollup_condition_without_sql_form_runs_in_python(crm: Api) -> None:
     matched = {
         **WON_COUNT,

@@ -451,7 +451,7 @@ class RecordService:
             raise BatchFailed(bad)
         runner = self._rules(entity)
         if self._one_at_a_time(entity, runner):
-            return self._create_one_by_one(entity, values, bad, skip_bad_rows)
+            return self._create_one_by_one(entity, rows, values, bad, skip_bad_rows)
         good = [item for index, item in enumerate(values) if index not in bad]
         cascade = Cascade(self)
         # What follows the inserts (a roll-up's total that no longer fits), or a
@@ -468,7 +468,7 @@ class RecordService:
             if batch is None:
                 raise
             batch.rollback()
-            return self._create_one_by_one(entity, values, bad, skip_bad_rows)
+            return self._create_one_by_one(entity, rows, values, bad, skip_bad_rows)
         if batch is not None:
             batch.commit()
         rows_left = iter(inserted)
@@ -480,17 +480,40 @@ class RecordService:
 
     def _one_at_a_time(self, entity: EntityDef, runner: RecordRules) -> bool:
         """Whether new records of ``entity`` are saved one at a time: automations
-        save other records with each, or a unique formula is known only once
-        each is stored (see :meth:`_insert`)."""
-        if runner.unique_when_stored:
+        save other records with each, a unique formula is known only once each
+        is stored (see :meth:`_insert`), or the rules read what the rows before
+        one change (see :meth:`_reads_earlier_rows`)."""
+        if runner.unique_when_stored or self._reads_earlier_rows(entity, runner):
             return True
         return not self.bypass_automation and bool(
             self.catalog.rules.for_entity(entity.name).automations
         )
 
+    def _reads_earlier_rows(self, entity: EntityDef, runner: RecordRules) -> bool:
+        """Whether the rules of ``entity`` read, through a lookup, what the save of
+        another new record of it may change: a roll-up's total or a formula that
+        follows it, or any field when automations run (its own, or those of the
+        related record, which a roll-up's change triggers)."""
+        rules = self.catalog.rules.for_entity(entity.name)
+        automated = not self.bypass_automation and bool(rules.automations)
+        if not (automated or rules.rollups):
+            return False
+        for lookup, names in runner.related_reads.items():
+            spec = entity.fields.get(lookup)
+            if spec is None or spec["type"] != "lookup":
+                continue
+            target = self.catalog.rules.for_entity(spec["target"])
+            anything = automated or (
+                bool(target.automations) and not self.bypass_automation
+            )
+            if any(anything or name in target.computed for name in names):
+                return True
+        return False
+
     def _create_one_by_one(
         self,
         entity: EntityDef,
+        rows: Sequence[Any],
         values: list[dict[str, Any]],
         bad: dict[int, list[Problem]],
         skip_bad_rows: bool,
@@ -499,8 +522,11 @@ class RecordService:
 
         Automations save other records, and each row's must succeed or vanish with
         it; a savepoint per row gives that. A unique formula known only once a row
-        is stored is judged then, against the rows stored before it.
+        is stored is judged then, against the rows stored before it. Rules that
+        read what the rows before a row changed judge it again once they are
+        stored, as saves made one by one would.
         """
+        again = self._reads_earlier_rows(entity, self._rules(entity))
         ids: list[int | None] = [None] * len(values)
         stored: set[int] = set()
         batch = self.connection.begin_nested()
@@ -509,6 +535,10 @@ class RecordService:
                 continue
             row_savepoint = self.connection.begin_nested()
             try:
+                if again and stored:
+                    checked, found = self.check_new(entity.name, [rows[index]])
+                    _raise_for(found[0])
+                    item = checked[0]
                 row = self._insert(entity, [item], earlier=stored)[0]
                 record_created(self, entity, [row])
                 Cascade(self).run([Change(entity, "create", None, row)])
