@@ -1317,6 +1317,36 @@ def test_an_import_saves_a_row_with_the_earlier_row_it_refers_to(
     )
 
 
+def test_an_import_updates_a_row_with_the_stored_record_it_refers_to(
+    platform: Platform, crm: Api
+) -> None:
+    # As a PATCH giving both would be, the update that makes "Gold" gold is
+    # judged with the parent its row names, a stored account.
+    coded = {
+        **ACCOUNT,
+        "fields": [
+            *ACCOUNT["fields"],
+            {"name": "code", "type": "text", "label": "Code", "external_id": True},
+        ],
+    }
+    parent_required = rule(
+        "parent_required", "account", "field_state", field="parent",
+        required_if={"==": [{"var": "tier"}, "gold"]},
+    )  # fmt: skip
+    define(crm, coded, parent_required)
+    load_csv(platform, "account", "code,name\nT1,Top\nG1,Gold\n")
+    text = "code,tier,parent\nG1,gold,Top\n"
+
+    report = load_csv(platform, "account", text, key="code")
+
+    assert (report.updated, report.failed_rows) == (1, 0)
+    stored = {a["name"]: a for a in crm.get("/account").json["data"]}
+    assert (stored["Gold"]["tier"], stored["Gold"]["parent"]) == (
+        "gold",
+        stored["Top"]["id"],
+    )
+
+
 def test_a_skipped_row_referred_to_by_a_later_row_is_deleted_after_it(
     platform: Platform, crm: Api
 ) -> None:

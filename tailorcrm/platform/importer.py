@@ -416,6 +416,15 @@ class Importer:
         creates: list[tuple[int, dict[str, Any], dict[str, str]]] = []
         failing: list[tuple[int, dict[str, Any], list[Problem]]] = []
         existing = self._existing_keys(key, parsed)
+        # An updated row is saved with its references to stored records, so that
+        # rules judge it with them, as a new row is (see _create_in_order).
+        found = self._resolve_texts(
+            [
+                (number, data, deferred)
+                for number, data, _, deferred in parsed
+                if key is not None and data.get(key) in existing
+            ]
+        )
         for number, data, problems, deferred in parsed:
             if key is not None and not problems:
                 problems += self._repeated_key(key, data.get(key), number)
@@ -425,6 +434,11 @@ class Importer:
             elif problems:
                 failing.append((number, data, problems))
             elif key is not None and data.get(key) in existing:
+                data.update(
+                    (field, found[field][text])
+                    for field, text in deferred.items()
+                    if isinstance(found[field][text], int)
+                )
                 self._update(report, number, existing[data[key]], data, deferred)
             else:
                 creates.append((number, data, deferred))
