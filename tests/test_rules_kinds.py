@@ -641,6 +641,18 @@ TWO_WON_AT_MOST = rule(
     },
     message="An account has two won opportunities at most.",
 )
+#: One won opportunity per account.
+ONE_WON_AT_MOST = {
+    **TWO_WON_AT_MOST,
+    "name": "one_won_at_most",
+    "condition": {
+        "and": [
+            {"==": [{"var": "stage"}, "won"]},
+            {">=": [{"var": "account.won_count"}, 1]},
+        ]
+    },
+    "message": "An account has one won opportunity at most.",
+}
 #: A task for every new opportunity: its rows are saved one by one.
 KICKOFF = creates_on_create(
     "kickoff", "opportunity", "task", {"subject": {"var": "title"}}
@@ -1345,6 +1357,26 @@ def test_an_import_updates_a_row_with_the_stored_record_it_refers_to(
         "gold",
         stored["Top"]["id"],
     )
+
+
+def test_an_upsert_saves_its_rows_in_the_order_of_the_file(
+    platform: Platform, crm: Api
+) -> None:
+    # Saved one by one, the new "Crane" takes Mill's only place for a won
+    # deal and the update of "Barge" below it is refused; so in an import.
+    define(crm, WON_COUNT, ONE_WON_AT_MOST)
+    mill = create(crm, "account", name="Mill")
+    create(crm, "opportunity", title="Barge", account=mill["id"], erp_code="E-1")
+    text = "erp_code,title,account,stage\nE-2,Crane,Mill,won\nE-1,Barge,Mill,won\n"
+
+    report = load_csv(platform, "opportunity", text, key="erp_code", skip_bad_rows=True)
+
+    assert [(e.row, e.field, e.code) for e in report.errors] == [(3, "account", "rule")]
+    deals = crm.get("/opportunity?sort=title").json["data"]
+    assert [(d["title"], d["stage"]) for d in deals] == [
+        ("Barge", "prospecting"),
+        ("Crane", "won"),
+    ]
 
 
 def test_a_skipped_row_referred_to_by_a_later_row_is_deleted_after_it(

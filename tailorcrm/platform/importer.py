@@ -439,6 +439,11 @@ class Importer:
                     for field, text in deferred.items()
                     if isinstance(found[field][text], int)
                 )
+                if creates:
+                    # Rows are saved in the order of the file: the new rows above
+                    # an update are stored first, as saves one by one would be.
+                    self._create_in_order(report, creates)
+                    creates = []
                 self._update(report, number, existing[data[key]], data, deferred)
             else:
                 creates.append((number, data, deferred))
