@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -815,6 +817,26 @@ def test_an_if_whose_every_branch_is_date_text_fills_a_date_field(
     assert small.json["close_date"] == "2027-06-30"
 
 
+@contextmanager
+def _stored_unchecked(
+    platform: Platform, database_url: str, admin_token: str, document: dict[str, Any]
+) -> Iterator[Api]:
+    """The platform started anew on its database, where the rule ``document``
+    was stored as it is, without today's checks: as a rule saved before them."""
+    with platform.engine.begin() as connection:
+        connection.execute(
+            meta_documents.update()
+            .where(meta_documents.c.kind == "rule")
+            .where(meta_documents.c.name == document["name"])
+            .values(body=document)
+        )
+    later = create_app({"database_url": database_url})
+    try:
+        yield Api(later.test_client(), admin_token)
+    finally:
+        later.extensions["tailorcrm"].engine.dispose()
+
+
 def test_a_stored_rule_with_a_branch_that_does_not_fit_keeps_working(
     sales: Api, platform: Platform, database_url: str, admin_token: str
 ) -> None:
@@ -830,25 +852,16 @@ def test_a_stored_rule_with_a_branch_that_does_not_fit_keeps_working(
     )
     define(sales, fitting)
     earlier = {**fitting, "expression": {"coalesce": [{"var": "loss_reason"}, 0]}}
-    with platform.engine.begin() as connection:
-        connection.execute(
-            meta_documents.update()
-            .where(meta_documents.c.kind == "rule")
-            .where(meta_documents.c.name == "step_or_reason")
-            .values(body=earlier)
-        )
-    later = create_app({"database_url": database_url})
-    reopened = Api(later.test_client(), admin_token)
 
-    created = reopened.post(
-        "/opportunity", json={"title": "Mast", "loss_reason": "Price"}
-    )
-    blank = reopened.post("/opportunity", json={"title": "Keel"})
-    entity = reopened.get("/meta/entities/opportunity").json
-    entity["fields"].append({"name": "region", "type": "text", "label": "Region"})
-    extended = reopened.put("/meta/entities/opportunity", json=entity)
-    saved_again = reopened.put("/meta/rules/step_or_reason", json=earlier)
-    later.extensions["tailorcrm"].engine.dispose()
+    with _stored_unchecked(platform, database_url, admin_token, earlier) as reopened:
+        created = reopened.post(
+            "/opportunity", json={"title": "Mast", "loss_reason": "Price"}
+        )
+        blank = reopened.post("/opportunity", json={"title": "Keel"})
+        entity = reopened.get("/meta/entities/opportunity").json
+        entity["fields"].append({"name": "region", "type": "text", "label": "Region"})
+        extended = reopened.put("/meta/entities/opportunity", json=entity)
+        saved_again = reopened.put("/meta/rules/step_or_reason", json=earlier)
 
     assert created.status_code == 201, created.json
     assert created.json["next_step"] == "Price"
@@ -1047,24 +1060,17 @@ def test_a_stored_rule_filling_a_lookup_with_another_entity_keeps_working(
     )
     define(sales, fitting)
     earlier = {**fitting, "expression": {"var": "opportunity"}}
-    with platform.engine.begin() as connection:
-        connection.execute(
-            meta_documents.update()
-            .where(meta_documents.c.kind == "rule")
-            .where(meta_documents.c.name == "visit_account")
-            .values(body=earlier)
-        )
     account = create(sales, "account", name="Alder")
     deal = create(sales, "opportunity", title="Dock")
-    later = create_app({"database_url": database_url})
-    reopened = Api(later.test_client(), admin_token)
 
-    visit = reopened.post("/visit", json={"subject": "Tour", "opportunity": deal["id"]})
-    entity = reopened.get("/meta/entities/visit").json
-    entity["fields"].append({"name": "notes", "type": "text", "label": "Notes"})
-    extended = reopened.put("/meta/entities/visit", json=entity)
-    saved_again = reopened.put("/meta/rules/visit_account", json=earlier)
-    later.extensions["tailorcrm"].engine.dispose()
+    with _stored_unchecked(platform, database_url, admin_token, earlier) as reopened:
+        visit = reopened.post(
+            "/visit", json={"subject": "Tour", "opportunity": deal["id"]}
+        )
+        entity = reopened.get("/meta/entities/visit").json
+        entity["fields"].append({"name": "notes", "type": "text", "label": "Notes"})
+        extended = reopened.put("/meta/entities/visit", json=entity)
+        saved_again = reopened.put("/meta/rules/visit_account", json=earlier)
 
     assert visit.status_code == 201, visit.json
     assert visit.json["account"] == deal["id"] == account["id"]
