@@ -874,6 +874,48 @@ def test_a_stored_rule_with_a_branch_that_does_not_fit_keeps_working(
     ]
 
 
+def test_a_stored_rule_that_no_longer_fits_still_computes_its_field_alone(
+    sales: Api, platform: Platform, database_url: str, admin_token: str
+) -> None:
+    # The stored formula goes on computing next_step, so a second formula for
+    # that field is refused as it would be beside a formula that fits.
+    fitting = rule(
+        "step_or_reason",
+        "opportunity",
+        "formula",
+        field="next_step",
+        expression={"coalesce": [{"var": "loss_reason"}, "none"]},
+    )
+    define(sales, fitting)
+    earlier = {**fitting, "expression": {"coalesce": [{"var": "loss_reason"}, 0]}}
+    with platform.engine.begin() as connection:
+        connection.execute(
+            meta_documents.update()
+            .where(meta_documents.c.kind == "rule")
+            .where(meta_documents.c.name == "step_or_reason")
+            .values(body=earlier)
+        )
+    later = create_app({"database_url": database_url})
+    reopened = Api(later.test_client(), admin_token)
+    second = rule(
+        "step_from_title",
+        "opportunity",
+        "formula",
+        field="next_step",
+        expression={"var": "title"},
+    )
+
+    response = reopened.put("/meta/rules/step_from_title", json=second)
+    created = reopened.post(
+        "/opportunity", json={"title": "Mast", "loss_reason": "Price"}
+    )
+    later.extensions["tailorcrm"].engine.dispose()
+
+    assert response.status_code == 422
+    assert problems(response) == [("step_from_title.field", "computed_twice")]
+    assert created.json["next_step"] == "Price"
+
+
 #: Points at an opportunity and at an account: two lookups to two entities.
 VISIT = {
     "name": "visit",

@@ -19,6 +19,7 @@ from ..errors import Conflict, InvalidMetadata, NotFound, Problem
 from ..metadata import (
     RULE,
     Catalog,
+    EntityDef,
     Plan,
     StoredRule,
     check_rule_document,
@@ -104,7 +105,7 @@ def plan_rules(
     every.update(incoming)
     for name in removing:
         every.pop(name, None)
-    _, found = compile_rules(every, target.entities, new=list(incoming))
+    found = _rule_problems(every, target.entities, new=list(incoming))
     _raise_for(_introduced(found, stored, incoming, current), sources)
 
     change = RuleChange()
@@ -137,13 +138,33 @@ def _introduced(
     if not found:
         return found
     every = {name: item.document for name, item in stored.items()}
-    _, before = compile_rules(every, current.entities)
+    before = _rule_problems(every, current.entities)
     earlier = {(problem.field, problem.code) for problem in before}
     return [
         problem
         for problem in found
         if _rule_of(problem) in incoming or (problem.field, problem.code) not in earlier
     ]
+
+
+def _rule_problems(
+    every: Mapping[str, Any],
+    entities: Mapping[str, EntityDef],
+    *,
+    new: Sequence[str] = (),
+) -> list[Problem]:
+    """Every problem of the rules ``every``, each judged in full, and those they
+    cause together as the catalog will run them.
+
+    A stored rule that no longer passes every check leaves the strict reading
+    but stays in the catalog, read leniently: a formula for its field, a default
+    or a circle through it must still be refused.
+    """
+    _, found = compile_rules(every, entities, new=new)
+    if not any(_rule_of(problem) not in new for problem in found):
+        return found
+    _, together = compile_rules(every, entities, new=new, lenient=True)
+    return found + [problem for problem in together if problem not in found]
 
 
 def _rule_of(problem: Problem) -> str:
