@@ -705,6 +705,34 @@ def test_an_imported_formula_reads_the_totals_the_rows_before_it_left(
     ]
 
 
+def test_an_import_accepts_a_row_that_the_rows_before_it_made_valid(
+    platform: Platform, crm: Api
+) -> None:
+    # Saved one by one, the renewal is accepted: the won deal above it is
+    # counted by then. An import accepts it alike.
+    renewal_needs_a_win = rule(
+        "renewal_needs_a_win",
+        "opportunity",
+        "validation",
+        field="next_step",
+        condition={
+            "and": [
+                {"==": [{"var": "next_step"}, "renewal"]},
+                {"<": [{"var": "account.won_count"}, 1]},
+            ]
+        },
+        message="A renewal follows a won opportunity.",
+    )
+    define(crm, WON_COUNT, renewal_needs_a_win)
+    create(crm, "account", name="Mill")
+    text = "title,account,stage,next_step\nA,Mill,won,\nB,Mill,,renewal\n"
+
+    report = load_csv(platform, "opportunity", text)
+
+    assert (report.created, report.failed_rows) == (2, 0)
+    assert crm.get("/account").json["data"][0]["won_count"] == 1
+
+
 def test_a_rollup_condition_without_sql_form_runs_in_python(crm: Api) -> None:
     matched = {
         **WON_COUNT,

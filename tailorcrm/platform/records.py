@@ -447,9 +447,11 @@ class RecordService:
         entity = self.catalog.entity(entity_name)
         values, problems = self.check_new(entity_name, rows)
         bad = {index: found for index, found in enumerate(problems) if found}
-        if bad and not skip_bad_rows:
-            raise BatchFailed(bad)
         runner = self._rules(entity)
+        # A row refused on what the rows before it had not yet changed is
+        # judged again once they are stored (see _create_one_by_one).
+        if bad and not skip_bad_rows and not self._reads_earlier_rows(entity, runner):
+            raise BatchFailed(bad)
         if self._one_at_a_time(entity, runner):
             return self._create_one_by_one(entity, rows, values, bad, skip_bad_rows)
         good = [item for index, item in enumerate(values) if index not in bad]
@@ -524,14 +526,14 @@ class RecordService:
         it; a savepoint per row gives that. A unique formula known only once a row
         is stored is judged then, against the rows stored before it. Rules that
         read what the rows before a row changed judge it again once they are
-        stored, as saves made one by one would.
+        stored, as saves made one by one would, a row they refused before too.
         """
         again = self._reads_earlier_rows(entity, self._rules(entity))
         ids: list[int | None] = [None] * len(values)
         stored: set[int] = set()
         batch = self.connection.begin_nested()
         for index, item in enumerate(values):
-            if index in bad:
+            if index in bad and not (again and stored):
                 continue
             row_savepoint = self.connection.begin_nested()
             try:
@@ -547,6 +549,7 @@ class RecordService:
                 bad[index] = row_problems(error)
                 continue
             row_savepoint.commit()
+            bad.pop(index, None)
             ids[index] = int(row["id"])
             stored.add(int(row["id"]))
         if bad and not skip_bad_rows:
