@@ -841,8 +841,9 @@ def test_a_stored_rule_with_a_branch_that_does_not_fit_keeps_working(
     sales: Api, platform: Platform, database_url: str, admin_token: str
 ) -> None:
     # A database whose formula was saved before branches were judged: it keeps
-    # computing where it can, stands in no other change's way, and is judged in
-    # full when it is saved again.
+    # computing where it can, stands in no other change's way (also sent again
+    # as it is, as a pack or an export does), and is judged in full when it is
+    # changed.
     fitting = rule(
         "step_or_reason",
         "opportunity",
@@ -861,13 +862,16 @@ def test_a_stored_rule_with_a_branch_that_does_not_fit_keeps_working(
         entity = reopened.get("/meta/entities/opportunity").json
         entity["fields"].append({"name": "region", "type": "text", "label": "Region"})
         extended = reopened.put("/meta/entities/opportunity", json=entity)
-        saved_again = reopened.put("/meta/rules/step_or_reason", json=earlier)
+        sent_again = reopened.put("/meta/rules/step_or_reason", json=earlier)
+        changed = {**earlier, "label": "Next step from the loss reason"}
+        saved_again = reopened.put("/meta/rules/step_or_reason", json=changed)
 
     assert created.status_code == 201, created.json
     assert created.json["next_step"] == "Price"
     assert blank.status_code == 422
     assert problems(blank) == [("next_step", "rule_value")]
     assert extended.status_code == 200, extended.json
+    assert sent_again.status_code == 200, sent_again.json
     assert saved_again.status_code == 422
     assert problems(saved_again) == [
         ("step_or_reason.expression.coalesce[1]", "wrong_type")
@@ -1091,7 +1095,7 @@ def test_a_stored_rule_filling_a_lookup_with_another_entity_keeps_working(
 ) -> None:
     # A database whose default was saved before the entity of a record was
     # judged: it goes on as it did, stands in no other change's way, and is
-    # refused when it is saved again.
+    # refused when it is changed.
     define(sales, VISIT)
     fitting = rule(
         "visit_account",
@@ -1112,7 +1116,8 @@ def test_a_stored_rule_filling_a_lookup_with_another_entity_keeps_working(
         entity = reopened.get("/meta/entities/visit").json
         entity["fields"].append({"name": "notes", "type": "text", "label": "Notes"})
         extended = reopened.put("/meta/entities/visit", json=entity)
-        saved_again = reopened.put("/meta/rules/visit_account", json=earlier)
+        changed = {**earlier, "label": "Account of the visit's deal"}
+        saved_again = reopened.put("/meta/rules/visit_account", json=changed)
 
     assert visit.status_code == 201, visit.json
     assert visit.json["account"] == deal["id"] == account["id"]

@@ -128,22 +128,29 @@ def _introduced(
     incoming: Mapping[str, Any],
     current: Catalog,
 ) -> list[Problem]:
-    """The problems this change brings: all those of the rules it saves, and of
-    the rules already stored those they did not have before it.
+    """The problems this change brings: all those of the rules it adds or changes,
+    and of the rules already stored (sent again unchanged or not sent) those
+    they did not have before it.
 
     A rule stored before a check that now refuses it (a branch its field cannot
-    hold) stands in no other change's way; a change of its entity that breaks it
-    further (drops a choice it writes) is still refused.
+    hold) stands in no other change's way, also when a pack or an export sends
+    it again as it is; a change of its entity that breaks it further (drops a
+    choice it writes) is still refused, and so is any change of the rule.
     """
     if not found:
         return found
+    changed = {
+        name
+        for name, document in incoming.items()
+        if name not in stored or stored[name].document != document
+    }
     every = {name: item.document for name, item in stored.items()}
     before = _rule_problems(every, current.entities)
     earlier = {(problem.field, problem.code) for problem in before}
     return [
         problem
         for problem in found
-        if _rule_of(problem) in incoming or (problem.field, problem.code) not in earlier
+        if _rule_of(problem) in changed or (problem.field, problem.code) not in earlier
     ]
 
 
