@@ -817,6 +817,21 @@ def test_an_if_whose_every_branch_is_date_text_fills_a_date_field(
     assert small.json["close_date"] == "2027-06-30"
 
 
+#: A formula that fits its field, and the same as a database from before branches
+#: were judged may hold it: its second branch gives a number to a text field.
+STEP_OR_REASON = rule(
+    "step_or_reason",
+    "opportunity",
+    "formula",
+    field="next_step",
+    expression={"coalesce": [{"var": "loss_reason"}, "none"]},
+)
+STEP_OR_REASON_EARLIER = {
+    **STEP_OR_REASON,
+    "expression": {"coalesce": [{"var": "loss_reason"}, 0]},
+}
+
+
 @contextmanager
 def _stored_unchecked(
     platform: Platform, database_url: str, admin_token: str, document: dict[str, Any]
@@ -844,15 +859,8 @@ def test_a_stored_rule_with_a_branch_that_does_not_fit_keeps_working(
     # computing where it can, stands in no other change's way (also sent again
     # as it is, as a pack or an export does), and is judged in full when it is
     # changed.
-    fitting = rule(
-        "step_or_reason",
-        "opportunity",
-        "formula",
-        field="next_step",
-        expression={"coalesce": [{"var": "loss_reason"}, "none"]},
-    )
-    define(sales, fitting)
-    earlier = {**fitting, "expression": {"coalesce": [{"var": "loss_reason"}, 0]}}
+    define(sales, STEP_OR_REASON)
+    earlier = STEP_OR_REASON_EARLIER
 
     with _stored_unchecked(platform, database_url, admin_token, earlier) as reopened:
         created = reopened.post(
@@ -883,24 +891,7 @@ def test_a_stored_rule_that_no_longer_fits_still_computes_its_field_alone(
 ) -> None:
     # The stored formula goes on computing next_step, so a second formula for
     # that field is refused as it would be beside a formula that fits.
-    fitting = rule(
-        "step_or_reason",
-        "opportunity",
-        "formula",
-        field="next_step",
-        expression={"coalesce": [{"var": "loss_reason"}, "none"]},
-    )
-    define(sales, fitting)
-    earlier = {**fitting, "expression": {"coalesce": [{"var": "loss_reason"}, 0]}}
-    with platform.engine.begin() as connection:
-        connection.execute(
-            meta_documents.update()
-            .where(meta_documents.c.kind == "rule")
-            .where(meta_documents.c.name == "step_or_reason")
-            .values(body=earlier)
-        )
-    later = create_app({"database_url": database_url})
-    reopened = Api(later.test_client(), admin_token)
+    define(sales, STEP_OR_REASON)
     second = rule(
         "step_from_title",
         "opportunity",
@@ -908,12 +899,13 @@ def test_a_stored_rule_that_no_longer_fits_still_computes_its_field_alone(
         field="next_step",
         expression={"var": "title"},
     )
+    stored = STEP_OR_REASON_EARLIER
 
-    response = reopened.put("/meta/rules/step_from_title", json=second)
-    created = reopened.post(
-        "/opportunity", json={"title": "Mast", "loss_reason": "Price"}
-    )
-    later.extensions["tailorcrm"].engine.dispose()
+    with _stored_unchecked(platform, database_url, admin_token, stored) as reopened:
+        response = reopened.put("/meta/rules/step_from_title", json=second)
+        created = reopened.post(
+            "/opportunity", json={"title": "Mast", "loss_reason": "Price"}
+        )
 
     assert response.status_code == 422
     assert problems(response) == [("step_from_title.field", "computed_twice")]

@@ -448,12 +448,15 @@ class RecordService:
         values, problems = self.check_new(entity_name, rows)
         bad = {index: found for index, found in enumerate(problems) if found}
         runner = self._rules(entity)
+        again = self._reads_earlier_rows(entity, runner)
         # A row refused on what the rows before it had not yet changed is
         # judged again once they are stored (see _create_one_by_one).
-        if bad and not skip_bad_rows and not self._reads_earlier_rows(entity, runner):
+        if bad and not skip_bad_rows and not again:
             raise BatchFailed(bad)
-        if self._one_at_a_time(entity, runner):
-            return self._create_one_by_one(entity, rows, values, bad, skip_bad_rows)
+        if again or self._one_at_a_time(entity, runner):
+            return self._create_one_by_one(
+                entity, rows, values, bad, skip_bad_rows, again=again
+            )
         good = [item for index, item in enumerate(values) if index not in bad]
         cascade = Cascade(self)
         # What follows the inserts (a roll-up's total that no longer fits), or a
@@ -470,7 +473,9 @@ class RecordService:
             if batch is None:
                 raise
             batch.rollback()
-            return self._create_one_by_one(entity, rows, values, bad, skip_bad_rows)
+            return self._create_one_by_one(
+                entity, rows, values, bad, skip_bad_rows, again=again
+            )
         if batch is not None:
             batch.commit()
         rows_left = iter(inserted)
@@ -482,10 +487,10 @@ class RecordService:
 
     def _one_at_a_time(self, entity: EntityDef, runner: RecordRules) -> bool:
         """Whether new records of ``entity`` are saved one at a time: automations
-        save other records with each, a unique formula is known only once each
-        is stored (see :meth:`_insert`), or the rules read what the rows before
-        one change (see :meth:`_reads_earlier_rows`)."""
-        if runner.unique_when_stored or self._reads_earlier_rows(entity, runner):
+        save other records with each, or a unique formula is known only once each
+        is stored (see :meth:`_insert`). So are they when the rules read what the
+        rows before one change (see :meth:`_reads_earlier_rows`)."""
+        if runner.unique_when_stored:
             return True
         return not self.bypass_automation and bool(
             self.catalog.rules.for_entity(entity.name).automations
@@ -519,6 +524,8 @@ class RecordService:
         values: list[dict[str, Any]],
         bad: dict[int, list[Problem]],
         skip_bad_rows: bool,
+        *,
+        again: bool,
     ) -> tuple[list[int | None], dict[int, list[Problem]]]:
         """Insert rows one at a time, so that a failure fails its row only.
 
@@ -526,9 +533,9 @@ class RecordService:
         it; a savepoint per row gives that. A unique formula known only once a row
         is stored is judged then, against the rows stored before it. Rules that
         read what the rows before a row changed judge it again once they are
-        stored, as saves made one by one would, a row they refused before too.
+        stored, as saves made one by one would, a row they refused before too
+        (``again``: see :meth:`_reads_earlier_rows`).
         """
-        again = self._reads_earlier_rows(entity, self._rules(entity))
         ids: list[int | None] = [None] * len(values)
         stored: set[int] = set()
         batch = self.connection.begin_nested()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -76,19 +77,29 @@ def rule(name: str, field: str, visible_if: Any) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def rules_in_force(
+    live_server: LiveServer, *documents: dict[str, Any]
+) -> Iterator[None]:
+    """Apply rule ``documents`` for the block, and remove them afterwards: the
+    server is shared."""
+    store = live_server.platform.store
+    store.apply([("", document) for document in documents], actor="test")
+    yield
+    for document in documents:
+        store.remove_rule(document["name"], actor="test")
+
+
 @pytest.fixture
 def edge_rules(live_server: LiveServer) -> Iterator[None]:
     """Next step hides behind an empty ``and``; ERP order number shows when the
     close date has passed. Removed afterwards: the server is shared."""
-    store = live_server.platform.store
-    documents = [
-        ("", rule("next_step_never", "next_step", NEVER)),
-        ("", rule("erp_code_when_overdue", "erp_code", OVERDUE)),
-    ]
-    store.apply(documents, actor="test")
-    yield
-    for _, document in documents:
-        store.remove_rule(document["name"], actor="test")
+    with rules_in_force(
+        live_server,
+        rule("next_step_never", "next_step", NEVER),
+        rule("erp_code_when_overdue", "erp_code", OVERDUE),
+    ):
+        yield
 
 
 def server_shows(condition: Any, close_date: str | None) -> bool:
@@ -150,11 +161,8 @@ def phone_rules(live_server: LiveServer) -> Iterator[None]:
             "readonly_if": {"==": [{"var": "title"}, "Counsel"]},
         },
     ]
-    store = live_server.platform.store
-    store.apply([("", document) for document in documents], actor="test")
-    yield
-    for document in documents:
-        store.remove_rule(document["name"], actor="test")
+    with rules_in_force(live_server, *documents):
+        yield
 
 
 def _contact(live_server: LiveServer, name: str, **values: Any) -> int:
@@ -226,10 +234,8 @@ def phone_unless_noted(live_server: LiveServer) -> Iterator[None]:
         "field": "phone",
         "required_if": {"is_blank": {"var": "notes"}},
     }
-    store = live_server.platform.store
-    store.apply([("", document)], actor="test")
-    yield
-    store.remove_rule(document["name"], actor="test")
+    with rules_in_force(live_server, document):
+        yield
 
 
 @pytest.mark.usefixtures("phone_unless_noted")
@@ -275,10 +281,8 @@ def phone_unless_city(live_server: LiveServer) -> Iterator[None]:
         "field": "phone",
         "required_if": {"is_blank": {"var": "billing_city"}},
     }
-    store = live_server.platform.store
-    store.apply([("", document)], actor="test")
-    yield
-    store.remove_rule(document["name"], actor="test")
+    with rules_in_force(live_server, document):
+        yield
 
 
 @pytest.mark.usefixtures("phone_unless_city")
@@ -334,11 +338,8 @@ def retail_rules(live_server: LiveServer) -> Iterator[None]:
             "required_if": {"!": RETAIL},
         },
     ]
-    store = live_server.platform.store
-    store.apply([("", document) for document in documents], actor="test")
-    yield
-    for document in documents:
-        store.remove_rule(document["name"], actor="test")
+    with rules_in_force(live_server, *documents):
+        yield
 
 
 @pytest.mark.usefixtures("retail_rules")
@@ -479,10 +480,8 @@ def steps_without_account(live_server: LiveServer) -> Iterator[None]:
         "field": "next_step",
         "required_if": {"is_blank": {"var": "account"}},
     }
-    store = live_server.platform.store
-    store.apply([("", document)], actor="test")
-    yield
-    store.remove_rule(document["name"], actor="test")
+    with rules_in_force(live_server, document):
+        yield
 
 
 @pytest.mark.usefixtures("steps_without_account")
@@ -522,10 +521,8 @@ def steps_for_big_deals(live_server: LiveServer) -> Iterator[None]:
         "field": "next_step",
         "required_if": {">": [{"var": "amount"}, 1000]},
     }
-    store = live_server.platform.store
-    store.apply([("", document)], actor="test")
-    yield
-    store.remove_rule(document["name"], actor="test")
+    with rules_in_force(live_server, document):
+        yield
 
 
 @pytest.mark.usefixtures("steps_for_big_deals")
@@ -589,11 +586,8 @@ def reachable_contacts(live_server: LiveServer) -> Iterator[None]:
             "required_if": {"!": {"is_blank": {"var": "website"}}},
         },
     ]
-    store = live_server.platform.store
-    store.apply([("", document) for document in documents], actor="test")
-    yield
-    for document in documents:
-        store.remove_rule(document["name"], actor="test")
+    with rules_in_force(live_server, *documents):
+        yield
 
 
 @pytest.mark.usefixtures("reachable_contacts")
