@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 import pytest
@@ -152,9 +153,57 @@ def test_an_index_over_values_too_long_for_it_is_refused_with_the_records(
     assert api.get("/memo/2").json["body"] == long_body
 
     api.patch("/memo/2", json={"body": "Shortened"})
-    accepted = api.put("/meta/entities/memo", json=narrowed)
+    accepted = _applied_once_others_let_go(api, "/meta/entities/memo", narrowed)
     assert accepted.status_code == 200, accepted.json
     assert any(entry.startswith(step) for entry in accepted.json["steps"])
+
+
+def _applied_once_others_let_go(api: Api, path: str, body: Any) -> Any:
+    """PUT ``body``, again while PostgreSQL still keeps a record's earlier, longer
+    value for transactions that began before it changed (other tests', running
+    beside this one), for at most a minute."""
+    for _ in range(600):
+        response = api.put(path, json=body)
+        codes = [e["code"] for e in response.json.get("errors", [])]
+        if response.status_code != 409 or codes != ["too_long_earlier"]:
+            return response
+        time.sleep(0.1)
+    return response
+
+
+def test_an_index_over_a_value_kept_for_older_transactions_is_refused_for_now(
+    api: Api, database_url: str
+) -> None:
+    # A transaction that began while record 2 held text too long for an index
+    # may still read it, so PostgreSQL indexes that version too, and cannot.
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite keeps no earlier versions of rows")
+    api.put("/meta/entities/memo", json=LONG_NAMED)
+    api.post("/memo", json={"body": "Short"})
+    api.post("/memo", json={"body": LONG_NAME})
+    narrowed = document(api, "memo")
+    narrowed["fields"][0].update(max_length=500, unique=True)
+    # A change in a later second moves updated_at, which is indexed, so the
+    # earlier version is no part of an update chain that an index build skips.
+    time.sleep(1.1)
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as older:
+            older = older.execution_options(isolation_level="REPEATABLE READ")
+            with older.begin():
+                older.execute(sa.text("SELECT 1"))
+                api.patch("/memo/2", json={"body": "Shortened"})
+                refused = api.put("/meta/entities/memo", json=narrowed)
+            accepted = api.put("/meta/entities/memo", json=narrowed)
+    finally:
+        engine.dispose()
+
+    assert refused.status_code == 409, refused.json
+    assert [(e["field"], e["code"]) for e in refused.json["errors"]] == [
+        ("memo.body", "too_long_earlier")
+    ]
+    assert "Try again in a moment" in refused.json["errors"][0]["message"]
+    assert accepted.status_code == 200, accepted.json
 
 
 def test_removing_a_field_hides_it_and_keeps_the_data(

@@ -139,8 +139,33 @@ def apply_plan(connection: sa.Connection, plan: Plan, target: Catalog) -> None:
         else:
             handler = _HANDLERS.get(operation.kind)
             if handler is not None:
-                handler(operations, operation, target, sqlite, created)
+                try:
+                    handler(operations, operation, target, sqlite, created)
+                except sa.exc.OperationalError as error:
+                    if getattr(error.orig, "sqlstate", None) != _INDEX_ROW_TOO_BIG:
+                        raise
+                    raise _kept_for_others(operation) from None
         log.info("applied %s", operation.describe())
+
+
+#: PostgreSQL's "program limit exceeded": here, an index entry too long for a page.
+_INDEX_ROW_TOO_BIG = "54000"
+
+
+def _kept_for_others(op: Operation) -> Conflict:
+    """An index over values checked to fit (see :func:`check_plan`) that
+    PostgreSQL still cannot build: it also indexes the earlier version of a row
+    that transactions begun before its change may read, and that version held
+    text too long for it. Once they end, the same change goes through."""
+    message = (
+        "A record of this field held text too long for an index until recently, "
+        "and the database keeps that value a while for transactions that began "
+        "before it changed. Try again in a moment; nothing was changed."
+    )
+    return Conflict(
+        "The database cannot build the index yet.",
+        problems=[Problem(f"{op.entity}.{op.field}", "too_long_earlier", message)],
+    )
 
 
 def _create_table(
