@@ -568,6 +568,13 @@ def test_an_automation_not_shown_that_fails_on_the_saved_record_is_not_named(
     assert desk.api.get("/opportunity?count=1").json["count"] == 1
 
 
+def _opportunity_document(desk: Desk) -> dict[str, Any]:
+    entity = desk.admin.get("/meta/entities/opportunity").json
+    document: dict[str, Any] = entity.get("document", entity)
+    document.pop("revision", None)
+    return document
+
+
 def _field_state(name: str, field: str, **conditions: Any) -> dict[str, Any]:
     return {
         "kind": "rule",
@@ -633,6 +640,54 @@ def test_field_state_over_a_hidden_field_is_the_saves_decision(desk: Desk) -> No
     assert [(e["field"], e["code"]) for e in saved.json["errors"]] == [
         ("next_step", "required")
     ]
+
+
+def test_a_required_field_the_caller_may_only_read_says_to_ask(desk: Desk) -> None:
+    # The clerk sees the probability but may not write it; a rule requires it
+    # once the deal is in negotiation. Asking them for a value would leave them
+    # no way to save: they are told to ask an administrator, on the field.
+    rule = _field_state(
+        "probability_state",
+        "probability",
+        required_if={"==": [{"var": "stage"}, "negotiation"]},
+    )
+    assert desk.admin.put("/meta/rules/probability_state", json=rule).status_code == 201
+
+    refused = desk.api.patch(f"/opportunity/{desk.deal}", json={"stage": "negotiation"})
+    created = desk.api.post(
+        "/opportunity", json={"title": "Cider press", "stage": "negotiation"}
+    )
+    by_admin = desk.admin.post(
+        "/opportunity", json={"title": "Cider press", "stage": "negotiation"}
+    )
+
+    for answer in (refused, created):
+        assert answer.status_code == 422, answer.json
+        [error] = answer.json["errors"]
+        assert (error["field"], error["code"]) == ("probability", "required")
+        assert "ask an administrator" in error["message"]
+    [error] = by_admin.json["errors"]
+    assert "administrator" not in error["message"]
+
+
+def test_a_required_field_the_caller_cannot_see_is_not_named(desk: Desk) -> None:
+    # The ERP code, which the clerk cannot see, becomes required by the entity:
+    # the refusal of their new deal says so without naming it.
+    desk.admin.patch(f"/opportunity/{desk.deal}", json={"erp_code": "SO-5120"})
+    document = _opportunity_document(desk)
+    for spec in document["fields"]:
+        if spec["name"] == "erp_code":
+            spec["required"] = True
+    changed = desk.admin.put("/meta/entities/opportunity", json=document)
+    assert changed.status_code == 200, changed.json
+
+    refused = desk.api.post("/opportunity", json={"title": "Cider press"})
+
+    assert refused.status_code == 422, refused.json
+    assert [(e["field"], e["code"]) for e in refused.json["errors"]] == [
+        (None, "required")
+    ]
+    assert "erp" not in json.dumps(refused.json).lower()
 
 
 def _section(page: str, label: str) -> Any:

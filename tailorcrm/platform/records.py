@@ -315,7 +315,7 @@ class RecordService:
         return unreadable_ids(self.connection, self.view, entity_name, ids)
 
     def _as_seen(self, entity: EntityDef, problems: list[Problem]) -> list[Problem]:
-        """Rule problems as the caller may read them: one on a field their roles
+        """Problems as the caller may read them: one on a field their roles
         hide names no field, and a field-state problem there does not name it.
         A value a default or formula computed that does not fit its field is
         told (with the rule and the value) only when the field is one the caller
@@ -325,7 +325,8 @@ class RecordService:
 
         The rules judge every field, seen or not (the same answer on every path);
         a field the caller cannot see is one they cannot fill either, so they
-        are told to ask an administrator.
+        are told to ask an administrator, as they are for a required field they
+        see but may not write.
         """
         seen = self.view.entities.get(entity.name)
         if seen is None or seen is entity or not problems:
@@ -338,6 +339,10 @@ class RecordService:
                 unseen = Problem(None, problem.code, _UNSEEN[problem.code])
                 if unseen not in found:
                     found.append(unseen)
+            elif problem.field in seen.fields and _unfillable(seen, problem):
+                # A field the caller sees but may not write: asking them for a
+                # value would leave them no way to save.
+                found.append(Problem(problem.field, problem.code, _NOT_YOURS))
             elif problem.field not in entity.fields or problem.field in seen.fields:
                 # A system column, or a key the entity does not have, is named
                 # to everyone alike: no role hides it.
@@ -607,7 +612,7 @@ class RecordService:
         if rules and runner.rules.on_records:
             runner.withhold(values, self.unreadable)
             runner.prepare_new(values, given, problems)
-            problems = [self._as_seen(entity, found) for found in problems]
+        problems = [self._as_seen(entity, found) for found in problems]
         checks = (
             self._check_references(entity, values, known=runner.stored),
             self._check_unique(entity, values, later=runner.unique_when_stored),
@@ -1314,6 +1319,23 @@ def _check_version(
             f"{expected}; reload it and apply your change again."
         )
 
+
+def _unfillable(seen: EntityDef, problem: Problem) -> bool:
+    """Whether ``problem`` asks for a value of a field that the caller's roles
+    let them see but not write."""
+    access = seen.access
+    return (
+        problem.code == "required"
+        and access is not None
+        and isinstance(problem.field, str)
+        and access.level(problem.field) != "editable"
+    )
+
+
+#: What a required field the caller may see but not write says.
+_NOT_YOURS = (
+    "This field is required, and your roles cannot fill it; ask an administrator."
+)
 
 #: What a field-state problem on a field the caller cannot see says instead.
 _UNSEEN = {
