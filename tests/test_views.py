@@ -183,6 +183,52 @@ def test_bad_view_is_refused_with_the_path_of_the_problem(
     assert labels(people.seller) == []
 
 
+@pytest.mark.parametrize("label", [" ", "\u200b", "\ufeff \u200d"])
+def test_a_view_named_with_nothing_that_shows_is_refused(
+    people: People, label: str
+) -> None:
+    response = people.seller.post("/meta/views", json={**OPEN_DEALS, "label": label})
+
+    assert response.status_code == 422, response.json
+    assert [(e["field"], e["code"]) for e in response.json["errors"]] == [
+        ("label", "blank")
+    ]
+    assert labels(people.seller) == []
+
+
+def test_two_views_of_one_group_in_the_picker_cannot_share_a_name(
+    people: People,
+) -> None:
+    own = people.seller.post("/meta/views", json=OPEN_DEALS).json
+    again = people.seller.post(
+        "/meta/views", json={**OPEN_DEALS, "label": " MY OPEN\u200b DEALS"}
+    )
+    others = people.buyer.post("/meta/views", json=OPEN_DEALS)
+    shared = people.admin.post("/meta/views", json={**OPEN_DEALS, "shared": True})
+    shared_again = people.admin.post(
+        "/meta/views", json={**OPEN_DEALS, "label": "my open deals", "shared": True}
+    )
+    renamed = people.seller.put(
+        f"/meta/views/{own['id']}", json={**OPEN_DEALS, "label": "My Open Deals"}
+    )
+    second = people.seller.post("/meta/views", json={**OPEN_DEALS, "label": "Won"})
+    clash = people.seller.put(
+        f"/meta/views/{second.json['id']}",
+        json={**OPEN_DEALS, "label": "my open deals"},
+    )
+
+    for refused in (again, shared_again, clash):
+        assert refused.status_code == 422, refused.json
+        assert [(e["field"], e["code"]) for e in refused.json["errors"]] == [
+            ("label", "duplicate_label")
+        ]
+    # Other users' own views, and shared views, are in other groups.
+    assert others.status_code == 201, others.json
+    assert shared.status_code == 201, shared.json
+    assert renamed.status_code == 200, renamed.json
+    assert labels(people.seller) == ["My Open Deals", "My open deals", "Won"]
+
+
 def test_a_broken_character_in_a_filter_is_refused_as_list_filters_refuse_it(
     people: People,
 ) -> None:

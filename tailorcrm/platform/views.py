@@ -22,6 +22,7 @@ no longer live, so a page never fails on a stale view.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -137,6 +138,8 @@ def save_view(
     if existing is not None and entity != existing.entity:
         message = f"This view lists {existing.entity!r}; its entity cannot change."
         problems.append(Problem("entity", "immutable", message))
+    if not problems:
+        problems += _label_problems(connection, user, document, existing)
     if problems:
         raise InvalidMetadata(
             "The view was refused; nothing was saved.", problems=problems
@@ -161,6 +164,49 @@ def save_view(
         saved_views.update().where(saved_views.c.id == existing.id).values(values)
     )
     return get_view(connection, catalog, user, int(existing.id))
+
+
+def _label_problems(
+    connection: sa.Connection,
+    user: User,
+    document: Mapping[str, Any],
+    existing: sa.Row[Any] | None,
+) -> list[Problem]:
+    """What keeps a view's label from naming it in the list's view picker: it
+    shows nothing (spaces or invisible characters only), or another view of the
+    same group has it already, ignoring case and such characters. The picker
+    groups shared views apart from each user's own."""
+    label = str(document["label"])
+    key = _label_key(label)
+    if not key:
+        message = "Give the view a name with letters or digits that show."
+        return [Problem("label", "blank", message)]
+    shared = document.get("shared") is True
+    group = (
+        saved_views.c.shared
+        if shared
+        else sa.and_(~saved_views.c.shared, saved_views.c.owner_id == user.id)
+    )
+    query = sa.select(saved_views.c.id, saved_views.c.label).where(
+        saved_views.c.entity == document["entity"], group
+    )
+    for row in connection.execute(query):
+        if (existing is None or row.id != existing.id) and _label_key(row.label) == key:
+            kind = "shared view" if shared else "of your views"
+            message = f"Another {kind} of this list is named {row.label!r} already."
+            return [Problem("label", "duplicate_label", message)]
+    return []
+
+
+def _label_key(label: str) -> str:
+    """A label as views are told apart: without characters that do not show
+    (spaces, format characters such as a zero-width space), case folded."""
+    shown = "".join(
+        char
+        for char in label
+        if not char.isspace() and unicodedata.category(char) not in ("Cf", "Cc")
+    )
+    return shown.casefold()
 
 
 def delete_view(
