@@ -229,6 +229,26 @@ def test_two_views_of_one_group_in_the_picker_cannot_share_a_name(
     assert labels(people.seller) == ["My Open Deals", "My open deals", "Won"]
 
 
+def test_views_named_alike_before_names_were_told_apart_can_still_change(
+    people: People, sales: Platform
+) -> None:
+    first = people.seller.post("/meta/views", json=OPEN_DEALS).json
+    second = people.seller.post("/meta/views", json={**OPEN_DEALS, "label": "Won"})
+    with sales.engine.begin() as connection:
+        connection.execute(
+            sa.update(saved_views)
+            .where(saved_views.c.id == second.json["id"])
+            .values(label=OPEN_DEALS["label"])
+        )
+
+    changed = people.seller.put(
+        f"/meta/views/{first['id']}", json={**OPEN_DEALS, "page_size": 25}
+    )
+
+    assert changed.status_code == 200, changed.json
+    assert changed.json["page_size"] == 25
+
+
 def test_a_broken_character_in_a_filter_is_refused_as_list_filters_refuse_it(
     people: People,
 ) -> None:

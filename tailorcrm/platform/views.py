@@ -182,6 +182,13 @@ def _label_problems(
         message = "Give the view a name with letters or digits that show."
         return [Problem("label", "blank", message)]
     shared = document.get("shared") is True
+    if (
+        existing is not None
+        and existing.label == label
+        and bool(existing.shared) == shared
+    ):
+        # Views named alike before names were told apart keep working.
+        return []
     group = (
         saved_views.c.shared
         if shared
