@@ -560,6 +560,23 @@ def test_a_tab_with_nothing_visible_is_not_offered_unless_it_holds_a_problem(
     assert "Loss (1 problem)" in text_of(page)
 
 
+def test_a_form_left_with_one_tab_to_offer_shows_no_tab_bar(
+    browser: Browser, pack: Platform
+) -> None:
+    pack.store.apply([("", loss_tab_layout())], actor="test")
+    lost = create(pack, "opportunity", title="Pier", stage="lost", loss_reason="Late")
+
+    fresh = page_of(browser, "/app/opportunity/new")
+    editing_lost = page_of(browser, f"/app/opportunity/{lost['id']}/edit")
+
+    # Kept in the page, hidden, for the form's script to show again.
+    (bar,) = [e for e in elements(fresh) if "data-tabs" in e.attrs]
+    assert "hidden" in bar.attrs
+    assert "hidden" not in by_id(fresh, "tab-0").attrs
+    (bar,) = [e for e in elements(editing_lost) if "data-tabs" in e.attrs]
+    assert "hidden" not in bar.attrs
+
+
 def test_a_section_condition_is_checked_against_the_entity_with_its_path(
     pack: Platform,
 ) -> None:

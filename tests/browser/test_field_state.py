@@ -22,6 +22,8 @@ from .conftest import ACCOUNT_NAME, PASSWORD, SALES_PACK, LiveServer, OpenPage
 TITLE = "Wrenfield crane hire"
 NEVER = {"and": []}
 OVERDUE = {"<": [{"var": "close_date"}, {"today": []}]}
+#: The labels of the sections of the pack's opportunity form.
+DEAL, PIPELINE, WHY_LOST = "Deal", "Pipeline", "Why we lost"
 
 
 def test_closed_lost_shows_loss_reason_as_required_and_the_server_still_decides(
@@ -631,22 +633,23 @@ def test_an_address_or_number_the_field_cannot_hold_reads_as_blank(
 # -- a tab with nothing in sight is not offered -----------------------------------
 
 
-@pytest.fixture
-def loss_tab(live_server: LiveServer) -> Iterator[None]:
-    """The opportunity form on three tabs: the deal, why it was lost (shown for a
-    lost deal only) and the pipeline, where the stage is chosen. The pack's layout
-    comes back afterwards: the server is shared."""
+@contextmanager
+def tabs_in_force(
+    live_server: LiveServer, *tabs: tuple[str, list[str]]
+) -> Iterator[None]:
+    """The opportunity form on ``tabs`` (each a label and the labels of the
+    pack's sections on it) for the block; the pack's layout comes back
+    afterwards: the server is shared."""
     pack_layout = SALES_PACK / "layouts" / "opportunity.json"
     document = json.loads(pack_layout.read_text(encoding="utf-8"))
-    deal, pipeline, loss = document["form"]["tabs"][0]["sections"][:3]
+    sections = {s["label"]: s for s in document["form"]["tabs"][0]["sections"]}
     layout = {
         "kind": "layout",
         "entity": "opportunity",
         "form": {
             "tabs": [
-                {"label": "Deal", "sections": [deal]},
-                {"label": "Loss", "sections": [loss]},
-                {"label": "Pipeline", "sections": [pipeline]},
+                {"label": label, "sections": [sections[name] for name in names]}
+                for label, names in tabs
             ]
         },
     }
@@ -654,6 +657,19 @@ def loss_tab(live_server: LiveServer) -> Iterator[None]:
     store.apply([("", layout)], actor="test")
     yield
     store.apply([("", document)], actor="test")
+
+
+@pytest.fixture
+def loss_tab(live_server: LiveServer) -> Iterator[None]:
+    """The opportunity form on three tabs: the deal, why it was lost (shown for a
+    lost deal only) and the pipeline, where the stage is chosen."""
+    with tabs_in_force(
+        live_server,
+        ("Deal", [DEAL]),
+        ("Loss", [WHY_LOST]),
+        ("Pipeline", [PIPELINE]),
+    ):
+        yield
 
 
 def choose_stage(page: Page, value: str) -> None:
@@ -736,3 +752,21 @@ def test_a_tab_holding_a_problem_stays_offered_after_the_stage_changes(
     loss_tab.click()
     expect(page.get_by_label("Loss reason")).to_be_visible()
     assert live_server.find("opportunity", title="Wrenfield slipway") == []
+
+
+def test_the_tab_bar_shows_while_it_offers_more_than_one_tab(
+    page: Page, live_server: LiveServer
+) -> None:
+    with tabs_in_force(live_server, ("Deal", [DEAL, PIPELINE]), ("Loss", [WHY_LOST])):
+        page.goto("/app/opportunity/new")
+        bar = page.get_by_role("tablist")
+        stage = page.get_by_label("Stage")
+
+        expect(bar).to_be_hidden()
+        expect(page.get_by_label("Title")).to_be_visible()
+        stage.select_option(label="Closed lost")
+        expect(bar).to_be_visible()
+        expect(page.get_by_role("tab", name="Loss")).to_be_visible()
+        stage.select_option(label="Negotiation")
+        expect(bar).to_be_hidden()
+        expect(stage).to_be_visible()

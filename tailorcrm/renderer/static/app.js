@@ -114,7 +114,7 @@
     select(start, false);
 
     // Offer the tabs that show something; if the open one no longer does, open
-    // the first that does.
+    // the first that does. A bar that would offer one tab only is hidden.
     function refresh() {
       tabs.forEach(function (tab, index) {
         tab.hidden = !offered(index);
@@ -123,6 +123,7 @@
         return tab.getAttribute("aria-selected");
       }).indexOf("true");
       var shown = offeredIndexes();
+      list.hidden = shown.length < 2;
       if (shown.length && (open === -1 || tabs[open].hidden)) {
         select(shown[0], false);
       }
