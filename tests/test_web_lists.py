@@ -1373,16 +1373,24 @@ def _csv(response: TestResponse) -> list[dict[str, str]]:
 
 def test_export_of_selected_rows(browser: Browser, sales: Platform) -> None:
     ids = _deals(sales, 4)
+    chosen = [str(ids[1]), str(ids[3]), str(ids[0])]
 
+    # In the order of the list they were selected on.
     response = browser.post(
         "/app/opportunity/bulk",
-        {"action": "export", "ids": [str(ids[1]), str(ids[3])], "state": ""},
+        {"action": "export", "ids": chosen, "state": "sort=-close_date"},
+    )
+    rows = _csv(response)
+    by_title = browser.post(
+        "/app/opportunity/bulk",
+        {"action": "export", "ids": chosen, "state": "sort=title&start=26"},
     )
 
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
     assert "opportunity-selected.csv" in response.headers["Content-Disposition"]
-    assert [row["title"] for row in _csv(response)] == ["Deal 02", "Deal 04"]
+    assert [row["title"] for row in rows] == ["Deal 04", "Deal 02", "Deal 01"]
+    assert [row["title"] for row in _csv(by_title)] == ["Deal 01", "Deal 02", "Deal 04"]
 
 
 def test_export_follows_the_filters_search_and_sort_of_the_list(

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 import sqlalchemy as sa
 from flask import flash, redirect, request, stream_with_context
 from flask_login import login_required
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from ...errors import (
@@ -71,12 +72,18 @@ def bulk_action(entity_name: str) -> Response:
         flash(f"Select at most {MAX_SELECTED} rows at a time.", "error")
         return redirect(back, code=303)
     if action == "export":
-        selection = {"id__in": [",".join(str(i) for i in ids)]}
-        return _csv_response(
-            entity_name,
-            f"{entity_name}-selected.csv",
-            lambda _, entity: parse_list_args(entity, selection),
-        )
+        state = MultiDict(_state())
+
+        def selected(session: Session, entity: EntityDef) -> ListQuery:
+            # The rows come in the order the list showed them.
+            layout = session.catalog.layout(entity.name)
+            args = {"id__in": [",".join(str(i) for i in ids)]}
+            sort = list_args(entity, layout, state).get("sort")
+            if sort:
+                args["sort"] = sort
+            return parse_list_args(entity, args)
+
+        return _csv_response(entity_name, f"{entity_name}-selected.csv", selected)
     if action == "delete":
         return _confirm_delete(entity_name, ids, back)
     if action == "delete_confirmed":
@@ -92,13 +99,18 @@ def _selected() -> list[int]:
 
 def _back(entity_name: str) -> str:
     """The list the rows were selected on, from the form's ``state``."""
+    return list_href(entity_name, _state())
+
+
+def _state() -> list[tuple[str, str]]:
+    """The parameters of the list the rows were selected on (the form's
+    ``state``), without its position."""
     text = request.form.get("state", "")[:16_000]
-    pairs = [
+    return [
         (key, value)
         for key, value in parse_qsl(text, keep_blank_values=True)
         if key not in POSITION_PARAMS
     ]
-    return list_href(entity_name, pairs)
 
 
 def _csv_response(
