@@ -35,9 +35,9 @@ test: lint
 test-browser: $(STAMP)
 	$(BIN)/pytest -q tests/browser
 
-# Debian's Chromium, which the browser tests drive (needs root); Playwright's own
-# browser downloads are never used.
-# Debian's Chromium for the browser tests, Node.js for the rules parity tests.
+# Debian's Chromium, which the browser tests drive, and Node.js, which runs the
+# rules parity tests (needs root); Playwright's own browser downloads are never
+# used.
 browser-deps:
 	command -v chromium >/dev/null && command -v node >/dev/null || \
 		{ apt-get update && apt-get install -y chromium nodejs; }
