@@ -777,3 +777,52 @@ def test_a_delete_a_roll_up_refuses_says_which_rule_and_why(
         assert "The roll-up rule 'balance' gave a value that does not fit" in said
     assert fetch(platform, "entry", refund)["memo"] == "Refund"
     assert fetch(platform, "ledger", ledger["book"])["balance"] == 6000
+
+
+def test_an_administrator_by_role_is_one_to_the_rules_of_a_save_and_of_its_form(
+    app: Flask, platform: Platform
+) -> None:
+    # $user.roles carries "admin" for every administrator: a role that says
+    # "admin": true makes one as much as the account's flag does. The form
+    # marked Notes required for such a user, and the save did not require it.
+    from tailorcrm.platform.access import set_user_roles
+    from tests.rules_support import ACCOUNT
+    from tests.web_helpers import PASSWORD, Browser, token_of
+
+    is_admin = {"in": ["admin", {"var": "$user.roles"}]}
+    platform.store.apply(
+        [
+            ("", ACCOUNT),
+            ("", {"kind": "role", "name": "operator", "label": "Op", "admin": True}),
+            ("", rule("notes_for_admins", "account", "field_state",
+                      field="notes", required_if=is_admin)),
+            ("", rule("gold_by_admins", "account", "validation",
+                      condition={"and": [{"==": [{"var": "tier"}, "gold"]},
+                                         {"!": is_admin}]},
+                      message="Only administrators make gold accounts.",
+                      field="tier")),
+        ],
+        actor="test",
+    )  # fmt: skip
+    with platform.transaction() as (connection, catalog):
+        create_user(connection, "oren.pike", PASSWORD)
+        set_user_roles(connection, catalog, "oren.pike", ["operator"])
+    client = app.test_client()
+    token = token_of(client.get("/login").get_data(as_text=True))
+    client.post(
+        "/login",
+        data={"username": "oren.pike", "password": PASSWORD, "csrf_token": token},
+    )
+    browser = Browser(client, platform)
+
+    form = page_of(browser, "/app/account/new")
+    sent = {"name": "Gold Yard", "tier": "gold", "notes": "", "parent": ""}
+    refused = browser.post("/app/account/new", sent)
+
+    assert field_box(form, "notes").get("data-required-if")
+    notes = [e for e in elements(form) if e.get("name") == "notes"]
+    assert notes[0].get("aria-required") == "true"
+    assert refused.status_code == 422
+    said = refused.get_data(as_text=True)
+    assert field_messages(said, "notes") == ["Notes is required here."]
+    assert "Only administrators make gold accounts." not in said

@@ -16,7 +16,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -39,6 +39,8 @@ class Caller:
 
     user_id: int | None
     username: str
+    #: An administrator: by the account's flag or, in :class:`Permissions`, also
+    #: by a role that says ``"admin": true``.
     admin: bool = False
     #: The roles held, directly or through a team.
     roles: tuple[str, ...] = ()
@@ -224,7 +226,9 @@ def permissions_for(caller: Caller, roles: Mapping[str, StoredRole]) -> Permissi
     held = [roles[name].document for name in caller.roles if name in roles]
     admin = caller.admin or any(document.get("admin") for document in held)
     if admin:
-        return Permissions(caller, True, {})
+        # A role that makes its holders administrators makes them so to the
+        # rules too: ``$user.roles`` carries "admin", as on the pages.
+        return Permissions(replace(caller, admin=True), True, {})
     scopes: dict[str, dict[str, str]] = {}
     # Per entity, the field levels of each role that reads it.
     readers: dict[str, list[Mapping[str, str]]] = {}
