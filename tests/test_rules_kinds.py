@@ -1608,6 +1608,36 @@ def test_the_import_command_bypasses_automation_for_admins_only(
     assert crm.get("/task").json["data"] == []
 
 
+def test_the_import_command_lets_an_administrator_by_role_bypass_automation(
+    app: Flask, platform: Platform, crm: Api, database_url: str, tmp_path: Path
+) -> None:
+    # A role with "admin": true makes its holders administrators: the API lets
+    # them save without automations, and so does the command line.
+    define(crm, TOUCH)
+    operator = {"kind": "role", "name": "operator", "label": "Operator", "admin": True}
+    platform.store.apply([("", operator)], actor="test")
+    with platform.transaction() as (connection, catalog):
+        loader = create_user(connection, "loader", "loader-password")
+        set_user_roles(connection, catalog, "loader", ["operator"])
+        loader_api = Api(app.test_client(), create_token(connection, loader))
+    file = tmp_path / "deals.csv"
+    file.write_text("title\nKeel\n")
+    runner = CliRunner(env={"TAILORCRM_DATABASE_URL": database_url})
+
+    through_api = loader_api.post(
+        "/opportunity?bypass_automation=1", json={"title": "Oar"}
+    )
+    imported = runner.invoke(
+        main,
+        ["import", "opportunity", str(file), "--bypass-automation", "--user", "loader"],
+    )
+
+    assert through_api.status_code == 201, through_api.json
+    assert imported.exit_code == 0, imported.output
+    assert "1 rows read, 1 created" in imported.output
+    assert crm.get("/task").json["data"] == []
+
+
 def test_the_record_service_refuses_bypass_for_non_admins(platform: Platform) -> None:
     with platform.transaction() as (connection, catalog):
         seller = create_user(connection, "seller", "seller-password").actor()

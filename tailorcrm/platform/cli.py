@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,12 +28,14 @@ from ..metadata import (
     check_rule_document,
     compile_rules,
     live_grants,
+    permissions_for,
 )
 from ._app import Platform, create_app
 from .access import (
     create_team,
     delete_team,
     list_teams,
+    load_caller,
     set_team,
     set_user_attributes,
     set_user_roles,
@@ -527,10 +530,19 @@ def meta_purge(target: str, yes: bool) -> None:
 
 
 def _actor(platform: Platform, username: str | None) -> Actor:
+    """The user a command saves records as.
+
+    A user is an administrator through the flag of their account or through a
+    role that says ``"admin": true``, as the API and the pages count them, so
+    that such a user may also bypass automation here.
+    """
     if username is None:
         return SYSTEM_ACTOR
-    with platform.engine.connect() as connection:
-        return find_user(connection, username).actor()
+    with platform.reading() as (connection, catalog):
+        user = find_user(connection, username)
+        caller = load_caller(connection, user.id, user.username, user.is_admin)
+        admin = permissions_for(caller, catalog.roles).admin
+    return replace(user.actor(), is_admin=admin)
 
 
 @main.command("import")
