@@ -404,6 +404,49 @@ def test_a_sum_that_outgrows_its_field_refuses_the_save(
     assert crm.get(f"/account/{north['id']}").json["won_share"] == 600
 
 
+def test_a_total_that_does_not_fit_names_its_parent_among_the_two_a_move_changes(
+    platform: Platform, api: Api
+) -> None:
+    # A deal moved from one account to another changes both totals; the one
+    # that falls below its field's minimum is named, so that the person knows
+    # which account refused, on every path.
+    floored = {
+        **TALLIED_ACCOUNT,
+        "fields": [
+            {**spec, "min": 0} if spec["name"] == "touch_total" else spec
+            for spec in TALLIED_ACCOUNT["fields"]
+        ],
+    }
+    define(api, floored, TALLIED_OPPORTUNITY, TOUCH_TOTAL)
+    north = create(api, "account", name="North Yard")
+    south = create(api, "account", name="South Yard")
+    deal = create(
+        api, "opportunity", title="B", account=north["id"], touches=9, erp_code="B"
+    )
+    create(api, "opportunity", title="A", account=north["id"], touches=-5)
+
+    moved = api.patch(f"/opportunity/{deal['id']}", json={"account": south["id"]})
+    with pytest.raises(ImportFailed) as imported:
+        load_csv(
+            platform, "opportunity", "erp_code,account\nB,South Yard\n", key="erp_code"
+        )
+
+    expected = (
+        f"Account {north['id']}: The roll-up rule 'touch_total' gave a value that "
+        "does not fit: Enter a value of at least 0."
+    )
+    assert moved.status_code == 422
+    assert moved.json["errors"] == [
+        {"field": "account.touch_total", "code": "rule_value", "message": expected}
+    ]
+    assert [error.message for error in imported.value.report.errors] == [expected]
+    assert crm_total(api, north) == 4
+
+
+def crm_total(api: Api, account: dict[str, Any]) -> Any:
+    return api.get(f"/account/{account['id']}").json["touch_total"]
+
+
 def test_the_total_that_outgrows_its_field_is_named_among_several(
     platform: Platform, blind: Api
 ) -> None:
@@ -422,11 +465,12 @@ def test_the_total_that_outgrows_its_field_is_named_among_several(
     assert added.status_code == 422
     assert problems(added) == [("account.touch_total", "rule_value")]
     # The same words on both databases, whichever way the total leaves the range.
-    assert added.json["errors"][0]["message"] == (
+    words = (
         "The roll-up rule 'touch_total' gave a value that does not fit: Enter a "
         "whole number between -9,223,372,036,854,775,807 and "
         "9,223,372,036,854,775,807."
     )
+    assert added.json["errors"][0]["message"] == f"Account {north['id']}: {words}"
     assert stored(platform, north) == before
     below = create(crm, "account", name="South Yard")
     create(crm, "opportunity", title="C", account=below["id"], touches=-(2**62))
@@ -435,7 +479,8 @@ def test_the_total_that_outgrows_its_field_is_named_among_several(
         json={"title": "D", "account": below["id"], "touches": -(2**62)},
     )
     assert sunk.status_code == 422
-    assert sunk.json["errors"] == added.json["errors"]
+    assert problems(sunk) == problems(added)
+    assert sunk.json["errors"][0]["message"] == f"Account {below['id']}: {words}"
 
 
 def test_every_total_that_outgrows_its_field_is_named_with_its_reason(
@@ -606,7 +651,9 @@ def test_a_recomputed_whole_number_total_says_its_range_either_way(
             json={"title": "B", "account": account["id"], "touches": sign * 2**62},
         )
         assert refused.status_code == 422, refused.json
-        assert refused.json["errors"][0]["message"] == words
+        assert refused.json["errors"][0]["message"] == (
+            f"Account {account['id']}: {words}"
+        )
 
 
 def test_a_condition_that_changes_case_counts_as_the_rules_engine_reads_it(

@@ -703,7 +703,7 @@ class Cascade:
                         values[record_id][rule.field] = fit(spec, value)
                     except RuleValueError as error:
                         raise self._rollups_failed(
-                            entity, [(rule, record_id, error)], named=True
+                            entity, [(rule, record_id, error)]
                         ) from None
             dirty = {record_id: set(formulas) for record_id in rows}
             written += self.system_update(entity, rows, values, dirty)
@@ -719,17 +719,16 @@ class Cascade:
         entity: EntityDef,
         failures: Sequence[tuple[RollupRule, int, RuleValueError]],
         *,
-        named: bool = False,
         aborted: bool = False,
     ) -> TailorError:
         """Every roll-up of ``entity`` whose total does not fit, at once, each
-        with the parent record it does not fit (``named`` in its message)."""
+        with the parent record it does not fit, named in its message."""
         return self._refused(
             ValidationFailed,
             f"{entity.label} could not be updated.",
             entity,
             [
-                _rollup_failure(entity, rule, record_id, error, named=named)
+                _rollup_failure(entity, rule, record_id, error)
                 for rule, record_id, error in failures
             ],
             aborted=aborted,
@@ -1237,16 +1236,13 @@ class _Failure:
 
 
 def _rollup_failure(
-    entity: EntityDef,
-    rule: RollupRule,
-    record_id: int,
-    error: RuleValueError,
-    *,
-    named: bool = False,
+    entity: EntityDef, rule: RollupRule, record_id: int, error: RuleValueError
 ) -> _Failure:
-    whom = f"{entity.label} {record_id} " if named else ""
+    """The problem of one parent whose total does not fit, named as a formula's
+    is (``Account 1: ...``): a move changes two parents, an import many."""
     message = (
-        f"The roll-up rule {rule.name!r} gave {whom}a value that does not fit: {error}"
+        f"{entity.label} {record_id}: The roll-up rule {rule.name!r} gave a value "
+        f"that does not fit: {error}"
     )
     problem = Problem(f"{entity.name}.{rule.field}", "rule_value", message)
     return _Failure(problem, record_id, rule.name)
