@@ -417,6 +417,40 @@ def test_a_required_field_whose_rule_value_does_not_fit_gets_one_problem(
     assert problems(response) == [("subject", "rule_value")]
 
 
+def test_a_required_field_a_formula_leaves_blank_is_refused_on_update_too(
+    platform: Platform, crm: Api
+) -> None:
+    # A new deal without an account is refused, its industry being required;
+    # taking the account away from a stored deal, or moving it to an account
+    # without an industry, blanked the same field and was saved.
+    needs_industry = {
+        **OPPORTUNITY,
+        "fields": [
+            {**spec, "required": True} if spec["name"] == "industry" else spec
+            for spec in OPPORTUNITY["fields"]
+        ],
+    }
+    define(crm, needs_industry, OPPORTUNITY_INDUSTRY)
+    harbour = create(crm, "account", name="Harbour", industry="energy")
+    deal = create(crm, "opportunity", title="Cranes", account=harbour["id"])
+    create(crm, "opportunity", title="Hoists", account=harbour["id"], erp_code="H1")
+    create(crm, "account", name="Dry dock")
+
+    created = crm.post("/opportunity", json={"title": "Winches"})
+    changed = crm.patch(f"/opportunity/{deal['id']}", json={"account": None})
+    with pytest.raises(ImportFailed) as imported:
+        load_csv(
+            platform, "opportunity", "erp_code,account\nH1,Dry dock\n", key="erp_code"
+        )
+    renamed = crm.patch(f"/opportunity/{deal['id']}", json={"title": "Big cranes"})
+
+    assert problems(created) == [("industry", "required")]
+    assert problems(changed) == [("industry", "required")]
+    assert read(crm, "opportunity", deal["id"])["account"] == harbour["id"]
+    assert [(e.row, e.field) for e in imported.value.report.errors] == [(2, "industry")]
+    assert renamed.status_code == 200, renamed.json
+
+
 @pytest.mark.parametrize(
     "target", ["total", "touches", "close_date", "industry", "title"]
 )

@@ -738,16 +738,24 @@ class RecordRules:
         return problems
 
     def required(
-        self, values: Mapping[str, Any], *, refused: set[str | None]
+        self,
+        values: Mapping[str, Any],
+        *,
+        refused: set[str | None],
+        only: Collection[str] | None = None,
     ) -> list[Problem]:
         """Required fields that a default rule or a formula was to fill.
 
         A field whose rule gave a value that does not fit (in ``refused``) is
         blank for that reason alone: its ``rule_value`` problem says so, and
         "required" would ask the caller for a value they may not write.
+
+        :param only: judge these fields alone (those an update recomputed).
         """
         problems = []
         for name in self.relaxed():
+            if only is not None and name not in only:
+                continue
             if name not in refused and is_blank(values.get(name)):
                 problems.append(Problem(name, "required", "This field is required."))
         return problems
@@ -894,9 +902,15 @@ class RecordRules:
         self.load_related([merged], setting=written)
         self.load_related([current])
         data = self.data(merged, prior=current)
-        problems = self.formulas(merged, data, dirty=set(written))
+        dirty = set(written)
+        problems = self.formulas(merged, data, dirty=dirty)
         for rule in self.rules.formulas:
             values[rule.field] = merged[rule.field]
+        # A required field that a formula this change recomputed left blank is
+        # refused, as on a create.
+        problems += self.required(
+            merged, refused={p.field for p in problems}, only=dirty - written
+        )
         # The stored record as conditions read it, without reading it twice.
         prior = {**data["$prior"], "$user": self.user, "$now": self.now}
         problems += self.validate(data, prior=prior, written=written)
