@@ -826,3 +826,49 @@ def test_an_administrator_by_role_is_one_to_the_rules_of_a_save_and_of_its_form(
     said = refused.get_data(as_text=True)
     assert field_messages(said, "notes") == ["Notes is required here."]
     assert "Only administrators make gold accounts." not in said
+
+
+def test_a_new_form_judges_field_state_on_roll_ups_at_their_start_as_the_save(
+    app: Flask, platform: Platform
+) -> None:
+    # A new account has no deals: its count is 0 and its total 0 when it is
+    # saved. The form read both as blank, so it showed Notes optional and hid
+    # Tier, where the save required Notes and judged Tier shown.
+    from tests.rules_support import ACCOUNT, OPPORTUNITY, WON_TOTAL
+
+    platform.store.apply(
+        [
+            ("", ACCOUNT),
+            ("", OPPORTUNITY),
+            ("", WON_TOTAL),
+            ("", rule("won_count", "account", "rollup", field="won_count",
+                      relation={"entity": "opportunity", "lookup": "account"},
+                      function="count")),
+            ("", rule("notes_while_new", "account", "field_state", field="notes",
+                      required_if={"==": [{"var": "won_count"}, 0]})),
+            ("", rule("tier_while_new", "account", "field_state", field="tier",
+                      visible_if={"==": [{"var": "won_total"}, 0]})),
+            ("", rule("start_note", "account", "default", field="industry",
+                      expression={"if": [{"==": [{"var": "won_count"}, 0]},
+                                         "retail", "energy"]})),
+        ],
+        actor="test",
+    )  # fmt: skip
+    browser = sign_in(app, platform)
+
+    form = page_of(browser, "/app/account/new")
+    refused = browser.post(
+        "/app/account/new",
+        {"name": "Quay", "industry": "retail", "tier": "", "notes": "", "parent": ""},
+    )
+
+    found = elements(form)
+    notes = next(i for i, e in enumerate(found) if e.get("data-field") == "notes")
+    marker = next(e for e in found[notes:] if "data-required-mark" in e.attrs)
+    assert "hidden" not in marker.attrs
+    assert "hidden" not in field_box(form, "tier").attrs
+    industry = [e for e in elements(form) if e.get("value") == "retail"]
+    assert "selected" in industry[0].attrs
+    assert refused.status_code == 422
+    said = refused.get_data(as_text=True)
+    assert field_messages(said, "notes") == ["Notes is required here."]

@@ -678,16 +678,20 @@ class RecordRules:
         )
         for index in readable:
             values = batch[index]
-            for rollup in self.rules.rollup_fields:
-                # A new record has no children yet.
-                spec = self.entity.fields[rollup.field]
-                values[rollup.field] = fit(spec, EMPTY_ROLLUP[rollup.function])
+            self.start_rollups(values)
             data = self.data(values)
             found = self.defaults(values, data, given[index])
             found += self.formulas(values, data, dirty=None)
             found += self.required(values, refused={p.field for p in found})
             found += self.validate(data, prior=None, written=given[index])
             problems[index].extend(found)
+
+    def start_rollups(self, values: dict[str, Any]) -> None:
+        """Give a new record's roll-ups their values over no children, which it
+        has none of yet (``count`` and ``sum`` 0, ``min`` and ``max`` null)."""
+        for rollup in self.rules.rollup_fields:
+            spec = self.entity.fields[rollup.field]
+            values[rollup.field] = fit(spec, EMPTY_ROLLUP[rollup.function])
 
     def defaults(
         self, values: dict[str, Any], data: dict[str, Any], given: frozenset[str]
@@ -838,6 +842,7 @@ class RecordRules:
         (and may change) them; fields in ``given`` are left alone.
         """
         self.load_related([values])
+        self.start_rollups(values)
         data = self.data(values)
         self.defaults(values, data, given)
 
@@ -872,6 +877,9 @@ class RecordRules:
         :param stored: the record as stored, for an edit; ``None`` for a new one.
         """
         record = dict(values)
+        if stored is None:
+            # Judged as the create will judge it: roll-ups at their start.
+            self.start_rollups(record)
         self.load_related([record, *([stored] if stored is not None else [])])
         data = self.data(record, whole=True)
         # A formula that cannot be computed shows no value; the save says why.
