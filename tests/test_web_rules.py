@@ -872,3 +872,45 @@ def test_a_new_form_judges_field_state_on_roll_ups_at_their_start_as_the_save(
     assert refused.status_code == 422
     said = refused.get_data(as_text=True)
     assert field_messages(said, "notes") == ["Notes is required here."]
+
+
+def test_an_edit_form_keeps_formulas_whose_inputs_it_has_not_changed(
+    app: Flask, platform: Platform
+) -> None:
+    # A formula that reads only $user is computed on create, and a save that
+    # changes nothing it reads keeps it. The edit form computed it again for
+    # the person editing, so it judged another value than the save would.
+    from tests.rules_support import ACCOUNT, OPPORTUNITY
+
+    platform.store.apply(
+        [
+            ("", ACCOUNT),
+            ("", OPPORTUNITY),
+            ("", rule("opened_by", "opportunity", "formula", field="next_step",
+                      expression={"var": "$user.username"})),
+            ("", rule("reason_for_opener", "opportunity", "field_state",
+                      field="loss_reason",
+                      required_if={"==": [{"var": "next_step"},
+                                          {"var": "$user.username"}]})),
+        ],
+        actor="test",
+    )  # fmt: skip
+    deal = create(platform, "opportunity", title="Pier cranes", loss_reason="Late")
+    browser = sign_in(app, platform)
+
+    form = page_of(browser, f"/app/opportunity/{deal['id']}/edit")
+    saved = browser.post(
+        f"/app/opportunity/{deal['id']}/edit",
+        {"title": "Pier cranes", "loss_reason": "", "stage": "prospecting"},
+    )
+
+    found = elements(form)
+    reason = next(
+        i for i, e in enumerate(found) if e.get("data-field") == "loss_reason"
+    )
+    marker = next(e for e in found[reason:] if "data-required-mark" in e.attrs)
+    assert "hidden" in marker.attrs
+    state = next(e for e in found if "data-field-state" in e.attrs)
+    assert json.loads(state["data-field-state"])["record"]["next_step"] == "system"
+    assert saved.status_code == 303
+    assert fetch(platform, "opportunity", deal["id"])["loss_reason"] is None

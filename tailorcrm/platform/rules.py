@@ -883,7 +883,18 @@ class RecordRules:
         self.load_related([record, *([stored] if stored is not None else [])])
         data = self.data(record, whole=True)
         # A formula that cannot be computed shows no value; the save says why.
-        self.formulas(record, data, dirty=None)
+        # An edit recomputes, as its save does, only the formulas whose inputs
+        # the form changed: one of $user or $now alone keeps its stored value.
+        dirty = (
+            None
+            if stored is None
+            else {
+                name
+                for name in self.entity.fields
+                if record.get(name) != stored.get(name)
+            }
+        )
+        self.formulas(record, data, dirty=dirty)
         prior = self.data(stored, whole=True) if stored is not None else None
         fields = {
             name: self.field_state(name, data, prior=prior)
