@@ -451,6 +451,44 @@ def test_a_required_field_a_formula_leaves_blank_is_refused_on_update_too(
     assert renamed.status_code == 200, renamed.json
 
 
+def test_a_change_of_a_related_record_leaving_a_required_formula_blank_is_refused(
+    crm: Api,
+) -> None:
+    # The deals' industry is required and read from their account: clearing the
+    # account's industry, or deleting the account (the lookup is cleared),
+    # would leave it blank in every deal of the account.
+    needs_industry = {
+        **OPPORTUNITY,
+        "fields": [
+            {**spec, "required": True} if spec["name"] == "industry" else spec
+            for spec in OPPORTUNITY["fields"]
+        ],
+    }
+    cleared = {
+        **needs_industry,
+        "fields": [
+            {**spec, "on_delete": "set_null"} if spec["name"] == "account" else spec
+            for spec in needs_industry["fields"]
+        ],
+    }
+    define(crm, cleared, OPPORTUNITY_INDUSTRY)
+    harbour = create(crm, "account", name="Harbour", industry="energy")
+    deal = create(crm, "opportunity", title="Cranes", account=harbour["id"])
+
+    blanked = crm.patch(f"/account/{harbour['id']}", json={"industry": None})
+    deleted = crm.delete(f"/account/{harbour['id']}")
+    moved = crm.patch(f"/account/{harbour['id']}", json={"industry": "retail"})
+
+    for refused in (blanked, deleted):
+        assert refused.status_code == 422, refused.json
+        [error] = refused.json["errors"]
+        assert (error["field"], error["code"]) == ("opportunity.industry", "required")
+        assert error["message"].startswith(f"Opportunity {deal['id']}: ")
+    assert read(crm, "account", harbour["id"])["industry"] == "retail"
+    assert moved.status_code == 200, moved.json
+    assert read(crm, "opportunity", deal["id"])["industry"] == "retail"
+
+
 @pytest.mark.parametrize(
     "target", ["total", "touches", "close_date", "industry", "title"]
 )

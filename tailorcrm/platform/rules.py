@@ -1025,7 +1025,13 @@ class RecordRules:
         """Every formula field of ``row`` once the formulas fed by ``dirty`` inputs
         are computed, and their problems."""
         merged = dict(row)
-        problems = self.formulas(merged, self.data(merged), dirty=set(dirty))
+        marks = set(dirty)
+        problems = self.formulas(merged, self.data(merged), dirty=marks)
+        # A required field that a recomputed formula left blank is refused, as
+        # on a save of the record itself.
+        problems += self.required(
+            merged, refused={p.field for p in problems}, only=marks - set(dirty)
+        )
         values = {rule.field: merged[rule.field] for rule in self.rules.formulas}
         return values, problems
 
