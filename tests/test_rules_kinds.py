@@ -1105,6 +1105,51 @@ def test_an_update_of_a_related_record_reads_it_as_committed(
     assert read(crm, "account", account["id"])["notes"] == "++"
 
 
+def test_an_automation_sets_a_field_that_its_save_makes_read_only(crm: Api) -> None:
+    # Touches are read-only once the deal is won, and set when it is won: the
+    # automation's change is part of the save that wins the deal, and is judged
+    # on the record as that save found it (nothing stored on a create).
+    locked = rule(
+        "touches_locked",
+        "opportunity",
+        "field_state",
+        field="touches",
+        readonly_if={"==": [{"var": "stage"}, "won"]},
+    )
+    stamp = rule(
+        "stamp_won",
+        "opportunity",
+        "automation",
+        trigger=["create", "update"],
+        condition={"and": [{"==": [{"var": "stage"}, "won"]},
+                           {"is_blank": {"var": "touches"}}]},
+        actions=[{"type": "set_field", "field": "touches", "value": 9}],
+    )  # fmt: skip
+    # A second automation on the same record, one level deeper, belongs to the
+    # same save.
+    note = rule(
+        "note_touches",
+        "opportunity",
+        "automation",
+        trigger="update",
+        condition={"==": [{"var": "touches"}, 9]},
+        actions=[{"type": "set_field", "field": "touches", "value": 10}],
+    )  # fmt: skip
+    define(crm, locked, stamp, note)
+    open_deal = create(crm, "opportunity", title="Quay")
+
+    created = crm.post("/opportunity", json={"title": "Pier", "stage": "won"})
+    won = crm.patch(f"/opportunity/{open_deal['id']}", json={"stage": "won"})
+    by_hand = crm.patch(f"/opportunity/{open_deal['id']}", json={"touches": 3})
+
+    assert created.status_code == 201, created.json
+    assert read(crm, "opportunity", created.json["id"])["touches"] == 10
+    assert won.status_code == 200, won.json
+    assert read(crm, "opportunity", open_deal["id"])["touches"] == 10
+    # The person still may not change it once the deal is won.
+    assert problems(by_hand) == [("touches", "read_only")]
+
+
 def test_automations_that_trigger_each_other_stop_at_the_depth_limit(
     crm: Api,
 ) -> None:

@@ -238,8 +238,12 @@ def _act(
         field: coerce(target.fields[field], expression(data))
         for field, expression in action.values
     }
-    # The record its caller saved: problems there are that save's own.
+    # The record its caller saved: problems there are that save's own, and the
+    # change is part of that save (readonly_if judged as the save began).
     own = action.type == "set_field" and not change.followed
+    if own:
+        key = (change.entity.name, change.record_id)
+        nested.saves_under_way.setdefault(key, change.before)
     try:
         if action.type == "set_field":
             nested.update(target.name, change.record_id, values)

@@ -150,6 +150,11 @@ class RecordService:
         self.now = dt.datetime.now(dt.UTC)
         #: The automations whose actions this service saves, outermost first.
         self.chain: tuple[str, ...] = ()
+        #: For each record (entity, id) whose save under way this service's
+        #: updates belong to (an automation's ``set_field``): the record as
+        #: stored before that save, ``None`` when the save creates it.
+        #: ``readonly_if`` is judged on it.
+        self.saves_under_way: dict[tuple[str, int], Mapping[str, Any] | None] = {}
         #: Field history rows kept back to be written together (see
         #: :func:`~.fieldhistory.batched`); ``None`` writes each at once.
         self.history_rows: list[dict[str, Any]] | None = None
@@ -170,6 +175,7 @@ class RecordService:
         nested.user = self.user
         nested.shown_to = self.shown_to
         nested.chain = chain
+        nested.saves_under_way = dict(self.saves_under_way)
         return nested
 
     # -- permissions -----------------------------------------------------------
@@ -774,7 +780,13 @@ class RecordService:
         if rules.rules.on_records and not problems:
             given = {k: v for k, v in values.items() if current.get(k) != v}
             rules.withhold([given], self.unreadable)
-            problems += self._as_seen(entity, rules.prepare_change(current, values))
+            key = (entity.name, int(current["id"]))
+            began = (
+                (self.saves_under_way[key],) if key in self.saves_under_way else None
+            )
+            problems += self._as_seen(
+                entity, rules.prepare_change(current, values, save_began=began)
+            )
         merged = {**current, **values}
         changed = {k: v for k, v in values.items() if current.get(k) != v}
         if access is not None:

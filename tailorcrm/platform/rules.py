@@ -910,9 +910,19 @@ class RecordRules:
     # -- before an update ----------------------------------------------------------
 
     def prepare_change(
-        self, current: Mapping[str, Any], values: dict[str, Any]
+        self,
+        current: Mapping[str, Any],
+        values: dict[str, Any],
+        *,
+        save_began: tuple[Mapping[str, Any] | None] | None = None,
     ) -> list[Problem]:
-        """Formulas and validation of a change; formula results join ``values``."""
+        """Formulas and validation of a change; formula results join ``values``.
+
+        :param save_began: for a change that belongs to a save of the record
+            already under way (an automation's ``set_field``), the record as
+            stored before that save, ``None`` inside it when the save creates
+            it: ``readonly_if`` is judged on it rather than on ``current``.
+        """
         current = dict(current)
         merged = {**current, **values}
         written = {name for name, value in values.items() if current.get(name) != value}
@@ -931,7 +941,18 @@ class RecordRules:
             merged, refused={p.field for p in problems}, only=dirty - written
         )
         # The stored record as conditions read it, without reading it twice.
-        prior = {**data["$prior"], "$user": self.user, "$now": self.now}
+        prior: dict[str, Any] | None = {
+            **data["$prior"],
+            "$user": self.user,
+            "$now": self.now,
+        }
+        if save_began is not None:
+            (began,) = save_began
+            prior = None
+            if began is not None:
+                self.load_related([began])
+                record = self.record(began, gone=_id_only)
+                prior = {**record, "$user": self.user, "$now": self.now}
         problems += self.validate(data, prior=prior, written=written)
         return problems
 
