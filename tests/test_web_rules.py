@@ -373,6 +373,91 @@ def test_a_read_only_field_is_rendered_so_and_a_tampered_post_is_refused(
     assert fetch(pack, "opportunity", won["id"])["amount"] == 100
 
 
+def _opportunity_changed(pack: Platform, field: str, **changes: Any) -> None:
+    """Change one field of the opportunity entity, keeping the records stored."""
+    with pack.reading() as (_, catalog):
+        document = json.loads(json.dumps(catalog.entity("opportunity").document))
+    for spec in document["fields"]:
+        if spec["name"] == field:
+            spec.update(changes)
+    pack.store.apply([("", document)], actor="test")
+
+
+def test_a_value_stored_before_its_field_s_max_was_lowered_decides_as_on_save(
+    browser: Browser, pack: Platform
+) -> None:
+    """The save reads the stored 5,000 although the field now takes at most 2,000:
+    the form and the record page judge the field state on it too."""
+    big = {">": [{"var": "amount"}, 1000]}
+    pack.store.apply(
+        [
+            (
+                "",
+                rule(
+                    "big_is_final",
+                    "opportunity",
+                    "field_state",
+                    field="next_step",
+                    readonly_if=big,
+                ),
+            ),
+            (
+                "",
+                rule(
+                    "big_has_code",
+                    "opportunity",
+                    "field_state",
+                    field="erp_code",
+                    visible_if=big,
+                ),
+            ),
+        ],
+        actor="test",
+    )
+    deal = create(
+        pack,
+        "opportunity",
+        title="Jetty",
+        amount=5000,
+        next_step="Ship",
+        erp_code="J-7",
+    )
+    _opportunity_changed(pack, "amount", max=2000)
+
+    form = page_of(browser, f"/app/opportunity/{deal['id']}/edit")
+    record = page_of(browser, f"/app/opportunity/{deal['id']}")
+    changed = browser.post(
+        f"/app/opportunity/{deal['id']}/edit",
+        edit_form(fetch(pack, "opportunity", deal["id"]), next_step="Hold"),
+    )
+
+    assert "readonly" in by_id(form, "f-next_step").attrs
+    assert "hidden" not in field_box(form, "erp_code").attrs
+    assert "ERP order number J-7" in text_of(record)
+    assert changed.status_code == 422
+    page = changed.get_data(as_text=True)
+    assert field_messages(page, "next_step") == ["Next step cannot be changed now."]
+    assert "readonly" in by_id(page, "f-next_step").attrs
+
+
+def test_a_choice_no_longer_offered_decides_the_field_state_as_on_save(
+    browser: Browser, pack: Platform
+) -> None:
+    """A deal stored as lost keeps its stage when "lost" is no longer offered: its
+    loss reason stays shown, as the save judges it."""
+    lost = create(pack, "opportunity", title="Quay", stage="lost", loss_reason="Late")
+    with pack.reading() as (_, catalog):
+        options = catalog.entity("opportunity").fields["stage"]["options"]
+    kept = [option for option in options if option["value"] != "lost"]
+    _opportunity_changed(pack, "stage", options=kept)
+
+    record = page_of(browser, f"/app/opportunity/{lost['id']}")
+    form = page_of(browser, f"/app/opportunity/{lost['id']}/edit")
+
+    assert "Loss reason Late" in text_of(record)
+    assert "hidden" not in field_box(form, "loss_reason").attrs
+
+
 # -- a field a rule can require, left off the layout -------------------------------
 
 

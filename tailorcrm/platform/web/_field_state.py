@@ -23,16 +23,20 @@ import sqlalchemy as sa
 
 from ...metadata import (
     SYSTEM_COLUMNS,
+    TEXT_TYPES,
     EntityDef,
     FieldValueError,
     SectionConditions,
     SectionKey,
     convert,
+    max_length,
 )
 from ...renderer import (
     NO_FORM_RULES,
     FormRules,
     FormValue,
+    as_sent,
+    as_shown,
     browser_context,
     form_values,
     read_form,
@@ -173,14 +177,90 @@ def converted(entity: EntityDef, data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def stored_values(entity: EntityDef, record: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored record (API form) with its values typed as the database holds them."""
-    values = converted(entity, {name: record.get(name) for name in entity.fields})
+    """A stored record (API form) with its values typed as the database holds them.
+
+    A value saved before its field's limits changed (a lower ``max`` or
+    ``max_length``, a choice no longer offered) stays what it is: the record
+    service reads it so from the database and judges the rules on it.
+    """
+    values = {
+        name: _as_stored(spec, record.get(name)) for name, spec in entity.fields.items()
+    }
     for name in SYSTEM_COLUMNS:
         value = record.get(name)
         if name in ("created_at", "updated_at") and isinstance(value, str):
             value = dt.datetime.fromisoformat(value.removesuffix("Z"))
         values[name] = value
     return values
+
+
+def _as_stored(spec: Mapping[str, Any], value: Any) -> Any:
+    """One stored value (API form) typed as the database holds it, whatever limits
+    its field has now: none but the column's own (type, digits) are checked."""
+    kind = spec["type"]
+    if kind == "autonumber":
+        return value
+    loose = {key: item for key, item in spec.items() if key not in ("min", "max")}
+    if kind in TEXT_TYPES and isinstance(value, str):
+        loose["max_length"] = max(len(value), max_length(loose) or 0)
+    if kind in ("picklist", "multi_picklist"):
+        chosen = value if isinstance(value, list) else [value]
+        stored = [{"value": item} for item in chosen if isinstance(item, str)]
+        loose["options"] = [*spec.get("options", ()), *stored]
+    try:
+        return convert(loose, value)
+    except (FieldValueError, TypeError, ValueError, ArithmeticError):
+        return None
+
+
+def unchanged_fields(
+    session: Session,
+    entity: EntityDef,
+    values: Mapping[str, FormValue],
+    record: Mapping[str, Any],
+    *,
+    locked: Collection[str] | None = None,
+) -> set[str]:
+    """Fields whose posted value is what the form showed for the stored record.
+
+    They are not sent: saving a form must not rewrite what the person did not
+    touch (a value with spaces around it, a choice that is no longer offered,
+    a line break that the form's input of one line drops, see :func:`as_sent`),
+    and the form's field state reads them as stored, as the save does.
+    A checkbox is the exception: it has two states, and a blank boolean shows
+    unticked, which the form and its field state read as false. So a blank
+    boolean is saved as the box shows it (false unless ticked), and the save
+    judges the record the form showed; only a box that ``readonly_if`` locks
+    keeps its blank (:func:`locked_fields`).
+
+    :param locked: the fields ``readonly_if`` locks on the stored record, when
+        the caller has worked them out already.
+    """
+    shown = form_values(entity, record)
+    blank_booleans = {
+        name
+        for name, spec in entity.fields.items()
+        if spec["type"] == "boolean" and record.get(name) is None
+    }
+    if blank_booleans:
+        if locked is None:
+            locked = locked_fields(session, entity, record)
+        blank_booleans -= set(locked)
+    same = set()
+    for name, value in values.items():
+        if name in blank_booleans:
+            continue
+        before = shown.get(name, "")
+        spec = entity.fields.get(name)
+        if spec is not None:
+            value = as_sent(spec, as_shown(spec, value))
+            before = as_sent(spec, before)
+        if isinstance(value, list) and isinstance(before, list):
+            if sorted(value) == sorted(before):
+                same.add(name)
+        elif value == before:
+            same.add(name)
+    return same
 
 
 def prefill_defaults(
@@ -270,8 +350,12 @@ def form_rules(
     if stored is None:
         typed.update(converted(entity, dict(entity.defaults)))
         _with_unseen(session, entity, typed, None)
-    # A locked field is saved as stored (see ``locked_fields``), so it reads so.
+    # A locked field is saved as stored (see ``locked_fields``), so it reads so;
+    # so does one the form shows as stored, which the save does not send.
     sent = [name for name in placed if name not in locked]
+    if record is not None:
+        same = unchanged_fields(session, entity, values, record, locked=locked)
+        sent = [name for name in sent if name not in same]
     typed.update(converted(entity, read_form(entity, values, editable=sent)))
     _withhold(session, runner, typed, stored)
     if stored is None:

@@ -34,7 +34,6 @@ from ...metadata import Catalog, EntityDef, ascii_digits
 from ...renderer import (
     FormValue,
     RelatedRows,
-    as_sent,
     as_shown,
     form_page,
     form_values,
@@ -63,6 +62,7 @@ from ._field_state import (
     locked_fields,
     prefill_defaults,
     record_state,
+    unchanged_fields,
 )
 from ._history import history_section
 
@@ -306,48 +306,6 @@ def _posted(
         if spec["type"] == "lookup" and posted + SEARCH_SUFFIX in form:
             typed[name] = form.get(posted + SEARCH_SUFFIX, "")
     return values, typed
-
-
-def _unchanged(
-    session: Session,
-    entity: EntityDef,
-    values: Mapping[str, FormValue],
-    record: Mapping[str, Any],
-) -> set[str]:
-    """Fields whose posted value is what the form showed for the stored record.
-
-    They are not sent: saving a form must not rewrite what the person did not
-    touch (a value with spaces around it, a choice that is no longer offered,
-    a line break that the form's input of one line drops, see :func:`as_sent`).
-    A checkbox is the exception: it has two states, and a blank boolean shows
-    unticked, which the form and its field state read as false. So a blank
-    boolean is saved as the box shows it (false unless ticked), and the save
-    judges the record the form showed; only a box that ``readonly_if`` locks
-    keeps its blank (:func:`._field_state.locked_fields`).
-    """
-    shown = form_values(entity, record)
-    blank_booleans = {
-        name
-        for name, spec in entity.fields.items()
-        if spec["type"] == "boolean" and record.get(name) is None
-    }
-    if blank_booleans:
-        blank_booleans -= locked_fields(session, entity, record)
-    same = set()
-    for name, value in values.items():
-        if name in blank_booleans:
-            continue
-        before = shown.get(name, "")
-        spec = entity.fields.get(name)
-        if spec is not None:
-            value = as_sent(spec, as_shown(spec, value))
-            before = as_sent(spec, before)
-        if isinstance(value, list) and isinstance(before, list):
-            if sorted(value) == sorted(before):
-                same.add(name)
-        elif value == before:
-            same.add(name)
-    return same
 
 
 def _posted_version() -> int | None:
@@ -612,7 +570,8 @@ def _differences(
 
 def _same(spec: Mapping[str, Any], stored: Any, sent: Any) -> bool:
     if spec["type"] == "boolean":
-        # A blank checkbox shows unticked and is sent as false (see _unchanged).
+        # A blank checkbox shows unticked and is sent as false (see
+        # unchanged_fields).
         return bool(stored) == bool(sent)
     if stored in (None, "", []) or sent in (None, "", []):
         return stored in (None, "", []) and sent in (None, "", [])
@@ -643,7 +602,9 @@ def _save(
     data = read_form(entity, values, editable=editable)
     typed_errors = _resolve_typed_lookups(session, entity, values, typed, data)
     if record is not None:
-        for name in _unchanged(session, entity, values, record) - set(typed_errors):
+        for name in unchanged_fields(session, entity, values, record) - set(
+            typed_errors
+        ):
             data.pop(name, None)
     else:
         data.update(_given_unplaced(session, entity, values))
