@@ -312,6 +312,27 @@ def test_a_shared_view_on_a_hidden_field_shows_the_caller_nothing(
     assert "cannot see" in text
 
 
+def test_a_lookup_filter_to_an_entity_the_caller_cannot_read_finds_no_name(
+    desk: Desk,
+) -> None:
+    """The clerk may not read products: a product's name typed in the filter
+    builder names no record they can see, as a hidden account's name does."""
+    product = create(desk.platform, "product", name="Quay winch", product_code="QW")
+
+    typed = desk.browser.get(
+        "/app/opportunity?add_field=product&add_op=eq&add_text=Quay+winch"
+    )
+    numbered = desk.browser.get(
+        f"/app/opportunity?add_field=product&add_op=eq&add_text=%23{product['id']}"
+    )
+
+    for response in (typed, numbered):
+        text = text_of(response.get_data(as_text=True))
+        assert response.status_code == 422
+        assert "is named" in text and "choose one from the list" in text
+        assert "Orchard pumps" in text
+
+
 def test_attributes_are_plain_values_and_odd_ones_are_refused(desk: Desk) -> None:
     listed = desk.admin.patch("/users/nell.clerk", json={"attributes": {"zone": ["a"]}})
     with desk.platform.engine.begin() as connection:

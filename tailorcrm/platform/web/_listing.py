@@ -550,12 +550,16 @@ def _lookup_id(
         raise BadRequest(
             f"Enter the name of the {chosen.target_label} record to filter by."
         )
-    target = session.catalog.entity(entity.fields[chosen.name]["target"])
-    found = records_named(session.connection, target, typed)
-    number = typed.removeprefix("#")
-    if not found and ascii_digits(number) and len(number) < 19:
-        # No record goes by that name: the text may be a record's number.
-        found = list(names_of(session.connection, target, [int(number)]))
+    # An entity the caller may not read is not in their catalog: none of its
+    # records goes by a name they can see.
+    target = session.catalog.entities.get(entity.fields[chosen.name]["target"])
+    found: list[int] = []
+    if target is not None and not target.removed:
+        found = records_named(session.connection, target, typed)
+        number = typed.removeprefix("#")
+        if not found and ascii_digits(number) and len(number) < 19:
+            # No record goes by that name: the text may be a record's number.
+            found = list(names_of(session.connection, target, [int(number)]))
     if len(found) == 1:
         return int(found[0])
     if found:
