@@ -528,6 +528,40 @@ def test_a_view_of_a_filter_with_a_broken_character_is_refused(
         assert list_views(connection, catalog, admin) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (
+            '{"==": [{"var": "stage"}, "won"], "==": [{"var": "stage"}, "lost"]}',
+            "'==' is given more than once",
+        ),
+        ('{"<": [{"var": "amount"}, NaN]}', "NaN is not a JSON number"),
+        ('{"<": [{"var": "amount"}, 1e999]}', "1e999 is too large a number"),
+    ],
+    ids=["twice", "nan", "infinite"],
+)
+def test_a_view_of_a_filter_the_list_cannot_read_is_refused_as_the_list_says(
+    browser: Browser, sales: Platform, text: str, reason: str
+) -> None:
+    """Saved, the first stage would be dropped without a word: the view would
+    list lost deals where the person asked for won ones."""
+    _deals(sales, 3)
+    state = "sort=title&filter=" + quote(text)
+
+    listed = browser.get(f"/app/opportunity?{state}")
+    saved = _save_view(browser, state)
+
+    assert listed.status_code == 400
+    assert reason in text_of(listed.get_data(as_text=True))
+    assert saved.status_code == 400
+    page = text_of(saved.get_data(as_text=True))
+    assert "Filters: the condition is not valid JSON (" in page
+    assert reason in page
+    with sales.reading() as (connection, catalog):
+        admin = find_user(connection, "ada.admin")
+        assert list_views(connection, catalog, admin) == []
+
+
 def test_a_condition_within_the_nesting_limit_gets_the_rules_engine_answer(
     browser: Browser, sales: Platform
 ) -> None:

@@ -21,7 +21,6 @@ The quick search (``q``) is kept the same way: each word becomes one item, an
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -39,7 +38,7 @@ from ..query import (
     SYSTEM_SPECS,
     parse_list_args,
 )
-from ..strictjson import MAX_NESTING
+from ..strictjson import MAX_NESTING, JSONRefused, read_json
 
 #: Parameters of a list page that are neither filters nor the query builder's.
 PAGE_PARAMS = frozenset(
@@ -386,6 +385,11 @@ def _raw(value: Any) -> str | None:
 def parse_custom(text: str | None) -> Any:
     """Parse a page's ``filter=`` parameter (checked later by the query builder).
 
+    It is read as the list reads it (:func:`..strictjson.read_json`), so that a
+    view is never saved from a text the list refuses: one that names an
+    operation twice would otherwise keep only the last, and ``NaN`` would be a
+    number.
+
     :raises BadRequest: it is not JSON, or it nests deeper than
         :data:`MAX_NESTING`; that is checked before the JSON is parsed.
     """
@@ -393,9 +397,11 @@ def parse_custom(text: str | None) -> Any:
         return None
     check_nesting(text)
     try:
-        return json.loads(text)
-    except ValueError:
-        raise BadRequest("filter: the condition is not valid JSON.") from None
+        return read_json(text)
+    except JSONRefused as error:
+        raise BadRequest(
+            f"filter: the condition is not valid JSON ({error})."
+        ) from None
 
 
 def check_nesting(text: str) -> None:
