@@ -562,6 +562,41 @@ def test_a_view_of_a_filter_the_list_cannot_read_is_refused_as_the_list_says(
         assert list_views(connection, catalog, admin) == []
 
 
+@pytest.mark.parametrize(
+    ("state", "refusal"),
+    [
+        (
+            "filter="
+            + quote('{"==": [{"var": "stage"}, "won"]}')
+            + "&filter="
+            + quote('{">": [{"var": "amount"}, 250]}'),
+            "Filters: ",
+        ),
+        ("sort=title&sort=-amount", "Sort: "),
+    ],
+    ids=["filter", "sort"],
+)
+def test_a_view_of_a_list_giving_filter_or_sort_twice_is_refused(
+    browser: Browser, sales: Platform, state: str, refusal: str
+) -> None:
+    """The list refuses to guess which of the two was meant; so does the view,
+    which would otherwise keep the first and drop the other without a word."""
+    _deals(sales, 6)
+
+    listed = browser.get(f"/app/opportunity?{state}")
+    saved = _save_view(browser, state)
+
+    assert listed.status_code == 400
+    assert "give this parameter only once" in text_of(listed.get_data(as_text=True))
+    assert "Filter condition it saves" not in text_of(listed.get_data(as_text=True))
+    assert saved.status_code == 400
+    page = text_of(saved.get_data(as_text=True))
+    assert f"{refusal}the list gives it more than once; keep one." in page
+    with sales.reading() as (connection, catalog):
+        admin = find_user(connection, "ada.admin")
+        assert list_views(connection, catalog, admin) == []
+
+
 def test_a_condition_within_the_nesting_limit_gets_the_rules_engine_answer(
     browser: Browser, sales: Platform
 ) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
-from ...errors import BadRequest
+from ...errors import BadRequest, Problem
 from ...metadata import EntityDef
 from ...renderer import BLANK, NOT_BLANK, filter_operators
 from ...rules_engine import reads_as_date
@@ -380,6 +380,23 @@ def _raw(value: Any) -> str | None:
     if isinstance(value, str) and "\x00" not in value:
         return value
     return None
+
+
+def check_single(params: MultiDict[str, str]) -> None:
+    """Refuse a list that gives its sort or its ``filter=`` condition twice.
+
+    The list refuses to guess which one was meant; a view taking the first
+    would drop the other without a word.
+
+    :raises BadRequest: naming the parameter, as the form of a view shows it.
+    """
+    for name in ("sort", "filter"):
+        if len(params.getlist(name)) > 1:
+            message = "the list gives it more than once; keep one."
+            raise BadRequest(
+                f"{name}: give this parameter only once.",
+                problems=[Problem(name, "repeated", message)],
+            )
 
 
 def parse_custom(text: str | None) -> Any:

@@ -60,6 +60,7 @@ from ._filters import (
     Pairs,
     builder_param,
     check_nesting,
+    check_single,
     condition_of,
     field_filters,
     filters_of,
@@ -633,6 +634,7 @@ def _condition_text(entity: EntityDef, state: Pairs) -> str:
     would refuse it, as the list's own error then says why."""
     params = MultiDict(state)
     try:
+        check_single(params)
         custom = parse_custom(params.get("filter"))
         search = params.get("q", "")
         condition = condition_of(entity, field_filters(params), custom, search)

@@ -24,7 +24,7 @@ from .._app import Session
 from ..views import delete_view, get_view, save_view
 from ._blueprint import web
 from ._context import LINKS, render, web_session
-from ._filters import condition_of, field_filters, parse_custom
+from ._filters import check_single, condition_of, field_filters, parse_custom
 from ._listing import (
     active_view,
     column_choices,
@@ -191,8 +191,10 @@ def _list_settings(
     The filter keeps the list's filters, its ``filter=`` condition and its
     quick search, all in one condition (see :func:`._filters.condition_of`).
 
-    :raises BadRequest: a filter of the list does not parse.
+    :raises BadRequest: a filter of the list does not parse, or the list gives
+        its sort or its ``filter=`` condition more than once.
     """
+    check_single(state)
     layout = session.catalog.layout(entity.name)
     if "sort" in state:
         sort = [key for key in state.get("sort", "").split(",") if key]
