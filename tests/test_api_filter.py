@@ -174,6 +174,7 @@ def nested_coalesce(depth: int) -> Any:
         "[" * 2000 + "]" * 2000,
         '{">": [{"*": [{"var": "id"}, 1e308]}, 1e308]}',
         '{">": [{"/": [{"var": "id"}, 1e-320]}, 1]}',
+        '{"==": [{"+": [{"var": "id"}, 9223372036854775807]}, 1]}',
     ],
 )
 def test_filters_that_cannot_run_are_400(crm: Api, raw: str) -> None:
@@ -183,6 +184,7 @@ def test_filters_that_cannot_run_are_400(crm: Api, raw: str) -> None:
 
     assert response.status_code == 400
     assert response.json["detail"].startswith("filter:")
+    assert [error["field"][:6] for error in response.json["errors"]] == ["filter"]
 
 
 HUGE = 10**309

@@ -12,7 +12,8 @@ import binascii
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -500,8 +501,40 @@ def _order(
     return order
 
 
+@contextmanager
+def _computed_in_range(connection: sa.Connection, query: ListQuery) -> Iterator[None]:
+    """Name the ``filter`` condition when a number it computes for the records
+    read is beyond what the database holds (``id + 9223372036854775807``): it
+    may be so for some records only, so the condition itself was accepted.
+
+    The statements run under a savepoint, so that the transaction goes on after
+    PostgreSQL refused one (a page still shows its view bar and menus).
+    """
+    if query.condition is None:
+        yield
+        return
+    savepoint = connection.begin_nested()
+    try:
+        yield
+    except sa.exc.DataError:
+        savepoint.rollback()
+        message = (
+            "a number the condition computes for these records is beyond what "
+            "the database holds."
+        )
+        raise BadRequest(
+            f"filter: {message}", problems=[Problem("filter", "out_of_range", message)]
+        ) from None
+    savepoint.commit()
+
+
 def run_list(connection: sa.Connection, entity: EntityDef, query: ListQuery) -> Page:
     """Run a list query and return one page, its next cursor and the total."""
+    with _computed_in_range(connection, query):
+        return _run_list(connection, entity, query)
+
+
+def _run_list(connection: sa.Connection, entity: EntityDef, query: ListQuery) -> Page:
     table = entity.table
     where = _where(entity, query)
     statement = sa.select(table).where(*where)
@@ -541,6 +574,17 @@ def run_list_before(
         before it, its ``next_cursor`` is ``None`` when it is the last page.
     :raises BadRequest: the cursor does not belong to this list and its sort.
     """
+    with _computed_in_range(connection, query):
+        return _run_list_before(connection, entity, query, before, param)
+
+
+def _run_list_before(
+    connection: sa.Connection,
+    entity: EntityDef,
+    query: ListQuery,
+    before: str | None,
+    param: str,
+) -> Page:
     table = entity.table
     where = _where(entity, query)
     statement = sa.select(table).where(*where)
