@@ -287,6 +287,10 @@ def test_bad_list_parameters_are_400(deals: Api, query: str) -> None:
     assert response.status_code == 400
     assert response.mimetype == "application/problem+json"
     assert response.json["detail"]
+    # The parameter to mend is named where a client looks for it.
+    name = query.partition("=")[0]
+    assert [error["field"] for error in response.json["errors"]] == [name]
+    assert response.json["detail"].startswith(f"{name}: ")
 
 
 def test_cursor_of_another_sort_is_refused(deals: Api) -> None:

@@ -99,10 +99,16 @@ class Page:
     previous_cursor: str | None = None
 
 
+def refused(param: str, code: str, message: str) -> BadRequest:
+    """The refusal of a list parameter: its name before the message, and in the
+    problem's field, where a client finds which one to mend."""
+    return BadRequest(f"{param}: {message}", problems=[Problem(param, code, message)])
+
+
 def _spec(entity: EntityDef, name: str, param: str) -> dict[str, Any]:
     spec = entity.fields.get(name) or SYSTEM_SPECS.get(name)
     if spec is None:
-        raise BadRequest(f"{param}: {entity.label} has no field {name!r}.")
+        raise refused(param, "unknown_field", f"{entity.label} has no field {name!r}.")
     return spec
 
 
@@ -127,8 +133,10 @@ def parse_list_args(
         name, _, op = param.partition("__")
         op = op or "eq"
         if op not in OPERATORS:
-            raise BadRequest(
-                f"{param}: unknown operator {op!r}; use one of {', '.join(OPERATORS)}."
+            raise refused(
+                param,
+                "unknown_operator",
+                f"unknown operator {op!r}; use one of {', '.join(OPERATORS)}.",
             )
         spec = _spec(entity, name, param)
         for raw in values:
@@ -193,7 +201,9 @@ def parse_condition(
     except (OverflowError, ValueError, RecursionError):
         # A literal outside what the database can hold, such as a moment before
         # year 1 once taken to UTC.
-        raise BadRequest("filter: a value in the condition is out of range.") from None
+        raise refused(
+            "filter", "out_of_range", "a value in the condition is out of range."
+        ) from None
 
 
 def _in_filter(path: str) -> str:
@@ -216,7 +226,7 @@ def _single(args: Mapping[str, list[str]], name: str) -> str | None:
     if not values:
         return None
     if len(values) > 1:
-        raise BadRequest(f"{name}: give this parameter only once.")
+        raise refused(name, "repeated", "give this parameter only once.")
     return values[0]
 
 
@@ -231,7 +241,7 @@ def _parse_sort(
         descending = item.startswith("-")
         spec = _spec(entity, item[1:] if item[:1] in "-+" else item, "sort")
         if spec["type"] not in _SORTABLE_TYPES:
-            raise BadRequest(f"sort: {spec['name']!r} cannot be sorted.")
+            raise refused("sort", "not_sortable", f"{spec['name']!r} cannot be sorted.")
         keys.append((spec, descending))
     return keys
 
@@ -240,7 +250,9 @@ def _parse_limit(text: str | None) -> int:
     if text is None:
         return DEFAULT_LIMIT
     if not _INTEGER.match(text) or not 1 <= int(text) <= MAX_LIMIT:
-        raise BadRequest(f"limit: enter a whole number from 1 to {MAX_LIMIT}.")
+        raise refused(
+            "limit", "invalid_value", f"enter a whole number from 1 to {MAX_LIMIT}."
+        )
     return int(text)
 
 
@@ -250,7 +262,7 @@ def _parse_bool(text: str, param: str) -> bool:
         return True
     if lowered in _FALSE:
         return False
-    raise BadRequest(f"{param}: enter true or false, not {text!r}.")
+    raise refused(param, "invalid_value", f"enter true or false, not {text!r}.")
 
 
 def _filter_value(spec: dict[str, Any], op: str, raw: str, param: str) -> Any:
@@ -258,17 +270,20 @@ def _filter_value(spec: dict[str, Any], op: str, raw: str, param: str) -> Any:
     if op == "isnull":
         return _parse_bool(raw, param)
     if "\x00" in raw:
-        raise BadRequest(f"{param}: a value cannot hold the NUL character.")
+        raise refused(param, "invalid_value", "a value cannot hold the NUL character.")
     if op in ("contains", "startswith"):
         if kind not in TEXT_TYPES and kind not in ("multi_picklist", "autonumber"):
-            raise BadRequest(f"{param}: {op} works on text fields only.")
+            raise refused(param, "invalid_operator", f"{op} works on text fields only.")
         if kind == "multi_picklist" and op == "startswith":
-            raise BadRequest(f"{param}: startswith does not apply to multi-picklists.")
+            message = "startswith does not apply to multi-picklists."
+            raise refused(param, "invalid_operator", message)
         return raw
     if kind == "multi_picklist":
-        raise BadRequest(f"{param}: use contains or isnull on a multi-picklist.")
+        message = "use contains or isnull on a multi-picklist."
+        raise refused(param, "invalid_operator", message)
     if op in ("lt", "lte", "gt", "gte") and kind not in _ORDERED_TYPES:
-        raise BadRequest(f"{param}: {op} does not apply to a {kind} field.")
+        message = f"{op} does not apply to a {kind} field."
+        raise refused(param, "invalid_operator", message)
     if op == "in":
         return [parse_value(spec, part, param) for part in raw.split(",")]
     return parse_value(spec, raw, param)
@@ -293,7 +308,7 @@ def parse_value(spec: dict[str, Any], raw: str, param: str) -> Any:
         if kind == "datetime":
             return convert_datetime(raw)
     except FieldValueError as error:
-        raise BadRequest(f"{param}: {error.message}") from None
+        raise refused(param, "invalid_value", error.message) from None
     return raw
 
 
@@ -388,9 +403,8 @@ def _decode_cursor(
     except (ValueError, KeyError, TypeError, binascii.Error):
         valid = False
     if not valid:
-        raise BadRequest(
-            f"{param}: this cursor is not valid for this list; start over."
-        )
+        message = "this cursor is not valid for this list; start over."
+        raise refused(param, "invalid_cursor", message)
     values = [
         None if key is None else parse_value(spec, str(key), param)
         for key, (spec, _) in zip(keys, query.sort, strict=True)
@@ -522,9 +536,7 @@ def _computed_in_range(connection: sa.Connection, query: ListQuery) -> Iterator[
             "a number the condition computes for these records is beyond what "
             "the database holds."
         )
-        raise BadRequest(
-            f"filter: {message}", problems=[Problem("filter", "out_of_range", message)]
-        ) from None
+        raise refused("filter", "out_of_range", message) from None
     savepoint.commit()
 
 
