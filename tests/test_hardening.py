@@ -471,6 +471,27 @@ def test_contains_ignores_case_of_accented_letters(crm: Api) -> None:
     assert [r["name"] for r in started] == ["HÉLÈNE Électrique"]
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "name__contains=İ",
+        "name__contains=İSTANBUL",
+        "name__startswith=İst",
+    ],
+)
+def test_a_value_is_found_by_its_own_letters_whatever_their_case(
+    crm: Api, query: str
+) -> None:
+    # The capital I with a dot above folds to different text in Python and in
+    # PostgreSQL: the filter's text is folded by the database, as the column.
+    crm.post("/account", json={"name": "İstanbul Ferries"})
+    crm.post("/account", json={"name": "Harbour Tugs"})
+
+    found = crm.get(f"/account?{query}").json["data"]
+
+    assert [r["name"] for r in found] == ["İstanbul Ferries"]
+
+
 def test_multi_picklist_contains_on_every_database(api: Api) -> None:
     doc = {
         "name": "thing",

@@ -329,11 +329,9 @@ def _condition(
         choice = {"contains": [{"var": spec["name"]}, value]}
         return compile_sql(choice, {spec["name"]: (column, "multi_picklist")})
     if op == "contains":
-        return _folded(column).like(
-            "%" + _escape_like(value.lower()) + "%", escape="\\"
-        )
+        return _folded(column).like(_folded_text(f"%{_escape_like(value)}%"), "\\")
     if op == "startswith":
-        return _folded(column).like(_escape_like(value.lower()) + "%", escape="\\")
+        return _folded(column).like(_folded_text(f"{_escape_like(value)}%"), "\\")
     if op == "in":
         return column.in_(value)
     if op == "ne":
@@ -358,6 +356,16 @@ def _folded(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
     PostgreSQL's ``lower`` folds every letter.
     """
     return sa.func.lower(column)
+
+
+def _folded_text(text: str) -> sa.ColumnElement[Any]:
+    """``text`` lower-cased by the database, as :func:`_folded` folds a column.
+
+    Folded in Python, a letter whose lower case the database writes otherwise
+    (the capital I with a dot above, on PostgreSQL) would not match itself.
+    ``LIKE``'s wildcards and escapes have no case, so a pattern may be folded.
+    """
+    return sa.func.lower(sa.literal(text, sa.Text()))
 
 
 def _sort_signature(query: ListQuery) -> str:
@@ -655,7 +663,7 @@ def search_condition(entity: EntityDef, text: str) -> sa.ColumnElement[bool] | N
     table = entity.table
     clauses = []
     for word in words[:MAX_SEARCH_WORDS]:
-        needle = "%" + _escape_like(word.lower()) + "%"
+        needle = _folded_text(f"%{_escape_like(word)}%")
         clauses.append(
             sa.or_(
                 *(_folded(table.c[name]).like(needle, escape="\\") for name in names)
