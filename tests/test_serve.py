@@ -71,3 +71,45 @@ def test_serve_answers_the_api(tmp_path: Path) -> None:
     assert status == 200
     assert body == {"revision": 0, "data": []}
     assert anonymous[0] == 401
+
+
+def test_serve_with_a_bad_setting_says_what_is_wrong_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    runner = CliRunner()
+
+    production = runner.invoke(
+        main,
+        ["serve", "--port", str(free_port())],
+        env={"TAILORCRM_DATABASE_URL": url, "TAILORCRM_ENV": "production"},
+    )
+    limit = runner.invoke(
+        main,
+        ["serve", "--port", str(free_port())],
+        env={"TAILORCRM_DATABASE_URL": url, "TAILORCRM_LOGIN_WINDOW_MINUTES": "ten"},
+    )
+
+    assert production.exit_code == 1
+    assert production.exception is None or isinstance(production.exception, SystemExit)
+    assert "Error: TAILORCRM_SECRET_KEY must be set" in production.output
+    assert limit.exit_code == 1
+    assert "Error: TAILORCRM_LOGIN_WINDOW_MINUTES must be a whole number" in (
+        limit.output
+    )
+
+
+def test_other_commands_with_a_bad_setting_say_what_is_wrong(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+
+    result = CliRunner().invoke(
+        main,
+        ["token", "list"],
+        env={"TAILORCRM_DATABASE_URL": url, "TAILORCRM_SESSION_IDLE_MINUTES": "0"},
+    )
+
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert "Error: TAILORCRM_SESSION_IDLE_MINUTES must be a whole number" in (
+        result.output
+    )

@@ -54,7 +54,7 @@ from .auth import (
     revoke_token,
     set_password,
 )
-from .config import Settings
+from .config import Settings, SettingsError
 from .db import held_back, users
 from .exporting import csv_cell, csv_writer, export_columns, export_records
 from .importer import ImportFailed, ImportReport, import_csv
@@ -72,7 +72,16 @@ ROLES_FOLDER = "roles"
 
 
 def _platform() -> Platform:
-    return Platform(Settings.load())
+    return Platform(_settings())
+
+
+def _settings() -> Settings:
+    """The settings from the environment; one the platform cannot run with stops
+    the command with its message rather than a traceback."""
+    try:
+        return Settings.load()
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _fail(error: TailorError) -> None:
@@ -361,7 +370,10 @@ def _has_records(connection: Any, entity: EntityDef) -> bool:
 @click.option("--port", default=5000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
     """Serve the web application and the API."""
-    app = create_app()
+    try:
+        app = create_app()
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
     click.echo(f"Serving Tailor CRM on http://{host}:{port}")
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 

@@ -31,6 +31,11 @@ _NUMBERS = {
 }
 
 
+class SettingsError(RuntimeError):
+    """A ``TAILORCRM_*`` setting that the platform cannot run with; the message
+    names the variable and says what it needs."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the platform needs to run."""
@@ -51,7 +56,7 @@ class Settings:
     def load(cls, overrides: Mapping[str, Any] | None = None) -> Settings:
         """Read the environment, then apply ``overrides`` (tests pass theirs here).
 
-        :raises RuntimeError: production mode without a secret key, or a limit
+        :raises SettingsError: production mode without a secret key, or a limit
             that is not a whole number above 0.
         """
         values: dict[str, Any] = {
@@ -66,7 +71,7 @@ class Settings:
         for field, (variable, default) in _NUMBERS.items():
             values[field] = _positive(variable, values[field], default)
         if values["production"] and len(values["secret_key"]) < MIN_SECRET_KEY:
-            raise RuntimeError(
+            raise SettingsError(
                 "TAILORCRM_SECRET_KEY must be set to a random value of at least "
                 f"{MIN_SECRET_KEY} characters when TAILORCRM_ENV=production, e.g. "
                 "the output of: python -c 'import secrets; print(secrets.token_hex())'."
@@ -80,14 +85,16 @@ class Settings:
 def _positive(variable: str, value: Any, default: int) -> int:
     """Read a whole number above zero; ``None`` or ``""`` gives ``default``.
 
-    :raises RuntimeError: anything else, naming the variable.
+    :raises SettingsError: anything else, naming the variable.
     """
     if value is None or value == "":
         return default
     if isinstance(value, str) and ascii_digits(value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RuntimeError(f"{variable} must be a whole number above 0, not {value!r}.")
+        raise SettingsError(
+            f"{variable} must be a whole number above 0, not {value!r}."
+        )
     return value
 
 
