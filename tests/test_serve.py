@@ -113,3 +113,29 @@ def test_other_commands_with_a_bad_setting_say_what_is_wrong(tmp_path: Path) -> 
     assert "Error: TAILORCRM_SESSION_IDLE_MINUTES must be a whole number" in (
         result.output
     )
+
+
+def test_a_database_url_that_cannot_be_read_is_named_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    runner = CliRunner()
+
+    unreadable = runner.invoke(
+        main, ["token", "list"], env={"TAILORCRM_DATABASE_URL": "crm.db"}
+    )
+    other = runner.invoke(
+        main,
+        ["token", "list"],
+        env={"TAILORCRM_DATABASE_URL": "mysql://kim:s3cret-word@127.0.0.1/crm"},
+    )
+
+    assert unreadable.exit_code == 1
+    assert isinstance(unreadable.exception, SystemExit)
+    assert "Error: TAILORCRM_DATABASE_URL" in unreadable.output
+    assert "sqlite:///" in unreadable.output
+    assert other.exit_code == 1
+    assert isinstance(other.exception, SystemExit)
+    assert "Error: TAILORCRM_DATABASE_URL" in other.output
+    assert "mysql" in other.output
+    # The password in a URL is never echoed.
+    assert "s3cret-word" not in other.output

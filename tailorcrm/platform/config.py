@@ -9,11 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from ..metadata import ascii_digits
 
 DEFAULT_DATABASE = "instance/tailorcrm.db"
 # Sessions are signed with the key: a short one could be guessed offline.
 MIN_SECRET_KEY = 32
+#: The databases the platform runs on, as a URL's backend names them.
+BACKENDS = ("sqlite", "postgresql")
 
 
 def default_database_url() -> str:
@@ -56,8 +60,9 @@ class Settings:
     def load(cls, overrides: Mapping[str, Any] | None = None) -> Settings:
         """Read the environment, then apply ``overrides`` (tests pass theirs here).
 
-        :raises SettingsError: production mode without a secret key, or a limit
-            that is not a whole number above 0.
+        :raises SettingsError: production mode without a secret key, a database
+            URL that names no database the platform runs on, or a limit that is
+            not a whole number above 0.
         """
         values: dict[str, Any] = {
             "database_url": os.environ.get("TAILORCRM_DATABASE_URL")
@@ -70,6 +75,7 @@ class Settings:
         values.update(overrides or {})
         for field, (variable, default) in _NUMBERS.items():
             values[field] = _positive(variable, values[field], default)
+        _check_database_url(values["database_url"])
         if values["production"] and len(values["secret_key"]) < MIN_SECRET_KEY:
             raise SettingsError(
                 "TAILORCRM_SECRET_KEY must be set to a random value of at least "
@@ -96,6 +102,27 @@ def _positive(variable: str, value: Any, default: int) -> int:
             f"{variable} must be a whole number above 0, not {value!r}."
         )
     return value
+
+
+def _check_database_url(url: str) -> None:
+    """Check that ``url`` is a SQLAlchemy URL of SQLite or PostgreSQL.
+
+    :raises SettingsError: one that cannot be read, or another database; the
+        message never repeats a password the URL holds.
+    """
+    example = "sqlite:///path.db or postgresql+psycopg://user@host/db"
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise SettingsError(
+            f"TAILORCRM_DATABASE_URL is not a database URL; write {example}."
+        ) from None
+    if parsed.get_backend_name() not in BACKENDS:
+        shown = parsed.render_as_string(hide_password=True)
+        raise SettingsError(
+            f"TAILORCRM_DATABASE_URL {shown!r} names a {parsed.get_backend_name()} "
+            f"database; Tailor CRM runs on SQLite and PostgreSQL: write {example}."
+        )
 
 
 def ensure_sqlite_directory(url: str) -> None:
