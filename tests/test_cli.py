@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 from flask import Flask
@@ -496,3 +497,35 @@ def test_export_writes_decimals_in_fixed_point(
 
     assert exported.output.splitlines()[1].split(",")[1] == "0.00006629"
     assert again.exit_code == 0
+
+
+def _commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple]:
+    found: list[tuple] = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += _commands(command, (*path, name))
+        else:
+            found.append(((*path, name), command))
+    return found
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    """`--help` is what a first-time operator reads: no option is left bare."""
+    bare = [
+        f"{' '.join(path)} {option.opts[0]}"
+        for path, command in _commands(main)
+        for option in command.params
+        if isinstance(option, click.Option) and not option.help
+    ]
+
+    assert bare == []
+
+
+def test_help_of_import_and_team_create_explains_the_repeatable_options() -> None:
+    runner = CliRunner()
+
+    imported = runner.invoke(main, ["import", "--help"])
+    team = runner.invoke(main, ["team", "create", "--help"])
+
+    assert "repeatable" in imported.output.split("--map", 1)[1].split("--key")[0]
+    assert "repeatable" in team.output.split("--role", 1)[1]

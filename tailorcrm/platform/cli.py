@@ -366,8 +366,12 @@ def _has_records(connection: Any, entity: EntityDef) -> bool:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="The address to listen on."
+)
+@click.option(
+    "--port", default=5000, show_default=True, type=int, help="The port to listen on."
+)
 def serve(host: str, port: int) -> None:
     """Serve the web application and the API."""
     try:
@@ -560,7 +564,14 @@ def _actor(platform: Platform, username: str | None) -> Actor:
 @main.command("import")
 @click.argument("entity")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN")
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="Fill FIELD from COLUMN (repeatable); the other columns are matched to "
+    "fields by name or label, ignoring case.",
+)
 @click.option("--key", help="Upsert on this external-id field.")
 @click.option("--dry-run", is_flag=True, help="Check every row; import nothing.")
 @click.option("--skip-bad-rows", is_flag=True, help="Import the good rows only.")
@@ -569,7 +580,14 @@ def _actor(platform: Platform, username: str | None) -> Actor:
     is_flag=True,
     help="Run no automations for these rows (the user must be an admin).",
 )
-@click.option("--user", "username", default="admin", show_default=True)
+@click.option(
+    "--user",
+    "username",
+    default="admin",
+    show_default=True,
+    help="The user who creates and owns the records (the command line works "
+    "with full rights, whatever their roles).",
+)
 def import_command(
     entity: str,
     file: Path,
@@ -684,8 +702,20 @@ def _print_report(
 
 @main.command("export")
 @click.argument("entity")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json"]),
+    default="csv",
+    show_default=True,
+    help="CSV as the importer reads it back, or a JSON array of records.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to FILE instead of standard output.",
+)
 def export_command(entity: str, fmt: str, output: Path | None) -> None:
     """Write every record of ENTITY as CSV or JSON (standard output by default)."""
     platform = _platform()
@@ -743,7 +773,9 @@ def team() -> None:
 @click.argument("name")
 @click.option("--label", help="The team's label (default: its name).")
 @click.option("--member", "members", multiple=True, help="A member (repeatable).")
-@click.option("--role", "roles", multiple=True, help="A role every member holds.")
+@click.option(
+    "--role", "roles", multiple=True, help="A role every member holds (repeatable)."
+)
 def team_create(
     name: str, label: str | None, members: tuple[str, ...], roles: tuple[str, ...]
 ) -> None:
