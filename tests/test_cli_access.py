@@ -105,6 +105,12 @@ def test_attributes_are_text_or_with_a_colon_numbers_and_true_false(
     ]
 
     assert typed.exit_code == 0, typed.output
+    # The answer echoes them as they were typed, JSON-style, not as Python
+    # writes them (True, single quotes).
+    assert typed.output.strip() == (
+        'cleo.marsh: {"zone": "0042", "score": 5, "ratio": 0.75, "vip": true, '
+        '"motto": "a=b"}'
+    )
     assert shown["attributes"] == {
         "zone": "0042",
         "score": 5,

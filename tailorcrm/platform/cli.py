@@ -924,7 +924,10 @@ def user_attributes_command(username: str, pairs: tuple[str, ...]) -> None:
             set_user_attributes(connection, username, attributes)
     except TailorError as error:
         _fail(error)
-    click.echo(f"{username}: {attributes or 'no attributes'}")
+    shown = (
+        json.dumps(attributes, ensure_ascii=False) if attributes else "no attributes"
+    )
+    click.echo(f"{username}: {shown}")
 
 
 def _typed_attribute(pair: str, text: str) -> Any:
