@@ -379,6 +379,62 @@ def test_a_filter_that_does_not_parse_is_shown_with_a_way_out(
     assert _titles(response) == []
 
 
+def test_a_sort_that_cannot_be_applied_is_not_called_a_filter_and_its_way_out_drops_it(
+    browser: Browser, sales: Platform
+) -> None:
+    """A bookmarked list sorted by a field since removed: the page says what is
+    wrong and every way out leaves that sort behind (it used to keep it, so
+    "clear all filters" led back to the same refusal)."""
+    _deals(sales, 2)
+
+    alone = browser.get("/app/opportunity?sort=-gone")
+    filtered = browser.get("/app/opportunity?stage=won&sort=-gone")
+
+    alone_text = text_of(alone.get_data(as_text=True))
+    assert alone.status_code == 400
+    assert (
+        "This list cannot be shown as asked: sort: Opportunity has no field 'gone'."
+        in alone_text
+    )
+    assert "These filters" not in alone_text
+    way_out = _link(alone, "Show the list without it")
+    assert way_out is not None
+    assert _params(way_out) == []
+    assert browser.get(way_out).status_code == 200
+
+    filtered_page = filtered.get_data(as_text=True)
+    assert filtered.status_code == 400
+    assert "These filters" not in text_of(filtered_page)
+    clear = next(
+        e for e in elements(filtered_page) if e.get("class") == "clear-filters"
+    )
+    assert _params(clear["href"]) == []
+    assert [
+        _params(e["href"])
+        for e in elements(filtered_page)
+        if e.tag == "a" and e.get("title") == "Remove this filter"
+    ] == [[]]
+    assert _link(filtered, "Show the list without it") is not None
+    assert _params(_link(filtered, "Show the list without it") or "") == [
+        ("stage", "won")
+    ]
+
+
+def test_a_cursor_that_is_not_valid_offers_to_start_over(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 2)
+
+    response = browser.get("/app/opportunity?stage=won&cursor=nonsense")
+
+    text = text_of(response.get_data(as_text=True))
+    assert response.status_code == 400
+    assert "This list cannot be shown as asked: cursor:" in text
+    start = _link(response, "Show the list without it")
+    assert start is not None
+    assert _params(start) == [("stage", "won")]
+
+
 @pytest.mark.parametrize(
     ("query", "status", "chip"),
     [

@@ -246,6 +246,16 @@ def _parse_sort(
     return keys
 
 
+def sort_applies(entity: EntityDef, text: str) -> bool:
+    """Whether ``text``, a ``sort`` parameter, can order a list of ``entity``
+    (it names sortable fields the caller may see)."""
+    try:
+        _parse_sort(entity, text)
+    except BadRequest:
+        return False
+    return True
+
+
 def _parse_limit(text: str | None) -> int:
     if text is None:
         return DEFAULT_LIMIT

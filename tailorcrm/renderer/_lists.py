@@ -437,6 +437,9 @@ class ListPage:
     state: str = ""
     #: Why the list could not be shown as asked (a filter that does not parse).
     error: str = ""
+    #: When the problem is the list's sort or place rather than a filter: the
+    #: address of the list with its filters and without that sort or place.
+    retry_href: str | None = None
     #: A notice from the view in use (its filter was cleared, say).
     notice: str = ""
     total_text: str = ""

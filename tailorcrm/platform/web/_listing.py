@@ -51,6 +51,7 @@ from ..query import (
     run_list,
     run_list_before,
     search_condition,
+    sort_applies,
 )
 from ..views import filter_problems, get_view, list_views
 from ._blueprint import web
@@ -247,6 +248,14 @@ def render_list(
         session.connection, session.catalog, entity, page.records, columns
     )
     state = state_of(params)
+    # A sort that cannot be applied (bookmarked before its field was removed,
+    # say) is left out of the addresses that offer a way out, or each of them
+    # would be refused again.
+    kept = [
+        (key, value)
+        for key, value in state
+        if key != "sort" or sort_applies(entity, value)
+    ]
     sort = [key for key in (args.get("sort") or [""])[0].split(",") if key]
     total = int(page.total or 0)
     start = _start(params, page, total)
@@ -280,12 +289,15 @@ def render_list(
         ),
         import_href=LINKS.import_page(entity.name) if entity.allows("import") else "",
         can_delete=entity.allows("delete"),
-        active_filters=_chips(session, entity, state),
-        clear_href=_clear_href(entity, state),
+        active_filters=_chips(session, entity, kept),
+        clear_href=_clear_href(entity, kept),
         filter_builder=_builder(session, entity, state, builder or {}),
         views=_view_bar(session, entity, state, view, listing, save or {}),
         state=urlencode(state),
         error=error,
+        retry_href=(
+            list_href(entity.name, kept) if _order_problem(error, params) else None
+        ),
         notice=str(view.get("notice") or "") if view is not None else "",
     )
     return render(
@@ -296,6 +308,15 @@ def render_list(
         page=model,
         status=400 if error and status == 200 else status,
     )
+
+
+def _order_problem(error: str, params: MultiDict[str, str]) -> bool:
+    """Whether the list's problem is its sort or its place, not a filter.
+
+    The query builder's refusals name their parameter first (``sort: ...``).
+    """
+    name = error.partition(":")[0]
+    return bool(error) and name in params and name in ("sort", *POSITION_PARAMS)
 
 
 def plural(entity: EntityDef) -> str:
