@@ -780,6 +780,36 @@ def test_tokens_from_the_command_line(database_url: str) -> None:
     assert "revoked" in runner.invoke(main, ["token", "list"]).output
 
 
+def test_a_deactivated_users_tokens_are_listed_as_inactive(
+    app: Flask, platform: Platform, api: Api, database_url: str
+) -> None:
+    """They stop working with the user, so they are not shown as active; and the
+    operator may still list them by the user's name, through the API and the
+    command line, as 'token list' with no name already showed them."""
+    with platform.engine.begin() as connection:
+        seller = create_user(connection, "seller", PASSWORD)
+        seller_api = Api(app.test_client(), create_token(connection, seller))
+        create_token(connection, seller, name="old", expires_in=dt.timedelta(days=1))
+    runner = CliRunner(env={"TAILORCRM_DATABASE_URL": database_url})
+    deactivated = runner.invoke(main, ["user", "deactivate", "seller"])
+    platform.clock = lambda: (
+        dt.datetime.now(dt.UTC).replace(tzinfo=None) + (dt.timedelta(days=2))
+    )
+
+    listed = api.get("/auth/tokens?user=seller")
+    named = runner.invoke(main, ["token", "list", "seller"])
+    everyone = runner.invoke(main, ["token", "list"])
+
+    assert deactivated.exit_code == 0, deactivated.output
+    assert seller_api.get("/meta/entities").status_code == 401
+    assert listed.status_code == 200
+    assert [t["state"] for t in listed.json["data"]] == ["inactive", "expired"]
+    assert named.exit_code == 0, named.output
+    seller_lines = [line for line in everyone.output.splitlines() if "seller" in line]
+    assert [line.split()[-1] for line in seller_lines] == ["inactive", "inactive"]
+    assert named.output.splitlines()[1].split()[-1] == "inactive"
+
+
 # -- databases made before this release ----------------------------------------------
 
 NEW_TABLES = {"tc_api_token_scope", "tc_web_session", "tc_login_event"}

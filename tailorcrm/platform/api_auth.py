@@ -15,8 +15,9 @@ from flask import Response, jsonify, request, url_for
 from ..errors import Forbidden
 from ..metadata import ascii_digits
 from ._app import Session, platform, require_scope
+from .access import user_id_of
 from .api import _session, api
-from .auth import find_user, list_tokens, revoke_token
+from .auth import list_tokens, revoke_token
 from .logins import list_events
 from .query import refused
 
@@ -37,7 +38,8 @@ def list_api_tokens() -> Response:
         name = request.args.get("user")
         if name is not None and name != session.user.username:
             _need_admin(session, "read other users' tokens")
-            user_id = find_user(session.connection, name).id
+            # A deactivated user's tokens are listed too, as inactive.
+            user_id = user_id_of(session.connection, name)
         else:
             require_scope(session.scopes, "read")
         tokens = list_tokens(session.connection, user_id=user_id)

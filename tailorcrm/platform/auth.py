@@ -90,13 +90,19 @@ class TokenInfo:
     created_at: dt.datetime
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
+    #: Whether the token's user is active; a deactivated user's tokens stop
+    #: working with them.
+    user_active: bool = True
 
     def state(self, now: dt.datetime) -> str:
-        """``revoked``, ``expired`` or ``active``."""
+        """``revoked``, ``expired``, ``inactive`` (its user is deactivated) or
+        ``active``."""
         if self.revoked_at is not None:
             return "revoked"
         if self.expires_at is not None and self.expires_at <= now:
             return "expired"
+        if not self.user_active:
+            return "inactive"
         return "active"
 
     def as_dict(self, now: dt.datetime) -> dict[str, Any]:
@@ -237,7 +243,7 @@ def list_tokens(
         # No id is past 64 bits, and no database could be asked for one.
         return []
     query = (
-        sa.select(api_tokens, users.c.username)
+        sa.select(api_tokens, users.c.username, users.c.active.label("user_active"))
         .join(users, users.c.id == api_tokens.c.user_id)
         .order_by(api_tokens.c.id)
     )
@@ -270,6 +276,7 @@ def _token_info(row: Any, scopes: list[str] | None) -> TokenInfo:
         created_at=row.created_at,
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
+        user_active=bool(row.user_active),
     )
 
 

@@ -39,6 +39,7 @@ from .access import (
     set_team,
     set_user_attributes,
     set_user_roles,
+    user_id_of,
     user_info,
 )
 from .auth import (
@@ -1060,7 +1061,8 @@ def token_list(username: str | None) -> None:
     platform = _platform()
     try:
         with platform.engine.connect() as connection:
-            user_id = find_user(connection, username).id if username else None
+            # A deactivated user's tokens are listed too, as inactive.
+            user_id = user_id_of(connection, username) if username else None
             tokens = list_tokens(connection, user_id=user_id)
     except TailorError as error:
         _fail(error)
