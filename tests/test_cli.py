@@ -529,3 +529,10 @@ def test_help_of_import_and_team_create_explains_the_repeatable_options() -> Non
 
     assert "repeatable" in imported.output.split("--map", 1)[1].split("--key")[0]
     assert "repeatable" in team.output.split("--role", 1)[1]
+
+
+def test_init_help_names_the_variables_it_reads() -> None:
+    help_text = CliRunner().invoke(main, ["init", "--help"]).output
+
+    assert "TAILORCRM_ADMIN_PASSWORD" in help_text
+    assert "TAILORCRM_DATABASE_URL" in help_text

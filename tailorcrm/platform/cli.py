@@ -103,7 +103,13 @@ def main() -> None:
 @main.command()
 @click.option("--demo", is_flag=True, help="Install the sales pack and demo data.")
 def init(demo: bool) -> None:
-    """Create the database and the first admin user, 'admin'."""
+    """Create the database and the first admin user, 'admin'.
+
+    The database is TAILORCRM_DATABASE_URL (default: SQLite in
+    instance/tailorcrm.db under the current folder); the admin's password is
+    TAILORCRM_ADMIN_PASSWORD, or generated and printed. Run again with --demo,
+    it prints a fresh password and API token for admin.
+    """
     password = os.environ.get("TAILORCRM_ADMIN_PASSWORD") or generate_password()
     if len(password) < MIN_PASSWORD_LENGTH:
         raise click.ClickException(
