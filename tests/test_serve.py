@@ -139,3 +139,22 @@ def test_a_database_url_that_cannot_be_read_is_named_without_a_traceback(
     assert "mysql" in other.output
     # The password in a URL is never echoed.
     assert "s3cret-word" not in other.output
+
+
+def test_a_database_that_cannot_be_opened_is_named_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    # A folder where the database file should be: SQLite cannot open it.
+    (tmp_path / "crm.db").mkdir()
+    env = {"TAILORCRM_DATABASE_URL": f"sqlite:///{tmp_path / 'crm.db'}"}
+    runner = CliRunner()
+
+    listed = runner.invoke(main, ["token", "list"], env=env)
+    served = runner.invoke(main, ["serve", "--port", str(free_port())], env=env)
+
+    for result in (listed, served):
+        assert result.exit_code == 1
+        assert isinstance(result.exception, SystemExit)
+        assert "Error: Cannot open the database" in result.output
+        assert "unable to open database file" in result.output
+        assert "Traceback" not in result.output

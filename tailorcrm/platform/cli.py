@@ -73,7 +73,19 @@ ROLES_FOLDER = "roles"
 
 
 def _platform() -> Platform:
-    return Platform(_settings())
+    settings = _settings()
+    try:
+        return Platform(settings)
+    except sa.exc.OperationalError as error:
+        raise click.ClickException(_cannot_open(settings, error)) from None
+
+
+def _cannot_open(settings: Settings, error: sa.exc.OperationalError) -> str:
+    """Say which database could not be opened and what its driver answered
+    (the URL's password left out)."""
+    url = sa.engine.make_url(settings.database_url).render_as_string(hide_password=True)
+    answer = " ".join(str(error.orig).split())
+    return f"Cannot open the database {url} (TAILORCRM_DATABASE_URL): {answer}"
 
 
 def _settings() -> Settings:
@@ -381,10 +393,11 @@ def _has_records(connection: Any, entity: EntityDef) -> bool:
 )
 def serve(host: str, port: int) -> None:
     """Serve the web application and the API."""
+    settings = _settings()
     try:
         app = create_app()
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from None
+    except sa.exc.OperationalError as error:
+        raise click.ClickException(_cannot_open(settings, error)) from None
     click.echo(f"Serving Tailor CRM on http://{host}:{port}")
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 
