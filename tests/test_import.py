@@ -30,7 +30,7 @@ from tailorcrm.platform.importer import (
     import_csv,
 )
 from tailorcrm.platform.records import SYSTEM_ACTOR
-from tests.conftest import ACCOUNT
+from tests.conftest import ACCOUNT, SALES_PACK
 
 # Invented names; the accents are the point, so they must survive byte for byte.
 ACCENTED = "Zoë Ångström-Núñez"
@@ -163,6 +163,37 @@ def test_mapping_to_an_unknown_field_or_column_is_refused(platform: Platform) ->
         ("--map title", "unknown_column"),
     ]
     assert count(platform, "opportunity") == 0
+
+
+def test_mapping_to_a_computed_or_numbered_field_says_why_it_is_refused(
+    sales: Platform,
+) -> None:
+    """Such fields exist: "has no writable field" sent the reader looking for a
+    misspelt name."""
+    rule = json.loads((SALES_PACK / "rules" / "weighted_amount.json").read_text())
+    sales.store.apply([("weighted_amount.json", rule)], actor="test")
+    data = csv_text(["Title", "Weighted"], ["Harbour refit", "5"])
+    accounts = csv_text(["Name", "Number"], ["Pellham Freight", "X-1"])
+
+    with pytest.raises(BadRequest) as computed:
+        load(sales, "opportunity", data, mapping={"weighted_amount": "Weighted"})
+    with pytest.raises(BadRequest) as numbered:
+        load(sales, "account", accounts, mapping={"account_number": "Number"})
+
+    assert [(p.field, p.code, p.message) for p in computed.value.problems] == [
+        (
+            "--map weighted_amount",
+            "computed",
+            "Weighted amount is computed by a rule and cannot be imported.",
+        )
+    ]
+    assert [(p.field, p.code, p.message) for p in numbered.value.problems] == [
+        (
+            "--map account_number",
+            "read_only",
+            "Account number is numbered by the platform and cannot be imported.",
+        )
+    ]
 
 
 def test_an_autonumber_column_is_ignored(sales: Platform) -> None:

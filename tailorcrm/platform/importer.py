@@ -96,6 +96,21 @@ class ImportFailed(TailorError):
         self.report = report
 
 
+def _not_writable(entity: EntityDef, field: str, computed: Collection[str]) -> Problem:
+    """Why a mapping may not fill ``field``: no such field, one that rules
+    compute, or an autonumber."""
+    where = f"--map {field}"
+    spec = entity.fields.get(field)
+    if spec is None:
+        message = f"{entity.label} has no field {field!r}."
+        return Problem(where, "unknown_field", message)
+    if field in computed:
+        message = f"{spec['label']} is computed by a rule and cannot be imported."
+        return Problem(where, "computed", message)
+    message = f"{spec['label']} is numbered by the platform and cannot be imported."
+    return Problem(where, "read_only", message)
+
+
 def match_columns(
     entity: EntityDef,
     header: Sequence[str],
@@ -126,8 +141,7 @@ def match_columns(
     problems = []
     for field, column in mapping.items():
         if field not in writable:
-            message = f"{entity.label} has no writable field {field!r}."
-            problems.append(Problem(f"--map {field}", "unknown_field", message))
+            problems.append(_not_writable(entity, field, computed))
         elif isinstance(column, int):
             if 0 <= column < len(header):
                 matched[field] = column
