@@ -32,7 +32,7 @@ from tests.rules_support import (
     define,
     rule,
 )
-from tests.web_helpers import PASSWORD, Browser, sign_in, token_of
+from tests.web_helpers import PASSWORD, Browser, sign_in, text_of, token_of
 
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 PROJECT = {
@@ -741,6 +741,18 @@ def test_revisions_are_listed_newest_first_for_admins(crm: Api) -> None:
     ]
     assert detail.json["changes"][0]["after"]["document"]["name"] == "account"
     assert crm.get("/meta/revisions/99").status_code == 404
+
+
+def test_the_revisions_page_says_roles_are_among_the_documents_it_lists(
+    app: Flask, platform: Platform, crm: Api
+) -> None:
+    admin = sign_in(app, platform, "ines.falk")
+
+    listed = text_of(admin.get("/admin/revisions").get_data(as_text=True))
+
+    assert "Every change to entities, layouts, rules and roles, newest first." in (
+        listed
+    )
 
 
 def test_revisions_are_refused_to_other_users(
