@@ -123,3 +123,25 @@ def test_attributes_are_text_or_with_a_colon_numbers_and_true_false(
         assert "after := write a number or true/false" in result.output
     after = json.loads(run.invoke(main, ["user", "show", "cleo.marsh"]).output)
     assert after["attributes"] == shown["attributes"]
+
+
+def test_team_set_refuses_members_and_no_members_together(run: CliRunner) -> None:
+    """Both at once used to drop every member silently, the --member ignored."""
+    run.invoke(main, ["init"])
+    run.invoke(main, ["user", "create", "cleo.marsh", "--password", "x" * 12])
+    run.invoke(main, ["user", "create", "otto.brook", "--password", "x" * 12])
+    run.invoke(main, ["team", "create", "harbour", "--member", "cleo.marsh"])
+
+    members = run.invoke(
+        main, ["team", "set", "harbour", "--member", "otto.brook", "--no-members"]
+    )
+    roles = run.invoke(
+        main, ["team", "set", "harbour", "--role", "auditor", "--no-roles"]
+    )
+    listed = run.invoke(main, ["team", "list"])
+
+    assert members.exit_code == 2
+    assert "--member and --no-members" in members.output
+    assert roles.exit_code == 2
+    assert "--role and --no-roles" in roles.output
+    assert "harbour: cleo.marsh" in listed.output

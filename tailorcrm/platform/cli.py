@@ -826,6 +826,11 @@ def team_set(
     no_roles: bool,
 ) -> None:
     """Change a team's label, members or roles."""
+    # Both at once would say two things; neither is guessed.
+    if members and no_members:
+        raise click.UsageError("Give --member and --no-members one at a time.")
+    if roles and no_roles:
+        raise click.UsageError("Give --role and --no-roles one at a time.")
     platform = _platform()
     try:
         with platform.transaction() as (connection, catalog):
