@@ -293,6 +293,80 @@ def test_bad_list_parameters_are_400(deals: Api, query: str) -> None:
     assert response.json["detail"].startswith(f"{name}: ")
 
 
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("nothing=1", "nothing"),
+        ("amount__between=1", "amount__between"),
+        ("amount=abc", "amount"),
+        ("close_date=2026-02-30", "close_date"),
+        ("sort=nothing", "sort"),
+        ("limit=0", "limit"),
+        ("fields=title,nothing", "fields"),
+        ("cursor=garbage", "cursor"),
+        ("count=maybe", "count"),
+        ("sort=title&sort=amount", "sort"),
+    ],
+)
+def test_a_bad_list_parameter_is_named_in_errors(
+    deals: Api, query: str, parameter: str
+) -> None:
+    """As every problem document does, the answer names where the problem is,
+    in ``errors`` as well as in ``detail``."""
+    response = deals.get(f"/opportunity?{query}")
+
+    assert response.status_code == 400
+    [problem] = response.json["errors"]
+    assert problem["field"] == parameter
+    assert problem["code"] == "invalid_parameter"
+    assert response.json["detail"] == f"{parameter}: {problem['message']}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/opportunity/1/history?limit=0",
+        "/opportunity/1/history?cursor=x",
+        "/audit/logins?limit=x",
+        "/meta/revisions?limit=x",
+    ],
+)
+def test_a_bad_parameter_of_a_history_or_the_audit_is_named_in_errors(
+    deals: Api, path: str
+) -> None:
+    response = deals.get(path)
+
+    assert response.status_code == 400
+    [problem] = response.json["errors"]
+    assert problem["field"] == path.split("?")[1].split("=")[0]
+    assert problem["code"] == "invalid_parameter"
+
+
+def test_a_dry_run_on_a_write_that_has_none_is_named_in_errors(deals: Api) -> None:
+    response = deals.post(
+        "/meta/views?entity=opportunity&dry_run=1",
+        json={"kind": "view", "entity": "opportunity", "label": "Open"},
+    )
+
+    assert response.status_code == 400
+    [problem] = response.json["errors"]
+    assert (problem["field"], problem["code"]) == ("dry_run", "invalid_parameter")
+
+
+@pytest.mark.parametrize(
+    "query", ["dry_run=perhaps", "dry_run=0&dry_run=1", "bypass_automation"]
+)
+def test_a_bad_yes_or_no_parameter_of_a_write_is_named_in_errors(
+    deals: Api, query: str
+) -> None:
+    response = deals.post(f"/opportunity?{query}", json={"title": "Kestrel deal"})
+
+    assert response.status_code == 400
+    [problem] = response.json["errors"]
+    assert problem["field"] == query.partition("=")[0]
+    assert problem["code"] == "invalid_parameter"
+
+
 def test_cursor_of_another_sort_is_refused(deals: Api) -> None:
     first = deals.get("/opportunity?limit=2&sort=title").json
     cursor = first["next"].split("cursor=")[1]

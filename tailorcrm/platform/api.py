@@ -205,9 +205,10 @@ def _refuse_unknown_write_parameters() -> None:
         return
     view = current_app.view_functions.get(request.endpoint or "")
     if "dry_run" in request.args and not getattr(view, "dry_runs", False):
-        raise BadRequest(
-            f"dry_run: {request.method} {request.path} has no dry run; "
-            "send it without dry_run to make the change."
+        raise _parameter_refused(
+            "dry_run",
+            f"{request.method} {request.path} has no dry run; "
+            "send it without dry_run to make the change.",
         )
     known: frozenset[str] = getattr(view, "query_parameters", frozenset())
     unknown = [name for name in dict.fromkeys(request.args) if name not in known]
