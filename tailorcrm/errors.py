@@ -48,6 +48,14 @@ class TailorError(Exception):
 class BadRequest(TailorError):
     """The request itself is malformed: unreadable JSON, an unknown filter."""
 
+    @classmethod
+    def parameter(cls, name: str, message: str) -> BadRequest:
+        """The refusal of the query parameter ``name``: named before the
+        message, and as the field of its problem (code ``invalid_parameter``),
+        where a client finds which one to mend."""
+        problem = Problem(name, "invalid_parameter", message)
+        return cls(f"{name}: {message}", problems=[problem])
+
 
 class Unauthorized(TailorError):
     status = 401

@@ -37,7 +37,7 @@ from .auth import User
 from .db import RETRY_AFTER, held_back
 from .layoutstore import stored_layouts
 from .metastore import ChangeResult
-from .query import parse_list_args, refused, run_list
+from .query import parse_list_args, run_list
 from .revisions import ANY_REVISION
 from .strictjson import JSONRefused, read_json
 from .views import delete_view, get_view, list_views, save_view
@@ -205,7 +205,7 @@ def _refuse_unknown_write_parameters() -> None:
         return
     view = current_app.view_functions.get(request.endpoint or "")
     if "dry_run" in request.args and not getattr(view, "dry_runs", False):
-        raise _parameter_refused(
+        raise BadRequest.parameter(
             "dry_run",
             f"{request.method} {request.path} has no dry run; "
             "send it without dry_run to make the change.",
@@ -290,11 +290,11 @@ def _flag(name: str) -> bool:
         elif text.lower() in ("0", "false", "no"):
             answers.add(False)
         else:
-            raise refused(name, "invalid_value", "use true or false.")
+            raise BadRequest.parameter(name, "use true or false.")
     if len(answers) > 1:
         # The first would win, and ``dry_run=0&dry_run=1`` would apply the change
         # that the second asked only to check.
-        raise refused(name, "repeated", "give it once, true or false.")
+        raise BadRequest.parameter(name, "give it once, true or false.")
     return answers.pop()
 
 

@@ -12,14 +12,13 @@ from urllib.parse import urlencode
 
 from flask import Response, jsonify, request, url_for
 
-from ..errors import Forbidden
+from ..errors import BadRequest, Forbidden
 from ..metadata import ascii_digits
 from ._app import Session, platform, require_scope
 from .access import user_id_of
 from .api import _session, api
 from .auth import list_tokens, revoke_token
 from .logins import list_events
-from .query import refused
 
 DEFAULT_EVENTS_PAGE = 50
 
@@ -100,5 +99,5 @@ def _number(name: str) -> int | None:
     if text is None or text == "":
         return None
     if not ascii_digits(text) or len(text) > 18:
-        raise refused(name, "invalid_value", f"give a whole number, not {text!r}.")
+        raise BadRequest.parameter(name, f"give a whole number, not {text!r}.")
     return int(text)

@@ -509,12 +509,16 @@ def parse_page_args(
     size = default
     if limit not in (None, ""):
         if not ascii_digits(limit) or not 0 < int(limit[:6]) <= MAX_LIMIT:
-            raise BadRequest(f"limit: give a whole number from 1 to {MAX_LIMIT}.")
+            raise BadRequest.parameter(
+                "limit", f"give a whole number from 1 to {MAX_LIMIT}."
+            )
         size = int(limit)
     after = None
     if cursor not in (None, ""):
         if not ascii_digits(cursor) or len(cursor) > 18 or int(cursor) == 0:
-            raise BadRequest("cursor: give the cursor of the previous page.")
+            raise BadRequest.parameter(
+                "cursor", "give the cursor of the previous page."
+            )
         after = int(cursor)
     return size, after
 

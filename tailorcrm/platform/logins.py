@@ -230,7 +230,9 @@ def list_events(
     :raises BadRequest: a limit outside 1 to :data:`MAX_EVENTS_PAGE`.
     """
     if not 1 <= limit <= MAX_EVENTS_PAGE:
-        raise BadRequest(f"limit: give a number from 1 to {MAX_EVENTS_PAGE}.")
+        raise BadRequest.parameter(
+            "limit", f"give a number from 1 to {MAX_EVENTS_PAGE}."
+        )
     query = sa.select(login_events).order_by(login_events.c.id.desc()).limit(limit)
     if username is not None:
         query = query.where(login_events.c.username == username)

@@ -99,16 +99,10 @@ class Page:
     previous_cursor: str | None = None
 
 
-def refused(param: str, code: str, message: str) -> BadRequest:
-    """The refusal of a list parameter: its name before the message, and in the
-    problem's field, where a client finds which one to mend."""
-    return BadRequest(f"{param}: {message}", problems=[Problem(param, code, message)])
-
-
 def _spec(entity: EntityDef, name: str, param: str) -> dict[str, Any]:
     spec = entity.fields.get(name) or SYSTEM_SPECS.get(name)
     if spec is None:
-        raise refused(param, "unknown_field", f"{entity.label} has no field {name!r}.")
+        raise BadRequest.parameter(param, f"{entity.label} has no field {name!r}.")
     return spec
 
 
@@ -133,9 +127,8 @@ def parse_list_args(
         name, _, op = param.partition("__")
         op = op or "eq"
         if op not in OPERATORS:
-            raise refused(
+            raise BadRequest.parameter(
                 param,
-                "unknown_operator",
                 f"unknown operator {op!r}; use one of {', '.join(OPERATORS)}.",
             )
         spec = _spec(entity, name, param)
@@ -201,8 +194,8 @@ def parse_condition(
     except (OverflowError, ValueError, RecursionError):
         # A literal outside what the database can hold, such as a moment before
         # year 1 once taken to UTC.
-        raise refused(
-            "filter", "out_of_range", "a value in the condition is out of range."
+        raise BadRequest.parameter(
+            "filter", "a value in the condition is out of range."
         ) from None
 
 
@@ -226,7 +219,7 @@ def _single(args: Mapping[str, list[str]], name: str) -> str | None:
     if not values:
         return None
     if len(values) > 1:
-        raise refused(name, "repeated", "give this parameter only once.")
+        raise BadRequest.parameter(name, "give this parameter only once.")
     return values[0]
 
 
@@ -241,7 +234,7 @@ def _parse_sort(
         descending = item.startswith("-")
         spec = _spec(entity, item[1:] if item[:1] in "-+" else item, "sort")
         if spec["type"] not in _SORTABLE_TYPES:
-            raise refused("sort", "not_sortable", f"{spec['name']!r} cannot be sorted.")
+            raise BadRequest.parameter("sort", f"{spec['name']!r} cannot be sorted.")
         keys.append((spec, descending))
     return keys
 
@@ -260,8 +253,8 @@ def _parse_limit(text: str | None) -> int:
     if text is None:
         return DEFAULT_LIMIT
     if not _INTEGER.match(text) or not 1 <= int(text) <= MAX_LIMIT:
-        raise refused(
-            "limit", "invalid_value", f"enter a whole number from 1 to {MAX_LIMIT}."
+        raise BadRequest.parameter(
+            "limit", f"enter a whole number from 1 to {MAX_LIMIT}."
         )
     return int(text)
 
@@ -272,7 +265,7 @@ def _parse_bool(text: str, param: str) -> bool:
         return True
     if lowered in _FALSE:
         return False
-    raise refused(param, "invalid_value", f"enter true or false, not {text!r}.")
+    raise BadRequest.parameter(param, f"enter true or false, not {text!r}.")
 
 
 def _filter_value(spec: dict[str, Any], op: str, raw: str, param: str) -> Any:
@@ -280,20 +273,20 @@ def _filter_value(spec: dict[str, Any], op: str, raw: str, param: str) -> Any:
     if op == "isnull":
         return _parse_bool(raw, param)
     if "\x00" in raw:
-        raise refused(param, "invalid_value", "a value cannot hold the NUL character.")
+        raise BadRequest.parameter(param, "a value cannot hold the NUL character.")
     if op in ("contains", "startswith"):
         if kind not in TEXT_TYPES and kind not in ("multi_picklist", "autonumber"):
-            raise refused(param, "invalid_operator", f"{op} works on text fields only.")
+            raise BadRequest.parameter(param, f"{op} works on text fields only.")
         if kind == "multi_picklist" and op == "startswith":
             message = "startswith does not apply to multi-picklists."
-            raise refused(param, "invalid_operator", message)
+            raise BadRequest.parameter(param, message)
         return raw
     if kind == "multi_picklist":
         message = "use contains or isnull on a multi-picklist."
-        raise refused(param, "invalid_operator", message)
+        raise BadRequest.parameter(param, message)
     if op in ("lt", "lte", "gt", "gte") and kind not in _ORDERED_TYPES:
         message = f"{op} does not apply to a {kind} field."
-        raise refused(param, "invalid_operator", message)
+        raise BadRequest.parameter(param, message)
     if op == "in":
         return [parse_value(spec, part, param) for part in raw.split(",")]
     return parse_value(spec, raw, param)
@@ -318,7 +311,7 @@ def parse_value(spec: dict[str, Any], raw: str, param: str) -> Any:
         if kind == "datetime":
             return convert_datetime(raw)
     except FieldValueError as error:
-        raise refused(param, "invalid_value", error.message) from None
+        raise BadRequest.parameter(param, error.message) from None
     return raw
 
 
@@ -422,7 +415,7 @@ def _decode_cursor(
         valid = False
     if not valid:
         message = "this cursor is not valid for this list; start over."
-        raise refused(param, "invalid_cursor", message)
+        raise BadRequest.parameter(param, message)
     values = [
         None if key is None else parse_value(spec, str(key), param)
         for key, (spec, _) in zip(keys, query.sort, strict=True)
@@ -554,7 +547,7 @@ def _computed_in_range(connection: sa.Connection, query: ListQuery) -> Iterator[
             "a number the condition computes for these records is beyond what "
             "the database holds."
         )
-        raise refused("filter", "out_of_range", message) from None
+        raise BadRequest.parameter("filter", message) from None
     savepoint.commit()
 
 
