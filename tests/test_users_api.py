@@ -146,3 +146,32 @@ def test_a_password_no_one_could_sign_in_with_is_refused(
     assert created.json["errors"][0]["field"] == "password"
     assert crm.get("/users/ines.park").status_code == 404
     assert excinfo.value.problems[0].field == "password"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/users", {"username": "ines.park", "role": ["reader"]}, "role"),
+        ("/users", {"roles": []}, "username"),
+        ("/users", {"username": "ines.park", "password": 5}, "password"),
+        ("/users", {"username": "ines.park", "roles": "reader"}, "roles"),
+        ("/users", {"username": "ines.park", "attributes": []}, "attributes"),
+        ("/users/admin", {"active": True}, "active"),
+        ("/teams", {"name": "harbour", "member": ["admin"]}, "member"),
+        ("/teams", {"label": "Harbour"}, "name"),
+        ("/teams", {"name": "harbour", "label": 7}, "label"),
+        ("/teams", {"name": "harbour", "members": "admin"}, "members"),
+    ],
+)
+def test_a_bad_user_or_team_body_names_its_key_in_errors(
+    crm: Api, path: str, body: dict, field: str
+) -> None:
+    """A misspelt key (``role`` for ``roles``) used to get only the list of keys
+    the request takes, and none of these named their key in ``errors``."""
+    send = crm.patch if path.startswith("/users/") else crm.post
+
+    response = send(path, json=body)
+
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json["errors"]] == [field]
+    assert field in response.json["detail"]

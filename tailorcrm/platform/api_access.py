@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Response, jsonify
 
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, NotFound, Problem
 from ..metadata import OPERATIONS, ROLE, Catalog, EntityAccess, role_schema
 from ._app import platform
 from .access import (
@@ -187,22 +187,43 @@ def _user_body(*, creating: bool) -> dict[str, Any]:
     allowed = {"roles", "attributes"} | (
         {"username", "password"} if creating else {"active"}
     )
-    if not isinstance(body, dict) or not set(body) <= allowed:
-        raise BadRequest(f"Send a JSON object with {', '.join(sorted(allowed))}.")
+    _check_keys(body, allowed)
     if creating and not isinstance(body.get("username"), str):
-        raise BadRequest("username: give the user's name.")
+        raise _refused("username", "give the user's name.")
     if "password" in body and not isinstance(body["password"], str):
-        raise BadRequest("password: send text.")
+        raise _refused("password", "send text.")
     roles = body.get("roles")
     if roles is not None and (
         not isinstance(roles, list) or not all(isinstance(r, str) for r in roles)
     ):
-        raise BadRequest("roles: send a list of role names.")
+        raise _refused("roles", "send a list of role names.")
     if "attributes" in body and not isinstance(body["attributes"], dict):
-        raise BadRequest("attributes: send a JSON object.")
+        raise _refused("attributes", "send a JSON object.")
     if "active" in body and body["active"] is not False:
-        raise BadRequest("active: only false is accepted (deactivating a user).")
+        raise _refused("active", "only false is accepted (deactivating a user).")
     return body
+
+
+def _check_keys(body: Any, allowed: set[str]) -> None:
+    """Refuse a body that is not an object, or one with keys the request does
+    not read, naming each of them (a misspelt ``role`` for ``roles``, say)."""
+    takes = ", ".join(sorted(allowed))
+    if not isinstance(body, dict):
+        raise BadRequest(f"Send a JSON object with {takes}.")
+    unknown = [key for key in body if key not in allowed]
+    if unknown:
+        message = f"not read here; send {takes}."
+        raise BadRequest(
+            f"{unknown[0]}: {message}",
+            problems=[Problem(key, "unknown_field", message) for key in unknown],
+        )
+
+
+def _refused(key: str, message: str) -> BadRequest:
+    """A refusal of one key of the body, named in ``detail`` and ``errors``."""
+    return BadRequest(
+        f"{key}: {message}", problems=[Problem(key, "invalid_value", message)]
+    )
 
 
 def _apply_user(
@@ -280,18 +301,17 @@ def remove_team(name: str) -> Response:
 def _team_body(*, creating: bool) -> dict[str, Any]:
     body = _json_body(exact_numbers=False)
     allowed = {"label", "members", "roles"} | ({"name"} if creating else set())
-    if not isinstance(body, dict) or not set(body) <= allowed:
-        raise BadRequest(f"Send a JSON object with {', '.join(sorted(allowed))}.")
+    _check_keys(body, allowed)
     if creating and not isinstance(body.get("name"), str):
-        raise BadRequest("name: give the team's name.")
+        raise _refused("name", "give the team's name.")
     if "label" in body and (
         not isinstance(body["label"], str) or not 0 < len(body["label"]) <= 200
     ):
-        raise BadRequest("label: send text of 1 to 200 characters.")
+        raise _refused("label", "send text of 1 to 200 characters.")
     for key in ("members", "roles"):
         if key in body and (
             not isinstance(body[key], list)
             or not all(isinstance(item, str) for item in body[key])
         ):
-            raise BadRequest(f"{key}: send a list of names.")
+            raise _refused(key, "send a list of names.")
     return body
