@@ -165,6 +165,36 @@ def test_meta_apply_dry_run_then_apply_then_export(
     ).output.strip() == ("Nothing to change.")
 
 
+def test_meta_export_refuses_a_folder_holding_documents_it_would_not_write(
+    run: CliRunner, tmp_path: Path
+) -> None:
+    """Exported again into the same folder after a document was deleted, the old
+    file stayed, and 'meta apply' of the folder brought the document back."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write(folder / "account.json", ACCOUNT)
+    write(folder / "opportunity.json", OPPORTUNITY)
+    write(folder / "pack.json", {"name": "mine"})
+    run.invoke(main, ["meta", "apply", str(folder)])
+    out = tmp_path / "out"
+    first = run.invoke(main, ["meta", "export", str(out)])
+    # What an earlier export wrote for a layout deleted since.
+    (out / "layouts").mkdir()
+    write(out / "layouts" / "account.json", {"kind": "layout", "entity": "account"})
+    (out / "opportunity.json").unlink()
+
+    again = run.invoke(main, ["meta", "export", str(out)])
+    into_pack = run.invoke(main, ["meta", "export", str(folder)])
+
+    assert first.exit_code == 0, first.output
+    assert again.exit_code == 1
+    assert "layouts/account.json" in again.output
+    assert "Nothing was written." in again.output
+    assert not (out / "opportunity.json").exists()
+    # The files an export writes, and a pack's manifest, are no reason to refuse.
+    assert into_pack.exit_code == 0, into_pack.output
+
+
 def test_meta_apply_reports_every_problem_and_fails(
     run: CliRunner, tmp_path: Path
 ) -> None:

@@ -490,7 +490,9 @@ def meta_export(directory: Path) -> None:
     generated layout has none), rules to DIRECTORY/rules/NAME.json and roles to
     DIRECTORY/roles/NAME.json, as a pack holds them. 'meta apply DIRECTORY'
     reads them all back. A stored document holding NaN or Infinity, which JSON
-    cannot hold, is named and left out, and the command fails.
+    cannot hold, is named and left out, and the command fails. A DIRECTORY that
+    holds other documents 'meta apply' would read (one deleted since an earlier
+    export) is refused, and nothing is written.
     """
     platform = _platform()
     directory.mkdir(parents=True, exist_ok=True)
@@ -517,6 +519,15 @@ def meta_export(directory: Path) -> None:
             )
             for name, role in sorted(catalog.roles.items())
         ]
+    stale = _not_exported(directory, {name for name, _ in files})
+    if stale:
+        # Left there, 'meta apply DIRECTORY' would bring their documents back.
+        raise click.ClickException(
+            f"{directory} holds documents this export does not write (deleted or "
+            f"removed since, or not metadata): {', '.join(stale)}. 'meta apply' "
+            "would read them; delete them or export into an empty folder. "
+            "Nothing was written."
+        )
     problems = []
     for name, document in files:
         try:
@@ -529,6 +540,18 @@ def meta_export(directory: Path) -> None:
             "apply corrected ones with 'meta apply'."
         )
         _fail(InvalidMetadata(message, problems=problems))
+
+
+def _not_exported(directory: Path, written: set[Path]) -> list[str]:
+    """The files of ``directory`` that 'meta apply' reads (as
+    :func:`load_documents` finds them) and an export would not write."""
+    found = [directory / name for name in written]
+    return [
+        file.relative_to(directory).as_posix()
+        for folder in ("", LAYOUTS_FOLDER, RULES_FOLDER, ROLES_FOLDER)
+        for file in sorted((directory / folder).glob("*.json"))
+        if file not in found and file != directory / "pack.json"
+    ]
 
 
 def _write_json(target: Path, document: Any) -> None:
