@@ -1572,6 +1572,21 @@ def test_the_quick_search_finds_a_value_by_its_own_letters_whatever_their_case(
     assert "Tugs" not in text_of(page.get_data(as_text=True))
 
 
+def test_a_filtered_list_with_a_cursor_of_another_list_still_shows_its_page(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 3)
+
+    response = browser.get("/app/opportunity?stage=won&q=deal&cursor=nonsense")
+    again = browser.get("/app/opportunity?stage=won&q=deal")
+
+    assert response.status_code == 400
+    assert "This list cannot be shown as asked: cursor:" in text_of(
+        response.get_data(as_text=True)
+    )
+    assert again.status_code == 200
+
+
 def test_a_wrong_export_filter_is_an_error_page_not_a_broken_file(
     browser: Browser,
 ) -> None:

@@ -548,6 +548,11 @@ def _computed_in_range(connection: sa.Connection, query: ListQuery) -> Iterator[
             "the database holds."
         )
         raise BadRequest.parameter("filter", message) from None
+    except BaseException:
+        # Any other refusal (a cursor of another list, say) leaves nothing open.
+        if savepoint.is_active:
+            savepoint.rollback()
+        raise
     savepoint.commit()
 
 
