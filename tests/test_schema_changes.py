@@ -485,3 +485,29 @@ def test_batch_with_one_bad_document_applies_nothing(
 
     assert [p.field for p in excinfo.value.problems] == ["bad.json: name"]
     assert "region_office" not in tables(platform)
+
+
+def test_unsupported_changes_in_a_batch_name_every_document(
+    crm: Api, platform: Platform
+) -> None:
+    opportunity = document(crm)
+    amount = next(s for s in opportunity["fields"] if s["name"] == "amount")
+    amount["scale"] = 0
+    account = document(crm, "account")
+    parent = next(s for s in account["fields"] if s["name"] == "parent")
+    parent["target"] = "opportunity"
+    account["fields"].append({"name": "region", "type": "text", "label": "Region"})
+    before = revision(crm)
+
+    with pytest.raises(TailorError) as excinfo:
+        platform.store.apply(
+            [("account.json", account), ("opportunity.json", opportunity)],
+            actor="test",
+        )
+
+    assert sorted(p.field for p in excinfo.value.problems) == [
+        "account.json: fields[1].target",
+        "opportunity.json: fields[3].scale",
+    ]
+    assert revision(crm) == before
+    assert "region" not in columns(platform, "account")

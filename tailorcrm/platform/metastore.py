@@ -28,6 +28,7 @@ from ..errors import (
     InvalidMetadata,
     NotFound,
     Problem,
+    UnsupportedChange,
 )
 from ..metadata import (
     Catalog,
@@ -230,13 +231,21 @@ class MetadataStore:
             _check_documents(entity_documents, current)
             plan = Plan()
             after: dict[str, StoredEntity] = {}
-            for _, document in _creation_order(entity_documents):
-                entity, entity_plan = plan_entity(
-                    stored.get(document["name"]), document
-                )
+            unsupported: list[tuple[str, UnsupportedChange]] = []
+            for source, document in _creation_order(entity_documents):
+                try:
+                    entity, entity_plan = plan_entity(
+                        stored.get(document["name"]), document
+                    )
+                except UnsupportedChange as error:
+                    # Every document is planned, so that all of them are told.
+                    unsupported.append((source, error))
+                    continue
                 plan.extend(entity_plan)
                 if entity_plan.operations:
                     after[document["name"]] = entity
+            if unsupported:
+                raise _unsupported(unsupported)
             revision = current.revision + 1
             target = build_catalog(revision, {**stored, **after}.values())
             # Layouts, rules and roles are each checked against the entities as
@@ -626,6 +635,28 @@ def _refused(refusals: list[InvalidMetadata]) -> InvalidMetadata:
         "The metadata documents were refused; nothing was changed.",
         problems=[problem for refusal in refusals for problem in refusal.problems],
     )
+
+
+def _unsupported(refusals: list[tuple[str, UnsupportedChange]]) -> UnsupportedChange:
+    """One refusal for the documents whose changes are not supported, each
+    problem under the name of its document (as :func:`_check_documents` names
+    them) when several documents were applied together."""
+    problems = [
+        Problem(
+            f"{source}: {problem.field}" if source else problem.field,
+            problem.code,
+            problem.message,
+        )
+        for source, refusal in refusals
+        for problem in refusal.problems
+    ]
+    message = refusals[0][1].message
+    if len(refusals) > 1:
+        message = (
+            "Several entities ask for changes that are not supported yet; nothing "
+            "was changed."
+        )
+    return UnsupportedChange(message, problems=problems)
 
 
 def _check_expected(
