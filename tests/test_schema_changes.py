@@ -511,3 +511,30 @@ def test_unsupported_changes_in_a_batch_name_every_document(
     ]
     assert revision(crm) == before
     assert "region" not in columns(platform, "account")
+
+
+def test_two_new_entities_with_one_id_are_refused(api: Api, platform: Platform) -> None:
+    # A pack's file copied to make a second entity keeps the first one's id.
+    first = {
+        "name": "office",
+        "label": "Office",
+        "id": "ent_0123456789abcdef",
+        "fields": [{"name": "city", "type": "text", "label": "City"}],
+    }
+    second = {**copy.deepcopy(first), "name": "depot", "label": "Depot"}
+
+    with pytest.raises(TailorError) as excinfo:
+        platform.store.apply(
+            [("office.json", first), ("depot.json", second)], actor="test"
+        )
+
+    assert [(p.field, p.code) for p in excinfo.value.problems] == [
+        ("depot.json: id", "duplicate_id")
+    ]
+    assert "'office' in office.json" in excinfo.value.problems[0].message
+    assert not {"office", "depot"} & tables(platform)
+    # Each entity made apart keeps being changeable with its own document.
+    assert api.put("/meta/entities/office", json=first).status_code == 201
+    office = document(api, "office")
+    office["fields"].append({"name": "phone", "type": "phone", "label": "Phone"})
+    assert api.put("/meta/entities/office", json=office).status_code == 200

@@ -730,6 +730,9 @@ def _check_documents(documents: Sequence[tuple[str, Any]], current: Catalog) -> 
     problems: list[Problem] = []
     seen: set[str] = set()
     ids = {entity.document["id"]: entity.name for entity in current.entities.values()}
+    # The entity ids the documents give, with the document that gave each first:
+    # two entities with one id could not be told apart afterwards.
+    given_ids: dict[str, tuple[str, str]] = {}
     for source, document in documents:
         prefix = f"{source}: " if source else ""
         for problem in check_entity_document(document, known_entities=known):
@@ -745,6 +748,15 @@ def _check_documents(documents: Sequence[tuple[str, Any]], current: Catalog) -> 
                 "supported yet."
             )
             problems.append(Problem(f"{prefix}id", "id_in_use", message))
+        elif isinstance(given, str) and isinstance(name, str):
+            first_source, first_name = given_ids.setdefault(given, (source, name))
+            if first_name != name:
+                where = f" in {first_source}" if first_source else ""
+                message = (
+                    f"The entity {first_name!r}{where} has this id already; each "
+                    "entity needs its own (leave it out and one is made)."
+                )
+                problems.append(Problem(f"{prefix}id", "duplicate_id", message))
         if isinstance(name, str) and name in seen:
             message = f"Entity {name!r} is defined more than once."
             problems.append(Problem(f"{prefix}name", "duplicate_name", message))
