@@ -538,3 +538,39 @@ def test_two_new_entities_with_one_id_are_refused(api: Api, platform: Platform) 
     office = document(api, "office")
     office["fields"].append({"name": "phone", "type": "phone", "label": "Phone"})
     assert api.put("/meta/entities/office", json=office).status_code == 200
+
+
+def test_a_record_sent_back_as_read_keeps_values_from_before_narrower_limits(
+    crm: Api,
+) -> None:
+    """The edit form leaves alone what was not touched; so does a PATCH of the
+    record as read."""
+    record = crm.post(
+        "/opportunity",
+        json={"title": "A long title", "stage": "won", "amount": 50, "erp_code": "K1"},
+    ).json
+    changed = document(crm)
+    for spec in changed["fields"]:
+        if spec["name"] == "title":
+            spec["max_length"] = 5
+        if spec["name"] == "stage":
+            spec["options"] = [{"value": "prospecting", "label": "Prospecting"}]
+        if spec["name"] == "amount":
+            spec["max"] = 10
+        if spec["name"] == "close_date":
+            spec["required"] = True
+    assert crm.put("/meta/entities/opportunity", json=changed).status_code == 200
+    read = crm.get(f"/opportunity/{record['id']}").json
+    sent = {key: read[key] for key in ("title", "stage", "amount", "close_date")}
+
+    patched = crm.patch(f"/opportunity/{record['id']}", json={**sent, "erp_code": "K2"})
+    refused = crm.patch(f"/opportunity/{record['id']}", json={"amount": 49})
+    also_refused = crm.patch(f"/opportunity/{record['id']}", json={"amount": "50"})
+
+    assert patched.status_code == 200, patched.json
+    assert patched.json["erp_code"] == "K2"
+    assert {key: patched.json[key] for key in sent} == sent
+    assert patched.json["version"] == read["version"] + 1
+    assert refused.status_code == 422
+    assert [p["code"] for p in refused.json["errors"]] == ["too_large"]
+    assert also_refused.status_code == 422

@@ -773,9 +773,15 @@ class RecordService:
         computed = rules.rules.computed
         if computed:
             problems += _computed_problems(self.view, entity, computed, data)
+        known = _known(entity, data, computed)
+        as_read = _given_as_read(entity, current, known)
         values = self._load_many(
-            entity, [_known(entity, data, computed)], [problems], partial=True
+            entity,
+            [{key: value for key, value in known.items() if key not in as_read}],
+            [problems],
+            partial=True,
         )[0]
+        values.update({name: current.get(name) for name in as_read})
         _keep_stored_spellings(entity, current, values)
         if rules.rules.on_records and not problems:
             given = {k: v for k, v in values.items() if current.get(k) != v}
@@ -1245,6 +1251,35 @@ def _known(
             and key not in computed
         )
     }
+
+
+def _given_as_read(
+    entity: EntityDef, current: Mapping[str, Any], data: Mapping[str, Any]
+) -> set[str]:
+    """The fields given exactly the value a read of the record shows.
+
+    They are no change, and their stored values are kept without being judged
+    by their fields' limits again: a value saved before its field's limits
+    changed (a lower ``max`` or ``max_length``, a choice no longer offered, a
+    field made required while blank) is kept by a PATCH sending the record back
+    as read, and by a keyed import of its export, as the edit form keeps what
+    the person did not touch.
+    """
+    found = set()
+    for name, given in data.items():
+        spec = entity.fields.get(name)
+        if spec is None:
+            continue
+        shown = to_json(spec, current.get(name))
+        if isinstance(given, bool) or isinstance(shown, bool):
+            same = given is shown
+        elif isinstance(given, (int, float)) and isinstance(shown, (int, float)):
+            same = given == shown
+        else:
+            same = type(given) is type(shown) and given == shown
+        if same:
+            found.add(name)
+    return found
 
 
 def _keep_stored_spellings(
