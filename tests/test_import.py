@@ -507,6 +507,33 @@ def test_key_updates_the_records_it_finds_and_creates_the_rest(
 
 
 @pytest.mark.usefixtures("crm")
+def test_a_bad_cell_of_an_updated_row_is_told_as_an_update(
+    platform: Platform,
+) -> None:
+    """An updated record keeps the fields its row leaves out: a required title
+    not in the file, or a unique code it keeps, is no problem of the row."""
+    header = ["erp_code", "title", "amount"]
+    load(platform, "opportunity", csv_text(header, ["E-1", "Harbour refit", "10"]))
+    again = csv_text(["erp_code", "amount"], ["E-1", "ten"])
+
+    with pytest.raises(ImportFailed) as excinfo:
+        load(platform, "opportunity", again, key="erp_code")
+    new = csv_text(["erp_code", "amount"], ["E-9", "ten"])
+    with pytest.raises(ImportFailed) as new_excinfo:
+        load(platform, "opportunity", new, key="erp_code")
+
+    assert located(excinfo.value.report.errors) == [(2, "amount", "invalid_decimal")]
+    # A new record still hears of every field it lacks.
+    assert located(new_excinfo.value.report.errors) == [
+        (2, "amount", "invalid_decimal"),
+        (2, "title", "required"),
+    ]
+    assert stored(platform, "opportunity", "erp_code", "amount") == [
+        ("E-1", Decimal("10"))
+    ]
+
+
+@pytest.mark.usefixtures("crm")
 def test_key_must_be_an_external_id_with_a_column(platform: Platform) -> None:
     data = csv_text(["title"], ["Harbour refit"])
 

@@ -429,6 +429,8 @@ class Importer:
         self._resolve_lookups(parsed)
         creates: list[tuple[int, dict[str, Any], dict[str, str]]] = []
         failing: list[tuple[int, dict[str, Any], list[Problem]]] = []
+        # The stored record each failing row would have updated, by row number.
+        updating: dict[int, int] = {}
         existing = self._existing_keys(key, parsed)
         # An updated row is saved with its references to stored records, so that
         # rules judge it with them, as a new row is (see _create_in_order).
@@ -447,6 +449,8 @@ class Importer:
                 self._fail(report, number, self.excluded[number])
             elif problems:
                 failing.append((number, data, problems))
+                if key is not None and data.get(key) in existing:
+                    updating[number] = existing[data[key]]
             elif key is not None and data.get(key) in existing:
                 data.update(
                     (field, found[field][text])
@@ -461,7 +465,7 @@ class Importer:
                 self._update(report, number, existing[data[key]], data, deferred)
             else:
                 creates.append((number, data, deferred))
-        self._report_failing(report, failing)
+        self._report_failing(report, failing, updating)
         if creates:
             self._create_in_order(report, creates)
 
@@ -631,21 +635,26 @@ class Importer:
         self,
         report: ImportReport,
         failing: list[tuple[int, dict[str, Any], list[Problem]]],
+        updating: Mapping[int, int],
     ) -> None:
         """Report bad rows with every problem, not only the cells that failed first.
 
         The cells that could be read still go through the record service's checks,
-        so one attempt shows all that is wrong with a row.
+        so one attempt shows all that is wrong with a row: as a new record, or as
+        the update of the stored record its key finds (``updating``: row number
+        to record id), which keeps the fields the row leaves out.
         """
         # A row that could not be split into cells has nothing more to check.
         readable = [item for item in failing if all(p.field for p in item[2])]
+        new = [item for item in readable if item[0] not in updating]
         # Rules are left out: they would judge the cells that could not be read.
         _, more = self.service.check_new(
-            self.entity.name, [data for _, data, _ in readable], rules=False
+            self.entity.name, [data for _, data, _ in new], rules=False
         )
-        extra = {
-            number: found for (number, _, _), found in zip(readable, more, strict=True)
-        }
+        extra = {number: found for (number, _, _), found in zip(new, more, strict=True)}
+        for number, data, _ in readable:
+            if number in updating:
+                extra[number] = self._update_problems(updating[number], data)
         rows = [(number, data) for number, data, _ in readable]
         for number, data, problems in failing:
             self._failed_row(number, data)
@@ -655,6 +664,22 @@ class Importer:
             self._fail(
                 report, number, problems + self._in_file(number, found, data, rows)
             )
+
+    def _update_problems(self, record_id: int, data: dict[str, Any]) -> list[Problem]:
+        """The problems of the cells ``data`` holds as an update of a stored record.
+
+        The update is made and undone. Only problems of the cells given are
+        kept: a problem elsewhere comes from rules, which would judge the
+        cells that could not be read at their stored values.
+        """
+        savepoint = self.connection.begin_nested()
+        try:
+            self.service.update(self.entity.name, record_id, data)
+        except TailorError as error:
+            return [p for p in row_problems(error) if p.field in data]
+        finally:
+            savepoint.rollback()
+        return []
 
     def _parse_row(
         self, number: int, values: list[str], columns: dict[str, int]
