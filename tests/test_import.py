@@ -533,6 +533,38 @@ def test_a_bad_cell_of_an_updated_row_is_told_as_an_update(
     ]
 
 
+def test_a_keyed_import_keeps_values_from_before_narrower_limits(
+    crm: Any, platform: Platform
+) -> None:
+    """A keyed import of a record as exported keeps what its fields' new limits
+    would refuse, as the edit form and a PATCH of the record as read do."""
+    header = ["erp_code", "title", "amount", "close_date"]
+    row = ["E-1", "Harbour refit", "50", "2027-03-01"]
+    load(platform, "opportunity", csv_text(header, row))
+    changed = crm.get("/meta/entities/opportunity").json
+    for spec in changed["fields"]:
+        if spec["name"] == "title":
+            spec["max_length"] = 5
+        if spec["name"] == "amount":
+            spec["max"] = 10
+    assert crm.put("/meta/entities/opportunity", json=changed).status_code == 200
+
+    report = load(platform, "opportunity", csv_text(header, row), key="erp_code")
+    with pytest.raises(ImportFailed) as excinfo:
+        load(
+            platform,
+            "opportunity",
+            csv_text(header, ["E-1", "Harbour refit", "49", "2027-03-01"]),
+            key="erp_code",
+        )
+
+    assert (report.updated, report.failed_rows) == (1, 0)
+    assert located(excinfo.value.report.errors) == [(2, "amount", "too_large")]
+    assert stored(platform, "opportunity", "title", "amount") == [
+        ("Harbour refit", Decimal("50"))
+    ]
+
+
 @pytest.mark.usefixtures("crm")
 def test_key_must_be_an_external_id_with_a_column(platform: Platform) -> None:
     data = csv_text(["title"], ["Harbour refit"])

@@ -1270,16 +1270,20 @@ def _given_as_read(
         spec = entity.fields.get(name)
         if spec is None:
             continue
-        shown = to_json(spec, current.get(name))
-        if isinstance(given, bool) or isinstance(shown, bool):
-            same = given is shown
-        elif isinstance(given, (int, float)) and isinstance(shown, (int, float)):
-            same = given == shown
-        else:
-            same = type(given) is type(shown) and given == shown
-        if same:
+        stored = current.get(name)
+        if _same_value(given, to_json(spec, stored)) or _same_value(given, stored):
             found.add(name)
     return found
+
+
+def _same_value(given: Any, stored: Any) -> bool:
+    """Whether ``given`` is ``stored`` in the same form: its JSON form, or the
+    typed value an import reads from a cell (a ``Decimal``, a ``date``)."""
+    if isinstance(given, bool) or isinstance(stored, bool):
+        return given is stored
+    if isinstance(given, (int, float)) and isinstance(stored, (int, float)):
+        return bool(given == stored)
+    return type(given) is type(stored) and bool(given == stored)
 
 
 def _keep_stored_spellings(
