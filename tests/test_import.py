@@ -538,8 +538,8 @@ def test_a_keyed_import_keeps_values_from_before_narrower_limits(
 ) -> None:
     """A keyed import of a record as exported keeps what its fields' new limits
     would refuse, as the edit form and a PATCH of the record as read do."""
-    header = ["erp_code", "title", "amount", "close_date"]
-    row = ["E-1", "Harbour refit", "50", "2027-03-01"]
+    header = ["erp_code", "title", "amount", "close_date", "stage"]
+    row = ["E-1", "Harbour refit", "50", "2027-03-01", "won"]
     load(platform, "opportunity", csv_text(header, row))
     changed = crm.get("/meta/entities/opportunity").json
     for spec in changed["fields"]:
@@ -547,6 +547,8 @@ def test_a_keyed_import_keeps_values_from_before_narrower_limits(
             spec["max_length"] = 5
         if spec["name"] == "amount":
             spec["max"] = 10
+        if spec["name"] == "stage":
+            spec["options"] = [{"value": "prospecting", "label": "Prospecting"}]
     assert crm.put("/meta/entities/opportunity", json=changed).status_code == 200
 
     report = load(platform, "opportunity", csv_text(header, row), key="erp_code")
@@ -554,14 +556,22 @@ def test_a_keyed_import_keeps_values_from_before_narrower_limits(
         load(
             platform,
             "opportunity",
-            csv_text(header, ["E-1", "Harbour refit", "49", "2027-03-01"]),
+            csv_text(header, ["E-1", "Harbour refit", "49", "2027-03-01", "won"]),
+            key="erp_code",
+        )
+    with pytest.raises(ImportFailed) as new_excinfo:
+        load(
+            platform,
+            "opportunity",
+            csv_text(["erp_code", "title", "stage"], ["E-2", "Dock", "won"]),
             key="erp_code",
         )
 
     assert (report.updated, report.failed_rows) == (1, 0)
     assert located(excinfo.value.report.errors) == [(2, "amount", "too_large")]
-    assert stored(platform, "opportunity", "title", "amount") == [
-        ("Harbour refit", Decimal("50"))
+    assert located(new_excinfo.value.report.errors) == [(2, "stage", "invalid_choice")]
+    assert stored(platform, "opportunity", "title", "amount", "stage") == [
+        ("Harbour refit", Decimal("50"), "won")
     ]
 
 

@@ -432,6 +432,8 @@ class Importer:
         # The stored record each failing row would have updated, by row number.
         updating: dict[int, int] = {}
         existing = self._existing_keys(key, parsed)
+        if key is not None:
+            self._keep_stored_choices(batch, columns, key, parsed, existing)
         # An updated row is saved with its references to stored records, so that
         # rules judge it with them, as a new row is (see _create_in_order).
         found = self._resolve_texts(
@@ -468,6 +470,54 @@ class Importer:
         self._report_failing(report, failing, updating)
         if creates:
             self._create_in_order(report, creates)
+
+    def _keep_stored_choices(
+        self,
+        batch: list[tuple[int, list[str]]],
+        columns: dict[str, int],
+        key: str,
+        parsed: list[tuple[int, dict[str, Any], list[Problem], dict[str, str]]],
+        existing: Mapping[Any, int],
+    ) -> None:
+        """Read again a choice cell refused as not offered, in a row that updates
+        a stored record: when it names the choice the record holds (one taken
+        out of the field since), it is kept, as the edit form and a PATCH of
+        the record as read keep it, so that an export imports back unchanged.
+        """
+        cells = dict(batch)
+        table = self.entity.table
+        for number, data, problems, _ in parsed:
+            record_id = existing.get(data.get(key))
+            refused = [p for p in problems if p.code == "invalid_choice"]
+            if record_id is None or not refused:
+                continue
+            stored = (
+                self.connection.execute(sa.select(table).where(table.c.id == record_id))
+                .mappings()
+                .one()
+            )
+            for problem in refused:
+                field = str(problem.field)
+                spec = self.entity.fields[field]
+                held = stored[field]
+                chosen = held if isinstance(held, list) else [held]
+                options = [
+                    *spec.get("options", ()),
+                    *({"value": item} for item in chosen if isinstance(item, str)),
+                ]
+                try:
+                    value = parse_cell(
+                        spec["type"], cells[number][columns[field]], options=options
+                    )
+                except CellError:
+                    continue
+                if isinstance(value, list) and isinstance(held, list):
+                    same = sorted(value) == sorted(held)
+                else:
+                    same = value == held
+                if same:
+                    problems.remove(problem)
+                    data[field] = held
 
     def _create_in_order(
         self,
