@@ -162,3 +162,34 @@ def test_a_read_only_field_reads_on_the_form_as_on_the_record_page(
         "converted": "Yes",
     }
     assert all("readonly" in e.attrs for e in shown.values())
+
+
+def _user_id(platform: Platform, name: str) -> int:
+    with platform.engine.connect() as connection:
+        found = find_user(connection, name)
+    assert found is not None
+    return found.id
+
+
+def test_a_lookup_to_a_record_the_caller_cannot_read_is_not_a_link(
+    office: Office,
+) -> None:
+    # An account of nobody in the rep's team, named on the rep's own deal: the
+    # pages name it by its id only, and send the rep to no page that answers 404.
+    hidden = create(office.rep.platform, "account", name="Quillon Barges")["id"]
+    deal = create(
+        office.rep.platform,
+        "opportunity",
+        title="Barge refit",
+        owner_id=_user_id(office.rep.platform, "mina.field"),
+        account=hidden,
+    )["id"]
+    assert office.rep.get(f"/app/account/{hidden}").status_code == 404
+
+    deal_page = f"/app/opportunity/{deal}"
+    for path in ("/app/opportunity", deal_page, f"{deal_page}/history"):
+        page = _page(office.rep, path)
+        hrefs = {e.get("href") for e in elements(page) if e.tag == "a"}
+        assert f"/app/account/{hidden}" not in hrefs, path
+        assert "Quillon Barges" not in page
+    assert f"#{hidden}" in _page(office.rep, deal_page)

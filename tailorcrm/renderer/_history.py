@@ -66,12 +66,15 @@ def _shown(
     if spec["type"] != "lookup":
         return format_value(spec, value, locale=locale)
     target = spec["target"]
+    lookup_names = names.get(target, {})
+    # Only a record the caller may read (one that has a name) gets a link.
+    readable = isinstance(value, int) and value in lookup_names
     return format_value(
         spec,
         value,
         locale=locale,
-        lookup_names=names.get(target, {}),
-        record_href=links.record(target, value) if isinstance(value, int) else None,
+        lookup_names=lookup_names,
+        record_href=links.record(target, value) if readable else None,
     )
 
 

@@ -91,8 +91,12 @@ def show(
     href = None
     lookup_names = None
     if spec["type"] == "lookup" and value is not None:
-        href = links.record(spec["target"], value)
         lookup_names = names.get(spec["target"], {})
+        # The names hold only the records the caller may read: a record they
+        # may not read is named by its id, with no link to a page that would
+        # answer 404.
+        if value in lookup_names:
+            href = links.record(spec["target"], value)
     return format_value(
         spec, value, locale=locale, lookup_names=lookup_names, record_href=href
     )
