@@ -193,3 +193,23 @@ def test_a_lookup_to_a_record_the_caller_cannot_read_is_not_a_link(
         assert f"/app/account/{hidden}" not in hrefs, path
         assert "Quillon Barges" not in page
     assert f"#{hidden}" in _page(office.rep, deal_page)
+
+
+def test_a_read_only_number_reads_on_the_form_as_on_the_record_page(
+    office: Office,
+) -> None:
+    # The rep may change their account but not its revenue: the form shows it
+    # as the record page does, money and all.
+    account = create(
+        office.rep.platform,
+        "account",
+        name="Brindlecott Mills",
+        annual_revenue="45140000",
+        owner_id=_user_id(office.rep.platform, "mina.field"),
+    )["id"]
+    detail = _page(office.rep, f"/app/account/{account}")
+    form = _page(office.rep, f"/app/account/{account}/edit")
+
+    assert "$45,140,000.00" in detail
+    assert by_id(form, "f-annual_revenue")["value"] == "$45,140,000.00"
+    assert "readonly" in by_id(form, "f-annual_revenue").attrs

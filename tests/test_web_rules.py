@@ -283,7 +283,7 @@ def test_computed_fields_are_shown_read_only_and_never_sent(
 
     assert "f-weighted_amount" not in fresh
     shown = by_id(editing, "f-weighted_amount")
-    assert (shown["value"], "readonly" in shown.attrs) == ("50", True)
+    assert (shown["value"], "readonly" in shown.attrs) == ("$50.00", True)
     assert shown.get("name") is None
     assert response.status_code == 303
     assert fetch(pack, "opportunity", deal["id"])["weighted_amount"] == 100

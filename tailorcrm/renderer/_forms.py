@@ -22,7 +22,14 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from typing import Any
 
 from ..metadata import EntityDef, ascii_digits, max_length, precision_scale
-from ._format import DEFAULT_LOCALE, currency_unit, option_label
+from ._format import (
+    DEFAULT_LOCALE,
+    currency_unit,
+    format_date,
+    format_datetime,
+    format_number,
+    option_label,
+)
 from ._pages import Links, Names, Section, Tab, sections_of, title_of
 from ._states import NO_FORM_RULES, FormRules
 
@@ -401,7 +408,7 @@ def widget_for(
         "conditions": rules.live_conditions(name),
     }
     if kind == "autonumber" or name in rules.computed:
-        shown = _readonly_text(spec, value, search_text)
+        shown = _readonly_text(spec, value, search_text, locale)
         return Widget(widget="readonly", **{**common, "value": shown})
     if kind == "textarea":
         attrs = {"maxlength": str(max_length(dict(spec))), "rows": "5"}
@@ -429,9 +436,12 @@ def widget_for(
     )
 
 
-def _readonly_text(spec: Mapping[str, Any], value: FormValue, search_text: str) -> str:
+def _readonly_text(
+    spec: Mapping[str, Any], value: FormValue, search_text: str, locale: str
+) -> str:
     """What a field shown read-only reads: a choice by its label, a checkbox as
-    Yes or No, a lookup by its record's name, as the record page has them."""
+    Yes or No, a lookup by its record's name, money with its symbol and dates
+    in the locale's words, as the record page has them."""
     kind = spec["type"]
     chosen = _as_list(value)
     if kind in ("picklist", "multi_picklist"):
@@ -440,7 +450,22 @@ def _readonly_text(spec: Mapping[str, Any], value: FormValue, search_text: str) 
         return "Yes" if value else "No"
     if kind == "lookup":
         return search_text
-    return value if isinstance(value, str) else ", ".join(chosen)
+    if not isinstance(value, str):
+        return ", ".join(chosen)
+    if not value:
+        return value
+    if kind in NUMBER_TYPES:
+        try:
+            return format_number(spec, value, locale)
+        except ArithmeticError:
+            # Not a number (a value sent back with a refused save): shown as
+            # it is.
+            return value
+    if kind == "date":
+        return format_date(value, locale)
+    if kind == "datetime":
+        return format_datetime(value, locale)
+    return value
 
 
 def _lookup_text(
