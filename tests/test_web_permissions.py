@@ -213,3 +213,30 @@ def test_a_read_only_number_reads_on_the_form_as_on_the_record_page(
     assert "$45,140,000.00" in detail
     assert by_id(form, "f-annual_revenue")["value"] == "$45,140,000.00"
     assert "readonly" in by_id(form, "f-annual_revenue").attrs
+
+
+def test_rows_have_no_tick_boxes_when_nothing_can_be_done_with_them(
+    office: Office,
+) -> None:
+    # The rep may neither export nor delete accounts: ticking rows would lead
+    # nowhere, so the list offers no tick boxes and no bar to act on them.
+    create(office.rep.platform, "account", name="Brindlecott Mills")
+    create(
+        office.rep.platform,
+        "account",
+        name="Ostry Lanes",
+        owner_id=_user_id(office.rep.platform, "mina.field"),
+    )
+    accounts = _page(office.rep, "/app/account")
+    deals = _page(office.rep, "/app/opportunity")
+
+    assert "Ostry Lanes" in accounts
+    assert not [
+        e
+        for e in elements(accounts)
+        if e.get("type") == "checkbox"
+        and (e.get("name") == "ids" or "data-select-all" in e.attrs)
+    ]
+    assert "Tick rows to act on them" not in accounts
+    assert [e for e in elements(deals) if e.get("name") == "ids"]
+    assert "Tick rows to act on them" in deals
