@@ -496,3 +496,17 @@ def test_a_blank_box_that_readonly_if_locks_stays_blank_and_reads_blank(
     assert not _marked_required(page, "note")
     assert response.status_code == 303
     assert fetch(platform, "gadget", record["id"])["ok"] is None
+
+
+# -- a box ticked on a new form ----------------------------------------------------
+
+
+def test_a_box_ticked_on_a_new_form_is_saved_ticked(browser: Browser) -> None:
+    # The box posts a hidden "" and then "on"; nothing in the address names it.
+    browser.get("/app/gadget/new")
+    data = [("title", "Ticked"), ("ok", ""), ("ok", "on")]
+    response = _post(browser, "/app/gadget/new", data)
+
+    assert response.status_code == 303, response.get_data(as_text=True)
+    gadget_id = int(response.headers["Location"].rsplit("/", 1)[-1])
+    assert fetch(browser.platform, "gadget", gadget_id)["ok"] is True

@@ -710,7 +710,9 @@ def _given_unplaced(
     values.update(given)
     return {
         name: value
-        for name, value in read_form(entity, given).items()
+        # Only the fields the address gives: read over every field, a checkbox
+        # it does not name would read as unticked and undo the one ticked.
+        for name, value in read_form(entity, given, editable=list(given)).items()
         if value is not None
     }
 
