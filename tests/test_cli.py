@@ -47,6 +47,8 @@ def test_init_generates_a_password_when_none_is_given(run: CliRunner) -> None:
 
     password = result.output.split("Admin password: ")[1].split()[0]
     assert len(password) >= 12
+    # The hint's address is serve's default, and says so.
+    assert "once 'tailorcrm serve' runs (on port 5000 unless --port" in result.output
 
 
 def test_init_demo_installs_the_sales_pack_and_data(

@@ -312,6 +312,9 @@ def test_a_row_that_is_not_utf8_fails_with_its_row_number(platform: Platform) ->
         load(platform, "opportunity", data)
 
     assert located(excinfo.value.report.errors) == [(3, None, "unreadable_file")]
+    # The row is named once, by the report ("row 3: This row ...").
+    [error] = excinfo.value.report.errors
+    assert str(error).startswith("row 3: This row is not valid UTF-8 text")
     assert count(platform, "opportunity") == 0
 
 

@@ -1719,7 +1719,7 @@ def test_the_import_command_bypasses_automation_for_admins_only(
     )
 
     assert admin.exit_code == 0, admin.output
-    assert "1 rows read, 1 created" in admin.output
+    assert "1 row read, 1 created" in admin.output
     assert loader.exit_code == 1
     assert "Only administrators may bypass automation." in loader.output
     assert crm.get("/task").json["data"] == []
@@ -1751,7 +1751,7 @@ def test_the_import_command_lets_an_administrator_by_role_bypass_automation(
 
     assert through_api.status_code == 201, through_api.json
     assert imported.exit_code == 0, imported.output
-    assert "1 rows read, 1 created" in imported.output
+    assert "1 row read, 1 created" in imported.output
     assert crm.get("/task").json["data"] == []
 
 

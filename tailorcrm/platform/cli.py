@@ -58,7 +58,7 @@ from .auth import (
 from .config import Settings, SettingsError
 from .db import held_back, users
 from .exporting import csv_cell, csv_writer, export_columns, export_records
-from .importer import ImportFailed, ImportReport, import_csv
+from .importer import ImportFailed, ImportReport, counted, import_csv
 from .layoutstore import stored_layouts
 from .records import SYSTEM_ACTOR, Actor, RecordService
 from .strictjson import JSONRefused, read_json, write_json
@@ -165,7 +165,8 @@ def init(demo: bool) -> None:
         click.echo("Demo users with the same password: " + "; ".join(demo_users) + ".")
     click.echo(f"API token: {token}")
     click.echo(
-        "Try: curl -H 'Authorization: Bearer <token>' "
+        "Try, once 'tailorcrm serve' runs (on port 5000 unless --port says "
+        "otherwise): curl -H 'Authorization: Bearer <token>' "
         "http://127.0.0.1:5000/api/v1/meta/entities"
     )
 
@@ -727,11 +728,11 @@ def _print_report(
 ) -> None:
     prefix = "Dry run: " if report.dry_run else ""
     if failed:
-        summary = f"{report.rows} rows read, {report.failed_rows} bad."
+        summary = f"{counted(report.rows, 'row')} read, {report.failed_rows} bad."
     else:
         would = "would be " if report.dry_run else ""
         summary = (
-            f"{report.rows} rows read, {report.created} {would}created, "
+            f"{counted(report.rows, 'row')} read, {report.created} {would}created, "
             f"{report.updated} {would}updated, {report.failed_rows} failed."
         )
     print(prefix + summary, file=stream)

@@ -398,7 +398,7 @@ class Importer:
                     batch = []
         except CsvFormatError as error:
             report.errors.append(
-                RowError(error.row or 0, None, "unreadable_file", str(error))
+                RowError(error.row or 0, None, "unreadable_file", _of_the_row(error))
             )
             report.failed_rows += 1
             self.unreadable = True
@@ -736,14 +736,14 @@ class Importer:
     ) -> tuple[int, dict[str, Any], list[Problem], dict[str, str]]:
         if len(values) < self.width:
             message = (
-                f"This row has {_counted(len(values), 'value')} but the header has "
-                f"{_counted(self.width, 'column')}."
+                f"This row has {counted(len(values), 'value')} but the header has "
+                f"{counted(self.width, 'column')}."
             )
             return number, {}, [Problem(None, "short_row", message)], {}
         if any(value.strip() for value in values[self.width :]):
             message = (
-                f"This row has {_counted(len(values), 'value')} but the header has "
-                f"{_counted(self.width, 'column')}; quote values that hold the "
+                f"This row has {counted(len(values), 'value')} but the header has "
+                f"{counted(self.width, 'column')}; quote values that hold the "
                 "delimiter."
             )
             return number, {}, [Problem(None, "long_row", message)], {}
@@ -955,7 +955,17 @@ class Importer:
                 )
 
 
-def _counted(count: int, noun: str) -> str:
+def _of_the_row(error: CsvFormatError) -> str:
+    """What the reader says of a row it could not read, as a row's problem: the
+    report names the row before it ("row 3: This row ...", not "row 3: Row 3 ...")."""
+    text = str(error)
+    named = f"Row {error.row} "
+    if error.row and text.startswith(named):
+        return "This row " + text.removeprefix(named)
+    return text
+
+
+def counted(count: int, noun: str) -> str:
     """``count`` and ``noun``, plural unless the count is one."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
