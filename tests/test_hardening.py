@@ -461,6 +461,24 @@ def test_weak_or_several_if_match_tags(crm: Api) -> None:
     assert strong.status_code == 200
 
 
+def test_a_bad_if_match_says_what_it_should_hold(crm: Api) -> None:
+    # A record's tag is its version; a metadata document's is its revision.
+    record = crm.post("/account", json={"name": "Orbit"}).json
+    document = crm.get("/meta/entities/account").json
+
+    on_record = crm.patch(
+        f"/account/{record['id']}", json={"name": "x"}, headers={"If-Match": '"x"'}
+    )
+    on_document = crm.put(
+        "/meta/entities/account", json=document, headers={"If-Match": '"x"'}
+    )
+
+    assert on_record.status_code == 400
+    assert "the record's version" in on_record.json["detail"]
+    assert on_document.status_code == 400
+    assert "the document's revision" in on_document.json["detail"]
+
+
 def test_contains_ignores_case_of_accented_letters(crm: Api) -> None:
     crm.post("/account", json={"name": "HÉLÈNE Électrique"})
 

@@ -307,20 +307,23 @@ def _bypass() -> bool:
     return _flag("bypass_automation")
 
 
-def _expected_version() -> int | None:
-    """Read ``If-Match``; RFC 9110 compares entity tags strongly there."""
+def _expected_version(what: str = "record's version") -> int | None:
+    """Read ``If-Match``; RFC 9110 compares entity tags strongly there.
+
+    :param what: what the tag stands for, as messages name it.
+    """
     header = request.headers.get("If-Match")
     if header is None or header.strip() == "*":
         return None
     tags = [tag.strip() for tag in header.split(",") if tag.strip()]
     if len(tags) != 1:
-        raise BadRequest('If-Match: give one version, e.g. If-Match: "3".')
+        raise BadRequest(f'If-Match: give one tag, the {what}, e.g. If-Match: "3".')
     match = _ETAG.match(tags[0])
     if match is None or len(match.group(2)) > 18:
-        raise BadRequest('If-Match: give the record\'s version, e.g. If-Match: "3".')
+        raise BadRequest(f'If-Match: give the {what}, e.g. If-Match: "3".')
     if match.group(1):
         raise PreconditionFailed(
-            'If-Match needs the strong entity tag of the record, e.g. "3", not a '
+            f'If-Match needs the strong entity tag of the {what}, e.g. "3", not a '
             "weak one."
         )
     return int(match.group(2))
@@ -332,7 +335,7 @@ def _expected_revision() -> int | None:
     header = request.headers.get("If-Match")
     if header is not None and header.strip() == "*":
         return ANY_REVISION
-    return _expected_version()
+    return _expected_version("document's revision")
 
 
 def _with_etag(response: Response, record: dict[str, Any]) -> Response:
