@@ -49,12 +49,13 @@ class BadRequest(TailorError):
     """The request itself is malformed: unreadable JSON, an unknown filter."""
 
     @classmethod
-    def parameter(cls, name: str, message: str) -> BadRequest:
-        """The refusal of the query parameter ``name``: named before the
-        message, and as the field of its problem (code ``invalid_parameter``),
-        where a client finds which one to mend."""
-        problem = Problem(name, "invalid_parameter", message)
-        return cls(f"{name}: {message}", problems=[problem])
+    def parameter(
+        cls, name: str, message: str, *, code: str = "invalid_parameter"
+    ) -> BadRequest:
+        """The refusal of the parameter ``name`` (of the query, or a key of the
+        body): named before the message, and as the field of its problem, where
+        a client finds which one to mend."""
+        return cls(f"{name}: {message}", problems=[Problem(name, code, message)])
 
 
 class Unauthorized(TailorError):

@@ -221,9 +221,7 @@ def _check_keys(body: Any, allowed: set[str]) -> None:
 
 def _refused(key: str, message: str) -> BadRequest:
     """A refusal of one key of the body, named in ``detail`` and ``errors``."""
-    return BadRequest(
-        f"{key}: {message}", problems=[Problem(key, "invalid_value", message)]
-    )
+    return BadRequest.parameter(key, message, code="invalid_value")
 
 
 def _apply_user(
