@@ -154,6 +154,58 @@ def test_bad_layout_is_refused_with_the_path_of_the_problem(
     assert (path, code) in [(e["field"], e["code"]) for e in response.json["errors"]]
 
 
+@pytest.mark.parametrize(
+    ("change", "path", "says"),
+    [
+        (
+            _set("form.tabs.0.sections.0.collapsed", True),
+            SECTION,
+            'must be collapsible: add "collapsible": true',
+        ),
+        (
+            lambda layout: _first_section(layout).update(
+                collapsed=True, collapsible=False
+            ),
+            f"{SECTION}.collapsible",
+            'must be collapsible: add "collapsible": true',
+        ),
+        (
+            _set("form.tabs.0.sections.0.items.0", "title"),
+            f"{SECTION}.items[0]",
+            'write {"field": "title"} for a field',
+        ),
+    ],
+)
+def test_common_layout_mistakes_get_plain_messages(
+    pack: Api, change: Any, path: str, says: str
+) -> None:
+    layout = sample_layout("opportunity")
+    change(layout)
+
+    response = pack.put("/meta/layouts/opportunity", json=layout)
+
+    assert response.status_code == 422, response.json
+    found = {e["field"]: e["message"] for e in response.json["errors"]}
+    assert says in found[path], found
+
+
+def test_a_related_list_missing_its_entity_keeps_the_schema_message(
+    pack: Api,
+) -> None:
+    layout = sample_layout("opportunity")
+    del layout["form"]["tabs"][0]["sections"][3]["items"][0]["related"]["entity"]
+
+    response = pack.put("/meta/layouts/opportunity", json=layout)
+
+    assert response.status_code == 422, response.json
+    assert [(e["field"], e["message"]) for e in response.json["errors"]] == [
+        (
+            "form.tabs[0].sections[3].items[0].related",
+            "'entity' is a required property",
+        )
+    ]
+
+
 def test_layout_of_an_unknown_entity_is_refused(sales: Platform) -> None:
     layout = {"kind": "layout", "entity": "deal", "list": {"columns": ["title"]}}
 

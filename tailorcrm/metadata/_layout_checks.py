@@ -9,11 +9,12 @@ Every problem carries its JSON path; a document with any problem is refused whol
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 
 from ..errors import Problem
 from ._fields import SORTABLE_TYPES
@@ -52,10 +53,35 @@ def _validator(kind: str) -> Draft202012Validator:
 def schema_problems(kind: str, document: Any) -> list[Problem]:
     """Return the JSON Schema problems of a layout or view document."""
     problems = [
-        Problem(json_path(error.absolute_path), "schema", schema_message(error))
+        Problem(json_path(error.absolute_path), "schema", _message(error))
         for error in sorted(_validator(kind).iter_errors(document), key=str)
     ]
     return problems + text_problems(document)
+
+
+def _message(error: ValidationError) -> str:
+    """The schema's message, or a plainer one for the mistakes people make most:
+    a section collapsed without being collapsible, and a field named as a bare
+    string among a section's items."""
+    path = list(error.absolute_path)
+    section = path[:-1] if path[-1:] == ["collapsible"] else path
+    if "then" in error.schema_path and section[-2:-1] == ["sections"]:
+        return (
+            'A section that starts collapsed must be collapsible: add "collapsible": '
+            'true, or leave "collapsed" out.'
+        )
+    if (
+        error.validator == "type"
+        and path[-2:-1] == ["items"]
+        and "sections" in path
+        and isinstance(error.instance, str)
+    ):
+        return (
+            f"An item of a section is an object: write "
+            f'{{"field": {json.dumps(error.instance)}}} for a field, or '
+            '{"related": {"entity": …, "field": …}} for a related list.'
+        )
+    return schema_message(error)
 
 
 def check_layout_document(document: Any, catalog: Catalog) -> list[Problem]:
