@@ -733,6 +733,30 @@ def test_if_match_any_changes_only_a_document_that_exists(crm: Api, path: str) -
     assert "region" in [f["name"] for f in document(crm)["fields"]]
 
 
+@pytest.mark.parametrize(
+    ("name", "tag", "says"),
+    [
+        ("opportunity", '"0"', "Entity 'opportunity' already exists (revision "),
+        ("opportunity", '"0"', 'If-Match: "0" expects none'),
+        ("nowhere", '"3"', "does not exist (any more) though you read revision 3"),
+    ],
+)
+def test_if_match_of_no_document_or_of_a_missing_one_says_so(
+    crm: Api, name: str, tag: str, says: str
+) -> None:
+    changed = document(crm)
+    changed["name"] = name
+    changed["fields"].append({"name": "region", "type": "text", "label": "Region"})
+
+    response = crm.put(
+        f"/meta/entities/{name}", json=changed, headers={"If-Match": tag}
+    )
+
+    assert response.status_code == 412, response.json
+    assert says in response.json["detail"]
+    assert "region" not in [f["name"] for f in document(crm)["fields"]]
+
+
 def test_removed_entities_hold_their_references(crm: Api) -> None:
     account = crm.post("/account", json={"name": "Held"}).json["id"]
     crm.post("/opportunity", json={"title": "Deal", "account": account})

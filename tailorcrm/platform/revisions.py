@@ -38,11 +38,22 @@ def check_expected(
                     "one that does."
                 )
             continue
-        if now != revision:
+        if now == revision:
+            continue
+        if not revision:
             raise PreconditionFailed(
-                f"{describe(name)} was changed at revision {now} since you read it "
-                f"(revision {revision}); reload it and apply your change again."
+                f"{describe(name)} already exists (revision {now}); If-Match: "
+                '"0" expects none. Read it and apply your change with its revision.'
             )
+        if not now:
+            raise PreconditionFailed(
+                f"{describe(name)} does not exist (any more) though you read "
+                f"revision {revision} of it; reload it and apply your change again."
+            )
+        raise PreconditionFailed(
+            f"{describe(name)} was changed at revision {now} since you read it "
+            f"(revision {revision}); reload it and apply your change again."
+        )
 
 
 def write_documents(
