@@ -12,7 +12,7 @@ from flask import Response, current_app, get_flashed_messages, request, url_for
 from flask_login import current_user
 
 from ...errors import TailorError, Unauthorized
-from ...metadata import Catalog
+from ...metadata import Catalog, ascii_digits
 from ...renderer import Renderer, pick_locale
 from .._app import Session, platform
 from ._security import csrf_token
@@ -151,3 +151,11 @@ def reasons(error: TailorError) -> str:
         if problem.message not in said:
             said.append(problem.message)
     return " ".join(said)
+
+
+def whole_number(text: str | None, default: int) -> int:
+    """A form's or an address's whole number (a page's start, a version), or
+    ``default`` for anything else: blank, signed, not ASCII digits, or too long."""
+    if text and ascii_digits(text) and len(text) < 12:
+        return int(text)
+    return default

@@ -55,7 +55,7 @@ from ..query import (
 )
 from ..views import filter_problems, get_view, list_views
 from ._blueprint import web
-from ._context import LINKS, locale, render, web_session
+from ._context import LINKS, locale, render, web_session, whole_number
 from ._filters import (
     PAGE_PARAMS,
     Pairs,
@@ -348,7 +348,7 @@ def _start(params: MultiDict[str, str], page: Page, total: int) -> int:
         return max(total - len(page.records), 0) + 1
     if "before" in params and page.previous_cursor is None:
         return 1
-    return _int(params.get("start"), 1)
+    return whole_number(params.get("start"), 1)
 
 
 class _Pages(NamedTuple):
@@ -388,12 +388,6 @@ def _pager(
         return _Pages(first, first, **following)
     before = [("before", page.previous_cursor), ("start", str(start - size))]
     return _Pages(first, list_href(entity.name, [*state, *before]), **following)
-
-
-def _int(text: str | None, default: int) -> int:
-    if text and ascii_digits(text) and len(text) < 12:
-        return int(text)
-    return default
 
 
 def _with(pairs: Pairs, key: str, value: str) -> Pairs:

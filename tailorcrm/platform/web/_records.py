@@ -30,7 +30,7 @@ from ...errors import (
     TailorError,
     ValidationFailed,
 )
-from ...metadata import Catalog, EntityDef, ascii_digits
+from ...metadata import Catalog, EntityDef
 from ...renderer import (
     FormValue,
     RelatedRows,
@@ -55,7 +55,7 @@ from ..query import (
     run_list,
 )
 from ._blueprint import web
-from ._context import LINKS, locale, reasons, render, web_session
+from ._context import LINKS, locale, reasons, render, web_session, whole_number
 from ._field_state import (
     fixed_fields,
     form_rules,
@@ -150,12 +150,6 @@ def _remember(session_user_id: int, entity: str, record_id: int) -> None:
 
 
 # -- helpers -----------------------------------------------------------------------
-
-
-def _int(text: str | None, default: int) -> int:
-    if text and ascii_digits(text) and len(text) < 12:
-        return int(text)
-    return default
 
 
 def _plural(entity: EntityDef) -> str:
@@ -309,7 +303,7 @@ def _posted(
 
 
 def _posted_version() -> int | None:
-    return _int(request.form.get("_version"), 0) or None
+    return whole_number(request.form.get("_version"), 0) or None
 
 
 def _update(
