@@ -1366,6 +1366,26 @@ def test_a_number_written_in_an_action_is_judged_rounded_to_its_field(
         ),
         (
             rule(
+                "guess_quantity",
+                "opportunity",
+                "default",
+                field="quantity",
+                expression={"if": [{"var": "title"}, 1e19, 2.5]},
+            ),
+            [("guess_quantity.expression.if[1]", "invalid_value")],
+        ),
+        (
+            rule(
+                "fixed_amount",
+                "opportunity",
+                "formula",
+                field="amount",
+                expression=999999999999.995,
+            ),
+            [("fixed_amount.expression", "invalid_value")],
+        ),
+        (
+            rule(
                 "mark_account",
                 "opportunity",
                 "automation",
@@ -1386,11 +1406,12 @@ def test_a_number_written_in_an_action_is_judged_rounded_to_its_field(
         ),
     ],
 )
-def test_text_an_expression_gives_as_written_must_fit_its_field(
+def test_a_value_an_expression_gives_as_written_must_fit_its_field(
     sales: Api, document: dict[str, Any], expected: list[tuple[str, str]]
 ) -> None:
-    # A choice the picklist does not have would refuse every save that gives
-    # it, as a set_field value would.
+    # A choice the picklist does not have, or a number too large even once
+    # rounded to its field's scale, would refuse every save that gives it, as a
+    # set_field value would.
     response = sales.put(f"/meta/rules/{document['name']}", json=document)
 
     assert response.status_code == 422, response.json

@@ -253,15 +253,13 @@ def _written_literals(
 
 
 def _given(expression: Any, path: str) -> list[tuple[Any, str]]:
-    """Text and lists written in an expression that it gives as they are.
-
-    Numbers are left out: a rule's number is rounded to its field's scale when
-    it is saved, which the field's own check would refuse here.
-    """
+    """Text, numbers, true or false and lists written in an expression that it
+    gives as they are (a number is judged as the save takes it, rounded to its
+    field's scale)."""
     return [
         (value, where)
         for value, where in written_values(expression, path)
-        if _literal(value) and isinstance(value, (str, list))
+        if _literal(value)
     ]
 
 
