@@ -401,6 +401,25 @@ def test_an_integer_cell_must_hold_only_digits(sales: Platform, cell: str) -> No
     assert located(excinfo.value.report.errors) == [(2, "employees", "invalid_integer")]
 
 
+def test_a_whole_number_of_thousands_of_digits_is_a_row_error(
+    sales: Platform,
+) -> None:
+    # Python reads at most 4,300 digits into an int; longer numerals raised an
+    # error that stopped the import instead of refusing the row.
+    numeral = "7" * 5000
+    accounts = csv_text(["name", "employees"], ["Pellham Freight", numeral])
+    opportunities = csv_text(["title", "account"], ["Dock cranes", numeral])
+
+    with pytest.raises(ImportFailed) as numbers:
+        load(sales, "account", accounts)
+    with pytest.raises(ImportFailed) as lookups:
+        load(sales, "opportunity", opportunities)
+
+    assert located(numbers.value.report.errors) == [(2, "employees", "out_of_range")]
+    assert located(lookups.value.report.errors) == [(2, "account", "not_found")]
+    assert count(sales, "account") == 0
+
+
 @pytest.mark.usefixtures("crm")
 def test_text_longer_than_its_maximum_is_an_error_and_never_cut(
     platform: Platform,

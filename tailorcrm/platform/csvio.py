@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import BinaryIO
 
+from ..metadata import INTEGER_LIMIT
+
 # Comma first: when the header holds as many commas as another candidate, the file
 # is read as comma-separated, the format most tools write by default.
 DELIMITERS = (",", ";", "\t", "|")
@@ -50,6 +52,8 @@ _FALSE_WORDS = frozenset({"false", "no", "off", "0", "n", "f"})
 
 # Only ASCII digits are accepted; ``\d`` would also match digits of other scripts.
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+#: The most digits of a whole number an integer field holds.
+_INTEGER_DIGITS = len(str(INTEGER_LIMIT))
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _DATETIME = re.compile(
@@ -377,7 +381,18 @@ def _parse_integer(text: str, options: Sequence[Mapping[str, object]]) -> object
             f"'{text}' is not a whole number; write only digits, without separators.",
         )
 
-    return int(text)
+    # Python's int refuses text of more than 4,300 digits (see
+    # sys.get_int_max_str_digits), so a number with more digits than the largest
+    # whole number (leading zeros aside) is refused here, before int reads it, in
+    # the record service's words.
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > _INTEGER_DIGITS:
+        raise CellError(
+            "out_of_range",
+            f"Enter a whole number between -{INTEGER_LIMIT:,} and {INTEGER_LIMIT:,}.",
+        )
+
+    return -int(digits) if text.startswith("-") else int(digits)
 
 
 def _parse_decimal(text: str, options: Sequence[Mapping[str, object]]) -> object:
