@@ -252,11 +252,28 @@ def sort_applies(entity: EntityDef, text: str) -> bool:
 def _parse_limit(text: str | None) -> int:
     if text is None:
         return DEFAULT_LIMIT
-    if not _INTEGER.match(text) or not 1 <= int(text) <= MAX_LIMIT:
+    number = _whole_number(text)
+    if number is None or not 1 <= number <= MAX_LIMIT:
         raise BadRequest.parameter(
             "limit", f"enter a whole number from 1 to {MAX_LIMIT}."
         )
-    return int(text)
+    return number
+
+
+def _whole_number(text: str) -> int | None:
+    """The whole number ``text`` writes, or ``None`` when it is no whole number or
+    one past :data:`INTEGER_LIMIT`.
+
+    Python's ``int`` refuses text of more than 4,300 digits (see
+    ``sys.get_int_max_str_digits``), so a number with more digits than the limit
+    (leading zeros aside) is told apart before ``int`` reads it.
+    """
+    if not _INTEGER.match(text):
+        return None
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > len(str(INTEGER_LIMIT)) or int(digits) > INTEGER_LIMIT:
+        return None
+    return -int(digits) if text.startswith("-") else int(digits)
 
 
 def _parse_bool(text: str, param: str) -> bool:
@@ -297,9 +314,16 @@ def parse_value(spec: dict[str, Any], raw: str, param: str) -> Any:
     kind = spec["type"]
     try:
         if kind in ("integer", "lookup"):
-            if not _INTEGER.match(raw.strip()) or abs(int(raw)) > INTEGER_LIMIT:
+            if not _INTEGER.match(raw.strip()):
                 raise FieldValueError("invalid", f"{raw!r} is not a whole number.")
-            return int(raw)
+            number = _whole_number(raw.strip())
+            if number is None:
+                message = (
+                    f"enter a whole number between -{INTEGER_LIMIT:,} and "
+                    f"{INTEGER_LIMIT:,}."
+                )
+                raise FieldValueError("invalid", message)
+            return number
         if kind in DECIMAL_TYPES:
             if not _DECIMAL.match(raw.strip()):
                 raise FieldValueError("invalid", f"{raw!r} is not a number.")
