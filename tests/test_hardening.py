@@ -396,6 +396,27 @@ def test_a_number_json_cannot_hold_is_listed_in_errors_at_its_path(crm: Api) -> 
     ]
 
 
+def test_a_whole_number_of_thousands_of_digits_is_refused_at_its_path(
+    crm: Api,
+) -> None:
+    # Python's int refuses to read more than 4,300 digits; its own words, which
+    # tell the caller to raise a limit of the interpreter, were the answer.
+    body = '{"title": "x", "amount": -%s}' % ("7" * 5000)
+
+    response = crm.post(
+        "/opportunity", data=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400
+    assert response.json["errors"] == [
+        {
+            "field": "amount",
+            "code": "not_finite",
+            "message": "A whole number of 5,000 digits is too large.",
+        }
+    ]
+
+
 def test_a_name_given_twice_in_a_body_is_refused_at_its_path(crm: Api) -> None:
     body = '{"title": "Kiln", "amount": 5, "title": "Kettle", "x": {"a": 1, "a": 2}}'
 

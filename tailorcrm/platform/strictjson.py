@@ -78,13 +78,15 @@ def read_json(text: str | bytes, *, exact_numbers: bool = False) -> Any:
     :param exact_numbers: read numbers with a fraction as ``Decimal`` (record
         values, so money stays exact) rather than as floats (metadata).
     :raises JSONRefused: the text is not JSON; it holds ``NaN``, ``Infinity``, a
-        number too large for a float, or an object that gives a name twice (each
-        named by its JSON path); or it nests deeper than :data:`MAX_NESTING`.
+        number too large for a float, a whole number of more digits than Python
+        reads (4,300), or an object that gives a name twice (each named by its
+        JSON path); or it nests deeper than :data:`MAX_NESTING`.
     """
     try:
         value = json.loads(
             text,
             parse_float=Decimal if exact_numbers else _finite_float,
+            parse_int=_whole_number,
             parse_constant=_Refused,
             object_pairs_hook=_object,
         )
@@ -94,7 +96,7 @@ def read_json(text: str | bytes, *, exact_numbers: bool = False) -> Any:
         where = f"line {error.lineno}, column {error.colno}"
         raise JSONRefused([Problem(where, "invalid_json", f"{error.msg}.")]) from None
     except ValueError as error:
-        # Text that is not UTF-8, or a whole number with too many digits.
+        # Text that is not UTF-8.
         raise JSONRefused([Problem(None, "invalid_json", f"{error}.")]) from None
 
     problems = _refusals(value)
@@ -122,6 +124,15 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         return found
     counts = Counter(name for name, _ in pairs)
     return _Repeated(found, names=[name for name, count in counts.items() if count > 1])
+
+
+def _whole_number(text: str) -> int | _Refused:
+    # Python's int refuses text of more than 4,300 digits (see
+    # sys.get_int_max_str_digits), in words meant for the programmer.
+    try:
+        return int(text)
+    except ValueError:
+        return _Refused(text)
 
 
 def _finite_float(text: str) -> float | _Refused:
@@ -169,6 +180,9 @@ def _reason(item: Any) -> str | None:
     if isinstance(item, _Refused):
         if item.literal in _CONSTANTS:
             return f"{item.literal} is not a JSON number."
+        digits = item.literal.lstrip("-")
+        if digits.isdigit():
+            return f"A whole number of {len(digits):,} digits is too large."
         return f"{item.literal} is too large a number."
     if isinstance(item, float) and not math.isfinite(item):
         name = "NaN" if math.isnan(item) else "Infinity" if item > 0 else "-Infinity"
