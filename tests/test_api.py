@@ -297,6 +297,26 @@ def test_bad_list_parameters_are_400(deals: Api, query: str) -> None:
     assert response.json["detail"].startswith(f"{name}: ")
 
 
+def test_in_takes_at_most_a_thousand_values(deals: Api) -> None:
+    # PostgreSQL takes at most 65,535 parameters in one statement: 70,000 values
+    # failed the list with 500 there.
+    allowed = ",".join(str(number) for number in range(1, 1001))
+    many = ",".join(str(number) for number in range(1, 70001))
+
+    taken = deals.get(f"/opportunity?account__in={allowed}")
+    refused = deals.get(f"/opportunity?account__in={many}")
+
+    assert taken.status_code == 200
+    assert refused.status_code == 400
+    assert refused.json["errors"] == [
+        {
+            "field": "account__in",
+            "code": "invalid_parameter",
+            "message": "give at most 1000 values, separated by commas.",
+        }
+    ]
+
+
 @pytest.mark.parametrize(
     ("query", "parameter"),
     [

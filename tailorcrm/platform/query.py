@@ -39,6 +39,9 @@ from .strictjson import JSONRefused, read_json
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
+#: The most values one ``in`` filter takes: each is a parameter of the statement,
+#: and PostgreSQL takes at most 65,535 of them.
+MAX_IN_VALUES = 1000
 OPERATORS = (
     "eq",
     "ne",
@@ -305,7 +308,11 @@ def _filter_value(spec: dict[str, Any], op: str, raw: str, param: str) -> Any:
         message = f"{op} does not apply to a {kind} field."
         raise BadRequest.parameter(param, message)
     if op == "in":
-        return [parse_value(spec, part, param) for part in raw.split(",")]
+        parts = raw.split(",")
+        if len(parts) > MAX_IN_VALUES:
+            message = f"give at most {MAX_IN_VALUES} values, separated by commas."
+            raise BadRequest.parameter(param, message)
+        return [parse_value(spec, part, param) for part in parts]
     return parse_value(spec, raw, param)
 
 
