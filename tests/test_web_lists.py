@@ -452,6 +452,18 @@ def test_a_number_too_large_to_show_reads_on_its_chip_as_written(
     assert _chip_texts(response) == [chip]
 
 
+def test_a_lookup_filter_of_thousands_of_digits_is_a_filter_that_cannot_apply(
+    browser: Browser, sales: Platform
+) -> None:
+    # Python's int refuses to read more than 4,300 digits: naming the chips'
+    # records read this one anyway, and the page answered 500.
+    response = browser.get(f"/app/opportunity?account={'9' * 5000}")
+
+    text = text_of(response.get_data(as_text=True))
+    assert response.status_code == 400
+    assert "These filters cannot be applied: account: enter a whole number" in text
+
+
 @pytest.mark.parametrize(
     ("value", "status", "chip"),
     [

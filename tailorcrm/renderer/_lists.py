@@ -246,7 +246,9 @@ def _value_text(
         return _YES_NO.get(raw.strip().lower(), raw)
     if kind == "lookup":
         digits = raw.strip()
-        name = (lookup_names or {}).get(int(digits)) if ascii_digits(digits) else None
+        # An id has at most 19 digits; past 4,300, int would refuse to read it.
+        known = ascii_digits(digits) and len(digits) < 20
+        name = (lookup_names or {}).get(int(digits)) if known else None
         return name or f"#{digits}"
     if kind in NUMBER_FILTER_TYPES:
         try:

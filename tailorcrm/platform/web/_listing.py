@@ -451,7 +451,12 @@ def _chip_names(
         spec = entity.fields.get(name)
         if spec is None or spec["type"] != "lookup":
             continue
-        ids = {int(part) for part in value.split(",") if ascii_digits(part.strip())}
+        # An id has at most 19 digits; past 4,300, int would refuse to read it.
+        ids = {
+            int(part)
+            for part in value.split(",")
+            if ascii_digits(part.strip()) and len(part.strip()) < 20
+        }
         wanted.setdefault(spec["target"], set()).update(i for i in ids if i < 2**63)
     found: dict[str, dict[int, str]] = {}
     for target_name, ids in wanted.items():
