@@ -1184,6 +1184,31 @@ def test_automations_that_trigger_each_other_stop_at_the_depth_limit(
     assert read(crm, "opportunity", deal["id"])["touches"] == 0
 
 
+def test_an_automation_that_triggers_itself_is_named_alone(crm: Api) -> None:
+    echo = rule(
+        "echo",
+        "opportunity",
+        "automation",
+        trigger="update",
+        condition={"changed": "touches"},
+        actions=[{"type": "set_field", "field": "touches",
+                  "expression": {"+": [{"var": "touches"}, 1]}}],
+    )  # fmt: skip
+    define(crm, echo)
+    deal = create(crm, "opportunity", title="Echo", touches=0)
+
+    response = crm.patch(f"/opportunity/{deal['id']}", json={"touches": 1})
+
+    assert response.status_code == 422
+    message = response.json["errors"][0]["message"]
+    assert "echo -> echo -> echo" in message
+    assert (
+        "Check that the automation echo does not keep setting its own trigger "
+        "fields." in message
+    )
+    assert read(crm, "opportunity", deal["id"])["touches"] == 0
+
+
 def test_automations_run_in_order_inside_the_transaction(
     platform: Platform, crm: Api
 ) -> None:

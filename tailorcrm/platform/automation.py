@@ -66,7 +66,12 @@ class AutomationLoop(AutomationFailed):
         names = ", ".join(
             name for name in dict.fromkeys(chain) if shown is None or name in shown
         )
-        if shown is None or all(name in shown for name in chain):
+        if len(set(chain)) == 1 and (shown is None or chain[0] in shown):
+            advice = (
+                f"Check that the automation {chain[0]} does not keep setting its own "
+                "trigger fields."
+            )
+        elif shown is None or all(name in shown for name in chain):
             advice = (
                 f"Check that the automations {names} do not keep setting each "
                 "other's trigger fields."
