@@ -999,3 +999,61 @@ def test_an_edit_form_keeps_formulas_whose_inputs_it_has_not_changed(
     assert json.loads(state["data-field-state"])["record"]["next_step"] == "system"
     assert saved.status_code == 303
     assert fetch(platform, "opportunity", deal["id"])["loss_reason"] is None
+
+
+@pytest.fixture
+def industry_step(pack: Platform) -> Platform:
+    pack.store.apply(
+        [("", rule("step_by_industry", "opportunity", "default", field="next_step",
+                   expression={"cat": ["Call the ", {"var": "account.industry"},
+                                       " desk"]}))],
+        actor="test",
+    )  # fmt: skip
+    return pack
+
+
+def test_a_default_nobody_changed_follows_the_lookup_picked_after_it_was_shown(
+    industry_step: Platform, app: Flask
+) -> None:
+    # The new form showed the default worked out with no account ("Call the
+    # desk"); picking an account afterwards left that text in the form, and the
+    # save kept it as given instead of reading the account's industry.
+    account = create(industry_step, "account", name="Quillon Mills", industry="retail")
+    browser = sign_in(app, industry_step)
+    form = page_of(browser, "/app/opportunity/new")
+    shown = by_id(form, "f-next_step")["value"]
+    defaulted = next(e for e in elements(form) if e.get("name") == "_defaulted")
+
+    saved = browser.post(
+        "/app/opportunity/new",
+        posted(title="Loom spares", account=str(account["id"]),
+               account__search="Quillon Mills", next_step=shown,
+               _defaulted=defaulted["value"]),
+    )  # fmt: skip
+    edited = browser.post(
+        "/app/opportunity/new",
+        posted(title="Loom belts", account=str(account["id"]),
+               account__search="Quillon Mills", next_step="Visit",
+               _defaulted=defaulted["value"]),
+    )  # fmt: skip
+    refused = browser.post(
+        "/app/opportunity/new",
+        posted(account=str(account["id"]),
+               account__search="Quillon Mills", next_step=shown,
+               _defaulted=defaulted["value"]),
+    )  # fmt: skip
+
+    assert shown == "Call the  desk"
+    assert saved.status_code == 303, saved.status_code
+    first = int(saved.headers["Location"].rsplit("/", 1)[1])
+    assert fetch(industry_step, "opportunity", first)["next_step"] == (
+        "Call the retail desk"
+    )
+    second = int(edited.headers["Location"].rsplit("/", 1)[1])
+    assert fetch(industry_step, "opportunity", second)["next_step"] == "Visit"
+    assert refused.status_code == 422
+    again = refused.get_data(as_text=True)
+    assert by_id(again, "f-next_step")["value"] == "Call the retail desk"
+    assert json.loads(
+        next(e for e in elements(again) if e.get("name") == "_defaulted")["value"]
+    ) == {"next_step": "Call the retail desk"}

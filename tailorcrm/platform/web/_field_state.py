@@ -268,15 +268,16 @@ def prefill_defaults(
     entity: EntityDef,
     values: dict[str, FormValue],
     given: Collection[str],
-) -> None:
+) -> dict[str, FormValue]:
     """Show a new record's form with what default rules would fill in.
 
     :param values: the form's values (changed in place).
     :param given: fields whose value the address or the entity document gave.
+    :return: each field a default rule filled in, with what the form shows.
     """
     rules = session.catalog.rules.for_entity(entity.name)
     if not rules.defaults:
-        return
+        return {}
     typed = converted(entity, read_form(entity, values))
     _with_unseen(session, entity, typed, None)
     runner = _runner(session, entity)
@@ -288,9 +289,43 @@ def prefill_defaults(
         if rule.field in entity.fields
     }
     shown = form_values(entity, {n: v for n, v in filled.items() if n not in given})
-    for name in filled:
-        if name not in given:
-            values[name] = shown[name]
+    defaulted = {name: shown[name] for name in filled if name not in given}
+    values.update(defaulted)
+    return defaulted
+
+
+def untouched_defaults(
+    session: Session,
+    entity: EntityDef,
+    values: Mapping[str, FormValue],
+    shown: Mapping[str, Any],
+) -> set[str]:
+    """The fields of a posted new form that still hold what default rules
+    filled in when it was shown.
+
+    Nobody chose those values: the save leaves them to the default rules, which
+    then read the record as it is saved (an account picked since the form was
+    shown, say), not as the form was first shown.
+
+    :param shown: each field a default rule filled in, with the value shown.
+    """
+    rules = session.catalog.rules.for_entity(entity.name)
+    untouched = set()
+    for rule in rules.defaults:
+        spec = entity.fields.get(rule.field)
+        if spec is None or rule.field not in shown or rule.field not in values:
+            continue
+        before = shown[rule.field]
+        if not isinstance(before, (str, list)):
+            continue
+        now = as_sent(spec, as_shown(spec, values[rule.field]))
+        before = as_sent(spec, before)
+        if isinstance(now, list) and isinstance(before, list):
+            if sorted(now) == sorted(before):
+                untouched.add(rule.field)
+        elif now == before:
+            untouched.add(rule.field)
+    return untouched
 
 
 def _withhold(

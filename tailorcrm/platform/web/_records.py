@@ -63,6 +63,7 @@ from ._field_state import (
     prefill_defaults,
     record_state,
     unchanged_fields,
+    untouched_defaults,
 )
 from ._history import history_section
 
@@ -306,6 +307,16 @@ def _posted_version() -> int | None:
     return whole_number(request.form.get("_version"), 0) or None
 
 
+def _posted_defaults() -> dict[str, Any]:
+    """What default rules filled in when the new form was shown (``_defaulted``):
+    field name -> the value shown."""
+    try:
+        shown = json.loads(request.form.get("_defaulted") or "{}")
+    except ValueError:
+        return {}
+    return shown if isinstance(shown, dict) else {}
+
+
 def _update(
     session: Session,
     entity: EntityDef,
@@ -483,8 +494,15 @@ def _render_form(
     record: Mapping[str, Any] | None,
     action: str,
     typed: Mapping[str, str] | None = None,
+    defaulted: Mapping[str, FormValue] | None = None,
     status: int = 200,
 ) -> Response:
+    """Render a create or edit form.
+
+    :param defaulted: on a new form, the fields default rules filled in, with
+        the values shown; the form carries them, so that its save leaves the
+        ones nobody changed to the default rules (see :func:`_save`).
+    """
     layout = session.catalog.layout(entity.name)
     ids = {
         name: int(value)
@@ -522,6 +540,7 @@ def _render_form(
         status=status,
         entity_plural=_plural(entity),
         sent=_sent_digest(session, entity, record) if record is not None else "",
+        defaulted=json.dumps(defaulted, ensure_ascii=False) if defaulted else "",
     )
 
 
@@ -595,6 +614,7 @@ def _save(
     ]
     data = read_form(entity, values, editable=editable)
     typed_errors = _resolve_typed_lookups(session, entity, values, typed, data)
+    untouched: set[str] = set()
     if record is not None:
         for name in unchanged_fields(session, entity, values, record) - set(
             typed_errors
@@ -602,6 +622,11 @@ def _save(
             data.pop(name, None)
     else:
         data.update(_given_unplaced(session, entity, values))
+        # A default nobody changed is filled in by its rule from the record as
+        # saved: the form showed it before the fields it reads were filled in.
+        untouched = untouched_defaults(session, entity, values, _posted_defaults())
+        for name in untouched:
+            data.pop(name, None)
     service = session.records()
     try:
         # A savepoint: a refused save leaves the transaction usable for the page
@@ -640,6 +665,12 @@ def _save(
     except (ValidationFailed, Conflict) as error:
         errors = _errors_of(error, entity)
         errors.update(typed_errors)
+        # The defaults nobody changed are shown as the save worked them out.
+        defaulted = (
+            prefill_defaults(session, entity, values, set(entity.fields) - untouched)
+            if untouched
+            else None
+        )
         return _render_form(
             session,
             entity,
@@ -648,15 +679,18 @@ def _save(
             record=record,
             action=action,
             typed=typed,
+            defaulted=defaulted,
             status=422,
         )
     flash(f"{entity.label} “{title_of(entity, saved)}” was saved.", "success")
     return redirect(LINKS.record(entity.name, int(saved["id"])), code=303)
 
 
-def _prefilled(session: Session, entity: EntityDef) -> dict[str, FormValue]:
+def _prefilled(
+    session: Session, entity: EntityDef
+) -> tuple[dict[str, FormValue], dict[str, FormValue]]:
     """A new record's form: defaults, then values from the address, then what
-    default rules fill in.
+    default rules fill in (returned apart as well, see :func:`_render_form`).
 
     A related list's New button links to ``?account=12``, so the new record
     starts out pointing at the record the list belongs to. A default rule's value
@@ -676,8 +710,8 @@ def _prefilled(session: Session, entity: EntityDef) -> dict[str, FormValue]:
             values[name] = [v for v in request.args.getlist(name) if v]
         else:
             values[name] = request.args.get(name, "")
-    prefill_defaults(session, entity, values, given)
-    return values
+    defaulted = prefill_defaults(session, entity, values, given)
+    return values, defaulted
 
 
 def _given_unplaced(
@@ -726,8 +760,16 @@ def new_page(entity_name: str) -> Response:
         entity = session.catalog.entity(entity_name)
         if not entity.allows("create"):
             raise Forbidden(f"You may not create {entity.label} records.")
-        values = _prefilled(session, entity)
-        return _render_form(session, entity, values, {}, record=None, action=action)
+        values, defaulted = _prefilled(session, entity)
+        return _render_form(
+            session,
+            entity,
+            values,
+            {},
+            record=None,
+            action=action,
+            defaulted=defaulted,
+        )
 
 
 @web.route("/app/<entity_name>/<int:record_id>/edit", methods=["GET", "POST"])
