@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -510,3 +511,55 @@ def test_a_box_ticked_on_a_new_form_is_saved_ticked(browser: Browser) -> None:
     assert response.status_code == 303, response.get_data(as_text=True)
     gadget_id = int(response.headers["Location"].rsplit("/", 1)[-1])
     assert fetch(browser.platform, "gadget", gadget_id)["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("amount", "count", "saved"),
+    [
+        ("1.25e2", "1e3", (Decimal("125"), 1000)),
+        ("-2E-2", "1.50E1", (Decimal("-0.02"), 15)),
+        ("0.5e1", "15.0", (Decimal("5"), 15)),
+    ],
+)
+def test_a_number_typed_with_an_exponent_is_saved_as_the_number_input_reads_it(
+    browser: Browser,
+    platform: Platform,
+    amount: str,
+    count: str,
+    saved: tuple[Decimal, int],
+) -> None:
+    # A number input takes 1e3 and 15.0 (for whole numbers) and sends them as
+    # typed; the save refused them as "not a number" and "not a whole number".
+    document = _document(platform)
+    document["fields"] = [
+        *document["fields"],
+        {"name": "pieces", "type": "integer", "label": "Pieces"},
+    ]
+    platform.store.apply([("", document)], actor="test")
+    browser.get("/app/gadget/new")
+
+    response = _post(
+        browser,
+        "/app/gadget/new",
+        [("title", "Exponent"), ("amount", amount), ("pieces", count)],
+    )
+
+    assert response.status_code == 303, response.get_data(as_text=True)
+    gadget_id = int(response.headers["Location"].rsplit("/", 1)[-1])
+    stored = fetch(platform, "gadget", gadget_id)
+    assert (Decimal(str(stored["amount"])), stored["pieces"]) == saved
+
+
+def test_a_number_with_an_exponent_the_field_cannot_hold_is_refused_beside_it(
+    browser: Browser,
+) -> None:
+    browser.get("/app/gadget/new")
+
+    response = _post(
+        browser, "/app/gadget/new", [("title", "Tiny"), ("amount", "1e-3")]
+    )
+
+    assert response.status_code == 422
+    assert "Enter at most 2 digits after the point." in text_of(
+        response.get_data(as_text=True)
+    )

@@ -34,6 +34,14 @@ from ._pages import Links, Names, Section, Tab, sections_of, title_of
 from ._states import NO_FORM_RULES, FormRules
 
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
+#: A number as a number input takes it with an exponent (``1e3``, ``2.5E-2``):
+#: sign, digits before and after the point, exponent.
+_EXPONENT_NUMBER = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?[eE]([+-]?[0-9]{1,9})")
+#: The largest exponent written out; no field holds a number near it, and a
+#: number past it is left as typed, for the record service to refuse.
+_MAX_EXPONENT = 1000
+#: A whole number as a number input may hold it: ``15`` or ``15.0``.
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+(\.0*)?")
 #: A date and time to the minute, as a datetime-local input sends one on the minute.
 _MINUTE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
 NUMBER_TYPES = frozenset({"integer", "decimal", "currency", "percent"})
@@ -185,6 +193,34 @@ def _decimal_or_none(value: FormValue) -> Decimal | None:
     return number if number.is_finite() else None
 
 
+def _plain_number(text: str) -> str:
+    """``text`` written out without its exponent, exactly: ``1.5e3`` is ``1500``.
+
+    A number input takes a number with an exponent and the browser sends it as
+    typed; the record service reads a number written out, as the API does.
+    ``field_state.js`` writes it out the same way. Other text is returned as it
+    is.
+    """
+    found = _EXPONENT_NUMBER.fullmatch(text)
+    if found is None:
+        return text
+    sign, whole, fraction, exponent = found.group(1, 2, 3, 4)
+    fraction = fraction or ""
+    shift = int(exponent)
+    if not (whole or fraction) or abs(shift) > _MAX_EXPONENT:
+        return text
+    digits = whole + fraction
+    point = len(whole) + shift
+    if point <= 0:
+        digits = "0" * (1 - point) + digits
+        point = 1
+    elif point > len(digits):
+        digits += "0" * (point - len(digits))
+    head = digits[:point].lstrip("0") or "0"
+    rest = digits[point:]
+    return sign + head + (f".{rest}" if rest else "")
+
+
 def _number_text(value: Any) -> str:
     if isinstance(value, float):
         return format(Decimal(str(value)), "f")
@@ -291,8 +327,14 @@ def read_form(
             data[name] = text.replace("\r\n", "\n") or None
         elif not text.strip():
             data[name] = None
-        elif kind in ("integer", "lookup") and _INTEGER.match(text.strip()):
+        elif kind == "lookup" and _INTEGER.match(text.strip()):
             data[name] = int(text.strip())
+        elif kind in NUMBER_TYPES:
+            number = _plain_number(text.strip())
+            # A whole number written with zero decimals (15.0, 1.5e1) is one a
+            # number input of whole numbers takes.
+            whole = kind == "integer" and _WHOLE_NUMBER.fullmatch(number)
+            data[name] = int(number.split(".")[0]) if whole else number
         else:
             data[name] = text.strip()
     return data

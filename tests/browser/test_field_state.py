@@ -534,15 +534,19 @@ def test_an_amount_the_field_cannot_hold_reads_as_blank_as_on_the_server(
     page.goto("/app/opportunity/new")
     mark = page.locator('[data-field="next_step"] [data-required-mark]')
     amount = page.get_by_label("Amount")
-    # Three decimals where the field keeps two, an exponent, and a value below
-    # the field's minimum of 0: the record service holds none of them.
-    refused = ["1000.555", "1e4", "-2000"]
+    # Three decimals where the field keeps two (also written with an exponent),
+    # and a value below the field's minimum of 0: the record service holds none
+    # of them. A number written with an exponent is the number it means, to the
+    # form's save as to the number input.
+    refused = ["1000.555", "1.000555e3", "-2000"]
 
     amount.fill("1000.50")
     expect(mark).to_be_visible()
     for value in refused:
         amount.fill(value)
         expect(mark).to_be_hidden()
+    amount.fill("1e4")
+    expect(mark).to_be_visible()
     page.get_by_label("Title").fill("Wrenfield weighbridge")
     amount.fill(refused[0])
     page.get_by_role("button", name="Save").click()

@@ -38,8 +38,14 @@
 
   var Rules = window.TailorRules;
   var INTEGER = /^[+-]?[0-9]+$/;
-  // What the record service takes as a decimal: no exponent (1e3 is refused).
+  // What the record service takes as a decimal: written out, without an
+  // exponent. A number typed with one (1e3) is written out first, as the form's
+  // save writes it out (see plainNumber).
   var DECIMAL_TEXT = /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$/;
+  var EXPONENT_NUMBER = /^([+-]?)([0-9]*)(?:\.([0-9]*))?[eE]([+-]?[0-9]{1,9})$/;
+  var MAX_EXPONENT = 1000;
+  // A whole number as a number input may hold it: 15 or 15.0.
+  var WHOLE_NUMBER = /^[+-]?[0-9]+(\.0*)?$/;
   var INTEGER_LIMIT = BigInt("9223372036854775807");
   var FALSE_TEXTS = ["", "off", "false"];
   // What the record service takes as an email address, a phone number and a web
@@ -151,6 +157,33 @@
     return !(low !== null && number < Number(low)) && !(high !== null && number > Number(high));
   }
 
+  // A number typed with an exponent, written out exactly (1.5e3 is 1500), as
+  // the save writes it out (_plain_number in tailorcrm/renderer/_forms.py);
+  // other text as it is.
+  function plainNumber(text) {
+    var found = EXPONENT_NUMBER.exec(text);
+    if (!found) {
+      return text;
+    }
+    var whole = found[2];
+    var fraction = found[3] || "";
+    var shift = Number(found[4]);
+    if (!(whole || fraction) || Math.abs(shift) > MAX_EXPONENT) {
+      return text;
+    }
+    var digits = whole + fraction;
+    var point = whole.length + shift;
+    if (point <= 0) {
+      digits = "0".repeat(1 - point) + digits;
+      point = 1;
+    } else if (point > digits.length) {
+      digits += "0".repeat(point - digits.length);
+    }
+    var head = digits.slice(0, point).replace(/^0+/, "") || "0";
+    var rest = digits.slice(point);
+    return found[1] + head + (rest ? "." + rest : "");
+  }
+
   function attempt(convert, text) {
     try {
       return convert(text);
@@ -189,10 +222,15 @@
     text = stripped;
     switch (type) {
       case "integer":
+        text = plainNumber(text);
+        if (WHOLE_NUMBER.test(text)) {
+          text = text.split(".")[0];
+        }
         return INTEGER.test(text) && fits(field.control, type, text) ? Number(text) : null;
       case "decimal":
       case "currency":
       case "percent":
+        text = plainNumber(text);
         return fits(field.control, type, text) ? attempt(Rules.decimal, text) : null;
       case "date":
         return attempt(Rules.date, text);
