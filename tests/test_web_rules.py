@@ -1057,3 +1057,38 @@ def test_a_default_nobody_changed_follows_the_lookup_picked_after_it_was_shown(
     assert json.loads(
         next(e for e in elements(again) if e.get("name") == "_defaulted")["value"]
     ) == {"next_step": "Call the retail desk"}
+
+
+def test_a_value_that_cannot_be_read_leaves_the_other_rules_to_judge_the_form(
+    browser: Browser, pack: Platform
+) -> None:
+    # A number typed with letters hid "Say why the opportunity was lost." until
+    # it was fixed; the rules that do not read it judge it at once. A rule that
+    # reads the amount is left out: it would judge an amount that is not there.
+    pack.store.apply(
+        [("", rule("amount_given", "opportunity", "validation", field="amount",
+                   condition={"is_blank": {"var": "amount"}},
+                   message="Give an amount."))],
+        actor="test",
+    )  # fmt: skip
+    browser.get("/app/opportunity/new")
+
+    response = browser.post(
+        "/app/opportunity/new",
+        posted(title="Harbour crane", stage="lost", amount="12OO"),
+    )
+
+    deal = create(pack, "opportunity", title="Quay scales", amount="50")
+    browser.get(f"/app/opportunity/{deal['id']}/edit")
+    edited = browser.post(
+        f"/app/opportunity/{deal['id']}/edit",
+        edit_form(deal, stage="lost", amount="5O"),
+    )
+
+    for answer, typed in ((response, "12OO"), (edited, "5O")):
+        page = answer.get_data(as_text=True)
+        assert answer.status_code == 422
+        assert field_messages(page, "amount") == [f"'{typed}' is not a number."]
+        assert field_messages(page, "loss_reason") == [
+            "Say why the opportunity was lost."
+        ]

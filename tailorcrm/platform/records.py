@@ -54,7 +54,7 @@ from .fieldhistory import (
     record_deleted,
 )
 from .numbering import allocate, format_number
-from .rules import RecordRules, rows_by_id, user_data
+from .rules import RecordRules, rows_by_id, unread_fields, user_data
 
 WRITABLE_SYSTEM_COLUMNS = frozenset({"owner_id"})
 _VERBS = {
@@ -783,7 +783,10 @@ class RecordService:
         )[0]
         values.update({name: current.get(name) for name in as_read})
         _keep_stored_spellings(entity, current, values)
-        if rules.rules.on_records and not problems:
+        # The rules judge what could be read; a value that could not be read
+        # leaves out those that read it (see RecordRules.prepare_new).
+        blind = unread_fields(problems)
+        if rules.rules.on_records and blind is not None:
             given = {k: v for k, v in values.items() if current.get(k) != v}
             rules.withhold([given], self.unreadable)
             key = (entity.name, int(current["id"]))
@@ -791,7 +794,8 @@ class RecordService:
                 (self.saves_under_way[key],) if key in self.saves_under_way else None
             )
             problems += self._as_seen(
-                entity, rules.prepare_change(current, values, save_began=began)
+                entity,
+                rules.prepare_change(current, values, save_began=began, blind=blind),
             )
         merged = {**current, **values}
         changed = {k: v for k, v in values.items() if current.get(k) != v}

@@ -668,22 +668,28 @@ class RecordRules:
         """Defaults, formulas and validation of new records, in that order.
 
         ``batch`` holds each record's values as read (changed in place: defaults
-        and formulas are added); ``given`` the fields each caller wrote. Records
-        whose values could not be read are left alone: their rules would judge
-        values that are not there.
+        and formulas are added); ``given`` the fields each caller wrote. A field
+        whose value could not be read is not there for the rules: those that
+        read it, or read what a rule computes from it, are left out (they would
+        judge a value that is not there), and the others run, so that the caller
+        hears of every problem at once. A record with a problem that is not a
+        field's is left alone.
         """
-        readable = [index for index, found in enumerate(problems) if not found]
+        blinds = [unread_fields(found) for found in problems]
+        readable = [index for index, blind in enumerate(blinds) if blind is not None]
         self.load_related(
             (batch[index] for index in readable), setting=self._lookups.keys()
         )
         for index in readable:
             values = batch[index]
+            blind = blinds[index] or set()
             self.start_rollups(values)
             data = self.data(values)
-            found = self.defaults(values, data, given[index])
-            found += self.formulas(values, data, dirty=None)
-            found += self.required(values, refused={p.field for p in found})
-            found += self.validate(data, prior=None, written=given[index])
+            found = self.defaults(values, data, given[index], blind=blind)
+            found += self.formulas(values, data, dirty=None, blind=blind)
+            refused = {p.field for p in found} | blind
+            found += self.required(values, refused=refused)
+            found += self.validate(data, prior=None, written=given[index], blind=blind)
             problems[index].extend(found)
 
     def start_rollups(self, values: dict[str, Any]) -> None:
@@ -694,11 +700,19 @@ class RecordRules:
             values[rollup.field] = fit(spec, EMPTY_ROLLUP[rollup.function])
 
     def defaults(
-        self, values: dict[str, Any], data: dict[str, Any], given: frozenset[str]
+        self,
+        values: dict[str, Any],
+        data: dict[str, Any],
+        given: frozenset[str],
+        *,
+        blind: set[str] | None = None,
     ) -> list[Problem]:
         problems = []
         for rule in self.rules.defaults:
             if rule.field in given:
+                continue
+            if blind and _reads_any(rule.expression.reads, blind):
+                blind.add(rule.field)
                 continue
             try:
                 value = self._fit(rule, rule.expression(data))
@@ -720,15 +734,24 @@ class RecordRules:
         data: dict[str, Any],
         *,
         dirty: set[str] | None,
+        blind: set[str] | None = None,
     ) -> list[Problem]:
         """Compute the formulas whose inputs are ``dirty`` (all of them for None).
 
         ``dirty`` names fields that changed, and ``lookup.field`` for a related
         record's field; a formula's own change makes the formulas reading it dirty
         in turn. Changes are written into ``values`` and ``data``.
+
+        :param blind: fields whose value could not be read; a formula that reads
+            one is not computed, and its field joins them.
         """
         problems = []
         for rule in self.rules.formulas:
+            # Before ``dirty``: a formula not computed again for this change
+            # would still have been, but for the value that could not be read.
+            if blind and _reads_any(rule.expression.reads, blind):
+                blind.add(rule.field)
+                continue
             if dirty is not None and not _reads_dirty(rule, dirty):
                 continue
             try:
@@ -774,15 +797,20 @@ class RecordRules:
         *,
         prior: Mapping[str, Any] | None,
         written: Iterable[str],
+        blind: Collection[str] = (),
     ) -> list[Problem]:
         """Validation rules, then what field state requires and forbids.
 
         :param prior: on an update, the record as stored (``readonly_if`` is
             judged on it); ``None`` on a create, where nothing is read-only yet.
         :param written: the fields the caller changed.
+        :param blind: fields whose value could not be read: conditions that read
+            one are not judged, nor is such a field required.
         """
         problems = []
         for validation in self.rules.validations:
+            if blind and _reads_any(validation.condition.reads, blind):
+                continue
             found = validation.condition(data)
             if found is True or (
                 found is not False and found is not None and truthy(found)
@@ -799,6 +827,7 @@ class RecordRules:
             if (
                 rule.required_if is not None
                 and name not in refused
+                and not (blind and _judges_blind(name, section, rule, blind))
                 and is_blank(data.get(name))
                 and truthy(rule.required_if(data))
                 and _shown(section, data)
@@ -915,8 +944,13 @@ class RecordRules:
         values: dict[str, Any],
         *,
         save_began: tuple[Mapping[str, Any] | None] | None = None,
+        blind: Collection[str] = (),
     ) -> list[Problem]:
         """Formulas and validation of a change; formula results join ``values``.
+
+        :param blind: fields of the change whose value could not be read: the
+            rules that read one, or what a formula computes from it, are left
+            out (see :meth:`prepare_new`).
 
         :param save_began: for a change that belongs to a save of the record
             already under way (an automation's ``set_field``), the record as
@@ -932,13 +966,14 @@ class RecordRules:
         self.load_related([current])
         data = self.data(merged, prior=current)
         dirty = set(written)
-        problems = self.formulas(merged, data, dirty=dirty)
+        unread = set(blind)
+        problems = self.formulas(merged, data, dirty=dirty, blind=unread)
         for rule in self.rules.formulas:
             values[rule.field] = merged[rule.field]
         # A required field that a formula this change recomputed left blank is
         # refused, as on a create.
         problems += self.required(
-            merged, refused={p.field for p in problems}, only=dirty - written
+            merged, refused={p.field for p in problems} | unread, only=dirty - written
         )
         # The stored record as conditions read it, without reading it twice.
         prior: dict[str, Any] | None = {
@@ -953,7 +988,7 @@ class RecordRules:
                 self.load_related([began])
                 record = self.record(began, gone=_id_only)
                 prior = {**record, "$user": self.user, "$now": self.now}
-        problems += self.validate(data, prior=prior, written=written)
+        problems += self.validate(data, prior=prior, written=written, blind=unread)
         return problems
 
     def _follow_only(self, written: set[str]) -> None:
@@ -1117,6 +1152,34 @@ def rows_by_id(
     if lock == "key_share":
         return query.with_for_update(read=True, key_share=True)
     return query
+
+
+def unread_fields(problems: Iterable[Problem]) -> set[str] | None:
+    """The fields whose values ``problems`` (of reading a record) found could not
+    be read; ``None`` when one concerns the whole record."""
+    fields = set()
+    for problem in problems:
+        if problem.field is None:
+            return None
+        fields.add(problem.field.split(".", 1)[0].split("[", 1)[0])
+    return fields
+
+
+def _reads_any(reads: Iterable[str], blind: Collection[str]) -> bool:
+    """Whether any of ``reads`` (``stage``, ``account.industry``) is, or goes
+    through, a field in ``blind``."""
+    return any(name.split(".", 1)[0] in blind for name in reads)
+
+
+def _judges_blind(
+    name: str, section: Any, rule: FieldStateRule, blind: Collection[str]
+) -> bool:
+    """Whether ``required_if`` of field ``name`` would judge a value that could
+    not be read: the field's own, or one its conditions read."""
+    if name in blind:
+        return True
+    conditions = (rule.required_if, rule.visible_if, section)
+    return any(c is not None and _reads_any(c.reads, blind) for c in conditions)
 
 
 def _reads_dirty(rule: FormulaRule, dirty: set[str]) -> bool:
