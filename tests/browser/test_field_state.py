@@ -375,6 +375,52 @@ def test_a_field_of_an_account_chosen_since_reads_as_unknown_not_as_blank(
     assert (saved["account"], saved["next_step"]) == (second["id"], None)
 
 
+@pytest.fixture
+def steps_by_industry(live_server: LiveServer) -> Iterator[None]:
+    """Next step is filled in from the account's industry."""
+    document = {
+        "kind": "rule",
+        "name": "next_step_by_industry",
+        "entity": "opportunity",
+        "type": "default",
+        "label": "Next step by industry",
+        "field": "next_step",
+        "expression": {"cat": ["Call the ", {"var": "account.industry"}, " desk"]},
+    }
+    with rules_in_force(live_server, document):
+        yield
+
+
+@pytest.mark.usefixtures("steps_by_industry")
+def test_a_default_nobody_changed_follows_the_account_picked_until_it_is_changed(
+    page: Page, live_server: LiveServer
+) -> None:
+    # The default was worked out once, before an account was picked, and the
+    # form went on showing (and saving) "Call the  desk".
+    first = live_server.find("account", industry="retail")[0]
+    second = live_server.find("account", industry="energy")[0]
+    page.goto("/app/opportunity/new")
+    step = page.get_by_label("Next step")
+    account = page.get_by_role("combobox", name="Account")
+
+    expect(step).to_have_value("Call the  desk")
+    account.press_sequentially(first["name"], delay=10)
+    page.get_by_role("option", name=first["name"]).click()
+    expect(step).to_have_value("Call the retail desk")
+    step.fill("Visit the yard")
+    account.fill("")
+    account.press_sequentially(second["name"], delay=10)
+    page.get_by_role("option", name=second["name"]).click()
+    page.get_by_label("Title").fill("Wrenfield turbine spares")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Wrenfield turbine spares"
+    )
+    [saved] = live_server.find("opportunity", title="Wrenfield turbine spares")
+    assert (saved["account"], saved["next_step"]) == (second["id"], "Visit the yard")
+
+
 # -- a section over a field the person's role hides: the server's state stands ------
 
 ERP_BLIND = {

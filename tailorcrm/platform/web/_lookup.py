@@ -21,7 +21,7 @@ from ._context import web_session
 MAX_QUERY = 200
 # JSON that never reads as markup, even to a client that sniffs it: the three
 # characters HTML cares about become escapes, which every JSON parser reads back.
-_HTML_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+HTML_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 
 
 @web.get("/app/<entity_name>/lookup")
@@ -40,6 +40,6 @@ def lookup_search(entity_name: str) -> Response:
         [{"id": record_id, "name": name} for record_id, name in found],
         ensure_ascii=False,
     )
-    response = Response(body.translate(_HTML_SAFE), mimetype="application/json")
+    response = Response(body.translate(HTML_SAFE), mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
     return response

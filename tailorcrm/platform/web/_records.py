@@ -66,6 +66,7 @@ from ._field_state import (
     untouched_defaults,
 )
 from ._history import history_section
+from ._lookup import HTML_SAFE
 
 RECENT_LIMIT = 10
 RELATED_ROWS = 5
@@ -541,7 +542,15 @@ def _render_form(
         entity_plural=_plural(entity),
         sent=_sent_digest(session, entity, record) if record is not None else "",
         defaulted=json.dumps(defaulted, ensure_ascii=False) if defaulted else "",
+        defaults_action=_defaults_action(entity) if defaulted else "",
     )
+
+
+def _defaults_action(entity: EntityDef) -> str:
+    """Where a new form asks for its defaults again (see :func:`new_defaults`),
+    with the address the form was opened at, which may give fields values."""
+    query = request.query_string.decode()
+    return LINKS.new(entity.name) + "/defaults" + (f"?{query}" if query else "")
 
 
 def _entity_label(catalog: Catalog, name: str) -> str:
@@ -770,6 +779,34 @@ def new_page(entity_name: str) -> Response:
             action=action,
             defaulted=defaulted,
         )
+
+
+@web.post("/app/<entity_name>/new/defaults")
+@login_required
+def new_defaults(entity_name: str) -> Response:
+    """Answer what the default rules nobody changed on a posted new form fill in
+    now, as ``{"field": "value as the form shows it"}``.
+
+    ``forms.js`` asks after each change and shows the answer, so that a default
+    that reads another field (``account.industry``) follows it until the person
+    changes the default. The form's save works them out again in any case.
+    """
+    with web_session() as session:
+        entity = session.catalog.entity(entity_name)
+        if not entity.allows("create"):
+            raise Forbidden(f"You may not create {entity.label} records.")
+        values, _ = _posted(entity, _shown_fields(entity))
+        _given_unplaced(session, entity, values)
+        untouched = untouched_defaults(session, entity, values, _posted_defaults())
+        filled = (
+            prefill_defaults(session, entity, values, set(entity.fields) - untouched)
+            if untouched
+            else {}
+        )
+    body = json.dumps(filled, ensure_ascii=False).translate(HTML_SAFE)
+    response = Response(body, mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @web.route("/app/<entity_name>/<int:record_id>/edit", methods=["GET", "POST"])

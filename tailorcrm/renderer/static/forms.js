@@ -119,6 +119,84 @@
     });
   }
 
+  // The types of field whose input can show what the server answers for a
+  // default; others (a lookup, a checkbox) keep what they show, and the save
+  // still works their default out.
+  var FOLLOWING_TYPES = ["text", "email", "phone", "url", "integer", "decimal",
+    "currency", "percent", "date", "datetime", "textarea", "picklist"];
+
+  function parsed(text) {
+    try {
+      var value = JSON.parse(text);
+      return value && typeof value === "object" ? value : {};
+    } catch (error) {
+      return {};
+    }
+  }
+
+  // A new form carries what default rules filled in (_defaulted). One nobody
+  // changed follows the fields it reads (a default that reads account.industry,
+  // shown before an account was picked): after each change the server works
+  // the defaults out again from what the form holds, and each input still
+  // showing its default shows the new one. The save decides in any case.
+  function followDefaults(form) {
+    var carrier = form.querySelector('input[name="_defaulted"]');
+    var action = form.getAttribute("data-defaults-action");
+    if (!carrier || !action || !window.fetch) {
+      return;
+    }
+    var sequence = 0;
+
+    function show(filled) {
+      var shown = parsed(carrier.value);
+      var moved = false;
+      Object.keys(filled).forEach(function (name) {
+        var box = form.querySelector('[data-field="' + CSS.escape(name) + '"]');
+        var control = document.getElementById("f-" + name);
+        if (!box || !control || !hasOwn(shown, name) || typeof filled[name] !== "string" ||
+            FOLLOWING_TYPES.indexOf(box.getAttribute("data-type")) === -1 ||
+            control.value !== shown[name]) {
+          return;
+        }
+        if (control.value !== filled[name]) {
+          control.value = filled[name];
+          moved = true;
+        }
+        // What the input shows (a choice that is not offered shows blank), so
+        // that the save knows it as the default nobody changed.
+        shown[name] = control.value;
+      });
+      carrier.value = JSON.stringify(shown);
+      if (moved) {
+        // Field state (field_state.js) judges the new values.
+        form.dispatchEvent(new Event("input", { bubbles: true }));
+      }
+    }
+
+    form.addEventListener("change", function () {
+      sequence += 1;
+      var mine = sequence;
+      fetch(action, {
+        method: "POST",
+        body: new FormData(form),
+        credentials: "same-origin",
+        headers: { Accept: "application/json" }
+      })
+        .then(function (response) {
+          return response.ok ? response.json() : null;
+        })
+        .then(function (filled) {
+          // Only the answer to the last change counts.
+          if (filled && mine === sequence) {
+            show(filled);
+          }
+        })
+        .catch(function () {
+          // Nothing is lost: the save works the defaults out.
+        });
+    });
+  }
+
   // Turning the mouse wheel over a focused number field changes its value in
   // most browsers; people mean to scroll the page.
   function keepNumbersOnWheel(event) {
@@ -148,6 +226,7 @@
     document.querySelectorAll("form[data-record-form]"), function (form) {
       form.noValidate = true;
       guardDoubleSubmit(form);
+      followDefaults(form);
     }
   );
   focusSummary();
