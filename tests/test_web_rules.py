@@ -1092,3 +1092,28 @@ def test_a_value_that_cannot_be_read_leaves_the_other_rules_to_judge_the_form(
         assert field_messages(page, "loss_reason") == [
             "Say why the opportunity was lost."
         ]
+
+
+def test_a_refused_edit_shows_formulas_and_roll_ups_as_stored_not_blank(
+    browser: Browser, pack: Platform
+) -> None:
+    # The form sends neither, so a refused save rendered them from what was
+    # posted: blank, as if the record had no weighted amount or won total.
+    account = create(pack, "account", name="Ostler Freight")
+    deal = create(pack, "opportunity", title="Jetty", amount=200, probability=25,
+                  stage="won", account=account["id"])  # fmt: skip
+    browser.get(f"/app/opportunity/{deal['id']}/edit")
+
+    refused_deal = browser.post(
+        f"/app/opportunity/{deal['id']}/edit", edit_form(deal, stage="lost")
+    )
+    refused_account = browser.post(
+        f"/app/account/{account['id']}/edit", {"name": "", "_version": "2"}
+    )
+
+    assert (refused_deal.status_code, refused_account.status_code) == (422, 422)
+    deal_page = refused_deal.get_data(as_text=True)
+    account_page = refused_account.get_data(as_text=True)
+    assert by_id(deal_page, "f-weighted_amount")["value"] == "$200.00"
+    assert by_id(account_page, "f-won_total")["value"] == "$200.00"
+    assert by_id(account_page, "f-account_number")["value"] != ""

@@ -625,6 +625,10 @@ def _save(
     typed_errors = _resolve_typed_lookups(session, entity, values, typed, data)
     untouched: set[str] = set()
     if record is not None:
+        # What the form shows and does not send (formulas, roll-ups, numbers,
+        # fields the person may only read) comes back as stored, not blank.
+        stored = form_values(entity, record)
+        values.update({n: v for n, v in stored.items() if n not in editable})
         for name in unchanged_fields(session, entity, values, record) - set(
             typed_errors
         ):
@@ -656,7 +660,10 @@ def _save(
         # A field that readonly_if locks now keeps what is saved: the form shows
         # that, as it shows a locked field, so that saving again can succeed.
         as_stored = form_values(entity, current)
-        values = {n: as_stored[n] if n in locked else v for n, v in values.items()}
+        values = {
+            n: as_stored[n] if n in locked or n not in editable else v
+            for n, v in values.items()
+        }
         typed = {n: text for n, text in typed.items() if n not in locked}
         for name, messages in typed_errors.items():
             errors[name] = [*messages, *errors.get(name, [])]
