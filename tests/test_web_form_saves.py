@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from werkzeug.datastructures import MultiDict
 
@@ -563,3 +564,28 @@ def test_a_number_with_an_exponent_the_field_cannot_hold_is_refused_beside_it(
     assert "Enter at most 2 digits after the point." in text_of(
         response.get_data(as_text=True)
     )
+
+
+@pytest.mark.parametrize("field", ["pieces", "maker"])
+def test_a_whole_number_of_thousands_of_digits_is_refused_beside_its_field(
+    browser: Browser, platform: Platform, field: str
+) -> None:
+    # Python's int refuses text of more than 4,300 digits; the form's save
+    # answered 500.
+    document = _document(platform)
+    document["fields"] = [
+        *document["fields"],
+        {"name": "pieces", "type": "integer", "label": "Pieces"},
+        {"name": "maker", "type": "lookup", "target": "gadget", "label": "Maker"},
+    ]
+    platform.store.apply([("", document)], actor="test")
+    browser.get("/app/gadget/new")
+
+    response = _post(
+        browser, "/app/gadget/new", [("title", "Huge"), (field, "9" * 5000)]
+    )
+
+    assert response.status_code == 422, response.status_code
+    with platform.engine.connect() as connection:
+        stored = connection.execute(sa.text("SELECT count(*) FROM gadget")).scalar()
+    assert stored == 0

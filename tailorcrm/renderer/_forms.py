@@ -327,17 +327,26 @@ def read_form(
             data[name] = text.replace("\r\n", "\n") or None
         elif not text.strip():
             data[name] = None
-        elif kind == "lookup" and _INTEGER.match(text.strip()):
+        elif kind == "lookup" and _short_whole(text.strip()):
             data[name] = int(text.strip())
         elif kind in NUMBER_TYPES:
             number = _plain_number(text.strip())
             # A whole number written with zero decimals (15.0, 1.5e1) is one a
             # number input of whole numbers takes.
             whole = kind == "integer" and _WHOLE_NUMBER.fullmatch(number)
-            data[name] = int(number.split(".")[0]) if whole else number
+            digits = number.split(".")[0]
+            data[name] = int(digits) if whole and _short_whole(digits) else number
         else:
             data[name] = text.strip()
     return data
+
+
+def _short_whole(text: str) -> bool:
+    """Whether ``text`` is a whole number of at most 19 digits (leading zeros
+    aside), as many as the largest one a field holds. A longer one goes on as
+    text, for the record service to refuse in its words: Python's ``int`` would
+    refuse one of more than 4,300 digits with an error of its own."""
+    return bool(_INTEGER.match(text)) and len(text.lstrip("+-").lstrip("0")) <= 19
 
 
 def _as_list(raw: FormValue) -> list[str]:
@@ -521,7 +530,7 @@ def _lookup_text(
         return typed[spec["name"]]
     if not isinstance(value, str) or not value:
         return ""
-    if ascii_digits(value):
+    if ascii_digits(value) and len(value) < 20:
         found = names.get(spec["target"], {}).get(int(value))
         if found:
             return found
