@@ -240,3 +240,48 @@ def test_rows_have_no_tick_boxes_when_nothing_can_be_done_with_them(
     assert "Tick rows to act on them" not in accounts
     assert [e for e in elements(deals) if e.get("name") == "ids"]
     assert "Tick rows to act on them" in deals
+
+
+def test_the_list_tells_how_many_listed_rows_an_export_leaves_out(
+    office: Office,
+) -> None:
+    # The rep reads the team's opportunities but exports only their own: the
+    # list says so beside its export, rather than let the file be short.
+    listed = _page(office.rep, "/app/opportunity")
+    exported = office.rep.get("/app/opportunity/export.csv").get_data(as_text=True)
+    manager = _signed_in(
+        office.rep.client.application, office.rep.platform, "nell.hart", "auditor"
+    )
+
+    assert "Dock lights" in listed
+    assert "Dock lights" not in exported
+    assert (
+        "Export CSV leaves out 1 of the 2 opportunities listed: you may export "
+        "only the ones you own." in listed
+    )
+    assert "leaves out" not in _page(manager, "/app/opportunity")
+
+
+def test_selected_rows_that_may_not_be_exported_are_named_not_dropped(
+    office: Office,
+) -> None:
+    office.rep.get("/app/opportunity")
+    response = office.rep.post(
+        "/app/opportunity/bulk",
+        {"action": "export", "ids": [office.mine, office.theirs], "state": ""},
+    )
+    response.close()  # a file would hold its transaction open until read
+    only_mine = office.rep.post(
+        "/app/opportunity/bulk",
+        {"action": "export", "ids": [office.mine], "state": ""},
+    )
+
+    assert response.status_code == 303
+    page = _page(office.rep, response.headers["Location"])
+    assert (
+        "Nothing was exported: 1 of the 2 selected opportunities is one you may "
+        "not export (you may export only the ones you own). Untick it and export "
+        "again." in page
+    )
+    assert only_mine.status_code == 200
+    assert "Harbour cranes" in only_mine.get_data(as_text=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, TextIO
 
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 
 from ..errors import Forbidden
 from ..metadata import EntityDef
-from .query import ListQuery, run_list
+from .query import ListQuery, count_list, run_list
 
 #: Records read per statement while exporting.
 EXPORT_PAGE = 1000
@@ -44,6 +45,30 @@ def check_export(entity: EntityDef) -> None:
     """:raises Forbidden: the caller may not export records of ``entity``."""
     if entity.access is not None and entity.access.scope("export") == "none":
         raise Forbidden(f"You may not export {entity.label} records.")
+
+
+def export_limit(entity: EntityDef) -> str:
+    """Why an export may hold fewer of the records than the caller reads, or ``""``.
+
+    An export reaches the records the caller may read within the export scope,
+    so a scope of ``own`` or ``team`` leaves out the others a list shows.
+    """
+    scope = "all" if entity.access is None else entity.access.scope("export")
+    if scope == "own":
+        return "you may export only the ones you own"
+    if scope == "team":
+        return "you may export only the ones you or your teammates own"
+    return ""
+
+
+def left_out_of_export(
+    connection: sa.Connection, entity: EntityDef, query: ListQuery, listed: int
+) -> int:
+    """How many of the ``listed`` records ``query`` selects an export leaves out."""
+    if not listed or not export_limit(entity):
+        return 0
+    exported = replace(query, operation="export", cursor=None)
+    return listed - count_list(connection, entity, exported)
 
 
 def export_records(

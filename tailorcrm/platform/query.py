@@ -612,6 +612,15 @@ def _run_list(connection: sa.Connection, entity: EntityDef, query: ListQuery) ->
     return _page(connection, entity, query, rows, where, next_cursor, previous_cursor)
 
 
+def count_list(connection: sa.Connection, entity: EntityDef, query: ListQuery) -> int:
+    """How many records the query selects, whatever its cursor and limit."""
+    with _computed_in_range(connection, query):
+        statement = sa.select(sa.func.count()).select_from(entity.table)
+        return int(
+            connection.execute(statement.where(*_where(entity, query))).scalar_one()
+        )
+
+
 def run_list_before(
     connection: sa.Connection,
     entity: EntityDef,

@@ -446,6 +446,9 @@ class ListPage:
     notice: str = ""
     total_text: str = ""
     import_href: str = ""
+    #: How many of the rows listed an export leaves out, and why (the caller's
+    #: export scope is narrower than what they read); blank when none.
+    export_note: str = ""
     #: Whether the caller may delete records of the entity (bulk delete shows).
     can_delete: bool = True
     #: Addresses of the page before this one and of the last page, when there

@@ -40,6 +40,7 @@ from ...renderer import (
     list_table,
 )
 from .._app import Session
+from ..exporting import export_limit, left_out_of_export
 from ..query import (
     SEARCH_TYPES,
     ListQuery,
@@ -238,9 +239,12 @@ def render_list(
         sort=listing["sort"],
     )
     error = ""
+    export_note = ""
     try:
         query = build_query(session, entity, args, params.get("q", ""))
         page = _run(session, entity, query, params)
+        if entity.allows("export"):
+            export_note = _export_note(session, entity, query, int(page.total or 0))
     except BadRequest as problem:
         error = problem.message
         page = Page([], None, 0)
@@ -288,6 +292,7 @@ def render_list(
             else ""
         ),
         import_href=LINKS.import_page(entity.name) if entity.allows("import") else "",
+        export_note=export_note,
         can_delete=entity.allows("delete"),
         active_filters=_chips(session, entity, kept),
         clear_href=_clear_href(entity, kept),
@@ -307,6 +312,21 @@ def render_list(
         current=entity.name,
         page=model,
         status=400 if error and status == 200 else status,
+    )
+
+
+def _export_note(
+    session: Session, entity: EntityDef, query: ListQuery, total: int
+) -> str:
+    """What an export of the list leaves out of the ``total`` rows it shows, and
+    why, when it leaves out any."""
+    left_out = left_out_of_export(session.connection, entity, query, total)
+    if not left_out:
+        return ""
+    noun = (entity.label if total == 1 else plural(entity)).lower()
+    return (
+        f"Export CSV leaves out {left_out} of the {total} {noun} listed: "
+        f"{export_limit(entity)}."
     )
 
 

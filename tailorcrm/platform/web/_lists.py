@@ -30,7 +30,13 @@ from ...errors import (
 )
 from ...metadata import EntityDef, ascii_digits
 from .._app import Session
-from ..exporting import check_export, csv_lines, export_columns, export_records
+from ..exporting import (
+    check_export,
+    csv_lines,
+    export_columns,
+    export_limit,
+    export_records,
+)
 from ..query import ListQuery, access_where, names_of, parse_list_args
 from ._blueprint import web
 from ._context import LINKS, reasons, render, web_session
@@ -72,6 +78,10 @@ def bulk_action(entity_name: str) -> Response:
         flash(f"Select at most {MAX_SELECTED} rows at a time.", "error")
         return redirect(back, code=303)
     if action == "export":
+        refusal = _unexportable(entity_name, ids)
+        if refusal:
+            flash(refusal, "error")
+            return redirect(back, code=303)
         state = MultiDict(_state())
 
         def selected(session: Session, entity: EntityDef) -> ListQuery:
@@ -90,6 +100,28 @@ def bulk_action(entity_name: str) -> Response:
         return _delete(entity_name, ids, back)
     flash("Choose what to do with the selected rows.", "error")
     return redirect(back, code=303)
+
+
+def _unexportable(entity_name: str, ids: list[int]) -> str:
+    """Why the selected rows are not exported, when the caller may read some of
+    them but not export them; blank otherwise.
+
+    A file cannot say that rows were left out of it, so none is written.
+    """
+    with web_session() as session:
+        entity = session.catalog.entity(entity_name)
+        check_export(entity)
+        found = list(names_of(session.connection, entity, ids))
+        count = len(found) - len(_permitted(session, entity, found, "export"))
+        if not count:
+            return ""
+        pronoun = "it" if count == 1 else "them"
+        verb = "is one" if count == 1 else "are ones"
+        return (
+            f"Nothing was exported: {count} of the {len(found)} selected "
+            f"{_noun(entity, len(found))} {verb} you may not export "
+            f"({export_limit(entity)}). Untick {pronoun} and export again."
+        )
 
 
 def _selected() -> list[int]:
@@ -168,7 +200,7 @@ def _confirm_delete(entity_name: str, ids: list[int], back: str) -> Response:
         if not found:
             flash("The selected records no longer exist.", "error")
             return redirect(back, code=303)
-        deletable = _deletable(session, entity, found)
+        deletable = _permitted(session, entity, found, "delete")
         if not deletable:
             flash("You may not delete the selected records.", "error")
             return redirect(back, code=303)
@@ -215,10 +247,12 @@ def _noun(entity: EntityDef, count: int) -> str:
     return (entity.label if count == 1 else plural(entity)).lower()
 
 
-def _deletable(session: Session, entity: EntityDef, ids: list[int]) -> list[int]:
-    """The records among ``ids`` that the caller may delete, in order."""
+def _permitted(
+    session: Session, entity: EntityDef, ids: list[int], operation: str
+) -> list[int]:
+    """The records among ``ids`` that the caller may ``operation``, in order."""
     access = entity.access
-    clause = None if access is None else access.where("delete", entity.table)
+    clause = None if access is None else access.where(operation, entity.table)
     if clause is None:
         return ids
     table = entity.table
