@@ -197,6 +197,42 @@ def test_meta_export_refuses_a_folder_holding_documents_it_would_not_write(
     assert into_pack.exit_code == 0, into_pack.output
 
 
+def test_meta_export_names_a_folder_or_file_it_cannot_write(
+    run: CliRunner, tmp_path: Path
+) -> None:
+    """A folder that could not be made ended the export with a traceback."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write(folder / "account.json", ACCOUNT)
+    rule = {
+        "kind": "rule",
+        "name": "named",
+        "entity": "account",
+        "type": "validation",
+        "label": "An account has a name",
+        "condition": {"is_blank": {"var": "name"}},
+        "message": "Name the account.",
+    }
+    write(folder / "named.json", rule)
+    assert run.invoke(main, ["meta", "apply", str(folder)]).exit_code == 0
+    (tmp_path / "a-file").write_text("", encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "rules").write_text("", encoding="utf-8")
+
+    under_a_file = run.invoke(main, ["meta", "export", str(tmp_path / "a-file" / "x")])
+    rules_a_file = run.invoke(main, ["meta", "export", str(out)])
+
+    assert under_a_file.exit_code == 1
+    assert under_a_file.exc_info is None or under_a_file.exc_info[0] is SystemExit
+    assert f"Cannot make the folder {tmp_path / 'a-file' / 'x'}" in (
+        under_a_file.output
+    )
+    assert rules_a_file.exit_code == 1
+    assert rules_a_file.exc_info is None or rules_a_file.exc_info[0] is SystemExit
+    assert f"Cannot write {out / 'rules' / 'named.json'}" in rules_a_file.output
+
+
 def test_meta_apply_reports_every_problem_and_fails(
     run: CliRunner, tmp_path: Path
 ) -> None:

@@ -496,7 +496,7 @@ def meta_export(directory: Path) -> None:
     export) is refused, and nothing is written.
     """
     platform = _platform()
-    directory.mkdir(parents=True, exist_ok=True)
+    _make_folder(directory)
     with platform.reading() as (connection, catalog):
         if not catalog.live():
             click.echo("There are no entities to export.")
@@ -555,12 +555,27 @@ def _not_exported(directory: Path, written: set[Path]) -> list[str]:
     ]
 
 
+def _make_folder(folder: Path) -> None:
+    """Make ``folder`` (and its parents) for an export, or fail naming it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise click.ClickException(
+            f"Cannot make the folder {folder}: {error.strerror}. Nothing was written."
+        ) from None
+
+
 def _write_json(target: Path, document: Any) -> None:
     # Documents stored before files were read strictly may hold NaN or Infinity,
     # which Python would write and no strict JSON parser reads back.
     text = write_json(document, indent=2)
-    target.parent.mkdir(exist_ok=True)
-    target.write_text(text + "\n", encoding="utf-8")
+    try:
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(text + "\n", encoding="utf-8")
+    except OSError as error:
+        raise click.ClickException(
+            f"Cannot write {target}: {error.strerror}."
+        ) from None
     click.echo(f"wrote {target}")
 
 
