@@ -167,6 +167,39 @@ def test_a_refused_list_or_name_is_named_not_repeated_back(sales: Api) -> None:
     assert any(p["message"].endswith("… is too long") for p in too_long.json["errors"])
 
 
+@pytest.mark.parametrize(
+    ("trigger", "field", "message"),
+    [
+        (
+            "save",
+            "ping.trigger",
+            "'save' is not one of ['create', 'update', 'delete']",
+        ),
+        (
+            ["create", "edit"],
+            "ping.trigger[1]",
+            "'edit' is not one of ['create', 'update', 'delete']",
+        ),
+        ([], "ping.trigger", "[] should be non-empty"),
+    ],
+)
+def test_a_bad_trigger_is_named_with_the_triggers_there_are(
+    sales: Api, trigger: Any, field: str, message: str
+) -> None:
+    """A trigger that was neither a known one nor a list of them was only 'not
+    valid under any of the given schemas', which named no trigger."""
+    action = {"type": "set_field", "field": "next_step", "value": "Call the buyer"}
+    document = rule("ping", "opportunity", "automation", trigger=trigger)
+    document["actions"] = [action]
+
+    refused = sales.put("/meta/rules/ping?dry_run=1", json=document)
+
+    assert refused.status_code == 422
+    assert refused.json["errors"] == [
+        {"field": field, "code": "schema", "message": message}
+    ]
+
+
 def test_a_dry_run_delete_answers_the_plan_and_deletes_nothing(sales: Api) -> None:
     role = {"kind": "role", "name": "clerk", "label": "Clerk", "entities": {}}
     layout = {"kind": "layout", "entity": "task", "list": {"page_size": 10}}
