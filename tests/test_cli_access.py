@@ -125,6 +125,26 @@ def test_attributes_are_text_or_with_a_colon_numbers_and_true_false(
     assert after["attributes"] == shown["attributes"]
 
 
+def test_an_attribute_given_twice_is_refused_and_nothing_changes(
+    run: CliRunner,
+) -> None:
+    """The last of two values was kept and the first dropped without a word."""
+    run.invoke(main, ["init"])
+    run.invoke(main, ["user", "create", "cleo.marsh", "--password", "x" * 12])
+    run.invoke(main, ["user", "attributes", "cleo.marsh", "region=east"])
+
+    twice = run.invoke(
+        main, ["user", "attributes", "cleo.marsh", "region=north", "region:=5"]
+    )
+    shown = json.loads(run.invoke(main, ["user", "show", "cleo.marsh"]).output)
+
+    assert twice.exit_code == 2
+    assert "'region:=5': region is given twice; give each attribute once." in (
+        twice.output
+    )
+    assert shown["attributes"] == {"region": "east"}
+
+
 def test_team_set_refuses_members_and_no_members_together(run: CliRunner) -> None:
     """Both at once used to drop every member silently, the --member ignored."""
     run.invoke(main, ["init"])

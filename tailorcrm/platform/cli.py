@@ -977,8 +977,13 @@ def user_attributes_command(username: str, pairs: tuple[str, ...]) -> None:
         name, sign, value = pair.partition("=")
         if not sign:
             raise click.BadParameter(f"{pair!r}: write NAME=VALUE or NAME:=VALUE.")
-        if name.endswith(":"):
-            name = name[:-1]
+        typed = name.endswith(":")
+        name = name.removesuffix(":")
+        if name in attributes:
+            raise click.BadParameter(
+                f"{pair!r}: {name} is given twice; give each attribute once."
+            )
+        if typed:
             attributes[name] = _typed_attribute(pair, value)
         else:
             attributes[name] = value
