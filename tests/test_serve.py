@@ -12,7 +12,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
+from flask import Flask
 
 from tailorcrm.platform.cli import main
 
@@ -97,6 +99,26 @@ def test_serve_with_a_bad_setting_says_what_is_wrong_without_a_traceback(
     assert "Error: TAILORCRM_LOGIN_WINDOW_MINUTES must be a whole number" in (
         limit.output
     )
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1"])
+def test_serve_refuses_a_port_outside_1_to_65535(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, port: str
+) -> None:
+    """99999 and 0 served on a port the system chose while the command said it
+    served on the one given; -1 ended in a traceback."""
+    started = []
+    monkeypatch.setattr(Flask, "run", lambda app, **options: started.append(options))
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+
+    result = CliRunner().invoke(
+        main, ["serve", "--port", port], env={"TAILORCRM_DATABASE_URL": url}
+    )
+
+    assert result.exit_code == 2
+    assert "Serving" not in result.output
+    assert f"{port} is not in the range 1<=x<=65535" in result.output
+    assert started == []
 
 
 def test_other_commands_with_a_bad_setting_say_what_is_wrong(tmp_path: Path) -> None:

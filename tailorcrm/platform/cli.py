@@ -390,7 +390,11 @@ def _has_records(connection: Any, entity: EntityDef) -> bool:
     "--host", default="127.0.0.1", show_default=True, help="The address to listen on."
 )
 @click.option(
-    "--port", default=5000, show_default=True, type=int, help="The port to listen on."
+    "--port",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="The port to listen on.",
 )
 def serve(host: str, port: int) -> None:
     """Serve the web application and the API."""
