@@ -150,11 +150,14 @@ class Cascade:
             (by a recomputation, or by whatever an automation saved), so that what
             the caller holds of them may be out of date.
         """
-        if not any(self.needed(change.entity) for change in changes):
+        unsettled = self._unsettled(changes)
+        if not unsettled and not any(self.needed(c.entity) for c in changes):
             return False
         done: list[Change] = []
         pending = list(changes)
         for _ in range(_MAX_ROUNDS):
+            if not pending and unsettled:
+                pending, unsettled = self._settle(unsettled, done), []
             if not pending:
                 break
             done += pending
@@ -171,6 +174,98 @@ class Cascade:
             flush(self.service)
             wrote = run_automations(self.service, done) or wrote
         return wrote
+
+    # -- formulas through lookups the save set --------------------------------------
+
+    def _through(self, entity: EntityDef) -> Mapping[str, frozenset[str]]:
+        """For each lookup of ``entity`` that its formulas read through, the
+        related record's fields they read; once per catalog."""
+
+        def build() -> dict[str, frozenset[str]]:
+            reads: dict[str, set[str]] = defaultdict(set)
+            for rule in self.catalog.rules.for_entity(entity.name).formulas:
+                for name in rule.expression.reads:
+                    lookup, _, field = name.partition(".")
+                    if field and lookup in entity.fields:
+                        reads[lookup].add(field.partition(".")[0])
+            return {lookup: frozenset(fields) for lookup, fields in reads.items()}
+
+        return self.catalog.derived(("formulas_through", entity.name), build)
+
+    def _unsettled(self, changes: Sequence[Change]) -> list[tuple[Change, set[str]]]:
+        """The saved records that now point, through a lookup their formulas read,
+        at a record they did not point at before, each with those lookups.
+
+        On PostgreSQL such a record read the related one under the key-share lock
+        of its foreign key, which does not wait for what the platform itself
+        writes there (a roll-up's increment, an automation's update, a recomputed
+        formula). A save of the related record that commits meanwhile recomputes
+        only the records that already point at it: the new one, not yet
+        committed, would keep a value computed from what it replaced. SQLite lets
+        one writer in at a time.
+        """
+        if is_sqlite(self.connection):
+            return []
+        found = []
+        for change in changes:
+            if change.after is None:
+                continue
+            through = self._through(change.entity)
+            if not through:
+                continue
+            before = change.before or {}
+            lookups = {
+                lookup
+                for lookup in through
+                if change.after.get(lookup) is not None
+                and before.get(lookup) != change.after.get(lookup)
+            }
+            if lookups:
+                found.append((change, lookups))
+        return found
+
+    def _settle(
+        self, unsettled: Sequence[tuple[Change, set[str]]], done: Sequence[Change]
+    ) -> list[Change]:
+        """Read again the records that ``unsettled`` records now point at, under a
+        share lock kept until the save commits, and recompute the formulas that
+        read them where they changed since they were read.
+
+        The lock waits for a save of the related record that is under way, and
+        keeps any other from changing it until this save commits; a save that
+        comes after then finds the records pointing at it. It is taken last, once
+        this save's own roll-up increments hold their row locks, so two saves of
+        children of one record do not each wait for the other's.
+        """
+        latest = {
+            (change.entity.name, change.record_id): change.after
+            for change in done
+            if change.after is not None
+        }
+        per_entity: dict[str, list[tuple[Change, set[str]]]] = defaultdict(list)
+        for change, lookups in unsettled:
+            per_entity[change.entity.name].append((change, lookups))
+        written = []
+        for name in sorted(per_entity):
+            entity = per_entity[name][0][0].entity
+            through = self._through(entity)
+            rows: dict[int, Mapping[str, Any]] = {}
+            dirty: dict[int, set[str]] = {}
+            followed: set[str] = set()
+            for change, lookups in per_entity[name]:
+                rows[change.record_id] = (
+                    latest.get((name, change.record_id), change.after) or {}
+                )
+                dirty.setdefault(change.record_id, set()).update(
+                    f"{lookup}.{field}"
+                    for lookup in lookups
+                    for field in through[lookup]
+                )
+                followed |= lookups
+            rules = self._rules(entity)
+            rules.load_shared(rows.values(), followed)
+            written += self.system_update(entity, rows, {}, dirty, rules=rules)
+        return written
 
     # -- roll-ups ------------------------------------------------------------------
 
@@ -590,6 +685,7 @@ class Cascade:
         dirty: Mapping[int, set[str]],
         *,
         counted: bool = False,
+        rules: RecordRules | None = None,
     ) -> list[Change]:
         """Write computed ``values`` and recompute the formulas they feed.
 
@@ -598,8 +694,11 @@ class Cascade:
         :param counted: the save has already moved the version of ``rows`` (a
             delete that cleared their lookups), so writing them again is part of
             that one change and leaves the version as it is.
+        :param rules: the entity's rules with related records already loaded
+            (those missing are loaded here).
         """
-        rules = self._rules(entity)
+        if rules is None:
+            rules = self._rules(entity)
         rules.load_related(rows.values())
         statement = _system_update(entity.table, bump=not counted)
         written = []

@@ -59,7 +59,7 @@ from .db import is_sqlite
 EMPTY_ROLLUP = {"count": 0, "sum": 0, "min": None, "max": None}
 #: How related records are read: unlocked, locked for an update that keeps their
 #: id, or with the key-share lock of a foreign key (PostgreSQL).
-_Lock = Literal["no_key_update", "key_share"] | None
+_Lock = Literal["no_key_update", "key_share", "share"] | None
 #: System values a record is given when it is stored, which formulas may read.
 _GIVEN_WHEN_STORED = frozenset({"created_at", "created_by", "owner_id"})
 #: What a record of each entity reads as before it has system values.
@@ -521,6 +521,20 @@ class RecordRules:
                 ):
                     wanted.setdefault(target, set()).add(value)
         return wanted
+
+    def load_shared(
+        self, records: Iterable[Mapping[str, Any]], lookups: Collection[str]
+    ) -> None:
+        """Load again the related records that ``records`` point at through
+        ``lookups``, under PostgreSQL's share lock: a save of one of them under
+        way is waited for and read, and none can change until this transaction
+        ends (see :meth:`.Cascade._settle`)."""
+        for target, ids in self._pointed_at(
+            records, known=True, lookups=lookups
+        ).items():
+            for record_id in ids:
+                self._related.pop((target, record_id), None)
+            self._fetch(target, ids, lock="share")
 
     def lock_related(self, lookup: str, value: Any) -> None:
         """Load the related record ``value`` of ``lookup`` with its row locked on
@@ -1151,6 +1165,8 @@ def rows_by_id(
         return query.with_for_update(key_share=True)
     if lock == "key_share":
         return query.with_for_update(read=True, key_share=True)
+    if lock == "share":
+        return query.with_for_update(read=True)
     return query
 
 
