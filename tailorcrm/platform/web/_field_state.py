@@ -246,21 +246,26 @@ def unchanged_fields(
         if locked is None:
             locked = locked_fields(session, entity, record)
         blank_booleans -= set(locked)
-    same = set()
-    for name, value in values.items():
-        if name in blank_booleans:
-            continue
-        before = shown.get(name, "")
-        spec = entity.fields.get(name)
-        if spec is not None:
-            value = as_sent(spec, as_shown(spec, value))
-            before = as_sent(spec, before)
-        if isinstance(value, list) and isinstance(before, list):
-            if sorted(value) == sorted(before):
-                same.add(name)
-        elif value == before:
-            same.add(name)
-    return same
+    return {
+        name
+        for name, value in values.items()
+        if name not in blank_booleans
+        and _as_shown_before(entity.fields.get(name), value, shown.get(name, ""))
+    }
+
+
+def _as_shown_before(
+    spec: Mapping[str, Any] | None, value: FormValue, before: FormValue
+) -> bool:
+    """Whether a posted form's ``value`` of a field is what the form showed
+    (``before``), as the form would send either (see :func:`as_sent`); the
+    choices of a multi-picklist in any order."""
+    if spec is not None:
+        value = as_sent(spec, as_shown(spec, value))
+        before = as_sent(spec, before)
+    if isinstance(value, list) and isinstance(before, list):
+        return sorted(value) == sorted(before)
+    return value == before
 
 
 def prefill_defaults(
@@ -310,22 +315,16 @@ def untouched_defaults(
     :param shown: each field a default rule filled in, with the value shown.
     """
     rules = session.catalog.rules.for_entity(entity.name)
-    untouched = set()
-    for rule in rules.defaults:
-        spec = entity.fields.get(rule.field)
-        if spec is None or rule.field not in shown or rule.field not in values:
-            continue
-        before = shown[rule.field]
-        if not isinstance(before, (str, list)):
-            continue
-        now = as_sent(spec, as_shown(spec, values[rule.field]))
-        before = as_sent(spec, before)
-        if isinstance(now, list) and isinstance(before, list):
-            if sorted(now) == sorted(before):
-                untouched.add(rule.field)
-        elif now == before:
-            untouched.add(rule.field)
-    return untouched
+    return {
+        rule.field
+        for rule in rules.defaults
+        if rule.field in entity.fields
+        and rule.field in values
+        and isinstance(shown.get(rule.field), (str, list))
+        and _as_shown_before(
+            entity.fields[rule.field], values[rule.field], shown[rule.field]
+        )
+    }
 
 
 def _withhold(
