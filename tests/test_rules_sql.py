@@ -340,6 +340,24 @@ def test_cases_that_must_hold(engine: sa.Engine, condition: Any, ids: set[int]) 
 @pytest.mark.parametrize(
     "condition",
     [
+        {"==": [{"/": [{"var": "qty"}, {"/": [{"var": "qty"}, 3]}]}, 3]},
+        {"==": [{"/": [1, {"/": [1, {"var": "qty"}]}]}, {"var": "qty"}]},
+        {"==": [{"/": [{"var": "qty"}, {"var": "qty"}]}, 1]},
+    ],
+)
+def test_dividing_by_a_fraction_keeps_every_digit_of_the_divisor(
+    engine: sa.Engine, condition: Any
+) -> None:
+    """A divisor is a double on both sides, not a number cut to 15 digits."""
+    quantities = [3, 4, 7, 10, 11, 33, 49, 10**15 + 1, None, 0]
+    stored = load(engine, [{"qty": qty} for qty in quantities])
+
+    assert sql_ids(engine, condition) == python_ids(condition, stored)
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
         {">": [{"date_add": [{"var": "due"}, 1, "days"]}, "2024-05-31"]},
         {"<": [{"date_add": [{"var": "due"}, -1, "days"]}, "2024-05-31"]},
         {"!": {">": [{"date_add": [{"var": "due"}, 1, "days"]}, "2024-05-31"]}},
