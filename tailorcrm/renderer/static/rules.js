@@ -173,6 +173,22 @@
     return value instanceof Decimal ? value : decimalFromNumber(value);
   }
 
+  // The largest number of JavaScript, as a whole number: no number of the
+  // language, a Decimal included, is larger (Python: _finite_decimal).
+  var NUMBER_LIMIT = BigInt(Number.MAX_VALUE);
+
+  /** Whether a Decimal is within JavaScript's numbers, as every number must be. */
+  function decimalWithinNumbers(value) {
+    var adjusted = value.adjusted();
+    if (adjusted !== 308) {
+      return adjusted < 308 || value.isZero();
+    }
+    var magnitude = value.coef < 0n ? -value.coef : value.coef;
+    return value.exp >= 0
+      ? magnitude * pow10(value.exp) <= NUMBER_LIMIT
+      : magnitude <= NUMBER_LIMIT * pow10(-value.exp);
+  }
+
   // Round to the context's precision, half to even, as every Decimal result is.
   function fix(coefficient, exponent) {
     var negative = coefficient < 0n;
@@ -2274,7 +2290,7 @@
   // -- arithmetic -----------------------------------------------------------------------
 
   function checkFinite(value) {
-    if (typeof value === "number" && !isFinite(value)) {
+    if (typeof value === "number" ? !isFinite(value) : !decimalWithinNumbers(value)) {
       throw nan("The result is too large.");
     }
     return value;
@@ -2312,7 +2328,7 @@
     if (typeof dividend === "number" && typeof divisor === "number") {
       return checkFinite(dividend / divisor);
     }
-    return decimalDivide(asDecimal(dividend), asDecimal(divisor));
+    return checkFinite(decimalDivide(asDecimal(dividend), asDecimal(divisor)));
   }
 
   function remainderPair(dividend, divisor) {
