@@ -356,6 +356,37 @@ def test_dividing_by_a_fraction_keeps_every_digit_of_the_divisor(
 
 
 @pytest.mark.parametrize(
+    ("condition", "ids"),
+    [
+        (
+            {
+                "in": [
+                    {"var": "due"},
+                    [{"today": []}, {"date_add": [{"today": []}, 1, "days"]}],
+                ]
+            },
+            {1, 2},
+        ),
+        ({"!": {"in": [{"var": "due"}, [{"today": []}]]}}, {2, 3, 4}),
+        ({"contains": [[{"today": []}], {"var": "due"}]}, {1}),
+        # Text is never the same value as a date, nor a moment as a day.
+        ({"in": [{"var": "due"}, ["2024-05-31", {"now": []}]]}, set()),
+    ],
+)
+def test_a_list_of_computed_dates_holds_those_dates(
+    engine: sa.Engine, condition: Any, ids: set[int]
+) -> None:
+    today = NOW.date()
+    days = [today, today + dt.timedelta(days=1), today - dt.timedelta(days=1), None]
+    stored = load(engine, [{"due": day} for day in days])
+
+    selected = sql_ids(engine, condition)
+
+    assert selected == ids
+    assert python_ids(condition, stored) == ids
+
+
+@pytest.mark.parametrize(
     "condition",
     [
         {">": [{"date_add": [{"var": "due"}, 1, "days"]}, "2024-05-31"]},

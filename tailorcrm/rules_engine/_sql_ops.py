@@ -242,6 +242,9 @@ def _listable(item: Any) -> bool:
         return math.isfinite(item)
     if isinstance(item, int) and not isinstance(item, bool):
         return abs(item) <= _BIGGEST
+    if isinstance(item, dt.date):
+        # A date or moment the condition computed, as today or date_add give.
+        return True
     return isinstance(item, (bool, str)) and "\x00" not in str(item)
 
 
