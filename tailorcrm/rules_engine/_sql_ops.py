@@ -92,8 +92,8 @@ def _arithmetic(
             result = result * value
         else:
             fails = _either(fails, _divisor_zero(node))
-            # Typed as the dividend, or SQLAlchemy casts the divisor to NUMERIC
-            # for PostgreSQL, which keeps only 15 digits of a double.
+            # Typed as the divisor itself: untyped, nullif's result is cast to
+            # NUMERIC for PostgreSQL, which keeps only 15 digits of a double.
             divisor = sa.func.nullif(value, 0, type_=value.type)
             result = result / divisor if name == "/" else result % divisor
     if not real and name != "%":
