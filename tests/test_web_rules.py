@@ -1117,3 +1117,39 @@ def test_a_refused_edit_shows_formulas_and_roll_ups_as_stored_not_blank(
     assert by_id(deal_page, "f-weighted_amount")["value"] == "$200.00"
     assert by_id(account_page, "f-won_total")["value"] == "$200.00"
     assert by_id(account_page, "f-account_number")["value"] != ""
+
+
+def test_a_date_and_time_default_nobody_changed_follows_the_fields_it_reads(
+    pack: Platform, app: Flask
+) -> None:
+    # The new form showed a default rule's date and time as '2031-04-18
+    # 10:00:00', which no browser sends back (it sends '2031-04-18T10:00'), so
+    # the save took the untouched default as chosen and kept the time worked
+    # out before the kind was picked.
+    pack.store.apply(
+        [("", rule("due_by_kind", "activity", "default", field="due_at",
+                   expression={"if": [{"==": [{"var": "kind"}, "call"]},
+                                      "2031-04-17T09:00:00",
+                                      "2031-04-18T10:00:00"]}))],
+        actor="test",
+    )  # fmt: skip
+    browser = sign_in(app, pack)
+    form = page_of(browser, "/app/activity/new")
+    defaulted = next(e for e in elements(form) if e.get("name") == "_defaulted")
+    sent = {
+        "subject": "Ring the quarry",
+        "kind": "call",
+        "due_at": "2031-04-18T10:00",
+        "done": "",
+        "notes": "",
+        "_defaulted": defaulted["value"],
+    }
+
+    followed = browser.post("/app/activity/new/defaults", sent)
+    saved = browser.post("/app/activity/new", sent)
+
+    assert by_id(form, "f-due_at")["value"] == "2031-04-18T10:00:00"
+    assert followed.get_json() == {"due_at": "2031-04-17T09:00:00"}
+    assert saved.status_code == 303, saved.status_code
+    activity = int(saved.headers["Location"].rsplit("/", 1)[1])
+    assert fetch(pack, "activity", activity)["due_at"] == "2031-04-17T09:00:00Z"

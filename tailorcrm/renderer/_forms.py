@@ -15,6 +15,7 @@ refuses to see changed.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -242,12 +243,23 @@ def form_values(entity: EntityDef, record: Mapping[str, Any]) -> dict[str, FormV
         elif kind == "datetime":
             # datetime-local has no zone; values are shown and read as UTC, to the
             # second (the decimals of a stored value are kept by not sending it).
+            # A default rule's value comes as a datetime, which str() would write
+            # with a space where the input writes a T.
+            if isinstance(value, dt.datetime):
+                value = _utc_text(value)
             values[name] = str(value).removesuffix("Z")[:19]
         elif kind in NUMBER_TYPES:
             values[name] = _number_text(value)
         else:
             values[name] = str(value)
     return values
+
+
+def _utc_text(value: dt.datetime) -> str:
+    """``value`` in ISO form, in UTC without its zone, as the API writes it."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value.isoformat()
 
 
 def as_shown(spec: Mapping[str, Any], posted: FormValue) -> FormValue:

@@ -421,6 +421,53 @@ def test_a_default_nobody_changed_follows_the_account_picked_until_it_is_changed
     assert (saved["account"], saved["next_step"]) == (second["id"], "Visit the yard")
 
 
+@pytest.fixture
+def due_by_kind(live_server: LiveServer) -> Iterator[None]:
+    """An activity's due date and time is filled in from its kind."""
+    document = {
+        "kind": "rule",
+        "name": "due_by_kind",
+        "entity": "activity",
+        "type": "default",
+        "label": "Due by kind",
+        "field": "due_at",
+        "expression": {
+            "if": [
+                {"==": [{"var": "kind"}, "call"]},
+                "2031-04-17T09:00:00",
+                "2031-04-18T10:00:00",
+            ]
+        },
+    }
+    with rules_in_force(live_server, document):
+        yield
+
+
+@pytest.mark.usefixtures("due_by_kind")
+def test_a_date_and_time_default_on_the_minute_follows_the_fields_it_reads(
+    page: Page, live_server: LiveServer
+) -> None:
+    # The input shows 10:00:00 as "10:00", which the form took for a value
+    # someone typed: the default stayed as first worked out, and was saved so.
+    page.goto("/app/activity/new")
+    due = page.get_by_label("Due")
+    kind = page.get_by_label("Kind")
+
+    expect(due).to_have_value("2031-04-18T10:00")
+    kind.select_option(label="Call")
+    expect(due).to_have_value("2031-04-17T09:00")
+    kind.select_option(label="Meeting")
+    expect(due).to_have_value("2031-04-18T10:00")
+    kind.select_option(label="Call")
+    expect(due).to_have_value("2031-04-17T09:00")
+    page.get_by_label("Subject").fill("Ring the quarry office")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Ring the quarry office")
+    [saved] = live_server.find("activity", subject="Ring the quarry office")
+    assert saved["due_at"] == dt.datetime(2031, 4, 17, 9, 0)
+
+
 # -- a section over a field the person's role hides: the server's state stands ------
 
 ERP_BLIND = {

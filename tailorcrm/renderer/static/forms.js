@@ -125,6 +125,14 @@
   var FOLLOWING_TYPES = ["text", "email", "phone", "url", "integer", "decimal",
     "currency", "percent", "date", "datetime", "textarea", "picklist"];
 
+  // A date and time on the minute as the server writes it: a datetime-local
+  // input shows 09:00:00 as "09:00" (as_shown in tailorcrm/renderer/_forms.py).
+  var MINUTE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}$/;
+
+  function asShown(control, text) {
+    return control.type === "datetime-local" && MINUTE.test(text) ? text + ":00" : text;
+  }
+
   function parsed(text) {
     try {
       var value = JSON.parse(text);
@@ -155,16 +163,16 @@
         var control = document.getElementById("f-" + name);
         if (!box || !control || !hasOwn(shown, name) || typeof filled[name] !== "string" ||
             FOLLOWING_TYPES.indexOf(box.getAttribute("data-type")) === -1 ||
-            control.value !== shown[name]) {
+            asShown(control, control.value) !== shown[name]) {
           return;
         }
-        if (control.value !== filled[name]) {
+        if (asShown(control, control.value) !== filled[name]) {
           control.value = filled[name];
           moved = true;
         }
         // What the input shows (a choice that is not offered shows blank), so
         // that the save knows it as the default nobody changed.
-        shown[name] = control.value;
+        shown[name] = asShown(control, control.value);
       });
       carrier.value = JSON.stringify(shown);
       if (moved) {
