@@ -867,3 +867,39 @@ def test_the_tab_bar_shows_while_it_offers_more_than_one_tab(
         stage.select_option(label="Negotiation")
         expect(bar).to_be_hidden()
         expect(stage).to_be_visible()
+
+
+# -- a value the browser cannot read, in a field that field state hides -------------
+
+
+@pytest.fixture
+def amount_unless_lost(live_server: LiveServer) -> Iterator[None]:
+    """The amount is hidden while the stage is Closed lost."""
+    hide = rule("amount_unless_lost", "amount", {"!=": [{"var": "stage"}, "lost"]})
+    with rules_in_force(live_server, hide):
+        yield
+
+
+@pytest.mark.usefixtures("amount_unless_lost")
+def test_a_value_that_cannot_be_read_in_a_hidden_field_is_shown_to_be_fixed(
+    page: Page, live_server: LiveServer
+) -> None:
+    # The summary's link led to an input that field state kept hidden: the
+    # person could neither see nor reach what stopped the save.
+    page.goto("/app/opportunity/new")
+    page.get_by_label("Title").fill("Wrenfield dredger lease")
+    amount = page.get_by_label("Amount", exact=True)
+    box = page.locator('[data-field="amount"]')
+    amount.click()
+    page.keyboard.type("5e")
+    page.get_by_label("Stage").select_option(label="Closed lost")
+    expect(box).to_be_hidden()
+
+    page.get_by_role("button", name="Save").click()
+
+    summary = page.locator(".error-summary")
+    expect(summary).to_be_focused()
+    expect(box).to_be_visible()
+    summary.get_by_role("link", name="Amount: Enter a number.").click()
+    expect(amount).to_be_focused()
+    assert live_server.find("opportunity", title="Wrenfield dredger lease") == []

@@ -93,6 +93,9 @@
     });
     summary.append(title, list);
     form.parentNode.insertBefore(summary, form);
+    // Field state (field_state.js) shows a field with a problem whatever its
+    // visible_if, and its section and tab with it, so that the links lead to it.
+    form.dispatchEvent(new Event("input", { bubbles: true }));
     summary.focus();
     return false;
   }
