@@ -903,3 +903,56 @@ def test_a_value_that_cannot_be_read_in_a_hidden_field_is_shown_to_be_fixed(
     summary.get_by_role("link", name="Amount: Enter a number.").click()
     expect(amount).to_be_focused()
     assert live_server.find("opportunity", title="Wrenfield dredger lease") == []
+
+
+# -- a default in checkboxes follows the fields it reads too ------------------------
+
+
+@pytest.fixture
+def interests_by_source(live_server: LiveServer) -> Iterator[None]:
+    """A lead's interests are filled in from its source."""
+    document = {
+        "kind": "rule",
+        "name": "interests_by_source",
+        "entity": "sales_lead",
+        "type": "default",
+        "label": "Interests by source",
+        "field": "interests",
+        "expression": {
+            "if": [
+                {"==": [{"var": "source"}, "trade_show"]},
+                ["hardware", "training"],
+                ["software"],
+            ]
+        },
+    }
+    with rules_in_force(live_server, document):
+        yield
+
+
+@pytest.mark.usefixtures("interests_by_source")
+def test_a_default_in_checkboxes_follows_the_fields_it_reads_as_the_save_does(
+    page: Page, live_server: LiveServer
+) -> None:
+    # The boxes went on showing Software ticked after the source changed, and
+    # the save, working the untouched default out, stored Hardware and Training:
+    # not what the form showed.
+    page.goto("/app/sales_lead/new")
+    source = page.get_by_label("Source")
+    boxes = {
+        label: page.get_by_label(label, exact=True)
+        for label in ("Software", "Hardware", "Training")
+    }
+
+    expect(boxes["Software"]).to_be_checked()
+    source.select_option(label="Trade show")
+    expect(boxes["Hardware"]).to_be_checked()
+    expect(boxes["Training"]).to_be_checked()
+    expect(boxes["Software"]).not_to_be_checked()
+    page.get_by_label("Company").fill("Wrenfield Looms")
+    page.get_by_label("Full name").fill("Idris Pellow")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Idris Pellow")
+    [saved] = live_server.find("sales_lead", company="Wrenfield Looms")
+    assert sorted(saved["interests"]) == ["hardware", "training"]

@@ -122,11 +122,12 @@
     });
   }
 
-  // The types of field whose input can show what the server answers for a
-  // default; others (a lookup, a checkbox) keep what they show, and the save
-  // still works their default out.
+  // The types of field whose inputs can show what the server answers for a
+  // default; a lookup keeps what it shows (its box shows a record's name, which
+  // the answer does not hold), and the save still works its default out.
   var FOLLOWING_TYPES = ["text", "email", "phone", "url", "integer", "decimal",
-    "currency", "percent", "date", "datetime", "textarea", "picklist"];
+    "currency", "percent", "date", "datetime", "textarea", "picklist", "boolean",
+    "multi_picklist"];
 
   // A date and time on the minute as the server writes it: a datetime-local
   // input shows 09:00:00 as "09:00" (as_shown in tailorcrm/renderer/_forms.py).
@@ -134,6 +135,59 @@
 
   function asShown(control, text) {
     return control.type === "datetime-local" && MINUTE.test(text) ? text + ":00" : text;
+  }
+
+  // The boxes of a multi-picklist, each with its choice as its value.
+  function choiceBoxes(box) {
+    return Array.prototype.slice.call(box.querySelectorAll('input[type="checkbox"][value]'));
+  }
+
+  // What a field's inputs show, written as the server writes a default: "on" or
+  // "" for a checkbox, the chosen values (sorted) of a multi-picklist, text for
+  // the others.
+  function shownValue(box, control) {
+    var type = box.getAttribute("data-type");
+    if (type === "boolean") {
+      return control.checked ? "on" : "";
+    }
+    if (type === "multi_picklist") {
+      return choiceBoxes(box).filter(function (input) {
+        return input.checked;
+      }).map(function (input) {
+        return input.value;
+      }).sort();
+    }
+    return asShown(control, control.value);
+  }
+
+  function showValue(box, control, value) {
+    var type = box.getAttribute("data-type");
+    if (type === "boolean") {
+      control.checked = value === "on";
+    } else if (type === "multi_picklist") {
+      choiceBoxes(box).forEach(function (input) {
+        input.checked = value.indexOf(input.value) !== -1;
+      });
+    } else {
+      control.value = value;
+    }
+  }
+
+  function sameValue(one, other) {
+    if (Array.isArray(one) && Array.isArray(other)) {
+      return JSON.stringify(one.slice().sort()) === JSON.stringify(other.slice().sort());
+    }
+    return one === other;
+  }
+
+  // Whether the server's answer for a field is of the shape its inputs show.
+  function fitting(box, value) {
+    if (box.getAttribute("data-type") !== "multi_picklist") {
+      return typeof value === "string";
+    }
+    return Array.isArray(value) && value.every(function (item) {
+      return typeof item === "string";
+    });
   }
 
   function parsed(text) {
@@ -164,18 +218,18 @@
       Object.keys(filled).forEach(function (name) {
         var box = form.querySelector('[data-field="' + CSS.escape(name) + '"]');
         var control = document.getElementById("f-" + name);
-        if (!box || !control || !hasOwn(shown, name) || typeof filled[name] !== "string" ||
+        if (!box || !control || !hasOwn(shown, name) ||
             FOLLOWING_TYPES.indexOf(box.getAttribute("data-type")) === -1 ||
-            asShown(control, control.value) !== shown[name]) {
+            !fitting(box, filled[name]) || !sameValue(shownValue(box, control), shown[name])) {
           return;
         }
-        if (asShown(control, control.value) !== filled[name]) {
-          control.value = filled[name];
+        if (!sameValue(shownValue(box, control), filled[name])) {
+          showValue(box, control, filled[name]);
           moved = true;
         }
-        // What the input shows (a choice that is not offered shows blank), so
+        // What the inputs show (a choice that is not offered shows blank), so
         // that the save knows it as the default nobody changed.
-        shown[name] = asShown(control, control.value);
+        shown[name] = shownValue(box, control);
       });
       carrier.value = JSON.stringify(shown);
       if (moved) {
