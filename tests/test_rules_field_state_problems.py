@@ -126,12 +126,13 @@ def expected_problems(
     ]
     refused = {problem.field for problem in problems}
     for name in runner.rules.field_states:
-        stored = prior if name in written else None
-        state = runner.field_state(name, data, prior=stored)
+        # A field locked on the stored record is not required (no one can fill
+        # it), and read-only only refuses a change of it.
+        state = runner.field_state(name, data, prior=prior)
         label = runner.entity.fields[name]["label"]
         if state.required and name not in refused and is_blank(data.get(name)):
             problems.append(Problem(name, "required", f"{label} is required here."))
-        if state.readonly:
+        if state.readonly and name in written:
             problems.append(
                 Problem(name, "read_only", f"{label} cannot be changed now.")
             )

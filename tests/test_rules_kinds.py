@@ -923,6 +923,32 @@ def test_field_state_requires_and_locks_fields_on_every_path(
     }
 
 
+def test_a_locked_field_left_blank_is_not_asked_for_by_a_change_of_others(
+    crm: Api,
+) -> None:
+    # Rules added once the deal was won without an amount: the amount is locked
+    # and required, and every change of the deal used to be refused for it.
+    deal = create(crm, "opportunity", title="Bollard", stage="won")
+    state = rule(
+        "amount_state",
+        "opportunity",
+        "field_state",
+        field="amount",
+        readonly_if={"==": [{"var": "stage"}, "won"]},
+        required_if={"==": [{"var": "stage"}, "won"]},
+    )
+    define(crm, state)
+
+    renamed = crm.patch(f"/opportunity/{deal['id']}", json={"title": "Capstan"})
+    filled = crm.patch(f"/opportunity/{deal['id']}", json={"amount": 5})
+    born_won = crm.post("/opportunity", json={"title": "Cleat", "stage": "won"})
+
+    assert renamed.status_code == 200, renamed.json
+    assert read(crm, "opportunity", deal["id"])["title"] == "Capstan"
+    assert problems(filled) == [("amount", "read_only")]
+    assert problems(born_won) == [("amount", "required")]
+
+
 def test_the_same_choices_in_another_order_change_no_locked_field(
     platform: Platform, crm: Api
 ) -> None:

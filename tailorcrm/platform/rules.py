@@ -846,6 +846,14 @@ class RecordRules:
                 and truthy(rule.required_if(data))
                 and _shown(section, data)
                 and _shown(rule.visible_if, data)
+                # A field that readonly_if locks on the stored record cannot be
+                # filled by this change, so it is not asked for: a record left
+                # blank there by rules added later stays open to other changes.
+                and not (
+                    prior is not None
+                    and rule.readonly_if is not None
+                    and truthy(rule.readonly_if(prior))
+                )
             ):
                 message = f"{label} is required here."
                 problems.append(Problem(name, "required", message))
@@ -1122,7 +1130,10 @@ def _state(
         and rule.readonly_if is not None
         and truthy(rule.readonly_if(prior))
     )
-    return FieldState(visible=visible, required=required, readonly=readonly)
+    # A field nobody may change now is not asked of anyone (see validate).
+    return FieldState(
+        visible=visible, required=required and not readonly, readonly=readonly
+    )
 
 
 def _shown(visible_if: Any, data: Mapping[str, Any]) -> bool:

@@ -351,8 +351,10 @@
         return;
       }
       var visible = (!field.section || field.section.shown) && shows(field.visibleIf, data);
-      var required = field.always ||
-        (visible && field.requiredIf !== null && Rules.truthy(judge(field.requiredIf, data)));
+      // A locked field is not asked for: this save cannot fill it (as the server
+      // judges it, see RecordRules.validate).
+      var required = field.always || (!field.locked && visible &&
+        field.requiredIf !== null && Rules.truthy(judge(field.requiredIf, data)));
       // A field with a problem stays in sight until the next save: the person
       // must see what to fix.
       field.visible = visible || hasError(field);
