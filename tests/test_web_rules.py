@@ -1059,6 +1059,36 @@ def test_a_default_nobody_changed_follows_the_lookup_picked_after_it_was_shown(
     ) == {"next_step": "Call the retail desk"}
 
 
+def test_a_lookup_s_default_is_saved_as_the_form_shows_it(
+    pack: Platform, app: Flask
+) -> None:
+    # A lookup's box shows a record's name, which does not follow the fields
+    # its default reads; the save worked the default out again and stored
+    # another record than the one the form showed.
+    harbour = create(pack, "account", name="Harbour Mill")
+    quay = create(pack, "account", name="Quay Works")
+    pack.store.apply(
+        [("", rule("account_by_stage", "opportunity", "default", field="account",
+                   expression={"if": [{"==": [{"var": "stage"}, "won"]},
+                                      quay["id"], harbour["id"]]}))],
+        actor="test",
+    )  # fmt: skip
+    browser = sign_in(app, pack)
+    form = page_of(browser, "/app/opportunity/new")
+    defaulted = next(e for e in elements(form) if e.get("name") == "_defaulted")
+
+    saved = browser.post(
+        "/app/opportunity/new",
+        posted(title="Loom spares", stage="won", account=str(harbour["id"]),
+               account__search="Harbour Mill", _defaulted=defaulted["value"]),
+    )  # fmt: skip
+
+    assert json.loads(defaulted["value"])["account"] == str(harbour["id"])
+    assert saved.status_code == 303, saved.status_code
+    created = int(saved.headers["Location"].rsplit("/", 1)[1])
+    assert fetch(pack, "opportunity", created)["account"] == harbour["id"]
+
+
 def test_a_value_that_cannot_be_read_leaves_the_other_rules_to_judge_the_form(
     browser: Browser, pack: Platform
 ) -> None:

@@ -319,6 +319,9 @@ def untouched_defaults(
         rule.field
         for rule in rules.defaults
         if rule.field in entity.fields
+        # A lookup's box shows the name of the record it holds, which the form
+        # cannot follow: the record shown is the one saved.
+        and entity.fields[rule.field]["type"] != "lookup"
         and rule.field in values
         and isinstance(shown.get(rule.field), (str, list))
         and _as_shown_before(
