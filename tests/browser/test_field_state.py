@@ -221,6 +221,40 @@ def test_a_blank_box_that_is_locked_reads_blank_in_the_browser_and_stays_so(
     assert (saved["do_not_call"], saved["title"]) == (None, "Senior counsel")
 
 
+def test_a_locked_blank_field_is_neither_marked_nor_asked_for(
+    page: Page, live_server: LiveServer
+) -> None:
+    # Rules written once the counsel was saved without a phone: the phone is
+    # locked and required for counsel, and no save of the contact could fill it.
+    contact = _contact(live_server, "Ines Okafor", title="Counsel")
+    document = {
+        "kind": "rule",
+        "name": "counsel_phone_locked",
+        "entity": "contact",
+        "type": "field_state",
+        "label": "Counsel's phone is locked and required",
+        "field": "phone",
+        "readonly_if": {"==": [{"var": "title"}, "Counsel"]},
+        "required_if": {"==": [{"var": "title"}, "Counsel"]},
+    }
+    with rules_in_force(live_server, document):
+        page.goto(f"/app/contact/{contact}/edit")
+        mark = page.locator('[data-field="phone"] [data-required-mark]')
+
+        expect(mark).to_be_hidden()
+        # The title is read by both conditions: typed again, the browser judges
+        # them live, and the mark stays hidden.
+        page.get_by_label("Title").fill("Counse")
+        page.get_by_label("Title").fill("Counsel")
+        page.get_by_label("Full name").fill("Ines Okafor-Reyes")
+        expect(mark).to_be_hidden()
+        page.get_by_role("button", name="Save").click()
+
+        expect(page.get_by_role("heading", level=1)).to_have_text("Ines Okafor-Reyes")
+    [saved] = live_server.find("contact", id=contact)
+    assert (saved["full_name"], saved["phone"]) == ("Ines Okafor-Reyes", None)
+
+
 # -- a long text of spaces only is blank, in the browser as on the server -----------
 
 
