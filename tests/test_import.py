@@ -319,6 +319,29 @@ def test_a_row_that_is_not_utf8_fails_with_its_row_number(platform: Platform) ->
 
 
 @pytest.mark.usefixtures("crm")
+@pytest.mark.parametrize(
+    ("data", "rows"),
+    [
+        (b"title\n" + "Zo\u00eb\n".encode("latin-1"), 1),
+        (b"title\nQuay lights\nDock cranes\n" + "Zo\u00eb\n".encode("latin-1"), 3),
+        (b"title,amount\r\nQuay lights,1\rDock cranes,2\r\n", 1),
+    ],
+    ids=["first-row", "after-good-rows", "stray-line-break"],
+)
+def test_a_row_that_cannot_be_read_is_counted_among_the_rows(
+    platform: Platform, data: bytes, rows: int
+) -> None:
+    # The summary said "1 of 0 rows are bad" when the first row could not be
+    # read: the bad row was counted as failed but not as read.
+    with pytest.raises(ImportFailed) as excinfo:
+        load(platform, "opportunity", data)
+
+    report = excinfo.value.report
+    assert (report.rows, report.failed_rows) == (rows, 1)
+    assert excinfo.value.message.startswith(f"1 of {rows} rows are bad;")
+
+
+@pytest.mark.usefixtures("crm")
 def test_skipping_bad_rows_imports_nothing_when_the_file_cannot_be_read_to_its_end(
     platform: Platform,
 ) -> None:

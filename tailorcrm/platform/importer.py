@@ -400,6 +400,9 @@ class Importer:
             report.errors.append(
                 RowError(error.row or 0, None, "unreadable_file", _of_the_row(error))
             )
+            # The row was reached, so it counts among the rows read: a report
+            # never has more bad rows than rows.
+            report.rows += 1
             report.failed_rows += 1
             self.unreadable = True
         if batch:
