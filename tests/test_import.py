@@ -1307,6 +1307,26 @@ def test_with_a_key_every_row_needs_one(platform: Platform) -> None:
 
 
 @pytest.mark.usefixtures("crm")
+def test_key_problems_name_the_key_field_by_its_label(platform: Platform) -> None:
+    # The import page offers the key by its label: a message that spoke of
+    # "erp_code" and "--key" named neither what the page shows nor anything
+    # the user chose there.
+    data = csv_text(
+        ["ERP code", "Title"],
+        ["E-1", "Harbour refit"],
+        ["", "Quay lights"],
+        ["E-1", "Dock cranes"],
+    )
+
+    report = load(platform, "opportunity", data, key="erp_code", skip_bad_rows=True)
+
+    assert [(e.row, e.field, e.message) for e in report.errors] == [
+        (3, "erp_code", "The row has no ERP code, which finds the record it updates."),
+        (4, "erp_code", "ERP code 'E-1' already appears in row 2 of this file."),
+    ]
+
+
+@pytest.mark.usefixtures("crm")
 def test_a_lookup_cell_naming_two_records_is_an_error(platform: Platform) -> None:
     load(platform, "account", csv_text(["name"], ["Orbit Ltd"], ["1"], ["Vega"]))
 

@@ -675,13 +675,14 @@ class Importer:
 
     def _repeated_key(self, key: str, value: Any, number: int) -> list[Problem]:
         """With ``--key`` each row names its record once, and only once."""
+        label = self.entity.fields[key]["label"]
         if value is None:
-            message = f"The row has no {key}, which --key needs to find its record."
+            message = f"The row has no {label}, which finds the record it updates."
             return [Problem(key, "missing_key", message)]
         first = self.keys_seen.setdefault(value, number)
         if first == number:
             return []
-        message = f"{key} {value!r} already appears in row {first} of this file."
+        message = f"{label} {value!r} already appears in row {first} of this file."
         return [Problem(key, "duplicate_key", message)]
 
     def _report_failing(
