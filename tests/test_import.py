@@ -338,7 +338,16 @@ def test_a_row_that_cannot_be_read_is_counted_among_the_rows(
 
     report = excinfo.value.report
     assert (report.rows, report.failed_rows) == (rows, 1)
-    assert excinfo.value.message.startswith(f"1 of {rows} rows are bad;")
+    noun = "row" if rows == 1 else "rows"
+    assert excinfo.value.message.startswith(f"1 of {rows} {noun} is bad;")
+
+
+@pytest.mark.usefixtures("crm")
+def test_one_bad_row_is_told_in_the_singular(platform: Platform) -> None:
+    with pytest.raises(ImportFailed) as excinfo:
+        load(platform, "opportunity", b"title\n" + "Zo\u00eb\n".encode("latin-1"))
+
+    assert excinfo.value.message == "1 of 1 row is bad; nothing was imported."
 
 
 @pytest.mark.usefixtures("crm")

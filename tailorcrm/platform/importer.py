@@ -82,8 +82,8 @@ class ImportFailed(TailorError):
 
     def __init__(self, report: ImportReport) -> None:
         super().__init__(
-            f"{report.failed_rows} of {report.rows} rows are bad; "
-            "nothing was imported.",
+            f"{report.failed_rows} of {counted(report.rows, 'row')} "
+            f"{'is' if report.failed_rows == 1 else 'are'} bad; nothing was imported.",
             problems=[
                 Problem(
                     f"row {e.row}" + (f".{e.field}" if e.field else ""),
