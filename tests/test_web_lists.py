@@ -452,6 +452,22 @@ def test_a_number_too_large_to_show_reads_on_its_chip_as_written(
     assert _chip_texts(response) == [chip]
 
 
+@pytest.mark.parametrize(
+    "value", ["9999-12-31T23:59:59-01:00", "9999-12-31T23:30:00-0030"]
+)
+def test_a_date_and_time_past_year_9999_in_utc_reads_on_its_chip_as_written(
+    browser: Browser, sales: Platform, value: str
+) -> None:
+    # Taken to UTC the moment falls in year 10000: its chip was formatted that
+    # way, and the page answered 500 where the API refuses the filter.
+    response = browser.get(f"/app/activity?due_at__lt={quote(value)}")
+
+    text = text_of(response.get_data(as_text=True))
+    assert response.status_code == 400
+    assert "These filters cannot be applied: due_at__lt:" in text
+    assert _chip_texts(response) == [f"Due is before {value}"]
+
+
 def test_a_lookup_filter_of_thousands_of_digits_is_a_filter_that_cannot_apply(
     browser: Browser, sales: Platform
 ) -> None:

@@ -273,7 +273,12 @@ def _value_text(
             # refused, and its chip shows what was written, to be removed.
             return raw
     if kind in DATE_FILTER_TYPES:
-        return format_value(spec, raw.strip(), locale=locale).text
+        try:
+            return format_value(spec, raw.strip(), locale=locale).text
+        except OverflowError:
+            # A moment whose offset takes it past year 9999 in UTC: the filter
+            # is refused, and its chip shows what was written, to be removed.
+            return raw
     return f"“{raw}”"
 
 
