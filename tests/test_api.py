@@ -347,6 +347,21 @@ def test_a_bad_list_parameter_is_named_in_errors(
     assert response.json["detail"] == f"{parameter}: {problem['message']}"
 
 
+def test_an_offset_whose_plus_reads_as_a_space_says_to_write_it_as_2b(
+    deals: Api,
+) -> None:
+    # A + in an address reads as a space, so "+02:00" arrived as " 02:00" and
+    # was refused as not written in the right form, which it looked to be.
+    refused = deals.get("/opportunity?created_at__gt=2026-01-01T10:00:00+02:00")
+    encoded = deals.get("/opportunity?created_at__gt=2026-01-01T10:00:00%2B02:00")
+
+    assert refused.status_code == 400
+    [problem] = refused.json["errors"]
+    assert problem["field"] == "created_at__gt"
+    assert "write the + as %2B in an address" in problem["message"]
+    assert encoded.status_code == 200, encoded.json
+
+
 @pytest.mark.parametrize(
     "path",
     [

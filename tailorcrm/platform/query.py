@@ -38,6 +38,12 @@ from .search_index import name_conditions, name_order
 from .strictjson import JSONRefused, read_json
 
 MAX_LIMIT = 1000
+#: A time zone offset after its sign, as a date and time in an address ends.
+_OFFSET = re.compile(r"[0-9]{2}(?::?[0-9]{2})?")
+#: A date and time without its offset.
+_ISO_MOMENT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+)
 DEFAULT_LIMIT = 50
 #: The most values one ``in`` filter takes: each is a parameter of the statement,
 #: and PostgreSQL takes at most 65,535 of them.
@@ -340,10 +346,28 @@ def parse_value(spec: dict[str, Any], raw: str, param: str) -> Any:
         if kind == "date":
             return convert_date(raw)
         if kind == "datetime":
-            return convert_datetime(raw)
+            return _moment(raw)
     except FieldValueError as error:
         raise BadRequest.parameter(param, error.message) from None
     return raw
+
+
+def _moment(raw: str) -> dt.datetime:
+    """A date and time given in an address. A ``+`` there reads as a space, so
+    an offset such as ``+01:00`` written as it is arrives as `` 01:00``: the
+    refusal then says to write it as ``%2B``."""
+    try:
+        return convert_datetime(raw)
+    except FieldValueError:
+        text = raw.strip()
+        head, space, offset = text.rpartition(" ")
+        if space and _ISO_MOMENT.fullmatch(head) and _OFFSET.fullmatch(offset):
+            raise FieldValueError(
+                "invalid_datetime",
+                f"{text!r} reads a space where its offset has a +: write the + "
+                "as %2B in an address.",
+            ) from None
+        raise
 
 
 def _escape_like(text: str) -> str:
