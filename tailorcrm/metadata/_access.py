@@ -89,6 +89,14 @@ class EntityAccess:
     def scope(self, operation: str) -> str:
         return self.scopes.get(operation, "none")
 
+    def exports_what_it_reads(self) -> bool:
+        """Whether an export reaches every record the caller reads: its scope is
+        ``all``, or as wide as the read scope with no sharing rule opening more."""
+        export = self.scope("export")
+        if export == "all":
+            return True
+        return not self.sharing and _RANK[export] >= _RANK[self.scope("read")]
+
     def can(self, operation: str) -> bool:
         """Whether the operation reaches any record at all (sharing included)."""
         if self.scope(operation) != "none":

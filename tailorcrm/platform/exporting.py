@@ -64,8 +64,10 @@ def export_limit(entity: EntityDef) -> str:
 def left_out_of_export(
     connection: sa.Connection, entity: EntityDef, query: ListQuery, listed: int
 ) -> int:
-    """How many of the ``listed`` records ``query`` selects an export leaves out."""
-    if not listed or not export_limit(entity):
+    """How many of the ``listed`` records ``query`` selects an export leaves out;
+    counted only where the export scope is narrower than what the caller reads."""
+    access = entity.access
+    if not listed or access is None or access.exports_what_it_reads():
         return 0
     exported = replace(query, operation="export", cursor=None)
     return listed - count_list(connection, entity, exported)
