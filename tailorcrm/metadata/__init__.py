@@ -27,6 +27,7 @@ from ._fields import (
     convert_date,
     convert_datetime,
     date_text_as_moment,
+    int_of_digits,
     max_length,
     option_values,
     precision_scale,
@@ -185,4 +186,5 @@ __all__ = [
     "text_problems",
     "to_json",
     "view_schema",
+    "int_of_digits",
 ]

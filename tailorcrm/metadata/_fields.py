@@ -52,6 +52,7 @@ DEFAULT_MAX_LENGTH = {
 }
 DEFAULT_PRECISION = {"decimal": (15, 4), "currency": (14, 2), "percent": (5, 2)}
 INTEGER_LIMIT = 2**63 - 1
+_INTEGER_DIGITS = len(str(INTEGER_LIMIT))
 _MAX_DIGITS = 15
 
 # Options that only make sense for some types; anything else is refused so that a
@@ -87,6 +88,20 @@ _ISO_DATETIME = re.compile(
     r"(?::[0-9]{2}(?:\.(?P<fraction>[0-9]+))?)?"
     r"(?P<zone>Z|[+-][0-9]{2}(?::?(?P<minutes>[0-9]{2}))?)?"
 )
+
+
+def int_of_digits(text: str) -> int | None:
+    """The number that a whole number written in digits (with a sign or not)
+    writes, or ``None`` when it has more digits, leading zeros aside, than the
+    largest one an integer field holds: such a number is out of range, and
+    Python's ``int`` refuses text of more than 4,300 digits (leading zeros
+    included) with an error of its own, so it is told apart before ``int``
+    reads it."""
+    text = text.strip()
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > _INTEGER_DIGITS:
+        return None
+    return -int(digits) if text.startswith("-") else int(digits)
 
 
 class FieldValueError(ValueError):

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import BinaryIO
 
-from ..metadata import INTEGER_LIMIT
+from ..metadata import INTEGER_LIMIT, int_of_digits
 
 # Comma first: when the header holds as many commas as another candidate, the file
 # is read as comma-separated, the format most tools write by default.
@@ -52,8 +52,6 @@ _FALSE_WORDS = frozenset({"false", "no", "off", "0", "n", "f"})
 
 # Only ASCII digits are accepted; ``\d`` would also match digits of other scripts.
 _INTEGER = re.compile(r"[+-]?[0-9]+")
-#: The most digits of a whole number an integer field holds.
-_INTEGER_DIGITS = len(str(INTEGER_LIMIT))
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _DATETIME = re.compile(
@@ -381,18 +379,15 @@ def _parse_integer(text: str, options: Sequence[Mapping[str, object]]) -> object
             f"'{text}' is not a whole number; write only digits, without separators.",
         )
 
-    # Python's int refuses text of more than 4,300 digits (see
-    # sys.get_int_max_str_digits), so a number with more digits than the largest
-    # whole number (leading zeros aside) is refused here, before int reads it, in
-    # the record service's words.
-    digits = text.lstrip("+-").lstrip("0") or "0"
-    if len(digits) > _INTEGER_DIGITS:
+    # Refused before int reads it, in the record service's words.
+    number = int_of_digits(text)
+    if number is None:
         raise CellError(
             "out_of_range",
             f"Enter a whole number between -{INTEGER_LIMIT:,} and {INTEGER_LIMIT:,}.",
         )
 
-    return -int(digits) if text.startswith("-") else int(digits)
+    return number
 
 
 def _parse_decimal(text: str, options: Sequence[Mapping[str, object]]) -> object:

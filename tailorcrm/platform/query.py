@@ -31,6 +31,7 @@ from ..metadata import (
     FieldValueError,
     convert_date,
     convert_datetime,
+    int_of_digits,
 )
 from ..rules_engine import ConditionError, check_condition, compile_sql
 from .records import record_json
@@ -271,18 +272,9 @@ def _parse_limit(text: str | None) -> int:
 
 def _whole_number(text: str) -> int | None:
     """The whole number ``text`` writes, or ``None`` when it is no whole number or
-    one past :data:`INTEGER_LIMIT`.
-
-    Python's ``int`` refuses text of more than 4,300 digits (see
-    ``sys.get_int_max_str_digits``), so a number with more digits than the limit
-    (leading zeros aside) is told apart before ``int`` reads it.
-    """
-    if not _INTEGER.match(text):
-        return None
-    digits = text.lstrip("+-").lstrip("0") or "0"
-    if len(digits) > len(str(INTEGER_LIMIT)) or int(digits) > INTEGER_LIMIT:
-        return None
-    return -int(digits) if text.startswith("-") else int(digits)
+    one past :data:`INTEGER_LIMIT` (see :func:`.int_of_digits`)."""
+    number = int_of_digits(text) if _INTEGER.match(text) else None
+    return None if number is None or abs(number) > INTEGER_LIMIT else number
 
 
 def _parse_bool(text: str, param: str) -> bool:

@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from typing import Any
 
-from ..metadata import EntityDef, ascii_digits, max_length, precision_scale
+from ..metadata import (
+    EntityDef,
+    ascii_digits,
+    int_of_digits,
+    max_length,
+    precision_scale,
+)
 from ._format import (
     DEFAULT_LOCALE,
     currency_unit,
@@ -339,26 +345,28 @@ def read_form(
             data[name] = text.replace("\r\n", "\n") or None
         elif not text.strip():
             data[name] = None
-        elif kind == "lookup" and _short_whole(text.strip()):
-            data[name] = int(text.strip())
+        elif kind == "lookup" and (chosen := _whole(text.strip())) is not None:
+            data[name] = chosen
         elif kind in NUMBER_TYPES:
             number = _plain_number(text.strip())
             # A whole number written with zero decimals (15.0, 1.5e1) is one a
             # number input of whole numbers takes.
-            whole = kind == "integer" and _WHOLE_NUMBER.fullmatch(number)
-            digits = number.split(".")[0]
-            data[name] = int(digits) if whole and _short_whole(digits) else number
+            whole = (
+                _whole(number.split(".")[0])
+                if kind == "integer" and _WHOLE_NUMBER.fullmatch(number)
+                else None
+            )
+            data[name] = number if whole is None else whole
         else:
             data[name] = text.strip()
     return data
 
 
-def _short_whole(text: str) -> bool:
-    """Whether ``text`` is a whole number of at most 19 digits (leading zeros
-    aside), as many as the largest one a field holds. A longer one goes on as
-    text, for the record service to refuse in its words: Python's ``int`` would
-    refuse one of more than 4,300 digits with an error of its own."""
-    return bool(_INTEGER.match(text)) and len(text.lstrip("+-").lstrip("0")) <= 19
+def _whole(text: str) -> int | None:
+    """The whole number ``text`` writes, or ``None`` for other text and for one
+    too long to be read (see :func:`.int_of_digits`), which goes on as text for
+    the record service to refuse in its words."""
+    return int_of_digits(text) if _INTEGER.match(text) else None
 
 
 def _as_list(raw: FormValue) -> list[str]:
