@@ -589,3 +589,25 @@ def test_a_whole_number_of_thousands_of_digits_is_refused_beside_its_field(
     with platform.engine.connect() as connection:
         stored = connection.execute(sa.text("SELECT count(*) FROM gadget")).scalar()
     assert stored == 0
+
+
+def test_a_whole_number_behind_thousands_of_zeros_is_the_number_it_writes(
+    browser: Browser, platform: Platform
+) -> None:
+    # Python's int counts leading zeros toward its limit on digits: read as
+    # written, 5,000 zeros and a 5 gave a 500.
+    document = _document(platform)
+    document["fields"] = [
+        *document["fields"],
+        {"name": "pieces", "type": "integer", "label": "Pieces"},
+    ]
+    platform.store.apply([("", document)], actor="test")
+    browser.get("/app/gadget/new")
+
+    response = _post(
+        browser, "/app/gadget/new", [("title", "Padded"), ("pieces", "0" * 5000 + "5")]
+    )
+
+    assert response.status_code == 303, response.status_code
+    gadget_id = int(response.headers["Location"].rsplit("/", 1)[-1])
+    assert fetch(platform, "gadget", gadget_id)["pieces"] == 5
