@@ -27,6 +27,7 @@ from tests.rules_support import (
     rule,
     saved_behind,
 )
+from tests.web_helpers import fetch
 
 #: Reads the account's name, and the title, which changes on its own.
 LABEL = rule(
@@ -230,13 +231,6 @@ TIER_LABEL = rule(
 )
 
 
-def _stored(platform: Platform, entity: str, record_id: int) -> dict[str, Any]:
-    with platform.reading() as (connection, catalog):
-        table = catalog.entity(entity).table
-        query = sa.select(table).where(table.c.id == record_id)
-        return dict(connection.execute(query).mappings().one())
-
-
 @pytest.mark.parametrize(
     ("changed_by", "how"),
     [
@@ -282,13 +276,13 @@ def test_a_record_pointed_at_a_record_the_platform_changes_reads_it_as_committed
     failed = saved_behind(platform, point, change_account)
 
     assert failed == []
-    stored = _stored(platform, "account", account["id"])
+    stored = fetch(platform, "account", account["id"])
     if changed_by == "roll-up":
         assert stored["won_total"] == 50
     else:
         assert stored["tier"] == "gold"
     expected = "won 50" if changed_by == "roll-up" else "gold"
-    assert _stored(platform, "opportunity", ids[0])["next_step"] == expected
+    assert fetch(platform, "opportunity", ids[0])["next_step"] == expected
 
 
 def test_a_record_reads_again_what_the_platform_committed_while_it_was_saved(
@@ -329,7 +323,7 @@ def test_a_record_reads_again_what_the_platform_committed_while_it_was_saved(
 
     assert ran == [None]
     assert created["next_step"] == "gold"
-    assert _stored(platform, "opportunity", created["id"])["next_step"] == "gold"
+    assert fetch(platform, "opportunity", created["id"])["next_step"] == "gold"
     history = crm.get(f"/opportunity/{created['id']}/history").json["data"]
     assert [(e["old"], e["new"]) for e in history if e["field"] == "next_step"] == [
         ("standard", "gold")
