@@ -61,6 +61,7 @@ from .rules import (
     RuleValueError,
     fit,
     fitter,
+    related_fields,
 )
 
 if TYPE_CHECKING:
@@ -130,6 +131,9 @@ class Cascade:
         self.catalog = service.catalog
         #: The path recomputed values come by in the field history.
         self.via = "rule"
+        #: The rows that roll-up increments wrote and returned, each with the
+        #: change it made, by entity and id; this transaction keeps them locked.
+        self._incremented: dict[tuple[str, int], tuple[Change, dict[str, Any]]] = {}
 
     def _rules(self, entity: EntityDef) -> RecordRules:
         return RecordRules(
@@ -242,6 +246,15 @@ class Cascade:
             for change in done
             if change.after is not None
         }
+        # A record that a roll-up's increment wrote last is locked already, more
+        # strongly than by a share lock, and the increment returned its row as
+        # committed with this save's change: it is not read again.
+        last = {(change.entity.name, change.record_id): change for change in done}
+        held = {
+            key: row
+            for key, (change, row) in self._incremented.items()
+            if last.get(key) is change
+        }
         per_entity: dict[str, list[tuple[Change, set[str]]]] = defaultdict(list)
         for change, lookups in unsettled:
             per_entity[change.entity.name].append((change, lookups))
@@ -263,7 +276,7 @@ class Cascade:
                 )
                 followed |= lookups
             rules = self._rules(entity)
-            rules.load_shared(rows.values(), followed)
+            rules.load_shared(rows.values(), followed, held=held)
             written += self.system_update(entity, rows, {}, dirty, rules=rules)
         return written
 
@@ -407,7 +420,9 @@ class Cascade:
                 before[rule.field] = after[rule.field] - amount
             if failures:
                 raise self._rollups_failed(entity, failures)
-            written.append(Change(entity, "update", before, after, followed=True))
+            change = Change(entity, "update", before, after, followed=True)
+            written.append(change)
+            self._incremented[(entity.name, parent)] = (change, rows[0])
             noted.append((before, {rule.field: after[rule.field] for rule in per_rule}))
         records_recomputed(self.service, entity, noted, via=self.via)
         return written
@@ -1004,7 +1019,8 @@ def _build_increment(
     """Add the increments bound as ``_delta_<field>`` to the fields of one record,
     bump its version, set its ``updated_at`` (bound), and return the row after:
     its id, version, the fields added to and what roll-ups over this entity read
-    (the change is followed like any other).
+    (the change is followed like any other), and on PostgreSQL what the
+    children's rules read of it (see :meth:`Cascade._settle`).
 
     SQLite keeps decimals as binary floats, so there the addition is made in whole
     units of the scale (the increment is bound in them too) and divided back: the
@@ -1013,9 +1029,19 @@ def _build_increment(
     table = entity.table
     scales = {rule.field: _scale(entity.fields[rule.field]) for rule in rules}
     over = catalog.rules.for_entity(entity.name).rollups
-    returned = sorted(
-        {"id", "version", *scales, *(name for rule in over for name in rule.reads)}
-    )
+    returned = {
+        "id",
+        "version",
+        *scales,
+        *(name for rule in over for name in rule.reads),
+    }
+    if not sqlite:
+        # What the children's rules read of the record, so that a child saved
+        # now need not read it again once it is locked (see Cascade._settle).
+        for rule in rules:
+            child = catalog.entities.get(rule.child)
+            if child is not None:
+                returned |= related_fields(catalog, child, entity.name)
     values: dict[str, Any] = {
         "version": table.c.version + 1,
         "updated_at": sa.bindparam("updated_at", type_=table.c.updated_at.type),
@@ -1033,7 +1059,7 @@ def _build_increment(
         table.update()
         .where(table.c.id == sa.bindparam(_RECORD_ID))
         .values(values)
-        .returning(*(table.c[name] for name in returned if name in table.c))
+        .returning(*(table.c[name] for name in sorted(returned) if name in table.c))
     )
     return statement, scales
 

@@ -267,6 +267,12 @@ def _plan(catalog: Catalog, entity: EntityDef) -> _Plan:
     return plan if plan.entity is entity else _build_plan(catalog, entity)
 
 
+def related_fields(catalog: Catalog, entity: EntityDef, target: str) -> frozenset[str]:
+    """The fields of ``target``'s records that the rules of ``entity`` load when
+    its records point at them (what :class:`RecordRules` reads of them)."""
+    return _plan(catalog, entity).loaded.get(target, frozenset())
+
+
 def _build_plan(catalog: Catalog, entity: EntityDef) -> _Plan:
     rules = catalog.rules.for_entity(entity.name)
     sections = catalog.section_conditions(entity.name)
@@ -523,18 +529,39 @@ class RecordRules:
         return wanted
 
     def load_shared(
-        self, records: Iterable[Mapping[str, Any]], lookups: Collection[str]
+        self,
+        records: Iterable[Mapping[str, Any]],
+        lookups: Collection[str],
+        *,
+        held: Mapping[tuple[str, int], Mapping[str, Any]] | None = None,
     ) -> None:
         """Load again the related records that ``records`` point at through
         ``lookups``, under PostgreSQL's share lock: a save of one of them under
         way is waited for and read, and none can change until this transaction
-        ends (see :meth:`.Cascade._settle`)."""
+        ends (see :meth:`.Cascade._settle`).
+
+        :param held: rows, by entity and id, that this transaction has just
+            written and returned, and keeps locked until it ends (a roll-up's
+            increment): such a row is taken as read where it holds every field
+            the rules read, and is not read again.
+        """
         for target, ids in self._pointed_at(
             records, known=True, lookups=lookups
         ).items():
+            entity = self.catalog.entities.get(target)
+            fields = self._columns(entity) if entity is not None else ()
+            fetched = set()
             for record_id in ids:
+                row = (held or {}).get((target, record_id))
+                if row is not None and all(name in row for name in fields):
+                    self._related[(target, record_id)] = {
+                        name: row[name] for name in ("id", *fields)
+                    }
+                    continue
                 self._related.pop((target, record_id), None)
-            self._fetch(target, ids, lock="share")
+                fetched.add(record_id)
+            if fetched:
+                self._fetch(target, fetched, lock="share")
 
     def lock_related(self, lookup: str, value: Any) -> None:
         """Load the related record ``value`` of ``lookup`` with its row locked on
@@ -559,11 +586,7 @@ class RecordRules:
         if entity is None:
             return
         table = entity.table
-        fields = tuple(
-            name
-            for name in sorted(self._fields.get(target, ()))
-            if name in table.c and name != "id"
-        )
+        fields = self._columns(entity)
         rows: Iterable[Mapping[Any, Any]]
         if len(ids) == 1:
             # One record, the usual save: straight on the driver (see .direct).
@@ -576,6 +599,16 @@ class RecordRules:
             self._related[(target, int(row["id"]))] = dict(row)
         for missing in ids:
             self._related.setdefault((target, int(missing)), None)
+
+    def _columns(self, target: EntityDef) -> tuple[str, ...]:
+        """The columns of ``target`` that the rules read of its records, besides
+        the id."""
+        table = target.table
+        return tuple(
+            name
+            for name in sorted(self._fields.get(target.name, ()))
+            if name in table.c and name != "id"
+        )
 
     def withhold(
         self,
