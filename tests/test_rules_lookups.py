@@ -527,3 +527,32 @@ def test_a_record_reads_the_account_again_when_written_after_its_increment(
     assert (stored["tier"], stored["won_total"]) == ("gold", 50)
     assert created[0]["next_step"] == "gold"
     assert fetch(platform, "opportunity", created[0]["id"])["next_step"] == "gold"
+
+
+def test_a_record_whose_account_is_as_read_is_not_computed_again(
+    platform: Platform, crm: Api, database_url: str, monkeypatch: Any
+) -> None:
+    # The end of the save reads the account again under its lock; nothing of it
+    # changed since the deal's rules read it, so no formula runs a second time.
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite lets one writer in at a time")
+    define(crm, LABEL)
+    account = create(crm, "account", name="Harbour Mill")
+    system_update = Cascade.system_update
+    recomputed: list[str] = []
+
+    def noted(self: Cascade, entity: Any, *args: Any, **kwargs: Any) -> Any:
+        recomputed.append(entity.name)
+        return system_update(self, entity, *args, **kwargs)
+
+    monkeypatch.setattr(Cascade, "system_update", noted)
+    with platform.records(SYSTEM_ACTOR) as records:
+        created = records.create(
+            "opportunity", {"title": "Cranes", "account": account["id"]}
+        )
+
+    assert recomputed == []
+    assert created["next_step"] == "Cranes for Harbour Mill"
+    assert fetch(platform, "opportunity", created["id"])["next_step"] == (
+        "Cranes for Harbour Mill"
+    )

@@ -263,22 +263,53 @@ class Cascade:
             entity = per_entity[name][0][0].entity
             through = self._through(entity)
             rows: dict[int, Mapping[str, Any]] = {}
-            dirty: dict[int, set[str]] = {}
-            followed: set[str] = set()
+            pointing: dict[int, set[str]] = defaultdict(set)
             for change, lookups in per_entity[name]:
                 rows[change.record_id] = (
                     latest.get((name, change.record_id), change.after) or {}
                 )
-                dirty.setdefault(change.record_id, set()).update(
-                    f"{lookup}.{field}"
-                    for lookup in lookups
-                    for field in through[lookup]
-                )
-                followed |= lookups
+                pointing[change.record_id] |= lookups
             rules = self._rules(entity)
-            rules.load_shared(rows.values(), followed, held=held)
-            written += self.system_update(entity, rows, {}, dirty, rules=rules)
+            rules.load_shared(rows.values(), set().union(*pointing.values()), held=held)
+            # Only what changed since the save's rules read it is computed again.
+            dirty: dict[int, set[str]] = {}
+            for record_id, row in rows.items():
+                marks = {
+                    f"{lookup}.{field}"
+                    for lookup in pointing[record_id]
+                    for field in through[lookup]
+                    if self._moved_since_read(entity, lookup, field, row, rules)
+                }
+                if marks:
+                    dirty[record_id] = marks
+            if dirty:
+                rows = {record_id: rows[record_id] for record_id in dirty}
+                written += self.system_update(entity, rows, {}, dirty, rules=rules)
         return written
+
+    def _moved_since_read(
+        self,
+        entity: EntityDef,
+        lookup: str,
+        field: str,
+        row: Mapping[str, Any],
+        rules: RecordRules,
+    ) -> bool:
+        """Whether ``field`` of the record that ``row`` points at through
+        ``lookup``, as ``rules`` have it now, may differ from what the save's
+        own rules read of it (see :attr:`.RecordService.related_read`)."""
+        target = self.catalog.entities.get(entity.fields[lookup]["target"])
+        value = row.get(lookup)
+        if target is None or not isinstance(value, int):
+            return True
+        if target.fields.get(field, {}).get("type") == "lookup":
+            # Formulas read on through it, into records not compared here.
+            return True
+        read = self.service.related_read.get((target.name, value))
+        now = rules.related(lookup, value)
+        if read is None or now is None or field not in read or field not in now:
+            return True
+        return bool(read[field] != now[field])
 
     # -- roll-ups ------------------------------------------------------------------
 

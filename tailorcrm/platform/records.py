@@ -158,6 +158,10 @@ class RecordService:
         #: Field history rows kept back to be written together (see
         #: :func:`~.fieldhistory.batched`); ``None`` writes each at once.
         self.history_rows: list[dict[str, Any]] | None = None
+        #: The related records that the rules of the latest save read, by entity
+        #: and id: a formula need not be computed again at the end of the save
+        #: from a record that has not changed since (see ``Cascade._settle``).
+        self.related_read: Mapping[tuple[str, int], Mapping[str, Any] | None] = {}
 
     def nested(self, automation: str) -> RecordService:
         """The service that saves what ``automation`` does, one level deeper.
@@ -592,6 +596,7 @@ class RecordService:
         for data in rows:
             self._check_fields(access, data)
         runner = self._rules(entity)
+        self.related_read = runner.related_rows
         problems = [_check_keys(entity, data) for data in rows]
         if access is not None:
             owners = [
@@ -769,6 +774,7 @@ class RecordService:
                 expected_version = body_version
         _check_version(entity, current, expected_version)
         rules = self._rules(entity)
+        self.related_read = rules.related_rows
         problems = _check_keys(entity, data)
         computed = rules.rules.computed
         if computed:

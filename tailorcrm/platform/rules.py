@@ -600,6 +600,12 @@ class RecordRules:
         for missing in ids:
             self._related.setdefault((target, int(missing)), None)
 
+    @property
+    def related_rows(self) -> Mapping[tuple[str, int], Mapping[str, Any] | None]:
+        """The related records loaded so far, by entity and id, as the rules read
+        them (``None``: not stored, or withheld from the caller)."""
+        return self._related
+
     def _columns(self, target: EntityDef) -> tuple[str, ...]:
         """The columns of ``target`` that the rules read of its records, besides
         the id."""
