@@ -26,6 +26,15 @@ class Problem:
         return f"{self.field}: {self.message}" if self.field else self.message
 
 
+def a_or_an(word: str) -> str:
+    """``word`` after the indefinite article it takes: ``an integer``, ``a text``.
+
+    Field types are lower-case English words; one that starts with a, e, i or o
+    takes "an" (a "url" is read as "you-are-ell", so u takes "a").
+    """
+    return f"an {word}" if word[:1] in ("a", "e", "i", "o") else f"a {word}"
+
+
 class TailorError(Exception):
     """Root of every error the platform raises on purpose."""
 

@@ -213,3 +213,29 @@ def test_at_most_500_fields() -> None:
 def test_not_an_object_is_refused() -> None:
     assert problems([1, 2]) == {("$", "schema")}
     assert ("$", "schema") in problems({"name": "x"})
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {"type": "integer", "max_length": 5},
+            "An integer field takes no 'max_length'.",
+        ),
+        (
+            {"type": "autonumber", "default": "x"},
+            "An autonumber field takes no default.",
+        ),
+        (
+            {"type": "email", "unique": True, "precision": 3},
+            "An email field takes no 'precision'.",
+        ),
+        ({"type": "text", "precision": 5}, "A text field takes no 'precision'."),
+    ],
+)
+def test_a_field_option_refusal_reads_as_english(
+    spec: dict[str, Any], message: str
+) -> None:
+    found = check_entity_document(with_field(**spec), known_entities=("account",))
+
+    assert message in [problem.message for problem in found]

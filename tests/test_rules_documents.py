@@ -403,6 +403,30 @@ def test_a_bad_rule_names_the_rule_and_the_path_of_each_problem(
     assert problems(response) == expected
 
 
+def test_a_key_of_another_rule_type_is_refused_in_plain_english(sales: Api) -> None:
+    document = {
+        "kind": "rule",
+        "name": "stamp_next_step",
+        "entity": "opportunity",
+        "type": "automation",
+        "label": "Stamp the next step",
+        "trigger": "update",
+        "field": "title",
+        "actions": [{"type": "set_field", "field": "next_step", "value": "Call"}],
+    }
+
+    refused = sales.put("/meta/rules/stamp_next_step", json=document)
+
+    assert refused.status_code == 422
+    assert refused.json["errors"] == [
+        {
+            "field": "stamp_next_step.field",
+            "code": "not_applicable",
+            "message": "An automation rule takes no 'field'.",
+        }
+    ]
+
+
 def test_a_latest_or_earliest_into_a_required_field_is_refused(sales: Api) -> None:
     # Over no opportunities the latest close date is blank: no account could be
     # created, so neither the rule nor making its field required is taken.

@@ -15,7 +15,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
-from ..errors import Problem
+from ..errors import Problem, a_or_an
 from ._fields import (
     DEFAULT_MAX_LENGTH,
     MAX_INDEXED_LENGTH,
@@ -236,10 +236,10 @@ def _check_field(field: dict[str, Any], path: str, targets: set[Any]) -> list[Pr
         return problems
     for option, types in OPTION_TYPES.items():
         if option in field and kind not in types:
-            message = f"A {kind} field takes no {option!r}."
+            message = f"{a_or_an(kind).capitalize()} field takes no {option!r}."
             problems.append(Problem(f"{path}.{option}", "not_applicable", message))
     if field.get("unique") and kind not in UNIQUE_TYPES:
-        message = f"A {kind} field cannot be unique."
+        message = f"{a_or_an(kind).capitalize()} field cannot be unique."
         problems.append(Problem(f"{path}.unique", "not_applicable", message))
     if (field.get("unique") or field.get("external_id")) and kind in TEXT_TYPES:
         limit = field.get("max_length", DEFAULT_MAX_LENGTH[kind])
@@ -315,7 +315,7 @@ def _check_options(options: list[Any], path: str, kind: str) -> list[Problem]:
 
 def _check_default(field: dict[str, Any], path: str) -> list[Problem]:
     if field["type"] in ("lookup", "autonumber"):
-        message = f"A {field['type']} field takes no default."
+        message = f"{a_or_an(field['type']).capitalize()} field takes no default."
         return [Problem(f"{path}.default", "not_applicable", message)]
     try:
         convert(field, field["default"])

@@ -80,7 +80,9 @@ class _Builder:
         document = self.document
         for key in document:
             if key not in COMMON_KEYS and key not in TYPE_KEYS.get(self.type, ()):
-                message = f"A {self.type} rule takes no {key!r}."
+                # Only "automation" among the rule types starts with a vowel.
+                article = "An" if self.type == "automation" else "A"
+                message = f"{article} {self.type} rule takes no {key!r}."
                 self.report(str(key), "not_applicable", message)
         shape = self.shapes.get(str(document.get("entity")))
         if shape is None:
