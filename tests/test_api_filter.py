@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from tailorcrm.platform import Platform
 from tailorcrm.rules_engine import evaluate
 from tests.conftest import Api, grant_all
 
@@ -288,3 +290,46 @@ def test_a_bad_filter_names_the_place_in_its_errors(
     if code is not None:
         assert errors[0]["code"] == code
     assert errors[0]["message"] in response.json["detail"]
+
+
+def _locale_collation(platform: Platform, table: str, column: str) -> None:
+    """Give ``column`` a language's collation, as a database created with a locale
+    gives every text column: there ``a`` sorts before ``B``, by code point after."""
+    if platform.engine.dialect.name != "postgresql":
+        return
+    with platform.engine.begin() as connection:
+        found = connection.execute(
+            sa.text("SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'")
+        ).first()
+        if found is None:
+            pytest.skip("this PostgreSQL has no ICU collations")
+        connection.execute(
+            sa.text(
+                f'ALTER TABLE "{table}" ALTER COLUMN "{column}" '
+                'TYPE varchar(200) COLLATE "und-x-icu"'
+            )
+        )
+
+
+@pytest.mark.parametrize("op", ["lt", "lte", "gt", "gte"])
+def test_a_text_filter_orders_as_the_same_condition_does(
+    crm: Api, platform: Platform, op: str
+) -> None:
+    for title in ("apple", "Banana", "b", "cherry", "Zebra"):
+        assert crm.post("/opportunity", json={"title": title}).status_code == 201
+    _locale_collation(platform, "opportunity", "title")
+    operator = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}[op]
+    condition = {operator: [{"var": "title"}, "b"]}
+
+    by_parameter = crm.get(f"/opportunity?title__{op}=b&sort=title")
+    by_condition = crm.get("/opportunity", query_string=query(condition))
+
+    assert by_parameter.status_code == 200, by_parameter.json
+    assert by_condition.status_code == 200, by_condition.json
+    expected = sorted(
+        title
+        for title in ("apple", "Banana", "b", "cherry", "Zebra")
+        if evaluate(condition, {"title": title})
+    )
+    assert sorted(titles(by_parameter)) == expected
+    assert sorted(titles(by_condition)) == expected

@@ -11,6 +11,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ from ..metadata import (
     convert_datetime,
     int_of_digits,
 )
-from ..rules_engine import ConditionError, check_condition, compile_sql
+from ..rules_engine import ConditionError, by_code_point, check_condition, compile_sql
 from .records import record_json
 from .search_index import name_conditions, name_order
 from .strictjson import JSONRefused, read_json
@@ -75,6 +76,8 @@ _ORDERED_TYPES = frozenset(
     | TEXT_TYPES
     | {"autonumber"}
 )
+#: The ordered types whose values are text.
+_CODE_POINT_TYPES = TEXT_TYPES | {"autonumber"}
 # The layouts and saved views check their sort keys against the same set.
 _SORTABLE_TYPES = SORTABLE_TYPES
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
@@ -387,14 +390,18 @@ def _condition(
     if op == "ne":
         # Blank values are "not equal" to anything, as a user reads the filter.
         return sa.or_(column != value, column.is_(None))
+    if op in ("lt", "lte", "gt", "gte") and spec["type"] in _CODE_POINT_TYPES:
+        # Text is ordered by code point, as the same condition in a saved view or
+        # in filter= orders it, whatever the database's collation.
+        column, value = by_code_point(column), by_code_point(sa.literal(value))
     comparisons = {
-        "eq": column.__eq__,
-        "lt": column.__lt__,
-        "lte": column.__le__,
-        "gt": column.__gt__,
-        "gte": column.__ge__,
+        "eq": operator.eq,
+        "lt": operator.lt,
+        "lte": operator.le,
+        "gt": operator.gt,
+        "gte": operator.ge,
     }
-    result: sa.ColumnElement[bool] = comparisons[op](value)
+    result: sa.ColumnElement[bool] = comparisons[op](column, value)
     return result
 
 

@@ -63,7 +63,7 @@ from ._rule_set import (
     expressions_of,
     rule_uses,
 )
-from ._sql import SqlTranslationError, compile_sql, reads_context
+from ._sql import SqlTranslationError, by_code_point, compile_sql, reads_context
 from ._values import is_blank, truthy
 
 #: Every operator the language knows, by name (read-only).
@@ -104,6 +104,7 @@ __all__ = [
     "check_condition",
     "check_rule_set",
     "compile_condition",
+    "by_code_point",
     "compile_rule",
     "compile_sql",
     "evaluate",

@@ -28,9 +28,15 @@ from sqlalchemy.sql.elements import ColumnElement
 # Importing the handler modules registers their operators with the translator.
 from . import _sql_logic, _sql_ops  # noqa: F401
 from ._compiler import compile_condition
-from ._sql_core import Columns, SqlTranslationError, _Translator, _truth
+from ._sql_core import (
+    Columns,
+    SqlTranslationError,
+    _CodepointText,
+    _Translator,
+    _truth,
+)
 
-__all__ = ["SqlTranslationError", "compile_sql", "reads_context"]
+__all__ = ["SqlTranslationError", "by_code_point", "compile_sql", "reads_context"]
 
 #: Operations whose value is the moment they run.
 _CLOCK_OPERATORS = frozenset({"today", "now"})
@@ -121,3 +127,13 @@ def _check_size(expression: ColumnElement[bool]) -> None:
                 code="too_complex",
             )
         pending.extend(node.get_children())
+
+
+def by_code_point(text: ColumnElement[Any]) -> ColumnElement[str]:
+    """``text`` as compiled conditions order it: by code point, as Python does.
+
+    A PostgreSQL database created with a language's locale orders ``a`` before
+    ``B``; compared through this, ``B`` comes first on every database, as in the
+    rules. Wrap both sides of a comparison.
+    """
+    return _CodepointText(text)
