@@ -241,11 +241,14 @@ class Cascade:
         this save's own roll-up increments hold their row locks, so two saves of
         children of one record do not each wait for the other's.
         """
-        latest = {
-            (change.entity.name, change.record_id): change.after
-            for change in done
-            if change.after is not None
-        }
+        # A roll-up's increment returns only some fields of the record it adds
+        # to; where the record is also one of ``unsettled``, its row is the one
+        # saved with each later change's fields laid over it.
+        latest: dict[tuple[str, int], dict[str, Any]] = {}
+        for change in done:
+            if change.after is not None:
+                key = (change.entity.name, change.record_id)
+                latest[key] = {**latest.get(key, {}), **change.after}
         # A record that a roll-up's increment wrote last is locked already, more
         # strongly than by a share lock, and the increment returned its row as
         # committed with this save's change: it is not read again.
