@@ -243,11 +243,14 @@ def test_the_filter_form_says_what_is_wrong(browser: Browser) -> None:
         "/app/opportunity?add_field=amount&add_op=gte&add_value=lots"
     )
     no_value = browser.get("/app/opportunity?add_field=title&add_op=eq&add_value=")
+    one_of = browser.get("/app/opportunity?add_field=amount&add_op=in&add_value=0,10.1")
 
-    assert wrong_operator.status_code == 422
-    assert "Choose how to compare Amount." in text_of(
-        wrong_operator.get_data(as_text=True)
-    )
+    assert wrong_operator.status_code == one_of.status_code == 422
+    ways = "“=”, “≠”, “<”, “≤”, “>”, “≥”, “is blank” or “is not blank”"
+    for refused in (wrong_operator, one_of):
+        assert f"Amount is not compared that way; choose {ways}." in text_of(
+            refused.get_data(as_text=True)
+        )
     assert "Amount: 'lots' is not a number." in text_of(
         not_a_number.get_data(as_text=True)
     )

@@ -29,7 +29,7 @@ from werkzeug.datastructures import MultiDict
 
 from ...errors import BadRequest, Problem
 from ...metadata import EntityDef
-from ...renderer import BLANK, NOT_BLANK, filter_operators
+from ...renderer import BLANK, NOT_BLANK, builder_operators, filter_operators
 from ...rules_engine import reads_as_date
 from ..query import (
     MAX_SEARCH_WORDS,
@@ -473,7 +473,11 @@ def builder_param(
     if code in (BLANK, NOT_BLANK) and "isnull" in offered:
         return f"{name}__isnull", "true" if code == BLANK else "false"
     if code not in offered or code == "isnull":
-        raise BadRequest(f"Choose how to compare {label}.")
+        ways = [f"“{text}”" for _, text in builder_operators(spec["type"])]
+        if not ways:
+            raise BadRequest(f"Choose how to compare {label}.")
+        listed = ", ".join(ways[:-1]) + f" or {ways[-1]}" if len(ways) > 1 else ways[0]
+        raise BadRequest(f"{label} is not compared that way; choose {listed}.")
     values = [value.strip() for value in values if value.strip()]
     if not values:
         raise BadRequest(f"Enter a value to compare {label} with.")
