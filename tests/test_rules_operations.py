@@ -998,7 +998,8 @@ def test_the_public_surface() -> None:
         [
             "MAX_DEPTH", "MAX_SIZE", "OPERATORS", "CompiledCondition", "ConditionError",
             "ConditionProblem", "EvaluationError", "RuleError", "SqlTranslationError",
-            "check_condition", "compile_condition", "compile_sql", "evaluate",
+            "by_code_point", "check_condition", "compile_condition", "compile_sql",
+            "evaluate",
             "field_names", "is_blank", "reads_as_date", "reads_context",
             "rename_fields", "truthy", "written_values",
             # Rule kinds.
