@@ -132,6 +132,36 @@ def test_init_demo_leaves_out_pack_rules_that_do_not_fit(
     assert f"Installed sales pack rules: {', '.join(installed)}" in result.output
 
 
+def test_init_demo_leaves_out_a_pack_rule_that_clashes_with_a_local_rule(
+    run: CliRunner, platform: Platform
+) -> None:
+    # The admin's own automation writes the field the pack's formula computes, so
+    # the formula does not fit; the clash is the automation's, not the formula's.
+    documents = [
+        (name, document)
+        for name, document in load_documents(SALES_PACK)
+        if "kind" not in document
+    ]
+    local = {
+        "kind": "rule",
+        "name": "local_weight",
+        "entity": "opportunity",
+        "type": "automation",
+        "label": "New deals start unweighted",
+        "trigger": "create",
+        "actions": [{"type": "set_field", "field": "weighted_amount", "value": 0}],
+    }
+    platform.store.apply([*documents, ("local_weight.json", local)], actor="test")
+
+    result = run.invoke(main, ["init", "--demo"])
+
+    assert result.exit_code == 0, result.output
+    assert "Left out the sales pack rules weighted_amount" in result.output
+    installed = [name for name in PACK_RULES if name != "weighted_amount"]
+    assert f"Installed sales pack rules: {', '.join(installed)}" in result.output
+    assert "Demo data: " in result.output
+
+
 def write(path: Path, document: dict) -> Path:
     path.write_text(json.dumps(document))
     return path

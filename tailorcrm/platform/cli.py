@@ -362,8 +362,15 @@ def _install_demo_rules(
 def _fitting_rules(
     documents: list[tuple[str, Any]], catalog: Catalog
 ) -> list[tuple[str, Any]]:
-    """The rule documents that fit the catalog's entities and rules, in order."""
+    """The rule documents that fit the catalog's entities and rules, in order.
+
+    A rule fits when it brings no problem the rules before it did not have: its
+    own, and those it causes to a rule already there (an automation of the
+    admin's that writes the field the pack's formula would compute).
+    """
     every = {stored.name: stored.document for stored in catalog.rules.documents_of()}
+    _, problems = compile_rules(every, catalog.entities)
+    known = {(problem.field, problem.code) for problem in problems}
     fitting = []
     for source, document in documents:
         if check_rule_document(document):
@@ -372,9 +379,11 @@ def _fitting_rules(
         _, problems = compile_rules(
             {**every, name: document}, catalog.entities, new=[name]
         )
-        if any(str(problem.field).split(".")[0] == name for problem in problems):
+        found = {(problem.field, problem.code) for problem in problems}
+        if found - known:
             continue
         every[name] = document
+        known = found
         fitting.append((source, document))
     return fitting
 
