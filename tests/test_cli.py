@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from flask import Flask
 
 from tailorcrm.platform import Platform, create_app
+from tailorcrm.platform.auth import check_password
 from tailorcrm.platform.cli import load_documents, main
 from tailorcrm.platform.metastore import current_revision
 from tailorcrm.platform.strictjson import MAX_NESTING
@@ -160,6 +161,37 @@ def test_init_demo_leaves_out_a_pack_rule_that_clashes_with_a_local_rule(
     installed = [name for name in PACK_RULES if name != "weighted_amount"]
     assert f"Installed sales pack rules: {', '.join(installed)}" in result.output
     assert "Demo data: " in result.output
+
+
+def test_init_demo_shows_the_new_password_when_the_demo_data_is_refused(
+    run: CliRunner, platform: Platform
+) -> None:
+    first = run.invoke(main, ["init"], env={"TAILORCRM_ADMIN_PASSWORD": "first-pass-1"})
+    documents = [
+        (name, document)
+        for name, document in load_documents(SALES_PACK)
+        if "kind" not in document
+    ]
+    # A local rule that the demo opportunities break.
+    local = {
+        "kind": "rule",
+        "name": "no_small_deals",
+        "entity": "opportunity",
+        "type": "validation",
+        "label": "No deals under a million",
+        "condition": {"<": [{"var": "amount"}, 1000000]},
+        "message": "Deals under a million are not taken.",
+    }
+    platform.store.apply([*documents, ("no_small_deals.json", local)], actor="test")
+
+    result = run.invoke(main, ["init", "--demo"], env={"TAILORCRM_ADMIN_PASSWORD": ""})
+
+    assert first.exit_code == 0, first.output
+    assert result.exit_code == 1
+    # The password was changed, so it is shown even though the demo failed.
+    password = result.output.split("Admin password: ")[1].split()[0]
+    with platform.engine.begin() as connection:
+        assert check_password(connection, "admin", password).username == "admin"
 
 
 def write(path: Path, document: dict) -> Path:

@@ -150,12 +150,15 @@ def init(demo: bool) -> None:
             admin = find_user(connection, "admin")
             set_password(connection, admin.id, password)
     demo_users: list[str] = []
+    failure: TailorError | None = None
     try:
         if demo:
             _install_demo(platform, admin.actor())
             demo_users = _demo_people(platform, password)
     except TailorError as error:
-        _fail(error)
+        failure = error
+    # The password is already changed: it is shown even when the demo failed, or
+    # nobody could sign in as admin any more.
     with platform.engine.begin() as connection:
         token = create_token(connection, admin, name="demo" if demo else "init")
     click.echo(f"Database: {platform.settings.database_url}")
@@ -169,6 +172,8 @@ def init(demo: bool) -> None:
         "otherwise): curl -H 'Authorization: Bearer <token>' "
         "http://127.0.0.1:5000/api/v1/meta/entities"
     )
+    if failure is not None:
+        _fail(failure)
 
 
 #: Demo users: name, roles, team, country (what the reps' sharing rule reads).
