@@ -194,6 +194,33 @@ def test_init_demo_shows_the_new_password_when_the_demo_data_is_refused(
         assert check_password(connection, "admin", password).username == "admin"
 
 
+def test_init_demo_says_why_the_demo_data_was_refused(
+    run: CliRunner, platform: Platform
+) -> None:
+    documents = [
+        (name, document)
+        for name, document in load_documents(SALES_PACK)
+        if "kind" not in document
+    ]
+    local = {
+        "kind": "rule",
+        "name": "no_small_deals",
+        "entity": "opportunity",
+        "type": "validation",
+        "label": "No deals under a million",
+        "condition": {"<": [{"var": "amount"}, 1000000]},
+        "message": "Deals under a million are not taken.",
+    }
+    platform.store.apply([*documents, ("no_small_deals.json", local)], actor="test")
+
+    result = run.invoke(main, ["init", "--demo"])
+
+    assert result.exit_code == 1
+    assert "no demo data was added" in result.output
+    assert "opportunity" in result.output
+    assert "Deals under a million are not taken." in result.output
+
+
 def write(path: Path, document: dict) -> Path:
     path.write_text(json.dumps(document))
     return path

@@ -17,7 +17,13 @@ from typing import Any, TextIO
 import click
 import sqlalchemy as sa
 
-from ..errors import BadRequest, InvalidMetadata, Problem, TailorError
+from ..errors import (
+    BadRequest,
+    InvalidMetadata,
+    Problem,
+    TailorError,
+    ValidationFailed,
+)
 from ..metadata import (
     LAYOUT,
     ROLE,
@@ -60,7 +66,7 @@ from .db import held_back, users
 from .exporting import csv_cell, csv_writer, export_columns, export_records
 from .importer import ImportFailed, ImportReport, counted, import_csv
 from .layoutstore import stored_layouts
-from .records import SYSTEM_ACTOR, Actor, RecordService
+from .records import SYSTEM_ACTOR, Actor, BatchFailed, RecordService
 from .strictjson import JSONRefused, read_json, write_json
 
 SAMPLE_PACK = Path(__file__).resolve().parents[2] / "sample_schemas" / "sales"
@@ -296,7 +302,18 @@ def _install_demo(platform: Platform, actor: Actor) -> None:
             return
 
         def create(entity: str, rows: list[dict[str, Any]]) -> list[int]:
-            ids, _ = service.create_many(entity, rows)
+            try:
+                ids, _ = service.create_many(entity, rows)
+            except BatchFailed as error:
+                # The entities or rules as changed here refuse the demo records;
+                # the first bad row says why, for each is much like the others.
+                _, problems = min(error.rows.items())
+                raise ValidationFailed(
+                    f"{len(error.rows)} of the {len(rows)} demo {entity} records "
+                    "do not fit the entities and rules as changed here, so no "
+                    "demo data was added. The first:",
+                    problems=problems,
+                ) from None
             return [int(i) for i in ids if i is not None]
 
         counts = populate(create)
