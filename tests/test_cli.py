@@ -221,6 +221,31 @@ def test_init_demo_says_why_the_demo_data_was_refused(
     assert "Deals under a million are not taken." in result.output
 
 
+def test_init_demo_says_why_it_left_out_the_pack_roles(
+    run: CliRunner, platform: Platform
+) -> None:
+    # A database whose opportunities have no probability, which a role names.
+    documents = [
+        (name, document)
+        for name, document in load_documents(SALES_PACK)
+        if "kind" not in document
+    ]
+    for _, document in documents:
+        if document["name"] == "opportunity":
+            document["fields"] = [
+                spec for spec in document["fields"] if spec["name"] != "probability"
+            ]
+    platform.store.apply(documents, actor="test")
+
+    result = run.invoke(main, ["init", "--demo"])
+
+    assert "Left out the sales pack roles" in result.output
+    assert (
+        "roles/sales_rep.json: sales_rep.entities.opportunity.fields.probability: "
+        "Opportunity has no field 'probability'."
+    ) in result.output
+
+
 def write(path: Path, document: dict) -> Path:
     path.write_text(json.dumps(document))
     return path

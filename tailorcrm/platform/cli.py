@@ -290,6 +290,8 @@ def _install_demo(platform: Platform, actor: Actor) -> None:
             )
         except TailorError as error:
             click.echo(f"Left out the sales pack roles: {error.message}")
+            for problem in error.problems:
+                click.echo(f"  {problem}")
     with platform.reading() as (_, catalog):
         live = {entity.name for entity in catalog.live()}
     if any(doc["name"] not in live for _, doc in documents):
