@@ -984,6 +984,61 @@ def test_an_automation_loop_names_only_the_automations_shown(desk: Desk) -> None
     assert desk.admin.get(path).json["next_step"] is None
 
 
+def test_an_automation_refused_on_a_field_the_caller_cannot_see_does_not_name_it(
+    desk: Desk,
+) -> None:
+    """What an automation's save is refused for on a field the caller's roles
+    hide is told as a save of their own is told it, on the record they saved
+    (a set_field) and on another one (a create_record) alike."""
+    rules = [
+        {"kind": "rule", "name": "erp_when_lost", "entity": "opportunity",
+         "type": "field_state", "label": "ERP code when lost", "field": "erp_code",
+         "required_if": {"==": [{"var": "stage"}, "lost"]}},
+        {"kind": "rule", "name": "drop_deal", "entity": "opportunity",
+         "type": "automation", "label": "Drop the deal", "trigger": "create",
+         "condition": {"==": [{"var": "next_step"}, "drop"]},
+         "actions": [{"type": "set_field", "field": "stage", "value": "lost"}]},
+        {"kind": "rule", "name": "lost_deal", "entity": "account",
+         "type": "automation", "label": "A lost deal per account",
+         "trigger": "create",
+         "actions": [{"type": "create_record", "entity": "opportunity",
+                      "values": {"title": "Gone", "stage": "lost",
+                                 "loss_reason": "Late"}}]},
+    ]  # fmt: skip
+    for rule in rules:
+        added = desk.admin.put(f"/meta/rules/{rule['name']}", json=rule)
+        assert added.status_code == 201, added.json
+    unseen = "A field you cannot see is required for this record; ask an administrator."
+
+    direct = desk.api.post(
+        "/opportunity", json={"title": "Kiln", "stage": "lost", "loss_reason": "Late"}
+    )
+    own = desk.api.post(
+        "/opportunity",
+        json={"title": "Kiln", "next_step": "drop", "loss_reason": "Late"},
+    )
+    with pytest.raises(ImportFailed) as failed:
+        desk.import_text("opportunity", "title,next_step,loss_reason\nKiln,drop,Late\n")
+    other = desk.api.post("/account", json={"name": "Mill Lane"})
+
+    assert _errors(direct) == [(None, "required", unseen)]
+    assert _errors(own) == [(None, "required", unseen)]
+    [error] = failed.value.report.errors
+    assert (error.field, error.code) == (None, "required")
+    assert error.message.endswith(unseen)
+    assert _errors(other) == [
+        (
+            None,
+            "required",
+            f"The automation 'lost_deal' could not save Opportunity: {unseen}",
+        )
+    ]
+    for response in (own, other):
+        assert "ERP" not in response.get_data(as_text=True)
+    assert "ERP" not in error.message
+    assert desk.admin.get("/opportunity?count=1").json["count"] == 1
+
+
 def test_the_delete_page_says_records_the_caller_cannot_see_hold_it_back(
     desk: Desk,
 ) -> None:

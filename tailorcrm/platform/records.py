@@ -336,9 +336,10 @@ class RecordService:
         The rules judge every field, seen or not (the same answer on every path);
         a field the caller cannot see is one they cannot fill either, so they
         are told to ask an administrator, as they are for a required field they
-        see but may not write.
+        see but may not write. The caller is the person whose save this is, also
+        in a save an automation makes for them with the platform's rights.
         """
-        seen = self.view.entities.get(entity.name)
+        seen = self.shown_to.entities.get(entity.name)
         if seen is None or seen is entity or not problems:
             return problems
         found: list[Problem] = []
@@ -369,7 +370,7 @@ class RecordService:
         shown."""
         if field is None or field not in seen.fields:
             return False
-        shown = readable_rules(self.view)
+        shown = readable_rules(self.shown_to)
         if shown is None:
             return True
         rules = self.catalog.rules.for_entity(entity.name)
