@@ -541,6 +541,42 @@ def test_an_automation_refused_is_named_only_to_a_caller_shown_it(
     assert desk.api.get("/opportunity?count=1").json["count"] == 1
 
 
+def test_an_automation_further_down_on_an_entity_the_caller_cannot_read_is_untold(
+    desk: Desk,
+) -> None:
+    # The deal's automation logs a call, and the call's own automation then
+    # cannot save it: a clerk who may not read activities is told neither the
+    # entity nor the automation, in the problems or in the detail above them.
+    added = desk.admin.put("/meta/rules/call_per_deal", json=CALL_PER_DEAL)
+    assert added.status_code == 201, added.json
+    blank_subject = {
+        "kind": "rule", "name": "blank_subject", "entity": "activity",
+        "type": "automation", "label": "Blank subject", "trigger": "create",
+        "actions": [{"type": "set_field", "field": "subject", "value": None}],
+    }  # fmt: skip
+    added = desk.admin.put("/meta/rules/blank_subject", json=blank_subject)
+    assert added.status_code == 201, added.json
+    role = {**CLERK, "entities": dict(CLERK["entities"])}
+    del role["entities"]["activity"]
+    assert desk.admin.put("/meta/roles/clerk", json=role).status_code == 200
+    deal = {"title": "Kiln", "account": desk.own_account, "next_step": "Ring"}
+
+    refused = desk.api.post("/opportunity", json=deal)
+    by_admin = desk.admin.post("/opportunity", json=deal)
+
+    assert refused.status_code == 422
+    untold = "An automation could not save this change; ask an administrator."
+    assert refused.json["detail"] == untold
+    assert [(e["field"], e["code"], e["message"]) for e in refused.json["errors"]] == [
+        (None, "required", untold)
+    ]
+    text = refused.get_data(as_text=True).lower()
+    assert "activity" not in text and "blank_subject" not in text
+    assert by_admin.json["errors"][0]["field"] == "activity.subject"
+    assert "'blank_subject'" in by_admin.json["detail"]
+    assert desk.api.get("/opportunity?count=1").json["count"] == 1
+
+
 def test_an_automation_not_shown_that_fails_on_the_saved_record_is_not_named(
     desk: Desk,
 ) -> None:

@@ -262,11 +262,15 @@ def _act(
             nested.update(target.name, int(related), values)
     except AutomationFailed as error:
         # The failure of an automation further down, on a record its caller did
-        # not save, is named as any other record's.
+        # not save, is named as any other record's: its summary too, which named
+        # the automation and the entity as if the record were the caller's.
         if not own and error.automation is not None and error.target is not None:
             error.problems = _blamed(
                 error.automation, error.target, False, error, service.shown_to
             )
+            if not _shown(service.shown_to, error.automation, error.target):
+                error.message = _UNSEEN
+                error.args = (_UNSEEN,)
             error.automation = error.target = None
         raise
     except TailorError as error:
