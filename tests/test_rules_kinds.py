@@ -1426,6 +1426,32 @@ def test_an_import_fails_only_the_rows_whose_automation_fails(
     ]
 
 
+def test_an_import_runs_a_parents_automations_for_each_row_as_the_api_does(
+    platform: Platform, crm: Api
+) -> None:
+    # Each won deal moves its account's count; the account's automation notes
+    # every move. Three rows of a file are three creates, as three POSTs are.
+    noted = rule(
+        "count_noted", "account", "automation", trigger="update",
+        condition={"changed": "won_count"},
+        actions=[{"type": "set_field", "field": "notes",
+                  "expression": {"cat": [{"var": "notes"}, "|", {"prior": "won_count"},
+                                         ">", {"var": "won_count"}]}}],
+    )  # fmt: skip
+    define(crm, WON_COUNT, noted)
+    quay = create(crm, "account", name="Quay", notes="")
+    mill = create(crm, "account", name="Mill", notes="")
+
+    for title in ("Dock", "Wharf", "Slip"):
+        create(crm, "opportunity", title=title, account=quay["id"], stage="won")
+    text = "title,account,stage\nKeel,Mill,won\nHull,Mill,won\nMast,Mill,won\n"
+    report = load_csv(platform, "opportunity", text)
+
+    assert report.created == 3
+    assert read(crm, "account", quay["id"])["notes"] == "|0>1|1>2|2>3"
+    assert read(crm, "account", mill["id"])["notes"] == "|0>1|1>2|2>3"
+
+
 def test_an_import_row_refused_for_what_an_automation_set_names_it(
     platform: Platform, crm: Api
 ) -> None:

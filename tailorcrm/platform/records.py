@@ -505,11 +505,20 @@ class RecordService:
         """Whether new records of ``entity`` are saved one at a time: automations
         save other records with each, or a unique formula is known only once each
         is stored (see :meth:`_insert`). So are they when the rules read what the
-        rows before one change (see :meth:`_reads_earlier_rows`)."""
+        rows before one change (see :meth:`_reads_earlier_rows`), and when what
+        follows a new record (a roll-up's parent, what that changes in turn)
+        triggers automations: saved together, the parent would change once for
+        the batch, and its automations would run once instead of once a record.
+        """
         if runner.unique_when_stored:
             return True
-        return not self.bypass_automation and bool(
-            self.catalog.rules.for_entity(entity.name).automations
+        if self.bypass_automation:
+            return False
+        if self.catalog.rules.for_entity(entity.name).automations:
+            return True
+        return self.catalog.derived(
+            ("automated_after_create", entity.name),
+            lambda: _automated_after(self.catalog, entity.name),
         )
 
     def _reads_earlier_rows(self, entity: EntityDef, runner: RecordRules) -> bool:
@@ -1170,6 +1179,27 @@ class RecordService:
             ]
             for found in problems
         ]
+
+
+def _automated_after(catalog: Catalog, entity_name: str) -> bool:
+    """Whether a new record of ``entity_name`` can change, through the roll-ups
+    over it and whatever follows them (roll-ups over the parents, formulas that
+    read the parents through lookups), a record whose automations run on
+    ``update``."""
+    rules = catalog.rules
+    reached: set[str] = set()
+    pending = [rollup.entity for rollup in rules.for_entity(entity_name).rollups]
+    while pending:
+        name = pending.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        found = rules.for_entity(name)
+        if any("update" in automation.triggers for automation in found.automations):
+            return True
+        pending += [rollup.entity for rollup in found.rollups]
+        pending += [dependent.child for dependent in found.dependents]
+    return False
 
 
 def unreadable_ids(
