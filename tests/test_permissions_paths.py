@@ -1312,3 +1312,53 @@ def test_an_owner_that_is_no_user_id_is_invalid_whoever_gives_it(desk: Desk) -> 
         assert _errors(response) == [
             ("owner_id", "invalid_reference", "Enter a user id.")
         ]
+
+
+def test_an_automation_refused_on_a_record_the_caller_cannot_read_is_untold(
+    desk: Desk,
+) -> None:
+    # The clerk's deal points at an account they cannot read. The deal's
+    # automation copies its next step into the account's notes, which a rule of
+    # the account refuses for that very account: its message, its field and the
+    # automation would tell the clerk of a record their roles keep from them.
+    no_notes = _rule(
+        "vault_no_notes",
+        "account",
+        {
+            "and": [
+                {"==": [{"var": "name"}, "Vaulted Holdings"]},
+                {"!": {"is_blank": {"var": "notes"}}},
+            ]
+        },
+        "notes",
+    )
+    copy_step = {
+        "kind": "rule", "name": "copy_step", "entity": "opportunity",
+        "type": "automation", "label": "Copy step", "trigger": "update",
+        "actions": [
+            {
+                "type": "update_related", "lookup": "account",
+                "values": {"notes": {"var": "next_step"}},
+            }
+        ],
+    }  # fmt: skip
+    for rule in (no_notes, copy_step):
+        added = desk.admin.put(f"/meta/rules/{rule['name']}", json=rule)
+        assert added.status_code == 201, added.json
+    path = f"/opportunity/{desk.deal}"
+
+    refused = desk.api.patch(path, json={"next_step": "Call"})
+    by_admin = desk.admin.patch(path, json={"next_step": "Call"})
+
+    assert refused.status_code == 422
+    untold = "An automation could not save this change; ask an administrator."
+    assert refused.json["detail"] == untold
+    assert [(e["field"], e["code"], e["message"]) for e in refused.json["errors"]] == [
+        (None, "rule", untold)
+    ]
+    text = refused.get_data(as_text=True).lower()
+    assert "notes" not in text and "copy_step" not in text
+    assert by_admin.status_code == 422
+    assert by_admin.json["errors"][0]["field"] == "account.notes"
+    assert "'copy_step'" in by_admin.json["detail"]
+    assert fetch(desk.platform, "opportunity", desk.deal)["next_step"] is None

@@ -265,16 +265,24 @@ def _act(
         # not save, is named as any other record's: its summary too, which named
         # the automation and the entity as if the record were the caller's.
         if not own and error.automation is not None and error.target is not None:
+            # That failure is on the record this action saved.
+            hidden = _hidden(service, action, change, error.target)
             error.problems = _blamed(
-                error.automation, error.target, False, error, service.shown_to
+                error.automation,
+                error.target,
+                False,
+                error,
+                service.shown_to,
+                hidden=hidden,
             )
-            if not _shown(service.shown_to, error.automation, error.target):
+            if hidden or not _shown(service.shown_to, error.automation, error.target):
                 error.message = _UNSEEN
                 error.args = (_UNSEEN,)
             error.automation = error.target = None
         raise
     except TailorError as error:
-        named = _shown(service.shown_to, automation, target)
+        hidden = not own and _hidden(service, action, change, target)
+        named = not hidden and _shown(service.shown_to, automation, target)
         if named:
             detail = (
                 f"The automation {automation.name!r} could not save "
@@ -291,7 +299,9 @@ def _act(
         )
         failed = refusal(
             detail,
-            problems=_blamed(automation, target, own, error, service.shown_to),
+            problems=_blamed(
+                automation, target, own, error, service.shown_to, hidden=hidden
+            ),
         )
         if own:
             failed.automation, failed.target = automation, target
@@ -319,6 +329,23 @@ def _gone(change: Change, target: EntityDef, related: int) -> bool:
     )
 
 
+def _hidden(
+    service: RecordService, action: Action, change: Change, target: EntityDef
+) -> bool:
+    """Whether the person whose save this is may not read the stored record that
+    ``action`` saves (a new one is theirs to be told of): what a rule refused
+    there would tell them of a record their roles keep from them."""
+    if action.type == "create_record":
+        return False
+    if action.type == "set_field":
+        record_id: Any = change.record_id
+    else:
+        record_id = change.record.get(str(action.lookup))
+    if not isinstance(record_id, int):
+        return False
+    return service.hidden_from_caller(target.name, record_id)
+
+
 def _shown(view: Catalog, automation: AutomationRule, target: EntityDef) -> bool:
     """Whether the caller whose ``view`` of the catalog this is may be told which
     automation failed on which entity: those that the rules they are shown
@@ -337,6 +364,8 @@ def _blamed(
     own: bool,
     error: TailorError,
     view: Catalog,
+    *,
+    hidden: bool = False,
 ) -> list[Problem]:
     """The problems of a save an automation could not make, as the save that
     triggered it reports them. On the record its caller saved (``own``, a
@@ -345,11 +374,12 @@ def _blamed(
     or one the save changed in turn, such as a roll-up's parent), each field is
     named with its entity (``task.subject``), as roll-ups name theirs, and each
     message names the automation. A caller whose ``view`` does not show the
-    automation or the entity it saves is told neither, nor what was wrong."""
+    automation or the entity it saves, or who may not read the record it saves
+    (``hidden``), is told neither, nor what was wrong."""
     found = error.problems or [Problem(None, error.code, error.message)]
     if own:
         return list(found)
-    if not _shown(view, automation, target):
+    if hidden or not _shown(view, automation, target):
         return [
             Problem(None, code, _UNSEEN)
             for code in dict.fromkeys(problem.code for problem in found)

@@ -324,6 +324,14 @@ class RecordService:
         :func:`unreadable_ids`)."""
         return unreadable_ids(self.connection, self.view, entity_name, ids)
 
+    def hidden_from_caller(self, entity_name: str, record_id: int) -> bool:
+        """Whether the person whose save this is (see :attr:`shown_to`) may not
+        read the record, also in a save an automation makes for them."""
+        hidden = unreadable_ids(
+            self.connection, self.shown_to, entity_name, {record_id}
+        )
+        return bool(hidden)
+
     def _as_seen(self, entity: EntityDef, problems: list[Problem]) -> list[Problem]:
         """Problems as the caller may read them: one on a field their roles
         hide names no field, and a field-state problem there does not name it.
