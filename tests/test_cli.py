@@ -109,21 +109,39 @@ def test_init_demo_installs_the_pack_rules_before_the_data_and_only_missing_ones
     assert winners["count"] > 0
 
 
-def test_init_demo_leaves_out_pack_rules_that_do_not_fit(
-    run: CliRunner, platform: Platform
-) -> None:
-    # A database made before Opportunity had its weighted amount.
+def pack_entities(*, without: str | None = None) -> list[tuple[str, Any]]:
+    """The sales pack's entity documents, as a database made before the pack's
+    rules and roles has them; Opportunity without the field ``without``."""
     documents = [
         (name, document)
         for name, document in load_documents(SALES_PACK)
         if "kind" not in document
     ]
     for _, document in documents:
-        if document["name"] == "opportunity":
+        if document["name"] == "opportunity" and without is not None:
             document["fields"] = [
-                spec for spec in document["fields"] if spec["name"] != "weighted_amount"
+                spec for spec in document["fields"] if spec["name"] != without
             ]
-    platform.store.apply(documents, actor="test")
+    return documents
+
+
+#: A local rule that the demo opportunities break.
+NO_SMALL_DEALS = {
+    "kind": "rule",
+    "name": "no_small_deals",
+    "entity": "opportunity",
+    "type": "validation",
+    "label": "No deals under a million",
+    "condition": {"<": [{"var": "amount"}, 1000000]},
+    "message": "Deals under a million are not taken.",
+}
+
+
+def test_init_demo_leaves_out_pack_rules_that_do_not_fit(
+    run: CliRunner, platform: Platform
+) -> None:
+    # A database made before Opportunity had its weighted amount.
+    platform.store.apply(pack_entities(without="weighted_amount"), actor="test")
 
     result = run.invoke(main, ["init", "--demo"])
 
@@ -138,11 +156,7 @@ def test_init_demo_leaves_out_a_pack_rule_that_clashes_with_a_local_rule(
 ) -> None:
     # The admin's own automation writes the field the pack's formula computes, so
     # the formula does not fit; the clash is the automation's, not the formula's.
-    documents = [
-        (name, document)
-        for name, document in load_documents(SALES_PACK)
-        if "kind" not in document
-    ]
+    documents = pack_entities()
     local = {
         "kind": "rule",
         "name": "local_weight",
@@ -167,22 +181,9 @@ def test_init_demo_shows_the_new_password_when_the_demo_data_is_refused(
     run: CliRunner, platform: Platform
 ) -> None:
     first = run.invoke(main, ["init"], env={"TAILORCRM_ADMIN_PASSWORD": "first-pass-1"})
-    documents = [
-        (name, document)
-        for name, document in load_documents(SALES_PACK)
-        if "kind" not in document
-    ]
-    # A local rule that the demo opportunities break.
-    local = {
-        "kind": "rule",
-        "name": "no_small_deals",
-        "entity": "opportunity",
-        "type": "validation",
-        "label": "No deals under a million",
-        "condition": {"<": [{"var": "amount"}, 1000000]},
-        "message": "Deals under a million are not taken.",
-    }
-    platform.store.apply([*documents, ("no_small_deals.json", local)], actor="test")
+    platform.store.apply(
+        [*pack_entities(), ("no_small_deals.json", NO_SMALL_DEALS)], actor="test"
+    )
 
     result = run.invoke(main, ["init", "--demo"], env={"TAILORCRM_ADMIN_PASSWORD": ""})
 
@@ -197,21 +198,9 @@ def test_init_demo_shows_the_new_password_when_the_demo_data_is_refused(
 def test_init_demo_says_why_the_demo_data_was_refused(
     run: CliRunner, platform: Platform
 ) -> None:
-    documents = [
-        (name, document)
-        for name, document in load_documents(SALES_PACK)
-        if "kind" not in document
-    ]
-    local = {
-        "kind": "rule",
-        "name": "no_small_deals",
-        "entity": "opportunity",
-        "type": "validation",
-        "label": "No deals under a million",
-        "condition": {"<": [{"var": "amount"}, 1000000]},
-        "message": "Deals under a million are not taken.",
-    }
-    platform.store.apply([*documents, ("no_small_deals.json", local)], actor="test")
+    platform.store.apply(
+        [*pack_entities(), ("no_small_deals.json", NO_SMALL_DEALS)], actor="test"
+    )
 
     result = run.invoke(main, ["init", "--demo"])
 
@@ -225,17 +214,7 @@ def test_init_demo_says_why_it_left_out_the_pack_roles(
     run: CliRunner, platform: Platform
 ) -> None:
     # A database whose opportunities have no probability, which a role names.
-    documents = [
-        (name, document)
-        for name, document in load_documents(SALES_PACK)
-        if "kind" not in document
-    ]
-    for _, document in documents:
-        if document["name"] == "opportunity":
-            document["fields"] = [
-                spec for spec in document["fields"] if spec["name"] != "probability"
-            ]
-    platform.store.apply(documents, actor="test")
+    platform.store.apply(pack_entities(without="probability"), actor="test")
 
     result = run.invoke(main, ["init", "--demo"])
 

@@ -285,6 +285,26 @@ def test_a_record_pointed_at_a_record_the_platform_changes_reads_it_as_committed
     assert fetch(platform, "opportunity", ids[0])["next_step"] == expected
 
 
+def task_saved_meanwhile(
+    platform: Platform, account_id: int, ran: list[BaseException | None]
+) -> None:
+    """Save a task on the account in another thread, which must not wait for the
+    save under way; note in ``ran`` what it raised (``None`` when it saved)."""
+
+    def task() -> None:
+        try:
+            with platform.records(SYSTEM_ACTOR) as records:
+                records.create("task", {"subject": "Call", "account": account_id})
+            ran.append(None)
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            ran.append(error)
+
+    other = threading.Thread(target=task)
+    other.start()
+    other.join(10)
+    assert not other.is_alive(), "the task's save waited"
+
+
 def test_a_record_reads_again_what_the_platform_committed_while_it_was_saved(
     platform: Platform, crm: Api, database_url: str, monkeypatch: Any
 ) -> None:
@@ -299,21 +319,8 @@ def test_a_record_reads_again_what_the_platform_committed_while_it_was_saved(
     ran: list[BaseException | None] = []
 
     def settle_after_the_task(self: Cascade, *args: Any) -> Any:
-        def task() -> None:
-            try:
-                with platform.records(SYSTEM_ACTOR) as records:
-                    records.create(
-                        "task", {"subject": "Call", "account": account["id"]}
-                    )
-                ran.append(None)
-            except BaseException as error:  # noqa: BLE001 - reported by the test
-                ran.append(error)
-
         if not ran:
-            other = threading.Thread(target=task)
-            other.start()
-            other.join(10)
-            assert not other.is_alive(), "the task's save waited"
+            task_saved_meanwhile(platform, account["id"], ran)
         return settle(self, *args)
 
     monkeypatch.setattr(Cascade, "_settle", settle_after_the_task)
@@ -447,28 +454,13 @@ def test_a_record_reads_what_its_roll_up_increment_returned_of_the_account(
     account = create(crm, "account", name="Harbour Mill", tier="standard")
     rollups = Cascade._rollups
     ran: list[BaseException | None] = []
-    started: list[threading.Thread] = []
+    started: list[bool] = []
 
     def task_first(self: Cascade, *args: Any) -> Any:
         # The task's own save comes here too, in its thread, and goes on.
-        if started:
-            return rollups(self, *args)
-
-        def task() -> None:
-            try:
-                with platform.records(SYSTEM_ACTOR) as records:
-                    records.create(
-                        "task", {"subject": "Call", "account": account["id"]}
-                    )
-                ran.append(None)
-            except BaseException as error:  # noqa: BLE001 - reported by the test
-                ran.append(error)
-
-        other = threading.Thread(target=task)
-        started.append(other)
-        other.start()
-        other.join(10)
-        assert not other.is_alive(), "the task's save waited"
+        if not started:
+            started.append(True)
+            task_saved_meanwhile(platform, account["id"], ran)
         return rollups(self, *args)
 
     monkeypatch.setattr(Cascade, "_rollups", task_first)
