@@ -455,6 +455,31 @@ def test_a_default_nobody_changed_follows_the_account_picked_until_it_is_changed
     assert (saved["account"], saved["next_step"]) == (second["id"], "Visit the yard")
 
 
+@pytest.mark.usefixtures("steps_by_industry")
+def test_a_default_follows_an_account_cleared_in_the_box_it_was_chosen_in(
+    page: Page, live_server: LiveServer
+) -> None:
+    # Clearing the box right after choosing changed the lookup's id without a
+    # change event, so the form went on showing the chosen account's default
+    # while the save stored the default for no account.
+    chosen = live_server.find("account", industry="retail")[0]
+    page.goto("/app/opportunity/new")
+    step = page.get_by_label("Next step")
+    account = page.get_by_role("combobox", name="Account")
+    account.press_sequentially(chosen["name"], delay=10)
+    page.get_by_role("option", name=chosen["name"]).click()
+    expect(step).to_have_value("Call the retail desk")
+
+    account.fill("")
+    page.get_by_label("Title").fill("Wrenfield pier lighting")
+
+    expect(step).to_have_value("Call the  desk")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Wrenfield pier lighting")
+    [saved] = live_server.find("opportunity", title="Wrenfield pier lighting")
+    assert (saved["account"], saved["next_step"]) == (None, "Call the  desk")
+
+
 @pytest.fixture
 def due_by_kind(live_server: LiveServer) -> Iterator[None]:
     """An activity's due date and time is filled in from its kind."""

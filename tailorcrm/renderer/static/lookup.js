@@ -143,8 +143,16 @@
 
     function typed() {
       if (input.value !== chosenName) {
+        var dropped = hidden.value !== "";
         hidden.value = "";
         chosenName = "";
+        // The record chosen is gone, as when one is chosen: say so, so that
+        // what follows the lookup (default rules) follows it now. The box's own
+        // change event may never come: cleared in the focus it was chosen in,
+        // it holds what it held when focused.
+        if (dropped) {
+          hidden.dispatchEvent(new Event("change", { bubbles: true }));
+        }
       }
       clearTimeout(timer);
       if (!input.value.trim()) {
