@@ -164,3 +164,28 @@ def test_text_that_reads_as_a_date_is_saved_as_a_view_of_the_same_rows(
     )
     expect(rows).to_have_text(["Harrowgate pump renewal"])
     expect(chips.nth(1)).to_contain_text("Next step is “2031-06-30”")
+
+
+def test_a_lookup_filter_tells_apart_records_of_the_same_name(
+    page: Page, live_server: LiveServer
+) -> None:
+    # Both records were offered as the same name, which gave no id: the list
+    # then asked to "choose one from the list", which could not be done.
+    first = _create(live_server, "opportunity", title="Quay Works gantry hire")
+    second = _create(live_server, "opportunity", title="Quay Works gantry hire")
+    _create(live_server, "activity", subject="Price the gantry", opportunity=first)
+    _create(live_server, "activity", subject="Book the gantry", opportunity=second)
+    page.goto("/app/activity")
+
+    _choose_filter(page, "opportunity", "eq")
+    name = page.locator("#add_value")
+    name.press_sequentially("Quay Works gantry", delay=10)
+    options = page.locator("#add_value-options option")
+    expect(options).to_have_count(2)
+    offered = [option.get_attribute("value") for option in options.all()]
+    assert len(set(offered)) == 2
+    name.fill(f"Quay Works gantry hire (#{second})")
+    page.locator(".filter-submit button").click()
+
+    expect(page).to_have_url(re.compile(rf"/app/activity\?opportunity__eq={second}$"))
+    expect(page.locator("a.row-link")).to_have_text(["Book the gantry"])

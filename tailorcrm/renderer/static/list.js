@@ -186,9 +186,18 @@
           }
           list.textContent = "";
           found = {};
+          var named = {};
           records.forEach(function (record) {
-            found[record.name] = found[record.name] === undefined ? record.id : null;
-            list.appendChild(element("option", { value: record.name }));
+            named[record.name] = (named[record.name] || 0) + 1;
+          });
+          // A name several records share gets each one's number, so that
+          // picking one of them picks that record.
+          records.forEach(function (record) {
+            var shown = named[record.name] > 1
+              ? record.name + " (#" + record.id + ")"
+              : record.name;
+            found[shown] = record.id;
+            list.appendChild(element("option", { value: shown }));
           });
           pick();
         })
@@ -199,7 +208,7 @@
 
     function pick() {
       var id = found[text.value];
-      hidden.value = id === undefined || id === null ? "" : String(id);
+      hidden.value = id === undefined ? "" : String(id);
     }
 
     text.addEventListener("input", function () {
