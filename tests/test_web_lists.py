@@ -456,6 +456,25 @@ def test_a_number_too_large_to_show_reads_on_its_chip_as_written(
 
 
 @pytest.mark.parametrize(
+    ("query", "chip"),
+    [
+        ("opportunity?amount__gte=1e3", "Amount ≥ 1e3"),
+        ("opportunity?amount__gte=1_000", "Amount ≥ 1_000"),
+        ("account?employees__gte=12.5", "Employees ≥ 12.5"),
+    ],
+)
+def test_a_number_the_filter_refuses_reads_on_its_chip_as_written(
+    browser: Browser, sales: Platform, query: str, chip: str
+) -> None:
+    # The chip read "Amount ≥ $1,000.00" beside the refusal "'1e3' is not a
+    # number": it seemed to name a filter that was fine.
+    response = browser.get(f"/app/{query}")
+
+    assert response.status_code == 400
+    assert _chip_texts(response) == [chip]
+
+
+@pytest.mark.parametrize(
     "value", ["9999-12-31T23:59:59-01:00", "9999-12-31T23:30:00-0030"]
 )
 def test_a_date_and_time_past_year_9999_in_utc_reads_on_its_chip_as_written(
