@@ -30,6 +30,7 @@ from ._fields import (
     int_of_digits,
     max_length,
     option_values,
+    plain_decimal,
     precision_scale,
     rounded_to_scale,
     to_json,
@@ -98,6 +99,7 @@ from ._validate import (
 
 __all__ = [
     "ascii_digits",
+    "plain_decimal",
     "ADMIN_ROLE",
     "FIELD_LEVELS",
     "OPERATIONS",

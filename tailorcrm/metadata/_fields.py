@@ -43,6 +43,16 @@ def ascii_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+_PLAIN_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
+
+
+def plain_decimal(text: str) -> bool:
+    """Whether ``text`` is a number as list filters take it: digits with an
+    optional sign and point, without the exponents and underscores that
+    ``Decimal`` reads besides."""
+    return _PLAIN_DECIMAL.fullmatch(text) is not None
+
+
 DEFAULT_MAX_LENGTH = {
     "text": 255,
     "textarea": 32000,

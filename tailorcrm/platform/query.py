@@ -33,6 +33,7 @@ from ..metadata import (
     convert_date,
     convert_datetime,
     int_of_digits,
+    plain_decimal,
 )
 from ..rules_engine import ConditionError, by_code_point, check_condition, compile_sql
 from .records import record_json
@@ -81,7 +82,6 @@ _CODE_POINT_TYPES = TEXT_TYPES | {"autonumber"}
 # The layouts and saved views check their sort keys against the same set.
 _SORTABLE_TYPES = SORTABLE_TYPES
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
-_DECIMAL = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 
@@ -333,7 +333,7 @@ def parse_value(spec: dict[str, Any], raw: str, param: str) -> Any:
                 raise FieldValueError("invalid", message)
             return number
         if kind in DECIMAL_TYPES:
-            if not _DECIMAL.match(raw.strip()):
+            if not plain_decimal(raw.strip()):
                 raise FieldValueError("invalid", f"{raw!r} is not a number.")
             return Decimal(raw.strip())
         if kind == "boolean":

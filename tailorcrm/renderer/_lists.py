@@ -8,21 +8,17 @@ the API accepts for it (``field__op=value``), with labels people read.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ..metadata import EntityDef, ascii_digits, precision_scale
+from ..metadata import EntityDef, ascii_digits, plain_decimal, precision_scale
 from ._format import DEFAULT_LOCALE, Shown, format_value, option_label
 from ._pages import SYSTEM_SPECS, Links, Names, Table, table
 
 TEXT_FILTER_TYPES = frozenset({"text", "textarea", "email", "phone", "url"})
 NUMBER_FILTER_TYPES = frozenset({"integer", "decimal", "currency", "percent"})
-#: A number as filters take it: digits with an optional sign and point. What
-#: Decimal reads besides (``1e3``, ``1_000``) is refused by the filter.
-_PLAIN_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 DATE_FILTER_TYPES = frozenset({"date", "datetime"})
 #: System columns the filter builder offers after the entity's fields.
 FILTER_SYSTEM_FIELDS = ("created_at", "updated_at")
@@ -255,7 +251,7 @@ def _value_text(
         name = (lookup_names or {}).get(int(digits)) if known else None
         return name or f"#{digits}"
     if kind in NUMBER_FILTER_TYPES:
-        if not _PLAIN_NUMBER.fullmatch(raw.strip()):
+        if not plain_decimal(raw.strip()):
             # The filter is refused: its chip shows what was written.
             return raw
         try:
