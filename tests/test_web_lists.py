@@ -954,6 +954,22 @@ def _columns(response: TestResponse) -> list[str]:
     ]
 
 
+def test_the_address_of_a_refused_view_leads_back_to_the_list(
+    browser: Browser,
+) -> None:
+    # Save as view refused (a name in use) leaves the form's address in the
+    # browser; reloading or opening it again showed "Method Not Allowed".
+    assert _save_view(browser, "stage=won").status_code == 303
+    refused = _save_view(browser, "stage=lost")
+    opened = browser.get("/app/opportunity/views")
+    unknown = browser.get("/app/nowhere/views")
+
+    assert refused.status_code == 422
+    assert opened.status_code == 303
+    assert opened.headers["Location"] == "/app/opportunity"
+    assert unknown.status_code == 404
+
+
 def test_a_view_of_dates_in_a_list_selects_what_the_list_did(
     browser: Browser, sales: Platform
 ) -> None:

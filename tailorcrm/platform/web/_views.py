@@ -54,6 +54,16 @@ _SCHEMA_MESSAGES = {
 }
 
 
+@web.get("/app/<entity_name>/views")
+@login_required
+def views_address(entity_name: str) -> Response:
+    """The list, for the address a refused "Save as view" leaves in the browser:
+    reloading it, or opening it again, does not end on an error page."""
+    with web_session() as session:
+        entity = session.catalog.entity(entity_name)
+    return redirect(list_href(entity.name, []), code=303)
+
+
 @web.post("/app/<entity_name>/views")
 @login_required
 def save_view_route(entity_name: str) -> Response:
