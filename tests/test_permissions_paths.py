@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 
 from tailorcrm.errors import Forbidden
@@ -19,6 +20,7 @@ from tailorcrm.platform.access import (
 )
 from tailorcrm.platform.auth import create_token, create_user, find_user
 from tailorcrm.platform.importer import ImportFailed, import_csv
+from tailorcrm.platform.records import RecordService
 from tailorcrm.platform.views import save_view
 from tests.conftest import SALES_PACK, Api, load_pack
 
@@ -1314,8 +1316,9 @@ def test_an_owner_that_is_no_user_id_is_invalid_whoever_gives_it(desk: Desk) -> 
         ]
 
 
+@pytest.mark.parametrize("readable", ["read", "transaction ended"])
 def test_an_automation_refused_on_a_record_the_caller_cannot_read_is_untold(
-    desk: Desk,
+    desk: Desk, monkeypatch: pytest.MonkeyPatch, readable: str
 ) -> None:
     # The clerk's deal points at an account they cannot read. The deal's
     # automation copies its next step into the account's notes, which a rule of
@@ -1346,9 +1349,15 @@ def test_an_automation_refused_on_a_record_the_caller_cannot_read_is_untold(
         added = desk.admin.put(f"/meta/rules/{rule['name']}", json=rule)
         assert added.status_code == 201, added.json
     path = f"/opportunity/{desk.deal}"
+    by_admin = desk.admin.patch(path, json={"next_step": "Call"})
+    if readable == "transaction ended":
+        # As after a unique value the database refused: nothing can be read.
+        def ended(*args: Any) -> bool:
+            raise sa.exc.InternalError("SELECT", {}, Exception("aborted"))
+
+        monkeypatch.setattr(RecordService, "hidden_from_caller", ended)
 
     refused = desk.api.patch(path, json={"next_step": "Call"})
-    by_admin = desk.admin.patch(path, json={"next_step": "Call"})
 
     assert refused.status_code == 422
     untold = "An automation could not save this change; ask an administrator."

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
+
 from ..errors import Conflict, Problem, TailorError, ValidationFailed
 from ..metadata import Catalog, EntityDef
 from ..rules_engine import Action, AutomationRule, expressions_of, truthy
@@ -343,7 +345,13 @@ def _hidden(
         record_id = change.record.get(str(action.lookup))
     if not isinstance(record_id, int):
         return False
-    return service.hidden_from_caller(target.name, record_id)
+    try:
+        return service.hidden_from_caller(target.name, record_id)
+    except sa.exc.DBAPIError:
+        # The database refused the save in a way that ends its transaction (a
+        # unique value another save took at the same moment): nothing more can
+        # be read in it, so the record is told of as one the caller may not read.
+        return True
 
 
 def _shown(view: Catalog, automation: AutomationRule, target: EntityDef) -> bool:
