@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import secrets
+import threading
 import time
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +17,7 @@ from flask import Flask
 from tailorcrm.errors import TailorError
 from tailorcrm.platform import Platform, create_app, migrate
 from tailorcrm.platform.cli import main
+from tailorcrm.platform.records import SYSTEM_ACTOR
 from tests.conftest import LONG_NAME, LONG_NAMED, OPPORTUNITY, Api
 
 
@@ -574,3 +578,50 @@ def test_a_record_sent_back_as_read_keeps_values_from_before_narrower_limits(
     assert refused.status_code == 422
     assert [p["code"] for p in refused.json["errors"]] == ["too_large"]
     assert also_refused.status_code == 422
+
+
+def test_platforms_in_schemas_of_one_database_change_metadata_apart(
+    platform: Platform, database_url: str
+) -> None:
+    # A save under way holds this platform's metadata back; another platform in
+    # a schema of its own in the same database changes its metadata meanwhile.
+    if database_url.startswith("sqlite"):
+        pytest.skip("a SQLite file holds one platform")
+    base = database_url.split("options=")[0].rstrip("?&")
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = sa.create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base else "?"
+    other_url = f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
+    other = create_app({"database_url": other_url, "secret_key": "other"})
+    applied: list[BaseException | None] = []
+
+    def change_the_other() -> None:
+        try:
+            store = other.extensions["tailorcrm"].store
+            note = {
+                "name": "note",
+                "label": "Note",
+                "display_field": "title",
+                "fields": [{"name": "title", "type": "text", "label": "Title"}],
+            }
+            store.apply([("", note)], actor="test")
+            applied.append(None)
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            applied.append(error)
+
+    try:
+        with platform.records(SYSTEM_ACTOR):
+            thread = threading.Thread(target=change_the_other)
+            thread.start()
+            thread.join(10)
+            waited = thread.is_alive()
+        thread.join()
+        assert not waited, "the other platform's change waited for this one's save"
+        assert applied == [None]
+    finally:
+        other.extensions["tailorcrm"].engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

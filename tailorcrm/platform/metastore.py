@@ -86,8 +86,13 @@ from .views import drop_views, plan_view_rewrites, write_view_rewrites
 log = logging.getLogger(__name__)
 
 ENTITY = "entity"
-# Any constant works; it names the lock that serializes metadata changes.
+# Any constant works; with the platform's schema it names the lock that
+# serializes metadata changes.
 _METADATA_LOCK = 7_320_104
+#: The lock's two keys: platforms that share a database in schemas of their own
+#: (``search_path``) each have their own lock, so a metadata change of one does
+#: not wait for, or hold up, the saves of another.
+_LOCK_KEYS = ":key, hashtext(current_schema())"
 
 
 @dataclass(frozen=True)
@@ -549,7 +554,8 @@ class MetadataStore:
     def _lock(self, connection: sa.Connection) -> None:
         if not is_sqlite(connection):
             connection.execute(
-                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _METADATA_LOCK}
+                sa.text(f"SELECT pg_advisory_xact_lock({_LOCK_KEYS})"),
+                {"key": _METADATA_LOCK},
             )
 
     def _write(
@@ -708,7 +714,7 @@ def hold_metadata(connection: sa.Connection) -> None:
     """
     if not is_sqlite(connection):
         connection.execute(
-            sa.text("SELECT pg_advisory_xact_lock_shared(:key)"),
+            sa.text(f"SELECT pg_advisory_xact_lock_shared({_LOCK_KEYS})"),
             {"key": _METADATA_LOCK},
         )
 
