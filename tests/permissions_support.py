@@ -13,16 +13,13 @@ import csv
 import io
 import json
 import re
-import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -35,7 +32,7 @@ from tailorcrm.platform.access import (
 )
 from tailorcrm.platform.auth import create_token, create_user
 from tailorcrm.rules_engine import evaluate
-from tests.conftest import POSTGRES_URL, SALES_PACK, Api, load_pack
+from tests.conftest import POSTGRES_URL, SALES_PACK, Api, load_pack, postgres_schema
 from tests.web_helpers import PASSWORD, Browser, token_of
 
 ROLES_DIR = SALES_PACK / "roles"
@@ -76,17 +73,8 @@ def database(backend: str, directory: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{directory / 'crm.db'}"
         return
-    schema = f"t_{secrets.token_hex(6)}"
-    admin_engine = sa.create_engine(POSTGRES_URL)
-    with admin_engine.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with admin_engine.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin_engine.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 def make_app(url: str) -> Flask:

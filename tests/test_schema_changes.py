@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import copy
-import secrets
 import threading
 import time
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +16,7 @@ from tailorcrm.errors import TailorError
 from tailorcrm.platform import Platform, create_app, migrate
 from tailorcrm.platform.cli import main
 from tailorcrm.platform.records import SYSTEM_ACTOR
-from tests.conftest import LONG_NAME, LONG_NAMED, OPPORTUNITY, Api
+from tests.conftest import LONG_NAME, LONG_NAMED, OPPORTUNITY, Api, postgres_schema
 
 
 def document(api: Api, name: str = "opportunity") -> dict[str, Any]:
@@ -587,41 +585,34 @@ def test_platforms_in_schemas_of_one_database_change_metadata_apart(
     # a schema of its own in the same database changes its metadata meanwhile.
     if database_url.startswith("sqlite"):
         pytest.skip("a SQLite file holds one platform")
-    base = database_url.split("options=")[0].rstrip("?&")
-    schema = f"t_{secrets.token_hex(6)}"
-    admin = sa.create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in base else "?"
-    other_url = f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
-    other = create_app({"database_url": other_url, "secret_key": "other"})
+    note = {
+        "name": "note",
+        "label": "Note",
+        "display_field": "title",
+        "fields": [{"name": "title", "type": "text", "label": "Title"}],
+    }
     applied: list[BaseException | None] = []
 
-    def change_the_other() -> None:
+    def change(other: Platform) -> None:
         try:
-            store = other.extensions["tailorcrm"].store
-            note = {
-                "name": "note",
-                "label": "Note",
-                "display_field": "title",
-                "fields": [{"name": "title", "type": "text", "label": "Title"}],
-            }
-            store.apply([("", note)], actor="test")
+            other.store.apply([("", note)], actor="test")
             applied.append(None)
         except BaseException as error:  # noqa: BLE001 - reported by the test
             applied.append(error)
 
-    try:
-        with platform.records(SYSTEM_ACTOR):
-            thread = threading.Thread(target=change_the_other)
-            thread.start()
-            thread.join(10)
-            waited = thread.is_alive()
-        thread.join()
-        assert not waited, "the other platform's change waited for this one's save"
-        assert applied == [None]
-    finally:
-        other.extensions["tailorcrm"].engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as other_url:
+        other = create_app({"database_url": other_url, "secret_key": "other"})
+        try:
+            with platform.records(SYSTEM_ACTOR):
+                thread = threading.Thread(
+                    target=change, args=(other.extensions["tailorcrm"],)
+                )
+                thread.start()
+                thread.join(10)
+                waited = thread.is_alive()
+            thread.join()
+        finally:
+            other.extensions["tailorcrm"].engine.dispose()
+
+    assert not waited, "the other platform's change waited for this one's save"
+    assert applied == [None]
