@@ -461,6 +461,10 @@ def test_a_number_too_large_to_show_reads_on_its_chip_as_written(
         ("opportunity?amount__gte=1e3", "Amount ≥ 1e3"),
         ("opportunity?amount__gte=1_000", "Amount ≥ 1_000"),
         ("account?employees__gte=12.5", "Employees ≥ 12.5"),
+        # A whole number field refuses a point, even with no fraction after it.
+        ("account?employees__gte=12.0", "Employees ≥ 12.0"),
+        ("account?employees__gte=12.", "Employees ≥ 12."),
+        ("account?employees__gte=1200.00", "Employees ≥ 1200.00"),
     ],
 )
 def test_a_number_the_filter_refuses_reads_on_its_chip_as_written(

@@ -31,6 +31,7 @@ from ._fields import (
     max_length,
     option_values,
     plain_decimal,
+    plain_integer,
     precision_scale,
     rounded_to_scale,
     to_json,
@@ -100,6 +101,7 @@ from ._validate import (
 __all__ = [
     "ascii_digits",
     "plain_decimal",
+    "plain_integer",
     "ADMIN_ROLE",
     "FIELD_LEVELS",
     "OPERATIONS",

@@ -53,6 +53,15 @@ def plain_decimal(text: str) -> bool:
     return _PLAIN_DECIMAL.fullmatch(text) is not None
 
 
+_PLAIN_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def plain_integer(text: str) -> bool:
+    """Whether ``text`` is a whole number as list filters take it: digits with an
+    optional sign, and no point (``12.0`` is refused as ``12.5`` is)."""
+    return _PLAIN_INTEGER.fullmatch(text) is not None
+
+
 DEFAULT_MAX_LENGTH = {
     "text": 255,
     "textarea": 32000,

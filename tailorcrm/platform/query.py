@@ -34,6 +34,7 @@ from ..metadata import (
     convert_datetime,
     int_of_digits,
     plain_decimal,
+    plain_integer,
 )
 from ..rules_engine import ConditionError, by_code_point, check_condition, compile_sql
 from .records import record_json
@@ -322,7 +323,7 @@ def parse_value(spec: dict[str, Any], raw: str, param: str) -> Any:
     kind = spec["type"]
     try:
         if kind in ("integer", "lookup"):
-            if not _INTEGER.match(raw.strip()):
+            if not plain_integer(raw.strip()):
                 raise FieldValueError("invalid", f"{raw!r} is not a whole number.")
             number = _whole_number(raw.strip())
             if number is None:

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ..metadata import EntityDef, ascii_digits, plain_decimal, precision_scale
+from ..metadata import (
+    EntityDef,
+    ascii_digits,
+    plain_decimal,
+    plain_integer,
+    precision_scale,
+)
 from ._format import DEFAULT_LOCALE, Shown, format_value, option_label
 from ._pages import SYSTEM_SPECS, Links, Names, Table, table
 
@@ -251,7 +257,8 @@ def _value_text(
         name = (lookup_names or {}).get(int(digits)) if known else None
         return name or f"#{digits}"
     if kind in NUMBER_FILTER_TYPES:
-        if not plain_decimal(raw.strip()):
+        taken = plain_integer if kind == "integer" else plain_decimal
+        if not taken(raw.strip()):
             # The filter is refused: its chip shows what was written.
             return raw
         try:
