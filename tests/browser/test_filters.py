@@ -189,3 +189,28 @@ def test_a_lookup_filter_tells_apart_records_of_the_same_name(
 
     expect(page).to_have_url(re.compile(rf"/app/activity\?opportunity__eq={second}$"))
     expect(page.locator("a.row-link")).to_have_text(["Book the gantry"])
+
+
+def test_a_record_picked_by_its_number_stays_picked_while_the_user_reads(
+    page: Page, live_server: LiveServer
+) -> None:
+    # Picking "Name (#40)" searched again for that text, which no record's name
+    # holds: the empty answer dropped the record picked, and the filter then
+    # said no record was named "Name (#40)".
+    first = _create(live_server, "opportunity", title="Harbour Mill crane lease")
+    second = _create(live_server, "opportunity", title="Harbour Mill crane lease")
+    _create(live_server, "activity", subject="Check the crane", opportunity=first)
+    _create(live_server, "activity", subject="Sign the lease", opportunity=second)
+    page.goto("/app/activity")
+
+    _choose_filter(page, "opportunity", "eq")
+    name = page.locator("#add_value")
+    name.press_sequentially("Harbour Mill crane", delay=10)
+    expect(page.locator("#add_value-options option")).to_have_count(2)
+    name.fill(f"Harbour Mill crane lease (#{second})")
+    # Time for the search the box makes once typing stops, and its answer.
+    page.wait_for_timeout(1000)
+    page.locator(".filter-submit button").click()
+
+    expect(page).to_have_url(re.compile(rf"/app/activity\?opportunity__eq={second}$"))
+    expect(page.locator("a.row-link")).to_have_text(["Sign the lease"])

@@ -174,6 +174,11 @@
       if (typed === asked || !url) {
         return;
       }
+      // A record picked from the list is not looked for again: "Name (#40)" is
+      // no record's name, and the empty answer would drop the record picked.
+      if (found[text.value] !== undefined) {
+        return;
+      }
       asked = typed;
       var address = url + (url.indexOf("?") === -1 ? "?" : "&") + "q=" + encodeURIComponent(typed);
       fetch(address, { credentials: "same-origin", headers: { Accept: "application/json" } })
