@@ -214,3 +214,26 @@ def test_a_record_picked_by_its_number_stays_picked_while_the_user_reads(
 
     expect(page).to_have_url(re.compile(rf"/app/activity\?opportunity__eq={second}$"))
     expect(page.locator("a.row-link")).to_have_text(["Sign the lease"])
+
+
+def test_records_named_as_a_property_of_every_object_are_told_apart(
+    page: Page, live_server: LiveServer
+) -> None:
+    # The count of each name started from what every script object already has
+    # by that name (a function), so two records named "constructor" were offered
+    # as one name that picked the last of them.
+    first = _create(live_server, "opportunity", title="constructor")
+    second = _create(live_server, "opportunity", title="constructor")
+    _create(live_server, "activity", subject="Frame the quay", opportunity=first)
+    _create(live_server, "activity", subject="Pour the slab", opportunity=second)
+    page.goto("/app/activity")
+
+    _choose_filter(page, "opportunity", "eq")
+    name = page.locator("#add_value")
+    name.press_sequentially("construct", delay=10)
+    options = page.locator("#add_value-options option")
+    expect(options).to_have_count(2)
+    assert {option.get_attribute("value") for option in options.all()} == {
+        f"constructor (#{first})",
+        f"constructor (#{second})",
+    }

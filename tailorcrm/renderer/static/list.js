@@ -166,7 +166,7 @@
   // a hidden input (the server resolves a typed name when there is none).
   function setupLookup(text, hidden, list, url) {
     var timer = null;
-    var found = {};
+    var found = Object.create(null);
     var asked = "";
 
     function ask() {
@@ -190,8 +190,10 @@
             return;
           }
           list.textContent = "";
-          found = {};
-          var named = {};
+          // Without a prototype, a name such as "constructor" finds nothing
+          // every object has.
+          found = Object.create(null);
+          var named = Object.create(null);
           records.forEach(function (record) {
             named[record.name] = (named[record.name] || 0) + 1;
           });
