@@ -24,6 +24,19 @@ def _choose_filter(page: Page, field: str, op: str) -> None:
     page.locator("#add_op").select_option(op)
 
 
+def _twins(
+    page: Page, live_server: LiveServer, title: str, subjects: tuple[str, str]
+) -> tuple[int, int]:
+    """Two opportunities of one title, each with an activity of its own; the
+    activities' list open with its filter builder on the opportunity."""
+    ids = tuple(_create(live_server, "opportunity", title=title) for _ in subjects)
+    for subject, record_id in zip(subjects, ids, strict=True):
+        _create(live_server, "activity", subject=subject, opportunity=record_id)
+    page.goto("/app/activity")
+    _choose_filter(page, "opportunity", "eq")
+    return ids[0], ids[1]
+
+
 def _save_as_view(page: Page, label: str) -> None:
     page.locator("details.save-view > summary").click()
     page.locator("#view-label").fill(label)
@@ -171,13 +184,12 @@ def test_a_lookup_filter_tells_apart_records_of_the_same_name(
 ) -> None:
     # Both records were offered as the same name, which gave no id: the list
     # then asked to "choose one from the list", which could not be done.
-    first = _create(live_server, "opportunity", title="Quay Works gantry hire")
-    second = _create(live_server, "opportunity", title="Quay Works gantry hire")
-    _create(live_server, "activity", subject="Price the gantry", opportunity=first)
-    _create(live_server, "activity", subject="Book the gantry", opportunity=second)
-    page.goto("/app/activity")
-
-    _choose_filter(page, "opportunity", "eq")
+    _, second = _twins(
+        page,
+        live_server,
+        "Quay Works gantry hire",
+        ("Price the gantry", "Book the gantry"),
+    )
     name = page.locator("#add_value")
     name.press_sequentially("Quay Works gantry", delay=10)
     options = page.locator("#add_value-options option")
@@ -197,13 +209,12 @@ def test_a_record_picked_by_its_number_stays_picked_while_the_user_reads(
     # Picking "Name (#40)" searched again for that text, which no record's name
     # holds: the empty answer dropped the record picked, and the filter then
     # said no record was named "Name (#40)".
-    first = _create(live_server, "opportunity", title="Harbour Mill crane lease")
-    second = _create(live_server, "opportunity", title="Harbour Mill crane lease")
-    _create(live_server, "activity", subject="Check the crane", opportunity=first)
-    _create(live_server, "activity", subject="Sign the lease", opportunity=second)
-    page.goto("/app/activity")
-
-    _choose_filter(page, "opportunity", "eq")
+    _, second = _twins(
+        page,
+        live_server,
+        "Harbour Mill crane lease",
+        ("Check the crane", "Sign the lease"),
+    )
     name = page.locator("#add_value")
     name.press_sequentially("Harbour Mill crane", delay=10)
     expect(page.locator("#add_value-options option")).to_have_count(2)
@@ -222,13 +233,9 @@ def test_records_named_as_a_property_of_every_object_are_told_apart(
     # The count of each name started from what every script object already has
     # by that name (a function), so two records named "constructor" were offered
     # as one name that picked the last of them.
-    first = _create(live_server, "opportunity", title="constructor")
-    second = _create(live_server, "opportunity", title="constructor")
-    _create(live_server, "activity", subject="Frame the quay", opportunity=first)
-    _create(live_server, "activity", subject="Pour the slab", opportunity=second)
-    page.goto("/app/activity")
-
-    _choose_filter(page, "opportunity", "eq")
+    first, second = _twins(
+        page, live_server, "constructor", ("Frame the quay", "Pour the slab")
+    )
     name = page.locator("#add_value")
     name.press_sequentially("construct", delay=10)
     options = page.locator("#add_value-options option")
