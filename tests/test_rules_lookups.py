@@ -65,12 +65,12 @@ def crm(api: Api) -> Api:
     return api
 
 
-def account_reads(platform: Platform, save: Any) -> int:
-    """How many statements ``save`` runs that read the account table."""
+def statements(platform: Platform, save: Any, wanted: Any) -> list[str]:
+    """The statements ``save`` runs that ``wanted`` picks by their text."""
     found: list[str] = []
 
     def seen(*args: Any) -> None:
-        if args[2].lstrip().startswith("SELECT") and "FROM account" in args[2]:
+        if wanted(args[2]):
             found.append(args[2])
 
     sa.event.listen(platform.engine, "before_cursor_execute", seen)
@@ -78,7 +78,18 @@ def account_reads(platform: Platform, save: Any) -> int:
         save()
     finally:
         sa.event.remove(platform.engine, "before_cursor_execute", seen)
-    return len(found)
+    return found
+
+
+def account_reads(platform: Platform, save: Any) -> int:
+    """How many statements ``save`` runs that read the account table."""
+    return len(
+        statements(
+            platform,
+            save,
+            lambda sql: sql.lstrip().startswith("SELECT") and "FROM account" in sql,
+        )
+    )
 
 
 def test_a_formula_that_runs_on_an_update_reads_the_related_record(
@@ -426,18 +437,25 @@ def read_deal(api: Api, deal: dict[str, Any]) -> dict[str, Any]:
 
 def statements_reading_account_for_share(platform: Platform, save: Any) -> list[str]:
     """The statements ``save`` runs that read the account under a share lock."""
-    found: list[str] = []
+    return statements(
+        platform,
+        save,
+        lambda sql: "FROM account" in sql and sql.rstrip().endswith("FOR SHARE"),
+    )
 
-    def seen(*args: Any) -> None:
-        if "FROM account" in args[2] and args[2].rstrip().endswith("FOR SHARE"):
-            found.append(args[2])
 
-    sa.event.listen(platform.engine, "before_cursor_execute", seen)
-    try:
-        save()
-    finally:
-        sa.event.remove(platform.engine, "before_cursor_execute", seen)
-    return found
+def won_deal_saved(
+    platform: Platform, account_id: int, created: list[dict[str, Any]]
+) -> Any:
+    """A save of a new won deal of 50 on the account, which notes the deal in
+    ``created``."""
+
+    def save() -> None:
+        with platform.records(SYSTEM_ACTOR) as records:
+            won = {"title": "Cranes", "account": account_id, "stage": "won"}
+            created.append(records.create("opportunity", {**won, "amount": 50}))
+
+    return save
 
 
 def test_a_record_reads_what_its_roll_up_increment_returned_of_the_account(
@@ -465,11 +483,7 @@ def test_a_record_reads_what_its_roll_up_increment_returned_of_the_account(
 
     monkeypatch.setattr(Cascade, "_rollups", task_first)
     created: list[dict[str, Any]] = []
-
-    def save() -> None:
-        with platform.records(SYSTEM_ACTOR) as records:
-            won = {"title": "Cranes", "account": account["id"], "stage": "won"}
-            created.append(records.create("opportunity", {**won, "amount": 50}))
+    save = won_deal_saved(platform, account["id"], created)
 
     assert statements_reading_account_for_share(platform, save) == []
     assert ran == [None]
@@ -508,11 +522,7 @@ def test_a_record_reads_the_account_again_when_written_after_its_increment(
 
     monkeypatch.setattr(Cascade, "_dependents", gild_after_the_increment)
     created: list[dict[str, Any]] = []
-
-    def save() -> None:
-        with platform.records(SYSTEM_ACTOR) as records:
-            won = {"title": "Cranes", "account": account["id"], "stage": "won"}
-            created.append(records.create("opportunity", {**won, "amount": 50}))
+    save = won_deal_saved(platform, account["id"], created)
 
     assert len(statements_reading_account_for_share(platform, save)) == 1
     stored = fetch(platform, "account", account["id"])

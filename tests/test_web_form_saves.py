@@ -98,6 +98,23 @@ def _document(platform: Platform) -> dict[str, Any]:
         return dict(platform.catalogs.get(connection).entity("gadget").document)
 
 
+#: A whole-number field and a lookup some tests add to the gadget.
+PIECES = {"name": "pieces", "type": "integer", "label": "Pieces"}
+MAKER = {"name": "maker", "type": "lookup", "target": "gadget", "label": "Maker"}
+
+
+def _add_fields(platform: Platform, *fields: dict[str, Any]) -> None:
+    """Give the gadget ``fields`` besides those it has."""
+    document = _document(platform)
+    document["fields"] = [*document["fields"], *fields]
+    platform.store.apply([("", document)], actor="test")
+
+
+def _saved_id(response: Any) -> int:
+    """The id of the record a new form's save went on to show."""
+    return int(response.headers["Location"].rsplit("/", 1)[-1])
+
+
 def test_a_field_renamed_while_the_form_is_open_keeps_its_value(
     browser: Browser, platform: Platform
 ) -> None:
@@ -510,7 +527,7 @@ def test_a_box_ticked_on_a_new_form_is_saved_ticked(browser: Browser) -> None:
     response = _post(browser, "/app/gadget/new", data)
 
     assert response.status_code == 303, response.get_data(as_text=True)
-    gadget_id = int(response.headers["Location"].rsplit("/", 1)[-1])
+    gadget_id = _saved_id(response)
     assert fetch(browser.platform, "gadget", gadget_id)["ok"] is True
 
 
@@ -531,12 +548,7 @@ def test_a_number_typed_with_an_exponent_is_saved_as_the_number_input_reads_it(
 ) -> None:
     # A number input takes 1e3 and 15.0 (for whole numbers) and sends them as
     # typed; the save refused them as "not a number" and "not a whole number".
-    document = _document(platform)
-    document["fields"] = [
-        *document["fields"],
-        {"name": "pieces", "type": "integer", "label": "Pieces"},
-    ]
-    platform.store.apply([("", document)], actor="test")
+    _add_fields(platform, PIECES)
     browser.get("/app/gadget/new")
 
     response = _post(
@@ -546,7 +558,7 @@ def test_a_number_typed_with_an_exponent_is_saved_as_the_number_input_reads_it(
     )
 
     assert response.status_code == 303, response.get_data(as_text=True)
-    gadget_id = int(response.headers["Location"].rsplit("/", 1)[-1])
+    gadget_id = _saved_id(response)
     stored = fetch(platform, "gadget", gadget_id)
     assert (Decimal(str(stored["amount"])), stored["pieces"]) == saved
 
@@ -572,13 +584,7 @@ def test_a_whole_number_of_thousands_of_digits_is_refused_beside_its_field(
 ) -> None:
     # Python's int refuses text of more than 4,300 digits; the form's save
     # answered 500.
-    document = _document(platform)
-    document["fields"] = [
-        *document["fields"],
-        {"name": "pieces", "type": "integer", "label": "Pieces"},
-        {"name": "maker", "type": "lookup", "target": "gadget", "label": "Maker"},
-    ]
-    platform.store.apply([("", document)], actor="test")
+    _add_fields(platform, PIECES, MAKER)
     browser.get("/app/gadget/new")
 
     response = _post(
@@ -596,12 +602,7 @@ def test_a_whole_number_behind_thousands_of_zeros_is_the_number_it_writes(
 ) -> None:
     # Python's int counts leading zeros toward its limit on digits: read as
     # written, 5,000 zeros and a 5 gave a 500.
-    document = _document(platform)
-    document["fields"] = [
-        *document["fields"],
-        {"name": "pieces", "type": "integer", "label": "Pieces"},
-    ]
-    platform.store.apply([("", document)], actor="test")
+    _add_fields(platform, PIECES)
     browser.get("/app/gadget/new")
 
     response = _post(
@@ -609,5 +610,5 @@ def test_a_whole_number_behind_thousands_of_zeros_is_the_number_it_writes(
     )
 
     assert response.status_code == 303, response.status_code
-    gadget_id = int(response.headers["Location"].rsplit("/", 1)[-1])
+    gadget_id = _saved_id(response)
     assert fetch(platform, "gadget", gadget_id)["pieces"] == 5

@@ -545,6 +545,7 @@ class RecordRules:
             increment): such a row is taken as read where it holds every field
             the rules read, and is not read again.
         """
+        held = held or {}
         for target, ids in self._pointed_at(
             records, known=True, lookups=lookups
         ).items():
@@ -552,7 +553,7 @@ class RecordRules:
             fields = self._columns(entity) if entity is not None else ()
             fetched = set()
             for record_id in ids:
-                row = (held or {}).get((target, record_id))
+                row = held.get((target, record_id))
                 if row is not None and all(name in row for name in fields):
                     self._related[(target, record_id)] = {
                         name: row[name] for name in ("id", *fields)

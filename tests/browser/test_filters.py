@@ -37,6 +37,13 @@ def _twins(
     return ids[0], ids[1]
 
 
+def _filtered_by(page: Page, opportunity: int, subjects: list[str]) -> None:
+    """The activities' list shows what the opportunity filter picked."""
+    url = re.compile(rf"/app/activity\?opportunity__eq={opportunity}$")
+    expect(page).to_have_url(url)
+    expect(page.locator("a.row-link")).to_have_text(subjects)
+
+
 def _save_as_view(page: Page, label: str) -> None:
     page.locator("details.save-view > summary").click()
     page.locator("#view-label").fill(label)
@@ -199,8 +206,7 @@ def test_a_lookup_filter_tells_apart_records_of_the_same_name(
     name.fill(f"Quay Works gantry hire (#{second})")
     page.locator(".filter-submit button").click()
 
-    expect(page).to_have_url(re.compile(rf"/app/activity\?opportunity__eq={second}$"))
-    expect(page.locator("a.row-link")).to_have_text(["Book the gantry"])
+    _filtered_by(page, second, ["Book the gantry"])
 
 
 def test_a_record_picked_by_its_number_stays_picked_while_the_user_reads(
@@ -223,8 +229,7 @@ def test_a_record_picked_by_its_number_stays_picked_while_the_user_reads(
     page.wait_for_timeout(1000)
     page.locator(".filter-submit button").click()
 
-    expect(page).to_have_url(re.compile(rf"/app/activity\?opportunity__eq={second}$"))
-    expect(page.locator("a.row-link")).to_have_text(["Sign the lease"])
+    _filtered_by(page, second, ["Sign the lease"])
 
 
 def test_records_named_as_a_property_of_every_object_are_told_apart(
