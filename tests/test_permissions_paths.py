@@ -827,6 +827,45 @@ def test_state_over_a_related_record_the_caller_cannot_read_stays_as_judged(
     )
 
 
+def test_a_form_learns_of_an_account_chosen_since_only_what_the_caller_may_read(
+    desk: Desk,
+) -> None:
+    # The clerk's form asks what its conditions read of an account picked
+    # after it was shown: of their own account they get the fields they may
+    # see; of one they cannot read, nothing.
+    notes_hidden = json.loads(json.dumps(CLERK))
+    notes_hidden["entities"]["account"]["fields"] = {"notes": "hidden"}
+    coded = {
+        "and": [
+            {"==": [{"var": "account.erp_code"}, "O-1"]},
+            {"is_blank": {"var": "account.notes"}},
+        ]
+    }
+    shown_if = _field_state("close_for_orchards", "close_date", visible_if=coded)
+    desk.platform.store.apply([("", notes_hidden), ("", shown_if)], actor="test")
+    desk.admin.patch(f"/account/{desk.own_account}", json={"notes": "Quiet orchard"})
+    desk.admin.patch(f"/account/{desk.hidden_account}", json={"notes": "Vault"})
+
+    own = desk.browser.get(
+        f"/app/opportunity/related?field=account&id={desk.own_account}"
+    )
+    vaulted = desk.browser.get(
+        f"/app/opportunity/related?field=account&id={desk.hidden_account}"
+    )
+    signed_out = desk.admin.client.get("/app/opportunity/related")
+
+    assert own.status_code == 200, own.status_code
+    assert own.get_json()["erp_code"] == "O-1"
+    assert "notes" not in own.get_json()
+    assert "Quiet orchard" not in own.get_data(as_text=True)
+    assert vaulted.status_code == 404
+    body = vaulted.get_data(as_text=True)
+    assert "V-1" not in body and "Vault" not in body
+    # A client not signed in to the pages (a bearer token is for the API) is
+    # not answered.
+    assert signed_out.status_code in (302, 401), signed_out.status_code
+
+
 #: A field of accounts too small for the total of their deals, and a unique tag
 #: that a formula gives an account whose total passes 100.
 SMALL_TOTAL = {

@@ -1183,3 +1183,93 @@ def test_a_date_and_time_default_nobody_changed_follows_the_fields_it_reads(
     assert saved.status_code == 303, saved.status_code
     activity = int(saved.headers["Location"].rsplit("/", 1)[1])
     assert fetch(pack, "activity", activity)["due_at"] == "2031-04-17T09:00:00Z"
+
+
+# -- a record chosen in a lookup since the form was shown --------------------------
+
+RETAIL_ACCOUNT = {"==": [{"var": "account.industry"}, "retail"]}
+
+
+@pytest.fixture
+def retail_orders(pack: Platform) -> Platform:
+    """The ERP code shows on deals with a retail account; next step is required
+    on those whose account earns more than a million."""
+    rich = {">": [{"var": "account.annual_revenue"}, 1000000]}
+    pack.store.apply(
+        [
+            ("", rule("erp_for_retail", "opportunity", "field_state",
+                      field="erp_code", visible_if=RETAIL_ACCOUNT)),
+            ("", rule("step_for_rich_groups", "opportunity", "field_state",
+                      field="next_step", required_if=rich)),
+        ],
+        actor="test",
+    )  # fmt: skip
+    return pack
+
+
+def test_a_form_asks_for_an_account_chosen_since_as_its_conditions_read_it(
+    retail_orders: Platform, app: Flask
+) -> None:
+    shop = create(retail_orders, "account", name="Brackley Shops",
+                  industry="retail", annual_revenue="2500000.50")  # fmt: skip
+    deal = create(retail_orders, "opportunity", title="Till rolls")
+    browser = sign_in(app, retail_orders)
+    forms = [
+        page_of(browser, path)
+        for path in ("/app/opportunity/new", f"/app/opportunity/{deal['id']}/edit")
+    ]
+    carriers = [
+        next(
+            e
+            for e in elements(form)
+            if e.tag == "form" and "data-field-state" in e.attrs
+        )
+        for form in forms
+    ]
+
+    answer = browser.get(f"/app/opportunity/related?field=account&id={shop['id']}")
+
+    assert [c["data-related-url"] for c in carriers] == ["/app/opportunity/related"] * 2
+    assert answer.status_code == 200, answer.status_code
+    assert answer.headers["Cache-Control"] == "no-store"
+    # What the page would carry had it come pointing at the account: the
+    # fields its conditions read, typed as the page types them.
+    found = answer.get_json()
+    assert (found["id"], found["industry"]) == (shop["id"], "retail")
+    assert found["annual_revenue"] == {"$decimal": "2500000.50"}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "field=account&id=999999",  # no such account
+        "field=owner_id&id=1",  # a system column, not a lookup of the entity
+        "field=stage&id=1",  # not a lookup
+        "field=nothing&id=1",
+        "field=account&id=abc",
+        "field=account&id=-1",
+        "field=account&id=" + "9" * 30,
+        "field=account",
+    ],
+)
+def test_a_form_is_answered_404_for_what_its_conditions_cannot_read(
+    retail_orders: Platform, app: Flask, query: str
+) -> None:
+    browser = sign_in(app, retail_orders)
+
+    answer = browser.get(f"/app/opportunity/related?{query}")
+
+    assert answer.status_code == 404, answer.status_code
+
+
+def test_a_lookup_no_live_condition_reads_through_is_not_answered(
+    pack: Platform, app: Flask
+) -> None:
+    # The pack's rules read no field of the account in a visible_if or
+    # required_if: the form never needs one, and is told so.
+    account = create(pack, "account", name="Brackley Shops", industry="retail")
+    browser = sign_in(app, pack)
+
+    answer = browser.get(f"/app/opportunity/related?field=account&id={account['id']}")
+
+    assert answer.status_code == 404, answer.status_code

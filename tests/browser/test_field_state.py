@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tailorcrm.platform.access import set_user_roles
 from tailorcrm.platform.auth import create_user
@@ -379,34 +379,68 @@ def retail_rules(live_server: LiveServer) -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("retail_rules")
-def test_a_field_of_an_account_chosen_since_reads_as_unknown_not_as_blank(
+def test_an_account_chosen_since_is_asked_for_and_decides_the_form_at_once(
     page: Page, live_server: LiveServer
 ) -> None:
-    first, second = live_server.find("account", industry="retail")[:2]
-    page.goto(f"/app/opportunity/new?account={first['id']}")
+    retail = live_server.find("account", industry="retail")[0]
+    energy = live_server.find("account", industry="energy")[0]
+    page.goto(f"/app/opportunity/new?account={retail['id']}")
     erp_code = page.locator('[data-field="erp_code"]')
     mark = page.locator('[data-field="next_step"] [data-required-mark]')
     account = page.get_by_role("combobox", name="Account")
 
     expect(erp_code).to_be_visible()
     expect(mark).to_be_hidden()
-    account.fill("")
-    account.press_sequentially(second["name"], delay=10)
-    page.get_by_role("option", name=second["name"]).click()
+    with page.expect_response("**/app/opportunity/related?*") as asked:
+        choose(page, account, energy["name"])
 
-    # The browser cannot know the industry of the account chosen now: the
-    # conditions give null, so the field shows and nothing is required, as the
-    # save will decide.
+    # The form learns the industry of the account chosen now, and follows it
+    # before the save.
+    assert asked.value.status == 200
+    expect(erp_code).to_be_hidden()
+    expect(mark).to_be_visible()
+    choose(page, account, retail["name"])
     expect(erp_code).to_be_visible()
     expect(mark).to_be_hidden()
-    page.get_by_label("Title").fill("Wrenfield shelving refit")
+    page.get_by_label("Title").fill("Wrenfield shelf labels")
     page.get_by_role("button", name="Save").click()
 
-    expect(page.get_by_role("heading", level=1)).to_have_text(
-        "Wrenfield shelving refit"
-    )
-    [saved] = live_server.find("opportunity", title="Wrenfield shelving refit")
-    assert (saved["account"], saved["next_step"]) == (second["id"], None)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Wrenfield shelf labels")
+    [saved] = live_server.find("opportunity", title="Wrenfield shelf labels")
+    assert (saved["account"], saved["next_step"]) == (retail["id"], None)
+
+
+@pytest.mark.usefixtures("retail_rules")
+def test_a_field_of_an_account_chosen_since_reads_as_unknown_until_answered(
+    page: Page, live_server: LiveServer
+) -> None:
+    # No answer comes (the server is not reached): the browser cannot know the
+    # industry of the account chosen now, so the conditions give null; the
+    # field shows and nothing is required, and the save decides.
+    energy = live_server.find("account", industry="energy")[0]
+    retail = live_server.find("account", industry="retail")[0]
+    page.route("**/app/opportunity/related?*", lambda route: route.abort())
+    page.goto(f"/app/opportunity/new?account={retail['id']}")
+    erp_code = page.locator('[data-field="erp_code"]')
+    mark = page.locator('[data-field="next_step"] [data-required-mark]')
+
+    choose(page, page.get_by_role("combobox", name="Account"), energy["name"])
+
+    expect(erp_code).to_be_visible()
+    expect(mark).to_be_hidden()
+    page.get_by_label("Title").fill("Wrenfield turbine bolts")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.locator(".error-summary")).to_contain_text("Next step")
+    expect(mark).to_be_visible()
+    assert live_server.find("opportunity", title="Wrenfield turbine bolts") == []
+
+
+def choose(page: Page, box: Locator, name: str) -> None:
+    """Pick the record named ``name`` in a lookup's box."""
+    box.fill("")
+    box.press_sequentially(name, delay=10)
+    page.get_by_role("option", name=name).click()
 
 
 @pytest.fixture

@@ -56,6 +56,9 @@ class WebLinks:
     def lookup(self, entity: str) -> str:
         return url_for("web.lookup_search", entity_name=entity)
 
+    def related(self, entity: str) -> str:
+        return url_for("web.related_record", entity_name=entity)
+
     def import_page(self, entity: str) -> str:
         return url_for("web.import_page", entity_name=entity)
 

@@ -546,6 +546,48 @@ def _visible(
     return shown
 
 
+def live_reads(session: Session, entity: EntityDef) -> frozenset[str]:
+    """What the conditions a form evaluates live read: the ``visible_if`` and
+    ``required_if`` of its fields and the ``visible_if`` of its sections."""
+    full = session.full_catalog
+    reads: set[str] = set(full.section_conditions(entity.name).reads)
+    for name, rule in full.rules.for_entity(entity.name).field_states.items():
+        if name not in entity.fields:
+            continue
+        for expression in (rule.visible_if, rule.required_if):
+            if expression is not None:
+                reads |= expression.reads
+    return frozenset(reads)
+
+
+def related_as_read(
+    session: Session, entity: EntityDef, lookup: str, record_id: int
+) -> dict[str, Any] | None:
+    """The record that lookup ``lookup`` of a form points at, chosen since the
+    form was shown, as the form's live conditions read it (see
+    ``static/field_state.js``): what the form would have carried had it been
+    shown pointing at it.
+
+    :returns: ``None`` when no live condition reads a field of it, or there is
+        no such record, or the caller cannot read it.
+    """
+    spec = entity.fields.get(lookup)
+    if (
+        spec is None
+        or spec["type"] != "lookup"
+        or not _through(live_reads(session, entity), [lookup])
+        or _withheld(session, entity, {lookup: {"id": record_id}})
+    ):
+        return None
+    record: dict[str, Any] = {lookup: record_id}
+    runner = _runner(session, entity)
+    runner.load_related([record])
+    related = runner.record(record, whole=True).get(lookup)
+    if not isinstance(related, dict):
+        return None
+    return _visible(session, entity, {lookup: related}, ())[lookup]
+
+
 def record_state(
     session: Session, entity: EntityDef, record: Mapping[str, Any]
 ) -> tuple[frozenset[str], dict[tuple[int, int], bool]]:

@@ -26,6 +26,7 @@ from werkzeug.wrappers import Response
 from ...errors import (
     Conflict,
     Forbidden,
+    NotFound,
     PreconditionFailed,
     TailorError,
     ValidationFailed,
@@ -35,6 +36,7 @@ from ...renderer import (
     FormValue,
     RelatedRows,
     as_shown,
+    browser_value,
     form_page,
     form_values,
     format_value,
@@ -62,6 +64,7 @@ from ._field_state import (
     locked_fields,
     prefill_defaults,
     record_state,
+    related_as_read,
     unchanged_fields,
     untouched_defaults,
 )
@@ -543,6 +546,7 @@ def _render_form(
         sent=_sent_digest(session, entity, record) if record is not None else "",
         defaulted=json.dumps(defaulted, ensure_ascii=False) if defaulted else "",
         defaults_action=_defaults_action(entity) if defaulted else "",
+        related_url=LINKS.related(entity.name),
     )
 
 
@@ -811,6 +815,34 @@ def new_defaults(entity_name: str) -> Response:
             else {}
         )
     body = json.dumps(filled, ensure_ascii=False).translate(HTML_SAFE)
+    response = Response(body, mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@web.get("/app/<entity_name>/related")
+@login_required
+def related_record(entity_name: str) -> Response:
+    """Answer the record a form's lookup ``field`` now points at (``id``), as the
+    form's field state conditions read it, with its values tagged as the form's
+    own context tags them.
+
+    ``field_state.js`` asks when a condition reads a field of a record chosen in
+    the lookup since the form was shown, so that, say, choosing a retail account
+    shows the fields retail deals need before the save. 404 when no such
+    condition reads through the lookup, or the caller cannot read the record.
+    """
+    text = request.args.get("id", "")
+    with web_session() as session:
+        entity = session.catalog.entity(entity_name)
+        found = (
+            related_as_read(session, entity, request.args.get("field", ""), int(text))
+            if text.isascii() and text.isdigit() and len(text) < 19
+            else None
+        )
+    if found is None:
+        raise NotFound("No such related record for this form.")
+    body = json.dumps(browser_value(found), ensure_ascii=False).translate(HTML_SAFE)
     response = Response(body, mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
     return response

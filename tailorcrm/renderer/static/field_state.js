@@ -24,11 +24,14 @@
  * fields are exact decimals, dates and datetimes are date values, a checkbox is a
  * boolean, a multi-picklist the list of chosen values. A field that readonly_if
  * locks reads as the server read it (as stored). A lookup reads as the
- * related record the server loaded while it still points at that record; a record
- * chosen since is known by its id only, so a condition that reads another of its
- * fields gives null (it shows the field and does not require it) until the save,
- * where the server decides with the real values; a name typed and not chosen is
- * a record that is there, and of which nothing is known.
+ * related record the server loaded while it still points at that record. A
+ * record chosen since is known by its id only until the server says more: when
+ * a condition reads another of its fields, the form asks for it (GET
+ * /app/<entity>/related?field=&id=, the record as the conditions read it) and
+ * judges again with the answer. Until then, or when there is no answer (a
+ * record this person cannot read), the condition gives null: it shows the field
+ * and does not require it, and the save decides with the real values. A name
+ * typed and not chosen is a record that is there, and of which nothing is known.
  *
  * Progressive enhancement only: without this file the form is what the server
  * rendered, and it saves the same.
@@ -107,12 +110,20 @@
   // industry is not retail" is true of null, and would require a field that the
   // save may not require.
   var unknownRead = false;
+  // The records chosen since that a condition read a field of, by lookup, while
+  // the form was last judged: the form asks the server for them (see setup).
+  var missing = {};
 
-  function partlyKnown(known) {
+  // lookup: the lookup a record chosen since and known by its id alone was
+  // chosen in; none for what the server answered of one.
+  function partlyKnown(known, lookup) {
     return new Proxy(known, {
       getOwnPropertyDescriptor: function (target, key) {
         if (!hasOwn.call(target, key)) {
           unknownRead = true;
+          if (lookup) {
+            missing[lookup] = target.id;
+          }
         }
         return Object.getOwnPropertyDescriptor(target, key);
       }
@@ -193,8 +204,10 @@
   }
 
   // One field's value from what the form would send for it (every value posted
-  // under its name, the last one counting, as on the server).
-  function typed(field, posted, known) {
+  // under its name, the last one counting, as on the server). known: what the
+  // server rendered for the field; answered: for a lookup, the records chosen
+  // in it since that the server was asked about, by id.
+  function typed(field, posted, known, answered) {
     var type = field.type;
     if (type === "multi_picklist") {
       var chosen = posted.filter(function (item) {
@@ -240,10 +253,14 @@
         if (!INTEGER.test(text)) {
           return null;
         }
-        if (known && typeof known === "object" && String(known.id) === String(Number(text))) {
+        var id = Number(text);
+        if (known && typeof known === "object" && String(known.id) === String(id)) {
           return known;
         }
-        return partlyKnown({ id: Number(text) });
+        if (answered && hasOwn.call(answered, String(id))) {
+          return partlyKnown(answered[String(id)]);
+        }
+        return partlyKnown({ id: id }, field.name);
       default:
         return hasOwn.call(TEXT_CHECKS, type) && !TEXT_CHECKS[type].test(text) ? null : text;
     }
@@ -277,6 +294,11 @@
     var context = decode(parse(form.getAttribute("data-field-state")) || {});
     var base = context.record || {};
     var user = context.user || null;
+    // Where to ask for a record chosen in a lookup since the page came, and
+    // what was asked and answered (lookup name -> id -> record).
+    var relatedUrl = form.getAttribute("data-related-url");
+    var asked = {};
+    var answered = {};
 
     var sections = Array.prototype.map.call(form.querySelectorAll("section.section"), function (element) {
       // A condition that reads what this person cannot see is not in the page:
@@ -328,7 +350,8 @@
         // Fields the form does not send (computed, numbered) and locked ones keep
         // the server's value.
         if (field.type && !field.locked) {
-          data[field.name] = typed(field, posted.getAll(field.name), base[field.name]);
+          data[field.name] = typed(field, posted.getAll(field.name), base[field.name],
+            answered[field.name]);
           if (field.type === "lookup" && data[field.name] === null &&
               Rules.strip(String(posted.get(field.name + SEARCH_SUFFIX) || ""))) {
             // A name typed and not chosen: the save looks the record up by it
@@ -385,7 +408,47 @@
       section.element.hidden = !problems && (!section.shown || empty);
     }
 
+    // A condition read a field of a record chosen since: ask the server for
+    // that record as the conditions read it (what the page would have carried
+    // had it come pointing at it), and judge again with it. Until the answer
+    // comes, or when there is none (a record this person cannot read), the
+    // field reads as unknown, and the save decides.
+    function askForChosen(wanted) {
+      if (!relatedUrl || !window.fetch) {
+        return;
+      }
+      Object.keys(wanted).forEach(function (lookup) {
+        var id = wanted[lookup];
+        var key = lookup + "\n" + id;
+        if (typeof id !== "number" || hasOwn.call(asked, key)) {
+          return;
+        }
+        asked[key] = true;
+        var query = new URLSearchParams({ field: lookup, id: String(id) });
+        fetch(relatedUrl + "?" + query.toString(), {
+          credentials: "same-origin",
+          headers: { Accept: "application/json" }
+        })
+          .then(function (response) {
+            return response.ok ? response.json() : null;
+          })
+          .then(function (found) {
+            if (found && typeof found === "object" && !Array.isArray(found)) {
+              if (!hasOwn.call(answered, lookup)) {
+                answered[lookup] = {};
+              }
+              answered[lookup][String(id)] = decode(found);
+              update();
+            }
+          })
+          .catch(function () {
+            // Nothing is lost: the save decides.
+          });
+      });
+    }
+
     function update() {
+      missing = {};
       var data = record();
       sections.forEach(function (section) {
         section.shown = section.rule === false || shows(section.rule, data);
@@ -396,6 +459,7 @@
       sections.forEach(applySection);
       // The tabs (app.js) offer only those left with a section in sight.
       form.dispatchEvent(new Event("tailor:sections", { bubbles: true }));
+      askForChosen(missing);
     }
 
     form.addEventListener("input", update);
