@@ -276,6 +276,23 @@ def test_a_filter_that_is_not_json_says_so_in_its_errors(crm: Api) -> None:
             "filter.or[1]",
             "out_of_range",
         ),
+        # A date moved beyond the year 9999 gives null, which a date is not
+        # ordered against: named where it is, not at the whole filter.
+        (
+            {
+                "<": [
+                    {"var": "close_date"},
+                    {"date_add": [{"today": []}, 99999999, "days"]},
+                ]
+            },
+            "filter.<[1]",
+            "unsupported_in_sql",
+        ),
+        (
+            {"and": [{">": [{"var": "$user.nickname"}, {"var": "title"}]}]},
+            "filter.and[0].>[0]",
+            "unsupported_in_sql",
+        ),
     ],
 )
 def test_a_bad_filter_names_the_place_in_its_errors(

@@ -203,6 +203,9 @@ class _Node:
     ``sql`` gives the value (SQL NULL for Python's ``None``); for ``LOGIC`` nodes it
     is the truthiness itself, never NULL. ``fails`` is true where Python evaluation
     fails (``None``: never). ``constant`` holds the Python value of a constant.
+    ``nulled`` is the path of an operation on constants that gives null here (a
+    ``date_add`` beyond the year 9999, a ``$user`` field that is not set), so
+    that a refusal of that null names the place that gave it.
     """
 
     sql: ColumnElement[Any]
@@ -211,6 +214,7 @@ class _Node:
     fails: ColumnElement[bool] | None = None
     nullable: bool = True
     constant: Any = _NO_CONSTANT
+    nulled: str | None = None
 
     @property
     def is_constant(self) -> bool:
@@ -342,6 +346,8 @@ class _Translator:
                 value = compile_condition(expression, strict=True)(self.data)
             except EvaluationError:
                 return _failed()
+            if value is None and isinstance(expression, dict):
+                return _Node(sa.null(), NULL, constant=None, nulled=path)
             return _literal(value, path)
 
         if isinstance(expression, list):

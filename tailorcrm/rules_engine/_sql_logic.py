@@ -271,6 +271,13 @@ def _order(op: Any, left: _Node, right: _Node, path: str) -> Test:
         return op(left.sql, right.sql), None
 
     if left.kind != right.kind or left.kind not in (TEXT, DATE, DATETIME):
+        for node, other in ((left, right), (right, left)):
+            if node.nulled is not None and other.kind in (TEXT, DATE, DATETIME):
+                raise _unsupported(
+                    f"This gives null here, and a {other.kind} is not "
+                    "ordered against null.",
+                    node.nulled,
+                )
         raise _unsupported(f"{left.kind} and {right.kind} are not ordered.", path)
     if left.kind == TEXT:
         _text_pair(left, right, path, ordered=True)
