@@ -864,6 +864,45 @@ def test_a_delete_a_roll_up_refuses_says_which_rule_and_why(
     assert fetch(platform, "ledger", ledger["book"])["balance"] == 6000
 
 
+def test_a_bulk_delete_refused_by_a_unique_roll_up_says_so_not_that_it_is_referred_to(
+    app: Flask, platform: Platform
+) -> None:
+    # Deleting an entry brings its ledger's count down to a count another
+    # ledger has. The list's delete said that other records referred to the
+    # entry, which nothing did; the record's own delete page told it right.
+    ledger = {
+        **LEDGER,
+        "fields": [
+            *LEDGER["fields"],
+            {"name": "entries", "type": "integer", "label": "Entries", "unique": True},
+        ],
+    }
+    entries = rule("entries", "ledger", "rollup", field="entries",
+                   relation={"entity": "entry", "lookup": "ledger"},
+                   function="count")  # fmt: skip
+    platform.store.apply([("", ledger), ("", ENTRY), ("", entries)], actor="test")
+    # A new ledger starts at 0 entries: the next is made once the last has left 0.
+    books, made = [], []
+    for name, count in (("Pier", 3), ("Dune", 2)):
+        books.append(create(platform, "ledger", name=name)["id"])
+        for n in range(count):
+            made.append(
+                create(platform, "entry", memo=f"{name} {n}", ledger=books[-1])["id"]
+            )
+    browser = sign_in(app, platform)
+
+    response = browser.post(
+        "/app/entry/bulk",
+        {"action": "delete_confirmed", "ids": [str(made[0])], "state": ""},
+    )
+    assert response.status_code == 303
+    said = text_of(page_of(browser, response.headers["Location"]))
+    assert "Nothing was deleted" in said
+    assert "refer to" not in said
+    assert "which another record already has" in said
+    assert fetch(platform, "ledger", books[0])["entries"] == 3
+
+
 def test_an_administrator_by_role_is_one_to_the_rules_of_a_save_and_of_its_form(
     app: Flask, platform: Platform
 ) -> None:

@@ -181,7 +181,11 @@ def _refusal(
     """Why nothing was deleted, naming the record that could not go."""
     name = names_of(session.connection, entity, [record_id]).get(record_id)
     shown = f"{entity.label} “{name}”" if name else f"{entity.label} #{record_id}"
-    if isinstance(error, Conflict):
+    # A conflict is also a value recomputed by the delete that another record
+    # holds (a unique roll-up or formula), which its own problems explain.
+    if isinstance(error, Conflict) and any(
+        problem.code == "referenced" for problem in error.problems
+    ):
         return (
             f"Nothing was deleted: other records refer to {shown}, which keeps it "
             "from being deleted. Leave it out, or change the records that refer "
