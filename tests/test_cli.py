@@ -339,6 +339,34 @@ def test_meta_apply_reports_every_problem_and_fails(
     assert "opportunity.json: display_field" in result.output
 
 
+def test_meta_apply_names_both_files_of_a_rule_given_twice(
+    run: CliRunner, tmp_path: Path
+) -> None:
+    # The refusal named only the second file, leaving the first to be found.
+    folder = tmp_path / "docs"
+    (folder / "rules").mkdir(parents=True)
+    write(folder / "account.json", ACCOUNT)
+    rule = {
+        "kind": "rule",
+        "name": "needs_name",
+        "entity": "account",
+        "type": "validation",
+        "label": "Named",
+        "condition": {"is_blank": {"var": "name"}},
+        "message": "Name it.",
+    }
+    write(folder / "needs_name.json", rule)
+    write(folder / "rules" / "needs_name.json", dict(rule, label="Named again"))
+
+    result = run.invoke(main, ["meta", "apply", str(folder)])
+
+    assert result.exit_code == 1
+    assert (
+        "rules/needs_name.json: needs_name.name: Rule 'needs_name' is defined "
+        "more than once (also in needs_name.json)."
+    ) in result.output
+
+
 def test_meta_apply_names_the_kinds_it_takes_for_one_it_does_not(
     run: CliRunner, tmp_path: Path
 ) -> None:

@@ -192,7 +192,8 @@ def _check_documents(documents: Sequence[tuple[str, Any]]) -> dict[str, str]:
         if not isinstance(name, str):
             continue
         if name in sources:
-            message = f"Rule {name!r} is defined more than once."
+            where = f" (also in {sources[name]})" if sources[name] else ""
+            message = f"Rule {name!r} is defined more than once{where}."
             path = rule_problem_path(name, "name")
             problems.append(Problem(f"{prefix}{path}", "duplicate_name", message))
         sources.setdefault(name, source)
