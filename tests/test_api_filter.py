@@ -263,6 +263,7 @@ def test_a_filter_that_is_not_json_says_so_in_its_errors(crm: Api) -> None:
     ("condition", "field", "code"),
     [
         ({"==": [{"var": "amont"}, 1]}, "filter.==[0]", "unknown_field"),
+        ({"var": ["title", "\x00"]}, "filter.var[1]", "unsupported_in_sql"),
         ({"matches": [{"var": "title"}, "^A"]}, "filter", "unsupported_in_sql"),
         ({"and": [{"==": [1, 1]}, {"frobnicate": [1]}]}, "filter.and[1]", None),
         ([{"frobnicate": [1]}], "filter[0]", None),

@@ -404,7 +404,8 @@ class _Translator:
         if len(operands) < 2 or operands[1] is None:
             return node
 
-        default = self.node(operands[1], f"{path}.var[1]")
+        prefix = f"{path}.var" if path else "var"
+        default = self.node(operands[1], f"{prefix}[1]")
         if not default.is_constant or not _same_kind(node, default):
             raise _unsupported(
                 "A var default must be a value of the field's type.", path
