@@ -264,6 +264,16 @@ def test_a_filter_that_is_not_json_says_so_in_its_errors(crm: Api) -> None:
     [
         ({"==": [{"var": "amont"}, 1]}, "filter.==[0]", "unknown_field"),
         ({"var": ["title", "\x00"]}, "filter.var[1]", "unsupported_in_sql"),
+        (
+            {"or": [False, {"in": [{"var": "amount"}, [5, 1e-13]]}]},
+            "filter.or[1].in[1][1]",
+            "unsupported_in_sql",
+        ),
+        (
+            {"contains": [[1e16], {"var": "amount"}]},
+            "filter.contains[0][0]",
+            "unsupported_in_sql",
+        ),
         ({"matches": [{"var": "title"}, "^A"]}, "filter", "unsupported_in_sql"),
         ({"and": [{"==": [1, 1]}, {"frobnicate": [1]}]}, "filter.and[1]", None),
         ([{"frobnicate": [1]}], "filter[0]", None),

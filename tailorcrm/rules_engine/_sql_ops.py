@@ -203,7 +203,8 @@ def _membership(
         raise _unsupported(f"{name} needs a value and a list or text.", path)
 
     if haystack.kind == LIST:
-        value = _in_list(needle, haystack.constant)
+        where = f"{prefix}[1]" if name == "in" else f"{prefix}[0]"
+        value = _in_list(needle, haystack.constant, where)
     elif haystack.kind == CHOICES:
         # Only a text is ever among the choices (a number is not equal to text).
         found = needle.kind == TEXT and needle.constant is not None
@@ -220,13 +221,15 @@ def _membership(
     return _Node(value, LOGIC, fails=fails, nullable=False)
 
 
-def _in_list(needle: _Node, items: list[Any]) -> ColumnElement[bool]:
+def _in_list(needle: _Node, items: list[Any], path: str) -> ColumnElement[bool]:
+    """Whether ``needle`` is one of ``items``; ``path`` is where the list is."""
     if needle.constant is None:
         return sa.false()
 
     tests = []
-    for item in items:
-        candidate = _literal(item, "") if _listable(item) else None
+    for index, item in enumerate(items):
+        where = f"{path}[{index}]"
+        candidate = _literal(item, where) if _listable(item) else None
         if candidate is None or candidate.kind != needle.kind:
             continue
         if needle.num == DEC:
