@@ -1422,6 +1422,43 @@ def test_a_view_with_a_condition_of_its_own_shows_it_as_one_chip(
     assert sorted(_titles(shown)) == ["Deal 01", "Deal 03", "Deal 06"]
 
 
+def test_a_view_of_choices_written_as_numbers_selects_what_its_condition_does(
+    api: Any, browser: Browser, sales: Platform
+) -> None:
+    """``in`` finds an item as ``===`` does: the number 1 is not the choice "1"."""
+    document = api.get("/meta/entities/opportunity").json
+    options = [{"value": v, "label": f"Tier {v}"} for v in ("1", "2", "3")]
+    document["fields"].append(
+        {"name": "tier", "type": "picklist", "label": "Tier", "options": options}
+    )
+    assert api.put("/meta/entities/opportunity", json=document).status_code == 200
+    _records(
+        sales,
+        "opportunity",
+        [
+            {"title": "Kestrel refit", "tier": "1"},
+            {"title": "Plover hull", "tier": "2"},
+        ],
+    )
+    condition = {"in": [{"var": "tier"}, [1, 2]]}
+    with sales.transaction() as (connection, catalog):
+        admin = find_user(connection, "ada.admin")
+        view = save_view(
+            connection,
+            catalog,
+            admin,
+            {"entity": "opportunity", "label": "Top tiers", "filter": condition},
+        )
+    by_api = api.get("/opportunity", query_string={"filter": json.dumps(condition)})
+
+    opened = browser.get(f"/app/opportunity?view={view['id']}")
+    shown = browser.get(opened.headers["Location"])
+
+    assert by_api.json["data"] == []
+    assert _titles(shown) == []
+    assert "Condition: " in text_of(shown.get_data(as_text=True))
+
+
 def test_long_text_in_a_list_is_cut_and_whole_on_the_record_page(
     browser: Browser, sales: Platform
 ) -> None:

@@ -352,6 +352,10 @@ def _in_shape(left: Any, right: Any) -> tuple[str, str, str] | None:
     name = _var(left)
     if not name or not isinstance(right, list) or not right:
         return None
+    if not all(isinstance(value, str) for value in right):
+        # Only a picklist is filtered by "is one of", and ``in`` finds an item
+        # as ``===`` does: its choice "1" is not the number 1.
+        return None
     values = [_raw(value) for value in right]
     if any(value is None or "," in value for value in values):
         return None
