@@ -1422,6 +1422,28 @@ def test_a_view_with_a_condition_of_its_own_shows_it_as_one_chip(
     assert sorted(_titles(shown)) == ["Deal 01", "Deal 03", "Deal 06"]
 
 
+def test_a_view_of_stages_opens_as_the_filter_the_page_would_write(
+    browser: Browser, sales: Platform
+) -> None:
+    _deals(sales, 6)
+    condition = {"in": [{"var": "stage"}, ["won", "lost"]]}
+    with sales.transaction() as (connection, catalog):
+        admin = find_user(connection, "ada.admin")
+        view = save_view(
+            connection,
+            catalog,
+            admin,
+            {"entity": "opportunity", "label": "Closed", "filter": condition},
+        )
+
+    opened = browser.get(f"/app/opportunity?view={view['id']}")
+    shown = browser.get(opened.headers["Location"])
+
+    assert ("stage__in", "won,lost") in _params(opened.headers["Location"])
+    assert "Condition: " not in text_of(shown.get_data(as_text=True))
+    assert sorted(_titles(shown)) == ["Deal 01", "Deal 03", "Deal 04", "Deal 06"]
+
+
 def test_a_view_of_choices_written_as_numbers_selects_what_its_condition_does(
     api: Any, browser: Browser, sales: Platform
 ) -> None:

@@ -281,8 +281,13 @@ def _pair_of(entity: EntityDef, item: Any) -> tuple[str, str] | None:
         return None
     param = f"{name}__{op}"
     try:
-        parse_list_args(entity, {param: [raw]})
+        parsed = parse_list_args(entity, {param: [raw]})
     except BadRequest:
+        return None
+    if op == "in" and _item(*parsed.filters[0]) != item:
+        # ``in`` finds an item as ``===`` does: a list the page's filter would
+        # not write selects other records (the choice "1" is not the number 1,
+        # the number 1 is not the text "1").
         return None
     return param, raw
 
@@ -351,10 +356,6 @@ def _guarded(args: Any) -> tuple[str, str, str] | None:
 def _in_shape(left: Any, right: Any) -> tuple[str, str, str] | None:
     name = _var(left)
     if not name or not isinstance(right, list) or not right:
-        return None
-    if not all(isinstance(value, str) for value in right):
-        # Only a picklist is filtered by "is one of", and ``in`` finds an item
-        # as ``===`` does: its choice "1" is not the number 1.
         return None
     values = [_raw(value) for value in right]
     if any(value is None or "," in value for value in values):
