@@ -379,6 +379,20 @@ def test_meta_apply_names_the_kinds_it_takes_for_one_it_does_not(
     assert "roles the kind 'role'" in result.output
 
 
+def test_meta_apply_reads_files_that_begin_with_a_byte_order_mark(
+    run: CliRunner, tmp_path: Path
+) -> None:
+    # Some editors save UTF-8 with a byte order mark; the file was refused
+    # with the JSON library's own advice to decode it otherwise.
+    path = tmp_path / "account.json"
+    path.write_text(json.dumps(ACCOUNT), encoding="utf-8-sig")
+
+    result = run.invoke(main, ["meta", "apply", str(path)])
+
+    assert result.exit_code == 0, result.output
+    assert "Revision 1." in result.output
+
+
 def test_meta_apply_unreadable_file(run: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text("{nope")

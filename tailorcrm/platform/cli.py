@@ -474,7 +474,9 @@ def load_documents(path: Path) -> list[tuple[str, Any]]:
             continue
         name = file.relative_to(path).as_posix() if path.is_dir() else file.name
         try:
-            documents.append((name, read_json(file.read_text(encoding="utf-8"))))
+            # A byte order mark, which some editors write, is not part of it.
+            text = file.read_text(encoding="utf-8-sig")
+            documents.append((name, read_json(text)))
         except (OSError, UnicodeDecodeError) as error:
             problems.append(Problem(name, "unreadable", f"Cannot read it: {error}."))
         except JSONRefused as error:
