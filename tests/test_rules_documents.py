@@ -200,6 +200,27 @@ def test_a_bad_trigger_is_named_with_the_triggers_there_are(
     ]
 
 
+def test_an_update_of_the_related_record_that_sets_nothing_is_refused(
+    sales: Api,
+) -> None:
+    # It was accepted, and did nothing on every save.
+    action = {"type": "update_related", "lookup": "account", "values": {}}
+    document = rule("touch_account", "opportunity", "automation", trigger="update")
+    document["actions"] = [action]
+
+    refused = sales.put("/meta/rules/touch_account", json=document)
+
+    assert refused.status_code == 422
+    assert refused.json["errors"] == [
+        {
+            "field": "touch_account.actions[0].values",
+            "code": "schema",
+            "message": "{} should be non-empty",
+        }
+    ]
+    assert sales.get("/meta/rules/touch_account").status_code == 404
+
+
 def test_a_dry_run_delete_answers_the_plan_and_deletes_nothing(sales: Api) -> None:
     role = {"kind": "role", "name": "clerk", "label": "Clerk", "entities": {}}
     layout = {"kind": "layout", "entity": "task", "list": {"page_size": 10}}
