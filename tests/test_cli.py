@@ -225,6 +225,18 @@ def test_init_demo_says_why_it_left_out_the_pack_roles(
     ) in result.output
 
 
+#: A rule of the accounts of ``ACCOUNT``.
+NAME_REQUIRED = {
+    "kind": "rule",
+    "name": "needs_name",
+    "entity": "account",
+    "type": "validation",
+    "label": "An account has a name",
+    "condition": {"is_blank": {"var": "name"}},
+    "message": "Name the account.",
+}
+
+
 def write(path: Path, document: dict) -> Path:
     path.write_text(json.dumps(document))
     return path
@@ -297,16 +309,7 @@ def test_meta_export_names_a_folder_or_file_it_cannot_write(
     folder = tmp_path / "docs"
     folder.mkdir()
     write(folder / "account.json", ACCOUNT)
-    rule = {
-        "kind": "rule",
-        "name": "named",
-        "entity": "account",
-        "type": "validation",
-        "label": "An account has a name",
-        "condition": {"is_blank": {"var": "name"}},
-        "message": "Name the account.",
-    }
-    write(folder / "named.json", rule)
+    write(folder / "named.json", NAME_REQUIRED)
     assert run.invoke(main, ["meta", "apply", str(folder)]).exit_code == 0
     (tmp_path / "a-file").write_text("", encoding="utf-8")
     out = tmp_path / "out"
@@ -323,7 +326,7 @@ def test_meta_export_names_a_folder_or_file_it_cannot_write(
     )
     assert rules_a_file.exit_code == 1
     assert rules_a_file.exc_info is None or rules_a_file.exc_info[0] is SystemExit
-    assert f"Cannot write {out / 'rules' / 'named.json'}" in rules_a_file.output
+    assert f"Cannot write {out / 'rules' / 'needs_name.json'}" in rules_a_file.output
 
 
 def test_meta_apply_reports_every_problem_and_fails(
@@ -346,17 +349,8 @@ def test_meta_apply_names_both_files_of_a_rule_given_twice(
     folder = tmp_path / "docs"
     (folder / "rules").mkdir(parents=True)
     write(folder / "account.json", ACCOUNT)
-    rule = {
-        "kind": "rule",
-        "name": "needs_name",
-        "entity": "account",
-        "type": "validation",
-        "label": "Named",
-        "condition": {"is_blank": {"var": "name"}},
-        "message": "Name it.",
-    }
-    write(folder / "needs_name.json", rule)
-    write(folder / "rules" / "needs_name.json", dict(rule, label="Named again"))
+    write(folder / "needs_name.json", NAME_REQUIRED)
+    write(folder / "rules" / "needs_name.json", dict(NAME_REQUIRED, label="Again"))
 
     result = run.invoke(main, ["meta", "apply", str(folder)])
 

@@ -1396,6 +1396,23 @@ def test_a_view_whose_filter_lost_its_field_says_so(
     assert len(_titles(shown)) == 3
 
 
+def _open_view(
+    browser: Browser, sales: Platform, label: str, condition: Any
+) -> tuple[TestResponse, TestResponse]:
+    """Save the admin's view of opportunities with ``condition``, and open it:
+    the address it leads to, and the list found there."""
+    with sales.transaction() as (connection, catalog):
+        admin = find_user(connection, "ada.admin")
+        view = save_view(
+            connection,
+            catalog,
+            admin,
+            {"entity": "opportunity", "label": label, "filter": condition},
+        )
+    opened = browser.get(f"/app/opportunity?view={view['id']}")
+    return opened, browser.get(opened.headers["Location"])
+
+
 def test_a_view_with_a_condition_of_its_own_shows_it_as_one_chip(
     browser: Browser, sales: Platform
 ) -> None:
@@ -1403,17 +1420,8 @@ def test_a_view_with_a_condition_of_its_own_shows_it_as_one_chip(
     condition = {
         "or": [{"==": [{"var": "stage"}, "won"]}, {"<": [{"var": "amount"}, 150]}]
     }
-    with sales.transaction() as (connection, catalog):
-        admin = find_user(connection, "ada.admin")
-        view = save_view(
-            connection,
-            catalog,
-            admin,
-            {"entity": "opportunity", "label": "Either", "filter": condition},
-        )
 
-    opened = browser.get(f"/app/opportunity?view={view['id']}")
-    shown = browser.get(opened.headers["Location"])
+    opened, shown = _open_view(browser, sales, "Either", condition)
 
     assert dict(_params(opened.headers["Location"]))["filter"] == json.dumps(
         condition, separators=(",", ":")
@@ -1427,17 +1435,8 @@ def test_a_view_of_stages_opens_as_the_filter_the_page_would_write(
 ) -> None:
     _deals(sales, 6)
     condition = {"in": [{"var": "stage"}, ["won", "lost"]]}
-    with sales.transaction() as (connection, catalog):
-        admin = find_user(connection, "ada.admin")
-        view = save_view(
-            connection,
-            catalog,
-            admin,
-            {"entity": "opportunity", "label": "Closed", "filter": condition},
-        )
 
-    opened = browser.get(f"/app/opportunity?view={view['id']}")
-    shown = browser.get(opened.headers["Location"])
+    opened, shown = _open_view(browser, sales, "Closed", condition)
 
     assert ("stage__in", "won,lost") in _params(opened.headers["Location"])
     assert "Condition: " not in text_of(shown.get_data(as_text=True))
@@ -1463,18 +1462,9 @@ def test_a_view_of_choices_written_as_numbers_selects_what_its_condition_does(
         ],
     )
     condition = {"in": [{"var": "tier"}, [1, 2]]}
-    with sales.transaction() as (connection, catalog):
-        admin = find_user(connection, "ada.admin")
-        view = save_view(
-            connection,
-            catalog,
-            admin,
-            {"entity": "opportunity", "label": "Top tiers", "filter": condition},
-        )
     by_api = api.get("/opportunity", query_string={"filter": json.dumps(condition)})
 
-    opened = browser.get(f"/app/opportunity?view={view['id']}")
-    shown = browser.get(opened.headers["Location"])
+    opened, shown = _open_view(browser, sales, "Top tiers", condition)
 
     assert by_api.json["data"] == []
     assert _titles(shown) == []

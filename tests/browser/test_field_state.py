@@ -382,11 +382,7 @@ def retail_rules(live_server: LiveServer) -> Iterator[None]:
 def test_an_account_chosen_since_is_asked_for_and_decides_the_form_at_once(
     page: Page, live_server: LiveServer
 ) -> None:
-    retail = live_server.find("account", industry="retail")[0]
-    energy = live_server.find("account", industry="energy")[0]
-    page.goto(f"/app/opportunity/new?account={retail['id']}")
-    erp_code = page.locator('[data-field="erp_code"]')
-    mark = page.locator('[data-field="next_step"] [data-required-mark]')
+    retail, energy, erp_code, mark = retail_deal_form(page, live_server)
     account = page.get_by_role("combobox", name="Account")
 
     expect(erp_code).to_be_visible()
@@ -417,12 +413,8 @@ def test_a_field_of_an_account_chosen_since_reads_as_unknown_until_answered(
     # No answer comes (the server is not reached): the browser cannot know the
     # industry of the account chosen now, so the conditions give null; the
     # field shows and nothing is required, and the save decides.
-    energy = live_server.find("account", industry="energy")[0]
-    retail = live_server.find("account", industry="retail")[0]
     page.route("**/app/opportunity/related?*", lambda route: route.abort())
-    page.goto(f"/app/opportunity/new?account={retail['id']}")
-    erp_code = page.locator('[data-field="erp_code"]')
-    mark = page.locator('[data-field="next_step"] [data-required-mark]')
+    _, energy, erp_code, mark = retail_deal_form(page, live_server)
 
     choose(page, page.get_by_role("combobox", name="Account"), energy["name"])
 
@@ -434,6 +426,19 @@ def test_a_field_of_an_account_chosen_since_reads_as_unknown_until_answered(
     expect(page.locator(".error-summary")).to_contain_text("Next step")
     expect(mark).to_be_visible()
     assert live_server.find("opportunity", title="Wrenfield turbine bolts") == []
+
+
+def retail_deal_form(
+    page: Page, live_server: LiveServer
+) -> tuple[dict[str, Any], dict[str, Any], Locator, Locator]:
+    """Open a new deal's form for a retail account; return that account, one in
+    energy, the ERP code's field and Next step's required mark."""
+    retail = live_server.find("account", industry="retail")[0]
+    energy = live_server.find("account", industry="energy")[0]
+    page.goto(f"/app/opportunity/new?account={retail['id']}")
+    erp_code = page.locator('[data-field="erp_code"]')
+    mark = page.locator('[data-field="next_step"] [data-required-mark]')
+    return retail, energy, erp_code, mark
 
 
 def choose(page: Page, box: Locator, name: str) -> None:
