@@ -201,6 +201,14 @@ def titles(api: Api, query: str) -> list[str]:
     [
         ("stage=won", ["Alpha", "Charlie", "Echo 100%"]),
         ("stage__ne=won", ["Bravo", "delta_1"]),
+        # A choice's label, in any case, reads as its value, as imports read it;
+        # other text is compared as written.
+        ("stage=Won", ["Alpha", "Charlie", "Echo 100%"]),
+        (
+            "stage__in=PROSPECTING,won",
+            ["Alpha", "Bravo", "Charlie", "delta_1", "Echo 100%"],
+        ),
+        ("stage=Lost", []),
         ("amount__ne=1500", ["Alpha", "Charlie", "Echo 100%"]),
         ("amount__gt=500", ["Bravo", "delta_1"]),
         ("amount__gte=500", ["Alpha", "Bravo", "delta_1"]),

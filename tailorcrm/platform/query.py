@@ -345,7 +345,27 @@ def parse_value(spec: dict[str, Any], raw: str, param: str) -> Any:
             return _moment(raw)
     except FieldValueError as error:
         raise BadRequest.parameter(param, error.message) from None
+    if kind == "picklist":
+        return _choice(spec, raw)
     return raw
+
+
+def _choice(spec: dict[str, Any], raw: str) -> str:
+    """A picklist filter's value: a choice's value as written, else the value of
+    the one choice whose label (or value) it is in any letter case, as an import
+    reads it (``stage=Won`` for ``won``). Other text is compared as written: a
+    value no longer offered may still be stored."""
+    options = spec.get("options") or []
+    if any(option.get("value") == raw for option in options):
+        return raw
+    word = raw.strip().casefold()
+    found = {
+        str(option.get("value"))
+        for option in options
+        if word
+        in (str(option.get("value")).casefold(), str(option.get("label")).casefold())
+    }
+    return found.pop() if len(found) == 1 else raw
 
 
 def _moment(raw: str) -> dt.datetime:
