@@ -519,6 +519,41 @@ def test_a_default_follows_an_account_cleared_in_the_box_it_was_chosen_in(
     assert (saved["account"], saved["next_step"]) == (None, "Call the  desk")
 
 
+@pytest.mark.usefixtures("steps_by_industry")
+def test_a_default_brought_back_by_the_back_button_still_follows_the_account(
+    page: Page, live_server: LiveServer
+) -> None:
+    # Back to the form, the browser showed again the default it had followed
+    # (the retail desk) but forgot the account and what the form had shown: the
+    # default no longer followed the account picked next, and the deal was
+    # saved with the retail desk for an energy account.
+    retail = live_server.find("account", industry="retail")[0]
+    energy = live_server.find("account", industry="energy")[0]
+    page.goto("/app/opportunity/new")
+    step = page.get_by_label("Next step")
+    account = page.get_by_role("combobox", name="Account")
+    choose(page, account, retail["name"])
+    expect(step).to_have_value("Call the retail desk")
+    page.goto("/app/account")
+    page.go_back()
+
+    expect(account).to_have_value("")
+    expect(step).to_have_value("Call the  desk")
+    choose(page, account, energy["name"])
+    expect(step).to_have_value("Call the energy desk")
+    page.get_by_label("Title").fill("Wrenfield back and forth")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Wrenfield back and forth"
+    )
+    [saved] = live_server.find("opportunity", title="Wrenfield back and forth")
+    assert (saved["account"], saved["next_step"]) == (
+        energy["id"],
+        "Call the energy desk",
+    )
+
+
 @pytest.fixture
 def due_by_kind(live_server: LiveServer) -> Iterator[None]:
     """An activity's due date and time is filled in from its kind."""

@@ -134,7 +134,7 @@
         event.preventDefault();
         select(index, true);
         if (history.replaceState) {
-          history.replaceState(null, "", "#" + panels[index].id);
+          history.replaceState(history.state, "", "#" + panels[index].id);
         }
       });
       tab.addEventListener("keydown", function (event) {

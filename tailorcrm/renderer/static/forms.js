@@ -212,6 +212,44 @@
     }
     var sequence = 0;
 
+    // What the inputs showed as defaults, kept with the page's place in the
+    // history: Back and Forward bring the inputs' values back, but neither the
+    // carrier (a hidden input) nor the lookups, so a default followed since the
+    // page came would read as changed by the person, and follow no more.
+    function keep(shown) {
+      if (history.replaceState) {
+        var state = history.state && typeof history.state === "object" ? history.state : {};
+        history.replaceState(Object.assign({}, state, { tailorDefaulted: shown }), "");
+      }
+    }
+
+    // A default the browser brought back as it was last shown is still a default
+    // nobody changed; true when there is one.
+    function restore() {
+      var kept = history.state && history.state.tailorDefaulted;
+      if (!kept || typeof kept !== "object") {
+        return false;
+      }
+      var shown = parsed(carrier.value);
+      var restored = false;
+      Object.keys(shown).forEach(function (name) {
+        var box = form.querySelector('[data-field="' + CSS.escape(name) + '"]');
+        var control = document.getElementById("f-" + name);
+        if (!box || !control || !hasOwn(kept, name)) {
+          return;
+        }
+        var now = shownValue(box, control);
+        if (!sameValue(now, shown[name]) && sameValue(now, kept[name])) {
+          shown[name] = kept[name];
+          restored = true;
+        }
+      });
+      if (restored) {
+        carrier.value = JSON.stringify(shown);
+      }
+      return restored;
+    }
+
     function show(filled) {
       var shown = parsed(carrier.value);
       var moved = false;
@@ -232,13 +270,14 @@
         shown[name] = shownValue(box, control);
       });
       carrier.value = JSON.stringify(shown);
+      keep(shown);
       if (moved) {
         // Field state (field_state.js) judges the new values.
         form.dispatchEvent(new Event("input", { bubbles: true }));
       }
     }
 
-    form.addEventListener("change", function () {
+    function ask() {
       sequence += 1;
       var mine = sequence;
       fetch(action, {
@@ -259,6 +298,16 @@
         .catch(function () {
           // Nothing is lost: the save works the defaults out.
         });
+    }
+
+    form.addEventListener("change", ask);
+    // The browser brings the inputs' values back by the time the page shows;
+    // the defaults brought back follow the form as it came back (its lookups
+    // blank again).
+    window.addEventListener("pageshow", function () {
+      if (restore()) {
+        ask();
+      }
     });
   }
 
