@@ -858,12 +858,39 @@ def test_a_form_learns_of_an_account_chosen_since_only_what_the_caller_may_read(
     assert own.get_json()["erp_code"] == "O-1"
     assert "notes" not in own.get_json()
     assert "Quiet orchard" not in own.get_data(as_text=True)
-    assert vaulted.status_code == 404
-    body = vaulted.get_data(as_text=True)
-    assert "V-1" not in body and "Vault" not in body
+    # Its id alone, as for an account there is not.
+    assert (vaulted.status_code, vaulted.get_json()) == (
+        200,
+        {"id": desk.hidden_account},
+    )
     # A client not signed in to the pages (a bearer token is for the API) is
     # not answered.
     assert signed_out.status_code in (302, 401), signed_out.status_code
+
+
+def test_a_form_s_related_records_are_for_those_who_fill_in_its_forms(
+    app: Flask, desk: Desk
+) -> None:
+    reader = {
+        "kind": "role",
+        "name": "reader",
+        "label": "Reader",
+        "entities": {"account": {"read": "all"}, "opportunity": {"read": "all"}},
+    }
+    desk.platform.store.apply([("", reader)], actor="test")
+    with desk.platform.transaction() as (connection, catalog):
+        create_user(connection, "rhea.reader", PASSWORD)
+        set_user_roles(connection, catalog, "rhea.reader", ["reader"])
+    client = app.test_client()
+    token = token_of(client.get("/login").get_data(as_text=True))
+    client.post(
+        "/login",
+        data={"username": "rhea.reader", "password": PASSWORD, "csrf_token": token},
+    )
+
+    answer = client.get(f"/app/opportunity/related?field=account&id={desk.own_account}")
+
+    assert answer.status_code == 403, answer.status_code
 
 
 #: A field of accounts too small for the total of their deals, and a unique tag

@@ -1281,7 +1281,6 @@ def test_a_form_asks_for_an_account_chosen_since_as_its_conditions_read_it(
 @pytest.mark.parametrize(
     "query",
     [
-        "field=account&id=999999",  # no such account
         "field=owner_id&id=1",  # a system column, not a lookup of the entity
         "field=stage&id=1",  # not a lookup
         "field=nothing&id=1",
@@ -1301,14 +1300,17 @@ def test_a_form_is_answered_404_for_what_its_conditions_cannot_read(
     assert answer.status_code == 404, answer.status_code
 
 
-def test_a_lookup_no_live_condition_reads_through_is_not_answered(
+def test_a_lookup_no_live_condition_reads_through_is_answered_by_its_id(
     pack: Platform, app: Flask
 ) -> None:
     # The pack's rules read no field of the account in a visible_if or
-    # required_if: the form never needs one, and is told so.
+    # required_if: the form is told nothing more of it, nor whether there is
+    # such an account.
     account = create(pack, "account", name="Brackley Shops", industry="retail")
     browser = sign_in(app, pack)
 
-    answer = browser.get(f"/app/opportunity/related?field=account&id={account['id']}")
+    found = browser.get(f"/app/opportunity/related?field=account&id={account['id']}")
+    none = browser.get("/app/opportunity/related?field=account&id=999999")
 
-    assert answer.status_code == 404, answer.status_code
+    assert (found.status_code, found.get_json()) == (200, {"id": account["id"]})
+    assert (none.status_code, none.get_json()) == (200, {"id": 999999})

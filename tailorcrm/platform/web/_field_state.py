@@ -568,23 +568,24 @@ def related_as_read(
     ``static/field_state.js``): what the form would have carried had it been
     shown pointing at it.
 
-    :returns: ``None`` when no live condition reads a field of it, or there is
-        no such record, or the caller cannot read it.
+    :returns: ``None`` when ``lookup`` is not a lookup of the caller's form; the
+        id alone when no live condition reads a field of the record, the caller
+        cannot read it, or there is no such record (which of these is not told).
     """
     spec = entity.fields.get(lookup)
-    if (
-        spec is None
-        or spec["type"] != "lookup"
-        or not _through(live_reads(session, entity), [lookup])
-        or _withheld(session, entity, {lookup: {"id": record_id}})
-    ):
+    if spec is None or spec["type"] != "lookup":
         return None
+    known = {"id": record_id}
+    if not _through(live_reads(session, entity), [lookup]) or _withheld(
+        session, entity, {lookup: known}
+    ):
+        return known
     record: dict[str, Any] = {lookup: record_id}
     runner = _runner(session, entity)
     runner.load_related([record])
     related = runner.record(record, whole=True).get(lookup)
     if not isinstance(related, dict):
-        return None
+        return known
     return _visible(session, entity, {lookup: related}, ())[lookup]
 
 

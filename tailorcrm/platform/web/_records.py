@@ -829,19 +829,24 @@ def related_record(entity_name: str) -> Response:
 
     ``field_state.js`` asks when a condition reads a field of a record chosen in
     the lookup since the form was shown, so that, say, choosing a retail account
-    shows the fields retail deals need before the save. 404 when no such
-    condition reads through the lookup, or the caller cannot read the record.
+    shows the fields retail deals need before the save. A record the caller
+    cannot read, or one there is not, is answered by its id alone, as is one no
+    such condition reads a field of: the form then leaves it to the save. 404
+    when ``field`` is not a lookup of the form or ``id`` no record id; 403 for
+    a caller who may neither create nor edit records of the entity.
     """
     text = request.args.get("id", "")
     with web_session() as session:
         entity = session.catalog.entity(entity_name)
+        if not (entity.allows("create") or entity.allows("edit")):
+            raise Forbidden(f"You may not fill in {entity.label} forms.")
         found = (
             related_as_read(session, entity, request.args.get("field", ""), int(text))
             if text.isascii() and text.isdigit() and len(text) < 19
             else None
         )
     if found is None:
-        raise NotFound("No such related record for this form.")
+        raise NotFound("No such lookup or record id for this form.")
     body = json.dumps(browser_value(found), ensure_ascii=False).translate(HTML_SAFE)
     response = Response(body, mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"

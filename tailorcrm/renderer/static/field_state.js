@@ -28,9 +28,9 @@
  * record chosen since is known by its id only until the server says more: when
  * a condition reads another of its fields, the form asks for it (GET
  * /app/<entity>/related?field=&id=, the record as the conditions read it) and
- * judges again with the answer. Until then, or when there is no answer (a
- * record this person cannot read), the condition gives null: it shows the field
- * and does not require it, and the save decides with the real values. A name
+ * judges again with the answer. Until then, or when the answer is the id alone
+ * (a record this person cannot read), the condition gives null: it shows the
+ * field and does not require it, and the save decides with the real values. A name
  * typed and not chosen is a record that is there, and of which nothing is known.
  *
  * Progressive enhancement only: without this file the form is what the server
@@ -411,8 +411,8 @@
     // A condition read a field of a record chosen since: ask the server for
     // that record as the conditions read it (what the page would have carried
     // had it come pointing at it), and judge again with it. Until the answer
-    // comes, or when there is none (a record this person cannot read), the
-    // field reads as unknown, and the save decides.
+    // comes, and for what it does not hold (all but the id of a record this
+    // person cannot read), the field reads as unknown, and the save decides.
     function askForChosen(wanted) {
       if (!relatedUrl || !window.fetch) {
         return;
