@@ -7,6 +7,7 @@ from flask import Flask
 
 from tailorcrm.platform import Platform
 from tailorcrm.platform.auth import create_token, create_user
+from tailorcrm.platform.records import RecordService
 from tests.conftest import Api, grant_all
 
 
@@ -147,6 +148,36 @@ def test_unique_clash_is_409(crm: Api) -> None:
     assert response.status_code == 409
     assert response.json["errors"][0]["field"] == "erp_code"
     assert response.json["errors"][0]["code"] == "unique"
+
+
+def test_a_unique_value_taken_by_a_save_at_the_same_moment_is_named(
+    crm: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two saves of one value at the same moment both pass the check before
+    # either is stored; the database's index refuses the second, which was
+    # answered with no field at all. The check is left out here, as the
+    # moment between the two leaves it out.
+    first = crm.post("/opportunity", json={"title": "A", "erp_code": "E-1"})
+    other = crm.post("/opportunity", json={"title": "B", "erp_code": "E-2"})
+    monkeypatch.setattr(
+        RecordService,
+        "_check_unique",
+        lambda self, entity, batch, **_: [[]] * len(batch),
+    )
+
+    created = crm.post("/opportunity", json={"title": "C", "erp_code": "E-1"})
+    changed = crm.patch(f"/opportunity/{other.json['id']}", json={"erp_code": "E-1"})
+
+    for refused in (created, changed):
+        assert refused.status_code == 409, refused.json
+        assert [(e["field"], e["code"]) for e in refused.json["errors"]] == [
+            ("erp_code", "unique")
+        ]
+        assert refused.json["errors"][0]["message"].startswith(
+            "ERP code: a record saved at the same moment took the same value"
+        )
+    assert first.status_code == 201
+    assert crm.get(f"/opportunity/{other.json['id']}").json["erp_code"] == "E-2"
 
 
 def test_delete_restricts_or_clears_lookups(crm: Api) -> None:

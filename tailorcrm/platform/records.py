@@ -37,6 +37,7 @@ from ..metadata import (
     Catalog,
     EntityAccess,
     EntityDef,
+    index_name,
     is_unique,
     problems_from,
     to_json,
@@ -740,7 +741,7 @@ class RecordService:
         try:
             ids = self._execute_insert(entity.table, rows)
         except sa.exc.IntegrityError as error:
-            raise Conflict(_integrity_message(error)) from None
+            raise self._clash(entity, error) from None
         for row, new_id in zip(rows, ids, strict=True):
             row["id"] = new_id
         return rows
@@ -864,7 +865,7 @@ class RecordService:
         try:
             result = self.connection.execute(statement)
         except sa.exc.IntegrityError as error:
-            raise Conflict(_integrity_message(error)) from None
+            raise self._clash(entity, error) from None
         if result.rowcount != 1:
             raise PreconditionFailed(
                 f"{entity.label} {current['id']} was changed by someone else; "
@@ -1170,6 +1171,22 @@ class RecordService:
         with self.connection.engine.connect() as beside:
             return set(beside.execute(statement).scalars())
 
+    def _clash(self, entity: EntityDef, error: sa.exc.IntegrityError) -> Conflict:
+        """A write the database refused after the save's own checks passed: a
+        save made at the same moment took the unique value first, or removed a
+        record referred to. Names the unique field where the database says
+        which (a field the caller's roles hide, as a clash of it is named)."""
+        field = _unique_field(entity, error)
+        if field is None:
+            return Conflict(_integrity_message(error))
+        label = entity.fields[field]["label"]
+        message = (
+            f"{label}: a record saved at the same moment took the same value; "
+            "change it and save again."
+        )
+        [problems] = self._unique_as_seen(entity, [[Problem(field, "unique", message)]])
+        return Conflict(_integrity_message(error), problems=problems)
+
     def _unique_as_seen(
         self, entity: EntityDef, problems: list[list[Problem]]
     ) -> list[list[Problem]]:
@@ -1474,6 +1491,22 @@ def _raise_for(problems: list[Problem]) -> None:
 
 def _as_dict(messages: Any) -> dict[str, Any]:
     return messages if isinstance(messages, dict) else {"_schema": messages}
+
+
+def _unique_field(entity: EntityDef, error: sa.exc.IntegrityError) -> str | None:
+    """The unique field of ``entity`` whose index refused a write, where the
+    driver says: PostgreSQL names the index, SQLite the column."""
+    constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None)
+    text = str(error.orig)
+    for name, spec in entity.fields.items():
+        if not is_unique(spec):
+            continue
+        if constraint is not None:
+            if constraint == index_name("uq", entity.table.name, name):
+                return name
+        elif text == f"UNIQUE constraint failed: {entity.table.name}.{name}":
+            return name
+    return None
 
 
 def _integrity_message(error: sa.exc.IntegrityError) -> str:
