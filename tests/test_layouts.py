@@ -922,6 +922,40 @@ def test_a_required_field_the_layout_leaves_out_shows_in_other_fields(
     assert last["items"] == [{"field": "region"}]
 
 
+def test_a_field_a_validation_rule_refuses_shows_in_other_fields_when_left_out(
+    laid_out: Api,
+) -> None:
+    # An admin adds a field and a validation rule on it, as RULES.md shows, and
+    # leaves the stored layout as it was: the form must still offer the field,
+    # or no lost deal could be saved from it.
+    document = laid_out.get("/meta/entities/opportunity").json
+    document["fields"] += [
+        {"name": "rival", "type": "text", "label": "Rival"},
+        {"name": "source", "type": "text", "label": "Source"},
+    ]
+    laid_out.put("/meta/entities/opportunity", json=document)
+    lost_without_rival = {
+        "and": [
+            {"==": [{"var": "stage"}, "lost"]},
+            {"is_blank": {"var": "rival"}},
+        ]
+    }
+    response = laid_out.put(
+        "/meta/rules/rival_required",
+        json={"kind": "rule", "name": "rival_required", "entity": "opportunity",
+              "type": "validation", "label": "Rival when lost",
+              "condition": lost_without_rival, "message": "Name the rival.",
+              "field": "rival"},
+    )  # fmt: skip
+    assert response.status_code == 201, response.json
+
+    layout = laid_out.get("/meta/layouts/opportunity?effective=1").json
+
+    last = layout["form"]["tabs"][-1]["sections"][-1]
+    assert last["label"] == "Other fields"
+    assert last["items"] == [{"field": "rival"}]
+
+
 def test_a_field_a_rule_can_require_shows_in_other_fields_when_left_out(
     laid_out: Api,
 ) -> None:

@@ -157,9 +157,10 @@ def effective_layout(
     ``list`` (``columns``, ``sort``, ``page_size``). Names of fields or entities
     that are not live are dropped, a section left empty goes, a ``visible_if``
     that no longer fits the entities is dropped (the section shows), and a part
-    left empty is generated. Required fields without a default, and fields that
-    a field_state rule's ``required_if`` governs, that the stored form does not
-    place are shown in a last section, "Other fields".
+    left empty is generated. Required fields without a default, fields that
+    a field_state rule's ``required_if`` governs and fields a validation rule
+    names, that the stored form does not place, are shown in a last section,
+    "Other fields".
     """
     generated = generated_layout(entity, catalog)
     if stored is None:
@@ -209,21 +210,26 @@ def _live_form(form: Any, entity: EntityDef, catalog: Catalog) -> dict[str, Any]
         return None
     # A layout may leave fields out on purpose, but not a required field without
     # a default (one added after the layout was written, say), nor one that a
-    # field_state rule can make required: nobody could fill it in, and no form
-    # could be saved while it is required. Such fields show in a last section
-    # until an admin places them, each with its own visible_if and required_if.
+    # field_state rule can make required or a validation rule can refuse: nobody
+    # could fill it in, and no form could be saved while the rule holds. Such
+    # fields show in a last section until an admin places them, each with its
+    # own visible_if and required_if.
     rules = catalog.rules.for_entity(entity.name)
-    required_if = {
+    governed = {
         name
         for name, rule in rules.field_states.items()
         if rule.required_if is not None and name not in rules.computed
+    } | {
+        rule.field
+        for rule in rules.validations
+        if rule.field is not None and rule.field not in rules.computed
     }
     unplaced = [
         name
         for name, spec in entity.fields.items()
         if name not in placed
         and spec["type"] != "autonumber"
-        and ((spec.get("required") and "default" not in spec) or name in required_if)
+        and ((spec.get("required") and "default" not in spec) or name in governed)
     ]
     if unplaced:
         tabs[-1]["sections"].append(
