@@ -184,6 +184,28 @@ def test_a_wrong_number_of_operands_reads_alike_when_checked_and_compiled(
 @pytest.mark.parametrize(
     ("condition", "expected"),
     [
+        ({"not": {"var": "amount"}}, "There is no operator 'not'; write '!'."),
+        ({"=": [{"var": "stage"}, "won"]}, "There is no operator '='; write '=='."),
+        ({"<>": [{"var": "stage"}, "won"]}, "There is no operator '<>'; write '!='."),
+        ({"equals": [1, 1]}, "There is no operator 'equals'."),
+    ],
+)
+def test_an_operator_spelt_as_another_language_does_names_the_one_meant(
+    condition: Any, expected: str
+) -> None:
+    # An admin writing "not" as in English (or SQL) is told to write "!", in a
+    # rule document and in a list's filter alike.
+    found = check_condition(condition, fields=FIELDS, relations=RELATIONS)
+    with pytest.raises(ConditionError) as compiled:
+        compile_condition(condition)
+
+    assert [problem.message for problem in found] == [expected]
+    assert str(compiled.value) == expected
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
         ({"changed": "stage"}, []),
         ({"and": [{"changed": "stage"}, {"==": [{"prior": "stage"}, "won"]}]}, []),
         ({"==": [{"var": "$prior.amount"}, {"var": "amount"}]}, []),

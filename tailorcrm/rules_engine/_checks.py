@@ -23,6 +23,7 @@ from ._compiler import (
     arity_text,
     compile_condition,
     condition_size,
+    unknown_operator_text,
 )
 from ._errors import ConditionError
 from ._registry import LIST, OPERATORS, SINGLE, Operands, is_operation
@@ -293,7 +294,7 @@ class _Checker:
     ) -> str:
         operator = OPERATORS.get(name)
         if operator is None:
-            self.report(path, "unknown_operator", f"There is no operator {name!r}.")
+            self.report(path, "unknown_operator", unknown_operator_text(name))
             return "any"
 
         prefix = f"{path}.{name}" if path else name

@@ -208,7 +208,7 @@ def _compile_operation(name: str, operand: Any, path: str, depth: int) -> Fn:
     operator = OPERATORS.get(name)
     if operator is None:
         raise ConditionError(
-            f"Unknown operator {name!r}.", path=path, code="unknown_operator"
+            unknown_operator_text(name), path=path, code="unknown_operator"
         )
 
     prefix = f"{path}.{name}" if path else name
@@ -249,6 +249,25 @@ def _check_count(name: str, count: int, path: str) -> None:
         path=path,
         code="invalid_arguments",
     )
+
+
+#: Operators of other languages that this one spells otherwise, and how.
+_SPELLED_OTHERWISE = {
+    "not": "!",
+    "=": "==",
+    "<>": "!=",
+    "&&": "and",
+    "||": "or",
+}
+
+
+def unknown_operator_text(name: str) -> str:
+    """The problem of an operator that does not exist, with the one meant where
+    the name is another language's spelling of it (``not`` for ``!``)."""
+    meant = _SPELLED_OTHERWISE.get(name.lower())
+    if meant is None:
+        return f"There is no operator {name!r}."
+    return f"There is no operator {name!r}; write {meant!r}."
 
 
 def arity_text(low: int, high: int | None) -> str:
