@@ -609,6 +609,10 @@ OTHER = [
     ({"/": [4]}, {}), ({"/": [1, 3]}, {}), ({"+": [0.1, 0.2]}, {}),
     ({"%": [-7, 2]}, {}), ({"%": [7.5, -2]}, {}), ({"%": [-0.0, 2]}, {}),
     ({"*": [123456789, 1000]}, {}), ({"/": [1e308, 1e-10]}, {}),
+    # A whole float past 2**53 is written as JavaScript writes it: its shortest
+    # digits, then zeros, not the binary value's every digit.
+    ({"cat": ["Ref-", {"*": [{"var": "n"}, 1e17]}]}, {"n": 1.1}),
+    ({"cat": [7.700872811859345e20]}, {}), ({"cat": [-9007199254740994.0]}, {}),
     # A Decimal result past JavaScript's largest number is no number either.
     ({"*": [{"var": "d"}, 1e308]}, {"d": Decimal("2.5")}),
     ({"/": [{"var": "d"}, 5e-324]}, {"d": Decimal("0.10")}),

@@ -31,6 +31,8 @@ _MAX_NUMERAL = 400
 #: Python's whole numbers have no limit, but one past this cannot meet a float
 #: (``int + 0.5`` overflows) and would not be a number in a browser.
 INT_LIMIT = int(sys.float_info.max)
+# Every whole number below this is a float exactly, and written with all its digits.
+_EXACT_FLOAT = 2**53
 
 
 def truthy(value: Any) -> bool:
@@ -164,7 +166,9 @@ def number_text(value: Number) -> str:
         return format(value.normalize(), "f")
     if value == 0:
         return "0"
-    if value.is_integer() and abs(value) < 1e21:
+    # Past 2**53 a whole float has more digits than JavaScript writes (1.1 * 1e17
+    # is 110000000000000016, written 110000000000000020): the shortest digits below.
+    if value.is_integer() and abs(value) < _EXACT_FLOAT:
         return str(int(value))
 
     sign, digit_tuple, exponent = Decimal(repr(value)).as_tuple()
