@@ -924,6 +924,18 @@ def test_var_reads_any_mapping() -> None:
     assert run({"missing": ["account", "stage"]}, data) == ["stage"]
 
 
+def test_exists_finds_the_entry_that_val_reads() -> None:
+    from types import MappingProxyType
+
+    for key, data in [
+        (1.0, {"1": "a"}),
+        (1e-7, {"1e-7": "a"}),
+        (1.0, MappingProxyType({"1": "a"})),
+    ]:
+        assert run({"val": key}, data) == "a"
+        assert run({"exists": key}, data) is True
+
+
 def test_user_names_read_from_the_top_inside_iterations() -> None:
     data = {"$user": {"id": 7}, "lines": [{"owner": 7}, {"owner": 8}]}
     condition = {

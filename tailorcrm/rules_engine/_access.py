@@ -25,27 +25,32 @@ def var_keys(path: Any) -> list[str]:
 def step(container: Any, key: Any) -> Any:
     """One key down: a mapping's entry or a list's item; ``None`` when absent."""
     if type(container) is dict:
-        if type(key) is not str:
-            key = number_text(key) if isinstance(key, (int, float)) else str(key)
-        return container.get(key)
+        return container.get(key if type(key) is str else _mapping_key(key))
     if isinstance(container, (list, tuple)):
         index = _index(key)
         if index is not None and index < len(container):
             return container[index]
         return None
     if isinstance(container, Mapping):
-        return container.get(key if isinstance(key, str) else str(key))
+        return container.get(_mapping_key(key))
     return None
 
 
 def has_key(container: Any, key: Any) -> bool:
     """Whether ``step(container, key)`` finds an entry (even one holding null)."""
     if isinstance(container, Mapping):
-        return (key if isinstance(key, str) else str(key)) in container
+        return _mapping_key(key) in container
     if isinstance(container, (list, tuple)):
         index = _index(key)
         return index is not None and index < len(container)
     return False
+
+
+def _mapping_key(key: Any) -> str:
+    """The entry a key names: a number as JavaScript writes it (``1.0`` is ``"1"``)."""
+    if isinstance(key, str):
+        return key
+    return number_text(key) if isinstance(key, (int, float)) else str(key)
 
 
 def _index(key: Any) -> int | None:

@@ -1108,7 +1108,7 @@
 
   function hasKey(container, key) {
     if (isMapping(container)) {
-      return hasOwn.call(container, typeof key === "string" ? key : pyStr(key));
+      return hasOwn.call(container, mappingKey(key));
     }
     if (Array.isArray(container)) {
       var index = listIndex(key);
