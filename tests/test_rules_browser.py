@@ -323,6 +323,8 @@ ACCEPTED_PATTERNS = [
     (r"a+?b*?", ["aab", "b"]),
     (r"^2024-05-31", [D(2024, 5, 31), DT(2024, 5, 31, 9, 0), "2024-05-31"]),
     (r"x", ["x" * 32_000, "y" * 32_001]),
+    # A repeat count is written in the digits 0 to 9; others are literal text.
+    (r"^a{١}$", ["a", "a{١}"]),
 ]
 DATES_COMPARED = [
     (D(2024, 5, 31), "==", "2024-05-31"),
