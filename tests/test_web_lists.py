@@ -375,9 +375,7 @@ def test_a_filter_that_does_not_parse_is_shown_with_a_way_out(
 
     text = text_of(response.get_data(as_text=True))
     assert response.status_code == 400
-    assert "These filters cannot be applied: amount__gte: 'abc' is not a number." in (
-        text
-    )
+    assert "These filters cannot be applied: Amount: 'abc' is not a number." in text
     assert "Amount ≥ abc" in text
     assert _titles(response) == []
 
@@ -490,7 +488,7 @@ def test_a_date_and_time_past_year_9999_in_utc_reads_on_its_chip_as_written(
 
     text = text_of(response.get_data(as_text=True))
     assert response.status_code == 400
-    assert "These filters cannot be applied: due_at__lt:" in text
+    assert "These filters cannot be applied: Due:" in text
     assert _chip_texts(response) == [f"Due is before {value}"]
 
 
@@ -503,7 +501,7 @@ def test_a_lookup_filter_of_thousands_of_digits_is_a_filter_that_cannot_apply(
 
     text = text_of(response.get_data(as_text=True))
     assert response.status_code == 400
-    assert "These filters cannot be applied: account: enter a whole number" in text
+    assert "These filters cannot be applied: Account: enter a whole number" in text
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ from ...renderer import (
     ListPage,
     ViewBar,
     ViewChoice,
+    field_spec,
     filter_fields,
     filter_label,
     list_table,
@@ -42,6 +43,7 @@ from ...renderer import (
 from .._app import Session
 from ..exporting import export_limit, left_out_of_export
 from ..query import (
+    RESERVED_PARAMS,
     SEARCH_TYPES,
     ListQuery,
     Page,
@@ -165,6 +167,18 @@ def view_pairs(entity: EntityDef, view: Mapping[str, Any]) -> Pairs:
     return pairs + filters + found
 
 
+def _as_labelled(entity: EntityDef, refused: BadRequest) -> str:
+    """Why a list's address cannot be applied, its filters named by their
+    fields' labels (``Amount: 'abc' is not a number.``) as the filter builder
+    names them, not by the address's parameters (``amount__gte``)."""
+    told = []
+    for problem in refused.problems:
+        name = (problem.field or "").partition("__")[0]
+        spec = None if name in RESERVED_PARAMS else field_spec(entity, name)
+        told.append(f"{spec['label']}: {problem.message}" if spec else str(problem))
+    return " ".join(told) if told else refused.message
+
+
 @web.get("/app/<entity_name>")
 @login_required
 def list_page(entity_name: str) -> Response:
@@ -246,7 +260,7 @@ def render_list(
         if entity.allows("export"):
             export_note = _export_note(session, entity, query, int(page.total or 0))
     except BadRequest as problem:
-        error = problem.message
+        error = _as_labelled(entity, problem)
         page = Page([], None, 0)
     names = display_names(
         session.connection, session.catalog, entity, page.records, columns
