@@ -30,6 +30,7 @@ from .web_helpers import (
     create,
     elements,
     fetch,
+    sign_in_with_roles,
     text_of,
     token_of,
 )
@@ -878,17 +879,11 @@ def test_a_form_s_related_records_are_for_those_who_fill_in_its_forms(
         "entities": {"account": {"read": "all"}, "opportunity": {"read": "all"}},
     }
     desk.platform.store.apply([("", reader)], actor="test")
-    with desk.platform.transaction() as (connection, catalog):
-        create_user(connection, "rhea.reader", PASSWORD)
-        set_user_roles(connection, catalog, "rhea.reader", ["reader"])
-    client = app.test_client()
-    token = token_of(client.get("/login").get_data(as_text=True))
-    client.post(
-        "/login",
-        data={"username": "rhea.reader", "password": PASSWORD, "csrf_token": token},
-    )
+    browser = sign_in_with_roles(app, desk.platform, "rhea.reader", ["reader"])
 
-    answer = client.get(f"/app/opportunity/related?field=account&id={desk.own_account}")
+    answer = browser.get(
+        f"/app/opportunity/related?field=account&id={desk.own_account}"
+    )
 
     assert answer.status_code == 403, answer.status_code
 

@@ -173,12 +173,7 @@ def test_problems_name_their_path_and_code(
 def test_a_wrong_number_of_operands_reads_alike_when_checked_and_compiled(
     condition: Any, expected: str
 ) -> None:
-    found = check_condition(condition, fields=FIELDS, relations=RELATIONS)
-    with pytest.raises(ConditionError) as compiled:
-        compile_condition(condition)
-
-    assert [problem.message for problem in found] == [expected]
-    assert str(compiled.value) == expected
+    assert checked_and_compiled(condition) == ([expected], expected)
 
 
 @pytest.mark.parametrize(
@@ -195,12 +190,15 @@ def test_an_operator_spelt_as_another_language_does_names_the_one_meant(
 ) -> None:
     # An admin writing "not" as in English (or SQL) is told to write "!", in a
     # rule document and in a list's filter alike.
+    assert checked_and_compiled(condition) == ([expected], expected)
+
+
+def checked_and_compiled(condition: Any) -> tuple[list[str], str]:
+    """What checking ``condition`` finds, and why compiling it fails."""
     found = check_condition(condition, fields=FIELDS, relations=RELATIONS)
     with pytest.raises(ConditionError) as compiled:
         compile_condition(condition)
-
-    assert [problem.message for problem in found] == [expected]
-    assert str(compiled.value) == expected
+    return [problem.message for problem in found], str(compiled.value)
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from tests.web_helpers import (
     elements,
     fetch,
     sign_in,
+    sign_in_with_roles,
     text_of,
 )
 
@@ -909,9 +910,7 @@ def test_an_administrator_by_role_is_one_to_the_rules_of_a_save_and_of_its_form(
     # $user.roles carries "admin" for every administrator: a role that says
     # "admin": true makes one as much as the account's flag does. The form
     # marked Notes required for such a user, and the save did not require it.
-    from tailorcrm.platform.access import set_user_roles
     from tests.rules_support import ACCOUNT
-    from tests.web_helpers import PASSWORD, Browser, token_of
 
     is_admin = {"in": ["admin", {"var": "$user.roles"}]}
     platform.store.apply(
@@ -928,16 +927,7 @@ def test_an_administrator_by_role_is_one_to_the_rules_of_a_save_and_of_its_form(
         ],
         actor="test",
     )  # fmt: skip
-    with platform.transaction() as (connection, catalog):
-        create_user(connection, "oren.pike", PASSWORD)
-        set_user_roles(connection, catalog, "oren.pike", ["operator"])
-    client = app.test_client()
-    token = token_of(client.get("/login").get_data(as_text=True))
-    client.post(
-        "/login",
-        data={"username": "oren.pike", "password": PASSWORD, "csrf_token": token},
-    )
-    browser = Browser(client, platform)
+    browser = sign_in_with_roles(app, platform, "oren.pike", ["operator"])
 
     form = page_of(browser, "/app/account/new")
     sent = {"name": "Gold Yard", "tier": "gold", "notes": "", "parent": ""}

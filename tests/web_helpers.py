@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from tailorcrm.platform import Platform
+from tailorcrm.platform.access import set_user_roles
 from tailorcrm.platform.auth import create_user
 from tailorcrm.platform.records import SYSTEM_ACTOR, RecordService
 
@@ -57,6 +58,21 @@ def sign_in(app: Flask, platform: Platform, username: str = "dana.vega") -> Brow
     """Create an admin user and sign them in through the login form."""
     with platform.engine.begin() as connection:
         create_user(connection, username, PASSWORD, is_admin=True)
+    return _signed_in(app, platform, username)
+
+
+def sign_in_with_roles(
+    app: Flask, platform: Platform, username: str, roles: list[str]
+) -> Browser:
+    """Create a user who holds ``roles`` (no administrator) and sign them in
+    through the login form."""
+    with platform.transaction() as (connection, catalog):
+        create_user(connection, username, PASSWORD)
+        set_user_roles(connection, catalog, username, roles)
+    return _signed_in(app, platform, username)
+
+
+def _signed_in(app: Flask, platform: Platform, username: str) -> Browser:
     client = app.test_client()
     token = token_of(client.get("/login").get_data(as_text=True))
     response = client.post(
