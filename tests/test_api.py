@@ -150,6 +150,24 @@ def test_unique_clash_is_409(crm: Api) -> None:
     assert response.json["errors"][0]["code"] == "unique"
 
 
+def test_one_record_is_read_with_the_fields_asked_for_as_a_list_does(
+    crm: Api,
+) -> None:
+    # fields= was left alone on one record, without a word.
+    created = crm.post("/opportunity", json={"title": "A", "erp_code": "E-1"}).json
+    path = f"/opportunity/{created['id']}"
+
+    some = crm.get(f"{path}?fields=title,erp_code")
+    whole = crm.get(path)
+    unknown = crm.get(f"{path}?fields=title,nothing")
+
+    assert some.json == {"id": created["id"], "title": "A", "erp_code": "E-1"}
+    assert some.headers["ETag"] == whole.headers["ETag"]
+    assert whole.json["stage"] == "prospecting"
+    assert unknown.status_code == 400
+    assert unknown.json["errors"][0]["field"] == "fields"
+
+
 def test_a_unique_value_taken_by_a_save_at_the_same_moment_is_named(
     crm: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:

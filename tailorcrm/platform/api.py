@@ -721,9 +721,17 @@ def create_record(entity_name: str) -> Response:
 
 @api.get("/<entity_name>/<int:record_id>")
 def get_record(entity_name: str, record_id: int) -> Response:
+    """One record; ``fields=title,amount`` answers those and its id, as a list
+    does (its ETag is the record's all the same)."""
+    selection = request.args.getlist("fields")
     with _session() as session:
+        entity = session.catalog.entity(entity_name)
+        fields = parse_list_args(entity, {"fields": selection}).fields
         record = session.records().get(entity_name, record_id)
-    return _with_etag(jsonify(record), record)
+    shown = record
+    if fields is not None:
+        shown = {name: record[name] for name in ("id", *fields) if name in record}
+    return _with_etag(jsonify(shown), record)
 
 
 @api.patch("/<entity_name>/<int:record_id>")
