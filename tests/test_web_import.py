@@ -518,3 +518,37 @@ def test_a_computed_column_is_left_out_as_the_command_line_does(
     assert "weighted_amount" not in offered
     assert done.status_code == 200
     assert _titles(sales) == [("Bolts", 100)]
+
+
+def test_a_problem_on_a_record_an_automation_saves_names_its_field_by_label(
+    browser: Browser, sales: Platform
+) -> None:
+    rule = {
+        "kind": "rule",
+        "name": "deal_call",
+        "entity": "opportunity",
+        "type": "automation",
+        "label": "A new deal gets a call",
+        "trigger": "create",
+        "actions": [
+            {
+                "type": "create_record",
+                "entity": "activity",
+                "values": {"subject": {"cat": ["Call about ", {"var": "title"}]}},
+            }
+        ],
+    }
+    sales.store.apply([("deal_call.json", rule)], actor="test")
+    text = "Title\n" + "T" * 195 + "\n"
+
+    address = _upload(browser, text).headers["Location"]
+    browser.get(address)
+    checked = browser.post(address, {"action": "check", **_mapping(**{"0": "title"})})
+
+    cells = [
+        e.text.strip()
+        for e in elements(checked.get_data(as_text=True))
+        if e.tag == "td"
+    ]
+    assert cells[:2] == ["2", "Activity · Subject"]
+    assert "could not save Activity" in cells[2]

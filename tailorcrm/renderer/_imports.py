@@ -102,17 +102,23 @@ def key_fields(entity: EntityDef) -> list[tuple[str, str]]:
 
 
 def import_summary(
-    entity: EntityDef, report: Any, *, shown: int = ERRORS_SHOWN
+    entity: EntityDef,
+    report: Any,
+    *,
+    shown: int = ERRORS_SHOWN,
+    entities: Mapping[str, EntityDef] | None = None,
 ) -> ImportSummary:
     """Turn the importer's report into what the page lists.
 
     :param report: an :class:`~tailorcrm.platform.importer.ImportReport`.
+    :param entities: the entities the person sees, by name: a problem on a
+        record that a rule or an automation saves names its field with its
+        entity (``activity.subject``), shown as their labels.
     """
-    labels: Mapping[str, Any] = entity.fields
     problems = [
         RowProblem(
             row=int(error.row),
-            field=_label(labels, error.field),
+            field=_label(entity, entities or {}, error.field),
             message=str(error.message),
         )
         for error in report.errors[:shown]
@@ -129,8 +135,17 @@ def import_summary(
     )
 
 
-def _label(fields: Mapping[str, Any], name: str | None) -> str:
+def _label(
+    entity: EntityDef, entities: Mapping[str, EntityDef], name: str | None
+) -> str:
     if not name:
         return ""
-    spec = fields.get(name)
-    return str(spec.get("label", name)) if spec is not None else name
+    spec = entity.fields.get(name)
+    if spec is not None:
+        return str(spec.get("label", name))
+    owner, _, field = name.partition(".")
+    other = entities.get(owner)
+    spec = other.fields.get(field) if other is not None else None
+    if other is None or spec is None:
+        return name
+    return f"{other.label} · {spec.get('label', field)}"

@@ -538,7 +538,11 @@ def _render(
         action=LINKS.import_page(entity.name),
         list_href=LINKS.list(entity.name),
         filename=filename,
-        summary=import_summary(entity, summary) if summary is not None else None,
+        summary=(
+            import_summary(entity, summary, entities=found.catalog.entities)
+            if summary is not None
+            else None
+        ),
         errors=errors or [],
         max_megabytes=MAX_UPLOAD_BYTES // (1024 * 1024),
     )
@@ -582,7 +586,11 @@ def _render_mapping(
         skip_bad_rows=options.skip_bad_rows,
         may_bypass=found.user.is_admin,
         bypass_automation=options.bypass,
-        summary=import_summary(entity, report) if report is not None else None,
+        summary=(
+            import_summary(entity, report, entities=found.catalog.entities)
+            if report is not None
+            else None
+        ),
         errors=errors or [],
     )
     return _page(found, entity, page, status=status)
