@@ -185,6 +185,39 @@ def test_an_import_mapping_a_read_only_field_is_refused_whole(desk: Desk) -> Non
     assert [problem.field for problem in refused.value.problems] == ["probability"]
 
 
+def test_the_import_page_offers_no_key_the_callers_roles_make_read_only(
+    app: Flask, desk: Desk, tmp_path: Any
+) -> None:
+    app.config["IMPORT_FOLDER"] = str(tmp_path / "uploads")
+    role = {**CLERK, "entities": {**CLERK["entities"]}}
+    role["entities"]["account"] = {
+        **CLERK["entities"]["account"],
+        "fields": {"erp_code": "read_only"},
+    }
+    assert desk.admin.put("/meta/roles/clerk", json=role).status_code == 200
+    desk.browser.get("/app/account/import")
+    uploaded = desk.browser.client.post(
+        "/app/account/import",
+        data={
+            "csrf_token": desk.browser.token,
+            "file": (io.BytesIO(b"ERP customer number,Notes\nO-1,changed\n"), "a.csv"),
+        },
+        content_type="multipart/form-data",
+    )
+    address = uploaded.headers["Location"]
+    page = desk.browser.get(address).get_data(as_text=True)
+    refused = desk.browser.post(
+        address, {"action": "import", "map_1": "notes", "key": "erp_code"}
+    )
+
+    # The column cannot be chosen, so neither can updating records by it.
+    offered = {e["value"] for e in elements(page) if e.tag == "option"}
+    assert "erp_code" not in offered
+    assert refused.status_code == 422
+    assert "Choose an external-id field" in text_of(refused.get_data(as_text=True))
+    assert fetch(desk.platform, "account", desk.own_account)["notes"] is None
+
+
 def test_the_delete_page_counts_only_what_the_caller_can_see(desk: Desk) -> None:
     create(desk.platform, "activity", subject="Admin's call", opportunity=desk.deal)
 

@@ -92,12 +92,18 @@ def importable_fields(
     return sorted(found, key=lambda item: item[1].lower())
 
 
-def key_fields(entity: EntityDef) -> list[tuple[str, str]]:
-    """``(name, label)`` of the external-id fields records can be updated by."""
+def key_fields(entity: EntityDef, fixed: Collection[str] = ()) -> list[tuple[str, str]]:
+    """``(name, label)`` of the external-id fields records can be updated by.
+
+    :param fixed: fields no column may fill (computed, or read-only to the
+        person): the key's column is imported, so they cannot be keys either.
+    """
     return [
         (name, str(spec.get("label", name)))
         for name, spec in entity.fields.items()
-        if spec.get("external_id") and spec["type"] != "autonumber"
+        if spec.get("external_id")
+        and spec["type"] != "autonumber"
+        and name not in fixed
     ]
 
 

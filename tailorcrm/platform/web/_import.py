@@ -319,7 +319,7 @@ def _mapping_errors(
             errors.append(message)
     if not selected:
         errors.append("Choose a field for at least one column.")
-    keys = dict(key_fields(entity))
+    keys = dict(key_fields(entity, computed))
     if key and key not in keys:
         errors.append("Choose an external-id field to update records by.")
     elif key and key not in chosen:
@@ -581,7 +581,7 @@ def _render_mapping(
         filename=_name(token),
         columns=columns,
         fields=importable_fields(entity, fixed_fields(found, entity)),
-        keys=key_fields(entity),
+        keys=key_fields(entity, fixed_fields(found, entity)),
         key=options.key,
         skip_bad_rows=options.skip_bad_rows,
         may_bypass=found.user.is_admin,
