@@ -178,6 +178,20 @@ def test_a_unique_clash_on_a_hidden_field_names_neither_it_nor_its_value(
     assert "'E-Kiln'" in by_admin.json["errors"][0]["message"]
 
 
+def test_a_bad_row_whose_key_only_an_unseen_record_holds_names_the_clash(
+    desk: Desk,
+) -> None:
+    # V-1 belongs to an account the clerk cannot read: the row would create
+    # an account, whose number is taken, as well as having a bad industry.
+    text = "erp_code,name,industry\nV-1,Vault copy,bogus\n"
+    with pytest.raises(ImportFailed) as refused:
+        desk.import_text("account", text, key="erp_code")
+
+    problems = [(e.field, e.code) for e in refused.value.report.errors]
+    assert problems == [("industry", "invalid_choice"), ("erp_code", "unique")]
+    assert "Vaulted" not in str([e.message for e in refused.value.report.errors])
+
+
 def test_an_import_mapping_a_read_only_field_is_refused_whole(desk: Desk) -> None:
     with pytest.raises(Forbidden) as refused:
         desk.import_text("opportunity", "title,probability\nKiln,55\n")

@@ -712,8 +712,11 @@ class Importer:
         rows = [(number, data) for number, data, _ in readable]
         for number, data, problems in failing:
             self._failed_row(number, data)
-            # The key field is allowed to match a stored record: that is an upsert.
-            reported = {problem.field for problem in problems} | {self.key}
+            # The key field is allowed to match a stored record it updates: that
+            # is an upsert. A new row's key that a record holds is a clash.
+            reported = {problem.field for problem in problems}
+            if self.key is None or number in updating:
+                reported.add(self.key)
             found = [p for p in extra.get(number, []) if p.field not in reported]
             self._fail(
                 report, number, problems + self._in_file(number, found, data, rows)
