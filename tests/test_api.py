@@ -308,6 +308,34 @@ def test_cursor_pagination_visits_every_record_once(deals: Api, sort: str) -> No
     assert len(seen) == 5
 
 
+def test_pages_sorted_by_a_choice_keep_a_value_no_longer_offered(crm: Api) -> None:
+    # "Won" was a choice's value before it became "won"; records keep it, and a
+    # page's cursor that ends on one of them reads it as stored, not as "won".
+    document = crm.get("/meta/entities/opportunity").json
+    stage = next(f for f in document["fields"] if f["name"] == "stage")
+    stage["options"][1]["value"] = "Won"
+    assert crm.put("/meta/entities/opportunity", json=document).status_code == 200
+    for title in ("Old 1", "Old 2", "Old 3"):
+        crm.post("/opportunity", json={"title": title, "stage": "Won"})
+    stage["options"][1]["value"] = "won"
+    assert crm.put("/meta/entities/opportunity", json=document).status_code == 200
+    for title in ("New 1", "New 2"):
+        crm.post("/opportunity", json={"title": title, "stage": "won"})
+    everything = titles(crm, "sort=stage&limit=1000")
+    seen: list[str] = []
+    response = crm.get("/opportunity?sort=stage&limit=2")
+
+    while True:
+        assert response.status_code == 200, response.json
+        seen += [record["title"] for record in response.json["data"]]
+        if response.json["next"] is None:
+            break
+        response = crm.client.get(response.json["next"], headers=crm.headers)
+
+    assert seen == everything
+    assert len(seen) == 5
+
+
 def test_fields_selection_and_count(deals: Api) -> None:
     response = deals.get(
         "/opportunity?fields=title,amount&stage=won&count=true&limit=1"

@@ -314,7 +314,15 @@ def _filter_value(spec: dict[str, Any], op: str, raw: str, param: str) -> Any:
         if len(parts) > MAX_IN_VALUES:
             message = f"give at most {MAX_IN_VALUES} values, separated by commas."
             raise BadRequest.parameter(param, message)
-        return [parse_value(spec, part, param) for part in parts]
+        return [_operand(spec, part, param) for part in parts]
+    return _operand(spec, raw, param)
+
+
+def _operand(spec: dict[str, Any], raw: str, param: str) -> Any:
+    """A filter's value: a picklist's choice is also read by its label. A sort
+    key in a cursor is not: it is the value stored, as written."""
+    if spec["type"] == "picklist":
+        return _choice(spec, raw)
     return parse_value(spec, raw, param)
 
 
@@ -345,8 +353,6 @@ def parse_value(spec: dict[str, Any], raw: str, param: str) -> Any:
             return _moment(raw)
     except FieldValueError as error:
         raise BadRequest.parameter(param, error.message) from None
-    if kind == "picklist":
-        return _choice(spec, raw)
     return raw
 
 
