@@ -1469,6 +1469,28 @@ def test_a_view_of_choices_written_as_numbers_selects_what_its_condition_does(
     assert "Condition: " in text_of(shown.get_data(as_text=True))
 
 
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"==": [{"var": "stage"}, "Won"]},
+        {"!=": [{"var": "stage"}, "Closed lost"]},
+    ],
+)
+def test_a_view_comparing_a_choice_with_its_label_selects_what_its_condition_does(
+    api: Any, browser: Browser, sales: Platform, condition: Any
+) -> None:
+    """A page's filter reads ``stage=Won`` as the choice won; the condition
+    compares the text "Won", which no record holds."""
+    _deals(sales, 6)
+    by_api = api.get("/opportunity", query_string={"filter": json.dumps(condition)})
+
+    opened, shown = _open_view(browser, sales, "By label", condition)
+
+    assert by_api.status_code == 200, by_api.json
+    assert sorted(_titles(shown)) == sorted(r["title"] for r in by_api.json["data"])
+    assert "Condition: " in text_of(shown.get_data(as_text=True))
+
+
 def test_long_text_in_a_list_is_cut_and_whole_on_the_record_page(
     browser: Browser, sales: Platform
 ) -> None:

@@ -284,10 +284,15 @@ def _pair_of(entity: EntityDef, item: Any) -> tuple[str, str] | None:
         parsed = parse_list_args(entity, {param: [raw]})
     except BadRequest:
         return None
+    [(_, _, value)] = parsed.filters
     if op == "in" and _item(*parsed.filters[0]) != item:
         # ``in`` finds an item as ``===`` does: a list the page's filter would
         # not write selects other records (the choice "1" is not the number 1,
         # the number 1 is not the text "1").
+        return None
+    if spec["type"] == "picklist" and op in ("eq", "ne") and value != raw:
+        # The page's filter reads a choice's label as the choice (stage=Won);
+        # the condition compares the text as written, which no choice is.
         return None
     return param, raw
 
