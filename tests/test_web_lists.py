@@ -504,6 +504,29 @@ def test_a_lookup_filter_of_thousands_of_digits_is_a_filter_that_cannot_apply(
     assert "These filters cannot be applied: Account: enter a whole number" in text
 
 
+def test_a_filter_that_cannot_apply_is_named_as_its_chip_names_it(
+    api: Any, browser: Browser, sales: Platform
+) -> None:
+    # A field may be named like a list's parameter ("sort"): its filter
+    # "sort__gte" is no sort. The owner is named by its label, as its chip.
+    document = api.get("/meta/entities/opportunity").json
+    document["fields"].append({"name": "sort", "type": "integer", "label": "Rank"})
+    assert api.put("/meta/entities/opportunity", json=document).status_code == 200
+
+    ranked = browser.get("/app/opportunity?sort__gte=abc")
+    owned = browser.get("/app/opportunity?owner_id=abc")
+
+    assert ranked.status_code == owned.status_code == 400
+    assert "cannot be applied: Rank: 'abc' is not a whole number." in text_of(
+        ranked.get_data(as_text=True)
+    )
+    assert _chip_texts(ranked) == ["Rank ≥ abc"]
+    assert "cannot be applied: Owner: 'abc' is not a whole number." in text_of(
+        owned.get_data(as_text=True)
+    )
+    assert _chip_texts(owned) == ["Owner = abc"]
+
+
 @pytest.mark.parametrize(
     ("value", "status", "chip"),
     [

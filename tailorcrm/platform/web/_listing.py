@@ -35,7 +35,6 @@ from ...renderer import (
     ListPage,
     ViewBar,
     ViewChoice,
-    field_spec,
     filter_fields,
     filter_label,
     list_table,
@@ -173,8 +172,11 @@ def _as_labelled(entity: EntityDef, refused: BadRequest) -> str:
     names them, not by the address's parameters (``amount__gte``)."""
     told = []
     for problem in refused.problems:
-        name = (problem.field or "").partition("__")[0]
-        spec = None if name in RESERVED_PARAMS else field_spec(entity, name)
+        # As the chips name them: ``sort`` is the list's order, ``sort__gte``
+        # a filter of a field named so; the owner is a field like the others.
+        param = problem.field or ""
+        name = split_param(param)[0]
+        spec = None if param in RESERVED_PARAMS else spec_of(entity, name)
         told.append(f"{spec['label']}: {problem.message}" if spec else str(problem))
     return " ".join(told) if told else refused.message
 
