@@ -964,6 +964,31 @@ def test_a_stored_rule_with_a_branch_that_does_not_fit_keeps_working(
     ]
 
 
+def test_a_stored_update_of_the_related_record_that_sets_nothing_is_sent_again(
+    sales: Api, platform: Platform, database_url: str, admin_token: str
+) -> None:
+    # Saved before such an action was refused: an export applied back, or a
+    # pack sent again, holds it as it is stored, and is taken; a change of it
+    # is judged in full.
+    touch = rule("touch_account", "opportunity", "automation", trigger="update")
+    values = {"name": {"var": "account.name"}}
+    touch["actions"] = [
+        {"type": "update_related", "lookup": "account", "values": values}
+    ]
+    define(sales, touch)
+    earlier = json.loads(json.dumps(touch))
+    earlier["actions"][0]["values"] = {}
+
+    with _stored_unchecked(platform, database_url, admin_token, earlier) as reopened:
+        sent_again = reopened.put("/meta/rules/touch_account", json=earlier)
+        changed = {**earlier, "label": "Touch the account"}
+        saved_again = reopened.put("/meta/rules/touch_account", json=changed)
+
+    assert sent_again.status_code == 200, sent_again.json
+    assert saved_again.status_code == 422
+    assert problems(saved_again) == [("touch_account.actions[0].values", "schema")]
+
+
 def test_a_stored_rule_that_no_longer_fits_still_computes_its_field_alone(
     sales: Api, platform: Platform, database_url: str, admin_token: str
 ) -> None:

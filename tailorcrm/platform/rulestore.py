@@ -85,7 +85,7 @@ def plan_rules(
     :raises Conflict: the entity change removes or renames a field, or removes an
         entity, that stored rules use (or breaks them otherwise).
     """
-    sources = _check_documents(documents)
+    sources = _check_documents(documents, stored)
     incoming = {doc["name"]: doc for _, doc in documents}
     for name in removing:
         if name not in stored:
@@ -178,17 +178,26 @@ def _rule_of(problem: Problem) -> str:
     return str(problem.field).split(".")[0]
 
 
-def _check_documents(documents: Sequence[tuple[str, Any]]) -> dict[str, str]:
-    """Schema problems and names given twice; returns each rule's source."""
+def _check_documents(
+    documents: Sequence[tuple[str, Any]], stored: Mapping[str, StoredRule]
+) -> dict[str, str]:
+    """Schema problems and names given twice; returns each rule's source.
+
+    A document sent again as it is stored is not judged anew (see
+    :func:`_introduced`): one saved before the schema refused what it holds (an
+    update_related that sets nothing) comes back in every export.
+    """
     problems: list[Problem] = []
     sources: dict[str, str] = {}
     for source, document in documents:
         prefix = f"{source}: " if source else ""
-        for problem in check_rule_document(document):
-            problems.append(
-                Problem(f"{prefix}{problem.field}", problem.code, problem.message)
-            )
         name = document.get("name")
+        old = stored.get(name) if isinstance(name, str) else None
+        if old is None or old.document != document:
+            problems += [
+                Problem(f"{prefix}{problem.field}", problem.code, problem.message)
+                for problem in check_rule_document(document)
+            ]
         if not isinstance(name, str):
             continue
         if name in sources:
