@@ -176,6 +176,47 @@ def test_a_form_refused_by_what_an_automation_set_names_the_automation(
     assert "The automation 'lose_cranes' could not save Opportunity" in text_of(page)
 
 
+def test_a_problem_on_the_record_an_automation_updates_is_named_by_its_labels(
+    browser: Browser, pack: Platform
+) -> None:
+    # The automation writes the deal's title into its account's postal code,
+    # which holds 20 characters: the problem is the account's, and was shown
+    # beside the deal's Account field as "account.billing_postal_code".
+    post_code = rule(
+        "title_as_post_code",
+        "opportunity",
+        "automation",
+        trigger="update",
+        actions=[
+            {
+                "type": "update_related",
+                "lookup": "account",
+                "values": {"billing_postal_code": {"var": "title"}},
+            }
+        ],
+    )
+    pack.store.apply([("", post_code)], actor="test")
+    account = create(pack, "account", name="Quillon Mills")
+    deal = create(pack, "opportunity", title="Looms", account=account["id"])
+    browser.get(f"/app/opportunity/{deal['id']}/edit")
+
+    response = browser.post(
+        f"/app/opportunity/{deal['id']}/edit",
+        edit_form(
+            deal,
+            title="Loom belts for the whole northern weaving shed",
+            account=str(account["id"]),
+            account__search="Quillon Mills",
+        ),
+    )
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "has-error" not in field_box(page, "account").get("class", "")
+    assert "Account · Billing postal code: " in text_of(page)
+    assert "account.billing_postal_code" not in page
+
+
 def test_a_form_with_the_loss_reason_saves_and_the_record_page_shows_it(
     browser: Browser, pack: Platform
 ) -> None:

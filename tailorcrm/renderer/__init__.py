@@ -34,6 +34,7 @@ from ._imports import (
     import_summary,
     importable_fields,
     key_fields,
+    problem_label,
 )
 from ._lists import (
     BLANK,
@@ -136,6 +137,7 @@ __all__ = [
     "import_summary",
     "importable_fields",
     "key_fields",
+    "problem_label",
     "list_table",
     "looked_up",
     "one_line",

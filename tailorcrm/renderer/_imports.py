@@ -124,7 +124,7 @@ def import_summary(
     problems = [
         RowProblem(
             row=int(error.row),
-            field=_label(entity, entities or {}, error.field),
+            field=problem_label(entity, entities or {}, error.field),
             message=str(error.message),
         )
         for error in report.errors[:shown]
@@ -141,9 +141,13 @@ def import_summary(
     )
 
 
-def _label(
+def problem_label(
     entity: EntityDef, entities: Mapping[str, EntityDef], name: str | None
 ) -> str:
+    """How a problem's field reads to a person: the label of a field of
+    ``entity``, or, for one of another record that a rule or an automation saves
+    (``activity.subject``), that entity's and field's labels (``Activity ·
+    Subject``) from the ``entities`` the person sees; else the name as given."""
     if not name:
         return ""
     spec = entity.fields.get(name)

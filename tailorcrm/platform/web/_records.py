@@ -41,6 +41,7 @@ from ...renderer import (
     form_values,
     format_value,
     one_line,
+    problem_label,
     read_form,
     title_of,
 )
@@ -413,14 +414,24 @@ def _placed(session: Session, entity: EntityDef) -> list[str]:
     ]
 
 
-def _errors_of(error: TailorError, entity: EntityDef) -> dict[str, list[str]]:
+def _errors_of(
+    error: TailorError, entity: EntityDef, entities: Mapping[str, EntityDef]
+) -> dict[str, list[str]]:
+    """The problems of a refused save by the field of the form they belong to;
+    the record's own, and those of other records a rule or an automation saves
+    (``activity.subject``, named by labels), under ``record``.
+
+    :param entities: the entities the person sees, by name.
+    """
     errors: dict[str, list[str]] = {}
     for problem in error.problems:
-        name = (problem.field or "").split(".")[0].split("[")[0]
-        key = name if name in entity.fields else "record"
+        field = problem.field or ""
+        name = field.split(".")[0].split("[")[0]
+        other = "." in field and problem_label(entity, entities, field) != field
+        key = name if name in entity.fields and not other else "record"
         message = problem.message
-        if key == "record" and problem.field and problem.field != "record":
-            message = f"{problem.field}: {message}"
+        if key == "record" and field and field != "record":
+            message = f"{problem_label(entity, entities, field)}: {message}"
         errors.setdefault(key, []).append(message)
     if not errors:
         errors["record"] = [error.message]
@@ -683,7 +694,7 @@ def _save(
             status=409,
         )
     except (ValidationFailed, Conflict) as error:
-        errors = _errors_of(error, entity)
+        errors = _errors_of(error, entity, session.catalog.entities)
         errors.update(typed_errors)
         # The defaults nobody changed are shown as the save worked them out.
         defaulted = (
