@@ -183,6 +183,8 @@ def test_a_wrong_number_of_operands_reads_alike_when_checked_and_compiled(
         ({"=": [{"var": "stage"}, "won"]}, "There is no operator '='; write '=='."),
         ({"<>": [{"var": "stage"}, "won"]}, "There is no operator '<>'; write '!='."),
         ({"equals": [1, 1]}, "There is no operator 'equals'."),
+        ({"AND": [True, True]}, "There is no operator 'AND'; write 'and'."),
+        ({"If": [True, 1, 2]}, "There is no operator 'If'; write 'if'."),
     ],
 )
 def test_an_operator_spelt_as_another_language_does_names_the_one_meant(

@@ -263,8 +263,11 @@ _SPELLED_OTHERWISE = {
 
 def unknown_operator_text(name: str) -> str:
     """The problem of an operator that does not exist, with the one meant where
-    the name is another language's spelling of it (``not`` for ``!``)."""
+    the name is another language's spelling of it (``not`` for ``!``) or one in
+    other letters' case (``AND`` for ``and``)."""
     meant = _SPELLED_OTHERWISE.get(name.lower())
+    if meant is None and name.lower() in OPERATORS:
+        meant = name.lower()
     if meant is None:
         return f"There is no operator {name!r}."
     return f"There is no operator {name!r}; write {meant!r}."
