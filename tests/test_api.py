@@ -150,6 +150,25 @@ def test_unique_clash_is_409(crm: Api) -> None:
     assert response.json["errors"][0]["code"] == "unique"
 
 
+def test_a_choice_is_found_by_its_value_before_another_s_label_as_imports_do(
+    crm: Api,
+) -> None:
+    # Of the choices a (labelled "B") and b (labelled "A"), "A" names the
+    # value a, as an import reads it; a filter found no choice at all.
+    document = crm.get("/meta/entities/opportunity").json
+    options = [{"value": "a", "label": "B"}, {"value": "b", "label": "A"}]
+    document["fields"].append(
+        {"name": "tier", "type": "picklist", "label": "Tier", "options": options}
+    )
+    assert crm.put("/meta/entities/opportunity", json=document).status_code == 200
+    for title, tier in (("Kite", "a"), ("Lark", "b")):
+        crm.post("/opportunity", json={"title": title, "tier": tier})
+
+    assert titles(crm, "tier=A") == ["Kite"]
+    assert titles(crm, "tier=B") == ["Lark"]
+    assert titles(crm, "tier=b") == ["Lark"]
+
+
 def test_one_record_is_read_with_the_fields_asked_for_as_a_list_does(
     crm: Api,
 ) -> None:

@@ -474,7 +474,7 @@ def _parse_zone(zone: str | None) -> dt.tzinfo:
 
 
 def _parse_picklist(text: str, options: Sequence[Mapping[str, object]]) -> object:
-    return _match_choice(text, options)
+    return match_choice(text, options)
 
 
 def _parse_multi_picklist(text: str, options: Sequence[Mapping[str, object]]) -> object:
@@ -486,7 +486,7 @@ def _parse_multi_picklist(text: str, options: Sequence[Mapping[str, object]]) ->
             continue
 
         try:
-            value = _match_choice(choice, options)
+            value = match_choice(choice, options)
         except CellError:
             unknown.append(choice)
             continue
@@ -505,7 +505,12 @@ def _parse_multi_picklist(text: str, options: Sequence[Mapping[str, object]]) ->
     return values or None
 
 
-def _match_choice(text: str, options: Sequence[Mapping[str, object]]) -> object:
+def match_choice(text: str, options: Sequence[Mapping[str, object]]) -> object:
+    """The value of the choice among ``options`` that ``text`` names, by its
+    value or its label, in any letter case.
+
+    :raises CellError: no choice goes by ``text``.
+    """
     key = text.casefold()
     # A match on a value wins over a match on a label, so that a label that happens
     # to spell another option's value can never change which option is chosen.

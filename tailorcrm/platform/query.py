@@ -37,6 +37,7 @@ from ..metadata import (
     plain_integer,
 )
 from ..rules_engine import ConditionError, by_code_point, check_condition, compile_sql
+from .csvio import CellError, match_choice
 from .records import record_json
 from .search_index import name_conditions, name_order
 from .strictjson import JSONRefused, read_json
@@ -357,21 +358,13 @@ def parse_value(spec: dict[str, Any], raw: str, param: str) -> Any:
 
 
 def _choice(spec: dict[str, Any], raw: str) -> str:
-    """A picklist filter's value: a choice's value as written, else the value of
-    the one choice whose label (or value) it is in any letter case, as an import
-    reads it (``stage=Won`` for ``won``). Other text is compared as written: a
-    value no longer offered may still be stored."""
-    options = spec.get("options") or []
-    if any(option.get("value") == raw for option in options):
+    """A picklist filter's value: the choice it names by its value or its label,
+    in any letter case, as an import reads it (``stage=Won`` for ``won``). Other
+    text is compared as written: a value no longer offered may still be stored."""
+    try:
+        return str(match_choice(raw.strip(), spec.get("options") or []))
+    except CellError:
         return raw
-    word = raw.strip().casefold()
-    found = {
-        str(option.get("value"))
-        for option in options
-        if word
-        in (str(option.get("value")).casefold(), str(option.get("label")).casefold())
-    }
-    return found.pop() if len(found) == 1 else raw
 
 
 def _moment(raw: str) -> dt.datetime:
