@@ -1493,6 +1493,36 @@ def test_a_view_of_choices_written_as_numbers_selects_what_its_condition_does(
 
 
 @pytest.mark.parametrize(
+    ("query", "chip"),
+    [
+        ("tier=A", "Tier is B"),
+        ("tier__ne=B", "Tier is not A"),
+        ("tier__in=A,%20b%20", "Tier is one of B, A"),
+        ("stage=%20WON", "Stage is Closed won"),
+    ],
+)
+def test_a_choice_filter_s_chip_names_the_choice_it_selects_as_its_view_does(
+    api: Any, browser: Browser, sales: Platform, query: str, chip: str
+) -> None:
+    # Of the choices a (labelled "B") and b (labelled "A"), tier=A selects a:
+    # its chip read "Tier is A" above rows whose Tier reads B, and "Tier is B"
+    # once saved as a view.
+    document = api.get("/meta/entities/opportunity").json
+    options = [{"value": "a", "label": "B"}, {"value": "b", "label": "A"}]
+    document["fields"].append(
+        {"name": "tier", "type": "picklist", "label": "Tier", "options": options}
+    )
+    assert api.put("/meta/entities/opportunity", json=document).status_code == 200
+
+    listed = browser.get(f"/app/opportunity?{query}")
+    saved = _save_view(browser, urlsplit(listed.request.url).query)
+    opened = browser.get(saved.headers["Location"])
+
+    assert listed.status_code == 200
+    assert _chip_texts(listed) == _chip_texts(opened) == [chip]
+
+
+@pytest.mark.parametrize(
     "condition",
     [
         {"==": [{"var": "stage"}, "Won"]},

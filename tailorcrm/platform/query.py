@@ -323,7 +323,7 @@ def _operand(spec: dict[str, Any], raw: str, param: str) -> Any:
     """A filter's value: a picklist's choice is also read by its label. A sort
     key in a cursor is not: it is the value stored, as written."""
     if spec["type"] == "picklist":
-        return _choice(spec, raw)
+        return read_choice(spec, raw)
     return parse_value(spec, raw, param)
 
 
@@ -357,7 +357,7 @@ def parse_value(spec: dict[str, Any], raw: str, param: str) -> Any:
     return raw
 
 
-def _choice(spec: dict[str, Any], raw: str) -> str:
+def read_choice(spec: Mapping[str, Any], raw: str) -> str:
     """A picklist filter's value: the choice it names by its value or its label,
     in any letter case, as an import reads it (``stage=Won`` for ``won``). Other
     text is compared as written: a value no longer offered may still be stored."""

@@ -49,6 +49,7 @@ from ..query import (
     display_names,
     names_of,
     parse_list_args,
+    read_choice,
     records_named,
     run_list,
     run_list_before,
@@ -471,6 +472,10 @@ def _chips(session: Session, entity: EntityDef, state: Pairs) -> list[Chip]:
         if spec is None:
             chips.append(Chip(f"{key} = {value}", href))
             continue
+        if spec["type"] == "picklist" and op in ("eq", "ne", "in"):
+            # The choice the filter selects, as a view saved from it names it:
+            # tier=A may be the choice whose value is "a" and label "B".
+            value = ",".join(read_choice(spec, part) for part in value.split(","))
         lookup_names = names.get(spec.get("target", ""), {})
         text = filter_label(spec, op, value, lookup_names=lookup_names, locale=locale())
         chips.append(Chip(text, href))
