@@ -1907,3 +1907,42 @@ def test_conditions_a_page_cannot_show_as_filters_stay_whole(
         found = filters_of(catalog.entity("opportunity"), condition)
 
     assert found is None
+
+
+def test_a_multi_picklist_is_filtered_by_a_choice_s_label_as_imports_read_it(
+    api: Any, browser: Browser, sales: Platform
+) -> None:
+    # interests__contains=Software found nothing: only the value was read.
+    _records(
+        sales,
+        "sales_lead",
+        [
+            {"company": "Kestrel Mills", "full_name": "Ada Quill", "status": "new",
+             "interests": ["software", "training"]},
+            {"company": "Plover Yards", "full_name": "Ben Rook", "status": "new",
+             "interests": ["hardware"]},
+        ],
+    )  # fmt: skip
+    condition = {"contains": [{"var": "interests"}, "Software"]}
+
+    by_label = api.get("/sales_lead?interests__contains=Software").json["data"]
+    listed = browser.get("/app/sales_lead?interests__contains=Software")
+    by_text = api.get("/sales_lead", query_string={"filter": json.dumps(condition)})
+    with sales.transaction() as (connection, catalog):
+        admin = find_user(connection, "ada.admin")
+        view = save_view(
+            connection,
+            catalog,
+            admin,
+            {"entity": "sales_lead", "label": "Software", "filter": condition},
+        )
+    opened = browser.get(f"/app/sales_lead?view={view['id']}")
+    shown = browser.get(opened.headers["Location"])
+
+    assert [lead["company"] for lead in by_label] == ["Kestrel Mills"]
+    assert _chip_texts(listed) == ["Interests has Software"]
+    # The condition compares the text as written, which no choice is; its view
+    # opens as that condition, not as the filter that reads the label.
+    assert by_text.json["data"] == []
+    assert "Condition: " in text_of(shown.get_data(as_text=True))
+    assert _titles(shown) == []

@@ -303,7 +303,9 @@ def _filter_value(spec: dict[str, Any], op: str, raw: str, param: str) -> Any:
         if kind == "multi_picklist" and op == "startswith":
             message = "startswith does not apply to multi-picklists."
             raise BadRequest.parameter(param, message)
-        return raw
+        # A multi-picklist has a choice that its filter names as a picklist's
+        # filter does (interests__contains=Software for software).
+        return read_choice(spec, raw) if kind == "multi_picklist" else raw
     if kind == "multi_picklist":
         message = "use contains or isnull on a multi-picklist."
         raise BadRequest.parameter(param, message)
@@ -358,7 +360,7 @@ def parse_value(spec: dict[str, Any], raw: str, param: str) -> Any:
 
 
 def read_choice(spec: Mapping[str, Any], raw: str) -> str:
-    """A picklist filter's value: the choice it names by its value or its label,
+    """A (multi-)picklist filter's value: the choice it names by its value or its label,
     in any letter case, as an import reads it (``stage=Won`` for ``won``). Other
     text is compared as written: a value no longer offered may still be stored."""
     try:

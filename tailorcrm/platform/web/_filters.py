@@ -290,7 +290,11 @@ def _pair_of(entity: EntityDef, item: Any) -> tuple[str, str] | None:
         # not write selects other records (the choice "1" is not the number 1,
         # the number 1 is not the text "1").
         return None
-    if spec["type"] == "picklist" and op in ("eq", "ne") and value != raw:
+    if (
+        spec["type"] in ("picklist", "multi_picklist")
+        and op in ("eq", "ne", "contains")
+        and value != raw
+    ):
         # The page's filter reads a choice's label as the choice (stage=Won);
         # the condition compares the text as written, which no choice is.
         return None

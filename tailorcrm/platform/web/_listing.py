@@ -167,6 +167,13 @@ def view_pairs(entity: EntityDef, view: Mapping[str, Any]) -> Pairs:
     return pairs + filters + found
 
 
+#: The filters whose value names a choice, read as the filter reads it.
+_CHOICE_FILTERS = frozenset(
+    [("picklist", "eq"), ("picklist", "ne"), ("picklist", "in")]
+    + [("multi_picklist", "contains")]
+)
+
+
 def _as_labelled(entity: EntityDef, refused: BadRequest) -> str:
     """Why a list's address cannot be applied, its filters named by their
     fields' labels (``Amount: 'abc' is not a number.``) as the filter builder
@@ -472,7 +479,7 @@ def _chips(session: Session, entity: EntityDef, state: Pairs) -> list[Chip]:
         if spec is None:
             chips.append(Chip(f"{key} = {value}", href))
             continue
-        if spec["type"] == "picklist" and op in ("eq", "ne", "in"):
+        if (spec["type"], op) in _CHOICE_FILTERS:
             # The choice the filter selects, as a view saved from it names it:
             # tier=A may be the choice whose value is "a" and label "B".
             value = ",".join(read_choice(spec, part) for part in value.split(","))
