@@ -123,6 +123,24 @@ def api(app: Flask, admin_token: str) -> Api:
     return Api(app.test_client(), admin_token)
 
 
+def add_field(api: Api, entity: str, spec: dict[str, Any]) -> None:
+    """Add a field to ``entity`` through the metadata API."""
+    document = api.get(f"/meta/entities/{entity}").json
+    document["fields"].append(spec)
+    changed = api.put(f"/meta/entities/{entity}", json=document)
+    assert changed.status_code == 200, changed.json
+
+
+#: A picklist whose labels spell each other's values: a (labelled "B") and b
+#: (labelled "A").
+CROSSED_TIERS = {
+    "name": "tier",
+    "type": "picklist",
+    "label": "Tier",
+    "options": [{"value": "a", "label": "B"}, {"value": "b", "label": "A"}],
+}
+
+
 def load_pack() -> list[tuple[str, Any]]:
     return [
         (path.name, json.loads(path.read_text()))

@@ -8,7 +8,7 @@ from flask import Flask
 from tailorcrm.platform import Platform
 from tailorcrm.platform.auth import create_token, create_user
 from tailorcrm.platform.records import RecordService
-from tests.conftest import Api, grant_all
+from tests.conftest import CROSSED_TIERS, Api, add_field, grant_all
 
 
 def test_no_token_is_401_problem(app: Flask, crm: Api) -> None:
@@ -155,12 +155,7 @@ def test_a_choice_is_found_by_its_value_before_another_s_label_as_imports_do(
 ) -> None:
     # Of the choices a (labelled "B") and b (labelled "A"), "A" names the
     # value a, as an import reads it; a filter found no choice at all.
-    document = crm.get("/meta/entities/opportunity").json
-    options = [{"value": "a", "label": "B"}, {"value": "b", "label": "A"}]
-    document["fields"].append(
-        {"name": "tier", "type": "picklist", "label": "Tier", "options": options}
-    )
-    assert crm.put("/meta/entities/opportunity", json=document).status_code == 200
+    add_field(crm, "opportunity", CROSSED_TIERS)
     for title, tier in (("Kite", "a"), ("Lark", "b")):
         crm.post("/opportunity", json={"title": title, "tier": tier})
 
@@ -312,19 +307,26 @@ def test_list_filters_and_sort(deals: Api, query: str, expected: list[str]) -> N
 )
 def test_cursor_pagination_visits_every_record_once(deals: Api, sort: str) -> None:
     everything = titles(deals, f"{sort}&limit=1000")
-    seen: list[str] = []
-    response = deals.get(f"/opportunity?{sort}&limit=2&count=1")
 
-    while True:
-        assert response.status_code == 200, response.json
-        assert response.json["count"] == 5
-        seen += [record["title"] for record in response.json["data"]]
-        if response.json["next"] is None:
-            break
-        response = deals.client.get(response.json["next"], headers=deals.headers)
+    seen = paged_titles(deals, f"{sort}&limit=2&count=1", count=5)
 
     assert seen == everything
     assert len(seen) == 5
+
+
+def paged_titles(api: Api, query: str, *, count: int | None = None) -> list[str]:
+    """The titles of the opportunities of every page of ``query``, following
+    each page's ``next`` link (each page says ``count`` records, when given)."""
+    seen: list[str] = []
+    response = api.get(f"/opportunity?{query}")
+    while True:
+        assert response.status_code == 200, response.json
+        if count is not None:
+            assert response.json["count"] == count
+        seen += [record["title"] for record in response.json["data"]]
+        if response.json["next"] is None:
+            return seen
+        response = api.client.get(response.json["next"], headers=api.headers)
 
 
 def test_pages_sorted_by_a_choice_keep_a_value_no_longer_offered(crm: Api) -> None:
@@ -341,15 +343,8 @@ def test_pages_sorted_by_a_choice_keep_a_value_no_longer_offered(crm: Api) -> No
     for title in ("New 1", "New 2"):
         crm.post("/opportunity", json={"title": title, "stage": "won"})
     everything = titles(crm, "sort=stage&limit=1000")
-    seen: list[str] = []
-    response = crm.get("/opportunity?sort=stage&limit=2")
 
-    while True:
-        assert response.status_code == 200, response.json
-        seen += [record["title"] for record in response.json["data"]]
-        if response.json["next"] is None:
-            break
-        response = crm.client.get(response.json["next"], headers=crm.headers)
+    seen = paged_titles(crm, "sort=stage&limit=2")
 
     assert seen == everything
     assert len(seen) == 5

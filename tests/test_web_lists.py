@@ -34,7 +34,7 @@ from tailorcrm.platform.web._filters import (
     nesting,
 )
 
-from .conftest import grant_all
+from .conftest import CROSSED_TIERS, add_field, grant_all
 from .web_helpers import (
     PASSWORD,
     Browser,
@@ -1418,19 +1418,23 @@ def test_a_view_whose_filter_lost_its_field_says_so(
 
 
 def _open_view(
-    browser: Browser, sales: Platform, label: str, condition: Any
+    browser: Browser,
+    sales: Platform,
+    label: str,
+    condition: Any,
+    entity: str = "opportunity",
 ) -> tuple[TestResponse, TestResponse]:
-    """Save the admin's view of opportunities with ``condition``, and open it:
-    the address it leads to, and the list found there."""
+    """Save the admin's view of ``entity`` with ``condition``, and open it: the
+    address it leads to, and the list found there."""
     with sales.transaction() as (connection, catalog):
         admin = find_user(connection, "ada.admin")
         view = save_view(
             connection,
             catalog,
             admin,
-            {"entity": "opportunity", "label": label, "filter": condition},
+            {"entity": entity, "label": label, "filter": condition},
         )
-    opened = browser.get(f"/app/opportunity?view={view['id']}")
+    opened = browser.get(f"/app/{entity}?view={view['id']}")
     return opened, browser.get(opened.headers["Location"])
 
 
@@ -1468,12 +1472,8 @@ def test_a_view_of_choices_written_as_numbers_selects_what_its_condition_does(
     api: Any, browser: Browser, sales: Platform
 ) -> None:
     """``in`` finds an item as ``===`` does: the number 1 is not the choice "1"."""
-    document = api.get("/meta/entities/opportunity").json
     options = [{"value": v, "label": f"Tier {v}"} for v in ("1", "2", "3")]
-    document["fields"].append(
-        {"name": "tier", "type": "picklist", "label": "Tier", "options": options}
-    )
-    assert api.put("/meta/entities/opportunity", json=document).status_code == 200
+    add_field(api, "opportunity", {**CROSSED_TIERS, "options": options})
     _records(
         sales,
         "opportunity",
@@ -1507,12 +1507,7 @@ def test_a_choice_filter_s_chip_names_the_choice_it_selects_as_its_view_does(
     # Of the choices a (labelled "B") and b (labelled "A"), tier=A selects a:
     # its chip read "Tier is A" above rows whose Tier reads B, and "Tier is B"
     # once saved as a view.
-    document = api.get("/meta/entities/opportunity").json
-    options = [{"value": "a", "label": "B"}, {"value": "b", "label": "A"}]
-    document["fields"].append(
-        {"name": "tier", "type": "picklist", "label": "Tier", "options": options}
-    )
-    assert api.put("/meta/entities/opportunity", json=document).status_code == 200
+    add_field(api, "opportunity", CROSSED_TIERS)
 
     listed = browser.get(f"/app/opportunity?{query}")
     saved = _save_view(browser, urlsplit(listed.request.url).query)
@@ -1928,16 +1923,7 @@ def test_a_multi_picklist_is_filtered_by_a_choice_s_label_as_imports_read_it(
     by_label = api.get("/sales_lead?interests__contains=Software").json["data"]
     listed = browser.get("/app/sales_lead?interests__contains=Software")
     by_text = api.get("/sales_lead", query_string={"filter": json.dumps(condition)})
-    with sales.transaction() as (connection, catalog):
-        admin = find_user(connection, "ada.admin")
-        view = save_view(
-            connection,
-            catalog,
-            admin,
-            {"entity": "sales_lead", "label": "Software", "filter": condition},
-        )
-    opened = browser.get(f"/app/sales_lead?view={view['id']}")
-    shown = browser.get(opened.headers["Location"])
+    _, shown = _open_view(browser, sales, "Software", condition, "sales_lead")
 
     assert [lead["company"] for lead in by_label] == ["Kestrel Mills"]
     assert _chip_texts(listed) == ["Interests has Software"]
