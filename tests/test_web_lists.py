@@ -1932,3 +1932,36 @@ def test_a_multi_picklist_is_filtered_by_a_choice_s_label_as_imports_read_it(
     assert by_text.json["data"] == []
     assert "Condition: " in text_of(shown.get_data(as_text=True))
     assert _titles(shown) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "chip"),
+    [
+        ("kit=Hardware,Software", "Kit is Bundle"),
+        ("kit__ne=Hardware,Software", "Kit is not Bundle"),
+        ("kit__in=Hardware,Software", "Kit is one of Hardware, Software"),
+    ],
+)
+def test_a_choice_holding_a_comma_is_named_on_its_chip_as_one_choice(
+    api: Any, browser: Browser, sales: Platform, query: str, chip: str
+) -> None:
+    # The filter builder writes a choice that holds a comma with "is" (kit=...):
+    # its chip read "Kit is hw,sw", the text split at the comma and each part
+    # read as another choice, above rows whose Kit reads Bundle.
+    document = api.get("/meta/entities/opportunity").json
+    options = [
+        {"value": "hw", "label": "Hardware"},
+        {"value": "sw", "label": "Software"},
+        {"value": "Hardware,Software", "label": "Bundle"},
+    ]
+    document["fields"].append(
+        {"name": "kit", "type": "picklist", "label": "Kit", "options": options}
+    )
+    assert api.put("/meta/entities/opportunity", json=document).status_code == 200
+
+    listed = browser.get(f"/app/opportunity?{query}")
+    saved = _save_view(browser, urlsplit(listed.request.url).query)
+    opened = browser.get(saved.headers["Location"])
+
+    assert listed.status_code == 200
+    assert _chip_texts(listed) == _chip_texts(opened) == [chip]

@@ -481,8 +481,10 @@ def _chips(session: Session, entity: EntityDef, state: Pairs) -> list[Chip]:
             continue
         if (spec["type"], op) in _CHOICE_FILTERS:
             # The choice the filter selects, as a view saved from it names it:
-            # tier=A may be the choice whose value is "a" and label "B".
-            value = ",".join(read_choice(spec, part) for part in value.split(","))
+            # tier=A may be the choice whose value is "a" and label "B". Only
+            # "in" lists choices; one choice may hold a comma (kit=Hardware,Software).
+            parts = value.split(",") if op == "in" else [value]
+            value = ",".join(read_choice(spec, part) for part in parts)
         lookup_names = names.get(spec.get("target", ""), {})
         text = filter_label(spec, op, value, lookup_names=lookup_names, locale=locale())
         chips.append(Chip(text, href))
