@@ -1948,16 +1948,16 @@ def test_a_choice_holding_a_comma_is_named_on_its_chip_as_one_choice(
     # The filter builder writes a choice that holds a comma with "is" (kit=...):
     # its chip read "Kit is hw,sw", the text split at the comma and each part
     # read as another choice, above rows whose Kit reads Bundle.
-    document = api.get("/meta/entities/opportunity").json
     options = [
         {"value": "hw", "label": "Hardware"},
         {"value": "sw", "label": "Software"},
         {"value": "Hardware,Software", "label": "Bundle"},
     ]
-    document["fields"].append(
-        {"name": "kit", "type": "picklist", "label": "Kit", "options": options}
+    add_field(
+        api,
+        "opportunity",
+        {"name": "kit", "type": "picklist", "label": "Kit", "options": options},
     )
-    assert api.put("/meta/entities/opportunity", json=document).status_code == 200
 
     listed = browser.get(f"/app/opportunity?{query}")
     saved = _save_view(browser, urlsplit(listed.request.url).query)
