@@ -37,6 +37,15 @@ def _twins(
     return ids[0], ids[1]
 
 
+def _two_offered(page: Page, typed: str) -> list[str]:
+    """Type ``typed`` in the filter builder's value box; once it offers two
+    records, what it offers."""
+    page.locator("#add_value").press_sequentially(typed, delay=10)
+    options = page.locator("#add_value-options option")
+    expect(options).to_have_count(2)
+    return [str(option.get_attribute("value")) for option in options.all()]
+
+
 def _filtered_by(page: Page, opportunity: int, subjects: list[str]) -> None:
     """The activities' list shows what the opportunity filter picked."""
     url = re.compile(rf"/app/activity\?opportunity__eq={opportunity}$")
@@ -197,13 +206,9 @@ def test_a_lookup_filter_tells_apart_records_of_the_same_name(
         "Quay Works gantry hire",
         ("Price the gantry", "Book the gantry"),
     )
-    name = page.locator("#add_value")
-    name.press_sequentially("Quay Works gantry", delay=10)
-    options = page.locator("#add_value-options option")
-    expect(options).to_have_count(2)
-    offered = [option.get_attribute("value") for option in options.all()]
+    offered = _two_offered(page, "Quay Works gantry")
     assert len(set(offered)) == 2
-    name.fill(f"Quay Works gantry hire (#{second})")
+    page.locator("#add_value").fill(f"Quay Works gantry hire (#{second})")
     page.locator(".filter-submit button").click()
 
     _filtered_by(page, second, ["Book the gantry"])
@@ -221,10 +226,8 @@ def test_a_record_picked_by_its_number_stays_picked_while_the_user_reads(
         "Harbour Mill crane lease",
         ("Check the crane", "Sign the lease"),
     )
-    name = page.locator("#add_value")
-    name.press_sequentially("Harbour Mill crane", delay=10)
-    expect(page.locator("#add_value-options option")).to_have_count(2)
-    name.fill(f"Harbour Mill crane lease (#{second})")
+    _two_offered(page, "Harbour Mill crane")
+    page.locator("#add_value").fill(f"Harbour Mill crane lease (#{second})")
     # Time for the search the box makes once typing stops, and its answer.
     page.wait_for_timeout(1000)
     page.locator(".filter-submit button").click()
@@ -241,11 +244,7 @@ def test_records_named_as_a_property_of_every_object_are_told_apart(
     first, second = _twins(
         page, live_server, "constructor", ("Frame the quay", "Pour the slab")
     )
-    name = page.locator("#add_value")
-    name.press_sequentially("construct", delay=10)
-    options = page.locator("#add_value-options option")
-    expect(options).to_have_count(2)
-    assert {option.get_attribute("value") for option in options.all()} == {
+    assert set(_two_offered(page, "construct")) == {
         f"constructor (#{first})",
         f"constructor (#{second})",
     }
