@@ -284,8 +284,8 @@ def _pair_of(entity: EntityDef, item: Any) -> tuple[str, str] | None:
         parsed = parse_list_args(entity, {param: [raw]})
     except BadRequest:
         return None
-    [(_, _, value)] = parsed.filters
-    if op == "in" and _item(*parsed.filters[0]) != item:
+    [written] = parsed.filters
+    if op == "in" and _item(*written) != item:
         # ``in`` finds an item as ``===`` does: a list the page's filter would
         # not write selects other records (the choice "1" is not the number 1,
         # the number 1 is not the text "1").
@@ -293,7 +293,7 @@ def _pair_of(entity: EntityDef, item: Any) -> tuple[str, str] | None:
     if (
         spec["type"] in ("picklist", "multi_picklist")
         and op in ("eq", "ne", "contains")
-        and value != raw
+        and written[2] != raw
     ):
         # The page's filter reads a choice's label as the choice (stage=Won);
         # the condition compares the text as written, which no choice is.

@@ -169,8 +169,8 @@ def view_pairs(entity: EntityDef, view: Mapping[str, Any]) -> Pairs:
 
 #: The filters whose value names a choice, read as the filter reads it.
 _CHOICE_FILTERS = frozenset(
-    [("picklist", "eq"), ("picklist", "ne"), ("picklist", "in")]
-    + [("multi_picklist", "contains")]
+    {("picklist", "eq"), ("picklist", "ne"), ("picklist", "in")}
+    | {("multi_picklist", "contains")}
 )
 
 

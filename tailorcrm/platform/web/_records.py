@@ -427,11 +427,12 @@ def _errors_of(
     for problem in error.problems:
         field = problem.field or ""
         name = field.split(".")[0].split("[")[0]
-        other = "." in field and problem_label(entity, entities, field) != field
+        label = problem_label(entity, entities, field)
+        other = "." in field and label != field
         key = name if name in entity.fields and not other else "record"
         message = problem.message
         if key == "record" and field and field != "record":
-            message = f"{problem_label(entity, entities, field)}: {message}"
+            message = f"{label}: {message}"
         errors.setdefault(key, []).append(message)
     if not errors:
         errors["record"] = [error.message]
