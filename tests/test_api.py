@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from flask import Flask
 
@@ -534,6 +536,37 @@ def test_put_with_mismatched_name_is_400(crm: Api) -> None:
     )
 
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("path", "document", "key"),
+    [
+        (
+            "/meta/entities/account",
+            {"name": "other", "label": "X", "fields": []},
+            "name",
+        ),
+        ("/meta/entities/account", {"kind": "rule", "name": "account"}, "kind"),
+        ("/meta/rules/gate", {"kind": "rule", "name": "other"}, "name"),
+        ("/meta/rules/gate", {"kind": "role", "name": "gate"}, "kind"),
+        ("/meta/roles/clerk", {"kind": "role", "name": "other"}, "name"),
+        (
+            "/meta/layouts/account",
+            {"kind": "layout", "entity": "opportunity"},
+            "entity",
+        ),
+        ("/meta/layouts/account", {"kind": "rule", "entity": "account"}, "kind"),
+    ],
+)
+def test_a_metadata_document_sent_to_another_address_names_the_key(
+    crm: Api, path: str, document: dict[str, Any], key: str
+) -> None:
+    response = crm.put(path, json=document)
+
+    assert response.status_code == 400
+    [problem] = response.json["errors"]
+    assert problem["field"] == key
+    assert problem["message"] == response.json["detail"]
 
 
 def test_invalid_document_is_422_with_paths_and_changes_nothing(crm: Api) -> None:

@@ -384,10 +384,17 @@ def named_document(document: Any, name: str, *, key: str = "name") -> Any:
     if isinstance(document, dict):
         document.setdefault(key, name)
         if document[key] != name:
-            raise BadRequest(
-                f"The document is named {document[key]!r} but was sent to {name!r}."
+            raise _refused_key(
+                key,
+                f"The document is named {document[key]!r} but was sent to {name!r}.",
             )
     return document
+
+
+def _refused_key(key: str, message: str) -> BadRequest:
+    """The refusal of a document whose ``key`` does not fit the address it was
+    sent to, named as the field of its problem, where a client looks for it."""
+    return BadRequest(message, problems=[Problem(key, "wrong_address", message)])
 
 
 def put_named_kind(
@@ -409,7 +416,9 @@ def put_named_kind(
         document.setdefault("kind", kind)
     named_document(document, name)
     if not isinstance(document, dict) or document.get("kind") != kind:
-        raise BadRequest(f'A {kind} document is a JSON object with "kind": "{kind}".')
+        raise _refused_key(
+            "kind", f'A {kind} document is a JSON object with "kind": "{kind}".'
+        )
     with platform().reading() as (_, catalog):
         existed = name in stored_in(catalog)
     expected = _expected_revision()
@@ -479,9 +488,10 @@ def put_entity(name: str) -> Response:
     if isinstance(document, dict) and "kind" in document:
         # A layout, rule or role sent here would be applied as one, past the
         # If-Match and the answer of its own endpoint.
-        raise BadRequest(
+        raise _refused_key(
+            "kind",
             'An entity document has no "kind"; send layouts, rules and roles to '
-            "their own endpoints under /api/v1/meta/."
+            "their own endpoints under /api/v1/meta/.",
         )
     with platform().reading() as (_, catalog):
         existed = name in catalog.entities and not catalog.entities[name].removed
@@ -581,11 +591,14 @@ def put_layout(name: str) -> Response:
         )
     document.setdefault("kind", LAYOUT)
     if document["kind"] != LAYOUT:
-        raise BadRequest('A layout document is a JSON object with "kind": "layout".')
+        raise _refused_key(
+            "kind", 'A layout document is a JSON object with "kind": "layout".'
+        )
     document.setdefault("entity", name)
     if document["entity"] != name:
-        raise BadRequest(
-            f"The layout is for {document['entity']!r} but was sent to {name!r}."
+        raise _refused_key(
+            "entity",
+            f"The layout is for {document['entity']!r} but was sent to {name!r}.",
         )
     with platform().reading() as (connection, _):
         existed = name in stored_layouts(connection)
