@@ -1732,6 +1732,27 @@ def test_export_follows_the_filters_search_and_sort_of_the_list(
     assert rows[0]["next_step"] == ""
 
 
+def test_the_export_of_a_views_own_address_follows_the_view(
+    browser: Browser, sales: Platform
+) -> None:
+    # The list page opens ``?view=N`` as the view's filters and sort; an export
+    # of that address wrote every record.
+    _deals(sales, 9)
+    saved = _save_view(browser, "stage=won&sort=-amount")
+
+    response = browser.get(
+        f"/app/opportunity/export.csv?view={_view_id(saved.location)}"
+    )
+    unknown = browser.get("/app/opportunity/export.csv?view=999999")
+    everything = browser.get("/app/opportunity/export.csv?view=")
+
+    assert response.status_code == 200
+    assert [row["title"] for row in _csv(response)] == ["Deal 09", "Deal 06", "Deal 03"]
+    assert unknown.status_code == 404
+    assert unknown.mimetype == "text/html"
+    assert len(_csv(everything)) == 9
+
+
 def test_an_exported_carriage_return_alone_reads_back_as_one_value(
     browser: Browser, sales: Platform
 ) -> None:

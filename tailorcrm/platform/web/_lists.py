@@ -10,7 +10,7 @@ all of them through the record service or none.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -40,7 +40,15 @@ from ..exporting import (
 from ..query import ListQuery, access_where, names_of, parse_list_args
 from ._blueprint import web
 from ._context import LINKS, reasons, render, web_session
-from ._listing import POSITION_PARAMS, build_query, list_args, list_href, plural
+from ._listing import (
+    POSITION_PARAMS,
+    active_view,
+    build_query,
+    list_args,
+    list_href,
+    plural,
+    view_pairs,
+)
 
 #: The most rows one action on selected rows takes.
 MAX_SELECTED = 500
@@ -53,11 +61,31 @@ def export_csv(entity_name: str) -> Response:
 
     def query_of(session: Session, entity: EntityDef) -> ListQuery:
         layout = session.catalog.layout(entity.name)
-        args = list_args(entity, layout, request.args)
+        params = request.args
+        if set(params) == {"view"} and params["view"]:
+            # A view's own address, as the list page opens it: its filters,
+            # search and sort as saved.
+            params = MultiDict(view_pairs(entity, _exported_view(session, entity)))
+        args = list_args(entity, layout, params)
         args.pop("cursor", None)
         return build_query(session, entity, args, request.args.get("q", ""))
 
     return _csv_response(entity_name, f"{entity_name}.csv", query_of)
+
+
+def _exported_view(session: Session, entity: EntityDef) -> Mapping[str, Any]:
+    """The saved view an export's address names.
+
+    :raises NotFound: this user sees no such view of ``entity``; nothing is
+        exported rather than every record.
+    """
+    try:
+        view = active_view(session, entity, request.args)
+    except NotFound:
+        view = None
+    if view is None:
+        raise NotFound(f"That view does not exist for {plural(entity)}.")
+    return view
 
 
 @web.post("/app/<entity_name>/bulk")
