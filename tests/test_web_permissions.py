@@ -164,6 +164,38 @@ def test_a_read_only_field_reads_on_the_form_as_on_the_record_page(
     assert all("readonly" in e.attrs for e in shown.values())
 
 
+def test_a_record_whose_display_field_is_hidden_goes_by_its_label_and_id(
+    app: Flask, platform: Platform
+) -> None:
+    # Pages named such a record by its bare id ("3"), where its own page says
+    # "Account #3".
+    role = {
+        "kind": "role",
+        "name": "nameless_reader",
+        "label": "Nameless reader",
+        "entities": {
+            "account": {"read": "all", "fields": {"name": "hidden"}},
+            "opportunity": {"read": "all"},
+        },
+    }
+    platform.store.apply([*load_pack(), ("nameless.json", role)], actor="test")
+    reader = _signed_in(app, platform, "oli.nameless", "nameless_reader")
+    account = create(platform, "account", name="Quillon Barges")["id"]
+    deal = create(platform, "opportunity", title="Barge refit", account=account)["id"]
+
+    record = _page(reader, f"/app/account/{account}")
+    history = _page(reader, f"/app/account/{account}/history")
+    deal_page = _page(reader, f"/app/opportunity/{deal}")
+
+    assert f"Account #{account}" in record
+    assert f"History of Account #{account}" in history
+    link = next(
+        e for e in elements(deal_page) if e.get("href") == f"/app/account/{account}"
+    )
+    assert link.text.strip() == f"Account #{account}"
+    assert "Quillon Barges" not in record + history + deal_page
+
+
 def _user_id(platform: Platform, name: str) -> int:
     with platform.engine.connect() as connection:
         found = find_user(connection, name)

@@ -799,10 +799,15 @@ def display_names(
 def names_of(
     connection: sa.Connection, target: EntityDef, ids: Iterable[int]
 ) -> dict[int, str]:
-    """Display names of some records of one entity, by id."""
+    """Display names of some records of one entity, by id.
+
+    A record whose display field is blank, or hidden from the caller, goes by
+    its entity's label and id (``Opportunity #3``), as its own page names it.
+    """
     table = target.table
     shown = target.display_field
-    column = table.c[shown] if shown and shown in target.fields else table.c.id
+    named = shown if shown and shown in target.fields else None
+    column = table.c[named] if named else table.c.id
     rows = connection.execute(
         sa.select(table.c.id, column).where(
             table.c.id.in_(list(ids)), *access_where(target)
@@ -811,7 +816,7 @@ def names_of(
     label = target.label
     return {
         int(record_id): str(value)
-        if value not in (None, "")
+        if named and value not in (None, "")
         else f"{label} #{record_id}"
         for record_id, value in rows
     }
