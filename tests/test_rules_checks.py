@@ -424,6 +424,19 @@ def test_a_scoped_val_that_climbs_to_the_record_reads_its_fields(
     assert problems(condition) == found
 
 
+@pytest.mark.parametrize(
+    ("condition", "renamed"),
+    [
+        ({"exists": "stage"}, {"exists": "phase"}),
+        ({"exists": ["stage"]}, {"exists": ["phase"]}),
+        ({"exists": ["$prior", "stage"]}, {"exists": ["$prior", "phase"]}),
+    ],
+)
+def test_a_rename_reaches_the_field_exists_reads(condition: Any, renamed: Any) -> None:
+    assert field_names(condition) == {"stage"}
+    assert rename_fields(condition, {"stage": "phase"}) == renamed
+
+
 def test_a_rename_reaches_a_scoped_val_that_reads_the_record() -> None:
     condition = {
         "some": [

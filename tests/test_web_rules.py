@@ -751,6 +751,32 @@ def test_a_section_condition_follows_renamed_fields_and_goes_with_removed_ones(
     assert conditions == {}
 
 
+def test_a_section_condition_follows_a_renamed_field_that_exists_reads(
+    pack: Platform,
+) -> None:
+    layout = big_deal_layout()
+    layout["form"]["tabs"][0]["sections"][2]["visible_if"] = {
+        "and": [{"exists": "erp_code"}, {"exists": ["erp_code"]}]
+    }
+    pack.store.apply([("", layout)], actor="test")
+    with pack.reading() as (_, catalog):
+        document = dict(catalog.entity("opportunity").document)
+    fields = [dict(spec) for spec in document["fields"]]
+    for spec in fields:
+        if spec["name"] == "erp_code":
+            spec["name"] = "order_number"
+
+    pack.store.apply([("", {**document, "fields": fields})], actor="test")
+    with pack.reading() as (_, catalog):
+        renamed = catalog.layouts["opportunity"]["form"]["tabs"][0]["sections"][2]
+        conditions = catalog.section_conditions("opportunity").conditions
+
+    assert renamed["visible_if"] == {
+        "and": [{"exists": "order_number"}, {"exists": ["order_number"]}]
+    }
+    assert list(conditions) == [(0, 2)]
+
+
 # -- empty groups and nulls ---------------------------------------------------------
 
 

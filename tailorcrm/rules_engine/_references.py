@@ -1,10 +1,11 @@
 """Where a condition names the record's fields: to list those names or rename them.
 
 A renamed or removed field has to be found in every condition that reads it
-(DESIGN.md principle 2). The walk follows the static checks: ``var`` and ``val``
-paths, the keys of ``missing`` and ``missing_some``, the operands of ``changed`` and
-``prior``, and ``$prior.<field>``. Inside ``map``, ``filter`` and the like, ``var``
-reads the current item rather than the record, so names there are left alone.
+(DESIGN.md principle 2). The walk follows the static checks: ``var``, ``val`` and
+``exists`` paths, the keys of ``missing`` and ``missing_some``, the operands of
+``changed`` and ``prior``, and ``$prior.<field>``. Inside ``map``, ``filter`` and the
+like, ``var`` reads the current item rather than the record, so names there are
+left alone.
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ def _rename_operands(
         renamed = head if not head or head.startswith("$") else rename(head)
         return [items[0], renamed, *items[2:]]
     if name == "val" and all(not isinstance(key, (dict, list)) for key in items):
+        return _rename_val(items, rename, in_item=in_item)
+    if name == "exists" and all(isinstance(key, str) for key in items):
+        # Its operands are a path, as val's are: ["account", "industry"].
         return _rename_val(items, rename, in_item=in_item)
     if name == "missing" and not in_item:
         if isinstance(first, list):
