@@ -437,6 +437,15 @@ def test_a_rename_reaches_the_field_exists_reads(condition: Any, renamed: Any) -
     assert rename_fields(condition, {"stage": "phase"}) == renamed
 
 
+def test_a_rename_reaches_a_key_of_missing_some_written_without_its_list() -> None:
+    condition = {"missing_some": [1, "stage"]}
+
+    assert field_names(condition) == {"stage"}
+    assert rename_fields(condition, {"stage": "phase"}) == {
+        "missing_some": [1, "phase"]
+    }
+
+
 def test_a_rename_reaches_a_scoped_val_that_reads_the_record() -> None:
     condition = {
         "some": [

@@ -96,6 +96,9 @@ def _rename_operands(
         return _rename_keys(items, rename)
     if name == "missing_some" and not in_item and len(items) == 2:
         keys = items[1]
+        if isinstance(keys, str):
+            # One key written without its list, which reads as [key].
+            return [first, _rename_path(keys, rename, in_item=False)]
         return [first, _rename_keys(keys, rename) if isinstance(keys, list) else keys]
     return items
 
