@@ -637,8 +637,18 @@ def _build_in(operands: Operands) -> Fn:
     return eager(membership, operands, 0, None)
 
 
+#: The longest text and list an operation makes. ``cat`` and ``merge`` inside
+#: ``reduce`` can double their result with each item; beyond these the result is
+#: a failure rather than memory the server does not have (OPERATIONS.md).
+MAX_TEXT = 1_000_000
+MAX_ITEMS = 100_000
+
+
 def _cat(values: list[Any]) -> str:
-    return "".join(to_text(value) for value in values)
+    texts = [to_text(value) for value in values]
+    if sum(map(len, texts)) > MAX_TEXT:
+        raise invalid_arguments(f"cat would make a text over {MAX_TEXT:,} characters.")
+    return "".join(texts)
 
 
 def _whole(value: Any) -> int:
@@ -667,6 +677,10 @@ def _merge(values: list[Any]) -> list[Any]:
             merged.extend(value)
         else:
             merged.append(value)
+        if len(merged) > MAX_ITEMS:
+            raise invalid_arguments(
+                f"merge would make a list over {MAX_ITEMS:,} items."
+            )
     return merged
 
 

@@ -2443,8 +2443,17 @@
   }
 
   registerEager("in", membership);
+  // The longest text and list an operation makes, as on the server.
+  var MAX_TEXT = 1000000;
+  var MAX_ITEMS = 100000;
+
   registerEager("cat", function (values) {
-    return values.map(toText).join("");
+    var text = values.map(toText).join("");
+    // Characters are counted as Python counts them: one per code point.
+    if (text.length > MAX_TEXT && textLength(text) > MAX_TEXT) {
+      throw invalidArguments("cat would make a text over 1,000,000 characters.");
+    }
+    return text;
   });
   registerEager("substr", function (values) {
     var text = values.length ? toText(values[0]) : "";
@@ -2468,9 +2477,16 @@
     var merged = [];
     values.forEach(function (value) {
       if (Array.isArray(value)) {
-        merged.push.apply(merged, value);
+        // One item at a time: spreading a long list as arguments can overflow
+        // the call stack.
+        for (var index = 0; index < value.length; index += 1) {
+          merged.push(value[index]);
+        }
       } else {
         merged.push(value);
+      }
+      if (merged.length > MAX_ITEMS) {
+        throw invalidArguments("merge would make a list over 100,000 items.");
       }
     });
     return merged;
