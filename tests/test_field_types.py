@@ -174,6 +174,35 @@ def test_bad_values_are_refused(
 
 
 @pytest.mark.parametrize(
+    ("written", "stored"), [("7.0", 7), ("1e1", 10), ("-5.00", -5)]
+)
+def test_a_whole_number_written_with_a_point_or_exponent_fills_an_integer(
+    samples: Api, written: str, stored: int
+) -> None:
+    response = samples.post(
+        "/sample",
+        data=f'{{"text_value": "a", "whole": {written}}}',
+        content_type="application/json",
+    )
+
+    assert response.status_code == 201, response.json
+    assert response.json["whole"] == stored
+
+
+def test_a_whole_number_past_64_bits_written_with_an_exponent_is_out_of_range(
+    samples: Api,
+) -> None:
+    response = samples.post(
+        "/sample", data='{"whole": 1e20}', content_type="application/json"
+    )
+
+    assert response.status_code == 422
+    assert [(e["field"], e["code"]) for e in response.json["errors"]] == [
+        ("whole", "out_of_range")
+    ]
+
+
+@pytest.mark.parametrize(
     ("phone", "taken"),
     [
         ("(503) 555-9831", True),

@@ -268,17 +268,32 @@ def _convert_text(spec: dict[str, Any], value: Any) -> str | None:
 
 
 def _convert_integer(value: Any) -> int:
+    if isinstance(value, float | Decimal) and _is_whole(value):
+        # The API reads a JSON number written with a point or an exponent as a
+        # Decimal (so money stays exact): 7.0 and 1e1 are whole numbers all the
+        # same. Their size is judged first, so that 1e9999 is not turned into an
+        # int of thousands of digits.
+        if abs(Decimal(value)) > INTEGER_LIMIT:
+            raise _integer_out_of_range()
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise FieldValueError("invalid_integer", "Enter a whole number.")
+        raise FieldValueError("invalid_integer", "Enter a whole number.")
     if abs(value) > INTEGER_LIMIT:
-        raise FieldValueError(
-            "out_of_range",
-            f"Enter a whole number between -{INTEGER_LIMIT:,} and {INTEGER_LIMIT:,}.",
-        )
+        raise _integer_out_of_range()
     return value
+
+
+def _is_whole(number: float | Decimal) -> bool:
+    if isinstance(number, float):
+        return number.is_integer()
+    return number.is_finite() and number == number.to_integral_value()
+
+
+def _integer_out_of_range() -> FieldValueError:
+    return FieldValueError(
+        "out_of_range",
+        f"Enter a whole number between -{INTEGER_LIMIT:,} and {INTEGER_LIMIT:,}.",
+    )
 
 
 def _convert_decimal(spec: dict[str, Any], value: Any) -> Decimal:
