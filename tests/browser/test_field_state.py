@@ -1085,3 +1085,55 @@ def test_a_default_in_checkboxes_follows_the_fields_it_reads_as_the_save_does(
     expect(page.get_by_role("heading", level=1)).to_have_text("Idris Pellow")
     [saved] = live_server.find("sales_lead", company="Wrenfield Looms")
     assert sorted(saved["interests"]) == ["hardware", "training"]
+
+
+# -- a value the form shows as stored reads as stored, as the save keeps it ----------
+
+#: An activity due after 09:00 on 17 April 2031 needs notes.
+NOTES_AFTER_NINE = {
+    "kind": "rule",
+    "name": "notes_after_nine",
+    "entity": "activity",
+    "type": "field_state",
+    "label": "Notes after nine",
+    "field": "notes",
+    "required_if": {">": [{"var": "due_at"}, "2031-04-17T09:00:00Z"]},
+}
+
+
+def test_a_date_and_time_with_a_fraction_of_a_second_reads_as_stored_in_the_form(
+    page: Page, live_server: LiveServer
+) -> None:
+    # Saved through the API half a second after nine; the form shows it to the
+    # second, as 09:00, and its save keeps the half second: notes are required.
+    with live_server.platform.records(SYSTEM_ACTOR) as service:
+        created = service.create(
+            "activity",
+            {"subject": "Weigh the gravel lorries", "due_at": "2031-04-17T09:00:00.5Z"},
+        )
+    mark = page.locator('[data-field="notes"] [data-required-mark]')
+    due = page.get_by_label("Due")
+
+    with rules_in_force(live_server, NOTES_AFTER_NINE):
+        page.goto(f"/app/activity/{created['id']}/edit")
+        expect(due).to_have_value("2031-04-17T09:00")
+        expect(mark).to_be_visible()
+        page.get_by_label("Subject").fill("Weigh the gravel lorries again")
+        expect(mark).to_be_visible()
+        page.get_by_role("button", name="Save").click()
+
+        expect(page.locator('[data-field="notes"] .field-errors')).to_contain_text(
+            "required"
+        )
+        expect(mark).to_be_visible()
+        due.fill("2031-04-17T08:30")
+        expect(mark).to_be_hidden()
+        # Back to what the form showed, which its save keeps as stored.
+        due.fill("2031-04-17T09:00")
+        expect(mark).to_be_visible()
+        due.fill("2031-04-17T08:30")
+        page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Weigh the gravel lorries again"
+    )

@@ -23,7 +23,9 @@
  * and typed as the record service types them: blank is null, numbers of decimal
  * fields are exact decimals, dates and datetimes are date values, a checkbox is a
  * boolean, a multi-picklist the list of chosen values. A field that readonly_if
- * locks reads as the server read it (as stored). A lookup reads as the
+ * locks reads as the server read it (as stored), and so does one that still
+ * holds what the server rendered in it (a date and time saved with a fraction
+ * of a second, which its input shows to the second). A lookup reads as the
  * related record the server loaded while it still points at that record. A
  * record chosen since is known by its id only until the server says more: when
  * a condition reads another of its fields, the form asks for it (GET
@@ -195,6 +197,51 @@
     return found[1] + head + (rest ? "." + rest : "");
   }
 
+  // What the server rendered in a field's controls, as the form would send it
+  // (their values as the page came, not as typed since): a value it shows as
+  // stored reads as stored, as the save keeps it (see unchanged_fields in
+  // tailorcrm/platform/web/_field_state.py). The input shows a date and time
+  // to the second and a number within the field's limits of today, where the
+  // record holds 09:00:00.5, or 150 saved before the limit was lowered.
+  function rendered(form, name) {
+    var values = [];
+    Array.prototype.forEach.call(form.elements, function (control) {
+      if (control.name !== name || control.disabled) {
+        return;
+      }
+      if (control.type === "checkbox" || control.type === "radio") {
+        if (control.defaultChecked) {
+          values.push(control.value);
+        }
+      } else if (control.tagName === "SELECT") {
+        var chosen = Array.prototype.filter.call(control.options, function (option) {
+          return option.defaultSelected;
+        });
+        if (!chosen.length && !control.multiple && control.options.length) {
+          chosen = [control.options[0]];
+        }
+        chosen.forEach(function (option) {
+          values.push(option.value);
+        });
+      } else if (control.tagName === "INPUT") {
+        // As the input cleans its value: 09:00:00 shows, and is sent, as 09:00.
+        var probe = document.createElement("input");
+        probe.type = control.type;
+        probe.value = control.defaultValue;
+        values.push(probe.value);
+      } else if (control.tagName === "TEXTAREA") {
+        values.push(control.defaultValue);
+      }
+    });
+    return values;
+  }
+
+  function sameValues(posted, shown) {
+    return posted.length === shown.length && posted.every(function (value, index) {
+      return String(value).replace(/\r\n/g, "\n") === shown[index].replace(/\r\n/g, "\n");
+    });
+  }
+
   function attempt(convert, text) {
     try {
       return convert(text);
@@ -331,7 +378,8 @@
         mark: box.querySelector("[data-required-mark]"),
         control: document.getElementById("f-" + name),
         section: sectionOf(box),
-        visible: !box.hidden
+        visible: !box.hidden,
+        shown: rendered(form, name)
       };
       // A control that readonly_if locks cannot change while the form is open,
       // and its save keeps the stored value: it reads as the server read it (a
@@ -349,9 +397,14 @@
       fields.forEach(function (field) {
         // Fields the form does not send (computed, numbered) and locked ones keep
         // the server's value.
-        if (field.type && !field.locked) {
-          data[field.name] = typed(field, posted.getAll(field.name), base[field.name],
-            answered[field.name]);
+        var values = posted.getAll(field.name);
+        if (field.type && !field.locked && field.type !== "lookup" &&
+            hasOwn.call(base, field.name) && sameValues(values, field.shown)) {
+          // Shown as the server read it and not changed since (a lookup's
+          // hidden id changes its rendered value too; typed knows its record).
+          data[field.name] = base[field.name];
+        } else if (field.type && !field.locked) {
+          data[field.name] = typed(field, values, base[field.name], answered[field.name]);
           if (field.type === "lookup" && data[field.name] === null &&
               Rules.strip(String(posted.get(field.name + SEARCH_SUFFIX) || ""))) {
             // A name typed and not chosen: the save looks the record up by it
