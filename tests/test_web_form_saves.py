@@ -597,6 +597,23 @@ def test_a_whole_number_of_thousands_of_digits_is_refused_beside_its_field(
     assert stored == 0
 
 
+@pytest.mark.parametrize("count", ["1" + "0" * 20, "1" + "0" * 20 + ".0", "1e20"])
+def test_a_whole_number_past_64_bits_is_told_to_be_out_of_range_as_the_api_tells_it(
+    browser: Browser, platform: Platform, count: str
+) -> None:
+    # Past 19 digits the form sent the number on as text, which the save
+    # refused with "Enter a whole number." though it is one.
+    _add_fields(platform, PIECES)
+    browser.get("/app/gadget/new")
+
+    response = _post(
+        browser, "/app/gadget/new", [("title", "Countless"), ("pieces", count)]
+    )
+
+    assert response.status_code == 422, response.status_code
+    assert "Enter a whole number between" in text_of(response.get_data(as_text=True))
+
+
 def test_a_whole_number_behind_thousands_of_zeros_is_the_number_it_writes(
     browser: Browser, platform: Platform
 ) -> None:

@@ -349,14 +349,15 @@ def read_form(
             data[name] = chosen
         elif kind in NUMBER_TYPES:
             number = _plain_number(text.strip())
-            # A whole number written with zero decimals (15.0, 1.5e1) is one a
-            # number input of whole numbers takes.
-            whole = (
-                _whole(number.split(".")[0])
-                if kind == "integer" and _WHOLE_NUMBER.fullmatch(number)
-                else None
-            )
-            data[name] = number if whole is None else whole
+            if kind == "integer" and _WHOLE_NUMBER.fullmatch(number):
+                # A whole number written with zero decimals (15.0, 1.5e1) is one
+                # a number input of whole numbers takes. One too long to be read
+                # as an int goes on as a Decimal, which the record service tells
+                # to be out of range, as it tells the API's.
+                whole = _whole(number.split(".")[0])
+                data[name] = Decimal(number) if whole is None else whole
+            else:
+                data[name] = number
         else:
             data[name] = text.strip()
     return data
