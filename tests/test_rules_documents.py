@@ -680,6 +680,43 @@ def test_static_checks_refuse_rules_that_cannot_work(
 
 
 @pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("2031-02-30", "'2031-02-30' is not a date (write YYYY-MM-DD)."),
+        ("end of June", "'end of June' is not a date (write YYYY-MM-DD)."),
+        (
+            "2031-06-30T17:00:00Z",
+            "'2031-06-30T17:00:00Z' has a time of day, which a date field leaves out.",
+        ),
+    ],
+)
+def test_text_that_cannot_fill_a_date_field_is_told_why(
+    sales: Api, value: str, why: str
+) -> None:
+    # ISO text fills a date field; other text was told only that "the
+    # expression gives text", which the person had meant as a date.
+    document = rule(
+        "close_at_june_end",
+        "opportunity",
+        "default",
+        field="close_date",
+        expression=value,
+    )
+
+    response = sales.put("/meta/rules/close_at_june_end", json=document)
+
+    assert response.status_code == 422, response.json
+    assert [(e["field"], e["code"], e["message"]) for e in response.json["errors"]] == [
+        (
+            "close_at_june_end.expression",
+            "wrong_type",
+            "The expression gives text, which the date field 'close_date' cannot "
+            f"hold; {why}",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
     ("document", "expected"),
     [
         (

@@ -159,7 +159,7 @@ class _Builder:
         # the saves that take it, and ISO date text in every branch of an if
         # fills a date field as it does written alone.
         unfit = [
-            (_KIND_WORDS.get(kind, kind), where, ".")
+            (_KIND_WORDS.get(kind, kind), where, _unfit_reason(field_type, value))
             for kind, value, where in analysis.outcomes
             if not fills(field_type, kind, formula=formula)
             and not _date_text_fills(field_type, value)
@@ -626,6 +626,20 @@ _RELATED_UNFOLLOWED = frozenset({"version", "updated_at"})
 def _moves_unseen(name: str) -> bool:
     head, _, rest = name.partition(".")
     return rest in _RELATED_UNFOLLOWED if rest else head in _OWN_UNFOLLOWED
+
+
+def _unfit_reason(field_type: str, source: Any) -> str:
+    """What follows "cannot hold" in the problem of a value that does not fit:
+    for text written into a date or datetime field, which ISO text would fill,
+    why that text is not such a date."""
+    if isinstance(source, dict) and source.keys() == {"preserve"}:
+        source = source["preserve"]
+    if field_type not in ("date", "datetime") or not isinstance(source, str):
+        return "."
+    if _dates.parse(source) is not None:
+        return f"; {source!r} has a time of day, which a date field leaves out."
+    written = "YYYY-MM-DD" + (" or YYYY-MM-DDTHH:MM:SSZ" * (field_type == "datetime"))
+    return f"; {source!r} is not a date (write {written})."
 
 
 def _date_text_fills(field_type: str, source: Any) -> bool:
