@@ -34,7 +34,7 @@ from tailorcrm.platform.web._filters import (
     nesting,
 )
 
-from .conftest import CROSSED_TIERS, add_field, grant_all
+from .conftest import CROSSED_TIERS, Api, add_field, grant_all
 from .web_helpers import (
     PASSWORD,
     Browser,
@@ -1647,6 +1647,60 @@ def test_deleting_selected_rows_is_all_or_nothing(
         "Nothing was deleted: other records refer to Account “Acme Tools”, which "
         "keeps it from being deleted." in text_of(listed.get_data(as_text=True))
     )
+
+
+def test_selected_rows_that_refer_to_each_other_are_deleted_referrers_first(
+    api: Api, browser: Browser, sales: Platform
+) -> None:
+    # A restricting lookup of accounts to accounts: each holding is kept by the
+    # account below it, which is selected too and goes first.
+    add_field(
+        api,
+        "account",
+        {"name": "holding", "type": "lookup", "target": "account", "label": "Holding"},
+    )
+    [group] = _records(sales, "account", [{"name": "Umbrella Group"}])
+    [unit] = _records(sales, "account", [{"name": "Umbrella Unit", "holding": group}])
+    [branch] = _records(sales, "account", [{"name": "Umbrella Desk", "holding": unit}])
+    chosen = [str(group), str(unit), str(branch)]
+
+    confirm = browser.post(
+        "/app/account/bulk", {"action": "delete", "ids": chosen, "state": ""}
+    )
+    done = browser.post(
+        "/app/account/bulk", {"action": "delete_confirmed", "ids": chosen, "state": ""}
+    )
+
+    page = confirm.get_data(as_text=True)
+    assert "keeps this record from being deleted" not in text_of(page)
+    assert "delete_confirmed" in page
+    assert done.status_code == 303
+    listed = browser.get("/app/account?sort=name")
+    assert "3 accounts deleted." in text_of(listed.get_data(as_text=True))
+    assert _titles(listed) == []
+
+
+def test_selected_rows_that_refer_to_each_other_in_a_circle_keep_each_other(
+    api: Api, browser: Browser, sales: Platform
+) -> None:
+    add_field(
+        api,
+        "account",
+        {"name": "holding", "type": "lookup", "target": "account", "label": "Holding"},
+    )
+    [east, west] = _records(sales, "account", [{"name": "East"}, {"name": "West"}])
+    with sales.records(SYSTEM_ACTOR) as service:
+        service.update("account", east, {"holding": west})
+        service.update("account", west, {"holding": east})
+    chosen = [str(east), str(west)]
+
+    confirm = browser.post(
+        "/app/account/bulk", {"action": "delete", "ids": chosen, "state": ""}
+    )
+
+    text = text_of(confirm.get_data(as_text=True))
+    assert "keep “East” and “West” from being deleted" in text
+    assert "delete_confirmed" not in confirm.get_data(as_text=True)
 
 
 def test_what_deleting_does_to_other_records_is_worded_by_their_count(

@@ -10,7 +10,8 @@ all of them through the record service or none.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections import defaultdict, deque
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -238,7 +239,8 @@ def _confirm_delete(entity_name: str, ids: list[int], back: str) -> Response:
             return redirect(back, code=303)
         left_out = _left_out(entity, len(found) - len(deletable), len(found))
         found = deletable
-        dependents, blocking = _dependents(session, entity, found)
+        going, _ = _deletion_order(session, entity, found)
+        dependents, blocking = _dependents(session, entity, found, going)
         records = [
             {
                 "id": record_id,
@@ -297,12 +299,13 @@ def _permitted(
 
 
 def _dependents(
-    session: Session, entity: EntityDef, ids: list[int]
+    session: Session, entity: EntityDef, ids: list[int], going: Collection[int] = ()
 ) -> tuple[dict[int, list[dict[str, Any]]], set[int]]:
     """What refers to each record, and the records that this keeps from going.
 
     One statement per lookup that points at ``entity``, whatever the number of
-    records.
+    records. The records of ``going`` are deleted before those they refer to, so
+    they keep none of them.
     """
     found: dict[int, list[dict[str, Any]]] = {}
     blocking: set[int] = set()
@@ -310,8 +313,11 @@ def _dependents(
         column = other.table.c[spec["name"]]
         where = column.in_(ids)
         if other.name == entity.name:
-            # A record that refers to itself does not keep itself alive.
+            # A record that refers to itself does not keep itself alive, nor do
+            # the selected records that go before it (see _deletion_order).
             where = sa.and_(where, other.table.c.id != column)
+            if going:
+                where = sa.and_(where, other.table.c.id.not_in(going))
         # Only what the caller may read is counted; what they cannot see still
         # keeps a record, and the record service says so when it is deleted.
         rows = session.connection.execute(
@@ -334,6 +340,45 @@ def _dependents(
     return found, blocking
 
 
+def _deletion_order(
+    session: Session, entity: EntityDef, ids: list[int]
+) -> tuple[list[int], list[int]]:
+    """The order to delete ``ids`` in: a selected record that refers to another
+    selected one (a lookup of the entity to itself) comes before it, so that a
+    restricting lookup does not keep a record that goes with it.
+
+    :returns: the records so ordered, and those left over, in their order: the
+        records that refer to each other in a circle, and those they refer to,
+        which no order lets go.
+    """
+    table = entity.table
+    waiting: dict[int, int] = dict.fromkeys(ids, 0)
+    referred: dict[int, list[int]] = defaultdict(list)
+    for other, spec in session.catalog.referrers(entity.name):
+        if other.name != entity.name:
+            continue
+        column = table.c[spec["name"]]
+        pairs = session.connection.execute(
+            sa.select(table.c.id, column).where(
+                table.c.id.in_(ids), column.in_(ids), table.c.id != column
+            )
+        ).all()
+        for referrer, target in pairs:
+            waiting[int(target)] += 1
+            referred[int(referrer)].append(int(target))
+    ready = deque(record_id for record_id in ids if not waiting[record_id])
+    ordered: list[int] = []
+    while ready:
+        record_id = ready.popleft()
+        ordered.append(record_id)
+        for target in referred[record_id]:
+            waiting[target] -= 1
+            if not waiting[target]:
+                ready.append(target)
+    placed = set(ordered)
+    return ordered, [record_id for record_id in ids if record_id not in placed]
+
+
 def _effect(lookup: str, count: int, *, restrict: bool) -> str:
     """What deleting a record does to ``count`` records that refer to it."""
     one = count == 1
@@ -347,12 +392,14 @@ def _delete(entity_name: str, ids: list[int], back: str) -> Response:
     with web_session(write=True) as session:
         entity = session.catalog.entity(entity_name)
         service = session.records()
-        record_id = ids[0]
+        ordered, left_over = _deletion_order(session, entity, ids)
+        ordered += left_over
+        record_id = ordered[0]
         try:
             # One savepoint for all: the first record that cannot go undoes the
             # others, so the list is never left half deleted.
             with session.connection.begin_nested():
-                for record_id in ids:
+                for record_id in ordered:
                     service.delete(entity_name, record_id)
         except (Conflict, PreconditionFailed, ValidationFailed) as error:
             flash(_refusal(session, entity, record_id, error), "error")
