@@ -195,6 +195,24 @@ def test_rules_do_not_judge_csv_cells_that_could_not_be_read(
     assert excinfo.value.report.errors[1].message == "Give the amount."
 
 
+def test_rules_that_read_only_readable_cells_judge_a_csv_row_with_a_bad_cell(
+    platform: Platform, crm: Api
+) -> None:
+    define(crm, LOSS_REASON_REQUIRED)
+
+    with pytest.raises(ImportFailed) as excinfo:
+        load_csv(
+            platform,
+            "opportunity",
+            "title,stage,close_date\nKelp,lost,2030-1-5\n",
+        )
+
+    assert [(e.row, e.field, e.code) for e in excinfo.value.report.errors] == [
+        (2, "close_date", "invalid_date"),
+        (2, "loss_reason", "rule"),
+    ]
+
+
 def test_a_validation_rule_refuses_what_an_automation_saves(crm: Api) -> None:
     give_up = rule(
         "give_up",

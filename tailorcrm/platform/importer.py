@@ -701,9 +701,12 @@ class Importer:
         # A row that could not be split into cells has nothing more to check.
         readable = [item for item in failing if all(p.field for p in item[2])]
         new = [item for item in readable if item[0] not in updating]
-        # Rules are left out: they would judge the cells that could not be read.
+        # The rules that read a cell that could not be read are left out; the
+        # others judge the row, so that it gets every problem at once.
         _, more = self.service.check_new(
-            self.entity.name, [data for _, data, _ in new], rules=False
+            self.entity.name,
+            [data for _, data, _ in new],
+            unread=[{str(p.field) for p in problems} for _, _, problems in new],
         )
         extra = {number: found for (number, _, _), found in zip(new, more, strict=True)}
         for number, data, _ in readable:
@@ -715,7 +718,7 @@ class Importer:
             # The key field is allowed to match a stored record it updates: that
             # is an upsert. A new row's key that a record holds is a clash.
             reported = {problem.field for problem in problems}
-            if self.key is None or number in updating:
+            if self.key is not None and number in updating:
                 reported.add(self.key)
             found = [p for p in extra.get(number, []) if p.field not in reported]
             self._fail(

@@ -600,15 +600,20 @@ class RecordService:
         return ids, bad
 
     def check_new(
-        self, entity_name: str, rows: Sequence[Any], *, rules: bool = True
+        self,
+        entity_name: str,
+        rows: Sequence[Any],
+        *,
+        unread: Sequence[Collection[str]] = (),
     ) -> tuple[list[dict[str, Any]], list[list[Problem]]]:
         """Validate new records without saving them.
 
         Returns the converted values and the problems of each row, in row order.
 
-        :param rules: run defaults, formulas and validation rules; a caller that
-            knows some values could not be read turns them off, since rules would
-            judge values that are not there.
+        :param unread: the fields of each row whose values the caller could not
+            read and so left out of it (a CSV cell that is not a date). They
+            count as given, and the rules that read them are left out, as for a
+            value of ``rows`` that cannot be read; the others run.
         """
         entity = self.catalog.entity(entity_name)
         access = self._may(entity, "create")
@@ -632,6 +637,11 @@ class RecordService:
                 found += _computed_problems(self.view, entity, computed, data)
         incoming = [_known(entity, data, computed) for data in rows]
         given = [frozenset(record) for record in incoming]
+        if unread:
+            given = [
+                names | frozenset(left_out)
+                for names, left_out in zip(given, unread, strict=True)
+            ]
         for record in incoming:
             for name, default in entity.defaults:
                 if name not in record:
@@ -639,9 +649,9 @@ class RecordService:
         values = self._load_many(
             entity, incoming, problems, partial=runner.relaxed() or False
         )
-        if rules and runner.rules.on_records:
+        if runner.rules.on_records:
             runner.withhold(values, self.unreadable)
-            runner.prepare_new(values, given, problems)
+            runner.prepare_new(values, given, problems, unread=unread)
         problems = [self._as_seen(entity, found) for found in problems]
         checks = (
             self._check_references(entity, values, known=runner.stored),

@@ -718,6 +718,8 @@ class RecordRules:
         batch: Sequence[dict[str, Any]],
         given: Sequence[frozenset[str]],
         problems: Sequence[list[Problem]],
+        *,
+        unread: Sequence[Collection[str]] = (),
     ) -> None:
         """Defaults, formulas and validation of new records, in that order.
 
@@ -727,9 +729,13 @@ class RecordRules:
         read it, or read what a rule computes from it, are left out (they would
         judge a value that is not there), and the others run, so that the caller
         hears of every problem at once. A record with a problem that is not a
-        field's is left alone.
+        field's is left alone. ``unread`` names, per record, more fields that
+        could not be read and were left out of ``batch``.
         """
         blinds = [unread_fields(found) for found in problems]
+        for blind, left_out in zip(blinds, unread, strict=False):
+            if blind is not None:
+                blind.update(left_out)
         readable = [index for index, blind in enumerate(blinds) if blind is not None]
         self.load_related(
             (batch[index] for index in readable), setting=self._lookups.keys()
