@@ -213,6 +213,39 @@ def test_rules_that_read_only_readable_cells_judge_a_csv_row_with_a_bad_cell(
     ]
 
 
+def test_rules_that_read_a_bad_cell_do_not_judge_its_stored_value_on_an_update(
+    platform: Platform, crm: Api
+) -> None:
+    no_wait = rule(
+        "no_wait",
+        "opportunity",
+        "validation",
+        condition={
+            "and": [
+                {">": [{"var": "amount"}, 1000]},
+                {"==": [{"var": "next_step"}, "wait"]},
+            ]
+        },
+        message="Big deals do not wait.",
+        field="next_step",
+    )
+    define(crm, LOSS_REASON_REQUIRED, no_wait)
+    load_csv(platform, "opportunity", "erp_code,title,amount\nE1,Kelp,5000\n")
+
+    with pytest.raises(ImportFailed) as excinfo:
+        load_csv(
+            platform,
+            "opportunity",
+            "erp_code,amount,next_step,stage\nE1,lots,wait,lost\n",
+            key="erp_code",
+        )
+
+    assert [(e.row, e.field, e.code) for e in excinfo.value.report.errors] == [
+        (2, "amount", "invalid_decimal"),
+        (2, "loss_reason", "rule"),
+    ]
+
+
 def test_a_validation_rule_refuses_what_an_automation_saves(crm: Api) -> None:
     give_up = rule(
         "give_up",

@@ -709,9 +709,10 @@ class Importer:
             unread=[{str(p.field) for p in problems} for _, _, problems in new],
         )
         extra = {number: found for (number, _, _), found in zip(new, more, strict=True)}
-        for number, data, _ in readable:
+        for number, data, problems in readable:
             if number in updating:
-                extra[number] = self._update_problems(updating[number], data)
+                unread = {str(p.field) for p in problems}
+                extra[number] = self._update_problems(updating[number], data, unread)
         rows = [(number, data) for number, data, _ in readable]
         for number, data, problems in failing:
             self._failed_row(number, data)
@@ -725,18 +726,20 @@ class Importer:
                 report, number, problems + self._in_file(number, found, data, rows)
             )
 
-    def _update_problems(self, record_id: int, data: dict[str, Any]) -> list[Problem]:
-        """The problems of the cells ``data`` holds as an update of a stored record.
+    def _update_problems(
+        self, record_id: int, data: dict[str, Any], unread: set[str]
+    ) -> list[Problem]:
+        """The problems of ``data`` as an update of a stored record, whose
+        ``unread`` cells could not be read (the rules that read them are left
+        out rather than judge their stored values).
 
-        The update is made and undone. Only problems of the cells given are
-        kept: a problem elsewhere comes from rules, which would judge the
-        cells that could not be read at their stored values.
+        The update is made and undone.
         """
         savepoint = self.connection.begin_nested()
         try:
-            self.service.update(self.entity.name, record_id, data)
+            self.service.update(self.entity.name, record_id, data, unread=unread)
         except TailorError as error:
-            return [p for p in row_problems(error) if p.field in data]
+            return row_problems(error)
         finally:
             savepoint.rollback()
         return []

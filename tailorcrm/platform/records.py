@@ -785,8 +785,14 @@ class RecordService:
         data: Any,
         *,
         expected_version: int | None = None,
+        unread: Collection[str] = (),
     ) -> dict[str, Any]:
         """Validate and apply a partial change; return the record after it.
+
+        :param unread: fields whose values the caller could not read and so left
+            out of ``data`` (a CSV cell that is not a number): the rules that
+            read them are left out, as for a value of ``data`` that cannot be
+            read, and the others run.
 
         :raises NotFound: no such record.
         :raises PreconditionFailed: ``expected_version`` is not the stored version.
@@ -821,6 +827,8 @@ class RecordService:
         # The rules judge what could be read; a value that could not be read
         # leaves out those that read it (see RecordRules.prepare_new).
         blind = unread_fields(problems)
+        if blind is not None:
+            blind |= set(unread)
         if rules.rules.on_records and blind is not None:
             given = {k: v for k, v in values.items() if current.get(k) != v}
             rules.withhold([given], self.unreadable)
