@@ -210,6 +210,16 @@ def test_at_most_500_fields() -> None:
     assert problems(document) == set()
 
 
+def test_a_misspelt_type_is_told_once_not_with_what_such_a_field_takes() -> None:
+    # "A multipicklist field takes no 'options'" came beside the real problem.
+    document = with_field(
+        type="multipicklist", options=[{"value": "a", "label": "A"}], unique=True
+    )
+    index = len(document["fields"]) - 1
+
+    assert problems(document) == {(f"fields[{index}].type", "schema")}
+
+
 def test_not_an_object_is_refused() -> None:
     assert problems([1, 2]) == {("$", "schema")}
     assert ("$", "schema") in problems({"name": "x"})

@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator, ValidationError
 
 from ..errors import Problem, a_or_an
 from ._fields import (
+    ALL_TYPES,
     DEFAULT_MAX_LENGTH,
     MAX_INDEXED_LENGTH,
     OPTION_TYPES,
@@ -232,7 +233,9 @@ def _check_field(field: dict[str, Any], path: str, targets: set[Any]) -> list[Pr
         message = f"Field name {field['name']!r} is a system column."
         problems.append(Problem(f"{path}.name", "reserved_name", message))
     kind = field.get("type")
-    if not isinstance(kind, str):
+    if not isinstance(kind, str) or kind not in ALL_TYPES:
+        # The schema names a type there is not; what such a field takes is not
+        # known, so nothing more is said of it.
         return problems
     for option, types in OPTION_TYPES.items():
         if option in field and kind not in types:
