@@ -1316,6 +1316,34 @@ def test_with_a_key_every_row_needs_one(platform: Platform) -> None:
 
 
 @pytest.mark.usefixtures("crm")
+def test_a_bad_row_is_told_of_the_unique_value_a_good_row_above_it_gives(
+    platform: Platform,
+) -> None:
+    # The bad rows of a batch are checked before its good rows are saved, so a
+    # bad row was told only of its bad cell, and of the clash once that was
+    # mended.
+    data = csv_text(
+        ["title", "erp_code", "amount"],
+        ["Harbour refit", "E-1", "10"],
+        ["Quay lights", "E-1", "lots"],
+        ["Dock cranes", "E-2", "lots"],
+        ["Pier paint", "E-2", "30"],
+    )
+
+    report = load(platform, "opportunity", data, skip_bad_rows=True)
+
+    assert [(e.row, e.field) for e in report.errors] == [
+        (3, "amount"),
+        (3, "erp_code"),
+        (4, "amount"),
+    ]
+    assert report.errors[1].message == (
+        "ERP code 'E-1' already appears in row 2 of this file."
+    )
+    assert count(platform, "opportunity") == 2
+
+
+@pytest.mark.usefixtures("crm")
 def test_key_problems_name_the_key_field_by_its_label(platform: Platform) -> None:
     # The import page offers the key by its label: a message that spoke of
     # "erp_code" and "--key" named neither what the page shows nor anything

@@ -470,7 +470,7 @@ class Importer:
                 self._update(report, number, existing[data[key]], data, deferred)
             else:
                 creates.append((number, data, deferred))
-        self._report_failing(report, failing, updating)
+        self._report_failing(report, failing, updating, creates)
         if creates:
             self._create_in_order(report, creates)
 
@@ -666,12 +666,16 @@ class Importer:
             if row is None or row >= number:
                 found.append(problem)
                 continue
-            message = (
-                f"{spec['label']} {value!r} already appears in row {row} of this file."
-            )
-            if all(other.message != message for other in found):
-                found.append(Problem(name, "unique", message))
+            clash = self._given_in_row(name, value, row)
+            if all(other.message != clash.message for other in found):
+                found.append(clash)
         return found
+
+    def _given_in_row(self, name: str, value: Any, row: int) -> Problem:
+        """The problem of a unique value that an earlier row of this file gives."""
+        label = self.entity.fields[name]["label"]
+        message = f"{label} {value!r} already appears in row {row} of this file."
+        return Problem(name, "unique", message)
 
     def _repeated_key(self, key: str, value: Any, number: int) -> list[Problem]:
         """With ``--key`` each row names its record once, and only once."""
@@ -690,14 +694,23 @@ class Importer:
         report: ImportReport,
         failing: list[tuple[int, dict[str, Any], list[Problem]]],
         updating: Mapping[int, int],
+        pending: Sequence[tuple[int, dict[str, Any], dict[str, str]]],
     ) -> None:
         """Report bad rows with every problem, not only the cells that failed first.
 
         The cells that could be read still go through the record service's checks,
         so one attempt shows all that is wrong with a row: as a new record, or as
         the update of the stored record its key finds (``updating``: row number
-        to record id), which keeps the fields the row leaves out.
+        to record id), which keeps the fields the row leaves out. The good new
+        rows of the batch (``pending``) are saved after this, so a unique value
+        that one above a bad row gives is no stored record's yet: that clash is
+        named here.
         """
+        given: dict[tuple[str, Any], int] = {}
+        for number, data, _ in pending:
+            for name in self._unique_fields:
+                if data.get(name) is not None:
+                    given.setdefault((name, data[name]), number)
         # A row that could not be split into cells has nothing more to check.
         readable = [item for item in failing if all(p.field for p in item[2])]
         new = [item for item in readable if item[0] not in updating]
@@ -722,9 +735,13 @@ class Importer:
             if self.key is not None and number in updating:
                 reported.add(self.key)
             found = [p for p in extra.get(number, []) if p.field not in reported]
-            self._fail(
-                report, number, problems + self._in_file(number, found, data, rows)
-            )
+            found = self._in_file(number, found, data, rows)
+            named = reported | {problem.field for problem in found}
+            for name in self._unique_fields:
+                row = given.get((name, data.get(name)))
+                if name not in named and row is not None and row < number:
+                    found.append(self._given_in_row(name, data[name], row))
+            self._fail(report, number, problems + found)
 
     def _update_problems(
         self, record_id: int, data: dict[str, Any], unread: set[str]
