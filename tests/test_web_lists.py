@@ -1807,6 +1807,22 @@ def test_the_export_of_a_views_own_address_follows_the_view(
     assert len(_csv(everything)) == 9
 
 
+def test_the_export_of_a_views_own_address_keeps_the_views_search(
+    browser: Browser, sales: Platform
+) -> None:
+    # The view's quick search was left out: its address exported every record
+    # its filters selected, searched or not.
+    _deals(sales, 9)
+    saved = _save_view(browser, "stage=won&q=deal 06&sort=-amount")
+    view_id = _view_id(saved.location)
+
+    listed = browser.get(f"/app/opportunity?view={view_id}", follow_redirects=True)
+    response = browser.get(f"/app/opportunity/export.csv?view={view_id}")
+
+    assert _titles(listed) == ["Deal 06"]
+    assert [row["title"] for row in _csv(response)] == _titles(listed)
+
+
 def test_an_exported_carriage_return_alone_reads_back_as_one_value(
     browser: Browser, sales: Platform
 ) -> None:

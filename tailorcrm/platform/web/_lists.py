@@ -69,7 +69,7 @@ def export_csv(entity_name: str) -> Response:
             params = MultiDict(view_pairs(entity, _exported_view(session, entity)))
         args = list_args(entity, layout, params)
         args.pop("cursor", None)
-        return build_query(session, entity, args, request.args.get("q", ""))
+        return build_query(session, entity, args, params.get("q", ""))
 
     return _csv_response(entity_name, f"{entity_name}.csv", query_of)
 
