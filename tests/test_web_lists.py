@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -153,6 +153,31 @@ def test_quick_search_finds_every_word_in_text_fields(
     assert _titles(by_title) == ["Renewal for Initech"]
     assert _titles(by_code) == ["Renewal for Initech"]
     assert _titles(none) == []
+
+
+def test_a_search_of_more_words_than_it_takes_is_refused_not_cut(
+    browser: Browser, sales: Platform
+) -> None:
+    # Words past the tenth were dropped without a word: the list showed rows
+    # that lacked them, under a chip that named them all.
+    _records(sales, "opportunity", [{"title": "a b c d e f g h i j"}])
+    words = "a b c d e f g h i j zebra"
+
+    listed = browser.get("/app/opportunity", query_string={"q": words})
+    exported = browser.get("/app/opportunity/export.csv", query_string={"q": words})
+    saved = _save_view(browser, urlencode({"q": words}), label="Eleven words")
+
+    message = "Search: enter at most 10 words."
+    assert listed.status_code == 400
+    assert message in text_of(listed.get_data(as_text=True))
+    assert _titles(listed) == []
+    assert exported.status_code == 400
+    assert exported.mimetype == "text/html"
+    assert saved.status_code == 400
+    assert message in text_of(saved.get_data(as_text=True))
+    with sales.reading() as (connection, catalog):
+        admin = find_user(connection, "ada.admin")
+        assert list_views(connection, catalog, admin, "opportunity") == []
 
 
 @pytest.mark.parametrize(

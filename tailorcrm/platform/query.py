@@ -737,8 +737,20 @@ def _page(
 
 
 SEARCH_TYPES = frozenset({"text", "email", "phone", "url", "autonumber"})
-#: The words of a quick search that count; the rest are ignored.
+#: The most words a quick search takes.
 MAX_SEARCH_WORDS = 10
+
+
+def search_words(text: str) -> list[str]:
+    """Return the words of a quick search.
+
+    :raises BadRequest: there are more than :data:`MAX_SEARCH_WORDS`; a search
+        that left some out would show rows that lack them.
+    """
+    words = text.split()
+    if len(words) > MAX_SEARCH_WORDS:
+        raise BadRequest(f"Search: enter at most {MAX_SEARCH_WORDS} words.")
+    return words
 
 
 def search_condition(entity: EntityDef, text: str) -> sa.ColumnElement[bool] | None:
@@ -746,8 +758,10 @@ def search_condition(entity: EntityDef, text: str) -> sa.ColumnElement[bool] | N
 
     Case is ignored the same way on every database (see :func:`_folded`); blank
     text searches nothing and returns ``None``.
+
+    :raises BadRequest: the search has too many words (:func:`search_words`).
     """
-    words = text.split()
+    words = search_words(text)
     names = [
         name for name, spec in entity.fields.items() if spec["type"] in SEARCH_TYPES
     ]
@@ -755,7 +769,7 @@ def search_condition(entity: EntityDef, text: str) -> sa.ColumnElement[bool] | N
         return None
     table = entity.table
     clauses = []
-    for word in words[:MAX_SEARCH_WORDS]:
+    for word in words:
         needle = _folded_text(f"%{_escape_like(word)}%")
         clauses.append(
             sa.or_(

@@ -37,6 +37,7 @@ from ..query import (
     SEARCH_TYPES,
     SYSTEM_SPECS,
     parse_list_args,
+    search_words,
 )
 from ..strictjson import MAX_NESTING, JSONRefused, read_json
 
@@ -130,15 +131,18 @@ def search_items(entity: EntityDef, text: str) -> list[Any]:
 
     Each word must appear, case ignored, in one of the fields the search looks
     in, as :func:`..query.search_condition` has it: ``{"or": [{"contains":
-    [{"lower": {"var": field}}, word]}, ...]}``. Words past the search's limit
-    are dropped, as the search drops them.
+    [{"lower": {"var": field}}, word]}, ...]}``.
+
+    :raises BadRequest: the search has more words than it takes, as the list
+        refuses it.
     """
+    words = search_words(text.lower())
     names = _search_fields(entity)
     if not names:
         return []
     return [
         {"or": [{"contains": [{"lower": {"var": name}}, word]} for name in names]}
-        for word in text.lower().split()[:MAX_SEARCH_WORDS]
+        for word in words
     ]
 
 
