@@ -248,3 +248,24 @@ def test_records_named_as_a_property_of_every_object_are_told_apart(
         f"constructor (#{first})",
         f"constructor (#{second})",
     }
+
+
+def test_a_refused_lookup_name_stays_in_the_box_to_be_mended(
+    page: Page, live_server: LiveServer
+) -> None:
+    # The name typed was dropped from the box when the filter was refused: it
+    # had to be typed again to be corrected, or to offer the records to pick.
+    _create(live_server, "opportunity", title="Lantern Row refit")
+    page.goto("/app/activity")
+
+    _choose_filter(page, "opportunity", "eq")
+    page.locator("#add_value").fill("Lantern Row refti")
+    page.locator(".filter-submit button").click()
+
+    value = page.get_by_label("Opportunity name")
+    expect(page.locator("#filter-error")).to_have_text(
+        "No Opportunity is named “Lantern Row refti”; check the spelling, or "
+        "choose one from the list."
+    )
+    expect(value).to_have_value("Lantern Row refti")
+    expect(value).to_have_attribute("aria-invalid", "true")

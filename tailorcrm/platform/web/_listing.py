@@ -560,6 +560,10 @@ def _add_filter(
     sent: dict[str, Any] = {"fields": fields, "field": name, "op": code}
     sent["value"] = ",".join(values)
     chosen = next((f for f in fields if f.name == name), None)
+    if chosen is not None and chosen.input == "lookup":
+        # A lookup's box sends the name typed as add_text: a refused filter
+        # shows it again to be mended.
+        sent["value"] = params.get("add_text") or sent["value"]
     try:
         if chosen is None:
             raise BadRequest("Choose a field to filter by.")
