@@ -721,6 +721,31 @@ def test_a_view_of_a_filter_the_list_cannot_read_is_refused_as_the_list_says(
 @pytest.mark.parametrize(
     ("state", "refusal"),
     [
+        ("amount__gte=abc", "Amount: 'abc' is not a number."),
+        ("stage=won&close_date__lt=2024-02-30", "Close date: 2024-02-30 is not"),
+    ],
+)
+def test_a_view_of_a_filter_the_list_refuses_names_its_field_by_label(
+    browser: Browser, sales: Platform, state: str, refusal: str
+) -> None:
+    # The list named the field; the refused view gave only the reason, so a
+    # list of several filters left the person to guess which one was wrong.
+    listed = browser.get(f"/app/opportunity?{state}")
+    saved = _save_view(browser, state)
+
+    summary = [
+        e.text
+        for e in elements(saved.get_data(as_text=True))
+        if e.tag == "li" and refusal.split(":")[1].strip() in e.text
+    ]
+    assert refusal in text_of(listed.get_data(as_text=True))
+    assert saved.status_code == 400
+    assert [text.startswith(refusal) for text in summary] == [True]
+
+
+@pytest.mark.parametrize(
+    ("state", "refusal"),
+    [
         (
             "filter="
             + quote('{"==": [{"var": "stage"}, "won"]}')

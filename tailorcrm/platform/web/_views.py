@@ -21,10 +21,18 @@ from ...errors import BadRequest, Forbidden, NotFound, TailorError
 from ...metadata import VIEW, EntityDef, ascii_digits
 from ...renderer import PAGE_SIZES
 from .._app import Session
+from ..query import RESERVED_PARAMS
 from ..views import delete_view, get_view, save_view
 from ._blueprint import web
 from ._context import LINKS, render, web_session
-from ._filters import check_single, condition_of, field_filters, parse_custom
+from ._filters import (
+    check_single,
+    condition_of,
+    field_filters,
+    parse_custom,
+    spec_of,
+    split_param,
+)
 from ._listing import (
     active_view,
     column_choices,
@@ -82,7 +90,7 @@ def save_view_route(entity_name: str) -> Response:
             saved = _save(session, document)
         except TailorError as error:
             view = _current(session, entity, state)
-            save = {**sent, "errors": view_errors(error)}
+            save = {**sent, "errors": view_errors(error, entity)}
             return render_list(
                 session, entity, state, view=view, save=save, status=error.status
             )
@@ -118,7 +126,7 @@ def update_view(entity_name: str, view_id: int) -> Response:
                 document.update(_settings())
             saved = _save(session, document, view_id=view_id)
         except TailorError as error:
-            errors = view_errors(error)
+            errors = view_errors(error, entity)
             if not from_list:
                 sent = {**document, "errors": errors}
                 return _render_view(session, entity, view, sent, status=error.status)
@@ -141,8 +149,9 @@ def delete_view_route(entity_name: str, view_id: int) -> Response:
     return redirect(LINKS.list(entity_name), code=303)
 
 
-def view_errors(error: TailorError) -> list[str]:
-    """The problems of a refused view, each led by the part of the form it names."""
+def view_errors(error: TailorError, entity: EntityDef) -> list[str]:
+    """The problems of a refused view, each led by the part of the form it
+    names, or by the label of the field whose list filter it is about."""
     if isinstance(error, _FormProblems):
         return error.messages
     if not error.problems:
@@ -151,7 +160,7 @@ def view_errors(error: TailorError) -> list[str]:
     found = []
     for problem in error.problems:
         path = (problem.field or "").split(".")[0].split("[")[0]
-        where = _PATHS.get(path)
+        where = _PATHS.get(path) or _filter_label(entity, path)
         message = problem.message
         if problem.code == "schema":
             message = _SCHEMA_MESSAGES.get(path, "this value is not allowed.")
@@ -159,6 +168,15 @@ def view_errors(error: TailorError) -> list[str]:
         if text not in found:
             found.append(text)
     return found
+
+
+def _filter_label(entity: EntityDef, param: str) -> str | None:
+    """The label of the field a list filter (``amount__gte``) reads, as the
+    list names it in its own refusal."""
+    if not param or param in RESERVED_PARAMS:
+        return None
+    spec = spec_of(entity, split_param(param)[0])
+    return str(spec["label"]) if spec else None
 
 
 # -- helpers -----------------------------------------------------------------------
