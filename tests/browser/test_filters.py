@@ -269,3 +269,18 @@ def test_a_refused_lookup_name_stays_in_the_box_to_be_mended(
     )
     expect(value).to_have_value("Lantern Row refti")
     expect(value).to_have_attribute("aria-invalid", "true")
+
+
+def test_is_one_of_tells_how_to_choose_several_values(page: Page) -> None:
+    # The page without scripts said how; the list the script builds for "is
+    # one of" said nothing, so a screen reader gave no hint that it takes more
+    # than one value.
+    page.goto("/app/opportunity")
+
+    _choose_filter(page, "stage", "in")
+
+    value = page.get_by_role("listbox", name="Value")
+    expect(value).to_have_attribute("multiple", "")
+    expect(value).to_have_accessible_description(
+        "For “is one of”, choose several values (Ctrl or ⌘ and click)."
+    )

@@ -82,6 +82,12 @@
           select.appendChild(element("option", { value: pair[0] }, pair[1]));
         });
         nodes.push(element("label", { for: id }, "Value"), select);
+        if (select.multiple) {
+          // Said as the page without scripts says it.
+          select.setAttribute("aria-describedby", id + "-help");
+          nodes.push(element("p", { id: id + "-help", "class": "help" },
+            "For “is one of”, choose several values (Ctrl or ⌘ and click)."));
+        }
         return nodes;
       }
       if (field.input === "lookup") {
