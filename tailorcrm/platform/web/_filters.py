@@ -94,6 +94,16 @@ def split_param(param: str) -> tuple[str, str]:
     return name, op or "eq"
 
 
+def param_label(entity: EntityDef, param: str) -> str | None:
+    """The label of the field that a list's filter parameter (``amount__gte``)
+    reads, as the chips name it; None for the list's own parameters (``sort``
+    is the order, ``sort__gte`` a filter of a field named so) and unknown ones."""
+    if not param or param in RESERVED_PARAMS:
+        return None
+    spec = spec_of(entity, split_param(param)[0])
+    return str(spec["label"]) if spec else None
+
+
 # -- page filters -> condition -----------------------------------------------------
 
 

@@ -42,7 +42,6 @@ from ...renderer import (
 from .._app import Session
 from ..exporting import export_limit, left_out_of_export
 from ..query import (
-    RESERVED_PARAMS,
     SEARCH_TYPES,
     ListQuery,
     Page,
@@ -68,6 +67,7 @@ from ._filters import (
     condition_of,
     field_filters,
     filters_of,
+    param_label,
     parse_custom,
     spec_of,
     split_param,
@@ -180,12 +180,9 @@ def _as_labelled(entity: EntityDef, refused: BadRequest) -> str:
     names them, not by the address's parameters (``amount__gte``)."""
     told = []
     for problem in refused.problems:
-        # As the chips name them: ``sort`` is the list's order, ``sort__gte``
-        # a filter of a field named so; the owner is a field like the others.
-        param = problem.field or ""
-        name = split_param(param)[0]
-        spec = None if param in RESERVED_PARAMS else spec_of(entity, name)
-        told.append(f"{spec['label']}: {problem.message}" if spec else str(problem))
+        # The owner is a field like the others.
+        label = param_label(entity, problem.field or "")
+        told.append(f"{label}: {problem.message}" if label else str(problem))
     return " ".join(told) if told else refused.message
 
 

@@ -21,7 +21,6 @@ from ...errors import BadRequest, Forbidden, NotFound, TailorError
 from ...metadata import VIEW, EntityDef, ascii_digits
 from ...renderer import PAGE_SIZES
 from .._app import Session
-from ..query import RESERVED_PARAMS
 from ..views import delete_view, get_view, save_view
 from ._blueprint import web
 from ._context import LINKS, render, web_session
@@ -29,9 +28,8 @@ from ._filters import (
     check_single,
     condition_of,
     field_filters,
+    param_label,
     parse_custom,
-    spec_of,
-    split_param,
 )
 from ._listing import (
     active_view,
@@ -160,7 +158,7 @@ def view_errors(error: TailorError, entity: EntityDef) -> list[str]:
     found = []
     for problem in error.problems:
         path = (problem.field or "").split(".")[0].split("[")[0]
-        where = _PATHS.get(path) or _filter_label(entity, path)
+        where = _PATHS.get(path) or param_label(entity, path)
         message = problem.message
         if problem.code == "schema":
             message = _SCHEMA_MESSAGES.get(path, "this value is not allowed.")
@@ -168,15 +166,6 @@ def view_errors(error: TailorError, entity: EntityDef) -> list[str]:
         if text not in found:
             found.append(text)
     return found
-
-
-def _filter_label(entity: EntityDef, param: str) -> str | None:
-    """The label of the field a list filter (``amount__gte``) reads, as the
-    list names it in its own refusal."""
-    if not param or param in RESERVED_PARAMS:
-        return None
-    spec = spec_of(entity, split_param(param)[0])
-    return str(spec["label"]) if spec else None
 
 
 # -- helpers -----------------------------------------------------------------------
