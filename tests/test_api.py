@@ -352,6 +352,37 @@ def test_pages_sorted_by_a_choice_keep_a_value_no_longer_offered(crm: Api) -> No
     assert len(seen) == 5
 
 
+def test_a_choice_field_sorts_in_the_order_of_its_choices(crm: Api) -> None:
+    # A stage sorted by its values put "Closed lost" before "Prospecting":
+    # choices sort as the field offers them, one no longer offered after them,
+    # and a blank last, both ways.
+    document = crm.get("/meta/entities/opportunity").json
+    stage = next(f for f in document["fields"] if f["name"] == "stage")
+    del stage["default"]
+    stage["options"] = [
+        {"value": "zulu", "label": "Zulu"},
+        {"value": "alpha", "label": "Alpha"},
+        {"value": "gone", "label": "Gone"},
+    ]
+    assert crm.put("/meta/entities/opportunity", json=document).status_code == 200
+    for title, value in [("Z1", "zulu"), ("A1", "alpha"), ("G1", "gone")]:
+        response = crm.post("/opportunity", json={"title": title, "stage": value})
+        assert response.status_code == 201, response.json
+    del stage["options"][2]
+    assert crm.put("/meta/entities/opportunity", json=document).status_code == 200
+    for title, value in [("A2", "alpha"), ("N1", None), ("Z2", "zulu")]:
+        response = crm.post("/opportunity", json={"title": title, "stage": value})
+        assert response.status_code == 201, response.json
+
+    ascending = titles(crm, "sort=stage&limit=1000")
+    descending = titles(crm, "sort=-stage&limit=1000")
+
+    assert ascending == ["Z1", "Z2", "A1", "A2", "G1", "N1"]
+    assert descending == ["G1", "A1", "A2", "Z1", "Z2", "N1"]
+    assert paged_titles(crm, "sort=stage&limit=2") == ascending
+    assert paged_titles(crm, "sort=-stage&limit=1") == descending
+
+
 def test_fields_selection_and_count(deals: Api) -> None:
     response = deals.get(
         "/opportunity?fields=title,amount&stage=won&count=true&limit=1"

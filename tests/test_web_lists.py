@@ -893,6 +893,7 @@ PAGED_SORTS = [
     ("opportunity", ["-amount"]),
     ("opportunity", ["next_step", "-close_date"]),
     ("opportunity", ["-stage", "-next_step", "amount"]),
+    ("opportunity", ["stage", "next_step"]),
     ("contact", ["-do_not_call", "birthdate"]),
 ]
 

@@ -554,11 +554,37 @@ def _before(
 def _comparable(
     table: sa.Table, spec: dict[str, Any], value: Any
 ) -> tuple[sa.ColumnElement[Any], Any]:
+    """The expression a list sorts by, and a cursor's ``value`` as it compares
+    with it."""
+    if value is not None and spec["type"] == "boolean":
+        value = int(value)
+    elif value is not None and spec["type"] == "picklist":
+        value = _choice_positions(spec).get(value, len(spec.get("options", ())))
+    return _sort_key(table, spec), value
+
+
+def _sort_key(table: sa.Table, spec: dict[str, Any]) -> sa.ColumnElement[Any]:
     column: sa.ColumnElement[Any] = table.c[spec["name"]]
     if spec["type"] == "boolean":
         # Booleans sort false before true everywhere; compare them as 0 and 1.
-        return sa.cast(column, sa.Integer), None if value is None else int(value)
-    return column, value
+        return sa.cast(column, sa.Integer)
+    if spec["type"] == "picklist":
+        # Choices sort in the order the field offers them (a stage from first
+        # to last), not by their values; one no longer offered comes after
+        # them, and a blank stays null, so it still comes last.
+        positions = _choice_positions(spec)
+        return sa.case(
+            *((column == choice, index) for choice, index in positions.items()),
+            (column.is_not(None), len(positions)),
+        )
+    return column
+
+
+def _choice_positions(spec: Mapping[str, Any]) -> dict[str, int]:
+    return {
+        str(option["value"]): index
+        for index, option in enumerate(spec.get("options", ()))
+    }
 
 
 def access_where(
@@ -591,7 +617,7 @@ def _order(
     """The list's order (nulls last, then id), or its exact reverse."""
     order = []
     for spec, descending in query.sort:
-        column = table.c[spec["name"]]
+        column = _sort_key(table, spec)
         if backward:
             key = column.asc() if descending else column.desc()
             order.append(key.nulls_first())
