@@ -191,7 +191,8 @@ def test_a_bound_raised_since_a_value_was_saved_does_not_lock_the_form(
     )
 
     assert (edit["value"], edit.get("min"), edit.get("max")) == ("5", None, "99")
-    assert (new.get("min"), new.get("max")) == ("10", "99")
+    assert edit.get("data-min") == "10"
+    assert (new.get("min"), new.get("max"), new.get("data-min")) == ("10", "99", None)
     assert saved.status_code == 303
     assert fetch(platform, "gadget", record["id"])["units"] == 5
 

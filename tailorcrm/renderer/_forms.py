@@ -404,6 +404,8 @@ def _input_attrs(
         (the bound was changed after the value was saved) is left out: the
         browser would refuse to send the whole form for a value nobody touched,
         which the save keeps; a value typed in its place is judged by the save.
+        Such a bound goes in ``data-min`` or ``data-max`` instead, for the field
+        state of the form.
     """
     kind = spec["type"]
     attrs: dict[str, str] = {}
@@ -433,6 +435,9 @@ def _input_attrs(
             if shown is not None and (
                 shown < Decimal(bound) if key == "min" else shown > Decimal(bound)
             ):
+                # field_state.js still reads a number typed past it as null,
+                # as the record service does.
+                attrs[f"data-{key}"] = bound
                 continue
             attrs[key] = bound
         if kind == "percent":

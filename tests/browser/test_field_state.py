@@ -782,6 +782,55 @@ def test_an_amount_the_field_cannot_hold_reads_as_blank_as_on_the_server(
     assert live_server.find("opportunity", title="Wrenfield weighbridge") == []
 
 
+@contextmanager
+def amounts_at_most(live_server: LiveServer, limit: int) -> Iterator[None]:
+    """Lower the opportunity amount's maximum for the block, keeping the records
+    stored; put back afterwards: the server is shared."""
+    store = live_server.platform.store
+    with live_server.platform.reading() as (_, catalog):
+        document = catalog.entity("opportunity").document
+    lowered = json.loads(json.dumps(document))
+    for spec in lowered["fields"]:
+        if spec["name"] == "amount":
+            spec["max"] = limit
+    store.apply([("", lowered)], actor="test")
+    yield
+    store.apply([("", document)], actor="test")
+
+
+@pytest.mark.usefixtures("steps_for_big_deals")
+def test_an_amount_past_a_maximum_lowered_since_it_was_saved_reads_as_blank(
+    page: Page, live_server: LiveServer
+) -> None:
+    # The input leaves out a maximum its stored value breaks, or the browser
+    # would not send the form; an amount typed past it is still one the record
+    # service refuses and reads as blank.
+    with live_server.platform.records(SYSTEM_ACTOR) as service:
+        created = service.create(
+            "opportunity",
+            {"title": "Bramcote jetty", "amount": 5000, "next_step": "Survey"},
+        )
+    mark = page.locator('[data-field="next_step"] [data-required-mark]')
+    amount = page.get_by_label("Amount", exact=True)
+
+    with amounts_at_most(live_server, 2000):
+        page.goto(f"/app/opportunity/{created['id']}/edit")
+        expect(mark).to_be_visible()
+        amount.fill("3000")
+        expect(mark).to_be_hidden()
+        amount.fill("1500")
+        expect(mark).to_be_visible()
+        amount.fill("5000")
+        expect(mark).to_be_visible()
+        amount.fill("3000")
+        page.get_by_role("button", name="Save").click()
+
+        expect(page.locator('[data-field="amount"] .field-errors')).to_contain_text(
+            "Enter a value of at most 2000."
+        )
+        expect(mark).to_be_hidden()
+
+
 # -- text a field cannot hold reads as blank, in the browser as on the server -------
 
 

@@ -165,9 +165,16 @@
       }
     }
     var number = Number(text);
-    var low = control.getAttribute("min");
-    var high = control.getAttribute("max");
+    // A bound the value shown already breaks is not the input's own (the
+    // browser would refuse to send the form), but a number typed is held to it.
+    var low = bound(control, "min");
+    var high = bound(control, "max");
     return !(low !== null && number < Number(low)) && !(high !== null && number > Number(high));
+  }
+
+  function bound(control, name) {
+    var found = control.getAttribute(name);
+    return found === null ? control.getAttribute("data-" + name) : found;
   }
 
   // A number typed with an exponent, written out exactly (1.5e3 is 1500), as
