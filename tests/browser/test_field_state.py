@@ -1186,3 +1186,38 @@ def test_a_date_and_time_with_a_fraction_of_a_second_reads_as_stored_in_the_form
     expect(page.get_by_role("heading", level=1)).to_have_text(
         "Weigh the gravel lorries again"
     )
+
+
+def test_a_date_and_time_typed_back_after_a_refused_save_reads_as_stored(
+    page: Page, live_server: LiveServer
+) -> None:
+    # Moved to 08:30 and refused for its blank subject, the form comes back
+    # showing 08:30; 09:00 typed back is what the form first showed, and the
+    # save keeps the half second stored, which needs notes.
+    with live_server.platform.records(SYSTEM_ACTOR) as service:
+        created = service.create(
+            "activity",
+            {"subject": "Sweep the cinder paths", "due_at": "2031-04-17T09:00:00.5Z"},
+        )
+    mark = page.locator('[data-field="notes"] [data-required-mark]')
+    due = page.get_by_label("Due")
+    subject = page.get_by_label("Subject")
+
+    with rules_in_force(live_server, NOTES_AFTER_NINE):
+        page.goto(f"/app/activity/{created['id']}/edit")
+        due.fill("2031-04-17T08:30")
+        subject.fill("")
+        page.get_by_role("button", name="Save").click()
+
+        expect(page.locator('[data-field="subject"] .field-errors')).to_be_visible()
+        expect(due).to_have_value("2031-04-17T08:30")
+        expect(mark).to_be_hidden()
+        due.fill("2031-04-17T09:00")
+        expect(mark).to_be_visible()
+        subject.fill("Sweep the cinder paths again")
+        page.get_by_role("button", name="Save").click()
+
+        expect(page.locator('[data-field="notes"] .field-errors')).to_contain_text(
+            "required"
+        )
+        expect(mark).to_be_visible()

@@ -38,6 +38,7 @@ from ...renderer import (
     as_sent,
     as_shown,
     browser_context,
+    browser_value,
     form_values,
     read_form,
 )
@@ -390,16 +391,47 @@ def form_rules(
     # A locked field is saved as stored (see ``locked_fields``), so it reads so;
     # so does one the form shows as stored, which the save does not send.
     sent = [name for name in placed if name not in locked]
-    if record is not None:
+    before: dict[str, Any] = {}
+    if record is not None and stored is not None:
         same = unchanged_fields(session, entity, values, record, locked=locked)
         sent = [name for name in sent if name not in same]
+        before = _shown_before(entity, values, record, stored, sent)
     typed.update(converted(entity, read_form(entity, values, editable=sent)))
     _withhold(session, runner, typed, stored)
     if stored is None:
         given = set(placed) | {n for n, _ in runner.entity.defaults}
         runner.prefill(typed, frozenset(given))
     state = _as_seen(session, entity, runner.form_state(typed, stored=stored))
-    return _rules_of(session, entity, state, computed)
+    rules = _rules_of(session, entity, state, computed)
+    if before and rules.context is not None:
+        rules = dataclasses.replace(rules, context={**rules.context, "stored": before})
+    return rules
+
+
+def _shown_before(
+    entity: EntityDef,
+    values: Mapping[str, FormValue],
+    record: Mapping[str, Any],
+    stored: Mapping[str, Any],
+    sent: Collection[str],
+) -> dict[str, Any]:
+    """The fields of a form redrawn after a refused save that hold other than
+    what the form first showed for the stored record: each with that text and
+    the stored value.
+
+    Typed back, such a field is saved as stored (see :func:`unchanged_fields`),
+    a date and time with its fraction of a second, and ``field_state.js``
+    reads it so. A checkbox and a lookup read the same either way.
+    """
+    shown = form_values(entity, record)
+    before = {}
+    for name in sent:
+        spec = entity.fields.get(name)
+        if spec is None or spec["type"] in ("boolean", "lookup") or name not in values:
+            continue
+        if not _as_shown_before(spec, values[name], shown[name]):
+            before[name] = {"shown": shown[name], "value": browser_value(stored[name])}
+    return before
 
 
 def locked_fields(

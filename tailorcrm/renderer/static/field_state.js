@@ -231,11 +231,7 @@
           values.push(option.value);
         });
       } else if (control.tagName === "INPUT") {
-        // As the input cleans its value: 09:00:00 shows, and is sent, as 09:00.
-        var probe = document.createElement("input");
-        probe.type = control.type;
-        probe.value = control.defaultValue;
-        values.push(probe.value);
+        values.push(cleaned(control, control.defaultValue));
       } else if (control.tagName === "TEXTAREA") {
         values.push(control.defaultValue);
       }
@@ -243,9 +239,39 @@
     return values;
   }
 
-  function sameValues(posted, shown) {
-    return posted.length === shown.length && posted.every(function (value, index) {
-      return String(value).replace(/\r\n/g, "\n") === shown[index].replace(/\r\n/g, "\n");
+  // A value as an input of control's type cleans it: 09:00:00 shows, and is
+  // sent, as 09:00.
+  function cleaned(control, text) {
+    var probe = document.createElement("input");
+    probe.type = control.type;
+    probe.value = text;
+    return probe.value;
+  }
+
+  // What the form showed for the stored record (before), for a field that
+  // holds other text after a refused save, as its controls would send it.
+  function shownBefore(field, before) {
+    var shown = Array.isArray(before.shown) ? before.shown.slice() : [before.shown];
+    var control = field.control;
+    if (control && control.tagName === "INPUT" && !Array.isArray(before.shown)) {
+      shown = [cleaned(control, before.shown)];
+    }
+    return shown;
+  }
+
+  function sameValues(posted, shown, anyOrder) {
+    var normal = function (value) {
+      return String(value).replace(/\r\n?/g, "\n");
+    };
+    var left = posted.map(normal);
+    var right = shown.map(normal);
+    if (anyOrder) {
+      // The choices of a multi-picklist, without the blank sent beside them.
+      left = left.filter(Boolean).sort();
+      right = right.filter(Boolean).sort();
+    }
+    return left.length === right.length && left.every(function (value, index) {
+      return value === right[index];
     });
   }
 
@@ -348,6 +374,10 @@
     var context = decode(parse(form.getAttribute("data-field-state")) || {});
     var base = context.record || {};
     var user = context.user || null;
+    // On a form redrawn after a refused save: the fields that hold other than
+    // what the form first showed for the stored record, with that text and the
+    // stored value. Typed back, the save keeps the stored value.
+    var stored = context.stored || {};
     // Where to ask for a record chosen in a lookup since the page came, and
     // what was asked and answered (lookup name -> id -> record).
     var relatedUrl = form.getAttribute("data-related-url");
@@ -386,8 +416,12 @@
         control: document.getElementById("f-" + name),
         section: sectionOf(box),
         visible: !box.hidden,
-        shown: rendered(form, name)
+        shown: rendered(form, name),
+        before: hasOwn.call(stored, name) ? stored[name] : null
       };
+      if (field.before) {
+        field.before = { shown: shownBefore(field, field.before), value: field.before.value };
+      }
       // A control that readonly_if locks cannot change while the form is open,
       // and its save keeps the stored value: it reads as the server read it (a
       // blank boolean stays blank, though its box shows unticked).
@@ -405,11 +439,16 @@
         // Fields the form does not send (computed, numbered) and locked ones keep
         // the server's value.
         var values = posted.getAll(field.name);
+        var anyOrder = field.type === "multi_picklist";
         if (field.type && !field.locked && field.type !== "lookup" &&
-            hasOwn.call(base, field.name) && sameValues(values, field.shown)) {
+            hasOwn.call(base, field.name) && sameValues(values, field.shown, anyOrder)) {
           // Shown as the server read it and not changed since (a lookup's
           // hidden id changes its rendered value too; typed knows its record).
           data[field.name] = base[field.name];
+        } else if (field.type && !field.locked && field.before &&
+            sameValues(values, field.before.shown, anyOrder)) {
+          // What the form first showed for the stored record, typed back.
+          data[field.name] = field.before.value;
         } else if (field.type && !field.locked) {
           data[field.name] = typed(field, values, base[field.name], answered[field.name]);
           if (field.type === "lookup" && data[field.name] === null &&
