@@ -688,6 +688,10 @@ def test_static_checks_refuse_rules_that_cannot_work(
             "2031-06-30T17:00:00Z",
             "'2031-06-30T17:00:00Z' has a time of day, which a date field leaves out.",
         ),
+        (
+            " 2031-06-30T17:00 ",
+            "' 2031-06-30T17:00 ' has a time of day, which a date field leaves out.",
+        ),
     ],
 )
 def test_text_that_cannot_fill_a_date_field_is_told_why(
@@ -714,6 +718,41 @@ def test_text_that_cannot_fill_a_date_field_is_told_why(
             f"hold; {why}",
         )
     ]
+
+
+#: A task with a day and a moment it is due.
+DUE_TASK = {
+    **TASK,
+    "fields": [
+        *TASK["fields"],
+        {"name": "due_on", "type": "date", "label": "Due on"},
+        {"name": "due_at", "type": "datetime", "label": "Due at"},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "stored"),
+    [
+        ("due_on", " 2031-06-30 ", "2031-06-30"),
+        ("due_at", " 2031-06-30T17:00:00Z ", "2031-06-30T17:00:00Z"),
+        ("due_at", "2031-06-30 ", "2031-06-30T00:00:00Z"),
+    ],
+)
+def test_date_text_with_spaces_around_it_fills_a_date_field_as_the_save_reads_it(
+    sales: Api, field: str, value: str, stored: str
+) -> None:
+    # The save reads " 2031-06-30 " as 30 June; the check refused it as "not a
+    # date (write YYYY-MM-DD)", and a datetime field took no such date at all.
+    define(sales, DUE_TASK)
+    document = rule("due_by_june_end", "task", "default", field=field, expression=value)
+
+    response = sales.put("/meta/rules/due_by_june_end", json=document)
+    created = sales.post("/task", json={"subject": "Paint the gantry"})
+
+    assert response.status_code == 201, response.json
+    assert created.status_code == 201, created.json
+    assert created.json[field] == stored
 
 
 @pytest.mark.parametrize(

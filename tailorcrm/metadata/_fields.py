@@ -367,16 +367,15 @@ def convert_date(value: Any) -> dt.date:
 def date_text_as_moment(spec: Mapping[str, Any], value: Any) -> Any:
     """A value a rule gives for ``spec``: ISO date text (``2030-01-01``) for a
     datetime field stands for midnight UTC of that day, as a date value does;
-    anything else is returned as it is."""
-    if (
-        spec["type"] != "datetime"
-        or not isinstance(value, str)
-        or len(value) != 10
-        or not _ISO_DATE.fullmatch(value)
-    ):
+    anything else is returned as it is. Spaces around the date are no part of
+    it, as :func:`convert` reads a date."""
+    if spec["type"] != "datetime" or not isinstance(value, str):
+        return value
+    text = value.strip()
+    if len(text) != 10 or not _ISO_DATE.fullmatch(text):
         return value
     try:
-        day = dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         return value
     return dt.datetime.combine(day, dt.time(), dt.UTC)

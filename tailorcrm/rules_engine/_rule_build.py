@@ -636,7 +636,7 @@ def _unfit_reason(field_type: str, source: Any) -> str:
         source = source["preserve"]
     if field_type not in ("date", "datetime") or not isinstance(source, str):
         return "."
-    if _dates.parse(source) is not None:
+    if _dates.parse(source.strip()) is not None:
         return f"; {source!r} has a time of day, which a date field leaves out."
     written = "YYYY-MM-DD" + (" or YYYY-MM-DDTHH:MM:SSZ" * (field_type == "datetime"))
     return f"; {source!r} is not a date (write {written})."
@@ -650,7 +650,8 @@ def _date_text_fills(field_type: str, source: Any) -> bool:
         source = source["preserve"]
     if field_type not in ("date", "datetime") or not isinstance(source, str):
         return False
-    moment = _dates.parse(source)
+    # Spaces around a date are no part of it, as the save reads it.
+    moment = _dates.parse(source.strip())
     if moment is None:
         return False
     return field_type == "datetime" or not isinstance(moment, dt.datetime)
