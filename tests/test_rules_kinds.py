@@ -246,6 +246,45 @@ def test_rules_that_read_a_bad_cell_do_not_judge_its_stored_value_on_an_update(
     ]
 
 
+def test_an_update_row_with_a_bad_cell_runs_no_automation_on_its_stored_value(
+    platform: Platform, crm: Api
+) -> None:
+    hold = rule(
+        "hold_big_deals",
+        "opportunity",
+        "automation",
+        trigger="update",
+        condition={">": [{"var": "amount"}, 1000]},
+        actions=[{"type": "set_field", "field": "next_step", "value": "wait"}],
+    )
+    no_wait = rule(
+        "no_wait",
+        "opportunity",
+        "validation",
+        condition={"==": [{"var": "next_step"}, "wait"]},
+        message="Deals do not wait.",
+        field="next_step",
+    )
+    define(crm, hold, no_wait)
+    deal = create(crm, "opportunity", title="Kelp", erp_code="E1", amount=5000)
+
+    with pytest.raises(ImportFailed) as excinfo:
+        load_csv(
+            platform,
+            "opportunity",
+            "erp_code,amount,touches\nE1,lots,3\n",
+            key="erp_code",
+        )
+    response = crm.patch(
+        f"/opportunity/{deal['id']}", json={"amount": "lots", "touches": 3}
+    )
+
+    assert [(e.row, e.field, e.code) for e in excinfo.value.report.errors] == [
+        (2, "amount", "invalid_decimal"),
+    ]
+    assert problems(response) == [("amount", "invalid_decimal")]
+
+
 def test_a_validation_rule_refuses_what_an_automation_saves(crm: Api) -> None:
     give_up = rule(
         "give_up",

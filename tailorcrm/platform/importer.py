@@ -750,7 +750,7 @@ class Importer:
         ``unread`` cells could not be read (the rules that read them are left
         out rather than judge their stored values).
 
-        The update is made and undone.
+        The update is checked and not written, so no automation runs on it.
         """
         savepoint = self.connection.begin_nested()
         try:

@@ -792,7 +792,8 @@ class RecordService:
         :param unread: fields whose values the caller could not read and so left
             out of ``data`` (a CSV cell that is not a number): the rules that
             read them are left out, as for a value of ``data`` that cannot be
-            read, and the others run.
+            read, and the others run. Such a change is only checked, never
+            written, so no automation judges the stored values of those fields.
 
         :raises NotFound: no such record.
         :raises PreconditionFailed: ``expected_version`` is not the stored version.
@@ -859,6 +860,10 @@ class RecordService:
         _raise_for(problems)
         if not changed:
             return self.shown(entity_name, current)
+        if unread:
+            # As when a body value cannot be read, the change stops here: writing
+            # it would run automations on the unread fields' stored values.
+            return self.shown(entity_name, merged)
         with batched(self):
             merged = self._write_change(entity, current, merged, changed, computed)
         return self.shown(entity_name, merged)
