@@ -1754,6 +1754,46 @@ def test_selected_rows_that_refer_to_each_other_in_a_circle_keep_each_other(
     assert "delete_confirmed" not in confirm.get_data(as_text=True)
 
 
+def test_a_clearing_lookup_back_to_a_selected_row_makes_no_circle(
+    api: Api, browser: Browser, sales: Platform
+) -> None:
+    # Holding restricts, Mentor is cleared: the unit must go before its holding,
+    # and the holding's mentor link to the unit keeps neither of them.
+    add_field(
+        api,
+        "account",
+        {"name": "holding", "type": "lookup", "target": "account", "label": "Holding"},
+    )
+    mentor = {
+        "name": "mentor",
+        "type": "lookup",
+        "target": "account",
+        "label": "Mentor",
+        "on_delete": "set_null",
+    }
+    add_field(api, "account", mentor)
+    [group, unit] = _records(sales, "account", [{"name": "Orbit"}, {"name": "Moon"}])
+    with sales.records(SYSTEM_ACTOR) as service:
+        service.update("account", unit, {"holding": group})
+        service.update("account", group, {"mentor": unit})
+    chosen = [str(group), str(unit)]
+
+    confirm = browser.post(
+        "/app/account/bulk", {"action": "delete", "ids": chosen, "state": ""}
+    )
+    done = browser.post(
+        "/app/account/bulk", {"action": "delete_confirmed", "ids": chosen, "state": ""}
+    )
+
+    assert "keeps this record from being deleted" not in text_of(
+        confirm.get_data(as_text=True)
+    )
+    assert done.status_code == 303
+    listed = browser.get("/app/account?sort=name")
+    assert "2 accounts deleted." in text_of(listed.get_data(as_text=True))
+    assert _titles(listed) == []
+
+
 def test_what_deleting_does_to_other_records_is_worded_by_their_count(
     browser: Browser, sales: Platform
 ) -> None:

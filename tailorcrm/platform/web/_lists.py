@@ -344,8 +344,8 @@ def _deletion_order(
     session: Session, entity: EntityDef, ids: list[int]
 ) -> tuple[list[int], list[int]]:
     """The order to delete ``ids`` in: a selected record that refers to another
-    selected one (a lookup of the entity to itself) comes before it, so that a
-    restricting lookup does not keep a record that goes with it.
+    selected one (a restricting lookup of the entity to itself) comes before it,
+    so that the lookup does not keep a record that goes with it.
 
     :returns: the records so ordered, and those left over, in their order: the
         records that refer to each other in a circle, and those they refer to,
@@ -355,7 +355,9 @@ def _deletion_order(
     waiting: dict[int, int] = dict.fromkeys(ids, 0)
     referred: dict[int, list[int]] = defaultdict(list)
     for other, spec in session.catalog.referrers(entity.name):
-        if other.name != entity.name:
+        # A lookup that is cleared keeps nothing, in whatever order the records
+        # go: counted, it would make a circle of records that an order lets go.
+        if other.name != entity.name or spec.get("on_delete") == "set_null":
             continue
         column = table.c[spec["name"]]
         pairs = session.connection.execute(
