@@ -196,6 +196,26 @@ def test_a_record_whose_display_field_is_hidden_goes_by_its_label_and_id(
     assert "Quillon Barges" not in record + history + deal_page
 
 
+def test_the_type_ahead_names_a_record_whose_display_field_is_hidden_by_label(
+    app: Flask, platform: Platform
+) -> None:
+    # It offered the bare id ("3"), where the record's own page and the lookup
+    # on a form name it "Account #3".
+    role = {
+        "kind": "role",
+        "name": "nameless_reader",
+        "label": "Nameless reader",
+        "entities": {"account": {"read": "all", "fields": {"name": "hidden"}}},
+    }
+    platform.store.apply([*load_pack(), ("nameless.json", role)], actor="test")
+    reader = _signed_in(app, platform, "oli.nameless", "nameless_reader")
+    account = create(platform, "account", name="Quillon Barges")["id"]
+
+    offered = reader.get("/app/account/lookup?q=")
+
+    assert offered.json == [{"id": account, "name": f"Account #{account}"}]
+
+
 def _user_id(platform: Platform, name: str) -> int:
     with platform.engine.connect() as connection:
         found = find_user(connection, name)

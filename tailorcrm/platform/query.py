@@ -917,11 +917,17 @@ def lookup_matches(
 
     Case is ignored; the first ``limit`` are returned by name. A display field that
     holds text is searched through its index (see :mod:`.search_index`); blank
-    text lists the first records by name.
+    text lists the first records by name. A record whose display field is blank,
+    or hidden from the caller, goes by its entity's label and id, as
+    :func:`names_of` names it.
     """
     statement = lookup_query(connection, entity, text, limit=limit)
+    named = entity.display_field in entity.fields
     return [
-        (int(record_id), str(value) if value else f"{entity.label} #{record_id}")
+        (
+            int(record_id),
+            str(value) if named and value else f"{entity.label} #{record_id}",
+        )
         for record_id, value in connection.execute(statement).all()
     ]
 
