@@ -13,7 +13,15 @@ from tailorcrm.platform.access import create_team, set_team, set_user_roles
 from tailorcrm.platform.auth import create_user, find_user
 from tests.conftest import SALES_PACK, load_pack
 
-from .web_helpers import PASSWORD, Browser, by_id, create, elements, token_of
+from .web_helpers import (
+    PASSWORD,
+    Browser,
+    by_id,
+    create,
+    elements,
+    text_of,
+    token_of,
+)
 
 
 def _roles() -> list[tuple[str, Any]]:
@@ -214,6 +222,37 @@ def test_the_type_ahead_names_a_record_whose_display_field_is_hidden_by_label(
     offered = reader.get("/app/account/lookup?q=")
 
     assert offered.json == [{"id": account, "name": f"Account #{account}"}]
+
+
+def test_a_refused_delete_names_a_record_whose_display_field_is_hidden_once(
+    app: Flask, platform: Platform
+) -> None:
+    # The refusal quoted the name it was given after the entity's label:
+    # "Account “Account #3”".
+    role = {
+        "kind": "role",
+        "name": "nameless_remover",
+        "label": "Nameless remover",
+        "entities": {
+            "account": {"read": "all", "delete": "all", "fields": {"name": "hidden"}},
+            "opportunity": {"read": "all"},
+        },
+    }
+    platform.store.apply([*load_pack(), ("nameless.json", role)], actor="test")
+    remover = _signed_in(app, platform, "oli.nameless", "nameless_remover")
+    account = create(platform, "account", name="Quillon Barges")["id"]
+    create(platform, "opportunity", title="Barge refit", account=account)
+
+    remover.post(
+        "/app/account/bulk",
+        {"action": "delete_confirmed", "ids": [str(account)], "state": ""},
+    )
+    listed = text_of(_page(remover, "/app/account"))
+
+    assert (
+        f"Nothing was deleted: other records refer to Account #{account}, which "
+        "keeps it from being deleted."
+    ) in listed
 
 
 def _user_id(platform: Platform, name: str) -> int:

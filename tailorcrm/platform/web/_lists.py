@@ -208,8 +208,11 @@ def _refusal(
     session: Session, entity: EntityDef, record_id: int, error: TailorError
 ) -> str:
     """Why nothing was deleted, naming the record that could not go."""
-    name = names_of(session.connection, entity, [record_id]).get(record_id)
-    shown = f"{entity.label} “{name}”" if name else f"{entity.label} #{record_id}"
+    # A record with no name the caller may see is named by its label and id
+    # already, which quoted after the label would read "Account “Account #3”".
+    unnamed = f"{entity.label} #{record_id}"
+    name = names_of(session.connection, entity, [record_id]).get(record_id, unnamed)
+    shown = unnamed if name == unnamed else f"{entity.label} “{name}”"
     # A conflict is also a value recomputed by the delete that another record
     # holds (a unique roll-up or formula), which its own problems explain.
     if isinstance(error, Conflict) and any(
