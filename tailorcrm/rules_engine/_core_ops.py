@@ -31,6 +31,7 @@ from ._registry import (
     scalar_operand,
 )
 from ._values import (
+    MAX_TEXT,
     Number,
     check_finite,
     greater,
@@ -637,10 +638,10 @@ def _build_in(operands: Operands) -> Fn:
     return eager(membership, operands, 0, None)
 
 
-#: The longest text and list an operation makes. ``cat`` and ``merge`` inside
-#: ``reduce`` can double their result with each item; beyond these the result is
-#: a failure rather than memory the server does not have (OPERATIONS.md).
-MAX_TEXT = 1_000_000
+#: The longest list an operation makes (the longest text is ``MAX_TEXT``).
+#: ``cat`` and ``merge`` inside ``reduce`` can double their result with each
+#: item; beyond these the result is a failure rather than memory the server
+#: does not have (OPERATIONS.md).
 MAX_ITEMS = 100_000
 
 

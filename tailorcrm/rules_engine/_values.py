@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import _dates
-from ._errors import nan
+from ._errors import invalid_arguments, nan
 
 Number = int | float | Decimal
 
@@ -189,6 +189,10 @@ def number_text(value: Number) -> str:
     return ("-" if sign else "") + text
 
 
+#: The longest text an operation makes (OPERATIONS.md).
+MAX_TEXT = 1_000_000
+
+
 def to_text(value: Any) -> str:
     """JavaScript's ``String(value)``, except that null is empty text."""
     if type(value) is str:
@@ -204,10 +208,27 @@ def to_text(value: Any) -> str:
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, (list, tuple)):
-        return ",".join(to_text(item) for item in value)
+        return _list_text(value)
     if isinstance(value, Mapping):
         return "[object Object]"
     return str(value)
+
+
+def _list_text(items: list[Any] | tuple[Any, ...]) -> str:
+    """A list's text, failing once it grows past :data:`MAX_TEXT`: a list of
+    long texts would otherwise take the memory before any operation's own
+    limit could refuse the result."""
+    texts = []
+    size = -1
+    for item in items:
+        text = to_text(item)
+        size += len(text) + 1
+        if size > MAX_TEXT:
+            raise invalid_arguments(
+                f"A list would make a text over {MAX_TEXT:,} characters."
+            )
+        texts.append(text)
+    return ",".join(texts)
 
 
 def type_name(value: Any) -> str:

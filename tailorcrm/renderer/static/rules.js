@@ -787,9 +787,38 @@
       return value.toISOString();
     }
     if (Array.isArray(value)) {
-      return value.map(toText).join(",");
+      return listText(value);
     }
     return "[object Object]";
+  }
+
+  // The longest text and list an operation makes, as on the server.
+  var MAX_TEXT = 1000000;
+  var MAX_ITEMS = 100000;
+
+  // A list's text, failing once it grows past MAX_TEXT characters, before a list
+  // of long texts takes the memory. A character is a code point, as Python
+  // counts it: more UTF-16 units than twice the limit are surely too many.
+  function listText(items) {
+    var texts = [];
+    var units = -1;
+    for (var index = 0; index < items.length; index += 1) {
+      var text = toText(items[index]);
+      units += text.length + 1;
+      if (units > 2 * MAX_TEXT) {
+        throw listTooLong();
+      }
+      texts.push(text);
+    }
+    var joined = texts.join(",");
+    if (units > MAX_TEXT && textLength(joined) > MAX_TEXT) {
+      throw listTooLong();
+    }
+    return joined;
+  }
+
+  function listTooLong() {
+    return invalidArguments("A list would make a text over 1,000,000 characters.");
   }
 
   // Python's repr() of a float: fixed between 1e-4 and 1e16, else scientific.
@@ -2443,10 +2472,6 @@
   }
 
   registerEager("in", membership);
-  // The longest text and list an operation makes, as on the server.
-  var MAX_TEXT = 1000000;
-  var MAX_ITEMS = 100000;
-
   registerEager("cat", function (values) {
     var text = values.map(toText).join("");
     // Characters are counted as Python counts them: one per code point.
