@@ -18,7 +18,7 @@ from typing import Any
 from . import _dates
 from ._access import var_keys, walk
 from ._core_ops import contained
-from ._errors import EvaluationError
+from ._errors import EvaluationError, invalid_arguments
 from ._regex import Pattern, PatternError
 from ._registry import (
     LIST,
@@ -31,6 +31,7 @@ from ._registry import (
     root_of,
 )
 from ._values import (
+    MAX_TEXT,
     Number,
     is_blank,
     same_value,
@@ -140,11 +141,21 @@ def _build_date_diff(operands: Operands) -> Fn:
 
 
 def _lower(values: list[Any]) -> str | None:
-    return values[0].lower() if isinstance(values[0], str) else None
+    return _fitting(values[0].lower(), "lower") if isinstance(values[0], str) else None
 
 
 def _upper(values: list[Any]) -> str | None:
-    return values[0].upper() if isinstance(values[0], str) else None
+    return _fitting(values[0].upper(), "upper") if isinstance(values[0], str) else None
+
+
+def _fitting(text: str, name: str) -> str:
+    # A character may change case into more than one ("ß" is "SS"), so a text
+    # within the limit can come out past it.
+    if len(text) > MAX_TEXT:
+        raise invalid_arguments(
+            f"{name} would make a text over {MAX_TEXT:,} characters."
+        )
+    return text
 
 
 def _length(values: list[Any]) -> int | None:

@@ -2705,12 +2705,21 @@
   // -- text -----------------------------------------------------------------------------
 
   registerEager("lower", function (values) {
-    return typeof values[0] === "string" ? values[0].toLowerCase() : null;
+    return typeof values[0] === "string" ? fitting(values[0].toLowerCase(), "lower") : null;
   }, { form: SINGLE, min: 1, max: 1 });
 
   registerEager("upper", function (values) {
-    return typeof values[0] === "string" ? values[0].toUpperCase() : null;
+    return typeof values[0] === "string" ? fitting(values[0].toUpperCase(), "upper") : null;
   }, { form: SINGLE, min: 1, max: 1 });
+
+  // A character may change case into more than one ("ß" is "SS"), so a text
+  // within the limit can come out past it, as on the server.
+  function fitting(text, name) {
+    if (text.length > MAX_TEXT && textLength(text) > MAX_TEXT) {
+      throw invalidArguments(name + " would make a text over 1,000,000 characters.");
+    }
+    return text;
+  }
 
   registerEager("length", function (values) {
     var value = values[0];
