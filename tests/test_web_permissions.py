@@ -172,24 +172,33 @@ def test_a_read_only_field_reads_on_the_form_as_on_the_record_page(
     assert all("readonly" in e.attrs for e in shown.values())
 
 
+def _nameless(
+    app: Flask, platform: Platform, rights: dict[str, str]
+) -> tuple[Browser, int, int]:
+    """Sign in a user whose role has ``rights`` on accounts but cannot see their
+    names, and reads opportunities; return them, an account and a deal of it."""
+    role = {
+        "kind": "role",
+        "name": "nameless",
+        "label": "Nameless",
+        "entities": {
+            "account": {**rights, "fields": {"name": "hidden"}},
+            "opportunity": {"read": "all"},
+        },
+    }
+    platform.store.apply([*load_pack(), ("nameless.json", role)], actor="test")
+    user = _signed_in(app, platform, "oli.nameless", "nameless")
+    account = create(platform, "account", name="Quillon Barges")["id"]
+    deal = create(platform, "opportunity", title="Barge refit", account=account)["id"]
+    return user, account, deal
+
+
 def test_a_record_whose_display_field_is_hidden_goes_by_its_label_and_id(
     app: Flask, platform: Platform
 ) -> None:
     # Pages named such a record by its bare id ("3"), where its own page says
     # "Account #3".
-    role = {
-        "kind": "role",
-        "name": "nameless_reader",
-        "label": "Nameless reader",
-        "entities": {
-            "account": {"read": "all", "fields": {"name": "hidden"}},
-            "opportunity": {"read": "all"},
-        },
-    }
-    platform.store.apply([*load_pack(), ("nameless.json", role)], actor="test")
-    reader = _signed_in(app, platform, "oli.nameless", "nameless_reader")
-    account = create(platform, "account", name="Quillon Barges")["id"]
-    deal = create(platform, "opportunity", title="Barge refit", account=account)["id"]
+    reader, account, deal = _nameless(app, platform, {"read": "all"})
 
     record = _page(reader, f"/app/account/{account}")
     history = _page(reader, f"/app/account/{account}/history")
@@ -209,15 +218,7 @@ def test_the_type_ahead_names_a_record_whose_display_field_is_hidden_by_label(
 ) -> None:
     # It offered the bare id ("3"), where the record's own page and the lookup
     # on a form name it "Account #3".
-    role = {
-        "kind": "role",
-        "name": "nameless_reader",
-        "label": "Nameless reader",
-        "entities": {"account": {"read": "all", "fields": {"name": "hidden"}}},
-    }
-    platform.store.apply([*load_pack(), ("nameless.json", role)], actor="test")
-    reader = _signed_in(app, platform, "oli.nameless", "nameless_reader")
-    account = create(platform, "account", name="Quillon Barges")["id"]
+    reader, account, _ = _nameless(app, platform, {"read": "all"})
 
     offered = reader.get("/app/account/lookup?q=")
 
@@ -229,19 +230,7 @@ def test_a_refused_delete_names_a_record_whose_display_field_is_hidden_once(
 ) -> None:
     # The refusal quoted the name it was given after the entity's label:
     # "Account “Account #3”".
-    role = {
-        "kind": "role",
-        "name": "nameless_remover",
-        "label": "Nameless remover",
-        "entities": {
-            "account": {"read": "all", "delete": "all", "fields": {"name": "hidden"}},
-            "opportunity": {"read": "all"},
-        },
-    }
-    platform.store.apply([*load_pack(), ("nameless.json", role)], actor="test")
-    remover = _signed_in(app, platform, "oli.nameless", "nameless_remover")
-    account = create(platform, "account", name="Quillon Barges")["id"]
-    create(platform, "opportunity", title="Barge refit", account=account)
+    remover, account, _ = _nameless(app, platform, {"read": "all", "delete": "all"})
 
     remover.post(
         "/app/account/bulk",

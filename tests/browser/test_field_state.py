@@ -1150,16 +1150,22 @@ NOTES_AFTER_NINE = {
 }
 
 
+def _due_half_a_second_after_nine(
+    live_server: LiveServer, subject: str
+) -> dict[str, Any]:
+    """An activity saved, as through the API, due at 09:00:00.5 on 17 April 2031."""
+    with live_server.platform.records(SYSTEM_ACTOR) as service:
+        return service.create(
+            "activity", {"subject": subject, "due_at": "2031-04-17T09:00:00.5Z"}
+        )
+
+
 def test_a_date_and_time_with_a_fraction_of_a_second_reads_as_stored_in_the_form(
     page: Page, live_server: LiveServer
 ) -> None:
     # Saved through the API half a second after nine; the form shows it to the
     # second, as 09:00, and its save keeps the half second: notes are required.
-    with live_server.platform.records(SYSTEM_ACTOR) as service:
-        created = service.create(
-            "activity",
-            {"subject": "Weigh the gravel lorries", "due_at": "2031-04-17T09:00:00.5Z"},
-        )
+    created = _due_half_a_second_after_nine(live_server, "Weigh the gravel lorries")
     mark = page.locator('[data-field="notes"] [data-required-mark]')
     due = page.get_by_label("Due")
 
@@ -1194,11 +1200,7 @@ def test_a_date_and_time_typed_back_after_a_refused_save_reads_as_stored(
     # Moved to 08:30 and refused for its blank subject, the form comes back
     # showing 08:30; 09:00 typed back is what the form first showed, and the
     # save keeps the half second stored, which needs notes.
-    with live_server.platform.records(SYSTEM_ACTOR) as service:
-        created = service.create(
-            "activity",
-            {"subject": "Sweep the cinder paths", "due_at": "2031-04-17T09:00:00.5Z"},
-        )
+    created = _due_half_a_second_after_nine(live_server, "Sweep the cinder paths")
     mark = page.locator('[data-field="notes"] [data-required-mark]')
     due = page.get_by_label("Due")
     subject = page.get_by_label("Subject")
