@@ -383,6 +383,21 @@ def test_a_choice_field_sorts_in_the_order_of_its_choices(crm: Api) -> None:
     assert paged_titles(crm, "sort=-stage&limit=1") == descending
 
 
+def test_a_field_is_sorted_by_once(crm: Api) -> None:
+    # A picklist named many times over made a statement of more parameters than
+    # the database takes (500); a saved view names each field once, too.
+    response = crm.get("/opportunity?sort=stage,title,-stage")
+
+    assert response.status_code == 400
+    assert response.json["errors"] == [
+        {
+            "field": "sort",
+            "code": "invalid_parameter",
+            "message": "the list is already sorted by 'stage'; name each field once.",
+        }
+    ]
+
+
 def test_fields_selection_and_count(deals: Api) -> None:
     response = deals.get(
         "/opportunity?fields=title,amount&stage=won&count=true&limit=1"

@@ -243,13 +243,20 @@ def _parse_sort(
 ) -> list[tuple[dict[str, Any], bool]]:
     if not text:
         return []
-    keys = []
+    keys: list[tuple[dict[str, Any], bool]] = []
     for item in text.split(","):
         item = item.strip()
         descending = item.startswith("-")
         spec = _spec(entity, item[1:] if item[:1] in "-+" else item, "sort")
         if spec["type"] not in _SORTABLE_TYPES:
             raise BadRequest.parameter("sort", f"{spec['name']!r} cannot be sorted.")
+        if any(spec["name"] == named["name"] for named, _ in keys):
+            # As a saved view's: a key named again orders nothing more, and each
+            # repeat of a picklist adds its choices to the statement.
+            message = (
+                f"the list is already sorted by {spec['name']!r}; name each field once."
+            )
+            raise BadRequest.parameter("sort", message)
         keys.append((spec, descending))
     return keys
 
