@@ -19,6 +19,7 @@ from .web_helpers import (
     by_id,
     create,
     elements,
+    fetch,
     text_of,
     token_of,
 )
@@ -173,17 +174,22 @@ def test_a_read_only_field_reads_on_the_form_as_on_the_record_page(
 
 
 def _nameless(
-    app: Flask, platform: Platform, rights: dict[str, str]
+    app: Flask,
+    platform: Platform,
+    rights: dict[str, str],
+    *,
+    deals: dict[str, str] | None = None,
 ) -> tuple[Browser, int, int]:
     """Sign in a user whose role has ``rights`` on accounts but cannot see their
-    names, and reads opportunities; return them, an account and a deal of it."""
+    names, and ``deals`` on opportunities (reads them by default); return them,
+    an account and a deal of it."""
     role = {
         "kind": "role",
         "name": "nameless",
         "label": "Nameless",
         "entities": {
             "account": {**rights, "fields": {"name": "hidden"}},
-            "opportunity": {"read": "all"},
+            "opportunity": deals or {"read": "all"},
         },
     }
     platform.store.apply([*load_pack(), ("nameless.json", role)], actor="test")
@@ -223,6 +229,28 @@ def test_the_type_ahead_names_a_record_whose_display_field_is_hidden_by_label(
     offered = reader.get("/app/account/lookup?q=")
 
     assert offered.json == [{"id": account, "name": f"Account #{account}"}]
+
+
+def test_a_record_whose_display_field_is_hidden_is_found_by_the_name_shown(
+    app: Flask, platform: Platform
+) -> None:
+    # Pages name such a record "Account #3", but a lookup's box took only the
+    # bare id ("3") typed back: the name shown was "No Account is named".
+    rights = {"read": "all", "create": "all"}
+    author, account, _ = _nameless(app, platform, {"read": "all"}, deals=rights)
+
+    response = author.post(
+        "/app/opportunity/new",
+        {
+            "title": "Hull survey",
+            "account": "",
+            "account__search": f"account #{account}",
+        },
+    )
+
+    assert response.status_code == 303, text_of(response.get_data(as_text=True))
+    saved = fetch(platform, "opportunity", int(response.location.rsplit("/", 1)[1]))
+    assert saved["account"] == account
 
 
 def test_a_refused_delete_names_a_record_whose_display_field_is_hidden_once(

@@ -30,6 +30,7 @@ from ..metadata import (
     Catalog,
     EntityDef,
     FieldValueError,
+    ascii_digits,
     convert_date,
     convert_datetime,
     int_of_digits,
@@ -940,13 +941,34 @@ def lookup_matches(
 
 
 def records_named(connection: sa.Connection, entity: EntityDef, name: str) -> list[int]:
-    """Return the ids of up to two records whose display name is ``name``, any case."""
-    conditions = name_conditions(
-        connection, _name_column(entity), name.strip(), exact=True
-    )
+    """Return the ids of up to two records whose display name is ``name``, any case.
+
+    A record that goes by its entity's label and id (``Account #3``, see
+    :func:`names_of`) is found by that name too, as the pages show it.
+    """
+    text = name.strip()
+    conditions = name_conditions(connection, _name_column(entity), text, exact=True)
     statement = (
         sa.select(entity.table.c.id)
         .where(sa.or_(*conditions), *access_where(entity))
         .limit(2)
     )
-    return [int(record_id) for record_id in connection.execute(statement).scalars()]
+    found = [int(record_id) for record_id in connection.execute(statement).scalars()]
+    unnamed = _unnamed_id(entity, text)
+    if unnamed is None or unnamed in found or len(found) > 1:
+        return found
+
+    shown = names_of(connection, entity, [unnamed]).get(unnamed)
+    if shown is not None and shown.lower() == text.lower():
+        found.append(unnamed)
+    return found
+
+
+def _unnamed_id(entity: EntityDef, text: str) -> int | None:
+    """The id in ``text`` when it is written as a record without a name is
+    named (``Account #3``, in any case)."""
+    prefix = f"{entity.label} #"
+    number = text[len(prefix) :]
+    if text[: len(prefix)].lower() != prefix.lower() or not ascii_digits(number):
+        return None
+    return int(number) if len(number) < 19 else None
