@@ -1344,6 +1344,23 @@ def test_a_bad_row_is_told_of_the_unique_value_a_good_row_above_it_gives(
 
 
 @pytest.mark.usefixtures("crm")
+def test_a_bad_row_is_not_told_of_a_unique_value_of_a_row_not_imported(
+    platform: Platform,
+) -> None:
+    # The row above was told of before it was saved, and it was not: the value
+    # it gives clashes with nothing, and the bad row, mended, imports with it.
+    data = csv_text(
+        ["title", "erp_code", "amount"],
+        ["", "E-1", "10"],
+        ["Quay lights", "E-1", "lots"],
+    )
+
+    report = load(platform, "opportunity", data, skip_bad_rows=True)
+
+    assert [(e.row, e.field) for e in report.errors] == [(2, "title"), (3, "amount")]
+
+
+@pytest.mark.usefixtures("crm")
 def test_key_problems_name_the_key_field_by_its_label(platform: Platform) -> None:
     # The import page offers the key by its label: a message that spoke of
     # "erp_code" and "--key" named neither what the page shows nor anything

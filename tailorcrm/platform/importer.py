@@ -470,9 +470,10 @@ class Importer:
                 self._update(report, number, existing[data[key]], data, deferred)
             else:
                 creates.append((number, data, deferred))
-        self._report_failing(report, failing, updating, creates)
+        told = self._report_failing(report, failing, updating)
         if creates:
             self._create_in_order(report, creates)
+        self._report_given(report, told)
 
     def _keep_stored_choices(
         self,
@@ -694,23 +695,17 @@ class Importer:
         report: ImportReport,
         failing: list[tuple[int, dict[str, Any], list[Problem]]],
         updating: Mapping[int, int],
-        pending: Sequence[tuple[int, dict[str, Any], dict[str, str]]],
-    ) -> None:
+    ) -> list[tuple[int, Mapping[str, Any], set[str | None]]]:
         """Report bad rows with every problem, not only the cells that failed first.
 
         The cells that could be read still go through the record service's checks,
         so one attempt shows all that is wrong with a row: as a new record, or as
         the update of the stored record its key finds (``updating``: row number
-        to record id), which keeps the fields the row leaves out. The good new
-        rows of the batch (``pending``) are saved after this, so a unique value
-        that one above a bad row gives is no stored record's yet: that clash is
-        named here.
+        to record id), which keeps the fields the row leaves out.
+
+        :returns: each bad row that could be read, with the fields its problems
+            name, for :meth:`_report_given` once the good rows are saved.
         """
-        given: dict[tuple[str, Any], int] = {}
-        for number, data, _ in pending:
-            for name in self._unique_fields:
-                if data.get(name) is not None:
-                    given.setdefault((name, data[name]), number)
         # A row that could not be split into cells has nothing more to check.
         readable = [item for item in failing if all(p.field for p in item[2])]
         new = [item for item in readable if item[0] not in updating]
@@ -727,6 +722,7 @@ class Importer:
                 unread = {str(p.field) for p in problems}
                 extra[number] = self._update_problems(updating[number], data, unread)
         rows = [(number, data) for number, data, _ in readable]
+        told: list[tuple[int, Mapping[str, Any], set[str | None]]] = []
         for number, data, problems in failing:
             self._failed_row(number, data)
             # The key field is allowed to match a stored record it updates: that
@@ -736,12 +732,31 @@ class Importer:
                 reported.add(self.key)
             found = [p for p in extra.get(number, []) if p.field not in reported]
             found = self._in_file(number, found, data, rows)
-            named = reported | {problem.field for problem in found}
-            for name in self._unique_fields:
-                row = given.get((name, data.get(name)))
-                if name not in named and row is not None and row < number:
-                    found.append(self._given_in_row(name, data[name], row))
+            told.append((number, data, reported | {p.field for p in found}))
             self._fail(report, number, problems + found)
+        return told
+
+    def _report_given(
+        self,
+        report: ImportReport,
+        told: Sequence[tuple[int, Mapping[str, Any], set[str | None]]],
+    ) -> None:
+        """Name the unique values of bad rows that good rows above them saved.
+
+        The bad rows of a batch are checked before its good new rows are saved,
+        so such a value was no stored record's yet; only a row that was saved
+        is named, as one that failed gives its value to no record.
+        """
+        for number, data, named in told:
+            for name in self._unique_fields:
+                row = self.unique_rows.get((name, data.get(name)))
+                if name in named or row is None or row >= number:
+                    continue
+                if len(report.errors) < ERRORS_KEPT:
+                    problem = self._given_in_row(name, data[name], row)
+                    report.errors.append(
+                        RowError(number, problem.field, problem.code, problem.message)
+                    )
 
     def _update_problems(
         self, record_id: int, data: dict[str, Any], unread: set[str]
