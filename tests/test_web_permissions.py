@@ -225,10 +225,15 @@ def test_the_type_ahead_names_a_record_whose_display_field_is_hidden_by_label(
     # It offered the bare id ("3"), where the record's own page and the lookup
     # on a form name it "Account #3".
     reader, account, _ = _nameless(app, platform, {"read": "all"})
+    more = [create(platform, "account", name=f"Barge {n}")["id"] for n in range(10)]
 
     offered = reader.get("/app/account/lookup?q=")
 
-    assert offered.json == [{"id": account, "name": f"Account #{account}"}]
+    # In the order of their ids, not of the ids' text (#1, #10, #2).
+    assert offered.json == [
+        {"id": record_id, "name": f"Account #{record_id}"}
+        for record_id in [account, *more][:10]
+    ]
 
 
 def test_a_record_whose_display_field_is_hidden_is_found_by_the_name_shown(

@@ -893,6 +893,13 @@ def lookup_query(
     select = sa.select(entity.table.c.id, column.label("name")).where(
         *access_where(entity)
     )
+    if entity.display_field not in entity.fields:
+        # Records go by their label and id (see names_of): they come in the
+        # order of their ids, not of the ids' text (#1, #10, #2).
+        if text.strip():
+            parts = name_conditions(connection, column, text.strip())
+            select = select.where(sa.or_(*parts))
+        return select.order_by(entity.table.c.id).limit(limit)
     order = [name_order(connection, column), entity.table.c.id]
     if not text.strip():
         return select.order_by(*order).limit(limit)
