@@ -226,7 +226,7 @@ def _in_list(needle: _Node, items: list[Any], path: str) -> ColumnElement[bool]:
     if needle.constant is None:
         return sa.false()
 
-    tests = []
+    candidates = []
     for index, item in enumerate(items):
         where = f"{path}[{index}]"
         candidate = _literal(item, where) if _listable(item) else None
@@ -234,10 +234,13 @@ def _in_list(needle: _Node, items: list[Any], path: str) -> ColumnElement[bool]:
             continue
         if needle.num == DEC:
             candidate = _aligned_number(candidate, DEC)
-        tests.append(needle.sql == candidate.sql)
-    if not tests:
+        candidates.append(candidate.sql)
+    if not candidates:
         return sa.false()
-    return _nonnull(sa.or_(*tests))
+
+    # One IN rather than a chain of ORs: SQLite nests such a chain a level per
+    # term and refuses past 1000 levels, a list that fits in a filter's size.
+    return _nonnull(needle.sql.in_(candidates))
 
 
 def _listable(item: Any) -> bool:
