@@ -128,6 +128,21 @@ def test_stale_version_is_412(crm: Api) -> None:
     )
 
 
+@pytest.mark.parametrize("version", ["1", 1.5, True, [1]])
+def test_a_version_that_is_not_a_whole_number_is_named(crm: Api, version: Any) -> None:
+    record = crm.post("/account", json={"name": "Orbit Ltd"}).json
+
+    response = crm.patch(
+        f"/account/{record['id']}", json={"name": "Other", "version": version}
+    )
+
+    assert response.status_code == 400
+    assert [(e["field"], e["code"]) for e in response.json["errors"]] == [
+        ("version", "invalid_parameter")
+    ]
+    assert crm.get(f"/account/{record['id']}").json["name"] == "Orbit Ltd"
+
+
 def test_patch_validates_only_what_changes(crm: Api) -> None:
     record = crm.post("/opportunity", json={"title": "Renewal", "amount": 10}).json
 

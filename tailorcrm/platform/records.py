@@ -1452,7 +1452,9 @@ def _check_version(
     if expected is None:
         return
     if isinstance(expected, bool) or not isinstance(expected, int):
-        raise BadRequest("The expected version must be a whole number.")
+        raise BadRequest.parameter(
+            "version", "give the record's version as a whole number, e.g. 3."
+        )
     if expected != current["version"]:
         raise PreconditionFailed(
             f"{entity.label} {current['id']} is at version {current['version']}, not "
