@@ -1005,6 +1005,9 @@ def test_a_nul_character_in_a_query_parameter_is_a_clear_400(api: Api) -> None:
 
     assert response.status_code == 400
     assert "NUL" in response.get_json()["detail"]
+    assert [(e["field"], e["code"]) for e in response.get_json()["errors"]] == [
+        ("name__contains", "invalid_parameter")
+    ]
 
 
 @pytest.mark.parametrize(

@@ -164,7 +164,8 @@ def _refuse_nul() -> None:
         raise BadRequest("The address holds a NUL character; remove it.")
     for key, value in request.args.items(multi=True):
         if "\x00" in key or "\x00" in value:
-            raise BadRequest(f"{key.replace(chr(0), '')}: remove the NUL character.")
+            name = key.replace("\x00", "")
+            raise BadRequest.parameter(name, "remove the NUL character.")
 
 
 @api.before_request
