@@ -306,6 +306,9 @@ def test_a_view_for_another_entity_than_the_address_names_is_refused(
     assert response.status_code == 400
     assert "'opportunity'" in response.json["detail"]
     assert "'account'" in response.json["detail"]
+    assert [(e["field"], e["code"]) for e in response.json["errors"]] == [
+        ("entity", "wrong_address")
+    ]
     assert labels(people.seller, "opportunity") == []
 
 

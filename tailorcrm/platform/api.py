@@ -651,8 +651,9 @@ def create_saved_view() -> Response:
     if entity and isinstance(document, dict):
         named = document.setdefault("entity", entity)
         if named != entity:
-            raise BadRequest(
-                f"The view is for {named!r} but was sent with ?entity={entity!r}."
+            raise _refused_key(
+                "entity",
+                f"The view is for {named!r} but was sent with ?entity={entity!r}.",
             )
     with _session(write=True) as session:
         view = save_view(session.connection, session.catalog, session.user, document)
