@@ -482,6 +482,26 @@ def test_weak_or_several_if_match_tags(crm: Api) -> None:
     assert strong.status_code == 200
 
 
+def test_if_match_on_a_write_that_keeps_no_versions_is_refused(crm: Api) -> None:
+    # Saved views have no version to compare with, so the condition cannot be
+    # kept; going on regardless would overwrite what another client saved.
+    view = crm.post("/meta/views?entity=account", json={"label": "Mine"}).json
+    path = f"/meta/views/{view['id']}"
+    stale = {"If-Match": '"7"'}
+
+    replaced = crm.put(
+        path, json={"entity": "account", "label": "Theirs"}, headers=stale
+    )
+    deleted = crm.delete(path, headers=stale)
+
+    for response in (replaced, deleted):
+        assert response.status_code == 400
+        assert [(e["field"], e["code"]) for e in response.json["errors"]] == [
+            ("If-Match", "not_supported")
+        ]
+    assert crm.get(path).json["label"] == "Mine"
+
+
 def test_a_bad_if_match_says_what_it_should_hold(crm: Api) -> None:
     # A record's tag is its version; a metadata document's is its revision.
     record = crm.post("/account", json={"name": "Orbit"}).json

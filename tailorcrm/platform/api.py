@@ -186,6 +186,12 @@ def dry_runs(view: _View) -> _View:
     return takes("dry_run")(view)
 
 
+def checks_if_match(view: _View) -> _View:
+    """Mark an endpoint that honours ``If-Match``; any other write refuses it."""
+    view.checks_if_match = True  # type: ignore[attr-defined]
+    return view
+
+
 def takes(*names: str) -> Callable[[_View], _View]:
     """Mark the query parameters a write endpoint reads; it refuses any other."""
 
@@ -224,6 +230,27 @@ def _refuse_unknown_write_parameters() -> None:
             f"{unknown[0]}: {message} Nothing was changed.",
             problems=[Problem(name, "unknown_parameter", message) for name in unknown],
         )
+
+
+@api.before_request
+def _refuse_unchecked_if_match() -> None:
+    # A write that keeps no versions cannot test If-Match; going on regardless
+    # would overwrite the change the client meant to guard against.
+    if (
+        request.method in ("GET", "HEAD", "OPTIONS")
+        or "If-Match" not in request.headers
+    ):
+        return
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is None or getattr(view, "checks_if_match", False):
+        return
+    message = (
+        f"{request.method} {request.path} keeps no versions to compare; "
+        "send it without If-Match."
+    )
+    raise BadRequest(
+        f"If-Match: {message}", problems=[Problem("If-Match", "not_supported", message)]
+    )
 
 
 @contextmanager
@@ -483,6 +510,7 @@ def entity_history(name: str) -> Response:
 
 @api.put("/meta/entities/<name>")
 @dry_runs
+@checks_if_match
 def put_entity(name: str) -> Response:
     user = _admin()
     document = named_document(_json_body(exact_numbers=False), name)
@@ -521,6 +549,7 @@ def put_entity(name: str) -> Response:
 
 @api.delete("/meta/entities/<name>")
 @dry_runs
+@checks_if_match
 def delete_entity(name: str) -> Response:
     """Hide an entity (admins); ``?dry_run=1`` answers the plan, with the layouts
     it would rewrite, and hides nothing."""
@@ -582,6 +611,7 @@ def layout_history(name: str) -> Response:
 
 @api.put("/meta/layouts/<name>")
 @dry_runs
+@checks_if_match
 def put_layout(name: str) -> Response:
     user = _admin()
     document = _json_body(exact_numbers=False)
@@ -617,6 +647,7 @@ def put_layout(name: str) -> Response:
 
 @api.delete("/meta/layouts/<name>")
 @dry_runs
+@checks_if_match
 def delete_layout(name: str) -> Response:
     user = _admin()
     expected = _expected_revision()
@@ -751,6 +782,7 @@ def get_record(entity_name: str, record_id: int) -> Response:
 
 @api.patch("/<entity_name>/<int:record_id>")
 @dry_runs
+@checks_if_match
 @takes("bypass_automation")
 def update_record(entity_name: str, record_id: int) -> Response:
     data = _json_body()
@@ -767,6 +799,7 @@ def update_record(entity_name: str, record_id: int) -> Response:
 
 @api.delete("/<entity_name>/<int:record_id>")
 @dry_runs
+@checks_if_match
 @takes("bypass_automation")
 def delete_record(entity_name: str, record_id: int) -> Response:
     expected = _expected_version()

@@ -31,6 +31,7 @@ from .api import (
     _json_body,
     _session,
     api,
+    checks_if_match,
     delete_named_kind,
     document_response,
     dry_runs,
@@ -78,6 +79,7 @@ def role_history(name: str) -> Response:
 
 @api.put("/meta/roles/<name>")
 @dry_runs
+@checks_if_match
 def put_role(name: str) -> Response:
     """Create or change a role (admins); ``?dry_run=1`` checks it and saves nothing."""
     return put_named_kind(
@@ -87,6 +89,7 @@ def put_role(name: str) -> Response:
 
 @api.delete("/meta/roles/<name>")
 @dry_runs
+@checks_if_match
 def delete_role(name: str) -> Response:
     return delete_named_kind(name, platform().store.remove_role, action="change roles")
 

@@ -15,6 +15,7 @@ from .access import readable_rules
 from .api import (
     _session,
     api,
+    checks_if_match,
     delete_named_kind,
     document_response,
     dry_runs,
@@ -68,6 +69,7 @@ def rule_history(name: str) -> Response:
 
 @api.put("/meta/rules/<name>")
 @dry_runs
+@checks_if_match
 def put_rule(name: str) -> Response:
     """Create or change a rule (admins); ``?dry_run=1`` checks it and saves nothing."""
     return put_named_kind(
@@ -77,6 +79,7 @@ def put_rule(name: str) -> Response:
 
 @api.delete("/meta/rules/<name>")
 @dry_runs
+@checks_if_match
 def delete_rule(name: str) -> Response:
     return delete_named_kind(
         name, platform().store.remove_rule, action="change metadata"
