@@ -1046,6 +1046,19 @@ def test_a_nul_character_in_the_address_is_a_clear_400(api: Api, path: str) -> N
     assert "NUL" in response.get_json()["detail"]
 
 
+@pytest.mark.parametrize("digit", ["%D9%A1", "%EF%BC%91"])
+def test_a_record_address_takes_only_the_digits_0_to_9(crm: Api, digit: str) -> None:
+    # An Arabic-Indic and a full-width one are digits to a regular expression
+    # and 1 to int; read as such, each would be a second address of record 1.
+    crm.post("/account", json={"name": "Orbit"})
+
+    read = crm.get(f"/account/{digit}")
+    deleted = crm.delete(f"/account/{digit}")
+
+    assert (read.status_code, deleted.status_code) == (404, 404)
+    assert crm.get("/account/1").status_code == 200
+
+
 @pytest.mark.parametrize("path", ["/meta/revisions", "/audit/logins"])
 @pytest.mark.parametrize(
     "query", ["limit=%C2%B2", "cursor=%E2%91%A0", "cursor=%EF%BC%91"]

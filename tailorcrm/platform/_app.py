@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from ..errors import Forbidden
 from ..metadata import Caller, Catalog
@@ -252,6 +253,16 @@ class JSONProvider(DefaultJSONProvider):
         return read_json(s, exact_numbers=True)
 
 
+class _AsciiInteger(IntegerConverter):
+    """``<int:...>`` of the digits 0 to 9 only.
+
+    Werkzeug's pattern takes any Unicode digit, which ``int`` reads too, so an
+    Arabic-Indic or full-width ``1`` would be a second address of id 1.
+    """
+
+    regex = r"[0-9]+"
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Create the Tailor CRM web application.
 
@@ -274,6 +285,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json = JSONProvider(app)
     app.config["SECRET_KEY"] = settings.secret_key
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
+    app.url_map.converters["int"] = _AsciiInteger
     app.extensions["tailorcrm"] = Platform(settings)
     app.register_blueprint(api)
     init_web(app, production=settings.production)
