@@ -518,6 +518,10 @@ def test_a_bad_if_match_says_what_it_should_hold(crm: Api) -> None:
     assert "the record's version" in on_record.json["detail"]
     assert on_document.status_code == 400
     assert "the document's revision" in on_document.json["detail"]
+    for response in (on_record, on_document):
+        assert [(e["field"], e["code"]) for e in response.json["errors"]] == [
+            ("If-Match", "invalid_header")
+        ]
 
 
 def test_contains_ignores_case_of_accented_letters(crm: Api) -> None:

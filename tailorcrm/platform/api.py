@@ -345,16 +345,23 @@ def _expected_version(what: str = "record's version") -> int | None:
         return None
     tags = [tag.strip() for tag in header.split(",") if tag.strip()]
     if len(tags) != 1:
-        raise BadRequest(f'If-Match: give one tag, the {what}, e.g. If-Match: "3".')
+        raise _bad_if_match(f'give one tag, the {what}, e.g. If-Match: "3".')
     match = _ETAG.match(tags[0])
     if match is None or len(match.group(2)) > 18:
-        raise BadRequest(f'If-Match: give the {what}, e.g. If-Match: "3".')
+        raise _bad_if_match(f'give the {what}, e.g. If-Match: "3".')
     if match.group(1):
         raise PreconditionFailed(
             f'If-Match needs the strong entity tag of the {what}, e.g. "3", not a '
             "weak one."
         )
     return int(match.group(2))
+
+
+def _bad_if_match(message: str) -> BadRequest:
+    return BadRequest(
+        f"If-Match: {message}",
+        problems=[Problem("If-Match", "invalid_header", message)],
+    )
 
 
 def _expected_revision() -> int | None:
