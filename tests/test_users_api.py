@@ -175,3 +175,23 @@ def test_a_bad_user_or_team_body_names_its_key_in_errors(
     assert response.status_code == 400
     assert [e["field"] for e in response.json["errors"]] == [field]
     assert field in response.json["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/users", {"username": "dana.vale"}, "username"),
+        ("/teams", {"name": "harbour"}, "name"),
+    ],
+)
+def test_a_name_already_taken_is_named_in_errors(
+    crm: Api, path: str, body: dict, field: str
+) -> None:
+    assert crm.post(path, json=body).status_code == 201
+
+    response = crm.post(path, json=body)
+
+    assert response.status_code == 409
+    assert [(e["field"], e["code"]) for e in response.json["errors"]] == [
+        (field, "unique")
+    ]

@@ -270,7 +270,8 @@ def create_team(
         sa.select(teams.c.id).where(teams.c.name == name)
     ).first()
     if taken is not None:
-        raise Conflict(f"There is already a team named {name!r}.")
+        message = f"There is already a team named {name!r}."
+        raise Conflict(message, problems=[Problem("name", "unique", message)])
     connection.execute(
         teams.insert().values(name=name, label=label or name, created_at=utcnow())
     )

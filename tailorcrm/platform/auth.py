@@ -153,7 +153,8 @@ def create_user(
         sa.select(users.c.id).where(users.c.username == username)
     ).first()
     if taken is not None:
-        raise Conflict(f"There is already a user named {username!r}.")
+        message = f"There is already a user named {username!r}."
+        raise Conflict(message, problems=[Problem("username", "unique", message)])
     new_id = connection.execute(
         users.insert()
         .values(
