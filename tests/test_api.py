@@ -128,6 +128,21 @@ def test_stale_version_is_412(crm: Api) -> None:
     )
 
 
+def test_a_stale_body_version_is_412_also_beside_a_current_if_match(
+    crm: Api,
+) -> None:
+    record = crm.post("/account", json={"name": "Orbit Ltd"}).json
+
+    response = crm.patch(
+        f"/account/{record['id']}",
+        json={"name": "Other", "version": 6},
+        headers={"If-Match": '"1"'},
+    )
+
+    assert response.status_code == 412
+    assert crm.get(f"/account/{record['id']}").json["name"] == "Orbit Ltd"
+
+
 @pytest.mark.parametrize("version", ["1", 1.5, True, [1]])
 def test_a_version_that_is_not_a_whole_number_is_named(crm: Api, version: Any) -> None:
     record = crm.post("/account", json={"name": "Orbit Ltd"}).json

@@ -804,10 +804,10 @@ class RecordService:
         access = self.access(entity_name)
         self._check_fields(access, data, changed=())
         if isinstance(data, dict) and "version" in data:
+            # Both the body's version and If-Match must hold: either one left
+            # unchecked would let a stale change through.
             data = dict(data)
-            body_version = data.pop("version")
-            if expected_version is None:
-                expected_version = body_version
+            _check_version(entity, current, data.pop("version"))
         _check_version(entity, current, expected_version)
         rules = self._rules(entity)
         self.related_read = rules.related_rows
