@@ -135,7 +135,12 @@ def test_text_contrast_is_at_least_4_5_to_1(open_page: OpenPage) -> None:
         found[path] = page.evaluate(LOW_CONTRAST_TEXT)
     page.goto("/app/opportunity/new")
     page.get_by_label("Amount").fill("-5")
-    page.get_by_role("button", name="Save").click()
+    # The refused form is a new page, which its scripts settle as it opens:
+    # read it once it is quiet, not while the page is still changing (a run
+    # read it mid-way and lost its context).
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save").click()
+    page.wait_for_load_state("networkidle")
     found["form with problems"] = page.evaluate(LOW_CONTRAST_TEXT)
     page.goto("/app/product")
     page.locator("tbody input[type=checkbox]").first.check()
