@@ -722,13 +722,13 @@ def test_a_section_condition_is_checked_against_the_entity_with_its_path(
     ]
 
 
-def test_a_section_condition_follows_renamed_fields_and_goes_with_removed_ones(
-    pack: Platform,
-) -> None:
+def _erp_code_renamed_under(
+    pack: Platform, visible_if: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Give the big-deal section ``visible_if``, then rename ``erp_code`` to
+    ``order_number``; return the entity document and its fields as renamed."""
     layout = big_deal_layout()
-    layout["form"]["tabs"][0]["sections"][2]["visible_if"] = {
-        "!": {"is_blank": {"var": "erp_code"}}
-    }
+    layout["form"]["tabs"][0]["sections"][2]["visible_if"] = visible_if
     pack.store.apply([("", layout)], actor="test")
     with pack.reading() as (_, catalog):
         document = dict(catalog.entity("opportunity").document)
@@ -737,6 +737,15 @@ def test_a_section_condition_follows_renamed_fields_and_goes_with_removed_ones(
         if spec["name"] == "erp_code":
             spec["name"] = "order_number"
     pack.store.apply([("", {**document, "fields": fields})], actor="test")
+    return document, fields
+
+
+def test_a_section_condition_follows_renamed_fields_and_goes_with_removed_ones(
+    pack: Platform,
+) -> None:
+    document, fields = _erp_code_renamed_under(
+        pack, {"!": {"is_blank": {"var": "erp_code"}}}
+    )
     with pack.reading() as (_, catalog):
         renamed = catalog.layouts["opportunity"]["form"]["tabs"][0]["sections"][2]
 
@@ -754,19 +763,10 @@ def test_a_section_condition_follows_renamed_fields_and_goes_with_removed_ones(
 def test_a_section_condition_follows_a_renamed_field_that_exists_reads(
     pack: Platform,
 ) -> None:
-    layout = big_deal_layout()
-    layout["form"]["tabs"][0]["sections"][2]["visible_if"] = {
-        "and": [{"exists": "erp_code"}, {"exists": ["erp_code"]}]
-    }
-    pack.store.apply([("", layout)], actor="test")
-    with pack.reading() as (_, catalog):
-        document = dict(catalog.entity("opportunity").document)
-    fields = [dict(spec) for spec in document["fields"]]
-    for spec in fields:
-        if spec["name"] == "erp_code":
-            spec["name"] = "order_number"
+    _erp_code_renamed_under(
+        pack, {"and": [{"exists": "erp_code"}, {"exists": ["erp_code"]}]}
+    )
 
-    pack.store.apply([("", {**document, "fields": fields})], actor="test")
     with pack.reading() as (_, catalog):
         renamed = catalog.layouts["opportunity"]["form"]["tabs"][0]["sections"][2]
         conditions = catalog.section_conditions("opportunity").conditions

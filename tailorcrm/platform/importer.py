@@ -750,13 +750,8 @@ class Importer:
         for number, data, named in told:
             for name in self._unique_fields:
                 row = self.unique_rows.get((name, data.get(name)))
-                if name in named or row is None or row >= number:
-                    continue
-                if len(report.errors) < ERRORS_KEPT:
-                    problem = self._given_in_row(name, data[name], row)
-                    report.errors.append(
-                        RowError(number, problem.field, problem.code, problem.message)
-                    )
+                if name not in named and row is not None and row < number:
+                    _note(report, number, [self._given_in_row(name, data[name], row)])
 
     def _update_problems(
         self, record_id: int, data: dict[str, Any], unread: set[str]
@@ -993,11 +988,16 @@ class Importer:
 
     def _fail(self, report: ImportReport, number: int, problems: list[Problem]) -> None:
         report.failed_rows += 1
-        for problem in problems:
-            if len(report.errors) < ERRORS_KEPT:
-                report.errors.append(
-                    RowError(number, problem.field, problem.code, problem.message)
-                )
+        _note(report, number, problems)
+
+
+def _note(report: ImportReport, number: int, problems: Sequence[Problem]) -> None:
+    """Keep the problems of row ``number``, up to the report's limit."""
+    for problem in problems:
+        if len(report.errors) < ERRORS_KEPT:
+            report.errors.append(
+                RowError(number, problem.field, problem.code, problem.message)
+            )
 
 
 def _of_the_row(error: CsvFormatError) -> str:
