@@ -1379,6 +1379,36 @@ def test_a_failure_further_down_names_the_record_it_could_not_save(
     assert crm.get("/task").json["data"] == []
 
 
+def test_a_record_the_save_writes_twice_runs_its_automations_once(crm: Api) -> None:
+    # Each deal shows how many won deals its account has: a deal won moves the
+    # account's roll-up, which then recomputes that very deal's formula. The
+    # save writes the deal twice, but is one change of it.
+    shown_wins = rule(
+        "shown_wins", "opportunity", "formula", field="touches",
+        expression={"var": "account.won_count"},
+    )  # fmt: skip
+    log = rule(
+        "log", "opportunity", "automation", trigger=["create", "update"],
+        actions=[{"type": "create_record", "entity": "task", "values": {"subject": {
+            "cat": [{"var": "title"}, " ", {"var": "$prior.touches"}, ">",
+                    {"var": "touches"}]}}}],
+    )  # fmt: skip
+    define(crm, WON_COUNT, shown_wins, log)
+    account = create(crm, "account", name="Harbour")
+    create(crm, "opportunity", title="Buoy", account=account["id"], stage="won")
+    deal = create(crm, "opportunity", title="Keel", account=account["id"])
+
+    won = crm.patch(f"/opportunity/{deal['id']}", json={"stage": "won"})
+
+    assert won.status_code == 200, won.json
+    assert won.json["touches"] == 2
+    subjects = sorted(task["subject"] for task in crm.get("/task").json["data"])
+    # The new deals once each, as created (a create has no $prior), the deal
+    # won once, from as stored before to as the save left it, and its sibling,
+    # which the save changed too.
+    assert subjects == ["Buoy 1>2", "Buoy >1", "Keel 1>2", "Keel >1"]
+
+
 def test_an_automation_on_a_roll_ups_parent_names_the_parent(crm: Api) -> None:
     # Winning a deal moves the account's roll-up; the account's own update
     # automation then cannot save it. The caller saved a deal: the problem is

@@ -176,7 +176,7 @@ class Cascade:
         if not self.service.bypass_automation:
             # What automations save is noted after what led to it.
             flush(self.service)
-            wrote = run_automations(self.service, done) or wrote
+            wrote = run_automations(self.service, _once_each(done)) or wrote
         return wrote
 
     # -- formulas through lookups the save set --------------------------------------
@@ -980,6 +980,35 @@ class Cascade:
 #: The parameter of the record's id in a system update; no field name starts
 #: with an underscore, so it never meets a column's.
 _RECORD_ID = "_record_id"
+
+
+def _once_each(changes: Sequence[Change]) -> list[Change]:
+    """One change per record, in the order each was first written.
+
+    A save may write a record more than once: the record its caller saved, whose
+    formula reads a roll-up that the save then moves on its parent, is written
+    again when that formula is recomputed. Its automations run once, for the
+    change as a whole: from the record as stored before the save (nothing, on a
+    create, which stays a create) to the record as the save left it.
+    """
+    merged: dict[tuple[str, int], Change] = {}
+    for change in changes:
+        key = (change.entity.name, change.record_id)
+        first = merged.get(key)
+        if first is None or change.after is None:
+            merged[key] = change
+            continue
+        if first.after is None:
+            # A deleted record is written no more.
+            continue
+        merged[key] = Change(
+            first.entity,
+            first.trigger,
+            first.before,
+            {**first.after, **change.after},
+            followed=first.followed,
+        )
+    return list(merged.values())
 
 
 def _among(column: sa.ColumnElement[Any], name: str, *, single: bool) -> Any:
