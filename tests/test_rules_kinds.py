@@ -1266,6 +1266,37 @@ def test_an_automation_sets_a_field_that_its_save_makes_read_only(crm: Api) -> N
     assert problems(by_hand) == [("touches", "read_only")]
 
 
+def test_an_automation_sets_a_field_of_a_parent_that_the_save_makes_read_only(
+    crm: Api,
+) -> None:
+    # An account's tier is read-only once it has a won deal, and set to gold
+    # when its first deal is won: winning the deal moves the account's count,
+    # and the account's automation sets the tier in that same save, judged on
+    # the account as the save found it.
+    locked = rule(
+        "tier_locked", "account", "field_state", field="tier",
+        readonly_if={">=": [{"var": "won_count"}, 1]},
+    )  # fmt: skip
+    promote = rule(
+        "promote", "account", "automation", trigger="update",
+        condition={"and": [{"changed": "won_count"},
+                           {"==": [{"var": "won_count"}, 1]}]},
+        actions=[{"type": "set_field", "field": "tier", "value": "gold"}],
+    )  # fmt: skip
+    define(crm, WON_COUNT, locked, promote)
+    account = create(crm, "account", name="Jetty", tier="standard")
+    deal = create(crm, "opportunity", title="Cleat", account=account["id"])
+
+    won = crm.patch(f"/opportunity/{deal['id']}", json={"stage": "won"})
+    by_hand = crm.patch(f"/account/{account['id']}", json={"tier": "standard"})
+
+    assert won.status_code == 200, won.json
+    stored = read(crm, "account", account["id"])
+    assert (stored["won_count"], stored["tier"]) == (1, "gold")
+    # The person still may not change it once the account has a won deal.
+    assert problems(by_hand) == [("tier", "read_only")]
+
+
 def test_automations_that_trigger_each_other_stop_at_the_depth_limit(
     crm: Api,
 ) -> None:

@@ -245,10 +245,12 @@ def _act(
         field: coerce(target.fields[field], expression(data))
         for field, expression in action.values
     }
-    # The record its caller saved: problems there are that save's own, and the
-    # change is part of that save (readonly_if judged as the save began).
+    # The record its caller saved: problems there are that save's own.
     own = action.type == "set_field" and not change.followed
-    if own:
+    if action.type == "set_field":
+        # A change of a record the save is writing, the caller's or one it
+        # changed in turn (a roll-up's parent), is part of that save:
+        # readonly_if is judged on the record as the save found it.
         key = (change.entity.name, change.record_id)
         nested.saves_under_way.setdefault(key, change.before)
     try:
