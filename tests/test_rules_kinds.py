@@ -1356,6 +1356,39 @@ def test_an_automation_that_triggers_itself_is_named_alone(crm: Api) -> None:
     assert read(crm, "opportunity", deal["id"])["touches"] == 0
 
 
+def test_a_parents_automation_sees_what_an_earlier_action_saved_of_it(
+    crm: Api,
+) -> None:
+    # A new deal moves its account's total, and the deal's own automation then
+    # doubles its amount, which moves the total again (and runs the account's
+    # automation on that). The account's automation for the first move runs
+    # after, on the account as it is now, and does not write back the note of
+    # the total as it was.
+    won_total = rule(
+        "won_total", "account", "rollup", field="won_total",
+        relation={"entity": "opportunity", "lookup": "account"},
+        function="sum", of="amount",
+    )  # fmt: skip
+    noted = rule(
+        "noted", "account", "automation", trigger="update",
+        condition={"changed": "won_total"},
+        actions=[{"type": "set_field", "field": "notes",
+                  "expression": {"cat": ["Total ", {"var": "won_total"}]}}],
+    )  # fmt: skip
+    doubled = rule(
+        "doubled", "opportunity", "automation", trigger="create",
+        actions=[{"type": "set_field", "field": "amount",
+                  "expression": {"*": [{"var": "amount"}, 2]}}],
+    )  # fmt: skip
+    define(crm, won_total, noted, doubled)
+    account = create(crm, "account", name="Wharf")
+
+    create(crm, "opportunity", title="Bollard", account=account["id"], amount=100)
+
+    stored = read(crm, "account", account["id"])
+    assert (stored["won_total"], stored["notes"]) == (200, "Total 200")
+
+
 def test_automations_run_in_order_inside_the_transaction(
     platform: Platform, crm: Api
 ) -> None:

@@ -197,6 +197,8 @@ def run_automations(service: RecordService, changes: Sequence[Change]) -> bool:
         automations = _triggered(service, change.entity, change.trigger)
         if not automations:
             continue
+        if acted:
+            change = _as_stored_now(service, change)
         rules = _rules(service, change.entity, automations)
         prior = change.before if change.trigger == "update" else None
         _lock_updated(rules, change, automations)
@@ -208,6 +210,38 @@ def run_automations(service: RecordService, changes: Sequence[Change]) -> bool:
             for action in actions:
                 acted = _act(service, automation, action, change, data) or acted
     return acted
+
+
+def _as_stored_now(service: RecordService, change: Change) -> Change:
+    """``change`` up to what the actions run so far saved of its record.
+
+    An action of an earlier record (a deal's ``set_field`` that moves its
+    account's total again) may have saved this record since the save wrote it,
+    and run its automations then, on the record as that left it. Run on the
+    record as the save first wrote it, they would now write back what was
+    true before (a note of the total as it was).
+    """
+    if change.after is None:
+        return change
+    table = change.entity.table
+    row = (
+        service.connection.execute(
+            sa.select(table).where(table.c.id == change.record_id)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None or row["version"] == change.after.get("version"):
+        return change
+    # Change is cascade's, which imports this module: made through the type of
+    # the one at hand.
+    return type(change)(
+        change.entity,
+        change.trigger,
+        change.before,
+        dict(row),
+        followed=change.followed,
+    )
 
 
 def _lock_updated(
