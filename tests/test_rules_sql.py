@@ -485,6 +485,34 @@ def test_conditions_without_sql_form_are_refused(condition: Any) -> None:
     assert excinfo.value.code in ("unsupported_in_sql", "unknown_field")
 
 
+@pytest.mark.parametrize(
+    ("condition", "path"),
+    [
+        (
+            {"==": [{"lower": {"or": [{"var": "name"}, {"var": "stage"}]}}, "a"]},
+            "==[0]",
+        ),
+        ({"upper": {"and": [True, {"var": "name"}]}}, ""),
+        (
+            {"==": [{"upper": {"if": [{"var": "qty"}, {"var": "name"}, 0]}}, "A"]},
+            "==[0]",
+        ),
+        ({"!": {"starts_with": [{"or": [{"var": "name"}, "b"]}, "a"]}}, "![0]"),
+    ],
+)
+def test_text_operations_on_what_and_or_give_are_refused(
+    condition: Any, path: str
+) -> None:
+    """and, or and an if of mixed branches give one of their operands, text
+    included, which Python lower-cases or reads the start of; SQL knew them
+    only as truth values and selected nothing."""
+    with pytest.raises(SqlTranslationError) as excinfo:
+        compile_sql(condition, COLUMNS, user=USER, now=NOW)
+
+    assert (excinfo.value.code, excinfo.value.path) == ("unsupported_in_sql", path)
+    assert "not a condition" in str(excinfo.value)
+
+
 def test_comparing_a_multi_picklist_is_refused_at_its_operand() -> None:
     with pytest.raises(SqlTranslationError) as excinfo:
         compile_sql({"or": [False, {"==": ["a", {"var": "tags"}]}]}, COLUMNS)

@@ -156,6 +156,12 @@ def _round(t: _Translator, name: str, raw: list[Any], prefix: str, path: str) ->
 @_handles("lower", "upper")
 def _case(t: _Translator, name: str, raw: list[Any], prefix: str, path: str) -> _Node:
     node = t.node(raw[0], f"{prefix}[0]")
+    if node.kind == LOGIC:
+        # and, or and an if of mixed branches give one of their operands, which
+        # may be text: its case would change in Python and not here.
+        raise _unsupported(
+            f"{name} needs a text field or value, not a condition.", path
+        )
     if node.kind != TEXT:
         return replace(_literal(None, path), fails=node.fails)
     function = sa.func.lower if name == "lower" else sa.func.upper
@@ -260,6 +266,9 @@ def _starts_with(
 ) -> _Node:
     text, start = t.operands(raw, prefix)
     fails = _either(text.fails, start.fails)
+    if text.kind == LOGIC:
+        # As for lower: and, or and a mixed if may give text.
+        raise _unsupported("starts_with needs a text field, not a condition.", path)
     if text.kind != TEXT or start.constant is None:
         return _Node(sa.false(), LOGIC, fails=fails, nullable=False)
     if not start.is_constant or start.kind != TEXT:
