@@ -513,6 +513,49 @@ def test_text_operations_on_what_and_or_give_are_refused(
     assert "not a condition" in str(excinfo.value)
 
 
+@pytest.mark.parametrize(
+    ("condition", "ids"),
+    [
+        ({"%": {"var": "qty"}}, set()),
+        ({"!": {"%": {"var": "qty"}}}, set()),
+        ({"!": {"starts_with": {"var": "name"}}}, set()),
+        ({"!": {"date_add": {"var": "due"}}}, set()),
+        ({"-": {"var": "qty"}}, {3}),
+        ({"!": {"in": {"var": "qty"}}}, {1, 2, 3}),
+    ],
+)
+def test_operands_that_one_expression_computes_fail_as_in_python(
+    engine: sa.Engine, condition: Any, ids: set[int]
+) -> None:
+    """A value that is no list is the one operand, too few for %, starts_with
+    and date_add: Python fails there, so no record is selected."""
+    stored = load(engine, CASE_ROWS)
+
+    selected = sql_ids(engine, condition)
+
+    assert selected == python_ids(condition, stored)
+    assert selected == ids
+
+
+@pytest.mark.parametrize(
+    ("condition", "path"),
+    [
+        ({"in": {"var": "tags"}}, ""),
+        ({"!": {"contains": {"or": [{"var": "tags"}, {"var": "name"}]}}}, "![0]"),
+    ],
+)
+def test_operands_that_may_come_from_a_list_are_refused(
+    condition: Any, path: str
+) -> None:
+    """Python takes a multi-picklist's choices as the operands ({"in": {"var":
+    "tags"}} asks whether the first choice is in the second)."""
+    with pytest.raises(SqlTranslationError) as excinfo:
+        compile_sql(condition, COLUMNS, user=USER, now=NOW)
+
+    assert (excinfo.value.code, excinfo.value.path) == ("unsupported_in_sql", path)
+    assert "write them as a list" in str(excinfo.value)
+
+
 def test_comparing_a_multi_picklist_is_refused_at_its_operand() -> None:
     with pytest.raises(SqlTranslationError) as excinfo:
         compile_sql({"or": [False, {"==": ["a", {"var": "tags"}]}]}, COLUMNS)

@@ -103,3 +103,38 @@ def test_a_role_reading_only_through_sharing_hides_the_fields_it_hides(
     assert partner_api.get(f"/deal/{deal['id']}").json.keys() == deal.keys()
     assert probe.status_code == 400
     assert me["entities"]["deal"]["fields"] == {"region": "hidden"}
+
+
+def test_a_sharing_rule_whose_operands_one_field_gives_is_saved_and_opens_nothing(
+    app: Flask, platform: Platform, api: Api
+) -> None:
+    """date_add needs three operands; one field read as them all fails in
+    Python, so the rule opens no record (its SQL form once stopped the save
+    with a server error)."""
+    assert api.put("/meta/entities/deal", json=DEAL).status_code == 201
+    assert api.post("/deal", json={"title": "North 1"}).status_code == 201
+    role = {
+        **REGIONAL,
+        "sharing": [
+            {
+                "name": "dated",
+                "entity": "deal",
+                "access": "read",
+                "condition": {"!": {"date_add": {"var": "title"}}},
+            }
+        ],
+    }
+
+    saved = api.put("/meta/roles/regional", json=role)
+    with platform.transaction() as (connection, catalog):
+        seller = create_user(connection, "seller", "seller-password")
+        token = create_token(connection, seller)
+        set_user_roles(connection, catalog, "seller", ["regional"])
+    listed = Api(app.test_client(), token).get("/deal?count=true")
+
+    assert saved.status_code == 201, saved.json
+    assert (listed.status_code, listed.json["data"], listed.json["count"]) == (
+        200,
+        [],
+        0,
+    )

@@ -22,6 +22,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from . import _dates
 from ._compiler import compile_condition
 from ._errors import ConditionError, EvaluationError
+from ._registry import OPERATORS, SPREAD, is_operation
 from ._values import truthy
 
 NUMBER, TEXT, BOOLEAN, DATE, DATETIME = "number", "text", "boolean", "date", "datetime"
@@ -362,7 +363,36 @@ class _Translator:
         handler = _HANDLERS.get(name)
         if handler is None:
             raise _unsupported(f"{name} has no SQL translation.", path)
+        if not isinstance(operand, list) and is_operation(operand):
+            computed = self._computed_operands(name, operand, prefix, path)
+            if computed is not None:
+                return computed
         return handler(self, name, operands, prefix, path)
+
+    def _computed_operands(
+        self, name: str, operand: Any, prefix: str, path: str
+    ) -> _Node | None:
+        """What an operation whose operands one expression computes gives, when
+        it is not what that expression alone as its one operand gives.
+
+        Python takes such an expression's value as the list of operands when it
+        is a list (``{"in": {"var": "tags"}}`` asks whether the first choice is
+        in the second), and as the one operand otherwise, which fails an
+        operation that needs more.
+        """
+        operator = OPERATORS[name]
+        if operator.form != SPREAD:
+            return None
+        node = self.node(operand, f"{prefix}[0]")
+        if node.kind in (CHOICES, LOGIC, LIST):
+            raise _unsupported(
+                f"{name} reads its operands from a value that may be a list; "
+                "write them as a list in a filter.",
+                path,
+            )
+        if operator.min_args > 1:
+            return _failed()
+        return None
 
     def operands(self, operands: list[Any], prefix: str) -> list[_Node]:
         return [self.node(item, f"{prefix}[{i}]") for i, item in enumerate(operands)]
