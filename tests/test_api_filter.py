@@ -304,6 +304,18 @@ def test_a_filter_that_is_not_json_says_so_in_its_errors(crm: Api) -> None:
             "filter.and[0].>[0]",
             "unsupported_in_sql",
         ),
+        # An object, which and gives as its last operand: named where it is
+        # written, not at the whole filter.
+        (
+            {"and": [True, {"label": "Won", "value": "won"}]},
+            "filter.and[1]",
+            "unsupported_in_sql",
+        ),
+        (
+            {"==": [{"var": "title"}, {"if": [True, {"x": 1, "y": 2}, "z"]}]},
+            "filter.==[1].if[1]",
+            "unsupported_in_sql",
+        ),
     ],
 )
 def test_a_bad_filter_names_the_place_in_its_errors(

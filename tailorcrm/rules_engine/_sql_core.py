@@ -349,6 +349,11 @@ class _Translator:
                 return _failed()
             if value is None and isinstance(expression, dict):
                 return _Node(sa.null(), NULL, constant=None, nulled=path)
+            if isinstance(value, dict):
+                raise _unsupported(
+                    "An object cannot be used in a filter.",
+                    _object_path(expression, path) or path,
+                )
             return _literal(value, path)
 
         if isinstance(expression, list):
@@ -442,6 +447,30 @@ class _Translator:
             )
         value = sa.func.coalesce(column, _aligned_number(default, num).sql)
         return _Node(value, kind, num, nullable=False)
+
+
+def _object_path(expression: Any, path: str) -> str | None:
+    """Where ``expression`` writes an object (JSON that is no operation); ``None``
+    when it writes none."""
+    if isinstance(expression, dict) and len(expression) != 1:
+        return path
+    if isinstance(expression, list):
+        items = [(item, f"{path}[{i}]") for i, item in enumerate(expression)]
+    elif isinstance(expression, dict):
+        ((name, operand),) = expression.items()
+        prefix = f"{path}.{name}" if path else name
+        if name == "preserve":
+            # Its operand is taken as written, an object of one key included.
+            return prefix if isinstance(operand, dict) else None
+        operands = operand if isinstance(operand, list) else [operand]
+        items = [(item, f"{prefix}[{i}]") for i, item in enumerate(operands)]
+    else:
+        return None
+    for item, where in items:
+        found = _object_path(item, where)
+        if found is not None:
+            return found
+    return None
 
 
 def _same_kind(first: _Node, second: _Node) -> bool:
