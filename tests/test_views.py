@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from tailorcrm.platform import Platform
+from tailorcrm.platform.access import set_user_attributes
 from tailorcrm.platform.auth import User, create_token, create_user
 from tailorcrm.platform.db import saved_views
 from tailorcrm.platform.query import run_list
@@ -408,6 +409,69 @@ def test_a_view_filters_a_multi_picklist_as_the_list_filter_does(
     names = [record["full_name"] for record in page.records]
     assert names == [record["full_name"] for record in listed["data"]]
     assert names == (["Yara Feld"] if param.endswith("isnull") else ["Ines Kovac"])
+
+
+#: Deals that close from the start of the person's own fiscal year on.
+THIS_FISCAL_YEAR = {
+    "entity": "opportunity",
+    "label": "This fiscal year",
+    "sort": ["title"],
+    "filter": {">=": [{"var": "close_date"}, {"var": "$user.fiscal_start"}]},
+}
+
+
+def _closing_deals(client: Api) -> None:
+    for title, close_date in [("Early", "2024-03-31"), ("Late", "2024-04-01")]:
+        created = client.post(
+            "/opportunity", json={"title": title, "close_date": close_date}
+        )
+        assert created.status_code == 201, created.json
+
+
+def _selected(client: Api, view: dict[str, Any]) -> list[str]:
+    listed = client.get(
+        "/opportunity", query_string={"filter": json.dumps(view["filter"])}
+    )
+    assert listed.status_code == 200, listed.json
+    return [record["title"] for record in listed.json["data"]]
+
+
+def test_a_view_orders_by_an_attribute_of_the_user_as_the_list_does(
+    people: People, sales: Platform
+) -> None:
+    """The filter is checked with the details of the person who saves it: a
+    date in their attribute orders a date field, as in their list filter."""
+    with sales.transaction() as (connection, _):
+        set_user_attributes(connection, "seller", {"fiscal_start": "2024-04-01"})
+    _closing_deals(people.seller)
+
+    saved = people.seller.post("/meta/views", json=THIS_FISCAL_YEAR)
+    read = people.seller.get(f"/meta/views/{saved.json['id']}").json
+
+    assert saved.status_code == 201, saved.json
+    assert (read["filter"], read["notice"]) == (THIS_FISCAL_YEAR["filter"], None)
+    assert _selected(people.seller, read) == ["Late"]
+
+
+def test_a_shared_view_on_an_attribute_a_user_lacks_shows_them_nothing(
+    people: People, sales: Platform
+) -> None:
+    with sales.transaction() as (connection, _):
+        set_user_attributes(connection, "admin", {"fiscal_start": "2024-04-01"})
+    _closing_deals(people.admin)
+    shared = people.admin.post(
+        "/meta/views", json={**THIS_FISCAL_YEAR, "shared": True}
+    ).json
+
+    read = people.buyer.get(f"/meta/views/{shared['id']}").json
+
+    assert read["filter"] == {"or": []}
+    assert read["notice"] == (
+        "This view filters on details of yours that are missing or do not fit, "
+        "so it shows no records for you."
+    )
+    assert _selected(people.buyer, read) == []
+    assert _selected(people.admin, shared) == ["Late"]
 
 
 # -- following the entity's changes ------------------------------------------------

@@ -45,6 +45,7 @@ from ..rules_engine import (
     check_condition,
     compile_sql,
     field_names,
+    reads_context,
     rename_fields,
 )
 from .auth import User
@@ -133,7 +134,7 @@ def save_view(
     sharing = isinstance(document, dict) and document.get("shared") is True
     if sharing and not user.is_admin:
         raise Forbidden("Only administrators may share views.")
-    problems = check_view_document(document, catalog)
+    problems = check_view_document(document, catalog, user=user.condition_data())
     entity = document.get("entity") if isinstance(document, dict) else None
     if existing is not None and entity != existing.entity:
         message = f"This view lists {existing.entity!r}; its entity cannot change."
@@ -246,8 +247,14 @@ def view_query(catalog: Catalog, view: Mapping[str, Any], *, user: User) -> List
     return query
 
 
-def check_view_document(document: Any, catalog: Catalog) -> list[Problem]:
-    """Return every problem of a view document, each with its JSON path."""
+def check_view_document(
+    document: Any, catalog: Catalog, *, user: Mapping[str, Any] | None = None
+) -> list[Problem]:
+    """Return every problem of a view document, each with its JSON path.
+
+    :param user: what ``$user`` reads for the person who saves it (see
+        :func:`filter_problems`).
+    """
     problems = schema_problems(VIEW, document)
     if not isinstance(document, dict):
         return problems
@@ -263,7 +270,7 @@ def check_view_document(document: Any, catalog: Catalog) -> list[Problem]:
     if condition is not None and not any(
         problem.field == "filter" for problem in problems
     ):
-        found = filter_problems(condition, entity)
+        found = filter_problems(condition, entity, user=user)
         if any(problem.code == "invalid_text" for problem in found):
             problems = _text_outside(document, problems)
         problems += found
@@ -279,11 +286,18 @@ def _text_outside(document: dict[str, Any], problems: list[Problem]) -> list[Pro
     return [problem for problem in problems if problem.code != "invalid_text"]
 
 
-def filter_problems(condition: Any, entity: EntityDef) -> list[Problem]:
+def filter_problems(
+    condition: Any, entity: EntityDef, *, user: Mapping[str, Any] | None = None
+) -> list[Problem]:
     """Return what keeps ``condition`` from filtering a list of ``entity``.
 
     It runs the rules engine's static checks, then makes sure the condition has
     an SQL form, since a view's filter always runs in the database.
+
+    :param user: what ``$user`` reads: the SQL form of a comparison with a
+        user's attribute depends on its value (a date written as text orders a
+        date field, a missing one orders nothing). Without it, a user with only
+        an id, a username and no roles.
     """
     types = _field_types(entity)
     found = check_condition(condition, fields=types, user_attributes=True)
@@ -294,7 +308,7 @@ def filter_problems(condition: Any, entity: EntityDef) -> list[Problem]:
         ]
     columns = {name: (entity.table.c[name], kind) for name, kind in types.items()}
     try:
-        compile_sql(condition, columns, user=_ANY_USER)
+        compile_sql(condition, columns, user=_ANY_USER if user is None else user)
     except ConditionError as error:
         return [Problem(_filter_path(error.path), error.code, error.message)]
     except (OverflowError, ValueError, RecursionError):
@@ -432,7 +446,7 @@ def _view_json(row: sa.Row[Any], catalog: Catalog, user: User) -> dict[str, Any]
     if stored_sort is None or (stored_sort and not sort):
         # Unsorted by choice stays so; a sort emptied by removals is not a choice.
         sort = listing["sort"]
-    condition, notice = _live_filter(body.get("filter"), entity)
+    condition, notice = _live_filter(body.get("filter"), entity, user)
     return {
         "id": int(row.id),
         "kind": VIEW,
@@ -452,7 +466,9 @@ def _view_json(row: sa.Row[Any], catalog: Catalog, user: User) -> dict[str, Any]
     }
 
 
-def _live_filter(condition: Any, entity: EntityDef) -> tuple[Any, str | None]:
+def _live_filter(
+    condition: Any, entity: EntityDef, user: User
+) -> tuple[Any, str | None]:
     if condition is None:
         return None, None
     types = _field_types(entity)
@@ -468,10 +484,19 @@ def _live_filter(condition: Any, entity: EntityDef) -> tuple[Any, str | None]:
     if gone:
         labels = [_removed_label(entity, name) for name in gone]
         return None, _cleared_notice(labels)
-    if filter_problems(condition, entity):
-        message = "The filter was cleared because it no longer fits the fields."
-        return None, message
-    return condition, None
+    if not filter_problems(condition, entity, user=user.condition_data()):
+        return condition, None
+    static = check_condition(condition, fields=types, user_attributes=True)
+    if not static and reads_context(condition):
+        # It fits the fields, and not this user's details (an attribute they do
+        # not have, or of another type): as a sharing rule opens nothing to
+        # them, the view shows them nothing rather than every record.
+        return {"or": []}, (
+            "This view filters on details of yours that are missing or do not "
+            "fit, so it shows no records for you."
+        )
+    message = "The filter was cleared because it no longer fits the fields."
+    return None, message
 
 
 def _removed_label(entity: EntityDef, name: str) -> str:

@@ -691,7 +691,7 @@ def _view_bar(
         errors=list(save.get("errors") or []),
         label=str(save.get("label", "")),
         shared=bool(save.get("shared", False)),
-        condition=_condition_text(entity, state),
+        condition=_condition_text(session, entity, state),
     )
 
 
@@ -700,7 +700,7 @@ def _page_size(sent: Any, default: int) -> int:
     return sent if isinstance(sent, int) and not isinstance(sent, bool) else default
 
 
-def _condition_text(entity: EntityDef, state: Pairs) -> str:
+def _condition_text(session: Session, entity: EntityDef, state: Pairs) -> str:
     """The condition "Save as view" would keep; empty when the views service
     would refuse it, as the list's own error then says why."""
     params = MultiDict(state)
@@ -711,7 +711,8 @@ def _condition_text(entity: EntityDef, state: Pairs) -> str:
         condition = condition_of(entity, field_filters(params), custom, search)
     except BadRequest:
         return ""
-    if condition is None or filter_problems(condition, entity):
+    data = session.user.condition_data()
+    if condition is None or filter_problems(condition, entity, user=data):
         return ""
     return json.dumps(condition, ensure_ascii=False)
 
