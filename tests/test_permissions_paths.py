@@ -602,7 +602,8 @@ def test_an_automation_further_down_on_an_entity_the_caller_cannot_read_is_untol
     blank_subject = {
         "kind": "rule", "name": "blank_subject", "entity": "activity",
         "type": "automation", "label": "Blank subject", "trigger": "create",
-        "actions": [{"type": "set_field", "field": "subject", "value": None}],
+        "actions": [{"type": "set_field", "field": "subject",
+                     "expression": {"var": "notes"}}],
     }  # fmt: skip
     added = desk.admin.put("/meta/rules/blank_subject", json=blank_subject)
     assert added.status_code == 201, added.json

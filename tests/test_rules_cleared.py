@@ -201,7 +201,9 @@ def test_an_automation_that_cannot_save_a_cleared_record_names_it(
         "automation",
         trigger=["update"],
         condition={"changed": "region"},
-        actions=[{"type": "set_field", "field": "name", "value": ""}],
+        actions=[
+            {"type": "set_field", "field": "name", "expression": {"var": "region.name"}}
+        ],
     )
     define(regions, blank_name)
     west = create(regions, "region", name="Westmarch")

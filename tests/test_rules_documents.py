@@ -1450,6 +1450,60 @@ def test_values_written_in_related_record_actions_must_fit_their_fields(
     assert accepted.status_code == 201, accepted.json
 
 
+def test_a_blank_value_written_for_a_required_field_is_refused(sales: Api) -> None:
+    # The save refuses a required field left blank, so such a rule could only
+    # fail every save that runs it; a branch that gives null is left alone.
+    clears = rule(
+        "clear_title",
+        "opportunity",
+        "automation",
+        trigger="update",
+        actions=[
+            {"type": "set_field", "field": "title", "value": None},
+            {"type": "set_field", "field": "title", "value": "  "},
+            {"type": "set_field", "field": "next_step", "value": None},
+        ],
+        else_actions=[
+            {"type": "create_record", "entity": "task", "values": {"subject": None}},
+            {"type": "update_related", "lookup": "account", "values": {"name": ""}},
+        ],
+    )
+    blank_default = rule(
+        "no_subject", "task", "default", field="subject", expression=""
+    )
+    branch = rule(
+        "title_when_lost",
+        "opportunity",
+        "automation",
+        trigger="update",
+        actions=[
+            {
+                "type": "set_field",
+                "field": "title",
+                "expression": {"if": [{"var": "next_step"}, None, "Lost"]},
+            }
+        ],
+    )
+
+    refused = sales.put("/meta/rules/clear_title", json=clears)
+    defaulted = sales.put("/meta/rules/no_subject", json=blank_default)
+    accepted = sales.put("/meta/rules/title_when_lost", json=branch)
+
+    assert problems(refused) == [
+        ("clear_title.actions[0].value", "invalid_value"),
+        ("clear_title.actions[1].value", "invalid_value"),
+        ("clear_title.else_actions[0].values.subject", "invalid_value"),
+        ("clear_title.else_actions[1].values.name", "invalid_value"),
+    ]
+    assert refused.json["errors"][0]["message"] == (
+        "null leaves the required field 'title' blank, which every save that runs "
+        "this rule would refuse; give it a value."
+    )
+    assert problems(defaulted) == [("no_subject.expression", "invalid_value")]
+    assert accepted.status_code == 201, accepted.json
+    assert sales.get("/meta/rules/clear_title").status_code == 404
+
+
 def test_a_number_written_in_an_action_is_judged_rounded_to_its_field(
     sales: Api,
 ) -> None:

@@ -1402,7 +1402,7 @@ def test_automations_run_in_order_inside_the_transaction(
         "a_failing",
         "opportunity",
         "task",
-        {"subject": None},
+        {"subject": {"var": "next_step"}},
         order=3,
         condition={"==": [{"var": "title"}, "Doomed"]},
     )
@@ -1430,7 +1430,8 @@ def test_a_failure_further_down_names_the_record_it_could_not_save(
     )
     blank_subject = rule(
         "blank_subject", "task", "automation", trigger="create",
-        actions=[{"type": "set_field", "field": "subject", "value": None}],
+        actions=[{"type": "set_field", "field": "subject",
+                  "expression": {"var": "about"}}],
     )  # fmt: skip
     define(crm, kick_off, blank_subject)
 
@@ -1480,7 +1481,8 @@ def test_an_automation_on_a_roll_ups_parent_names_the_parent(crm: Api) -> None:
     renamed = rule(
         "renamed", "account", "automation", trigger="update",
         condition={"changed": "won_count"},
-        actions=[{"type": "set_field", "field": "name", "value": ""}],
+        actions=[{"type": "set_field", "field": "name",
+                  "expression": {"var": "notes"}}],
     )  # fmt: skip
     define(crm, WON_COUNT, renamed)
     account = create(crm, "account", name="Quay")
@@ -1677,7 +1679,8 @@ def _blank_child_on_new_parent() -> dict[str, Any]:
         "parent_blank", "account", "automation", trigger=["update"],
         condition={"and": [{"changed": "parent"},
                            {"==": [{"var": "name"}, "Child"]}]},
-        actions=[{"type": "set_field", "field": "name", "value": ""}],
+        actions=[{"type": "set_field", "field": "name",
+                  "expression": {"var": "notes"}}],
     )  # fmt: skip
 
 

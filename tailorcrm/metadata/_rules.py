@@ -11,6 +11,7 @@ round: a field that a rule uses cannot be removed or renamed.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -213,7 +214,78 @@ def _literal_values(
             message = f"{value!r} does not fit {spec['name']}: {error.message}"
             found = rule_problem_path(document["name"], path)
             problems.append(Problem(found, "invalid_value", message))
+    return problems + _blanks_for_required(document, entity, entities)
+
+
+def _blanks_for_required(
+    document: Mapping[str, Any], entity: EntityDef, entities: Mapping[str, EntityDef]
+) -> list[Problem]:
+    """Blank values (null, text of spaces, an empty list) that a rule writes, as
+    the whole of what it gives, into a required field: the save refuses such a
+    field left blank, so the rule could only fail every save that runs it. One
+    operand of several (a branch of ``if``) may give null on purpose."""
+    whole: list[tuple[dict[str, Any] | None, Any, str]] = []
+    if document.get("type") in ("default", "formula"):
+        field = entity.fields.get(str(document.get("field")))
+        whole.append((field, document.get("expression"), "expression"))
+    elif document.get("type") == "automation":
+        for key in ("actions", "else_actions"):
+            for index, action in enumerate(document.get(key, [])):
+                whole += [
+                    (spec, value, f"{key}[{index}].{path}")
+                    for spec, value, path in _whole_values(entity, entities, action)
+                ]
+    problems = []
+    for spec, value, path in whole:
+        if spec is None or not spec.get("required") or not _blank(spec, value):
+            continue
+        written = "null" if value is None else json.dumps(value)
+        message = (
+            f"{written} leaves the required field {spec['name']!r} blank, which "
+            "every save that runs this rule would refuse; give it a value."
+        )
+        found = rule_problem_path(document["name"], path)
+        problems.append(Problem(found, "invalid_value", message))
     return problems
+
+
+def _whole_values(
+    entity: EntityDef, entities: Mapping[str, EntityDef], action: Mapping[str, Any]
+) -> list[tuple[dict[str, Any] | None, Any, str]]:
+    """What an action writes into each field, as a whole, with its path."""
+    kind = action.get("type")
+    if kind == "set_field":
+        spec = entity.fields.get(str(action.get("field")))
+        key = "value" if "value" in action else "expression"
+        return [(spec, action.get(key), key)]
+    if kind == "create_record":
+        target = entities.get(str(action.get("entity")))
+    elif kind == "update_related":
+        lookup = entity.fields.get(str(action.get("lookup")), {})
+        target = entities.get(str(lookup.get("target")))
+    else:
+        return []
+    values = action.get("values")
+    if target is None or not isinstance(values, dict):
+        return []
+    return [
+        (target.fields.get(name), value, f"values.{name}")
+        for name, value in values.items()
+    ]
+
+
+def _blank(spec: dict[str, Any], value: Any) -> bool:
+    """Whether a value written in a rule is no operation and the save reads it
+    as blank."""
+    if value is None:
+        return True
+    if not _literal(value):
+        return False
+    try:
+        return convert(spec, value) is None
+    except FieldValueError:
+        # Refused as it is (see _literal_values).
+        return False
 
 
 def _written_literals(
