@@ -424,6 +424,21 @@ def test_a_bad_rule_names_the_rule_and_the_path_of_each_problem(
     assert problems(response) == expected
 
 
+def test_a_problem_in_a_list_is_named_by_its_index(sales: Api) -> None:
+    # condition[0], as a JSON path reads, not condition.[0].
+    listed = rule(
+        "listed_condition",
+        "opportunity",
+        "validation",
+        condition=[{"var": "amont"}],
+        message="Never.",
+    )
+
+    refused = sales.put("/meta/rules/listed_condition", json=listed)
+
+    assert problems(refused) == [("listed_condition.condition[0]", "unknown_field")]
+
+
 def test_a_key_of_another_rule_type_is_refused_in_plain_english(sales: Api) -> None:
     document = {
         "kind": "rule",

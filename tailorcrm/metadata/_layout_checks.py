@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from jsonschema import Draft202012Validator, ValidationError
 
 from ..errors import Problem
+from ..rules_engine import join_path
 from ._fields import SORTABLE_TYPES
 from ._sections import ShapeCache
 from ._validate import json_path, load_schema, schema_message, text_problems
@@ -193,7 +194,7 @@ class _FormChecker:
         if self._shapes is None:
             self._shapes = ShapeCache(self.catalog.entities.values())
         for problem in self._shapes.problems(condition, self.entity.name):
-            where = f"{path}.{problem.path}" if problem.path else path
+            where = join_path(path, problem.path)
             self.problems.append(Problem(where, problem.code, problem.message))
 
     def item(self, item: dict[str, Any], path: str) -> None:

@@ -25,6 +25,7 @@ from ..rules_engine import (
     SqlTranslationError,
     check_condition,
     compile_sql,
+    join_path,
     rename_fields,
 )
 from ..rules_engine import field_names as condition_fields
@@ -150,7 +151,7 @@ def _condition_problems(
     if found:
         return [
             Problem(
-                _path(name, f"{at}{'.' + p.path if p.path else ''}"),
+                _path(name, join_path(at, p.path)),
                 p.code,
                 p.message,
             )

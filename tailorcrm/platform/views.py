@@ -45,6 +45,7 @@ from ..rules_engine import (
     check_condition,
     compile_sql,
     field_names,
+    join_path,
     reads_context,
     rename_fields,
 )
@@ -525,4 +526,4 @@ def _field_types(entity: EntityDef) -> dict[str, str]:
 
 
 def _filter_path(path: str) -> str:
-    return f"filter.{path}" if path else "filter"
+    return join_path("filter", path)

@@ -22,6 +22,7 @@ from ._checks import (
     ConditionProblem,
     analyze_condition,
     check_condition,
+    join_path,
     written_values,
 )
 from ._compiler import (
@@ -111,6 +112,7 @@ __all__ = [
     "expressions_of",
     "field_names",
     "is_blank",
+    "join_path",
     "reads_as_date",
     "reads_context",
     "rename_fields",

@@ -676,6 +676,16 @@ class _Checker:
         return FIELD_KINDS.get(related[keys[1]], "any")
 
 
+def join_path(prefix: str, path: str) -> str:
+    """The JSON path ``path``, found inside the value at ``prefix``:
+    ``condition.and[1]``, and ``condition[0]`` for an item of a list."""
+    if not path:
+        return prefix
+    if not prefix:
+        return path
+    return f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
+
+
 def written_values(expression: Any, path: str = "") -> list[tuple[Any, str]]:
     """The values written in ``expression`` that it may give as they are, each
     with its JSON path: the expression itself when it is no operation, or those

@@ -11,7 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _dates
-from ._checks import ConditionAnalysis, ConditionProblem, analyze_condition
+from ._checks import (
+    ConditionAnalysis,
+    ConditionProblem,
+    analyze_condition,
+    join_path,
+)
 from ._compiler import compile_condition
 from ._errors import ConditionError
 from ._kinds import (
@@ -126,8 +131,7 @@ class _Builder:
             lookup_ids=lookup_ids,
         )
         for problem in analysis.problems:
-            where = f"{path}.{problem.path}" if problem.path else path
-            self.report(where, problem.code, problem.message)
+            self.report(join_path(path, problem.path), problem.code, problem.message)
         if fill is not None:
             self.check_fill(path, analysis, shape, fill, formula=formula)
         if analysis.problems:
@@ -135,8 +139,7 @@ class _Builder:
         try:
             compiled = compile_condition(source)
         except ConditionError as error:
-            where = f"{path}.{error.path}" if error.path else path
-            self.report(where, error.code, error.message)
+            self.report(join_path(path, error.path), error.code, error.message)
             return None
         return Expression(source, compiled, analysis.reads, analysis.dynamic)
 
@@ -177,7 +180,7 @@ class _Builder:
             else:
                 message = f"The expression gives {words}, which the "
             message += f"{field_type} field {field!r} cannot hold{reason}"
-            self.report(f"{path}.{where}" if where else path, "wrong_type", message)
+            self.report(join_path(path, where), "wrong_type", message)
 
     def foreign_records(
         self, analysis: ConditionAnalysis, shape: EntityShape, target: str
