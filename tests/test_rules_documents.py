@@ -1398,9 +1398,49 @@ def test_formulas_that_need_each_other_are_refused_across_lookups(sales: Api) ->
 
     assert response.status_code == 422
     ((field, code),) = problems(response)
-    assert (field, code) == ("won_total.field", "dependency_cycle")
+    assert (field, code) == ("won_total.of", "dependency_cycle")
     message = response.json["errors"][0]["message"]
     assert "total_from_account" in message and "won_total" in message
+
+
+def test_a_circle_is_named_where_the_rule_saved_reads_the_next_field(
+    sales: Api,
+) -> None:
+    # The roll-up is stored first: the formula saved then closes the circle where
+    # it reads account.won_total, and a count closes it in its condition.
+    define(sales, {**WON_TOTAL, "of": "total", "condition": None})
+    total = rule(
+        "total_from_account",
+        "opportunity",
+        "formula",
+        field="total",
+        expression={"*": [{"var": "quantity"}, {"var": "account.won_total"}]},
+    )
+    count = rule(
+        "won_count",
+        "account",
+        "rollup",
+        field="won_count",
+        relation={"entity": "opportunity", "lookup": "account"},
+        function="count",
+        condition={"and": [{"var": "stage"}, {">": [{"var": "touches"}, 1]}]},
+    )
+    touches = rule(
+        "touches_from_account",
+        "opportunity",
+        "formula",
+        field="touches",
+        expression={"var": "account.won_count"},
+    )
+    define(sales, touches)
+
+    formula = sales.put("/meta/rules/total_from_account", json=total)
+    rollup = sales.put("/meta/rules/won_count", json=count)
+
+    assert problems(formula) == [
+        ("total_from_account.expression.*[1]", "dependency_cycle")
+    ]
+    assert problems(rollup) == [("won_count.condition.and[1].>[0]", "dependency_cycle")]
 
 
 def test_a_field_is_computed_by_one_rule_and_written_by_none(sales: Api) -> None:

@@ -129,6 +129,23 @@ def test_a_formula_that_reads_a_value_no_formula_follows_is_refused(
     assert repr(name) in str(response.json)
 
 
+def test_each_unfollowed_read_is_named_where_it_is_read(crm: Api) -> None:
+    expression = {
+        "+": [{"var": "quantity"}, {"var": "version"}, {"var": "account.version"}]
+    }
+    document = rule(
+        "unfollowed", "opportunity", "formula", field="touches", expression=expression
+    )
+
+    response = crm.put("/meta/rules/unfollowed", json=document)
+
+    assert problems(response) == [
+        ("unfollowed.expression.+[2]", "unfollowed_field"),
+        ("unfollowed.expression.+[1]", "unfollowed_field"),
+    ]
+    assert "'account.version'" in response.json["errors"][0]["message"]
+
+
 def test_a_formula_may_read_the_id_of_the_record_it_points_to(crm: Api) -> None:
     define(
         crm,

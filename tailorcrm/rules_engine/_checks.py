@@ -125,6 +125,8 @@ class ConditionAnalysis:
     #: (``account.parent``), or ``""`` for the record itself; so that the entity
     #: of a record a value gives can be told.
     records: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: For each name in ``reads``, the JSON path where it is first read.
+    read_at: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,7 @@ def analyze_condition(
         checker.dynamic,
         tuple(checker.outcomes(condition, kind, "")),
         checker.records,
+        checker.read_at,
     )
 
 
@@ -247,6 +250,8 @@ class _Checker:
         self.problems: list[ConditionProblem] = []
         self.too_deep = False
         self.reads: set[str] = set()
+        #: Where each name of ``reads`` is first read.
+        self.read_at: dict[str, str] = {}
         self.dynamic = False
         #: How many item scopes (of map and the like, or try's fallbacks) enclose
         #: the node being checked: a scoped ``val`` climbs out of them.
@@ -559,11 +564,17 @@ class _Checker:
         if not isinstance(field, str):
             self.dynamic = True
             return "any"
-        self.reads.add(field)
+        self.read(field, path)
         if field not in self.fields:
             self.report(path, "unknown_field", f"There is no field {field!r}.")
             return "any"
         return self.read_as(FIELD_KINDS.get(self.fields[field], "any"), field, path)
+
+    def read(self, name: str, path: str) -> None:
+        """Note that the condition reads ``name`` (a field, or a related
+        record's: ``account.industry``) at ``path``."""
+        self.reads.add(name)
+        self.read_at.setdefault(name, path)
 
     def read_as(self, kind: str, name: str, path: str) -> str:
         """Note the record that ``name``, read at ``path``, gives, if it does."""
@@ -583,7 +594,7 @@ class _Checker:
             # Inside map, filter and the like, var reads the current item.
             return "any"
         dotted = ".".join(keys)
-        self.reads.add(dotted)
+        self.read(dotted, path)
         kind = self.field_kind(keys, path, self.fields, self.relations)
         return self.read_as(kind, dotted, path)
 
@@ -604,7 +615,7 @@ class _Checker:
             if not rest:
                 return "object"
             dotted = ".".join(rest)
-            self.reads.add(dotted)
+            self.read(dotted, path)
             # The record before the change reads through its lookups as the
             # record does: ``$prior.account.id`` is the account it pointed at.
             kind = self.field_kind(rest, path, self.fields, self.relations)

@@ -101,7 +101,7 @@ class Expression(CompiledCondition):
     that makes another: rules run on every save).
     """
 
-    __slots__ = ("reads", "dynamic")
+    __slots__ = ("reads", "dynamic", "read_at")
 
     def __init__(
         self,
@@ -109,10 +109,14 @@ class Expression(CompiledCondition):
         fn: CompiledCondition,
         reads: frozenset[str],
         dynamic: bool,
+        read_at: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(source, fn.function, strict=fn.strict)
         self.reads = reads
         self.dynamic = dynamic
+        #: For each name in ``reads``, the JSON path where the expression first
+        #: reads it (``*[0]``), so that a problem with it can be pointed at.
+        self.read_at: Mapping[str, str] = read_at or {}
 
     @property
     def source(self) -> Any:

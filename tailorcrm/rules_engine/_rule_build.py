@@ -141,7 +141,9 @@ class _Builder:
         except ConditionError as error:
             self.report(join_path(path, error.path), error.code, error.message)
             return None
-        return Expression(source, compiled, analysis.reads, analysis.dynamic)
+        return Expression(
+            source, compiled, analysis.reads, analysis.dynamic, analysis.read_at
+        )
 
     def check_fill(
         self,
@@ -302,14 +304,15 @@ class _Builder:
             self.report("expression", "dynamic_field", message)
             return None
         unfollowed = sorted(name for name in expression.reads if _moves_unseen(name))
-        if unfollowed:
+        for name in unfollowed:
             message = (
-                f"A formula cannot read {', '.join(map(repr, unfollowed))}: "
-                "a record's id is given when it is stored, and its version and "
-                "updated_at move with every save, so the formula's value would not "
-                "be kept up to date."
+                f"A formula cannot read {name!r}: a record's id is given when it is "
+                "stored, and its version and updated_at move with every save, so "
+                "the formula's value would not be kept up to date."
             )
-            self.report("expression", "unfollowed_field", message)
+            where = join_path("expression", expression.read_at.get(name, ""))
+            self.report(where, "unfollowed_field", message)
+        if unfollowed:
             return None
         return FormulaRule(**common, field=field, expression=expression)
 

@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._checks import ConditionProblem
+from ._checks import ConditionProblem, join_path
 from ._kinds import (
     AutomationRule,
     DefaultRule,
@@ -341,7 +341,7 @@ def _cycles(
                 loop = stack[stack.index(nxt) :]
                 if frozenset(loop) not in reported:
                     reported.add(frozenset(loop))
-                    found.append(_cycle_problem(loop, graph, new))
+                    found.append(_cycle_problem(loop, graph, shapes, new))
             elif nxt not in state:
                 visit(nxt)
         stack.pop()
@@ -356,18 +356,42 @@ def _cycles(
 def _cycle_problem(
     loop: list[Node],
     graph: Mapping[Node, tuple[Rule, set[Node]]],
+    shapes: Mapping[str, EntityShape],
     new: Collection[str],
 ) -> tuple[str, ConditionProblem]:
     names = " -> ".join(f"{entity}.{name}" for entity, name in [*loop, loop[0]])
     involved = [graph[node][0] for node in loop]
     rules = ", ".join(sorted({rule.name for rule in involved}))
-    rule = next((r for r in involved if r.name in new), involved[0])
-    path = "expression" if isinstance(rule, FormulaRule) else "field"
+    at = next((i for i, r in enumerate(involved) if r.name in new), 0)
+    rule = involved[at]
+    path = _input_path(rule, loop[(at + 1) % len(loop)], shapes)
     message = (
         f"These fields would each need the other's value first: {names} "
         f"(rules {rules})."
     )
     return rule.name, ConditionProblem(path, "dependency_cycle", message)
+
+
+def _input_path(rule: Rule, node: Node, shapes: Mapping[str, EntityShape]) -> str:
+    """The JSON path in ``rule`` of what reads ``node``, the next field of a
+    circle: where in a formula's expression it is read, or which part of a
+    roll-up (its ``of``, its lookup, or where its condition reads it)."""
+    if isinstance(rule, FormulaRule):
+        shape = shapes.get(rule.entity)
+        targets = shape.targets if shape else {}
+        for name in sorted(rule.expression.reads):
+            if node in _read_nodes(rule.entity, [name], targets, shapes):
+                return join_path("expression", rule.expression.read_at.get(name, ""))
+        return "expression"
+    if isinstance(rule, RollupRule):
+        name = node[1]
+        if name == rule.of:
+            return "of"
+        if name == rule.lookup:
+            return "relation.lookup"
+        if rule.condition is not None and name in rule.condition.reads:
+            return join_path("condition", rule.condition.read_at.get(name, ""))
+    return "field"
 
 
 def build_rule_set(
