@@ -1443,6 +1443,33 @@ def test_a_circle_is_named_where_the_rule_saved_reads_the_next_field(
     assert problems(rollup) == [("won_count.condition.and[1].>[0]", "dependency_cycle")]
 
 
+def test_a_formula_that_reads_its_own_field_is_told_so(sales: Api) -> None:
+    inherited = rule(
+        "inherited_tier",
+        "account",
+        "formula",
+        field="tier",
+        expression={"var": "parent.tier"},
+    )
+    counted = rule(
+        "counted_touches",
+        "opportunity",
+        "formula",
+        field="touches",
+        expression={"+": [{"var": "touches"}, 1]},
+    )
+
+    parent = sales.put("/meta/rules/inherited_tier", json=inherited)
+    itself = sales.put("/meta/rules/counted_touches", json=counted)
+
+    assert problems(parent) == [("inherited_tier.expression", "dependency_cycle")]
+    assert parent.json["errors"][0]["message"] == (
+        "The rule computes account.tier from account.tier itself (here, or on "
+        "another account it looks up to), so it would need its own value first."
+    )
+    assert problems(itself) == [("counted_touches.expression.+[0]", "dependency_cycle")]
+
+
 def test_a_field_is_computed_by_one_rule_and_written_by_none(sales: Api) -> None:
     define(sales, OPPORTUNITY_INDUSTRY)
     second = {**OPPORTUNITY_INDUSTRY, "name": "industry_again"}

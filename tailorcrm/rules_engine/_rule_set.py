@@ -365,10 +365,18 @@ def _cycle_problem(
     at = next((i for i, r in enumerate(involved) if r.name in new), 0)
     rule = involved[at]
     path = _input_path(rule, loop[(at + 1) % len(loop)], shapes)
-    message = (
-        f"These fields would each need the other's value first: {names} "
-        f"(rules {rules})."
-    )
+    if len(loop) == 1:
+        ((entity, name),) = loop
+        message = (
+            f"The rule computes {entity}.{name} from {entity}.{name} itself (here, "
+            f"or on another {entity} it looks up to), so it would need its own "
+            "value first."
+        )
+    else:
+        message = (
+            f"These fields would each need the other's value first: {names} "
+            f"(rules {rules})."
+        )
     return rule.name, ConditionProblem(path, "dependency_cycle", message)
 
 
