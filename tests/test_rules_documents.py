@@ -1488,6 +1488,61 @@ def test_a_field_is_computed_by_one_rule_and_written_by_none(sales: Api) -> None
     assert problems(written) == [("set_industry.actions[0].field", "computed")]
 
 
+def test_a_formula_over_a_field_stored_rules_write_is_the_one_refused(
+    sales: Api,
+) -> None:
+    # The document sent is refused (422, at its own field), naming the rule
+    # already stored that writes the field; that rule is not blamed.
+    fill = rule(
+        "next_step_default",
+        "opportunity",
+        "default",
+        field="next_step",
+        expression="Call",
+    )
+    writer = rule(
+        "touch_once",
+        "opportunity",
+        "automation",
+        trigger="update",
+        actions=[{"type": "set_field", "field": "touches", "value": 1}],
+    )
+    required = rule(
+        "total_needed",
+        "opportunity",
+        "field_state",
+        field="total",
+        required_if={"==": [{"var": "stage"}, "won"]},
+    )
+    define(sales, fill, writer, required)
+
+    def formula(name: str, field: str, source: str) -> dict[str, Any]:
+        expression = {"var": source}
+        return rule(name, "opportunity", "formula", field=field, expression=expression)
+
+    over_default = sales.put(
+        "/meta/rules/step", json=formula("step", "next_step", "title")
+    )
+    over_writer = sales.put(
+        "/meta/rules/count", json=formula("count", "touches", "quantity")
+    )
+    over_state = sales.put("/meta/rules/sum", json=formula("sum", "total", "amount"))
+
+    assert problems(over_default) == [("step.field", "computed")]
+    assert over_default.status_code == 422
+    assert over_default.json["errors"][0]["message"] == (
+        "The default rule 'next_step_default' fills opportunity.next_step, which a "
+        "computed field cannot take; change or delete it first."
+    )
+    assert problems(over_writer) == [("count.field", "computed")]
+    assert (
+        "'touch_once' writes opportunity.touches (at actions[0].field)"
+        in (over_writer.json["errors"][0]["message"])
+    )
+    assert problems(over_state) == [("sum.field", "computed")]
+    assert "'total_needed'" in over_state.json["errors"][0]["message"]
+
+
 def test_values_written_in_related_record_actions_must_fit_their_fields(
     sales: Api,
 ) -> None:

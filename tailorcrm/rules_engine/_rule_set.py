@@ -168,7 +168,7 @@ def check_rule_set(
     )
     computed = _computed(active, problems)
     for rule in active:
-        problems += _writes_to_computed(rule, computed)
+        problems += _writes_to_computed(rule, computed, new)
     problems += _creates_without_required(active, shapes, computed)
     problems += _one_per_field(
         [rule for rule in active if isinstance(rule, DefaultRule)], "default"
@@ -201,13 +201,28 @@ def _computed(
 
 
 def _writes_to_computed(
-    rule: Rule, computed: Mapping[Node, Rule]
+    rule: Rule, computed: Mapping[Node, Rule], new: Collection[str]
 ) -> list[tuple[str, ConditionProblem]]:
+    """Rules that write (or require) a field a formula or roll-up computes.
+
+    The problem is the writer's, unless the writer is already there and the
+    formula or roll-up is the rule being added or changed: then it is the new
+    rule's, so that the document sent is the one refused.
+    """
     found = []
     if isinstance(rule, DefaultRule) and (rule.entity, rule.field) in computed:
         other = computed[(rule.entity, rule.field)]
-        message = f"The field {rule.field!r} is computed by the rule {other.name!r}."
-        found.append((rule.name, ConditionProblem("field", "computed", message)))
+        if _blames(other, rule, new):
+            message = (
+                f"The default rule {rule.name!r} fills {rule.entity}.{rule.field}, "
+                "which a computed field cannot take; change or delete it first."
+            )
+            found.append((other.name, ConditionProblem("field", "computed", message)))
+        else:
+            message = (
+                f"The field {rule.field!r} is computed by the rule {other.name!r}."
+            )
+            found.append((rule.name, ConditionProblem("field", "computed", message)))
     if (
         isinstance(rule, FieldStateRule)
         and rule.required_if is not None
@@ -215,11 +230,22 @@ def _writes_to_computed(
     ):
         # No one can fill it: a save it is required in could only be refused.
         other = computed[(rule.entity, rule.field)]
-        message = (
-            f"The field {rule.field!r} is computed by the rule {other.name!r}, so "
-            "no one can fill it; require the fields it is computed from instead."
-        )
-        found.append((rule.name, ConditionProblem("required_if", "computed", message)))
+        if _blames(other, rule, new):
+            message = (
+                f"The field_state rule {rule.name!r} can make "
+                f"{rule.entity}.{rule.field} required, which no one could fill once "
+                "it is computed; change or delete that rule first."
+            )
+            found.append((other.name, ConditionProblem("field", "computed", message)))
+        else:
+            message = (
+                f"The field {rule.field!r} is computed by the rule {other.name!r}, "
+                "so no one can fill it; require the fields it is computed from "
+                "instead."
+            )
+            found.append(
+                (rule.name, ConditionProblem("required_if", "computed", message))
+            )
     if not isinstance(rule, AutomationRule):
         return found
     for key, actions in (
@@ -235,12 +261,27 @@ def _writes_to_computed(
                 path = f"{key}[{index}]." + (
                     "field" if action.type == "set_field" else f"values.{name}"
                 )
+                if _blames(writer, rule, new):
+                    message = (
+                        f"The automation {rule.name!r} writes {entity}.{name} (at "
+                        f"{path}), which automations cannot do to a computed "
+                        "field; change or delete that automation first."
+                    )
+                    problem = ConditionProblem("field", "computed", message)
+                    found.append((writer.name, problem))
+                    continue
                 message = (
                     f"{entity}.{name} is computed by the rule {writer.name!r}; "
                     "automations cannot write it."
                 )
                 found.append((rule.name, ConditionProblem(path, "computed", message)))
     return found
+
+
+def _blames(computing: Rule, writer: Rule, new: Collection[str]) -> bool:
+    """Whether a clash between a formula or roll-up and a rule writing its field
+    is the computing rule's: it is new, and the writer was there before."""
+    return computing.name in new and writer.name not in new
 
 
 def _creates_without_required(
