@@ -217,6 +217,9 @@ class Section:
     #: Its ``visible_if`` reads what the caller cannot see: the browser keeps
     #: the state the server rendered.
     state_fixed: bool = False
+    #: Whether its ``visible_if`` shows it, whatever its fields' states: for a
+    #: section whose state is fixed, the browser judges its fields against it.
+    rule_shown: bool = True
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,7 @@ def sections_of(
                     visible=shown.get((number, index), True),
                     visible_if=section.get("visible_if"),
                     state_fixed=(number, index) in fixed,
+                    rule_shown=shown.get((number, index), True),
                 )
             )
         if sections:

@@ -4,6 +4,7 @@ is filled in, by the server's own rules; on save the server still decides."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -615,6 +616,9 @@ ERP_BLIND = {
 }
 
 
+_BLIND_USERS = itertools.count(1)
+
+
 def _section(label: str, fields: list[str], **more: Any) -> dict[str, Any]:
     items = [{"field": name} for name in fields]
     return {"label": label, "columns": 1, "items": items, **more}
@@ -652,12 +656,14 @@ def erp_sections(live_server: LiveServer, open_page: OpenPage) -> Iterator[Page]
     }
     platform = live_server.platform
     platform.store.apply([("", ERP_BLIND), ("", layout)], actor="test")
+    # A user of their own for each test: the server is shared.
+    username = f"pia.blind{next(_BLIND_USERS)}"
     with platform.transaction() as (connection, catalog):
-        create_user(connection, "pia.blind", PASSWORD)
-        set_user_roles(connection, catalog, "pia.blind", ["erp_blind"])
+        create_user(connection, username, PASSWORD)
+        set_user_roles(connection, catalog, username, ["erp_blind"])
     page = open_page(signed_in=False)
     page.goto("/login")
-    page.fill("#username", "pia.blind")
+    page.fill("#username", username)
     page.fill("#password", PASSWORD)
     page.click("main button[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
@@ -690,6 +696,62 @@ def test_a_section_over_a_hidden_field_keeps_the_state_the_save_judges(
     expect(page.get_by_role("heading", level=1)).to_have_text("Wrenfield sluice gates")
     [saved] = live_server.find("opportunity", id=deal["id"])
     assert (saved["stage"], saved["next_step"]) == ("won", None)
+
+
+@pytest.fixture
+def next_step_when_won(live_server: LiveServer) -> Iterator[None]:
+    """Next step is asked for once the deal is won, and hidden once it is lost."""
+    document = {
+        "kind": "rule",
+        "name": "next_step_when_won",
+        "entity": "opportunity",
+        "type": "field_state",
+        "label": "Next step once won, none once lost",
+        "field": "next_step",
+        "visible_if": {"!=": [{"var": "stage"}, "lost"]},
+        "required_if": {"==": [{"var": "stage"}, "won"]},
+    }
+    with rules_in_force(live_server, document):
+        yield
+
+
+@pytest.mark.usefixtures("next_step_when_won")
+def test_a_field_in_a_section_over_a_hidden_field_follows_its_own_rule_live(
+    erp_sections: Page, live_server: LiveServer
+) -> None:
+    page = erp_sections
+    with live_server.platform.records(SYSTEM_ACTOR) as service:
+        deal = service.create(
+            "opportunity", {"title": "Wrenfield weir", "erp_code": "ERP-7031"}
+        )
+    page.goto(f"/app/opportunity/{deal['id']}/edit")
+    coded = page.locator("section.section").filter(
+        has=page.locator("h2", has_text="Coded")
+    )
+    next_step = page.locator('[data-field="next_step"]')
+    mark = next_step.locator("[data-required-mark]")
+    stage = page.get_by_label("Stage")
+
+    # The deal has an ERP code: the save shows the section, and so does the
+    # form; its field follows its own rule as the stage changes.
+    expect(coded).to_be_visible()
+    expect(mark).to_be_hidden()
+    stage.select_option(label="Closed won")
+    expect(mark).to_be_visible()
+    expect(page.locator("#f-next_step")).to_have_attribute("aria-required", "true")
+    stage.select_option(label="Closed lost")
+    expect(next_step).to_be_hidden()
+    expect(coded).to_be_hidden()
+    stage.select_option(label="Closed won")
+    expect(coded).to_be_visible()
+    page.get_by_role("button", name="Save").click()
+
+    expect(next_step.locator(".field-errors")).to_have_text(
+        "Error: Next step is required here."
+    )
+    expect(mark).to_be_visible()
+    [saved] = live_server.find("opportunity", id=deal["id"])
+    assert saved["stage"] != "won"
 
 
 @pytest.fixture

@@ -386,9 +386,18 @@
 
     var sections = Array.prototype.map.call(form.querySelectorAll("section.section"), function (element) {
       // A condition that reads what this person cannot see is not in the page:
-      // the section and its fields keep the state the server rendered.
-      var rule = element.hasAttribute("data-state-fixed") ? false : compiled(element, "data-visible-if");
-      return { element: element, rule: rule, fields: [], shown: true };
+      // the server judged it (data-state-fixed says how), and its fields follow
+      // their own conditions within it, as the save judges them.
+      var fixed = element.hasAttribute("data-state-fixed");
+      var rule = fixed ? false : compiled(element, "data-visible-if");
+      return {
+        element: element,
+        rule: rule,
+        fixed: fixed,
+        fixedShown: element.getAttribute("data-state-fixed") !== "hidden",
+        fields: [],
+        shown: true
+      };
     });
 
     function sectionOf(box) {
@@ -467,9 +476,15 @@
       return field.box.classList.contains("has-error");
     }
 
+    // A section whose condition does not compile (it would not have been
+    // saved) leaves itself and its fields as the server rendered them.
+    function frozen(section) {
+      return section.rule === false && !section.fixed;
+    }
+
     function applyField(field, data) {
       if (field.fixed || field.visibleIf === false || field.requiredIf === false ||
-          (field.section && field.section.rule === false)) {
+          (field.section && frozen(field.section))) {
         return;
       }
       var visible = (!field.section || field.section.shown) && shows(field.visibleIf, data);
@@ -495,7 +510,7 @@
     }
 
     function applySection(section) {
-      if (section.rule === false) {
+      if (frozen(section)) {
         return;
       }
       var problems = section.fields.some(hasError);
@@ -550,7 +565,11 @@
       missing = {};
       var data = record();
       sections.forEach(function (section) {
-        section.shown = section.rule === false || shows(section.rule, data);
+        if (section.fixed) {
+          section.shown = section.fixedShown;
+        } else {
+          section.shown = section.rule === false || shows(section.rule, data);
+        }
       });
       fields.forEach(function (field) {
         applyField(field, data);
