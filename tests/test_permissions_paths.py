@@ -740,7 +740,7 @@ def test_field_state_over_a_hidden_field_is_the_saves_decision(desk: Desk) -> No
 
     assert page.status_code == 200
     assert "SO-4417" not in text and "erp_code" not in text
-    assert "data-state-fixed" in box.attrs
+    assert json.loads(box["data-state-fixed"]) == {"visible": True, "required": True}
     assert box["data-required-if"] == "null"
     assert "hidden" not in mark.attrs
     saved = desk.api.patch(f"/opportunity/{desk.deal}", json={"title": "Renamed"})
@@ -849,6 +849,29 @@ def test_a_section_over_a_hidden_field_shows_as_the_save_judges_it(
     assert "erp_code" not in text
     assert ("hidden" in coded.attrs, "data-state-fixed" in coded.attrs) == (True, True)
     assert "Next step" not in detail
+
+
+def test_a_field_in_a_section_over_a_hidden_field_tells_no_more_than_the_section(
+    desk: Desk,
+) -> None:
+    # Next step asks for the ERP code to be blank; it sits in a section shown
+    # once the deal has one, which the clerk can neither see nor change. What
+    # the field's own rule makes of the blank code is not in the page: only
+    # the state the section leaves it, which the clerk sees anyway.
+    blank_code = _field_state(
+        "next_step_without_code",
+        "next_step",
+        required_if={"is_blank": {"var": "erp_code"}},
+    )
+    desk.platform.store.apply(
+        [("", _sections_layout()), ("", blank_code)], actor="test"
+    )
+
+    text = desk.browser.get(f"/app/opportunity/{desk.deal}/edit").get_data(as_text=True)
+
+    [box] = [e for e in elements(text) if e.get("data-field") == "next_step"]
+    assert json.loads(box["data-state-fixed"]) == {"visible": False, "required": False}
+    assert _section(text, "Coded")["data-state-fixed"] == "hidden"
 
 
 def test_state_over_a_related_record_the_caller_cannot_read_stays_as_judged(

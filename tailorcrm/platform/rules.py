@@ -154,6 +154,10 @@ class FormState:
     fields: dict[str, FieldState]
     #: Whether each layout section that has a ``visible_if`` is shown.
     sections: dict[SectionKey, bool]
+    #: The state of each field with a field_state rule, were its section shown:
+    #: what its own conditions decide, for a form that judges its section's
+    #: condition again and not the field's.
+    unsectioned: dict[str, FieldState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -1001,8 +1005,13 @@ class RecordRules:
             key: _shown(expression, data)
             for key, expression in self.sections.conditions.items()
         }
+        unsectioned = {
+            name: _state(rule, None, data, prior=prior)
+            for name, rule in self.rules.field_states.items()
+            if name in self.entity.fields
+        }
         seen = {name: value for name, value in data.items() if name[:1] != "$"}
-        return FormState(record, seen, fields, sections)
+        return FormState(record, seen, fields, sections, unsectioned)
 
     # -- before an update ----------------------------------------------------------
 

@@ -38,6 +38,8 @@ class FormRules:
 
     #: Each field's state as the server judged it.
     states: Mapping[str, FieldState] = field(default_factory=dict)
+    #: Each field's state were its layout section shown (see ``fixed``).
+    unsectioned: Mapping[str, FieldState] = field(default_factory=dict)
     #: Whether each section with a ``visible_if`` is shown, by its place.
     sections: Mapping[SectionKey, bool] = field(default_factory=dict)
     #: Each field's field_state conditions as written.
@@ -63,8 +65,12 @@ class FormRules:
         written = self.conditions.get(name, {})
         live = {key: written[key] for key in LIVE_STATES if key in written}
         if name in self.fixed and live:
-            # Which states the field has, not what decides them.
-            return {**dict.fromkeys(live), "state_fixed": True}
+            # Which states the field has, not what decides them: what its own
+            # conditions decide, which the browser combines with its section's
+            # (a section's condition may be judged live).
+            own = self.unsectioned.get(name) or self.state(name)
+            fixed = {"visible": own.visible, "required": own.required}
+            return {**dict.fromkeys(live), "state_fixed": fixed}
         return live
 
 

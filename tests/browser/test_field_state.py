@@ -699,6 +699,59 @@ def test_a_section_over_a_hidden_field_keeps_the_state_the_save_judges(
 
 
 @pytest.fixture
+def close_date_once_coded(live_server: LiveServer) -> Iterator[None]:
+    """Close date is required once the deal has an ERP code, which the
+    person of ``erp_sections`` cannot see."""
+    document = {
+        "kind": "rule",
+        "name": "close_date_once_coded",
+        "entity": "opportunity",
+        "type": "field_state",
+        "label": "Close date once the deal has an ERP code",
+        "field": "close_date",
+        "required_if": {"!": {"is_blank": {"var": "erp_code"}}},
+    }
+    with rules_in_force(live_server, document):
+        yield
+
+
+@pytest.mark.usefixtures("close_date_once_coded")
+def test_a_field_whose_rule_reads_a_hidden_field_shows_with_its_section_live(
+    erp_sections: Page, live_server: LiveServer
+) -> None:
+    page = erp_sections
+    with live_server.platform.records(SYSTEM_ACTOR) as service:
+        deal = service.create(
+            "opportunity",
+            {"title": "Wrenfield lock", "erp_code": "ERP-7032", "close_date": None},
+        )
+    page.goto(f"/app/opportunity/{deal['id']}/edit")
+    won = page.locator("section.section").filter(has=page.locator("h2", has_text="Won"))
+    close_date = page.locator('[data-field="close_date"]')
+
+    # Hidden with its section at first; once the deal is won the section shows,
+    # and with it the field, required as the save judges it (by the ERP code
+    # the page does not hold).
+    expect(won).to_be_hidden()
+    page.get_by_label("Stage").select_option(label="Closed won")
+    expect(won).to_be_visible()
+    expect(close_date).to_be_visible()
+    expect(close_date.locator("[data-required-mark]")).to_be_visible()
+    expect(page.locator("#f-close_date")).to_have_attribute("aria-required", "true")
+    page.get_by_label("Stage").select_option(label="Negotiation")
+    expect(won).to_be_hidden()
+    expect(page.locator("#f-close_date")).not_to_have_attribute("aria-required", "true")
+    page.get_by_label("Stage").select_option(label="Closed won")
+    page.get_by_role("button", name="Save").click()
+
+    expect(close_date.locator(".field-errors")).to_have_text(
+        "Error: Close date is required here."
+    )
+    [saved] = live_server.find("opportunity", id=deal["id"])
+    assert saved["stage"] != "won"
+
+
+@pytest.fixture
 def next_step_when_won(live_server: LiveServer) -> Iterator[None]:
     """Next step is asked for once the deal is won, and hidden once it is lost."""
     document = {

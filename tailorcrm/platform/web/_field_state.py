@@ -151,6 +151,7 @@ def _as_seen(session: Session, entity: EntityDef, state: FormState) -> FormState
         state,
         fields={n: f for n, f in state.fields.items() if n not in unseen},
         record={n: v for n, v in state.record.items() if n not in unseen},
+        unsectioned={n: f for n, f in state.unsectioned.items() if n not in unseen},
     )
 
 
@@ -459,8 +460,18 @@ def _rules_of(
         if name in entity.fields
     }
     withheld = _withheld(session, entity, state.record)
+    fixed_sections = _fixed_sections(session, entity, withheld)
+    placed = _sections(session, entity).placed
     return FormRules(
         states=state.fields,
+        # What a field's own conditions decide is told only where its section's
+        # state may change in the browser: within a section the server fixed,
+        # the person could never see it apart from the section's.
+        unsectioned={
+            name: found
+            for name, found in state.unsectioned.items()
+            if placed.get(name) not in fixed_sections
+        },
         sections=state.sections,
         conditions=conditions,
         computed=computed,
@@ -469,7 +480,7 @@ def _rules_of(
             session.user.condition_data(),
         ),
         fixed=_fixed(session, entity, conditions, withheld),
-        fixed_sections=_fixed_sections(session, entity, withheld),
+        fixed_sections=fixed_sections,
     )
 
 

@@ -417,8 +417,11 @@
         name: name,
         type: box.getAttribute("data-type"),
         always: box.hasAttribute("data-always-required"),
-        // Its conditions read what this person cannot see: the server decided.
+        // Its conditions read what this person cannot see: the server decided
+        // what they make of the field (data-state-fixed: whether they show it
+        // and require it), which its section's state still bounds.
         fixed: box.hasAttribute("data-state-fixed"),
+        fixedState: parse(box.getAttribute("data-state-fixed")),
         visibleIf: compiled(box, "data-visible-if"),
         requiredIf: compiled(box, "data-required-if"),
         mark: box.querySelector("[data-required-mark]"),
@@ -483,15 +486,29 @@
     }
 
     function applyField(field, data) {
-      if (field.fixed || field.visibleIf === false || field.requiredIf === false ||
-          (field.section && frozen(field.section))) {
+      var own = field.fixedState;
+      if (field.fixed && !(own && typeof own === "object")) {
         return;
       }
-      var visible = (!field.section || field.section.shown) && shows(field.visibleIf, data);
-      // A locked field is not asked for: this save cannot fill it (as the server
-      // judges it, see RecordRules.validate).
-      var required = field.always || (!field.locked && visible &&
-        field.requiredIf !== null && Rules.truthy(judge(field.requiredIf, data)));
+      if (field.section && frozen(field.section)) {
+        return;
+      }
+      if (!field.fixed && (field.visibleIf === false || field.requiredIf === false)) {
+        return;
+      }
+      var sectionShown = !field.section || field.section.shown;
+      var visible;
+      var required;
+      if (field.fixed) {
+        visible = sectionShown && own.visible === true;
+        required = field.always || (!field.locked && visible && own.required === true);
+      } else {
+        visible = sectionShown && shows(field.visibleIf, data);
+        // A locked field is not asked for: this save cannot fill it (as the
+        // server judges it, see RecordRules.validate).
+        required = field.always || (!field.locked && visible &&
+          field.requiredIf !== null && Rules.truthy(judge(field.requiredIf, data)));
+      }
       // A field with a problem stays in sight until the next save: the person
       // must see what to fix.
       field.visible = visible || hasError(field);
