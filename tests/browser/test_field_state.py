@@ -1020,6 +1020,50 @@ def test_an_address_or_number_the_field_cannot_hold_reads_as_blank(
     expect(mark).to_be_visible()
 
 
+@pytest.mark.usefixtures("reachable_contacts")
+def test_an_address_is_read_with_the_spaces_and_hosts_the_server_reads(
+    page: Page, live_server: LiveServer
+) -> None:
+    page.goto("/app/contact/new")
+    mark = page.locator('[data-field="title"] [data-required-mark]')
+    email, phone = page.get_by_label("Email"), page.get_by_label("Phone")
+
+    # A next line (U+0085) is a space to the server, which refuses an address
+    # that holds one; a byte order mark (U+FEFF) is not.
+    email.fill("odile\u0085ferncastle@example.org")
+    expect(mark).to_be_hidden()
+    email.fill("odile\ufeffferncastle@example.org")
+    expect(mark).to_be_visible()
+    email.fill("")
+    phone.fill("+44 20 7946 0000\u0085x12")
+    expect(mark).to_be_visible()
+    phone.fill("+44 20 7946 0000\ufeffx12")
+    expect(mark).to_be_hidden()
+    page.get_by_label("Full name").fill("Odile Ferncastle")
+    email.fill("odile\u0085ferncastle@example.org")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator('[data-field="email"] .field-errors')).to_contain_text(
+        "is not an email address"
+    )
+    expect(mark).to_be_hidden()
+
+    page.goto("/app/account/new")
+    mark = page.locator('[data-field="phone"] [data-required-mark]')
+    website = page.get_by_label("Website")
+    # A host in brackets is an IPv6 address, closed, as the server reads it.
+    website.fill("https://[2001:db8::17/about")
+    expect(mark).to_be_hidden()
+    website.fill("https://[2001:db8::17]/about")
+    expect(mark).to_be_visible()
+    website.fill("https://[2001:db8::17::1]/about")
+    expect(mark).to_be_hidden()
+    website.fill("https://[192.0.2.17]/about")
+    expect(mark).to_be_hidden()
+    # A tab within an address is dropped, as the server drops it.
+    website.fill("https://wrenfield\t-trading.example/about")
+    expect(mark).to_be_visible()
+
+
 # -- a tab with nothing in sight is not offered -----------------------------------
 
 

@@ -53,14 +53,22 @@
   var WHOLE_NUMBER = /^[+-]?[0-9]+(\.0*)?$/;
   var INTEGER_LIMIT = BigInt("9223372036854775807");
   var FALSE_TEXTS = ["", "off", "false"];
-  // What the record service takes as an email address, a phone number and a web
-  // address (see tailorcrm/metadata/_fields.py); other text in such a field reads
-  // as null, as the server reads it, and the save says what is wrong.
+  // The spaces of Python's regular expressions (\s is str.isspace()): a next
+  // line (U+0085) and the separators U+001C to U+001F are, a byte order mark
+  // (U+FEFF) is not, where JavaScript's \s has it the other way round.
+  var SPACE = "[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+  var NOT_SPACE_AT = "[^@" + SPACE.slice(1);
+  var NOT_SPACE_AT_DOT = "[^@." + SPACE.slice(1);
+  // What the record service takes as an email address and a phone number (see
+  // tailorcrm/metadata/_fields.py), and as a web address (webAddress below);
+  // other text in such a field reads as null, as the server reads it, and the
+  // save says what is wrong.
   var TEXT_CHECKS = {
-    email: /^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$/,
-    phone: /^\+?\(?[0-9][0-9 ().\-/]*(\s*(x|ext\.?)\s*[0-9]+)?$/i,
-    url: /^https?:\/\/[^\/?#]+/i
+    email: new RegExp("^" + NOT_SPACE_AT + "+@" + NOT_SPACE_AT_DOT + "+(\\." + NOT_SPACE_AT_DOT + "+)+$"),
+    phone: new RegExp("^\\+?\\(?[0-9][0-9 ().\\-/]*(" + SPACE + "*(x|ext\\.?)" + SPACE + "*[0-9]+)?$", "i")
   };
+  var HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
+  var IPV4_OCTET = /^(0|[1-9][0-9]{0,2})$/;
   // The lookup's text box, sent beside the id (see lookup.js).
   var SEARCH_SUFFIX = "__search";
   var hasOwn = Object.prototype.hasOwnProperty;
@@ -341,9 +349,113 @@
           return partlyKnown(answered[String(id)]);
         }
         return partlyKnown({ id: id }, field.name);
+      case "url":
+        return webAddress(text) ? text : null;
       default:
         return hasOwn.call(TEXT_CHECKS, type) && !TEXT_CHECKS[type].test(text) ? null : text;
     }
+  }
+
+  // Whether text is an IPv4 address as Python's ipaddress reads one: four
+  // numbers up to 255, without leading zeros.
+  function ipv4(text) {
+    var octets = text.split(".");
+    return octets.length === 4 && octets.every(function (octet) {
+      return IPV4_OCTET.test(octet) && Number(octet) <= 255;
+    });
+  }
+
+  // Whether text is an IPv6 address as Python's ipaddress reads one: eight
+  // groups of up to four hex digits, the last two of which may be an IPv4
+  // address, one run of them left out as "::", and a zone after "%".
+  function ipv6(text) {
+    var zone = text.indexOf("%");
+    if (zone !== -1) {
+      var scope = text.slice(zone + 1);
+      if (!scope || scope.indexOf("%") !== -1) {
+        return false;
+      }
+      text = text.slice(0, zone);
+    }
+    var parts = text.split(":");
+    if (parts.length < 3) {
+      return false;
+    }
+    if (parts[parts.length - 1].indexOf(".") !== -1) {
+      if (!ipv4(parts.pop())) {
+        return false;
+      }
+      parts.push("0", "0");
+    }
+    if (parts.length > 9) {
+      return false;
+    }
+    var skip = -1;
+    for (var i = 1; i < parts.length - 1; i += 1) {
+      if (!parts[i]) {
+        if (skip !== -1) {
+          return false;
+        }
+        skip = i;
+      }
+    }
+    var groups = parts;
+    if (skip !== -1) {
+      var high = parts.slice(0, skip);
+      var low = parts.slice(skip + 1);
+      if (!high[0] && high.length) {
+        if (high.length !== 1) {
+          return false;
+        }
+        high = [];
+      }
+      if (!low[low.length - 1] && low.length) {
+        if (low.length !== 1) {
+          return false;
+        }
+        low = [];
+      }
+      if (high.length + low.length > 7) {
+        return false;
+      }
+      groups = high.concat(low);
+    } else if (parts.length !== 8) {
+      return false;
+    }
+    return groups.every(function (group) {
+      return HEX_GROUP.test(group);
+    });
+  }
+
+  // Whether text is an http or https address with a host, as the record
+  // service reads it with Python's urllib.parse.urlsplit: control characters
+  // and spaces before it and tabs and line breaks within it are dropped, and
+  // a host in brackets must be an IPv6 address (or an IPvFuture one).
+  function webAddress(text) {
+    var url = text.replace(/^[\x00-\x20]+/, "").replace(/[\t\r\n]/g, "");
+    var found = /^([A-Za-z][A-Za-z0-9+.\-]*):\/\/([^\/?#]*)/.exec(url);
+    if (!found || !/^https?$/i.test(found[1]) || !found[2]) {
+      return false;
+    }
+    var host = found[2];
+    var opens = host.indexOf("[") !== -1;
+    if (opens !== (host.indexOf("]") !== -1)) {
+      return false;
+    }
+    if (opens) {
+      // From the first "[" to the first "]" after it, or to the end.
+      var inside = host.slice(host.indexOf("[") + 1);
+      inside = inside.indexOf("]") === -1 ? inside : inside.slice(0, inside.indexOf("]"));
+      var future = /^v[0-9a-fA-F]+\.[\s\S]+$/;
+      if (inside.charAt(0) === "v" ? !future.test(inside) : !ipv6(inside)) {
+        return false;
+      }
+    }
+    // A host that compatibility normalization turns into one holding a
+    // delimiter ("\u2100" is "a/c") is refused.
+    var bare = host.replace(/[@:#?]/g, "");
+    var normal = bare.normalize("NFKC");
+    return normal === bare || !/[\/?#@:]/.test(normal);
   }
 
   // A condition from a data attribute, compiled once; null when there is none.
