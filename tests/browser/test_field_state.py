@@ -1064,6 +1064,68 @@ def test_an_address_is_read_with_the_spaces_and_hosts_the_server_reads(
     expect(mark).to_be_visible()
 
 
+@contextmanager
+def emails_at_most(live_server: LiveServer, limit: int) -> Iterator[None]:
+    """Lower the contact email's maximum length for the block, keeping the
+    records stored; put back afterwards: the server is shared."""
+    store = live_server.platform.store
+    with live_server.platform.reading() as (_, catalog):
+        document = catalog.entity("contact").document
+    lowered = json.loads(json.dumps(document))
+    for spec in lowered["fields"]:
+        if spec["name"] == "email":
+            spec["max_length"] = limit
+    store.apply([("", lowered)], actor="test")
+    yield
+    store.apply([("", document)], actor="test")
+
+
+@pytest.mark.usefixtures("reachable_contacts")
+def test_text_past_a_length_lowered_since_it_was_saved_reads_as_blank(
+    page: Page, live_server: LiveServer
+) -> None:
+    # The input keeps what is typed within its maxlength, but not a value
+    # stored before the limit was lowered: shortened and still too long, it is
+    # one the record service refuses and reads as blank.
+    with live_server.platform.records(SYSTEM_ACTOR) as service:
+        created = service.create(
+            "contact",
+            {
+                "full_name": "Odile Ferncastle",
+                "email": "odile@ferncastle.example",
+                "title": "Harbour master",
+            },
+        )
+    mark = page.locator('[data-field="title"] [data-required-mark]')
+    email = page.get_by_label("Email")
+
+    with emails_at_most(live_server, 20):
+        page.goto(f"/app/contact/{created['id']}/edit")
+        expect(mark).to_be_visible()
+        email.press("End")
+        email.press("Backspace")
+        expect(email).to_have_value("odile@ferncastle.exampl")
+        expect(mark).to_be_hidden()
+        email.fill("odile@fern.example")
+        expect(mark).to_be_visible()
+        email.fill("")
+        email.press_sequentially("odile@ferncastle.example")
+        expect(email).to_have_value("odile@ferncastle.exa")
+        expect(mark).to_be_visible()
+        # Nor does it hold the NUL character, in any text field.
+        email.fill("odile\u0000@fern.example")
+        expect(mark).to_be_hidden()
+        page.goto(f"/app/contact/{created['id']}/edit")
+        email.press("End")
+        email.press("Backspace")
+        page.get_by_role("button", name="Save").click()
+
+        expect(page.locator('[data-field="email"] .field-errors')).to_contain_text(
+            "Enter at most 20 characters"
+        )
+        expect(mark).to_be_hidden()
+
+
 # -- a tab with nothing in sight is not offered -----------------------------------
 
 

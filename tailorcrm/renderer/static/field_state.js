@@ -67,6 +67,10 @@
     email: new RegExp("^" + NOT_SPACE_AT + "+@" + NOT_SPACE_AT_DOT + "+(\\." + NOT_SPACE_AT_DOT + "+)+$"),
     phone: new RegExp("^\\+?\\(?[0-9][0-9 ().\\-/]*(" + SPACE + "*(x|ext\\.?)" + SPACE + "*[0-9]+)?$", "i")
   };
+  // Text the record service refuses in any text field: the NUL character, half
+  // of a UTF-16 pair.
+  var UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+  var TEXT_TYPES = ["text", "textarea", "email", "phone", "url"];
   var HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
   var IPV4_OCTET = /^(0|[1-9][0-9]{0,2})$/;
   // The lookup's text box, sent beside the id (see lookup.js).
@@ -318,7 +322,8 @@
     }
     if (type === "textarea") {
       // A long text keeps its spaces and lines as they are typed.
-      return text.replace(/\r\n/g, "\n");
+      var lines = text.replace(/\r\n/g, "\n");
+      return holds(field.control, lines) ? lines : null;
     }
     text = stripped;
     switch (type) {
@@ -350,10 +355,27 @@
         }
         return partlyKnown({ id: id }, field.name);
       case "url":
-        return webAddress(text) ? text : null;
+        return webAddress(text) && holds(field.control, text) ? text : null;
       default:
+        if (TEXT_TYPES.indexOf(type) !== -1 && !holds(field.control, text)) {
+          return null;
+        }
         return hasOwn.call(TEXT_CHECKS, type) && !TEXT_CHECKS[type].test(text) ? null : text;
     }
+  }
+
+  // Whether a text field holds text, as the record service checks it: no NUL
+  // or broken character, and no more characters (as Python counts them, by
+  // code point) than its maxlength. The input's maxlength keeps what is typed
+  // within it, counting UTF-16 units, but not a value stored before the
+  // field's limit was lowered, which the person may shorten and still leave
+  // too long.
+  function holds(control, text) {
+    if (UNSTORABLE.test(text)) {
+      return false;
+    }
+    var limit = control ? control.getAttribute("maxlength") : null;
+    return limit === null || Array.from(text).length <= Number(limit);
   }
 
   // Whether text is an IPv4 address as Python's ipaddress reads one: four
