@@ -554,6 +554,54 @@ def test_a_field_a_rule_requires_is_in_other_fields_with_its_live_state(
     assert fetch(rival_rule, "opportunity", deal["id"])["rival"] == "Harbour & Co"
 
 
+def test_a_new_form_judges_a_lookup_its_address_gives_outside_the_layout(
+    browser: Browser, pack: Platform
+) -> None:
+    # A related list's New button links to ?account=12; the layout leaves the
+    # account out, and the save keeps it all the same. Next step is required
+    # while the deal has no account: neither the form nor the save asks for it.
+    layout = json.loads(
+        (SALES_PACK / "layouts" / "opportunity.json").read_text(encoding="utf-8")
+    )
+    for tab in layout["form"]["tabs"]:
+        for section in tab["sections"]:
+            section["items"] = [
+                i for i in section["items"] if i != {"field": "account"}
+            ]
+    without_account = rule(
+        "next_step_without_account",
+        "opportunity",
+        "field_state",
+        field="next_step",
+        required_if={"is_blank": {"var": "account"}},
+    )
+    pack.store.apply([("", layout), ("", without_account)], actor="test")
+    harbour = create(pack, "account", name="Harbour Lights")
+    address = f"/app/opportunity/new?account={harbour['id']}"
+
+    sent = {
+        name: value
+        for name, value in posted().items()
+        if not name.startswith("account")
+    }
+
+    shown = page_of(browser, address)
+    refused = browser.post(address, sent)
+    saved = browser.post(address, {**sent, "title": "Pier"})
+
+    for page in (shown, refused.get_data(as_text=True)):
+        tags = elements(page)
+        box = next(i for i, e in enumerate(tags) if e.get("data-field") == "next_step")
+        mark = next(e for e in tags[box:] if "data-required-mark" in e.attrs)
+        form = next(e for e in tags if "data-field-state" in e.attrs)
+        assert "hidden" in mark.attrs
+        assert "aria-required" not in by_id(page, "f-next_step").attrs
+        state = json.loads(form["data-field-state"])
+        assert state["record"]["account"]["id"] == harbour["id"]
+    assert refused.status_code == 422
+    assert saved.status_code == 303
+
+
 # -- section visibility -------------------------------------------------------------
 
 BIG_DEAL = {">": [{"var": "amount"}, 10000]}

@@ -370,12 +370,15 @@ def form_rules(
     *,
     record: Mapping[str, Any] | None,
     placed: Collection[str],
+    addressed: Collection[str] = (),
 ) -> FormRules:
     """Field state of a form showing ``values``, and its context for the browser.
 
     :param record: the stored record (API form) when editing.
     :param placed: the fields the form sends; the others keep their stored (or,
         on a new record, their default) values.
+    :param addressed: on a new record, the fields its address gives values
+        for; those the form does not place are saved with these values.
     """
     computed = fixed_fields(session, entity)
     if not has_field_state(session, entity):
@@ -398,9 +401,28 @@ def form_rules(
         sent = [name for name in sent if name not in same]
         before = _shown_before(entity, values, record, stored, sent)
     typed.update(converted(entity, read_form(entity, values, editable=sent)))
+    unplaced: dict[str, Any] = {}
+    if stored is None:
+        # What a new record's address gives a field the form does not place (a
+        # related list's New button links to ?account=12) is saved with it
+        # (see _given_unplaced in _records.py), so the rules read it; a blank
+        # gives nothing, and a default still applies.
+        others = [
+            name
+            for name in addressed
+            if name in entity.fields and name not in placed and name not in computed
+        ]
+        unplaced = {
+            name: value
+            for name, value in converted(
+                entity, read_form(entity, values, editable=others)
+            ).items()
+            if value is not None
+        }
+        typed.update(unplaced)
     _withhold(session, runner, typed, stored)
     if stored is None:
-        given = set(placed) | {n for n, _ in runner.entity.defaults}
+        given = set(placed) | set(unplaced) | {n for n, _ in runner.entity.defaults}
         runner.prefill(typed, frozenset(given))
     state = _as_seen(session, entity, runner.form_state(typed, stored=stored))
     rules = _rules_of(session, entity, state, computed)

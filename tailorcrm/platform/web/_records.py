@@ -531,7 +531,12 @@ def _render_form(
     }
     names = display_names(session.connection, session.catalog, entity, [ids])
     rules = form_rules(
-        session, entity, values, record=record, placed=_placed(session, entity)
+        session,
+        entity,
+        values,
+        record=record,
+        placed=_placed(session, entity),
+        addressed=list(request.args) if record is None else (),
     )
     model = form_page(
         entity,
