@@ -1297,6 +1297,41 @@ def test_an_automation_sets_a_field_of_a_parent_that_the_save_makes_read_only(
     assert problems(by_hand) == [("tier", "read_only")]
 
 
+@pytest.mark.parametrize("rollup", [WON_COUNT, WON_TOTAL], ids=["count", "sum"])
+def test_a_parents_field_read_only_by_its_other_fields_stays_so_for_automations(
+    crm: Api, rollup: dict[str, Any]
+) -> None:
+    # The same automation on an account whose tier is read-only for a reason the
+    # save does not touch (its industry): judged on the account as the save
+    # found it, whole, the tier stays read-only, and winning the deal is
+    # refused. A sum is kept by adding to the stored total, which returns only
+    # some of the account's fields.
+    locked = rule(
+        "tier_locked", "account", "field_state", field="tier",
+        readonly_if={"==": [{"var": "industry"}, "energy"]},
+    )  # fmt: skip
+    promote = rule(
+        "promote", "account", "automation", trigger="update",
+        condition={"changed": rollup["field"]},
+        actions=[{"type": "set_field", "field": "tier", "value": "gold"}],
+    )  # fmt: skip
+    define(crm, rollup, locked, promote)
+    account = create(crm, "account", name="Quay", tier="standard", industry="energy")
+    deal = create(
+        crm, "opportunity", title="Bollard", account=account["id"], amount="40"
+    )
+
+    won = crm.patch(f"/opportunity/{deal['id']}", json={"stage": "won"})
+
+    assert won.status_code == 422, won.json
+    assert [(p["field"], p["code"]) for p in won.json["errors"]] == [
+        ("account.tier", "read_only")
+    ]
+    stored = read(crm, "account", account["id"])
+    assert stored["tier"] == "standard"
+    assert read(crm, "opportunity", deal["id"])["stage"] == "prospecting"
+
+
 def test_automations_that_trigger_each_other_stop_at_the_depth_limit(
     crm: Api,
 ) -> None:
