@@ -1441,6 +1441,16 @@ def test_a_circle_is_named_where_the_rule_saved_reads_the_next_field(
         ("total_from_account.expression.*[1]", "dependency_cycle")
     ]
     assert problems(rollup) == [("won_count.condition.and[1].>[0]", "dependency_cycle")]
+    # Each is told the circle from the field its rule computes.
+    assert formula.json["errors"][0]["message"] == (
+        "These fields would each need the other's value first: opportunity.total "
+        "-> account.won_total -> opportunity.total (rules total_from_account, "
+        "won_total)."
+    )
+    assert rollup.json["errors"][0]["message"].startswith(
+        "These fields would each need the other's value first: account.won_count "
+        "-> opportunity.touches -> account.won_count "
+    )
 
 
 def test_a_formula_that_reads_its_own_field_is_told_so(sales: Api) -> None:

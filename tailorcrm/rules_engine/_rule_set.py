@@ -400,12 +400,14 @@ def _cycle_problem(
     shapes: Mapping[str, EntityShape],
     new: Collection[str],
 ) -> tuple[str, ConditionProblem]:
-    names = " -> ".join(f"{entity}.{name}" for entity, name in [*loop, loop[0]])
     involved = [graph[node][0] for node in loop]
-    rules = ", ".join(sorted({rule.name for rule in involved}))
     at = next((i for i, r in enumerate(involved) if r.name in new), 0)
-    rule = involved[at]
-    path = _input_path(rule, loop[(at + 1) % len(loop)], shapes)
+    # The circle is told from the field of the rule it is the problem of.
+    loop, involved = loop[at:] + loop[:at], involved[at:] + involved[:at]
+    names = " -> ".join(f"{entity}.{name}" for entity, name in [*loop, loop[0]])
+    rules = ", ".join(sorted({rule.name for rule in involved}))
+    rule = involved[0]
+    path = _input_path(rule, loop[1 % len(loop)], shapes)
     if len(loop) == 1:
         ((entity, name),) = loop
         message = (
