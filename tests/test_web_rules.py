@@ -217,6 +217,30 @@ def test_a_problem_on_the_record_an_automation_updates_is_named_by_its_labels(
     assert "account.billing_postal_code" not in page
 
 
+def test_a_problem_a_rule_puts_on_a_column_every_record_has_is_named_by_its_label(
+    browser: Browser, pack: Platform
+) -> None:
+    # A validation may name the owner, which no form places: its problem is
+    # listed for the record as "Owner: ...", not as "owner_id: ...".
+    own_deals = rule(
+        "no_owner_title",
+        "opportunity",
+        "validation",
+        field="owner_id",
+        condition={"==": [{"var": "title"}, "Unowned"]},
+        message="Give the deal to someone.",
+    )
+    pack.store.apply([("", own_deals)], actor="test")
+    browser.get("/app/opportunity/new")
+
+    response = browser.post("/app/opportunity/new", posted(title="Unowned"))
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "Owner: Give the deal to someone." in text_of(page)
+    assert "owner_id" not in text_of(page)
+
+
 def test_a_form_with_the_loss_reason_saves_and_the_record_page_shows_it(
     browser: Browser, pack: Platform
 ) -> None:

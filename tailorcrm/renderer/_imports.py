@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..metadata import EntityDef
+from ._pages import SYSTEM_LABELS
 
 #: Row errors an import page lists; the rest are counted.
 ERRORS_SHOWN = 500
@@ -153,9 +154,13 @@ def problem_label(
     spec = entity.fields.get(name)
     if spec is not None:
         return str(spec.get("label", name))
+    if name in SYSTEM_LABELS:
+        # A rule may name a column every record has (a validation of owner_id).
+        return SYSTEM_LABELS[name]
     owner, _, field = name.partition(".")
     other = entities.get(owner)
     spec = other.fields.get(field) if other is not None else None
-    if other is None or spec is None:
+    label = str(spec.get("label", field)) if spec else SYSTEM_LABELS.get(field)
+    if other is None or label is None:
         return name
-    return f"{other.label} · {spec.get('label', field)}"
+    return f"{other.label} · {label}"

@@ -21,6 +21,7 @@ SYSTEM_LABELS = {
     "updated_at": "Last modified",
     "owner_id": "Owner",
     "created_by": "Created by",
+    "version": "Version",
 }
 SYSTEM_SPECS: dict[str, dict[str, Any]] = {
     "id": {"name": "id", "type": "integer", "label": "ID"},
