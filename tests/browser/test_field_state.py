@@ -1444,3 +1444,59 @@ def test_a_date_and_time_typed_back_after_a_refused_save_reads_as_stored(
             "required"
         )
         expect(mark).to_be_visible()
+
+
+@pytest.fixture
+def folded_next_step(live_server: LiveServer) -> Iterator[None]:
+    """The pack's opportunity form with Next step in a section shown folded. The
+    pack's layout comes back afterwards: the server is shared."""
+    layout = {
+        "kind": "layout",
+        "entity": "opportunity",
+        "form": {
+            "tabs": [
+                {
+                    "label": "Deal",
+                    "sections": [
+                        _section("Deal", ["title", "stage", "loss_reason"]),
+                        _section(
+                            "More",
+                            ["next_step"],
+                            collapsible=True,
+                            collapsed=True,
+                        ),
+                    ],
+                }
+            ]
+        },
+    }
+    platform = live_server.platform
+    platform.store.apply([("", layout)], actor="test")
+    yield
+    pack_layout = SALES_PACK / "layouts" / "opportunity.json"
+    document = json.loads(pack_layout.read_text(encoding="utf-8"))
+    platform.store.apply([("", document)], actor="test")
+
+
+@pytest.mark.usefixtures("next_step_when_won", "folded_next_step")
+def test_what_a_change_shows_hides_or_requires_is_said_and_not_left_folded(
+    page: Page,
+) -> None:
+    page.goto("/app/opportunity/new")
+    status = page.locator("form [data-state-status]")
+    stage = page.get_by_label("Stage")
+    more = page.locator("section.section details").filter(has_text="More")
+
+    expect(status).to_have_attribute("aria-live", "polite")
+    expect(status).to_have_text("")
+    expect(more).not_to_have_attribute("open", "")
+
+    stage.select_option(label="Closed lost")
+    expect(status).to_have_text("Shown: Loss reason (required). Hidden: Next step.")
+    stage.select_option(label="Closed won")
+    # Next step is now to be filled in: its folded section opens.
+    expect(status).to_have_text("Shown: Next step (required). Hidden: Loss reason.")
+    expect(more).to_have_attribute("open", "")
+    expect(page.get_by_label("Next step")).to_be_visible()
+    stage.select_option(label="Negotiation")
+    expect(status).to_have_text("No longer required: Next step.")

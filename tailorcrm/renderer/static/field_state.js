@@ -550,6 +550,7 @@
         box: box,
         name: name,
         type: box.getAttribute("data-type"),
+        label: box.getAttribute("data-label") || name,
         always: box.hasAttribute("data-always-required"),
         // Its conditions read what this person cannot see: the server decided
         // what they make of the field (data-state-fixed: whether they show it
@@ -646,6 +647,7 @@
       // A field with a problem stays in sight until the next save: the person
       // must see what to fix.
       field.visible = visible || hasError(field);
+      field.required = required;
       field.box.hidden = !field.visible;
       if (field.mark) {
         field.mark.hidden = !required;
@@ -712,7 +714,62 @@
       });
     }
 
+    // What a change of a value showed, hid or made required is said to screen
+    // readers (the boxes change out of their sight), once the page has settled.
+    var status = document.createElement("p");
+    status.className = "visually-hidden";
+    status.setAttribute("role", "status");
+    status.setAttribute("aria-live", "polite");
+    status.setAttribute("data-state-status", "");
+    form.appendChild(status);
+    var settled = false;
+
+    function states() {
+      return fields.map(function (field) {
+        return { visible: field.visible, required: Boolean(field.required) };
+      });
+    }
+
+    function announce(before, data) {
+      var shown = [];
+      var hidden = [];
+      var required = [];
+      var optional = [];
+      fields.forEach(function (field, index) {
+        var was = before[index];
+        var now = field.visible;
+        var label = field.label + (now && field.required ? " (required)" : "");
+        if (now && !was.visible) {
+          shown.push(label);
+        } else if (!now && was.visible) {
+          hidden.push(field.label);
+        } else if (now && field.required && !was.required) {
+          required.push(field.label);
+        } else if (now && !field.required && was.required) {
+          optional.push(field.label);
+        }
+        if (now && field.required && !was.required && Rules.isBlank(data[field.name])) {
+          // A field to fill in now is not left inside a closed section.
+          var details = field.box.closest("details");
+          if (details && !details.open) {
+            details.open = true;
+          }
+        }
+      });
+      var said = [];
+      [["Shown: ", shown], ["Hidden: ", hidden], ["Now required: ", required],
+        ["No longer required: ", optional]].forEach(function (part) {
+        if (part[1].length) {
+          said.push(part[0] + part[1].join(", ") + ".");
+        }
+      });
+      if (said.length) {
+        status.textContent = said.join(" ");
+      }
+    }
+
     function update() {
+      var before = states();
       missing = {};
       var data = record();
       sections.forEach(function (section) {
@@ -726,6 +783,10 @@
         applyField(field, data);
       });
       sections.forEach(applySection);
+      if (settled) {
+        announce(before, data);
+      }
+      settled = true;
       // The tabs (app.js) offer only those left with a section in sight.
       form.dispatchEvent(new Event("tailor:sections", { bubbles: true }));
       askForChosen(missing);
