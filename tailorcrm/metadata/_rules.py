@@ -258,20 +258,33 @@ def _whole_values(
         spec = entity.fields.get(str(action.get("field")))
         key = "value" if "value" in action else "expression"
         return [(spec, action.get(key), key)]
+    target, values = _action_values(entity, entities, action)
+    if target is None:
+        return []
+    return [
+        (target.fields.get(name), value, f"values.{name}")
+        for name, value in values.items()
+    ]
+
+
+def _action_values(
+    entity: EntityDef, entities: Mapping[str, EntityDef], action: Mapping[str, Any]
+) -> tuple[EntityDef | None, dict[str, Any]]:
+    """The entity that a ``create_record`` or ``update_related`` action writes
+    into and its ``values``; ``None`` for another action, or one whose entity or
+    values are not there to be read."""
+    kind = action.get("type")
     if kind == "create_record":
         target = entities.get(str(action.get("entity")))
     elif kind == "update_related":
         lookup = entity.fields.get(str(action.get("lookup")), {})
         target = entities.get(str(lookup.get("target")))
     else:
-        return []
+        return None, {}
     values = action.get("values")
     if target is None or not isinstance(values, dict):
-        return []
-    return [
-        (target.fields.get(name), value, f"values.{name}")
-        for name, value in values.items()
-    ]
+        return None, {}
+    return target, values
 
 
 def _blank(spec: dict[str, Any], value: Any) -> bool:
@@ -302,15 +315,8 @@ def _written_literals(
             given = _given(action.get("expression"), "expression")
             return [(spec, value, path) for value, path in given]
         return [(spec, action["value"], "value")]
-    if kind == "create_record":
-        target = entities.get(str(action.get("entity")))
-    elif kind == "update_related":
-        lookup = entity.fields.get(str(action.get("lookup")), {})
-        target = entities.get(str(lookup.get("target")))
-    else:
-        return []
-    values = action.get("values")
-    if target is None or not isinstance(values, dict):
+    target, values = _action_values(entity, entities, action)
+    if target is None:
         return []
     written = []
     for name, value in values.items():

@@ -212,17 +212,22 @@ def _writes_to_computed(
     found = []
     if isinstance(rule, DefaultRule) and (rule.entity, rule.field) in computed:
         other = computed[(rule.entity, rule.field)]
-        if _blames(other, rule, new):
-            message = (
-                f"The default rule {rule.name!r} fills {rule.entity}.{rule.field}, "
-                "which a computed field cannot take; change or delete it first."
+        found.append(
+            _clash(
+                other,
+                rule,
+                new,
+                blamed=(
+                    f"The default rule {rule.name!r} fills {rule.entity}."
+                    f"{rule.field}, which a computed field cannot take; change or "
+                    "delete it first."
+                ),
+                at="field",
+                told=(
+                    f"The field {rule.field!r} is computed by the rule {other.name!r}."
+                ),
             )
-            found.append((other.name, ConditionProblem("field", "computed", message)))
-        else:
-            message = (
-                f"The field {rule.field!r} is computed by the rule {other.name!r}."
-            )
-            found.append((rule.name, ConditionProblem("field", "computed", message)))
+        )
     if (
         isinstance(rule, FieldStateRule)
         and rule.required_if is not None
@@ -230,22 +235,24 @@ def _writes_to_computed(
     ):
         # No one can fill it: a save it is required in could only be refused.
         other = computed[(rule.entity, rule.field)]
-        if _blames(other, rule, new):
-            message = (
-                f"The field_state rule {rule.name!r} can make "
-                f"{rule.entity}.{rule.field} required, which no one could fill once "
-                "it is computed; change or delete that rule first."
+        found.append(
+            _clash(
+                other,
+                rule,
+                new,
+                blamed=(
+                    f"The field_state rule {rule.name!r} can make "
+                    f"{rule.entity}.{rule.field} required, which no one could fill "
+                    "once it is computed; change or delete that rule first."
+                ),
+                at="required_if",
+                told=(
+                    f"The field {rule.field!r} is computed by the rule "
+                    f"{other.name!r}, so no one can fill it; require the fields it "
+                    "is computed from instead."
+                ),
             )
-            found.append((other.name, ConditionProblem("field", "computed", message)))
-        else:
-            message = (
-                f"The field {rule.field!r} is computed by the rule {other.name!r}, "
-                "so no one can fill it; require the fields it is computed from "
-                "instead."
-            )
-            found.append(
-                (rule.name, ConditionProblem("required_if", "computed", message))
-            )
+        )
     if not isinstance(rule, AutomationRule):
         return found
     for key, actions in (
@@ -261,21 +268,42 @@ def _writes_to_computed(
                 path = f"{key}[{index}]." + (
                     "field" if action.type == "set_field" else f"values.{name}"
                 )
-                if _blames(writer, rule, new):
-                    message = (
-                        f"The automation {rule.name!r} writes {entity}.{name} (at "
-                        f"{path}), which automations cannot do to a computed "
-                        "field; change or delete that automation first."
+                found.append(
+                    _clash(
+                        writer,
+                        rule,
+                        new,
+                        blamed=(
+                            f"The automation {rule.name!r} writes {entity}.{name} "
+                            f"(at {path}), which automations cannot do to a "
+                            "computed field; change or delete that automation first."
+                        ),
+                        at=path,
+                        told=(
+                            f"{entity}.{name} is computed by the rule "
+                            f"{writer.name!r}; automations cannot write it."
+                        ),
                     )
-                    problem = ConditionProblem("field", "computed", message)
-                    found.append((writer.name, problem))
-                    continue
-                message = (
-                    f"{entity}.{name} is computed by the rule {writer.name!r}; "
-                    "automations cannot write it."
                 )
-                found.append((rule.name, ConditionProblem(path, "computed", message)))
     return found
+
+
+def _clash(
+    computing: Rule,
+    writer: Rule,
+    new: Collection[str],
+    *,
+    blamed: str,
+    at: str,
+    told: str,
+) -> tuple[str, ConditionProblem]:
+    """The problem of a rule that writes (or requires) a field that another
+    computes: the computing rule's at its ``field``, saying ``blamed``, when it
+    is the one sent (see :func:`_blames`); else the writer's at ``at``, saying
+    ``told``."""
+    if _blames(computing, writer, new):
+        return computing.name, ConditionProblem("field", "computed", blamed)
+    return writer.name, ConditionProblem(at, "computed", told)
 
 
 def _blames(computing: Rule, writer: Rule, new: Collection[str]) -> bool:

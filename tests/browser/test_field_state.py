@@ -898,16 +898,19 @@ def test_an_amount_the_field_cannot_hold_reads_as_blank_as_on_the_server(
 
 
 @contextmanager
-def amounts_at_most(live_server: LiveServer, limit: int) -> Iterator[None]:
-    """Lower the opportunity amount's maximum for the block, keeping the records
-    stored; put back afterwards: the server is shared."""
+def field_limited(
+    live_server: LiveServer, entity: str, field: str, **limits: Any
+) -> Iterator[None]:
+    """Give one field of ``entity`` new ``limits`` (a lower ``max``) for the
+    block, keeping the records stored; put back afterwards: the server is
+    shared."""
     store = live_server.platform.store
     with live_server.platform.reading() as (_, catalog):
-        document = catalog.entity("opportunity").document
+        document = catalog.entity(entity).document
     lowered = json.loads(json.dumps(document))
     for spec in lowered["fields"]:
-        if spec["name"] == "amount":
-            spec["max"] = limit
+        if spec["name"] == field:
+            spec.update(limits)
     store.apply([("", lowered)], actor="test")
     yield
     store.apply([("", document)], actor="test")
@@ -928,7 +931,7 @@ def test_an_amount_past_a_maximum_lowered_since_it_was_saved_reads_as_blank(
     mark = page.locator('[data-field="next_step"] [data-required-mark]')
     amount = page.get_by_label("Amount", exact=True)
 
-    with amounts_at_most(live_server, 2000):
+    with field_limited(live_server, "opportunity", "amount", max=2000):
         page.goto(f"/app/opportunity/{created['id']}/edit")
         expect(mark).to_be_visible()
         amount.fill("3000")
@@ -1064,22 +1067,6 @@ def test_an_address_is_read_with_the_spaces_and_hosts_the_server_reads(
     expect(mark).to_be_visible()
 
 
-@contextmanager
-def emails_at_most(live_server: LiveServer, limit: int) -> Iterator[None]:
-    """Lower the contact email's maximum length for the block, keeping the
-    records stored; put back afterwards: the server is shared."""
-    store = live_server.platform.store
-    with live_server.platform.reading() as (_, catalog):
-        document = catalog.entity("contact").document
-    lowered = json.loads(json.dumps(document))
-    for spec in lowered["fields"]:
-        if spec["name"] == "email":
-            spec["max_length"] = limit
-    store.apply([("", lowered)], actor="test")
-    yield
-    store.apply([("", document)], actor="test")
-
-
 @pytest.mark.usefixtures("reachable_contacts")
 def test_text_past_a_length_lowered_since_it_was_saved_reads_as_blank(
     page: Page, live_server: LiveServer
@@ -1099,7 +1086,7 @@ def test_text_past_a_length_lowered_since_it_was_saved_reads_as_blank(
     mark = page.locator('[data-field="title"] [data-required-mark]')
     email = page.get_by_label("Email")
 
-    with emails_at_most(live_server, 20):
+    with field_limited(live_server, "contact", "email", max_length=20):
         page.goto(f"/app/contact/{created['id']}/edit")
         expect(mark).to_be_visible()
         email.press("End")
