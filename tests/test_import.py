@@ -1047,6 +1047,26 @@ def test_cli_map_option_needs_field_and_column(cli: Invoke, tmp_path: Path) -> N
     assert "FIELD=COLUMN" in result.stderr
 
 
+def test_cli_map_option_refuses_one_field_mapped_to_two_columns(
+    cli: Invoke, sales: Platform, tmp_path: Path
+) -> None:
+    file = write(
+        tmp_path / "accounts.csv",
+        csv_text(["Company", "Trading name"], ["Ridgeway Holdings", "Ridgeway"]),
+    )
+
+    result = cli(
+        "import", "account", file, "--map", "name=Company", "--map", "name=Trading name"
+    )
+
+    assert result.exit_code == 2
+    assert (
+        "Invalid value for --map: 'name' is given two columns, 'Company' and "
+        "'Trading name'; map each field once."
+    ) in " ".join(result.stderr.split())
+    assert count(sales, "account") == 0
+
+
 def test_cli_import_lists_every_bad_row_and_imports_nothing(
     cli: Invoke, sales: Platform, tmp_path: Path
 ) -> None:

@@ -697,14 +697,23 @@ def import_command(
     username: str,
 ) -> None:
     """Import records of ENTITY from a CSV file."""
-    mapping = {}
+    mapping: dict[str, str] = {}
     for item in maps:
         field, sep, column = item.partition("=")
         if not sep or not field or not column:
             raise click.BadParameter(
                 f"{item!r} is not FIELD=COLUMN.", param_hint="--map"
             )
-        mapping[field.strip()] = column
+        field = field.strip()
+        if field in mapping:
+            # One field takes one column; the later option must not quietly
+            # win over the earlier one, as the import page refuses it too.
+            raise click.BadParameter(
+                f"{field!r} is given two columns, {mapping[field]!r} and "
+                f"{column!r}; map each field once.",
+                param_hint="--map",
+            )
+        mapping[field] = column
     platform = _platform()
     try:
         actor = _actor(platform, username)
