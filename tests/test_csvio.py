@@ -113,6 +113,20 @@ def test_lines_that_end_in_a_carriage_return_alone_are_rows(bom: bytes) -> None:
     assert rows_of(data) == [(2, ["Ada", "Lyon"]), (4, ["Bo", "Porto"])]
 
 
+def test_lines_ending_in_a_carriage_return_may_quote_a_line_feed() -> None:
+    # A spreadsheet that ends its lines in CR alone writes a cell's own line
+    # break as a line feed, inside the quotes.
+    data = b'Name,Notes\rAda,"first line\nsecond line"\rBo,short\rCy,"a\nb"\r'
+
+    rows = rows_of(data)
+
+    assert rows == [
+        (2, ["Ada", "first line\nsecond line"]),
+        (3, ["Bo", "short"]),
+        (4, ["Cy", "a\nb"]),
+    ]
+
+
 def test_last_row_without_line_ending_is_read() -> None:
     assert rows_of(b"Name,City\nAda,Lyon") == [(2, ["Ada", "Lyon"])]
 

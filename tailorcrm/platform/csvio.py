@@ -175,17 +175,20 @@ def _decoded_lines(stream: BinaryIO) -> Iterator[str]:
         return
     if first.startswith(codecs.BOM_UTF8):
         first = first[len(codecs.BOM_UTF8) :]
-    opening = [first]
-    if not first.endswith(b"\n") and b"\r" in first.rstrip(b"\r"):
-        # No line feed at all, but carriage returns between lines: lines that end
-        # in CR alone, as some spreadsheets save "CSV (Macintosh)". The whole file
-        # came as one line.
-        opening = first.splitlines(keepends=True)
-    for raw in itertools.chain(opening, raws):
-        try:
-            yield raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _UndecodableLine from None
+    # Lines that end in CR alone, as some spreadsheets save "CSV (Macintosh)",
+    # are known by the first line break. Such a file may still hold a line feed
+    # inside a quoted value, where a cell has a line break of its own, so every
+    # piece read up to a line feed is split at its carriage returns, not only
+    # the first. In a file whose lines end in LF or CRLF a carriage return alone
+    # stays where it is, for the reader to take or refuse.
+    first_break = first.find(b"\r")
+    cr_alone = first_break != -1 and first[first_break + 1 : first_break + 2] != b"\n"
+    for raw in itertools.chain([first], raws):
+        for line in raw.splitlines(keepends=True) if cr_alone else [raw]:
+            try:
+                yield line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _UndecodableLine from None
 
 
 def _peek_header(
