@@ -953,6 +953,45 @@ def test_a_key_repeated_in_the_file_is_an_error_in_any_batch(
     ]
 
 
+@pytest.mark.usefixtures("crm")
+def test_a_key_repeated_in_the_file_is_told_also_on_a_row_with_other_problems(
+    platform: Platform,
+) -> None:
+    load(platform, "opportunity", "erp_code,title,amount\nE-1,Harbour refit,10\n")
+    bad_first = csv_text(
+        ["erp_code", "title", "amount"],
+        ["E-1", "Harbour refit", "lots"],
+        ["E-1", "Harbour refit", "11"],
+    )
+    bad_last = csv_text(
+        ["erp_code", "title", "amount"],
+        ["E-1", "Harbour refit", "12"],
+        ["E-1", "Harbour refit", "lots"],
+    )
+
+    with pytest.raises(ImportFailed) as refused:
+        load(platform, "opportunity", bad_last, key="erp_code")
+    skipped = load(
+        platform, "opportunity", bad_first, key="erp_code", skip_bad_rows=True
+    )
+
+    assert located(refused.value.report.errors) == [
+        (3, "amount", "invalid_decimal"),
+        (3, "erp_code", "duplicate_key"),
+    ]
+    assert refused.value.report.errors[1].message == (
+        "ERP code 'E-1' already appears in row 2 of this file."
+    )
+    assert (skipped.updated, skipped.failed_rows) == (0, 2)
+    assert located(skipped.errors) == [
+        (2, "amount", "invalid_decimal"),
+        (3, "erp_code", "duplicate_key"),
+    ]
+    assert stored(platform, "opportunity", "erp_code", "amount") == [
+        ("E-1", Decimal("10"))
+    ]
+
+
 # -- the command line ----------------------------------------------------------------
 
 

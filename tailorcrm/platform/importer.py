@@ -447,7 +447,9 @@ class Importer:
             ]
         )
         for number, data, problems, deferred in parsed:
-            if key is not None and not problems:
+            # A row with other problems still names its record: its key counts
+            # too, so a key given twice is told whichever of its rows is bad.
+            if key is not None and _key_was_read(key, problems):
                 problems += self._repeated_key(key, data.get(key), number)
             if number in self.excluded:
                 self._failed_row(number, data)
@@ -989,6 +991,12 @@ class Importer:
     def _fail(self, report: ImportReport, number: int, problems: list[Problem]) -> None:
         report.failed_rows += 1
         _note(report, number, problems)
+
+
+def _key_was_read(key: str, problems: Sequence[Problem]) -> bool:
+    """Whether a row was split into cells and its key cell read (blank or not):
+    otherwise the problem already told stands for the key's."""
+    return all(problem.field not in (None, key) for problem in problems)
 
 
 def _note(report: ImportReport, number: int, problems: Sequence[Problem]) -> None:
