@@ -1455,6 +1455,27 @@ def test_a_lookup_cell_naming_two_records_is_an_error(platform: Platform) -> Non
     assert stored(platform, "opportunity", "title", "account") == [("Other", 3)]
 
 
+def test_a_file_whose_columns_match_no_field_is_refused(platform: Platform) -> None:
+    # Nothing is required of a note, so each row would be saved blank.
+    document = {
+        "name": "note",
+        "label": "Note",
+        "fields": [{"name": "body", "type": "textarea", "label": "Body"}],
+    }
+    platform.store.apply([("note", document)], actor="test")
+    data = csv_text(["Company", "City"], ["Ridgeway", "Lyon"], ["Ashgrove", "Porto"])
+
+    with pytest.raises(BadRequest) as excinfo:
+        load(platform, "note", data)
+
+    assert excinfo.value.message == (
+        "No column of the file matches a field of Note; name the columns after "
+        "its fields or their labels, or map them with --map FIELD=COLUMN. "
+        "Nothing was imported."
+    )
+    assert count(platform, "note") == 0
+
+
 @pytest.mark.usefixtures("crm")
 def test_a_column_named_like_a_field_beats_a_label(platform: Platform) -> None:
     document = {

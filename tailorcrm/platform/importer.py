@@ -369,6 +369,15 @@ class Importer:
             auto=auto_match,
             computed=self.computed,
         )
+        if not columns:
+            # Every row would be saved with defaults alone: a file meant for
+            # another entity, or one read with the wrong delimiter, would add
+            # blank records rather than be refused.
+            raise BadRequest(
+                f"No column of the file matches a field of {self.entity.label}; "
+                "name the columns after its fields or their labels, or map them "
+                "with --map FIELD=COLUMN. Nothing was imported."
+            )
         if key is not None and key not in columns:
             raise BadRequest(f"--key {key}: the file has no column for {key!r}.")
         access = self.entity.access
