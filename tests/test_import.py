@@ -642,6 +642,30 @@ def test_key_must_be_an_external_id_with_a_column(platform: Platform) -> None:
     assert "no column for 'erp_code'" in no_column.value.message
 
 
+@pytest.mark.usefixtures("crm")
+def test_a_key_a_formula_computes_is_told_so_not_missing(platform: Platform) -> None:
+    coded = {
+        "kind": "rule",
+        "name": "erp_code_from_title",
+        "entity": "opportunity",
+        "type": "formula",
+        "label": "ERP code from the title",
+        "field": "erp_code",
+        "expression": {"cat": ["E-", {"var": "title"}]},
+    }
+    platform.store.apply([("", coded)], actor="test")
+    data = csv_text(["title", "erp_code"], ["Harbour refit", "E-Harbour refit"])
+
+    with pytest.raises(BadRequest) as computed:
+        load(platform, "opportunity", data, key="erp_code")
+
+    assert computed.value.message == (
+        "--key erp_code: a rule computes 'erp_code', so the file cannot give it; "
+        "choose an external-id field that the file fills."
+    )
+    assert stored(platform, "opportunity", "title") == []
+
+
 def test_lookups_are_resolved_by_external_id_and_display_field(
     sales: Platform,
 ) -> None:

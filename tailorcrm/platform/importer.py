@@ -378,6 +378,13 @@ class Importer:
                 "name the columns after its fields or their labels, or map them "
                 "with --map FIELD=COLUMN. Nothing was imported."
             )
+        if key is not None and key in self.computed:
+            # Its column is left out with the other computed fields: naming it
+            # missing would send the person looking for a column that is there.
+            raise BadRequest(
+                f"--key {key}: a rule computes {key!r}, so the file cannot give "
+                "it; choose an external-id field that the file fills."
+            )
         if key is not None and key not in columns:
             raise BadRequest(f"--key {key}: the file has no column for {key!r}.")
         access = self.entity.access
