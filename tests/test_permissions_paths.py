@@ -362,6 +362,42 @@ def test_a_shared_view_on_a_hidden_field_shows_the_caller_nothing(
     assert "cannot see" in text
 
 
+def test_a_view_shows_nothing_notice_only_while_its_filter_is_in_force(
+    desk: Desk,
+) -> None:
+    """Removing the chip of a view that shows the caller nothing lists their
+    records under the view's name: the page no longer says it shows none. While
+    the chip stays, other filters beside it keep the notice."""
+    with desk.platform.transaction() as (connection, catalog):
+        admin = find_user(connection, "admin")
+        view = save_view(
+            connection,
+            catalog,
+            admin,
+            {
+                "entity": "opportunity",
+                "label": "ERP deals",
+                "shared": True,
+                "filter": {"starts_with": [{"var": "erp_code"}, "E"]},
+            },
+        )
+    notice = "This view filters on fields you cannot see"
+
+    in_force = desk.browser.get(
+        f"/app/opportunity?view={view['id']}&sort=-title&stage=won"
+        "&filter=%7B%22or%22%3A%5B%5D%7D"
+    )
+    unfiltered = desk.browser.get(f"/app/opportunity?view={view['id']}&sort=-title")
+
+    in_force_text = text_of(in_force.get_data(as_text=True))
+    assert notice in in_force_text
+    assert "Orchard pumps" not in in_force_text
+    unfiltered_text = text_of(unfiltered.get_data(as_text=True))
+    assert unfiltered.status_code == 200
+    assert "Orchard pumps" in unfiltered_text
+    assert notice not in unfiltered_text
+
+
 def test_a_lookup_filter_to_an_entity_the_caller_cannot_read_finds_no_name(
     desk: Desk,
 ) -> None:

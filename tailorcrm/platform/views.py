@@ -60,6 +60,10 @@ READ_ONLY_KEYS = frozenset(
 # Checks need some user for conditions that read $user; only its shape matters.
 _ANY_USER = {"id": 0, "username": "", "roles": []}
 
+#: What a view's filter reads as to a user whose roles or details it does not
+#: fit: a condition that selects no record.
+NOTHING: dict[str, list[Any]] = {"or": []}
+
 
 @dataclass(frozen=True)
 class ViewUpdate:

@@ -55,7 +55,7 @@ from ..query import (
     search_condition,
     sort_applies,
 )
-from ..views import filter_problems, get_view, list_views
+from ..views import NOTHING, filter_problems, get_view, list_views
 from ._blueprint import web
 from ._context import LINKS, locale, render, web_session, whole_number
 from ._filters import (
@@ -324,7 +324,7 @@ def render_list(
         retry_href=(
             list_href(entity.name, kept) if _order_problem(error, params) else None
         ),
-        notice=str(view.get("notice") or "") if view is not None else "",
+        notice=_notice(kept, view),
     )
     return render(
         "list.html",
@@ -745,3 +745,29 @@ def _changed(entity: EntityDef, state: Pairs, view: Mapping[str, Any]) -> bool:
         return sorted(found)
 
     return comparable(state) != comparable(view_pairs(entity, view))
+
+
+def _notice(state: Pairs, view: Mapping[str, Any] | None) -> str:
+    """The notice of the view in use, while it holds for the list shown.
+
+    A view whose filter the caller's roles or details do not fit reads as
+    ``{"or": []}`` to them, which the list carries as its ``filter``, and its
+    notice says that it shows them nothing. Once they remove that chip, the
+    list shows records under the view's name, and the notice would contradict
+    it.
+    """
+    if view is None:
+        return ""
+    notice = str(view.get("notice") or "")
+    if view["filter"] == NOTHING and not any(
+        key == "filter" and _reads_nothing(value) for key, value in state
+    ):
+        return ""
+    return notice
+
+
+def _reads_nothing(text: str) -> bool:
+    try:
+        return bool(json.loads(text) == NOTHING)
+    except (ValueError, RecursionError):
+        return False
