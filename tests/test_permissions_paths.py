@@ -398,6 +398,47 @@ def test_a_view_shows_nothing_notice_only_while_its_filter_is_in_force(
     assert notice not in unfiltered_text
 
 
+def test_an_own_view_over_a_field_hidden_since_keeps_its_filter_when_renamed(
+    desk: Desk,
+) -> None:
+    """The clerk's view filters on Next step, which their role hides since: the
+    list says it shows nothing, without bidding them save it so, and renaming
+    it keeps the filter for when the field is theirs again."""
+    calls = {"contains": [{"lower": {"var": "next_step"}}, "call"]}
+    view = desk.api.post(
+        "/meta/views?entity=opportunity",
+        json={"entity": "opportunity", "label": "Calls", "filter": calls},
+    ).json
+    hidden = json.loads(json.dumps(CLERK))
+    hidden["entities"]["opportunity"]["fields"]["next_step"] = "hidden"
+    assert desk.admin.put("/meta/roles/clerk", json=hidden).status_code == 200
+
+    listed = desk.browser.get(
+        f"/app/opportunity?view={view['id']}", follow_redirects=True
+    )
+    renamed = desk.browser.post(
+        f"/app/opportunity/views/{view['id']}",
+        {
+            "action": "edit",
+            "label": "Call backs",
+            "columns": "title",
+            "page_size": "25",
+        },
+    )
+    assert desk.admin.put("/meta/roles/clerk", json=CLERK).status_code == 200
+    read = desk.api.get(f"/meta/views/{view['id']}").json
+
+    text = text_of(listed.get_data(as_text=True))
+    assert "This view filters on fields you cannot see" in text
+    assert "keep it this way" not in text
+    assert renamed.status_code == 303
+    assert (read["label"], read["filter"], read["notice"]) == (
+        "Call backs",
+        calls,
+        None,
+    )
+
+
 def test_a_lookup_filter_to_an_entity_the_caller_cannot_read_finds_no_name(
     desk: Desk,
 ) -> None:

@@ -474,6 +474,61 @@ def test_a_shared_view_on_an_attribute_a_user_lacks_shows_them_nothing(
     assert _selected(people.admin, shared) == ["Late"]
 
 
+def test_a_view_sent_back_while_it_shows_its_owner_nothing_keeps_its_filter(
+    people: People, sales: Platform
+) -> None:
+    """The owner lost the attribute their view's filter reads, so it reads to
+    them as selecting nothing: renaming it, or saving it with one more filter,
+    keeps the filter they cannot be shown, which works again once the
+    attribute is back."""
+    with sales.transaction() as (connection, _):
+        set_user_attributes(connection, "seller", {"fiscal_start": "2024-04-01"})
+    _closing_deals(people.seller)
+    saved = people.seller.post("/meta/views", json=THIS_FISCAL_YEAR).json
+    with sales.transaction() as (connection, _):
+        set_user_attributes(connection, "seller", {})
+    read = people.seller.get(f"/meta/views/{saved['id']}").json
+    late = {"==": [{"var": "title"}, "Late"]}
+
+    renamed = people.seller.put(
+        f"/meta/views/{saved['id']}", json={**read, "label": "Fiscal year"}
+    )
+    narrowed = people.seller.put(
+        f"/meta/views/{saved['id']}",
+        json={**read, "filter": {"and": [{"or": []}, late]}},
+    )
+    with sales.transaction() as (connection, _):
+        set_user_attributes(connection, "seller", {"fiscal_start": "2024-04-01"})
+    again = people.seller.get(f"/meta/views/{saved['id']}").json
+
+    assert read["filter"] == {"or": []}
+    assert renamed.status_code == 200, renamed.json
+    assert renamed.json["filter"] == {"or": []}
+    assert renamed.json["label"] == "Fiscal year"
+    assert narrowed.status_code == 200, narrowed.json
+    assert again["filter"] == {"and": [THIS_FISCAL_YEAR["filter"], late]}
+    assert again["notice"] is None
+    assert _selected(people.seller, again) == ["Late"]
+
+
+def test_a_view_sent_back_with_a_filter_of_its_own_replaces_the_unseen_one(
+    people: People, sales: Platform
+) -> None:
+    with sales.transaction() as (connection, _):
+        set_user_attributes(connection, "seller", {"fiscal_start": "2024-04-01"})
+    saved = people.seller.post("/meta/views", json=THIS_FISCAL_YEAR).json
+    with sales.transaction() as (connection, _):
+        set_user_attributes(connection, "seller", {})
+    won = {"==": [{"var": "stage"}, "won"]}
+
+    changed = people.seller.put(
+        f"/meta/views/{saved['id']}", json={**THIS_FISCAL_YEAR, "filter": won}
+    )
+
+    assert changed.status_code == 200, changed.json
+    assert changed.json["filter"] == won
+
+
 # -- following the entity's changes ------------------------------------------------
 
 

@@ -151,6 +151,8 @@ def save_view(
             "The view was refused; nothing was saved.", problems=problems
         )
     body = _complete(document, catalog)
+    if existing is not None:
+        body["filter"] = _unseen_filter_kept(body["filter"], existing, catalog, user)
     values = {
         "entity": body["entity"],
         "label": body["label"],
@@ -170,6 +172,33 @@ def save_view(
         saved_views.update().where(saved_views.c.id == existing.id).values(values)
     )
     return get_view(connection, catalog, user, int(existing.id))
+
+
+def _unseen_filter_kept(
+    sent: Any, existing: sa.Row[Any], catalog: Catalog, user: User
+) -> Any:
+    """The filter to store when ``user`` sends back a view whose filter reads
+    as :data:`NOTHING` to them (it reads a field their roles hide, or details
+    they lack).
+
+    They were never shown the stored filter, so a view read and sent back
+    renamed, or a list that shows it saved with another sort or another filter
+    beside it, carries :data:`NOTHING` where the filter was: the stored filter
+    stays in its place, rather than be lost for good. A filter sent without it
+    replaces the stored one.
+    """
+    stored = existing.body.get("filter")
+    if stored is None or stored == NOTHING:
+        return sent
+    live, _ = _live_filter(stored, catalog.entity(existing.entity), user)
+    if live != NOTHING:
+        return sent
+    if sent == NOTHING:
+        return stored
+    if isinstance(sent, dict) and list(sent) == ["and"] and NOTHING in sent["and"]:
+        items = [stored if item == NOTHING else item for item in sent["and"]]
+        return stored if len(items) == 1 else {"and": items}
+    return sent
 
 
 def _label_problems(

@@ -459,6 +459,10 @@ class ListPage:
     retry_href: str | None = None
     #: A notice from the view in use (its filter was cleared, say).
     notice: str = ""
+    #: Whether saving the view keeps the list as the notice describes it: a
+    #: cleared filter, yes; a filter that shows the caller nothing is kept as
+    #: stored, so saving changes nothing the notice says.
+    notice_saved: bool = True
     total_text: str = ""
     import_href: str = ""
     #: How many of the rows listed an export leaves out, and why (the caller's

@@ -325,6 +325,7 @@ def render_list(
             list_href(entity.name, kept) if _order_problem(error, params) else None
         ),
         notice=_notice(kept, view),
+        notice_saved=view is None or view["filter"] != NOTHING,
     )
     return render(
         "list.html",
