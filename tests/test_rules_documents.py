@@ -1986,3 +1986,58 @@ def test_meta_apply_reports_bad_rules_with_file_and_path(
     assert "won.json: won_total.of: opportunity has no field 'amont'." in result.output
     listed = runner.invoke(main, ["meta", "export", str(tmp_path / "out")])
     assert "There are no entities to export." in listed.output
+
+
+def test_a_picklist_compared_with_a_choice_s_label_is_refused(sales: Api) -> None:
+    # Stages are stored as their values (won), industries as retail: text that
+    # names a choice by its label, or a value in other letter case, would never
+    # be equal to what a record holds.
+    labels = rule(
+        "won_needs_reason",
+        "opportunity",
+        "validation",
+        condition={
+            "and": [
+                {"==": [{"var": "stage"}, "Won"]},
+                {"in": [{"var": "account.industry"}, ["energy", "Retail"]]},
+                {"!=": ["Negotiation", {"var": "$prior.stage"}]},
+            ]
+        },
+        message="Say why.",
+    )
+    rollup = rule(
+        "won_total",
+        "account",
+        "rollup",
+        field="won_total",
+        relation={"entity": "opportunity", "lookup": "account"},
+        function="sum",
+        of="amount",
+        condition={"==": [{"var": "stage"}, "WON"]},
+    )
+    legacy = rule(
+        "legacy_stage",
+        "opportunity",
+        "validation",
+        # A value no longer offered (old records may hold it) is no label.
+        condition={"or": [{"==": [{"var": "stage"}, "archived"]},
+                          {"==": [{"var": "title"}, "Won"]}]},
+        message="Archived deals are read-only.",
+    )  # fmt: skip
+
+    refused = sales.put("/meta/rules/won_needs_reason", json=labels)
+    refused_rollup = sales.put("/meta/rules/won_total", json=rollup)
+    accepted = sales.put("/meta/rules/legacy_stage", json=legacy)
+
+    assert refused.status_code == 422
+    assert problems(refused) == [
+        ("won_needs_reason.condition.and[0].==[1]", "choice_label"),
+        ("won_needs_reason.condition.and[1].in[1][1]", "choice_label"),
+        ("won_needs_reason.condition.and[2].!=[0]", "choice_label"),
+    ]
+    assert refused.json["errors"][0]["message"] == (
+        "'Won' is not a value of 'stage' but stands for its choice 'won': a "
+        "condition compares a picklist's values, never its labels, so write 'won'."
+    )
+    assert problems(refused_rollup) == [("won_total.condition.==[1]", "choice_label")]
+    assert accepted.status_code in (200, 201), accepted.json

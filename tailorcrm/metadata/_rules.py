@@ -167,6 +167,7 @@ def compile_rules(
         if rule is not None:
             if not lenient:
                 problems += _literal_values(document, entities)
+                problems += _labels_compared(document, entities)
             compiled[name] = rule
     for name, problem in check_rule_set(list(compiled.values()), shapes, new=new):
         problems.append(_problem(name, problem))
@@ -215,6 +216,114 @@ def _literal_values(
             found = rule_problem_path(document["name"], path)
             problems.append(Problem(found, "invalid_value", message))
     return problems + _blanks_for_required(document, entity, entities)
+
+
+#: The parts of a rule document that read a record, and the comparisons in them
+#: whose text may stand for a picklist's choice.
+_READERS = ("condition", "expression", "visible_if", "required_if", "readonly_if")
+_EQUALITIES = frozenset({"==", "!=", "===", "!=="})
+
+
+def _labels_compared(
+    document: Mapping[str, Any], entities: Mapping[str, EntityDef]
+) -> list[Problem]:
+    """Text compared with a picklist that is no value of its choices but a
+    choice's label, or a value in other letter case (``"Closed won"`` or
+    ``"Won"`` for the choice ``won``): a condition compares values, so such a
+    comparison never holds, and the value was meant. Other text (a value no
+    longer offered, which old records may hold) is left alone."""
+    name = document.get("entity")
+    if document.get("type") == "rollup":
+        # Its condition reads the children.
+        relation = document.get("relation")
+        name = relation.get("entity") if isinstance(relation, dict) else None
+    entity = entities.get(str(name))
+    if entity is None:
+        return []
+    problems = []
+    for key in _READERS:
+        for text, path, spec in _compared_texts(
+            document.get(key), key, entity, entities
+        ):
+            meant = _meant_choice(spec, text)
+            if meant is None:
+                continue
+            message = (
+                f"{text!r} is not a value of {spec['name']!r} but stands for its "
+                f"choice {meant!r}: a condition compares a picklist's values, "
+                f"never its labels, so write {meant!r}."
+            )
+            found = rule_problem_path(document["name"], path)
+            problems.append(Problem(found, "choice_label", message))
+    return problems
+
+
+def _compared_texts(
+    node: Any, path: str, entity: EntityDef, entities: Mapping[str, EntityDef]
+) -> Iterable[tuple[str, str, dict[str, Any]]]:
+    """The texts that ``node`` compares with a picklist field it reads (by
+    ``==`` and the like, or ``in`` a list written out), with their paths and
+    the field's spec."""
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _compared_texts(item, f"{path}[{index}]", entity, entities)
+        return
+    if not isinstance(node, dict) or len(node) != 1:
+        return
+    ((op, operand),) = node.items()
+    at = f"{path}.{op}"
+    items = operand if isinstance(operand, list) else [operand]
+    if op in _EQUALITIES and len(items) == 2:
+        for one, other in ((0, 1), (1, 0)):
+            spec = _picklist_read(items[one], entity, entities)
+            if spec is not None and isinstance(items[other], str):
+                yield items[other], f"{at}[{other}]", spec
+    if op == "in" and len(items) == 2 and isinstance(items[1], list):
+        spec = _picklist_read(items[0], entity, entities)
+        if spec is not None:
+            for index, item in enumerate(items[1]):
+                if isinstance(item, str):
+                    yield item, f"{at}[1][{index}]", spec
+    for index, item in enumerate(items):
+        yield from _compared_texts(item, f"{at}[{index}]", entity, entities)
+
+
+def _picklist_read(
+    node: Any, entity: EntityDef, entities: Mapping[str, EntityDef]
+) -> dict[str, Any] | None:
+    """The spec of the picklist field that ``node`` reads with ``var`` (of the
+    record, before a change, or through lookups), if it reads one."""
+    if not isinstance(node, dict) or list(node) != ["var"]:
+        return None
+    name = node["var"]
+    if isinstance(name, list) and name:
+        name = name[0]
+    if not isinstance(name, str):
+        return None
+    parts = name.removeprefix("$prior.").split(".")
+    current: EntityDef | None = entity
+    for part in parts[:-1]:
+        spec = current.fields.get(part) if current is not None else None
+        if spec is None or spec["type"] != "lookup":
+            return None
+        current = entities.get(str(spec["target"]))
+    spec = current.fields.get(parts[-1]) if current is not None else None
+    return spec if spec is not None and spec["type"] == "picklist" else None
+
+
+def _meant_choice(spec: Mapping[str, Any], text: str) -> str | None:
+    """The value of the choice that ``text`` names by its label or in other
+    letter case, when ``text`` is no value of ``spec``'s choices."""
+    options = [o for o in spec.get("options", []) if isinstance(o, dict)]
+    values = [str(option.get("value")) for option in options]
+    if text in values:
+        return None
+    folded = text.strip().casefold()
+    for option, value in zip(options, values, strict=True):
+        label = str(option.get("label", ""))
+        if folded in (value.casefold(), label.casefold()):
+            return value
+    return None
 
 
 def _blanks_for_required(
