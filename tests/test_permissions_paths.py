@@ -334,12 +334,11 @@ def test_a_form_keeps_a_lookup_to_a_record_the_caller_cannot_read(
     assert stored["account"] == desk.hidden_account
 
 
-def test_a_shared_view_on_a_hidden_field_shows_the_caller_nothing(
-    desk: Desk,
-) -> None:
+def _shared_erp_view(desk: Desk) -> dict[str, Any]:
+    """A view the admin shares, filtering on the ERP code the clerk cannot see."""
     with desk.platform.transaction() as (connection, catalog):
         admin = find_user(connection, "admin")
-        view = save_view(
+        return save_view(
             connection,
             catalog,
             admin,
@@ -350,6 +349,12 @@ def test_a_shared_view_on_a_hidden_field_shows_the_caller_nothing(
                 "filter": {"starts_with": [{"var": "erp_code"}, "E"]},
             },
         )
+
+
+def test_a_shared_view_on_a_hidden_field_shows_the_caller_nothing(
+    desk: Desk,
+) -> None:
+    view = _shared_erp_view(desk)
 
     page = desk.browser.get(
         f"/app/opportunity?view={view['id']}", follow_redirects=True
@@ -368,19 +373,7 @@ def test_a_view_shows_nothing_notice_only_while_its_filter_is_in_force(
     """Removing the chip of a view that shows the caller nothing lists their
     records under the view's name: the page no longer says it shows none. While
     the chip stays, other filters beside it keep the notice."""
-    with desk.platform.transaction() as (connection, catalog):
-        admin = find_user(connection, "admin")
-        view = save_view(
-            connection,
-            catalog,
-            admin,
-            {
-                "entity": "opportunity",
-                "label": "ERP deals",
-                "shared": True,
-                "filter": {"starts_with": [{"var": "erp_code"}, "E"]},
-            },
-        )
+    view = _shared_erp_view(desk)
     notice = "This view filters on fields you cannot see"
 
     in_force = desk.browser.get(
