@@ -2041,3 +2041,44 @@ def test_a_picklist_compared_with_a_choice_s_label_is_refused(sales: Api) -> Non
     )
     assert problems(refused_rollup) == [("won_total.condition.==[1]", "choice_label")]
     assert accepted.status_code in (200, 201), accepted.json
+
+
+@pytest.mark.parametrize(
+    ("address", "name", "takes"),
+    [
+        ("/meta/rules?entty=account", "entty", "entity"),
+        ("/meta/rules?entity=account&Entity=opportunity", "Entity", "entity"),
+        ("/meta/rules/loss_reason_required?dry_run=1", "dry_run", "none"),
+        ("/meta/rules/loss_reason_required/history?limit=5", "limit", "none"),
+        ("/meta/schemas/rule?kind=rule", "kind", "none"),
+    ],
+)
+def test_a_rule_read_refuses_a_parameter_it_does_not_read(
+    sales: Api, address: str, name: str, takes: str
+) -> None:
+    sales.put("/meta/rules/loss_reason_required", json=LOSS_REASON_REQUIRED)
+
+    response = sales.get(address)
+
+    path = "/api/v1" + address.partition("?")[0]
+    message = f"GET {path} has no such parameter; it takes {takes}."
+    assert response.status_code == 400, response.json
+    assert response.json["detail"] == f"{name}: {message}"
+    assert response.json["errors"] == [
+        {"field": name, "code": "unknown_parameter", "message": message}
+    ]
+
+
+def test_a_rule_list_refuses_entity_given_twice(sales: Api) -> None:
+    sales.put("/meta/rules/loss_reason_required", json=LOSS_REASON_REQUIRED)
+
+    response = sales.get("/meta/rules?entity=account&entity=opportunity")
+
+    assert response.status_code == 400, response.json
+    assert response.json["errors"] == [
+        {
+            "field": "entity",
+            "code": "invalid_parameter",
+            "message": "give this parameter only once.",
+        }
+    ]

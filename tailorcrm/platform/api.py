@@ -218,6 +218,17 @@ def _refuse_unknown_write_parameters() -> None:
             "send it without dry_run to make the change.",
         )
     known: frozenset[str] = getattr(view, "query_parameters", frozenset())
+    refuse_unknown_parameters(known, outcome=" Nothing was changed.")
+
+
+def refuse_unknown_parameters(known: frozenset[str], *, outcome: str = "") -> None:
+    """Refuse the request if it has a query parameter not in ``known``.
+
+    :param outcome: a sentence that the detail ends with, such as what the
+        refusal left unchanged.
+    :raises BadRequest: naming each unknown parameter (``unknown_parameter``)
+        and the parameters the endpoint takes.
+    """
     unknown = [name for name in dict.fromkeys(request.args) if name not in known]
     if unknown:
         takes_text = (
@@ -227,7 +238,7 @@ def _refuse_unknown_write_parameters() -> None:
             f"{request.method} {request.path} has no such parameter; {takes_text}."
         )
         raise BadRequest(
-            f"{unknown[0]}: {message} Nothing was changed.",
+            f"{unknown[0]}: {message}{outcome}",
             problems=[Problem(name, "unknown_parameter", message) for name in unknown],
         )
 

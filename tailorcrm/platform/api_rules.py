@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
-from ..errors import NotFound
+from ..errors import BadRequest, NotFound
 from ..metadata import RULE, rule_schema
 from ._app import platform
 from .access import readable_rules
@@ -21,11 +21,13 @@ from .api import (
     dry_runs,
     history_response,
     put_named_kind,
+    refuse_unknown_parameters,
 )
 
 
 @api.get("/meta/schemas/rule")
 def rule_json_schema() -> Response:
+    refuse_unknown_parameters(frozenset())
     with _session():
         return jsonify(rule_schema())
 
@@ -33,7 +35,13 @@ def rule_json_schema() -> Response:
 @api.get("/meta/rules")
 def list_rules() -> Response:
     """Every rule document, or those of ``?entity=``."""
-    entity = request.args.get("entity")
+    # A misspelt or repeated ``entity`` would otherwise list every rule, or
+    # those of one entity only, as if that were what was asked for.
+    refuse_unknown_parameters(frozenset({"entity"}))
+    entities = request.args.getlist("entity")
+    if len(entities) > 1:
+        raise BadRequest.parameter("entity", "give this parameter only once.")
+    entity = entities[0] if entities else None
     with _session() as session:
         if entity is not None:
             session.catalog.entity(entity)
@@ -48,6 +56,7 @@ def list_rules() -> Response:
 
 @api.get("/meta/rules/<name>")
 def get_rule(name: str) -> Response:
+    refuse_unknown_parameters(frozenset())
     with _session() as session:
         stored = session.catalog.rules.documents.get(name)
         shown = readable_rules(session.catalog)
@@ -62,6 +71,7 @@ def get_rule(name: str) -> Response:
 
 @api.get("/meta/rules/<name>/history")
 def rule_history(name: str) -> Response:
+    refuse_unknown_parameters(frozenset())
     return history_response(
         name, kind=RULE, missing=f"There is no rule named {name!r}."
     )
