@@ -2082,3 +2082,48 @@ def test_a_rule_list_refuses_entity_given_twice(sales: Api) -> None:
             "message": "give this parameter only once.",
         }
     ]
+
+
+def test_a_choice_s_label_in_an_automation_s_action_is_refused(sales: Api) -> None:
+    # An action's expression compares as a condition does: the stage of a deal
+    # is stored as won, so "Won" there would never hold either.
+    stamp = rule(
+        "stamp_on_win",
+        "opportunity",
+        "automation",
+        trigger="update",
+        actions=[
+            {
+                "type": "set_field",
+                "field": "next_step",
+                "expression": {
+                    "if": [{"==": [{"var": "stage"}, "Won"]}, "Thank", "Call"]
+                },
+            }
+        ],
+        else_actions=[
+            {
+                "type": "create_record",
+                "entity": "task",
+                "lookup": "opportunity",
+                "values": {
+                    "subject": "Follow up",
+                    "done": {"in": [{"var": "stage"}, ["lost", "Negotiation"]]},
+                },
+            }
+        ],
+        condition={"==": [{"var": "touches"}, 1]},
+    )
+
+    refused = sales.put("/meta/rules/stamp_on_win", json=stamp)
+
+    assert refused.status_code == 422, refused.json
+    assert problems(refused) == [
+        ("stamp_on_win.actions[0].expression.if[0].==[1]", "choice_label"),
+        ("stamp_on_win.else_actions[0].values.done.in[1][1]", "choice_label"),
+    ]
+    assert refused.json["errors"][1]["message"] == (
+        "'Negotiation' is not a value of 'stage' but stands for its choice "
+        "'negotiation': a condition compares a picklist's values, never its "
+        "labels, so write 'negotiation'."
+    )

@@ -240,11 +240,12 @@ def _labels_compared(
     entity = entities.get(str(name))
     if entity is None:
         return []
+    read = [(document.get(key), key) for key in _READERS]
+    if document.get("type") == "automation":
+        read += _action_expressions(document)
     problems = []
-    for key in _READERS:
-        for text, path, spec in _compared_texts(
-            document.get(key), key, entity, entities
-        ):
+    for node, at in read:
+        for text, path, spec in _compared_texts(node, at, entity, entities):
             meant = _meant_choice(spec, text)
             if meant is None:
                 continue
@@ -256,6 +257,27 @@ def _labels_compared(
             found = rule_problem_path(document["name"], path)
             problems.append(Problem(found, "choice_label", message))
     return problems
+
+
+def _action_expressions(document: Mapping[str, Any]) -> list[tuple[Any, str]]:
+    """The expressions an automation's actions compute their values with, each
+    with its path: they read the record the automation runs on, as its
+    condition does."""
+    found: list[tuple[Any, str]] = []
+    for key in ("actions", "else_actions"):
+        actions = document.get(key)
+        for index, action in enumerate(actions if isinstance(actions, list) else []):
+            if not isinstance(action, dict):
+                continue
+            at = f"{key}[{index}]"
+            if "expression" in action:
+                found.append((action["expression"], f"{at}.expression"))
+            values = action.get("values")
+            if isinstance(values, dict):
+                found += [
+                    (value, f"{at}.values.{name}") for name, value in values.items()
+                ]
+    return found
 
 
 def _compared_texts(
