@@ -2127,3 +2127,29 @@ def test_a_choice_s_label_in_an_automation_s_action_is_refused(sales: Api) -> No
         "'negotiation': a condition compares a picklist's values, never its "
         "labels, so write 'negotiation'."
     )
+
+
+def test_a_choice_s_label_compared_with_prior_or_val_is_refused(sales: Api) -> None:
+    # {"prior": "stage"} and {"val": "stage"} read the stage as {"var": ...}
+    # does: its value, never its label.
+    labels = rule(
+        "reopened_needs_reason",
+        "opportunity",
+        "validation",
+        condition={
+            "and": [
+                {"==": [{"prior": "stage"}, "Won"]},
+                {"in": [{"val": ["stage"]}, ["Negotiation", "lost"]]},
+                {"!=": [{"val": "stage"}, "won"]},
+            ]
+        },
+        message="Say why.",
+    )
+
+    refused = sales.put("/meta/rules/reopened_needs_reason", json=labels)
+
+    assert refused.status_code == 422, refused.json
+    assert problems(refused) == [
+        ("reopened_needs_reason.condition.and[0].==[1]", "choice_label"),
+        ("reopened_needs_reason.condition.and[1].in[1][0]", "choice_label"),
+    ]

@@ -314,14 +314,23 @@ def _picklist_read(
     node: Any, entity: EntityDef, entities: Mapping[str, EntityDef]
 ) -> dict[str, Any] | None:
     """The spec of the picklist field that ``node`` reads with ``var`` (of the
-    record, before a change, or through lookups), if it reads one."""
-    if not isinstance(node, dict) or list(node) != ["var"]:
+    record, before a change, or through lookups), or with ``prior`` or ``val``
+    (a field of the record by its name), if it reads one."""
+    if not isinstance(node, dict) or len(node) != 1:
         return None
-    name = node["var"]
-    if isinstance(name, list) and name:
+    ((operator, name),) = node.items()
+    if operator not in ("var", "prior", "val"):
+        return None
+    if operator != "prior" and isinstance(name, list) and name:
+        if operator == "val" and len(name) != 1:
+            # A path of several steps, or one out of an item of a list.
+            return None
         name = name[0]
     if not isinstance(name, str):
         return None
+    if operator != "var":
+        spec = entity.fields.get(name)
+        return spec if spec is not None and spec["type"] == "picklist" else None
     parts = name.removeprefix("$prior.").split(".")
     current: EntityDef | None = entity
     for part in parts[:-1]:
