@@ -529,6 +529,46 @@ def test_a_view_sent_back_with_a_filter_of_its_own_replaces_the_unseen_one(
     assert changed.json["filter"] == won
 
 
+def test_a_view_narrowed_again_and_again_while_unseen_keeps_within_the_limits(
+    people: People, sales: Platform
+) -> None:
+    """Each filter saved beside the one the owner cannot see is kept beside it,
+    not around it: the kept filter does not nest deeper with every save, and
+    one that would grow past the size a filter may have is refused, with
+    nothing saved."""
+    with sales.transaction() as (connection, _):
+        set_user_attributes(connection, "seller", {"fiscal_start": "2024-04-01"})
+    _closing_deals(people.seller)
+    saved = people.seller.post("/meta/views", json=THIS_FISCAL_YEAR).json
+    with sales.transaction() as (connection, _):
+        set_user_attributes(connection, "seller", {})
+    read = people.seller.get(f"/meta/views/{saved['id']}").json
+    late = {"==": [{"var": "title"}, "Late"]}
+    path = f"/meta/views/{saved['id']}"
+
+    narrowed = [
+        people.seller.put(path, json={**read, "filter": {"and": [{"or": []}, late]}})
+        for _ in range(40)
+    ]
+    kept = {"and": [THIS_FISCAL_YEAR["filter"], *[late] * 40]}
+    wide = {"in": [{"var": "title"}, [f"Deal {n:05}" for n in range(700)]]}
+    too_large = people.seller.put(
+        path, json={**read, "filter": {"and": [{"or": []}, wide]}}
+    )
+    with sales.transaction() as (connection, _):
+        set_user_attributes(connection, "seller", {"fiscal_start": "2024-04-01"})
+    again = people.seller.get(path).json
+
+    assert [response.status_code for response in narrowed] == [200] * 40
+    assert too_large.status_code == 422, too_large.json
+    assert [(e["field"], e["code"]) for e in too_large.json["errors"]] == [
+        ("filter", "too_large")
+    ]
+    assert again["filter"] == kept
+    assert again["notice"] is None
+    assert _selected(people.seller, again) == ["Late"]
+
+
 # -- following the entity's changes ------------------------------------------------
 
 

@@ -196,9 +196,49 @@ def _unseen_filter_kept(
     if sent == NOTHING:
         return stored
     if isinstance(sent, dict) and list(sent) == ["and"] and NOTHING in sent["and"]:
-        items = [stored if item == NOTHING else item for item in sent["and"]]
-        return stored if len(items) == 1 else {"and": items}
+        # The stored filter's own conditions stand beside those sent, not
+        # nested around them: a view narrowed again and again would otherwise
+        # nest deeper with each save, past what a filter may (and, no longer
+        # read as showing nothing, lose the filter kept for good).
+        unseen = stored["and"] if _conjunction(stored) else [stored]
+        items: list[Any] = []
+        for item in sent["and"]:
+            items += unseen if item == NOTHING else [item]
+        kept = items[0] if len(items) == 1 else {"and": items}
+        _check_limits(kept, catalog.entity(existing.entity))
+        return kept
     return sent
+
+
+def _conjunction(condition: Any) -> bool:
+    return (
+        isinstance(condition, dict)
+        and list(condition) == ["and"]
+        and isinstance(condition["and"], list)
+        and bool(condition["and"])
+    )
+
+
+def _check_limits(condition: Any, entity: EntityDef) -> None:
+    """Refuse a filter kept beside one sent that together are larger or nest
+    deeper than a filter may."""
+    found = check_condition(
+        condition, fields=_field_types(entity), user_attributes=True
+    )
+    problems = [
+        Problem(
+            "filter",
+            problem.code,
+            "Beside the filter this view keeps, which you cannot see, the filter "
+            f"sent is too much: {problem.message}",
+        )
+        for problem in found
+        if problem.code in ("too_large", "too_deep")
+    ]
+    if problems:
+        raise InvalidMetadata(
+            "The view was refused; nothing was saved.", problems=problems
+        )
 
 
 def _label_problems(
