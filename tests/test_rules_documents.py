@@ -2043,6 +2043,25 @@ def test_a_picklist_compared_with_a_choice_s_label_is_refused(sales: Api) -> Non
     assert accepted.status_code in (200, 201), accepted.json
 
 
+def test_a_key_of_a_list_item_named_like_a_picklist_is_no_choice_label(
+    sales: Api,
+) -> None:
+    # Within some, map and the like a var reads a key of each item: "stage"
+    # there is no field of the record, and "Won" is compared with no picklist.
+    items = rule(
+        "items_won",
+        "opportunity",
+        "validation",
+        condition={"some": [[{"preserve": {"stage": "Won"}}],
+                            {"==": [{"var": "stage"}, "Won"]}]},
+        message="Won items.",
+    )  # fmt: skip
+
+    response = sales.put("/meta/rules/items_won", json=items)
+
+    assert response.status_code in (200, 201), response.json
+
+
 @pytest.mark.parametrize(
     ("address", "name", "takes"),
     [

@@ -222,6 +222,8 @@ def _literal_values(
 #: whose text may stand for a picklist's choice.
 _READERS = ("condition", "expression", "visible_if", "required_if", "readonly_if")
 _EQUALITIES = frozenset({"==", "!=", "===", "!=="})
+#: Operations whose later operands are evaluated for each item of a list.
+_ITEM_SCOPES = frozenset({"map", "filter", "all", "some", "none", "reduce"})
 
 
 def _labels_compared(
@@ -306,6 +308,10 @@ def _compared_texts(
             for index, item in enumerate(items[1]):
                 if isinstance(item, str):
                     yield item, f"{at}[1][{index}]", spec
+    if op in _ITEM_SCOPES:
+        # The expressions after the first read each item of the list, not the
+        # record: a ``var`` there names a key of the item.
+        items = items[:1]
     for index, item in enumerate(items):
         yield from _compared_texts(item, f"{at}[{index}]", entity, entities)
 
