@@ -474,6 +474,23 @@ def test_a_shared_view_on_an_attribute_a_user_lacks_shows_them_nothing(
     assert _selected(people.admin, shared) == ["Late"]
 
 
+def _view_the_seller_stops_fitting(
+    people: People, sales: Platform, *, deals: bool
+) -> dict[str, Any]:
+    """The seller's view of this fiscal year, saved while they have a fiscal
+    start (with the closing deals, if ``deals``), which they then lose."""
+    with sales.transaction() as (connection, _):
+        set_user_attributes(connection, "seller", {"fiscal_start": "2024-04-01"})
+    if deals:
+        _closing_deals(people.seller)
+    saved: dict[str, Any] = people.seller.post(
+        "/meta/views", json=THIS_FISCAL_YEAR
+    ).json
+    with sales.transaction() as (connection, _):
+        set_user_attributes(connection, "seller", {})
+    return saved
+
+
 def test_a_view_sent_back_while_it_shows_its_owner_nothing_keeps_its_filter(
     people: People, sales: Platform
 ) -> None:
@@ -481,12 +498,7 @@ def test_a_view_sent_back_while_it_shows_its_owner_nothing_keeps_its_filter(
     them as selecting nothing: renaming it, or saving it with one more filter,
     keeps the filter they cannot be shown, which works again once the
     attribute is back."""
-    with sales.transaction() as (connection, _):
-        set_user_attributes(connection, "seller", {"fiscal_start": "2024-04-01"})
-    _closing_deals(people.seller)
-    saved = people.seller.post("/meta/views", json=THIS_FISCAL_YEAR).json
-    with sales.transaction() as (connection, _):
-        set_user_attributes(connection, "seller", {})
+    saved = _view_the_seller_stops_fitting(people, sales, deals=True)
     read = people.seller.get(f"/meta/views/{saved['id']}").json
     late = {"==": [{"var": "title"}, "Late"]}
 
@@ -514,11 +526,7 @@ def test_a_view_sent_back_while_it_shows_its_owner_nothing_keeps_its_filter(
 def test_a_view_sent_back_with_a_filter_of_its_own_replaces_the_unseen_one(
     people: People, sales: Platform
 ) -> None:
-    with sales.transaction() as (connection, _):
-        set_user_attributes(connection, "seller", {"fiscal_start": "2024-04-01"})
-    saved = people.seller.post("/meta/views", json=THIS_FISCAL_YEAR).json
-    with sales.transaction() as (connection, _):
-        set_user_attributes(connection, "seller", {})
+    saved = _view_the_seller_stops_fitting(people, sales, deals=False)
     won = {"==": [{"var": "stage"}, "won"]}
 
     changed = people.seller.put(
@@ -536,12 +544,7 @@ def test_a_view_narrowed_again_and_again_while_unseen_keeps_within_the_limits(
     not around it: the kept filter does not nest deeper with every save, and
     one that would grow past the size a filter may have is refused, with
     nothing saved."""
-    with sales.transaction() as (connection, _):
-        set_user_attributes(connection, "seller", {"fiscal_start": "2024-04-01"})
-    _closing_deals(people.seller)
-    saved = people.seller.post("/meta/views", json=THIS_FISCAL_YEAR).json
-    with sales.transaction() as (connection, _):
-        set_user_attributes(connection, "seller", {})
+    saved = _view_the_seller_stops_fitting(people, sales, deals=True)
     read = people.seller.get(f"/meta/views/{saved['id']}").json
     late = {"==": [{"var": "title"}, "Late"]}
     path = f"/meta/views/{saved['id']}"
