@@ -227,11 +227,22 @@ def test_a_phone_number_may_open_with_its_area_code_in_brackets(
 
 
 def test_forms_check_a_phone_number_as_the_record_service_does() -> None:
+    """The script writes the service's pattern with its own class of spaces
+    (SPACE) where the service has ``\\s``; that class holds exactly the
+    characters Python's ``\\s`` matches."""
     script = (STATIC_DIR / "field_state.js").read_text(encoding="utf-8")
-    written = re.search(r"phone: /(.*)/i,", script)
+    written = re.search(r'phone: new RegExp\("(.*)", "i"\)', script)
+    spaces = re.search(r'var SPACE = "(.*)";', script)
 
-    assert written is not None
-    assert written.group(1) == _fields._PHONE.pattern
+    assert written is not None and spaces is not None
+    pattern = written.group(1).replace('" + SPACE + "', "\\s").replace("\\\\", "\\")
+    assert pattern == _fields._PHONE.pattern
+    # The JavaScript string's escapes (\\t, \\x1c, \\u1680) read as Python's do.
+    space_class = re.compile(spaces.group(1).encode().decode("unicode_escape"))
+    characters = [chr(code) for code in range(0x3100)] + ["\ufeff"]
+    assert [c for c in characters if space_class.fullmatch(c)] == [
+        c for c in characters if re.fullmatch(r"\s", c)
+    ]
 
 
 def test_one_line_text_is_kept_without_the_spaces_around_it(samples: Api) -> None:

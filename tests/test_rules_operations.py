@@ -1012,7 +1012,7 @@ def test_the_public_surface() -> None:
             "ConditionProblem", "EvaluationError", "RuleError", "SqlTranslationError",
             "by_code_point", "check_condition", "compile_condition", "compile_sql",
             "evaluate",
-            "field_names", "is_blank", "reads_as_date", "reads_context",
+            "field_names", "is_blank", "join_path", "reads_as_date", "reads_context",
             "rename_fields", "truthy", "written_values",
             # Rule kinds.
             "ACTION_TYPES", "FIELD_STATES", "MAX_RULES_PER_ENTITY", "ROLLUP_FUNCTIONS",
