@@ -386,7 +386,7 @@ def test_a_view_shows_nothing_notice_only_while_its_filter_is_in_force(
     assert notice in in_force_text
     assert "Orchard pumps" not in in_force_text
     # Its chip says so in words, not as the JSON it reads as.
-    assert "Condition: the view's filter, no records" in in_force_text
+    assert "Condition: matches no records" in in_force_text
     assert 'Condition: {"or"' not in in_force_text
     unfiltered_text = text_of(unfiltered.get_data(as_text=True))
     assert unfiltered.status_code == 200

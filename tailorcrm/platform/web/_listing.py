@@ -468,9 +468,9 @@ def _chips(session: Session, entity: EntityDef, state: Pairs) -> list[Chip]:
             continue
         if key == "filter":
             if _reads_nothing(value):
-                # A view's filter that the caller's roles or details do not fit
-                # (its notice says which): words, not the JSON it reads as.
-                chips.append(Chip("Condition: the view's filter, no records", href))
+                # What a view's filter that the caller's roles or details do
+                # not fit reads as (its notice says why): words, not JSON.
+                chips.append(Chip("Condition: matches no records", href))
                 continue
             shown = value if len(value) <= _CHIP_TEXT else value[:_CHIP_TEXT] + "…"
             chips.append(Chip(f"Condition: {shown}", href))
