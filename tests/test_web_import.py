@@ -316,6 +316,26 @@ def test_only_admins_may_import_without_running_automations(
     assert _probabilities(sales) == {"Anvils for Acme": None, "Rockets": 100}
 
 
+@pytest.mark.parametrize("box", ["bypass_automation", "skip_bad_rows"])
+def test_a_box_sent_with_other_text_than_a_browser_sends_is_refused(
+    browser: Browser, sales: Platform, box: str
+) -> None:
+    # A script's "true" read as an unticked box would run the automations it
+    # meant to bypass, or refuse the file it meant to load in part.
+    _won_probability(sales)
+    address = _upload(browser, DEALS).headers["Location"]
+    mapping = _mapping(**{"0": "title", "1": "amount", "2": "stage"})
+
+    refused = browser.post(address, {"action": "import", box: "true", **mapping})
+
+    assert refused.status_code == 400
+    assert (
+        f"{box}: a ticked box sends 'on', an unticked one nothing; 'true' is "
+        "neither. Nothing was imported."
+    ) in text_of(refused.get_data(as_text=True))
+    assert _probabilities(sales) == {}
+
+
 def _second_tab(app: Flask, browser: Browser) -> Browser:
     """Another tab of the same browser: the session as it is now, kept apart."""
     name = app.config["SESSION_COOKIE_NAME"]

@@ -300,9 +300,22 @@ def _chosen(header: list[str]) -> tuple[dict[int, str], _Options]:
     form = request.form
     return selected, _Options(
         key=form.get("key", ""),
-        skip_bad_rows=form.get("skip_bad_rows") == "on",
-        bypass=form.get("bypass_automation") == "on",
+        skip_bad_rows=_ticked("skip_bad_rows"),
+        bypass=_ticked("bypass_automation"),
     )
+
+
+def _ticked(name: str) -> bool:
+    """Whether a checkbox of the form is ticked. A browser sends ``on`` or
+    nothing; other text (a script's ``true``) is refused rather than read as
+    not ticked, which would run the automations it meant to bypass."""
+    value = request.form.get(name)
+    if value not in (None, "", "on"):
+        raise BadRequest(
+            f"{name}: a ticked box sends 'on', an unticked one nothing; "
+            f"{value!r} is neither. Nothing was imported."
+        )
+    return value == "on"
 
 
 def _mapping_errors(
