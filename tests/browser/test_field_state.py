@@ -629,48 +629,35 @@ def erp_sections(live_server: LiveServer, open_page: OpenPage) -> Iterator[Page]
     """A page signed in as someone who cannot see ERP codes, on a form whose
     "Coded" section shows once the deal has one. The pack's layout comes back
     afterwards: the server is shared."""
-    layout = {
-        "kind": "layout",
-        "entity": "opportunity",
-        "form": {
-            "tabs": [
-                {
-                    "label": "Deal",
-                    "sections": [
-                        _section("Deal", ["title", "stage"]),
-                        _section("Order", ["erp_code"]),
-                        _section(
-                            "Coded",
-                            ["next_step"],
-                            visible_if={"!": {"is_blank": {"var": "erp_code"}}},
-                        ),
-                        _section(
-                            "Won",
-                            ["close_date"],
-                            visible_if={"==": [{"var": "stage"}, "won"]},
-                        ),
-                    ],
-                }
-            ]
-        },
-    }
+    sections = [
+        _section("Deal", ["title", "stage"]),
+        _section("Order", ["erp_code"]),
+        _section(
+            "Coded",
+            ["next_step"],
+            visible_if={"!": {"is_blank": {"var": "erp_code"}}},
+        ),
+        _section(
+            "Won",
+            ["close_date"],
+            visible_if={"==": [{"var": "stage"}, "won"]},
+        ),
+    ]
     platform = live_server.platform
-    platform.store.apply([("", ERP_BLIND), ("", layout)], actor="test")
+    platform.store.apply([("", ERP_BLIND)], actor="test")
     # A user of their own for each test: the server is shared.
     username = f"pia.blind{next(_BLIND_USERS)}"
     with platform.transaction() as (connection, catalog):
         create_user(connection, username, PASSWORD)
         set_user_roles(connection, catalog, username, ["erp_blind"])
-    page = open_page(signed_in=False)
-    page.goto("/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
-    yield page
-    pack_layout = SALES_PACK / "layouts" / "opportunity.json"
-    document = json.loads(pack_layout.read_text(encoding="utf-8"))
-    platform.store.apply([("", document)], actor="test")
+    with form_in_force(live_server, [{"label": "Deal", "sections": sections}]):
+        page = open_page(signed_in=False)
+        page.goto("/login")
+        page.fill("#username", username)
+        page.fill("#password", PASSWORD)
+        page.click("main button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/")
+        yield page
 
 
 def test_a_section_over_a_hidden_field_keeps_the_state_the_save_judges(
@@ -1123,23 +1110,36 @@ def tabs_in_force(
     """The opportunity form on ``tabs`` (each a label and the labels of the
     pack's sections on it) for the block; the pack's layout comes back
     afterwards: the server is shared."""
-    pack_layout = SALES_PACK / "layouts" / "opportunity.json"
-    document = json.loads(pack_layout.read_text(encoding="utf-8"))
-    sections = {s["label"]: s for s in document["form"]["tabs"][0]["sections"]}
-    layout = {
-        "kind": "layout",
-        "entity": "opportunity",
-        "form": {
-            "tabs": [
-                {"label": label, "sections": [sections[name] for name in names]}
-                for label, names in tabs
-            ]
-        },
-    }
+    pack = _pack_layout()
+    sections = {s["label"]: s for s in pack["form"]["tabs"][0]["sections"]}
+    with form_in_force(
+        live_server,
+        [
+            {"label": label, "sections": [sections[name] for name in names]}
+            for label, names in tabs
+        ],
+    ):
+        yield
+
+
+def _pack_layout() -> dict[str, Any]:
+    """The sales pack's opportunity layout, as its file has it."""
+    path = SALES_PACK / "layouts" / "opportunity.json"
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return document
+
+
+@contextmanager
+def form_in_force(
+    live_server: LiveServer, tabs: list[dict[str, Any]]
+) -> Iterator[None]:
+    """The opportunity form on ``tabs`` for the block; the pack's layout comes
+    back afterwards: the server is shared."""
+    layout = {"kind": "layout", "entity": "opportunity", "form": {"tabs": tabs}}
     store = live_server.platform.store
     store.apply([("", layout)], actor="test")
     yield
-    store.apply([("", document)], actor="test")
+    store.apply([("", _pack_layout())], actor="test")
 
 
 @pytest.fixture
@@ -1437,32 +1437,12 @@ def test_a_date_and_time_typed_back_after_a_refused_save_reads_as_stored(
 def folded_next_step(live_server: LiveServer) -> Iterator[None]:
     """The pack's opportunity form with Next step in a section shown folded. The
     pack's layout comes back afterwards: the server is shared."""
-    layout = {
-        "kind": "layout",
-        "entity": "opportunity",
-        "form": {
-            "tabs": [
-                {
-                    "label": "Deal",
-                    "sections": [
-                        _section("Deal", ["title", "stage", "loss_reason"]),
-                        _section(
-                            "More",
-                            ["next_step"],
-                            collapsible=True,
-                            collapsed=True,
-                        ),
-                    ],
-                }
-            ]
-        },
-    }
-    platform = live_server.platform
-    platform.store.apply([("", layout)], actor="test")
-    yield
-    pack_layout = SALES_PACK / "layouts" / "opportunity.json"
-    document = json.loads(pack_layout.read_text(encoding="utf-8"))
-    platform.store.apply([("", document)], actor="test")
+    sections = [
+        _section("Deal", ["title", "stage", "loss_reason"]),
+        _section("More", ["next_step"], collapsible=True, collapsed=True),
+    ]
+    with form_in_force(live_server, [{"label": "Deal", "sections": sections}]):
+        yield
 
 
 @pytest.mark.usefixtures("next_step_when_won", "folded_next_step")
