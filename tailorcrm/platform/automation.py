@@ -191,24 +191,52 @@ def _related_reads(
 
 
 def run_automations(service: RecordService, changes: Sequence[Change]) -> bool:
-    """Run the automations each change triggers; return whether any action ran."""
+    """Run the automations each change triggers; return whether any action ran.
+
+    A record is one change per save, whatever saves it again on the way: a
+    record whose automations a save further out is yet to run (an account
+    whose total the save moved, before its deal's action moves it again) is
+    left to that save, which runs them once, from the record as stored before
+    it to the record as it is when its turn comes.
+    """
+    pending = service.automations_pending
+    mine = [
+        change
+        for change in changes
+        if (change.entity.name, change.record_id) not in pending
+        and _triggered(service, change.entity, change.trigger)
+    ]
+    waiting = {(change.entity.name, change.record_id) for change in mine}
+    pending |= waiting
     acted = False
-    for change in changes:
-        automations = _triggered(service, change.entity, change.trigger)
-        if not automations:
-            continue
-        if acted:
-            change = _as_stored_now(service, change)
-        rules = _rules(service, change.entity, automations)
-        prior = change.before if change.trigger == "update" else None
-        _lock_updated(rules, change, automations)
-        rules.load_related([change.record, *([prior] if prior else [])])
-        data = rules.data(change.record, prior=prior)
-        for automation in automations:
-            outcome = automation.condition(data) if automation.condition else True
-            actions = automation.actions if truthy(outcome) else automation.else_actions
-            for action in actions:
-                acted = _act(service, automation, action, change, data) or acted
+    try:
+        for change in mine:
+            key = (change.entity.name, change.record_id)
+            pending.discard(key)
+            waiting.discard(key)
+            acted = _run_for(service, change, again=acted) or acted
+    finally:
+        pending -= waiting
+    return acted
+
+
+def _run_for(service: RecordService, change: Change, *, again: bool) -> bool:
+    """Run the automations that ``change`` triggers; ``again``: actions have run
+    since the save wrote the record, which is read as it is now."""
+    automations = _triggered(service, change.entity, change.trigger)
+    if again:
+        change = _as_stored_now(service, change)
+    rules = _rules(service, change.entity, automations)
+    prior = change.before if change.trigger == "update" else None
+    _lock_updated(rules, change, automations)
+    rules.load_related([change.record, *([prior] if prior else [])])
+    data = rules.data(change.record, prior=prior)
+    acted = False
+    for automation in automations:
+        outcome = automation.condition(data) if automation.condition else True
+        actions = automation.actions if truthy(outcome) else automation.else_actions
+        for action in actions:
+            acted = _act(service, automation, action, change, data) or acted
     return acted
 
 

@@ -156,6 +156,11 @@ class RecordService:
         #: stored before that save, ``None`` when the save creates it.
         #: ``readonly_if`` is judged on it.
         self.saves_under_way: dict[tuple[str, int], Mapping[str, Any] | None] = {}
+        #: The records (entity, id) whose automations a save further out is yet
+        #: to run, for the whole of its change: the saves that this service's
+        #: actions make leave them to it (see :func:`.automation.run_automations`).
+        #: One set, shared by every level of a save.
+        self.automations_pending: set[tuple[str, int]] = set()
         #: Field history rows kept back to be written together (see
         #: :func:`~.fieldhistory.batched`); ``None`` writes each at once.
         self.history_rows: list[dict[str, Any]] | None = None
@@ -181,6 +186,7 @@ class RecordService:
         nested.shown_to = self.shown_to
         nested.chain = chain
         nested.saves_under_way = dict(self.saves_under_way)
+        nested.automations_pending = self.automations_pending
         return nested
 
     # -- permissions -----------------------------------------------------------
