@@ -1297,6 +1297,68 @@ def test_an_automation_sets_a_field_of_a_parent_that_the_save_makes_read_only(
     assert problems(by_hand) == [("tier", "read_only")]
 
 
+def test_an_update_of_a_related_record_the_save_makes_read_only_is_judged_alike(
+    crm: Api,
+) -> None:
+    # As above, set by the deal's automation through its lookup: the account is
+    # a record the save is writing (winning the deal moves its count), so its
+    # tier is judged on it as the save found it, as a set_field of its own is.
+    locked = rule(
+        "tier_locked", "account", "field_state", field="tier",
+        readonly_if={">=": [{"var": "won_count"}, 1]},
+    )  # fmt: skip
+    promote = rule(
+        "promote", "opportunity", "automation", trigger="update",
+        condition={"and": [{"changed": "stage"}, {"==": [{"var": "stage"}, "won"]}]},
+        actions=[{"type": "update_related", "lookup": "account",
+                  "values": {"tier": "gold"}}],
+    )  # fmt: skip
+    define(crm, WON_COUNT, locked, promote)
+    account = create(crm, "account", name="Jetty", tier="standard")
+    deal = create(crm, "opportunity", title="Cleat", account=account["id"])
+
+    won = crm.patch(f"/opportunity/{deal['id']}", json={"stage": "won"})
+    by_hand = crm.patch(f"/account/{account['id']}", json={"tier": "standard"})
+
+    assert won.status_code == 200, won.json
+    stored = read(crm, "account", account["id"])
+    assert (stored["won_count"], stored["tier"]) == (1, "gold")
+    assert problems(by_hand) == [("tier", "read_only")]
+
+
+def test_an_update_back_onto_the_record_saved_is_judged_as_the_save_found_it(
+    crm: Api,
+) -> None:
+    # Winning a deal makes its amount read-only and creates a task, whose own
+    # automation writes the agreed amount back onto the deal: a save of the
+    # deal the caller is saving, judged on it as stored before, as its own
+    # set_field would be.
+    locked = rule(
+        "amount_locked", "opportunity", "field_state", field="amount",
+        readonly_if={"==": [{"var": "stage"}, "won"]},
+    )  # fmt: skip
+    hand_over = rule(
+        "hand_over", "opportunity", "automation", trigger="update",
+        condition={"and": [{"changed": "stage"}, {"==": [{"var": "stage"}, "won"]}]},
+        actions=[{"type": "create_record", "entity": "task", "lookup": "opportunity",
+                  "values": {"subject": "Hand over"}}],
+    )  # fmt: skip
+    agreed = rule(
+        "agreed", "task", "automation", trigger="create",
+        actions=[{"type": "update_related", "lookup": "opportunity",
+                  "values": {"amount": 1250}}],
+    )  # fmt: skip
+    define(crm, locked, hand_over, agreed)
+    deal = create(crm, "opportunity", title="Cleat", amount=900)
+
+    won = crm.patch(f"/opportunity/{deal['id']}", json={"stage": "won"})
+    by_hand = crm.patch(f"/opportunity/{deal['id']}", json={"amount": 10})
+
+    assert won.status_code == 200, won.json
+    assert read(crm, "opportunity", deal["id"])["amount"] == 1250
+    assert problems(by_hand) == [("amount", "read_only")]
+
+
 @pytest.mark.parametrize("rollup", [WON_COUNT, WON_TOTAL], ids=["count", "sum"])
 def test_a_parents_field_read_only_by_its_other_fields_stays_so_for_automations(
     crm: Api, rollup: dict[str, Any]

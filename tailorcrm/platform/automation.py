@@ -208,21 +208,33 @@ def run_automations(service: RecordService, changes: Sequence[Change]) -> bool:
     ]
     waiting = {(change.entity.name, change.record_id) for change in mine}
     pending |= waiting
+    # Every record this save writes, as the save found it: what the actions
+    # change of one is part of the save, and readonly_if is judged on that.
+    found = {
+        (change.entity.name, change.record_id): change.before for change in changes
+    }
     acted = False
     try:
         for change in mine:
             key = (change.entity.name, change.record_id)
             pending.discard(key)
             waiting.discard(key)
-            acted = _run_for(service, change, again=acted) or acted
+            acted = _run_for(service, change, found, again=acted) or acted
     finally:
         pending -= waiting
     return acted
 
 
-def _run_for(service: RecordService, change: Change, *, again: bool) -> bool:
+def _run_for(
+    service: RecordService,
+    change: Change,
+    found: Mapping[tuple[str, int], Mapping[str, Any] | None],
+    *,
+    again: bool,
+) -> bool:
     """Run the automations that ``change`` triggers; ``again``: actions have run
-    since the save wrote the record, which is read as it is now."""
+    since the save wrote the record, which is read as it is now. ``found``: the
+    records the save writes, as it found them."""
     automations = _triggered(service, change.entity, change.trigger)
     if again:
         change = _as_stored_now(service, change)
@@ -236,7 +248,7 @@ def _run_for(service: RecordService, change: Change, *, again: bool) -> bool:
         outcome = automation.condition(data) if automation.condition else True
         actions = automation.actions if truthy(outcome) else automation.else_actions
         for action in actions:
-            acted = _act(service, automation, action, change, data) or acted
+            acted = _act(service, automation, action, change, data, found) or acted
     return acted
 
 
@@ -296,8 +308,15 @@ def _act(
     action: Action,
     change: Change,
     data: Mapping[str, Any],
+    found: Mapping[tuple[str, int], Mapping[str, Any] | None],
 ) -> bool:
     nested = service.nested(automation.name)
+    # A change of a record the save is writing (the caller's, one it changed in
+    # turn such as a roll-up's parent, whether by a set_field or through a
+    # lookup) is part of that save: readonly_if is judged on the record as the
+    # save found it.
+    for key, before in found.items():
+        nested.saves_under_way.setdefault(key, before)
     target = (
         change.entity
         if action.type == "set_field"
@@ -309,12 +328,6 @@ def _act(
     }
     # The record its caller saved: problems there are that save's own.
     own = action.type == "set_field" and not change.followed
-    if action.type == "set_field":
-        # A change of a record the save is writing, the caller's or one it
-        # changed in turn (a roll-up's parent), is part of that save:
-        # readonly_if is judged on the record as the save found it.
-        key = (change.entity.name, change.record_id)
-        nested.saves_under_way.setdefault(key, change.before)
     try:
         if action.type == "set_field":
             nested.update(target.name, change.record_id, values)

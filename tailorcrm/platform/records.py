@@ -152,7 +152,7 @@ class RecordService:
         #: The automations whose actions this service saves, outermost first.
         self.chain: tuple[str, ...] = ()
         #: For each record (entity, id) whose save under way this service's
-        #: updates belong to (an automation's ``set_field``): the record as
+        #: updates belong to (an automation's action): the record as
         #: stored before that save, ``None`` when the save creates it.
         #: ``readonly_if`` is judged on it.
         self.saves_under_way: dict[tuple[str, int], Mapping[str, Any] | None] = {}

@@ -1030,7 +1030,7 @@ class RecordRules:
             out (see :meth:`prepare_new`).
 
         :param save_began: for a change that belongs to a save of the record
-            already under way (an automation's ``set_field``), the record as
+            already under way (an automation's action), the record as
             stored before that save, ``None`` inside it when the save creates
             it: ``readonly_if`` is judged on it rather than on ``current``.
         """
