@@ -316,6 +316,14 @@ def test_a_filter_that_is_not_json_says_so_in_its_errors(crm: Api) -> None:
             "filter.==[1].if[1]",
             "unsupported_in_sql",
         ),
+        # A choice's label (or its value in other letters) where the value
+        # belongs: it would select nothing, and a rule so written is refused.
+        ({"==": [{"var": "stage"}, "Won"]}, "filter.==[1]", "choice_label"),
+        (
+            {"or": [{"in": [{"var": "stage"}, ["prospecting", "WON"]]}]},
+            "filter.or[0].in[1][1]",
+            "choice_label",
+        ),
     ],
 )
 def test_a_bad_filter_names_the_place_in_its_errors(

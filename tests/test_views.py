@@ -167,6 +167,18 @@ def test_users_change_and_delete_only_their_own_views(people: People) -> None:
             "filter",
             "unsupported_in_sql",
         ),
+        # A choice's label where its value belongs would show nothing, as a
+        # rule so written would never hold.
+        (
+            {"filter": {"and": [{"!=": [{"var": "stage"}, "Closed won"]}]}},
+            "filter.and[0].!=[1]",
+            "choice_label",
+        ),
+        (
+            {"filter": {"in": [{"var": "stage"}, ["won", "Proposal"]]}},
+            "filter.in[1][1]",
+            "choice_label",
+        ),
         (
             {"filter": {"==": [{"var": "title"}, "\ud800"]}},
             "filter",

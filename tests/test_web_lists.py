@@ -15,9 +15,11 @@ import sqlalchemy as sa
 from flask import Flask
 from werkzeug.test import TestResponse
 
+from tailorcrm.errors import InvalidMetadata
 from tailorcrm.platform import Platform
 from tailorcrm.platform.auth import create_user, find_user
 from tailorcrm.platform.csvio import read_csv
+from tailorcrm.platform.db import saved_views
 from tailorcrm.platform.exporting import export_columns
 from tailorcrm.platform.query import (
     Page,
@@ -33,6 +35,7 @@ from tailorcrm.platform.web._filters import (
     filters_of,
     nesting,
 )
+from tailorcrm.rules_engine import evaluate
 
 from .conftest import CROSSED_TIERS, Api, add_field, grant_all
 from .web_helpers import (
@@ -1579,14 +1582,35 @@ def test_a_view_comparing_a_choice_with_its_label_selects_what_its_condition_doe
     api: Any, browser: Browser, sales: Platform, condition: Any
 ) -> None:
     """A page's filter reads ``stage=Won`` as the choice won; the condition
-    compares the text "Won", which no record holds."""
+    compares the text "Won", which no record holds. Such a filter is refused
+    when it is written now; a view saved before that shows what it selects."""
     _deals(sales, 6)
     by_api = api.get("/opportunity", query_string={"filter": json.dumps(condition)})
+    every = api.get("/opportunity", query_string={"limit": "100"}).json["data"]
+    document = {"entity": "opportunity", "label": "By label", "filter": condition}
+    with sales.transaction() as (connection, catalog):
+        admin = find_user(connection, "ada.admin")
+        with pytest.raises(InvalidMetadata) as refused:
+            save_view(connection, catalog, admin, document)
+        view = save_view(connection, catalog, admin, {**document, "filter": None})
+    with sales.engine.begin() as connection:
+        # As saved before such filters were refused.
+        stored = saved_views.c.id == view["id"]
+        body = connection.execute(sa.select(saved_views.c.body).where(stored)).one()[0]
+        connection.execute(
+            saved_views.update()
+            .where(stored)
+            .values(body={**body, "filter": condition})
+        )
+    opened = browser.get(f"/app/opportunity?view={view['id']}")
+    shown = browser.get(opened.headers["Location"])
 
-    opened, shown = _open_view(browser, sales, "By label", condition)
-
-    assert by_api.status_code == 200, by_api.json
-    assert sorted(_titles(shown)) == sorted(r["title"] for r in by_api.json["data"])
+    assert by_api.status_code == 400
+    assert [e["code"] for e in by_api.json["errors"]] == ["choice_label"]
+    assert refused.value.problems[0].code == "choice_label"
+    assert sorted(_titles(shown)) == sorted(
+        record["title"] for record in every if evaluate(condition, record)
+    )
     assert "Condition: " in text_of(shown.get_data(as_text=True))
 
 

@@ -84,6 +84,7 @@ from ._rules import (
     entity_shapes,
     fields_in_use,
     is_rule_document,
+    labels_compared,
     rule_problem_path,
     rule_schema,
 )
@@ -174,6 +175,7 @@ __all__ = [
     "is_rule_document",
     "is_unique",
     "json_path",
+    "labels_compared",
     "layout_schema",
     "max_length",
     "option_values",

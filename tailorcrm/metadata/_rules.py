@@ -30,6 +30,7 @@ from ..rules_engine import (
     build_rule_set,
     check_rule_set,
     compile_rule,
+    join_path,
     rule_uses,
     written_values,
 )
@@ -229,11 +230,8 @@ _ITEM_SCOPES = frozenset({"map", "filter", "all", "some", "none", "reduce"})
 def _labels_compared(
     document: Mapping[str, Any], entities: Mapping[str, EntityDef]
 ) -> list[Problem]:
-    """Text compared with a picklist that is no value of its choices but a
-    choice's label, or a value in other letter case (``"Closed won"`` or
-    ``"Won"`` for the choice ``won``): a condition compares values, so such a
-    comparison never holds, and the value was meant. Other text (a value no
-    longer offered, which old records may hold) is left alone."""
+    """:func:`labels_compared` in the parts of a rule document that read a
+    record, each problem at its path in the rule."""
     name = document.get("entity")
     if document.get("type") == "rollup":
         # Its condition reads the children.
@@ -245,19 +243,45 @@ def _labels_compared(
     read = [(document.get(key), key) for key in _READERS]
     if document.get("type") == "automation":
         read += _action_expressions(document)
+    return [
+        Problem(
+            rule_problem_path(document["name"], problem.field or ""),
+            problem.code,
+            problem.message,
+        )
+        for node, at in read
+        for problem in labels_compared(node, entity, entities, path=at)
+    ]
+
+
+def labels_compared(
+    condition: Any,
+    entity: EntityDef,
+    entities: Mapping[str, EntityDef],
+    *,
+    path: str = "",
+) -> list[Problem]:
+    """Text that ``condition`` compares with a picklist of ``entity`` (or of a
+    record it reaches through lookups) that is no value of its choices but a
+    choice's label, or a value in other letter case (``"Closed won"`` or
+    ``"Won"`` for the choice ``won``): a condition compares values, so such a
+    comparison never holds, and the value was meant. Other text (a value no
+    longer offered, which old records may hold) is left alone.
+
+    :param path: where ``condition`` stands; each problem's field is the JSON
+        path of the text within it.
+    """
     problems = []
-    for node, at in read:
-        for text, path, spec in _compared_texts(node, at, entity, entities):
-            meant = _meant_choice(spec, text)
-            if meant is None:
-                continue
-            message = (
-                f"{text!r} is not a value of {spec['name']!r} but stands for its "
-                f"choice {meant!r}: a condition compares a picklist's values, "
-                f"never its labels, so write {meant!r}."
-            )
-            found = rule_problem_path(document["name"], path)
-            problems.append(Problem(found, "choice_label", message))
+    for text, found, spec in _compared_texts(condition, path, entity, entities):
+        meant = _meant_choice(spec, text)
+        if meant is None:
+            continue
+        message = (
+            f"{text!r} is not a value of {spec['name']!r} but stands for its "
+            f"choice {meant!r}: a condition compares a picklist's values, "
+            f"never its labels, so write {meant!r}."
+        )
+        problems.append(Problem(found, "choice_label", message))
     return problems
 
 
@@ -295,7 +319,7 @@ def _compared_texts(
     if not isinstance(node, dict) or len(node) != 1:
         return
     ((op, operand),) = node.items()
-    at = f"{path}.{op}"
+    at = join_path(path, str(op))
     items = operand if isinstance(operand, list) else [operand]
     if op in _EQUALITIES and len(items) == 2:
         for one, other in ((0, 1), (1, 0)):

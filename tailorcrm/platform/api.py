@@ -748,7 +748,12 @@ def list_records(entity_name: str) -> Response:
     with _session() as session:
         entity = session.catalog.entity(entity_name)
         args = {key: request.args.getlist(key) for key in request.args}
-        query = parse_list_args(entity, args, user=session.user.condition_data())
+        query = parse_list_args(
+            entity,
+            args,
+            user=session.user.condition_data(),
+            entities=session.catalog.entities,
+        )
         page = run_list(session.connection, entity, query)
     body: dict[str, Any] = {"data": page.records, "next": None}
     if page.next_cursor:

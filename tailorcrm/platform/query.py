@@ -34,6 +34,7 @@ from ..metadata import (
     convert_date,
     convert_datetime,
     int_of_digits,
+    labels_compared,
     plain_decimal,
     plain_integer,
 )
@@ -127,16 +128,20 @@ def parse_list_args(
     args: Mapping[str, list[str]],
     *,
     user: Mapping[str, Any] | None = None,
+    entities: Mapping[str, EntityDef] | None = None,
 ) -> ListQuery:
     """Parse query-string parameters (each name with its list of values).
 
     :param user: the caller, for ``$user`` in a ``filter`` condition.
+    :param entities: the entities as the caller sees them, to refuse a
+        ``filter`` that compares a picklist with a choice's label (see
+        :func:`parse_condition`).
     :raises BadRequest: naming the parameter that is wrong.
     """
     query = ListQuery()
     text = _single(args, "filter")
     if text is not None:
-        query.condition = parse_condition(entity, text, user=user)
+        query.condition = parse_condition(entity, text, user=user, entities=entities)
     for param, values in args.items():
         if param in RESERVED_PARAMS:
             continue
@@ -166,10 +171,18 @@ def parse_list_args(
 
 
 def parse_condition(
-    entity: EntityDef, text: str, *, user: Mapping[str, Any] | None = None
+    entity: EntityDef,
+    text: str,
+    *,
+    user: Mapping[str, Any] | None = None,
+    entities: Mapping[str, EntityDef] | None = None,
 ) -> sa.ColumnElement[bool]:
     """Turn ``filter=<JSON condition>`` into a WHERE clause for the entity's table.
 
+    :param entities: when given (a filter someone writes now, not one a saved
+        view kept), a comparison of a picklist, of the entity or of a record
+        its lookups reach, with a choice's label is refused, as in a rule: it
+        would select nothing.
     :raises BadRequest: naming ``filter`` and what is wrong: the JSON, a field the
         entity does not have, an operation with no SQL form, a failed static check.
     """
@@ -187,17 +200,22 @@ def parse_condition(
 
     types = {name: spec["type"] for name, spec in entity.fields.items()}
     types.update({name: spec["type"] for name, spec in SYSTEM_SPECS.items()})
-    problems = check_condition(condition, fields=types, user_attributes=True)
-    if problems:
+    found = [
+        Problem(problem.path, problem.code, problem.message)
+        for problem in check_condition(condition, fields=types, user_attributes=True)
+    ]
+    if not found and entities is not None:
+        found = labels_compared(condition, entity, entities)
+    if found:
         details = "; ".join(
-            f"{problem.path}: {problem.message}" if problem.path else problem.message
-            for problem in problems[:5]
+            f"{problem.field}: {problem.message}" if problem.field else problem.message
+            for problem in found[:5]
         )
         raise BadRequest(
             f"filter: {details}",
             problems=[
-                Problem(_in_filter(problem.path), problem.code, problem.message)
-                for problem in problems
+                Problem(_in_filter(problem.field or ""), problem.code, problem.message)
+                for problem in found
             ],
         )
 

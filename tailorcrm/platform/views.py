@@ -38,6 +38,7 @@ from ..metadata import (
     FieldChanges,
     check_list_settings,
     is_sortable,
+    labels_compared,
     schema_problems,
 )
 from ..rules_engine import (
@@ -347,6 +348,15 @@ def check_view_document(
         found = filter_problems(condition, entity, user=user)
         if any(problem.code == "invalid_text" for problem in found):
             problems = _text_outside(document, problems)
+        if not found:
+            # As in a rule: such a view would show nothing (a stored one that
+            # does is shown as it is).
+            found = [
+                Problem(
+                    _filter_path(problem.field or ""), problem.code, problem.message
+                )
+                for problem in labels_compared(condition, entity, catalog.entities)
+            ]
         problems += found
     return problems
 
