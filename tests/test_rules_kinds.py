@@ -1310,6 +1310,91 @@ def test_an_automation_sets_a_field_of_a_parent_that_the_save_makes_read_only(
     assert problems(by_hand) == [("tier", "read_only")]
 
 
+def test_an_automation_further_down_sets_a_field_that_the_save_makes_read_only(
+    crm: Api,
+) -> None:
+    # The next step is read-only once the deal is won. Winning it creates a
+    # hand-over task, which moves the deal's count of tasks, and the deal's
+    # automation notes the count in its next step: two levels down, but in the
+    # save that wins the deal, so judged on the deal as that save found it.
+    counted = rule(
+        "task_count", "opportunity", "rollup", field="touches",
+        relation={"entity": "task", "lookup": "opportunity"}, function="count",
+    )  # fmt: skip
+    locked = rule(
+        "next_step_locked", "opportunity", "field_state", field="next_step",
+        readonly_if={"==": [{"var": "stage"}, "won"]},
+    )  # fmt: skip
+    hand_over = rule(
+        "hand_over", "opportunity", "automation", trigger="update",
+        condition={"and": [{"changed": "stage"}, {"==": [{"var": "stage"}, "won"]}]},
+        actions=[{"type": "create_record", "entity": "task",
+                  "values": {"subject": "Hand-over"}}],
+    )  # fmt: skip
+    noted = rule(
+        "tasks_noted", "opportunity", "automation", trigger="update",
+        condition={"changed": "touches"},
+        actions=[{"type": "set_field", "field": "next_step",
+                  "expression": {"cat": ["Tasks: ", {"var": "touches"}]}}],
+    )  # fmt: skip
+    define(crm, counted, locked, hand_over, noted)
+    deal = create(crm, "opportunity", title="Cleat")
+
+    won = crm.patch(f"/opportunity/{deal['id']}", json={"stage": "won"})
+    later = crm.post("/task", json={"subject": "Invoice", "opportunity": deal["id"]})
+
+    assert won.status_code == 200, won.json
+    stored = read(crm, "opportunity", deal["id"])
+    assert (stored["touches"], stored["next_step"]) == (1, "Tasks: 1")
+    # A task added by a later save finds the deal won.
+    assert problems(later) == [("opportunity.next_step", "read_only")]
+
+
+def test_a_set_field_further_down_on_the_saved_record_is_refused_as_its_own(
+    crm: Api,
+) -> None:
+    # Winning the deal creates a hand-over task, which moves the deal's count of
+    # tasks; the deal's automation then writes a next step that a validation
+    # rule refuses. It is the deal the caller saved: the problem is the one any
+    # save of the deal gets, next to its field, and the detail names the
+    # automation, as one level down.
+    counted = rule(
+        "task_count", "opportunity", "rollup", field="touches",
+        relation={"entity": "task", "lookup": "opportunity"}, function="count",
+    )  # fmt: skip
+    no_counts = rule(
+        "no_counts", "opportunity", "validation", field="next_step",
+        condition={"starts_with": [{"var": "next_step"}, "Tasks"]},
+        message="Say what comes next, not how many tasks there are.",
+    )  # fmt: skip
+    hand_over = rule(
+        "hand_over", "opportunity", "automation", trigger="update",
+        condition={"and": [{"changed": "stage"}, {"==": [{"var": "stage"}, "won"]}]},
+        actions=[{"type": "create_record", "entity": "task",
+                  "values": {"subject": "Hand-over"}}],
+    )  # fmt: skip
+    noted = rule(
+        "tasks_noted", "opportunity", "automation", trigger="update",
+        condition={"changed": "touches"},
+        actions=[{"type": "set_field", "field": "next_step",
+                  "expression": {"cat": ["Tasks: ", {"var": "touches"}]}}],
+    )  # fmt: skip
+    define(crm, counted, no_counts, hand_over, noted)
+    deal = create(crm, "opportunity", title="Cleat")
+
+    refused = crm.patch(f"/opportunity/{deal['id']}", json={"stage": "won"})
+
+    assert refused.status_code == 422
+    assert [(e["field"], e["code"], e["message"]) for e in refused.json["errors"]] == [
+        ("next_step", "rule", "Say what comes next, not how many tasks there are.")
+    ]
+    assert refused.json["detail"].startswith(
+        "The automation 'tasks_noted' could not save Opportunity"
+    )
+    assert read(crm, "opportunity", deal["id"])["stage"] == "prospecting"
+    assert crm.get("/task").json["data"] == []
+
+
 def test_an_update_back_onto_the_record_saved_is_judged_as_the_save_found_it(
     crm: Api,
 ) -> None:

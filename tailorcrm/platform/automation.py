@@ -12,6 +12,7 @@ save is refused, naming the automations of the loop.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -39,6 +40,9 @@ class AutomationFailed(ValidationFailed):
     target: EntityDef | None = None
     #: Whether the caller may be told which automation it was (see :func:`_shown`).
     named: bool = True
+    #: Whether the record it could not save is one the caller saved, reached
+    #: again further down: the saves above keep its problems as they are.
+    saved_by_caller: bool = False
 
 
 class AutomationConflict(AutomationFailed):
@@ -208,33 +212,45 @@ def run_automations(service: RecordService, changes: Sequence[Change]) -> bool:
     ]
     waiting = {(change.entity.name, change.record_id) for change in mine}
     pending |= waiting
-    # Every record this save writes, as the save found it: what the actions
-    # change of one is part of the save, and readonly_if is judged on that.
-    found = {
-        (change.entity.name, change.record_id): change.before for change in changes
-    }
+    saving = _Saving(
+        {(change.entity.name, change.record_id): change.before for change in changes},
+        service.saved_by_caller
+        if service.chain
+        else frozenset(
+            (change.entity.name, change.record_id)
+            for change in changes
+            if not change.followed and change.after is not None
+        ),
+    )
     acted = False
     try:
         for change in mine:
             key = (change.entity.name, change.record_id)
             pending.discard(key)
             waiting.discard(key)
-            acted = _run_for(service, change, found, again=acted) or acted
+            acted = _run_for(service, change, saving, again=acted) or acted
     finally:
         pending -= waiting
     return acted
 
 
+@dataclass(frozen=True)
+class _Saving:
+    """What one level of a save tells the saves its actions make."""
+
+    #: Every record the save writes, as it found it (``None``: it creates it):
+    #: what an action changes of one is part of the save, and ``readonly_if``
+    #: is judged on that.
+    found: Mapping[tuple[str, int], Mapping[str, Any] | None]
+    #: The records the caller saved, those of the save that began it all.
+    saved: frozenset[tuple[str, int]]
+
+
 def _run_for(
-    service: RecordService,
-    change: Change,
-    found: Mapping[tuple[str, int], Mapping[str, Any] | None],
-    *,
-    again: bool,
+    service: RecordService, change: Change, saving: _Saving, *, again: bool
 ) -> bool:
     """Run the automations that ``change`` triggers; ``again``: actions have run
-    since the save wrote the record, which is read as it is now. ``found``: the
-    records the save writes, as it found them."""
+    since the save wrote the record, which is read as it is now."""
     automations = _triggered(service, change.entity, change.trigger)
     if again:
         change = _as_stored_now(service, change)
@@ -248,7 +264,7 @@ def _run_for(
         outcome = automation.condition(data) if automation.condition else True
         actions = automation.actions if truthy(outcome) else automation.else_actions
         for action in actions:
-            acted = _act(service, automation, action, change, data, found) or acted
+            acted = _act(service, automation, action, change, data, saving) or acted
     return acted
 
 
@@ -308,15 +324,16 @@ def _act(
     action: Action,
     change: Change,
     data: Mapping[str, Any],
-    found: Mapping[tuple[str, int], Mapping[str, Any] | None],
+    saving: _Saving,
 ) -> bool:
     nested = service.nested(automation.name)
+    nested.saved_by_caller = saving.saved
     # A change of a record the save is writing (the caller's, one it changed in
     # turn such as a roll-up's parent, whether by a set_field or through a
     # lookup) is part of that save: readonly_if is judged on the record as the
     # save found it.
-    for key, before in found.items():
-        nested.saves_under_way.setdefault(key, before)
+    for found, before in saving.found.items():
+        nested.saves_under_way.setdefault(found, before)
     target = (
         change.entity
         if action.type == "set_field"
@@ -326,8 +343,11 @@ def _act(
         field: coerce(target.fields[field], expression(data))
         for field, expression in action.values
     }
-    # The record its caller saved: problems there are that save's own.
-    own = action.type == "set_field" and not change.followed
+    key = (change.entity.name, change.record_id)
+    # The record its caller saved, also one the person saved reached again
+    # further down (a task this save created moved its count): problems there
+    # are that save's own.
+    own = action.type == "set_field" and (not change.followed or key in saving.saved)
     try:
         if action.type == "set_field":
             nested.update(target.name, change.record_id, values)
@@ -343,7 +363,12 @@ def _act(
         # The failure of an automation further down, on a record its caller did
         # not save, is named as any other record's: its summary too, which named
         # the automation and the entity as if the record were the caller's.
-        if not own and error.automation is not None and error.target is not None:
+        if (
+            not own
+            and error.automation is not None
+            and error.target is not None
+            and not error.saved_by_caller
+        ):
             # That failure is on the record this action saved.
             hidden = _hidden(service, action, change, error.target)
             error.problems = _blamed(
@@ -385,6 +410,7 @@ def _act(
         if own:
             failed.automation, failed.target = automation, target
             failed.named = named
+            failed.saved_by_caller = key in saving.saved
         raise failed from None
     return True
 

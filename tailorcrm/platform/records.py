@@ -161,6 +161,10 @@ class RecordService:
         #: actions make leave them to it (see :func:`.automation.run_automations`).
         #: One set, shared by every level of a save.
         self.automations_pending: set[tuple[str, int]] = set()
+        #: The records (entity, id) the caller saved, in a service that saves
+        #: what automations do for them: a ``set_field`` on one of them, at any
+        #: depth, is refused with the problems any save of it gets.
+        self.saved_by_caller: frozenset[tuple[str, int]] = frozenset()
         #: Field history rows kept back to be written together (see
         #: :func:`~.fieldhistory.batched`); ``None`` writes each at once.
         self.history_rows: list[dict[str, Any]] | None = None
