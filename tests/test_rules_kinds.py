@@ -1395,6 +1395,60 @@ def test_a_set_field_further_down_on_the_saved_record_is_refused_as_its_own(
     assert crm.get("/task").json["data"] == []
 
 
+@pytest.mark.parametrize("rollup", [WON_COUNT, WON_TOTAL], ids=["count", "sum"])
+def test_a_related_update_of_a_parent_locked_by_its_other_fields_is_refused(
+    crm: Api, rollup: dict[str, Any]
+) -> None:
+    # The account is locked for a reason the save does not touch: judged on
+    # the account as the save found it, whole (the roll-up's move wrote only
+    # some of its fields), the tier stays read-only.
+    locked = rule(
+        "tier_locked", "account", "field_state", field="tier",
+        readonly_if={"==": [{"var": "industry"}, "energy"]},
+    )  # fmt: skip
+    promote = rule(
+        "promote_account", "opportunity", "automation", trigger="update",
+        condition={"==": [{"var": "stage"}, "won"]},
+        actions=[{"type": "update_related", "lookup": "account",
+                  "values": {"tier": "gold"}}],
+    )  # fmt: skip
+    define(crm, rollup, locked, promote)
+    account = create(crm, "account", name="Slip", tier="standard", industry="energy")
+    deal = create(crm, "opportunity", title="Warp", account=account["id"], amount="40")
+
+    won = crm.patch(f"/opportunity/{deal['id']}", json={"stage": "won"})
+
+    assert won.status_code == 422, won.json
+    assert problems(won) == [("account.tier", "read_only")]
+    assert read(crm, "account", account["id"])["tier"] == "standard"
+
+
+def test_a_related_update_of_a_record_the_save_did_not_write_meets_its_lock(
+    crm: Api,
+) -> None:
+    # An account the save leaves alone is judged as stored: its tier is locked
+    # already, and the deal's update of it is refused.
+    locked = rule(
+        "tier_locked", "account", "field_state", field="tier",
+        readonly_if={"==": [{"var": "industry"}, "energy"]},
+    )  # fmt: skip
+    promote = rule(
+        "promote_account", "opportunity", "automation", trigger="update",
+        condition={"==": [{"var": "stage"}, "won"]},
+        actions=[{"type": "update_related", "lookup": "account",
+                  "values": {"tier": "gold"}}],
+    )  # fmt: skip
+    define(crm, locked, promote)
+    account = create(crm, "account", name="Mole", tier="standard", industry="energy")
+    deal = create(crm, "opportunity", title="Fender", account=account["id"])
+
+    won = crm.patch(f"/opportunity/{deal['id']}", json={"stage": "won"})
+
+    assert won.status_code == 422, won.json
+    assert problems(won) == [("account.tier", "read_only")]
+    assert read(crm, "account", account["id"])["tier"] == "standard"
+
+
 def test_an_update_back_onto_the_record_saved_is_judged_as_the_save_found_it(
     crm: Api,
 ) -> None:

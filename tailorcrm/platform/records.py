@@ -844,9 +844,13 @@ class RecordService:
             given = {k: v for k, v in values.items() if current.get(k) != v}
             rules.withhold([given], self.unreadable)
             key = (entity.name, int(current["id"]))
-            began = (
-                (self.saves_under_way[key],) if key in self.saves_under_way else None
-            )
+            began = None
+            if key in self.saves_under_way:
+                found = self.saves_under_way[key]
+                # A roll-up's parent moved without being read first has only
+                # the fields the move wrote as they were; the others are as
+                # stored (see Cascade._blind_increments).
+                began = (None if found is None else {**current, **found},)
             problems += self._as_seen(
                 entity,
                 rules.prepare_change(current, values, save_began=began, blind=blind),
