@@ -794,6 +794,86 @@ def test_a_field_in_a_section_over_a_hidden_field_follows_its_own_rule_live(
     assert saved["stage"] != "won"
 
 
+# -- a field the person's role makes read-only is still asked for -------------------
+
+ERP_READERS = {
+    "kind": "role",
+    "name": "erp_readers",
+    "label": "Sales who read ERP codes",
+    "entities": {
+        "opportunity": {
+            "create": "all",
+            "read": "all",
+            "edit": "all",
+            "fields": {"erp_code": "read_only"},
+        },
+        "account": {"read": "all"},
+    },
+}
+
+
+@pytest.fixture
+def erp_reader(
+    live_server: LiveServer, open_page: OpenPage
+) -> Iterator[tuple[Page, int]]:
+    """A page signed in as someone who may read ERP codes and not write them,
+    while a won deal needs one; and a deal won without one before that rule."""
+    document = {
+        "kind": "rule",
+        "name": "erp_code_when_won",
+        "entity": "opportunity",
+        "type": "field_state",
+        "label": "A won deal has an ERP order number",
+        "field": "erp_code",
+        "required_if": {"==": [{"var": "stage"}, "won"]},
+    }
+    platform = live_server.platform
+    with platform.records(SYSTEM_ACTOR) as service:
+        won = service.create(
+            "opportunity", {"title": "Wrenfield lock gates", "stage": "won"}
+        )
+    platform.store.apply([("", ERP_READERS)], actor="test")
+    username = f"pia.reader{next(_BLIND_USERS)}"
+    with platform.transaction() as (connection, catalog):
+        create_user(connection, username, PASSWORD)
+        set_user_roles(connection, catalog, username, ["erp_readers"])
+    with rules_in_force(live_server, document):
+        page = open_page(signed_in=False)
+        page.goto("/login")
+        page.fill("#username", username)
+        page.fill("#password", PASSWORD)
+        page.click("main button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/")
+        yield page, won["id"]
+
+
+def test_a_field_read_only_by_role_is_marked_required_as_the_save_asks_for_it(
+    erp_reader: tuple[Page, int], live_server: LiveServer
+) -> None:
+    # Only readonly_if spares a field from required_if; one the person's role
+    # makes read-only is still asked for, so the save is refused. The form marks
+    # it as the server rendered it, and follows the stage as it changes.
+    page, won = erp_reader
+    page.goto(f"/app/opportunity/{won}/edit")
+    mark = page.locator('[data-field="erp_code"] [data-required-mark]')
+    stage = page.get_by_label("Stage")
+
+    expect(mark).to_be_visible()
+    stage.select_option(label="Negotiation")
+    expect(mark).to_be_hidden()
+    stage.select_option(label="Closed won")
+    expect(mark).to_be_visible()
+    page.get_by_label("Next step").fill("Send the order")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.locator('[data-field="erp_code"] .field-errors')).to_contain_text(
+        "your roles cannot fill it"
+    )
+    expect(mark).to_be_visible()
+    [saved] = live_server.find("opportunity", id=won)
+    assert saved["next_step"] is None
+
+
 @pytest.fixture
 def steps_without_account(live_server: LiveServer) -> Iterator[None]:
     """Next step is required while the deal has no account."""

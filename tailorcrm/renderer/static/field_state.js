@@ -571,8 +571,12 @@
       }
       // A control that readonly_if locks cannot change while the form is open,
       // and its save keeps the stored value: it reads as the server read it (a
-      // blank boolean stays blank, though its box shows unticked).
-      field.locked = Boolean(field.control && (field.control.disabled || field.control.readOnly));
+      // blank boolean stays blank, though its box shows unticked). Only a field
+      // the form sends (one with a type) is so locked: one the person's roles
+      // make read-only is shown and never sent, and required_if still asks for
+      // it, as the save does (RecordRules.validate spares readonly_if alone).
+      field.locked = Boolean(field.type && field.control &&
+        (field.control.disabled || field.control.readOnly));
       if (field.section) {
         field.section.fields.push(field);
       }
