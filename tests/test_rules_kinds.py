@@ -1988,6 +1988,60 @@ def test_an_import_updates_a_row_with_the_stored_record_it_refers_to(
     )
 
 
+PARENT_LOCKED_FOR_GOLD = rule(
+    "parent_locked", "account", "field_state", field="parent",
+    readonly_if={"==": [{"var": "tier"}, "gold"]},
+)  # fmt: skip
+
+
+def test_a_new_row_naming_a_later_row_is_not_locked_by_its_own_values(
+    platform: Platform, crm: Api
+) -> None:
+    # Nothing is read-only on a create: a gold account is created with its
+    # parent by the API, and so by an import whose row names a later row as
+    # the parent, which is set once every row is saved.
+    define(crm, PARENT_LOCKED_FOR_GOLD)
+    text = "name,tier,parent\nGold,gold,Top\nTop,standard,\n"
+
+    report = load_csv(platform, "account", text)
+
+    assert (report.created, report.failed_rows) == (2, 0), report.errors
+    stored = {a["name"]: a for a in crm.get("/account").json["data"]}
+    assert stored["Gold"]["parent"] == stored["Top"]["id"]
+
+
+def test_an_updated_row_naming_a_later_row_is_judged_as_stored_before_it(
+    platform: Platform, crm: Api
+) -> None:
+    # A PATCH that makes an account gold and gives its parent is judged on the
+    # account as stored, where the parent is not locked yet; so is a row that
+    # does the same naming a later row, whose parent is set afterwards.
+    coded = {
+        **ACCOUNT,
+        "fields": [
+            *ACCOUNT["fields"],
+            {"name": "code", "type": "text", "label": "Code", "external_id": True},
+        ],
+    }
+    define(crm, coded, PARENT_LOCKED_FOR_GOLD)
+    load_csv(platform, "account", "code,name\nG1,Gold\nS1,Still\n")
+    text = "code,name,tier,parent\nG1,Gold,gold,T1\nT1,Top,standard,\n"
+
+    report = load_csv(platform, "account", text, key="code")
+    # Once gold, the parent stays locked for the changes that follow.
+    moved = load_csv(
+        platform, "account", "code,parent\nG1,S1\n", key="code", skip_bad_rows=True
+    )
+
+    assert (report.created, report.updated, report.failed_rows) == (1, 1, 0)
+    stored = {a["name"]: a for a in crm.get("/account").json["data"]}
+    assert (stored["Gold"]["tier"], stored["Gold"]["parent"]) == (
+        "gold",
+        stored["Top"]["id"],
+    )
+    assert [(e.field, e.code) for e in moved.errors] == [("parent", "read_only")]
+
+
 def test_an_upsert_saves_its_rows_in_the_order_of_the_file(
     platform: Platform, crm: Api
 ) -> None:

@@ -276,6 +276,11 @@ class Importer:
         }
         # (row number, record id, self-lookup texts, created by this import)
         self.deferred: list[tuple[int, int, dict[str, str], bool]] = []
+        #: For each row of :attr:`deferred`, its record as stored before the row
+        #: (none for a row that created it): setting its references belongs to
+        #: the row's save, so readonly_if is judged on that record, as for a
+        #: PATCH that gives them with the row's other values.
+        self.began: dict[int, Mapping[str, Any] | None] = {}
         self.width = 0
         self.keys_seen: dict[Any, int] = {}
         #: The row of this file that saved each unique value: (field, value) -> row.
@@ -336,6 +341,7 @@ class Importer:
             stream.seek(start)
             progress = None
             self.deferred, self.keys_seen, self.undone = [], {}, {}
+            self.began = {}
             self.unique_rows = {}
         report.errors.sort(key=lambda error: error.row)
         # Skipping bad rows cannot skip the rest of a file that could not be read
@@ -628,6 +634,7 @@ class Importer:
             record_id = ids[index]
             if deferred and record_id is not None:
                 self.deferred.append((number, record_id, deferred, True))
+                self.began[number] = None
 
     def _failed_row(self, number: int, data: dict[str, Any]) -> None:
         """Note the texts by which later rows may name a row that failed."""
@@ -901,6 +908,11 @@ class Importer:
         data: dict[str, Any],
         deferred: dict[str, str],
     ) -> None:
+        # Read under the lock the update takes anyway, so that no other save
+        # changes it between the two.
+        table = self.entity.table
+        query = sa.select(table).where(table.c.id == record_id).with_for_update()
+        before = self.connection.execute(query).mappings().first() if deferred else None
         try:
             with self.connection.begin_nested():
                 self.service.update(self.entity.name, record_id, data)
@@ -911,6 +923,7 @@ class Importer:
         report.updated += 1
         if deferred:
             self.deferred.append((number, record_id, deferred, False))
+            self.began[number] = None if before is None else dict(before)
 
     def _resolve_deferred(self, report: ImportReport) -> None:
         """Set self-references once every row of the file exists.
@@ -967,13 +980,18 @@ class Importer:
     ) -> tuple[int, list[Problem]] | None:
         """Set the references of every row not failed yet; stop at the first row
         whose update is refused and give its number and problems."""
+        under_way = self.service.saves_under_way
         for number, record_id, _, _ in self.deferred:
             if number in errors:
                 continue
+            key = (self.entity.name, record_id)
+            under_way[key] = self.began[number]
             try:
                 self.service.update(self.entity.name, record_id, targets[number])
             except TailorError as error:
                 return number, row_problems(error)
+            finally:
+                del under_way[key]
         return None
 
     def _spread_failures(
