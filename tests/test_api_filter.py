@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from tailorcrm.platform import Platform
 from tailorcrm.rules_engine import evaluate
-from tests.conftest import Api, grant_all
+from tests.conftest import Api, add_field, grant_all
 
 
 def seed(crm: Api) -> None:
@@ -394,3 +394,55 @@ def test_a_long_in_list_selects_without_a_server_error(crm: Api) -> None:
 
     assert response.status_code == 200
     assert titles(response) == ["Alpha"]
+
+
+def test_a_record_the_caller_cannot_read_never_stops_their_filter(
+    crm: Api, platform: Platform, app: Any
+) -> None:
+    from tailorcrm.platform.access import set_user_roles
+    from tailorcrm.platform.auth import create_token, create_user
+
+    add_field(
+        crm, "opportunity", {"name": "seats", "type": "integer", "label": "Seats"}
+    )
+    add_field(crm, "opportunity", {"name": "region", "type": "text", "label": "Region"})
+    # A sharing rule costlier to test than the filter, which the database
+    # would otherwise test first.
+    opened = {
+        "or": [
+            {"contains": [{"lower": {"var": "region"}}, "nor"]},
+            {"starts_with": [{"lower": {"var": "title"}}, "shared"]},
+        ]
+    }
+    role = {
+        "kind": "role",
+        "name": "rep",
+        "label": "Rep",
+        "entities": {"opportunity": {"create": "own", "read": "own"}},
+        "sharing": [
+            {
+                "name": "northern",
+                "entity": "opportunity",
+                "access": "read",
+                "condition": opened,
+            }
+        ],
+    }
+    platform.store.apply([("", role)], actor="test")
+    with platform.engine.begin() as connection:
+        token = create_token(connection, create_user(connection, "rep", "rep-pass-1"))
+    with platform.transaction() as (connection, catalog):
+        set_user_roles(connection, catalog, "rep", ["rep"])
+    rep = Api(app.test_client(), token)
+    unseen = {"title": "Unseen", "seats": 9223372036854775000, "region": "south"}
+    assert crm.post("/opportunity", json=unseen).status_code == 201
+    assert (
+        rep.post("/opportunity", json={"title": "Own", "seats": 1}).status_code == 201
+    )
+    condition = {">": [{"+": [{"var": "seats"}, 1000]}, 0]}
+
+    response = rep.get("/opportunity", query_string=query(condition, count="1"))
+
+    assert response.status_code == 200, response.json
+    assert titles(response) == ["Own"]
+    assert response.json["count"] == 1
