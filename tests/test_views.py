@@ -742,3 +742,23 @@ def test_renaming_fields_in_a_condition_leaves_items_and_user_alone() -> None:
             {"missing": ["phase", "client.name"]},
         ]
     }
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "code"),
+    [
+        ("entty=account", "entty", "unknown_parameter"),
+        ("Entity=account", "Entity", "unknown_parameter"),
+        ("entity=account&entity=opportunity", "entity", "invalid_parameter"),
+    ],
+)
+def test_a_misspelt_or_repeated_entity_lists_no_views(
+    people: People, query: str, field: str, code: str
+) -> None:
+    """Rather than every view, or one entity's only, as if that were asked for."""
+    people.admin.post("/meta/views", json={**OPEN_DEALS, "shared": True})
+
+    response = people.seller.get(f"/meta/views?{query}")
+
+    assert response.status_code == 400, response.json
+    assert [(e["field"], e["code"]) for e in response.json["errors"]] == [(field, code)]

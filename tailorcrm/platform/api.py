@@ -686,7 +686,14 @@ def view_json_schema() -> Response:
 
 @api.get("/meta/views")
 def list_saved_views() -> Response:
-    entity = request.args.get("entity") or None
+    """The views the caller sees, or those of ``?entity=``."""
+    # As on the rule reads: a misspelt or repeated ``entity`` would otherwise
+    # list every view, or those of one entity only, as if that were asked for.
+    refuse_unknown_parameters(frozenset({"entity"}))
+    entities = request.args.getlist("entity")
+    if len(entities) > 1:
+        raise BadRequest.parameter("entity", "give this parameter only once.")
+    entity = entities[0] if entities and entities[0] else None
     with _session() as session:
         data = list_views(session.connection, session.catalog, session.user, entity)
     return jsonify({"data": data})
