@@ -446,3 +446,23 @@ def test_a_record_the_caller_cannot_read_never_stops_their_filter(
     assert response.status_code == 200, response.json
     assert titles(response) == ["Own"]
     assert response.json["count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("condition", "path"),
+    [
+        ({"!": {"==": [{"var": "title"}, {"var": "stage"}]}}, "!"),
+        ({"and": [{"!": {"<": [{"var": "close_date"}, "soon"]}}]}, "and[0].!"),
+        ({"!": [{"matches": [{"var": "title"}, "^A"]}]}, "![0]"),
+    ],
+)
+def test_a_filter_refused_in_sql_names_its_place_as_it_is_written(
+    crm: Api, condition: Any, path: str
+) -> None:
+    """An operand written alone, not in a list, is named where it is written,
+    as the static checks name it, not as item 0 of a list the filter lacks."""
+    response = crm.get("/opportunity", query_string=query(condition))
+
+    assert response.status_code == 400
+    assert [error["field"] for error in response.json["errors"]] == [f"filter.{path}"]
+    assert response.json["detail"].startswith(f"filter: {path}: ")

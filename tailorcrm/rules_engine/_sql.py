@@ -19,6 +19,7 @@ itself, and bound as parameters: ``today``, ``$user.id``, ``date_add`` of a lite
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 # Importing the handler modules registers their operators with the translator.
 from . import _sql_logic, _sql_ops  # noqa: F401
 from ._compiler import compile_condition
+from ._errors import ConditionError
 from ._sql_core import (
     Columns,
     SqlTranslationError,
@@ -72,12 +74,47 @@ def compile_sql(
     """
     compile_condition(condition)
     translator = _Translator(columns, user, now or dt.datetime.now(dt.UTC))
-    root = translator.node(condition, "")
+    try:
+        root = translator.node(condition, "")
+    except ConditionError as error:
+        error.path = _written_path(condition, error.path)
+        raise
     selected = _truth(root)
     if root.fails is not None:
         selected = sa.and_(selected, sa.not_(root.fails))
     _check_size(selected)
     return selected
+
+
+#: One step of a path: an operator's name, or an item's index.
+_STEP = re.compile(r"\.?([^.\[\]]+)|\[([0-9]+)\]")
+
+
+def _written_path(condition: Any, path: str) -> str:
+    """``path`` as ``condition`` is written.
+
+    The translator takes an operand written alone (``{"!": {"==": ...}}``) as a
+    list of one, and names it as item 0 (``![0]``), which the JSON does not
+    have; the static checks name it where it is written (``!``), and so does
+    this. A path that does not fit the condition is returned as it is.
+    """
+    node = condition
+    steps: list[str] = []
+    end = 0
+    for match in _STEP.finditer(path):
+        if match.start() != end:
+            return path
+        end = match.end()
+        name, index = match.groups()
+        if name is not None and isinstance(node, dict) and name in node:
+            node = node[name]
+            steps.append(f".{name}" if steps else name)
+        elif index is not None and isinstance(node, list) and int(index) < len(node):
+            node = node[int(index)]
+            steps.append(f"[{index}]")
+        elif index != "0" or isinstance(node, list):
+            return path
+    return "".join(steps) if end == len(path) else path
 
 
 def reads_context(condition: Any) -> bool:
