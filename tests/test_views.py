@@ -535,6 +535,44 @@ def test_a_view_sent_back_while_it_shows_its_owner_nothing_keeps_its_filter(
     assert _selected(people.seller, again) == ["Late"]
 
 
+@pytest.mark.parametrize(
+    ("sent", "kept", "selected"),
+    [
+        (
+            {"or": [{"or": []}, {"==": [{"var": "title"}, "Early"]}]},
+            {
+                "or": [
+                    THIS_FISCAL_YEAR["filter"],
+                    {"==": [{"var": "title"}, "Early"]},
+                ]
+            },
+            ["Early", "Late"],
+        ),
+        ({"!": {"or": []}}, {"!": THIS_FISCAL_YEAR["filter"]}, ["Early"]),
+    ],
+)
+def test_a_view_sent_back_holding_its_unseen_filter_deeper_keeps_it_there(
+    people: People, sales: Platform, sent: Any, kept: Any, selected: list[str]
+) -> None:
+    """The filter the owner cannot be shown reads to them as {"or": []}; sent
+    back within an or, or negated, it stands for the stored filter there, as
+    beside the filters of an and, rather than be lost for good."""
+    saved = _view_the_seller_stops_fitting(people, sales, deals=True)
+    read = people.seller.get(f"/meta/views/{saved['id']}").json
+
+    changed = people.seller.put(
+        f"/meta/views/{saved['id']}", json={**read, "filter": sent}
+    )
+    with sales.transaction() as (connection, _):
+        set_user_attributes(connection, "seller", {"fiscal_start": "2024-04-01"})
+    again = people.seller.get(f"/meta/views/{saved['id']}").json
+
+    assert changed.status_code == 200, changed.json
+    assert changed.json["filter"] == {"or": []}
+    assert again["filter"] == kept
+    assert _selected(people.seller, again) == selected
+
+
 def test_a_view_sent_back_with_a_filter_of_its_own_replaces_the_unseen_one(
     people: People, sales: Platform
 ) -> None:

@@ -196,7 +196,7 @@ def _unseen_filter_kept(
         return sent
     if sent == NOTHING:
         return stored
-    if isinstance(sent, dict) and list(sent) == ["and"] and NOTHING in sent["and"]:
+    if _conjunction(sent) and NOTHING in sent["and"]:
         # The stored filter's own conditions stand beside those sent, not
         # nested around them: a view narrowed again and again would otherwise
         # nest deeper with each save, past what a filter may (and, no longer
@@ -204,11 +204,27 @@ def _unseen_filter_kept(
         unseen = stored["and"] if _conjunction(stored) else [stored]
         items: list[Any] = []
         for item in sent["and"]:
-            items += unseen if item == NOTHING else [item]
+            items += unseen if item == NOTHING else [_in_place(item, stored)]
         kept = items[0] if len(items) == 1 else {"and": items}
-        _check_limits(kept, catalog.entity(existing.entity))
-        return kept
-    return sent
+    else:
+        # Held deeper (``{"or": [{"or": []}, ...]}``, ``{"!": {"or": []}}``),
+        # it stands for the stored filter there too.
+        kept = _in_place(sent, stored)
+        if kept == sent:
+            return sent
+    _check_limits(kept, catalog.entity(existing.entity))
+    return kept
+
+
+def _in_place(condition: Any, stored: Any) -> Any:
+    """``condition`` with ``stored`` wherever it holds :data:`NOTHING`."""
+    if condition == NOTHING:
+        return stored
+    if isinstance(condition, list):
+        return [_in_place(item, stored) for item in condition]
+    if isinstance(condition, dict):
+        return {name: _in_place(value, stored) for name, value in condition.items()}
+    return condition
 
 
 def _conjunction(condition: Any) -> bool:
