@@ -143,6 +143,26 @@ def test_a_stale_body_version_is_412_also_beside_a_current_if_match(
     assert crm.get(f"/account/{record['id']}").json["name"] == "Orbit Ltd"
 
 
+@pytest.mark.parametrize("tag", ['"01"', '"001"'])
+def test_an_if_match_with_leading_zeros_matches_no_version(crm: Api, tag: str) -> None:
+    # Entity tags compare as text, strongly: "01" is not the tag "1".
+    record = crm.post("/account", json={"name": "Orbit Ltd"}).json
+    entity = crm.get("/meta/entities/account")
+
+    changed = crm.patch(
+        f"/account/{record['id']}", json={"name": "Other"}, headers={"If-Match": tag}
+    )
+    deleted = crm.delete(f"/account/{record['id']}", headers={"If-Match": tag})
+    document = crm.put(
+        "/meta/entities/account", json=entity.json, headers={"If-Match": tag}
+    )
+
+    assert entity.headers["ETag"] == '"1"'
+    assert (changed.status_code, deleted.status_code) == (412, 412)
+    assert document.status_code == 412
+    assert crm.get(f"/account/{record['id']}").json["name"] == "Orbit Ltd"
+
+
 @pytest.mark.parametrize("version", ["1", 1.5, True, [1]])
 def test_a_version_that_is_not_a_whole_number_is_named(crm: Api, version: Any) -> None:
     record = crm.post("/account", json={"name": "Orbit Ltd"}).json

@@ -365,7 +365,14 @@ def _expected_version(what: str = "record's version") -> int | None:
             f'If-Match needs the strong entity tag of the {what}, e.g. "3", not a '
             "weak one."
         )
-    return int(match.group(2))
+    digits = match.group(2)
+    if digits != str(int(digits)):
+        # Tags compare as text: "03" is no tag this service gives.
+        raise PreconditionFailed(
+            f'If-Match "{digits}" is no entity tag of the {what}: tags are '
+            'written without leading zeros, e.g. "3".'
+        )
+    return int(digits)
 
 
 def _bad_if_match(message: str) -> BadRequest:
