@@ -503,6 +503,60 @@ def _view_the_seller_stops_fitting(
     return saved
 
 
+def _hide_from_sellers(sales: Platform, field: str | None) -> None:
+    """Give the sellers' role every right again, with ``field`` of opportunities
+    hidden (none: nothing hidden)."""
+    with sales.reading() as (_, catalog):
+        grants: dict[str, Any] = {
+            entity.name: {"read": "all", "create": "all", "edit": "all"}
+            for entity in catalog.live()
+        }
+    if field is not None:
+        grants["opportunity"] = {**grants["opportunity"], "fields": {field: "hidden"}}
+    role = {"kind": "role", "name": "member", "label": "Member", "entities": grants}
+    sales.store.apply([("", role)], actor="test")
+
+
+def test_a_view_sent_back_keeps_the_columns_and_sort_its_owner_cannot_see(
+    people: People, sales: Platform
+) -> None:
+    """The owner's role came to hide a field their view shows and sorts by:
+    sent back as read (renamed), the view keeps that column and sort key for
+    when the field shows again; sent with columns and sort of their choosing,
+    those replace them, as a filter sent does."""
+    document = {**OPEN_DEALS, "columns": ["title", "amount", "stage"]}
+    kept = people.seller.post("/meta/views", json=document).json
+    chosen = people.seller.post("/meta/views", json={**document, "label": "Mine"}).json
+    _hide_from_sellers(sales, "amount")
+    read = people.seller.get(f"/meta/views/{kept['id']}").json
+
+    renamed = people.seller.put(
+        f"/meta/views/{kept['id']}", json={**read, "label": "Open deals"}
+    )
+    changed = people.seller.put(
+        f"/meta/views/{chosen['id']}",
+        json={
+            **read,
+            "label": "Mine",
+            "columns": ["stage", "title"],
+            "sort": ["stage"],
+        },
+    )
+    _hide_from_sellers(sales, None)
+    again = people.seller.get(f"/meta/views/{kept['id']}").json
+    other = people.seller.get(f"/meta/views/{chosen['id']}").json
+
+    assert (read["columns"], read["sort"]) == (["title", "stage"], ["title"])
+    assert (renamed.status_code, changed.status_code) == (200, 200)
+    assert renamed.json["columns"] == ["title", "stage"]
+    assert (again["label"], again["columns"], again["sort"]) == (
+        "Open deals",
+        ["title", "amount", "stage"],
+        ["-amount", "title"],
+    )
+    assert (other["columns"], other["sort"]) == (["stage", "title"], ["stage"])
+
+
 def test_a_view_sent_back_while_it_shows_its_owner_nothing_keeps_its_filter(
     people: People, sales: Platform
 ) -> None:

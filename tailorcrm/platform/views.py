@@ -154,6 +154,7 @@ def save_view(
     body = _complete(document, catalog)
     if existing is not None:
         body["filter"] = _unseen_filter_kept(body["filter"], existing, catalog, user)
+        _unseen_columns_kept(body, existing, catalog)
     values = {
         "entity": body["entity"],
         "label": body["label"],
@@ -540,12 +541,7 @@ def _view_json(row: sa.Row[Any], catalog: Catalog, user: User) -> dict[str, Any]
     entity = catalog.entity(row.entity)
     listing = catalog.layout(entity.name)["list"]
     body = row.body
-    columns = [name for name in body.get("columns", ()) if name in entity.fields]
-    stored_sort = body.get("sort")
-    sort = [key for key in stored_sort or () if is_sortable(entity, key)]
-    if stored_sort is None or (stored_sort and not sort):
-        # Unsorted by choice stays so; a sort emptied by removals is not a choice.
-        sort = listing["sort"]
+    columns, sort = _seen_columns_and_sort(body, catalog)
     condition, notice = _live_filter(body.get("filter"), entity, user)
     return {
         "id": int(row.id),
@@ -553,7 +549,7 @@ def _view_json(row: sa.Row[Any], catalog: Catalog, user: User) -> dict[str, Any]
         "entity": entity.name,
         "label": body["label"],
         "shared": bool(row.shared),
-        "columns": columns or listing["columns"],
+        "columns": columns,
         "sort": sort,
         "page_size": body.get("page_size", listing["page_size"]),
         "filter": condition,
@@ -564,6 +560,37 @@ def _view_json(row: sa.Row[Any], catalog: Catalog, user: User) -> dict[str, Any]
         "created_at": row.created_at.isoformat() + "Z",
         "updated_at": row.updated_at.isoformat() + "Z",
     }
+
+
+def _seen_columns_and_sort(
+    body: Mapping[str, Any], catalog: Catalog
+) -> tuple[list[str], list[str]]:
+    """A stored view's columns and sort as they read to the person whose
+    ``catalog`` this is: without fields removed or their roles hide."""
+    entity = catalog.entity(body["entity"])
+    listing = catalog.layout(entity.name)["list"]
+    columns = [name for name in body.get("columns", ()) if name in entity.fields]
+    stored_sort = body.get("sort")
+    sort = [key for key in stored_sort or () if is_sortable(entity, key)]
+    if stored_sort is None or (stored_sort and not sort):
+        # Unsorted by choice stays so; a sort emptied by removals is not a choice.
+        sort = listing["sort"]
+    return columns or listing["columns"], sort
+
+
+def _unseen_columns_kept(
+    body: dict[str, Any], existing: sa.Row[Any], catalog: Catalog
+) -> None:
+    """Keep the stored columns and sort of a view sent back with them as they
+    read (see :func:`_seen_columns_and_sort`): what they leave out (a field the
+    owner's roles came to hide) stays for when it shows again, as the filter
+    does (see :func:`_unseen_filter_kept`). Columns or a sort sent otherwise
+    replace the stored ones."""
+    stored = existing.body
+    seen = _seen_columns_and_sort(stored, catalog)
+    for key, read in zip(("columns", "sort"), seen, strict=True):
+        if key in stored and body[key] == read:
+            body[key] = stored[key]
 
 
 def _live_filter(
