@@ -139,6 +139,46 @@ def test_a_dry_run_checks_and_saves_nothing(sales: Api) -> None:
     assert sales.get("/meta/rules/loss_reason_required").status_code == 404
 
 
+def test_true_in_place_of_1_is_a_change_of_a_rule_a_layout_and_a_role(
+    sales: Api,
+) -> None:
+    done_is_1 = {"===": [{"var": "done"}, 1]}
+    done_is_true = {"===": [{"var": "done"}, True]}
+    no_done_task = rule("no_done_task", "task", "validation", message="Not yet.")
+    section = {"label": "Done", "items": [{"field": "about"}]}
+    layout = {"form": {"tabs": [{"label": "Main", "sections": [section]}]}}
+    sharing = {"name": "done_tasks", "entity": "task", "access": "read"}
+    role = {"kind": "role", "name": "clerk", "label": "Clerk", "entities": {}}
+    define(sales, {**no_done_task, "condition": done_is_1})
+    section["visible_if"] = done_is_1
+    assert sales.put("/meta/layouts/task", json=layout).status_code == 201
+    sharing["condition"] = done_is_1
+    role["sharing"] = [sharing]
+    assert sales.put("/meta/roles/clerk", json=role).status_code == 201
+
+    changed_rule = sales.put(
+        "/meta/rules/no_done_task", json={**no_done_task, "condition": done_is_true}
+    )
+    section["visible_if"] = done_is_true
+    changed_layout = sales.put("/meta/layouts/task", json=layout)
+    sharing["condition"] = done_is_true
+    changed_role = sales.put("/meta/roles/clerk", json=role)
+    done_task = sales.post("/task", json={"subject": "Call back", "done": True})
+
+    for changed in (changed_rule, changed_layout, changed_role):
+        assert changed.status_code == 200, changed.json
+        assert changed.json["applied"] is True
+    assert sales.get("/meta/rules/no_done_task").json["condition"]["==="][1] is True
+    stored_layout = sales.get("/meta/layouts/task").json
+    assert (
+        stored_layout["form"]["tabs"][0]["sections"][0]["visible_if"]["==="][1] is True
+    )
+    stored_role = sales.get("/meta/roles/clerk").json
+    assert stored_role["sharing"][0]["condition"]["==="][1] is True
+    assert done_task.status_code == 422
+    assert problems(done_task) == [(None, "rule")]
+
+
 def test_a_refused_list_or_name_is_named_not_repeated_back(sales: Api) -> None:
     action = {"type": "set_field", "field": "next_step", "value": "Call the buyer"}
     many = {

@@ -96,6 +96,7 @@ from ._validate import (
     check_entity_document,
     entity_schema,
     json_path,
+    same_document,
     text_problems,
 )
 
@@ -184,6 +185,7 @@ __all__ = [
     "problems_from",
     "rewrite_layout",
     "rounded_to_scale",
+    "same_document",
     "schema_problems",
     "search_field",
     "rule_problem_path",

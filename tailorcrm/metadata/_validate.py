@@ -125,6 +125,30 @@ def json_path(parts: Iterable[str | int]) -> str:
     return text or "$"
 
 
+def same_document(first: Any, second: Any) -> bool:
+    """Whether two JSON values are the same metadata document (or part of one).
+
+    Python's ``==`` takes ``true`` for ``1`` and ``false`` for ``0``, where a
+    condition tells them apart (``{"===": [{"var": "done"}, 1]}`` never holds
+    for a ticked box, ``cat`` writes ``true``): a document changed from one to
+    the other is changed. A whole number with or without a point (``1``,
+    ``1.0``) is one value, as conditions read it.
+    """
+    if isinstance(first, bool) or isinstance(second, bool):
+        return first is second
+    if isinstance(first, dict) and isinstance(second, dict):
+        return first.keys() == second.keys() and all(
+            same_document(value, second[key]) for key, value in first.items()
+        )
+    if isinstance(first, list) and isinstance(second, list):
+        return len(first) == len(second) and all(
+            same_document(one, other) for one, other in zip(first, second, strict=True)
+        )
+    if isinstance(first, dict | list) or isinstance(second, dict | list):
+        return False
+    return bool(first == second)
+
+
 def check_name(name: Any, path: str, *, what: str) -> list[Problem]:
     """Return the problems with an entity or field API name."""
     if not isinstance(name, str):

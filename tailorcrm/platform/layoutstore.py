@@ -24,6 +24,7 @@ from ..metadata import (
     check_layout_document,
     field_changes,
     rewrite_layout,
+    same_document,
 )
 from .db import meta_documents
 from .revisions import check_expected, write_documents
@@ -130,7 +131,7 @@ def given_layouts(
     for _, document in documents:
         name = document["entity"]
         old = stored.get(name)
-        if old is None or old.document != document:
+        if old is None or not same_document(old.document, document):
             plan.add("set_layout", name)
             result[name] = document
     return result

@@ -26,6 +26,7 @@ from ..metadata import (
     is_role_document,
     keep_removed_grants,
     rewrite_roles,
+    same_document,
 )
 from .db import meta_documents, team_roles, user_roles
 from .revisions import check_expected, write_documents
@@ -105,7 +106,7 @@ def plan_roles(
         document = given
         if old is not None:
             document = keep_removed_grants(given, old.document, target.entities)
-            if old.document == document:
+            if same_document(old.document, document):
                 continue
         change.after[name] = document
         change.plan.add("set_role" if old is not None else "add_role", name)

@@ -27,6 +27,7 @@ from ..metadata import (
     fields_in_use,
     is_rule_document,
     rule_problem_path,
+    same_document,
 )
 from ..rules_engine import FormulaRule, RollupRule, Rule
 from .cascade import Cascade
@@ -111,7 +112,7 @@ def plan_rules(
     change = RuleChange()
     for name, document in incoming.items():
         old = stored.get(name)
-        if old is not None and old.document == document:
+        if old is not None and same_document(old.document, document):
             continue
         change.after[name] = StoredRule(document)
         kind = "add_rule" if old is None else "change_rule"
@@ -142,7 +143,7 @@ def _introduced(
     changed = {
         name
         for name, document in incoming.items()
-        if name not in stored or stored[name].document != document
+        if name not in stored or not same_document(stored[name].document, document)
     }
     every = {name: item.document for name, item in stored.items()}
     before = _rule_problems(every, current.entities)
@@ -193,7 +194,7 @@ def _check_documents(
         prefix = f"{source}: " if source else ""
         name = document.get("name")
         old = stored.get(name) if isinstance(name, str) else None
-        if old is None or old.document != document:
+        if old is None or not same_document(old.document, document):
             problems += [
                 Problem(f"{prefix}{problem.field}", problem.code, problem.message)
                 for problem in check_rule_document(document)
