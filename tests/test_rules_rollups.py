@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 
 from tailorcrm.platform import Platform
 from tailorcrm.platform.importer import ImportFailed
@@ -29,6 +30,7 @@ from tests.rules_support import (
     problems,
     rule,
 )
+from tests.web_helpers import sign_in
 
 #: The Account of the other rule tests, with more fields to roll up into.
 TALLIED_ACCOUNT = {
@@ -623,6 +625,28 @@ def test_a_new_roll_up_whose_total_does_not_fit_names_the_record(api: Api) -> No
     assert refused.status_code == 422, refused.json
     assert f"Account {north['id']}" in str(refused.json)
     assert "touch_total" in str(refused.json)
+
+
+def test_a_start_its_field_cannot_hold_refuses_the_create_and_names_the_rule(
+    app: Flask, platform: Platform, api: Api
+) -> None:
+    # A new account counts no deals: 0, which a count of at least 1 refuses.
+    define(api, TALLIED_ACCOUNT, TALLIED_OPPORTUNITY, DEAL_COUNT)
+    account = api.get("/meta/entities/account").json
+    for spec in account["fields"]:
+        if spec["name"] == "deal_count":
+            spec["min"] = 1
+    define(api, account)
+    browser = sign_in(app, platform)
+
+    created = api.post("/account", json={"name": "North Yard"})
+    form = browser.get("/app/account/new")
+
+    assert created.status_code == 422, created.json
+    assert problems(created) == [("deal_count", "rule_value")]
+    assert "roll-up rule 'deal_count'" in created.json["errors"][0]["message"]
+    assert form.status_code == 200
+    assert api.get("/account").json["data"] == []
 
 
 def test_a_recomputed_whole_number_total_says_its_range_either_way(

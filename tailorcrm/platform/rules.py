@@ -747,21 +747,36 @@ class RecordRules:
         for index in readable:
             values = batch[index]
             blind = blinds[index] or set()
-            self.start_rollups(values)
+            found = self.start_rollups(values)
             data = self.data(values)
-            found = self.defaults(values, data, given[index], blind=blind)
+            found += self.defaults(values, data, given[index], blind=blind)
             found += self.formulas(values, data, dirty=None, blind=blind)
             refused = {p.field for p in found} | blind
             found += self.required(values, refused=refused)
             found += self.validate(data, prior=None, written=given[index], blind=blind)
             problems[index].extend(found)
 
-    def start_rollups(self, values: dict[str, Any]) -> None:
+    def start_rollups(self, values: dict[str, Any]) -> list[Problem]:
         """Give a new record's roll-ups their values over no children, which it
-        has none of yet (``count`` and ``sum`` 0, ``min`` and ``max`` null)."""
+        has none of yet (``count`` and ``sum`` 0, ``min`` and ``max`` null).
+
+        A start its field cannot hold (0 below the field's ``min``) leaves the
+        field blank and is returned as a ``rule_value`` problem, as a formula's
+        value would be: a create is refused with it, a form shows no value.
+        """
+        problems = []
         for rollup in self.rules.rollup_fields:
             spec = self.entity.fields[rollup.field]
-            values[rollup.field] = fit(spec, EMPTY_ROLLUP[rollup.function])
+            try:
+                values[rollup.field] = fit(spec, EMPTY_ROLLUP[rollup.function])
+            except RuleValueError as error:
+                values[rollup.field] = None
+                message = (
+                    f"The roll-up rule {rollup.name!r} gave a value that does not "
+                    f"fit: {error}"
+                )
+                problems.append(Problem(rollup.field, "rule_value", message))
+        return problems
 
     def defaults(
         self,
