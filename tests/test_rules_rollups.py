@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 
-from tailorcrm.platform import Platform
+from tailorcrm.platform import Platform, create_app
+from tailorcrm.platform.db import meta_documents
 from tailorcrm.platform.importer import ImportFailed
 from tailorcrm.platform.records import SYSTEM_ACTOR
 from tests.conftest import Api
@@ -627,26 +627,60 @@ def test_a_new_roll_up_whose_total_does_not_fit_names_the_record(api: Api) -> No
     assert "touch_total" in str(refused.json)
 
 
-def test_a_start_its_field_cannot_hold_refuses_the_create_and_names_the_rule(
-    app: Flask, platform: Platform, api: Api
-) -> None:
-    # A new account counts no deals: 0, which a count of at least 1 refuses.
-    define(api, TALLIED_ACCOUNT, TALLIED_OPPORTUNITY, DEAL_COUNT)
-    account = api.get("/meta/entities/account").json
+def _with_deal_count_of_at_least_one(api: Api) -> dict[str, Any]:
+    """The account document whose deal count is at least 1."""
+    account: dict[str, Any] = api.get("/meta/entities/account").json
     for spec in account["fields"]:
         if spec["name"] == "deal_count":
             spec["min"] = 1
-    define(api, account)
-    browser = sign_in(app, platform)
+    return account
 
-    created = api.post("/account", json={"name": "North Yard"})
-    form = browser.get("/app/account/new")
+
+def test_a_count_or_sum_whose_field_refuses_0_is_refused(api: Api) -> None:
+    # A new account counts no deals: 0, where every account starts.
+    define(api, TALLIED_ACCOUNT, TALLIED_OPPORTUNITY, DEAL_COUNT)
+    at_least_one = _with_deal_count_of_at_least_one(api)
+
+    limited = api.put("/meta/entities/account", json=at_least_one)
+    api.delete("/meta/rules/deal_count")
+    define(api, at_least_one)
+    counted = api.put("/meta/rules/deal_count", json=DEAL_COUNT)
+
+    assert limited.status_code == 409, limited.json
+    assert problems(limited) == [("deal_count.field", "invalid_value")]
+    assert "at least 1" in limited.json["errors"][0]["message"]
+    assert counted.status_code == 422, counted.json
+    assert problems(counted) == [("deal_count.field", "invalid_value")]
+
+
+def test_a_stored_roll_up_whose_start_does_not_fit_refuses_the_create(
+    platform: Platform, api: Api, database_url: str, admin_token: str
+) -> None:
+    # A database whose limit was set before such roll-ups were refused.
+    define(api, TALLIED_ACCOUNT, TALLIED_OPPORTUNITY, DEAL_COUNT)
+    with platform.engine.begin() as connection:
+        connection.execute(
+            meta_documents.update()
+            .where(meta_documents.c.kind == "entity")
+            .where(meta_documents.c.name == "account")
+            .values(body=_with_deal_count_of_at_least_one(api))
+        )
+    later = create_app({"database_url": database_url})
+    try:
+        reopened = Api(later.test_client(), admin_token)
+        browser = sign_in(later, later.extensions["tailorcrm"])
+
+        created = reopened.post("/account", json={"name": "North Yard"})
+        form = browser.get("/app/account/new")
+        listed = reopened.get("/account").json["data"]
+    finally:
+        later.extensions["tailorcrm"].engine.dispose()
 
     assert created.status_code == 422, created.json
     assert problems(created) == [("deal_count", "rule_value")]
     assert "roll-up rule 'deal_count'" in created.json["errors"][0]["message"]
     assert form.status_code == 200
-    assert api.get("/account").json["data"] == []
+    assert listed == []
 
 
 def test_a_recomputed_whole_number_total_says_its_range_either_way(

@@ -216,7 +216,34 @@ def _literal_values(
             message = f"{value!r} does not fit {spec['name']}: {error.message}"
             found = rule_problem_path(document["name"], path)
             problems.append(Problem(found, "invalid_value", message))
+    problems += _rollup_start(document, entity)
     return problems + _blanks_for_required(document, entity, entities)
+
+
+def _rollup_start(document: Mapping[str, Any], entity: EntityDef) -> list[Problem]:
+    """A count or sum roll-up into a field whose limits refuse 0: a new record
+    has no children yet and starts there, so no record could be created."""
+    if document.get("type") != "rollup" or document.get("function") not in (
+        "count",
+        "sum",
+    ):
+        return []
+    spec = entity.fields.get(str(document.get("field")))
+    if spec is None:
+        return []
+    try:
+        convert(spec, 0)
+    except FieldValueError as error:
+        relation = document.get("relation")
+        child = relation.get("entity") if isinstance(relation, dict) else None
+        message = (
+            f"Over no {child} records the {document['function']} is 0, where a new "
+            f"{entity.name} starts, and {spec['name']!r} refuses it: "
+            f"{error.message} Let the field hold 0."
+        )
+        found = rule_problem_path(document["name"], "field")
+        return [Problem(found, "invalid_value", message)]
+    return []
 
 
 #: The parts of a rule document that read a record, and the comparisons in them
