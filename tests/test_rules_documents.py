@@ -2188,6 +2188,81 @@ def test_a_choice_s_label_in_an_automation_s_action_is_refused(sales: Api) -> No
     )
 
 
+def test_a_choice_s_label_in_a_section_or_a_sharing_rule_is_refused(
+    sales: Api,
+) -> None:
+    # A section's visible_if and a sharing rule's condition compare as a rule's
+    # condition does: "Won" would never show the section nor share a deal.
+    section = {
+        "label": "Hand-over",
+        "visible_if": {"==": [{"var": "stage"}, "Won"]},
+        "items": [{"field": "next_step"}],
+    }
+    layout = {"form": {"tabs": [{"label": "Main", "sections": [section]}]}}
+    sharing = {
+        "name": "open_deals",
+        "entity": "opportunity",
+        "access": "read",
+        "condition": {"in": [{"var": "stage"}, ["Prospecting", "negotiation"]]},
+    }
+    role = {"kind": "role", "name": "scout", "label": "Scout", "entities": {}}
+
+    refused_layout = sales.put("/meta/layouts/opportunity", json=layout)
+    refused_role = sales.put("/meta/roles/scout", json={**role, "sharing": [sharing]})
+
+    assert refused_layout.status_code == 422, refused_layout.json
+    assert problems(refused_layout) == [
+        ("form.tabs[0].sections[0].visible_if.==[1]", "choice_label")
+    ]
+    assert refused_role.status_code == 422, refused_role.json
+    assert problems(refused_role) == [
+        ("scout.sharing[0].condition.in[1][0]", "choice_label")
+    ]
+    assert refused_role.json["errors"][0]["message"] == (
+        "'Prospecting' is not a value of 'stage' but stands for its choice "
+        "'prospecting': a condition compares a picklist's values, never its "
+        "labels, so write 'prospecting'."
+    )
+    assert sales.get("/meta/roles/scout").status_code == 404
+
+
+def test_a_layout_saved_with_a_choice_s_label_is_taken_back_as_it_is(
+    sales: Api, platform: Platform, database_url: str, admin_token: str
+) -> None:
+    # A layout stored before labels were refused comes back in every export.
+    section = {"label": "Hand-over", "items": [{"field": "next_step"}]}
+    layout = {
+        "kind": "layout",
+        "entity": "opportunity",
+        "form": {"tabs": [{"label": "Main", "sections": [section]}]},
+    }
+    assert sales.put("/meta/layouts/opportunity", json=layout).status_code == 201
+    section["visible_if"] = {"==": [{"var": "stage"}, "Won"]}
+    with platform.engine.begin() as connection:
+        connection.execute(
+            meta_documents.update()
+            .where(meta_documents.c.kind == "layout")
+            .where(meta_documents.c.name == "opportunity")
+            .values(body=layout)
+        )
+    later = create_app({"database_url": database_url})
+    try:
+        reopened = Api(later.test_client(), admin_token)
+
+        sent_again = reopened.put("/meta/layouts/opportunity", json=layout)
+        section["label"] = "Hand over"
+        changed = reopened.put("/meta/layouts/opportunity", json=layout)
+    finally:
+        later.extensions["tailorcrm"].engine.dispose()
+
+    assert sent_again.status_code == 200, sent_again.json
+    assert sent_again.json["applied"] is False
+    assert changed.status_code == 422, changed.json
+    assert problems(changed) == [
+        ("form.tabs[0].sections[0].visible_if.==[1]", "choice_label")
+    ]
+
+
 def test_a_choice_s_label_compared_with_prior_or_val_is_refused(sales: Api) -> None:
     # {"prior": "stage"} and {"val": "stage"} read the stage as {"var": ...}
     # does: its value, never its label.

@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from ..errors import Problem
 from ..rules_engine import join_path
 from ._fields import SORTABLE_TYPES
+from ._rules import labels_compared
 from ._sections import ShapeCache
 from ._validate import json_path, load_schema, schema_message, text_problems
 
@@ -85,11 +86,16 @@ def _message(error: ValidationError) -> str:
     return schema_message(error)
 
 
-def check_layout_document(document: Any, catalog: Catalog) -> list[Problem]:
+def check_layout_document(
+    document: Any, catalog: Catalog, *, labels: bool = True
+) -> list[Problem]:
     """Return every problem of a layout document, each with its JSON path.
 
     :param catalog: the entities the layout must fit, as they will be once the
         change it belongs to is applied.
+    :param labels: whether a choice's label compared with a picklist in a
+        section's ``visible_if`` is a problem (``choice_label``); not for a
+        layout sent again as it is stored, which was saved before that check.
     """
     problems = schema_problems(LAYOUT, document)
     if not isinstance(document, dict):
@@ -103,7 +109,8 @@ def check_layout_document(document: Any, catalog: Catalog) -> list[Problem]:
         return problems
     form = document.get("form")
     if isinstance(form, dict):
-        problems += _FormChecker(entity, catalog).check(form.get("tabs"))
+        checker = _FormChecker(entity, catalog, labels=labels)
+        problems += checker.check(form.get("tabs"))
     listing = document.get("list")
     if isinstance(listing, dict):
         problems += check_list_settings(listing, entity, path="list")
@@ -157,9 +164,10 @@ def is_sortable(entity: EntityDef, key: str) -> bool:
 class _FormChecker:
     """Walks the tabs of a form, collecting problems and what is already placed."""
 
-    def __init__(self, entity: EntityDef, catalog: Catalog) -> None:
+    def __init__(self, entity: EntityDef, catalog: Catalog, *, labels: bool) -> None:
         self.entity = entity
         self.catalog = catalog
+        self.labels = labels
         self.problems: list[Problem] = []
         self.fields: dict[str, str] = {}
         self.related: dict[tuple[str, str], str] = {}
@@ -193,9 +201,14 @@ class _FormChecker:
         """A section's ``visible_if``: the static checks of rule conditions."""
         if self._shapes is None:
             self._shapes = ShapeCache(self.catalog.entities.values())
-        for problem in self._shapes.problems(condition, self.entity.name):
+        found = self._shapes.problems(condition, self.entity.name)
+        for problem in found:
             where = join_path(path, problem.path)
             self.problems.append(Problem(where, problem.code, problem.message))
+        if self.labels and not found:
+            self.problems += labels_compared(
+                condition, self.entity, self.catalog.entities, path=path
+            )
 
     def item(self, item: dict[str, Any], path: str) -> None:
         name = item.get("field")

@@ -32,6 +32,7 @@ from ..rules_engine import field_names as condition_fields
 from ._rules import (
     SYSTEM_TYPES,
     StoredRule,
+    labels_compared,
     named_schema_problems,
     rule_problem_path,
 )
@@ -75,7 +76,7 @@ def _path(name: Any, path: str) -> str:
 
 
 def check_role_document(
-    document: Any, entities: Mapping[str, EntityDef]
+    document: Any, entities: Mapping[str, EntityDef], *, labels: bool = True
 ) -> list[Problem]:
     """Every problem of a role document: its schema, then what it names.
 
@@ -83,6 +84,10 @@ def check_role_document(
     removed one keeps what roles give it, and gets it back if it is restored);
     a sharing rule's condition must pass the rules language's checks against
     its entity and translate to SQL.
+
+    :param labels: whether a choice's label compared with a picklist in a
+        sharing rule is a problem (``choice_label``); not for a role sent again
+        as it is stored, which was saved before that check.
     """
     problems = named_schema_problems(_validator(), document, kind="role")
     if problems:
@@ -139,12 +144,18 @@ def check_role_document(
                 )
             )
             continue
-        problems += _condition_problems(name, f"{at}.condition", rule, entity)
+        problems += _condition_problems(
+            name, f"{at}.condition", rule, entity, entities if labels else None
+        )
     return problems
 
 
 def _condition_problems(
-    name: Any, at: str, rule: Mapping[str, Any], entity: EntityDef
+    name: Any,
+    at: str,
+    rule: Mapping[str, Any],
+    entity: EntityDef,
+    entities: Mapping[str, EntityDef] | None,
 ) -> list[Problem]:
     types = {**SYSTEM_FIELD_TYPES, **field_types(entity)}
     found = check_condition(rule["condition"], fields=types, user_attributes=True)
@@ -161,7 +172,12 @@ def _condition_problems(
         sharing_clause(entity, rule["condition"], {"id": 0})
     except (ConditionError, SqlTranslationError) as error:
         return [Problem(_path(name, at), "no_sql", str(error))]
-    return []
+    if entities is None:
+        return []
+    return [
+        Problem(_path(name, str(p.field)), p.code, p.message)
+        for p in labels_compared(rule["condition"], entity, entities, path=at)
+    ]
 
 
 def field_types(entity: EntityDef) -> dict[str, str]:

@@ -88,12 +88,20 @@ def split_kinds(
     return entities, layouts
 
 
-def check_layouts(documents: Sequence[tuple[str, Any]], target: Catalog) -> None:
+def check_layouts(
+    documents: Sequence[tuple[str, Any]],
+    target: Catalog,
+    stored: Mapping[str, StoredLayout],
+) -> None:
     problems: list[Problem] = []
     seen: set[str] = set()
     for source, document in documents:
         prefix = f"{source}: " if source else ""
-        for problem in check_layout_document(document, target):
+        name = document.get("entity") if isinstance(document, dict) else None
+        old = stored.get(name) if isinstance(name, str) else None
+        unchanged = old is not None and same_document(old.document, document)
+        found = check_layout_document(document, target, labels=not unchanged)
+        for problem in found:
             problems.append(
                 Problem(f"{prefix}{problem.field}", problem.code, problem.message)
             )

@@ -256,7 +256,7 @@ class MetadataStore:
             # Layouts, rules and roles are each checked against the entities as
             # the change leaves them, and all their problems are told at once.
             refusals: list[InvalidMetadata] = []
-            _checked(refusals, lambda: check_layouts(layout_documents, target))
+            _checked(refusals, lambda: check_layouts(layout_documents, target, layouts))
             changes = entity_field_changes(current, after)
             new_layouts = {}
             if not refusals:

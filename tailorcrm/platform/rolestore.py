@@ -81,11 +81,14 @@ def plan_roles(
     incoming: dict[str, dict[str, Any]] = {}
     for source, document in documents:
         prefix = f"{source}: " if source else ""
-        for problem in check_role_document(document, target.entities):
+        name = document.get("name") if isinstance(document, dict) else None
+        old = stored.get(name) if isinstance(name, str) else None
+        unchanged = old is not None and same_document(old.document, document)
+        found = check_role_document(document, target.entities, labels=not unchanged)
+        for problem in found:
             problems.append(
                 Problem(f"{prefix}{problem.field}", problem.code, problem.message)
             )
-        name = document.get("name")
         if isinstance(name, str):
             if name in incoming:
                 problems.append(
