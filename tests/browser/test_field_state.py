@@ -600,20 +600,22 @@ def test_a_date_and_time_default_on_the_minute_follows_the_fields_it_reads(
 
 # -- a section over a field the person's role hides: the server's state stands ------
 
-ERP_BLIND = {
-    "kind": "role",
-    "name": "erp_blind",
-    "label": "Sales without ERP codes",
-    "entities": {
-        "opportunity": {
-            "create": "all",
-            "read": "all",
-            "edit": "all",
-            "fields": {"erp_code": "hidden"},
+
+def _erp_role(name: str, label: str, level: str) -> dict[str, Any]:
+    """A sales role that gives the ERP code only ``level``."""
+    opportunities = {"create": "all", "read": "all", "edit": "all"}
+    return {
+        "kind": "role",
+        "name": name,
+        "label": label,
+        "entities": {
+            "opportunity": {**opportunities, "fields": {"erp_code": level}},
+            "account": {"read": "all"},
         },
-        "account": {"read": "all"},
-    },
-}
+    }
+
+
+ERP_BLIND = _erp_role("erp_blind", "Sales without ERP codes", "hidden")
 
 
 _BLIND_USERS = itertools.count(1)
@@ -796,20 +798,7 @@ def test_a_field_in_a_section_over_a_hidden_field_follows_its_own_rule_live(
 
 # -- a field the person's role makes read-only is still asked for -------------------
 
-ERP_READERS = {
-    "kind": "role",
-    "name": "erp_readers",
-    "label": "Sales who read ERP codes",
-    "entities": {
-        "opportunity": {
-            "create": "all",
-            "read": "all",
-            "edit": "all",
-            "fields": {"erp_code": "read_only"},
-        },
-        "account": {"read": "all"},
-    },
-}
+ERP_READERS = _erp_role("erp_readers", "Sales who read ERP codes", "read_only")
 
 
 @pytest.fixture
