@@ -621,6 +621,26 @@ ERP_BLIND = _erp_role("erp_blind", "Sales without ERP codes", "hidden")
 _BLIND_USERS = itertools.count(1)
 
 
+def _signed_in_with(
+    live_server: LiveServer, open_page: OpenPage, role: dict[str, Any]
+) -> Page:
+    """A page signed in as a new user who has ``role`` alone (a user of their
+    own for each test: the server is shared)."""
+    platform = live_server.platform
+    platform.store.apply([("", role)], actor="test")
+    username = f"pia.limited{next(_BLIND_USERS)}"
+    with platform.transaction() as (connection, catalog):
+        create_user(connection, username, PASSWORD)
+        set_user_roles(connection, catalog, username, [role["name"]])
+    page = open_page(signed_in=False)
+    page.goto("/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    return page
+
+
 def _section(label: str, fields: list[str], **more: Any) -> dict[str, Any]:
     items = [{"field": name} for name in fields]
     return {"label": label, "columns": 1, "items": items, **more}
@@ -645,21 +665,8 @@ def erp_sections(live_server: LiveServer, open_page: OpenPage) -> Iterator[Page]
             visible_if={"==": [{"var": "stage"}, "won"]},
         ),
     ]
-    platform = live_server.platform
-    platform.store.apply([("", ERP_BLIND)], actor="test")
-    # A user of their own for each test: the server is shared.
-    username = f"pia.blind{next(_BLIND_USERS)}"
-    with platform.transaction() as (connection, catalog):
-        create_user(connection, username, PASSWORD)
-        set_user_roles(connection, catalog, username, ["erp_blind"])
     with form_in_force(live_server, [{"label": "Deal", "sections": sections}]):
-        page = open_page(signed_in=False)
-        page.goto("/login")
-        page.fill("#username", username)
-        page.fill("#password", PASSWORD)
-        page.click("main button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/")
-        yield page
+        yield _signed_in_with(live_server, open_page, ERP_BLIND)
 
 
 def test_a_section_over_a_hidden_field_keeps_the_state_the_save_judges(
@@ -821,19 +828,8 @@ def erp_reader(
         won = service.create(
             "opportunity", {"title": "Wrenfield lock gates", "stage": "won"}
         )
-    platform.store.apply([("", ERP_READERS)], actor="test")
-    username = f"pia.reader{next(_BLIND_USERS)}"
-    with platform.transaction() as (connection, catalog):
-        create_user(connection, username, PASSWORD)
-        set_user_roles(connection, catalog, username, ["erp_readers"])
     with rules_in_force(live_server, document):
-        page = open_page(signed_in=False)
-        page.goto("/login")
-        page.fill("#username", username)
-        page.fill("#password", PASSWORD)
-        page.click("main button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/")
-        yield page, won["id"]
+        yield _signed_in_with(live_server, open_page, ERP_READERS), won["id"]
 
 
 def test_a_field_read_only_by_role_is_marked_required_as_the_save_asks_for_it(
