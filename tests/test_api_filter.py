@@ -466,3 +466,30 @@ def test_a_filter_refused_in_sql_names_its_place_as_it_is_written(
     assert response.status_code == 400
     assert [error["field"] for error in response.json["errors"]] == [f"filter.{path}"]
     assert response.json["detail"].startswith(f"filter: {path}: ")
+
+
+@pytest.mark.parametrize(
+    ("condition", "path"),
+    [
+        ({"!": {"==": [{"var": "stage"}, "Won"]}}, "!.==[1]"),
+        (
+            {"and": [{"!": {"in": [{"var": "stage"}, ["won", "Prospecting"]]}}]},
+            "and[0].!.in[1][1]",
+        ),
+        ({"!": [{"!=": [{"var": "stage"}, "WON"]}]}, "![0].!=[1]"),
+    ],
+)
+def test_a_choice_label_is_named_where_it_is_written(
+    crm: Api, condition: Any, path: str
+) -> None:
+    """A label compared within an operand written alone is named there, as the
+    other problems of a filter are, by the list and by a view being saved."""
+    listed = crm.get("/opportunity", query_string=query(condition))
+    view = {"entity": "opportunity", "label": "Not won", "filter": condition}
+    saved = crm.post("/meta/views", json=view)
+
+    assert listed.status_code == 400
+    assert [error["field"] for error in listed.json["errors"]] == [f"filter.{path}"]
+    assert listed.json["detail"].startswith(f"filter: {path}: ")
+    assert saved.status_code == 422
+    assert [error["field"] for error in saved.json["errors"]] == [f"filter.{path}"]

@@ -2083,6 +2083,25 @@ def test_a_picklist_compared_with_a_choice_s_label_is_refused(sales: Api) -> Non
     assert accepted.status_code in (200, 201), accepted.json
 
 
+def test_a_choice_s_label_within_an_operand_written_alone_is_named_there(
+    sales: Api,
+) -> None:
+    negated = rule(
+        "reason_unless_won",
+        "opportunity",
+        "validation",
+        condition={"!": {"==": [{"var": "stage"}, "Won"]}},
+        message="Say why.",
+    )
+
+    refused = sales.put("/meta/rules/reason_unless_won", json=negated)
+
+    assert refused.status_code == 422
+    assert problems(refused) == [
+        ("reason_unless_won.condition.!.==[1]", "choice_label")
+    ]
+
+
 def test_a_key_of_a_list_item_named_like_a_picklist_is_no_choice_label(
     sales: Api,
 ) -> None:

@@ -359,6 +359,11 @@ def _compared_texts(
             for index, item in enumerate(items[1]):
                 if isinstance(item, str):
                     yield item, f"{at}[1][{index}]", spec
+    if not isinstance(operand, list):
+        # An operand written alone (``{"!": {"==": ...}}``) is named where it
+        # is written, as the static checks name it, not as item 0 of a list.
+        yield from _compared_texts(operand, at, entity, entities)
+        return
     if op in _ITEM_SCOPES:
         # The expressions after the first read each item of the list, not the
         # record: a ``var`` there names a key of the item.
