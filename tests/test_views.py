@@ -503,6 +503,37 @@ def _view_the_seller_stops_fitting(
     return saved
 
 
+def test_a_view_stored_with_a_label_in_its_filter_may_still_be_renamed(
+    people: People, sales: Platform
+) -> None:
+    """A view saved before a choice's label was refused in filters keeps its
+    filter when sent back as it reads; a filter sent otherwise is judged."""
+    saved = people.seller.post("/meta/views", json=OPEN_DEALS).json
+    by_label = {"!=": [{"var": "stage"}, "Closed won"]}
+    with sales.engine.begin() as connection:
+        stored = saved_views.c.id == saved["id"]
+        body = connection.execute(sa.select(saved_views.c.body).where(stored)).one()[0]
+        body = {**body, "filter": by_label}
+        connection.execute(saved_views.update().where(stored).values(body=body))
+    read = people.seller.get(f"/meta/views/{saved['id']}").json
+
+    renamed = people.seller.put(
+        f"/meta/views/{saved['id']}", json={**read, "label": "Still open"}
+    )
+    changed = people.seller.put(
+        f"/meta/views/{saved['id']}",
+        json={**read, "filter": {"!=": [{"var": "stage"}, "Closed lost"]}},
+    )
+
+    assert read["filter"] == by_label
+    assert renamed.status_code == 200, renamed.json
+    assert (renamed.json["label"], renamed.json["filter"]) == ("Still open", by_label)
+    assert changed.status_code == 422
+    assert [(e["field"], e["code"]) for e in changed.json["errors"]] == [
+        ("filter.!=[1]", "choice_label")
+    ]
+
+
 def _hide_from_sellers(sales: Platform, field: str | None) -> None:
     """Give the sellers' role every right again, with ``field`` of opportunities
     hidden (none: nothing hidden)."""

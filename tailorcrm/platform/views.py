@@ -39,6 +39,7 @@ from ..metadata import (
     check_list_settings,
     is_sortable,
     labels_compared,
+    same_document,
     schema_problems,
 )
 from ..rules_engine import (
@@ -140,7 +141,16 @@ def save_view(
     sharing = isinstance(document, dict) and document.get("shared") is True
     if sharing and not user.is_admin:
         raise Forbidden("Only administrators may share views.")
-    problems = check_view_document(document, catalog, user=user.condition_data())
+    # A filter sent back as stored was judged when it was saved: a view saved
+    # before a check was added (a choice's label) may still be renamed.
+    kept = (
+        existing is not None
+        and isinstance(document, dict)
+        and same_document(document.get("filter"), existing.body.get("filter"))
+    )
+    problems = check_view_document(
+        document, catalog, user=user.condition_data(), labels=not kept
+    )
     entity = document.get("entity") if isinstance(document, dict) else None
     if existing is not None and entity != existing.entity:
         message = f"This view lists {existing.entity!r}; its entity cannot change."
@@ -340,12 +350,19 @@ def view_query(catalog: Catalog, view: Mapping[str, Any], *, user: User) -> List
 
 
 def check_view_document(
-    document: Any, catalog: Catalog, *, user: Mapping[str, Any] | None = None
+    document: Any,
+    catalog: Catalog,
+    *,
+    user: Mapping[str, Any] | None = None,
+    labels: bool = True,
 ) -> list[Problem]:
     """Return every problem of a view document, each with its JSON path.
 
     :param user: what ``$user`` reads for the person who saves it (see
         :func:`filter_problems`).
+    :param labels: whether a choice's label compared with a picklist in the
+        filter is a problem (``choice_label``): not for the filter of a view
+        sent back as stored.
     """
     problems = schema_problems(VIEW, document)
     if not isinstance(document, dict):
@@ -365,7 +382,7 @@ def check_view_document(
         found = filter_problems(condition, entity, user=user)
         if any(problem.code == "invalid_text" for problem in found):
             problems = _text_outside(document, problems)
-        if not found:
+        if not found and labels:
             # As in a rule: such a view would show nothing (a stored one that
             # does is shown as it is).
             found = [
