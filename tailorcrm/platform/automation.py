@@ -210,6 +210,8 @@ def run_automations(service: RecordService, changes: Sequence[Change]) -> bool:
         if (change.entity.name, change.record_id) not in pending
         and _triggered(service, change.entity, change.trigger)
     ]
+    if not mine:
+        return False
     waiting = {(change.entity.name, change.record_id) for change in mine}
     pending |= waiting
     saving = _Saving(
