@@ -1413,6 +1413,44 @@ def test_a_related_update_of_an_account_locked_by_its_other_fields_is_refused(
     assert read(crm, "account", account["id"])["tier"] == "standard"
 
 
+@pytest.mark.parametrize("read_first", [False, True], ids=["added_to", "read"])
+def test_a_parents_lock_holds_after_an_earlier_action_changed_what_it_reads(
+    crm: Api, read_first: bool
+) -> None:
+    # The deal's automation first moves the account out of energy, then sets
+    # its tier. Both belong to the save that moved the account's count, so the
+    # tier is judged on the account as that save found it (energy): refused,
+    # whether the count was added to without reading the account or read
+    # first (the account has an update automation of its own).
+    locked = rule(
+        "tier_locked", "account", "field_state", field="tier",
+        readonly_if={"==": [{"var": "industry"}, "energy"]},
+    )  # fmt: skip
+    promote = rule(
+        "promote_account", "opportunity", "automation", trigger="update",
+        condition={"==": [{"var": "stage"}, "won"]},
+        actions=[{"type": "update_related", "lookup": "account",
+                  "values": {"industry": "retail"}},
+                 {"type": "update_related", "lookup": "account",
+                  "values": {"tier": "gold"}}],
+    )  # fmt: skip
+    idle = rule(
+        "idle", "account", "automation", trigger="update",
+        condition={"==": [{"var": "name"}, "Nobody"]},
+        actions=[{"type": "set_field", "field": "notes", "value": "Seen"}],
+    )  # fmt: skip
+    define(crm, WON_COUNT, locked, promote, *([idle] if read_first else []))
+    account = create(crm, "account", name="Berth", tier="standard", industry="energy")
+    deal = create(crm, "opportunity", title="Hawser", account=account["id"])
+
+    won = crm.patch(f"/opportunity/{deal['id']}", json={"stage": "won"})
+
+    assert won.status_code == 422, won.json
+    assert problems(won) == [("account.tier", "read_only")]
+    stored = read(crm, "account", account["id"])
+    assert (stored["industry"], stored["tier"]) == ("energy", "standard")
+
+
 def test_an_update_back_onto_the_record_saved_is_judged_as_the_save_found_it(
     crm: Api,
 ) -> None:

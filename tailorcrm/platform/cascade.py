@@ -1082,8 +1082,9 @@ def _build_increment(
     """Add the increments bound as ``_delta_<field>`` to the fields of one record,
     bump its version, set its ``updated_at`` (bound), and return the row after:
     its id, version, the fields added to and what roll-ups over this entity read
-    (the change is followed like any other), and on PostgreSQL what the
-    children's rules read of it (see :meth:`Cascade._settle`).
+    (the change is followed like any other), on PostgreSQL what the children's
+    rules read of it (see :meth:`Cascade._settle`), and every field of a record
+    that a ``readonly_if`` judges.
 
     SQLite keeps decimals as binary floats, so there the addition is made in whole
     units of the scale (the increment is bound in them too) and divided back: the
@@ -1098,6 +1099,15 @@ def _build_increment(
         *scales,
         *(name for rule in over for name in rule.reads),
     }
+    if any(
+        state.readonly_if is not None
+        for state in catalog.rules.for_entity(entity.name).field_states.values()
+    ):
+        # The row before the change is pieced together from this one, and an
+        # automation's change of the record later in the save judges
+        # readonly_if on it: every field as it was, not as an earlier action
+        # of the save left it (see RecordService.update).
+        returned |= set(table.c.keys())
     if not sqlite:
         # What the children's rules read of the record, so that a child saved
         # now need not read it again once it is locked (see Cascade._settle).

@@ -847,9 +847,10 @@ class RecordService:
             began = None
             if key in self.saves_under_way:
                 found = self.saves_under_way[key]
-                # A roll-up's parent moved without being read first has only
-                # the fields the move wrote as they were; the others are as
-                # stored (see Cascade._blind_increments).
+                # A roll-up's parent moved without being read first has, as
+                # they were, the fields its move returned (all of them when a
+                # readonly_if may read them); the others are as stored (see
+                # Cascade._blind_increments).
                 began = (None if found is None else {**current, **found},)
             problems += self._as_seen(
                 entity,
