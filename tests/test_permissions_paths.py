@@ -1282,6 +1282,39 @@ def test_an_automation_refused_on_a_field_the_caller_cannot_see_does_not_name_it
     assert desk.admin.get("/opportunity?count=1").json["count"] == 1
 
 
+def test_a_value_an_unseen_automation_set_on_the_saved_record_is_not_told(
+    desk: Desk,
+) -> None:
+    """An automation the clerk is not shown (it reads the ERP code their roles
+    hide) copies that code into the stage of the deal they save: the choice it
+    cannot hold, which is the code itself, is not told to them."""
+    copy = {
+        "kind": "rule", "name": "stage_from_erp", "entity": "opportunity",
+        "type": "automation", "label": "Stage from the ERP code",
+        "trigger": ["create", "update"],
+        "condition": {"==": [{"var": "next_step"}, "sync"]},
+        "actions": [{"type": "set_field", "field": "stage",
+                     "expression": {"var": "erp_code"}}],
+    }  # fmt: skip
+    assert desk.admin.put("/meta/rules/stage_from_erp", json=copy).status_code == 201
+    secret = desk.admin.patch(f"/opportunity/{desk.deal}", json={"erp_code": "E-Q7"})
+    assert secret.status_code == 200, secret.json
+    unseen = (
+        "An automation you cannot see set a value this record cannot hold; ask an "
+        "administrator."
+    )
+
+    refused = desk.api.patch(f"/opportunity/{desk.deal}", json={"next_step": "sync"})
+    by_admin = desk.admin.patch(f"/opportunity/{desk.deal}", json={"next_step": "sync"})
+
+    assert refused.status_code == 422
+    assert _errors(refused) == [(None, "invalid_choice", unseen)]
+    assert "E-Q7" not in refused.get_data(as_text=True)
+    assert by_admin.status_code == 422
+    assert "'E-Q7'" in by_admin.json["errors"][0]["message"]
+    assert fetch(desk.platform, "opportunity", desk.deal)["next_step"] is None
+
+
 def test_the_delete_page_says_records_the_caller_cannot_see_hold_it_back(
     desk: Desk,
 ) -> None:

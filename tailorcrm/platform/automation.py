@@ -406,7 +406,13 @@ def _act(
         failed = refusal(
             detail,
             problems=_blamed(
-                automation, target, own, error, service.shown_to, hidden=hidden
+                automation,
+                target,
+                own,
+                error,
+                service.shown_to,
+                hidden=hidden,
+                written=values,
             ),
         )
         if own:
@@ -421,6 +427,12 @@ _UNSEEN = "An automation could not save this change; ask an administrator."
 #: How an automation the caller is not shown is named when it could not save the
 #: record they saved.
 _UNNAMED = "An automation you cannot see"
+#: What a caller is told of a value that an automation they are not shown set on
+#: the record they saved, and which that record could not hold.
+_UNSEEN_VALUE = (
+    "An automation you cannot see set a value this record cannot hold; ask an "
+    "administrator."
+)
 
 
 def _gone(change: Change, target: EntityDef, related: int) -> bool:
@@ -479,19 +491,32 @@ def _blamed(
     view: Catalog,
     *,
     hidden: bool = False,
+    written: Collection[str] = (),
 ) -> list[Problem]:
     """The problems of a save an automation could not make, as the save that
     triggered it reports them. On the record its caller saved (``own``, a
     ``set_field``) they are the ones any save of it gets: a rule refuses the same
-    way on every path. On another record (one the automation creates or updates,
-    or one the save changed in turn, such as a roll-up's parent), each field is
-    named with its entity (``task.subject``), as roll-ups name theirs, and each
-    message names the automation. A caller whose ``view`` does not show the
-    automation or the entity it saves, or who may not read the record it saves
-    (``hidden``), is told neither, nor what was wrong."""
+    way on every path. Only a problem on a field the automation set (one of
+    ``written``) is told without that field and its message when the caller is
+    not shown the automation: the value it computed may be what their roles
+    hide (``'E-7' is not one of the choices``). On another record (one the
+    automation creates or updates, or one the save changed in turn, such as a
+    roll-up's parent), each field is named with its entity (``task.subject``),
+    as roll-ups name theirs, and each message names the automation. A caller
+    whose ``view`` does not show the automation or the entity it saves, or who
+    may not read the record it saves (``hidden``), is told neither, nor what
+    was wrong."""
     found = error.problems or [Problem(None, error.code, error.message)]
-    if own:
+    if own and (not written or _shown(view, automation, target)):
         return list(found)
+    if own:
+        told: list[Problem] = []
+        for problem in found:
+            if problem.field in written:
+                problem = Problem(None, problem.code, _UNSEEN_VALUE)
+            if problem not in told:
+                told.append(problem)
+        return told
     if hidden or not _shown(view, automation, target):
         return [
             Problem(None, code, _UNSEEN)
