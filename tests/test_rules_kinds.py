@@ -1960,6 +1960,62 @@ def test_an_import_saves_a_row_with_the_earlier_row_it_refers_to(
     )
 
 
+def test_a_bad_row_is_not_told_to_give_the_reference_to_a_row_it_gives(
+    platform: Platform, crm: Api
+) -> None:
+    # "Gold" names the earlier "Top" as its parent, and its count is not a
+    # number: that is its one problem, not a parent that it does give.
+    parent_required = rule(
+        "parent_required", "account", "field_state", field="parent",
+        required_if={"==": [{"var": "tier"}, "gold"]},
+    )  # fmt: skip
+    define(crm, parent_required)
+    text = "name,tier,parent,won_count\nTop,,,\nGold,gold,Top,many\n"
+
+    with pytest.raises(ImportFailed) as excinfo:
+        load_csv(platform, "account", text)
+
+    errors = excinfo.value.report.errors
+    assert [(e.row, e.field, e.code) for e in errors] == [
+        (3, "won_count", "invalid_integer")
+    ]
+
+
+def test_a_bad_update_is_not_judged_on_the_reference_it_replaces(
+    platform: Platform, crm: Api
+) -> None:
+    # The row moves "Plain" to the retail "Shop", a row of the file; its stored
+    # parent is not retail, but the row does not keep it.
+    coded = {
+        **ACCOUNT,
+        "fields": [
+            *ACCOUNT["fields"],
+            {"name": "code", "type": "text", "label": "Code", "external_id": True},
+        ],
+    }
+    retail_parent = rule(
+        "retail_parent", "account", "validation", field="parent",
+        condition={"and": [{"==": [{"var": "tier"}, "standard"]},
+                           {"!=": [{"var": "parent.industry"}, "retail"]}]},
+        message="A standard account needs a retail parent.",
+    )  # fmt: skip
+    define(crm, coded, retail_parent)
+    load_csv(platform, "account", "code,name,industry\nM1,Mine,energy\n")
+    load_csv(platform, "account", "code,name,parent\nP1,Plain,M1\n")
+    text = (
+        "code,name,industry,tier,parent,won_count\n"
+        "S1,Shop,retail,,,\nP1,,,standard,S1,many\n"
+    )
+
+    with pytest.raises(ImportFailed) as excinfo:
+        load_csv(platform, "account", text, key="code")
+
+    errors = excinfo.value.report.errors
+    assert [(e.row, e.field, e.code) for e in errors] == [
+        (3, "won_count", "invalid_integer")
+    ]
+
+
 def test_an_import_updates_a_row_with_the_stored_record_it_refers_to(
     platform: Platform, crm: Api
 ) -> None:

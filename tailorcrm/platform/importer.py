@@ -456,6 +456,8 @@ class Importer:
         failing: list[tuple[int, dict[str, Any], list[Problem]]] = []
         # The stored record each failing row would have updated, by row number.
         updating: dict[int, int] = {}
+        # The references to rows of this file each failing row gives, by number.
+        referring: dict[int, set[str]] = {}
         existing = self._existing_keys(key, parsed)
         if key is not None:
             self._keep_stored_choices(batch, columns, key, parsed, existing)
@@ -478,6 +480,7 @@ class Importer:
                 self._fail(report, number, self.excluded[number])
             elif problems:
                 failing.append((number, data, problems))
+                referring[number] = set(deferred)
                 if key is not None and data.get(key) in existing:
                     updating[number] = existing[data[key]]
             elif key is not None and data.get(key) in existing:
@@ -494,7 +497,7 @@ class Importer:
                 self._update(report, number, existing[data[key]], data, deferred)
             else:
                 creates.append((number, data, deferred))
-        told = self._report_failing(report, failing, updating)
+        told = self._report_failing(report, failing, updating, referring)
         if creates:
             self._create_in_order(report, creates)
         self._report_given(report, told)
@@ -720,13 +723,17 @@ class Importer:
         report: ImportReport,
         failing: list[tuple[int, dict[str, Any], list[Problem]]],
         updating: Mapping[int, int],
+        referring: Mapping[int, Collection[str]],
     ) -> list[tuple[int, Mapping[str, Any], set[str | None]]]:
         """Report bad rows with every problem, not only the cells that failed first.
 
         The cells that could be read still go through the record service's checks,
         so one attempt shows all that is wrong with a row: as a new record, or as
         the update of the stored record its key finds (``updating``: row number
-        to record id), which keeps the fields the row leaves out.
+        to record id), which keeps the fields the row leaves out. A reference
+        to a row of this file (``referring``: row number to fields) is not set
+        before the rows are saved, so it counts as given and the rules that
+        read it are left out, as for a cell that could not be read.
 
         :returns: each bad row that could be read, with the fields its problems
             name, for :meth:`_report_given` once the good rows are saved.
@@ -739,12 +746,16 @@ class Importer:
         _, more = self.service.check_new(
             self.entity.name,
             [data for _, data, _ in new],
-            unread=[{str(p.field) for p in problems} for _, _, problems in new],
+            unread=[
+                {str(p.field) for p in problems} | set(referring.get(number, ()))
+                for number, _, problems in new
+            ],
         )
         extra = {number: found for (number, _, _), found in zip(new, more, strict=True)}
         for number, data, problems in readable:
             if number in updating:
                 unread = {str(p.field) for p in problems}
+                unread |= set(referring.get(number, ()))
                 extra[number] = self._update_problems(updating[number], data, unread)
         rows = [(number, data) for number, data, _ in readable]
         told: list[tuple[int, Mapping[str, Any], set[str | None]]] = []
