@@ -2046,6 +2046,36 @@ def test_an_import_updates_a_row_with_the_stored_record_it_refers_to(
     )
 
 
+def test_an_import_updates_a_row_with_the_earlier_new_row_it_refers_to(
+    platform: Platform, crm: Api
+) -> None:
+    # As a POST of "Top" and then a PATCH of "Gold" giving its tier and parent
+    # would be, the update is judged with the new row above it as its parent.
+    coded = {
+        **ACCOUNT,
+        "fields": [
+            *ACCOUNT["fields"],
+            {"name": "code", "type": "text", "label": "Code", "external_id": True},
+        ],
+    }
+    parent_required = rule(
+        "parent_required", "account", "field_state", field="parent",
+        required_if={"==": [{"var": "tier"}, "gold"]},
+    )  # fmt: skip
+    define(crm, coded, parent_required)
+    load_csv(platform, "account", "code,name\nG1,Gold\n")
+    text = "code,name,tier,parent\nT1,Top,standard,\nG1,Gold,gold,T1\n"
+
+    report = load_csv(platform, "account", text, key="code")
+
+    assert (report.created, report.updated, report.failed_rows) == (1, 1, 0)
+    stored = {a["name"]: a for a in crm.get("/account").json["data"]}
+    assert (stored["Gold"]["tier"], stored["Gold"]["parent"]) == (
+        "gold",
+        stored["Top"]["id"],
+    )
+
+
 PARENT_LOCKED_FOR_GOLD = rule(
     "parent_locked", "account", "field_state", field="parent",
     readonly_if={"==": [{"var": "tier"}, "gold"]},

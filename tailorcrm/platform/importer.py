@@ -484,16 +484,19 @@ class Importer:
                 if key is not None and data.get(key) in existing:
                     updating[number] = existing[data[key]]
             elif key is not None and data.get(key) in existing:
-                data.update(
-                    (field, found[field][text])
-                    for field, text in deferred.items()
-                    if isinstance(found[field][text], int)
-                )
                 if creates:
                     # Rows are saved in the order of the file: the new rows above
                     # an update are stored first, as saves one by one would be.
                     self._create_in_order(report, creates)
                     creates = []
+                    # They may be the rows this one names: its texts that named
+                    # no stored record before are resolved again.
+                    self._resolve_again(found, deferred)
+                data.update(
+                    (field, found[field][text])
+                    for field, text in deferred.items()
+                    if isinstance(found[field][text], int)
+                )
                 self._update(report, number, existing[data[key]], data, deferred)
             else:
                 creates.append((number, data, deferred))
@@ -592,6 +595,15 @@ class Importer:
             pending.append(item)
             named |= self._names(data, found)
         self._create(report, pending)
+
+    def _resolve_again(
+        self, found: dict[str, dict[str, int | str]], deferred: Mapping[str, str]
+    ) -> None:
+        """Resolve anew the texts of ``deferred`` that ``found`` holds no record
+        for, now that more rows of the file are stored."""
+        for field, text in deferred.items():
+            if not isinstance(found[field][text], int):
+                found[field].update(self.resolvers[field].resolve({text}))
 
     def _resolve_texts(
         self, creates: list[tuple[int, dict[str, Any], dict[str, str]]]
