@@ -867,6 +867,40 @@ def test_an_imported_formula_reads_the_totals_the_rows_before_it_left(
     ]
 
 
+def test_a_bad_row_is_judged_on_the_totals_the_rows_around_it_leave(
+    platform: Platform, crm: Api
+) -> None:
+    # "Boom" is bad for its quantity, and also because Mill has a won deal by
+    # then: the stored "Spar", which only the row below it makes lost, and then
+    # the won "Mast" above it. Each attempt tells both problems at once.
+    define(crm, WON_COUNT, ONE_WON_AT_MOST)
+    mill = create(crm, "account", name="Mill")
+    spar = create(
+        crm, "opportunity", title="Spar", account=mill["id"], erp_code="E-9",
+        stage="won",
+    )  # fmt: skip
+    below = (
+        "erp_code,title,account,stage,quantity\n"
+        "E-2,Boom,Mill,won,many\nE-9,Spar,Mill,lost,\n"
+    )
+    above = "title,account,stage,quantity\nMast,Mill,won,\nBoom,Mill,won,many\n"
+
+    with pytest.raises(ImportFailed) as first:
+        load_csv(platform, "opportunity", below, key="erp_code")
+    crm.patch(f"/opportunity/{spar['id']}", json={"stage": "lost"})
+    with pytest.raises(ImportFailed) as second:
+        load_csv(platform, "opportunity", above)
+
+    assert [(e.row, e.field, e.code) for e in first.value.report.errors] == [
+        (2, "quantity", "invalid_integer"),
+        (2, "account", "rule"),
+    ]
+    assert [(e.row, e.field, e.code) for e in second.value.report.errors] == [
+        (3, "quantity", "invalid_integer"),
+        (3, "account", "rule"),
+    ]
+
+
 def test_an_import_accepts_a_row_that_the_rows_before_it_made_valid(
     platform: Platform, crm: Api
 ) -> None:
@@ -2065,14 +2099,21 @@ def test_an_import_updates_a_row_with_the_earlier_new_row_it_refers_to(
     define(crm, coded, parent_required)
     load_csv(platform, "account", "code,name\nG1,Gold\n")
     text = "code,name,tier,parent\nT1,Top,standard,\nG1,Gold,gold,T1\n"
+    # A bad row between them changes nothing of it.
+    between = (
+        "code,name,tier,parent,won_count\n"
+        "T2,Tip,standard,,\nB1,Bad,,,many\nG1,Gold,gold,T2,\n"
+    )
 
-    report = load_csv(platform, "account", text, key="code")
+    report = load_csv(platform, "account", text, key="code", dry_run=True)
+    skipping = load_csv(platform, "account", between, key="code", skip_bad_rows=True)
 
     assert (report.created, report.updated, report.failed_rows) == (1, 1, 0)
+    assert (skipping.created, skipping.updated, skipping.failed_rows) == (1, 1, 1)
     stored = {a["name"]: a for a in crm.get("/account").json["data"]}
     assert (stored["Gold"]["tier"], stored["Gold"]["parent"]) == (
         "gold",
-        stored["Top"]["id"],
+        stored["Tip"]["id"],
     )
 
 

@@ -470,6 +470,13 @@ class Importer:
                 if key is not None and data.get(key) in existing
             ]
         )
+        # The self-reference texts resolved since new rows were last stored.
+        fresh = {
+            (field, text)
+            for field, results in found.items()
+            for text, result in results.items()
+            if not isinstance(result, int)
+        }
         for number, data, problems, deferred in parsed:
             # A row with other problems still names its record: its key counts
             # too, so a key given twice is told whichever of its rows is bad.
@@ -478,20 +485,33 @@ class Importer:
             if number in self.excluded:
                 self._failed_row(number, data)
                 self._fail(report, number, self.excluded[number])
-            elif problems:
+                continue
+            if problems:
+                if creates:
+                    # A bad row is judged on what the rows above it left, as
+                    # for a good one: those are stored first.
+                    self._create_in_order(report, creates)
+                    creates = []
+                    fresh = set()
                 failing.append((number, data, problems))
                 referring[number] = set(deferred)
                 if key is not None and data.get(key) in existing:
                     updating[number] = existing[data[key]]
-            elif key is not None and data.get(key) in existing:
+                continue
+            if failing:
+                # ... and never on what the rows below it leave.
+                self._report_failing(report, failing, updating, referring)
+                failing = []
+            if key is not None and data.get(key) in existing:
                 if creates:
                     # Rows are saved in the order of the file: the new rows above
                     # an update are stored first, as saves one by one would be.
                     self._create_in_order(report, creates)
                     creates = []
-                    # They may be the rows this one names: its texts that named
-                    # no stored record before are resolved again.
-                    self._resolve_again(found, deferred)
+                    fresh = set()
+                # New rows above may be the rows this one names: its texts that
+                # named no stored record before are resolved again.
+                self._resolve_again(found, deferred, fresh)
                 data.update(
                     (field, found[field][text])
                     for field, text in deferred.items()
@@ -500,10 +520,10 @@ class Importer:
                 self._update(report, number, existing[data[key]], data, deferred)
             else:
                 creates.append((number, data, deferred))
-        told = self._report_failing(report, failing, updating, referring)
+        if failing:
+            self._report_failing(report, failing, updating, referring)
         if creates:
             self._create_in_order(report, creates)
-        self._report_given(report, told)
 
     def _keep_stored_choices(
         self,
@@ -597,13 +617,19 @@ class Importer:
         self._create(report, pending)
 
     def _resolve_again(
-        self, found: dict[str, dict[str, int | str]], deferred: Mapping[str, str]
+        self,
+        found: dict[str, dict[str, int | str]],
+        deferred: Mapping[str, str],
+        fresh: set[tuple[str, str]],
     ) -> None:
         """Resolve anew the texts of ``deferred`` that ``found`` holds no record
-        for, now that more rows of the file are stored."""
+        for, unless they are in ``fresh`` (resolved since new rows were last
+        stored), and add them to it."""
         for field, text in deferred.items():
-            if not isinstance(found[field][text], int):
-                found[field].update(self.resolvers[field].resolve({text}))
+            if isinstance(found[field][text], int) or (field, text) in fresh:
+                continue
+            found[field].update(self.resolvers[field].resolve({text}))
+            fresh.add((field, text))
 
     def _resolve_texts(
         self, creates: list[tuple[int, dict[str, Any], dict[str, str]]]
@@ -736,7 +762,7 @@ class Importer:
         failing: list[tuple[int, dict[str, Any], list[Problem]]],
         updating: Mapping[int, int],
         referring: Mapping[int, Collection[str]],
-    ) -> list[tuple[int, Mapping[str, Any], set[str | None]]]:
+    ) -> None:
         """Report bad rows with every problem, not only the cells that failed first.
 
         The cells that could be read still go through the record service's checks,
@@ -747,8 +773,8 @@ class Importer:
         before the rows are saved, so it counts as given and the rules that
         read it are left out, as for a cell that could not be read.
 
-        :returns: each bad row that could be read, with the fields its problems
-            name, for :meth:`_report_given` once the good rows are saved.
+        The rows above them are stored and the rows below them are not, so a
+        unique value that a good row above gives is named by that row.
         """
         # A row that could not be split into cells has nothing more to check.
         readable = [item for item in failing if all(p.field for p in item[2])]
@@ -770,7 +796,6 @@ class Importer:
                 unread |= set(referring.get(number, ()))
                 extra[number] = self._update_problems(updating[number], data, unread)
         rows = [(number, data) for number, data, _ in readable]
-        told: list[tuple[int, Mapping[str, Any], set[str | None]]] = []
         for number, data, problems in failing:
             self._failed_row(number, data)
             # The key field is allowed to match a stored record it updates: that
@@ -780,26 +805,7 @@ class Importer:
                 reported.add(self.key)
             found = [p for p in extra.get(number, []) if p.field not in reported]
             found = self._in_file(number, found, data, rows)
-            told.append((number, data, reported | {p.field for p in found}))
             self._fail(report, number, problems + found)
-        return told
-
-    def _report_given(
-        self,
-        report: ImportReport,
-        told: Sequence[tuple[int, Mapping[str, Any], set[str | None]]],
-    ) -> None:
-        """Name the unique values of bad rows that good rows above them saved.
-
-        The bad rows of a batch are checked before its good new rows are saved,
-        so such a value was no stored record's yet; only a row that was saved
-        is named, as one that failed gives its value to no record.
-        """
-        for number, data, named in told:
-            for name in self._unique_fields:
-                row = self.unique_rows.get((name, data.get(name)))
-                if name not in named and row is not None and row < number:
-                    _note(report, number, [self._given_in_row(name, data[name], row)])
 
     def _update_problems(
         self, record_id: int, data: dict[str, Any], unread: set[str]
