@@ -885,3 +885,13 @@ def test_a_misspelt_or_repeated_entity_lists_no_views(
 
     assert response.status_code == 400, response.json
     assert [(e["field"], e["code"]) for e in response.json["errors"]] == [(field, code)]
+
+
+def test_a_blank_entity_lists_no_views(people: People) -> None:
+    """``?entity=`` names no entity, as on the rule reads; not every view."""
+    people.admin.post("/meta/views", json={**OPEN_DEALS, "shared": True})
+
+    response = people.seller.get("/meta/views?entity=")
+
+    assert response.status_code == 404, response.json
+    assert "data" not in response.json

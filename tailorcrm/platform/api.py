@@ -700,7 +700,8 @@ def list_saved_views() -> Response:
     entities = request.args.getlist("entity")
     if len(entities) > 1:
         raise BadRequest.parameter("entity", "give this parameter only once.")
-    entity = entities[0] if entities and entities[0] else None
+    # A blank ``entity`` names no entity (404), rather than every view.
+    entity = entities[0] if entities else None
     with _session() as session:
         data = list_views(session.connection, session.catalog, session.user, entity)
     return jsonify({"data": data})
