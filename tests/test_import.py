@@ -732,6 +732,28 @@ def test_a_lookup_to_a_later_row_of_the_same_file_is_resolved(
 
 
 @pytest.mark.usefixtures("crm")
+def test_a_name_shared_by_a_stored_record_and_a_later_row_names_that_row(
+    platform: Platform,
+) -> None:
+    """A refused import keeps no record of its rows, so a row is named by its
+    number, not by an id that exists only while the import runs."""
+    load(platform, "account", csv_text(["name"], ["Willowmere Holdings"]))
+    data = csv_text(
+        ["name", "parent"],
+        ["Willowmere Retail", "Willowmere Holdings"],
+        ["Willowmere Holdings", ""],
+    )
+
+    with pytest.raises(ImportFailed) as excinfo:
+        load(platform, "account", data)
+
+    assert located(excinfo.value.report.errors) == [(2, "parent", "not_found")]
+    message = excinfo.value.report.errors[0].message
+    assert "(id 1 and row 3 of this file)" in message, message
+    assert count(platform, "account") == 1
+
+
+@pytest.mark.usefixtures("crm")
 def test_an_unknown_self_reference_fails_the_whole_import(platform: Platform) -> None:
     data = csv_text(
         ["name", "parent"],

@@ -175,11 +175,21 @@ class _LookupResolver:
     A text may name a record by an external id, by its record id (what an export
     writes) or by its display field. When these point at different records the
     cell is ambiguous and reported, never guessed.
+
+    :param rows: the row of the file that created each record (record id -> row),
+        for a lookup to the importing entity: a refused import or a check keeps
+        none of them, so the report names such a record by its row.
     """
 
-    def __init__(self, connection: sa.Connection, target: EntityDef) -> None:
+    def __init__(
+        self,
+        connection: sa.Connection,
+        target: EntityDef,
+        rows: Mapping[int, int] | None = None,
+    ) -> None:
         self.connection = connection
         self.target = target
+        self.rows = {} if rows is None else rows
         table = target.table
         self.columns = [table.c[name] for name in target.external_ids()]
         display = target.display_field
@@ -202,14 +212,28 @@ class _LookupResolver:
             if len(ids) == 1:
                 found[text] = next(iter(ids))
             elif ids:
-                listed = ", ".join(str(i) for i in sorted(ids))
                 found[text] = (
-                    f"{text!r} names {len(ids)} {label} records (ids {listed}) by "
-                    "id, external id or name; use a value that names one."
+                    f"{text!r} names {len(ids)} {label} records ({self._named(ids)}) "
+                    "by id, external id or name; use a value that names one."
                 )
             else:
                 found[text] = f"There is no {label} {text!r}."
         return found
+
+    def _named(self, ids: set[int]) -> str:
+        """``ids`` as a report names them: stored records by id, records that
+        rows of this file created by their rows."""
+        stored = sorted(i for i in ids if i not in self.rows)
+        rows = sorted(self.rows[i] for i in ids if i in self.rows)
+        parts = []
+        if stored:
+            listed = ", ".join(str(i) for i in stored)
+            parts.append(f"id {listed}" if len(stored) == 1 else f"ids {listed}")
+        if rows:
+            listed = ", ".join(str(row) for row in rows)
+            word = "row" if len(rows) == 1 else "rows"
+            parts.append(f"{word} {listed} of this file")
+        return " and ".join(parts)
 
     def _matches(
         self, column: sa.Column[Any], texts: set[str]
@@ -270,8 +294,14 @@ class Importer:
         self.service.also = "import"
         # A target the caller may not read is in the caller's view, marked
         # removed: nothing of it resolves, as if it held no record.
+        #: The row of this file that created each record: record id -> row.
+        self.created_rows: dict[int, int] = {}
         self.resolvers = {
-            spec["name"]: _LookupResolver(connection, catalog.entities[spec["target"]])
+            spec["name"]: _LookupResolver(
+                connection,
+                catalog.entities[spec["target"]],
+                self.created_rows if spec["target"] == self.entity.name else None,
+            )
             for spec in self.entity.lookups()
         }
         # (row number, record id, self-lookup texts, created by this import)
@@ -343,6 +373,7 @@ class Importer:
             self.deferred, self.keys_seen, self.undone = [], {}, {}
             self.began = {}
             self.unique_rows = {}
+            self.created_rows.clear()
         report.errors.sort(key=lambda error: error.row)
         # Skipping bad rows cannot skip the rest of a file that could not be read
         # to its end: nothing is imported rather than only the rows before it.
@@ -673,6 +704,8 @@ class Importer:
             self._saved(number, data)
             report.created += 1
             record_id = ids[index]
+            if record_id is not None:
+                self.created_rows[record_id] = number
             if deferred and record_id is not None:
                 self.deferred.append((number, record_id, deferred, True))
                 self.began[number] = None
