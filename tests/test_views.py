@@ -325,6 +325,22 @@ def test_a_view_for_another_entity_than_the_address_names_is_refused(
     assert labels(people.seller, "opportunity") == []
 
 
+def test_a_view_sent_with_two_entities_in_its_address_is_refused(
+    people: People,
+) -> None:
+    """Rather than saved for the first, as if only that had been named."""
+    response = people.seller.post(
+        "/meta/views?entity=account&entity=opportunity", json={"label": "Which one"}
+    )
+
+    assert response.status_code == 400, response.json
+    assert [(e["field"], e["code"]) for e in response.json["errors"]] == [
+        ("entity", "invalid_parameter")
+    ]
+    assert labels(people.seller, "account") == []
+    assert labels(people.seller, "opportunity") == []
+
+
 def test_left_out_list_settings_come_from_the_list_layout(people: People) -> None:
     response = people.seller.post(
         "/meta/views?entity=opportunity", json={"label": "Everything"}

@@ -711,7 +711,12 @@ def list_saved_views() -> Response:
 @takes("entity")
 def create_saved_view() -> Response:
     document = _json_body(exact_numbers=False)
-    entity = request.args.get("entity")
+    entities = request.args.getlist("entity")
+    if len(entities) > 1:
+        # The first would be taken, and the view saved for it as if only that
+        # entity had been named.
+        raise BadRequest.parameter("entity", "give this parameter only once.")
+    entity = entities[0] if entities else None
     if entity and isinstance(document, dict):
         named = document.setdefault("entity", entity)
         if named != entity:
