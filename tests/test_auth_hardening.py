@@ -527,6 +527,29 @@ def test_admins_read_the_sign_in_audit_newest_first_in_pages(
     assert api.get("/audit/logins?limit=0").status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("path", "field", "code"),
+    [
+        ("/audit/logins?usr=dana.vega", "usr", "unknown_parameter"),
+        ("/audit/logins?user=admin&user=dana.vega", "user", "invalid_parameter"),
+        ("/audit/logins?limit=1&limit=5", "limit", "invalid_parameter"),
+        ("/auth/tokens?usr=dana.vega", "usr", "unknown_parameter"),
+        ("/auth/tokens?user=admin&user=dana.vega", "user", "invalid_parameter"),
+    ],
+)
+def test_a_misspelt_or_repeated_parameter_of_the_audit_or_tokens_is_refused(
+    platform: Platform, api: Api, path: str, field: str, code: str
+) -> None:
+    """Rather than answered for everyone, or for the first user named, as if
+    that were what was asked for."""
+    _user(platform)
+
+    response = api.get(path)
+
+    assert response.status_code == 400, response.json
+    assert [(e["field"], e["code"]) for e in response.json["errors"]] == [(field, code)]
+
+
 def test_only_admins_with_the_admin_scope_read_the_sign_in_audit(
     app: Flask, platform: Platform, api: Api
 ) -> None:

@@ -16,7 +16,7 @@ from ..errors import BadRequest, Forbidden
 from ..metadata import ascii_digits
 from ._app import Session, platform, require_scope
 from .access import user_id_of
-from .api import _session, api
+from .api import _session, api, refuse_unknown_parameters
 from .auth import list_tokens, revoke_token
 from .logins import list_events
 
@@ -30,11 +30,14 @@ def list_api_tokens() -> Response:
     Tokens themselves are never shown, only what describes them; ``current``
     marks the token of the request.
     """
+    # A misspelt or repeated ``user`` would otherwise list the caller's tokens,
+    # or the first user's, as if that were what was asked for.
+    refuse_unknown_parameters(frozenset({"user"}))
+    name = _single("user")
     # Other users' tokens are an administrator's business, for the admin scope
     # alone as the other admin reads; one's own need the read scope.
     with _session(scope=("read", "admin")) as session:
         user_id = session.user.id
-        name = request.args.get("user")
         if name is not None and name != session.user.username:
             _need_admin(session, "read other users' tokens")
             # A deactivated user's tokens are listed too, as inactive.
@@ -68,10 +71,13 @@ def revoke_api_token(token_id: int) -> Response:
 @api.get("/audit/logins")
 def login_audit() -> Response:
     """Sign-in events, newest first (admins): ``?user=``, ``?limit=``, ``?cursor=``."""
+    # A misspelt or repeated parameter would otherwise answer everyone's events,
+    # or the first user's, as if that were what was asked for.
+    refuse_unknown_parameters(frozenset({"user", "limit", "cursor"}))
     given = _number("limit")
     limit = DEFAULT_EVENTS_PAGE if given is None else given
     cursor = _number("cursor")
-    username = request.args.get("user") or None
+    username = _single("user") or None
     with _session(scope="admin") as session:
         _need_admin(session, "read the sign-in audit")
         events = list_events(
@@ -94,8 +100,16 @@ def _need_admin(session: Session, action: str) -> None:
         raise Forbidden(f"To {action}, use an API token with the 'admin' scope.")
 
 
+def _single(name: str) -> str | None:
+    """The query parameter ``name``, refused when it is given more than once."""
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise BadRequest.parameter(name, "give this parameter only once.")
+    return values[0] if values else None
+
+
 def _number(name: str) -> int | None:
-    text = request.args.get(name)
+    text = _single(name)
     if text is None or text == "":
         return None
     if not ascii_digits(text) or len(text) > 18:
