@@ -163,6 +163,26 @@ def test_an_if_match_with_leading_zeros_matches_no_version(crm: Api, tag: str) -
     assert crm.get(f"/account/{record['id']}").json["name"] == "Orbit Ltd"
 
 
+def test_an_if_match_of_more_digits_than_a_version_has_matches_no_version(
+    crm: Api,
+) -> None:
+    # A well-formed tag that this service never gives is stale (412), not a
+    # malformed header (400), as "01" is.
+    tag = '"1' + "0" * 18 + '"'
+    record = crm.post("/account", json={"name": "Orbit Ltd"}).json
+    entity = crm.get("/meta/entities/account")
+
+    changed = crm.patch(
+        f"/account/{record['id']}", json={"name": "Other"}, headers={"If-Match": tag}
+    )
+    document = crm.put(
+        "/meta/entities/account", json=entity.json, headers={"If-Match": tag}
+    )
+
+    assert (changed.status_code, document.status_code) == (412, 412), changed.json
+    assert crm.get(f"/account/{record['id']}").json["name"] == "Orbit Ltd"
+
+
 @pytest.mark.parametrize("version", ["1", 1.5, True, [1]])
 def test_a_version_that_is_not_a_whole_number_is_named(crm: Api, version: Any) -> None:
     record = crm.post("/account", json={"name": "Orbit Ltd"}).json

@@ -358,7 +358,7 @@ def _expected_version(what: str = "record's version") -> int | None:
     if len(tags) != 1:
         raise _bad_if_match(f'give one tag, the {what}, e.g. If-Match: "3".')
     match = _ETAG.match(tags[0])
-    if match is None or len(match.group(2)) > 18:
+    if match is None:
         raise _bad_if_match(f'give the {what}, e.g. If-Match: "3".')
     if match.group(1):
         raise PreconditionFailed(
@@ -366,6 +366,9 @@ def _expected_version(what: str = "record's version") -> int | None:
             "weak one."
         )
     digits = match.group(2)
+    if len(digits) > 18:
+        # Well formed, but longer than any version or revision gets.
+        raise PreconditionFailed(f'If-Match "{digits}" is no entity tag of the {what}.')
     if digits != str(int(digits)):
         # Tags compare as text: "03" is no tag this service gives.
         raise PreconditionFailed(
