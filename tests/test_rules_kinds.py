@@ -1962,6 +1962,21 @@ def test_an_import_undoes_a_row_whose_reference_to_another_row_is_refused(
     assert stored["Other"] is not None
 
 
+#: The Account with a code to import by (``--key code``).
+CODED_ACCOUNT = {
+    **ACCOUNT,
+    "fields": [
+        *ACCOUNT["fields"],
+        {"name": "code", "type": "text", "label": "Code", "external_id": True},
+    ],
+}
+#: A gold account has a parent.
+PARENT_REQUIRED = rule(
+    "parent_required", "account", "field_state", field="parent",
+    required_if={"==": [{"var": "tier"}, "gold"]},
+)  # fmt: skip
+
+
 def test_an_import_saves_a_row_with_the_earlier_row_it_refers_to(
     platform: Platform, crm: Api
 ) -> None:
@@ -1999,11 +2014,7 @@ def test_a_bad_row_is_not_told_to_give_the_reference_to_a_row_it_gives(
 ) -> None:
     # "Gold" names the earlier "Top" as its parent, and its count is not a
     # number: that is its one problem, not a parent that it does give.
-    parent_required = rule(
-        "parent_required", "account", "field_state", field="parent",
-        required_if={"==": [{"var": "tier"}, "gold"]},
-    )  # fmt: skip
-    define(crm, parent_required)
+    define(crm, PARENT_REQUIRED)
     text = "name,tier,parent,won_count\nTop,,,\nGold,gold,Top,many\n"
 
     with pytest.raises(ImportFailed) as excinfo:
@@ -2020,20 +2031,13 @@ def test_a_bad_update_is_not_judged_on_the_reference_it_replaces(
 ) -> None:
     # The row moves "Plain" to the retail "Shop", a row of the file; its stored
     # parent is not retail, but the row does not keep it.
-    coded = {
-        **ACCOUNT,
-        "fields": [
-            *ACCOUNT["fields"],
-            {"name": "code", "type": "text", "label": "Code", "external_id": True},
-        ],
-    }
     retail_parent = rule(
         "retail_parent", "account", "validation", field="parent",
         condition={"and": [{"==": [{"var": "tier"}, "standard"]},
                            {"!=": [{"var": "parent.industry"}, "retail"]}]},
         message="A standard account needs a retail parent.",
     )  # fmt: skip
-    define(crm, coded, retail_parent)
+    define(crm, CODED_ACCOUNT, retail_parent)
     load_csv(platform, "account", "code,name,industry\nM1,Mine,energy\n")
     load_csv(platform, "account", "code,name,parent\nP1,Plain,M1\n")
     text = (
@@ -2055,18 +2059,7 @@ def test_an_import_updates_a_row_with_the_stored_record_it_refers_to(
 ) -> None:
     # As a PATCH giving both would be, the update that makes "Gold" gold is
     # judged with the parent its row names, a stored account.
-    coded = {
-        **ACCOUNT,
-        "fields": [
-            *ACCOUNT["fields"],
-            {"name": "code", "type": "text", "label": "Code", "external_id": True},
-        ],
-    }
-    parent_required = rule(
-        "parent_required", "account", "field_state", field="parent",
-        required_if={"==": [{"var": "tier"}, "gold"]},
-    )  # fmt: skip
-    define(crm, coded, parent_required)
+    define(crm, CODED_ACCOUNT, PARENT_REQUIRED)
     load_csv(platform, "account", "code,name\nT1,Top\nG1,Gold\n")
     text = "code,tier,parent\nG1,gold,Top\n"
 
@@ -2085,18 +2078,7 @@ def test_an_import_updates_a_row_with_the_earlier_new_row_it_refers_to(
 ) -> None:
     # As a POST of "Top" and then a PATCH of "Gold" giving its tier and parent
     # would be, the update is judged with the new row above it as its parent.
-    coded = {
-        **ACCOUNT,
-        "fields": [
-            *ACCOUNT["fields"],
-            {"name": "code", "type": "text", "label": "Code", "external_id": True},
-        ],
-    }
-    parent_required = rule(
-        "parent_required", "account", "field_state", field="parent",
-        required_if={"==": [{"var": "tier"}, "gold"]},
-    )  # fmt: skip
-    define(crm, coded, parent_required)
+    define(crm, CODED_ACCOUNT, PARENT_REQUIRED)
     load_csv(platform, "account", "code,name\nG1,Gold\n")
     text = "code,name,tier,parent\nT1,Top,standard,\nG1,Gold,gold,T1\n"
     # A bad row between them changes nothing of it.
@@ -2145,14 +2127,7 @@ def test_an_updated_row_naming_a_later_row_is_judged_as_stored_before_it(
     # A PATCH that makes an account gold and gives its parent is judged on the
     # account as stored, where the parent is not locked yet; so is a row that
     # does the same naming a later row, whose parent is set afterwards.
-    coded = {
-        **ACCOUNT,
-        "fields": [
-            *ACCOUNT["fields"],
-            {"name": "code", "type": "text", "label": "Code", "external_id": True},
-        ],
-    }
-    define(crm, coded, PARENT_LOCKED_FOR_GOLD)
+    define(crm, CODED_ACCOUNT, PARENT_LOCKED_FOR_GOLD)
     load_csv(platform, "account", "code,name\nG1,Gold\nS1,Still\n")
     text = "code,name,tier,parent\nG1,Gold,gold,T1\nT1,Top,standard,\n"
 
@@ -2237,14 +2212,7 @@ def test_a_skipped_row_keeps_nothing_its_automations_saved(
 def test_a_skipped_update_whose_reference_fails_changes_nothing(
     platform: Platform, crm: Api
 ) -> None:
-    coded = {
-        **ACCOUNT,
-        "fields": [
-            *ACCOUNT["fields"],
-            {"name": "code", "type": "text", "label": "Code", "external_id": True},
-        ],
-    }
-    define(crm, coded)
+    define(crm, CODED_ACCOUNT)
     load_csv(platform, "account", "code,name,notes\nA1,Alpha,first\n")
     text = "code,name,notes,parent\nA1,Alpha,changed,Nowhere\n"
 
@@ -2264,14 +2232,7 @@ def test_rows_naming_a_skipped_update_by_its_new_name_are_left_out_with_it(
     # "Alpha" is renamed "Alpha Two" and fails; a row naming it by the new name
     # fails with it at once (not one import again per link of the chain); a row
     # naming it by its code keeps it.
-    coded = {
-        **ACCOUNT,
-        "fields": [
-            *ACCOUNT["fields"],
-            {"name": "code", "type": "text", "label": "Code", "external_id": True},
-        ],
-    }
-    define(crm, coded)
+    define(crm, CODED_ACCOUNT)
     load_csv(platform, "account", "code,name\nA1,Alpha\nB1,Beta\nC1,Gamma\n")
     text = (
         "code,name,parent\n"
