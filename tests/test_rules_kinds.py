@@ -1416,6 +1416,13 @@ def test_a_set_field_further_down_on_the_saved_record_is_refused_as_its_own(
     assert crm.get("/task").json["data"] == []
 
 
+#: An account's tier is read-only while it is in energy.
+TIER_LOCKED_IN_ENERGY = rule(
+    "tier_locked", "account", "field_state", field="tier",
+    readonly_if={"==": [{"var": "industry"}, "energy"]},
+)  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "rollup", [WON_COUNT, WON_TOTAL, None], ids=["count", "sum", "untouched"]
 )
@@ -1426,17 +1433,13 @@ def test_a_related_update_of_an_account_locked_by_its_other_fields_is_refused(
     # as the save found it, whole (a roll-up's move writes only some of its
     # fields), or as stored when the save leaves it alone, the tier stays
     # read-only.
-    locked = rule(
-        "tier_locked", "account", "field_state", field="tier",
-        readonly_if={"==": [{"var": "industry"}, "energy"]},
-    )  # fmt: skip
     promote = rule(
         "promote_account", "opportunity", "automation", trigger="update",
         condition={"==": [{"var": "stage"}, "won"]},
         actions=[{"type": "update_related", "lookup": "account",
                   "values": {"tier": "gold"}}],
     )  # fmt: skip
-    define(crm, *([rollup] if rollup else []), locked, promote)
+    define(crm, *([rollup] if rollup else []), TIER_LOCKED_IN_ENERGY, promote)
     account = create(crm, "account", name="Slip", tier="standard", industry="energy")
     deal = create(crm, "opportunity", title="Warp", account=account["id"], amount="40")
 
@@ -1456,10 +1459,6 @@ def test_a_parents_lock_holds_after_an_earlier_action_changed_what_it_reads(
     # tier is judged on the account as that save found it (energy): refused,
     # whether the count was added to without reading the account or read
     # first (the account has an update automation of its own).
-    locked = rule(
-        "tier_locked", "account", "field_state", field="tier",
-        readonly_if={"==": [{"var": "industry"}, "energy"]},
-    )  # fmt: skip
     promote = rule(
         "promote_account", "opportunity", "automation", trigger="update",
         condition={"==": [{"var": "stage"}, "won"]},
@@ -1473,7 +1472,9 @@ def test_a_parents_lock_holds_after_an_earlier_action_changed_what_it_reads(
         condition={"==": [{"var": "name"}, "Nobody"]},
         actions=[{"type": "set_field", "field": "notes", "value": "Seen"}],
     )  # fmt: skip
-    define(crm, WON_COUNT, locked, promote, *([idle] if read_first else []))
+    define(
+        crm, WON_COUNT, TIER_LOCKED_IN_ENERGY, promote, *([idle] if read_first else [])
+    )
     account = create(crm, "account", name="Berth", tier="standard", industry="energy")
     deal = create(crm, "opportunity", title="Hawser", account=account["id"])
 
@@ -1527,16 +1528,12 @@ def test_a_parents_field_read_only_by_its_other_fields_stays_so_for_automations(
     # found it, whole, the tier stays read-only, and winning the deal is
     # refused. A sum is kept by adding to the stored total, which returns only
     # some of the account's fields.
-    locked = rule(
-        "tier_locked", "account", "field_state", field="tier",
-        readonly_if={"==": [{"var": "industry"}, "energy"]},
-    )  # fmt: skip
     promote = rule(
         "promote", "account", "automation", trigger="update",
         condition={"changed": rollup["field"]},
         actions=[{"type": "set_field", "field": "tier", "value": "gold"}],
     )  # fmt: skip
-    define(crm, rollup, locked, promote)
+    define(crm, rollup, TIER_LOCKED_IN_ENERGY, promote)
     account = create(crm, "account", name="Quay", tier="standard", industry="energy")
     deal = create(
         crm, "opportunity", title="Bollard", account=account["id"], amount="40"
