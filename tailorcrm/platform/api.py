@@ -221,6 +221,18 @@ def _refuse_unknown_write_parameters() -> None:
     refuse_unknown_parameters(known, outcome=" Nothing was changed.")
 
 
+def single_parameter(name: str) -> str | None:
+    """The query parameter ``name`` (``None`` when absent).
+
+    :raises BadRequest: it is given more than once; taking one of the values
+        would answer as if only that one had been asked for.
+    """
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise BadRequest.parameter(name, "give this parameter only once.")
+    return values[0] if values else None
+
+
 def refuse_unknown_parameters(known: frozenset[str], *, outcome: str = "") -> None:
     """Refuse the request if it has a query parameter not in ``known``.
 
@@ -700,11 +712,8 @@ def list_saved_views() -> Response:
     # As on the rule reads: a misspelt or repeated ``entity`` would otherwise
     # list every view, or those of one entity only, as if that were asked for.
     refuse_unknown_parameters(frozenset({"entity"}))
-    entities = request.args.getlist("entity")
-    if len(entities) > 1:
-        raise BadRequest.parameter("entity", "give this parameter only once.")
     # A blank ``entity`` names no entity (404), rather than every view.
-    entity = entities[0] if entities else None
+    entity = single_parameter("entity")
     with _session() as session:
         data = list_views(session.connection, session.catalog, session.user, entity)
     return jsonify({"data": data})
@@ -714,12 +723,7 @@ def list_saved_views() -> Response:
 @takes("entity")
 def create_saved_view() -> Response:
     document = _json_body(exact_numbers=False)
-    entities = request.args.getlist("entity")
-    if len(entities) > 1:
-        # The first would be taken, and the view saved for it as if only that
-        # entity had been named.
-        raise BadRequest.parameter("entity", "give this parameter only once.")
-    entity = entities[0] if entities else None
+    entity = single_parameter("entity")
     if entity and isinstance(document, dict):
         named = document.setdefault("entity", entity)
         if named != entity:

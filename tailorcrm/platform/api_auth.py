@@ -16,7 +16,7 @@ from ..errors import BadRequest, Forbidden
 from ..metadata import ascii_digits
 from ._app import Session, platform, require_scope
 from .access import user_id_of
-from .api import _session, api, refuse_unknown_parameters
+from .api import _session, api, refuse_unknown_parameters, single_parameter
 from .auth import list_tokens, revoke_token
 from .logins import list_events
 
@@ -33,7 +33,7 @@ def list_api_tokens() -> Response:
     # A misspelt or repeated ``user`` would otherwise list the caller's tokens,
     # or the first user's, as if that were what was asked for.
     refuse_unknown_parameters(frozenset({"user"}))
-    name = _single("user")
+    name = single_parameter("user")
     # Other users' tokens are an administrator's business, for the admin scope
     # alone as the other admin reads; one's own need the read scope.
     with _session(scope=("read", "admin")) as session:
@@ -77,7 +77,7 @@ def login_audit() -> Response:
     given = _number("limit")
     limit = DEFAULT_EVENTS_PAGE if given is None else given
     cursor = _number("cursor")
-    username = _single("user") or None
+    username = single_parameter("user") or None
     with _session(scope="admin") as session:
         _need_admin(session, "read the sign-in audit")
         events = list_events(
@@ -100,16 +100,8 @@ def _need_admin(session: Session, action: str) -> None:
         raise Forbidden(f"To {action}, use an API token with the 'admin' scope.")
 
 
-def _single(name: str) -> str | None:
-    """The query parameter ``name``, refused when it is given more than once."""
-    values = request.args.getlist(name)
-    if len(values) > 1:
-        raise BadRequest.parameter(name, "give this parameter only once.")
-    return values[0] if values else None
-
-
 def _number(name: str) -> int | None:
-    text = _single(name)
+    text = single_parameter(name)
     if text is None or text == "":
         return None
     if not ascii_digits(text) or len(text) > 18:

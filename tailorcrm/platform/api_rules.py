@@ -6,9 +6,9 @@ factory does so), and share its authentication and problem documents.
 
 from __future__ import annotations
 
-from flask import Response, jsonify, request
+from flask import Response, jsonify
 
-from ..errors import BadRequest, NotFound
+from ..errors import NotFound
 from ..metadata import RULE, rule_schema
 from ._app import platform
 from .access import readable_rules
@@ -22,6 +22,7 @@ from .api import (
     history_response,
     put_named_kind,
     refuse_unknown_parameters,
+    single_parameter,
 )
 
 
@@ -38,10 +39,7 @@ def list_rules() -> Response:
     # A misspelt or repeated ``entity`` would otherwise list every rule, or
     # those of one entity only, as if that were what was asked for.
     refuse_unknown_parameters(frozenset({"entity"}))
-    entities = request.args.getlist("entity")
-    if len(entities) > 1:
-        raise BadRequest.parameter("entity", "give this parameter only once.")
-    entity = entities[0] if entities else None
+    entity = single_parameter("entity")
     with _session() as session:
         if entity is not None:
             session.catalog.entity(entity)
