@@ -37,7 +37,7 @@ from .auth import User
 from .db import RETRY_AFTER, held_back
 from .layoutstore import stored_layouts
 from .metastore import ChangeResult
-from .query import parse_list_args, run_list
+from .query import parse_list_args, run_list, single
 from .revisions import ANY_REVISION
 from .strictjson import JSONRefused, read_json
 from .views import delete_view, get_view, list_views, save_view
@@ -222,15 +222,9 @@ def _refuse_unknown_write_parameters() -> None:
 
 
 def single_parameter(name: str) -> str | None:
-    """The query parameter ``name`` (``None`` when absent).
-
-    :raises BadRequest: it is given more than once; taking one of the values
-        would answer as if only that one had been asked for.
-    """
-    values = request.args.getlist(name)
-    if len(values) > 1:
-        raise BadRequest.parameter(name, "give this parameter only once.")
-    return values[0] if values else None
+    """The request's query parameter ``name``, given at most once (see
+    :func:`.query.single`)."""
+    return single({name: request.args.getlist(name)}, name)
 
 
 def refuse_unknown_parameters(known: frozenset[str], *, outcome: str = "") -> None:

@@ -970,11 +970,13 @@ class Importer:
         data: dict[str, Any],
         deferred: dict[str, str],
     ) -> None:
-        # Read under the lock the update takes anyway, so that no other save
-        # changes it between the two.
-        table = self.entity.table
-        query = sa.select(table).where(table.c.id == record_id).with_for_update()
-        before = self.connection.execute(query).mappings().first() if deferred else None
+        before = None
+        if deferred:
+            # Read under the lock the update takes anyway, so that no other save
+            # changes it between the two.
+            table = self.entity.table
+            query = sa.select(table).where(table.c.id == record_id).with_for_update()
+            before = self.connection.execute(query).mappings().first()
         try:
             with self.connection.begin_nested():
                 self.service.update(self.entity.name, record_id, data)

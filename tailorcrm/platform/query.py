@@ -139,7 +139,7 @@ def parse_list_args(
     :raises BadRequest: naming the parameter that is wrong.
     """
     query = ListQuery()
-    text = _single(args, "filter")
+    text = single(args, "filter")
     if text is not None:
         query.condition = parse_condition(entity, text, user=user, entities=entities)
     for param, values in args.items():
@@ -155,17 +155,17 @@ def parse_list_args(
         spec = _spec(entity, name, param)
         for raw in values:
             query.filters.append((spec, op, _filter_value(spec, op, raw, param)))
-    query.sort = _parse_sort(entity, _single(args, "sort"))
-    query.limit = _parse_limit(_single(args, "limit"))
-    query.cursor = _single(args, "cursor")
-    selection = _single(args, "fields")
+    query.sort = _parse_sort(entity, single(args, "sort"))
+    query.limit = _parse_limit(single(args, "limit"))
+    query.cursor = single(args, "cursor")
+    selection = single(args, "fields")
     if selection:
         query.fields = [
             _spec(entity, name.strip(), "fields")["name"]
             for name in selection.split(",")
             if name.strip()
         ]
-    count = _single(args, "count")
+    count = single(args, "count")
     query.count = count is not None and _parse_bool(count or "true", "count")
     return query
 
@@ -248,7 +248,13 @@ def _unreadable(code: str, message: str) -> BadRequest:
     )
 
 
-def _single(args: Mapping[str, list[str]], name: str) -> str | None:
+def single(args: Mapping[str, list[str]], name: str) -> str | None:
+    """Parameter ``name`` of ``args`` (each name with its list of values),
+    ``None`` when absent.
+
+    :raises BadRequest: it is given more than once; taking one of the values
+        would answer as if only that one had been asked for.
+    """
     values = args.get(name)
     if not values:
         return None
